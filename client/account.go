@@ -1,0 +1,236 @@
+// Package client is the partner's side of Kintsugi: the key file, the local
+// store (ciphertext only at rest), the outbox, the sync engine and the
+// entry model. It is the only package that decrypts.
+//
+// # Local layout
+//
+//	HOME/identity.key        the key file (0600), see crypto.SealKeyFile
+//	HOME/current             the id of the journal commands act on
+//	HOME/journals/ID/log     append-only record log of blobs (ciphertext)
+//	HOME/journals/ID/state   journal state, sealed with the storage key
+//	HOME/journals/ID/lock    flock(2) lock shared by every process on HOME
+//
+// Every process takes the journal's lock for each read-modify-write, and
+// catches up on records other processes appended, so a `sync --watch` in one
+// terminal and a `write` in another both work.
+package client
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+)
+
+// Home is a client's data directory.
+type Home struct {
+	Dir string
+}
+
+// KeyPath is where the key file lives.
+func (h Home) KeyPath() string { return filepath.Join(h.Dir, "identity.key") }
+
+func (h Home) journalDir(id string) string { return filepath.Join(h.Dir, "journals", id) }
+
+// Exists reports whether the home holds a key file.
+func (h Home) Exists() bool {
+	_, err := os.Stat(h.KeyPath())
+	return err == nil
+}
+
+// secrets is what the key file protects.
+type secrets struct {
+	Version      int    `json:"version"`
+	Name         string `json:"name"`
+	IdentitySeed []byte `json:"identity_seed"`
+	BoxPrivate   []byte `json:"box_private"`
+	SignSeed     []byte `json:"sign_seed"`
+	Cert         []byte `json:"cert"`
+	StorageKey   []byte `json:"storage_key"`
+}
+
+// Account is an unlocked identity and device. It holds private keys in
+// memory: keep it no longer than a command needs.
+type Account struct {
+	Home     Home
+	Name     string
+	Identity *crypto.Identity
+	Device   *crypto.Device
+	Cert     *crypto.DeviceCert
+
+	storageKey [32]byte
+	opener     *crypto.Opener
+}
+
+// Errors callers branch on.
+var (
+	ErrNoHome       = errors.New("there is no kintsugi identity here yet")
+	ErrHomeExists   = errors.New("this home already has an identity")
+	ErrNoJournal    = errors.New("no journal yet")
+	ErrNotFound     = errors.New("no entry with that id")
+	ErrAmbiguous    = errors.New("more than one entry starts with that id")
+	ErrNotPaired    = errors.New("your partner has not joined yet")
+	ErrOwnQuestion  = errors.New("this is your own question")
+	ErrNotAQuestion = errors.New("that entry is not a question")
+)
+
+// Init creates a new identity and device in home, protected by passphrase.
+// It refuses to overwrite an existing key file.
+func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFParams) (*Account, error) {
+	if name == "" {
+		return nil, errors.New("a name is needed so your partner knows the entries are yours")
+	}
+	if home.Exists() {
+		return nil, ErrHomeExists
+	}
+	if err := os.MkdirAll(home.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	id, err := crypto.NewIdentity(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := crypto.NewDevice(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if deviceName == "" {
+		deviceName, _ = os.Hostname()
+	}
+	if len(deviceName) > 64 {
+		deviceName = deviceName[:64]
+	}
+	certRaw, err := crypto.NewDeviceCert(id, dev, deviceName, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s := secrets{
+		Version:      1,
+		Name:         name,
+		IdentitySeed: id.Private.Seed(),
+		BoxPrivate:   dev.BoxPrivate[:],
+		SignSeed:     dev.SignPrivate.Seed(),
+		Cert:         certRaw,
+		StorageKey:   make([]byte, 32),
+	}
+	if _, err := rand.Read(s.StorageKey); err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	file, err := crypto.SealKeyFile(rand.Reader, passphrase, plain, kdf)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(home.KeyPath(), file, true); err != nil {
+		return nil, fmt.Errorf("write key file: %w", err)
+	}
+	return accountFrom(home, &s)
+}
+
+// Unlock opens home's key file with passphrase.
+func Unlock(home Home, passphrase []byte) (*Account, error) {
+	data, err := os.ReadFile(home.KeyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoHome
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := crypto.OpenKeyFile(data, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	var s secrets
+	if err := json.Unmarshal(plain, &s); err != nil || s.Version != 1 {
+		return nil, crypto.ErrBadKeyFile
+	}
+	return accountFrom(home, &s)
+}
+
+func accountFrom(home Home, s *secrets) (*Account, error) {
+	id, err := crypto.IdentityFromSeed(s.IdentitySeed)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := crypto.DeviceFromSeeds(s.BoxPrivate, s.SignSeed)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := crypto.ParseDeviceCert(s.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if !crypto.Equal(cert.Identity[:], id.Public) || cert.Box != dev.BoxPublic || cert.Sign != dev.SignKey() {
+		return nil, fmt.Errorf("%w: the device certificate does not match the keys", crypto.ErrBadKeyFile)
+	}
+	if len(s.StorageKey) != 32 {
+		return nil, crypto.ErrBadKeyFile
+	}
+	a := &Account{Home: home, Name: s.Name, Identity: id, Device: dev, Cert: cert, opener: crypto.NewOpener(dev)}
+	copy(a.storageKey[:], s.StorageKey)
+	return a, nil
+}
+
+// IdentityKey returns the account's identity public key as an array.
+func (a *Account) IdentityKey() [32]byte {
+	var k [32]byte
+	copy(k[:], a.Identity.Public)
+	return k
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, fsyncs it, renames it into place and fsyncs the directory, so
+// a crash leaves either the old or the new content. The file is 0600.
+func writeFileAtomic(path string, data []byte, exclusive bool) error {
+	dir := filepath.Dir(path)
+	if exclusive {
+		if _, err := os.Stat(path); err == nil {
+			return fs.ErrExist
+		}
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

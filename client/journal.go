@@ -1,0 +1,415 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// DefaultInviteTTL is how long an invite code works.
+const DefaultInviteTTL = 24 * time.Hour
+
+// memberRecord is what partners exchange under the invite key: who they
+// are and which devices speak for them. The inviter's record also carries
+// the journal's title.
+type memberRecord struct {
+	V        int      `json:"v"` // 1
+	Name     string   `json:"name"`
+	Identity []byte   `json:"identity"`
+	Devices  [][]byte `json:"devices"`
+	Title    string   `json:"title,omitempty"`
+}
+
+func (a *Account) record(title string) memberRecord {
+	return memberRecord{V: 1, Name: a.Name, Identity: a.Identity.Public, Devices: [][]byte{a.Cert.Raw}, Title: title}
+}
+
+func (a *Account) selfMember() Member {
+	return Member{Name: a.Name, Identity: a.Identity.Public, Devices: [][]byte{a.Cert.Raw}, Self: true, Joined: time.Now().UTC()}
+}
+
+// errBadRecord means a partner's record did not check out.
+var errBadRecord = errors.New("the partner's details did not check out")
+
+// parseRecord checks a member record: an identity key, at least one device
+// certificate signed by it, and a printable name.
+func parseRecord(b []byte) (*memberRecord, error) {
+	var r memberRecord
+	if err := json.Unmarshal(b, &r); err != nil || r.V != 1 || len(r.Identity) != 32 || len(r.Devices) == 0 || len(r.Devices) > protocol.MaxRecipients {
+		return nil, errBadRecord
+	}
+	for _, raw := range r.Devices {
+		c, err := crypto.ParseDeviceCert(raw)
+		if err != nil || !crypto.Equal(c.Identity[:], r.Identity) || crypto.CheckBoxKey(c.Box) != nil {
+			return nil, errBadRecord
+		}
+	}
+	r.Name = cleanName(r.Name)
+	if r.Name == "" {
+		r.Name = "your partner"
+	}
+	r.Title = cleanName(r.Title)
+	return &r, nil
+}
+
+// cleanName drops control characters (which could drive the terminal) and
+// bounds the length of names and titles that come from the other side.
+func cleanName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:80])
+	}
+	return s
+}
+
+// CreateJournal creates a journal on the relay with this device as its
+// first member, and makes it the current journal.
+func (a *Account) CreateJournal(ctx context.Context, relay, title string) (*Journal, error) {
+	u, err := NormalizeRelayURL(relay)
+	if err != nil {
+		return nil, err
+	}
+	var id protocol.JournalID
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	c, err := dialRelay(ctx, u, a)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if _, err := c.request(ctx, func(n uint64) any {
+		return &protocol.Create{Type: protocol.TypeCreate, ID: n, Journal: id}
+	}); err != nil {
+		return nil, fmt.Errorf("create journal: %w", err)
+	}
+	st := state{Version: 1, ID: id, Relay: u, Title: cleanName(title), Created: time.Now().UTC(), Members: []Member{a.selfMember()}}
+	return a.newJournal(st)
+}
+
+func (a *Account) newJournal(st state) (*Journal, error) {
+	dir := a.Home.journalDir(st.ID.String())
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		return nil, fmt.Errorf("this home already has journal %s", st.ID)
+	}
+	j, err := a.openJournalDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	j.id, j.relay = st.ID, st.Relay
+	err = j.withLock(func() error {
+		j.st = st
+		return j.saveState()
+	})
+	if err == nil {
+		err = a.SetCurrent(st.ID)
+	}
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// SetCurrent makes id the journal commands act on.
+func (a *Account) SetCurrent(id protocol.JournalID) error {
+	return writeFileAtomic(filepath.Join(a.Home.Dir, "current"), []byte(id.String()+"\n"), false)
+}
+
+// Journals lists the ids of the journals in this home.
+func (a *Account) Journals() ([]protocol.JournalID, error) {
+	ents, err := os.ReadDir(filepath.Join(a.Home.Dir, "journals"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []protocol.JournalID
+	for _, e := range ents {
+		if id, err := protocol.ParseJournalID(e.Name()); err == nil {
+			if _, err := os.Stat(filepath.Join(a.Home.journalDir(e.Name()), "state")); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Current opens the journal commands act on: the one named by prefix if
+// not empty, else the one last created or joined.
+func (a *Account) Current(prefix string) (*Journal, error) {
+	ids, err := a.Journals()
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, ErrNoJournal
+	}
+	if prefix == "" {
+		b, err := os.ReadFile(filepath.Join(a.Home.Dir, "current"))
+		if err == nil {
+			prefix = strings.TrimSpace(string(b))
+		} else {
+			prefix = ids[0].String()
+		}
+	}
+	var match []protocol.JournalID
+	for _, id := range ids {
+		if strings.HasPrefix(id.String(), strings.ToLower(prefix)) {
+			match = append(match, id)
+		}
+	}
+	if len(match) != 1 {
+		return nil, fmt.Errorf("%w matching %q", ErrNoJournal, prefix)
+	}
+	return a.OpenJournal(match[0])
+}
+
+// Invite makes a one-time invite for the partner and returns its code,
+// which holds the secret: show it to the user only, never log it.
+func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 {
+		ttl = DefaultInviteTTL
+	}
+	var code protocol.InviteCode
+	code.Relay, code.Journal = j.relay, j.id
+	if _, err := rand.Read(code.Secret[:]); err != nil {
+		return "", time.Time{}, err
+	}
+	keys, err := crypto.DeriveInvite(code.Secret)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
+	rec, err := json.Marshal(j.acct.record(j.st.Title))
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	packet, err := crypto.SealInvitePacket(rand.Reader, keys, j.id, rec)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	// Remember the invite before the relay does, so a join can always be
+	// opened once the relay has accepted the invite.
+	err = j.withLock(func() error {
+		for _, m := range j.st.Members {
+			if !m.Self {
+				return fmt.Errorf("%s has already joined this journal", m.Name)
+			}
+		}
+		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires})
+		return j.saveState()
+	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	c, err := dialRelay(ctx, j.relay, j.acct)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer c.Close()
+	if _, err := c.request(ctx, func(n uint64) any {
+		return &protocol.Invite{Type: protocol.TypeInvite, ID: n, Journal: j.id, AuthHash: keys.AuthHash[:], Expires: expires.Unix(), Packet: packet}
+	}); err != nil {
+		return "", time.Time{}, fmt.Errorf("store invite: %w", err)
+	}
+	return code.String(), expires, nil
+}
+
+// Join redeems an invite code: it proves the code to the relay, opens the
+// inviter's sealed details, pins their identity, and leaves this device's
+// own details for them as the journal's first blob from this device.
+func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
+	code, err := protocol.ParseInviteCode(codeText)
+	if err != nil {
+		return nil, err
+	}
+	relay, err := NormalizeRelayURL(code.Relay)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(a.Home.journalDir(code.Journal.String()), "state")); err == nil {
+		return nil, fmt.Errorf("this home is already in journal %s", code.Journal)
+	}
+	keys, err := crypto.DeriveInvite(code.Secret)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dialRelay(ctx, relay, a)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ok, err := c.request(ctx, func(n uint64) any {
+		return &protocol.Redeem{Type: protocol.TypeRedeem, ID: n, Token: keys.Token[:]}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ok.Journal == nil || *ok.Journal != code.Journal {
+		return nil, fmt.Errorf("%w: the relay answered for a different journal", crypto.ErrInvitePacket)
+	}
+	rec, err := crypto.OpenInvitePacket(keys, code.Journal, ok.Packet)
+	if err != nil {
+		return nil, err
+	}
+	inviter, err := parseRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	if crypto.Equal(inviter.Identity, a.Identity.Public) {
+		return nil, errors.New("this invite was made by you: give the code to your partner to use on their device")
+	}
+	st := state{
+		Version: 1, ID: code.Journal, Relay: relay, Title: inviter.Title, Created: time.Now().UTC(),
+		Members: []Member{a.selfMember(), {Name: inviter.Name, Identity: inviter.Identity, Devices: inviter.Devices, Joined: time.Now().UTC()}},
+	}
+	j, err := a.newJournal(st)
+	if err != nil {
+		return nil, err
+	}
+	self, err := json.Marshal(a.record(""))
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	err = j.withLock(func() error {
+		blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(protocol.KindJoin), self)
+		if err != nil {
+			return err
+		}
+		return j.writeBlob(blob)
+	})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	// Hand over the join at once on the connection we have; a later sync
+	// would also do it from the outbox.
+	if err := j.pushOn(ctx, c); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// Write seals an entry to every device of every member and stores it in
+// the outbox. When Write returns nil the entry is durable on this device,
+// whatever happens to the network or the process afterwards.
+func (j *Journal) Write(p Payload) (Entry, error) {
+	p.V = 1
+	if p.Created.IsZero() {
+		p.Created = time.Now().UTC()
+	}
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer clear(plain)
+	var id protocol.BlobID
+	err = j.withLock(func() error {
+		blob, _, err := crypto.SealEntry(rand.Reader, j.acct.Device, j.nextHeader(protocol.KindEntry), j.recipients(), plain)
+		if err != nil {
+			return err
+		}
+		id = protocol.IDOf(blob)
+		return j.writeBlob(blob)
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	s := id.String()
+	return Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
+}
+
+// Answer writes an answer to the question whose id starts with prefix.
+func (j *Journal) Answer(prefix, text string) (Entry, *Entry, error) {
+	entries, err := j.Entries()
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	q, err := Find(entries, prefix)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	if q.Kind != KindQuestion {
+		return Entry{}, q, ErrNotAQuestion
+	}
+	if q.Mine {
+		return Entry{}, q, ErrOwnQuestion
+	}
+	e, err := j.Write(Payload{Kind: KindAnswer, Text: text, Ref: q.ID})
+	return e, q, err
+}
+
+// Members returns the journal's members, this person first.
+func (j *Journal) Members() ([]Member, error) {
+	var ms []Member
+	err := j.withLock(func() error { ms = j.members(); return nil })
+	return ms, err
+}
+
+// Partner returns the other member, or ErrNotPaired.
+func (j *Journal) Partner() (*Member, error) {
+	ms, err := j.Members()
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		if !ms[i].Self {
+			return &ms[i], nil
+		}
+	}
+	return nil, ErrNotPaired
+}
+
+// SafetyNumber returns the safety number of this person and the partner.
+func (j *Journal) SafetyNumber() (string, *Member, error) {
+	p, err := j.Partner()
+	if err != nil {
+		return "", nil, err
+	}
+	return crypto.SafetyNumber(j.acct.Identity.Public, p.Identity), p, nil
+}
+
+// ConfirmVerified records that the user compared the safety number with
+// the partner and it matched.
+func (j *Journal) ConfirmVerified() error {
+	return j.withLock(func() error {
+		for i := range j.st.Members {
+			if !j.st.Members[i].Self {
+				j.st.Members[i].Verified = true
+			}
+		}
+		return j.saveState()
+	})
+}
+
+// MemberDevices returns the certificates of m's devices that verify.
+func MemberDevices(m Member) []*crypto.DeviceCert {
+	var out []*crypto.DeviceCert
+	for _, raw := range m.Devices {
+		if c, err := crypto.ParseDeviceCert(raw); err == nil && crypto.Equal(c.Identity[:], m.Identity) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

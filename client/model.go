@@ -1,0 +1,248 @@
+package client
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Entry kinds.
+const (
+	KindEntry    = "entry"    // a journal entry, often with feelings
+	KindQuestion = "question" // a hard question for the partner
+	KindAnswer   = "answer"   // an answer to a question (Ref names it)
+)
+
+// Payload is the plaintext inside an entry blob, JSON-encoded, then padded
+// and sealed. Unknown fields are ignored so later versions can add some.
+type Payload struct {
+	V         int       `json:"v"` // 1
+	Kind      string    `json:"kind"`
+	Created   time.Time `json:"created"`
+	Text      string    `json:"text"`
+	Feelings  []string  `json:"feelings,omitempty"`
+	Intensity *int      `json:"intensity,omitempty"`
+	Ref       string    `json:"ref,omitempty"` // full hex id of the entry this one answers
+}
+
+// Entry is a decrypted entry as the CLI shows it. Its JSON form is the
+// stable document printed by `--json`.
+type Entry struct {
+	ID        string    `json:"id"`
+	Short     string    `json:"short_id"`
+	Kind      string    `json:"kind"`
+	Author    string    `json:"author"`
+	Mine      bool      `json:"mine"`
+	Created   time.Time `json:"created"`
+	Text      string    `json:"text"`
+	Feelings  []string  `json:"feelings"`
+	Intensity *int      `json:"intensity"`
+	// Ref is the question an answer answers.
+	Ref string `json:"ref,omitempty"`
+	// Answered and Answers are set for questions.
+	Answered *bool    `json:"answered,omitempty"`
+	Answers  []string `json:"answers,omitempty"`
+	// Synced is false while the entry waits in this device's outbox.
+	Synced bool `json:"synced"`
+}
+
+// ShortIDLen is how many hex digits of an id are shown.
+const ShortIDLen = 8
+
+// roster maps device signing keys to the member and certificate the
+// client accepts for them.
+type rosterDevice struct {
+	member *Member
+	cert   *crypto.DeviceCert
+}
+
+func (j *Journal) roster() map[[32]byte]rosterDevice {
+	r := make(map[[32]byte]rosterDevice)
+	for i := range j.st.Members {
+		m := &j.st.Members[i]
+		for _, raw := range m.Devices {
+			c, err := crypto.ParseDeviceCert(raw)
+			if err != nil || !crypto.Equal(c.Identity[:], m.Identity) {
+				continue
+			}
+			r[c.Sign] = rosterDevice{member: m, cert: c}
+		}
+	}
+	return r
+}
+
+// recipients returns the box keys of every device of every member.
+func (j *Journal) recipients() [][32]byte {
+	var out [][32]byte
+	for _, d := range j.roster() {
+		out = append(out, d.cert.Box)
+	}
+	sort.Slice(out, func(a, b int) bool { return string(out[a][:]) < string(out[b][:]) })
+	return out
+}
+
+// openedEntry is an entry blob with its content key, once found.
+type openedEntry struct {
+	s       *stored
+	parsed  *protocol.Entry
+	author  rosterDevice
+	payload Payload
+}
+
+// decryptAll opens every entry this device can read. Call with the lock
+// held. Entries it cannot open yet (their key has not been granted to this
+// device, or the author is unknown) are counted in unreadable.
+func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified map[protocol.BlobID]bool) {
+	verified = make(map[protocol.BlobID]bool)
+	roster := j.roster()
+	op := j.acct.opener
+	// Grants addressed to this device, by entry id.
+	type grantRef struct {
+		item   *protocol.GrantItem
+		author [32]byte
+		box    [32]byte
+	}
+	grants := make(map[protocol.BlobID][]grantRef)
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindGrant {
+			continue
+		}
+		rd, ok := roster[s.Header.Author]
+		if !ok || s.Header.Journal != j.id {
+			continue
+		}
+		g, err := protocol.ParseGrant(s.Raw)
+		if err != nil || op.OpenGrant(g, rd.cert.Box) != nil {
+			continue
+		}
+		verified[s.ID] = true
+		for i := range g.Items {
+			grants[g.Items[i].Entry] = append(grants[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
+		}
+	}
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindEntry {
+			continue
+		}
+		rd, ok := roster[s.Header.Author]
+		if !ok || s.Header.Journal != j.id {
+			unreadable++
+			continue
+		}
+		e, err := protocol.ParseEntry(s.Raw)
+		if err != nil {
+			unreadable++
+			continue
+		}
+		ck, err := op.EntryKey(e, rd.cert.Box)
+		if err != nil {
+			for _, g := range grants[s.ID] {
+				if g.author != s.Header.Author {
+					continue // only the entry's own author may re-box it
+				}
+				if ck, err = op.GrantKey(g.item, g.box, e); err == nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			unreadable++
+			continue
+		}
+		plain, err := crypto.OpenPayload(e, ck)
+		if err != nil {
+			unreadable++
+			continue
+		}
+		var p Payload
+		err = json.Unmarshal(plain, &p)
+		clear(plain)
+		if err != nil || p.V != 1 {
+			unreadable++
+			continue
+		}
+		verified[s.ID] = true
+		entries = append(entries, &openedEntry{s: s, parsed: e, author: rd, payload: p})
+	}
+	return entries, unreadable, verified
+}
+
+// Entries returns every entry this device can read, oldest first, with
+// questions marked answered or not.
+func (j *Journal) Entries() ([]Entry, error) {
+	var out []Entry
+	err := j.withLock(func() error {
+		opened, _, _ := j.decryptAll()
+		out = j.view(opened)
+		return nil
+	})
+	return out, err
+}
+
+func (j *Journal) view(opened []*openedEntry) []Entry {
+	answers := make(map[string][]string)
+	for _, o := range opened {
+		if o.payload.Kind == KindAnswer && o.payload.Ref != "" {
+			answers[o.payload.Ref] = append(answers[o.payload.Ref], o.s.ID.String())
+		}
+	}
+	out := make([]Entry, 0, len(opened))
+	for _, o := range opened {
+		id := o.s.ID.String()
+		e := Entry{
+			ID:        id,
+			Short:     id[:ShortIDLen],
+			Kind:      o.payload.Kind,
+			Author:    o.author.member.Name,
+			Mine:      o.author.member.Self,
+			Created:   o.payload.Created,
+			Text:      o.payload.Text,
+			Feelings:  o.payload.Feelings,
+			Intensity: o.payload.Intensity,
+			Ref:       o.payload.Ref,
+			Synced:    o.s.RelaySeq != 0,
+		}
+		if e.Feelings == nil {
+			e.Feelings = []string{}
+		}
+		if e.Kind == KindQuestion {
+			a := len(answers[id]) > 0
+			e.Answered = &a
+			e.Answers = answers[id]
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out
+}
+
+// Find returns the entry whose id starts with prefix (at least 4 hex
+// digits).
+func Find(entries []Entry, prefix string) (*Entry, error) {
+	prefix = strings.ToLower(strings.TrimSpace(prefix))
+	if len(prefix) < 4 {
+		return nil, fmt.Errorf("%w: an id needs at least 4 characters", ErrNotFound)
+	}
+	if _, err := hex.DecodeString(prefix[:len(prefix)/2*2]); err != nil {
+		return nil, fmt.Errorf("%w: ids are made of 0-9 and a-f", ErrNotFound)
+	}
+	var found *Entry
+	for i := range entries {
+		if strings.HasPrefix(entries[i].ID, prefix) {
+			if found != nil {
+				return nil, fmt.Errorf("%w %q: add a few more characters", ErrAmbiguous, prefix)
+			}
+			found = &entries[i]
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w %q", ErrNotFound, prefix)
+	}
+	return found, nil
+}

@@ -1,0 +1,282 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// ErrUnreachable wraps every failure to reach or stay connected to a relay,
+// so the CLI can say "saved here; it will sync later" instead of failing.
+var ErrUnreachable = errors.New("could not reach the relay")
+
+// NormalizeRelayURL accepts http(s):// or ws(s):// and returns the
+// WebSocket URL of the relay's endpoint.
+func NormalizeRelayURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("relay address %q is not a URL like https://relay.example.org", s)
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	case "ws", "wss":
+	default:
+		return "", fmt.Errorf("relay address %q should start with https://, http://, wss:// or ws://", s)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = protocol.Path
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+// relayConn is one authenticated connection to a relay. One goroutine reads
+// (readLoop); writes are serialised by wmu, as gorilla/websocket requires.
+type relayConn struct {
+	ws *websocket.Conn // static
+
+	wmu sync.Mutex // serialises writes
+
+	mu      sync.Mutex
+	nextID  uint64
+	waiting map[uint64]chan reply // owned by mu
+	err     error                 // set once when the read loop ends
+
+	pushes  chan any      // *protocol.Blob and *protocol.CaughtUp, in order
+	done    chan struct{} // closed when the read loop ends
+	closing chan struct{} // closed by Close, so the read loop never blocks on pushes
+	once    sync.Once
+}
+
+type reply struct {
+	ok  *protocol.OK
+	err error
+}
+
+const (
+	dialTimeout  = 10 * time.Second
+	replyTimeout = 30 * time.Second
+)
+
+func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, error) {
+	d := websocket.Dialer{HandshakeTimeout: dialTimeout, Subprotocols: []string{protocol.Subprotocol}}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	ws, _, err := d.DialContext(dctx, relayURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, relayURL, err)
+	}
+	ws.SetReadLimit(protocol.MaxMessageSize)
+	c := &relayConn{ws: ws, waiting: make(map[uint64]chan reply), pushes: make(chan any, 256), done: make(chan struct{}), closing: make(chan struct{})}
+	if err := c.handshake(a); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *relayConn) handshake(a *Account) error {
+	c.ws.SetReadDeadline(time.Now().Add(dialTimeout))
+	defer c.ws.SetReadDeadline(time.Time{})
+	var hello protocol.Hello
+	if err := c.readAs(protocol.TypeHello, &hello); err != nil {
+		return err
+	}
+	if hello.Version != protocol.Version {
+		return fmt.Errorf("%w (it speaks version %d, this kintsugi speaks %d)", protocol.ErrBadVersion, hello.Version, protocol.Version)
+	}
+	if len(hello.Challenge) != protocol.ChallengeSize {
+		return fmt.Errorf("%w: the relay sent a malformed challenge", ErrUnreachable)
+	}
+	sig := ed25519.Sign(a.Device.SignPrivate, protocol.AuthMessage(hello.RelayID, hello.Challenge))
+	if err := c.send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: a.Device.SignPublic, Signature: sig}); err != nil {
+		return err
+	}
+	var w protocol.Welcome
+	return c.readAs(protocol.TypeWelcome, &w)
+}
+
+// readAs reads one frame during the handshake and decodes it into v if it
+// has type want; an Error frame becomes its error.
+func (c *relayConn) readAs(want string, v any) error {
+	_, frame, err := c.ws.ReadMessage()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	env, err := protocol.Decode(frame)
+	if err != nil {
+		return err
+	}
+	if env.Type == protocol.TypeError {
+		var e protocol.Error
+		if err := protocol.DecodeAs(frame, &e); err != nil {
+			return err
+		}
+		return e.Err()
+	}
+	if env.Type != want {
+		return fmt.Errorf("%w: relay sent %q, expected %q", protocol.ErrMalformed, env.Type, want)
+	}
+	return protocol.DecodeAs(frame, v)
+}
+
+func (c *relayConn) send(m any) error {
+	b, err := protocol.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(replyTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	return nil
+}
+
+func (c *relayConn) readLoop() {
+	defer close(c.done)
+	defer close(c.pushes)
+	var err error
+	for {
+		var frame []byte
+		_, frame, err = c.ws.ReadMessage()
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
+			break
+		}
+		env, derr := protocol.Decode(frame)
+		if derr != nil {
+			err = derr
+			break
+		}
+		switch env.Type {
+		case protocol.TypeOK:
+			var ok protocol.OK
+			if err = protocol.DecodeAs(frame, &ok); err != nil {
+				break
+			}
+			c.deliver(ok.ID, reply{ok: &ok})
+		case protocol.TypeError:
+			var e protocol.Error
+			if err = protocol.DecodeAs(frame, &e); err != nil {
+				break
+			}
+			if e.ID == 0 {
+				err = e.Err()
+				break
+			}
+			c.deliver(e.ID, reply{err: e.Err()})
+		case protocol.TypeBlob:
+			var b protocol.Blob
+			if err = protocol.DecodeAs(frame, &b); err != nil {
+				break
+			}
+			err = c.push(&b)
+		case protocol.TypeCaughtUp:
+			var cu protocol.CaughtUp
+			if err = protocol.DecodeAs(frame, &cu); err != nil {
+				break
+			}
+			err = c.push(&cu)
+		default:
+			// Unknown messages from a newer relay are ignored.
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.err = err
+	for id, ch := range c.waiting {
+		ch <- reply{err: err}
+		delete(c.waiting, id)
+	}
+	c.mu.Unlock()
+}
+
+func (c *relayConn) push(m any) error {
+	select {
+	case c.pushes <- m:
+		return nil
+	case <-c.closing:
+		return net.ErrClosed
+	}
+}
+
+func (c *relayConn) deliver(id uint64, r reply) {
+	c.mu.Lock()
+	ch, ok := c.waiting[id]
+	delete(c.waiting, id)
+	c.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+}
+
+// start sends a request and returns a channel for its reply. setID is
+// called with the request's id before it is sent.
+func (c *relayConn) start(setID func(uint64) any) (<-chan reply, error) {
+	ch := make(chan reply, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	c.nextID++
+	id := c.nextID
+	c.waiting[id] = ch
+	c.mu.Unlock()
+	if err := c.send(setID(id)); err != nil {
+		c.mu.Lock()
+		delete(c.waiting, id)
+		c.mu.Unlock()
+		return nil, err
+	}
+	return ch, nil
+}
+
+func (c *relayConn) wait(ctx context.Context, ch <-chan reply) (*protocol.OK, error) {
+	t := time.NewTimer(replyTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.ok, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no reply within %s", ErrUnreachable, replyTimeout)
+	}
+}
+
+func (c *relayConn) request(ctx context.Context, setID func(uint64) any) (*protocol.OK, error) {
+	ch, err := c.start(setID)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, ch)
+}
+
+func (c *relayConn) Close() error {
+	c.once.Do(func() { close(c.closing) })
+	c.wmu.Lock()
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	c.wmu.Unlock()
+	err := c.ws.Close()
+	<-c.done
+	return err
+}

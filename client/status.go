@@ -1,0 +1,123 @@
+package client
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Status is what `kintsugi status` shows. Its JSON form is stable.
+type Status struct {
+	Journal    string     `json:"journal"`
+	Title      string     `json:"title,omitempty"`
+	Relay      string     `json:"relay"`
+	Partner    string     `json:"partner,omitempty"`
+	Verified   bool       `json:"partner_verified"`
+	Invites    int        `json:"open_invites"`
+	Entries    int        `json:"entries"`
+	Outbox     int        `json:"outbox"`
+	LastSync   *time.Time `json:"last_sync"`
+	Unreadable int        `json:"unreadable"`
+	// Missing lists, per device, entries the client knows exist (from the
+	// hash chain) but has not received.
+	Missing []string `json:"missing"`
+	// Warnings are problems noticed earlier that still stand.
+	Warnings []string `json:"warnings"`
+}
+
+// Status reports the journal's state, including gaps in each device's
+// history.
+func (j *Journal) Status() (Status, error) {
+	var st Status
+	err := j.withLock(func() error {
+		opened, unreadable, verified := j.decryptAll()
+		st = Status{
+			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
+			Invites: len(j.st.Invites), Entries: len(opened), Outbox: len(j.outbox()),
+			Unreadable: unreadable, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
+		}
+		if !j.st.LastSync.IsZero() {
+			t := j.st.LastSync
+			st.LastSync = &t
+		}
+		for _, m := range j.st.Members {
+			if !m.Self {
+				st.Partner, st.Verified = m.Name, m.Verified
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+// missing walks each device's hash chain back from its newest blob this
+// device has authenticated. Every blob reached through a Prev link is
+// authentic too (its id is its hash); a link to a blob not held means the
+// relay has not delivered it yet, or dropped it. Call with the lock held.
+func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
+	roster := j.roster()
+	me := j.acct.Device.SignKey()
+	for _, s := range j.order {
+		// Own blobs are authentic: this device wrote them. Joins of known
+		// members were authenticated when they were accepted.
+		if s.Header.Author == me && s.Local {
+			verified[s.ID] = true
+		}
+		if _, ok := roster[s.Header.Author]; ok && s.Header.Kind == protocol.KindJoin {
+			verified[s.ID] = true
+		}
+	}
+	byDevice := make(map[[32]byte][]*stored)
+	for _, s := range j.order {
+		if verified[s.ID] {
+			byDevice[s.Header.Author] = append(byDevice[s.Header.Author], s)
+		}
+	}
+	var out []string
+	devices := make([][32]byte, 0, len(byDevice))
+	for d := range byDevice {
+		devices = append(devices, d)
+	}
+	sort.Slice(devices, func(a, b int) bool { return string(devices[a][:]) < string(devices[b][:]) })
+	for _, d := range devices {
+		list := byDevice[d]
+		sort.Slice(list, func(a, b int) bool { return list[a].Header.Seq > list[b].Header.Seq })
+		reached := make(map[uint64]protocol.BlobID)
+		forked := false
+		for _, s := range list {
+			for cur := s; cur != nil; {
+				if id, ok := reached[cur.Header.Seq]; ok {
+					if id != cur.ID {
+						forked = true
+					}
+					break
+				}
+				reached[cur.Header.Seq] = cur.ID
+				if cur.Header.Seq == 1 {
+					break
+				}
+				cur = j.blobs[cur.Header.Prev]
+			}
+		}
+		top := list[0].Header.Seq
+		who := "an unknown device"
+		if rd, ok := roster[d]; ok {
+			who = rd.member.Name + "'s device"
+			if rd.cert.Name != "" {
+				who = fmt.Sprintf("%s's device %q", rd.member.Name, rd.cert.Name)
+			}
+			if rd.member.Self && d == me {
+				who = "this device"
+			}
+		}
+		if n := top - uint64(len(reached)); n > 0 {
+			out = append(out, fmt.Sprintf("%d earlier item(s) from %s have not arrived yet", n, who))
+		}
+		if forked {
+			out = append(out, fmt.Sprintf("the relay served two different histories for %s", who))
+		}
+	}
+	return out
+}

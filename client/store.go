@@ -1,0 +1,392 @@
+package client
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// The record log is append-only. Each record is
+//
+//	type (1) | length (4, big-endian) | body (length) | CRC-32C of type, length and body (4)
+//
+// A record whose length runs past the end of the file or whose checksum
+// fails can only be the tail a crashed writer left (writers hold the lock
+// and fsync before they report success), so it is cut off by the next
+// writer. The CRC guards against torn writes, not attackers: blob bodies are
+// authenticated cryptographically when they are opened.
+const (
+	recWritten = 'W' // body: blob. Written here; in the outbox until acknowledged.
+	recPulled  = 'P' // body: relay seq (8) | blob. Received from the relay.
+	recSeen    = 'S' // body: relay seq (8) | blob id (32). Received; we already had it.
+	recAcked   = 'A' // body: relay seq (8) | blob id (32). The relay acknowledged our put.
+
+	maxRecord = protocol.MaxBlobSize + 64
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// stored is one blob known to the journal.
+type stored struct {
+	ID       protocol.BlobID
+	Raw      []byte
+	Header   protocol.Header
+	Order    int    // position of first appearance in the log
+	RelaySeq uint64 // 0 until the relay has it
+	Local    bool   // written on this device
+}
+
+// Member is one person in a journal and the devices the client accepts
+// for them. Devices are certificates signed by Identity.
+type Member struct {
+	Name     string    `json:"name"`
+	Identity []byte    `json:"identity"`
+	Devices  [][]byte  `json:"devices"`
+	Self     bool      `json:"self,omitempty"`
+	Verified bool      `json:"verified,omitempty"`
+	Joined   time.Time `json:"joined"`
+}
+
+// pendingInvite is an invite this device made that has not been answered.
+type pendingInvite struct {
+	Secret  []byte    `json:"secret"`
+	Expires time.Time `json:"expires"`
+}
+
+// state is the journal's small mutable state, sealed at rest with the
+// storage key. Everything about blobs is derived from the log instead.
+type state struct {
+	Version int                `json:"version"`
+	ID      protocol.JournalID `json:"id"`
+	Relay   string             `json:"relay"`
+	Title   string             `json:"title,omitempty"`
+	Created time.Time          `json:"created"`
+	Members []Member           `json:"members"`
+	Invites []pendingInvite    `json:"invites,omitempty"`
+	// LastSync is the time of the last successful exchange with the relay.
+	LastSync time.Time `json:"last_sync,omitzero"`
+	// Warnings are problems the client noticed and must keep showing.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Journal is one journal's local store, opened by one process. Methods that
+// read or change it take the cross-process lock; a Journal is not safe for
+// concurrent use by several goroutines (the sync engine serialises).
+type Journal struct {
+	acct *Account // static
+	dir  string   // static
+
+	// id and relay are static once the journal is open.
+	id    protocol.JournalID
+	relay string
+
+	mu       sync.Mutex // serialises goroutines; flock serialises processes
+	lockFile *os.File   // open for the Journal's life; flock'ed while locked
+	log      *os.File   // append handle
+	offset   int64      // bytes of the log already indexed
+
+	st     state
+	blobs  map[protocol.BlobID]*stored
+	order  []*stored
+	cursor uint64 // highest relay seq pulled
+	acked  map[protocol.BlobID]uint64
+	// ownLast is this device's last blob, for the next header.
+	ownSeq  uint64
+	ownLast protocol.BlobID
+}
+
+// OpenJournal opens the local store of journal id.
+func (a *Account) OpenJournal(id protocol.JournalID) (*Journal, error) {
+	dir := a.Home.journalDir(id.String())
+	if _, err := os.Stat(filepath.Join(dir, "state")); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w with id %s in this home", ErrNoJournal, id)
+	}
+	return a.openJournalDir(dir)
+}
+
+func (a *Account) openJournalDir(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := os.OpenFile(filepath.Join(dir, "log"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	j := &Journal{
+		acct: a, dir: dir, lockFile: lf, log: lg,
+		blobs: make(map[protocol.BlobID]*stored),
+		acked: make(map[protocol.BlobID]uint64),
+	}
+	if err := j.withLock(func() error { return nil }); err != nil {
+		j.Close()
+		return nil, err
+	}
+	j.id, j.relay = j.st.ID, j.st.Relay
+	return j, nil
+}
+
+// Close releases the journal's files.
+func (j *Journal) Close() error {
+	err1 := j.log.Close()
+	err2 := j.lockFile.Close()
+	return errors.Join(err1, err2)
+}
+
+// ID returns the journal id.
+func (j *Journal) ID() protocol.JournalID { return j.id }
+
+// Relay returns the relay URL.
+func (j *Journal) Relay() string { return j.relay }
+
+// Title returns the journal's title.
+func (j *Journal) Title() string {
+	var t string
+	_ = j.withLock(func() error { t = j.st.Title; return nil })
+	return t
+}
+
+// withLock takes the journal's exclusive lock, catches up on what other
+// processes wrote (state and log), runs fn, and releases the lock.
+func (j *Journal) withLock(fn func() error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := unix.Flock(int(j.lockFile.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock journal: %w", err)
+	}
+	defer unix.Flock(int(j.lockFile.Fd()), unix.LOCK_UN)
+	if err := j.loadState(); err != nil {
+		return err
+	}
+	if err := j.catchUp(); err != nil {
+		return err
+	}
+	return fn()
+}
+
+func (j *Journal) statePath() string { return filepath.Join(j.dir, "state") }
+
+func (j *Journal) loadState() error {
+	b, err := os.ReadFile(j.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // a journal being created
+	}
+	if err != nil {
+		return err
+	}
+	plain, err := crypto.Open(&j.acct.storageKey, b)
+	if err != nil {
+		return fmt.Errorf("journal state: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return fmt.Errorf("journal state: %w", err)
+	}
+	j.st = st
+	return nil
+}
+
+// saveState writes the state atomically. Call with the lock held.
+func (j *Journal) saveState() error {
+	plain, err := json.Marshal(j.st)
+	if err != nil {
+		return err
+	}
+	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, plain)
+	clear(plain)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(j.statePath(), sealed, false)
+}
+
+// catchUp indexes records appended since the last call, and cuts off a torn
+// tail. Call with the lock held.
+func (j *Journal) catchUp() error {
+	fi, err := j.log.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < j.offset {
+		return fmt.Errorf("journal log shrank from %d to %d bytes: was it replaced?", j.offset, fi.Size())
+	}
+	if fi.Size() == j.offset {
+		return nil
+	}
+	buf := make([]byte, fi.Size()-j.offset)
+	if _, err := j.log.ReadAt(buf, j.offset); err != nil && err != io.EOF {
+		return err
+	}
+	p := buf
+	for len(p) > 0 {
+		n, typ, body, ok := nextRecord(p)
+		if !ok {
+			// A torn tail from a crashed writer: nothing was reported
+			// saved from it. Cut it off so appends stay aligned.
+			if err := j.log.Truncate(j.offset); err != nil {
+				return fmt.Errorf("repair journal log: %w", err)
+			}
+			break
+		}
+		if err := j.index(typ, body); err != nil {
+			return err
+		}
+		j.offset += int64(n)
+		p = p[n:]
+	}
+	return nil
+}
+
+func nextRecord(p []byte) (n int, typ byte, body []byte, ok bool) {
+	if len(p) < 9 {
+		return 0, 0, nil, false
+	}
+	l := int(binary.BigEndian.Uint32(p[1:5]))
+	if l > maxRecord || len(p) < 5+l+4 {
+		return 0, 0, nil, false
+	}
+	if crc32.Checksum(p[:5+l], crcTable) != binary.BigEndian.Uint32(p[5+l:]) {
+		return 0, 0, nil, false
+	}
+	return 5 + l + 4, p[0], p[5 : 5+l], true
+}
+
+func (j *Journal) index(typ byte, body []byte) error {
+	switch typ {
+	case recWritten:
+		j.addBlob(body, 0, true)
+	case recPulled:
+		if len(body) < 8 {
+			return errors.New("journal log: short record")
+		}
+		seq := binary.BigEndian.Uint64(body)
+		j.addBlob(body[8:], seq, false)
+		j.cursor = max(j.cursor, seq)
+	case recSeen, recAcked:
+		if len(body) != 40 {
+			return errors.New("journal log: bad record")
+		}
+		seq := binary.BigEndian.Uint64(body)
+		id := protocol.BlobID(body[8:])
+		if s, ok := j.blobs[id]; ok {
+			s.RelaySeq = seq
+		}
+		j.acked[id] = seq
+		if typ == recSeen {
+			j.cursor = max(j.cursor, seq)
+		}
+	default:
+		return fmt.Errorf("journal log: unknown record type %q", typ)
+	}
+	return nil
+}
+
+func (j *Journal) addBlob(raw []byte, seq uint64, local bool) {
+	id := protocol.IDOf(raw)
+	if s, ok := j.blobs[id]; ok {
+		if seq != 0 {
+			s.RelaySeq = seq
+		}
+		return
+	}
+	h, err := protocol.ParseHeader(raw)
+	if err != nil {
+		return // the relay refuses these; a stored one is ignored, not fatal
+	}
+	s := &stored{ID: id, Raw: bytes.Clone(raw), Header: h, Order: len(j.order), RelaySeq: seq, Local: local}
+	if seq == 0 {
+		s.RelaySeq = j.acked[id]
+	}
+	j.blobs[id] = s
+	j.order = append(j.order, s)
+	if h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
+		j.ownSeq, j.ownLast = h.Seq, id
+	}
+}
+
+// appendRecords appends records and fsyncs. Call with the lock held.
+func (j *Journal) appendRecords(recs ...[]byte) error {
+	var buf []byte
+	for _, r := range recs {
+		buf = append(buf, r...)
+	}
+	if _, err := j.log.WriteAt(buf, j.offset); err != nil {
+		return err
+	}
+	if err := j.log.Sync(); err != nil {
+		return err
+	}
+	// Index what was written so this process sees it without re-reading.
+	return j.catchUp()
+}
+
+func record(typ byte, parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, 9+n)
+	b = append(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// outbox returns own blobs the relay has not acknowledged, oldest first.
+func (j *Journal) outbox() []*stored {
+	var out []*stored
+	for _, s := range j.order {
+		if s.Local && s.RelaySeq == 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nextHeader returns the header for this device's next blob.
+func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
+	return protocol.Header{
+		Kind:    kind,
+		Journal: j.id,
+		Author:  j.acct.Device.SignKey(),
+		Seq:     j.ownSeq + 1,
+		Prev:    j.ownLast,
+	}
+}
+
+// writeBlob appends a blob made by this device. When it returns nil the
+// blob is durable on disk and in the outbox. Call with the lock held.
+func (j *Journal) writeBlob(blob []byte) error {
+	return j.appendRecords(record(recWritten, blob))
+}
+
+// members returns the members sorted with self first.
+func (j *Journal) members() []Member {
+	ms := append([]Member(nil), j.st.Members...)
+	sort.SliceStable(ms, func(a, b int) bool { return ms[a].Self && !ms[b].Self })
+	return ms
+}

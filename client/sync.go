@@ -1,0 +1,555 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// SyncResult says what one sync did.
+type SyncResult struct {
+	Pushed   int      // blobs the relay acknowledged
+	Received int      // blobs new to this device
+	Joined   []string // partners who joined, by name
+	// New are entries from the partner that arrived in this sync.
+	New []Entry
+}
+
+// Sync pushes the outbox, then pulls everything after the cursor, applies
+// what arrived (a partner joining, keys re-boxed for this device) and
+// pushes again if that produced blobs of its own.
+func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
+	res := &SyncResult{}
+	before, err := j.readableIDs()
+	if err != nil {
+		return nil, err
+	}
+	c, err := dialRelay(ctx, j.relay, j.acct)
+	if err != nil {
+		return nil, err
+	}
+	n, err := j.pushCount(ctx, c)
+	res.Pushed += n
+	if err != nil {
+		c.Close()
+		return res, err
+	}
+	if err := j.subscribe(ctx, c); err != nil {
+		c.Close()
+		return res, err
+	}
+	for {
+		m, ok := <-c.pushes
+		if !ok {
+			c.Close()
+			return res, c.readErr()
+		}
+		var done bool
+		switch m := m.(type) {
+		case *protocol.Blob:
+			fresh, err := j.receive(m)
+			if err != nil {
+				c.Close()
+				return res, err
+			}
+			if fresh {
+				res.Received++
+			}
+		case *protocol.CaughtUp:
+			done = true
+		}
+		if done {
+			break
+		}
+	}
+	c.Close()
+	joined, pending, err := j.apply()
+	if err != nil {
+		return res, err
+	}
+	res.Joined = joined
+	if pending > 0 {
+		c, err := dialRelay(ctx, j.relay, j.acct)
+		if err != nil {
+			return res, err
+		}
+		n, err := j.pushCount(ctx, c)
+		c.Close()
+		res.Pushed += n
+		if err != nil {
+			return res, err
+		}
+	}
+	res.New, err = j.newSince(before)
+	if err != nil {
+		return res, err
+	}
+	return res, j.withLock(func() error {
+		j.st.LastSync = time.Now().UTC()
+		return j.saveState()
+	})
+}
+
+func (c *relayConn) readErr() error {
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return fmt.Errorf("%w: connection closed", ErrUnreachable)
+	}
+	return c.err
+}
+
+// pushOn pushes the outbox on an open connection.
+func (j *Journal) pushOn(ctx context.Context, c *relayConn) error {
+	_, err := j.pushCount(ctx, c)
+	return err
+}
+
+// pushCount sends every outbox blob (pipelined), waits for each
+// acknowledgement and records it durably. It returns how many were
+// acknowledged.
+func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
+	var out []*stored
+	if err := j.withLock(func() error { out = j.outbox(); return nil }); err != nil {
+		return 0, err
+	}
+	if len(out) == 0 {
+		return 0, nil
+	}
+	type pending struct {
+		id protocol.BlobID
+		ch <-chan reply
+	}
+	const window = 64
+	var acks [][]byte
+	var firstErr error
+	flush := func() error {
+		if len(acks) == 0 {
+			return nil
+		}
+		err := j.withLock(func() error { return j.appendRecords(acks...) })
+		acks = acks[:0]
+		return err
+	}
+	n := 0
+	for start := 0; start < len(out); start += window {
+		batch := out[start:min(start+window, len(out))]
+		var ps []pending
+		for _, s := range batch {
+			ch, err := c.start(func(id uint64) any {
+				return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: s.Raw}
+			})
+			if err != nil {
+				firstErr = err
+				break
+			}
+			ps = append(ps, pending{s.ID, ch})
+		}
+		for _, p := range ps {
+			ok, err := c.wait(ctx, p.ch)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("send %s: %w", p.id.String()[:ShortIDLen], err)
+				}
+				continue
+			}
+			acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
+			n++
+		}
+		if err := flush(); err != nil {
+			return n, err
+		}
+		if firstErr != nil {
+			return n, firstErr
+		}
+	}
+	return n, nil
+}
+
+func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
+	var after uint64
+	if err := j.withLock(func() error { after = j.cursor; return nil }); err != nil {
+		return err
+	}
+	_, err := c.request(ctx, func(n uint64) any {
+		return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: n, Journal: j.id, After: after}
+	})
+	return err
+}
+
+// receive records one blob from the relay. It reports whether the blob was
+// new to this device. Blobs for another journal, or malformed, are refused
+// and recorded nowhere.
+func (j *Journal) receive(m *protocol.Blob) (bool, error) {
+	if m.Journal != j.id {
+		return false, fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
+	}
+	h, err := protocol.ParseHeader(m.Blob)
+	if err != nil || h.Journal != j.id {
+		j.warn(fmt.Sprintf("the relay sent something that is not a valid entry for this journal (position %d); it was set aside", m.Seq))
+		return false, nil
+	}
+	id := protocol.IDOf(m.Blob)
+	var fresh bool
+	err = j.withLock(func() error {
+		if m.Seq <= j.cursor {
+			return nil // a replay of something already recorded
+		}
+		if _, ok := j.blobs[id]; ok {
+			return j.appendRecords(record(recSeen, seqBytes(m.Seq), id[:]))
+		}
+		fresh = true
+		return j.appendRecords(record(recPulled, seqBytes(m.Seq), m.Blob))
+	})
+	return fresh, err
+}
+
+// ErrRelayMisbehaved wraps problems that only a faulty or hostile relay
+// causes.
+var ErrRelayMisbehaved = errors.New("the relay sent something it should not have")
+
+// warn records a warning to keep showing in status, once.
+func (j *Journal) warn(msg string) {
+	_ = j.withLock(func() error {
+		for _, w := range j.st.Warnings {
+			if w == msg {
+				return nil
+			}
+		}
+		j.st.Warnings = append(j.st.Warnings, msg)
+		return j.saveState()
+	})
+}
+
+func (j *Journal) readableIDs() (map[string]bool, error) {
+	ids := make(map[string]bool)
+	entries, err := j.Entries()
+	for _, e := range entries {
+		ids[e.ID] = true
+	}
+	return ids, err
+}
+
+func (j *Journal) newSince(before map[string]bool) ([]Entry, error) {
+	entries, err := j.Entries()
+	var out []Entry
+	for _, e := range entries {
+		if !before[e.ID] && !e.Mine {
+			out = append(out, e)
+		}
+	}
+	return out, err
+}
+
+// apply processes what arrived: joins answering this device's invites add
+// the partner, and every entry this device wrote is re-boxed for devices
+// that cannot read it yet. It returns who joined and how many blobs wait
+// in the outbox.
+func (j *Journal) apply() (joined []string, pending int, err error) {
+	err = j.withLock(func() error {
+		joined, err = j.applyJoins()
+		if err != nil {
+			return err
+		}
+		if err := j.ensureGrants(); err != nil {
+			return err
+		}
+		pending = len(j.outbox())
+		return nil
+	})
+	return joined, pending, err
+}
+
+func (j *Journal) applyJoins() ([]string, error) {
+	var joined []string
+	roster := j.roster()
+	changed := false
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindJoin {
+			continue
+		}
+		if _, known := roster[s.Header.Author]; known {
+			continue
+		}
+		jb, err := protocol.ParseJoin(s.Raw)
+		if err != nil {
+			continue
+		}
+		for i, inv := range j.st.Invites {
+			keys, err := crypto.DeriveInvite([32]byte(inv.Secret))
+			if err != nil || keys.AuthHash != jb.InviteHash {
+				continue
+			}
+			rb, err := crypto.OpenJoin(keys, s.Raw)
+			if err != nil {
+				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not open; they were not added")
+				break
+			}
+			rec, err := parseRecord(rb)
+			if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) {
+				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not check out; they were not added")
+				break
+			}
+			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC()})
+			j.st.Invites = append(j.st.Invites[:i], j.st.Invites[i+1:]...)
+			joined = append(joined, rec.Name)
+			changed = true
+			roster = j.roster()
+			break
+		}
+	}
+	if changed {
+		return joined, j.saveState()
+	}
+	return joined, nil
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+func recordHasDevice(r *memberRecord, sign [32]byte) bool {
+	for _, raw := range r.Devices {
+		if c, err := crypto.ParseDeviceCert(raw); err == nil && c.Sign == sign {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureGrants re-boxes the content key of every entry this device wrote
+// for every current device that is neither a recipient nor granted yet, so
+// a partner who joins later reads everything written before.
+func (j *Journal) ensureGrants() error {
+	me := j.acct.Device.SignKey()
+	granted := make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindGrant || s.Header.Author != me {
+			continue
+		}
+		g, err := protocol.ParseGrant(s.Raw)
+		if err != nil {
+			continue
+		}
+		if granted[g.KeyID] == nil {
+			granted[g.KeyID] = make(map[protocol.BlobID]bool)
+		}
+		for _, it := range g.Items {
+			granted[g.KeyID][it.Entry] = true
+		}
+	}
+	todo := make(map[[32]byte][]crypto.GrantInput)
+	rcpts := j.recipients()
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me {
+			continue
+		}
+		e, err := protocol.ParseEntry(s.Raw)
+		if err != nil {
+			continue
+		}
+		has := make(map[[protocol.KeyIDSize]byte]bool, len(e.Recipients))
+		for _, r := range e.Recipients {
+			has[r.KeyID] = true
+		}
+		var ck *crypto.ContentKey
+		for _, to := range rcpts {
+			kid := crypto.KeyID(to)
+			if has[kid] || granted[kid][s.ID] {
+				continue
+			}
+			if ck == nil {
+				k, err := j.acct.opener.EntryKey(e, j.acct.Device.BoxPublic)
+				if err != nil {
+					break // not openable by its own author: nothing to re-box
+				}
+				ck = &k
+			}
+			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.ID, Key: *ck})
+		}
+	}
+	targets := make([][32]byte, 0, len(todo))
+	for to := range todo {
+		targets = append(targets, to)
+	}
+	sort.Slice(targets, func(a, b int) bool { return string(targets[a][:]) < string(targets[b][:]) })
+	for _, to := range targets {
+		items := todo[to]
+		for len(items) > 0 {
+			n := min(len(items), protocol.MaxGrantItems)
+			blob, err := crypto.SealGrant(rand.Reader, j.acct.Device, j.nextHeader(protocol.KindGrant), to, items[:n])
+			if err != nil {
+				return err
+			}
+			if err := j.writeBlob(blob); err != nil {
+				return err
+			}
+			items = items[n:]
+		}
+	}
+	return nil
+}
+
+// Event is something `sync --watch` reports.
+type Event struct {
+	Connected    bool          // the connection is up and caught up
+	Disconnected error         // the connection failed; RetryIn says when we try again
+	RetryIn      time.Duration //
+	Pushed       int           // entries from this device the relay acknowledged
+	New          []Entry       // entries from the partner that arrived
+	Joined       []string      // partners who joined
+}
+
+// Watch stays connected to the relay until ctx is done: it pushes whatever
+// any process on this home writes, shows what arrives as it arrives, and
+// reconnects with jittered exponential backoff when the relay goes away.
+func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := j.watchOnce(ctx, onEvent)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second // it was a good connection: start over
+		}
+		wait := backoff/2 + mrand.N(backoff/2+1)
+		onEvent(Event{Disconnected: err, RetryIn: wait})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// outboxPoll is how often the watcher looks for entries other processes
+// wrote on this home.
+const outboxPoll = 500 * time.Millisecond
+
+func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
+	c, err := dialRelay(ctx, j.relay, j.acct)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// Puts run in their own goroutine so the read loop is always drained.
+	pushReq := make(chan struct{}, 1)
+	pushErr := make(chan error, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-pushReq:
+			}
+			n, err := j.pushCount(pctx, c)
+			if err != nil {
+				select {
+				case pushErr <- err:
+				default:
+				}
+				return
+			}
+			if n > 0 {
+				onEvent(Event{Pushed: n})
+			}
+		}
+	}()
+	kick := func() {
+		select {
+		case pushReq <- struct{}{}:
+		default:
+		}
+	}
+	kick()
+	if err := j.subscribe(ctx, c); err != nil {
+		return err
+	}
+	tick := time.NewTicker(outboxPoll)
+	defer tick.Stop()
+	before, err := j.readableIDs()
+	if err != nil {
+		return err
+	}
+	caughtUp := false
+	report := func() error {
+		joined, pending, err := j.apply()
+		if err != nil {
+			return err
+		}
+		if pending > 0 {
+			kick()
+		}
+		fresh, err := j.newSince(before)
+		if err != nil {
+			return err
+		}
+		for _, e := range fresh {
+			before[e.ID] = true
+		}
+		if len(fresh) > 0 || len(joined) > 0 {
+			onEvent(Event{New: fresh, Joined: joined})
+		}
+		return j.withLock(func() error {
+			j.st.LastSync = time.Now().UTC()
+			return j.saveState()
+		})
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-pushErr:
+			return err
+		case <-tick.C:
+			var pending int
+			if err := j.withLock(func() error { pending = len(j.outbox()); return nil }); err != nil {
+				return err
+			}
+			if pending > 0 {
+				kick()
+			}
+		case m, ok := <-c.pushes:
+			if !ok {
+				return c.readErr()
+			}
+			switch m := m.(type) {
+			case *protocol.Blob:
+				if _, err := j.receive(m); err != nil {
+					return err
+				}
+				if caughtUp {
+					if err := report(); err != nil {
+						return err
+					}
+				}
+			case *protocol.CaughtUp:
+				caughtUp = true
+				if err := report(); err != nil {
+					return err
+				}
+				onEvent(Event{Connected: true})
+			}
+		}
+	}
+}

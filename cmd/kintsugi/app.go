@@ -1,0 +1,848 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+// env is what every command shares: the streams and global flags.
+type env struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	home           client.Home
+	passFile       string
+	journal        string
+}
+
+// defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
+func defaultHome() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kintsugi")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "kintsugi")
+	}
+	return ".kintsugi"
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:  "kintsugi",
+		Usage: "an end-to-end encrypted shared journal for two partners",
+		Description: "Kintsugi gives two partners a private place to write while they rebuild trust.\n" +
+			"Everything is encrypted on this device; the relay only ever sees ciphertext.\n" +
+			"Writing works offline; `kintsugi sync` sends and receives when you are ready.",
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome()},
+			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase from this file instead of asking"},
+			&cli.StringFlag{Name: "journal", Usage: "which journal to use (id or its start), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
+		},
+		Before: func(c *cli.Context) error {
+			e.home = client.Home{Dir: c.String("home")}
+			e.passFile = c.String("passphrase-file")
+			e.journal = c.String("journal")
+			return nil
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed by main
+		Commands: []*cli.Command{
+			cmdInit(e),
+			cmdJournal(e),
+			cmdVerify(e),
+			cmdWrite(e),
+			cmdAsk(e),
+			cmdAnswer(e),
+			cmdQuestions(e),
+			cmdLog(e),
+			cmdShow(e),
+			cmdSync(e),
+			cmdStatus(e),
+			cmdDemo(e),
+		},
+	}
+	return app.RunContext(ctx, args)
+}
+
+// unlock opens the key file.
+func (e *env) unlock() (*client.Account, error) {
+	if !e.home.Exists() {
+		return nil, client.ErrNoHome
+	}
+	p, err := e.passphrase(false)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(p)
+	return client.Unlock(e.home, p)
+}
+
+// open unlocks and opens the current journal.
+func (e *env) open() (*client.Account, *client.Journal, error) {
+	a, err := e.unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	j, err := a.Current(e.journal)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, j, nil
+}
+
+func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.stdout, format, args...) }
+
+func (e *env) json(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdInit(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "make your identity and keys on this device",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "the name your partner will see on your entries", Required: true},
+			&cli.StringFlag{Name: "device", Usage: "a name for this device (default: the host name)"},
+		},
+		Action: func(c *cli.Context) error {
+			if e.home.Exists() {
+				return client.ErrHomeExists
+			}
+			p, err := e.passphrase(true)
+			if err != nil {
+				return err
+			}
+			defer clear(p)
+			a, err := client.Init(e.home, strings.TrimSpace(c.String("name")), c.String("device"), p, kdf())
+			if err != nil {
+				return err
+			}
+			e.printf("Your identity is ready, %s.\n", a.Name)
+			e.printf("Your keys are stored in %s, locked with your passphrase.\n", e.home.KeyPath())
+			e.printf("Next: `kintsugi journal create --relay URL`, or `kintsugi journal join CODE` if your partner sent you an invite.\n")
+			return nil
+		},
+	}
+}
+
+func cmdJournal(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "journal",
+		Usage: "create, share, join and list journals",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "start a new journal on a relay",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "relay", Usage: "the relay's address (https://, http://, wss:// or ws://)", Required: true, EnvVars: []string{"KINTSUGI_RELAY"}},
+					&cli.StringFlag{Name: "title", Usage: "a title only the two of you will see"},
+				},
+				Action: func(c *cli.Context) error {
+					a, err := e.unlock()
+					if err != nil {
+						return err
+					}
+					j, err := a.CreateJournal(e.ctx, c.String("relay"), c.String("title"))
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
+					e.printf("When you are both ready, run `kintsugi journal invite` and give the code to your partner.\n")
+					return nil
+				},
+			},
+			{
+				Name:  "invite",
+				Usage: "make a one-time code for your partner to join (it is printed alone on the last line)",
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultInviteTTL},
+				},
+				Action: func(c *cli.Context) error {
+					_, j, err := e.open()
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					code, exp, err := j.Invite(e.ctx, c.Duration("expires"))
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stderr, "Give this code to your partner privately (in person is best). It works once, until %s.\n", exp.Local().Format("Mon 2 Jan 15:04"))
+					fmt.Fprintf(e.stderr, "They run: kintsugi journal join CODE. After they join, run `kintsugi sync` and compare safety numbers with `kintsugi verify`.\n")
+					e.printf("%s\n", code)
+					return nil
+				},
+			},
+			{
+				Name:      "join",
+				Usage:     "join your partner's journal with the code they gave you",
+				ArgsUsage: "CODE",
+				Action: func(c *cli.Context) error {
+					if c.NArg() < 1 {
+						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
+					}
+					a, err := e.unlock()
+					if err != nil {
+						return err
+					}
+					j, err := a.Join(e.ctx, strings.Join(c.Args().Slice(), ""))
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					p, _ := j.Partner()
+					name := "your partner"
+					if p != nil {
+						name = p.Name
+					}
+					e.printf("You have joined %s's journal.\n", name)
+					if res, err := j.Sync(e.ctx); err == nil && res.Received > 0 {
+						e.printf("%d item(s) arrived. Some may become readable after %s next syncs.\n", res.Received, name)
+					}
+					e.printf("Please compare safety numbers with %s, in person or on a call: `kintsugi verify`.\n", name)
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the journals on this device",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+				Action: func(c *cli.Context) error {
+					a, err := e.unlock()
+					if err != nil {
+						return err
+					}
+					ids, err := a.Journals()
+					if err != nil {
+						return err
+					}
+					cur, _ := a.Current("")
+					type row struct {
+						ID      string `json:"id"`
+						Title   string `json:"title"`
+						Relay   string `json:"relay"`
+						Partner string `json:"partner"`
+						Current bool   `json:"current"`
+					}
+					var rows []row
+					for _, id := range ids {
+						j, err := a.OpenJournal(id)
+						if err != nil {
+							return err
+						}
+						r := row{ID: id.String(), Title: j.Title(), Relay: j.Relay()}
+						if p, err := j.Partner(); err == nil {
+							r.Partner = p.Name
+						}
+						r.Current = cur != nil && cur.ID() == id
+						j.Close()
+						rows = append(rows, r)
+					}
+					if cur != nil {
+						cur.Close()
+					}
+					if c.Bool("json") {
+						if rows == nil {
+							rows = []row{}
+						}
+						return e.json(rows)
+					}
+					if len(rows) == 0 {
+						return client.ErrNoJournal
+					}
+					for _, r := range rows {
+						mark := " "
+						if r.Current {
+							mark = "*"
+						}
+						partner := r.Partner
+						if partner == "" {
+							partner = "(waiting for your partner to join)"
+						}
+						title := r.Title
+						if title == "" {
+							title = "(untitled)"
+						}
+						e.printf("%s %s  %s  with %s  via %s\n", mark, r.ID[:8], clean(title), clean(partner), r.Relay)
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "members",
+				Usage: "show who is in the journal, their devices, and the safety number",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+				Action: func(c *cli.Context) error {
+					_, j, err := e.open()
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					return e.members(j, c.Bool("json"))
+				},
+			},
+		},
+	}
+}
+
+func cmdVerify(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "show the safety number to compare with your partner; --confirm once it matches",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "confirm", Usage: "record that you compared it and it matched"}},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			sn, p, err := j.SafetyNumber()
+			if err != nil {
+				return err
+			}
+			e.printf("Safety number for you and %s:\n\n    %s\n    %s\n\n", clean(p.Name), sn[:35], sn[36:])
+			if c.Bool("confirm") {
+				if err := j.ConfirmVerified(); err != nil {
+					return err
+				}
+				e.printf("Marked %s as verified on this device.\n", clean(p.Name))
+				return nil
+			}
+			if p.Verified {
+				e.printf("You have already verified %s.\n", clean(p.Name))
+			} else {
+				e.printf("Compare it with %s in person or on a call. If every digit matches, run `kintsugi verify --confirm`.\n", clean(p.Name))
+				e.printf("If it does not match, do not write anything sensitive yet; someone may be in the middle.\n")
+			}
+			return nil
+		},
+	}
+}
+
+// feelings the CLI suggests; any other word is accepted too.
+var feelingWords = []string{"anger", "grief", "confusion", "shame", "guilt", "fear", "hope", "relief", "numbness", "love", "sadness", "loneliness", "anxiety", "hurt", "calm", "gratitude"}
+
+func cmdWrite(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "write",
+		Usage:     "write an entry (works offline; it is sent on the next sync)",
+		ArgsUsage: "[TEXT]",
+		Description: "Without TEXT, reads piped input or opens $VISUAL/$EDITOR.\n" +
+			"Feelings you might name: " + strings.Join(feelingWords, ", ") + " (or any word of your own).",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "a feeling to name (repeat for several)"},
+			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong it is, 0 to 10"},
+		},
+		Action: func(c *cli.Context) error {
+			p := client.Payload{Kind: client.KindEntry}
+			for _, f := range c.StringSlice("feeling") {
+				f = strings.ToLower(strings.TrimSpace(f))
+				if f == "" || len(f) > 40 {
+					return fail(fmt.Sprintf("%q is not a feeling word kintsugi can store", f), "use a single word or short phrase, like --feeling grief")
+				}
+				p.Feelings = append(p.Feelings, f)
+			}
+			if c.IsSet("intensity") {
+				n := c.Int("intensity")
+				if n < 0 || n > 10 {
+					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "0 is barely there, 10 is as strong as it gets")
+				}
+				p.Intensity = &n
+			}
+			return e.writeEntry(c, p, "entry")
+		},
+	}
+}
+
+func cmdAsk(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "ask",
+		Usage:     "ask your partner a hard question; it stays open until they answer",
+		ArgsUsage: "[TEXT]",
+		Action: func(c *cli.Context) error {
+			return e.writeEntry(c, client.Payload{Kind: client.KindQuestion}, "question")
+		},
+	}
+}
+
+func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
+	_, j, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	text, err := e.readText(c.Args().Slice(), what)
+	if err != nil {
+		return err
+	}
+	if text == "" {
+		return fail("there is no text to save", "write the text after the command, or pipe it in")
+	}
+	p.Text = text
+	ent, err := j.Write(p)
+	if err != nil {
+		return err
+	}
+	e.printf("Saved your %s (%s) on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short)
+	return nil
+}
+
+func cmdAnswer(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "answer",
+		Usage:     "answer one of your partner's questions",
+		ArgsUsage: "ID [TEXT]",
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return fail("which question? the id is missing", "`kintsugi questions --open` lists them")
+			}
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			q, err := client.Find(entries, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if q.Kind != client.KindQuestion {
+				return fail(fmt.Sprintf("%s is not a question", q.Short), "`kintsugi questions --open` lists the questions waiting for you")
+			}
+			if q.Mine {
+				return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", q.Short, clean(partnerName(j))), "")
+			}
+			text, err := e.readText(c.Args().Tail(), "answer")
+			if err != nil {
+				return err
+			}
+			if text == "" {
+				return fail("there is no text to save", "")
+			}
+			ans, _, err := j.Answer(q.ID, text)
+			if err != nil {
+				return err
+			}
+			e.printf("Saved your answer (%s) to %s's question on this device. It will be sent on the next `kintsugi sync`.\n", ans.Short, clean(q.Author))
+			return nil
+		},
+	}
+}
+
+func partnerName(j *client.Journal) string {
+	if p, err := j.Partner(); err == nil {
+		return p.Name
+	}
+	return "your partner"
+}
+
+func cmdQuestions(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "questions",
+		Usage: "list hard questions, answered and open",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "open", Usage: "only the ones not answered yet"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			qs := []client.Entry{}
+			for _, en := range entries {
+				if en.Kind == client.KindQuestion && (!c.Bool("open") || !*en.Answered) {
+					qs = append(qs, en)
+				}
+			}
+			if c.Bool("json") {
+				return e.json(qs)
+			}
+			if len(qs) == 0 {
+				if c.Bool("open") {
+					e.printf("No open questions.\n")
+				} else {
+					e.printf("No questions yet. Either of you can ask one with `kintsugi ask`.\n")
+				}
+				return nil
+			}
+			for _, q := range qs {
+				state := "open"
+				if *q.Answered {
+					state = "answered"
+				}
+				e.printf("%s  %s asked (%s):\n", q.Short, clean(q.Author), state)
+				e.printf("%s\n", indent(clean(q.Text)))
+				if !*q.Answered && !q.Mine {
+					e.printf("    when you are ready: kintsugi answer %s\n", q.Short)
+				}
+				e.printf("\n")
+			}
+			return nil
+		},
+	}
+}
+
+func cmdLog(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "log",
+		Usage: "read the journal, oldest first",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Usage: "only the last N entries"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			if n := c.Int("n"); n > 0 && n < len(entries) {
+				entries = entries[len(entries)-n:]
+			}
+			if c.Bool("json") {
+				if entries == nil {
+					entries = []client.Entry{}
+				}
+				return e.json(entries)
+			}
+			if len(entries) == 0 {
+				e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
+				return nil
+			}
+			byID := make(map[string]client.Entry, len(entries))
+			for _, en := range entries {
+				byID[en.ID] = en
+			}
+			for _, en := range entries {
+				e.printEntry(en, byID)
+				e.printf("\n")
+			}
+			return nil
+		},
+	}
+}
+
+func cmdShow(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show one entry, with the answers to a question",
+		ArgsUsage: "ID",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return fail("which entry? the id is missing", "`kintsugi log` lists entries with their ids")
+			}
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			en, err := client.Find(entries, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return e.json(en)
+			}
+			byID := make(map[string]client.Entry, len(entries))
+			for _, x := range entries {
+				byID[x.ID] = x
+			}
+			e.printEntry(*en, byID)
+			for _, a := range en.Answers {
+				e.printf("\n")
+				e.printEntry(byID[a], byID)
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
+	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
+	who := clean(en.Author)
+	var head string
+	switch en.Kind {
+	case client.KindQuestion:
+		state := "open"
+		if en.Answered != nil && *en.Answered {
+			state = "answered"
+		}
+		head = fmt.Sprintf("%s asked (%s)", who, state)
+	case client.KindAnswer:
+		head = fmt.Sprintf("%s answered", who)
+		if q, ok := byID[en.Ref]; ok {
+			head += fmt.Sprintf(" %s's question %s", clean(q.Author), q.Short)
+		}
+	default:
+		head = who
+	}
+	if len(en.Feelings) > 0 {
+		head += " · feeling " + clean(strings.Join(en.Feelings, ", "))
+	}
+	if en.Intensity != nil {
+		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
+	}
+	if !en.Synced && en.Mine {
+		head += " · not sent yet"
+	}
+	e.printf("%s  %s  %s\n", en.Short, when, head)
+	e.printf("%s\n", indent(clean(en.Text)))
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// clean removes control characters other than newline and tab from text
+// that came from the other side, so an entry cannot drive the terminal.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func cmdSync(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "sync",
+		Usage: "send what you wrote and receive what your partner wrote",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "stay connected and show entries as they arrive (Ctrl-C to stop)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts (one object per line with --watch)"},
+		},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			if c.Bool("watch") {
+				return e.watch(j, c.Bool("json"))
+			}
+			res, err := j.Sync(e.ctx)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if res.New == nil {
+					res.New = []client.Entry{}
+				}
+				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "new": res.New})
+			}
+			for _, n := range res.Joined {
+				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
+			}
+			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			if len(res.New) > 0 {
+				e.printf("New from %s:\n\n", clean(partnerName(j)))
+				for _, en := range res.New {
+					e.printEntry(en, nil)
+					e.printf("\n")
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) watch(j *client.Journal, asJSON bool) error {
+	fmt.Fprintf(e.stderr, "Staying connected to %s. Press Ctrl-C to stop.\n", j.Relay())
+	enc := json.NewEncoder(e.stdout)
+	return j.Watch(e.ctx, func(ev client.Event) {
+		if asJSON {
+			m := map[string]any{"time": time.Now().UTC()}
+			switch {
+			case ev.Disconnected != nil:
+				m["event"], m["error"], m["retry_in_seconds"] = "disconnected", ev.Disconnected.Error(), ev.RetryIn.Seconds()
+			case ev.Connected:
+				m["event"] = "connected"
+			case ev.Pushed > 0:
+				m["event"], m["pushed"] = "pushed", ev.Pushed
+			default:
+				m["event"], m["new"], m["joined"] = "received", ev.New, ev.Joined
+			}
+			enc.Encode(m)
+			return
+		}
+		switch {
+		case ev.Disconnected != nil:
+			msg, _ := describe(ev.Disconnected)
+			fmt.Fprintf(e.stderr, "kintsugi: lost the connection (%s); trying again in %s. Your entries are safe here.\n", msg, ev.RetryIn.Round(time.Second))
+		case ev.Connected:
+			fmt.Fprintf(e.stderr, "Connected and up to date.\n")
+		case ev.Pushed > 0:
+			fmt.Fprintf(e.stderr, "Sent %d.\n", ev.Pushed)
+		}
+		for _, n := range ev.Joined {
+			e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
+		}
+		for _, en := range ev.New {
+			e.printEntry(en, nil)
+			e.printf("\n")
+		}
+	})
+}
+
+func cmdStatus(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "who you are, which journal, the relay, what is waiting to be sent",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: func(c *cli.Context) error {
+			a, err := e.unlock()
+			if err != nil {
+				return err
+			}
+			j, err := a.Current(e.journal)
+			if errors.Is(err, client.ErrNoJournal) && !c.Bool("json") {
+				e.printf("You are %s. No journal yet.\n", clean(a.Name))
+				_, hint := describe(err)
+				e.printf("Next: %s.\n", hint)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			st, err := j.Status()
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return e.json(map[string]any{"name": a.Name, "identity": fmt.Sprintf("%x", a.Identity.Public), "home": e.home.Dir, "journal": st})
+			}
+			title := st.Title
+			if title == "" {
+				title = "(untitled)"
+			}
+			e.printf("You:        %s\n", clean(a.Name))
+			e.printf("Journal:    %s (%s)\n", clean(title), st.Journal[:8])
+			e.printf("Relay:      %s\n", st.Relay)
+			switch {
+			case st.Partner == "":
+				e.printf("Partner:    not joined yet\n")
+			case st.Verified:
+				e.printf("Partner:    %s (safety number verified)\n", clean(st.Partner))
+			default:
+				e.printf("Partner:    %s (safety number not compared yet: `kintsugi verify`)\n", clean(st.Partner))
+			}
+			e.printf("Entries:    %d readable here\n", st.Entries)
+			if st.Outbox > 0 {
+				e.printf("Waiting:    %d to send on the next sync\n", st.Outbox)
+			} else {
+				e.printf("Waiting:    nothing to send\n")
+			}
+			if st.LastSync != nil {
+				e.printf("Last sync:  %s\n", st.LastSync.Local().Format("Mon 2 Jan 15:04"))
+			} else {
+				e.printf("Last sync:  not yet\n")
+			}
+			if st.Unreadable > 0 {
+				e.printf("Note:       %d item(s) cannot be read on this device yet; they may open after your partner syncs\n", st.Unreadable)
+			}
+			for _, m := range st.Missing {
+				e.printf("Note:       %s\n", m)
+			}
+			for _, w := range st.Warnings {
+				e.printf("Warning:    %s\n", w)
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) members(j *client.Journal, asJSON bool) error {
+	ms, err := j.Members()
+	if err != nil {
+		return err
+	}
+	sn, _, snErr := j.SafetyNumber()
+	type dev struct {
+		Name    string `json:"name"`
+		Key     string `json:"signing_key"`
+		Created string `json:"created"`
+	}
+	type person struct {
+		Name     string `json:"name"`
+		You      bool   `json:"you"`
+		Identity string `json:"identity"`
+		Verified bool   `json:"verified"`
+		Devices  []dev  `json:"devices"`
+	}
+	var people []person
+	for _, m := range ms {
+		p := person{Name: m.Name, You: m.Self, Identity: fmt.Sprintf("%x", m.Identity), Verified: m.Verified, Devices: []dev{}}
+		for _, d := range client.MemberDevices(m) {
+			p.Devices = append(p.Devices, dev{Name: d.Name, Key: fmt.Sprintf("%x", d.Sign), Created: d.Created.Format(time.RFC3339)})
+		}
+		people = append(people, p)
+	}
+	if asJSON {
+		out := map[string]any{"members": people}
+		if snErr == nil {
+			out["safety_number"] = sn
+		}
+		return e.json(out)
+	}
+	for _, p := range people {
+		label := clean(p.Name)
+		if p.You {
+			label += " (you)"
+		} else if p.Verified {
+			label += " (verified)"
+		} else {
+			label += " (not verified yet)"
+		}
+		e.printf("%s\n", label)
+		for _, d := range p.Devices {
+			e.printf("    device %q  key %s…\n", clean(d.Name), d.Key[:16])
+		}
+	}
+	if snErr == nil {
+		e.printf("\nSafety number:\n    %s\n    %s\n", sn[:35], sn[36:])
+	} else {
+		e.printf("\nYour partner has not joined yet.\n")
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// userError is an error already worded for a person, with an optional hint.
+type userError struct {
+	msg, hint string
+	silent    bool // already printed
+	err       error
+}
+
+func (e *userError) Error() string { return e.msg }
+func (e *userError) Unwrap() error { return e.err }
+
+func fail(msg, hint string) error { return &userError{msg: msg, hint: hint} }
+
+// describe turns an error into one lowercase sentence and a hint. Every
+// message may be read by someone who is hurting: plain words, no blame, and
+// where something is safe, say so.
+func describe(err error) (msg, hint string) {
+	var ue *userError
+	if errors.As(err, &ue) {
+		return ue.msg, ue.hint
+	}
+	msg = lowerFirst(err.Error())
+	switch {
+	case errors.Is(err, client.ErrNoHome):
+		hint = "run `kintsugi init --name YOUR-NAME` to make your identity on this device"
+	case errors.Is(err, client.ErrHomeExists):
+		hint = "your identity is already set up here; use --home to make another one elsewhere"
+	case errors.Is(err, crypto.ErrWrongPassphrase):
+		hint = "check caps lock and try again; nothing was changed"
+	case errors.Is(err, crypto.ErrBadKeyFile):
+		hint = "the key file may be damaged; restore it from a backup if you have one"
+	case errors.Is(err, client.ErrNoJournal):
+		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
+	case errors.Is(err, client.ErrNotPaired):
+		hint = "share an invite with `kintsugi journal invite`; when your partner has joined, run `kintsugi sync`"
+	case errors.Is(err, client.ErrUnreachable):
+		hint = "check the relay address and your connection; anything you wrote is safe on this device and will be sent on the next sync"
+	case errors.Is(err, protocol.ErrInviteUnknown):
+		hint = "invites work once and expire after a day; ask your partner for a fresh one with `kintsugi journal invite`"
+	case errors.Is(err, protocol.ErrBadInviteCode):
+		hint = "copy the whole code again, exactly as your partner sent it"
+	case errors.Is(err, crypto.ErrInvitePacket):
+		hint = "ask your partner for a fresh invite, and compare safety numbers once you are paired"
+	case errors.Is(err, client.ErrAmbiguous):
+		hint = "use more characters of the id, as shown by `kintsugi log`"
+	case errors.Is(err, client.ErrNotFound):
+		hint = "`kintsugi log` lists entries with their ids"
+	case errors.Is(err, protocol.ErrNotMember):
+		hint = "this device is not part of that journal on the relay; check you are using the right journal with `kintsugi journal list`"
+	}
+	return msg, hint
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+func wrapf(err error, format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}

@@ -1,0 +1,42 @@
+// Command kintsugi is a partner's client for Kintsugi, an end-to-end
+// encrypted shared journal for two people rebuilding trust. It holds the
+// keys; the relay it talks to only ever sees ciphertext.
+//
+// Run `kintsugi demo` to see the whole flow with two partners and a relay
+// on this machine, or `kintsugi --help` for every command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode prints err for a person and returns the process exit status:
+// 0 on success, 1 for an error.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ue *userError
+	if errors.As(err, &ue) && ue.silent {
+		return 1
+	}
+	msg, hint := describe(err)
+	fmt.Fprintf(stderr, "kintsugi: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(stderr, "kintsugi: hint: %s\n", hint)
+	}
+	return 1
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/term"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+)
+
+// passphrase returns the passphrase from, in order: --passphrase-file, the
+// KINTSUGI_PASSPHRASE environment variable, or a prompt on the terminal
+// with echo off. confirm asks twice (for a new passphrase).
+func (e *env) passphrase(confirm bool) ([]byte, error) {
+	if e.passFile != "" {
+		b, err := os.ReadFile(e.passFile)
+		if err != nil {
+			return nil, fail(fmt.Sprintf("could not read the passphrase file: %v", err), "check the path given to --passphrase-file")
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			return nil, fail("the passphrase file is empty", "")
+		}
+		return b, nil
+	}
+	if p := os.Getenv("KINTSUGI_PASSPHRASE"); p != "" {
+		return []byte(p), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fail("a passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE or use --passphrase-file")
+	}
+	defer tty.Close()
+	ask := func(prompt string) ([]byte, error) {
+		fmt.Fprint(tty, prompt)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return b, err
+	}
+	prompt := "passphrase: "
+	if confirm {
+		prompt = "choose a passphrase (it protects your keys on this device): "
+	}
+	p, err := ask(prompt)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, fail("the passphrase was empty", "")
+	}
+	if confirm {
+		again, err := ask("once more, to be sure: ")
+		if err != nil {
+			return nil, err
+		}
+		if !crypto.Equal(p, again) {
+			return nil, fail("the two passphrases were different", "nothing was created; run the command again")
+		}
+	}
+	return p, nil
+}
+
+// kdf returns the key derivation cost for new key files. A test binary may
+// lower it with KINTSUGI_TEST_KDF=fast so the suite stays quick; a real
+// kintsugi binary ignores that variable.
+func kdf() crypto.KDFParams {
+	if testing.Testing() && os.Getenv("KINTSUGI_TEST_KDF") == "fast" {
+		return crypto.TestingKDF
+	}
+	return crypto.DefaultKDF
+}
+
+// readText returns the text of an entry: args if given, else piped stdin,
+// else what the user writes in $VISUAL or $EDITOR.
+func (e *env) readText(args []string, what string) (string, error) {
+	if len(args) > 0 {
+		return strings.TrimSpace(strings.Join(args, " ")), nil
+	}
+	if f, ok := e.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, crypto.MaxPayload+1))
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return editText(what)
+}
+
+// editText opens the user's editor on a private file and returns what was
+// written. The file lives in a 0700 directory on a RAM-backed file system
+// where one exists (/dev/shm), is overwritten with zeros before it is
+// removed, and is removed however the editor exits, so no plaintext is
+// left behind in a temporary file.
+func editText(what string) (string, error) {
+	editor := os.Getenv("VISUAL")
+	if editor == "" {
+		editor = os.Getenv("EDITOR")
+	}
+	if editor == "" {
+		return "", fail("there is no text to save", "give the text as an argument, pipe it in, or set $EDITOR")
+	}
+	base := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "kintsugi-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "entry.txt")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		return "", err
+	}
+	defer wipe(path)
+	if err := runEditor(editor, path); err != nil {
+		return "", fail(fmt.Sprintf("the editor did not finish cleanly (%v); nothing was saved", err), "")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	text := strings.TrimSpace(string(b))
+	clear(b)
+	if text == "" {
+		return "", errors.New("the entry was empty, so nothing was saved")
+	}
+	_ = what
+	return text, nil
+}
+
+// wipe overwrites a file with zeros, syncs it, and removes it.
+func wipe(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
+		if fi, err := f.Stat(); err == nil {
+			f.Write(make([]byte, fi.Size()))
+			f.Sync()
+		}
+		f.Close()
+	}
+	os.Remove(path)
+}

@@ -1,0 +1,277 @@
+package protocol
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// A blob is what the relay stores: opaque bytes with a small clear header.
+// Its id is SHA-256 of all its bytes, so uploads are idempotent and a blob
+// cannot be moved to another id. The layouts are documented byte for byte in
+// docs/protocol.md; the constants below are the single source of truth.
+//
+//	header (HeaderSize bytes, every kind)
+//	  0  1   format version (BlobVersion)
+//	  1  1   kind (KindEntry, KindGrant, KindJoin)
+//	  2  16  journal id
+//	 18  32  author device signing key (Ed25519 public key)
+//	 50  8   author sequence number, big-endian, 1 for the device's first blob
+//	 58  32  blob id of the author's previous blob (zero when seq is 1)
+//
+//	entry body
+//	 90  24  payload nonce
+//	114  1   recipient count n, 1..MaxRecipients
+//	115  n × RecipientSize: key id (8) | nonce (24) | boxed key (80)
+//	...      payload ciphertext (secretbox), the rest of the blob
+//
+//	grant body (content keys re-boxed for one recipient device)
+//	 90  8   recipient key id
+//	 98  2   item count n, big-endian, 1..MaxGrantItems
+//	100  n × GrantItemSize: entry blob id (32) | nonce (24) | boxed key (80)
+//	 ... 24  binding nonce
+//	 ... 48  binding box: SHA-256 of every byte before the binding nonce
+//
+//	join body
+//	 90  32  invite auth hash (which invite this join answers)
+//	122  24  nonce
+//	146      sealed member record (secretbox), the rest of the blob
+const (
+	BlobVersion   = 1
+	HeaderSize    = 90
+	KeyIDSize     = 8
+	NonceSize     = 24
+	BoxedKeySize  = 32 + 32 + 16 // content key, content hash, box overhead
+	RecipientSize = KeyIDSize + NonceSize + BoxedKeySize
+	GrantItemSize = 32 + NonceSize + BoxedKeySize
+	// GrantBindingSize is the binding nonce and box that end a grant.
+	GrantBindingSize = NonceSize + 32 + 16
+	MaxRecipients    = 64
+	MaxGrantItems    = 4096
+	// SecretboxOverhead is the authenticator secretbox adds.
+	SecretboxOverhead = 16
+)
+
+// Kind says what a blob holds.
+type Kind byte
+
+// Blob kinds.
+const (
+	KindEntry Kind = 1 // a journal entry sealed to its recipients
+	KindGrant Kind = 2 // content keys of earlier entries re-boxed for new devices
+	KindJoin  Kind = 3 // a new member's record, sealed under the invite key
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindEntry:
+		return "entry"
+	case KindGrant:
+		return "grant"
+	case KindJoin:
+		return "join"
+	}
+	return fmt.Sprintf("kind(%d)", byte(k))
+}
+
+// BlobID is SHA-256 of a blob's bytes.
+type BlobID [32]byte
+
+// IDOf returns the id of blob.
+func IDOf(blob []byte) BlobID { return sha256.Sum256(blob) }
+
+// String returns the id in lowercase hex.
+func (id BlobID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is all zeros.
+func (id BlobID) IsZero() bool { return id == BlobID{} }
+
+// Header is the clear header at the start of every blob.
+type Header struct {
+	Kind    Kind
+	Journal JournalID
+	Author  [32]byte // device signing public key
+	Seq     uint64
+	Prev    BlobID
+}
+
+// Marshal appends the header's HeaderSize bytes to b.
+func (h *Header) Marshal(b []byte) []byte {
+	b = append(b, BlobVersion, byte(h.Kind))
+	b = append(b, h.Journal[:]...)
+	b = append(b, h.Author[:]...)
+	b = binary.BigEndian.AppendUint64(b, h.Seq)
+	b = append(b, h.Prev[:]...)
+	return b
+}
+
+// ErrBadBlob is wrapped by every blob parsing error.
+var ErrBadBlob = errors.New("malformed blob")
+
+func badBlob(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadBlob, fmt.Sprintf(format, args...))
+}
+
+// ParseHeader checks a blob's version, kind, size and header fields, and
+// returns the header. It does not look inside the body beyond its length.
+func ParseHeader(blob []byte) (Header, error) {
+	var h Header
+	if len(blob) < HeaderSize {
+		return h, badBlob("%d bytes is shorter than a header", len(blob))
+	}
+	if len(blob) > MaxBlobSize {
+		return h, badBlob("%d bytes is over the %d-byte limit", len(blob), MaxBlobSize)
+	}
+	if blob[0] != BlobVersion {
+		return h, badBlob("format version %d is not supported", blob[0])
+	}
+	h = headerFields(blob)
+	if h.Seq == 0 {
+		return h, badBlob("sequence number 0")
+	}
+	if (h.Seq == 1) != h.Prev.IsZero() {
+		return h, badBlob("previous-blob link does not match sequence %d", h.Seq)
+	}
+	var err error
+	switch h.Kind {
+	case KindEntry:
+		_, err = ParseEntry(blob)
+	case KindGrant:
+		_, err = ParseGrant(blob)
+	case KindJoin:
+		_, err = ParseJoin(blob)
+	default:
+		err = badBlob("unknown kind %d", blob[1])
+	}
+	return h, err
+}
+
+// Recipient is one slot of an entry's recipient table: the content key and
+// content hash boxed from the author's device to one recipient device.
+type Recipient struct {
+	KeyID [KeyIDSize]byte // first 8 bytes of SHA-256 of the recipient's box key
+	Nonce [NonceSize]byte
+	Boxed []byte // BoxedKeySize bytes
+}
+
+// Entry is a parsed entry blob. Its slices alias the blob.
+type Entry struct {
+	Header     Header
+	HeaderRaw  []byte // the HeaderSize header bytes
+	raw        []byte
+	Nonce      [NonceSize]byte
+	Recipients []Recipient
+	Ciphertext []byte
+}
+
+// ParseEntry parses an entry blob's layout without opening anything.
+func ParseEntry(blob []byte) (*Entry, error) {
+	if len(blob) < HeaderSize+NonceSize+1 || Kind(blob[1]) != KindEntry {
+		return nil, badBlob("not an entry")
+	}
+	e := &Entry{HeaderRaw: blob[:HeaderSize], raw: blob}
+	e.Header = headerFields(blob)
+	p := blob[HeaderSize:]
+	copy(e.Nonce[:], p[:NonceSize])
+	n := int(p[NonceSize])
+	p = p[NonceSize+1:]
+	if n < 1 || n > MaxRecipients {
+		return nil, badBlob("%d recipients is outside 1..%d", n, MaxRecipients)
+	}
+	if len(p) < n*RecipientSize+SecretboxOverhead {
+		return nil, badBlob("entry is truncated")
+	}
+	e.Recipients = make([]Recipient, n)
+	for i := range e.Recipients {
+		r := &e.Recipients[i]
+		copy(r.KeyID[:], p[:KeyIDSize])
+		copy(r.Nonce[:], p[KeyIDSize:KeyIDSize+NonceSize])
+		r.Boxed = p[KeyIDSize+NonceSize : RecipientSize]
+		p = p[RecipientSize:]
+	}
+	e.Ciphertext = p
+	return e, nil
+}
+
+// Raw returns the whole blob the entry was parsed from.
+func (e *Entry) Raw() []byte { return e.raw }
+
+// GrantItem is one re-boxed content key in a grant.
+type GrantItem struct {
+	Entry BlobID
+	Nonce [NonceSize]byte
+	Boxed []byte // BoxedKeySize bytes
+}
+
+// Grant is a parsed grant blob.
+type Grant struct {
+	Header    Header
+	KeyID     [KeyIDSize]byte // the recipient device's key id
+	Items     []GrantItem
+	Bound     []byte // the bytes the binding box covers
+	BindNonce [NonceSize]byte
+	BindBox   []byte // 48 bytes
+}
+
+// ParseGrant parses a grant blob's layout.
+func ParseGrant(blob []byte) (*Grant, error) {
+	if len(blob) < HeaderSize+KeyIDSize+2+GrantBindingSize || Kind(blob[1]) != KindGrant {
+		return nil, badBlob("not a grant")
+	}
+	g := &Grant{Header: headerFields(blob)}
+	copy(g.KeyID[:], blob[HeaderSize:])
+	n := int(binary.BigEndian.Uint16(blob[HeaderSize+KeyIDSize:]))
+	if n < 1 || n > MaxGrantItems {
+		return nil, badBlob("%d grant items is outside 1..%d", n, MaxGrantItems)
+	}
+	want := HeaderSize + KeyIDSize + 2 + n*GrantItemSize + GrantBindingSize
+	if len(blob) != want {
+		return nil, badBlob("grant is %d bytes, want %d", len(blob), want)
+	}
+	p := blob[HeaderSize+KeyIDSize+2:]
+	g.Items = make([]GrantItem, n)
+	for i := range g.Items {
+		it := &g.Items[i]
+		copy(it.Entry[:], p[:32])
+		copy(it.Nonce[:], p[32:32+NonceSize])
+		it.Boxed = p[32+NonceSize : GrantItemSize]
+		p = p[GrantItemSize:]
+	}
+	g.Bound = blob[:len(blob)-GrantBindingSize]
+	copy(g.BindNonce[:], p[:NonceSize])
+	g.BindBox = p[NonceSize:]
+	return g, nil
+}
+
+// Join is a parsed join blob.
+type Join struct {
+	Header     Header
+	HeaderRaw  []byte
+	InviteHash [32]byte
+	Nonce      [NonceSize]byte
+	Sealed     []byte
+}
+
+// ParseJoin parses a join blob's layout.
+func ParseJoin(blob []byte) (*Join, error) {
+	if len(blob) < HeaderSize+32+NonceSize+SecretboxOverhead || Kind(blob[1]) != KindJoin {
+		return nil, badBlob("not a join")
+	}
+	j := &Join{Header: headerFields(blob), HeaderRaw: blob[:HeaderSize]}
+	copy(j.InviteHash[:], blob[HeaderSize:HeaderSize+32])
+	copy(j.Nonce[:], blob[HeaderSize+32:HeaderSize+32+NonceSize])
+	j.Sealed = blob[HeaderSize+32+NonceSize:]
+	return j, nil
+}
+
+func headerFields(blob []byte) Header {
+	var h Header
+	h.Kind = Kind(blob[1])
+	copy(h.Journal[:], blob[2:18])
+	copy(h.Author[:], blob[18:50])
+	h.Seq = binary.BigEndian.Uint64(blob[50:58])
+	copy(h.Prev[:], blob[58:90])
+	return h
+}

@@ -1,0 +1,524 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// BadgerStore is a [Store] kept in a Badger database in one directory.
+//
+// Key layout (every key starts with a one-byte table name and a slash;
+// integers are big-endian so keys sort numerically):
+//
+//	r                     → relay id (ASCII hex)
+//	j/<journal 16>        → journal meta: format (1 byte, 1) | created, unix seconds (8)
+//	m/<journal 16><dev 32> → member since, unix seconds (8)
+//	s/<journal 16>        → last sequence number (8); absent when the log is empty
+//	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
+//	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
+//	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
+//
+// Writes go through Update transactions opened with SyncWrites, so a commit
+// has been fsynced when it returns; Badger batches commits that arrive
+// together into one write and one sync (group commit). Appends to one
+// journal are serialized by an in-memory per-journal lock so sequence
+// numbers are assigned without races; appends to different journals run
+// concurrently. Blobs are never deleted, so value-log GC is not needed.
+// Invite records carry a Badger TTL a day past their expiry (by wall clock)
+// so expired invites are eventually dropped; redemption checks expiry
+// against the caller's clock independently.
+type BadgerStore struct {
+	db  *badger.DB       // set by OpenBadger; closed by Close
+	log *slog.Logger     // set by OpenBadger
+	now func() time.Time // clock for membership timestamps; set by OpenBadger
+
+	mu sync.RWMutex // read-held by every operation, write-held by Close
+	cl bool         // closed; guarded by mu
+
+	jl journalLocks // per-journal append locks
+
+	idm sync.Mutex // guards id
+	id  string     // cached relay id; guarded by idm
+}
+
+var _ Store = (*BadgerStore)(nil)
+
+// readBatchBytes caps the bytes one Read returns (beyond the first blob).
+const readBatchBytes = 4 << 20
+
+// inviteGrace is how long after expiry an invite record is kept.
+const inviteGrace = 24 * time.Hour
+
+// Key prefixes; see the BadgerStore comment.
+var (
+	keyRelayID  = []byte("r")
+	pfxJournal  = []byte("j/")
+	pfxMember   = []byte("m/")
+	pfxLastSeq  = []byte("s/")
+	pfxLog      = []byte("l/")
+	pfxBlobByID = []byte("b/")
+	pfxInvite   = []byte("i/")
+)
+
+// OpenBadger opens (creating if needed) the Badger store in dir. Badger's
+// own warnings and errors are logged to logger (nil means discard). Only one
+// process can hold a directory at a time; a second open fails with an error
+// that [IsLocked] recognizes.
+func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{logger.With("component", "badger")}).
+		WithLoggingLevel(badger.WARNING)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	return &BadgerStore{db: db, log: logger, now: time.Now}, nil
+}
+
+// IsLocked reports whether err came from opening a store directory that
+// another process (or another store in this process) is using.
+func IsLocked(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Another process is using this Badger database")
+}
+
+// Close closes the database after operations in flight have finished.
+func (s *BadgerStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl {
+		return nil
+	}
+	s.cl = true
+	return s.db.Close()
+}
+
+// begin guards an operation against Close. Call the returned func when done.
+func (s *BadgerStore) begin(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	if s.cl {
+		s.mu.RUnlock()
+		return nil, ErrStoreClosed
+	}
+	return s.mu.RUnlock, nil
+}
+
+// update runs fn in a read-write transaction, retrying on conflicts.
+func (s *BadgerStore) update(fn func(txn *badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.db.Update(fn)
+		if errors.Is(err, badger.ErrConflict) && attempt < 16 {
+			continue
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("store transaction too large: %w", err)
+		}
+		return err
+	}
+}
+
+// RelayID implements [Store].
+func (s *BadgerStore) RelayID(ctx context.Context) (string, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	s.idm.Lock()
+	defer s.idm.Unlock()
+	if s.id != "" {
+		return s.id, nil
+	}
+	var id string
+	err = s.update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyRelayID)
+		if err == nil {
+			v, err := item.ValueCopy(nil)
+			id = string(v)
+			return err
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		id = hex.EncodeToString(randomBytes(16))
+		return txn.Set(keyRelayID, []byte(id))
+	})
+	if err != nil {
+		return "", fmt.Errorf("relay id: %w", err)
+	}
+	s.id = id
+	return id, nil
+}
+
+// CreateJournal implements [Store].
+func (s *BadgerStore) CreateJournal(ctx context.Context, j protocol.JournalID, device [32]byte) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	now := s.now().Unix()
+	return s.update(func(txn *badger.Txn) error {
+		if ok, err := exists(txn, key(pfxJournal, j[:])); err != nil || ok {
+			if ok {
+				return protocol.ErrExists
+			}
+			return err
+		}
+		meta := binary.BigEndian.AppendUint64([]byte{1}, uint64(now))
+		if err := txn.Set(key(pfxJournal, j[:]), meta); err != nil {
+			return err
+		}
+		return txn.Set(key(pfxMember, j[:], device[:]), u64(uint64(now)))
+	})
+}
+
+// IsMember implements [Store].
+func (s *BadgerStore) IsMember(ctx context.Context, j protocol.JournalID, device [32]byte) (bool, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	var ok bool
+	err = s.db.View(func(txn *badger.Txn) error {
+		ok, err = exists(txn, key(pfxMember, j[:], device[:]))
+		return err
+	})
+	return ok, err
+}
+
+// AddMember implements [Store].
+func (s *BadgerStore) AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	now := s.now().Unix()
+	return s.update(func(txn *badger.Txn) error {
+		return addMember(txn, j, device, now)
+	})
+}
+
+func addMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64) error {
+	ok, err := exists(txn, key(pfxJournal, j[:]))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return protocol.ErrNotFound
+	}
+	mk := key(pfxMember, j[:], device[:])
+	if ok, err := exists(txn, mk); err != nil || ok {
+		return err
+	}
+	return txn.Set(mk, u64(uint64(now)))
+}
+
+// PutInvite implements [Store].
+func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.update(func(txn *badger.Txn) error {
+		ok, err := exists(txn, key(pfxJournal, j[:]))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotFound
+		}
+		ik := key(pfxInvite, authHash[:])
+		if ok, err := exists(txn, ik); err != nil || ok {
+			if ok {
+				return ErrInviteExists
+			}
+			return err
+		}
+		v := make([]byte, 0, protocol.JournalIDSize+8+len(packet))
+		v = append(v, j[:]...)
+		v = binary.BigEndian.AppendUint64(v, uint64(expires.Unix()))
+		v = append(v, packet...)
+		e := badger.NewEntry(ik, v)
+		if gc := expires.Add(inviteGrace).Unix(); gc > 0 {
+			e.ExpiresAt = uint64(gc)
+		}
+		return txn.SetEntry(e)
+	})
+}
+
+// RedeemInvite implements [Store].
+func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error) {
+	var j protocol.JournalID
+	done, err := s.begin(ctx)
+	if err != nil {
+		return j, nil, err
+	}
+	defer done()
+	var packet []byte
+	err = s.update(func(txn *badger.Txn) error {
+		ik := key(pfxInvite, authHash[:])
+		item, err := txn.Get(ik)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return protocol.ErrInviteUnknown
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) < protocol.JournalIDSize+8 {
+			return fmt.Errorf("invite record is %d bytes", len(v))
+		}
+		copy(j[:], v)
+		expires := time.Unix(int64(binary.BigEndian.Uint64(v[protocol.JournalIDSize:])), 0)
+		if !now.Before(expires) {
+			return protocol.ErrInviteUnknown
+		}
+		packet = v[protocol.JournalIDSize+8:]
+		if err := txn.Delete(ik); err != nil {
+			return err
+		}
+		err = addMember(txn, j, device, now.Unix())
+		if errors.Is(err, protocol.ErrNotFound) {
+			return protocol.ErrInviteUnknown
+		}
+		return err
+	})
+	if err != nil {
+		return protocol.JournalID{}, nil, err
+	}
+	return j, packet, nil
+}
+
+// Append implements [Store].
+func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
+	id := protocol.IDOf(blob)
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, id, false, err
+	}
+	defer done()
+	unlock := s.jl.lock(j)
+	defer unlock()
+	var seq uint64
+	var dup bool
+	err = s.update(func(txn *badger.Txn) error {
+		seq, dup = 0, false
+		ok, err := exists(txn, key(pfxJournal, j[:]))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotFound
+		}
+		bk := key(pfxBlobByID, j[:], id[:])
+		item, err := txn.Get(bk)
+		if err == nil {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) != 8 {
+				return fmt.Errorf("dedup record is %d bytes", len(v))
+			}
+			seq, dup = binary.BigEndian.Uint64(v), true
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		last, err := lastSeq(txn, j)
+		if err != nil {
+			return err
+		}
+		seq = last + 1
+		if err := txn.Set(key(pfxLog, j[:], u64(seq)), blob); err != nil {
+			return err
+		}
+		if err := txn.Set(bk, u64(seq)); err != nil {
+			return err
+		}
+		return txn.Set(key(pfxLastSeq, j[:]), u64(seq))
+	})
+	if err != nil {
+		return 0, id, false, err
+	}
+	return seq, id, dup, nil
+}
+
+// Read implements [Store].
+func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint64, max int) ([]StoredBlob, error) {
+	if max <= 0 || after == math.MaxUint64 {
+		return nil, nil
+	}
+	done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []StoredBlob
+	err = s.db.View(func(txn *badger.Txn) error {
+		prefix := key(pfxLog, j[:])
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		size := 0
+		for it.Seek(key(prefix, u64(after+1))); it.Valid(); it.Next() {
+			if len(out) >= max || (len(out) > 0 && size >= readBatchBytes) {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			k := item.Key()
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("log key is %d bytes", len(k))
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, StoredBlob{Seq: binary.BigEndian.Uint64(k[len(prefix):]), Blob: v})
+			size += len(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LastSeq implements [Store].
+func (s *BadgerStore) LastSeq(ctx context.Context, j protocol.JournalID) (uint64, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var seq uint64
+	err = s.db.View(func(txn *badger.Txn) error {
+		seq, err = lastSeq(txn, j)
+		return err
+	})
+	return seq, err
+}
+
+func lastSeq(txn *badger.Txn, j protocol.JournalID) (uint64, error) {
+	item, err := txn.Get(key(pfxLastSeq, j[:]))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("last-sequence record is %d bytes", len(v))
+		}
+		seq = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return seq, err
+}
+
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func key(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand panics on failure since Go 1.24)
+	return b
+}
+
+// journalLocks hands out one mutex per journal, dropping it when unused.
+type journalLocks struct {
+	mu sync.Mutex
+	m  map[protocol.JournalID]*journalLock // guarded by mu
+}
+
+type journalLock struct {
+	sync.Mutex
+	refs int // guarded by journalLocks.mu
+}
+
+func (l *journalLocks) lock(j protocol.JournalID) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[protocol.JournalID]*journalLock)
+	}
+	jl := l.m[j]
+	if jl == nil {
+		jl = &journalLock{}
+		l.m[j] = jl
+	}
+	jl.refs++
+	l.mu.Unlock()
+	jl.Lock()
+	return func() {
+		jl.Unlock()
+		l.mu.Lock()
+		jl.refs--
+		if jl.refs == 0 {
+			delete(l.m, j)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// badgerLogger routes Badger's warnings and errors to slog and drops the
+// rest.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

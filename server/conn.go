@@ -1,0 +1,567 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// readBatch is how many blobs a subscription reads from the store at a time.
+const readBatch = 256
+
+// closeWait bounds writing a close frame.
+const closeWait = time.Second
+
+// frame is one item of a connection's send queue: a text message, or, when
+// data is nil, a close frame after which the writer stops.
+type frame struct {
+	data []byte
+	code int    // close code, when data is nil
+	text string // close reason, when data is nil
+}
+
+// conn is one WebSocket connection.
+//
+// Goroutines: serve runs the reader (authentication and requests, in
+// order); writeLoop is the only goroutine that writes messages to ws; each
+// subscription has its own goroutine. They all send through the send queue.
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	remote string
+	opened time.Time
+
+	ctx    context.Context    // canceled when the connection is ending
+	cancel context.CancelFunc // see abort
+	send   chan frame         // send queue; drained only by writeLoop
+	wrote  atomic.Uint64      // frames written; bumped by writeLoop
+	wdone  chan struct{}      // closed when writeLoop has returned
+
+	// closing is set once a close frame has been queued (by fail).
+	closing atomic.Bool
+
+	endMu   sync.Mutex // guards endCode and endText
+	endCode int        // close code chosen by abort; 0 when none
+	endText string     // why the connection ended, for the close frame and log
+
+	subWG sync.WaitGroup // subscription goroutines
+
+	// Owned by the reader goroutine; log and device are fixed once
+	// authentication succeeds, before any other goroutine reads them.
+	log     *slog.Logger
+	device  [32]byte
+	authed  bool
+	members map[protocol.JournalID]bool // positive membership cache
+	subs    map[protocol.JournalID]*subscription
+}
+
+// subscription is one Subscribe on a connection.
+type subscription struct {
+	journal protocol.JournalID
+	after   uint64        // cursor the client asked for
+	wake    chan struct{} // capacity 1; the hub sends when the journal grows
+}
+
+func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+	c := &conn{
+		s:       s,
+		ws:      ws,
+		remote:  remote,
+		opened:  time.Now(),
+		send:    make(chan frame, s.cfg.SendQueue),
+		wdone:   make(chan struct{}),
+		log:     s.log.With("remote", remote),
+		members: make(map[protocol.JournalID]bool),
+		subs:    make(map[protocol.JournalID]*subscription),
+	}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	c.log.Info("connection opened")
+	go c.writeLoop()
+	c.readLoop()
+	if !c.closing.Load() {
+		// The reader stopped on its own (the peer left, timed out or sent
+		// an oversize message): stop the writer too.
+		c.abort(0, "")
+	}
+	<-c.wdone
+	c.cancel()
+	c.subWG.Wait()
+	c.endMu.Lock()
+	reason := c.endText
+	c.endMu.Unlock()
+	c.log.Info("connection closed", "reason", reason, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+// abort ends the connection: it records why (the first reason wins) and
+// cancels the connection's context, which stops the writer and every
+// subscription. code, if non-zero, is sent in a close frame.
+func (c *conn) abort(code int, text string) {
+	c.endMu.Lock()
+	if c.endText == "" {
+		c.endCode, c.endText = code, text
+	}
+	c.endMu.Unlock()
+	c.cancel()
+}
+
+func (c *conn) noteEnd(text string) {
+	c.endMu.Lock()
+	if c.endText == "" {
+		c.endText = text
+	}
+	c.endMu.Unlock()
+}
+
+// writeTimeout bounds writing one frame to the socket.
+func (c *conn) writeTimeout() time.Duration {
+	return max(10*time.Second, 2*c.s.cfg.PingInterval)
+}
+
+// writeLoop is the connection's only message writer.
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	defer c.ws.Close() // unblocks the reader
+	defer c.cancel()
+	ping := time.NewTicker(c.s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-c.send:
+			if f.data == nil {
+				c.noteEnd(f.text)
+				c.writeClose(f.code, f.text)
+				return
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
+			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				c.noteEnd("write failed: " + err.Error())
+				return
+			}
+			c.wrote.Add(1)
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
+				c.noteEnd("ping failed: " + err.Error())
+				return
+			}
+		case <-c.ctx.Done():
+			c.endMu.Lock()
+			code, text := c.endCode, c.endText
+			c.endMu.Unlock()
+			if text == "" && c.s.ctx.Err() != nil {
+				c.noteEnd("relay shutting down")
+				msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
+				_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
+				_ = c.ws.WriteMessage(websocket.TextMessage, msg)
+				c.writeClose(websocket.CloseGoingAway, string(protocol.CodeShuttingDown))
+				return
+			}
+			if code != 0 {
+				c.writeClose(code, text)
+			}
+			return
+		}
+	}
+}
+
+func (c *conn) writeClose(code int, text string) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(text, 120)), time.Now().Add(closeWait))
+}
+
+// enqueue queues a message for the writer. If the queue is full it waits;
+// if the writer then completes no write for SendTimeout, the client is not
+// reading: enqueue closes the connection with a policy-violation close frame
+// and returns false. It also returns false once the connection is ending.
+// Only the connection's own goroutines call enqueue, so a slow client never
+// holds up anything else.
+func (c *conn) enqueue(data []byte) bool {
+	return c.put(frame{data: data})
+}
+
+func (c *conn) put(f frame) bool {
+	select {
+	case c.send <- f:
+		return true
+	case <-c.ctx.Done():
+		return false
+	default:
+	}
+	t := time.NewTimer(c.s.cfg.SendTimeout)
+	defer t.Stop()
+	wrote := c.wrote.Load()
+	for {
+		select {
+		case c.send <- f:
+			return true
+		case <-c.ctx.Done():
+			return false
+		case <-t.C:
+			if w := c.wrote.Load(); w != wrote {
+				wrote = w // slow but moving: keep waiting
+				t.Reset(c.s.cfg.SendTimeout)
+				continue
+			}
+			const why = "the client is not reading its messages"
+			c.log.Warn("closing slow connection", "queued", len(c.send))
+			c.abort(websocket.ClosePolicyViolation, why)
+			// The writer may be stuck in a write: send the close frame
+			// from here (WriteControl may run concurrently with writes)
+			// and drop the socket so the writer wakes up.
+			c.writeClose(websocket.ClosePolicyViolation, why)
+			_ = c.ws.NetConn().Close()
+			return false
+		}
+	}
+}
+
+// reply queues a message.
+func (c *conn) reply(m any) bool {
+	data, err := protocol.Marshal(m)
+	if err != nil {
+		c.log.Error("marshal reply", "err", err)
+		c.abort(websocket.CloseInternalServerErr, "internal error")
+		return false
+	}
+	return c.enqueue(data)
+}
+
+// fail queues e and then a close frame with closeCode: the connection ends
+// once the writer has sent them. Only the first fail on a connection has an
+// effect.
+func (c *conn) fail(e *protocol.Error, closeCode int) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.log.Info("closing connection", "code", e.Code, "why", e.Message)
+	if c.reply(e) {
+		c.put(frame{code: closeCode, text: string(e.Code)})
+	}
+}
+
+// readLoop authenticates the device and then handles requests until the
+// connection fails or the reader decides to close it.
+func (c *conn) readLoop() {
+	c.ws.SetReadLimit(protocol.MaxMessageSize)
+	if !c.authenticate() {
+		return
+	}
+	pongWait := 2 * c.s.cfg.PingInterval
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.noteReadError(err)
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		if mt != websocket.TextMessage {
+			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
+			return
+		}
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+func (c *conn) noteReadError(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.noteEnd("message over the size limit")
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+		c.noteEnd("client closed")
+	case errors.As(err, &ne) && ne.Timeout():
+		c.noteEnd("client stopped answering pings")
+	default:
+		c.noteEnd("read failed: " + err.Error())
+	}
+}
+
+// authenticate sends Hello and checks the device's Auth. It returns false,
+// after queueing an Error and a close frame where useful, if the device did
+// not authenticate.
+func (c *conn) authenticate() bool {
+	challenge := make([]byte, protocol.ChallengeSize)
+	_, _ = rand.Read(challenge)
+	if !c.reply(&protocol.Hello{Type: protocol.TypeHello, Version: protocol.Version, RelayID: c.s.relayID, Challenge: challenge}) {
+		return false
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.AuthTimeout))
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.fail(reqError(0, protocol.CodeAuthRequired, "the device did not authenticate within %s", c.s.cfg.AuthTimeout), websocket.ClosePolicyViolation)
+			return false
+		}
+		c.noteReadError(err)
+		return false
+	}
+	if mt != websocket.TextMessage {
+		c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
+		return false
+	}
+	env, err := protocol.Decode(data)
+	if err != nil {
+		c.fail(reqError(0, protocol.CodeMalformed, "the message is not a json object with a type"), websocket.CloseProtocolError)
+		return false
+	}
+	if env.Type != protocol.TypeAuth {
+		c.fail(reqError(env.ID, protocol.CodeAuthRequired, "authenticate before sending requests"), websocket.ClosePolicyViolation)
+		return false
+	}
+	var a protocol.Auth
+	if err := protocol.DecodeAs(data, &a); err != nil {
+		c.fail(reqError(0, protocol.CodeMalformed, "the auth message is malformed"), websocket.CloseProtocolError)
+		return false
+	}
+	if perr := checkAuth(&a, c.s.relayID, challenge); perr != nil {
+		c.fail(perr, websocket.ClosePolicyViolation)
+		return false
+	}
+	copy(c.device[:], a.Device)
+	c.authed = true
+	c.log = c.log.With("device", shortID(c.device[:]))
+	c.log.Info("device authenticated")
+	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: protocol.Version})
+}
+
+// checkAuth verifies an Auth message against the connection's challenge.
+func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Error {
+	if a.Version != protocol.Version {
+		return reqError(0, protocol.CodeBadVersion, "this relay speaks protocol version %d, not %d", protocol.Version, a.Version)
+	}
+	if len(a.Device) != ed25519.PublicKeySize {
+		return reqError(0, protocol.CodeAuthFailed, "the device key is %d bytes, want %d", len(a.Device), ed25519.PublicKeySize)
+	}
+	if len(a.Signature) != ed25519.SignatureSize {
+		return reqError(0, protocol.CodeAuthFailed, "the signature is %d bytes, want %d", len(a.Signature), ed25519.SignatureSize)
+	}
+	if !ed25519.Verify(a.Device, protocol.AuthMessage(relayID, challenge), a.Signature) {
+		return reqError(0, protocol.CodeAuthFailed, "the signature does not verify for this relay and connection")
+	}
+	return nil
+}
+
+// handle answers one request frame. It returns false when the connection
+// must stop reading.
+func (c *conn) handle(frame []byte) bool {
+	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: c.s.cfg.Now()}
+	r, perr := k.parse(frame)
+	if perr != nil {
+		if perr.ID == 0 {
+			c.fail(perr, websocket.CloseProtocolError)
+			return false
+		}
+		c.log.Debug("request refused", "code", perr.Code, "why", perr.Message)
+		return c.reply(perr)
+	}
+	switch r.Type {
+	case protocol.TypeCreate:
+		return c.handleCreate(r)
+	case protocol.TypeInvite:
+		return c.handleInvite(r)
+	case protocol.TypeRedeem:
+		return c.handleRedeem(r)
+	case protocol.TypePut:
+		return c.handlePut(r)
+	case protocol.TypeSubscribe:
+		return c.handleSubscribe(r)
+	}
+	return c.reply(reqError(r.ID, protocol.CodeMalformed, "%q is not a request type", r.Type))
+}
+
+func (c *conn) ok(id uint64) *protocol.OK { return &protocol.OK{Type: protocol.TypeOK, ID: id} }
+
+// internal answers a request whose store operation failed.
+func (c *conn) internal(r *request, err error) bool {
+	if c.ctx.Err() != nil {
+		return false // shutting down or gone; the writer says so
+	}
+	c.log.Error("store operation failed", "request", r.Type, "journal", r.Journal.String(), "err", err)
+	return c.reply(reqError(r.ID, protocol.CodeInternal, "the relay could not complete the %s request; nothing was changed", r.Type))
+}
+
+// requireMember answers r with not-member unless the device is a member of
+// r.Journal. It returns (continue, member).
+func (c *conn) requireMember(r *request) (bool, bool) {
+	if c.members[r.Journal] {
+		return true, true
+	}
+	ok, err := c.s.cfg.Store.IsMember(c.ctx, r.Journal, c.device)
+	if err != nil {
+		return c.internal(r, err), false
+	}
+	if !ok {
+		c.log.Info("request refused: not a member", "request", r.Type, "journal", r.Journal.String())
+		return c.reply(reqError(r.ID, protocol.CodeNotMember, "this device is not a member of journal %s", r.Journal)), false
+	}
+	c.members[r.Journal] = true
+	return true, true
+}
+
+func (c *conn) handleCreate(r *request) bool {
+	err := c.s.cfg.Store.CreateJournal(c.ctx, r.Journal, c.device)
+	if errors.Is(err, protocol.ErrExists) {
+		return c.reply(reqError(r.ID, protocol.CodeExists, "journal %s already exists", r.Journal))
+	}
+	if err != nil {
+		return c.internal(r, err)
+	}
+	c.members[r.Journal] = true
+	c.log.Info("journal created", "journal", r.Journal.String())
+	return c.reply(c.ok(r.ID))
+}
+
+func (c *conn) handleInvite(r *request) bool {
+	if cont, member := c.requireMember(r); !member {
+		return cont
+	}
+	err := c.s.cfg.Store.PutInvite(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
+	if errors.Is(err, ErrInviteExists) {
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "an invite with that auth hash already exists"))
+	}
+	if errors.Is(err, protocol.ErrNotFound) {
+		return c.reply(reqError(r.ID, protocol.CodeNotFound, "journal %s does not exist", r.Journal))
+	}
+	if err != nil {
+		return c.internal(r, err)
+	}
+	c.log.Info("invite stored", "journal", r.Journal.String(), "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
+	return c.reply(c.ok(r.ID))
+}
+
+func (c *conn) handleRedeem(r *request) bool {
+	j, packet, err := c.s.cfg.Store.RedeemInvite(c.ctx, r.AuthHash, c.device, c.s.cfg.Now())
+	if errors.Is(err, protocol.ErrInviteUnknown) {
+		c.log.Info("invite redemption refused")
+		return c.reply(reqError(r.ID, protocol.CodeInviteUnknown, "%s", protocol.ErrInviteUnknown.Error()))
+	}
+	if err != nil {
+		return c.internal(r, err)
+	}
+	c.members[j] = true
+	c.log.Info("invite redeemed", "journal", j.String())
+	ok := c.ok(r.ID)
+	ok.Journal, ok.Packet = &j, packet
+	return c.reply(ok)
+}
+
+func (c *conn) handlePut(r *request) bool {
+	if cont, member := c.requireMember(r); !member {
+		return cont
+	}
+	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
+	if err != nil {
+		return c.internal(r, err)
+	}
+	c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
+	if !dup {
+		c.s.hub.notify(r.Journal)
+	}
+	ok := c.ok(r.ID)
+	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+	return c.reply(ok)
+}
+
+func (c *conn) handleSubscribe(r *request) bool {
+	if cont, member := c.requireMember(r); !member {
+		return cont
+	}
+	if c.subs[r.Journal] != nil {
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "this connection is already subscribed to journal %s", r.Journal))
+	}
+	last, err := c.s.cfg.Store.LastSeq(c.ctx, r.Journal)
+	if err != nil {
+		return c.internal(r, err)
+	}
+	if r.After > last {
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "the cursor %d is past the last blob the relay holds for journal %s (%d)", r.After, r.Journal, last))
+	}
+	sub := &subscription{journal: r.Journal, after: r.After, wake: make(chan struct{}, 1)}
+	// Register before the first read so no append can slip between the
+	// read and the wait.
+	c.s.hub.add(sub)
+	c.subs[r.Journal] = sub
+	if !c.reply(c.ok(r.ID)) {
+		c.s.hub.remove(sub)
+		return false
+	}
+	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
+	c.subWG.Add(1)
+	go c.runSubscription(sub)
+	return true
+}
+
+// runSubscription streams a journal to the client: everything after the
+// cursor, then CaughtUp once, then each new blob as the hub signals it.
+// It pulls from the store, so a wake-up can never be lost or cause a gap or
+// a duplicate: the cursor alone decides what is sent next.
+func (c *conn) runSubscription(sub *subscription) {
+	defer c.subWG.Done()
+	defer c.s.hub.remove(sub)
+	cursor := sub.after
+	caughtUp := false
+	for {
+		blobs, err := c.s.cfg.Store.Read(c.ctx, sub.journal, cursor, readBatch)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Error("reading journal for subscriber", "journal", sub.journal.String(), "err", err)
+				c.fail(reqError(0, protocol.CodeInternal, "the relay could not read the journal"), websocket.CloseInternalServerErr)
+			}
+			return
+		}
+		for _, b := range blobs {
+			if b.Seq != cursor+1 {
+				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", cursor, "next", b.Seq)
+				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
+				return
+			}
+			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob}) {
+				return
+			}
+			cursor = b.Seq
+		}
+		if len(blobs) > 0 {
+			continue
+		}
+		if !caughtUp {
+			if !c.reply(&protocol.CaughtUp{Type: protocol.TypeCaughtUp, Journal: sub.journal, Seq: cursor}) {
+				return
+			}
+			caughtUp = true
+		}
+		select {
+		case <-sub.wake:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// shortID is the first 8 hex digits of a key, for logs.
+func shortID(key []byte) string {
+	if len(key) > 4 {
+		key = key[:4]
+	}
+	return hex.EncodeToString(key)
+}

@@ -1,0 +1,304 @@
+// Package server is the Kintsugi relay: it authenticates devices, keeps each
+// journal's append-only log of blobs and pushes new blobs to subscribers.
+//
+// The relay stores only what clients send it, which is ciphertext behind a
+// small clear header ([protocol.ParseHeader]); it checks the header's shape,
+// journal and author but never interprets blob bodies, and it never logs
+// blob bytes, invite tokens or invite packets.
+//
+// A [Server] is an [http.Handler] serving the WebSocket endpoint
+// [protocol.Path] and a /healthz probe. Each connection has one reader
+// goroutine, which authenticates the device and handles requests in order,
+// and one writer goroutine, the only one that writes to the socket.
+// Everything a connection sends (replies, subscription pushes) goes through
+// its bounded send queue. Subscriptions are pull-based: a per-subscription
+// goroutine reads the store after its cursor and is woken by a coalescing
+// notification when its journal grows, so nothing outside a connection ever
+// waits on that connection.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Config configures a [Server]. The zero value of every field but Store
+// selects the documented default. The Server reads Config only in [New];
+// changing it afterwards has no effect.
+type Config struct {
+	// Store holds the relay's data. Required. The Server does not close it:
+	// the caller owns the store and closes it after [Server.Close].
+	Store Store
+
+	// Logger receives connection and request logs. Default: discard.
+	Logger *slog.Logger
+
+	// RelayID is the id sent in Hello and signed by devices; at most 255
+	// bytes. Default: the store's persisted id ([Store.RelayID]).
+	RelayID string
+
+	// MaxBlobSize is the largest blob accepted, in bytes; at most
+	// protocol.MaxBlobSize. Default: protocol.MaxBlobSize.
+	MaxBlobSize int
+
+	// AuthTimeout bounds the time from connecting to a valid Auth.
+	// Default: 10s.
+	AuthTimeout time.Duration
+
+	// PingInterval is how often the relay pings each connection; a
+	// connection that sends nothing, not even a pong, for twice this long is
+	// closed. Default: 30s.
+	PingInterval time.Duration
+
+	// SendQueue is the number of outgoing messages buffered per connection.
+	// Default: 256.
+	SendQueue int
+
+	// SendTimeout is how long a connection's own goroutines wait for room in
+	// its full send queue before the relay gives up on the client as too
+	// slow and closes the connection with a policy-violation close frame.
+	// Only that connection's goroutines ever wait. Default: 5s.
+	SendTimeout time.Duration
+
+	// InviteMaxTTL is the longest an invite may stay valid. Default: 7 days.
+	InviteMaxTTL time.Duration
+
+	// Now returns the current time; tests set it to move the clock.
+	// Default: time.Now.
+	Now func() time.Time
+}
+
+// Defaults for [Config].
+const (
+	DefaultAuthTimeout  = 10 * time.Second
+	DefaultPingInterval = 30 * time.Second
+	DefaultSendQueue    = 256
+	DefaultSendTimeout  = 5 * time.Second
+	DefaultInviteMaxTTL = 7 * 24 * time.Hour
+)
+
+// Server is a Kintsugi relay. Create it with [New], serve it with an
+// [http.Server] and stop it with [Server.Close].
+type Server struct {
+	cfg      Config // defaults applied; read-only after New
+	relayID  string // read-only after New
+	log      *slog.Logger
+	upgrader websocket.Upgrader // read-only after New
+	hub      hub
+
+	ctx    context.Context    // canceled by Close; parent of every connection's context
+	cancel context.CancelFunc // called once by Close
+
+	mu     sync.Mutex     // guards closed and conns.Add against Close
+	closed bool           // set by Close; guarded by mu
+	conns  sync.WaitGroup // one per connection handler
+
+	closeOnce sync.Once
+	closeDone chan struct{} // closed when every connection has ended
+}
+
+// New returns a relay serving cfg.Store. It reads the relay id from the
+// store unless cfg.RelayID is set.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server config has no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBlobSize == 0 {
+		cfg.MaxBlobSize = protocol.MaxBlobSize
+	}
+	if cfg.MaxBlobSize < protocol.HeaderSize || cfg.MaxBlobSize > protocol.MaxBlobSize {
+		return nil, fmt.Errorf("max blob size %d is outside %d..%d", cfg.MaxBlobSize, protocol.HeaderSize, protocol.MaxBlobSize)
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.InviteMaxTTL <= 0 {
+		cfg.InviteMaxTTL = DefaultInviteMaxTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	id := cfg.RelayID
+	if id == "" {
+		var err error
+		if id, err = cfg.Store.RelayID(context.Background()); err != nil {
+			return nil, fmt.Errorf("read relay id: %w", err)
+		}
+	}
+	if id == "" || len(id) > 255 {
+		return nil, fmt.Errorf("relay id must be 1..255 bytes, not %d", len(id))
+	}
+	s := &Server{
+		cfg:       cfg,
+		relayID:   id,
+		log:       cfg.Logger,
+		closeDone: make(chan struct{}),
+	}
+	s.upgrader = websocket.Upgrader{
+		Subprotocols:     []string{protocol.Subprotocol},
+		CheckOrigin:      checkOrigin,
+		HandshakeTimeout: 10 * time.Second,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// RelayID returns the id the relay sends in Hello.
+func (s *Server) RelayID() string { return s.relayID }
+
+// ServeHTTP serves the WebSocket endpoint protocol.Path and GET /healthz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	case protocol.Path:
+		s.serveWebSocket(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "the relay is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.conns.Add(1)
+	s.mu.Unlock()
+	defer s.conns.Done()
+
+	if !websocket.IsWebSocketUpgrade(r) {
+		http.Error(w, "this endpoint speaks WebSocket only", http.StatusBadRequest)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already replied with an HTTP error.
+		s.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if ws.Subprotocol() != protocol.Subprotocol {
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseProtocolError, "subprotocol "+protocol.Subprotocol+" required"),
+			time.Now().Add(time.Second))
+		ws.Close()
+		s.log.Info("connection refused: no subprotocol", "remote", r.RemoteAddr)
+		return
+	}
+	newConn(s, ws, r.RemoteAddr).serve()
+}
+
+// checkOrigin allows requests without an Origin header (native clients) and
+// requests whose origin is the relay's own host.
+func checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// Close stops the relay: it refuses new connections, sends every open
+// connection an Error with code shutting-down and a going-away close frame,
+// and waits until every connection goroutine has ended or ctx is done. A
+// request in flight finishes its store operation first, so nothing
+// acknowledged is lost. Close does not close the store. It is safe to call
+// more than once; every call waits.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.cancel()
+		go func() {
+			s.conns.Wait()
+			close(s.closeDone)
+		}()
+	})
+	select {
+	case <-s.closeDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("relay connections still open: %w", ctx.Err())
+	}
+}
+
+// hub tracks subscriptions by journal so a new blob can wake them.
+type hub struct {
+	mu   sync.Mutex
+	subs map[protocol.JournalID]map[*subscription]struct{} // guarded by mu
+}
+
+func (h *hub) add(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs == nil {
+		h.subs = make(map[protocol.JournalID]map[*subscription]struct{})
+	}
+	m := h.subs[s.journal]
+	if m == nil {
+		m = make(map[*subscription]struct{})
+		h.subs[s.journal] = m
+	}
+	m[s] = struct{}{}
+}
+
+func (h *hub) remove(s *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.subs[s.journal]
+	delete(m, s)
+	if len(m) == 0 {
+		delete(h.subs, s.journal)
+	}
+}
+
+// notify wakes every subscription of j. It never blocks: a wake-up already
+// pending is enough, since a woken subscription reads everything new.
+func (h *hub) notify(j protocol.JournalID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[j] {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Store is the relay's durable state: journals, their members, pending
+// invites and each journal's append-only log of blobs. A Store holds only
+// what the relay is shown, which is ciphertext and clear headers; it never
+// needs to look inside a blob.
+//
+// Every method takes a context first and must be safe for concurrent use.
+// Errors that callers branch on are the protocol sentinels
+// ([protocol.ErrExists], [protocol.ErrNotFound], [protocol.ErrInviteUnknown])
+// and [ErrInviteExists]; anything else is an internal failure.
+type Store interface {
+	// RelayID returns the relay's id: random, generated on first use and
+	// persisted, so it is stable across restarts. Devices sign it when they
+	// authenticate.
+	RelayID(ctx context.Context) (string, error)
+
+	// CreateJournal creates journal j with device as its only member. It
+	// returns protocol.ErrExists if j already exists.
+	CreateJournal(ctx context.Context, j protocol.JournalID, device [32]byte) error
+
+	// IsMember reports whether device is a member of j. A journal that does
+	// not exist has no members.
+	IsMember(ctx context.Context, j protocol.JournalID, device [32]byte) (bool, error)
+
+	// AddMember makes device a member of j; adding a member twice is not an
+	// error. It returns protocol.ErrNotFound if j does not exist.
+	AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error
+
+	// PutInvite stores a one-time invite to j under authHash, the SHA-256 of
+	// the invite's auth token, valid until expires. packet is opaque. It
+	// returns protocol.ErrNotFound if j does not exist and ErrInviteExists
+	// if an invite with authHash is already stored.
+	PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
+
+	// RedeemInvite atomically finds the unused invite stored under authHash
+	// that has not expired at now, uses it up, and adds device to its
+	// journal. It returns the journal and the invite's packet. It returns
+	// protocol.ErrInviteUnknown, and nothing else, whether the invite never
+	// existed, has expired or was already used, so a caller learns nothing
+	// from a wrong guess.
+	RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error)
+
+	// Append adds blob to the end of j's log and returns its sequence number
+	// and id (SHA-256 of blob). Sequence numbers start at 1 and are
+	// contiguous per journal. Append is idempotent by id: if j already holds
+	// blob, it returns the original sequence number and dup true and stores
+	// nothing. The blob is durable (synced to disk) before Append returns
+	// without error. Append does not check membership or blob layout; the
+	// caller does.
+	Append(ctx context.Context, j protocol.JournalID, blob []byte) (seq uint64, id protocol.BlobID, dup bool, err error)
+
+	// Read returns blobs of j with sequence numbers greater than after, in
+	// sequence order, at most max of them. It may return fewer than max
+	// (an implementation may cap a batch by bytes) but returns none only
+	// when j holds nothing after after. The returned slices are owned by
+	// the caller.
+	Read(ctx context.Context, j protocol.JournalID, after uint64, max int) ([]StoredBlob, error)
+
+	// LastSeq returns the sequence number of j's last blob, or 0 if it has
+	// none (or does not exist).
+	LastSeq(ctx context.Context, j protocol.JournalID) (uint64, error)
+
+	// Close flushes and closes the store. It waits for operations in flight;
+	// later calls fail.
+	Close() error
+}
+
+// StoredBlob is one entry of a journal's log.
+type StoredBlob struct {
+	Seq  uint64
+	Blob []byte
+}
+
+// ErrInviteExists is returned by [Store.PutInvite] when an invite with the
+// same auth hash is already stored.
+var ErrInviteExists = errors.New("an invite with that auth hash already exists")
+
+// ErrStoreClosed is returned by a [Store] after Close.
+var ErrStoreClosed = errors.New("the relay's store is closed")
