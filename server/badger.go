@@ -42,7 +42,6 @@ import (
 // against the caller's clock independently.
 type BadgerStore struct {
 	db  *badger.DB       // set by OpenBadger; closed by Close
-	log *slog.Logger     // set by OpenBadger
 	now func() time.Time // clock for membership timestamps; set by OpenBadger
 
 	mu sync.RWMutex // read-held by every operation, write-held by Close
@@ -89,7 +88,7 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return &BadgerStore{db: db, log: logger, now: time.Now}, nil
+	return &BadgerStore{db: db, now: time.Now}, nil
 }
 
 // IsLocked reports whether err came from opening a store directory that

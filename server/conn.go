@@ -61,7 +61,6 @@ type conn struct {
 	// authentication succeeds, before any other goroutine reads them.
 	log     *slog.Logger
 	device  [32]byte
-	authed  bool
 	members map[protocol.JournalID]bool // positive membership cache
 	subs    map[protocol.JournalID]*subscription
 }
@@ -339,7 +338,6 @@ func (c *conn) authenticate() bool {
 		return false
 	}
 	copy(c.device[:], a.Device)
-	c.authed = true
 	c.log = c.log.With("device", shortID(c.device[:]))
 	c.log.Info("device authenticated")
 	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: protocol.Version})

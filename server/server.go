@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,10 +66,14 @@ type Config struct {
 	// Default: 256.
 	SendQueue int
 
-	// SendTimeout is how long a connection's own goroutines wait for room in
-	// its full send queue before the relay gives up on the client as too
-	// slow and closes the connection with a policy-violation close frame.
-	// Only that connection's goroutines ever wait. Default: 5s.
+	// SendTimeout is how long a connection may go without the writer
+	// finishing a single frame while its send queue is full. Past that the
+	// client is taken to have stopped reading: the connection is closed with
+	// a policy-violation close frame. A client that is slow but still
+	// reading is never cut off by this (a single frame is bounded by a
+	// separate write deadline of max(10s, 2×PingInterval)). Only the
+	// connection's own goroutines ever wait on its queue: the hub's
+	// notifications never block. Default: 5s.
 	SendTimeout time.Duration
 
 	// InviteMaxTTL is the longest an invite may stay valid. Default: 7 days.
@@ -204,18 +209,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket only", http.StatusBadRequest)
 		return
 	}
+	if !slices.Contains(websocket.Subprotocols(r), protocol.Subprotocol) {
+		s.log.Info("connection refused: subprotocol missing", "remote", r.RemoteAddr)
+		http.Error(w, "WebSocket subprotocol "+protocol.Subprotocol+" required", http.StatusBadRequest)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has already replied with an HTTP error.
 		s.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	if ws.Subprotocol() != protocol.Subprotocol {
-		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseProtocolError, "subprotocol "+protocol.Subprotocol+" required"),
-			time.Now().Add(time.Second))
-		ws.Close()
-		s.log.Info("connection refused: no subprotocol", "remote", r.RemoteAddr)
 		return
 	}
 	newConn(s, ws, r.RemoteAddr).serve()

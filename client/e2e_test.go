@@ -1,0 +1,357 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+const pass = "a long passphrase nobody will guess"
+
+func newAccount(t *testing.T, name string) *client.Account {
+	t.Helper()
+	a, err := client.Init(client.Home{Dir: filepath.Join(t.TempDir(), name)}, name, name+"-device", []byte(pass), crypto.TestingKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustSync(t *testing.T, j *client.Journal) *client.SyncResult {
+	t.Helper()
+	r, err := j.Sync(ctxFor(t))
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return r
+}
+
+func texts(t *testing.T, j *client.Journal) []string {
+	t.Helper()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Text)
+	}
+	return out
+}
+
+// pair creates a journal for a, invites b, and has b join and a learn of it.
+func pair(t *testing.T, relayURL string, a, b *client.Account) (*client.Journal, *client.Journal, string) {
+	t.Helper()
+	ctx := ctxFor(t)
+	aj, err := a.CreateJournal(ctx, relayURL, "our journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aj.Close() })
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bj, err := b.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bj.Close() })
+	return aj, bj, code
+}
+
+// TestTwoPartnersEndToEnd drives the whole core flow over a real relay on
+// 127.0.0.1 and then checks that no plaintext reached any disk.
+func TestTwoPartnersEndToEnd(t *testing.T) {
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "starting again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	// Written before Sam joins: Alex's client must re-box it for Sam.
+	secrets := []string{"before you joined: I found the messages on a tuesday"}
+	if _, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: secrets[0]}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	// The code works once.
+	if _, err := newAccount(t, "mallory").Join(ctx, code); !errors.Is(err, protocol.ErrInviteUnknown) {
+		t.Fatalf("second redeem: %v, want ErrInviteUnknown", err)
+	}
+
+	if r := mustSync(t, aj); len(r.Joined) != 1 || r.Joined[0] != "sam" {
+		t.Fatalf("alex did not learn that sam joined: %+v", r)
+	}
+	snA, _, err := aj.SafetyNumber()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snS, _, err := sj.SafetyNumber()
+	if err != nil || snA != snS {
+		t.Fatalf("safety numbers differ: %q vs %q (%v)", snA, snS, err)
+	}
+
+	// The relay goes away; Alex writes a feeling entry anyway.
+	relay.Stop()
+	seven := 7
+	secrets = append(secrets, "writing this while the relay is down; grief comes in waves")
+	if _, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: secrets[1], Feelings: []string{"grief"}, Intensity: &seven}); err != nil {
+		t.Fatalf("offline write: %v", err)
+	}
+	if _, err := aj.Sync(ctx); !errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("sync with relay down: %v, want ErrUnreachable", err)
+	}
+	if st, _ := aj.Status(); st.Outbox < 1 {
+		t.Fatalf("outbox = %d after an offline write", st.Outbox)
+	}
+	relay.Start()
+
+	mustSync(t, aj)
+	mustSync(t, sj)
+	got := texts(t, sj)
+	if len(got) != 2 || got[0] != secrets[0] || got[1] != secrets[1] {
+		t.Fatalf("sam reads %q, want %q", got, secrets)
+	}
+	es, _ := sj.Entries()
+	if es[1].Author != "alex" || es[1].Mine || len(es[1].Feelings) != 1 || es[1].Feelings[0] != "grief" || *es[1].Intensity != 7 {
+		t.Fatalf("feeling entry as sam sees it: %+v", es[1])
+	}
+
+	// A hard question, answered.
+	secrets = append(secrets, "did you tell them about us?")
+	q, err := aj.Write(client.Payload{Kind: client.KindQuestion, Text: secrets[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	if r := mustSync(t, sj); len(r.New) != 1 || r.New[0].Kind != client.KindQuestion {
+		t.Fatalf("sam's new entries: %+v", r.New)
+	}
+	if _, _, err := aj.Answer(q.Short, "answering my own question"); !errors.Is(err, client.ErrOwnQuestion) {
+		t.Fatalf("alex answering own question: %v", err)
+	}
+	secrets = append(secrets, "yes, I did, and I am sorry")
+	if _, _, err := sj.Answer(q.Short, secrets[3]); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj)
+	mustSync(t, aj)
+	es, _ = aj.Entries()
+	var question, answer *client.Entry
+	for i := range es {
+		switch es[i].Kind {
+		case client.KindQuestion:
+			question = &es[i]
+		case client.KindAnswer:
+			answer = &es[i]
+		}
+	}
+	if question == nil || answer == nil || !*question.Answered || answer.Ref != question.ID || answer.Text != secrets[3] || answer.Author != "sam" {
+		t.Fatalf("alex's view of the question: %+v / %+v", question, answer)
+	}
+	for _, j := range []*client.Journal{aj, sj} {
+		st, err := j.Status()
+		if err != nil || st.Outbox != 0 || st.Unreadable != 0 || len(st.Missing) != 0 || len(st.Warnings) != 0 {
+			t.Fatalf("status after everything synced: %+v, %v", st, err)
+		}
+	}
+
+	// No plaintext of any entry, and no passphrase, anywhere on disk.
+	relay.Stop()
+	needles := append([]string{pass}, secrets...)
+	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
+		assertNoPlaintext(t, dir, needles)
+	}
+}
+
+func assertNoPlaintext(t *testing.T, dir string, needles []string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range needles {
+			// Check a distinctive slice too, in case of partial leaks.
+			for _, s := range []string{n, n[:min(len(n), 12)]} {
+				if bytes.Contains(b, []byte(s)) {
+					t.Errorf("%s contains plaintext %q", path, s)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("%s holds no files: the scan checked nothing", dir)
+	}
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	a := newAccount(t, "alex")
+	if _, err := client.Unlock(a.Home, []byte("not it")); !errors.Is(err, crypto.ErrWrongPassphrase) {
+		t.Fatalf("unlock with wrong passphrase: %v", err)
+	}
+	if _, err := client.Unlock(a.Home, []byte(pass)); err != nil {
+		t.Fatalf("unlock: %v", err)
+	}
+	if _, err := client.Init(a.Home, "again", "", []byte(pass), crypto.TestingKDF); !errors.Is(err, client.ErrHomeExists) {
+		t.Fatalf("init over an existing home: %v", err)
+	}
+	fi, err := os.Stat(a.Home.KeyPath())
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", fi.Mode(), err)
+	}
+}
+
+// A watcher and a writer on the same home, as two terminals would be: the
+// writer's entry is pushed by the watcher and arrives at the partner's
+// watcher.
+func TestWatchAndWriteOnOneHome(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	// Alex's watcher uses its own Account and Journal, like a second process.
+	alex2, err := client.Unlock(alex.Home, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchJ, err := alex2.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watchJ.Close()
+	alexEvents := make(chan client.Event, 64)
+	go watchJ.Watch(ctx, func(e client.Event) { alexEvents <- e })
+
+	samEvents := make(chan client.Event, 64)
+	go sj.Watch(ctx, func(e client.Event) { samEvents <- e })
+	waitFor(t, samEvents, func(e client.Event) bool { return e.Connected })
+	waitFor(t, alexEvents, func(e client.Event) bool { return e.Connected })
+
+	// The "other terminal" writes; it never touches the network.
+	if _, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: "from the other terminal"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, samEvents, func(e client.Event) bool {
+		return len(e.New) == 1 && e.New[0].Text == "from the other terminal"
+	})
+	// And Sam's reply arrives at Alex's watcher live.
+	if _, err := sj.Write(client.Payload{Kind: client.KindEntry, Text: "I read it. I'm here."}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, alexEvents, func(e client.Event) bool {
+		return len(e.New) == 1 && e.New[0].Text == "I read it. I'm here."
+	})
+}
+
+func waitFor(t *testing.T, ch <-chan client.Event, ok func(client.Event) bool) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-ch:
+			if ok(e) {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the expected event did not arrive within 30s")
+		}
+	}
+}
+
+// The watcher reconnects by itself when the relay comes back.
+func TestWatchReconnects(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	events := make(chan client.Event, 64)
+	go sj.Watch(ctx, func(e client.Event) { events <- e })
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+	relay.Stop()
+	waitFor(t, events, func(e client.Event) bool { return e.Disconnected != nil })
+	relay.Start()
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+	if _, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: "after the outage"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	waitFor(t, events, func(e client.Event) bool { return len(e.New) == 1 && e.New[0].Text == "after the outage" })
+}
+
+func TestBadInviteCodes(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, err := alex.CreateJournal(ctxFor(t), relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	code, _, err := aj.Invite(ctxFor(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sam.Join(ctxFor(t), code[:len(code)-4]); !errors.Is(err, protocol.ErrBadInviteCode) {
+		t.Fatalf("truncated code: %v", err)
+	}
+	if _, err := alex.Join(ctxFor(t), code); err == nil {
+		t.Fatal("alex joined her own journal with her own invite")
+	}
+	// A wrong secret with the right journal and relay is refused by the relay.
+	c, _ := protocol.ParseInviteCode(code)
+	c.Secret[0] ^= 1
+	if _, err := sam.Join(ctxFor(t), c.String()); !errors.Is(err, protocol.ErrInviteUnknown) {
+		t.Fatalf("forged code: %v", err)
+	}
+	if ids, _ := sam.Journals(); len(ids) != 0 {
+		t.Fatalf("failed joins left journals behind: %v", ids)
+	}
+	if _, err := sam.Join(ctxFor(t), strings.ToUpper(code)); err != nil {
+		t.Fatalf("the real code, upper-cased: %v", err)
+	}
+}

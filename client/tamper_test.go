@@ -1,0 +1,204 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+func pairedJournals(t *testing.T) (aj, sj *Journal) {
+	t.Helper()
+	relay := servertest.NewServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	mk := func(name string) *Account {
+		a, err := Init(Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	aj, err := mk("alex").CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj, err = mk("sam").Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aj.Close(); sj.Close() })
+	return aj, sj
+}
+
+func entryTexts(t *testing.T, j *Journal) []string {
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Text)
+	}
+	return out
+}
+
+// putRaw stores a blob on the relay as j's device, bypassing the outbox.
+func putRaw(t *testing.T, j *Journal, blob []byte) error {
+	t.Helper()
+	c, err := dialRelay(context.Background(), j.relay, j.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.request(context.Background(), func(n uint64) any {
+		return &protocol.Put{Type: protocol.TypePut, ID: n, Journal: j.id, Blob: blob}
+	})
+	return err
+}
+
+func TestTamperedBlobChangesNothing(t *testing.T) {
+	aj, sj := pairedJournals(t)
+	ctx := context.Background()
+	e, err := sj.Write(Payload{Kind: KindEntry, Text: "real words"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := entryTexts(t, aj)
+
+	var raw []byte
+	sj.withLock(func() error {
+		for _, s := range sj.order {
+			if s.ID.String() == e.ID {
+				raw = bytes.Clone(s.Raw)
+			}
+		}
+		return nil
+	})
+	tampered := bytes.Clone(raw)
+	tampered[len(tampered)-3] ^= 0x20
+	if err := putRaw(t, sj, tampered); err != nil {
+		t.Fatalf("relay refused a well-formed blob: %v", err)
+	}
+	// Replaying the genuine blob is idempotent at the relay.
+	if err := putRaw(t, sj, raw); err != nil {
+		t.Fatal(err)
+	}
+	r, err := aj.Sync(ctx)
+	if err != nil {
+		t.Fatalf("sync after tampering: %v", err)
+	}
+	if len(r.New) != 0 {
+		t.Fatalf("tampered blob surfaced as an entry: %+v", r.New)
+	}
+	after := entryTexts(t, aj)
+	if len(after) != len(before) || after[len(after)-1] != "real words" {
+		t.Fatalf("entries changed: %q -> %q", before, after)
+	}
+	st, _ := aj.Status()
+	if st.Unreadable != 1 {
+		t.Fatalf("status unreadable = %d, want 1", st.Unreadable)
+	}
+	// The forged blob claims Sam's sequence 2 as well: a fork is reported.
+	if len(st.Missing) != 0 {
+		t.Logf("missing: %v", st.Missing)
+	}
+}
+
+func TestRelayMisbehaviourOnReceive(t *testing.T) {
+	aj, sj := pairedJournals(t)
+	ctx := context.Background()
+	if _, err := sj.Write(Payload{Kind: KindEntry, Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	sj.Sync(ctx)
+	aj.Sync(ctx)
+	before := entryTexts(t, aj)
+
+	var good []byte
+	var goodSeq uint64
+	aj.withLock(func() error {
+		for _, s := range aj.order {
+			if s.Header.Kind == protocol.KindEntry {
+				good, goodSeq = bytes.Clone(s.Raw), s.RelaySeq
+			}
+		}
+		return nil
+	})
+	var other protocol.JournalID
+	other[0] = 1
+	if _, err := aj.receive(&protocol.Blob{Journal: other, Seq: 99, Blob: good}); !errors.Is(err, ErrRelayMisbehaved) {
+		t.Fatalf("blob for another journal: %v", err)
+	}
+	// A blob whose header names another journal is set aside with a warning.
+	moved := bytes.Clone(good)
+	moved[2] ^= 1
+	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 100, Blob: moved}); err != nil || fresh {
+		t.Fatalf("moved blob: fresh=%v err=%v", fresh, err)
+	}
+	// Truncated.
+	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 101, Blob: good[:50]}); err != nil || fresh {
+		t.Fatalf("truncated blob: fresh=%v err=%v", fresh, err)
+	}
+	// Replayed at an old position, and at a new one.
+	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: goodSeq, Blob: good}); err != nil || fresh {
+		t.Fatalf("replayed blob: fresh=%v err=%v", fresh, err)
+	}
+	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 102, Blob: good}); err != nil || fresh {
+		t.Fatalf("replayed blob at a new position: fresh=%v err=%v", fresh, err)
+	}
+	after := entryTexts(t, aj)
+	if len(after) != len(before) {
+		t.Fatalf("entries changed: %q -> %q", before, after)
+	}
+	st, _ := aj.Status()
+	if len(st.Warnings) == 0 {
+		t.Fatal("no warning recorded for blobs that were set aside")
+	}
+}
+
+// A torn record at the end of the log (a crash mid-append) is cut off and
+// everything before it survives.
+func TestTornLogTail(t *testing.T) {
+	aj, _ := pairedJournals(t)
+	if _, err := aj.Write(Payload{Kind: KindEntry, Text: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := record(recWritten, []byte("partial"))
+	if _, err := aj.log.WriteAt(rec[:len(rec)-2], aj.offset); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := aj.acct.OpenJournal(aj.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if got := entryTexts(t, j2); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("after a torn tail: %q", got)
+	}
+	if _, err := j2.Write(Payload{Kind: KindEntry, Text: "and more"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := entryTexts(t, aj); len(got) != 2 {
+		t.Fatalf("first process sees %q", got)
+	}
+}

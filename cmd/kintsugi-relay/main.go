@@ -1,0 +1,223 @@
+// Command kintsugi-relay runs a Kintsugi relay: the server two partners'
+// devices connect to in order to exchange their end-to-end encrypted
+// journal. The relay stores only ciphertext.
+//
+//	kintsugi-relay serve --listen 127.0.0.1:8080 --data ./relay-data
+//
+// It stops cleanly on SIGINT or SIGTERM: it stops accepting connections,
+// tells connected devices it is going away, lets requests in flight finish
+// and closes its store, so every blob it acknowledged is on disk.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/server"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the relay could not start or failed while running
+	exitUsage   = 2 // bad command line
+)
+
+// shutdownTimeout bounds a clean stop.
+const shutdownTimeout = 20 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args)
+	stop()
+	os.Exit(report(os.Stderr, err))
+}
+
+// run runs the command line args (args[0] is the program name) with
+// standard output and error.
+func run(ctx context.Context, args []string) error {
+	return newApp(os.Stdout, os.Stderr).RunContext(ctx, args)
+}
+
+// cliError is an error with a message for the user, an optional hint and an
+// exit code.
+type cliError struct {
+	msg  string // lowercase, no trailing period
+	hint string // optional next step
+	code int
+	err  error // underlying error, if any
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.err }
+
+// report prints err (if any) as "kintsugi-relay: <message>" plus a hint
+// line, and returns the exit code.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	code, hint := exitFailure, ""
+	var ce *cliError
+	if errors.As(err, &ce) {
+		code, hint = ce.code, ce.hint
+	}
+	fmt.Fprintf(w, "kintsugi-relay: %s\n", err)
+	if hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", hint)
+	}
+	return code
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	usage := func(_ *cli.Context, err error, _ bool) error {
+		return &cliError{msg: lowerFirst(err.Error()), hint: "run 'kintsugi-relay serve --help' for usage", code: exitUsage, err: err}
+	}
+	return &cli.App{
+		Name:            "kintsugi-relay",
+		Usage:           "relay for Kintsugi, the end-to-end encrypted shared journal",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		OnUsageError:    usage,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors
+		Commands: []*cli.Command{{
+			Name:         "serve",
+			Usage:        "run the relay",
+			OnUsageError: usage,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"KINTSUGI_RELAY_LISTEN"}, Usage: "`address` to listen on (host:port)"},
+				&cli.StringFlag{Name: "data", Value: "./relay-data", EnvVars: []string{"KINTSUGI_RELAY_DATA"}, Usage: "`directory` for the relay's data"},
+				&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+				&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return &cliError{msg: fmt.Sprintf("serve takes no arguments, got %q", c.Args().First()), hint: "use --listen and --data", code: exitUsage}
+				}
+				logger, err := newLogger(stderr, c.String("log-format"), c.String("log-level"))
+				if err != nil {
+					return err
+				}
+				return serve(c.Context, stdout, logger, c.String("listen"), c.String("data"))
+			},
+		}},
+		Action: func(c *cli.Context) error {
+			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
+		},
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, &cliError{msg: fmt.Sprintf("unknown log level %q", level), hint: "use debug, info, warn or error", code: exitUsage}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, &cliError{msg: fmt.Sprintf("unknown log format %q", format), hint: "use text or json", code: exitUsage}
+}
+
+// serve runs the relay until ctx is done, then stops it cleanly.
+func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, data string) (err error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return &cliError{msg: fmt.Sprintf("cannot create the data directory: %v", err), hint: "pick a writable --data directory", code: exitFailure, err: err}
+	}
+	store, err := server.OpenBadger(data, logger)
+	if err != nil {
+		if server.IsLocked(err) {
+			return &cliError{msg: fmt.Sprintf("the data directory %s is locked", data), hint: "another kintsugi-relay is using it; stop that relay or pick another --data", code: exitFailure, err: err}
+		}
+		return &cliError{msg: fmt.Sprintf("cannot open the relay's data in %s: %v", data, err), code: exitFailure, err: err}
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the relay's data: %w", cerr)
+		}
+	}()
+	relay, err := server.New(server.Config{Store: store, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("cannot start the relay: %w", err)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		ce := &cliError{msg: fmt.Sprintf("cannot listen on %s: %v", listen, rootCause(err)), code: exitFailure, err: err}
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			ce.msg = fmt.Sprintf("address %s is already in use", listen)
+			ce.hint = "another program is listening there; pick another --listen address"
+		case errors.Is(err, syscall.EACCES):
+			ce.hint = "ports below 1024 need extra privileges; pick a higher port with --listen"
+		default:
+			ce.hint = "--listen takes host:port, for example 127.0.0.1:8080"
+		}
+		return ce
+	}
+	hs := &http.Server{
+		Handler:           relay,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	fmt.Fprintf(stdout, "kintsugi-relay: listening on http://%s (data in %s)\n", ln.Addr(), data)
+	logger.Info("relay started", "addr", ln.Addr().String(), "relay_id", relay.RelayID())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping")
+	case err := <-serveErr:
+		// Serve returned without Shutdown: the listener failed.
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = relay.Close(cctx)
+		return fmt.Errorf("the relay stopped serving: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	// Stop accepting; then close WebSockets (hijacked, so Shutdown does not
+	// wait for them) and wait for requests in flight; then the store closes
+	// (deferred above).
+	shutErr := hs.Shutdown(sctx)
+	closeErr := relay.Close(sctx)
+	<-serveErr
+	if err := errors.Join(shutErr, closeErr); err != nil {
+		return fmt.Errorf("the relay did not stop cleanly: %w", err)
+	}
+	fmt.Fprintln(stdout, "kintsugi-relay: stopped")
+	return nil
+}
+
+// rootCause strips net.OpError wrappers for a shorter message.
+func rootCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}

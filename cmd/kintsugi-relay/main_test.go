@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// startRelay runs "serve" in the background and returns its WebSocket URL
+// and a function that stops it (as SIGTERM would) and returns run's error.
+func startRelay(t *testing.T, data string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := newApp(pw, io.Discard).RunContext(ctx, []string{"kintsugi-relay", "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "debug"})
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		cancel()
+		t.Fatalf("relay did not start: %v", <-done)
+	}
+	line := lines.Text()
+	go io.Copy(io.Discard, pr) // drain the rest ("stopped")
+	const prefix = "kintsugi-relay: listening on http://"
+	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, "(data in "+data+")") {
+		t.Fatalf("start line %q", line)
+	}
+	addr := strings.Fields(strings.TrimPrefix(line, prefix))[0]
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { stop() })
+	return "ws://" + addr + protocol.Path, stop
+}
+
+func TestServeStopKeepsData(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "relay-data")
+	url, stop := startRelay(t, data)
+	key := servertest.NewKey(t)
+	c := servertest.Dial(t, url, key)
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, c.Create(j))
+	ch := servertest.Chain{Journal: j, Author: c.Device}
+	var blobs [][]byte
+	for i := range 5 {
+		b := ch.Next(strings.Repeat("x", i))
+		blobs = append(blobs, b)
+		servertest.MustOK(t, c.Put(j, b))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// The connected device was told the relay is going away.
+	data1, _ := c.Read()
+	var e protocol.Error
+	if protocol.DecodeAs(data1, &e) != nil || e.Code != protocol.CodeShuttingDown {
+		t.Fatalf("device got %s on shutdown", data1)
+	}
+
+	url, _ = startRelay(t, data)
+	c = servertest.Dial(t, url, key)
+	servertest.MustOK(t, c.Subscribe(j, 0))
+	for i, want := range blobs {
+		if b := c.NextBlob(); b.Seq != uint64(i+1) || !bytes.Equal(b.Blob, want) {
+			t.Fatalf("blob %d after restart: seq %d", i, b.Seq)
+		}
+	}
+	if cu := c.NextCaughtUp(); cu.Seq != 5 {
+		t.Fatalf("caught up at %d", cu.Seq)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	locked := t.TempDir()
+	st, err := server.OpenBadger(locked, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  []string // substrings of the report
+	}{
+		{"address in use", []string{"serve", "--listen", busy.Addr().String(), "--data", t.TempDir()}, exitFailure,
+			[]string{"kintsugi-relay: address " + busy.Addr().String() + " is already in use", "hint: another program is listening there; pick another --listen"}},
+		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data", locked}, exitFailure,
+			[]string{"kintsugi-relay: the data directory " + locked + " is locked", "hint: another kintsugi-relay is using it"}},
+		{"unknown flag", []string{"serve", "--bogus"}, exitUsage, []string{"kintsugi-relay: flag provided but not defined", "hint:"}},
+		{"bad log level", []string{"serve", "--log-level", "loud"}, exitUsage, []string{`unknown log level "loud"`}},
+		{"bad log format", []string{"serve", "--log-format", "xml"}, exitUsage, []string{`unknown log format "xml"`}},
+		{"stray argument", []string{"serve", "now"}, exitUsage, []string{"serve takes no arguments"}},
+		{"no command", nil, exitUsage, []string{"no command given"}},
+		{"bad listen", []string{"serve", "--listen", "nonsense", "--data", t.TempDir()}, exitFailure, []string{"cannot listen on nonsense", "hint: --listen takes host:port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := newApp(io.Discard, io.Discard).RunContext(context.Background(), append([]string{"kintsugi-relay"}, tt.args...))
+			var out bytes.Buffer
+			if code := report(&out, err); code != tt.code {
+				t.Fatalf("exit code %d, want %d (%v)", code, tt.code, err)
+			}
+			for _, s := range tt.out {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("report %q lacks %q", out.String(), s)
+				}
+			}
+		})
+	}
+	if code := report(io.Discard, nil); code != exitOK {
+		t.Fatalf("report(nil) = %d", code)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "from-env")
+	t.Setenv("KINTSUGI_RELAY_DATA", data)
+	t.Setenv("KINTSUGI_RELAY_LISTEN", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	out.started = make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- newApp(&out, io.Discard).RunContext(ctx, []string{"kintsugi-relay", "serve"}) }()
+	select {
+	case <-out.started:
+	case err := <-done:
+		t.Fatalf("relay did not start: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "(data in "+data+")") {
+		t.Fatalf("output %q", out.String())
+	}
+}
+
+// syncBuffer is a goroutine-safe buffer that closes started on its first
+// write.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	started chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() == 0 && len(p) > 0 {
+		close(b.started)
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
