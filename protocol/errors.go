@@ -95,7 +95,7 @@ type RelayError struct {
 }
 
 func (e *RelayError) Error() string {
-	return fmt.Sprintf("relay said %s: %s", e.Code, e.Message)
+	return fmt.Sprintf("%s (relay code %s)", e.Message, e.Code)
 }
 
 // Unwrap returns the sentinel error for the code.
