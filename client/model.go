@@ -90,7 +90,6 @@ func (j *Journal) recipients() [][32]byte {
 // openedEntry is an entry blob with its content key, once found.
 type openedEntry struct {
 	s       *stored
-	parsed  *protocol.Entry
 	author  rosterDevice
 	payload Payload
 }
@@ -130,6 +129,16 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 		if s.Header.Kind != protocol.KindEntry {
 			continue
 		}
+		if o, ok := j.opened[s.ID]; ok {
+			// Opened before: its bytes cannot change (the id is their
+			// hash), only the author's name in the roster can.
+			if rd, ok := roster[s.Header.Author]; ok {
+				o.author = rd
+				verified[s.ID] = true
+				entries = append(entries, o)
+				continue
+			}
+		}
 		rd, ok := roster[s.Header.Author]
 		if !ok || s.Header.Journal != j.id {
 			unreadable++
@@ -168,7 +177,9 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 			continue
 		}
 		verified[s.ID] = true
-		entries = append(entries, &openedEntry{s: s, parsed: e, author: rd, payload: p})
+		o := &openedEntry{s: s, author: rd, payload: p}
+		j.opened[s.ID] = o
+		entries = append(entries, o)
 	}
 	return entries, unreadable, verified
 }

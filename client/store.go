@@ -106,6 +106,9 @@ type Journal struct {
 	order  []*stored
 	cursor uint64 // highest relay seq pulled
 	acked  map[protocol.BlobID]uint64
+	// opened caches entries this process has decrypted, so listing the
+	// journal again costs no cryptography. Plaintext stays in memory only.
+	opened map[protocol.BlobID]*openedEntry
 	// ownLast is this device's last blob, for the next header.
 	ownSeq  uint64
 	ownLast protocol.BlobID
@@ -135,8 +138,9 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf, log: lg,
-		blobs: make(map[protocol.BlobID]*stored),
-		acked: make(map[protocol.BlobID]uint64),
+		blobs:  make(map[protocol.BlobID]*stored),
+		acked:  make(map[protocol.BlobID]uint64),
+		opened: make(map[protocol.BlobID]*openedEntry),
 	}
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()

@@ -45,28 +45,36 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 		c.Close()
 		return res, err
 	}
-	for {
+	// History is recorded in batches: one lock and one fsync per batch
+	// rather than per blob.
+	var batch []*protocol.Blob
+	flush := func() error {
+		n, err := j.receive(batch...)
+		res.Received += n
+		batch = batch[:0]
+		return err
+	}
+	for caughtUp := false; !caughtUp; {
 		m, ok := <-c.pushes
 		if !ok {
 			c.Close()
-			return res, c.readErr()
-		}
-		var done bool
-		switch m := m.(type) {
-		case *protocol.Blob:
-			fresh, err := j.receive(m)
-			if err != nil {
-				c.Close()
+			if err := flush(); err != nil {
 				return res, err
 			}
-			if fresh {
-				res.Received++
+			return res, c.readErr()
+		}
+		switch m := m.(type) {
+		case *protocol.Blob:
+			batch = append(batch, m)
+			if len(batch) < receiveBatch {
+				continue
 			}
 		case *protocol.CaughtUp:
-			done = true
+			caughtUp = true
 		}
-		if done {
-			break
+		if err := flush(); err != nil {
+			c.Close()
+			return res, err
 		}
 	}
 	c.Close()
@@ -185,49 +193,66 @@ func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
 	return err
 }
 
-// receive records one blob from the relay. It reports whether the blob was
-// new to this device. Blobs for another journal, or malformed, are refused
-// and recorded nowhere.
-func (j *Journal) receive(m *protocol.Blob) (bool, error) {
-	if m.Journal != j.id {
-		return false, fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
+// receiveBatch is how many blobs of history are recorded per fsync.
+const receiveBatch = 1024
+
+// receive records blobs from the relay, in order, with one fsync, and
+// returns how many were new to this device. Blobs for another journal, or
+// malformed, are set aside with a warning and recorded nowhere.
+func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
+	if len(blobs) == 0 {
+		return 0, nil
 	}
-	h, err := protocol.ParseHeader(m.Blob)
-	if err != nil || h.Journal != j.id {
-		j.warn(fmt.Sprintf("the relay sent something that is not a valid entry for this journal (position %d); it was set aside", m.Seq))
-		return false, nil
-	}
-	id := protocol.IDOf(m.Blob)
-	var fresh bool
-	err = j.withLock(func() error {
-		if m.Seq <= j.cursor {
-			return nil // a replay of something already recorded
+	fresh := 0
+	var warnings []string
+	err := j.withLock(func() error {
+		var recs [][]byte
+		seen := make(map[protocol.BlobID]bool)
+		cursor := j.cursor
+		for _, m := range blobs {
+			if m.Journal != j.id {
+				return fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
+			}
+			if m.Seq <= cursor {
+				continue // a replay of something already recorded
+			}
+			cursor = m.Seq
+			h, err := protocol.ParseHeader(m.Blob)
+			if err != nil || h.Journal != j.id {
+				warnings = append(warnings, fmt.Sprintf("the relay sent something that is not a valid entry for this journal (position %d); it was set aside", m.Seq))
+				continue
+			}
+			id := protocol.IDOf(m.Blob)
+			if _, ok := j.blobs[id]; ok || seen[id] {
+				recs = append(recs, record(recSeen, seqBytes(m.Seq), id[:]))
+				continue
+			}
+			seen[id] = true
+			fresh++
+			recs = append(recs, record(recPulled, seqBytes(m.Seq), m.Blob))
 		}
-		if _, ok := j.blobs[id]; ok {
-			return j.appendRecords(record(recSeen, seqBytes(m.Seq), id[:]))
+		if len(warnings) > 0 {
+			for _, w := range warnings {
+				j.st.Warnings = appendOnce(j.st.Warnings, w)
+			}
+			if err := j.saveState(); err != nil {
+				return err
+			}
 		}
-		fresh = true
-		return j.appendRecords(record(recPulled, seqBytes(m.Seq), m.Blob))
+		if len(recs) == 0 {
+			return nil
+		}
+		return j.appendRecords(recs...)
 	})
-	return fresh, err
+	if err != nil {
+		return 0, err
+	}
+	return fresh, nil
 }
 
 // ErrRelayMisbehaved wraps problems that only a faulty or hostile relay
 // causes.
 var ErrRelayMisbehaved = errors.New("the relay sent something it should not have")
-
-// warn records a warning to keep showing in status, once.
-func (j *Journal) warn(msg string) {
-	_ = j.withLock(func() error {
-		for _, w := range j.st.Warnings {
-			if w == msg {
-				return nil
-			}
-		}
-		j.st.Warnings = append(j.st.Warnings, msg)
-		return j.saveState()
-	})
-}
 
 func (j *Journal) readableIDs() (map[string]bool, error) {
 	ids := make(map[string]bool)

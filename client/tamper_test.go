@@ -153,19 +153,19 @@ func TestRelayMisbehaviourOnReceive(t *testing.T) {
 	// A blob whose header names another journal is set aside with a warning.
 	moved := bytes.Clone(good)
 	moved[2] ^= 1
-	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 100, Blob: moved}); err != nil || fresh {
-		t.Fatalf("moved blob: fresh=%v err=%v", fresh, err)
+	if n, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 100, Blob: moved}); err != nil || n != 0 {
+		t.Fatalf("moved blob: new=%d err=%v", n, err)
 	}
 	// Truncated.
-	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 101, Blob: good[:50]}); err != nil || fresh {
-		t.Fatalf("truncated blob: fresh=%v err=%v", fresh, err)
+	if n, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 101, Blob: good[:50]}); err != nil || n != 0 {
+		t.Fatalf("truncated blob: new=%d err=%v", n, err)
 	}
 	// Replayed at an old position, and at a new one.
-	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: goodSeq, Blob: good}); err != nil || fresh {
-		t.Fatalf("replayed blob: fresh=%v err=%v", fresh, err)
+	if n, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: goodSeq, Blob: good}); err != nil || n != 0 {
+		t.Fatalf("replayed blob: new=%d err=%v", n, err)
 	}
-	if fresh, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 102, Blob: good}); err != nil || fresh {
-		t.Fatalf("replayed blob at a new position: fresh=%v err=%v", fresh, err)
+	if n, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 102, Blob: good}); err != nil || n != 0 {
+		t.Fatalf("replayed blob at a new position: new=%d err=%v", n, err)
 	}
 	after := entryTexts(t, aj)
 	if len(after) != len(before) {
