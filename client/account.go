@@ -131,7 +131,9 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(home.KeyPath(), file, true); err != nil {
+	if err := writeFileAtomic(home.KeyPath(), file, true); errors.Is(err, fs.ErrExist) {
+		return nil, ErrHomeExists
+	} else if err != nil {
 		return nil, fmt.Errorf("write key file: %w", err)
 	}
 	return accountFrom(home, &s)
@@ -194,11 +196,6 @@ func (a *Account) IdentityKey() [32]byte {
 // a crash leaves either the old or the new content. The file is 0600.
 func writeFileAtomic(path string, data []byte, exclusive bool) error {
 	dir := filepath.Dir(path)
-	if exclusive {
-		if _, err := os.Stat(path); err == nil {
-			return fs.ErrExist
-		}
-	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
@@ -220,7 +217,13 @@ func writeFileAtomic(path string, data []byte, exclusive bool) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if exclusive {
+		// Link fails if path exists, so two racing writers cannot both
+		// succeed (a stat-then-rename check could let one overwrite).
+		if err := os.Link(tmp, path); err != nil {
+			return err
+		}
+	} else if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	return syncDir(dir)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,6 +253,8 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	mustSync(t, aj)
 
 	ctx, cancel := context.WithCancel(ctxFor(t))
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	defer cancel()
 	// Alex's watcher uses its own Account and Journal, like a second process.
 	alex2, err := client.Unlock(alex.Home, []byte(pass))
@@ -264,10 +267,10 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	}
 	defer watchJ.Close()
 	alexEvents := make(chan client.Event, 64)
-	go watchJ.Watch(ctx, func(e client.Event) { alexEvents <- e })
+	watchers.Go(func() { watchJ.Watch(ctx, send(ctx, alexEvents)) })
 
 	samEvents := make(chan client.Event, 64)
-	go sj.Watch(ctx, func(e client.Event) { samEvents <- e })
+	watchers.Go(func() { sj.Watch(ctx, send(ctx, samEvents)) })
 	waitFor(t, samEvents, func(e client.Event) bool { return e.Connected })
 	waitFor(t, alexEvents, func(e client.Event) bool { return e.Connected })
 
@@ -285,6 +288,16 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	waitFor(t, alexEvents, func(e client.Event) bool {
 		return len(e.New) == 1 && e.New[0].Text == "I read it. I'm here."
 	})
+}
+
+// send returns an event callback that never blocks a watcher after ctx ends.
+func send(ctx context.Context, ch chan<- client.Event) func(client.Event) {
+	return func(e client.Event) {
+		select {
+		case ch <- e:
+		case <-ctx.Done():
+		}
+	}
 }
 
 func waitFor(t *testing.T, ch <-chan client.Event, ok func(client.Event) bool) {
@@ -309,9 +322,11 @@ func TestWatchReconnects(t *testing.T) {
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
 	mustSync(t, aj)
 	ctx, cancel := context.WithCancel(ctxFor(t))
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	defer cancel()
 	events := make(chan client.Event, 64)
-	go sj.Watch(ctx, func(e client.Event) { events <- e })
+	watchers.Go(func() { sj.Watch(ctx, send(ctx, events)) })
 	waitFor(t, events, func(e client.Event) bool { return e.Connected })
 	relay.Stop()
 	waitFor(t, events, func(e client.Event) bool { return e.Disconnected != nil })

@@ -280,25 +280,14 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	}
 	st := state{
 		Version: 1, ID: code.Journal, Relay: relay, Title: inviter.Title, Created: time.Now().UTC(),
-		Members: []Member{a.selfMember(), {Name: inviter.Name, Identity: inviter.Identity, Devices: inviter.Devices, Joined: time.Now().UTC()}},
+		Members:    []Member{a.selfMember(), {Name: inviter.Name, Identity: inviter.Identity, Devices: inviter.Devices, Joined: time.Now().UTC()}},
+		JoinSecret: code.Secret[:],
 	}
 	j, err := a.newJournal(st)
 	if err != nil {
 		return nil, err
 	}
-	self, err := json.Marshal(a.record(""))
-	if err != nil {
-		j.Close()
-		return nil, err
-	}
-	err = j.withLock(func() error {
-		blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(protocol.KindJoin), self)
-		if err != nil {
-			return err
-		}
-		return j.writeBlob(blob)
-	})
-	if err != nil {
+	if err := j.finishJoin(); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -309,6 +298,43 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// finishJoin writes this device's join blob if the journal was joined but
+// the blob is not in the log yet (a crash between the two), then forgets
+// the invite secret. It is safe to call at any time.
+func (j *Journal) finishJoin() error {
+	return j.withLock(func() error {
+		if j.st.JoinSecret == nil {
+			return nil
+		}
+		me := j.acct.Device.SignKey()
+		written := false
+		for _, s := range j.order {
+			if s.Local && s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
+				written = true
+			}
+		}
+		if !written {
+			keys, err := crypto.DeriveInvite([32]byte(j.st.JoinSecret))
+			if err != nil {
+				return err
+			}
+			self, err := json.Marshal(j.acct.record(""))
+			if err != nil {
+				return err
+			}
+			blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(protocol.KindJoin), self)
+			if err != nil {
+				return err
+			}
+			if err := j.writeBlob(blob); err != nil {
+				return err
+			}
+		}
+		j.st.JoinSecret = nil
+		return j.saveState()
+	})
 }
 
 // Write seals an entry to every device of every member and stores it in
@@ -330,7 +356,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 		if err != nil {
 			return err
 		}
-		id = protocol.IDOf(blob)
+		id = protocol.ChainID(blob)
 		return j.writeBlob(blob)
 	})
 	if err != nil {

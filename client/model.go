@@ -71,6 +71,9 @@ func (j *Journal) roster() map[[32]byte]rosterDevice {
 			if err != nil || !crypto.Equal(c.Identity[:], m.Identity) {
 				continue
 			}
+			if _, taken := r[c.Sign]; taken {
+				continue // the first member to claim a device keeps it (self is first)
+			}
 			r[c.Sign] = rosterDevice{member: m, cert: c}
 		}
 	}
@@ -125,8 +128,14 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 			grants[g.Items[i].Entry] = append(grants[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
 		}
 	}
+	done := make(map[protocol.BlobID]bool)
 	for _, s := range j.order {
 		if s.Header.Kind != protocol.KindEntry {
+			continue
+		}
+		// One entry per chain id: copies whose other recipients' slots
+		// were altered on the way are the same entry.
+		if done[s.Chain] {
 			continue
 		}
 		if o, ok := j.opened[s.ID]; ok {
@@ -135,6 +144,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 			if rd, ok := roster[s.Header.Author]; ok {
 				o.author = rd
 				verified[s.ID] = true
+				done[s.Chain] = true
 				entries = append(entries, o)
 				continue
 			}
@@ -151,7 +161,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 		}
 		ck, err := op.EntryKey(e, rd.cert.Box)
 		if err != nil {
-			for _, g := range grants[s.ID] {
+			for _, g := range grants[s.Chain] {
 				if g.author != s.Header.Author {
 					continue // only the entry's own author may re-box it
 				}
@@ -177,6 +187,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 			continue
 		}
 		verified[s.ID] = true
+		done[s.Chain] = true
 		o := &openedEntry{s: s, author: rd, payload: p}
 		j.opened[s.ID] = o
 		entries = append(entries, o)
@@ -200,12 +211,12 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 	answers := make(map[string][]string)
 	for _, o := range opened {
 		if o.payload.Kind == KindAnswer && o.payload.Ref != "" {
-			answers[o.payload.Ref] = append(answers[o.payload.Ref], o.s.ID.String())
+			answers[o.payload.Ref] = append(answers[o.payload.Ref], o.s.Chain.String())
 		}
 	}
 	out := make([]Entry, 0, len(opened))
 	for _, o := range opened {
-		id := o.s.ID.String()
+		id := o.s.Chain.String()
 		e := Entry{
 			ID:        id,
 			Short:     id[:ShortIDLen],

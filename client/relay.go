@@ -69,6 +69,10 @@ type reply struct {
 const (
 	dialTimeout  = 10 * time.Second
 	replyTimeout = 30 * time.Second
+	// readIdle bounds silence from the relay. Relays ping every 30s by
+	// default, and each ping or message extends the deadline, so only a
+	// relay (or network) that has gone away silently hits it.
+	readIdle = 75 * time.Second
 )
 
 func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, error) {
@@ -85,6 +89,14 @@ func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, er
 		ws.Close()
 		return nil, err
 	}
+	ws.SetPingHandler(func(data string) error {
+		ws.SetReadDeadline(time.Now().Add(readIdle))
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(dialTimeout))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	go c.readLoop()
 	return c, nil
 }
@@ -154,6 +166,7 @@ func (c *relayConn) readLoop() {
 	var err error
 	for {
 		var frame []byte
+		c.ws.SetReadDeadline(time.Now().Add(readIdle))
 		_, frame, err = c.ws.ReadMessage()
 		if err != nil {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)

@@ -59,13 +59,19 @@ func (j *Journal) Status() (Status, error) {
 func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 	roster := j.roster()
 	me := j.acct.Device.SignKey()
+	accepted := make(map[string]bool)
+	for _, m := range j.st.Members {
+		if m.JoinBlob != "" {
+			accepted[m.JoinBlob] = true
+		}
+	}
 	for _, s := range j.order {
-		// Own blobs are authentic: this device wrote them. Joins of known
-		// members were authenticated when they were accepted.
+		// Own blobs are authentic: this device wrote them. A member's join
+		// is authentic if it is the one that was opened and accepted.
 		if s.Header.Author == me && s.Local {
 			verified[s.ID] = true
 		}
-		if _, ok := roster[s.Header.Author]; ok && s.Header.Kind == protocol.KindJoin {
+		if s.Header.Kind == protocol.KindJoin && accepted[s.Chain.String()] {
 			verified[s.ID] = true
 		}
 	}
@@ -89,16 +95,21 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 		for _, s := range list {
 			for cur := s; cur != nil; {
 				if id, ok := reached[cur.Header.Seq]; ok {
-					if id != cur.ID {
+					if id != cur.Chain {
 						forked = true
 					}
 					break
 				}
-				reached[cur.Header.Seq] = cur.ID
+				reached[cur.Header.Seq] = cur.Chain
 				if cur.Header.Seq == 1 {
 					break
 				}
-				cur = j.blobs[cur.Header.Prev]
+				prev := j.chain[cur.Header.Prev]
+				if prev != nil && (prev.Header.Author != cur.Header.Author || prev.Header.Seq != cur.Header.Seq-1) {
+					forked = true // a link to the wrong place: not this device's history
+					break
+				}
+				cur = prev
 			}
 		}
 		top := list[0].Header.Seq
@@ -112,7 +123,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				who = "this device"
 			}
 		}
-		if n := top - uint64(len(reached)); n > 0 {
+		if n := top - min(top, uint64(len(reached))); n > 0 {
 			out = append(out, fmt.Sprintf("%d earlier item(s) from %s have not arrived yet", n, who))
 		}
 		if forked {

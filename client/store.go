@@ -44,7 +44,8 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // stored is one blob known to the journal.
 type stored struct {
-	ID       protocol.BlobID
+	ID       protocol.BlobID // blob id: SHA-256 of Raw
+	Chain    protocol.BlobID // chain id (protocol.ChainID): how clients name it
 	Raw      []byte
 	Header   protocol.Header
 	Order    int    // position of first appearance in the log
@@ -61,6 +62,9 @@ type Member struct {
 	Self     bool      `json:"self,omitempty"`
 	Verified bool      `json:"verified,omitempty"`
 	Joined   time.Time `json:"joined"`
+	// JoinBlob is the chain id (hex) of the join blob that was accepted
+	// for this member, the only join of theirs that is authentic.
+	JoinBlob string `json:"join_blob,omitempty"`
 }
 
 // pendingInvite is an invite this device made that has not been answered.
@@ -83,6 +87,10 @@ type state struct {
 	LastSync time.Time `json:"last_sync,omitzero"`
 	// Warnings are problems the client noticed and must keep showing.
 	Warnings []string `json:"warnings,omitempty"`
+	// JoinSecret is the invite secret this device joined with, kept until
+	// its join blob is safely in the log, so a join interrupted by a crash
+	// is finished by the next command instead of being lost.
+	JoinSecret []byte `json:"join_secret,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -102,7 +110,8 @@ type Journal struct {
 	offset   int64      // bytes of the log already indexed
 
 	st     state
-	blobs  map[protocol.BlobID]*stored
+	blobs  map[protocol.BlobID]*stored // by blob id
+	chain  map[protocol.BlobID]*stored // by chain id; the first blob seen wins
 	order  []*stored
 	cursor uint64 // highest relay seq pulled
 	acked  map[protocol.BlobID]uint64
@@ -120,11 +129,26 @@ func (a *Account) OpenJournal(id protocol.JournalID) (*Journal, error) {
 	if _, err := os.Stat(filepath.Join(dir, "state")); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w with id %s in this home", ErrNoJournal, id)
 	}
-	return a.openJournalDir(dir)
+	j, err := a.openJournalDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.finishJoin(); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
 }
 
 func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	// Make the new directories themselves durable.
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(filepath.Dir(dir))); err != nil {
 		return nil, err
 	}
 	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -139,6 +163,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf, log: lg,
 		blobs:  make(map[protocol.BlobID]*stored),
+		chain:  make(map[protocol.BlobID]*stored),
 		acked:  make(map[protocol.BlobID]uint64),
 		opened: make(map[protocol.BlobID]*openedEntry),
 	}
@@ -152,6 +177,8 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 
 // Close releases the journal's files.
 func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	err1 := j.log.Close()
 	err2 := j.lockFile.Close()
 	return errors.Join(err1, err2)
@@ -206,6 +233,9 @@ func (j *Journal) loadState() error {
 	if err := json.Unmarshal(plain, &st); err != nil {
 		return fmt.Errorf("journal state: %w", err)
 	}
+	if st.ID.String() != filepath.Base(j.dir) {
+		return fmt.Errorf("journal state: %w: it belongs to journal %s", crypto.ErrCorrupt, st.ID)
+	}
 	j.st = st
 	return nil
 }
@@ -246,7 +276,12 @@ func (j *Journal) catchUp() error {
 		n, typ, body, ok := nextRecord(p)
 		if !ok {
 			// A torn tail from a crashed writer: nothing was reported
-			// saved from it. Cut it off so appends stay aligned.
+			// saved from it. Cut it off so appends stay aligned. If a
+			// whole record follows, this is damage, not a torn tail:
+			// refuse rather than drop saved records.
+			if validRecordAfter(p[1:]) {
+				return fmt.Errorf("the journal log is damaged at byte %d; nothing was changed (restore %s from a backup)", j.offset, filepath.Join(j.dir, "log"))
+			}
 			if err := j.log.Truncate(j.offset); err != nil {
 				return fmt.Errorf("repair journal log: %w", err)
 			}
@@ -259,6 +294,20 @@ func (j *Journal) catchUp() error {
 		p = p[n:]
 	}
 	return nil
+}
+
+// validRecordAfter reports whether a whole, checksummed record starts
+// anywhere in p. It runs only when the log needs repair.
+func validRecordAfter(p []byte) bool {
+	for i := range p {
+		switch p[i] {
+		case recWritten, recPulled, recSeen, recAcked:
+			if _, _, _, ok := nextRecord(p[i:]); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func nextRecord(p []byte) (n int, typ byte, body []byte, ok bool) {
@@ -318,13 +367,19 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool) {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
 	s := &stored{ID: id, Raw: bytes.Clone(raw), Header: h, Order: len(j.order), RelaySeq: seq, Local: local}
+	s.Chain = protocol.ChainID(s.Raw)
 	if seq == 0 {
 		s.RelaySeq = j.acked[id]
 	}
 	j.blobs[id] = s
 	j.order = append(j.order, s)
-	if h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
-		j.ownSeq, j.ownLast = h.Seq, id
+	if _, ok := j.chain[s.Chain]; !ok {
+		j.chain[s.Chain] = s
+	}
+	// Only blobs written here advance this device's own chain: a blob from
+	// the relay that claims to be ours is not trusted to.
+	if local && h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
+		j.ownSeq, j.ownLast = h.Seq, s.Chain
 	}
 }
 
@@ -385,6 +440,9 @@ func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
 // writeBlob appends a blob made by this device. When it returns nil the
 // blob is durable on disk and in the outbox. Call with the lock held.
 func (j *Journal) writeBlob(blob []byte) error {
+	if _, err := protocol.ParseHeader(blob); err != nil {
+		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
+	}
 	return j.appendRecords(record(recWritten, blob))
 }
 

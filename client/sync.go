@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -48,14 +49,28 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	// History is recorded in batches: one lock and one fsync per batch
 	// rather than per blob.
 	var batch []*protocol.Blob
+	batchBytes := 0
 	flush := func() error {
 		n, err := j.receive(batch...)
 		res.Received += n
-		batch = batch[:0]
+		batch, batchBytes = batch[:0], 0
 		return err
 	}
+	idle := time.NewTimer(replyTimeout)
+	defer idle.Stop()
 	for caughtUp := false; !caughtUp; {
-		m, ok := <-c.pushes
+		var m any
+		var ok bool
+		select {
+		case m, ok = <-c.pushes:
+			idle.Reset(replyTimeout)
+		case <-ctx.Done():
+			c.Close()
+			return res, ctx.Err()
+		case <-idle.C:
+			c.Close()
+			return res, fmt.Errorf("%w: the relay stopped sending history for %s", ErrUnreachable, replyTimeout)
+		}
 		if !ok {
 			c.Close()
 			if err := flush(); err != nil {
@@ -66,7 +81,8 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 		switch m := m.(type) {
 		case *protocol.Blob:
 			batch = append(batch, m)
-			if len(batch) < receiveBatch {
+			batchBytes += len(m.Blob)
+			if len(batch) < receiveBatch && batchBytes < receiveBatchBytes {
 				continue
 			}
 		case *protocol.CaughtUp:
@@ -193,8 +209,12 @@ func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
 	return err
 }
 
-// receiveBatch is how many blobs of history are recorded per fsync.
-const receiveBatch = 1024
+// History is recorded in batches of at most receiveBatch blobs or
+// receiveBatchBytes bytes, whichever comes first, with one fsync each.
+const (
+	receiveBatch      = 1024
+	receiveBatchBytes = 16 << 20
+)
 
 // receive records blobs from the relay, in order, with one fsync, and
 // returns how many were new to this device. Blobs for another journal, or
@@ -223,6 +243,12 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
+			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() {
+				// Only this device writes as this device, and it keeps
+				// everything it writes: this is not ours.
+				warnings = append(warnings, fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", m.Seq))
+				continue
+			}
 			if _, ok := j.blobs[id]; ok || seen[id] {
 				recs = append(recs, record(recSeen, seqBytes(m.Seq), id[:]))
 				continue
@@ -304,11 +330,20 @@ func (j *Journal) applyJoins() ([]string, error) {
 		if _, known := roster[s.Header.Author]; known {
 			continue
 		}
+		if j.hasPartner() {
+			// A journal is for two; invites stop working once a
+			// partner has joined.
+			if !slices.Contains(j.st.Warnings, warnLateJoin) {
+				j.st.Warnings = append(j.st.Warnings, warnLateJoin)
+				changed = true
+			}
+			continue
+		}
 		jb, err := protocol.ParseJoin(s.Raw)
 		if err != nil {
 			continue
 		}
-		for i, inv := range j.st.Invites {
+		for _, inv := range j.st.Invites {
 			keys, err := crypto.DeriveInvite([32]byte(inv.Secret))
 			if err != nil || keys.AuthHash != jb.InviteHash {
 				continue
@@ -316,15 +351,19 @@ func (j *Journal) applyJoins() ([]string, error) {
 			rb, err := crypto.OpenJoin(keys, s.Raw)
 			if err != nil {
 				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not open; they were not added")
+				changed = true
 				break
 			}
 			rec, err := parseRecord(rb)
-			if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) {
+			if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
 				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not check out; they were not added")
+				changed = true
 				break
 			}
-			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC()})
-			j.st.Invites = append(j.st.Invites[:i], j.st.Invites[i+1:]...)
+			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
+			// A journal is for two: once a partner has joined, every
+			// other invite stops working here.
+			j.st.Invites = nil
 			joined = append(joined, rec.Name)
 			changed = true
 			roster = j.roster()
@@ -335,6 +374,36 @@ func (j *Journal) applyJoins() ([]string, error) {
 		return joined, j.saveState()
 	}
 	return joined, nil
+}
+
+const warnLateJoin = "someone else tried to join this journal after your partner did; they were not added and can read nothing"
+
+func (j *Journal) hasPartner() bool {
+	for _, m := range j.st.Members {
+		if !m.Self {
+			return true
+		}
+	}
+	return false
+}
+
+// collides reports whether any of r's devices reuses a signing or box key
+// already in the roster.
+func collides(r *memberRecord, roster map[[32]byte]rosterDevice) bool {
+	boxes := make(map[[32]byte]bool)
+	for _, d := range roster {
+		boxes[d.cert.Box] = true
+	}
+	for _, raw := range r.Devices {
+		c, err := crypto.ParseDeviceCert(raw)
+		if err != nil {
+			return true
+		}
+		if _, ok := roster[c.Sign]; ok || boxes[c.Box] {
+			return true
+		}
+	}
+	return false
 }
 
 func appendOnce(list []string, s string) []string {
@@ -362,7 +431,9 @@ func (j *Journal) ensureGrants() error {
 	me := j.acct.Device.SignKey()
 	granted := make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindGrant || s.Header.Author != me {
+		// Only grants written here count: a grant from the relay that
+		// claims to be ours must not stop us re-boxing for real.
+		if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
 			continue
 		}
 		g, err := protocol.ParseGrant(s.Raw)
@@ -379,7 +450,7 @@ func (j *Journal) ensureGrants() error {
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := j.recipients()
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me {
+		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local {
 			continue
 		}
 		e, err := protocol.ParseEntry(s.Raw)
@@ -393,7 +464,7 @@ func (j *Journal) ensureGrants() error {
 		var ck *crypto.ContentKey
 		for _, to := range rcpts {
 			kid := crypto.KeyID(to)
-			if has[kid] || granted[kid][s.ID] {
+			if has[kid] || granted[kid][s.Chain] {
 				continue
 			}
 			if ck == nil {
@@ -403,7 +474,7 @@ func (j *Journal) ensureGrants() error {
 				}
 				ck = &k
 			}
-			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.ID, Key: *ck})
+			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.Chain, Key: *ck})
 		}
 	}
 	targets := make([][32]byte, 0, len(todo))

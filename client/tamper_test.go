@@ -88,7 +88,7 @@ func TestTamperedBlobChangesNothing(t *testing.T) {
 	var raw []byte
 	sj.withLock(func() error {
 		for _, s := range sj.order {
-			if s.ID.String() == e.ID {
+			if s.Chain.String() == e.ID {
 				raw = bytes.Clone(s.Raw)
 			}
 		}

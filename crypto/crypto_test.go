@@ -257,7 +257,7 @@ func TestGrant(t *testing.T) {
 	}
 	gh := testHeader(alice, protocol.KindGrant)
 	gh.Seq, gh.Prev = 2, protocol.IDOf(blob)
-	gblob, err := SealGrant(rand.Reader, alice, gh, bob.BoxPublic, []GrantInput{{Entry: protocol.IDOf(blob), Key: ck}})
+	gblob, err := SealGrant(rand.Reader, alice, gh, bob.BoxPublic, []GrantInput{{Entry: ck.Hash, Key: ck}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -252,7 +252,7 @@ func (o *Opener) OpenGrant(g *protocol.Grant, granterBox [32]byte) error {
 // GrantKey opens one item of a grant that [Opener.OpenGrant] accepted, and
 // checks the key against the entry it names.
 func (o *Opener) GrantKey(item *protocol.GrantItem, granterBox [32]byte, e *protocol.Entry) (ContentKey, error) {
-	if item.Entry != protocol.IDOf(e.Raw()) {
+	if item.Entry != e.ContentHash() {
 		return ContentKey{}, ErrCannotOpen
 	}
 	ck, err := o.openBoxed(item.Boxed, &item.Nonce, granterBox)
@@ -286,12 +286,7 @@ func (o *Opener) openBoxed(boxed []byte, nonce *[24]byte, from [32]byte) (Conten
 }
 
 func checkHash(e *protocol.Entry, ck *ContentKey) error {
-	h := sha256.New()
-	h.Write(e.HeaderRaw)
-	h.Write(e.Nonce[:])
-	h.Write(e.Ciphertext)
-	var sum [32]byte
-	h.Sum(sum[:0])
+	sum := e.ContentHash()
 	if subtle.ConstantTimeCompare(sum[:], ck.Hash[:]) != 1 {
 		return ErrCannotOpen
 	}
@@ -327,7 +322,7 @@ func (o *Opener) OpenEntry(blob []byte, journal protocol.JournalID, authorBox [3
 
 // GrantInput is one content key to re-box in a grant.
 type GrantInput struct {
-	Entry protocol.BlobID
+	Entry protocol.BlobID // the entry's chain id
 	Key   ContentKey
 }
 

@@ -19,7 +19,7 @@ import (
 //	  2  16  journal id
 //	 18  32  author device signing key (Ed25519 public key)
 //	 50  8   author sequence number, big-endian, 1 for the device's first blob
-//	 58  32  blob id of the author's previous blob (zero when seq is 1)
+//	 58  32  chain id of the author's previous blob (zero when seq is 1)
 //
 //	entry body
 //	 90  24  payload nonce
@@ -30,7 +30,7 @@ import (
 //	grant body (content keys re-boxed for one recipient device)
 //	 90  8   recipient key id
 //	 98  2   item count n, big-endian, 1..MaxGrantItems
-//	100  n × GrantItemSize: entry blob id (32) | nonce (24) | boxed key (80)
+//	100  n × GrantItemSize: entry chain id (32) | nonce (24) | boxed key (80)
 //	 ... 24  binding nonce
 //	 ... 48  binding box: SHA-256 of every byte before the binding nonce
 //
@@ -76,11 +76,29 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
 
-// BlobID is SHA-256 of a blob's bytes.
+// BlobID is a 32-byte id: SHA-256 of a blob's bytes (its blob id, what the
+// relay deduplicates by), or a blob's chain id ([ChainID]).
 type BlobID [32]byte
 
-// IDOf returns the id of blob.
+// IDOf returns the blob id of blob: SHA-256 of all its bytes.
 func IDOf(blob []byte) BlobID { return sha256.Sum256(blob) }
+
+// ChainID returns the id by which a blob is known to clients: what the
+// next blob's Prev names, what grants and answers refer to, and the id the
+// CLI prints. For an entry it is SHA-256 over the header, the payload nonce
+// and the ciphertext, which is exactly the content hash boxed to every
+// recipient; it leaves out the recipient table, so a relay that alters
+// other devices' slots produces a different blob id but the same chain id,
+// and cannot make one entry look like two. Grants and joins authenticate
+// every byte, so their chain id is their blob id. blob must have parsed.
+func ChainID(blob []byte) BlobID {
+	if len(blob) > HeaderSize && Kind(blob[1]) == KindEntry {
+		if e, err := ParseEntry(blob); err == nil {
+			return e.ContentHash()
+		}
+	}
+	return IDOf(blob)
+}
 
 // String returns the id in lowercase hex.
 func (id BlobID) String() string { return hex.EncodeToString(id[:]) }
@@ -160,7 +178,6 @@ type Recipient struct {
 type Entry struct {
 	Header     Header
 	HeaderRaw  []byte // the HeaderSize header bytes
-	raw        []byte
 	Nonce      [NonceSize]byte
 	Recipients []Recipient
 	Ciphertext []byte
@@ -171,7 +188,7 @@ func ParseEntry(blob []byte) (*Entry, error) {
 	if len(blob) < HeaderSize+NonceSize+1 || Kind(blob[1]) != KindEntry {
 		return nil, badBlob("not an entry")
 	}
-	e := &Entry{HeaderRaw: blob[:HeaderSize], raw: blob}
+	e := &Entry{HeaderRaw: blob[:HeaderSize]}
 	e.Header = headerFields(blob)
 	p := blob[HeaderSize:]
 	copy(e.Nonce[:], p[:NonceSize])
@@ -195,12 +212,21 @@ func ParseEntry(blob []byte) (*Entry, error) {
 	return e, nil
 }
 
-// Raw returns the whole blob the entry was parsed from.
-func (e *Entry) Raw() []byte { return e.raw }
+// ContentHash is SHA-256 of the header, the payload nonce and the
+// ciphertext: the entry's chain id, and the hash boxed with its content key.
+func (e *Entry) ContentHash() BlobID {
+	h := sha256.New()
+	h.Write(e.HeaderRaw)
+	h.Write(e.Nonce[:])
+	h.Write(e.Ciphertext)
+	var sum BlobID
+	h.Sum(sum[:0])
+	return sum
+}
 
 // GrantItem is one re-boxed content key in a grant.
 type GrantItem struct {
-	Entry BlobID
+	Entry BlobID // the entry's chain id
 	Nonce [NonceSize]byte
 	Boxed []byte // BoxedKeySize bytes
 }

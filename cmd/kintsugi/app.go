@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -194,16 +196,26 @@ func cmdJournal(e *env) *cli.Command {
 			{
 				Name:      "join",
 				Usage:     "join your partner's journal with the code they gave you",
-				ArgsUsage: "CODE",
+				ArgsUsage: "[CODE]",
+				Description: "Without CODE, the code is read from standard input, which keeps it out of\n" +
+					"your shell history and the process list.",
 				Action: func(c *cli.Context) error {
-					if c.NArg() < 1 {
+					code := strings.Join(c.Args().Slice(), "")
+					if code == "" {
+						if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+							fmt.Fprint(e.stderr, "invite code: ")
+						}
+						line, _ := bufio.NewReader(io.LimitReader(e.stdin, 4096)).ReadString('\n')
+						code = strings.TrimSpace(line)
+					}
+					if code == "" {
 						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
 					}
 					a, err := e.unlock()
 					if err != nil {
 						return err
 					}
-					j, err := a.Join(e.ctx, strings.Join(c.Args().Slice(), ""))
+					j, err := a.Join(e.ctx, code)
 					if err != nil {
 						return err
 					}

@@ -70,7 +70,7 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: extract REGEXP VAR")
 				}
 				m := regexp.MustCompile(args[0]).FindStringSubmatch(ts.ReadFile("stdout"))
-				if m == nil || len(m) < 2 {
+				if len(m) < 2 {
 					ts.Fatalf("no match for %q in stdout", args[0])
 				}
 				ts.Setenv(args[1], m[1])

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +108,8 @@ func editText(what string) (string, error) {
 	base := ""
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		base = "/dev/shm"
+	} else {
+		fmt.Fprintln(os.Stderr, "kintsugi: note: this system has no RAM-backed /dev/shm, so the draft is written to the temporary folder on disk; it is overwritten and removed afterwards, but a disk may keep traces. Piping the text in avoids this.")
 	}
 	dir, err := os.MkdirTemp(base, "kintsugi-")
 	if err != nil {
@@ -130,9 +131,8 @@ func editText(what string) (string, error) {
 	text := strings.TrimSpace(string(b))
 	clear(b)
 	if text == "" {
-		return "", errors.New("the entry was empty, so nothing was saved")
+		return "", fmt.Errorf("the %s was empty, so nothing was saved", what)
 	}
-	_ = what
 	return text, nil
 }
 
