@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -316,4 +318,52 @@ func TestInterruptedJoinIsFinished(t *testing.T) {
 		t.Fatalf("%d join blobs, want exactly 1 (no second join when one exists)", joins)
 	}
 	_ = aj
+}
+
+// A relay restored from an older backup is noticed, said plainly, and
+// changes nothing here; a different relay at the same address is refused.
+func TestRelayRollbackAndSwap(t *testing.T) {
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	relay.Stop()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if err := os.CopyFS(backup, os.DirFS(relay.DataDir())); err != nil {
+		t.Fatal(err)
+	}
+	relay.Start()
+	for _, s := range []string{"one", "two"} {
+		aj.Write(Payload{Kind: KindEntry, Text: s})
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := entryTexts(t, aj)
+
+	relay.Stop()
+	if err := os.RemoveAll(relay.DataDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(relay.DataDir(), os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	relay.Start()
+	if _, err := aj.Sync(ctx); !errors.Is(err, ErrRelayMisbehaved) {
+		t.Fatalf("sync against a rolled-back relay: %v", err)
+	}
+	if got := entryTexts(t, aj); len(got) != len(before) {
+		t.Fatalf("entries changed: %q -> %q", before, got)
+	}
+
+	// A fresh relay (new id) at the same address.
+	relay.Stop()
+	os.RemoveAll(relay.DataDir())
+	relay.Start()
+	if _, err := aj.Sync(ctx); !errors.Is(err, ErrRelayChanged) {
+		t.Fatalf("sync against a different relay: %v", err)
+	}
 }

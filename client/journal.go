@@ -100,7 +100,7 @@ func (a *Account) CreateJournal(ctx context.Context, relay, title string) (*Jour
 	}); err != nil {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
-	st := state{Version: 1, ID: id, Relay: u, Title: cleanName(title), Created: time.Now().UTC(), Members: []Member{a.selfMember()}}
+	st := state{Version: 1, ID: id, Relay: u, RelayID: c.relayID, Title: cleanName(title), Created: time.Now().UTC(), Members: []Member{a.selfMember()}}
 	return a.newJournal(st)
 }
 
@@ -221,7 +221,7 @@ func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.T
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	c, err := dialRelay(ctx, j.relay, j.acct)
+	c, err := j.dial(ctx)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -279,7 +279,7 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 		return nil, errors.New("this invite was made by you: give the code to your partner to use on their device")
 	}
 	st := state{
-		Version: 1, ID: code.Journal, Relay: relay, Title: inviter.Title, Created: time.Now().UTC(),
+		Version: 1, ID: code.Journal, Relay: relay, RelayID: c.relayID, Title: inviter.Title, Created: time.Now().UTC(),
 		Members:    []Member{a.selfMember(), {Name: inviter.Name, Identity: inviter.Identity, Devices: inviter.Devices, Joined: time.Now().UTC()}},
 		JoinSecret: code.Secret[:],
 	}
@@ -298,6 +298,30 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// dial connects to the journal's relay and checks it is the relay the
+// journal lives on (trust on first use of its relay id).
+func (j *Journal) dial(ctx context.Context) (*relayConn, error) {
+	c, err := dialRelay(ctx, j.relay, j.acct)
+	if err != nil {
+		return nil, err
+	}
+	err = j.withLock(func() error {
+		switch j.st.RelayID {
+		case c.relayID:
+			return nil
+		case "":
+			j.st.RelayID = c.relayID
+			return j.saveState()
+		}
+		return fmt.Errorf("%w (%s): nothing was sent or received", ErrRelayChanged, j.relay)
+	})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // finishJoin writes this device's join blob if the journal was joined but

@@ -16,6 +16,10 @@ import (
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
+// ErrRelayChanged means the relay at a journal's address presents a
+// different relay id than the one the journal was created or joined on.
+var ErrRelayChanged = errors.New("the relay at this address is not the one this journal lives on")
+
 // ErrUnreachable wraps every failure to reach or stay connected to a relay,
 // so the CLI can say "saved here; it will sync later" instead of failing.
 var ErrUnreachable = errors.New("could not reach the relay")
@@ -46,7 +50,8 @@ func NormalizeRelayURL(s string) (string, error) {
 // relayConn is one authenticated connection to a relay. One goroutine reads
 // (readLoop); writes are serialised by wmu, as gorilla/websocket requires.
 type relayConn struct {
-	ws *websocket.Conn // static
+	ws      *websocket.Conn // static
+	relayID string          // static after the handshake: the id the relay gave in Hello
 
 	wmu sync.Mutex // serialises writes
 
@@ -114,6 +119,7 @@ func (c *relayConn) handshake(a *Account) error {
 	if len(hello.Challenge) != protocol.ChallengeSize {
 		return fmt.Errorf("%w: the relay sent a malformed challenge", ErrUnreachable)
 	}
+	c.relayID = hello.RelayID
 	sig := ed25519.Sign(a.Device.SignPrivate, protocol.AuthMessage(hello.RelayID, hello.Challenge))
 	if err := c.send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: a.Device.SignPublic, Signature: sig}); err != nil {
 		return err

@@ -79,6 +79,9 @@ type state struct {
 	Version int                `json:"version"`
 	ID      protocol.JournalID `json:"id"`
 	Relay   string             `json:"relay"`
+	// RelayID is the id the relay presented when the journal was created
+	// or joined; a different id at the same address is refused.
+	RelayID string `json:"relay_id,omitempty"`
 	Title   string             `json:"title,omitempty"`
 	Created time.Time          `json:"created"`
 	Members []Member           `json:"members"`

@@ -32,7 +32,7 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, j.relay, j.acct)
+	c, err := j.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	res.Joined = joined
 	if pending > 0 {
-		c, err := dialRelay(ctx, j.relay, j.acct)
+		c, err := j.dial(ctx)
 		if err != nil {
 			return res, err
 		}
@@ -206,6 +206,9 @@ func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
 	_, err := c.request(ctx, func(n uint64) any {
 		return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: n, Journal: j.id, After: after}
 	})
+	if errors.Is(err, protocol.ErrInvalid) && after > 0 {
+		return fmt.Errorf("%w: it has fewer items than this device already received (%d); it may have been restored from an older backup, or it is not telling the truth. Nothing here was changed", ErrRelayMisbehaved, after)
+	}
 	return err
 }
 
@@ -541,7 +544,7 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 const outboxPoll = 500 * time.Millisecond
 
 func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
-	c, err := dialRelay(ctx, j.relay, j.acct)
+	c, err := j.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,10 @@ func describe(err error) (msg, hint string) {
 		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
 	case errors.Is(err, client.ErrNotPaired):
 		hint = "share an invite with `kintsugi journal invite`; when your partner has joined, run `kintsugi sync`"
+	case errors.Is(err, client.ErrRelayChanged):
+		hint = "ask whoever runs the relay what changed; until then, everything here stays safe on this device"
+	case errors.Is(err, client.ErrRelayMisbehaved):
+		hint = "everything already on this device is safe; let whoever runs the relay know"
 	case errors.Is(err, client.ErrUnreachable):
 		hint = "check the relay address and your connection; anything you wrote is safe on this device and will be sent on the next sync"
 	case errors.Is(err, protocol.ErrInviteUnknown):
