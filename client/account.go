@@ -65,7 +65,7 @@ type Account struct {
 	Cert     *crypto.DeviceCert
 
 	storageKey [32]byte
-	opener     *crypto.Opener
+	keys     *crypto.Keyring
 }
 
 // Errors callers branch on.
@@ -179,7 +179,7 @@ func accountFrom(home Home, s *secrets) (*Account, error) {
 	if len(s.StorageKey) != 32 {
 		return nil, crypto.ErrBadKeyFile
 	}
-	a := &Account{Home: home, Name: s.Name, Identity: id, Device: dev, Cert: cert, opener: crypto.NewOpener(dev)}
+	a := &Account{Home: home, Name: s.Name, Identity: id, Device: dev, Cert: cert, keys: crypto.NewKeyring(dev)}
 	copy(a.storageKey[:], s.StorageKey)
 	return a, nil
 }

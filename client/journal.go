@@ -376,7 +376,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 	defer clear(plain)
 	var id protocol.BlobID
 	err = j.withLock(func() error {
-		blob, _, err := crypto.SealEntry(rand.Reader, j.acct.Device, j.nextHeader(protocol.KindEntry), j.recipients(), plain)
+		blob, _, err := j.acct.keys.SealEntry(rand.Reader, j.nextHeader(protocol.KindEntry), j.recipients(), plain)
 		if err != nil {
 			return err
 		}

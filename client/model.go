@@ -103,7 +103,7 @@ type openedEntry struct {
 func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified map[protocol.BlobID]bool) {
 	verified = make(map[protocol.BlobID]bool)
 	roster := j.roster()
-	op := j.acct.opener
+	op := j.acct.keys
 	// Grants addressed to this device, by entry id.
 	type grantRef struct {
 		item   *protocol.GrantItem

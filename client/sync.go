@@ -471,7 +471,7 @@ func (j *Journal) ensureGrants() error {
 				continue
 			}
 			if ck == nil {
-				k, err := j.acct.opener.EntryKey(e, j.acct.Device.BoxPublic)
+				k, err := j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
 				if err != nil {
 					break // not openable by its own author: nothing to re-box
 				}
@@ -489,7 +489,7 @@ func (j *Journal) ensureGrants() error {
 		items := todo[to]
 		for len(items) > 0 {
 			n := min(len(items), protocol.MaxGrantItems)
-			blob, err := crypto.SealGrant(rand.Reader, j.acct.Device, j.nextHeader(protocol.KindGrant), to, items[:n])
+			blob, err := j.acct.keys.SealGrant(rand.Reader, j.nextHeader(protocol.KindGrant), to, items[:n])
 			if err != nil {
 				return err
 			}

@@ -59,20 +59,20 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		t.Fatalf("recipients = %d, want 2 (duplicates dropped)", len(e.Recipients))
 	}
 	for _, d := range []*Device{alice, bob} {
-		got, err := NewOpener(d).OpenEntry(blob, h.Journal, alice.BoxPublic)
+		got, err := NewKeyring(d).OpenEntry(blob, h.Journal, alice.BoxPublic)
 		if err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("open = %q, %v", got, err)
 		}
 	}
-	if _, err := NewOpener(eve).OpenEntry(blob, h.Journal, alice.BoxPublic); !errors.Is(err, ErrCannotOpen) {
+	if _, err := NewKeyring(eve).OpenEntry(blob, h.Journal, alice.BoxPublic); !errors.Is(err, ErrCannotOpen) {
 		t.Fatalf("eve opened: %v", err)
 	}
 	// Bob claiming to be the author: the box does not open from his key.
-	if _, err := NewOpener(alice).OpenEntry(blob, h.Journal, bob.BoxPublic); !errors.Is(err, ErrCannotOpen) {
+	if _, err := NewKeyring(alice).OpenEntry(blob, h.Journal, bob.BoxPublic); !errors.Is(err, ErrCannotOpen) {
 		t.Fatalf("wrong author opened: %v", err)
 	}
 	var other protocol.JournalID
-	if _, err := NewOpener(bob).OpenEntry(blob, other, alice.BoxPublic); !errors.Is(err, ErrCannotOpen) {
+	if _, err := NewKeyring(bob).OpenEntry(blob, other, alice.BoxPublic); !errors.Is(err, ErrCannotOpen) {
 		t.Fatalf("wrong journal opened: %v", err)
 	}
 }
@@ -87,7 +87,7 @@ func TestByteFlip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := NewOpener(bob)
+	op := NewKeyring(bob)
 	for i := range blob {
 		for _, bit := range []byte{0x01, 0x80} {
 			mod := bytes.Clone(blob)
@@ -114,7 +114,7 @@ func TestRecipientCannotForgeForOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := protocol.ParseEntry(blob)
-	ck, err := NewOpener(bob).EntryKey(e, alice.BoxPublic)
+	ck, err := NewKeyring(bob).EntryKey(e, alice.BoxPublic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestRecipientCannotForgeForOthers(t *testing.T) {
 	padded, _ := Pad([]byte("forged!!"))
 	forged := bytes.Clone(blob[:len(blob)-len(e.Ciphertext)])
 	forged = secretbox.Seal(forged, padded, &e.Nonce, &ck.Key)
-	if _, err := NewOpener(carol).OpenEntry(forged, h.Journal, alice.BoxPublic); err == nil {
+	if _, err := NewKeyring(carol).OpenEntry(forged, h.Journal, alice.BoxPublic); err == nil {
 		t.Fatal("carol opened bob's forgery as alice's entry")
 	}
 }
@@ -252,7 +252,7 @@ func TestGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := protocol.ParseEntry(blob)
-	if _, err := NewOpener(bob).EntryKey(e, alice.BoxPublic); err == nil {
+	if _, err := NewKeyring(bob).EntryKey(e, alice.BoxPublic); err == nil {
 		t.Fatal("bob opened an entry not boxed to him")
 	}
 	gh := testHeader(alice, protocol.KindGrant)
@@ -265,7 +265,7 @@ func TestGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := NewOpener(bob)
+	op := NewKeyring(bob)
 	if err := op.OpenGrant(g, alice.BoxPublic); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestGrant(t *testing.T) {
 	if got, err := OpenPayload(e, k); err != nil || string(got) != "before you joined" {
 		t.Fatalf("payload = %q, %v", got, err)
 	}
-	if err := NewOpener(eve).OpenGrant(g, alice.BoxPublic); err == nil {
+	if err := NewKeyring(eve).OpenGrant(g, alice.BoxPublic); err == nil {
 		t.Fatal("eve accepted a grant for bob")
 	}
 	for i := range gblob {
@@ -401,7 +401,7 @@ func TestVectors(t *testing.T) {
 			blob, _ := hex.DecodeString(v.Blob)
 			jb, _ := hex.DecodeString(v.Journal)
 			ab, _ := hex.DecodeString(v.AuthorBox)
-			got, err := NewOpener(mustDevice(t, detRand(byte(v.Reader)))).OpenEntry(blob, protocol.JournalID(jb), [32]byte(ab))
+			got, err := NewKeyring(mustDevice(t, detRand(byte(v.Reader)))).OpenEntry(blob, protocol.JournalID(jb), [32]byte(ab))
 			switch {
 			case strings.HasPrefix(v.Expect, "open:"):
 				if err != nil || string(got) != strings.TrimPrefix(v.Expect, "open:") {
@@ -425,7 +425,7 @@ func FuzzOpenEntry(f *testing.F) {
 		b, _, _ := SealEntry(detRand(byte(20+i)), alice, h, [][32]byte{alice.BoxPublic, bob.BoxPublic}, []byte(msg))
 		f.Add(b)
 	}
-	op := NewOpener(bob)
+	op := NewKeyring(bob)
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		got, err := op.OpenEntry(blob, h.Journal, alice.BoxPublic)
 		if err == nil {

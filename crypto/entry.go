@@ -95,6 +95,11 @@ func Unpad(b []byte) ([]byte, error) {
 // It returns the blob and the content key, which the author needs to re-box
 // the entry for devices that join later.
 func SealEntry(rand io.Reader, author *Device, h protocol.Header, recipients [][32]byte, payload []byte) ([]byte, ContentKey, error) {
+	return NewKeyring(author).SealEntry(rand, h, recipients, payload)
+}
+
+// SealEntry is [SealEntry] from the keyring's device, with cached box keys.
+func (o *Keyring) SealEntry(rand io.Reader, h protocol.Header, recipients [][32]byte, payload []byte) ([]byte, ContentKey, error) {
 	var ck ContentKey
 	if h.Kind != protocol.KindEntry {
 		return nil, ck, errors.New("seal entry: header kind is not entry")
@@ -123,19 +128,19 @@ func SealEntry(rand io.Reader, author *Device, h protocol.Header, recipients [][
 	blob = append(blob, nonce[:]...)
 	blob = append(blob, byte(len(rcpts)))
 	for _, r := range rcpts {
-		slot, err := boxKey(rand, author, r, &ck)
+		blob, err = o.boxKey(rand, blob, r, &ck)
 		if err != nil {
 			return nil, ck, err
 		}
-		blob = append(blob, slot...)
 	}
 	blob = append(blob, ct...)
 	return blob, ck, nil
 }
 
-// boxKey returns one recipient slot: key id, nonce, boxed content key.
-func boxKey(rand io.Reader, from *Device, to [32]byte, ck *ContentKey) ([]byte, error) {
-	if err := CheckBoxKey(to); err != nil {
+// boxKey appends one recipient slot to b: key id, nonce, boxed content key.
+func (o *Keyring) boxKey(rand io.Reader, b []byte, to [32]byte, ck *ContentKey) ([]byte, error) {
+	k, err := o.sharedKey(to)
+	if err != nil {
 		return nil, err
 	}
 	var nonce [24]byte
@@ -143,10 +148,9 @@ func boxKey(rand io.Reader, from *Device, to [32]byte, ck *ContentKey) ([]byte, 
 		return nil, err
 	}
 	id := KeyID(to)
-	slot := make([]byte, 0, protocol.RecipientSize)
-	slot = append(slot, id[:]...)
-	slot = append(slot, nonce[:]...)
-	return box.Seal(slot, ck.bytes(), &nonce, &to, &from.BoxPrivate), nil
+	b = append(b, id[:]...)
+	b = append(b, nonce[:]...)
+	return box.SealAfterPrecomputation(b, ck.bytes(), &nonce, k), nil
 }
 
 func dedupe(keys [][32]byte) [][32]byte {
@@ -177,22 +181,24 @@ func CheckBoxKey(pub [32]byte) error {
 	return nil
 }
 
-// Opener opens entries and grants for one device. It caches the
-// precomputed box key for each peer, so opening many entries from the same
-// author costs one X25519 operation. It is safe for concurrent use.
-type Opener struct {
+// Keyring seals and opens entries and grants for one device: the one
+// place a device's box private key is used. It caches the precomputed box
+// key for each peer (after checking the peer's key is not of low order), so
+// sealing to or opening from the same device again costs no X25519
+// operation. It is safe for concurrent use.
+type Keyring struct {
 	dev *Device // static after construction
 
 	mu     sync.Mutex
 	shared map[[32]byte]*[32]byte // peer box key → precomputed box key
 }
 
-// NewOpener returns an Opener for d.
-func NewOpener(d *Device) *Opener {
-	return &Opener{dev: d, shared: make(map[[32]byte]*[32]byte)}
+// NewKeyring returns a Keyring for d.
+func NewKeyring(d *Device) *Keyring {
+	return &Keyring{dev: d, shared: make(map[[32]byte]*[32]byte)}
 }
 
-func (o *Opener) sharedKey(peer [32]byte) (*[32]byte, error) {
+func (o *Keyring) sharedKey(peer [32]byte) (*[32]byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if k, ok := o.shared[peer]; ok {
@@ -210,7 +216,7 @@ func (o *Opener) sharedKey(peer [32]byte) (*[32]byte, error) {
 // EntryKey finds this device's slot in e and opens the content key boxed
 // by authorBox, the box key of the device named in e's header. It checks
 // that the key's content hash matches e.
-func (o *Opener) EntryKey(e *protocol.Entry, authorBox [32]byte) (ContentKey, error) {
+func (o *Keyring) EntryKey(e *protocol.Entry, authorBox [32]byte) (ContentKey, error) {
 	id := KeyID(o.dev.BoxPublic)
 	for i := range e.Recipients {
 		r := &e.Recipients[i]
@@ -232,7 +238,7 @@ func (o *Opener) EntryKey(e *protocol.Entry, authorBox [32]byte) (ContentKey, er
 // OpenGrant checks a grant addressed to this device: its key id, and the
 // binding box from granterBox over the header and items. The caller must
 // check that the grant's author is the author of each entry it names.
-func (o *Opener) OpenGrant(g *protocol.Grant, granterBox [32]byte) error {
+func (o *Keyring) OpenGrant(g *protocol.Grant, granterBox [32]byte) error {
 	if g.KeyID != KeyID(o.dev.BoxPublic) {
 		return ErrCannotOpen
 	}
@@ -249,9 +255,9 @@ func (o *Opener) OpenGrant(g *protocol.Grant, granterBox [32]byte) error {
 	return nil
 }
 
-// GrantKey opens one item of a grant that [Opener.OpenGrant] accepted, and
+// GrantKey opens one item of a grant that [Keyring.OpenGrant] accepted, and
 // checks the key against the entry it names.
-func (o *Opener) GrantKey(item *protocol.GrantItem, granterBox [32]byte, e *protocol.Entry) (ContentKey, error) {
+func (o *Keyring) GrantKey(item *protocol.GrantItem, granterBox [32]byte, e *protocol.Entry) (ContentKey, error) {
 	if item.Entry != e.ContentHash() {
 		return ContentKey{}, ErrCannotOpen
 	}
@@ -265,11 +271,11 @@ func (o *Opener) GrantKey(item *protocol.GrantItem, granterBox [32]byte, e *prot
 	return ck, nil
 }
 
-func (o *Opener) openSlot(r *protocol.Recipient, from [32]byte) (ContentKey, error) {
+func (o *Keyring) openSlot(r *protocol.Recipient, from [32]byte) (ContentKey, error) {
 	return o.openBoxed(r.Boxed, &r.Nonce, from)
 }
 
-func (o *Opener) openBoxed(boxed []byte, nonce *[24]byte, from [32]byte) (ContentKey, error) {
+func (o *Keyring) openBoxed(boxed []byte, nonce *[24]byte, from [32]byte) (ContentKey, error) {
 	var ck ContentKey
 	k, err := o.sharedKey(from)
 	if err != nil {
@@ -307,8 +313,8 @@ func OpenPayload(e *protocol.Entry, ck ContentKey) ([]byte, error) {
 
 // OpenEntry parses blob, checks that it belongs to journal, and opens it for
 // this device given the author device's box key. It is [protocol.ParseEntry],
-// [Opener.EntryKey] and [OpenPayload] in one call.
-func (o *Opener) OpenEntry(blob []byte, journal protocol.JournalID, authorBox [32]byte) ([]byte, error) {
+// [Keyring.EntryKey] and [OpenPayload] in one call.
+func (o *Keyring) OpenEntry(blob []byte, journal protocol.JournalID, authorBox [32]byte) ([]byte, error) {
 	e, err := protocol.ParseEntry(blob)
 	if err != nil || e.Header.Journal != journal {
 		return nil, ErrCannotOpen
@@ -330,13 +336,19 @@ type GrantInput struct {
 // each item's content key boxed to it, and a binding box over the header
 // and items. h.Kind must be [protocol.KindGrant].
 func SealGrant(rand io.Reader, granter *Device, h protocol.Header, to [32]byte, items []GrantInput) ([]byte, error) {
+	return NewKeyring(granter).SealGrant(rand, h, to, items)
+}
+
+// SealGrant is [SealGrant] from the keyring's device, with cached box keys.
+func (o *Keyring) SealGrant(rand io.Reader, h protocol.Header, to [32]byte, items []GrantInput) ([]byte, error) {
 	if h.Kind != protocol.KindGrant {
 		return nil, errors.New("seal grant: header kind is not grant")
 	}
 	if len(items) == 0 || len(items) > protocol.MaxGrantItems {
 		return nil, fmt.Errorf("seal grant: %d items is outside 1..%d", len(items), protocol.MaxGrantItems)
 	}
-	if err := CheckBoxKey(to); err != nil {
+	k, err := o.sharedKey(to)
+	if err != nil {
 		return nil, err
 	}
 	id := KeyID(to)
@@ -351,12 +363,12 @@ func SealGrant(rand io.Reader, granter *Device, h protocol.Header, to [32]byte, 
 		}
 		blob = append(blob, it.Entry[:]...)
 		blob = append(blob, nonce[:]...)
-		blob = box.Seal(blob, it.Key.bytes(), &nonce, &to, &granter.BoxPrivate)
+		blob = box.SealAfterPrecomputation(blob, it.Key.bytes(), &nonce, k)
 	}
 	sum := sha256.Sum256(blob)
 	if err := randomBytes(rand, nonce[:]); err != nil {
 		return nil, err
 	}
 	blob = append(blob, nonce[:]...)
-	return box.Seal(blob, sum[:], &nonce, &to, &granter.BoxPrivate), nil
+	return box.SealAfterPrecomputation(blob, sum[:], &nonce, k), nil
 }
