@@ -65,7 +65,7 @@ type Account struct {
 	Cert     *crypto.DeviceCert
 
 	storageKey [32]byte
-	keys     *crypto.Keyring
+	keys       *crypto.Keyring
 }
 
 // Errors callers branch on.

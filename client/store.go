@@ -81,11 +81,11 @@ type state struct {
 	Relay   string             `json:"relay"`
 	// RelayID is the id the relay presented when the journal was created
 	// or joined; a different id at the same address is refused.
-	RelayID string `json:"relay_id,omitempty"`
-	Title   string             `json:"title,omitempty"`
-	Created time.Time          `json:"created"`
-	Members []Member           `json:"members"`
-	Invites []pendingInvite    `json:"invites,omitempty"`
+	RelayID string          `json:"relay_id,omitempty"`
+	Title   string          `json:"title,omitempty"`
+	Created time.Time       `json:"created"`
+	Members []Member        `json:"members"`
+	Invites []pendingInvite `json:"invites,omitempty"`
 	// LastSync is the time of the last successful exchange with the relay.
 	LastSync time.Time `json:"last_sync,omitzero"`
 	// Warnings are problems the client noticed and must keep showing.
