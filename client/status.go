@@ -124,7 +124,11 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 			}
 		}
 		if n := top - min(top, uint64(len(reached))); n > 0 {
-			out = append(out, fmt.Sprintf("%d earlier item(s) from %s have not arrived yet", n, who))
+			items := fmt.Sprintf("%d earlier items from %s have", n, who)
+			if n == 1 {
+				items = fmt.Sprintf("1 earlier item from %s has", who)
+			}
+			out = append(out, items+" not arrived yet")
 		}
 		if forked {
 			out = append(out, fmt.Sprintf("the relay served two different histories for %s", who))

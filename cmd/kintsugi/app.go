@@ -227,7 +227,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					e.printf("You have joined %s's journal.\n", name)
 					if res, err := j.Sync(e.ctx); err == nil && res.Received > 0 {
-						e.printf("%d item(s) arrived. Some may become readable after %s next syncs.\n", res.Received, name)
+						e.printf("%s arrived. Anything written before you joined opens once %s syncs.\n", plural(res.Received, "item", "items"), name)
 					}
 					e.printf("Please compare safety numbers with %s, in person or on a call: `kintsugi verify`.\n", name)
 					return nil
@@ -637,6 +637,14 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 	e.printf("%s\n", indent(clean(en.Text)))
 }
 
+// plural returns "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
@@ -791,7 +799,7 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Last sync:  not yet\n")
 			}
 			if st.Unreadable > 0 {
-				e.printf("Note:       %d item(s) cannot be read on this device yet; they may open after your partner syncs\n", st.Unreadable)
+				e.printf("Note:       %s cannot be read on this device yet; they may open after your partner syncs\n", plural(st.Unreadable, "item", "items"))
 			}
 			for _, m := range st.Missing {
 				e.printf("Note:       %s\n", m)

@@ -186,7 +186,7 @@ func runDemo(e *env, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	say("Sam received %d new entr(ies) from Alex.", len(rs.New))
+	say("Sam received %s from Alex.", plural(len(rs.New), "new entry", "new entries"))
 
 	step("Sam answers the question honestly, and syncs; Alex syncs")
 	ans, _, err := sj.Answer(q.Short, "I was at a hotel bar with them. I lied to you. I'm sorry, and I'll answer anything else you ask.")
