@@ -178,40 +178,34 @@ func (c *relayConn) readLoop() {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
 			break
 		}
-		env, derr := protocol.Decode(frame)
-		if derr != nil {
-			err = derr
+		// One decode per frame: blobs are most of the bytes, and parsing
+		// them twice (envelope, then body) was half of a first sync.
+		var in inbound
+		if err = protocol.DecodeAs(frame, &in); err != nil {
 			break
 		}
-		switch env.Type {
+		switch in.Type {
 		case protocol.TypeOK:
-			var ok protocol.OK
-			if err = protocol.DecodeAs(frame, &ok); err != nil {
-				break
-			}
-			c.deliver(ok.ID, reply{ok: &ok})
+			c.deliver(in.ID, reply{ok: &protocol.OK{Type: in.Type, ID: in.ID, Journal: in.Journal, Packet: in.Packet, Seq: in.Seq, BlobID: in.BlobID, Duplicate: in.Duplicate}})
 		case protocol.TypeError:
-			var e protocol.Error
-			if err = protocol.DecodeAs(frame, &e); err != nil {
-				break
-			}
+			e := &protocol.Error{Type: in.Type, ID: in.ID, Code: in.Code, Message: in.Message}
 			if e.ID == 0 {
 				err = e.Err()
 				break
 			}
 			c.deliver(e.ID, reply{err: e.Err()})
-		case protocol.TypeBlob:
-			var b protocol.Blob
-			if err = protocol.DecodeAs(frame, &b); err != nil {
+		case protocol.TypeBlob, protocol.TypeCaughtUp:
+			if in.Journal == nil {
+				err = fmt.Errorf("%w: %s without a journal", protocol.ErrMalformed, in.Type)
 				break
 			}
-			err = c.push(&b)
-		case protocol.TypeCaughtUp:
-			var cu protocol.CaughtUp
-			if err = protocol.DecodeAs(frame, &cu); err != nil {
-				break
+			if in.Type == protocol.TypeBlob {
+				err = c.push(&protocol.Blob{Type: in.Type, Journal: *in.Journal, Seq: in.Seq, Blob: in.Blob})
+			} else {
+				err = c.push(&protocol.CaughtUp{Type: in.Type, Journal: *in.Journal, Seq: in.Seq})
 			}
-			err = c.push(&cu)
+		case "":
+			err = fmt.Errorf("%w: message has no type", protocol.ErrMalformed)
 		default:
 			// Unknown messages from a newer relay are ignored.
 		}
@@ -226,6 +220,21 @@ func (c *relayConn) readLoop() {
 		delete(c.waiting, id)
 	}
 	c.mu.Unlock()
+}
+
+// inbound is the union of the fields of every message a relay sends, so a
+// frame is decoded once whatever its type.
+type inbound struct {
+	Type      string              `json:"type"`
+	ID        uint64              `json:"id"`
+	Journal   *protocol.JournalID `json:"journal"`
+	Packet    []byte              `json:"packet"`
+	Seq       uint64              `json:"seq"`
+	BlobID    []byte              `json:"blob_id"`
+	Duplicate bool                `json:"duplicate"`
+	Blob      []byte              `json:"blob"`
+	Code      protocol.Code       `json:"code"`
+	Message   string              `json:"message"`
 }
 
 func (c *relayConn) push(m any) error {
