@@ -90,7 +90,7 @@ func (a *Account) CreateJournal(ctx context.Context, relay, title string) (*Jour
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, u, a)
+	c, err := dialRelay(ctx, u, a, "")
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, relay, a)
+	c, err := dialRelay(ctx, relay, a, "")
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +303,11 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 // dial connects to the journal's relay and checks it is the relay the
 // journal lives on (trust on first use of its relay id).
 func (j *Journal) dial(ctx context.Context) (*relayConn, error) {
-	c, err := dialRelay(ctx, j.relay, j.acct)
+	var want string
+	if err := j.withLock(func() error { want = j.st.RelayID; return nil }); err != nil {
+		return nil, err
+	}
+	c, err := dialRelay(ctx, j.relay, j.acct, want)
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,9 @@ const (
 	readIdle = 75 * time.Second
 )
 
-func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, error) {
+// dialRelay connects and authenticates. If wantID is not empty, a relay
+// presenting another relay id is refused before anything is signed.
+func dialRelay(ctx context.Context, relayURL string, a *Account, wantID string) (*relayConn, error) {
 	d := websocket.Dialer{HandshakeTimeout: dialTimeout, Subprotocols: []string{protocol.Subprotocol}}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
@@ -90,7 +92,7 @@ func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, er
 	}
 	ws.SetReadLimit(protocol.MaxMessageSize)
 	c := &relayConn{ws: ws, waiting: make(map[uint64]chan reply), pushes: make(chan any, 256), done: make(chan struct{}), closing: make(chan struct{})}
-	if err := c.handshake(a); err != nil {
+	if err := c.handshake(a, relayURL, wantID); err != nil {
 		ws.Close()
 		return nil, err
 	}
@@ -106,7 +108,7 @@ func dialRelay(ctx context.Context, relayURL string, a *Account) (*relayConn, er
 	return c, nil
 }
 
-func (c *relayConn) handshake(a *Account) error {
+func (c *relayConn) handshake(a *Account, relayURL, wantID string) error {
 	c.ws.SetReadDeadline(time.Now().Add(dialTimeout))
 	defer c.ws.SetReadDeadline(time.Time{})
 	var hello protocol.Hello
@@ -120,6 +122,9 @@ func (c *relayConn) handshake(a *Account) error {
 		return fmt.Errorf("%w: the relay sent a malformed challenge", ErrUnreachable)
 	}
 	c.relayID = hello.RelayID
+	if wantID != "" && hello.RelayID != wantID {
+		return fmt.Errorf("%w (%s): nothing was sent or signed", ErrRelayChanged, relayURL)
+	}
 	sig := ed25519.Sign(a.Device.SignPrivate, protocol.AuthMessage(hello.RelayID, hello.Challenge))
 	if err := c.send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: a.Device.SignPublic, Signature: sig}); err != nil {
 		return err
