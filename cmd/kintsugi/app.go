@@ -41,6 +41,7 @@ func defaultHome() string {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	var unknown string // set by CommandNotFound
 	app := &cli.App{
 		Name:  "kintsugi",
 		Usage: "an end-to-end encrypted shared journal for two partners",
@@ -63,6 +64,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed by main
+		CommandNotFound: func(c *cli.Context, name string) {
+			unknown = name
+		},
 		Commands: []*cli.Command{
 			cmdInit(e),
 			cmdJournal(e),
@@ -78,7 +82,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmdDemo(e),
 		},
 	}
-	return app.RunContext(ctx, args)
+	err := app.RunContext(ctx, args)
+	if unknown != "" {
+		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
+	}
+	return err
 }
 
 // unlock opens the key file.
@@ -799,7 +807,7 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Last sync:  not yet\n")
 			}
 			if st.Unreadable > 0 {
-				e.printf("Note:       %s cannot be read on this device yet; they may open after your partner syncs\n", plural(st.Unreadable, "item", "items"))
+				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
 			}
 			for _, m := range st.Missing {
 				e.printf("Note:       %s\n", m)
