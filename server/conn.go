@@ -23,6 +23,10 @@ const readBatch = 256
 // closeWait bounds writing a close frame.
 const closeWait = time.Second
 
+// maxAuthMessage bounds what an unauthenticated peer may send: an Auth
+// message is about 200 bytes of JSON.
+const maxAuthMessage = 4096
+
 // frame is one item of a connection's send queue: a text message, or, when
 // data is nil, a close frame after which the writer stops.
 type frame struct {
@@ -85,6 +89,13 @@ func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 		subs:    make(map[protocol.JournalID]*subscription),
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	// Once the connection is ending (closed by either side, or the relay
+	// shutting down), give the writer a moment to send its close frame,
+	// then cut the socket, so a peer that stopped reading cannot hold a
+	// writer (and a graceful shutdown) for a whole write timeout.
+	context.AfterFunc(c.ctx, func() {
+		time.AfterFunc(2*closeWait, func() { _ = ws.NetConn().Close() })
+	})
 	return c
 }
 
@@ -255,10 +266,13 @@ func (c *conn) fail(e *protocol.Error, closeCode int) {
 // readLoop authenticates the device and then handles requests until the
 // connection fails or the reader decides to close it.
 func (c *conn) readLoop() {
-	c.ws.SetReadLimit(protocol.MaxMessageSize)
+	// Until the device has authenticated it may send one small Auth
+	// message, not a 1.4 MB frame.
+	c.ws.SetReadLimit(maxAuthMessage)
 	if !c.authenticate() {
 		return
 	}
+	c.ws.SetReadLimit(protocol.MaxMessageSize)
 	pongWait := 2 * c.s.cfg.PingInterval
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error {

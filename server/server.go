@@ -50,7 +50,7 @@ type Config struct {
 	RelayID string
 
 	// MaxBlobSize is the largest blob accepted, in bytes; at most
-	// protocol.MaxBlobSize. Default: protocol.MaxBlobSize.
+	// protocol.MaxBlobSize. Default: DefaultMaxBlobSize.
 	MaxBlobSize int
 
 	// AuthTimeout bounds the time from connecting to a valid Auth.
@@ -86,6 +86,13 @@ type Config struct {
 
 // Defaults for [Config].
 const (
+	// DefaultMaxBlobSize is one byte under protocol.MaxBlobSize. Badger
+	// moves values of 1 MiB and more to its value log, whose sync errors it
+	// only logs; keeping every blob below that keeps every acknowledged
+	// blob in the write-ahead log, whose sync errors fail the write. Real
+	// entries are far smaller (crypto.MaxPayload is 512 KiB).
+	DefaultMaxBlobSize = protocol.MaxBlobSize - 1
+
 	DefaultAuthTimeout  = 10 * time.Second
 	DefaultPingInterval = 30 * time.Second
 	DefaultSendQueue    = 256
@@ -123,7 +130,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxBlobSize == 0 {
-		cfg.MaxBlobSize = protocol.MaxBlobSize
+		cfg.MaxBlobSize = DefaultMaxBlobSize
 	}
 	if cfg.MaxBlobSize < protocol.HeaderSize || cfg.MaxBlobSize > protocol.MaxBlobSize {
 		return nil, fmt.Errorf("max blob size %d is outside %d..%d", cfg.MaxBlobSize, protocol.HeaderSize, protocol.MaxBlobSize)
