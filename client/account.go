@@ -78,6 +78,10 @@ var (
 	ErrNotPaired    = errors.New("your partner has not joined yet")
 	ErrOwnQuestion  = errors.New("this is your own question")
 	ErrNotAQuestion = errors.New("that entry is not a question")
+	// ErrListenOnly: the writer asked to be heard, not answered.
+	ErrListenOnly      = errors.New("this entry asked to be heard, not answered")
+	ErrReplyToQuestion = errors.New("that entry is a question")
+	ErrOwnEntry        = errors.New("this is your own entry")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.

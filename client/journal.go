@@ -396,22 +396,49 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 
 // Answer writes an answer to the question whose id starts with prefix.
 func (j *Journal) Answer(prefix, text string) (Entry, *Entry, error) {
+	return j.Respond(prefix, Payload{Kind: KindAnswer, Text: text})
+}
+
+// Respond writes p, an answer, follow-up, reply or acknowledgement, to the
+// entry whose id starts with prefix, after checking it fits: only the
+// partner answers a question; an entry that asked to be heard, not
+// answered, takes an acknowledgement, not a reply; questions take answers
+// and follow-ups, not replies; nobody acknowledges their own entry.
+func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
+	if !responseKinds[p.Kind] {
+		return Entry{}, nil, fmt.Errorf("%q is not a kind of response", p.Kind)
+	}
 	entries, err := j.Entries()
 	if err != nil {
 		return Entry{}, nil, err
 	}
-	q, err := Find(entries, prefix)
+	t, err := Find(entries, prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
-	if q.Kind != KindQuestion {
-		return Entry{}, q, ErrNotAQuestion
+	switch p.Kind {
+	case KindAnswer, KindFollowup:
+		if t.Kind != KindQuestion {
+			return Entry{}, t, ErrNotAQuestion
+		}
+		if p.Kind == KindAnswer && t.Mine {
+			return Entry{}, t, ErrOwnQuestion
+		}
+	case KindReply:
+		if t.Kind == KindQuestion {
+			return Entry{}, t, ErrReplyToQuestion
+		}
+		if t.ListenOnly && !t.Mine {
+			return Entry{}, t, ErrListenOnly
+		}
+	case KindAck:
+		if t.Mine {
+			return Entry{}, t, ErrOwnEntry
+		}
 	}
-	if q.Mine {
-		return Entry{}, q, ErrOwnQuestion
-	}
-	e, err := j.Write(Payload{Kind: KindAnswer, Text: text, Ref: q.ID})
-	return e, q, err
+	p.Ref = t.ID
+	e, err := j.Write(p)
+	return e, t, err
 }
 
 // Members returns the journal's members, this person first.

@@ -16,8 +16,14 @@ import (
 const (
 	KindEntry    = "entry"    // a journal entry, often with feelings
 	KindQuestion = "question" // a hard question for the partner
-	KindAnswer   = "answer"   // an answer to a question (Ref names it)
+	KindAnswer   = "answer"   // an answer to a question (Ref names it); NeedTime marks "not yet"
+	KindFollowup = "followup" // a further word on a question (Ref names it)
+	KindReply    = "reply"    // a reply to an entry (Ref names it)
+	KindAck      = "ack"      // "I read this, I'm with you" (Ref names it); Text is an optional note
 )
+
+// responseKinds are the kinds that hang off another entry through Ref.
+var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true}
 
 // Payload is the plaintext inside an entry blob, JSON-encoded, then padded
 // and sealed. Unknown fields are ignored so later versions can add some.
@@ -28,7 +34,13 @@ type Payload struct {
 	Text      string    `json:"text"`
 	Feelings  []string  `json:"feelings,omitempty"`
 	Intensity *int      `json:"intensity,omitempty"`
-	Ref       string    `json:"ref,omitempty"` // full hex id of the entry this one answers
+	Ref       string    `json:"ref,omitempty"` // full hex id of the entry this one responds to
+	Tags      []string  `json:"tags,omitempty"`
+	// ListenOnly asks to be heard, not answered: the partner's client
+	// offers an acknowledgement instead of a reply.
+	ListenOnly bool `json:"listen_only,omitempty"`
+	// NeedTime marks an answer as an honest "not yet".
+	NeedTime bool `json:"need_time,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -43,11 +55,21 @@ type Entry struct {
 	Text      string    `json:"text"`
 	Feelings  []string  `json:"feelings"`
 	Intensity *int      `json:"intensity"`
-	// Ref is the question an answer answers.
+	Tags      []string  `json:"tags"`
+	// ListenOnly: the writer asked to be heard, not answered.
+	ListenOnly bool `json:"listen_only"`
+	// NeedTime: an answer that says "I need time", not an answer yet.
+	NeedTime bool `json:"need_time,omitempty"`
+	// Ref is the entry a response (answer, follow-up, reply, ack) is for.
 	Ref string `json:"ref,omitempty"`
-	// Answered and Answers are set for questions.
+	// Answered, State and Answers are set for questions. State is "open",
+	// "needs-time" (only "I need time" so far) or "answered".
 	Answered *bool    `json:"answered,omitempty"`
+	State    string   `json:"state,omitempty"`
 	Answers  []string `json:"answers,omitempty"`
+	// Responses lists the ids of every entry that responds to this one
+	// (answers, follow-ups, replies, acknowledgements), oldest first.
+	Responses []string `json:"responses"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
 }
@@ -208,40 +230,65 @@ func (j *Journal) Entries() ([]Entry, error) {
 }
 
 func (j *Journal) view(opened []*openedEntry) []Entry {
-	answers := make(map[string][]string)
+	sort.SliceStable(opened, func(a, b int) bool { return opened[a].payload.Created.Before(opened[b].payload.Created) })
+	responses := make(map[string][]*openedEntry)
 	for _, o := range opened {
-		if o.payload.Kind == KindAnswer && o.payload.Ref != "" {
-			answers[o.payload.Ref] = append(answers[o.payload.Ref], o.s.Chain.String())
+		if responseKinds[o.payload.Kind] && o.payload.Ref != "" {
+			responses[o.payload.Ref] = append(responses[o.payload.Ref], o)
 		}
 	}
 	out := make([]Entry, 0, len(opened))
 	for _, o := range opened {
 		id := o.s.Chain.String()
 		e := Entry{
-			ID:        id,
-			Short:     id[:ShortIDLen],
-			Kind:      o.payload.Kind,
-			Author:    o.author.member.Name,
-			Mine:      o.author.member.Self,
-			Created:   o.payload.Created,
-			Text:      o.payload.Text,
-			Feelings:  o.payload.Feelings,
-			Intensity: o.payload.Intensity,
-			Ref:       o.payload.Ref,
-			Synced:    o.s.RelaySeq != 0,
+			ID:         id,
+			Short:      id[:ShortIDLen],
+			Kind:       o.payload.Kind,
+			Author:     o.author.member.Name,
+			Mine:       o.author.member.Self,
+			Created:    o.payload.Created,
+			Text:       o.payload.Text,
+			Feelings:   nonNil(o.payload.Feelings),
+			Intensity:  o.payload.Intensity,
+			Tags:       nonNil(o.payload.Tags),
+			ListenOnly: o.payload.ListenOnly,
+			NeedTime:   o.payload.Kind == KindAnswer && o.payload.NeedTime,
+			Ref:        o.payload.Ref,
+			Synced:     o.s.RelaySeq != 0,
+			Responses:  []string{},
 		}
-		if e.Feelings == nil {
-			e.Feelings = []string{}
+		for _, r := range responses[id] {
+			e.Responses = append(e.Responses, r.s.Chain.String())
 		}
 		if e.Kind == KindQuestion {
-			a := len(answers[id]) > 0
+			e.State = "open"
+			for _, r := range responses[id] {
+				// Only the partner answers a question.
+				if r.payload.Kind != KindAnswer || r.author.member.Self == o.author.member.Self {
+					continue
+				}
+				e.Answers = append(e.Answers, r.s.Chain.String())
+				if r.payload.NeedTime {
+					if e.State == "open" {
+						e.State = "needs-time"
+					}
+				} else {
+					e.State = "answered"
+				}
+			}
+			a := e.State == "answered"
 			e.Answered = &a
-			e.Answers = answers[id]
 		}
 		out = append(out, e)
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
 	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Find returns the entry whose id starts with prefix (at least 4 hex

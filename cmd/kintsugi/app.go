@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,15 +43,26 @@ func defaultHome() string {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	var unknown string // set by CommandNotFound
-	app := &cli.App{
+	app := newApp(e, &unknown)
+	err := app.RunContext(ctx, reorderArgs(app, args))
+	if unknown != "" {
+		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
+	}
+	return err
+}
+
+// newApp builds the command tree. CommandNotFound records an unknown
+// command's name in *unknown.
+func newApp(e *env, unknown *string) *cli.App {
+	return &cli.App{
 		Name:  "kintsugi",
 		Usage: "an end-to-end encrypted shared journal for two partners",
 		Description: "Kintsugi gives two partners a private place to write while they rebuild trust.\n" +
 			"Everything is encrypted on this device; the relay only ever sees ciphertext.\n" +
 			"Writing works offline; `kintsugi sync` sends and receives when you are ready.",
-		Reader:          stdin,
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Reader:          e.stdin,
+		Writer:          e.stdout,
+		ErrWriter:       e.stderr,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome()},
@@ -65,7 +77,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed by main
 		CommandNotFound: func(c *cli.Context, name string) {
-			unknown = name
+			*unknown = name
 		},
 		Commands: []*cli.Command{
 			cmdInit(e),
@@ -74,6 +86,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmdWrite(e),
 			cmdAsk(e),
 			cmdAnswer(e),
+			cmdFollowup(e),
+			cmdReply(e),
+			cmdAck(e),
 			cmdQuestions(e),
 			cmdLog(e),
 			cmdShow(e),
@@ -82,11 +97,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmdDemo(e),
 		},
 	}
-	err := app.RunContext(ctx, args)
-	if unknown != "" {
-		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
-	}
-	return err
 }
 
 // unlock opens the key file.
@@ -370,6 +380,8 @@ func cmdWrite(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "a feeling to name (repeat for several)"},
 			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong it is, 0 to 10"},
+			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "a tag to find it by later (repeat for several)"},
+			&cli.BoolFlag{Name: "listen-only", Usage: "ask to be heard, not answered: your partner can acknowledge it but not reply"},
 		},
 		Action: func(c *cli.Context) error {
 			p := client.Payload{Kind: client.KindEntry}
@@ -387,6 +399,14 @@ func cmdWrite(e *env) *cli.Command {
 				}
 				p.Intensity = &n
 			}
+			for _, t := range c.StringSlice("tag") {
+				t = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(t), "#"))
+				if t == "" || len(t) > 40 || strings.ContainsAny(t, " \t\n") {
+					return fail(fmt.Sprintf("%q is not a tag kintsugi can store", t), "use one word, like --tag sunday-talk")
+				}
+				p.Tags = append(p.Tags, t)
+			}
+			p.ListenOnly = c.Bool("listen-only")
 			return e.writeEntry(c, p, "entry")
 		},
 	}
@@ -425,49 +445,15 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	return nil
 }
 
-func cmdAnswer(e *env) *cli.Command {
-	return &cli.Command{
-		Name:      "answer",
-		Usage:     "answer one of your partner's questions",
-		ArgsUsage: "ID [TEXT]",
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return fail("which question? the id is missing", "`kintsugi questions --open` lists them")
-			}
-			_, j, err := e.open()
-			if err != nil {
-				return err
-			}
-			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			q, err := client.Find(entries, c.Args().First())
-			if err != nil {
-				return err
-			}
-			if q.Kind != client.KindQuestion {
-				return fail(fmt.Sprintf("%s is not a question", q.Short), "`kintsugi questions --open` lists the questions waiting for you")
-			}
-			if q.Mine {
-				return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", q.Short, clean(partnerName(j))), "")
-			}
-			text, err := e.readText(c.Args().Tail(), "answer")
-			if err != nil {
-				return err
-			}
-			if text == "" {
-				return fail("there is no text to save", "")
-			}
-			ans, _, err := j.Answer(q.ID, text)
-			if err != nil {
-				return err
-			}
-			e.printf("Saved your answer (%s) to %s's question on this device. It will be sent on the next `kintsugi sync`.\n", ans.Short, clean(q.Author))
-			return nil
-		},
+// index returns the journal's readable entries by id, for printing
+// responses with what they respond to.
+func (e *env) index(j *client.Journal) map[string]client.Entry {
+	all, _ := j.Entries()
+	byID := make(map[string]client.Entry, len(all))
+	for _, en := range all {
+		byID[en.ID] = en
 	}
+	return byID
 }
 
 func partnerName(j *client.Journal) string {
@@ -477,91 +463,59 @@ func partnerName(j *client.Journal) string {
 	return "your partner"
 }
 
-func cmdQuestions(e *env) *cli.Command {
-	return &cli.Command{
-		Name:  "questions",
-		Usage: "list hard questions, answered and open",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "open", Usage: "only the ones not answered yet"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
-		},
-		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
-			if err != nil {
-				return err
-			}
-			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			qs := []client.Entry{}
-			for _, en := range entries {
-				if en.Kind == client.KindQuestion && (!c.Bool("open") || !*en.Answered) {
-					qs = append(qs, en)
-				}
-			}
-			if c.Bool("json") {
-				return e.json(qs)
-			}
-			if len(qs) == 0 {
-				if c.Bool("open") {
-					e.printf("No open questions.\n")
-				} else {
-					e.printf("No questions yet. Either of you can ask one with `kintsugi ask`.\n")
-				}
-				return nil
-			}
-			for _, q := range qs {
-				state := "open"
-				if *q.Answered {
-					state = "answered"
-				}
-				e.printf("%s  %s asked (%s):\n", q.Short, clean(q.Author), state)
-				e.printf("%s\n", indent(clean(q.Text)))
-				if !*q.Answered && !q.Mine {
-					e.printf("    when you are ready: kintsugi answer %s\n", q.Short)
-				}
-				e.printf("\n")
-			}
-			return nil
-		},
-	}
-}
-
 func cmdLog(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "log",
-		Usage: "read the journal, oldest first",
+		Usage: "read the journal, oldest first, with filters",
+		Description: "Dates can be written as today, yesterday, \"3 days ago\", \"2 weeks ago\",\n" +
+			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "n", Usage: "only the last N entries"},
+			&cli.IntFlag{Name: "n", Usage: "only the last N that match"},
+			&cli.StringFlag{Name: "since", Usage: "from this date on"},
+			&cli.StringFlag{Name: "until", Usage: "up to this date"},
+			&cli.StringSliceFlag{Name: "kind", Usage: "entry, question, answer, followup, reply or ack (repeat for several)"},
+			&cli.StringFlag{Name: "author", Usage: "me, partner, or a name"},
+			&cli.StringSliceFlag{Name: "feeling", Usage: "entries naming this feeling (repeat: any of them)"},
+			&cli.StringSliceFlag{Name: "tag", Usage: "entries with this tag (repeat: any of them)"},
+			&cli.StringFlag{Name: "contains", Usage: "entries whose text contains this (any case)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
+			f, err := newFilter(c, time.Now())
+			if err != nil {
+				return err
+			}
 			_, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries, err := j.Entries()
+			all, err := j.Entries()
 			if err != nil {
 				return err
+			}
+			entries := []client.Entry{}
+			for _, en := range all {
+				if f.match(en) {
+					entries = append(entries, en)
+				}
 			}
 			if n := c.Int("n"); n > 0 && n < len(entries) {
 				entries = entries[len(entries)-n:]
 			}
 			if c.Bool("json") {
-				if entries == nil {
-					entries = []client.Entry{}
-				}
 				return e.json(entries)
 			}
 			if len(entries) == 0 {
-				e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
+				if len(all) > 0 {
+					e.printf("Nothing matches those filters.\n")
+				} else {
+					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
+				}
 				return nil
 			}
-			byID := make(map[string]client.Entry, len(entries))
-			for _, en := range entries {
+			byID := make(map[string]client.Entry, len(all))
+			for _, en := range all {
 				byID[en.ID] = en
 			}
 			for _, en := range entries {
@@ -573,10 +527,106 @@ func cmdLog(e *env) *cli.Command {
 	}
 }
 
+// filter selects entries for log (and, later, export).
+type filter struct {
+	since, until time.Time // zero: unbounded; until is exclusive
+	kinds        map[string]bool
+	author       string // "", "me", "partner" or a lower-case name
+	feelings     map[string]bool
+	tags         map[string]bool
+	contains     string
+}
+
+var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck}
+
+func newFilter(c *cli.Context, now time.Time) (*filter, error) {
+	f := &filter{contains: strings.ToLower(c.String("contains"))}
+	if s := c.String("since"); s != "" {
+		t, _, err := parseWhen(s, now)
+		if err != nil {
+			return nil, fail(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
+		}
+		f.since = t
+	}
+	if s := c.String("until"); s != "" {
+		t, day, err := parseWhen(s, now)
+		if err != nil {
+			return nil, fail(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
+		}
+		if day {
+			t = t.AddDate(0, 0, 1)
+		}
+		f.until = t
+	}
+	if !f.since.IsZero() && !f.until.IsZero() && !f.since.Before(f.until) {
+		return nil, fail("--since is after --until, so nothing could match", "swap the two dates")
+	}
+	for _, k := range c.StringSlice("kind") {
+		k = strings.ToLower(strings.TrimSpace(k))
+		if !slices.Contains(knownKinds, k) {
+			return nil, fail(fmt.Sprintf("%q is not a kind of entry", k), "kinds are "+strings.Join(knownKinds, ", "))
+		}
+		if f.kinds == nil {
+			f.kinds = map[string]bool{}
+		}
+		f.kinds[k] = true
+	}
+	f.author = strings.ToLower(strings.TrimSpace(c.String("author")))
+	set := func(vals []string) map[string]bool {
+		if len(vals) == 0 {
+			return nil
+		}
+		m := map[string]bool{}
+		for _, v := range vals {
+			m[strings.ToLower(strings.TrimPrefix(strings.TrimSpace(v), "#"))] = true
+		}
+		return m
+	}
+	f.feelings, f.tags = set(c.StringSlice("feeling")), set(c.StringSlice("tag"))
+	return f, nil
+}
+
+func (f *filter) match(en client.Entry) bool {
+	if !f.since.IsZero() && en.Created.Before(f.since) {
+		return false
+	}
+	if !f.until.IsZero() && !en.Created.Before(f.until) {
+		return false
+	}
+	if f.kinds != nil && !f.kinds[en.Kind] {
+		return false
+	}
+	switch f.author {
+	case "":
+	case "me":
+		if !en.Mine {
+			return false
+		}
+	case "partner":
+		if en.Mine {
+			return false
+		}
+	default:
+		if strings.ToLower(en.Author) != f.author {
+			return false
+		}
+	}
+	if f.feelings != nil && !slices.ContainsFunc(en.Feelings, func(x string) bool { return f.feelings[x] }) {
+		return false
+	}
+	if f.tags != nil && !slices.ContainsFunc(en.Tags, func(x string) bool { return f.tags[x] }) {
+		return false
+	}
+	if f.contains != "" && !strings.Contains(strings.ToLower(en.Text), f.contains) {
+		return false
+	}
+	return true
+}
+
 func cmdShow(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "show",
-		Usage:     "show one entry, with the answers to a question",
+		Usage:     "show one entry with its thread: answers, follow-ups, replies, acknowledgements",
 		ArgsUsage: "ID",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: func(c *cli.Context) error {
@@ -603,11 +653,11 @@ func cmdShow(e *env) *cli.Command {
 			for _, x := range entries {
 				byID[x.ID] = x
 			}
-			e.printEntry(*en, byID)
-			for _, a := range en.Answers {
-				e.printf("\n")
-				e.printEntry(byID[a], byID)
+			if p, ok := byID[en.Ref]; ok {
+				e.printf("(in response to %s's %s %s)\n", clean(p.Author), p.Kind, p.Short)
 			}
+			e.printEntry(*en, byID)
+			e.printThread(*en, byID, 1)
 			return nil
 		},
 	}
@@ -616,18 +666,35 @@ func cmdShow(e *env) *cli.Command {
 func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
 	who := clean(en.Author)
+	of := func() string {
+		t, ok := byID[en.Ref]
+		switch {
+		case !ok:
+			return " an entry"
+		case t.Mine:
+			return fmt.Sprintf(" your %s %s", t.Kind, t.Short)
+		}
+		return fmt.Sprintf(" %s's %s %s", clean(t.Author), t.Kind, t.Short)
+	}
 	var head string
 	switch en.Kind {
 	case client.KindQuestion:
-		state := "open"
-		if en.Answered != nil && *en.Answered {
-			state = "answered"
-		}
+		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
 		head = fmt.Sprintf("%s asked (%s)", who, state)
 	case client.KindAnswer:
-		head = fmt.Sprintf("%s answered", who)
-		if q, ok := byID[en.Ref]; ok {
-			head += fmt.Sprintf(" %s's question %s", clean(q.Author), q.Short)
+		if en.NeedTime {
+			head = fmt.Sprintf("%s needs time with%s", who, of())
+		} else {
+			head = fmt.Sprintf("%s answered%s", who, of())
+		}
+	case client.KindFollowup:
+		head = fmt.Sprintf("%s followed up on%s", who, of())
+	case client.KindReply:
+		head = fmt.Sprintf("%s replied to%s", who, of())
+	case client.KindAck:
+		head = fmt.Sprintf("%s read%s and is with you", who, of())
+		if en.Mine {
+			head = fmt.Sprintf("you read%s and let them know", of())
 		}
 	default:
 		head = who
@@ -638,19 +705,35 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 	if en.Intensity != nil {
 		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
 	}
+	if en.ListenOnly {
+		head += " · asks to be heard, not answered"
+	}
+	for _, t := range en.Tags {
+		head += " #" + clean(t)
+	}
 	if !en.Synced && en.Mine {
 		head += " · not sent yet"
 	}
 	e.printf("%s  %s  %s\n", en.Short, when, head)
-	e.printf("%s\n", indent(clean(en.Text)))
+	if en.Text != "" {
+		e.printf("%s\n", indent(clean(en.Text)))
+	}
 }
 
-// plural returns "1 entry", "2 entries".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
+// printThread prints every response to en, and theirs, indented.
+func (e *env) printThread(en client.Entry, byID map[string]client.Entry, depth int) {
+	if depth > 20 {
+		return
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	for _, id := range en.Responses {
+		r, ok := byID[id]
+		if !ok {
+			continue
+		}
+		e.printf("%s↳ ", strings.Repeat("  ", depth))
+		e.printEntry(r, byID)
+		e.printThread(r, byID, depth+1)
+	}
 }
 
 func indent(s string) string {
@@ -704,8 +787,9 @@ func cmdSync(e *env) *cli.Command {
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
 			if len(res.New) > 0 {
 				e.printf("New from %s:\n\n", clean(partnerName(j)))
+				byID := e.index(j)
 				for _, en := range res.New {
-					e.printEntry(en, nil)
+					e.printEntry(en, byID)
 					e.printf("\n")
 				}
 			}
@@ -745,8 +829,9 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 		for _, n := range ev.Joined {
 			e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
 		}
+		byID := e.index(j)
 		for _, en := range ev.New {
-			e.printEntry(en, nil)
+			e.printEntry(en, byID)
 			e.printf("\n")
 		}
 	})
@@ -873,4 +958,12 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		e.printf("\nYour partner has not joined yet.\n")
 	}
 	return nil
+}
+
+// plural returns "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

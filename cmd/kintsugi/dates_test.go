@@ -1,0 +1,42 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseWhen(t *testing.T) {
+	loc := time.FixedZone("here", 3600)
+	now := time.Date(2026, 11, 25, 15, 30, 0, 0, loc) // a Wednesday
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, loc) }
+	cases := []struct {
+		in     string
+		want   time.Time
+		wholeD bool
+	}{
+		{"today", day(2026, 11, 25), true},
+		{"Yesterday", day(2026, 11, 24), true},
+		{"3 days ago", day(2026, 11, 22), true},
+		{"1 day ago", day(2026, 11, 24), true},
+		{"2 weeks ago", day(2026, 11, 11), true},
+		{"1 month ago", day(2026, 10, 25), true},
+		{"last monday", day(2026, 11, 23), true},
+		{"monday", day(2026, 11, 23), true},
+		{"last wednesday", day(2026, 11, 18), true},
+		{"2026-11-02", day(2026, 11, 2), true},
+		{"2026-11-02 18:30", time.Date(2026, 11, 2, 18, 30, 0, 0, loc), false},
+		{"2026-11-02T18:30:00Z", time.Date(2026, 11, 2, 18, 30, 0, 0, time.UTC), false},
+		{"5 hours ago", now.Add(-5 * time.Hour), false},
+	}
+	for _, c := range cases {
+		got, d, err := parseWhen(c.in, now)
+		if err != nil || !got.Equal(c.want) || d != c.wholeD {
+			t.Errorf("parseWhen(%q) = %v, %v, %v; want %v, %v", c.in, got, d, err, c.want, c.wholeD)
+		}
+	}
+	for _, bad := range []string{"", "soon", "last blursday", "-3 days ago", "2026-13-01", "three days ago"} {
+		if _, _, err := parseWhen(bad, now); err == nil {
+			t.Errorf("parseWhen(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+// respond runs the shared part of answer, followup, reply and ack: find
+// the entry, check the response fits it, read the text, save.
+func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error {
+	if c.NArg() < 1 {
+		return fail("which entry? the id is missing", "`kintsugi log` and `kintsugi questions` show ids")
+	}
+	_, j, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	// Check the target before asking for any text, so nobody writes a
+	// long answer only to be told it cannot be saved.
+	entries, err := j.Entries()
+	if err != nil {
+		return err
+	}
+	t, err := client.Find(entries, c.Args().First())
+	if err != nil {
+		return err
+	}
+	if err := e.checkResponse(j, t, p.Kind); err != nil {
+		return err
+	}
+	if !textOptional || c.NArg() > 1 {
+		if p.Text, err = e.readText(c.Args().Tail(), p.Kind); err != nil {
+			return err
+		}
+		if p.Text == "" && !textOptional {
+			return fail("there is no text to save", "write it after the id, or pipe it in")
+		}
+	}
+	r, _, err := j.Respond(t.ID, p)
+	if err != nil {
+		if cerr := e.checkResponse(j, t, p.Kind); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	switch {
+	case p.Kind == client.KindAck:
+		e.printf("%s will see that you read it and are with them (%s).", clean(t.Author), r.Short)
+	case p.NeedTime:
+		e.printf("Saved (%s): %s will see that you need time with this question. That is an honest answer too.", r.Short, clean(t.Author))
+	default:
+		e.printf("Saved your %s (%s) on this device.", p.Kind, r.Short)
+	}
+	e.printf(" It will be sent on the next `kintsugi sync`.\n")
+	return nil
+}
+
+// checkResponse words the reasons a response does not fit its entry.
+func (e *env) checkResponse(j *client.Journal, t *client.Entry, kind string) error {
+	partner := clean(partnerName(j))
+	switch {
+	case (kind == client.KindAnswer || kind == client.KindFollowup) && t.Kind != client.KindQuestion:
+		return fail(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
+	case kind == client.KindAnswer && t.Mine:
+		return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
+	case kind == client.KindReply && t.Kind == client.KindQuestion:
+		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
+	case kind == client.KindReply && t.ListenOnly && !t.Mine:
+		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it and are with them; add --note for a few words")
+	case kind == client.KindAck && t.Mine:
+		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
+	}
+	return nil
+}
+
+func cmdAnswer(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "answer",
+		Usage:     "answer one of your partner's questions, or say honestly that you need time",
+		ArgsUsage: "ID [TEXT]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "need-time", Usage: "say you need time with this question (TEXT is optional)"},
+		},
+		Action: func(c *cli.Context) error {
+			return e.respond(c, client.Payload{Kind: client.KindAnswer, NeedTime: c.Bool("need-time")}, c.Bool("need-time"))
+		},
+	}
+}
+
+func cmdFollowup(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "followup",
+		Usage:     "add a further question or thought to a question, in its thread",
+		ArgsUsage: "ID [TEXT]",
+		Action: func(c *cli.Context) error {
+			return e.respond(c, client.Payload{Kind: client.KindFollowup}, false)
+		},
+	}
+}
+
+func cmdReply(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "reply",
+		Usage:     "reply to an entry (entries that ask to be heard take `ack` instead)",
+		ArgsUsage: "ID [TEXT]",
+		Action: func(c *cli.Context) error {
+			return e.respond(c, client.Payload{Kind: client.KindReply}, false)
+		},
+	}
+}
+
+func cmdAck(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "ack",
+		Usage:     "let your partner know you read an entry and are with them",
+		ArgsUsage: "ID",
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "note", Usage: "a few words to go with it"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return fail("ack takes only an id", "add words with --note \"...\"")
+			}
+			return e.respond(c, client.Payload{Kind: client.KindAck, Text: c.String("note")}, true)
+		},
+	}
+}
+
+func cmdQuestions(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "questions",
+		Usage: "list hard questions: open, needing time, answered",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "open", Usage: "only the ones not answered yet (including \"I need time\")"},
+			&cli.BoolFlag{Name: "answered", Usage: "only the answered ones"},
+			&cli.BoolFlag{Name: "waiting-on-me", Usage: "only your partner's questions you have not answered yet"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			byID := make(map[string]client.Entry, len(entries))
+			for _, en := range entries {
+				byID[en.ID] = en
+			}
+			qs := []client.Entry{}
+			for _, en := range entries {
+				if en.Kind != client.KindQuestion {
+					continue
+				}
+				answered := *en.Answered
+				switch {
+				case c.Bool("open") && answered,
+					c.Bool("answered") && !answered,
+					c.Bool("waiting-on-me") && (answered || en.Mine):
+					continue
+				}
+				qs = append(qs, en)
+			}
+			if c.Bool("json") {
+				return e.json(qs)
+			}
+			if len(qs) == 0 {
+				switch {
+				case c.Bool("waiting-on-me"):
+					e.printf("Nothing is waiting on you.\n")
+				case c.Bool("open"):
+					e.printf("No open questions.\n")
+				case c.Bool("answered"):
+					e.printf("No answered questions yet.\n")
+				default:
+					e.printf("No questions yet. Either of you can ask one with `kintsugi ask`.\n")
+				}
+				return nil
+			}
+			for _, q := range qs {
+				e.printEntry(q, byID)
+				for _, id := range q.Responses {
+					e.printResponse(byID[id], byID)
+				}
+				if !*q.Answered && !q.Mine {
+					e.printf("    when you are ready: kintsugi answer %s   (or --need-time)\n", q.Short)
+				}
+				e.printf("\n")
+			}
+			return nil
+		},
+	}
+}
+
+// printResponse prints a response indented under the entry it belongs to.
+func (e *env) printResponse(r client.Entry, byID map[string]client.Entry) {
+	if r.ID == "" {
+		return
+	}
+	e.printf("  ↳ ")
+	e.printEntry(r, byID)
+}
