@@ -82,6 +82,10 @@ var (
 	ErrListenOnly      = errors.New("this entry asked to be heard, not answered")
 	ErrReplyToQuestion = errors.New("that entry is a question")
 	ErrOwnEntry        = errors.New("this is your own entry")
+	// ErrNotYourCommitment: check-ins are for one's own commitments.
+	ErrNotYourCommitment = errors.New("that is not one of your commitments")
+	ErrNotAnAgreement    = errors.New("that entry is not an agreement")
+	ErrAgreementSettled  = errors.New("that agreement has already been decided")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.

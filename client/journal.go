@@ -435,6 +435,20 @@ func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
 		if t.Mine {
 			return Entry{}, t, ErrOwnEntry
 		}
+	case KindCheckin:
+		if t.Kind != KindCommit || !t.Mine {
+			return Entry{}, t, ErrNotYourCommitment
+		}
+	case KindDecision:
+		if t.Kind != KindAgree {
+			return Entry{}, t, ErrNotAnAgreement
+		}
+		if t.Mine {
+			return Entry{}, t, ErrOwnEntry
+		}
+		if t.State != "proposed" {
+			return Entry{}, t, fmt.Errorf("%w: it is %s", ErrAgreementSettled, t.State)
+		}
 	}
 	p.Ref = t.ID
 	e, err := j.Write(p)

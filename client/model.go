@@ -14,16 +14,20 @@ import (
 
 // Entry kinds.
 const (
-	KindEntry    = "entry"    // a journal entry, often with feelings
-	KindQuestion = "question" // a hard question for the partner
-	KindAnswer   = "answer"   // an answer to a question (Ref names it); NeedTime marks "not yet"
-	KindFollowup = "followup" // a further word on a question (Ref names it)
-	KindReply    = "reply"    // a reply to an entry (Ref names it)
-	KindAck      = "ack"      // "I read this, I'm with you" (Ref names it); Text is an optional note
+	KindEntry    = "entry"      // a journal entry, often with feelings
+	KindQuestion = "question"   // a hard question for the partner
+	KindAnswer   = "answer"     // an answer to a question (Ref names it); NeedTime marks "not yet"
+	KindFollowup = "followup"   // a further word on a question (Ref names it)
+	KindReply    = "reply"      // a reply to an entry (Ref names it)
+	KindAck      = "ack"        // "I read this, I'm with you" (Ref names it); Text is an optional note
+	KindCommit   = "commitment" // a commitment; Every is "day" or "week"
+	KindCheckin  = "checkin"    // a commitment kept or missed (Ref names it; Kept says which)
+	KindAgree    = "agreement"  // a proposed agreement; Category is boundary, value or practice; Ref names one it revises
+	KindDecision = "decision"   // accept or decline of an agreement (Ref names it; Decision says which)
 )
 
 // responseKinds are the kinds that hang off another entry through Ref.
-var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true}
+var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true}
 
 // Payload is the plaintext inside an entry blob, JSON-encoded, then padded
 // and sealed. Unknown fields are ignored so later versions can add some.
@@ -41,6 +45,14 @@ type Payload struct {
 	ListenOnly bool `json:"listen_only,omitempty"`
 	// NeedTime marks an answer as an honest "not yet".
 	NeedTime bool `json:"need_time,omitempty"`
+	// Every is how often a commitment is meant: "day" or "week".
+	Every string `json:"every,omitempty"`
+	// Kept says whether a check-in kept its commitment.
+	Kept *bool `json:"kept,omitempty"`
+	// Category is an agreement's kind: boundary, value or practice.
+	Category string `json:"category,omitempty"`
+	// Decision is "accept" or "decline" for a decision.
+	Decision string `json:"decision,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -63,13 +75,20 @@ type Entry struct {
 	// Ref is the entry a response (answer, follow-up, reply, ack) is for.
 	Ref string `json:"ref,omitempty"`
 	// Answered, State and Answers are set for questions. State is "open",
-	// "needs-time" (only "I need time" so far) or "answered".
+	// "needs-time" (only "I need time" so far) or "answered". Agreements
+	// have State too: "proposed", "accepted" (by both), "declined" or
+	// "revised" (a later proposal replaces it).
 	Answered *bool    `json:"answered,omitempty"`
 	State    string   `json:"state,omitempty"`
 	Answers  []string `json:"answers,omitempty"`
 	// Responses lists the ids of every entry that responds to this one
-	// (answers, follow-ups, replies, acknowledgements), oldest first.
+	// (answers, follow-ups, replies, acknowledgements, check-ins,
+	// decisions), oldest first.
 	Responses []string `json:"responses"`
+	Every     string   `json:"every,omitempty"`
+	Kept      *bool    `json:"kept,omitempty"`
+	Category  string   `json:"category,omitempty"`
+	Decision  string   `json:"decision,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
 }
@@ -233,7 +252,7 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 	sort.SliceStable(opened, func(a, b int) bool { return opened[a].payload.Created.Before(opened[b].payload.Created) })
 	responses := make(map[string][]*openedEntry)
 	for _, o := range opened {
-		if responseKinds[o.payload.Kind] && o.payload.Ref != "" {
+		if (responseKinds[o.payload.Kind] || o.payload.Kind == KindAgree) && o.payload.Ref != "" {
 			responses[o.payload.Ref] = append(responses[o.payload.Ref], o)
 		}
 	}
@@ -256,6 +275,10 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 			Ref:        o.payload.Ref,
 			Synced:     o.s.RelaySeq != 0,
 			Responses:  []string{},
+			Every:      o.payload.Every,
+			Kept:       o.payload.Kept,
+			Category:   o.payload.Category,
+			Decision:   o.payload.Decision,
 		}
 		for _, r := range responses[id] {
 			e.Responses = append(e.Responses, r.s.Chain.String())
@@ -278,6 +301,19 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 			}
 			a := e.State == "answered"
 			e.Answered = &a
+		}
+		if e.Kind == KindAgree {
+			e.State = "proposed"
+			for _, r := range responses[id] {
+				// The partner decides on a proposal; a later proposal by
+				// either that names it as revised replaces it.
+				switch {
+				case r.payload.Kind == KindAgree:
+					e.State = "revised"
+				case r.payload.Kind == KindDecision && r.author.member.Self != o.author.member.Self && e.State != "revised":
+					e.State = map[string]string{"accept": "accepted", "decline": "declined"}[r.payload.Decision]
+				}
+			}
 		}
 		out = append(out, e)
 	}

@@ -90,6 +90,11 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdReply(e),
 			cmdAck(e),
 			cmdQuestions(e),
+			cmdCommit(e),
+			cmdCheckin(e),
+			cmdCommitments(e),
+			cmdAgree(e),
+			cmdAgreements(e),
 			cmdLog(e),
 			cmdShow(e),
 			cmdSync(e),
@@ -537,7 +542,7 @@ type filter struct {
 	contains     string
 }
 
-var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck}
+var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision}
 
 func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	f := &filter{contains: strings.ToLower(c.String("contains"))}
@@ -691,6 +696,25 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 		head = fmt.Sprintf("%s followed up on%s", who, of())
 	case client.KindReply:
 		head = fmt.Sprintf("%s replied to%s", who, of())
+	case client.KindCommit:
+		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
+	case client.KindCheckin:
+		if en.Kept != nil && *en.Kept {
+			head = fmt.Sprintf("%s kept%s", who, of())
+		} else {
+			head = fmt.Sprintf("%s missed%s this time", who, of())
+		}
+	case client.KindAgree:
+		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, map[string]string{"proposed": "waiting", "accepted": "accepted by both", "declined": "declined", "revised": "revised"}[en.State])
+		if en.Ref != "" {
+			head += " revising" + of()
+		}
+	case client.KindDecision:
+		if en.Decision == "accept" {
+			head = fmt.Sprintf("%s accepted%s", who, of())
+		} else {
+			head = fmt.Sprintf("%s declined%s", who, of())
+		}
 	case client.KindAck:
 		head = fmt.Sprintf("%s read%s and is with you", who, of())
 		if en.Mine {

@@ -50,6 +50,12 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	switch {
 	case p.Kind == client.KindAck:
 		e.printf("%s will see that you read it and are with them (%s).", clean(t.Author), r.Short)
+	case p.Kind == client.KindCheckin:
+		e.printf("Noted (%s), with care.", r.Short)
+	case p.Kind == client.KindDecision && p.Decision == "accept":
+		e.printf("You accepted it (%s); it now stands for both of you.", r.Short)
+	case p.Kind == client.KindDecision:
+		e.printf("You declined it (%s). %s can propose a new version.", r.Short, clean(t.Author))
 	case p.NeedTime:
 		e.printf("Saved (%s): %s will see that you need time with this question. That is an honest answer too.", r.Short, clean(t.Author))
 	default:
@@ -73,6 +79,14 @@ func (e *env) checkResponse(j *client.Journal, t *client.Entry, kind string) err
 		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it and are with them; add --note for a few words")
 	case kind == client.KindAck && t.Mine:
 		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
+	case kind == client.KindCheckin && (t.Kind != client.KindCommit || !t.Mine):
+		return fail(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
+	case kind == client.KindDecision && t.Kind != client.KindAgree:
+		return fail(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
+	case kind == client.KindDecision && t.Mine:
+		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
+	case kind == client.KindDecision && t.State != "proposed":
+		return fail(fmt.Sprintf("that agreement is already %s", t.State), "")
 	}
 	return nil
 }
