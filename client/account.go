@@ -86,6 +86,7 @@ var (
 	ErrNotYourCommitment = errors.New("that is not one of your commitments")
 	ErrNotAnAgreement    = errors.New("that entry is not an agreement")
 	ErrAgreementSettled  = errors.New("that agreement has already been decided")
+	ErrNotTogether       = errors.New("that entry is not a reveal-together prompt")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.

@@ -369,6 +369,17 @@ func (j *Journal) finishJoin() error {
 // the outbox. When Write returns nil the entry is durable on this device,
 // whatever happens to the network or the process afterwards.
 func (j *Journal) Write(p Payload) (Entry, error) {
+	var e Entry
+	err := j.withLock(func() error {
+		var err error
+		e, err = j.writeLocked(p, j.recipients())
+		return err
+	})
+	return e, err
+}
+
+// writeLocked seals p to recipients and stores it. Call with the lock held.
+func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	p.V = 1
 	if p.Created.IsZero() {
 		p.Created = time.Now().UTC()
@@ -378,20 +389,67 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 		return Entry{}, err
 	}
 	defer clear(plain)
-	var id protocol.BlobID
-	err = j.withLock(func() error {
-		blob, _, err := j.acct.keys.SealEntry(rand.Reader, j.nextHeader(protocol.KindEntry), j.recipients(), plain)
-		if err != nil {
-			return err
-		}
-		id = protocol.ChainID(blob)
-		return j.writeBlob(blob)
-	})
+	blob, _, err := j.acct.keys.SealEntry(rand.Reader, j.nextHeader(protocol.KindEntry), recipients, plain)
 	if err != nil {
 		return Entry{}, err
 	}
-	s := id.String()
+	if err := j.writeBlob(blob); err != nil {
+		return Entry{}, err
+	}
+	s := protocol.ChainID(blob).String()
 	return Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
+}
+
+// ownDevices returns the box keys of this person's own devices.
+func (j *Journal) ownDevices() [][32]byte {
+	var out [][32]byte
+	for _, d := range j.roster() {
+		if d.member.Self {
+			out = append(out, d.cert.Box)
+		}
+	}
+	return out
+}
+
+// ErrAlreadyAnswered: one answer per person per reveal-together prompt.
+var ErrAlreadyAnswered = errors.New("you have already answered this")
+
+// TogetherAnswer answers a reveal-together prompt. The answer is sealed
+// to this person's own devices only, so the partner's client holds
+// ciphertext it cannot open; a mark that everyone can read says "I have
+// answered" and commits to the sealed answer's id. Each client releases
+// its own answer (re-boxes its key for the partner's devices, see
+// ensureGrants) only once it sees the partner's mark, so neither can read
+// the other's answer before answering, whatever their client shows.
+func (j *Journal) TogetherAnswer(prefix, text string) (Entry, *Entry, error) {
+	entries, err := j.Entries()
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	t, err := Find(entries, prefix)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	if t.Kind != KindTogether {
+		return Entry{}, t, ErrNotTogether
+	}
+	if t.State == "waiting-for-partner" || t.State == "revealing" || t.State == "revealed" {
+		return Entry{}, t, ErrAlreadyAnswered
+	}
+	var ans Entry
+	err = j.withLock(func() error {
+		var err error
+		ans, err = j.writeLocked(Payload{Kind: KindTogetherAnswer, Text: text, Ref: t.ID}, j.ownDevices())
+		if err != nil {
+			return err
+		}
+		_, err = j.writeLocked(Payload{Kind: KindTogetherMark, Ref: t.ID, Held: ans.ID}, j.recipients())
+		if err != nil {
+			return err
+		}
+		return j.ensureGrants() // released at once if the partner answered first
+	})
+	return ans, t, err
 }
 
 // Answer writes an answer to the question whose id starts with prefix.
@@ -405,7 +463,7 @@ func (j *Journal) Answer(prefix, text string) (Entry, *Entry, error) {
 // answered, takes an acknowledgement, not a reply; questions take answers
 // and follow-ups, not replies; nobody acknowledges their own entry.
 func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
-	if !responseKinds[p.Kind] {
+	if !responseKinds[p.Kind] || p.Kind == KindTogetherAnswer || p.Kind == KindTogetherMark {
 		return Entry{}, nil, fmt.Errorf("%q is not a kind of response", p.Kind)
 	}
 	entries, err := j.Entries()

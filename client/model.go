@@ -24,10 +24,19 @@ const (
 	KindCheckin  = "checkin"    // a commitment kept or missed (Ref names it; Kept says which)
 	KindAgree    = "agreement"  // a proposed agreement; Category is boundary, value or practice; Ref names one it revises
 	KindDecision = "decision"   // accept or decline of an agreement (Ref names it; Decision says which)
+	// KindTogether is a "reveal together" prompt both partners answer.
+	KindTogether = "together"
+	// KindTogetherAnswer is an answer to a together prompt (Ref). It is
+	// sealed only to its author's own devices, and its key is released to
+	// the partner only once the partner's own answer exists.
+	KindTogetherAnswer = "together-answer"
+	// KindTogetherMark says "I have answered" (Ref: the prompt; Held: the
+	// chain id of the sealed answer, which it commits to). Everyone reads it.
+	KindTogetherMark = "together-answered"
 )
 
 // responseKinds are the kinds that hang off another entry through Ref.
-var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true}
+var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true, KindTogetherAnswer: true, KindTogetherMark: true}
 
 // Payload is the plaintext inside an entry blob, JSON-encoded, then padded
 // and sealed. Unknown fields are ignored so later versions can add some.
@@ -53,6 +62,8 @@ type Payload struct {
 	Category string `json:"category,omitempty"`
 	// Decision is "accept" or "decline" for a decision.
 	Decision string `json:"decision,omitempty"`
+	// Held is, in a together mark, the chain id of the sealed answer.
+	Held string `json:"held,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -140,8 +151,8 @@ type openedEntry struct {
 
 // decryptAll opens every entry this device can read. Call with the lock
 // held. Entries it cannot open yet (their key has not been granted to this
-// device, or the author is unknown) are counted in unreadable.
-func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified map[protocol.BlobID]bool) {
+// device, or the author is unknown) are returned in unreadable.
+func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, verified map[protocol.BlobID]bool) {
 	verified = make(map[protocol.BlobID]bool)
 	roster := j.roster()
 	op := j.acct.keys
@@ -192,12 +203,12 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 		}
 		rd, ok := roster[s.Header.Author]
 		if !ok || s.Header.Journal != j.id {
-			unreadable++
+			unreadable = append(unreadable, s)
 			continue
 		}
 		e, err := protocol.ParseEntry(s.Raw)
 		if err != nil {
-			unreadable++
+			unreadable = append(unreadable, s)
 			continue
 		}
 		ck, err := op.EntryKey(e, rd.cert.Box)
@@ -212,19 +223,19 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable int, verified
 			}
 		}
 		if err != nil {
-			unreadable++
+			unreadable = append(unreadable, s)
 			continue
 		}
 		plain, err := crypto.OpenPayload(e, ck)
 		if err != nil {
-			unreadable++
+			unreadable = append(unreadable, s)
 			continue
 		}
 		var p Payload
 		err = json.Unmarshal(plain, &p)
 		clear(plain)
 		if err != nil || p.V != 1 {
-			unreadable++
+			unreadable = append(unreadable, s)
 			continue
 		}
 		verified[s.ID] = true
@@ -301,6 +312,31 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 			}
 			a := e.State == "answered"
 			e.Answered = &a
+		}
+		if e.Kind == KindTogether {
+			var mine, theirs, theirsOpen bool
+			for _, r := range responses[id] {
+				switch {
+				case r.payload.Kind == KindTogetherMark && r.author.member.Self:
+					mine = true
+				case r.payload.Kind == KindTogetherMark:
+					theirs = true
+				case r.payload.Kind == KindTogetherAnswer && !r.author.member.Self:
+					theirsOpen = true
+				}
+			}
+			switch {
+			case mine && theirs && theirsOpen:
+				e.State = "revealed"
+			case mine && theirs:
+				e.State = "revealing" // both answered; the keys travel on the next syncs
+			case theirs:
+				e.State = "waiting-for-you"
+			case mine:
+				e.State = "waiting-for-partner"
+			default:
+				e.State = "open"
+			}
 		}
 		if e.Kind == KindAgree {
 			e.State = "proposed"

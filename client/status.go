@@ -20,6 +20,9 @@ type Status struct {
 	Outbox     int        `json:"outbox"`
 	LastSync   *time.Time `json:"last_sync"`
 	Unreadable int        `json:"unreadable"`
+	// Held counts the partner's "reveal together" answers that stay sealed
+	// until this person answers too.
+	Held int `json:"held_for_reveal"`
 	// Missing lists, per device, entries the client knows exist (from the
 	// hash chain) but has not received.
 	Missing []string `json:"missing"`
@@ -33,10 +36,22 @@ func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
 		opened, unreadable, verified := j.decryptAll()
+		held := make(map[string]bool)
+		for _, o := range opened {
+			if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
+				held[o.payload.Held] = true
+			}
+		}
+		nHeld := 0
+		for _, s := range unreadable {
+			if held[s.Chain.String()] {
+				nHeld++
+			}
+		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: len(opened), Outbox: len(j.outbox()),
-			Unreadable: unreadable, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
+			Unreadable: len(unreadable) - nHeld, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync

@@ -450,10 +450,11 @@ func (j *Journal) ensureGrants() error {
 			granted[g.KeyID][it.Entry] = true
 		}
 	}
+	held := j.heldAnswers()
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := j.recipients()
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local {
+		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
 			continue
 		}
 		e, err := protocol.ParseEntry(s.Raw)
@@ -500,6 +501,26 @@ func (j *Journal) ensureGrants() error {
 		}
 	}
 	return nil
+}
+
+// heldAnswers returns this device's reveal-together answers whose prompt
+// the partner has not answered yet: their keys must not be re-boxed for
+// anyone else. Call with the lock held.
+func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
+	opened, _, _ := j.decryptAll()
+	partnerAnswered := make(map[string]bool)
+	for _, o := range opened {
+		if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
+			partnerAnswered[o.payload.Ref] = true
+		}
+	}
+	held := make(map[protocol.BlobID]bool)
+	for _, o := range opened {
+		if o.payload.Kind == KindTogetherAnswer && o.author.member.Self && !partnerAnswered[o.payload.Ref] {
+			held[o.s.Chain] = true
+		}
+	}
+	return held
 }
 
 // Event is something `sync --watch` reports.

@@ -95,6 +95,7 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdCommitments(e),
 			cmdAgree(e),
 			cmdAgreements(e),
+			cmdTogether(e),
 			cmdLog(e),
 			cmdShow(e),
 			cmdSync(e),
@@ -542,7 +543,7 @@ type filter struct {
 	contains     string
 }
 
-var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision}
+var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark}
 
 func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	f := &filter{contains: strings.ToLower(c.String("contains"))}
@@ -659,7 +660,7 @@ func cmdShow(e *env) *cli.Command {
 				byID[x.ID] = x
 			}
 			if p, ok := byID[en.Ref]; ok {
-				e.printf("(in response to %s's %s %s)\n", clean(p.Author), p.Kind, p.Short)
+				e.printf("(in response to %s's %s %s)\n", clean(p.Author), kindWord(p.Kind), p.Short)
 			}
 			e.printEntry(*en, byID)
 			e.printThread(*en, byID, 1)
@@ -677,9 +678,9 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 		case !ok:
 			return " an entry"
 		case t.Mine:
-			return fmt.Sprintf(" your %s %s", t.Kind, t.Short)
+			return fmt.Sprintf(" your %s %s", kindWord(t.Kind), t.Short)
 		}
-		return fmt.Sprintf(" %s's %s %s", clean(t.Author), t.Kind, t.Short)
+		return fmt.Sprintf(" %s's %s %s", clean(t.Author), kindWord(t.Kind), t.Short)
 	}
 	var head string
 	switch en.Kind {
@@ -714,6 +715,15 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 			head = fmt.Sprintf("%s accepted%s", who, of())
 		} else {
 			head = fmt.Sprintf("%s declined%s", who, of())
+		}
+	case client.KindTogether:
+		head = fmt.Sprintf("%s asks you both (%s)", who, togetherStates[en.State])
+	case client.KindTogetherAnswer:
+		head = fmt.Sprintf("%s's answer to%s", who, of())
+	case client.KindTogetherMark:
+		head = fmt.Sprintf("%s answered%s", who, of())
+		if !en.Mine {
+			head += "; it opens for you once you have answered too"
 		}
 	case client.KindAck:
 		head = fmt.Sprintf("%s read%s and is with you", who, of())
@@ -915,6 +925,9 @@ func cmdStatus(e *env) *cli.Command {
 			} else {
 				e.printf("Last sync:  not yet\n")
 			}
+			if st.Held > 0 {
+				e.printf("Waiting:    %s from %s, sealed until you answer too (`kintsugi together`)\n", plural(st.Held, "reveal-together answer", "reveal-together answers"), clean(st.Partner))
+			}
 			if st.Unreadable > 0 {
 				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
 			}
@@ -982,6 +995,21 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		e.printf("\nYour partner has not joined yet.\n")
 	}
 	return nil
+}
+
+// kindWord names a kind of entry in a sentence.
+func kindWord(kind string) string {
+	switch kind {
+	case client.KindTogether:
+		return "reveal-together question"
+	case client.KindTogetherAnswer:
+		return "answer"
+	case client.KindCheckin:
+		return "check-in"
+	case client.KindFollowup:
+		return "follow-up"
+	}
+	return kind
 }
 
 // plural returns "1 entry", "2 entries".

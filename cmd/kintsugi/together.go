@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+var togetherStates = map[string]string{
+	"open":                "neither of you has answered",
+	"waiting-for-you":     "waiting for you",
+	"waiting-for-partner": "waiting for your partner",
+	"revealing":           "both answered; opening on the next syncs",
+	"revealed":            "revealed",
+}
+
+func cmdTogether(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "together",
+		Usage: "questions you both answer, revealed only when both have answered",
+		Description: "Your answer is sealed to your own devices until your partner has answered too;\n" +
+			"this is enforced by encryption, not by hiding it. Without a subcommand, lists the prompts.",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: func(c *cli.Context) error {
+			return e.listTogether(c.Bool("json"))
+		},
+		Subcommands: []*cli.Command{
+			{
+				Name:      "ask",
+				Usage:     "ask a question you will both answer",
+				ArgsUsage: "TEXT",
+				Action: func(c *cli.Context) error {
+					return e.writeEntry(c, client.Payload{Kind: client.KindTogether}, "reveal-together question")
+				},
+			},
+			{
+				Name:      "answer",
+				Usage:     "answer a reveal-together question; it opens for your partner once they answer too",
+				ArgsUsage: "ID [TEXT]",
+				Action: func(c *cli.Context) error {
+					if c.NArg() < 1 {
+						return fail("which question? the id is missing", "`kintsugi together` lists them")
+					}
+					_, j, err := e.open()
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					entries, err := j.Entries()
+					if err != nil {
+						return err
+					}
+					t, err := client.Find(entries, c.Args().First())
+					if err != nil {
+						return err
+					}
+					if t.Kind != client.KindTogether {
+						return fail(fmt.Sprintf("%s is not a reveal-together question", t.Short), "`kintsugi together` lists them")
+					}
+					if t.State != "open" && t.State != "waiting-for-you" {
+						return fail("you have already answered this one", "")
+					}
+					text, err := e.readText(c.Args().Tail(), "answer")
+					if err != nil {
+						return err
+					}
+					if text == "" {
+						return fail("there is no text to save", "")
+					}
+					a, _, err := j.TogetherAnswer(t.ID, text)
+					if errors.Is(err, client.ErrAlreadyAnswered) {
+						return fail("you have already answered this one", "")
+					}
+					if err != nil {
+						return err
+					}
+					if t.State == "waiting-for-you" {
+						e.printf("Saved your answer (%s). %s has answered too, so both answers open for each other after you both sync.\n", a.Short, clean(partnerName(j)))
+					} else {
+						e.printf("Saved your answer (%s), sealed to your own devices. It opens for %s once they answer too.\n", a.Short, clean(partnerName(j)))
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func (e *env) listTogether(asJSON bool) error {
+	_, j, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	byID := e.index(j)
+	entries, _ := j.Entries()
+	ps := []client.Entry{}
+	for _, en := range entries {
+		if en.Kind == client.KindTogether {
+			ps = append(ps, en)
+		}
+	}
+	if asJSON {
+		return e.json(ps)
+	}
+	if len(ps) == 0 {
+		e.printf("No reveal-together questions yet. `kintsugi together ask TEXT` asks one you both answer.\n")
+		return nil
+	}
+	for _, p := range ps {
+		e.printEntry(p, byID)
+		for _, id := range p.Responses {
+			if r := byID[id]; r.Kind == client.KindTogetherAnswer {
+				e.printResponse(r, byID)
+			}
+		}
+		if p.State == "open" || p.State == "waiting-for-you" {
+			e.printf("    when you are ready: kintsugi together answer %s\n", p.Short)
+		}
+		e.printf("\n")
+	}
+	return nil
+}
