@@ -24,6 +24,8 @@ const (
 	KindCheckin  = "checkin"    // a commitment kept or missed (Ref names it; Kept says which)
 	KindAgree    = "agreement"  // a proposed agreement; Category is boundary, value or practice; Ref names one it revises
 	KindDecision = "decision"   // accept or decline of an agreement (Ref names it; Decision says which)
+	// KindReflection answers a built-in prompt (Prompt names it) or none.
+	KindReflection = "reflection"
 	// KindTogether is a "reveal together" prompt both partners answer.
 	KindTogether = "together"
 	// KindTogetherAnswer is an answer to a together prompt (Ref). It is
@@ -64,6 +66,8 @@ type Payload struct {
 	Decision string `json:"decision,omitempty"`
 	// Held is, in a together mark, the chain id of the sealed answer.
 	Held string `json:"held,omitempty"`
+	// Prompt is the built-in prompt a reflection answers, like "5.2".
+	Prompt string `json:"prompt,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -100,6 +104,7 @@ type Entry struct {
 	Kept      *bool    `json:"kept,omitempty"`
 	Category  string   `json:"category,omitempty"`
 	Decision  string   `json:"decision,omitempty"`
+	Prompt    string   `json:"prompt,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
 }
@@ -290,6 +295,7 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 			Kept:       o.payload.Kept,
 			Category:   o.payload.Category,
 			Decision:   o.payload.Decision,
+			Prompt:     o.payload.Prompt,
 		}
 		for _, r := range responses[id] {
 			e.Responses = append(e.Responses, r.s.Chain.String())

@@ -96,6 +96,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdAgree(e),
 			cmdAgreements(e),
 			cmdTogether(e),
+			cmdPrompts(e),
+			cmdReflect(e),
 			cmdLog(e),
 			cmdShow(e),
 			cmdSync(e),
@@ -543,7 +545,7 @@ type filter struct {
 	contains     string
 }
 
-var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark}
+var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark, client.KindReflection}
 
 func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	f := &filter{contains: strings.ToLower(c.String("contains"))}
@@ -718,6 +720,11 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 		}
 	case client.KindTogether:
 		head = fmt.Sprintf("%s asks you both (%s)", who, togetherStates[en.State])
+	case client.KindReflection:
+		head = fmt.Sprintf("%s reflected", who)
+		if p, ok := client.FindPrompt(en.Prompt); ok {
+			head += fmt.Sprintf(" on prompt %s: %q", p.ID, p.Text)
+		}
 	case client.KindTogetherAnswer:
 		head = fmt.Sprintf("%s's answer to%s", who, of())
 	case client.KindTogetherMark:
