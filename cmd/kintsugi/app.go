@@ -97,6 +97,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdAgreements(e),
 			cmdTogether(e),
 			cmdPrompts(e),
+			cmdFeelings(e),
+			cmdExport(e),
 			cmdReflect(e),
 			cmdLog(e),
 			cmdShow(e),
@@ -477,17 +479,10 @@ func cmdLog(e *env) *cli.Command {
 		Usage: "read the journal, oldest first, with filters",
 		Description: "Dates can be written as today, yesterday, \"3 days ago\", \"2 weeks ago\",\n" +
 			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.",
-		Flags: []cli.Flag{
+		Flags: append(filterFlags(),
 			&cli.IntFlag{Name: "n", Usage: "only the last N that match"},
-			&cli.StringFlag{Name: "since", Usage: "from this date on"},
-			&cli.StringFlag{Name: "until", Usage: "up to this date"},
-			&cli.StringSliceFlag{Name: "kind", Usage: "entry, question, answer, followup, reply or ack (repeat for several)"},
-			&cli.StringFlag{Name: "author", Usage: "me, partner, or a name"},
-			&cli.StringSliceFlag{Name: "feeling", Usage: "entries naming this feeling (repeat: any of them)"},
-			&cli.StringSliceFlag{Name: "tag", Usage: "entries with this tag (repeat: any of them)"},
-			&cli.StringFlag{Name: "contains", Usage: "entries whose text contains this (any case)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			f, err := newFilter(c, time.Now())
 			if err != nil {
@@ -535,7 +530,20 @@ func cmdLog(e *env) *cli.Command {
 	}
 }
 
-// filter selects entries for log (and, later, export).
+// filterFlags are the flags of log and export that choose entries.
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "since", Usage: "from this date on"},
+		&cli.StringFlag{Name: "until", Usage: "up to this date"},
+		&cli.StringSliceFlag{Name: "kind", Usage: "entry, question, answer, reflection, ... (repeat for several)"},
+		&cli.StringFlag{Name: "author", Usage: "me, partner, or a name"},
+		&cli.StringSliceFlag{Name: "feeling", Usage: "entries naming this feeling (repeat: any of them)"},
+		&cli.StringSliceFlag{Name: "tag", Usage: "entries with this tag (repeat: any of them)"},
+		&cli.StringFlag{Name: "contains", Usage: "entries whose text contains this (any case)"},
+	}
+}
+
+// filter selects entries for log and export.
 type filter struct {
 	since, until time.Time // zero: unbounded; until is exclusive
 	kinds        map[string]bool

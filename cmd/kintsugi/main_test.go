@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/net/html"
 
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
@@ -31,6 +33,9 @@ func TestMain(m *testing.M) {
 //	relay stop|start          stop the script's relay, or start it again on the same port
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
+//	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
+//	                          (no script, no link, no external src or href),
+//	                          draws an SVG chart, and has N entries
 func TestScripts(t *testing.T) {
 	var mu sync.Mutex
 	relays := map[string]*servertest.Server{}
@@ -74,6 +79,42 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("no match for %q in stdout", args[0])
 				}
 				ts.Setenv(args[1], m[1])
+			},
+			"htmlcheck": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: htmlcheck FILE N")
+				}
+				doc, err := html.Parse(strings.NewReader(ts.ReadFile(args[0])))
+				ts.Check(err)
+				articles, polylines := 0, 0
+				for n := range doc.Descendants() {
+					if n.Type != html.ElementNode {
+						continue
+					}
+					switch n.Data {
+					case "script", "link", "iframe", "img", "object", "embed":
+						ts.Fatalf("export contains <%s>", n.Data)
+					case "article":
+						articles++
+					case "polyline":
+						polylines++
+					}
+					for _, a := range n.Attr {
+						v := strings.ToLower(strings.TrimSpace(a.Val))
+						if (a.Key == "src" || a.Key == "href") && (strings.Contains(v, "//") || strings.HasPrefix(v, "data:")) {
+							ts.Fatalf("export loads %s=%q", a.Key, a.Val)
+						}
+						if strings.HasPrefix(a.Key, "on") {
+							ts.Fatalf("export has an event handler %s", a.Key)
+						}
+					}
+				}
+				if polylines == 0 {
+					ts.Fatalf("export draws no feelings chart")
+				}
+				if fmt.Sprint(articles) != args[1] {
+					ts.Fatalf("export has %d entries, want %s", articles, args[1])
+				}
 			},
 			"nohave": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
