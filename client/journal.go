@@ -400,6 +400,55 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	return Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
 }
 
+// ErrNotYours: only an entry's author can revise or retract it.
+var ErrNotYours = errors.New("only its author can change or retract an entry")
+
+// ErrRetracted: a retracted entry cannot be revised.
+var ErrRetracted = errors.New("that entry was retracted")
+
+// Revise writes a new revision of the caller's entry whose id starts with
+// prefix. The original and every revision stay in the history.
+func (j *Journal) Revise(prefix string, p Payload) (Entry, *Entry, error) {
+	t, err := j.ownTarget(prefix)
+	if err != nil {
+		return Entry{}, t, err
+	}
+	p.Kind, p.Ref = KindRevision, t.ID
+	e, err := j.Write(p)
+	return e, t, err
+}
+
+// Retract withdraws the caller's entry whose id starts with prefix: every
+// client stops showing its words and shows that it was retracted, when.
+func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
+	t, err := j.ownTarget(prefix)
+	if err != nil {
+		return Entry{}, t, err
+	}
+	e, err := j.Write(Payload{Kind: KindRetraction, Ref: t.ID})
+	return e, t, err
+}
+
+func (j *Journal) ownTarget(prefix string) (*Entry, error) {
+	entries, err := j.Entries()
+	if err != nil {
+		return nil, err
+	}
+	t, err := Find(entries, prefix)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !t.Mine:
+		return t, ErrNotYours
+	case t.Retracted != nil:
+		return t, ErrRetracted
+	case t.Kind == KindRevision || t.Kind == KindRetraction || t.Kind == KindTogetherAnswer || t.Kind == KindTogetherMark:
+		return t, fmt.Errorf("a %s cannot be changed; change the entry it belongs to", t.Kind)
+	}
+	return t, nil
+}
+
 // ownDevices returns the box keys of this person's own devices.
 func (j *Journal) ownDevices() [][32]byte {
 	var out [][32]byte

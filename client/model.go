@@ -24,6 +24,12 @@ const (
 	KindCheckin  = "checkin"    // a commitment kept or missed (Ref names it; Kept says which)
 	KindAgree    = "agreement"  // a proposed agreement; Category is boundary, value or practice; Ref names one it revises
 	KindDecision = "decision"   // accept or decline of an agreement (Ref names it; Decision says which)
+	// KindRevision is a new version of an earlier entry (Ref) by its author;
+	// its fields replace the entry's, and history keeps every version.
+	KindRevision = "revision"
+	// KindRetraction withdraws an earlier entry (Ref) by its author: its
+	// words are no longer shown, only that something was retracted, when.
+	KindRetraction = "retraction"
 	// KindReflection answers a built-in prompt (Prompt names it) or none.
 	KindReflection = "reflection"
 	// KindTogether is a "reveal together" prompt both partners answer.
@@ -105,6 +111,14 @@ type Entry struct {
 	Category  string   `json:"category,omitempty"`
 	Decision  string   `json:"decision,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// Edited is set when the author revised the entry; Revisions lists the
+	// revision ids, oldest first. Text and feelings are the latest.
+	Edited    bool      `json:"edited"`
+	Revisions []string  `json:"revisions,omitempty"`
+	History   []Version `json:"history,omitempty"`
+	// Retracted is when the author withdrew the entry; its words are gone
+	// from every view.
+	Retracted *time.Time `json:"retracted,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
 }
@@ -359,7 +373,58 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 		}
 		out = append(out, e)
 	}
+	foldRevisions(out)
 	return out
+}
+
+// Version is one version of an edited entry, the original first.
+type Version struct {
+	ID        string    `json:"id"`
+	Created   time.Time `json:"created"`
+	Text      string    `json:"text"`
+	Feelings  []string  `json:"feelings"`
+	Intensity *int      `json:"intensity"`
+}
+
+// foldRevisions applies revisions and retractions to the entries they
+// name. Only an entry's own author can revise or retract it.
+func foldRevisions(out []Entry) {
+	idx := make(map[string]int, len(out))
+	for i := range out {
+		idx[out[i].ID] = i
+	}
+	for _, r := range out {
+		if r.Kind != KindRevision && r.Kind != KindRetraction {
+			continue
+		}
+		i, ok := idx[r.Ref]
+		if !ok || out[i].Author != r.Author || out[i].Mine != r.Mine {
+			continue
+		}
+		t := &out[i]
+		if r.Kind == KindRetraction {
+			when := r.Created
+			t.Retracted = &when
+			continue
+		}
+		if !t.Edited {
+			t.History = []Version{{ID: t.ID, Created: t.Created, Text: t.Text, Feelings: t.Feelings, Intensity: t.Intensity}}
+		}
+		t.Edited = true
+		t.Revisions = append(t.Revisions, r.ID)
+		t.History = append(t.History, Version{ID: r.ID, Created: r.Created, Text: r.Text, Feelings: r.Feelings, Intensity: r.Intensity})
+		t.Text, t.Feelings, t.Intensity, t.Tags = r.Text, r.Feelings, r.Intensity, r.Tags
+	}
+	for i := range out {
+		if out[i].Retracted != nil {
+			out[i].Text, out[i].Feelings, out[i].Intensity, out[i].Tags, out[i].History = "", []string{}, nil, []string{}, nil
+		}
+		if (out[i].Kind == KindRevision || out[i].Kind == KindRetraction) && out[i].Ref != "" {
+			if j, ok := idx[out[i].Ref]; ok && out[j].Retracted != nil {
+				out[i].Text, out[i].Feelings, out[i].Intensity, out[i].Tags = "", []string{}, nil, []string{}
+			}
+		}
+	}
 }
 
 func nonNil(s []string) []string {

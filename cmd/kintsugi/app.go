@@ -96,6 +96,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdAgree(e),
 			cmdAgreements(e),
 			cmdTogether(e),
+			cmdEdit(e),
+			cmdRetract(e),
 			cmdPrompts(e),
 			cmdFeelings(e),
 			cmdExport(e),
@@ -499,6 +501,9 @@ func cmdLog(e *env) *cli.Command {
 			}
 			entries := []client.Entry{}
 			for _, en := range all {
+				if folded(en) && f.kinds == nil {
+					continue // shown through the entry they change
+				}
 				if f.match(en) {
 					entries = append(entries, en)
 				}
@@ -530,6 +535,12 @@ func cmdLog(e *env) *cli.Command {
 	}
 }
 
+// folded reports whether en only changes another entry (a revision or a
+// retraction), which views show through that entry.
+func folded(en client.Entry) bool {
+	return en.Kind == client.KindRevision || en.Kind == client.KindRetraction
+}
+
 // filterFlags are the flags of log and export that choose entries.
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
@@ -553,7 +564,7 @@ type filter struct {
 	contains     string
 }
 
-var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark, client.KindReflection}
+var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark, client.KindReflection, client.KindRevision, client.KindRetraction}
 
 func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	f := &filter{contains: strings.ToLower(c.String("contains"))}
@@ -644,7 +655,10 @@ func cmdShow(e *env) *cli.Command {
 		Name:      "show",
 		Usage:     "show one entry with its thread: answers, follow-ups, replies, acknowledgements",
 		ArgsUsage: "ID",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "history", Usage: "also show every earlier version of an edited entry"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
 				return fail("which entry? the id is missing", "`kintsugi log` lists entries with their ids")
@@ -673,6 +687,18 @@ func cmdShow(e *env) *cli.Command {
 				e.printf("(in response to %s's %s %s)\n", clean(p.Author), kindWord(p.Kind), p.Short)
 			}
 			e.printEntry(*en, byID)
+			if c.Bool("history") {
+				if len(en.History) == 0 {
+					e.printf("    (never edited)\n")
+				}
+				for i, v := range en.History {
+					label := "original"
+					if i > 0 {
+						label = fmt.Sprintf("version %d", i+1)
+					}
+					e.printf("    ── %s, %s\n%s\n", label, v.Created.Local().Format("Mon 2 Jan 2006, 15:04"), indent(indent(clean(v.Text))))
+				}
+			}
 			e.printThread(*en, byID, 1)
 			return nil
 		},
@@ -747,6 +773,13 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 		}
 	default:
 		head = who
+	}
+	if en.Retracted != nil {
+		e.printf("%s  %s  %s retracted this on %s\n", en.Short, when, who, en.Retracted.Local().Format("Mon 2 Jan 2006, 15:04"))
+		return
+	}
+	if en.Edited {
+		head += " · edited"
 	}
 	if len(en.Feelings) > 0 {
 		head += " · feeling " + clean(strings.Join(en.Feelings, ", "))

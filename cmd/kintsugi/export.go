@@ -50,7 +50,7 @@ func cmdExport(e *env) *cli.Command {
 			doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: a.Name, Partner: partnerName(j), Entries: []client.Entry{}, byID: map[string]client.Entry{}}
 			for _, en := range all {
 				doc.byID[en.ID] = en
-				if f.match(en) && en.Kind != client.KindTogetherMark {
+				if f.match(en) && en.Kind != client.KindTogetherMark && !folded(en) {
 					doc.Entries = append(doc.Entries, en)
 				}
 			}
@@ -111,6 +111,13 @@ func writeJSONExport(w io.Writer, d *exportDoc) error {
 func (d *exportDoc) headline(en client.Entry) string {
 	var b strings.Builder
 	b.WriteString(en.Author)
+	if en.Retracted != nil {
+		b.WriteString(" retracted this entry on " + en.Retracted.Local().Format("Mon 2 Jan 2006"))
+		return b.String()
+	}
+	if en.Edited {
+		defer b.WriteString(" (edited)")
+	}
 	switch en.Kind {
 	case client.KindQuestion:
 		b.WriteString(" asked")

@@ -79,6 +79,11 @@ func kdf() crypto.KDFParams {
 // readText returns the text of an entry: args if given, else piped stdin,
 // else what the user writes in $VISUAL or $EDITOR.
 func (e *env) readText(args []string, what string) (string, error) {
+	return e.readTextWith(args, what, "")
+}
+
+// readTextWith is readText with the editor starting from initial.
+func (e *env) readTextWith(args []string, what, initial string) (string, error) {
 	if len(args) > 0 {
 		return strings.TrimSpace(strings.Join(args, " ")), nil
 	}
@@ -89,7 +94,7 @@ func (e *env) readText(args []string, what string) (string, error) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return editText(what)
+	return editText(what, initial)
 }
 
 // editText opens the user's editor on a private file and returns what was
@@ -97,7 +102,7 @@ func (e *env) readText(args []string, what string) (string, error) {
 // where one exists (/dev/shm), is overwritten with zeros before it is
 // removed, and is removed however the editor exits, so no plaintext is
 // left behind in a temporary file.
-func editText(what string) (string, error) {
+func editText(what, initial string) (string, error) {
 	editor := os.Getenv("VISUAL")
 	if editor == "" {
 		editor = os.Getenv("EDITOR")
@@ -117,7 +122,7 @@ func editText(what string) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "entry.txt")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
 		return "", err
 	}
 	defer wipe(path)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+func cmdEdit(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "edit",
+		Usage:     "write a new version of one of your entries; your partner sees that it was edited, and every version stays in its history",
+		ArgsUsage: "ID [TEXT]",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "replace the feelings (repeat for several)"},
+			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "replace the intensity, 0 to 10"},
+			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "replace the tags"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return fail("which entry? the id is missing", "`kintsugi log --author me` lists yours")
+			}
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			t, err := client.Find(entries, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if !t.Mine {
+				return fail(fmt.Sprintf("%s is %s's entry; only its author can change it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it")
+			}
+			if t.Retracted != nil {
+				return fail(fmt.Sprintf("%s was retracted, so it cannot be edited", t.Short), "")
+			}
+			p := client.Payload{Feelings: t.Feelings, Intensity: t.Intensity, Tags: t.Tags}
+			if c.IsSet("feeling") {
+				p.Feelings = c.StringSlice("feeling")
+			}
+			if c.IsSet("intensity") {
+				n := c.Int("intensity")
+				if n < 0 || n > 10 {
+					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "")
+				}
+				p.Intensity = &n
+			}
+			if c.IsSet("tag") {
+				p.Tags = c.StringSlice("tag")
+			}
+			p.Text = t.Text
+			if c.NArg() > 1 || !c.IsSet("feeling") && !c.IsSet("intensity") && !c.IsSet("tag") {
+				if p.Text, err = e.readTextWith(c.Args().Tail(), "entry", t.Text); err != nil {
+					return err
+				}
+			}
+			if p.Text == "" {
+				return fail("the new version is empty, so nothing was changed", "to withdraw an entry, use `kintsugi retract "+t.Short+"`")
+			}
+			r, _, err := j.Revise(t.ID, p)
+			if err != nil {
+				return err
+			}
+			e.printf("Saved a new version of %s (%s). %s will see that it was edited; `kintsugi show %s --history` shows every version.\n", t.Short, r.Short, clean(partnerName(j)), t.Short)
+			return nil
+		},
+	}
+}
+
+func cmdRetract(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "retract",
+		Usage:     "withdraw one of your entries: its words stop showing everywhere; that it was retracted, and when, stays visible",
+		ArgsUsage: "ID",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "do not ask to confirm"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fail("retract takes one entry id", "`kintsugi log --author me` lists yours")
+			}
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			entries, err := j.Entries()
+			if err != nil {
+				return err
+			}
+			t, err := client.Find(entries, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if !t.Mine {
+				return fail(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "")
+			}
+			if t.Retracted != nil {
+				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")
+			}
+			if !c.Bool("yes") {
+				f, ok := e.stdin.(*os.File)
+				if !ok || !term.IsTerminal(int(f.Fd())) {
+					return fail("retracting needs a confirmation", "run it in a terminal, or add --yes")
+				}
+				fmt.Fprintf(e.stderr, "Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device. [y/N] ", t.Short, clean(partnerName(j)))
+				line, _ := bufio.NewReader(io.LimitReader(e.stdin, 64)).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					e.printf("Nothing was changed.\n")
+					return nil
+				}
+			}
+			if _, _, err := j.Retract(t.ID); err != nil {
+				return err
+			}
+			e.printf("Retracted %s. It will be sent on the next `kintsugi sync`.\n", t.Short)
+			return nil
+		},
+	}
+}
