@@ -201,7 +201,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 	}
 	done := make(map[protocol.BlobID]bool)
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindEntry {
+		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
 		}
 		// One entry per chain id: copies whose other recipients' slots

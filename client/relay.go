@@ -205,7 +205,7 @@ func (c *relayConn) readLoop() {
 				break
 			}
 			if in.Type == protocol.TypeBlob {
-				err = c.push(&protocol.Blob{Type: in.Type, Journal: *in.Journal, Seq: in.Seq, Blob: in.Blob})
+				err = c.push(&protocol.Blob{Type: in.Type, Journal: *in.Journal, Seq: in.Seq, Blob: in.Blob, Purged: in.Purged})
 			} else {
 				err = c.push(&protocol.CaughtUp{Type: in.Type, Journal: *in.Journal, Seq: in.Seq})
 			}
@@ -238,6 +238,7 @@ type inbound struct {
 	BlobID    []byte              `json:"blob_id"`
 	Duplicate bool                `json:"duplicate"`
 	Blob      []byte              `json:"blob"`
+	Purged    bool                `json:"purged"`
 	Code      protocol.Code       `json:"code"`
 	Message   string              `json:"message"`
 }

@@ -42,6 +42,18 @@ func (j *Journal) Status() (Status, error) {
 				held[o.payload.Held] = true
 			}
 		}
+		// A purged blob is accounted for when its author's own retraction
+		// (authenticated) names it.
+		for _, o := range opened {
+			if o.payload.Kind != KindRetraction {
+				continue
+			}
+			for _, s := range j.order {
+				if s.Purged && s.Chain.String() == o.payload.Ref && s.Header.Author == o.s.Header.Author {
+					verified[s.ID] = true
+				}
+			}
+		}
 		nHeld := 0
 		for _, s := range unreadable {
 			if held[s.Chain.String()] {

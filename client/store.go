@@ -36,6 +36,8 @@ const (
 	recPulled  = 'P' // body: relay seq (8) | blob. Received from the relay.
 	recSeen    = 'S' // body: relay seq (8) | blob id (32). Received; we already had it.
 	recAcked   = 'A' // body: relay seq (8) | blob id (32). The relay acknowledged our put.
+	recPurged  = 'U' // body: relay seq (8) | purged record (header | chain id). Received in place of a purged blob.
+	recPurge   = 'Z' // body: blob id (32). The relay acknowledged purging our blob.
 
 	maxRecord = protocol.MaxBlobSize + 64
 )
@@ -51,6 +53,9 @@ type stored struct {
 	Order    int    // position of first appearance in the log
 	RelaySeq uint64 // 0 until the relay has it
 	Local    bool   // written on this device
+	// Purged: only the purged record was received (Raw is nil); the
+	// author retracted the blob and the relay dropped its bytes.
+	Purged bool
 }
 
 // Member is one person in a journal and the devices the client accepts
@@ -112,12 +117,13 @@ type Journal struct {
 	log      *os.File   // append handle
 	offset   int64      // bytes of the log already indexed
 
-	st     state
-	blobs  map[protocol.BlobID]*stored // by blob id
-	chain  map[protocol.BlobID]*stored // by chain id; the first blob seen wins
-	order  []*stored
-	cursor uint64 // highest relay seq pulled
-	acked  map[protocol.BlobID]uint64
+	st        state
+	blobs     map[protocol.BlobID]*stored // by blob id
+	chain     map[protocol.BlobID]*stored // by chain id; the first blob seen wins
+	order     []*stored
+	cursor    uint64 // highest relay seq pulled
+	acked     map[protocol.BlobID]uint64
+	purgeDone map[protocol.BlobID]bool // own blobs the relay has purged
 	// opened caches entries this process has decrypted, so listing the
 	// journal again costs no cryptography. Plaintext stays in memory only.
 	opened map[protocol.BlobID]*openedEntry
@@ -165,10 +171,11 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf, log: lg,
-		blobs:  make(map[protocol.BlobID]*stored),
-		chain:  make(map[protocol.BlobID]*stored),
-		acked:  make(map[protocol.BlobID]uint64),
-		opened: make(map[protocol.BlobID]*openedEntry),
+		blobs:     make(map[protocol.BlobID]*stored),
+		chain:     make(map[protocol.BlobID]*stored),
+		acked:     make(map[protocol.BlobID]uint64),
+		purgeDone: make(map[protocol.BlobID]bool),
+		opened:    make(map[protocol.BlobID]*openedEntry),
 	}
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
@@ -304,7 +311,7 @@ func (j *Journal) catchUp() error {
 func validRecordAfter(p []byte) bool {
 	for i := range p {
 		switch p[i] {
-		case recWritten, recPulled, recSeen, recAcked:
+		case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge:
 			if _, _, _, ok := nextRecord(p[i:]); ok {
 				return true
 			}
@@ -351,6 +358,31 @@ func (j *Journal) index(typ byte, body []byte) error {
 		if typ == recSeen {
 			j.cursor = max(j.cursor, seq)
 		}
+	case recPurged:
+		if len(body) != 8+protocol.PurgedRecordSize {
+			return errors.New("journal log: bad purged record")
+		}
+		seq := binary.BigEndian.Uint64(body)
+		j.cursor = max(j.cursor, seq)
+		h, chain, err := protocol.ParsePurged(body[8:])
+		if err != nil {
+			return nil // the relay's nonsense was recorded; ignore it
+		}
+		id := protocol.IDOf(body[8:]) // a stand-in id: the real bytes are gone
+		if _, ok := j.blobs[id]; ok {
+			return nil
+		}
+		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true}
+		j.blobs[id] = s
+		j.order = append(j.order, s)
+		if _, ok := j.chain[chain]; !ok {
+			j.chain[chain] = s
+		}
+	case recPurge:
+		if len(body) != 32 {
+			return errors.New("journal log: bad purge record")
+		}
+		j.purgeDone[protocol.BlobID(body)] = true
 	default:
 		return fmt.Errorf("journal log: unknown record type %q", typ)
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -39,6 +40,10 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	n, err := j.pushCount(ctx, c)
 	res.Pushed += n
 	if err != nil {
+		c.Close()
+		return res, err
+	}
+	if err := j.purgeRetracted(ctx, c); err != nil {
 		c.Close()
 		return res, err
 	}
@@ -240,6 +245,14 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue // a replay of something already recorded
 			}
 			cursor = m.Seq
+			if m.Purged {
+				if _, _, err := protocol.ParsePurged(m.Blob); err != nil {
+					warnings = append(warnings, fmt.Sprintf("the relay sent a malformed purged record (position %d); it was set aside", m.Seq))
+					continue
+				}
+				recs = append(recs, record(recPurged, seqBytes(m.Seq), m.Blob))
+				continue
+			}
 			h, err := protocol.ParseHeader(m.Blob)
 			if err != nil || h.Journal != j.id {
 				warnings = append(warnings, fmt.Sprintf("the relay sent something that is not a valid entry for this journal (position %d); it was set aside", m.Seq))
@@ -501,6 +514,49 @@ func (j *Journal) ensureGrants() error {
 		}
 	}
 	return nil
+}
+
+// purgeRetracted asks the relay to drop the bytes of every entry this
+// device wrote and then retracted, once both are on the relay. A relay that
+// does not know purge (an older one) is left alone: the retraction still
+// hides the words in every client.
+func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
+	type target struct{ id, chain protocol.BlobID }
+	var todo []target
+	err := j.withLock(func() error {
+		opened, _, _ := j.decryptAll()
+		for _, o := range opened {
+			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
+				continue
+			}
+			var chain protocol.BlobID
+			if _, err := hex.Decode(chain[:], []byte(o.payload.Ref)); err != nil {
+				continue
+			}
+			t, ok := j.chain[chain]
+			if !ok || !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
+				continue
+			}
+			todo = append(todo, target{t.ID, t.Chain})
+		}
+		return nil
+	})
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	var recs [][]byte
+	for _, t := range todo {
+		_, err := c.request(ctx, func(n uint64) any {
+			return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: t.id[:], ChainID: t.chain[:]}
+		})
+		if errors.Is(err, protocol.ErrMalformed) || errors.Is(err, protocol.ErrNotFound) {
+			// An older relay, or one that never had it: nothing to purge.
+		} else if err != nil {
+			return err
+		}
+		recs = append(recs, record(recPurge, t.id[:]))
+	}
+	return j.withLock(func() error { return j.appendRecords(recs...) })
 }
 
 // heldAnswers returns this device's reveal-together answers whose prompt

@@ -166,6 +166,22 @@ func ParseHeader(blob []byte) (Header, error) {
 	return h, err
 }
 
+// ParsePurged parses a purged record (see [Purge]): a blob header and the
+// chain id its author gave. It checks the header like [ParseHeader] but
+// there is no body to check.
+func ParsePurged(rec []byte) (Header, BlobID, error) {
+	var chain BlobID
+	if len(rec) != PurgedRecordSize || rec[0] != BlobVersion {
+		return Header{}, chain, badBlob("not a purged record")
+	}
+	h := headerFields(rec)
+	if h.Seq == 0 || (h.Seq == 1) != h.Prev.IsZero() {
+		return Header{}, chain, badBlob("purged record has a bad sequence link")
+	}
+	copy(chain[:], rec[HeaderSize:])
+	return h, chain, nil
+}
+
 // Recipient is one slot of an entry's recipient table: the content key and
 // content hash boxed from the author's device to one recipient device.
 type Recipient struct {

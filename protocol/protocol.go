@@ -16,7 +16,7 @@
 //   - The relay answers [Welcome], or an [Error] and closes.
 //   - The client then sends requests, each with a client-chosen id; every
 //     request gets exactly one [OK] or [Error] carrying the same id:
-//     [Create], [Invite], [Redeem], [Put], [Subscribe].
+//     [Create], [Invite], [Redeem], [Put], [Subscribe], [Purge].
 //   - After [Subscribe] the relay sends [Blob] messages for every stored
 //     blob after the cursor, in sequence order, then [CaughtUp], then
 //     further [Blob] messages as they are stored, until the connection ends.
@@ -26,7 +26,9 @@
 //
 // # Version history
 //
-//   - 1: first version.
+//   - 1: first version. Purge and Blob.Purged were added within version 1
+//     (a relay without them answers purge with "malformed"; clients then
+//     keep the retracted blob's ciphertext on the relay).
 package protocol
 
 import (
@@ -89,6 +91,7 @@ const (
 	TypeRedeem    = "redeem"
 	TypePut       = "put"
 	TypeSubscribe = "subscribe"
+	TypePurge     = "purge"
 	TypeOK        = "ok"
 	TypeError     = "error"
 	TypeBlob      = "blob"
@@ -202,6 +205,23 @@ type Subscribe struct {
 	After   uint64    `json:"after"`
 }
 
+// Purge asks the relay to drop the bytes of a blob its author retracted.
+// Only the device that wrote the blob may purge it. The relay keeps the
+// blob's place in the log, and from then on serves it as a purged record
+// ([Blob.Purged]): the blob's 90-byte header and the chain id its author
+// gave, so clients can still account for it in the author's hash chain.
+// Purging is idempotent.
+type Purge struct {
+	Type    string    `json:"type"` // "purge"
+	ID      uint64    `json:"id"`
+	Journal JournalID `json:"journal"`
+	BlobID  []byte    `json:"blob_id"`  // 32 bytes: which blob
+	ChainID []byte    `json:"chain_id"` // 32 bytes: its chain id, kept in the purged record
+}
+
+// PurgedRecordSize is the length of a purged record: header || chain id.
+const PurgedRecordSize = HeaderSize + 32
+
 // OK is the success reply to a request. Fields not meaningful for the
 // request are omitted.
 type OK struct {
@@ -220,6 +240,9 @@ type Blob struct {
 	Journal JournalID `json:"journal"`
 	Seq     uint64    `json:"seq"`
 	Blob    []byte    `json:"blob"`
+	// Purged marks a blob its author retracted and purged: Blob then holds
+	// only the purged record, header (90 bytes) || chain id (32 bytes).
+	Purged bool `json:"purged,omitempty"`
 }
 
 // CaughtUp marks the end of stored history for a subscription: every blob

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -370,6 +371,60 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 	return seq, id, dup, nil
 }
 
+// purgedMark starts a log value that holds a purged record instead of a
+// blob; no blob starts with it (blobs start with their format version).
+const purgedMark = 0xFF
+
+// Purge implements [Store].
+func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protocol.BlobID, device [32]byte, chain protocol.BlobID) (uint64, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	unlock := s.jl.lock(j)
+	defer unlock()
+	var seq uint64
+	err = s.update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return protocol.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("dedup record is %d bytes", len(v))
+		}
+		seq = binary.BigEndian.Uint64(v)
+		lk := key(pfxLog, j[:], u64(seq))
+		item, err = txn.Get(lk)
+		if err != nil {
+			return err
+		}
+		blob, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(blob) > 0 && blob[0] == purgedMark {
+			return nil // already purged
+		}
+		if len(blob) < protocol.HeaderSize || !bytes.Equal(blob[18:50], device[:]) {
+			return fmt.Errorf("%w: only the device that wrote a blob may purge it", protocol.ErrInvalid)
+		}
+		rec := make([]byte, 0, 1+protocol.PurgedRecordSize)
+		rec = append(rec, purgedMark)
+		rec = append(rec, blob[:protocol.HeaderSize]...)
+		rec = append(rec, chain[:]...)
+		return txn.Set(lk, rec)
+	})
+	return seq, err
+}
+
 // Read implements [Store].
 func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint64, max int) ([]StoredBlob, error) {
 	if max <= 0 || after == math.MaxUint64 {
@@ -402,7 +457,11 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			if err != nil {
 				return err
 			}
-			out = append(out, StoredBlob{Seq: binary.BigEndian.Uint64(k[len(prefix):]), Blob: v})
+			sb := StoredBlob{Seq: binary.BigEndian.Uint64(k[len(prefix):]), Blob: v}
+			if len(v) > 0 && v[0] == purgedMark {
+				sb.Blob, sb.Purged = v[1:], true
+			}
+			out = append(out, sb)
 			size += len(v)
 		}
 		return nil

@@ -396,6 +396,8 @@ func (c *conn) handle(frame []byte) bool {
 		return c.handleRedeem(r)
 	case protocol.TypePut:
 		return c.handlePut(r)
+	case protocol.TypePurge:
+		return c.handlePurge(r)
 	case protocol.TypeSubscribe:
 		return c.handleSubscribe(r)
 	}
@@ -495,6 +497,25 @@ func (c *conn) handlePut(r *request) bool {
 	return c.reply(ok)
 }
 
+func (c *conn) handlePurge(r *request) bool {
+	if cont, member := c.requireMember(r); !member {
+		return cont
+	}
+	seq, err := c.s.cfg.Store.Purge(c.ctx, r.Journal, r.BlobID, c.device, r.ChainID)
+	switch {
+	case errors.Is(err, protocol.ErrNotFound):
+		return c.reply(reqError(r.ID, protocol.CodeNotFound, "this journal holds no such blob"))
+	case errors.Is(err, protocol.ErrInvalid):
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "only the device that wrote a blob may purge it"))
+	case err != nil:
+		return c.internal(r, err)
+	}
+	c.log.Info("blob purged", "journal", r.Journal.String(), "seq", seq)
+	ok := c.ok(r.ID)
+	ok.Seq = seq
+	return c.reply(ok)
+}
+
 func (c *conn) handleSubscribe(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
@@ -548,7 +569,7 @@ func (c *conn) runSubscription(sub *subscription) {
 				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
 				return
 			}
-			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob}) {
+			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
 				return
 			}
 			cursor = b.Seq

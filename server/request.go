@@ -22,6 +22,8 @@ type request struct {
 	Blob     []byte          // put
 	Header   protocol.Header // put: the parsed blob header
 	After    uint64          // subscribe
+	BlobID   protocol.BlobID // purge
+	ChainID  protocol.BlobID // purge
 }
 
 // checker validates requests from one authenticated device.
@@ -47,7 +49,7 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		return nil, reqError(0, protocol.CodeMalformed, "the message is not a json object with a type")
 	}
 	switch env.Type {
-	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe:
+	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe, protocol.TypePurge:
 	case protocol.TypeAuth:
 		if env.ID == 0 {
 			return nil, reqError(0, protocol.CodeInvalid, "this connection is already authenticated")
@@ -133,6 +135,17 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 			return bad(protocol.CodeInvalid, "the blob's author is not this device")
 		}
 		r.Blob, r.Header = m.Blob, h
+	case protocol.TypePurge:
+		var m protocol.Purge
+		if err := protocol.DecodeAs(frame, &m); err != nil {
+			return undecodable(err)
+		}
+		r.Journal = m.Journal
+		if len(m.BlobID) != 32 || len(m.ChainID) != 32 {
+			return bad(protocol.CodeInvalid, "blob_id and chain_id must be 32 bytes each")
+		}
+		copy(r.BlobID[:], m.BlobID)
+		copy(r.ChainID[:], m.ChainID)
 	case protocol.TypeSubscribe:
 		var m protocol.Subscribe
 		if err := protocol.DecodeAs(frame, &m); err != nil {

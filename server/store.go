@@ -65,6 +65,14 @@ type Store interface {
 	// the caller.
 	Read(ctx context.Context, j protocol.JournalID, after uint64, max int) ([]StoredBlob, error)
 
+	// Purge replaces the bytes of blob id in j with a purged record
+	// (its header and the given chain id), keeping its sequence number. The
+	// blob's author must be device: otherwise it returns an error wrapping
+	// protocol.ErrInvalid. A blob j does not hold gives protocol.ErrNotFound.
+	// Purging a purged blob succeeds and changes nothing. It returns the
+	// blob's sequence number, and must be durable before it returns.
+	Purge(ctx context.Context, j protocol.JournalID, id protocol.BlobID, device [32]byte, chain protocol.BlobID) (uint64, error)
+
 	// LastSeq returns the sequence number of j's last blob, or 0 if it has
 	// none (or does not exist).
 	LastSeq(ctx context.Context, j protocol.JournalID) (uint64, error)
@@ -77,7 +85,10 @@ type Store interface {
 // StoredBlob is one entry of a journal's log.
 type StoredBlob struct {
 	Seq  uint64
-	Blob []byte
+	Blob []byte // the blob, or for a purged one its purged record
+	// Purged marks a blob whose author purged it; Blob is then the purged
+	// record (protocol.PurgedRecordSize bytes).
+	Purged bool
 }
 
 // ErrInviteExists is returned by [Store.PutInvite] when an invite with the

@@ -225,6 +225,10 @@ func runDemo(e *env, keep bool) (err error) {
 		return err
 	}
 	for _, b := range blobs {
+		if b.Purged {
+			say("#%d  purged by its author", b.Seq)
+			continue
+		}
 		h, _ := protocol.ParseHeader(b.Blob)
 		peek := b.Blob[protocol.HeaderSize:min(len(b.Blob), protocol.HeaderSize+24)]
 		say("#%d  %-5s %5d bytes  %s…", b.Seq, h.Kind, len(b.Blob), hex.EncodeToString(peek))
