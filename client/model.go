@@ -119,6 +119,10 @@ type Entry struct {
 	// Retracted is when the author withdrew the entry; its words are gone
 	// from every view.
 	Retracted *time.Time `json:"retracted,omitempty"`
+	// Hidden marks an entry that views show through another one: every
+	// revision, and a retraction whose entry is still here. A retraction
+	// whose entry was purged stays visible as the tombstone.
+	Hidden bool `json:"hidden,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
 }
@@ -393,40 +397,54 @@ func foldRevisions(out []Entry) {
 	for i := range out {
 		idx[out[i].ID] = i
 	}
-	for _, r := range out {
-		if r.Kind != KindRevision && r.Kind != KindRetraction {
+	gone := make(map[string]bool) // retracted ids, whether still here or purged
+	for i := range out {
+		r := &out[i]
+		if r.Kind != KindRetraction {
 			continue
 		}
-		i, ok := idx[r.Ref]
-		if !ok || out[i].Author != r.Author || out[i].Mine != r.Mine {
-			continue
-		}
-		t := &out[i]
-		if r.Kind == KindRetraction {
+		if t, ok := idx[r.Ref]; ok {
+			if out[t].Author != r.Author || out[t].Mine != r.Mine {
+				continue // only the author retracts
+			}
 			when := r.Created
-			t.Retracted = &when
+			out[t].Retracted = &when
+			r.Hidden = true
+		}
+		gone[r.Ref] = true
+	}
+	for i := range out {
+		r := &out[i]
+		if r.Kind != KindRevision {
 			continue
 		}
-		if !t.Edited {
-			t.History = []Version{{ID: t.ID, Created: t.Created, Text: t.Text, Feelings: t.Feelings, Intensity: t.Intensity}}
+		r.Hidden = true
+		t, ok := idx[r.Ref]
+		if gone[r.Ref] || !ok || out[t].Author != r.Author || out[t].Mine != r.Mine {
+			blank(r)
+			continue
 		}
-		t.Edited = true
-		t.Revisions = append(t.Revisions, r.ID)
-		t.History = append(t.History, Version{ID: r.ID, Created: r.Created, Text: r.Text, Feelings: r.Feelings, Intensity: r.Intensity})
-		t.Text, t.Feelings, t.Intensity, t.Tags = r.Text, r.Feelings, r.Intensity, r.Tags
+		e := &out[t]
+		if !e.Edited {
+			e.History = []Version{{ID: e.ID, Created: e.Created, Text: e.Text, Feelings: e.Feelings, Intensity: e.Intensity}}
+		}
+		e.Edited = true
+		e.Revisions = append(e.Revisions, r.ID)
+		e.History = append(e.History, Version{ID: r.ID, Created: r.Created, Text: r.Text, Feelings: r.Feelings, Intensity: r.Intensity})
+		e.Text, e.Feelings, e.Intensity, e.Tags = r.Text, r.Feelings, r.Intensity, r.Tags
 	}
 	for i := range out {
 		if out[i].Retracted != nil {
-			out[i].Text, out[i].Feelings, out[i].Intensity, out[i].Tags, out[i].History = "", []string{}, nil, []string{}, nil
-		}
-		if (out[i].Kind == KindRevision || out[i].Kind == KindRetraction) && out[i].Ref != "" {
-			if j, ok := idx[out[i].Ref]; ok && out[j].Retracted != nil {
-				out[i].Text, out[i].Feelings, out[i].Intensity, out[i].Tags = "", []string{}, nil, []string{}
-			}
+			blank(&out[i])
+			out[i].History = nil
 		}
 	}
 }
 
+// blank removes an entry's words and feelings.
+func blank(e *Entry) {
+	e.Text, e.Feelings, e.Intensity, e.Tags = "", []string{}, nil, []string{}
+}
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

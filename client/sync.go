@@ -309,7 +309,7 @@ func (j *Journal) newSince(before map[string]bool) ([]Entry, error) {
 	entries, err := j.Entries()
 	var out []Entry
 	for _, e := range entries {
-		if !before[e.ID] && !e.Mine {
+		if !before[e.ID] && !e.Mine && !e.Hidden {
 			out = append(out, e)
 		}
 	}
@@ -533,11 +533,22 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 			if _, err := hex.Decode(chain[:], []byte(o.payload.Ref)); err != nil {
 				continue
 			}
-			t, ok := j.chain[chain]
-			if !ok || !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
-				continue
+			// The entry and every revision of it.
+			for _, t := range j.order {
+				rev := false
+				for _, x := range opened {
+					if x.s == t && x.payload.Kind == KindRevision && x.payload.Ref == o.payload.Ref {
+						rev = true
+					}
+				}
+				if t.Chain != chain && !rev {
+					continue
+				}
+				if !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
+					continue
+				}
+				todo = append(todo, target{t.ID, t.Chain})
 			}
-			todo = append(todo, target{t.ID, t.Chain})
 		}
 		return nil
 	})

@@ -535,11 +535,9 @@ func cmdLog(e *env) *cli.Command {
 	}
 }
 
-// folded reports whether en only changes another entry (a revision or a
-// retraction), which views show through that entry.
-func folded(en client.Entry) bool {
-	return en.Kind == client.KindRevision || en.Kind == client.KindRetraction
-}
+// folded reports whether en is shown through another entry (a revision,
+// or a retraction whose entry is still here).
+func folded(en client.Entry) bool { return en.Hidden }
 
 // filterFlags are the flags of log and export that choose entries.
 func filterFlags() []cli.Flag {
@@ -754,6 +752,9 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 		}
 	case client.KindTogether:
 		head = fmt.Sprintf("%s asks you both (%s)", who, togetherStates[en.State])
+	case client.KindRetraction:
+		e.printf("%s  %s  %s retracted an entry\n", en.Short, when, who)
+		return
 	case client.KindReflection:
 		head = fmt.Sprintf("%s reflected", who)
 		if p, ok := client.FindPrompt(en.Prompt); ok {
