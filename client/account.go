@@ -70,14 +70,16 @@ type Account struct {
 
 // Errors callers branch on.
 var (
-	ErrNoHome       = errors.New("there is no kintsugi identity here yet")
-	ErrHomeExists   = errors.New("this home already has an identity")
-	ErrNoJournal    = errors.New("no journal yet")
-	ErrNotFound     = errors.New("no entry with that id")
-	ErrAmbiguous    = errors.New("more than one entry starts with that id")
-	ErrNotPaired    = errors.New("your partner has not joined yet")
-	ErrOwnQuestion  = errors.New("this is your own question")
-	ErrNotAQuestion = errors.New("that entry is not a question")
+	ErrNoHome     = errors.New("there is no kintsugi identity here yet")
+	ErrHomeExists = errors.New("this home already has an identity")
+	ErrNoJournal  = errors.New("no journal yet")
+	// ErrJournalPrefix: --journal named no journal in this home.
+	ErrJournalPrefix = errors.New("no such journal")
+	ErrNotFound      = errors.New("no entry with that id")
+	ErrAmbiguous     = errors.New("more than one entry starts with that id")
+	ErrNotPaired     = errors.New("your partner has not joined yet")
+	ErrOwnQuestion   = errors.New("this is your own question")
+	ErrNotAQuestion  = errors.New("that entry is not a question")
 	// ErrListenOnly: the writer asked to be heard, not answered.
 	ErrListenOnly      = errors.New("this entry asked to be heard, not answered")
 	ErrReplyToQuestion = errors.New("that entry is a question")
@@ -86,7 +88,7 @@ var (
 	ErrNotYourCommitment = errors.New("that is not one of your commitments")
 	ErrNotAnAgreement    = errors.New("that entry is not an agreement")
 	ErrAgreementSettled  = errors.New("that agreement has already been decided")
-	ErrNotTogether       = errors.New("that entry is not a reveal-together prompt")
+	ErrNotTogether       = errors.New("that entry is not a reveal-together question")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.

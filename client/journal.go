@@ -178,7 +178,7 @@ func (a *Account) Current(prefix string) (*Journal, error) {
 		}
 	}
 	if len(match) != 1 {
-		return nil, fmt.Errorf("%w matching %q", ErrNoJournal, prefix)
+		return nil, fmt.Errorf("%w: no journal here starts with %q", ErrJournalPrefix, prefix)
 	}
 	return a.OpenJournal(match[0])
 }
@@ -212,7 +212,7 @@ func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.T
 	err = j.withLock(func() error {
 		for _, m := range j.st.Members {
 			if !m.Self {
-				return fmt.Errorf("%s has already joined this journal", m.Name)
+				return fmt.Errorf("this journal already has both of you (you and %s), so it needs no more invites", m.Name)
 			}
 		}
 		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires})
@@ -425,7 +425,8 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	if err != nil {
 		return Entry{}, t, err
 	}
-	e, err := j.Write(Payload{Kind: KindRetraction, Ref: t.ID})
+	purges := append([]string{t.ID}, t.Revisions...)
+	e, err := j.Write(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges})
 	return e, t, err
 }
 
@@ -444,7 +445,7 @@ func (j *Journal) ownTarget(prefix string) (*Entry, error) {
 	case t.Retracted != nil:
 		return t, ErrRetracted
 	case t.Kind == KindRevision || t.Kind == KindRetraction || t.Kind == KindTogetherAnswer || t.Kind == KindTogetherMark:
-		return t, fmt.Errorf("a %s cannot be changed; change the entry it belongs to", t.Kind)
+		return t, errors.New("this part of another entry cannot be changed on its own; change the entry it belongs to")
 	}
 	return t, nil
 }

@@ -74,6 +74,9 @@ type Payload struct {
 	Held string `json:"held,omitempty"`
 	// Prompt is the built-in prompt a reflection answers, like "5.2".
 	Prompt string `json:"prompt,omitempty"`
+	// Purges lists, in a retraction, the chain ids of the entry and of its
+	// revisions, which the author's client asks the relay to purge.
+	Purges []string `json:"purges,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -370,8 +373,13 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 				switch {
 				case r.payload.Kind == KindAgree:
 					e.State = "revised"
-				case r.payload.Kind == KindDecision && r.author.member.Self != o.author.member.Self && e.State != "revised":
-					e.State = map[string]string{"accept": "accepted", "decline": "declined"}[r.payload.Decision]
+				case r.payload.Kind == KindDecision && r.author.member.Self != o.author.member.Self && e.State == "proposed":
+					switch r.payload.Decision {
+					case "accept":
+						e.State = "accepted"
+					case "decline":
+						e.State = "declined"
+					}
 				}
 			}
 		}

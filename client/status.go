@@ -48,8 +48,12 @@ func (j *Journal) Status() (Status, error) {
 			if o.payload.Kind != KindRetraction {
 				continue
 			}
+			named := map[string]bool{o.payload.Ref: true}
+			for _, p := range o.payload.Purges {
+				named[p] = true
+			}
 			for _, s := range j.order {
-				if s.Purged && s.Chain.String() == o.payload.Ref && s.Header.Author == o.s.Header.Author {
+				if s.Purged && named[s.Chain.String()] && s.Header.Author == o.s.Header.Author {
 					verified[s.ID] = true
 				}
 			}
@@ -132,6 +136,11 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 					break
 				}
 				prev := j.chain[cur.Header.Prev]
+				if prev != nil && prev.Purged && !verified[prev.ID] {
+					// A purged record no retraction of its author names:
+					// the relay may have dropped a real entry. Missing.
+					break
+				}
 				if prev != nil && (prev.Header.Author != cur.Header.Author || prev.Header.Seq != cur.Header.Seq-1) {
 					forked = true // a link to the wrong place: not this device's history
 					break

@@ -246,7 +246,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			}
 			cursor = m.Seq
 			if m.Purged {
-				if _, _, err := protocol.ParsePurged(m.Blob); err != nil {
+				if h, _, err := protocol.ParsePurged(m.Blob); err != nil || h.Journal != j.id || h.Kind != protocol.KindEntry {
 					warnings = append(warnings, fmt.Sprintf("the relay sent a malformed purged record (position %d); it was set aside", m.Seq))
 					continue
 				}
@@ -392,7 +392,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 	return joined, nil
 }
 
-const warnLateJoin = "someone else tried to join this journal after your partner did; they were not added and can read nothing"
+const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
 
 func (j *Journal) hasPartner() bool {
 	for _, m := range j.st.Members {
@@ -529,19 +529,13 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
 			}
-			var chain protocol.BlobID
-			if _, err := hex.Decode(chain[:], []byte(o.payload.Ref)); err != nil {
-				continue
+			// The entry and every revision of it, as the retraction names them.
+			named := map[string]bool{o.payload.Ref: true}
+			for _, p := range o.payload.Purges {
+				named[p] = true
 			}
-			// The entry and every revision of it.
 			for _, t := range j.order {
-				rev := false
-				for _, x := range opened {
-					if x.s == t && x.payload.Kind == KindRevision && x.payload.Ref == o.payload.Ref {
-						rev = true
-					}
-				}
-				if t.Chain != chain && !rev {
+				if !named[t.Chain.String()] {
 					continue
 				}
 				if !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
@@ -560,12 +554,18 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 		_, err := c.request(ctx, func(n uint64) any {
 			return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: t.id[:], ChainID: t.chain[:]}
 		})
-		if errors.Is(err, protocol.ErrMalformed) || errors.Is(err, protocol.ErrNotFound) {
-			// An older relay, or one that never had it: nothing to purge.
-		} else if err != nil {
+		switch {
+		case errors.Is(err, protocol.ErrMalformed):
+			continue // an older relay without purge: try again on a later sync
+		case errors.Is(err, protocol.ErrNotFound):
+			// The relay never had it: nothing to purge.
+		case err != nil:
 			return err
 		}
 		recs = append(recs, record(recPurge, t.id[:]))
+	}
+	if len(recs) == 0 {
+		return nil
 	}
 	return j.withLock(func() error { return j.appendRecords(recs...) })
 }
@@ -577,7 +577,16 @@ func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
 	opened, _, _ := j.decryptAll()
 	partnerAnswered := make(map[string]bool)
 	for _, o := range opened {
-		if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
+		if o.payload.Kind != KindTogetherMark || o.author.member.Self {
+			continue
+		}
+		// The mark must name a sealed answer the partner's device really
+		// wrote (which this device holds but cannot open yet).
+		var held protocol.BlobID
+		if _, err := hex.Decode(held[:], []byte(o.payload.Held)); err != nil {
+			continue
+		}
+		if a, ok := j.chain[held]; ok && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
 			partnerAnswered[o.payload.Ref] = true
 		}
 	}

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"errors"
-	"fmt"
 )
 
 // Code is a stable, machine-readable error code sent in [Error]. Codes are
@@ -35,7 +34,7 @@ var (
 	ErrInviteUnknown = errors.New("no invite matches that code: it may be mistyped, expired or already used")
 	ErrAuthFailed    = errors.New("the relay did not accept this device's signature")
 	ErrTooLarge      = errors.New("too large for the relay")
-	ErrRateLimited   = errors.New("the relay asked us to slow down")
+	ErrRateLimited   = errors.New("the relay is busy and asked kintsugi to wait")
 	ErrRelayInternal = errors.New("the relay had an internal problem")
 	ErrInvalid       = errors.New("the relay refused the request as invalid")
 	ErrShuttingDown  = errors.New("the relay is shutting down")
@@ -95,7 +94,7 @@ type RelayError struct {
 }
 
 func (e *RelayError) Error() string {
-	return fmt.Sprintf("%s (relay code %s)", e.Message, e.Code)
+	return e.Message
 }
 
 // Unwrap returns the sentinel error for the code.

@@ -365,14 +365,15 @@ func cmdVerify(e *env) *cli.Command {
 				if err := j.ConfirmVerified(); err != nil {
 					return err
 				}
-				e.printf("Marked %s as verified on this device.\n", clean(p.Name))
+				e.printf("Noted that your safety numbers match, on this device.\n")
 				return nil
 			}
 			if p.Verified {
-				e.printf("You have already verified %s.\n", clean(p.Name))
+				e.printf("You and %s have already compared safety numbers.\n", clean(p.Name))
 			} else {
 				e.printf("Compare it with %s in person or on a call. If every digit matches, run `kintsugi verify --confirm`.\n", clean(p.Name))
-				e.printf("If it does not match, do not write anything sensitive yet; someone may be in the middle.\n")
+				e.printf("If it does not match, please hold off writing anything private for now: someone else might be able to read it.\n")
+				e.printf("Start a new journal together (`kintsugi journal create`) and compare again.\n")
 			}
 			return nil
 		},
@@ -388,6 +389,7 @@ func cmdWrite(e *env) *cli.Command {
 		Usage:     "write an entry (works offline; it is sent on the next sync)",
 		ArgsUsage: "[TEXT]",
 		Description: "Without TEXT, reads piped input or opens $VISUAL/$EDITOR.\n" +
+			"Text typed after the command may be kept in your shell history; writing in the editor keeps it out.\n" +
 			"Feelings you might name: " + strings.Join(feelingWords, ", ") + " (or any word of your own).",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "a feeling to name (repeat for several)"},
@@ -734,10 +736,14 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 	case client.KindCommit:
 		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
 	case client.KindCheckin:
+		subject := who
+		if en.Mine {
+			subject = "You"
+		}
 		if en.Kept != nil && *en.Kept {
-			head = fmt.Sprintf("%s kept%s", who, of())
+			head = fmt.Sprintf("%s checked in on commitment %s: kept", subject, shortOf(en.Ref))
 		} else {
-			head = fmt.Sprintf("%s missed%s this time", who, of())
+			head = fmt.Sprintf("%s checked in on commitment %s: not this time", subject, shortOf(en.Ref))
 		}
 	case client.KindAgree:
 		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, map[string]string{"proposed": "waiting", "accepted": "accepted by both", "declined": "declined", "revised": "revised"}[en.State])
@@ -751,7 +757,10 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 			head = fmt.Sprintf("%s declined%s", who, of())
 		}
 	case client.KindTogether:
-		head = fmt.Sprintf("%s asks you both (%s)", who, togetherStates[en.State])
+		head = fmt.Sprintf("%s asked a question for you both (%s)", who, togetherStates[en.State])
+		if en.Mine {
+			head = fmt.Sprintf("You asked a question for you both (%s)", togetherStates[en.State])
+		}
 	case client.KindRetraction:
 		e.printf("%s  %s  %s retracted an entry\n", en.Short, when, who)
 		return
@@ -768,9 +777,9 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 			head += "; it opens for you once you have answered too"
 		}
 	case client.KindAck:
-		head = fmt.Sprintf("%s read%s and is with you", who, of())
+		head = fmt.Sprintf("%s read%s and heard you", who, of())
 		if en.Mine {
-			head = fmt.Sprintf("you read%s and let them know", of())
+			head = fmt.Sprintf("You read%s and let them know", of())
 		}
 	default:
 		head = who
@@ -965,9 +974,9 @@ func cmdStatus(e *env) *cli.Command {
 			}
 			e.printf("Entries:    %d readable here\n", st.Entries)
 			if st.Outbox > 0 {
-				e.printf("Waiting:    %d to send on the next sync\n", st.Outbox)
+				e.printf("To send:    %d, on the next sync\n", st.Outbox)
 			} else {
-				e.printf("Waiting:    nothing to send\n")
+				e.printf("To send:    nothing\n")
 			}
 			if st.LastSync != nil {
 				e.printf("Last sync:  %s\n", st.LastSync.Local().Format("Mon 2 Jan 15:04"))
@@ -975,7 +984,7 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Last sync:  not yet\n")
 			}
 			if st.Held > 0 {
-				e.printf("Waiting:    %s from %s, sealed until you answer too (`kintsugi together`)\n", plural(st.Held, "reveal-together answer", "reveal-together answers"), clean(st.Partner))
+				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
 			}
 			if st.Unreadable > 0 {
 				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
@@ -1029,9 +1038,9 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		if p.You {
 			label += " (you)"
 		} else if p.Verified {
-			label += " (verified)"
+			label += " (safety number matches)"
 		} else {
-			label += " (not verified yet)"
+			label += " (safety number not compared yet)"
 		}
 		e.printf("%s\n", label)
 		for _, d := range p.Devices {
@@ -1044,6 +1053,14 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		e.printf("\nYour partner has not joined yet.\n")
 	}
 	return nil
+}
+
+// shortOf returns the short form of a full id.
+func shortOf(id string) string {
+	if len(id) > client.ShortIDLen {
+		return id[:client.ShortIDLen]
+	}
+	return id
 }
 
 // kindWord names a kind of entry in a sentence.

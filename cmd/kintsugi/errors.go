@@ -41,6 +41,16 @@ func describe(err error) (msg, hint string) {
 		hint = "the key file may be damaged; restore it from a backup if you have one"
 	case errors.Is(err, client.ErrNoJournal):
 		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
+	case errors.Is(err, client.ErrJournalPrefix):
+		hint = "`kintsugi journal list` shows the journals on this device"
+	case errors.Is(err, protocol.ErrRateLimited):
+		hint = "wait a minute, then `kintsugi sync` again; everything you wrote is safe on this device"
+	case errors.Is(err, protocol.ErrShuttingDown), errors.Is(err, protocol.ErrRelayInternal):
+		hint = "try again in a little while; everything you wrote is safe on this device"
+	case errors.Is(err, protocol.ErrBadVersion):
+		hint = "kintsugi and the relay need matching versions; update kintsugi, or ask whoever runs the relay"
+	case errors.Is(err, protocol.ErrAuthFailed):
+		hint = "this device may have been removed from the journal; `kintsugi status` shows more"
 	case errors.Is(err, client.ErrNotPaired):
 		hint = "share an invite with `kintsugi journal invite`; when your partner has joined, run `kintsugi sync`"
 	case errors.Is(err, client.ErrRelayChanged):

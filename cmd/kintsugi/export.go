@@ -66,12 +66,13 @@ func cmdExport(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "Decrypted %s on this device for export; nothing went through the relay.\n", plural(len(doc.Entries), "entry", "entries"))
+			said := fmt.Sprintf("Decrypted %s on this device for export; nothing went through the relay.\n", plural(len(doc.Entries), "entry", "entries"))
 			if out := c.String("out"); out != "" {
 				fl, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
 					return fail(fmt.Sprintf("could not create %s: %v", out, err), "choose a new file name; export never overwrites a file")
 				}
+				fmt.Fprint(e.stderr, said)
 				if _, err := fl.Write(buf.Bytes()); err != nil {
 					fl.Close()
 					return err
@@ -82,6 +83,7 @@ func cmdExport(e *env) *cli.Command {
 				fmt.Fprintf(e.stderr, "Wrote %s. It is not encrypted: keep it private, and delete it when you no longer need it.\n", out)
 				return nil
 			}
+			fmt.Fprint(e.stderr, said)
 			_, err = e.stdout.Write(buf.Bytes())
 			return err
 		},

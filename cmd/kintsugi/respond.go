@@ -49,9 +49,9 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	}
 	switch {
 	case p.Kind == client.KindAck:
-		e.printf("%s will see that you read it and are with them (%s).", clean(t.Author), r.Short)
+		e.printf("%s will see that you read it (%s).", clean(t.Author), r.Short)
 	case p.Kind == client.KindCheckin:
-		e.printf("Noted (%s), with care.", r.Short)
+		e.printf("Saved your check-in (%s).", r.Short)
 	case p.Kind == client.KindDecision && p.Decision == "accept":
 		e.printf("You accepted it (%s); it now stands for both of you.", r.Short)
 	case p.Kind == client.KindDecision:
@@ -59,7 +59,7 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	case p.NeedTime:
 		e.printf("Saved (%s): %s will see that you need time with this question. That is an honest answer too.", r.Short, clean(t.Author))
 	default:
-		e.printf("Saved your %s (%s) on this device.", p.Kind, r.Short)
+		e.printf("Saved your %s (%s) on this device.", kindWord(p.Kind), r.Short)
 	}
 	e.printf(" It will be sent on the next `kintsugi sync`.\n")
 	return nil
@@ -76,7 +76,7 @@ func (e *env) checkResponse(j *client.Journal, t *client.Entry, kind string) err
 	case kind == client.KindReply && t.Kind == client.KindQuestion:
 		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
 	case kind == client.KindReply && t.ListenOnly && !t.Mine:
-		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it and are with them; add --note for a few words")
+		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
 	case kind == client.KindAck && t.Mine:
 		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
 	case kind == client.KindCheckin && (t.Kind != client.KindCommit || !t.Mine):
@@ -130,7 +130,7 @@ func cmdReply(e *env) *cli.Command {
 func cmdAck(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "ack",
-		Usage:     "let your partner know you read an entry and are with them",
+		Usage:     "let your partner know you read and heard an entry",
 		ArgsUsage: "ID",
 		Flags:     []cli.Flag{&cli.StringFlag{Name: "note", Usage: "a few words to go with it"}},
 		Action: func(c *cli.Context) error {

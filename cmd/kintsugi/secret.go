@@ -45,7 +45,7 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 	}
 	prompt := "passphrase: "
 	if confirm {
-		prompt = "choose a passphrase (it protects your keys on this device): "
+		prompt = "choose a passphrase (it protects your keys on this device; it cannot be recovered if forgotten, so keep it somewhere safe): "
 	}
 	p, err := ask(prompt)
 	if err != nil {
@@ -108,7 +108,7 @@ func editText(what, initial string) (string, error) {
 		editor = os.Getenv("EDITOR")
 	}
 	if editor == "" {
-		return "", fail("there is no text to save", "give the text as an argument, pipe it in, or set $EDITOR")
+		return "", fail("there is no editor to write in", "give the text as an argument, pipe it in, or set $EDITOR")
 	}
 	base := ""
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
@@ -127,7 +127,7 @@ func editText(what, initial string) (string, error) {
 	}
 	defer wipe(path)
 	if err := runEditor(editor, path); err != nil {
-		return "", fail(fmt.Sprintf("the editor did not finish cleanly (%v); nothing was saved", err), "")
+		return "", fail(fmt.Sprintf("the editor closed with an error (%v), so the draft was not saved and was erased to keep it private", err), "run the command again when you are ready; save and quit the editor normally to keep what you write")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -22,7 +22,7 @@ func cmdTogether(e *env) *cli.Command {
 		Name:  "together",
 		Usage: "questions you both answer, revealed only when both have answered",
 		Description: "Your answer is sealed to your own devices until your partner has answered too;\n" +
-			"this is enforced by encryption, not by hiding it. Without a subcommand, lists the prompts.",
+			"this is enforced by encryption, not by hiding it. Without a subcommand, lists the reveal-together questions.",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: func(c *cli.Context) error {
 			return e.listTogether(c.Bool("json"))

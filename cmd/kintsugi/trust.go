@@ -100,7 +100,7 @@ func cmdCommitments(e *env) *cli.Command {
 				e.printf("%s  %s: %s (%s, since %s)\n", cm.Short, clean(cm.Author), clean(cm.Text), every, cm.Created.Local().Format("Mon 2 Jan"))
 				e.printf("          %s\n", strip(cm, byID, now))
 			}
-			e.printf("\n          ● kept   ○ missed   · no check-in   (oldest on the left)\n")
+			e.printf("\n          ● kept   ○ not this time   · nothing noted   (oldest on the left)\n")
 			return nil
 		},
 	}
@@ -205,7 +205,7 @@ func cmdAgree(e *env) *cli.Command {
 			},
 			{
 				Name:      "decline",
-				Usage:     "decline your partner's proposed agreement, kindly",
+				Usage:     "decline your partner's proposed agreement, and say what would work instead",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "note", Usage: "what would work for you instead"}},
 				Action: func(c *cli.Context) error {
