@@ -139,3 +139,55 @@ func TestRetractionPurgesTheRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A relay that serves a real, unretracted entry as "purged" to hide it is
+// caught: no retraction names it, so it counts as missing.
+func TestForgedPurgeIsReportedMissing(t *testing.T) {
+	relay := servertest.NewServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mk := func(name string) *Account {
+		a, err := Init(Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	aj, err := mk("alex").CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	code, _, _ := aj.Invite(ctx, 0)
+	sj, err := mk("sam").Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	aj.Sync(ctx)
+	hidden, _ := aj.Write(Payload{Kind: KindEntry, Text: "the relay would rather you did not see this"})
+	aj.Write(Payload{Kind: KindEntry, Text: "later"})
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var id, chain protocol.BlobID
+	aj.withLock(func() error {
+		for _, s := range aj.order {
+			if s.Chain.String() == hidden.ID {
+				id, chain = s.ID, s.Chain
+			}
+		}
+		return nil
+	})
+	// The relay's operator purges it behind the author's back.
+	if _, err := relay.Store().Purge(ctx, aj.id, id, aj.acct.Device.SignKey(), chain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := sj.Status()
+	if len(st.Missing) != 1 {
+		t.Fatalf("a forged purge went unnoticed: %+v", st)
+	}
+}
