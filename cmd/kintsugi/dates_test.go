@@ -40,3 +40,18 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+func TestSparkline(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	i := func(n int) *int { return &n }
+	s := feelingSeries{Points: []feelingP{
+		{Time: now.Add(-time.Hour), Intensity: i(10)},    // this week: last cell
+		{Time: now.AddDate(0, 0, -8), Intensity: i(0)},   // last week
+		{Time: now.AddDate(0, 0, -9), Intensity: i(5)},   // last week, stronger
+		{Time: now.AddDate(0, 0, -15), Intensity: nil},   // two weeks ago, no intensity
+		{Time: now.AddDate(0, 0, -100), Intensity: i(7)}, // outside the window
+	}}
+	if got, want := sparkline(s, now, 4), " ·▄█"; got != want {
+		t.Fatalf("sparkline = %q, want %q", got, want)
+	}
+}

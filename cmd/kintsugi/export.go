@@ -196,8 +196,9 @@ type chartLine struct {
 }
 
 type chartTick struct {
-	X, Y  int
-	Label string
+	X, Y   int
+	Label  string
+	Anchor string // SVG text-anchor
 }
 
 var palette = []string{"#b5651d", "#3b6ea5", "#6a994e", "#8e5572", "#c9a227", "#4d908e", "#a44a3f", "#577590"}
@@ -223,9 +224,9 @@ func makeChart(entries []client.Entry) chart {
 	x := func(t time.Time) int { return left + int(float64(c.W-left-right)*float64(t.Sub(t0))/float64(span)) }
 	y := func(v int) int { return top + (c.H-top-bottom)*(10-v)/10 }
 	for v := 0; v <= 10; v += 5 {
-		c.YTicks = append(c.YTicks, chartTick{X: left - 6, Y: y(v), Label: fmt.Sprint(v)})
+		c.YTicks = append(c.YTicks, chartTick{X: left - 6, Y: y(v), Label: fmt.Sprint(v), Anchor: "end"})
 	}
-	c.Ticks = []chartTick{{X: left, Y: c.H - 8, Label: t0.Local().Format("2 Jan")}, {X: c.W - right, Y: c.H - 8, Label: t1.Local().Format("2 Jan")}}
+	c.Ticks = []chartTick{{X: left, Y: c.H - 8, Label: t0.Local().Format("2 Jan"), Anchor: "start"}, {X: c.W - right, Y: c.H - 8, Label: t1.Local().Format("2 Jan"), Anchor: "end"}}
 	for i, s := range series(pts) {
 		l := chartLine{Label: s.Author + " · " + s.Feeling, Color: palette[i%len(palette)]}
 		var b strings.Builder
@@ -267,8 +268,8 @@ svg text { font: 11px sans-serif; fill: #555; }
 <h2>Feelings over time</h2>
 {{if .Chart.Empty}}<p class="note">No feelings with an intensity in these entries.</p>{{else}}
 <svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {{.Chart.W}} {{.Chart.H}}" role="img" aria-label="Feelings and their intensity over time">
-{{range .Chart.YTicks}}<text x="{{.X}}" y="{{.Y}}" text-anchor="end">{{.Label}}</text>
-{{end}}{{range .Chart.Ticks}}<text x="{{.X}}" y="{{.Y}}" text-anchor="middle">{{.Label}}</text>
+{{range .Chart.YTicks}}<text x="{{.X}}" y="{{.Y}}" text-anchor="{{.Anchor}}">{{.Label}}</text>
+{{end}}{{range .Chart.Ticks}}<text x="{{.X}}" y="{{.Y}}" text-anchor="{{.Anchor}}">{{.Label}}</text>
 {{end}}{{range .Chart.Lines}}<polyline fill="none" stroke="{{.Color}}" stroke-width="2" points="{{.Points}}"><title>{{.Label}}</title></polyline>
 {{$c := .Color}}{{range .Dots}}<circle cx="{{.X}}" cy="{{.Y}}" r="3" fill="{{$c}}"><title>{{.Label}}</title></circle>{{end}}
 {{end}}</svg>

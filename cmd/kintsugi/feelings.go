@@ -49,10 +49,10 @@ func series(entries []client.Entry) []feelingSeries {
 
 var bars = []rune("▁▂▃▄▅▆▇█")
 
-// sparkline draws one row: one cell per week from first to last; a cell
-// is the strongest intensity named that week (· when the feeling was
-// named without an intensity, blank when not named).
-func sparkline(s feelingSeries, first time.Time, weeks int) string {
+// sparkline draws one row: one cell per week, the last cell being the
+// seven days up to now; a cell is the strongest intensity named that week
+// (· when the feeling was named without an intensity, blank when not).
+func sparkline(s feelingSeries, now time.Time, weeks int) string {
 	cells := make([]rune, weeks)
 	for i := range cells {
 		cells[i] = ' '
@@ -62,7 +62,7 @@ func sparkline(s feelingSeries, first time.Time, weeks int) string {
 		best[i] = -1
 	}
 	for _, p := range s.Points {
-		w := int(p.Time.Sub(first).Hours() / (24 * 7))
+		w := weeks - 1 - int(now.Sub(p.Time).Hours()/(24*7))
 		if w < 0 || w >= weeks {
 			continue
 		}
@@ -130,10 +130,10 @@ func cmdFeelings(e *env) *cli.Command {
 				e.printf("No feelings named since %s. `kintsugi write --feeling grief --intensity 6` names one, when you want to.\n", since.Local().Format("2 Jan 2006"))
 				return nil
 			}
-			weeks := int(now.Sub(since).Hours()/(24*7)) + 1
+			weeks := max(1, int(now.Sub(since).Hours()/(24*7)+0.999))
 			e.printf("Week by week since %s (each mark is the strongest that week, ▁ gentle to █ overwhelming):\n\n", since.Local().Format("Mon 2 Jan"))
 			for _, s := range ss {
-				e.printf("  %-12s %-14s │%s│\n", clean(s.Author), clean(s.Feeling), sparkline(s, since, weeks))
+				e.printf("  %-12s %-14s │%s│\n", clean(s.Author), clean(s.Feeling), sparkline(s, now, weeks))
 			}
 			e.printf("\nChange is often slow; it shows over months more than days.\n")
 			return nil
