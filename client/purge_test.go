@@ -2,15 +2,12 @@ package client
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
@@ -19,29 +16,8 @@ import (
 // only a purged record, which they account for in the author's chain.
 func TestRetractionPurgesTheRelay(t *testing.T) {
 	relay := servertest.NewServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	mk := func(name string) *Account {
-		a, err := Init(Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	aj, err := mk("alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	code, _, _ := aj.Invite(ctx, 0)
-	sj, err := mk("sam").Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	if _, err := aj.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := testCtx(t)
+	aj, sj := pairedOn(t, relay)
 	x, err := aj.Write(Payload{Kind: KindEntry, Text: "words I want to take back"})
 	if err != nil {
 		t.Fatal(err)
@@ -144,27 +120,8 @@ func TestRetractionPurgesTheRelay(t *testing.T) {
 // caught: no retraction names it, so it counts as missing.
 func TestForgedPurgeIsReportedMissing(t *testing.T) {
 	relay := servertest.NewServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	mk := func(name string) *Account {
-		a, err := Init(Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	aj, err := mk("alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	code, _, _ := aj.Invite(ctx, 0)
-	sj, err := mk("sam").Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	aj.Sync(ctx)
+	ctx := testCtx(t)
+	aj, sj := pairedOn(t, relay)
 	hidden, _ := aj.Write(Payload{Kind: KindEntry, Text: "the relay would rather you did not see this"})
 	aj.Write(Payload{Kind: KindEntry, Text: "later"})
 	if _, err := aj.Sync(ctx); err != nil {

@@ -15,7 +15,13 @@ import (
 
 func pairedJournals(t *testing.T) (aj, sj *Journal) {
 	t.Helper()
-	relay := servertest.NewServer(t)
+	return pairedOn(t, servertest.NewServer(t))
+}
+
+// pairedOn pairs two fresh accounts through relay, and lets the inviter
+// learn of the join.
+func pairedOn(t *testing.T, relay *servertest.Server) (aj, sj *Journal) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	mk := func(name string) *Account {

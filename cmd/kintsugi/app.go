@@ -459,6 +459,28 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	return nil
 }
 
+// target opens the journal and finds the entry the first argument names;
+// missing is the message when there is no argument. The caller closes the
+// journal.
+func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, []client.Entry, *client.Entry, error) {
+	if c.NArg() < 1 {
+		return nil, nil, nil, fail(missing, hint)
+	}
+	_, j, err := e.open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	entries, err := j.Entries()
+	if err == nil {
+		var t *client.Entry
+		if t, err = client.Find(entries, c.Args().First()); err == nil {
+			return j, entries, t, nil
+		}
+	}
+	j.Close()
+	return nil, nil, nil, err
+}
+
 // index returns the journal's readable entries by id, for printing
 // responses with what they respond to.
 func (e *env) index(j *client.Journal) map[string]client.Entry {
@@ -660,22 +682,11 @@ func cmdShow(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return fail("which entry? the id is missing", "`kintsugi log` lists entries with their ids")
-			}
-			_, j, err := e.open()
+			j, entries, en, err := e.target(c, "which entry? the id is missing", "`kintsugi log` lists entries with their ids")
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			en, err := client.Find(entries, c.Args().First())
-			if err != nil {
-				return err
-			}
 			if c.Bool("json") {
 				return e.json(en)
 			}

@@ -24,22 +24,11 @@ func cmdEdit(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "replace the tags"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return fail("which entry? the id is missing", "`kintsugi log --author me` lists yours")
-			}
-			_, j, err := e.open()
+			j, _, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log --author me` lists yours")
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			t, err := client.Find(entries, c.Args().First())
-			if err != nil {
-				return err
-			}
 			if !t.Mine {
 				return fail(fmt.Sprintf("%s is %s's entry; only its author can change it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it")
 			}
@@ -86,22 +75,14 @@ func cmdRetract(e *env) *cli.Command {
 		ArgsUsage: "ID",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "do not ask to confirm"}},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
+			if c.NArg() > 1 {
 				return fail("retract takes one entry id", "`kintsugi log --author me` lists yours")
 			}
-			_, j, err := e.open()
+			j, _, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log --author me` lists yours")
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			t, err := client.Find(entries, c.Args().First())
-			if err != nil {
-				return err
-			}
 			if !t.Mine {
 				return fail(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "")
 			}

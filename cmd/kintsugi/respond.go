@@ -11,24 +11,13 @@ import (
 // respond runs the shared part of answer, followup, reply and ack: find
 // the entry, check the response fits it, read the text, save.
 func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error {
-	if c.NArg() < 1 {
-		return fail("which entry? the id is missing", "`kintsugi log` and `kintsugi questions` show ids")
-	}
-	_, j, err := e.open()
+	// Check the target before asking for any text, so nobody writes a
+	// long answer only to be told it cannot be saved.
+	j, _, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log` and `kintsugi questions` show ids")
 	if err != nil {
 		return err
 	}
 	defer j.Close()
-	// Check the target before asking for any text, so nobody writes a
-	// long answer only to be told it cannot be saved.
-	entries, err := j.Entries()
-	if err != nil {
-		return err
-	}
-	t, err := client.Find(entries, c.Args().First())
-	if err != nil {
-		return err
-	}
 	if err := e.checkResponse(j, t, p.Kind); err != nil {
 		return err
 	}

@@ -41,22 +41,11 @@ func cmdTogether(e *env) *cli.Command {
 				Usage:     "answer a reveal-together question; it opens for your partner once they answer too",
 				ArgsUsage: "ID [TEXT]",
 				Action: func(c *cli.Context) error {
-					if c.NArg() < 1 {
-						return fail("which question? the id is missing", "`kintsugi together` lists them")
-					}
-					_, j, err := e.open()
+					j, _, t, err := e.target(c, "which question? the id is missing", "`kintsugi together` lists them")
 					if err != nil {
 						return err
 					}
 					defer j.Close()
-					entries, err := j.Entries()
-					if err != nil {
-						return err
-					}
-					t, err := client.Find(entries, c.Args().First())
-					if err != nil {
-						return err
-					}
 					if t.Kind != client.KindTogether {
 						return fail(fmt.Sprintf("%s is not a reveal-together question", t.Short), "`kintsugi together` lists them")
 					}
