@@ -150,6 +150,29 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	return accountFrom(home, &s)
 }
 
+// ChangePassphrase re-seals home's key file under a new passphrase (with
+// fresh salt and kdf's cost), replacing it atomically: a crash leaves
+// either the old file or the new one, never neither.
+func ChangePassphrase(home Home, old, new []byte, kdf crypto.KDFParams) error {
+	data, err := os.ReadFile(home.KeyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoHome
+	}
+	if err != nil {
+		return err
+	}
+	plain, err := crypto.OpenKeyFile(data, old)
+	if err != nil {
+		return err
+	}
+	defer clear(plain)
+	file, err := crypto.SealKeyFile(rand.Reader, new, plain, kdf)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(home.KeyPath(), file, false)
+}
+
 // Unlock opens home's key file with passphrase.
 func Unlock(home Home, passphrase []byte) (*Account, error) {
 	data, err := os.ReadFile(home.KeyPath())

@@ -81,6 +81,7 @@ func newApp(e *env, unknown *string) *cli.App {
 		},
 		Commands: []*cli.Command{
 			cmdInit(e),
+			cmdPassphrase(e),
 			cmdJournal(e),
 			cmdVerify(e),
 			cmdWrite(e),

@@ -32,8 +32,20 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 	if p := os.Getenv("KINTSUGI_PASSPHRASE"); p != "" {
 		return []byte(p), nil
 	}
+	return promptPassphrase(confirm)
+}
+
+// askNew asks on the terminal for a new passphrase, twice.
+func (e *env) askNew() ([]byte, error) { return promptPassphrase(true) }
+
+// promptPassphrase reads a passphrase from the terminal with echo off;
+// confirm asks for a new one, twice.
+func promptPassphrase(confirm bool) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
+		if confirm {
+			return nil, fail("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
+		}
 		return nil, fail("a passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE or use --passphrase-file")
 	}
 	defer tty.Close()
