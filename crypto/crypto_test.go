@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -370,6 +371,52 @@ func makeVectors(t *testing.T) []vector {
 		{Name: "low-order author key", Blob: hx(base), Journal: jid, Reader: 2, AuthorBox: strings.Repeat("00", 32), Expect: "error"},
 		{Name: "only to the author", Blob: hx(seal(13, [][32]byte{alice.BoxPublic}, "private for now")), Journal: jid, Reader: 2, AuthorBox: hx(alice.BoxPublic[:]), Expect: "error"},
 	}
+	// Payload sizes around every padding boundary open to the exact text.
+	for i, n := range []int{1, 251, 252, 253, 507, 508, 509, 1020, 4092, 65532, 65533, 70000} {
+		msg := strings.Repeat(string(rune('a'+i)), n)
+		v = append(v, vector{Name: fmt.Sprintf("opens, %d-byte payload", n), Blob: hx(seal(byte(30+i), both, msg)), Journal: jid, Reader: 2, AuthorBox: hx(alice.BoxPublic[:]), Expect: "open:" + msg})
+	}
+	// Tampering anywhere: each header field, the payload nonce, this
+	// reader's slot, and the ciphertext's start, middle and tag.
+	e, _ := protocol.ParseEntry(base)
+	slot := protocol.HeaderSize + 25
+	for i, r := range e.Recipients {
+		if r.KeyID == KeyID(bob.BoxPublic) {
+			slot += i * protocol.RecipientSize
+		}
+	}
+	ct := len(base) - len(e.Ciphertext)
+	for _, f := range []struct {
+		name string
+		at   int
+	}{
+		{"tampered header journal (last byte)", 17}, {"tampered header author", 18}, {"tampered header author (last byte)", 49},
+		{"tampered header sequence (high byte)", 50}, {"tampered header prev", 58}, {"tampered header prev (last byte)", 89},
+		{"tampered payload nonce (last byte)", protocol.HeaderSize + 23}, {"tampered recipient count", protocol.HeaderSize + 24},
+		{"tampered own slot key id", slot}, {"tampered own slot nonce", slot + 8}, {"tampered own slot box", slot + 32}, {"tampered own slot box tag", slot + protocol.RecipientSize - 1},
+		{"tampered payload tag", ct}, {"tampered payload start", ct + 16}, {"tampered payload middle", ct + len(e.Ciphertext)/2},
+	} {
+		v = append(v, vector{Name: f.name, Blob: flip(f.at), Journal: jid, Reader: 2, AuthorBox: hx(alice.BoxPublic[:]), Expect: "error"})
+	}
+	for _, ver := range []byte{0, 2, 0xff} {
+		b := bytes.Clone(base)
+		b[0] = ver
+		v = append(v, vector{Name: fmt.Sprintf("bad version %d", ver), Blob: hx(b), Journal: jid, Reader: 2, AuthorBox: hx(alice.BoxPublic[:]), Expect: "error"})
+	}
+	// Every low-order X25519 point as the claimed author key.
+	for i, lo := range []string{
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	} {
+		v = append(v, vector{Name: fmt.Sprintf("low-order author key %d", i), Blob: hx(base), Journal: jid, Reader: 2, AuthorBox: lo, Expect: "error"})
+	}
+	// Bob claiming Alex's entry: his own key as the author key.
+	v = append(v, vector{Name: "author key of the reader", Blob: hx(base), Journal: jid, Reader: 2, AuthorBox: hx(bob.BoxPublic[:]), Expect: "error"})
 	return v
 }
 
