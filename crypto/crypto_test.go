@@ -497,3 +497,25 @@ func FuzzParseDeviceCert(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenKeyFile feeds arbitrary key files (a file on disk an attacker may
+// have altered) to the parser and the bounds check: it must never panic,
+// and never spend more than the ceiling (parameters are checked first).
+func FuzzOpenKeyFile(f *testing.F) {
+	good, _ := SealKeyFile(rand.Reader, []byte("pw"), []byte("secret"), TestingKDF)
+	f.Add(good, []byte("pw"))
+	f.Add([]byte(`{"version":1,"kdf":"argon2id","params":{"time":1,"memory_kib":1,"threads":1}}`), []byte("pw"))
+	f.Add([]byte("{}"), []byte(""))
+	f.Fuzz(func(t *testing.T, data, pass []byte) {
+		var kf keyFile
+		if json.Unmarshal(data, &kf) == nil && kf.Params.Check() == nil && kf.Params.MemoryKiB > 64<<10 {
+			t.Skip("a valid but expensive setting: bounded, but too slow to fuzz")
+		}
+		// Only a file sealed with "pw" (the seed) can open, and only to its
+		// secret: anything else is a forgery that authenticated.
+		secret, err := OpenKeyFile(data, pass)
+		if err == nil && (string(pass) != "pw" || string(secret) != "secret") {
+			t.Fatalf("an altered key file opened: %q with %q", secret, pass)
+		}
+	})
+}
