@@ -482,6 +482,29 @@ func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, []c
 	return nil, nil, nil, err
 }
 
+// entriesOf opens the journal and returns its entries by id, and those of
+// kind, oldest first. The caller closes the journal.
+func (e *env) entriesOf(kind string) (*client.Journal, map[string]client.Entry, []client.Entry, error) {
+	_, j, err := e.open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	all, err := j.Entries()
+	if err != nil {
+		j.Close()
+		return nil, nil, nil, err
+	}
+	byID := make(map[string]client.Entry, len(all))
+	list := []client.Entry{}
+	for _, en := range all {
+		byID[en.ID] = en
+		if en.Kind == kind {
+			list = append(list, en)
+		}
+	}
+	return j, byID, list, nil
+}
+
 // index returns the journal's readable entries by id, for printing
 // responses with what they respond to.
 func (e *env) index(j *client.Journal) map[string]client.Entry {

@@ -142,24 +142,13 @@ func cmdQuestions(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
+			j, byID, all, err := e.entriesOf(client.KindQuestion)
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			byID := make(map[string]client.Entry, len(entries))
-			for _, en := range entries {
-				byID[en.ID] = en
-			}
 			qs := []client.Entry{}
-			for _, en := range entries {
-				if en.Kind != client.KindQuestion {
-					continue
-				}
+			for _, en := range all {
 				answered := *en.Answered
 				switch {
 				case c.Bool("open") && answered,

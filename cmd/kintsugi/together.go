@@ -79,19 +79,11 @@ func cmdTogether(e *env) *cli.Command {
 }
 
 func (e *env) listTogether(asJSON bool) error {
-	_, j, err := e.open()
+	j, byID, ps, err := e.entriesOf(client.KindTogether)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
-	byID := e.index(j)
-	entries, _ := j.Entries()
-	ps := []client.Entry{}
-	for _, en := range entries {
-		if en.Kind == client.KindTogether {
-			ps = append(ps, en)
-		}
-	}
 	if asJSON {
 		return e.json(ps)
 	}

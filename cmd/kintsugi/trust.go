@@ -57,19 +57,11 @@ func cmdCommitments(e *env) *cli.Command {
 		Usage: "show each commitment and its check-ins over time",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
+			j, byID, cs, err := e.entriesOf(client.KindCommit)
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			byID := e.index(j)
-			entries, _ := j.Entries()
-			var cs []client.Entry
-			for _, en := range entries {
-				if en.Kind == client.KindCommit {
-					cs = append(cs, en)
-				}
-			}
 			if c.Bool("json") {
 				type withCheckins struct {
 					client.Entry
@@ -222,19 +214,11 @@ func cmdAgreements(e *env) *cli.Command {
 		Usage: "list agreements: proposed, accepted by both, declined, revised",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
+			j, byID, as, err := e.entriesOf(client.KindAgree)
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			byID := e.index(j)
-			entries, _ := j.Entries()
-			as := []client.Entry{}
-			for _, en := range entries {
-				if en.Kind == client.KindAgree {
-					as = append(as, en)
-				}
-			}
 			if c.Bool("json") {
 				return e.json(as)
 			}
