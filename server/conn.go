@@ -50,6 +50,8 @@ type conn struct {
 	cancel context.CancelFunc // see abort
 	send   chan frame         // send queue; drained only by writeLoop
 	wrote  atomic.Uint64      // frames written; bumped by writeLoop
+	queued atomic.Int64       // bytes of messages in send; see waitRoom
+	drain  chan struct{}      // signalled (non-blocking) by writeLoop after each write
 	wdone  chan struct{}      // closed when writeLoop has returned
 
 	// closing is set once a close frame has been queued (by fail).
@@ -83,6 +85,7 @@ func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 		remote:  remote,
 		opened:  time.Now(),
 		send:    make(chan frame, s.cfg.SendQueue),
+		drain:   make(chan struct{}, 1),
 		wdone:   make(chan struct{}),
 		log:     s.log.With("remote", remote),
 		members: make(map[protocol.JournalID]bool),
@@ -164,6 +167,11 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.wrote.Add(1)
+			c.queued.Add(-int64(len(f.data)))
+			select {
+			case c.drain <- struct{}{}:
+			default:
+			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
 				c.noteEnd("ping failed: " + err.Error())
@@ -204,6 +212,61 @@ func (c *conn) enqueue(data []byte) bool {
 }
 
 func (c *conn) put(f frame) bool {
+	c.queued.Add(int64(len(f.data)))
+	if !c.putFrame(f) {
+		c.queued.Add(-int64(len(f.data)))
+		return false
+	}
+	return true
+}
+
+// waitRoom waits until the send queue holds fewer than SendQueueBytes, or
+// is empty, so that n more bytes can follow. A client that reads nothing
+// for SendTimeout is closed as not reading, like a full queue in put.
+func (c *conn) waitRoom(n int) bool {
+	limit := int64(c.s.cfg.SendQueueBytes)
+	t := time.NewTimer(c.s.cfg.SendTimeout)
+	defer t.Stop()
+	// Several subscriptions may wait on one connection; drain wakes one,
+	// and the others look again on this tick.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	wrote := c.wrote.Load()
+	for {
+		q := c.queued.Load()
+		if q <= 0 || q+int64(n) <= limit {
+			return true
+		}
+		select {
+		case <-c.drain:
+		case <-tick.C:
+		case <-c.ctx.Done():
+			return false
+		case <-t.C:
+			if w := c.wrote.Load(); w != wrote {
+				wrote = w
+				t.Reset(c.s.cfg.SendTimeout)
+				continue
+			}
+			c.dropSlow()
+			return false
+		}
+	}
+}
+
+// dropSlow closes a connection whose client stopped reading.
+func (c *conn) dropSlow() {
+	const why = "the client is not reading its messages"
+	c.log.Warn("closing slow connection", "queued", len(c.send), "queued_bytes", c.queued.Load())
+	c.abort(websocket.ClosePolicyViolation, why)
+	// The writer may be stuck in a write: send the close frame from here
+	// (WriteControl may run concurrently with writes) and drop the socket
+	// so the writer wakes up.
+	c.writeClose(websocket.ClosePolicyViolation, why)
+	_ = c.ws.NetConn().Close()
+}
+
+func (c *conn) putFrame(f frame) bool {
 	select {
 	case c.send <- f:
 		return true
@@ -226,14 +289,7 @@ func (c *conn) put(f frame) bool {
 				t.Reset(c.s.cfg.SendTimeout)
 				continue
 			}
-			const why = "the client is not reading its messages"
-			c.log.Warn("closing slow connection", "queued", len(c.send))
-			c.abort(websocket.ClosePolicyViolation, why)
-			// The writer may be stuck in a write: send the close frame
-			// from here (WriteControl may run concurrently with writes)
-			// and drop the socket so the writer wakes up.
-			c.writeClose(websocket.ClosePolicyViolation, why)
-			_ = c.ws.NetConn().Close()
+			c.dropSlow()
 			return false
 		}
 	}
@@ -567,6 +623,10 @@ func (c *conn) runSubscription(sub *subscription) {
 			if b.Seq != cursor+1 {
 				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", cursor, "next", b.Seq)
 				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
+				return
+			}
+			// Flow control: the next blob waits for room in the queue.
+			if !c.waitRoom(len(b.Blob) * 4 / 3) {
 				return
 			}
 			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {

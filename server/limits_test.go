@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -30,4 +33,48 @@ func TestLargeFrameBeforeAuth(t *testing.T) {
 	}
 	// And a normal device still gets in.
 	servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+}
+
+// A subscriber that stops reading holds at most SendQueueBytes of relay
+// memory: its subscription waits for room, and once nothing moves for
+// SendTimeout the relay closes it, even though the queue's message count
+// never fills. Writers and other readers carry on.
+func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes tens of megabytes")
+	}
+	srv := servertest.NewServerWithConfig(t, server.Config{SendQueueBytes: 2 << 20, SendTimeout: 200 * time.Millisecond})
+	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, writer.Create(j))
+	ch := servertest.Chain{Journal: j, Author: writer.Device}
+	const n = 24 // 24 messages: far under SendQueue's 256, far over 2 MiB
+	pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
+	for i := range n {
+		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
+	}
+	stalled := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
+	servertest.MustOK(t, stalled.Subscribe(j, 0))
+	// Others are served meanwhile.
+	live := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
+	servertest.MustOK(t, live.Subscribe(j, n-1))
+	if b := live.NextBlob(); b.Seq != n {
+		t.Fatalf("live reader got seq %d", b.Seq)
+	}
+	// Give the relay time to give up on the stalled reader, then read what
+	// reached the socket before it did.
+	time.Sleep(1500 * time.Millisecond)
+	got := 0
+	for {
+		data, err := stalled.Read()
+		if err != nil {
+			break
+		}
+		if env, _ := protocol.Decode(data); env.Type == protocol.TypeBlob {
+			got++
+		}
+	}
+	if got >= n {
+		t.Fatalf("the stalled reader received all %d blobs; it should have been dropped", got)
+	}
 }

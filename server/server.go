@@ -76,6 +76,13 @@ type Config struct {
 	// notifications never block. Default: 5s.
 	SendTimeout time.Duration
 
+	// SendQueueBytes bounds the bytes waiting in one connection's send
+	// queue. A subscription sends its next blob only when the queue has
+	// room, so a client that reads slowly holds at most this much relay
+	// memory; one that stops reading for SendTimeout is closed as above.
+	// Default: DefaultSendQueueBytes.
+	SendQueueBytes int
+
 	// InviteMaxTTL is the longest an invite may stay valid. Default: 7 days.
 	InviteMaxTTL time.Duration
 
@@ -97,7 +104,9 @@ const (
 	DefaultPingInterval = 30 * time.Second
 	DefaultSendQueue    = 256
 	DefaultSendTimeout  = 5 * time.Second
-	DefaultInviteMaxTTL = 7 * 24 * time.Hour
+	// DefaultSendQueueBytes is 8 MiB: a few of the largest blobs.
+	DefaultSendQueueBytes = 8 << 20
+	DefaultInviteMaxTTL   = 7 * 24 * time.Hour
 )
 
 // Server is a Kintsugi relay. Create it with [New], serve it with an
@@ -143,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
