@@ -482,16 +482,26 @@ func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, []c
 	return nil, nil, nil, err
 }
 
-// entriesOf opens the journal and returns its entries by id, and those of
-// kind, oldest first. The caller closes the journal.
-func (e *env) entriesOf(kind string) (*client.Journal, map[string]client.Entry, []client.Entry, error) {
-	_, j, err := e.open()
+// openEntries unlocks, opens the journal and reads every entry this device
+// can read. The caller closes the journal.
+func (e *env) openEntries() (*client.Account, *client.Journal, []client.Entry, error) {
+	a, j, err := e.open()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	all, err := j.Entries()
 	if err != nil {
 		j.Close()
+		return nil, nil, nil, err
+	}
+	return a, j, all, nil
+}
+
+// entriesOf opens the journal and returns its entries by id, and those of
+// kind, oldest first. The caller closes the journal.
+func (e *env) entriesOf(kind string) (*client.Journal, map[string]client.Entry, []client.Entry, error) {
+	_, j, all, err := e.openEntries()
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	byID := make(map[string]client.Entry, len(all))
@@ -538,18 +548,14 @@ func cmdLog(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, j, err := e.open()
+			_, j, all, err := e.openEntries()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			all, err := j.Entries()
-			if err != nil {
-				return err
-			}
 			entries := []client.Entry{}
 			for _, en := range all {
-				if folded(en) && f.kinds == nil {
+				if en.Hidden && f.kinds == nil {
 					continue // shown through the entry they change
 				}
 				if f.match(en) {
@@ -582,10 +588,6 @@ func cmdLog(e *env) *cli.Command {
 		},
 	}
 }
-
-// folded reports whether en is shown through another entry (a revision,
-// or a retraction whose entry is still here).
-func folded(en client.Entry) bool { return en.Hidden }
 
 // filterFlags are the flags of log and export that choose entries.
 func filterFlags() []cli.Flag {

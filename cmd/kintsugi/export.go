@@ -38,19 +38,15 @@ func cmdExport(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			a, j, err := e.open()
+			a, j, all, err := e.openEntries()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			all, err := j.Entries()
-			if err != nil {
-				return err
-			}
 			doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: a.Name, Partner: partnerName(j), Entries: []client.Entry{}, byID: map[string]client.Entry{}}
 			for _, en := range all {
 				doc.byID[en.ID] = en
-				if f.match(en) && en.Kind != client.KindTogetherMark && !folded(en) {
+				if f.match(en) && en.Kind != client.KindTogetherMark && !en.Hidden {
 					doc.Entries = append(doc.Entries, en)
 				}
 			}

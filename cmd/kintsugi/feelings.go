@@ -99,25 +99,18 @@ func cmdFeelings(e *env) *cli.Command {
 				}
 				since = t
 			}
-			_, j, err := e.open()
+			_, j, all, err := e.openEntries()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			all, err := j.Entries()
-			if err != nil {
-				return err
-			}
-			author := strings.ToLower(c.String("author"))
+			// The same selection log uses, by date and author.
+			f := &filter{since: since, author: strings.ToLower(strings.TrimSpace(c.String("author")))}
 			var entries []client.Entry
 			for _, en := range all {
-				if en.Created.Before(since) {
-					continue
+				if f.match(en) {
+					entries = append(entries, en)
 				}
-				if (author == "me" && !en.Mine) || (author == "partner" && en.Mine) || (author != "" && author != "me" && author != "partner" && strings.ToLower(en.Author) != author) {
-					continue
-				}
-				entries = append(entries, en)
 			}
 			ss := series(entries)
 			if c.Bool("json") {
