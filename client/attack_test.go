@@ -36,6 +36,17 @@ func testAccount(t *testing.T, name string) *Account {
 	return a
 }
 
+// testJournal creates a journal on relay for a fresh account.
+func testJournal(t *testing.T, relay *servertest.Server, name string) *Journal {
+	t.Helper()
+	j, err := testAccount(t, name).CreateJournal(testCtx(t), relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -102,11 +113,7 @@ func TestRelayCannotHideADroppedEntry(t *testing.T) {
 func TestNoThirdMember(t *testing.T) {
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
-	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
+	aj := testJournal(t, relay, "alex")
 	code1, _, _ := aj.Invite(ctx, 0)
 	code2, _, err := aj.Invite(ctx, 0)
 	if err != nil {
@@ -152,11 +159,7 @@ func TestNoThirdMember(t *testing.T) {
 func TestJoinerCannotShadowADevice(t *testing.T) {
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
-	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
+	aj := testJournal(t, relay, "alex")
 	aj.Write(Payload{Kind: KindEntry, Text: "alex before"})
 	codeText, _, _ := aj.Invite(ctx, 0)
 	code, _ := protocol.ParseInviteCode(codeText)
@@ -198,11 +201,7 @@ func TestJoinerCannotShadowADevice(t *testing.T) {
 func TestForgedOwnGrantDoesNotSuppressHistory(t *testing.T) {
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
-	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
+	aj := testJournal(t, relay, "alex")
 	e, _ := aj.Write(Payload{Kind: KindEntry, Text: "history"})
 	aj.Sync(ctx)
 	code, _, _ := aj.Invite(ctx, 0)
@@ -325,11 +324,7 @@ func TestInterruptedJoinIsFinished(t *testing.T) {
 func TestRelayRollbackAndSwap(t *testing.T) {
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
-	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
+	aj := testJournal(t, relay, "alex")
 	relay.Stop()
 	backup := filepath.Join(t.TempDir(), "backup")
 	if err := os.CopyFS(backup, os.DirFS(relay.DataDir())); err != nil {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
@@ -19,18 +17,7 @@ func TestLargeFrameBeforeAuth(t *testing.T) {
 	srv := servertest.NewServer(t)
 	c := servertest.DialRaw(t, srv.WebSocketURL())
 	big := `{"type":"auth","version":1,"device":"` + strings.Repeat("A", 64<<10) + `"}`
-	_ = c.WS.SetWriteDeadline(time.Now().Add(servertest.ReadTimeout))
-	_ = c.WS.WriteMessage(websocket.TextMessage, []byte(big))
-	for {
-		_, err := c.Read()
-		if err == nil {
-			continue
-		}
-		if code := closeCode(err); code != -1 && code != websocket.CloseMessageTooBig {
-			t.Fatalf("closed with %v, want %d", err, websocket.CloseMessageTooBig)
-		}
-		break
-	}
+	sendOversize(t, c, []byte(big))
 	// And a normal device still gets in.
 	servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 }

@@ -62,6 +62,26 @@ func closeCode(err error) int {
 	return -1
 }
 
+// sendOversize writes a frame over the relay's read limit and reads until
+// the connection ends. The relay may close before the whole frame is
+// written; either way the connection ends, with 1009 if the close frame
+// gets through.
+func sendOversize(t *testing.T, c *servertest.Client, frame []byte) {
+	t.Helper()
+	_ = c.WS.SetWriteDeadline(time.Now().Add(servertest.ReadTimeout))
+	_ = c.WS.WriteMessage(websocket.TextMessage, frame)
+	for {
+		_, err := c.Read()
+		if err == nil {
+			continue
+		}
+		if code := closeCode(err); code != -1 && code != websocket.CloseMessageTooBig {
+			t.Fatalf("closed with %v, want %d", err, websocket.CloseMessageTooBig)
+		}
+		return
+	}
+}
+
 // setup starts a relay, connects a device and creates a journal.
 func setup(t *testing.T) (*servertest.Server, *servertest.Client, *servertest.Chain) {
 	t.Helper()
@@ -671,20 +691,7 @@ func TestOversizeMessage(t *testing.T) {
 	for i := 30; i < len(big); i++ {
 		big[i] = 'A'
 	}
-	// The relay may close before the whole frame is written; either way the
-	// connection ends, with 1009 if the close frame gets through.
-	_ = c.WS.SetWriteDeadline(time.Now().Add(servertest.ReadTimeout))
-	_ = c.WS.WriteMessage(websocket.TextMessage, big)
-	for {
-		_, err := c.Read()
-		if err == nil {
-			continue
-		}
-		if code := closeCode(err); code != -1 && code != websocket.CloseMessageTooBig {
-			t.Fatalf("closed with %v, want %d", err, websocket.CloseMessageTooBig)
-		}
-		break
-	}
+	sendOversize(t, c, big)
 	// Everyone else is still served.
 	d := servertest.Dial(t, srv.WebSocketURL(), c.Key)
 	servertest.MustOK(t, d.Put(ch.Journal, ch.Next("after the big one")))
