@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +33,10 @@ func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes tens of megabytes")
 	}
-	srv := servertest.NewServerWithConfig(t, server.Config{SendQueueBytes: 2 << 20, SendTimeout: 200 * time.Millisecond})
+	dropped := make(chan struct{})
+	var once sync.Once
+	logger := slog.New(notifyHandler{msg: "closing slow connection", fn: func() { once.Do(func() { close(dropped) }) }})
+	srv := servertest.NewServerWithConfig(t, server.Config{SendQueueBytes: 2 << 20, SendTimeout: 200 * time.Millisecond, Logger: logger})
 	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	j := servertest.NewJournalID()
 	servertest.MustOK(t, writer.Create(j))
@@ -48,9 +54,13 @@ func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
 	if b := live.NextBlob(); b.Seq != n {
 		t.Fatalf("live reader got seq %d", b.Seq)
 	}
-	// Give the relay time to give up on the stalled reader, then read what
-	// reached the socket before it did.
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for the relay to give up on the stalled reader (it logs when it
+	// does), then read what reached the socket before that.
+	select {
+	case <-dropped:
+	case <-time.After(servertest.ReadTimeout):
+		t.Fatal("the relay never closed the stalled reader")
+	}
 	got := 0
 	for {
 		data, err := stalled.Read()
@@ -65,3 +75,19 @@ func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
 		t.Fatalf("the stalled reader received all %d blobs; it should have been dropped", got)
 	}
 }
+
+// notifyHandler is a slog.Handler that calls fn for records with message msg.
+type notifyHandler struct {
+	msg string
+	fn  func()
+}
+
+func (h notifyHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h notifyHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.fn()
+	}
+	return nil
+}
+func (h notifyHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h notifyHandler) WithGroup(string) slog.Handler      { return h }
