@@ -42,7 +42,7 @@ func cmdPassphrase(e *env) *cli.Command {
 					return fail("the new passphrase file is empty", "")
 				}
 			} else {
-				if nw, err = e.askNew(); err != nil {
+				if nw, err = promptPassphrase(true); err != nil {
 					return err
 				}
 			}

@@ -35,9 +35,6 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 	return promptPassphrase(confirm)
 }
 
-// askNew asks on the terminal for a new passphrase, twice.
-func (e *env) askNew() ([]byte, error) { return promptPassphrase(true) }
-
 // promptPassphrase reads a passphrase from the terminal with echo off;
 // confirm asks for a new one, twice.
 func promptPassphrase(confirm bool) ([]byte, error) {
