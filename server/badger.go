@@ -26,7 +26,8 @@ import (
 //
 //	r                     → relay id (ASCII hex)
 //	j/<journal 16>        → journal meta: format (1 byte, 1) | created, unix seconds (8)
-//	m/<journal 16><dev 32> → member since, unix seconds (8)
+//	m/<journal 16><dev 32> → member since, unix seconds (8) | person (32); see devices.go
+//	x/<journal 16><dev 32> → removed at, unix seconds (8): a device removed for good
 //	s/<journal 16>        → last sequence number (8); absent when the log is empty
 //	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
@@ -188,7 +189,7 @@ func (s *BadgerStore) CreateJournal(ctx context.Context, j protocol.JournalID, d
 		if err := txn.Set(key(pfxJournal, j[:]), meta); err != nil {
 			return err
 		}
-		return txn.Set(key(pfxMember, j[:], device[:]), u64(uint64(now)))
+		return txn.Set(key(pfxMember, j[:], device[:]), memberValue(now, device))
 	})
 }
 
@@ -232,7 +233,13 @@ func addMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64
 	if ok, err := exists(txn, mk); err != nil || ok {
 		return err
 	}
-	return txn.Set(mk, u64(uint64(now)))
+	if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
+		if gone {
+			return protocol.ErrNotFound // a removed device stays out
+		}
+		return err
+	}
+	return txn.Set(mk, memberValue(now, device))
 }
 
 // PutInvite implements [Store].

@@ -114,6 +114,7 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
+	c.s.devices.remove(c)
 	c.subWG.Wait()
 	c.endMu.Lock()
 	reason := c.endText
@@ -408,6 +409,7 @@ func (c *conn) authenticate() bool {
 		return false
 	}
 	copy(c.device[:], a.Device)
+	c.s.devices.add(c)
 	c.log = c.log.With("device", shortID(c.device[:]))
 	c.log.Info("device authenticated")
 	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: protocol.Version})
@@ -456,6 +458,12 @@ func (c *conn) handle(frame []byte) bool {
 		return c.handlePurge(r)
 	case protocol.TypeSubscribe:
 		return c.handleSubscribe(r)
+	case protocol.TypeAddDevice:
+		return c.handleAddDevice(r)
+	case protocol.TypeRemoveDevice:
+		return c.handleRemoveDevice(r)
+	case protocol.TypeLeave:
+		return c.handleLeave(r)
 	}
 	return c.reply(reqError(r.ID, protocol.CodeMalformed, "%q is not a request type", r.Type))
 }

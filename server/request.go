@@ -24,6 +24,7 @@ type request struct {
 	After    uint64          // subscribe
 	BlobID   protocol.BlobID // purge
 	ChainID  protocol.BlobID // purge
+	Device   [32]byte        // add_device, remove_device
 }
 
 // checker validates requests from one authenticated device.
@@ -49,7 +50,8 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		return nil, reqError(0, protocol.CodeMalformed, "the message is not a json object with a type")
 	}
 	switch env.Type {
-	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe, protocol.TypePurge:
+	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe, protocol.TypePurge,
+		protocol.TypeAddDevice, protocol.TypeRemoveDevice, protocol.TypeLeave:
 	case protocol.TypeAuth:
 		if env.ID == 0 {
 			return nil, reqError(0, protocol.CodeInvalid, "this connection is already authenticated")
@@ -146,6 +148,22 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		}
 		copy(r.BlobID[:], m.BlobID)
 		copy(r.ChainID[:], m.ChainID)
+	case protocol.TypeAddDevice, protocol.TypeRemoveDevice:
+		var m protocol.AddDevice // RemoveDevice has the same fields
+		if err := protocol.DecodeAs(frame, &m); err != nil {
+			return undecodable(err)
+		}
+		r.Journal = m.Journal
+		if len(m.Device) != len(r.Device) {
+			return bad(protocol.CodeInvalid, "the device key is %d bytes, want %d", len(m.Device), len(r.Device))
+		}
+		copy(r.Device[:], m.Device)
+	case protocol.TypeLeave:
+		var m protocol.Leave
+		if err := protocol.DecodeAs(frame, &m); err != nil {
+			return undecodable(err)
+		}
+		r.Journal = m.Journal
 	case protocol.TypeSubscribe:
 		var m protocol.Subscribe
 		if err := protocol.DecodeAs(frame, &m); err != nil {

@@ -117,6 +117,7 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader // read-only after New
 	hub      hub
+	devices  deviceConns
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close

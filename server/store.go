@@ -35,6 +35,27 @@ type Store interface {
 	// error. It returns protocol.ErrNotFound if j does not exist.
 	AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error
 
+	// AddDevice makes device a member of j filed under the same person as
+	// by, which must be a member. Adding a device already filed under that
+	// person is not an error. It returns an error wrapping
+	// protocol.ErrNotMember if by is not a member, and one wrapping
+	// protocol.ErrInvalid if device belongs to another person or was
+	// removed from j before.
+	AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error
+
+	// RemoveDevice removes device, which must be filed under the same
+	// person as by, from j, and remembers it so it cannot come back. It
+	// returns an error wrapping protocol.ErrNotMember if by is not a
+	// member, protocol.ErrNotFound if device is not a member, and
+	// protocol.ErrInvalid if device is by itself or another person's.
+	RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error
+
+	// Leave removes every device filed under the same person as device,
+	// device included, from j, remembers them as removed, and returns
+	// them. It returns an error wrapping protocol.ErrNotMember if device
+	// is not a member.
+	Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error)
+
 	// PutInvite stores a one-time invite to j under authHash, the SHA-256 of
 	// the invite's auth token, valid until expires. packet is opaque. It
 	// returns protocol.ErrNotFound if j does not exist and ErrInviteExists
