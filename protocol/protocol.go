@@ -182,11 +182,16 @@ type Invite struct {
 	AuthHash []byte    `json:"auth_hash"` // 32 bytes
 	Expires  int64     `json:"expires"`   // unix seconds
 	Packet   []byte    `json:"packet"`    // at most MaxInvitePacket bytes
+	// Link marks a device link: redeeming it only hands over the packet
+	// and adds no member (the linking device adds the new device itself
+	// with [AddDevice]), so any authenticated device may redeem it.
+	Link bool `json:"link,omitempty"`
 }
 
 // Redeem uses an invite: the relay hashes Token, and if an unexpired, unused
 // invite has that hash it marks it used, adds the authenticated device to the
-// journal and answers OK with Journal and Packet set.
+// journal (unless the invite is a device link) and answers OK with Journal
+// and Packet set.
 type Redeem struct {
 	Type  string `json:"type"` // "redeem"
 	ID    uint64 `json:"id"`

@@ -32,6 +32,7 @@ import (
 //	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
+//	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns; Badger batches commits that arrive
@@ -72,6 +73,7 @@ var (
 	pfxLog      = []byte("l/")
 	pfxBlobByID = []byte("b/")
 	pfxInvite   = []byte("i/")
+	pfxLink     = []byte("k/")
 )
 
 // OpenBadger opens (creating if needed) the Badger store in dir. Badger's
@@ -244,6 +246,15 @@ func addMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64
 
 // PutInvite implements [Store].
 func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return s.putInvite(ctx, pfxInvite, j, authHash, expires, packet)
+}
+
+// PutLink implements [Store].
+func (s *BadgerStore) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return s.putInvite(ctx, pfxLink, j, authHash, expires, packet)
+}
+
+func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -257,12 +268,14 @@ func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authH
 		if !ok {
 			return protocol.ErrNotFound
 		}
-		ik := key(pfxInvite, authHash[:])
-		if ok, err := exists(txn, ik); err != nil || ok {
-			if ok {
-				return ErrInviteExists
+		ik := key(pfx, authHash[:])
+		for _, other := range [][]byte{pfxInvite, pfxLink} {
+			if ok, err := exists(txn, key(other, authHash[:])); err != nil || ok {
+				if ok {
+					return ErrInviteExists
+				}
+				return err
 			}
-			return err
 		}
 		v := make([]byte, 0, protocol.JournalIDSize+8+len(packet))
 		v = append(v, j[:]...)
@@ -286,8 +299,12 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	defer done()
 	var packet []byte
 	err = s.update(func(txn *badger.Txn) error {
-		ik := key(pfxInvite, authHash[:])
+		ik, link := key(pfxInvite, authHash[:]), false
 		item, err := txn.Get(ik)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			ik, link = key(pfxLink, authHash[:]), true
+			item, err = txn.Get(ik)
+		}
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrInviteUnknown
 		}
@@ -309,6 +326,9 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		packet = v[protocol.JournalIDSize+8:]
 		if err := txn.Delete(ik); err != nil {
 			return err
+		}
+		if link {
+			return nil // the linking device added the new one itself
 		}
 		err = addMember(txn, j, device, now.Unix())
 		if errors.Is(err, protocol.ErrNotFound) {

@@ -514,7 +514,11 @@ func (c *conn) handleInvite(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	err := c.s.cfg.Store.PutInvite(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
+	put := c.s.cfg.Store.PutInvite
+	if r.Link {
+		put = c.s.cfg.Store.PutLink
+	}
+	err := put(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
 	if errors.Is(err, ErrInviteExists) {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "an invite with that auth hash already exists"))
 	}
@@ -524,7 +528,7 @@ func (c *conn) handleInvite(r *request) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.log.Info("invite stored", "journal", r.Journal.String(), "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
+	c.log.Info("invite stored", "journal", r.Journal.String(), "link", r.Link, "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
 	return c.reply(c.ok(r.ID))
 }
 
@@ -537,7 +541,7 @@ func (c *conn) handleRedeem(r *request) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.members[j] = true
+	// A link adds no member; the cache fills on the next request.
 	c.log.Info("invite redeemed", "journal", j.String())
 	ok := c.ok(r.ID)
 	ok.Journal, ok.Packet = &j, packet

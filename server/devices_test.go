@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -118,4 +119,28 @@ func TestLeaveRemovesEveryDeviceOfThePerson(t *testing.T) {
 	servertest.MustOK(t, owner.Put(j, ch.Next("still mine")))
 	servertest.MustOK(t, owner.Subscribe(j, 0))
 	owner.NextBlob()
+}
+
+func TestLinkInviteAddsNoMember(t *testing.T) {
+	srv := servertest.NewServer(t)
+	owner := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, owner.Create(j))
+	token := [32]byte{7}
+	h := sha256.Sum256(token[:])
+	link := func(id uint64) any {
+		return &protocol.Invite{Type: protocol.TypeInvite, ID: id, Journal: j, AuthHash: h[:], Expires: time.Now().Add(time.Hour).Unix(), Packet: []byte("sealed"), Link: true}
+	}
+	servertest.MustOK(t, owner.Do(link))
+	// The same hash cannot be stored again, as a link or an invite.
+	wantError(t, owner.Do(link), protocol.CodeInvalid)
+	wantError(t, owner.Invite(j, token, time.Now().Add(time.Hour), []byte("x")), protocol.CodeInvalid)
+
+	someone := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	ok := servertest.MustOK(t, someone.Redeem(token))
+	if string(ok.Packet) != "sealed" || ok.Journal == nil || *ok.Journal != j {
+		t.Fatalf("redeem gave %+v", ok)
+	}
+	wantError(t, someone.Subscribe(j, 0), protocol.CodeNotMember)
+	wantError(t, someone.Redeem(token), protocol.CodeInviteUnknown)
 }

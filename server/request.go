@@ -19,6 +19,7 @@ type request struct {
 	Token    [32]byte        // redeem
 	Expires  time.Time       // invite
 	Packet   []byte          // invite
+	Link     bool            // invite: a device link
 	Blob     []byte          // put
 	Header   protocol.Header // put: the parsed blob header
 	After    uint64          // subscribe
@@ -97,7 +98,7 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		if len(m.Packet) > protocol.MaxInvitePacket {
 			return bad(protocol.CodeTooLarge, "the invite packet is %d bytes; the limit is %d", len(m.Packet), protocol.MaxInvitePacket)
 		}
-		r.Packet = m.Packet
+		r.Packet, r.Link = m.Packet, m.Link
 		r.Expires = time.Unix(m.Expires, 0)
 		if !r.Expires.After(k.Now) {
 			return bad(protocol.CodeInvalid, "the invite expiry is not in the future")

@@ -62,9 +62,15 @@ type Store interface {
 	// if an invite with authHash is already stored.
 	PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
 
+	// PutLink stores a device link under authHash, like PutInvite, but
+	// redeeming it adds no member. Invites and links share one namespace:
+	// either returns ErrInviteExists if authHash is taken by the other.
+	PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
+
 	// RedeemInvite atomically finds the unused invite stored under authHash
 	// that has not expired at now, uses it up, and adds device to its
-	// journal. It returns the journal and the invite's packet. It returns
+	// journal (unless it is a link). It returns the journal and the
+	// invite's packet. It returns
 	// protocol.ErrInviteUnknown, and nothing else, whether the invite never
 	// existed, has expired or was already used, so a caller learns nothing
 	// from a wrong guess.
