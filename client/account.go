@@ -133,6 +133,15 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	if _, err := rand.Read(s.StorageKey); err != nil {
 		return nil, err
 	}
+	return createHome(home, &s, passphrase, kdf)
+}
+
+// createHome writes a new key file holding s, sealed under passphrase,
+// and returns the account. It refuses to overwrite an existing key file.
+func createHome(home Home, s *secrets, passphrase []byte, kdf crypto.KDFParams) (*Account, error) {
+	if err := os.MkdirAll(home.Dir, 0o700); err != nil {
+		return nil, err
+	}
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -147,7 +156,7 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	} else if err != nil {
 		return nil, fmt.Errorf("write key file: %w", err)
 	}
-	return accountFrom(home, &s)
+	return accountFrom(home, s)
 }
 
 // ChangePassphrase re-seals home's key file under a new passphrase (with

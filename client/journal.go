@@ -242,6 +242,9 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
+	if code.Link {
+		return nil, ErrLinkCodeOnly
+	}
 	relay, err := NormalizeRelayURL(code.Relay)
 	if err != nil {
 		return nil, err
@@ -380,6 +383,9 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
+	if t := j.left(); t != nil {
+		return Entry{}, fmt.Errorf("%w on %s; what is here stays readable, and nothing new can be written", ErrLeft, t.Local().Format("2 January 2006"))
+	}
 	p.V = 1
 	if p.Created.IsZero() {
 		p.Created = time.Now().UTC()
@@ -454,7 +460,7 @@ func (j *Journal) ownTarget(prefix string) (*Entry, error) {
 func (j *Journal) ownDevices() [][32]byte {
 	var out [][32]byte
 	for _, d := range j.roster() {
-		if d.member.Self {
+		if d.member.Self && d.current() {
 			out = append(out, d.cert.Box)
 		}
 	}

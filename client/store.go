@@ -70,6 +70,27 @@ type Member struct {
 	// JoinBlob is the chain id (hex) of the join blob that was accepted
 	// for this member, the only join of theirs that is authentic.
 	JoinBlob string `json:"join_blob,omitempty"`
+	// Removed lists devices this person removed (see KindDeviceRemoved).
+	Removed []RemovedDevice `json:"removed,omitempty"`
+	// Left is when this person left the journal (see KindLeave).
+	Left *time.Time `json:"left,omitempty"`
+}
+
+// RemovedDevice is a device its person removed from the journal.
+type RemovedDevice struct {
+	Sign []byte    `json:"sign"` // the device's signing key
+	Last uint64    `json:"last"` // its last blob that stays readable
+	At   time.Time `json:"at"`
+}
+
+// removed returns the record of device sign's removal, or nil.
+func (m *Member) removed(sign [32]byte) *RemovedDevice {
+	for i := range m.Removed {
+		if crypto.Equal(m.Removed[i].Sign, sign[:]) {
+			return &m.Removed[i]
+		}
+	}
+	return nil
 }
 
 // pendingInvite is an invite this device made that has not been answered.

@@ -20,6 +20,9 @@ type SyncResult struct {
 	Pushed   int      // blobs the relay acknowledged
 	Received int      // blobs new to this device
 	Joined   []string // partners who joined, by name
+	// Notices say what changed in the journal's roster: a device added or
+	// removed, someone leaving.
+	Notices []string
 	// New are entries from the partner that arrived in this sync.
 	New []Entry
 }
@@ -29,6 +32,9 @@ type SyncResult struct {
 // pushes again if that produced blobs of its own.
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
+	if err := j.checkNotLeft(); err != nil {
+		return res, err
+	}
 	before, err := j.readableIDs()
 	if err != nil {
 		return nil, err
@@ -47,63 +53,18 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 		c.Close()
 		return res, err
 	}
-	if err := j.subscribe(ctx, c); err != nil {
+	n, err = j.pullCount(ctx, c)
+	res.Received += n
+	if err != nil {
 		c.Close()
 		return res, err
 	}
-	// History is recorded in batches: one lock and one fsync per batch
-	// rather than per blob.
-	var batch []*protocol.Blob
-	batchBytes := 0
-	flush := func() error {
-		n, err := j.receive(batch...)
-		res.Received += n
-		batch, batchBytes = batch[:0], 0
-		return err
-	}
-	idle := time.NewTimer(replyTimeout)
-	defer idle.Stop()
-	for caughtUp := false; !caughtUp; {
-		var m any
-		var ok bool
-		select {
-		case m, ok = <-c.pushes:
-			idle.Reset(replyTimeout)
-		case <-ctx.Done():
-			c.Close()
-			return res, ctx.Err()
-		case <-idle.C:
-			c.Close()
-			return res, fmt.Errorf("%w: the relay stopped sending history for %s", ErrUnreachable, replyTimeout)
-		}
-		if !ok {
-			c.Close()
-			if err := flush(); err != nil {
-				return res, err
-			}
-			return res, c.readErr()
-		}
-		switch m := m.(type) {
-		case *protocol.Blob:
-			batch = append(batch, m)
-			batchBytes += len(m.Blob)
-			if len(batch) < receiveBatch && batchBytes < receiveBatchBytes {
-				continue
-			}
-		case *protocol.CaughtUp:
-			caughtUp = true
-		}
-		if err := flush(); err != nil {
-			c.Close()
-			return res, err
-		}
-	}
 	c.Close()
-	joined, pending, err := j.apply()
+	joined, notices, pending, err := j.apply()
 	if err != nil {
 		return res, err
 	}
-	res.Joined = joined
+	res.Joined, res.Notices = joined, notices
 	if pending > 0 {
 		c, err := j.dial(ctx)
 		if err != nil {
@@ -124,6 +85,67 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 		j.st.LastSync = time.Now().UTC()
 		return j.saveState()
 	})
+}
+
+// pull subscribes on c and records everything the relay holds after the
+// cursor, until it says it has caught up. The subscription stays open; the
+// caller closes c.
+func (j *Journal) pull(ctx context.Context, c *relayConn) error {
+	_, err := j.pullCount(ctx, c)
+	return err
+}
+
+func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
+	if err := j.subscribe(ctx, c); err != nil {
+		return 0, err
+	}
+	// History is recorded in batches: one lock and one fsync per batch
+	// rather than per blob.
+	var batch []*protocol.Blob
+	batchBytes, received := 0, 0
+	flush := func() error {
+		n, err := j.receive(batch...)
+		received += n
+		batch, batchBytes = batch[:0], 0
+		return err
+	}
+	idle := time.NewTimer(replyTimeout)
+	defer idle.Stop()
+	for {
+		var m any
+		var ok bool
+		select {
+		case m, ok = <-c.pushes:
+			idle.Reset(replyTimeout)
+		case <-ctx.Done():
+			return received, ctx.Err()
+		case <-idle.C:
+			return received, fmt.Errorf("%w: the relay stopped sending history for %s", ErrUnreachable, replyTimeout)
+		}
+		if !ok {
+			if err := flush(); err != nil {
+				return received, err
+			}
+			return received, c.readErr()
+		}
+		caughtUp := false
+		switch m := m.(type) {
+		case *protocol.Blob:
+			batch = append(batch, m)
+			batchBytes += len(m.Blob)
+			if len(batch) < receiveBatch && batchBytes < receiveBatchBytes {
+				continue
+			}
+		case *protocol.CaughtUp:
+			caughtUp = true
+		}
+		if err := flush(); err != nil {
+			return received, err
+		}
+		if caughtUp {
+			return received, nil
+		}
+	}
 }
 
 func (c *relayConn) readErr() error {
@@ -320,11 +342,17 @@ func (j *Journal) newSince(before map[string]bool) ([]Entry, error) {
 // the partner, and every entry this device wrote is re-boxed for devices
 // that cannot read it yet. It returns who joined and how many blobs wait
 // in the outbox.
-func (j *Journal) apply() (joined []string, pending int, err error) {
+func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 	err = j.withLock(func() error {
 		joined, err = j.applyJoins()
 		if err != nil {
 			return err
+		}
+		if notices, err = j.applyRoster(); err != nil {
+			return err
+		}
+		if j.left() != nil {
+			return nil // nothing more goes out from here
 		}
 		if err := j.ensureGrants(); err != nil {
 			return err
@@ -332,7 +360,17 @@ func (j *Journal) apply() (joined []string, pending int, err error) {
 		pending = len(j.outbox())
 		return nil
 	})
-	return joined, pending, err
+	return joined, notices, pending, err
+}
+
+// checkNotLeft returns ErrLeft if this person has left the journal.
+func (j *Journal) checkNotLeft() error {
+	return j.withLock(func() error {
+		if t := j.left(); t != nil {
+			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+		}
+		return nil
+	})
 }
 
 func (j *Journal) applyJoins() ([]string, error) {
@@ -607,6 +645,7 @@ type Event struct {
 	Pushed       int           // entries from this device the relay acknowledged
 	New          []Entry       // entries from the partner that arrived
 	Joined       []string      // partners who joined
+	Notices      []string      // roster changes (see SyncResult.Notices)
 }
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever
@@ -641,6 +680,9 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 const outboxPoll = 500 * time.Millisecond
 
 func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
+	if err := j.checkNotLeft(); err != nil {
+		return err
+	}
 	c, err := j.dial(ctx)
 	if err != nil {
 		return err
@@ -689,7 +731,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 	}
 	caughtUp := false
 	report := func() error {
-		joined, pending, err := j.apply()
+		joined, notices, pending, err := j.apply()
 		if err != nil {
 			return err
 		}
@@ -703,8 +745,8 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		for _, e := range fresh {
 			before[e.ID] = true
 		}
-		if len(fresh) > 0 || len(joined) > 0 {
-			onEvent(Event{New: fresh, Joined: joined})
+		if len(fresh) > 0 || len(joined) > 0 || len(notices) > 0 {
+			onEvent(Event{New: fresh, Joined: joined, Notices: notices})
 		}
 		return j.withLock(func() error {
 			j.st.LastSync = time.Now().UTC()

@@ -1,0 +1,267 @@
+package client_test
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+func write(t *testing.T, j *client.Journal, text string) client.Entry {
+	t.Helper()
+	e, err := j.Write(client.Payload{Kind: client.KindEntry, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// linkDevice links a new device for a and returns its account and its
+// copy of the current journal.
+func linkDevice(t *testing.T, a *client.Account, name string) (*client.Account, *client.Journal) {
+	t.Helper()
+	ctx := ctxFor(t)
+	code, _, err := a.LinkDevice(ctx, name, 0)
+	if err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	if !strings.HasPrefix(code, protocol.LinkPrefix) {
+		t.Fatalf("link code %q", code)
+	}
+	home := client.Home{Dir: filepath.Join(t.TempDir(), name)}
+	b, err := client.JoinLink(ctx, home, code, []byte(pass), crypto.TestingKDF)
+	if err != nil {
+		t.Fatalf("join link: %v", err)
+	}
+	// The code is used up.
+	if _, err := client.JoinLink(ctx, client.Home{Dir: filepath.Join(t.TempDir(), "again")}, code, []byte(pass), crypto.TestingKDF); !errors.Is(err, protocol.ErrInviteUnknown) {
+		t.Fatalf("second use of a link code: %v", err)
+	}
+	j, err := b.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return b, j
+}
+
+func TestLinkedDeviceReadsWholeHistoryAndIsTrusted(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	write(t, aj, "alex before the laptop")
+	mustSync(t, aj)
+	write(t, sj, "sam before the laptop")
+	mustSync(t, sj)
+	mustSync(t, aj)
+
+	laptop, lj := linkDevice(t, alex, "laptop")
+	if !crypto.Equal(laptop.Identity.Public, alex.Identity.Public) || laptop.Device.SignKey() == alex.Device.SignKey() {
+		t.Fatal("the linked device should share the identity and have its own keys")
+	}
+	mustSync(t, lj)
+	// Alex's own history was re-boxed at once; Sam's waits for Sam's client.
+	if got := texts(t, lj); !slices.Contains(got, "alex before the laptop") {
+		t.Fatalf("laptop reads %q", got)
+	}
+	res := mustSync(t, sj)
+	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "alex added a device") || !strings.Contains(res.Notices[0], "laptop") {
+		t.Fatalf("sam was told %q", res.Notices)
+	}
+	mustSync(t, lj)
+	got := texts(t, lj)
+	if !slices.Contains(got, "sam before the laptop") || !slices.Contains(got, "alex before the laptop") {
+		t.Fatalf("laptop reads %q after sam synced", got)
+	}
+
+	// The laptop writes as Alex; Sam reads it as Alex's.
+	write(t, lj, "from the laptop")
+	mustSync(t, lj)
+	mustSync(t, sj)
+	es, err := sj.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range es {
+		if e.Text == "from the laptop" {
+			found = true
+			if e.Author != "alex" || e.Mine {
+				t.Fatalf("sam sees the laptop's entry as %+v", e)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("sam does not read the laptop's entry: %q", texts(t, sj))
+	}
+	// New entries reach every device of both.
+	write(t, sj, "sam after the laptop")
+	mustSync(t, sj)
+	mustSync(t, lj)
+	mustSync(t, aj)
+	for _, j := range []*client.Journal{aj, lj} {
+		if got := texts(t, j); !slices.Contains(got, "sam after the laptop") || !slices.Contains(got, "from the laptop") {
+			t.Fatalf("a device of alex reads %q", got)
+		}
+	}
+	for _, j := range []*client.Journal{aj, sj, lj} {
+		st, err := j.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Missing) != 0 || st.Unreadable != 0 || len(st.Warnings) != 0 {
+			t.Fatalf("status %+v", st)
+		}
+	}
+	devs, err := laptop.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 2 || !devs[0].This || devs[0].Name != "laptop" || devs[1].Name != "alex-device" {
+		t.Fatalf("laptop lists devices %+v", devs)
+	}
+	// A link code is not an invite, nor the other way round.
+	if _, err := sam.Join(ctxFor(t), mustLinkCode(t, alex)); !errors.Is(err, client.ErrLinkCodeOnly) {
+		t.Fatalf("joining with a link code: %v", err)
+	}
+}
+
+func mustLinkCode(t *testing.T, a *client.Account) string {
+	t.Helper()
+	code, _, err := a.LinkDevice(ctxFor(t), "spare", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+func TestRemovedDeviceIsCutOff(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	phone, lj := linkDevice(t, alex, "old phone")
+	mustSync(t, sj)
+	pe := write(t, lj, "written on the phone")
+	mustSync(t, lj)
+	if !sealedTo(t, relay, sj.ID(), pe.ID, sam.Device.BoxPublic) {
+		t.Fatal("the phone did not seal its entry to sam")
+	}
+
+	if _, _, err := alex.RemoveDevice(ctxFor(t), alex.Cert.Name); !errors.Is(err, client.ErrThisDevice) {
+		t.Fatalf("removing this device: %v", err)
+	}
+	if _, _, err := alex.RemoveDevice(ctxFor(t), "no such phone"); !errors.Is(err, client.ErrNoSuchDevice) {
+		t.Fatalf("removing an unknown device: %v", err)
+	}
+	d, n, err := alex.RemoveDevice(ctxFor(t), "old phone")
+	if err != nil || n != 1 || d.Name != "old phone" {
+		t.Fatalf("remove: %+v %d %v", d, n, err)
+	}
+	// The relay refuses the phone at once.
+	if _, err := lj.Sync(ctxFor(t)); !errors.Is(err, protocol.ErrNotMember) {
+		t.Fatalf("removed device synced: %v", err)
+	}
+	res := mustSync(t, sj)
+	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "removed a device") {
+		t.Fatalf("sam was told %q", res.Notices)
+	}
+	// What the phone wrote before stays readable; nothing new is sealed
+	// to it (its key is not among the recipients of a new entry).
+	if got := texts(t, sj); !slices.Contains(got, "written on the phone") {
+		t.Fatalf("sam lost the phone's entry: %q", got)
+	}
+	phoneBox := phone.Device.BoxPublic
+	for _, j := range []*client.Journal{aj, sj} {
+		e := write(t, j, "after the phone was removed")
+		mustSync(t, j)
+		if sealedTo(t, relay, j.ID(), e.ID, phoneBox) {
+			t.Fatalf("an entry written after the removal is sealed to the removed device")
+		}
+	}
+	devs, err := alex.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 2 || devs[1].Removed == nil {
+		t.Fatalf("devices %+v", devs)
+	}
+}
+
+func TestLeaving(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	write(t, sj, "sam's words")
+	mustSync(t, sj)
+	mustSync(t, aj)
+
+	if err := sj.Leave(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sj.Leave(ctxFor(t)); !errors.Is(err, client.ErrLeft) {
+		t.Fatalf("leaving twice: %v", err)
+	}
+	if _, err := sj.Write(client.Payload{Kind: client.KindEntry, Text: "after leaving"}); !errors.Is(err, client.ErrLeft) {
+		t.Fatalf("writing after leaving: %v", err)
+	}
+	if _, err := sj.Sync(ctxFor(t)); !errors.Is(err, client.ErrLeft) {
+		t.Fatalf("syncing after leaving: %v", err)
+	}
+	// What Sam had stays readable for Sam (to export).
+	if got := texts(t, sj); !slices.Contains(got, "sam's words") {
+		t.Fatalf("sam lost their copy: %q", got)
+	}
+	res := mustSync(t, aj)
+	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "sam left the journal") || !strings.Contains(res.Notices[0], "keep what they had already read") {
+		t.Fatalf("alex was told %q", res.Notices)
+	}
+	st, err := aj.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "left the journal") }) {
+		t.Fatalf("status warnings %q", st.Warnings)
+	}
+	// Alex keeps writing; nothing is sealed to Sam.
+	e := write(t, aj, "for me now")
+	mustSync(t, aj)
+	if sealedTo(t, relay, aj.ID(), e.ID, sam.Device.BoxPublic) {
+		t.Fatal("an entry written after sam left is sealed to sam")
+	}
+	if got := texts(t, aj); !slices.Contains(got, "sam's words") {
+		t.Fatalf("alex lost sam's entry: %q", got)
+	}
+}
+
+// sealedTo reports whether the entry with chain id id, as the relay holds
+// it, has a recipient slot for the device with box key box.
+func sealedTo(t *testing.T, relay *servertest.Server, j protocol.JournalID, id string, box [32]byte) bool {
+	t.Helper()
+	blobs, err := relay.Store().Read(ctxFor(t), j, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if b.Purged || protocol.ChainID(b.Blob).String() != id {
+			continue
+		}
+		e, err := protocol.ParseEntry(b.Blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.Recipients {
+			if r.KeyID == crypto.KeyID(box) {
+				return true
+			}
+		}
+		return false
+	}
+	t.Fatalf("the relay does not hold entry %s", id)
+	return false
+}
