@@ -51,6 +51,9 @@ var (
 	ErrNotALinkCode  = errors.New("that is a partner invite, not a device link code")
 	ErrLinkCodeOnly  = errors.New("that is a device link code, not a partner invite")
 	errBadLinkPacket = errors.New("the link code opened, but what it carried did not check out")
+	// ErrLinkUnknown: the relay has no link for the code (mistyped,
+	// expired or used). It wraps protocol.ErrInviteUnknown.
+	ErrLinkUnknown = fmt.Errorf("%w", protocol.ErrInviteUnknown)
 )
 
 // DeviceID is how people name a device: the first 8 hex digits of its
@@ -105,6 +108,9 @@ func hasDevice(m *Member, sign [32]byte) bool {
 	}
 	return false
 }
+
+// IsRemoved reports whether m removed their device with signing key sign.
+func IsRemoved(m Member, sign [32]byte) bool { return m.removed(sign) != nil }
 
 // openAll opens every journal in the home; close them with closeAll.
 func (a *Account) openAll() ([]*Journal, error) {
@@ -333,6 +339,9 @@ func JoinLink(ctx context.Context, home Home, codeText string, passphrase []byte
 	})
 	relayID := c.relayID
 	c.Close()
+	if errors.Is(err, protocol.ErrInviteUnknown) {
+		return nil, ErrLinkUnknown
+	}
 	if err != nil {
 		return nil, err
 	}

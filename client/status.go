@@ -58,6 +58,12 @@ func (j *Journal) Status() (Status, error) {
 				}
 			}
 		}
+		entries := 0
+		for _, o := range opened {
+			if !rosterKinds[o.payload.Kind] {
+				entries++
+			}
+		}
 		nHeld := 0
 		for _, s := range unreadable {
 			if held[s.Chain.String()] {
@@ -66,7 +72,7 @@ func (j *Journal) Status() (Status, error) {
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
-			Invites: len(j.st.Invites), Entries: len(opened), Outbox: len(j.outbox()),
+			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
 			Unreadable: len(unreadable) - nHeld, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
 		}
 		if !j.st.LastSync.IsZero() {

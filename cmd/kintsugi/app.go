@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -83,6 +81,7 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdInit(e),
 			cmdPassphrase(e),
 			cmdJournal(e),
+			cmdDevice(e),
 			cmdVerify(e),
 			cmdWrite(e),
 			cmdAsk(e),
@@ -231,14 +230,7 @@ func cmdJournal(e *env) *cli.Command {
 				Description: "Without CODE, the code is read from standard input, which keeps it out of\n" +
 					"your shell history and the process list.",
 				Action: func(c *cli.Context) error {
-					code := strings.Join(c.Args().Slice(), "")
-					if code == "" {
-						if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-							fmt.Fprint(e.stderr, "invite code: ")
-						}
-						line, _ := bufio.NewReader(io.LimitReader(e.stdin, 4096)).ReadString('\n')
-						code = strings.TrimSpace(line)
-					}
+					code := e.readCode(c, "invite code: ")
 					if code == "" {
 						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
 					}
@@ -342,6 +334,7 @@ func cmdJournal(e *env) *cli.Command {
 					return e.members(j, c.Bool("json"))
 				},
 			},
+			cmdLeave(e),
 		},
 	}
 }
@@ -908,10 +901,16 @@ func cmdSync(e *env) *cli.Command {
 				if res.New == nil {
 					res.New = []client.Entry{}
 				}
-				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "new": res.New})
+				if res.Notices == nil {
+					res.Notices = []string{}
+				}
+				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": res.Notices, "new": res.New})
 			}
 			for _, n := range res.Joined {
 				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
+			}
+			for _, n := range res.Notices {
+				e.printf("%s.\n", clean(n))
 			}
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
 			if len(res.New) > 0 {
@@ -941,7 +940,7 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			case ev.Pushed > 0:
 				m["event"], m["pushed"] = "pushed", ev.Pushed
 			default:
-				m["event"], m["new"], m["joined"] = "received", ev.New, ev.Joined
+				m["event"], m["new"], m["joined"], m["notices"] = "received", ev.New, ev.Joined, ev.Notices
 			}
 			enc.Encode(m)
 			return
@@ -957,6 +956,9 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 		}
 		for _, n := range ev.Joined {
 			e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
+		}
+		for _, n := range ev.Notices {
+			e.printf("%s.\n", clean(n))
 		}
 		byID := e.index(j)
 		for _, en := range ev.New {
@@ -1047,19 +1049,21 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		Name    string `json:"name"`
 		Key     string `json:"signing_key"`
 		Created string `json:"created"`
+		Removed bool   `json:"removed"`
 	}
 	type person struct {
-		Name     string `json:"name"`
-		You      bool   `json:"you"`
-		Identity string `json:"identity"`
-		Verified bool   `json:"verified"`
-		Devices  []dev  `json:"devices"`
+		Name     string     `json:"name"`
+		You      bool       `json:"you"`
+		Identity string     `json:"identity"`
+		Verified bool       `json:"verified"`
+		Left     *time.Time `json:"left,omitempty"`
+		Devices  []dev      `json:"devices"`
 	}
 	var people []person
 	for _, m := range ms {
-		p := person{Name: m.Name, You: m.Self, Identity: fmt.Sprintf("%x", m.Identity), Verified: m.Verified, Devices: []dev{}}
+		p := person{Name: m.Name, You: m.Self, Identity: fmt.Sprintf("%x", m.Identity), Verified: m.Verified, Left: m.Left, Devices: []dev{}}
 		for _, d := range client.MemberDevices(m) {
-			p.Devices = append(p.Devices, dev{Name: d.Name, Key: fmt.Sprintf("%x", d.Sign), Created: d.Created.Format(time.RFC3339)})
+			p.Devices = append(p.Devices, dev{Name: d.Name, Key: fmt.Sprintf("%x", d.Sign), Created: d.Created.Format(time.RFC3339), Removed: client.IsRemoved(m, d.Sign)})
 		}
 		people = append(people, p)
 	}
@@ -1079,9 +1083,16 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		} else {
 			label += " (safety number not compared yet)"
 		}
+		if p.Left != nil {
+			label += ", left on " + p.Left.Local().Format("2 Jan 2006")
+		}
 		e.printf("%s\n", label)
 		for _, d := range p.Devices {
-			e.printf("    device %q  key %s…\n", clean(d.Name), d.Key[:16])
+			note := ""
+			if d.Removed {
+				note = "  (removed)"
+			}
+			e.printf("    device %q  key %s…%s\n", clean(d.Name), d.Key[:16], note)
 		}
 	}
 	if snErr == nil {
