@@ -180,7 +180,7 @@ func (j *Journal) roster() map[[32]byte]rosterDevice {
 		m := &j.st.Members[i]
 		for _, raw := range m.Devices {
 			c, err := crypto.ParseDeviceCert(raw)
-			if err != nil || !crypto.Equal(c.Identity[:], m.Identity) {
+			if err != nil || !m.certifies(c.Identity) {
 				continue
 			}
 			if _, taken := r[c.Sign]; taken {

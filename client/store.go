@@ -74,6 +74,37 @@ type Member struct {
 	Removed []RemovedDevice `json:"removed,omitempty"`
 	// Left is when this person left the journal (see KindLeave).
 	Left *time.Time `json:"left,omitempty"`
+	// Previous are identity keys this person had before (see
+	// PendingIdentity); devices certified by them stay readable but are
+	// removed.
+	Previous [][]byte `json:"previous_identities,omitempty"`
+	// Pending is a new identity that answered an invite made with
+	// InviteAgain, waiting for the user to compare the new safety number.
+	// Nothing is sealed to its devices and nothing from them is shown
+	// until then.
+	Pending *PendingIdentity `json:"pending,omitempty"`
+}
+
+// PendingIdentity is a partner's new identity key, not yet confirmed.
+type PendingIdentity struct {
+	Name     string    `json:"name"`
+	Identity []byte    `json:"identity"`
+	Devices  [][]byte  `json:"devices"`
+	JoinBlob string    `json:"join_blob"`
+	Since    time.Time `json:"since"`
+}
+
+// certifies reports whether id is m's identity key, now or before.
+func (m *Member) certifies(id [32]byte) bool {
+	if crypto.Equal(id[:], m.Identity) {
+		return true
+	}
+	for _, p := range m.Previous {
+		if crypto.Equal(id[:], p) {
+			return true
+		}
+	}
+	return false
 }
 
 // RemovedDevice is a device its person removed from the journal.
@@ -97,6 +128,9 @@ func (m *Member) removed(sign [32]byte) *RemovedDevice {
 type pendingInvite struct {
 	Secret  []byte    `json:"secret"`
 	Expires time.Time `json:"expires"`
+	// Again marks an invite for a partner who is already in the journal
+	// and set kintsugi up again with a new identity (InviteAgain).
+	Again bool `json:"again,omitempty"`
 }
 
 // state is the journal's small mutable state, sealed at rest with the

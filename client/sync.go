@@ -377,57 +377,99 @@ func (j *Journal) applyJoins() ([]string, error) {
 	var joined []string
 	roster := j.roster()
 	changed := false
+	warn := func(w string) {
+		if !slices.Contains(j.st.Warnings, w) {
+			j.st.Warnings = append(j.st.Warnings, w)
+			changed = true
+		}
+	}
+	known := make(map[string]bool)
+	for _, m := range j.st.Members {
+		known[m.JoinBlob] = true
+		if m.Pending != nil {
+			known[m.Pending.JoinBlob] = true
+		}
+	}
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindJoin {
+		if s.Header.Kind != protocol.KindJoin || known[s.Chain.String()] {
 			continue
 		}
-		if _, known := roster[s.Header.Author]; known {
-			continue
-		}
-		if j.hasPartner() {
-			// A journal is for two; invites stop working once a
-			// partner has joined.
-			if !slices.Contains(j.st.Warnings, warnLateJoin) {
-				j.st.Warnings = append(j.st.Warnings, warnLateJoin)
-				changed = true
-			}
+		if _, ok := roster[s.Header.Author]; ok {
 			continue
 		}
 		jb, err := protocol.ParseJoin(s.Raw)
 		if err != nil {
 			continue
 		}
-		for _, inv := range j.st.Invites {
-			keys, err := crypto.DeriveInvite([32]byte(inv.Secret))
-			if err != nil || keys.AuthHash != jb.InviteHash {
-				continue
-			}
-			rb, err := crypto.OpenJoin(keys, s.Raw)
-			if err != nil {
-				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not open; they were not added")
-				changed = true
+		var inv *pendingInvite
+		var keys *crypto.InviteKeys
+		for i := range j.st.Invites {
+			k, err := crypto.DeriveInvite([32]byte(j.st.Invites[i].Secret))
+			if err == nil && k.AuthHash == jb.InviteHash {
+				inv, keys = &j.st.Invites[i], k
 				break
 			}
-			rec, err := parseRecord(rb)
-			if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
-				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not check out; they were not added")
-				changed = true
-				break
-			}
-			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
-			// A journal is for two: once a partner has joined, every
-			// other invite stops working here.
-			j.st.Invites = nil
-			joined = append(joined, rec.Name)
-			changed = true
-			roster = j.roster()
-			break
 		}
+		if inv == nil || j.hasPartner() && !inv.Again {
+			if j.hasPartner() {
+				// A journal is for two; invites stop working once a
+				// partner has joined.
+				warn(warnLateJoin)
+			}
+			continue
+		}
+		rb, err := crypto.OpenJoin(keys, s.Raw)
+		if err != nil {
+			warn("someone answered an invite with details that did not open; they were not added")
+			continue
+		}
+		rec, err := parseRecord(rb)
+		if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
+			warn("someone answered an invite with details that did not check out; they were not added")
+			continue
+		}
+		again := inv.Again
+		// An invite works once; once a partner has joined, every other
+		// invite stops working here too.
+		j.st.Invites = nil
+		changed = true
+		known[s.Chain.String()] = true
+		if !again {
+			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
+			joined = append(joined, rec.Name)
+			roster = j.roster()
+			continue
+		}
+		p := j.partner()
+		if crypto.Equal(rec.Identity, p.Identity) {
+			// The same identity key: new devices of the same person, as
+			// their certificates prove.
+			p.Devices = append(p.Devices, rec.Devices...)
+			roster = j.roster()
+			continue
+		}
+		p.Pending = &PendingIdentity{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, JoinBlob: s.Chain.String(), Since: time.Now().UTC()}
+		p.Verified = false
+		warn(fmt.Sprintf(identityChangedPrefix+"%s answered your invite with new keys. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", p.Name, rec.Name, p.Name))
 	}
 	if changed {
 		return joined, j.saveState()
 	}
 	return joined, nil
+}
+
+// identityChangedPrefix starts the warning shown while a partner's new
+// identity waits to be confirmed.
+const identityChangedPrefix = "Your partner's safety number has changed: "
+
+// partner returns the other member, or nil. Call with the lock held.
+func (j *Journal) partner() *Member {
+	for i := range j.st.Members {
+		if !j.st.Members[i].Self {
+			return &j.st.Members[i]
+		}
+	}
+	return nil
 }
 
 const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"

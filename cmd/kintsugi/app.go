@@ -206,6 +206,7 @@ func cmdJournal(e *env) *cli.Command {
 				Usage: "make a one-time code for your partner to join (it is printed alone on the last line)",
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultInviteTTL},
+					&cli.BoolFlag{Name: "again", Usage: "for your partner, who is already here but set kintsugi up again (new keys), for example after losing their devices"},
 				},
 				Action: func(c *cli.Context) error {
 					_, j, err := e.open()
@@ -213,7 +214,14 @@ func cmdJournal(e *env) *cli.Command {
 						return err
 					}
 					defer j.Close()
-					code, exp, err := j.Invite(e.ctx, c.Duration("expires"))
+					invite := j.Invite
+					if c.Bool("again") {
+						invite = j.InviteAgain
+					}
+					code, exp, err := invite(e.ctx, c.Duration("expires"))
+					if errors.Is(err, client.ErrBothHere) {
+						return fail(lowerFirst(err.Error()), "if your partner set kintsugi up again with new keys, use `kintsugi journal invite --again`")
+					}
 					if err != nil {
 						return err
 					}
@@ -353,6 +361,20 @@ func cmdVerify(e *env) *cli.Command {
 			sn, p, err := j.SafetyNumber()
 			if err != nil {
 				return err
+			}
+			if p.Pending != nil {
+				e.printf("%s answered your invite with new keys, so your safety number has changed.\n", clean(p.Pending.Name))
+				e.printf("This is expected if %s set kintsugi up again. It is also what someone pretending to be them would do,\n", clean(p.Name))
+				e.printf("so nothing new is sent to the new keys until you confirm. The new safety number is:\n\n    %s\n    %s\n\n", sn[:35], sn[36:])
+				if !c.Bool("confirm") {
+					e.printf("Compare it with %s in person or on a call. If every digit matches, run `kintsugi verify --confirm`.\n", clean(p.Name))
+					return nil
+				}
+				if err := j.ConfirmVerified(); err != nil {
+					return err
+				}
+				e.printf("Noted that the new safety number matches. Your entries will be shared with %s's new keys on the next sync.\n", clean(p.Pending.Name))
+				return nil
 			}
 			e.printf("Safety number for you and %s:\n\n    %s\n    %s\n\n", clean(p.Name), sn[:35], sn[36:])
 			if c.Bool("confirm") {
