@@ -720,3 +720,99 @@ func TestLyingRelayWithholdsAJoin(t *testing.T) {
 	clean(t, "alex", aj)
 	clean(t, "sam", sj)
 }
+
+// retractedOnRelay has Sam write an entry, revise it and retract it; Sam's
+// sync purges both from the relay. It returns the two entries and, by
+// chain id, the bytes the relay held before the purge.
+func retractedOnRelay(t *testing.T, p *lyingRelay) (x, rev client.Entry, original map[string][]byte) {
+	t.Helper()
+	x = write(t, p.sj, "sam: words to take back")[0]
+	rev, _, err := p.sj.Revise(x.ID, client.Payload{Text: "sam: second thoughts, also taken back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	original = make(map[string][]byte)
+	p.toSam(func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		for _, b := range log {
+			if !b.Purged {
+				original[protocol.ChainID(b.Blob).String()] = slices.Clone(b.Blob)
+			}
+		}
+		return log
+	})
+	mustSync(t, p.sj) // the liar sees the blobs go by
+	p.toSam(nil)
+	if original[x.ID] == nil || original[rev.ID] == nil {
+		t.Fatal("the entry and its revision are not on the relay")
+	}
+	if _, _, err := p.sj.Retract(x.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p.sj)
+	return x, rev, original
+}
+
+// noWords fails if j shows the words of x or its revision, or does not
+// show x as retracted.
+func noWords(t *testing.T, j *client.Journal, x client.Entry) {
+	t.Helper()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range es {
+		if strings.Contains(e.Text, "taken back") || strings.Contains(e.Text, "take back") || len(e.History) > 0 {
+			t.Fatalf("retracted words are shown: %+v", e)
+		}
+		if e.ID == x.ID {
+			found = e.Retracted != nil
+		}
+	}
+	if !found {
+		t.Fatal("the entry is not shown as retracted")
+	}
+}
+
+// A retraction served before the entry it retracts: until the (purged)
+// entry arrives, the retraction stands as its own tombstone and the gap is
+// reported; then the gap closes. The words are never shown.
+func TestLyingRelayDeliversARetractionFirst(t *testing.T) {
+	p := lyingPair(t)
+	x, rev, _ := retractedOnRelay(t, p)
+	p.toAlex(servertest.Drop(entries(x, rev)))
+	mustSync(t, p.aj)
+	es, err := p.aj.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Kind != client.KindRetraction || es[0].Hidden || es[0].Ref != x.ID {
+		t.Fatalf("alex, with only the retraction: %+v", es)
+	}
+	same(t, "alex's missing", status(t, p.aj).Missing, "2 earlier items from "+samsDevice+" have not arrived yet")
+
+	p.toAlex(servertest.Later(entries(x, rev)))
+	mustSync(t, p.aj)
+	clean(t, "alex", p.aj)
+	if es, _ := p.aj.Entries(); len(es) != 1 || es[0].Kind != client.KindRetraction {
+		t.Fatalf("alex, with the purged records: %+v", es)
+	}
+}
+
+// The documented limit of purge: a relay that ignores it serves the
+// ciphertext to a partner who had not received it yet. The retraction
+// still hides the words, and the entry shows as retracted.
+func TestLyingRelayIgnoresAPurge(t *testing.T) {
+	p := lyingPair(t)
+	x, rev, original := retractedOnRelay(t, p)
+	p.toAlex(servertest.Replace(entries(x, rev), func(purged []byte) []byte {
+		_, chain, err := protocol.ParsePurged(purged)
+		if err != nil {
+			t.Fatalf("the relay did not purge: %v", err)
+		}
+		return original[chain.String()]
+	}))
+	mustSync(t, p.aj)
+	noWords(t, p.aj, x)
+	clean(t, "alex", p.aj)
+}
