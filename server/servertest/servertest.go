@@ -1,7 +1,8 @@
 // Package servertest runs real Kintsugi relays for tests: a [server.Server]
 // backed by a [server.BadgerStore] in a temporary directory, listening on
 // 127.0.0.1 through httptest. It also has a small raw-protocol test
-// [Client] and a helper to build valid blobs.
+// [Client], a helper to build valid blobs, and a relay that lies to
+// clients on purpose ([NewLyingServer], [Liar]).
 //
 // Everything here is for tests only: failures call t.Fatal, and every
 // network read has a generous failsafe deadline so a broken test fails
