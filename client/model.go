@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -307,6 +308,9 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 		j.opened[s.ID] = o
 		entries = append(entries, o)
 	}
+	// A copy that did not open (a relay may strip this device's slot) is
+	// not unreadable when another copy of the same entry opened.
+	unreadable = slices.DeleteFunc(unreadable, func(s *stored) bool { return done[s.Chain] })
 	return entries, unreadable, verified
 }
 

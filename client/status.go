@@ -128,6 +128,8 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 		list := byDevice[d]
 		sort.Slice(list, func(a, b int) bool { return list[a].Header.Seq > list[b].Header.Seq })
 		reached := make(map[uint64]protocol.BlobID)
+		// wanted[n] is the chain id a reached blob at seq n+1 names as its prev.
+		wanted := make(map[uint64]protocol.BlobID)
 		forked := false
 		for _, s := range list {
 			for cur := s; cur != nil; {
@@ -141,6 +143,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				if cur.Header.Seq == 1 {
 					break
 				}
+				wanted[cur.Header.Seq-1] = cur.Header.Prev
 				prev := j.chain[cur.Header.Prev]
 				if prev != nil && prev.Purged && !verified[prev.ID] {
 					// A purged record no retraction of its author names:
@@ -154,6 +157,17 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				cur = prev
 			}
 		}
+		// A link to a blob not held, at a seq another blob fills: one
+		// history shown where another was linked to.
+		var absent uint64
+		for n, w := range wanted {
+			if got, ok := reached[n]; ok && got != w {
+				forked = true
+				if j.chain[w] == nil {
+					absent++
+				}
+			}
+		}
 		top := list[0].Header.Seq
 		who := "an unknown device"
 		if rd, ok := roster[d]; ok {
@@ -165,7 +179,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				who = "this device"
 			}
 		}
-		if n := top - min(top, uint64(len(reached))); n > 0 {
+		if n := top - min(top, uint64(len(reached))) + absent; n > 0 {
 			items := fmt.Sprintf("%d earlier items from %s have", n, who)
 			if n == 1 {
 				items = fmt.Sprintf("1 earlier item from %s has", who)
@@ -173,7 +187,9 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 			out = append(out, items+" not arrived yet")
 		}
 		if forked {
-			out = append(out, fmt.Sprintf("the relay served two different histories for %s", who))
+			// Only the device itself can make a second history: the relay
+			// cannot forge a blob that authenticates.
+			out = append(out, fmt.Sprintf("%s has two different histories: it may have been copied or restored from a backup, or someone else may have its keys", who))
 		}
 	}
 	return out
