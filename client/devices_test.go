@@ -13,15 +13,6 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
-func write(t *testing.T, j *client.Journal, text string) client.Entry {
-	t.Helper()
-	e, err := j.Write(client.Payload{Kind: client.KindEntry, Text: text})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 // linkDevice links a new device for a and returns its account and its
 // copy of the current journal.
 func linkDevice(t *testing.T, a *client.Account, name string) (*client.Account, *client.Journal) {
@@ -147,7 +138,7 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
 	phone, lj := linkDevice(t, alex, "old phone")
 	mustSync(t, sj)
-	pe := write(t, lj, "written on the phone")
+	pe := write(t, lj, "written on the phone")[0]
 	mustSync(t, lj)
 	if !sealedTo(t, relay, sj.ID(), pe.ID, sam.Device.BoxPublic) {
 		t.Fatal("the phone did not seal its entry to sam")
@@ -178,7 +169,7 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 	}
 	phoneBox := phone.Device.BoxPublic
 	for _, j := range []*client.Journal{aj, sj} {
-		e := write(t, j, "after the phone was removed")
+		e := write(t, j, "after the phone was removed")[0]
 		mustSync(t, j)
 		if sealedTo(t, relay, j.ID(), e.ID, phoneBox) {
 			t.Fatalf("an entry written after the removal is sealed to the removed device")
@@ -229,7 +220,7 @@ func TestLeaving(t *testing.T) {
 		t.Fatalf("status warnings %q", st.Warnings)
 	}
 	// Alex keeps writing; nothing is sealed to Sam.
-	e := write(t, aj, "for me now")
+	e := write(t, aj, "for me now")[0]
 	mustSync(t, aj)
 	if sealedTo(t, relay, aj.ID(), e.ID, sam.Device.BoxPublic) {
 		t.Fatal("an entry written after sam left is sealed to sam")

@@ -64,7 +64,7 @@ func TestPartnerIdentityChange(t *testing.T) {
 	}
 	// Until confirmed: nothing is sealed to the new key, nothing from it
 	// is shown, and the old key's words stay.
-	e := write(t, aj, "written while unconfirmed")
+	e := write(t, aj, "written while unconfirmed")[0]
 	mustSync(t, aj)
 	if sealedTo(t, relay, aj.ID(), e.ID, sam2.Device.BoxPublic) {
 		t.Fatal("alex sealed an entry to an unconfirmed new key")
@@ -94,7 +94,7 @@ func TestPartnerIdentityChange(t *testing.T) {
 	if got := texts(t, s2); !slices.Contains(got, "alex before the change") || !slices.Contains(got, "written while unconfirmed") {
 		t.Fatalf("sam's new device reads %q", got)
 	}
-	e = write(t, aj, "after confirming")
+	e = write(t, aj, "after confirming")[0]
 	mustSync(t, aj)
 	if !sealedTo(t, relay, aj.ID(), e.ID, sam2.Device.BoxPublic) || sealedTo(t, relay, aj.ID(), e.ID, sam.Device.BoxPublic) {
 		t.Fatal("after confirming, entries must be sealed to the new key only")

@@ -196,6 +196,25 @@ func (l *Liar) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32
 	return l.honest().PutInvite(ctx, j, authHash, expires, packet)
 }
 
+func (l *Liar) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return l.honest().PutLink(ctx, j, authHash, expires, packet)
+}
+
+func (l *Liar) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	l.learn(ctx, by)
+	return l.honest().AddDevice(ctx, j, by, device)
+}
+
+func (l *Liar) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	l.learn(ctx, by)
+	return l.honest().RemoveDevice(ctx, j, by, device)
+}
+
+func (l *Liar) Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
+	l.learn(ctx, device)
+	return l.honest().Leave(ctx, j, device)
+}
+
 func (l *Liar) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error) {
 	l.learn(ctx, device)
 	return l.honest().RedeemInvite(ctx, authHash, device, now)
