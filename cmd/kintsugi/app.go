@@ -599,8 +599,21 @@ func cmdLog(e *env) *cli.Command {
 				e.printEntry(en, byID)
 				e.printf("\n")
 			}
+			e.noteMissing(j)
 			return nil
 		},
+	}
+}
+
+// noteMissing says which items the journal knows exist but has not
+// received, so a view never looks whole when it is not.
+func (e *env) noteMissing(j *client.Journal) {
+	st, err := j.Status()
+	if err != nil {
+		return
+	}
+	for _, m := range st.Missing {
+		e.printf("Note: %s.\n", clean(m))
 	}
 }
 
@@ -935,6 +948,7 @@ func cmdSync(e *env) *cli.Command {
 				e.printf("%s.\n", clean(n))
 			}
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			defer e.noteMissing(j)
 			if len(res.New) > 0 {
 				e.printf("New from %s:\n\n", clean(partnerName(j)))
 				byID := e.index(j)

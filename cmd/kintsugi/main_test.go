@@ -13,6 +13,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/net/html"
 
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -26,11 +28,15 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI as a person would, from the scripts in
 // testdata/script. Each script gets its own real relay on 127.0.0.1
-// ($RELAY, data in $RELAY_DATA) and fast key derivation.
+// ($RELAY, data in $RELAY_DATA) and fast key derivation. The relay is real
+// but can be told to lie (relay withhold ID) or be honest again.
 //
 // Extra script commands:
 //
 //	relay stop|start          stop the script's relay, or start it again on the same port
+//	relay withhold ID         the relay stops serving the entry whose id starts with ID
+//	relay release ID          the relay serves that entry again, after everything else
+//	relay honest              the relay serves everything as stored
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
 //	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
@@ -39,13 +45,14 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	var mu sync.Mutex
 	relays := map[string]*servertest.Server{}
+	liars := map[string]*servertest.Liar{}
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
-			r := servertest.NewServer(t)
+			r, liar := servertest.NewLyingServer(t)
 			mu.Lock()
-			relays[e.WorkDir] = r
+			relays[e.WorkDir], liars[e.WorkDir] = r, liar
 			mu.Unlock()
 			e.Setenv("RELAY", r.URL())
 			e.Setenv("RELAY_DATA", r.DataDir())
@@ -56,18 +63,37 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"relay": func(ts *testscript.TestScript, neg bool, args []string) {
 				mu.Lock()
-				r := relays[ts.Getenv("WORK")]
+				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				if len(args) != 1 {
-					ts.Fatalf("usage: relay stop|start")
+				const usage = "usage: relay stop|start|honest|withhold ID|release ID"
+				if len(args) == 0 {
+					ts.Fatalf(usage)
 				}
 				switch args[0] {
 				case "stop":
 					r.Stop()
 				case "start":
 					r.Start()
+				case "honest":
+					liar.Honest()
+				case "withhold", "release":
+					// withhold: serve everything but the entry whose id
+					// starts with args[1], as a relay that drops it would.
+					// release: serve it after everything else, as a relay
+					// that held it back would.
+					if len(args) != 2 {
+						ts.Fatalf(usage)
+					}
+					m := func(b server.StoredBlob) bool {
+						return !b.Purged && strings.HasPrefix(protocol.ChainID(b.Blob).String(), args[1])
+					}
+					if args[0] == "withhold" {
+						liar.Serve(servertest.Drop(m))
+					} else {
+						liar.Serve(servertest.Later(m))
+					}
 				default:
-					ts.Fatalf("usage: relay stop|start")
+					ts.Fatalf(usage)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
