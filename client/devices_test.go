@@ -256,3 +256,51 @@ func sealedTo(t *testing.T, relay *servertest.Server, j protocol.JournalID, id s
 	t.Fatalf("the relay does not hold entry %s", id)
 	return false
 }
+
+// A device record must carry a certificate signed by its author's own
+// identity key: one person cannot slip a device of someone else's (or a
+// key of their choosing under another identity) into the roster.
+func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+
+	mallory := newAccount(t, "mallory")
+	if _, err := aj.Write(client.Payload{Kind: client.KindDevice, Device: mallory.Cert.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	// A certificate with a byte changed does not verify at all.
+	bad := append([]byte(nil), alex.Cert.Raw...)
+	bad[len(bad)-1] ^= 1
+	if _, err := aj.Write(client.Payload{Kind: client.KindDevice, Device: bad}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	res := mustSync(t, sj)
+	if len(res.Notices) != 0 {
+		t.Fatalf("sam was told %q", res.Notices)
+	}
+	ms, err := sj.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if len(client.MemberDevices(m)) != 1 {
+			t.Fatalf("%s has %d devices after forged records", m.Name, len(client.MemberDevices(m)))
+		}
+	}
+	st, err := sj.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "a new device from alex did not check out") }) {
+		t.Fatalf("sam's warnings: %q", st.Warnings)
+	}
+	// Nothing Sam writes is sealed to mallory's key.
+	e := write(t, sj, "for alex only")[0]
+	mustSync(t, sj)
+	if sealedTo(t, relay, sj.ID(), e.ID, mallory.Device.BoxPublic) {
+		t.Fatal("sam sealed an entry to a device alex's identity never signed")
+	}
+}
