@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -150,9 +151,33 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 	if _, _, err := alex.RemoveDevice(ctxFor(t), "no such phone"); !errors.Is(err, client.ErrNoSuchDevice) {
 		t.Fatalf("removing an unknown device: %v", err)
 	}
+	// The phone is watching when it is removed.
+	wctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	connected, watchErr := make(chan struct{}, 1), make(chan error, 1)
+	go func() {
+		watchErr <- lj.Watch(wctx, func(ev client.Event) {
+			if ev.Connected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	select {
+	case <-connected:
+	case err := <-watchErr:
+		t.Fatalf("watch ended before connecting: %v", err)
+	}
 	d, n, err := alex.RemoveDevice(ctxFor(t), "old phone")
 	if err != nil || n != 1 || d.Name != "old phone" {
 		t.Fatalf("remove: %+v %d %v", d, n, err)
+	}
+	// Its connection is cut, and the watcher stops rather than retrying
+	// for ever (bounded by the test's context).
+	if err := <-watchErr; !errors.Is(err, protocol.ErrNotMember) {
+		t.Fatalf("the removed device's watch ended with %v", err)
 	}
 	// The relay refuses the phone at once.
 	if _, err := lj.Sync(ctxFor(t)); !errors.Is(err, protocol.ErrNotMember) {

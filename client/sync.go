@@ -701,6 +701,9 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if permanent(err) {
+			return err // retrying cannot help; the caller says why
+		}
 		if time.Since(start) > time.Minute {
 			backoff = time.Second // it was a good connection: start over
 		}
@@ -715,6 +718,13 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
+}
+
+// permanent reports whether a watch failure will not go away by retrying:
+// this device is no longer a member, the person left, or the relay at the
+// address is not the journal's relay.
+func permanent(err error) bool {
+	return errors.Is(err, protocol.ErrNotMember) || errors.Is(err, ErrLeft) || errors.Is(err, ErrRelayChanged)
 }
 
 // outboxPoll is how often the watcher looks for entries other processes

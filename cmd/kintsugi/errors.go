@@ -82,7 +82,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrRelayTooOld):
 		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):
-		hint = "this device is not part of that journal on the relay; check you are using the right journal with `kintsugi journal list`"
+		hint = "if this device was removed, or you left the journal from another device, that is why; everything already here stays readable. Otherwise check the journal with `kintsugi journal list`"
 	}
 	return msg, hint
 }
