@@ -196,6 +196,11 @@ func Unlock(home Home, passphrase []byte) (*Account, error) {
 		return nil, err
 	}
 	defer clear(plain)
+	return accountFromPlain(home, plain)
+}
+
+// accountFromPlain builds the account from a key file's decrypted content.
+func accountFromPlain(home Home, plain []byte) (*Account, error) {
 	var s secrets
 	if err := json.Unmarshal(plain, &s); err != nil || s.Version != 1 {
 		return nil, crypto.ErrBadKeyFile

@@ -80,6 +80,7 @@ func newApp(e *env, unknown *string) *cli.App {
 		Commands: []*cli.Command{
 			cmdInit(e),
 			cmdPassphrase(e),
+			cmdUnlock(e), cmdLock(e), cmdAgent(e),
 			cmdJournal(e),
 			cmdDevice(e),
 			cmdVerify(e),
@@ -111,10 +112,14 @@ func newApp(e *env, unknown *string) *cli.App {
 	}
 }
 
-// unlock opens the key file.
+// unlock opens the key file, with the unlocked session's key if there is
+// one (see agent.go), else with the passphrase.
 func (e *env) unlock() (*client.Account, error) {
 	if !e.home.Exists() {
 		return nil, client.ErrNoHome
+	}
+	if a := e.unlockFromAgent(); a != nil {
+		return a, nil
 	}
 	p, err := e.passphrase(false)
 	if err != nil {
@@ -1058,6 +1063,7 @@ func cmdStatus(e *env) *cli.Command {
 			} else {
 				e.printf("Last sync:  not yet\n")
 			}
+			e.sessionLine()
 			if st.Held > 0 {
 				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
 			}

@@ -6,9 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/net/html"
@@ -39,6 +43,8 @@ func TestMain(m *testing.M) {
 //	relay honest              the relay serves everything as stored
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
+//	agents N|kill             wait (up to 30s) until exactly N of the script's
+//	                          agents are alive, or kill them all
 //	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
 //	                          (no script, no link, no external src or href),
 //	                          draws an SVG chart, and has N entries
@@ -58,6 +64,9 @@ func TestScripts(t *testing.T) {
 			e.Setenv("RELAY_DATA", r.DataDir())
 			e.Setenv("KINTSUGI_TEST_KDF", "fast")
 			e.Setenv("XDG_DATA_HOME", filepath.Join(e.WorkDir, "xdg"))
+			e.Setenv("KINTSUGI_TEST_AGENT_PIDS", filepath.Join(e.WorkDir, ".agents"))
+			// No unlocked session outlives its script.
+			e.Defer(func() { killAgents(e.WorkDir) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -94,6 +103,29 @@ func TestScripts(t *testing.T) {
 					}
 				default:
 					ts.Fatalf(usage)
+				}
+			},
+			"agents": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: agents N|kill")
+				}
+				work := ts.Getenv("WORK")
+				if args[0] == "kill" {
+					killAgents(work)
+					return
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					live := liveAgents(work)
+					if len(live) == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%d agents alive (pids %v), want %d", len(live), live, want)
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -168,4 +200,40 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// liveAgents returns the pids of the agents started under the script
+// directory work that are still alive. Agents record their pids there
+// (KINTSUGI_TEST_AGENT_PIDS); a pid counts only while its command line is
+// still that of an agent with a home under work, so a reused pid is never
+// mistaken for one.
+func liveAgents(work string) []int {
+	names, _ := os.ReadDir(filepath.Join(work, ".agents"))
+	var live []int
+	for _, n := range names {
+		pid, err := strconv.Atoi(n.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue // gone (or a zombie's empty cmdline below)
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if slices.Contains(args, agentCommand) && slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, work+string(filepath.Separator)) }) {
+			live = append(live, pid)
+		}
+	}
+	return live
+}
+
+// killAgents kills the script's live agents and waits (bounded) until
+// they are gone.
+func killAgents(work string) {
+	for _, pid := range liveAgents(work) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(liveAgents(work)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
