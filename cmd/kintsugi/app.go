@@ -82,6 +82,8 @@ func newApp(e *env, unknown *string) *cli.App {
 		Commands: []*cli.Command{
 			cmdInit(e),
 			cmdPassphrase(e),
+			cmdBackup(e),
+			cmdRestore(e),
 			cmdJournal(e),
 			cmdVerify(e),
 			cmdWrite(e),
