@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -515,4 +516,52 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// `sync --watch` finishes a restore too, and writing works afterwards.
+func TestWatchFinishesARestore(t *testing.T) {
+	aj, sj := pairedJournals(t)
+	mustWrite(t, aj, "before")
+	syncOK(t, aj)
+	seq, _, _ := ownChainOf(t, aj)
+	path, phrase := backupTo(t, aj.acct)
+	destroy(t, aj)
+
+	_, j2 := restoreFrom(t, path, phrase)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	connected := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- j2.Watch(ctx, func(ev Event) {
+			if ev.Connected {
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("the watcher never caught up")
+	}
+	if j2.Restoring() {
+		t.Fatal("still restoring after the watcher caught up")
+	}
+	e := mustWrite(t, j2, "written while watching")
+	j2.withLock(func() error {
+		if s := j2.chain[mustChain(t, e.ID)]; s.Header.Seq != seq+1 {
+			t.Errorf("new entry at seq %d, want %d", s.Header.Seq, seq+1)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	syncOK(t, j2)
+	syncOK(t, sj)
+	clean(t, "sam", sj)
 }

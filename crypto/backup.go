@@ -16,7 +16,7 @@ import (
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
-// # Identity backups
+// Identity backups.
 //
 // A backup file is sealed under a key derived from a recovery phrase: 160
 // random bits from crypto/rand, shown once to the person in eight groups of
