@@ -38,6 +38,7 @@ const (
 	recAcked   = 'A' // body: relay seq (8) | blob id (32). The relay acknowledged our put.
 	recPurged  = 'U' // body: relay seq (8) | purged record (header | chain id). Received in place of a purged blob.
 	recPurge   = 'Z' // body: blob id (32). The relay acknowledged purging our blob.
+	recAdopted = 'O' // body: blob id (32). A pulled blob this device wrote before a restore (see adopt.go).
 
 	maxRecord = protocol.MaxBlobSize + 64
 )
@@ -154,6 +155,9 @@ type state struct {
 	// its join blob is safely in the log, so a join interrupted by a crash
 	// is finished by the next command instead of being lost.
 	JoinSecret []byte `json:"join_secret,omitempty"`
+	// Restored is set while this journal, restored from a backup, has not
+	// yet recovered this device's own history from the relay (adopt.go).
+	Restored *restoreMark `json:"restored,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -366,7 +370,7 @@ func (j *Journal) catchUp() error {
 func validRecordAfter(p []byte) bool {
 	for i := range p {
 		switch p[i] {
-		case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge:
+		case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge, recAdopted:
 			if _, _, _, ok := nextRecord(p[i:]); ok {
 				return true
 			}
@@ -438,6 +442,11 @@ func (j *Journal) index(typ byte, body []byte) error {
 			return errors.New("journal log: bad purge record")
 		}
 		j.purgeDone[protocol.BlobID(body)] = true
+	case recAdopted:
+		if len(body) != 32 {
+			return errors.New("journal log: bad adopt record")
+		}
+		j.indexAdopted(protocol.BlobID(body))
 	default:
 		return fmt.Errorf("journal log: unknown record type %q", typ)
 	}
@@ -532,6 +541,9 @@ func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
 func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
+	}
+	if j.st.Restored != nil {
+		return ErrRestoring // the next seq is not known yet: writing now would fork the chain
 	}
 	return j.appendRecords(record(recWritten, blob))
 }

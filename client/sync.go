@@ -83,7 +83,10 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	return res, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
-		return j.saveState()
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		return j.restoreErr() // a restore that could not finish is said plainly
 	})
 }
 
@@ -281,9 +284,11 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
-			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() {
+			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
 				// Only this device writes as this device, and it keeps
-				// everything it writes: this is not ours.
+				// everything it writes: this is not ours. (After a restore
+				// it is recorded, and adopted only if it proves to be
+				// this device's history: adopt.go.)
 				warnings = append(warnings, fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", m.Seq))
 				continue
 			}
@@ -348,8 +353,18 @@ func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 		if err != nil {
 			return err
 		}
+		// A restored journal recovers this device's own chain (once the
+		// members are known), so its grants count and new blobs
+		// continue it (adopt.go).
+		if err := j.adoptOwnChain(); err != nil {
+			return err
+		}
 		if notices, err = j.applyRoster(); err != nil {
 			return err
+		}
+		if j.st.Restored != nil {
+			pending = len(j.outbox())
+			return nil // nothing new may be written until then
 		}
 		if j.left() != nil {
 			return nil // nothing more goes out from here

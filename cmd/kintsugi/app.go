@@ -81,6 +81,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdInit(e),
 			cmdPassphrase(e),
 			cmdUnlock(e), cmdLock(e), cmdAgent(e),
+			cmdBackup(e),
+			cmdRestore(e),
 			cmdJournal(e),
 			cmdDevice(e),
 			cmdVerify(e),

@@ -30,6 +30,9 @@ func describe(err error) (msg, hint string) {
 		return ue.msg, ue.hint
 	}
 	msg = lowerFirst(err.Error())
+	if h, ok := backupHint(err); ok {
+		return msg, h
+	}
 	switch {
 	case errors.Is(err, client.ErrNoHome):
 		hint = "run `kintsugi init --name YOUR-NAME` to make your identity on this device"
