@@ -114,9 +114,7 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	if deviceName == "" {
 		deviceName, _ = os.Hostname()
 	}
-	if len(deviceName) > 64 {
-		deviceName = deviceName[:64]
-	}
+	deviceName = truncateUTF8(deviceName, 64)
 	certRaw, err := crypto.NewDeviceCert(id, dev, deviceName, time.Now())
 	if err != nil {
 		return nil, err

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
@@ -56,6 +58,17 @@ var (
 	ErrLinkUnknown = fmt.Errorf("%w", protocol.ErrInviteUnknown)
 )
 
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // DeviceID is how people name a device: the first 8 hex digits of its
 // signing key.
 func DeviceID(sign [32]byte) string { return hex.EncodeToString(sign[:4]) }
@@ -79,6 +92,22 @@ type linkedJournal struct {
 	Created time.Time          `json:"created"`
 	Members []Member           `json:"members"`
 	Invites []pendingInvite    `json:"invites,omitempty"`
+}
+
+// selfRecord is what this person tells a partner who joins: every
+// current device of theirs, so the partner seals to all of them. Call with
+// the lock held.
+func (j *Journal) selfRecord(title string) memberRecord {
+	r := j.acct.record(title)
+	if self := j.self(); self != nil {
+		r.Devices = nil
+		for _, c := range MemberDevices(*self) {
+			if self.removed(c.Sign) == nil && crypto.Equal(c.Identity[:], self.Identity) {
+				r.Devices = append(r.Devices, c.Raw)
+			}
+		}
+	}
+	return r
 }
 
 // self returns this person's member record. Call with the lock held.
@@ -144,10 +173,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if ttl <= 0 {
 		ttl = DefaultLinkTTL
 	}
-	name = cleanName(name)
-	if len(name) > 64 {
-		name = name[:64]
-	}
+	name = truncateUTF8(cleanName(name), 64)
 	all, err := a.openAll()
 	if err != nil {
 		return "", time.Time{}, err
@@ -165,6 +191,21 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	}
 	if len(js) == 0 {
 		return "", time.Time{}, fmt.Errorf("%w: a new device is linked through a journal's relay, so create or join a journal first", ErrNoJournal)
+	}
+	// The current journal carries the code and becomes the new device's
+	// current journal too.
+	if cur, err := a.Current(""); err == nil {
+		id := cur.ID()
+		cur.Close()
+		slices.SortStableFunc(js, func(x, y *Journal) int {
+			switch {
+			case x.id == id:
+				return -1
+			case y.id == id:
+				return 1
+			}
+			return 0
+		})
 	}
 	dev, err := crypto.NewDevice(rand.Reader)
 	if err != nil {
@@ -573,10 +614,11 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 // they already read.
 func (j *Journal) Leave(ctx context.Context) error {
 	var gone *time.Time
-	if err := j.withLock(func() error { gone = j.left(); return nil }); err != nil {
+	var told bool
+	if err := j.withLock(func() error { gone, told = j.left(), j.st.LeftRelay; return nil }); err != nil {
 		return err
 	}
-	if gone != nil {
+	if gone != nil && told {
 		return fmt.Errorf("%w on %s", ErrLeft, gone.Local().Format("2 January 2006"))
 	}
 	// Reach the relay before writing anything, so a failure changes
@@ -586,18 +628,23 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	err = j.withLock(func() error {
-		if j.wroteRecord(KindLeave, nil) {
-			return nil // an earlier attempt wrote it
+	if gone == nil {
+		// Tell the partner first. (When gone is set, the leave record is
+		// already written, here or on another of this person's devices,
+		// and only the relay is left to tell.)
+		err = j.withLock(func() error {
+			if j.wroteRecord(KindLeave, nil) {
+				return nil // an earlier attempt wrote it
+			}
+			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.recipients())
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		_, err := j.writeLocked(Payload{Kind: KindLeave}, j.recipients())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if err := j.pushOn(ctx, c); err != nil {
-		return err
+		if err := j.pushOn(ctx, c); err != nil {
+			return err
+		}
 	}
 	_, err = c.request(ctx, func(n uint64) any {
 		return &protocol.Leave{Type: protocol.TypeLeave, ID: n, Journal: j.id}
@@ -611,20 +658,30 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	return j.withLock(func() error {
-		now := time.Now().UTC()
-		j.self().Left = &now
+		if self := j.self(); self.Left == nil {
+			now := time.Now().UTC()
+			self.Left = &now
+		}
+		j.st.LeftRelay = true
 		return j.saveState()
 	})
 }
 
 // applyRoster applies the roster records this device can read (devices
-// added or removed, people leaving) until nothing changes, since a device
-// one record adds may have written the next. It returns sentences for the
-// person about what changed. Call with the lock held.
+// added or removed, people leaving, invites made on the person's other
+// devices) until nothing changes, since a device one record adds may have
+// written the next. It returns sentences for the person about what
+// changed. Call with the lock held.
 func (j *Journal) applyRoster() ([]string, error) {
 	var notices []string
 	me := j.acct.Device.SignKey()
 	changed := false
+	warn := func(w string) {
+		if !slices.Contains(j.st.Warnings, w) {
+			j.st.Warnings = append(j.st.Warnings, w)
+			changed = true
+		}
+	}
 	for range 16 {
 		opened, _, _ := j.decryptAll()
 		sort.Slice(opened, func(a, b int) bool { return opened[a].s.Order < opened[b].s.Order })
@@ -638,16 +695,14 @@ func (j *Journal) applyRoster() ([]string, error) {
 			case KindDevice:
 				c, err := crypto.ParseDeviceCert(o.payload.Device)
 				if err != nil || !crypto.Equal(c.Identity[:], m.Identity) || crypto.CheckBoxKey(c.Box) != nil {
-					j.st.Warnings = appendOnce(j.st.Warnings, fmt.Sprintf("a new device from %s did not check out, so nothing is sent to it", m.Name))
-					more = true
+					warn(fmt.Sprintf("a new device from %s did not check out, so nothing is sent to it", m.Name))
 					continue
 				}
 				if hasDevice(m, c.Sign) {
 					continue
 				}
 				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
-					j.st.Warnings = appendOnce(j.st.Warnings, fmt.Sprintf("a new device from %s uses keys another device already has, so nothing is sent to it", m.Name))
-					more = true
+					warn(fmt.Sprintf("a new device from %s uses keys another device already has, so nothing is sent to it", m.Name))
 					continue
 				}
 				m.Devices = append(m.Devices, c.Raw)
@@ -667,7 +722,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 				more = true
 				switch {
 				case sign == me:
-					j.st.Warnings = appendOnce(j.st.Warnings, "another of your devices removed this one from the journal; it can still show what it already has, but it no longer receives anything new")
+					warn("another of your devices removed this one from the journal; it can still show what it already has, but it no longer receives anything new")
 				case !m.Self:
 					notices = append(notices, fmt.Sprintf("%s removed a device (%s); nothing new is sent to it", m.Name, DeviceID(sign)))
 				}
@@ -680,9 +735,20 @@ func (j *Journal) applyRoster() ([]string, error) {
 				more = true
 				if !m.Self {
 					msg := fmt.Sprintf("%s left the journal on %s. Nothing written here from now on is sent to them; they keep what they had already read", m.Name, at.Local().Format("2 January 2006"))
-					j.st.Warnings = appendOnce(j.st.Warnings, msg)
+					warn(msg)
 					notices = append(notices, msg)
 				}
+			case KindInvite:
+				// An invite made on another of this person's devices, so
+				// this one can open the join that answers it too.
+				if !m.Self || o.s.Header.Author == me || len(o.payload.Secret) != 32 || o.payload.Expires == nil || !time.Now().Before(*o.payload.Expires) {
+					continue
+				}
+				if j.knowsInvite(o.payload.Secret) {
+					continue
+				}
+				j.st.Invites = append(j.st.Invites, pendingInvite{Secret: o.payload.Secret, Expires: *o.payload.Expires, Again: o.payload.Again})
+				more = true
 			}
 		}
 		if !more {
@@ -694,6 +760,34 @@ func (j *Journal) applyRoster() ([]string, error) {
 		return notices, j.saveState()
 	}
 	return notices, nil
+}
+
+// knowsInvite reports whether the invite with secret is pending here or
+// was answered by a join this device accepted. Call with the lock held.
+func (j *Journal) knowsInvite(secret []byte) bool {
+	for _, inv := range j.st.Invites {
+		if crypto.Equal(inv.Secret, secret) {
+			return true
+		}
+	}
+	keys, err := crypto.DeriveInvite([32]byte(secret))
+	if err != nil {
+		return true
+	}
+	for _, m := range j.st.Members {
+		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
+			var c protocol.BlobID
+			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+				continue
+			}
+			if s, ok := j.chain[c]; ok && !s.Purged {
+				if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func deviceLabel(c *crypto.DeviceCert) string {

@@ -329,3 +329,109 @@ func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
 		t.Fatal("sam sealed an entry to a device alex's identity never signed")
 	}
 }
+
+// Alex links a laptop before Sam joins, and invites Sam from the phone.
+// The laptop learns of the invite from the phone, opens Sam's join itself
+// and so reads Sam and writes to Sam.
+func TestInviteFromOneDeviceReachesTheOthers(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, err := alex.CreateJournal(ctxFor(t), relay.URL(), "ours")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aj.Close() })
+	_, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+
+	code, _, err := aj.Invite(ctxFor(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj) // hands the invite to the laptop
+	sj, err := sam.Join(ctxFor(t), code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sj.Close() })
+	write(t, sj, "hello from sam")
+	mustSync(t, sj)
+
+	res := mustSync(t, lj) // the laptop syncs before the phone does
+	if len(res.Joined) != 1 || res.Joined[0] != "sam" {
+		t.Fatalf("the laptop saw joins %q", res.Joined)
+	}
+	if got := texts(t, lj); !slices.Contains(got, "hello from sam") {
+		t.Fatalf("the laptop reads %q", got)
+	}
+	e := write(t, lj, "from the laptop")[0]
+	mustSync(t, lj)
+	if !sealedTo(t, relay, lj.ID(), e.ID, sam.Device.BoxPublic) {
+		t.Fatal("the laptop did not seal to sam")
+	}
+	mustSync(t, aj)
+	mustSync(t, sj)
+	for _, j := range []*client.Journal{aj, lj, sj} {
+		st, err := j.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Warnings) != 0 || st.Partner == "" {
+			t.Fatalf("status %+v", st)
+		}
+	}
+	// Sam's invite secret went to Alex's devices only.
+	if !sealedToAny(t, relay, lj.ID(), client.KindInvite, alex, alex) {
+		t.Fatal("the phone's invite record is not readable by the phone itself")
+	}
+	if sealedToAny(t, relay, lj.ID(), client.KindInvite, sam, alex) {
+		t.Fatal("an invite record is readable by sam")
+	}
+}
+
+// sealedToAny reports whether a's device can open any entry of kind
+// written by author.
+func sealedToAny(t *testing.T, relay *servertest.Server, j protocol.JournalID, kind string, a, author *client.Account) bool {
+	t.Helper()
+	blobs, err := relay.Store().Read(ctxFor(t), j, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := crypto.NewKeyring(a.Device)
+	for _, b := range blobs {
+		if b.Purged {
+			continue
+		}
+		plain, err := kr.OpenEntry(b.Blob, j, author.Device.BoxPublic)
+		if err == nil && strings.Contains(string(plain), `"kind":"`+kind+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// A leave interrupted after the partner was told, but before the relay
+// was, is finished by running leave again.
+func TestInterruptedLeaveIsFinished(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	// The leave record went out, then the process stopped.
+	if _, err := sj.Write(client.Payload{Kind: client.KindLeave}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj)
+	if ok, err := relay.Store().IsMember(ctxFor(t), sj.ID(), sam.Device.SignKey()); err != nil || !ok {
+		t.Fatalf("sam is member: %v %v", ok, err)
+	}
+	if err := sj.Leave(ctxFor(t)); err != nil {
+		t.Fatalf("leaving again: %v", err)
+	}
+	if ok, err := relay.Store().IsMember(ctxFor(t), sj.ID(), sam.Device.SignKey()); err != nil || ok {
+		t.Fatalf("the relay still serves sam: %v %v", ok, err)
+	}
+	if err := sj.Leave(ctxFor(t)); !errors.Is(err, client.ErrLeft) {
+		t.Fatalf("a third leave: %v", err)
+	}
+}

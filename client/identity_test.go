@@ -91,6 +91,11 @@ func TestPartnerIdentityChange(t *testing.T) {
 	}
 	// Alex's history is re-boxed for the new key; the old key gets nothing new.
 	mustSync(t, s2)
+	// Sam's old join, from before, is history on the new device, not a
+	// late answer to an invite.
+	if st, err := s2.Status(); err != nil || len(st.Warnings) != 0 {
+		t.Fatalf("sam's new device: %+v %v", st, err)
+	}
 	if got := texts(t, s2); !slices.Contains(got, "alex before the change") || !slices.Contains(got, "written while unconfirmed") {
 		t.Fatalf("sam's new device reads %q", got)
 	}

@@ -220,7 +220,11 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 		return "", time.Time{}, err
 	}
 	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
-	rec, err := json.Marshal(j.acct.record(j.st.Title))
+	var mine memberRecord
+	if err := j.withLock(func() error { mine = j.selfRecord(j.st.Title); return nil }); err != nil {
+		return "", time.Time{}, err
+	}
+	rec, err := json.Marshal(mine)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -247,7 +251,18 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 			return ErrNoPartnerYet
 		}
 		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires, Again: again})
-		return j.saveState()
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		// This person's other devices learn of the invite (and only
+		// they: it is sealed to them alone), so whichever syncs first
+		// can open the join that answers it.
+		if others := j.ownDevices(); len(others) > 1 {
+			if _, err := j.writeLocked(Payload{Kind: KindInvite, Secret: code.Secret[:], Expires: &expires, Again: again}, others); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return "", time.Time{}, err
@@ -382,7 +397,7 @@ func (j *Journal) finishJoin() error {
 			if err != nil {
 				return err
 			}
-			self, err := json.Marshal(j.acct.record(""))
+			self, err := json.Marshal(j.selfRecord(""))
 			if err != nil {
 				return err
 			}

@@ -57,10 +57,14 @@ const (
 	// KindLeave says its author's person has left the journal: nothing is
 	// sealed to their devices afterwards.
 	KindLeave = "left"
+	// KindInvite hands an invite made on one of the person's devices to
+	// their other devices (Secret, Expires, Again), sealed to those
+	// devices only, so each can open the join that answers it.
+	KindInvite = "invite"
 )
 
 // rosterKinds are the kinds of roster records.
-var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true}
+var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true}
 
 // responseKinds are the kinds that hang off another entry through Ref.
 var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true, KindTogetherAnswer: true, KindTogetherMark: true}
@@ -102,6 +106,11 @@ type Payload struct {
 	// Seq is, in a device-removed record, the removed device's last blob
 	// that its remover holds.
 	Seq uint64 `json:"seq,omitempty"`
+	// Secret, Expires and Again are, in an invite record, the invite's
+	// secret, expiry, and whether it was made "again" (InviteAgain).
+	Secret  []byte     `json:"secret,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Again   bool       `json:"again,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the

@@ -155,6 +155,9 @@ type state struct {
 	// its join blob is safely in the log, so a join interrupted by a crash
 	// is finished by the next command instead of being lost.
 	JoinSecret []byte `json:"join_secret,omitempty"`
+	// LeftRelay is set once the relay has been told this person left
+	// (Journal.Leave), so an interrupted leave is finished on a retry.
+	LeftRelay bool `json:"left_relay,omitempty"`
 	// Restored is set while this journal, restored from a backup, has not
 	// yet recovered this device's own history from the relay (adopt.go).
 	Restored *restoreMark `json:"restored,omitempty"`

@@ -362,6 +362,13 @@ func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 		if notices, err = j.applyRoster(); err != nil {
 			return err
 		}
+		// An invite the roster brought from another of this person's
+		// devices may open a join already here.
+		more, err := j.applyJoins()
+		if err != nil {
+			return err
+		}
+		joined = append(joined, more...)
 		if j.st.Restored != nil {
 			pending = len(j.outbox())
 			return nil // nothing new may be written until then
@@ -426,7 +433,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 			}
 		}
 		if inv == nil || j.hasPartner() && !inv.Again {
-			if j.hasPartner() {
+			if j.hasPartner() && s.RelaySeq > j.pairedAt() {
 				// A journal is for two; invites stop working once a
 				// partner has joined.
 				warn(warnLateJoin)
@@ -460,6 +467,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 			// The same identity key: new devices of the same person, as
 			// their certificates prove.
 			p.Devices = append(p.Devices, rec.Devices...)
+			p.Left = nil
 			roster = j.roster()
 			continue
 		}
@@ -476,6 +484,40 @@ func (j *Journal) applyJoins() ([]string, error) {
 // identityChangedPrefix starts the warning shown while a partner's new
 // identity waits to be confirmed.
 const identityChangedPrefix = "Your partner's safety number has changed: "
+
+// pairedAt returns the relay position from which a journal has had both
+// partners: that of the latest accepted join (the partner's, or this
+// device's own when it joined). A join before it is history, such as the
+// join of a partner's earlier identity, not a late answer to an invite.
+// Call with the lock held.
+func (j *Journal) pairedAt() uint64 {
+	var at uint64
+	for _, m := range j.st.Members {
+		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
+			var c protocol.BlobID
+			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+				continue
+			}
+			if s, ok := j.chain[c]; ok {
+				at = max(at, s.RelaySeq)
+			}
+		}
+	}
+	me := j.acct.Device.SignKey()
+	for _, s := range j.order {
+		if s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
+			at = max(at, s.RelaySeq)
+		}
+	}
+	return at
+}
+
+func pendingJoin(m Member) string {
+	if m.Pending != nil {
+		return m.Pending.JoinBlob
+	}
+	return ""
+}
 
 // partner returns the other member, or nil. Call with the lock held.
 func (j *Journal) partner() *Member {

@@ -71,7 +71,7 @@ func ParseInviteCode(s string) (*InviteCode, error) {
 	}, strings.ToLower(s))
 	link := strings.HasPrefix(s, LinkPrefix)
 	if !link && !strings.HasPrefix(s, InvitePrefix) {
-		return nil, fmt.Errorf("%w: it should start with %q", ErrBadInviteCode, InvitePrefix)
+		return nil, fmt.Errorf("%w: it should start with %q (a partner invite) or %q (a device link)", ErrBadInviteCode, InvitePrefix, LinkPrefix)
 	}
 	b, err := inviteEncoding.DecodeString(strings.ToUpper(s[len(InvitePrefix):]))
 	if err != nil {

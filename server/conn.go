@@ -76,6 +76,7 @@ type subscription struct {
 	journal protocol.JournalID
 	after   uint64        // cursor the client asked for
 	wake    chan struct{} // capacity 1; the hub sends when the journal grows
+	stop    chan struct{} // closed when the subscription must end (the device left)
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
@@ -598,7 +599,7 @@ func (c *conn) handleSubscribe(r *request) bool {
 	if r.After > last {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "the cursor %d is past the last blob the relay holds for journal %s (%d)", r.After, r.Journal, last))
 	}
-	sub := &subscription{journal: r.Journal, after: r.After, wake: make(chan struct{}, 1)}
+	sub := &subscription{journal: r.Journal, after: r.After, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	// Register before the first read so no append can slip between the
 	// read and the wait.
 	c.s.hub.add(sub)
@@ -632,6 +633,11 @@ func (c *conn) runSubscription(sub *subscription) {
 			return
 		}
 		for _, b := range blobs {
+			select {
+			case <-sub.stop:
+				return
+			default:
+			}
 			if b.Seq != cursor+1 {
 				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", cursor, "next", b.Seq)
 				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
@@ -657,6 +663,8 @@ func (c *conn) runSubscription(sub *subscription) {
 		}
 		select {
 		case <-sub.wake:
+		case <-sub.stop:
+			return
 		case <-c.ctx.Done():
 			return
 		}

@@ -114,7 +114,8 @@ func (c *conn) handleLeave(r *request) bool {
 	// membership and any subscription to the journal end now.
 	delete(c.members, r.Journal)
 	if sub := c.subs[r.Journal]; sub != nil {
-		c.s.hub.remove(sub)
+		close(sub.stop) // it sends nothing more, stored history included
+		delete(c.subs, r.Journal)
 	}
 	n := 0
 	for _, d := range removed {

@@ -57,8 +57,9 @@ func cmdDevice(e *env) *cli.Command {
 			{
 				Name:  "link",
 				Usage: "make a one-time code that sets up another device of yours (printed alone on the last line)",
-				Description: "The new device gets your identity and every journal here, and can read\n" +
-					"everything: your own entries at once, your partner's after their next sync.",
+				Description: "The new device gets your identity and every journal here. What was written\n" +
+					"on this device opens there at once; your partner's entries, and those of\n" +
+					"your other devices, open after each of them next syncs.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "a name for the new device, like \"laptop\"", Value: "new device"},
 					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultLinkTTL},
