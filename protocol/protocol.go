@@ -260,6 +260,9 @@ type Error struct {
 	ID      uint64 `json:"id,omitempty"`
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfterMS, when not zero, is how many milliseconds the relay asks
+	// the client to wait before sending the request again (rate-limited).
+	RetryAfterMS uint64 `json:"retry_after_ms,omitempty"`
 }
 
 // Marshal encodes a message as the JSON text of one frame.
