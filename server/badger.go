@@ -31,6 +31,7 @@ import (
 //	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
+//	u, u/<journal 16>     → blob bytes per journal (see usage.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns; Badger batches commits that arrive
@@ -87,6 +88,10 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 		WithLoggingLevel(badger.WARNING)
 	db, err := badger.Open(opts)
 	if err != nil {
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	if err := ensureUsage(db); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
 	return &BadgerStore{db: db, now: time.Now}, nil
@@ -363,6 +368,9 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 		if err := txn.Set(bk, u64(seq)); err != nil {
 			return err
 		}
+		if err := addUsage(txn, j, int64(len(blob))); err != nil {
+			return err
+		}
 		return txn.Set(key(pfxLastSeq, j[:]), u64(seq))
 	})
 	if err != nil {
@@ -420,6 +428,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		rec = append(rec, purgedMark)
 		rec = append(rec, blob[:protocol.HeaderSize]...)
 		rec = append(rec, chain[:]...)
+		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
+			return err
+		}
 		return txn.Set(lk, rec)
 	})
 	return seq, err
