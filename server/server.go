@@ -337,7 +337,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		http.Error(w, "the relay is shutting down", http.StatusServiceUnavailable)
+		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, connRetryAfter, "the relay is shutting down; reconnect later")
 		return
 	}
 	s.conns.Add(1)
