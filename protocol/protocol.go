@@ -29,6 +29,10 @@
 //   - 1: first version. Purge and Blob.Purged were added within version 1
 //     (a relay without them answers purge with "malformed"; clients then
 //     keep the retracted blob's ciphertext on the relay).
+//     Also within version 1: the codes quota-exceeded, too-many-connections
+//     and origin-not-allowed, [Error.RetryAfterMS], and the relay
+//     information document at [InfoPath] (clients read unknown codes as
+//     internal errors and ignore unknown fields).
 package protocol
 
 import (

@@ -55,7 +55,7 @@ func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 	}
 	if !rateOK {
 		c.s.metrics.reject(string(protocol.CodeRateLimited), limitJournalPutRate)
-		c.log.Info("put refused: rate limited", "limit", limitJournalPutRate, "journal", r.Journal.String(), "retry_after", wait)
+		c.log.Debug("put refused: rate limited", "limit", limitJournalPutRate, "journal", r.Journal.String(), "retry_after", wait)
 		e := reqError(r.ID, protocol.CodeRateLimited, "journal %s is taking new entries faster than this relay allows (%g a second); try again in %s", r.Journal, c.s.cfg.JournalPutRate, wait.Round(time.Millisecond))
 		e.RetryAfterMS = retryAfterMS(wait)
 		return c.reply(e), false

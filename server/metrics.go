@@ -53,6 +53,17 @@ func newMetrics(store Store) *metrics {
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limit_rejections_total",
 			Help: "Requests and connections refused by a limit, by error code sent and by limit."}, []string{"code", "limit"}),
 	}
+	// Every refusal series exists from the start, at 0, so a dashboard or
+	// an alert sees it before the first refusal.
+	for _, cl := range [][2]string{
+		{"rate-limited", limitRequestRate}, {"rate-limited", limitJournalPutRate},
+		{"quota-exceeded", limitJournalQuota}, {"too-many-connections", limitConns},
+		{"too-many-connections", limitConnsPerAddress}, {"origin-not-allowed", limitOrigin},
+		{"too-large", limitSize}, {"too-large", limitMessageSize}, {"auth-required", limitAuthTimeout},
+		{"none", limitSlowReader}, {"invalid", limitSubscriptions},
+	} {
+		m.rejections.WithLabelValues(cl[0], cl[1])
+	}
 	m.reg.MustRegister(m.conns, m.connsTotal, m.subs, m.blobsIn, m.bytesIn, m.dupsIn, m.blobsOut, m.bytesOut, m.putAck, m.rejections)
 	if sz, ok := store.(sizer); ok {
 		m.reg.MustRegister(
