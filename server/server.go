@@ -50,8 +50,9 @@ import (
 )
 
 // Config configures a [Server]. The zero value of every field but Store
-// selects the documented default. The Server reads Config only in [New];
-// changing it afterwards has no effect.
+// selects the documented default; for the limits, a negative value turns
+// the limit off where the field says so. The Server reads Config only in
+// [New]; changing it afterwards has no effect.
 type Config struct {
 	// Store holds the relay's data. Required. The Server does not close it:
 	// the caller owns the store and closes it after [Server.Close].
