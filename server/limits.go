@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -271,4 +272,25 @@ func humanBytes(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// logSampler lets a refusal that can come in floods (connection attempts)
+// be logged at most once per interval, with a count of those not logged,
+// so an attack on the relay cannot also fill its disk with logs.
+type logSampler struct {
+	last       atomic.Int64 // unix nanoseconds of the last logged event
+	suppressed atomic.Int64 // events not logged since
+}
+
+const logSampleInterval = 10 * time.Second
+
+// sample reports whether to log an event now and, if so, how many were
+// left unlogged before it.
+func (ls *logSampler) sample(now time.Time) (log bool, suppressed int64) {
+	last := ls.last.Load()
+	if now.UnixNano()-last < int64(logSampleInterval) || !ls.last.CompareAndSwap(last, now.UnixNano()) {
+		ls.suppressed.Add(1)
+		return false, 0
+	}
+	return true, ls.suppressed.Swap(0)
 }

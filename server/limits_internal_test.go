@@ -103,3 +103,19 @@ func BenchmarkPutLimits(b *testing.B) {
 		jl.take(j, now)
 	}
 }
+
+func TestLogSampler(t *testing.T) {
+	var ls logSampler
+	t0 := time.Unix(5000, 0)
+	if ok, n := ls.sample(t0); !ok || n != 0 {
+		t.Fatalf("first event: %v %d", ok, n)
+	}
+	for range 3 {
+		if ok, _ := ls.sample(t0.Add(time.Second)); ok {
+			t.Fatal("logged twice within the interval")
+		}
+	}
+	if ok, n := ls.sample(t0.Add(logSampleInterval)); !ok || n != 3 {
+		t.Fatalf("after the interval: %v, %d not logged, want 3", ok, n)
+	}
+}

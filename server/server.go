@@ -227,6 +227,7 @@ type Server struct {
 	usage    usageStore      // cfg.Store's usage counting, or nil; read-only after New
 	journals journalLimiters // per-journal put rate
 	counter  connCounter     // connections in total and per address
+	refusals logSampler      // logging of refused connections
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -364,7 +365,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); !originAllowed(origin, s.cfg.AllowedOrigins) {
-		log.Info("connection refused: origin not allowed", "origin", truncate(origin, 100))
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Info("connection refused: origin not allowed", "origin", truncate(origin, 100), "not_logged", n)
+		}
 		s.metrics.reject(string(protocol.CodeOriginNotAllowed), limitOrigin)
 		refuseHTTP(w, http.StatusForbidden, protocol.CodeOriginNotAllowed, 0, "this relay does not accept connections from web pages at this origin")
 		return
@@ -372,12 +375,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	release, limit := s.counter.admit(addrKey(addr))
 	switch limit {
 	case limitConns:
-		log.Warn("connection refused: too many connections", "max", s.cfg.MaxConns)
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Warn("connection refused: too many connections", "max", s.cfg.MaxConns, "not_logged", n)
+		}
 		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
 		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeTooManyConnections, connRetryAfter, "this relay has as many connections as it allows; try again later")
 		return
 	case limitConnsPerAddress:
-		log.Info("connection refused: too many connections from this address", "max", s.cfg.MaxConnsPerAddress)
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Info("connection refused: too many connections from this address", "max", s.cfg.MaxConnsPerAddress, "not_logged", n)
+		}
 		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
 		refuseHTTP(w, http.StatusTooManyRequests, protocol.CodeTooManyConnections, connRetryAfter, "there are as many connections from your address as this relay allows; close some or try again later")
 		return
