@@ -33,6 +33,10 @@
 //     RemoveDevice and Leave were added within version 1 too; a relay
 //     without them answers "malformed", and clients then say the relay
 //     needs updating before devices can be linked or removed.
+//     Also within version 1: the codes quota-exceeded, too-many-connections
+//     and origin-not-allowed, [Error.RetryAfterMS], and the relay
+//     information document at [InfoPath] (clients read unknown codes as
+//     internal errors and ignore unknown fields).
 package protocol
 
 import (
@@ -307,6 +311,9 @@ type Error struct {
 	ID      uint64 `json:"id,omitempty"`
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfterMS, when not zero, is how many milliseconds the relay asks
+	// the client to wait before sending the request again (rate-limited).
+	RetryAfterMS uint64 `json:"retry_after_ms,omitempty"`
 }
 
 // Marshal encodes a message as the JSON text of one frame.

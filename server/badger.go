@@ -33,6 +33,7 @@ import (
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
 //	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
+//	u, u/<journal 16>     → blob bytes per journal (see usage.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns; Badger batches commits that arrive
@@ -90,6 +91,10 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 		WithLoggingLevel(badger.WARNING)
 	db, err := badger.Open(opts)
 	if err != nil {
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	if err := ensureUsage(db); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
 	return &BadgerStore{db: db, now: time.Now}, nil
@@ -390,6 +395,9 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 		if err := txn.Set(bk, u64(seq)); err != nil {
 			return err
 		}
+		if err := addUsage(txn, j, int64(len(blob))); err != nil {
+			return err
+		}
 		return txn.Set(key(pfxLastSeq, j[:]), u64(seq))
 	})
 	if err != nil {
@@ -447,6 +455,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		rec = append(rec, purgedMark)
 		rec = append(rec, blob[:protocol.HeaderSize]...)
 		rec = append(rec, chain[:]...)
+		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
+			return err
+		}
 		return txn.Set(lk, rec)
 	})
 	return seq, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -43,7 +44,6 @@ type frame struct {
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
-	remote string
 	opened time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
@@ -69,6 +69,8 @@ type conn struct {
 	device  [32]byte
 	members map[protocol.JournalID]bool // positive membership cache
 	subs    map[protocol.JournalID]*subscription
+	limiter *rate.Limiter // Config.RequestRate; nil: no limit
+	limited int           // requests refused as rate-limited in a row
 }
 
 // subscription is one Subscribe on a connection.
@@ -79,18 +81,18 @@ type subscription struct {
 	stop    chan struct{} // closed when the subscription must end (the device left)
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 	c := &conn{
 		s:       s,
 		ws:      ws,
-		remote:  remote,
 		opened:  time.Now(),
 		send:    make(chan frame, s.cfg.SendQueue),
 		drain:   make(chan struct{}, 1),
 		wdone:   make(chan struct{}),
-		log:     s.log.With("remote", remote),
+		log:     log,
 		members: make(map[protocol.JournalID]bool),
 		subs:    make(map[protocol.JournalID]*subscription),
+		limiter: newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	// Once the connection is ending (closed by either side, or the relay
@@ -106,6 +108,9 @@ func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 // serve runs the connection to its end.
 func (c *conn) serve() {
 	c.log.Info("connection opened")
+	c.s.metrics.connsTotal.Inc()
+	c.s.metrics.conns.Inc()
+	defer c.s.metrics.conns.Dec()
 	go c.writeLoop()
 	c.readLoop()
 	if !c.closing.Load() {
@@ -260,6 +265,7 @@ func (c *conn) waitRoom(n int) bool {
 func (c *conn) dropSlow() {
 	const why = "the client is not reading its messages"
 	c.log.Warn("closing slow connection", "queued", len(c.send), "queued_bytes", c.queued.Load())
+	c.s.metrics.reject("none", limitSlowReader)
 	c.abort(websocket.ClosePolicyViolation, why)
 	// The writer may be stuck in a write: send the close frame from here
 	// (WriteControl may run concurrently with writes) and drop the socket
@@ -358,6 +364,7 @@ func (c *conn) noteReadError(err error) {
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
 		c.noteEnd("message over the size limit")
+		c.s.metrics.reject(string(protocol.CodeTooLarge), limitMessageSize)
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
 		c.noteEnd("client closed")
 	case errors.As(err, &ne) && ne.Timeout():
@@ -381,6 +388,7 @@ func (c *conn) authenticate() bool {
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
+			c.s.metrics.reject(string(protocol.CodeAuthRequired), limitAuthTimeout)
 			c.fail(reqError(0, protocol.CodeAuthRequired, "the device did not authenticate within %s", c.s.cfg.AuthTimeout), websocket.ClosePolicyViolation)
 			return false
 		}
@@ -436,12 +444,27 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 // handle answers one request frame. It returns false when the connection
 // must stop reading.
 func (c *conn) handle(frame []byte) bool {
-	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: c.s.cfg.Now()}
+	start := time.Now()
+	now := c.s.cfg.Now()
+	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: now}
 	r, perr := k.parse(frame)
+	if perr != nil && perr.ID == 0 {
+		c.fail(perr, websocket.CloseProtocolError)
+		return false
+	}
+	var id uint64
 	if perr != nil {
-		if perr.ID == 0 {
-			c.fail(perr, websocket.CloseProtocolError)
-			return false
+		id = perr.ID
+	} else {
+		id = r.ID
+	}
+	if wait, ok := take(c.limiter, now); !ok {
+		return c.rateLimited(id, wait)
+	}
+	c.limited = 0
+	if perr != nil {
+		if perr.Code == protocol.CodeTooLarge {
+			c.s.metrics.reject(string(perr.Code), limitSize)
 		}
 		c.log.Debug("request refused", "code", perr.Code, "why", perr.Message)
 		return c.reply(perr)
@@ -454,7 +477,7 @@ func (c *conn) handle(frame []byte) bool {
 	case protocol.TypeRedeem:
 		return c.handleRedeem(r)
 	case protocol.TypePut:
-		return c.handlePut(r)
+		return c.handlePut(r, start, now)
 	case protocol.TypePurge:
 		return c.handlePurge(r)
 	case protocol.TypeSubscribe:
@@ -549,8 +572,11 @@ func (c *conn) handleRedeem(r *request) bool {
 	return c.reply(ok)
 }
 
-func (c *conn) handlePut(r *request) bool {
+func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	if cont, member := c.requireMember(r); !member {
+		return cont
+	}
+	if cont, allowed := c.checkPutLimits(r, now); !allowed {
 		return cont
 	}
 	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
@@ -558,11 +584,16 @@ func (c *conn) handlePut(r *request) bool {
 		return c.internal(r, err)
 	}
 	c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
-	if !dup {
+	if dup {
+		c.s.metrics.dupsIn.Inc()
+	} else {
 		c.s.hub.notify(r.Journal)
+		c.s.metrics.blobsIn.Inc()
+		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
 	}
 	ok := c.ok(r.ID)
 	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
 	return c.reply(ok)
 }
 
@@ -592,6 +623,10 @@ func (c *conn) handleSubscribe(r *request) bool {
 	if c.subs[r.Journal] != nil {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "this connection is already subscribed to journal %s", r.Journal))
 	}
+	if n := c.s.cfg.MaxSubscriptions; n >= 0 && len(c.subs) >= n {
+		c.s.metrics.reject(string(protocol.CodeInvalid), limitSubscriptions)
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "this connection already has %d subscriptions, the most this relay allows; use another connection", n))
+	}
 	last, err := c.s.cfg.Store.LastSeq(c.ctx, r.Journal)
 	if err != nil {
 		return c.internal(r, err)
@@ -609,6 +644,7 @@ func (c *conn) handleSubscribe(r *request) bool {
 		return false
 	}
 	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
+	c.s.metrics.subs.Inc()
 	c.subWG.Add(1)
 	go c.runSubscription(sub)
 	return true
@@ -621,6 +657,7 @@ func (c *conn) handleSubscribe(r *request) bool {
 func (c *conn) runSubscription(sub *subscription) {
 	defer c.subWG.Done()
 	defer c.s.hub.remove(sub)
+	defer c.s.metrics.subs.Dec()
 	cursor := sub.after
 	caughtUp := false
 	for {
@@ -647,6 +684,10 @@ func (c *conn) runSubscription(sub *subscription) {
 			if !c.waitRoom(len(b.Blob) * 4 / 3) {
 				return
 			}
+			// Counted before queueing, so a client that has received a
+			// blob also sees it counted.
+			c.s.metrics.blobsOut.Inc()
+			c.s.metrics.bytesOut.Add(float64(len(b.Blob)))
 			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
 				return
 			}

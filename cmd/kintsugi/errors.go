@@ -48,6 +48,8 @@ func describe(err error) (msg, hint string) {
 		hint = "`kintsugi journal list` shows the journals on this device"
 	case errors.Is(err, protocol.ErrRateLimited):
 		hint = "wait a minute, then `kintsugi sync` again; everything you wrote is safe on this device"
+	case errors.Is(err, protocol.ErrQuotaExceeded):
+		hint = "everything you wrote is safe on this device and will be sent once there is room; whoever runs the relay can raise its storage limit"
 	case errors.Is(err, protocol.ErrShuttingDown), errors.Is(err, protocol.ErrRelayInternal):
 		hint = "try again in a little while; everything you wrote is safe on this device"
 	case errors.Is(err, protocol.ErrBadVersion):
