@@ -42,7 +42,10 @@ type GCResult struct {
 	VlogRewrites int   // value-log files rewritten
 	Purges       int64 // purges whose bytes the pass compacted away (0: no compaction)
 	DiskBytes    int64 // bytes the store's files occupy on disk after the pass
-	Duration     time.Duration
+	// Pause is how long store operations waited for the compaction's
+	// memtable flush (0 without one).
+	Pause    time.Duration
+	Duration time.Duration
 }
 
 // StartGC runs a GC pass ([BadgerStore.GC]) every cfg.Interval in the
@@ -89,7 +92,7 @@ func (s *BadgerStore) StartGC(cfg GCConfig) error {
 			case err != nil:
 				log.Warn("storage gc failed; will retry", "err", err, "next_in", cfg.Interval)
 			case res.VlogRewrites > 0 || res.Purges > 0:
-				log.Info("storage gc", "vlog_rewrites", res.VlogRewrites, "purges_compacted", res.Purges, "disk_bytes", res.DiskBytes, "duration", res.Duration.Round(time.Millisecond))
+				log.Info("storage gc", "vlog_rewrites", res.VlogRewrites, "purges_compacted", res.Purges, "pause", res.Pause.Round(time.Millisecond), "disk_bytes", res.DiskBytes, "duration", res.Duration.Round(time.Millisecond))
 			default:
 				log.Debug("storage gc: nothing to do", "disk_bytes", res.DiskBytes)
 			}
@@ -129,7 +132,9 @@ func (s *BadgerStore) gc(ctx context.Context, discardRatio float64) (GCResult, e
 		res.VlogRewrites++
 	}
 	if n := s.maint.purges.Swap(0); n > 0 {
-		if err := s.compactPurged(ctx); err != nil {
+		pause, err := s.compactPurged(ctx)
+		res.Pause = pause
+		if err != nil {
 			s.maint.purges.Add(n) // try again next pass
 			return res, fmt.Errorf("compaction after purges: %w", err)
 		}
@@ -158,32 +163,34 @@ func (s *BadgerStore) gc(ctx context.Context, discardRatio float64) (GCResult, e
 //
 // Deleted files leave their blocks to the filesystem, which does not wipe
 // them: the bytes are gone from the store, not erased from the device.
-func (s *BadgerStore) compactPurged(ctx context.Context) error {
+func (s *BadgerStore) compactPurged(ctx context.Context) (pause time.Duration, err error) {
 	s.maint.heavy.Lock() // not while a backup streams
 	defer s.maint.heavy.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(keyCompact, []byte{1})
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
+	start := time.Now()
 	s.mu.Lock()
 	if s.cl {
 		s.mu.Unlock()
-		return ErrStoreClosed
+		return 0, ErrStoreClosed
 	}
-	err := s.db.DropPrefix(keyCompact)
+	err = s.db.DropPrefix(keyCompact)
 	s.mu.Unlock()
+	pause = time.Since(start)
 	if err != nil {
-		return fmt.Errorf("flush: %w", err)
+		return pause, fmt.Errorf("flush: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return pause, err
 	}
 	if err := s.db.Flatten(1); err != nil {
-		return fmt.Errorf("flatten: %w", err)
+		return pause, fmt.Errorf("flatten: %w", err)
 	}
-	return nil
+	return pause, nil
 }

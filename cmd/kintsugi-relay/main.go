@@ -97,12 +97,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:         "serve",
 			Usage:        "run the relay",
 			OnUsageError: usage,
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"KINTSUGI_RELAY_LISTEN"}, Usage: "`address` to listen on (host:port)"},
 				&cli.StringFlag{Name: "data", Value: "./relay-data", EnvVars: []string{"KINTSUGI_RELAY_DATA"}, Usage: "`directory` for the relay's data"},
 				&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 				&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
-			},
+			}, opsFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
 					return &cliError{msg: fmt.Sprintf("serve takes no arguments, got %q", c.Args().First()), hint: "use --listen and --data", code: exitUsage}
@@ -111,9 +111,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				if err != nil {
 					return err
 				}
-				return serve(c.Context, stdout, logger, c.String("listen"), c.String("data"))
+				ops, err := opsFromFlags(c)
+				if err != nil {
+					return err
+				}
+				return serve(c.Context, stdout, logger, c.String("listen"), c.String("data"), ops)
 			},
-		}},
+		}, backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
 		},
@@ -136,7 +140,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // serve runs the relay until ctx is done, then stops it cleanly.
-func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, data string) (err error) {
+func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, data string, ops opsConfig) (err error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return &cliError{msg: fmt.Sprintf("cannot create the data directory: %v", err), hint: "pick a writable --data directory", code: exitFailure, err: err}
 	}
@@ -152,6 +156,11 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, d
 			err = fmt.Errorf("closing the relay's data: %w", cerr)
 		}
 	}()
+	stopOps, err := startOps(ops, store, data, logger)
+	if err != nil {
+		return err
+	}
+	defer stopOps() // before the store closes
 	relay, err := server.New(server.Config{Store: store, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("cannot start the relay: %w", err)
