@@ -321,15 +321,22 @@ func AdminBackup(ctx context.Context, dataDir string, w io.Writer, progress func
 	if _, err := c.Write([]byte(`{"op":"backup"}` + "\n")); err != nil {
 		return info, fmt.Errorf("send the request: %w", err)
 	}
-	br := bufio.NewReaderSize(c, adminChunk)
+	info, err = readBackupResponse(bufio.NewReaderSize(c, adminChunk), w, progress)
+	if err != nil && ctx.Err() != nil {
+		return info, ctx.Err()
+	}
+	return info, err
+}
+
+// readBackupResponse reads the relay's frames answering a backup request,
+// writing the data to w, until the end or error frame.
+func readBackupResponse(r io.Reader, w io.Writer, progress func(int64)) (BackupInfo, error) {
+	var info BackupInfo
 	var buf []byte
 	var n int64
 	for {
-		typ, p, err := readFrame(br, buf)
+		typ, p, err := readFrame(r, buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return info, ctx.Err()
-			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return info, errors.New("the relay closed the connection before the backup was complete (see its log)")
 			}
