@@ -441,10 +441,17 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 // checkRestoreMarker fails if dir holds an unfinished restore.
 func checkRestoreMarker(dir string) error {
-	if _, err := os.Lstat(filepath.Join(dir, restoreMarker)); err == nil {
-		return fmt.Errorf("%w in %s (a restore was interrupted); empty the directory and run kintsugi-relay restore again", ErrUnfinishedRestore, dir)
+	if UnfinishedRestore(dir) {
+		return fmt.Errorf("%w (a restore was interrupted): empty it and run kintsugi-relay restore again", ErrUnfinishedRestore)
 	}
 	return nil
+}
+
+// UnfinishedRestore reports whether dir holds a restore that did not
+// finish.
+func UnfinishedRestore(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, restoreMarker))
+	return err == nil
 }
 
 // HasStore reports whether dir holds a relay store (a Badger manifest).

@@ -257,6 +257,10 @@ func restore(c *cli.Context, stdout, stderr io.Writer, data, file string, asJSON
 		return err
 	}
 	if ents, err := os.ReadDir(data); err == nil && len(ents) > 0 {
+		if server.UnfinishedRestore(data) {
+			return &cliError{msg: fmt.Sprintf("the data directory %s holds a restore that was interrupted", data),
+				hint: fmt.Sprintf("empty it (rm -r %s/*) and run the restore again", data), code: exitFailure}
+		}
 		if relayAnswers(data) {
 			return &cliError{msg: fmt.Sprintf("a relay is running on %s", data), hint: "a restore never overwrites data: restore into a new, empty directory, then point the relay at it", code: exitFailure}
 		}
