@@ -40,7 +40,9 @@ import (
 // together into one write and one sync (group commit). Appends to one
 // journal are serialized by an in-memory per-journal lock so sequence
 // numbers are assigned without races; appends to different journals run
-// concurrently. Blobs are never deleted, so value-log GC is not needed.
+// concurrently. A purge overwrites a blob's log value with a version that
+// discards earlier ones; [BadgerStore.StartGC] later compacts the store so
+// the purged bytes leave its files (gc.go).
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.
@@ -55,6 +57,8 @@ type BadgerStore struct {
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
+
+	maint maintenance // backups and GC; see maintenance.go
 }
 
 var _ Store = (*BadgerStore)(nil)
@@ -85,6 +89,9 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := checkRestoreMarker(dir); err != nil {
+		return nil, err
+	}
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
@@ -108,6 +115,7 @@ func IsLocked(err error) bool {
 
 // Close closes the database after operations in flight have finished.
 func (s *BadgerStore) Close() error {
+	s.maint.shutdown() // backups and GC take s.mu themselves: stop them first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cl {
@@ -458,8 +466,13 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
 			return err
 		}
-		return txn.Set(lk, rec)
+		// WithDiscard makes the blob's earlier version garbage at once, so
+		// backups skip it and compaction drops it (see compactPurged).
+		return txn.SetEntry(badger.NewEntry(lk, rec).WithDiscard())
 	})
+	if err == nil {
+		s.maint.purges.Add(1)
+	}
 	return seq, err
 }
 

@@ -57,6 +57,12 @@ type conn struct {
 	// closing is set once a close frame has been queued (by fail).
 	closing atomic.Bool
 
+	// req holds a token while the reader handles a request. When the
+	// relay shuts down the writer takes the token for good, so the
+	// request in flight finishes and its reply goes out before the
+	// going-away close, and no new request starts. See drainForShutdown.
+	req chan struct{}
+
 	endMu   sync.Mutex // guards endCode and endText
 	endCode int        // close code chosen by abort; 0 when none
 	endText string     // why the connection ended, for the close frame and log
@@ -89,6 +95,7 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 		send:    make(chan frame, s.cfg.SendQueue),
 		drain:   make(chan struct{}, 1),
 		wdone:   make(chan struct{}),
+		req:     make(chan struct{}, 1),
 		log:     log,
 		members: make(map[protocol.JournalID]bool),
 		subs:    make(map[protocol.JournalID]*subscription),
@@ -190,6 +197,7 @@ func (c *conn) writeLoop() {
 			c.endMu.Unlock()
 			if text == "" && c.s.ctx.Err() != nil {
 				c.noteEnd("relay shutting down")
+				c.drainForShutdown()
 				msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
 				_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
 				_ = c.ws.WriteMessage(websocket.TextMessage, msg)
@@ -202,6 +210,55 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// drainWait bounds how long a graceful stop waits for a connection's
+// request in flight, and then for its queued messages to be written.
+const drainWait = closeWait
+
+// drainForShutdown runs in the writer when the relay shuts down: it waits
+// for the request in flight (whose store operation is already under way:
+// an acknowledged write is never cut short) and writes what is queued,
+// that request's reply included, each step bounded by drainWait.
+func (c *conn) drainForShutdown() {
+	t := time.NewTimer(drainWait)
+	defer t.Stop()
+	select {
+	case c.req <- struct{}{}: // for good: the reader starts nothing new
+	case <-t.C:
+		c.log.Warn("stopping with a request still in flight")
+	}
+	deadline := time.Now().Add(drainWait)
+	for time.Now().Before(deadline) {
+		select {
+		case f := <-c.send:
+			if f.data == nil {
+				continue // the going-away close replaces it
+			}
+			_ = c.ws.SetWriteDeadline(deadline)
+			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// beginRequest takes the request token before the reader handles a
+// request; it returns false, holding nothing, once the connection is
+// ending. The reader gives the token back with <-c.req.
+func (c *conn) beginRequest() bool {
+	select {
+	case c.req <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
+	}
+	if c.ctx.Err() != nil {
+		<-c.req
+		return false
+	}
+	return true
 }
 
 func (c *conn) writeClose(code int, text string) {
@@ -275,12 +332,16 @@ func (c *conn) dropSlow() {
 }
 
 func (c *conn) putFrame(f frame) bool {
+	// Room in the queue wins even when the connection is ending: a
+	// reply queued during a graceful stop is still written (see
+	// drainForShutdown).
 	select {
 	case c.send <- f:
 		return true
-	case <-c.ctx.Done():
-		return false
 	default:
+	}
+	if c.ctx.Err() != nil {
+		return false
 	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
@@ -353,7 +414,12 @@ func (c *conn) readLoop() {
 			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
 			return
 		}
-		if !c.handle(data) {
+		if !c.beginRequest() {
+			return
+		}
+		more := c.handle(data)
+		<-c.req
+		if !more {
 			return
 		}
 	}

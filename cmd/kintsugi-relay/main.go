@@ -96,7 +96,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:         "serve",
 			Usage:        "run the relay",
 			OnUsageError: usage,
-			Flags:        serveFlags(),
+			Flags:        append(serveFlags(), opsFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
 					return &cliError{msg: fmt.Sprintf("serve takes no arguments, got %q", c.Args().First()), hint: "use --listen and --data", code: exitUsage}
@@ -109,9 +109,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				if err != nil {
 					return err
 				}
-				return serve(c.Context, stdout, logger, opts)
+				ops, err := opsFromFlags(c)
+				if err != nil {
+					return err
+				}
+				return serve(c.Context, stdout, logger, opts, ops)
 			},
-		}},
+		}, backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
 		},
@@ -134,7 +138,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // serve runs the relay until ctx is done, then stops it cleanly.
-func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *serveOptions) (err error) {
+func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *serveOptions, ops opsConfig) (err error) {
 	listen, data := opts.listen, opts.data
 	var certs *certReloader
 	if opts.tlsCert != "" {
@@ -157,6 +161,11 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 			err = fmt.Errorf("closing the relay's data: %w", cerr)
 		}
 	}()
+	stopOps, err := startOps(ops, store, data, logger)
+	if err != nil {
+		return err
+	}
+	defer stopOps() // before the store closes
 	cfg := opts.relay
 	cfg.Store, cfg.Logger = store, logger
 	relay, err := server.New(cfg)
