@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -20,6 +21,11 @@ type Status struct {
 	Outbox     int        `json:"outbox"`
 	LastSync   *time.Time `json:"last_sync"`
 	Unreadable int        `json:"unreadable"`
+	// Strangers counts items from a device that is not in the journal's
+	// roster, or written by a removed device after its removal: set aside,
+	// never shown. Only a relay (or a removed device through one) can put
+	// them there.
+	Strangers int `json:"strangers"`
 	// Held counts the partner's "reveal together" answers that stay sealed
 	// until this person answers too.
 	Held int `json:"held_for_reveal"`
@@ -64,16 +70,24 @@ func (j *Journal) Status() (Status, error) {
 				entries++
 			}
 		}
-		nHeld := 0
+		nHeld, strangers := 0, 0
+		roster := j.roster()
+		pending := j.pendingDevices()
 		for _, s := range unreadable {
-			if held[s.Chain.String()] {
+			rd, known := roster[s.Header.Author]
+			switch {
+			case held[s.Chain.String()]:
 				nHeld++
+			case pending[s.Header.Author]:
+				// A partner's unconfirmed new identity: the warning says so.
+			case !known || rd.removed != nil && s.Header.Seq > rd.removed.Last:
+				strangers++
 			}
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
+			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync
@@ -87,6 +101,23 @@ func (j *Journal) Status() (Status, error) {
 		return nil
 	})
 	return st, err
+}
+
+// pendingDevices returns the signing keys of devices of partners' pending
+// new identities. Call with the lock held.
+func (j *Journal) pendingDevices() map[[32]byte]bool {
+	out := make(map[[32]byte]bool)
+	for _, m := range j.st.Members {
+		if m.Pending == nil {
+			continue
+		}
+		for _, raw := range m.Pending.Devices {
+			if c, err := crypto.ParseDeviceCert(raw); err == nil {
+				out[c.Sign] = true
+			}
+		}
+	}
+	return out
 }
 
 // missing walks each device's hash chain back from its newest blob this

@@ -1069,6 +1069,9 @@ func cmdStatus(e *env) *cli.Command {
 			if st.Held > 0 {
 				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
 			}
+			if st.Strangers > 0 {
+				e.printf("Note:       %s came from a device that is not part of this journal, or from a removed one; %s set aside and not shown, and nothing here changed. If this keeps happening, tell whoever runs the relay\n", plural(st.Strangers, "item", "items"), map[bool]string{true: "it was", false: "they were"}[st.Strangers == 1])
+			}
 			if st.Unreadable > 0 {
 				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
 			}
