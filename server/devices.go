@@ -57,8 +57,10 @@ func personOf(txn *badger.Txn, j protocol.JournalID, device [32]byte) (person [3
 	return person, false, fmt.Errorf("member record is %d bytes", len(v))
 }
 
-// AddDevice implements [Store].
-func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+// asMember runs fn in an update transaction once by is known to be a
+// member of j, with by's person and the time; it returns
+// protocol.ErrNotMember otherwise.
+func (s *BadgerStore) asMember(ctx context.Context, j protocol.JournalID, by [32]byte, fn func(txn *badger.Txn, person [32]byte, now int64) error) error {
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -73,6 +75,13 @@ func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, d
 		if !ok {
 			return protocol.ErrNotMember
 		}
+		return fn(txn, person, now)
+	})
+}
+
+// AddDevice implements [Store].
+func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	return s.asMember(ctx, j, by, func(txn *badger.Txn, person [32]byte, now int64) error {
 		if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
 			if gone {
 				return fmt.Errorf("%w: that device was removed from this journal and cannot come back", protocol.ErrInvalid)
@@ -95,20 +104,7 @@ func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, d
 
 // RemoveDevice implements [Store].
 func (s *BadgerStore) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
-	done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	now := s.now().Unix()
-	return s.update(func(txn *badger.Txn) error {
-		person, ok, err := personOf(txn, j, by)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return protocol.ErrNotMember
-		}
+	return s.asMember(ctx, j, by, func(txn *badger.Txn, person [32]byte, now int64) error {
 		if device == by {
 			return fmt.Errorf("%w: a device cannot remove itself; leave the journal instead", protocol.ErrInvalid)
 		}

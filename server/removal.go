@@ -64,14 +64,8 @@ func (c *conn) handleAddDevice(r *request) bool {
 		return cont
 	}
 	err := c.s.cfg.Store.AddDevice(c.ctx, r.Journal, c.device, r.Device)
-	switch {
-	case errors.Is(err, protocol.ErrNotMember):
-		delete(c.members, r.Journal)
-		return c.reply(reqError(r.ID, protocol.CodeNotMember, "this device is not a member of journal %s", r.Journal))
-	case errors.Is(err, protocol.ErrInvalid):
-		return c.reply(reqError(r.ID, protocol.CodeInvalid, "%s", unwrapMessage(err)))
-	case err != nil:
-		return c.internal(r, err)
+	if err != nil {
+		return c.deviceError(r, err)
 	}
 	c.log.Info("device added", "journal", r.Journal.String(), "added", shortID(r.Device[:]))
 	return c.reply(c.ok(r.ID))
@@ -82,16 +76,8 @@ func (c *conn) handleRemoveDevice(r *request) bool {
 		return cont
 	}
 	err := c.s.cfg.Store.RemoveDevice(c.ctx, r.Journal, c.device, r.Device)
-	switch {
-	case errors.Is(err, protocol.ErrNotMember):
-		delete(c.members, r.Journal)
-		return c.reply(reqError(r.ID, protocol.CodeNotMember, "this device is not a member of journal %s", r.Journal))
-	case errors.Is(err, protocol.ErrNotFound):
-		return c.reply(reqError(r.ID, protocol.CodeNotFound, "that device is not a member of journal %s", r.Journal))
-	case errors.Is(err, protocol.ErrInvalid):
-		return c.reply(reqError(r.ID, protocol.CodeInvalid, "%s", unwrapMessage(err)))
-	case err != nil:
-		return c.internal(r, err)
+	if err != nil {
+		return c.deviceError(r, err)
 	}
 	n := c.s.devices.cut(r.Device, nil)
 	c.log.Info("device removed", "journal", r.Journal.String(), "removed", shortID(r.Device[:]), "connections_closed", n)
@@ -103,12 +89,8 @@ func (c *conn) handleLeave(r *request) bool {
 		return cont
 	}
 	removed, err := c.s.cfg.Store.Leave(c.ctx, r.Journal, c.device)
-	switch {
-	case errors.Is(err, protocol.ErrNotMember):
-		delete(c.members, r.Journal)
-		return c.reply(reqError(r.ID, protocol.CodeNotMember, "this device is not a member of journal %s", r.Journal))
-	case err != nil:
-		return c.internal(r, err)
+	if err != nil {
+		return c.deviceError(r, err)
 	}
 	// This connection stays open to carry the answer, but its
 	// membership and any subscription to the journal end now.
@@ -123,6 +105,20 @@ func (c *conn) handleLeave(r *request) bool {
 	}
 	c.log.Info("left journal", "journal", r.Journal.String(), "devices", len(removed), "connections_closed", n)
 	return c.reply(c.ok(r.ID))
+}
+
+// deviceError answers a device request whose store operation failed.
+func (c *conn) deviceError(r *request, err error) bool {
+	switch {
+	case errors.Is(err, protocol.ErrNotMember):
+		delete(c.members, r.Journal)
+		return c.reply(reqError(r.ID, protocol.CodeNotMember, "this device is not a member of journal %s", r.Journal))
+	case errors.Is(err, protocol.ErrNotFound):
+		return c.reply(reqError(r.ID, protocol.CodeNotFound, "that device is not a member of journal %s", r.Journal))
+	case errors.Is(err, protocol.ErrInvalid):
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "%s", unwrapMessage(err)))
+	}
+	return c.internal(r, err)
 }
 
 // unwrapMessage returns the part of a store error after the sentinel's
