@@ -33,11 +33,12 @@ import (
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
-// has been fsynced when it returns; Badger batches commits that arrive
-// together into one write and one sync (group commit). Appends to one
-// journal are serialized by an in-memory per-journal lock so sequence
-// numbers are assigned without races; appends to different journals run
-// concurrently. Blobs are never deleted, so value-log GC is not needed.
+// has been fsynced when it returns. Appends are written by one committer
+// goroutine that groups the appends waiting at the time into one
+// transaction, so many writers share one sync (group commit; see
+// groupcommit.go). The committer alone assigns sequence numbers. Purges of
+// one journal are serialized by an in-memory per-journal lock. Blobs are
+// never deleted, so value-log GC is not needed.
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.
@@ -48,7 +49,8 @@ type BadgerStore struct {
 	mu sync.RWMutex // read-held by every operation, write-held by Close
 	cl bool         // closed; guarded by mu
 
-	jl journalLocks // per-journal append locks
+	jl journalLocks // per-journal purge locks
+	gc committer    // group commit of appends; see groupcommit.go
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
@@ -89,7 +91,9 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return &BadgerStore{db: db, now: time.Now}, nil
+	s := &BadgerStore{db: db, now: time.Now}
+	s.startCommitter()
+	return s, nil
 }
 
 // IsLocked reports whether err came from opening a store directory that
@@ -106,6 +110,7 @@ func (s *BadgerStore) Close() error {
 		return nil
 	}
 	s.cl = true
+	s.stopCommitter()
 	return s.db.Close()
 }
 
@@ -315,7 +320,7 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	return j, packet, nil
 }
 
-// Append implements [Store].
+// Append implements [Store]. The append joins the next group commit.
 func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
 	id := protocol.IDOf(blob)
 	done, err := s.begin(ctx)
@@ -323,48 +328,7 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 		return 0, id, false, err
 	}
 	defer done()
-	unlock := s.jl.lock(j)
-	defer unlock()
-	var seq uint64
-	var dup bool
-	err = s.update(func(txn *badger.Txn) error {
-		seq, dup = 0, false
-		ok, err := exists(txn, key(pfxJournal, j[:]))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return protocol.ErrNotFound
-		}
-		bk := key(pfxBlobByID, j[:], id[:])
-		item, err := txn.Get(bk)
-		if err == nil {
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if len(v) != 8 {
-				return fmt.Errorf("dedup record is %d bytes", len(v))
-			}
-			seq, dup = binary.BigEndian.Uint64(v), true
-			return nil
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		last, err := lastSeq(txn, j)
-		if err != nil {
-			return err
-		}
-		seq = last + 1
-		if err := txn.Set(key(pfxLog, j[:], u64(seq)), blob); err != nil {
-			return err
-		}
-		if err := txn.Set(bk, u64(seq)); err != nil {
-			return err
-		}
-		return txn.Set(key(pfxLastSeq, j[:]), u64(seq))
-	})
+	seq, dup, err := s.appendGrouped(j, blob, id)
 	if err != nil {
 		return 0, id, false, err
 	}
