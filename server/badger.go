@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -85,6 +86,11 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	}
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
+		// Blobs are ciphertext, which does not compress: compressing
+		// table blocks only spent CPU on every memtable flush and
+		// compaction. (Tables record their compression, so stores
+		// written with it still read.)
+		WithCompression(options.None).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
 	db, err := badger.Open(opts)

@@ -48,10 +48,9 @@ type conn struct {
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
-	send   chan frame         // send queue; drained only by writeLoop
+	send   sendQueue          // drained only by writeLoop
 	wrote  atomic.Uint64      // frames written; bumped by writeLoop
 	queued atomic.Int64       // bytes of messages in send; see waitRoom
-	drain  chan struct{}      // signalled (non-blocking) by writeLoop after each write
 	wdone  chan struct{}      // closed when writeLoop has returned
 
 	// closing is set once a close frame has been queued (by fail).
@@ -61,7 +60,9 @@ type conn struct {
 	endCode int        // close code chosen by abort; 0 when none
 	endText string     // why the connection ended, for the close frame and log
 
-	subWG sync.WaitGroup // subscription goroutines
+	subWG        sync.WaitGroup // running subscription pumps
+	pumpMu       sync.Mutex     // guards pumpsStopped and subWG.Add
+	pumpsStopped bool           // set when the connection ends; guarded by pumpMu
 
 	// Owned by the reader goroutine; log and device are fixed once
 	// authentication succeeds, before any other goroutine reads them.
@@ -71,26 +72,18 @@ type conn struct {
 	subs    map[protocol.JournalID]*subscription
 }
 
-// subscription is one Subscribe on a connection.
-type subscription struct {
-	journal protocol.JournalID
-	after   uint64        // cursor the client asked for
-	wake    chan struct{} // capacity 1; the hub sends when the journal grows
-}
-
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 	c := &conn{
 		s:       s,
 		ws:      ws,
 		remote:  remote,
 		opened:  time.Now(),
-		send:    make(chan frame, s.cfg.SendQueue),
-		drain:   make(chan struct{}, 1),
 		wdone:   make(chan struct{}),
 		log:     s.log.With("remote", remote),
 		members: make(map[protocol.JournalID]bool),
 		subs:    make(map[protocol.JournalID]*subscription),
 	}
+	c.send.init()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	// Once the connection is ending (closed by either side, or the relay
 	// shutting down), give the writer a moment to send its close frame,
@@ -114,7 +107,7 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
-	c.subWG.Wait()
+	c.stopPumps()
 	c.endMu.Lock()
 	reason := c.endText
 	c.endMu.Unlock()
@@ -155,22 +148,28 @@ func (c *conn) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case f := <-c.send:
-			if f.data == nil {
-				c.noteEnd(f.text)
-				c.writeClose(f.code, f.text)
-				return
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				c.noteEnd("write failed: " + err.Error())
-				return
-			}
-			c.wrote.Add(1)
-			c.queued.Add(-int64(len(f.data)))
-			select {
-			case c.drain <- struct{}{}:
-			default:
+		case <-c.send.ready:
+			for {
+				f, ok := c.send.front()
+				if !ok {
+					break
+				}
+				if f.data == nil {
+					c.noteEnd(f.text)
+					c.writeClose(f.code, f.text)
+					return
+				}
+				_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
+				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+					c.noteEnd("write failed: " + err.Error())
+					return
+				}
+				c.wrote.Add(1)
+				c.queued.Add(-int64(len(f.data)))
+				c.send.pop()
+				if c.ctx.Err() != nil {
+					break // let the select below see it
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
@@ -225,21 +224,22 @@ func (c *conn) put(f frame) bool {
 // for SendTimeout is closed as not reading, like a full queue in put.
 func (c *conn) waitRoom(n int) bool {
 	limit := int64(c.s.cfg.SendQueueBytes)
+	if q := c.queued.Load(); q <= 0 || q+int64(n) <= limit {
+		return true
+	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
-	// Several subscriptions may wait on one connection; drain wakes one,
-	// and the others look again on this tick.
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	wrote := c.wrote.Load()
 	for {
+		// Take the wake-up channel before looking, so a write between
+		// the look and the wait still wakes us.
+		left := c.send.left()
 		q := c.queued.Load()
 		if q <= 0 || q+int64(n) <= limit {
 			return true
 		}
 		select {
-		case <-c.drain:
-		case <-tick.C:
+		case <-left:
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
@@ -257,7 +257,7 @@ func (c *conn) waitRoom(n int) bool {
 // dropSlow closes a connection whose client stopped reading.
 func (c *conn) dropSlow() {
 	const why = "the client is not reading its messages"
-	c.log.Warn("closing slow connection", "queued", len(c.send), "queued_bytes", c.queued.Load())
+	c.log.Warn("closing slow connection", "queued", c.send.len(), "queued_bytes", c.queued.Load())
 	c.abort(websocket.ClosePolicyViolation, why)
 	// The writer may be stuck in a write: send the close frame from here
 	// (WriteControl may run concurrently with writes) and drop the socket
@@ -267,20 +267,22 @@ func (c *conn) dropSlow() {
 }
 
 func (c *conn) putFrame(f frame) bool {
-	select {
-	case c.send <- f:
-		return true
-	case <-c.ctx.Done():
+	if c.ctx.Err() != nil {
 		return false
-	default:
+	}
+	ok, left := c.send.push(f, c.s.cfg.SendQueue)
+	if ok {
+		return true
 	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
 	wrote := c.wrote.Load()
 	for {
 		select {
-		case c.send <- f:
-			return true
+		case <-left:
+			if ok, left = c.send.push(f, c.s.cfg.SendQueue); ok {
+				return true
+			}
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
@@ -546,7 +548,7 @@ func (c *conn) handlePut(r *request) bool {
 	}
 	c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
 	if !dup {
-		c.s.hub.notify(r.Journal)
+		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
 	ok := c.ok(r.ID)
 	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
@@ -586,69 +588,17 @@ func (c *conn) handleSubscribe(r *request) bool {
 	if r.After > last {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "the cursor %d is past the last blob the relay holds for journal %s (%d)", r.After, r.Journal, last))
 	}
-	sub := &subscription{journal: r.Journal, after: r.After, wake: make(chan struct{}, 1)}
+	sub := &subscription{c: c, journal: r.Journal, after: r.After, cursor: r.After}
 	// Register before the first read so no append can slip between the
-	// read and the wait.
+	// read and the wait. The connection removes it when it ends.
 	c.s.hub.add(sub)
 	c.subs[r.Journal] = sub
 	if !c.reply(c.ok(r.ID)) {
-		c.s.hub.remove(sub)
 		return false
 	}
 	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
-	c.subWG.Add(1)
-	go c.runSubscription(sub)
+	c.kick(sub) // send the history, then CaughtUp
 	return true
-}
-
-// runSubscription streams a journal to the client: everything after the
-// cursor, then CaughtUp once, then each new blob as the hub signals it.
-// It pulls from the store, so a wake-up can never be lost or cause a gap or
-// a duplicate: the cursor alone decides what is sent next.
-func (c *conn) runSubscription(sub *subscription) {
-	defer c.subWG.Done()
-	defer c.s.hub.remove(sub)
-	cursor := sub.after
-	caughtUp := false
-	for {
-		blobs, err := c.s.cfg.Store.Read(c.ctx, sub.journal, cursor, readBatch)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.log.Error("reading journal for subscriber", "journal", sub.journal.String(), "err", err)
-				c.fail(reqError(0, protocol.CodeInternal, "the relay could not read the journal"), websocket.CloseInternalServerErr)
-			}
-			return
-		}
-		for _, b := range blobs {
-			if b.Seq != cursor+1 {
-				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", cursor, "next", b.Seq)
-				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
-				return
-			}
-			// Flow control: the next blob waits for room in the queue.
-			if !c.waitRoom(len(b.Blob) * 4 / 3) {
-				return
-			}
-			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
-				return
-			}
-			cursor = b.Seq
-		}
-		if len(blobs) > 0 {
-			continue
-		}
-		if !caughtUp {
-			if !c.reply(&protocol.CaughtUp{Type: protocol.TypeCaughtUp, Journal: sub.journal, Seq: cursor}) {
-				return
-			}
-			caughtUp = true
-		}
-		select {
-		case <-sub.wake:
-		case <-c.ctx.Done():
-			return
-		}
-	}
 }
 
 // shortID is the first 8 hex digits of a key, for logs.

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -381,4 +385,59 @@ func groupCommitChild(dir string) {
 		}()
 	}
 	select {}
+}
+
+// TestBadgerReadsSnappyTables opens a store whose tables were written with
+// Snappy compression, as stores were before compression was turned off:
+// everything must still read, and appends continue the log.
+func TestBadgerReadsSnappyTables(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithCompression(options.Snappy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := protocol.JournalID{1}
+	err = db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(key(pfxJournal, j[:]), u64(0)); err != nil {
+			return err
+		}
+		for seq := uint64(1); seq <= 3; seq++ {
+			blob := bytes.Repeat([]byte{byte(seq)}, 4096) // compressible
+			id := protocol.IDOf(blob)
+			if err := txn.Set(key(pfxLog, j[:], u64(seq)), blob); err != nil {
+				return err
+			}
+			if err := txn.Set(key(pfxBlobByID, j[:], id[:]), u64(seq)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(key(pfxLastSeq, j[:]), u64(3))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil { // flushes the memtable to a Snappy table
+		t.Fatal(err)
+	}
+	if tables, _ := filepath.Glob(filepath.Join(dir, "*.sst")); len(tables) == 0 {
+		t.Fatal("badger wrote no table on close")
+	}
+	s := openTestStore(t, dir)
+	all := readAll(t, s, j)
+	if len(all) != 3 {
+		t.Fatalf("read %d blobs", len(all))
+	}
+	for i, b := range all {
+		if !bytes.Equal(b.Blob, bytes.Repeat([]byte{byte(i + 1)}, 4096)) {
+			t.Fatalf("blob %d differs", i+1)
+		}
+	}
+	seq, _, dup, err := s.Append(ctx, j, all[1].Blob)
+	if err != nil || !dup || seq != 2 {
+		t.Fatalf("re-append: %d %v %v", seq, dup, err)
+	}
+	if seq, _, _, err := s.Append(ctx, j, []byte("next")); err != nil || seq != 4 {
+		t.Fatalf("append: %d %v", seq, err)
+	}
 }

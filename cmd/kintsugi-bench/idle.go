@@ -14,11 +14,12 @@ type idleResult struct {
 	// Per connection, relative to the relay before any connection:
 	RSSBytes      float64 `json:"rss_bytes_per_conn"`   // resident set size (what the kernel charges the process)
 	GoBytes       float64 `json:"go_bytes_per_conn"`    // Go heap in use plus goroutine stacks
-	HeapBytes     float64 `json:"heap_bytes_per_conn"`  // Go heap in use
+	HeapBytes     float64 `json:"heap_bytes_per_conn"`  // Go heap in use (spans holding objects)
+	LiveBytes     float64 `json:"live_bytes_per_conn"`  // Go heap objects alive
 	StackBytes    float64 `json:"stack_bytes_per_conn"` // goroutine stacks
-	GoroutinesPer float64 `json:"goroutines_per_conn"`  //
-	RelayRSSBytes uint64  `json:"relay_rss_bytes"`      // the whole relay process
-	BaselineRSS   uint64  `json:"baseline_rss_bytes"`   // before any connection
+	GoroutinesPer float64 `json:"goroutines_per_conn"`
+	RelayRSSBytes uint64  `json:"relay_rss_bytes"`    // the whole relay process
+	BaselineRSS   uint64  `json:"baseline_rss_bytes"` // before any connection
 }
 
 // idleSettle is how long the connections sit idle before the relay's
@@ -38,7 +39,7 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 	if err := raiseFileLimit(need); err != nil {
 		return nil, err
 	}
-	relay, err := startRelay(o.dir)
+	relay, err := startRelay(o.dir, o.relayProfiles)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +94,7 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 			RSSBytes:      per(after.RSS, before.RSS),
 			GoBytes:       per(after.HeapInuse+after.StackInuse, before.HeapInuse+before.StackInuse),
 			HeapBytes:     per(after.HeapInuse, before.HeapInuse),
+			LiveBytes:     per(after.HeapAlloc, before.HeapAlloc),
 			StackBytes:    per(after.StackInuse, before.StackInuse),
 			GoroutinesPer: per(uint64(after.Goroutines), uint64(before.Goroutines)),
 			RelayRSSBytes: after.RSS,

@@ -77,20 +77,21 @@ func report(w io.Writer, err error) int {
 
 // options are the parsed flags.
 type options struct {
-	dir          string // parent of the relay's temporary data directories
-	blobSize     int
-	only         map[string]bool
-	writers      []int
-	shared       int
-	ingestTime   time.Duration
-	subscribers  []int
-	pushPuts     int
-	idleConns    []int
-	syncEntries  int
-	syncRuns     int
-	progress     io.Writer
-	asJSON       bool
-	scenarioList []string
+	dir           string // parent of the relay's temporary data directories
+	blobSize      int
+	only          map[string]bool
+	writers       []int
+	shared        int
+	ingestTime    time.Duration
+	subscribers   []int
+	pushPuts      int
+	idleConns     []int
+	syncEntries   int
+	syncRuns      int
+	relayProfiles profiles // --relay-cpuprofile, --relay-memprofile
+	progress      io.Writer
+	asJSON        bool
+	scenarioList  []string
 }
 
 var scenarios = []string{"ingest", "push", "idle", "sync"}
@@ -120,6 +121,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
 			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
 			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
+			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
+			&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
 			&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -148,19 +151,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	o := &options{
-		dir:         c.String("dir"),
-		blobSize:    c.Int("blob-size"),
-		writers:     c.IntSlice("writers"),
-		shared:      c.Int("shared-writers"),
-		ingestTime:  c.Duration("ingest-time"),
-		subscribers: c.IntSlice("subscribers"),
-		pushPuts:    c.Int("push-puts"),
-		idleConns:   c.IntSlice("idle-conns"),
-		syncEntries: c.Int("sync-entries"),
-		syncRuns:    c.Int("sync-runs"),
-		progress:    stderr,
-		asJSON:      c.Bool("json"),
-		only:        make(map[string]bool),
+		dir:           c.String("dir"),
+		blobSize:      c.Int("blob-size"),
+		writers:       c.IntSlice("writers"),
+		shared:        c.Int("shared-writers"),
+		ingestTime:    c.Duration("ingest-time"),
+		subscribers:   c.IntSlice("subscribers"),
+		pushPuts:      c.Int("push-puts"),
+		idleConns:     c.IntSlice("idle-conns"),
+		syncEntries:   c.Int("sync-entries"),
+		syncRuns:      c.Int("sync-runs"),
+		progress:      stderr,
+		relayProfiles: profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
+		asJSON:        c.Bool("json"),
+		only:          make(map[string]bool),
 	}
 	if c.Bool("quick") {
 		quick := func(name string, set func()) {
@@ -327,9 +331,9 @@ func printTable(w io.Writer, r *results) {
 	}
 	if len(r.Idle) > 0 {
 		fmt.Fprintf(w, "\nrelay memory per idle subscribed connection (target: <= 12 KB)\n")
-		fmt.Fprintln(tw, "connections\tRSS/conn\tGo heap+stacks/conn\theap/conn\tstacks/conn\tgoroutines/conn\trelay RSS\t")
+		fmt.Fprintln(tw, "connections\tRSS/conn\tGo heap+stacks/conn\theap/conn\tlive objects/conn\tstacks/conn\tgoroutines/conn\trelay RSS\t")
 		for _, x := range r.Idle {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.1f\t%s\t\n", x.Connections, kb(x.RSSBytes), kb(x.GoBytes), kb(x.HeapBytes), kb(x.StackBytes), x.GoroutinesPer, mib(x.RelayRSSBytes))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t\n", x.Connections, kb(x.RSSBytes), kb(x.GoBytes), kb(x.HeapBytes), kb(x.LiveBytes), kb(x.StackBytes), x.GoroutinesPer, mib(x.RelayRSSBytes))
 		}
 		tw.Flush()
 	}

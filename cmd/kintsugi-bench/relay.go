@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,14 @@ import (
 // share mixed in.
 const childEnv = "KINTSUGI_BENCH_RELAY_DIR"
 
+// childProfileEnv, if set, names a file the child writes a CPU profile of
+// the relay to (--relay-cpuprofile). Each relay of a run overwrites it.
+const childProfileEnv = "KINTSUGI_BENCH_RELAY_CPUPROFILE"
+
+// childHeapEnv, if set, names a file the child writes a heap profile to
+// each time its memory is read (--relay-memprofile): the last one wins.
+const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
+
 // memPath is served by the child only, on the relay's listener: it runs
 // a garbage collection and returns the child's memory figures as JSON.
 const memPath = "/bench/mem"
@@ -37,6 +46,7 @@ const memPath = "/bench/mem"
 type memStats struct {
 	RSS        uint64 `json:"rss"`         // resident set size, from /proc/self/status
 	HeapInuse  uint64 `json:"heap_inuse"`  // runtime.MemStats.HeapInuse
+	HeapAlloc  uint64 `json:"heap_alloc"`  // runtime.MemStats.HeapAlloc: live objects
 	StackInuse uint64 `json:"stack_inuse"` // runtime.MemStats.StackInuse
 	Goroutines int    `json:"goroutines"`
 }
@@ -46,6 +56,22 @@ type memStats struct {
 // is done with it). It prints "listening <addr>" once it serves.
 func runChild(dir string) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if os.Getenv(childHeapEnv) != "" {
+		runtime.MemProfileRate = 1 // exact attribution, for small per-connection objects
+	}
+	if path := os.Getenv(childProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	store, err := server.OpenBadger(dir, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
@@ -60,11 +86,22 @@ func runChild(dir string) int {
 	mux := http.NewServeMux()
 	mux.Handle("/", relay)
 	mux.HandleFunc(memPath, func(w http.ResponseWriter, _ *http.Request) {
-		runtime.GC()
+		// Several collections: each may halve the stacks of goroutines
+		// that use less than a quarter of theirs, as a relay that has
+		// been idle a while has had done to them.
+		for range 4 {
+			runtime.GC()
+		}
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := memStats{RSS: selfRSS(), HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
+		st := memStats{RSS: selfRSS(), HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
+		if path := os.Getenv(childHeapEnv); path != "" {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
@@ -103,6 +140,9 @@ func selfRSS() uint64 {
 	return 0
 }
 
+// profiles names the profiles a child relay writes; empty: none.
+type profiles struct{ cpu, heap string }
+
 // relayProc is a running child relay.
 type relayProc struct {
 	cmd   *exec.Cmd
@@ -112,7 +152,7 @@ type relayProc struct {
 }
 
 // startRelay starts a child relay on a fresh data directory under parent.
-func startRelay(parent string) (*relayProc, error) {
+func startRelay(parent string, prof profiles) (*relayProc, error) {
 	dir, err := os.MkdirTemp(parent, "relay-")
 	if err != nil {
 		return nil, err
@@ -123,6 +163,12 @@ func startRelay(parent string) (*relayProc, error) {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	if prof.cpu != "" {
+		cmd.Env = append(cmd.Env, childProfileEnv+"="+prof.cpu)
+	}
+	if prof.heap != "" {
+		cmd.Env = append(cmd.Env, childHeapEnv+"="+prof.heap)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
