@@ -38,8 +38,10 @@ type frame struct {
 // conn is one WebSocket connection.
 //
 // Goroutines: serve runs the reader (authentication and requests, in
-// order); writeLoop is the only goroutine that writes messages to ws; each
-// subscription has its own goroutine. They all send through the send queue.
+// order); writeLoop is the only goroutine that writes messages to ws; while
+// puts wait for the disk, an acker answers them (conn_put.go); while a
+// subscription has blobs to send, a pump sends them (conn_sub.go). They all
+// send through the send queue.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
@@ -70,6 +72,8 @@ type conn struct {
 	device  [32]byte
 	members map[protocol.JournalID]bool // positive membership cache
 	subs    map[protocol.JournalID]*subscription
+
+	puts putPipe // puts waiting for the disk; see conn_put.go
 }
 
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
@@ -107,6 +111,7 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
+	c.waitPuts()
 	c.stopPumps()
 	c.endMu.Lock()
 	reason := c.endText
@@ -437,6 +442,10 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 func (c *conn) handle(frame []byte) bool {
 	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: c.s.cfg.Now()}
 	r, perr := k.parse(frame)
+	if perr != nil || r.Type != protocol.TypePut {
+		// Everything but a put is handled after the puts before it.
+		c.waitPuts()
+	}
 	if perr != nil {
 		if perr.ID == 0 {
 			c.fail(perr, websocket.CloseProtocolError)
@@ -542,7 +551,15 @@ func (c *conn) handlePut(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
+	if c.startPut(r) {
+		return true // answered by the acker
+	}
 	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
+	return c.answerPut(r, seq, id, dup, err)
+}
+
+// answerPut answers put r with the outcome of its append.
+func (c *conn) answerPut(r *request, seq uint64, id protocol.BlobID, dup bool, err error) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -93,14 +94,64 @@ func (s *BadgerStore) stopCommitter() {
 // result. It does not give up on a context: once queued, the append is
 // written or fails with its group, and the caller learns which.
 func (s *BadgerStore) appendGrouped(j protocol.JournalID, blob []byte, id protocol.BlobID) (uint64, bool, error) {
+	r := s.queueAppend(j, blob, id)
+	return r.wait()
+}
+
+func (s *BadgerStore) queueAppend(j protocol.JournalID, blob []byte, id protocol.BlobID) *appendReq {
 	r := appendReqPool.Get().(*appendReq)
 	r.j, r.blob, r.id = j, blob, id
 	s.gc.reqs <- r
+	return r
+}
+
+// wait waits for the committer's answer and recycles r.
+func (r *appendReq) wait() (uint64, bool, error) {
 	<-r.done
 	seq, dup, err := r.seq, r.dup, r.err
 	*r = appendReq{done: r.done}
 	appendReqPool.Put(r)
 	return seq, dup, err
+}
+
+// PendingAppend is an append started by [BadgerStore.StartAppend].
+type PendingAppend struct {
+	id   protocol.BlobID
+	r    *appendReq // nil if the append failed to start
+	err  error      // why it did not start
+	done func()     // releases the store for Close
+}
+
+// StartAppend starts appending blob to j's log, like [BadgerStore.Append],
+// and returns without waiting for the commit. Appends started one after
+// the other are stored in that order. The caller must call Wait, which
+// returns what Append would have; until then Close waits.
+func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *PendingAppend {
+	p := &PendingAppend{id: protocol.IDOf(blob)}
+	done, err := s.begin(ctx)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	p.done = done
+	p.r = s.queueAppend(j, blob, p.id)
+	return p
+}
+
+// Wait waits for the append to be durable (or to fail) and returns its
+// sequence number, id and whether the journal already held the blob.
+func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
+	if p.r == nil {
+		return 0, p.id, false, p.err
+	}
+	seq, dup, err := p.r.wait()
+	p.r = nil
+	p.err = err
+	p.done()
+	if err != nil {
+		return 0, p.id, false, err
+	}
+	return seq, p.id, dup, nil
 }
 
 func (s *BadgerStore) commitLoop() {

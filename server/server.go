@@ -11,10 +11,14 @@
 // goroutine, which authenticates the device and handles requests in order,
 // and one writer goroutine, the only one that writes to the socket.
 // Everything a connection sends (replies, subscription pushes) goes through
-// its bounded send queue. Subscriptions are pull-based: a per-subscription
-// goroutine reads the store after its cursor and is woken by a coalescing
-// notification when its journal grows, so nothing outside a connection ever
-// waits on that connection.
+// its bounded send queue. Puts are pipelined: the reader starts each
+// append and reads on, and an acker goroutine, present only while puts
+// wait for the disk, answers them in order; appends waiting together share
+// one commit (group commit). Subscriptions are pull-based: when its journal
+// grows, a subscription is kicked and a pump goroutine, present only while
+// there is something to send, reads the store after its cursor, so nothing
+// outside a connection ever waits on that connection and an idle
+// connection costs only its reader and writer.
 package server
 
 import (
@@ -336,16 +340,5 @@ func (h *hub) remove(s *subscription) {
 	delete(m, s)
 	if len(m) == 0 {
 		delete(h.subs, s.journal)
-	}
-}
-
-// notify wakes every subscription of j. It never blocks: a wake-up already
-// pending is enough, since a woken subscription reads everything new.
-// After a put, [hub.announce] does this and hands over the new blob.
-func (h *hub) notify(j protocol.JournalID) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs[j] {
-		s.c.kick(s)
 	}
 }

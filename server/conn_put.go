@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Pipelined puts.
+//
+// A client pushing its outbox sends many puts without waiting for each
+// answer. Handled one at a time, each would wait for its own disk sync
+// before the reader looked at the next. Instead the reader starts the
+// append and reads on; an acker goroutine answers the puts in the order
+// they came, each once it is durable. Appends started in order are stored
+// in order, and puts waiting together share a group commit.
+//
+// Before any other request the reader waits until every put before it is
+// answered, so other requests see the connection's puts done, as if each
+// put had been handled alone. The acker exists only while puts are
+// pending, so an idle connection has none.
+
+// startAppender is implemented by stores that can start an append and
+// answer later ([BadgerStore]).
+type startAppender interface {
+	StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *PendingAppend
+}
+
+// Bounds on the puts one connection may have waiting for the disk: the
+// client's window (client pushes 64 at a time), and bytes, so that a
+// client pipelining large blobs holds a bounded amount of relay memory.
+const (
+	maxPendingPuts      = 64
+	maxPendingPutsBytes = 4 << 20
+)
+
+// putPipe is a connection's puts waiting for their answer.
+type putPipe struct {
+	mu      sync.Mutex
+	pending []*pendingPut // guarded by mu; in arrival order; nil when empty
+	bytes   int           // guarded by mu; blob bytes in pending
+	running bool          // guarded by mu; an acker goroutine is running
+	changed chan struct{} // guarded by mu; closed when pending shrinks or the acker stops
+}
+
+type pendingPut struct {
+	r *request
+	p *PendingAppend
+}
+
+// changedLocked returns a channel closed at the next change.
+func (pp *putPipe) changedLocked() <-chan struct{} {
+	if pp.changed == nil {
+		pp.changed = make(chan struct{})
+	}
+	return pp.changed
+}
+
+func (pp *putPipe) signalLocked() {
+	if pp.changed != nil {
+		close(pp.changed)
+		pp.changed = nil
+	}
+}
+
+// startPut starts r's append and queues it for the acker, first waiting
+// while the connection is at its bound of pending puts. It reports false
+// if the store cannot start appends, and the caller appends itself.
+func (c *conn) startPut(r *request) bool {
+	sa, ok := c.s.cfg.Store.(startAppender)
+	if !ok {
+		return false
+	}
+	pp := &c.puts
+	pp.mu.Lock()
+	for len(pp.pending) > 0 && (len(pp.pending) >= maxPendingPuts || pp.bytes+len(r.Blob) > maxPendingPutsBytes) {
+		ch := pp.changedLocked()
+		pp.mu.Unlock()
+		<-ch // the acker always moves on: each append ends, with or without error
+		pp.mu.Lock()
+	}
+	// Started under the lock, so appends start in the order they are
+	// queued for answering.
+	pp.pending = append(pp.pending, &pendingPut{r: r, p: sa.StartAppend(c.ctx, r.Journal, r.Blob)})
+	pp.bytes += len(r.Blob)
+	start := !pp.running
+	pp.running = true
+	pp.mu.Unlock()
+	if start {
+		go c.ackLoop()
+	}
+	return true
+}
+
+// ackLoop answers pending puts in order until there are none.
+func (c *conn) ackLoop() {
+	pp := &c.puts
+	for {
+		pp.mu.Lock()
+		if len(pp.pending) == 0 {
+			pp.running = false
+			pp.pending = nil
+			pp.signalLocked()
+			pp.mu.Unlock()
+			return
+		}
+		next := pp.pending[0]
+		pp.mu.Unlock()
+
+		seq, id, dup, err := next.p.Wait()
+		c.answerPut(next.r, seq, id, dup, err)
+
+		pp.mu.Lock()
+		pp.pending[0] = nil
+		pp.pending = pp.pending[1:]
+		pp.bytes -= len(next.r.Blob)
+		pp.signalLocked()
+		pp.mu.Unlock()
+	}
+}
+
+// waitPuts waits until every pending put has been answered and the acker
+// has stopped.
+func (c *conn) waitPuts() {
+	pp := &c.puts
+	pp.mu.Lock()
+	for pp.running {
+		ch := pp.changedLocked()
+		pp.mu.Unlock()
+		<-ch
+		pp.mu.Lock()
+	}
+	pp.mu.Unlock()
+}
