@@ -215,6 +215,21 @@ func (c *conn) enqueue(data []byte) bool {
 	return c.put(frame{data: data})
 }
 
+// tryEnqueue queues a message if the send queue has room for it right
+// now, by count and by bytes, and reports whether it did. It never waits.
+func (c *conn) tryEnqueue(data []byte) bool {
+	n := int64(len(data))
+	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
+		return false
+	}
+	c.queued.Add(n)
+	if ok, _ := c.send.push(frame{data: data}, c.s.cfg.SendQueue); !ok {
+		c.queued.Add(-n)
+		return false
+	}
+	return true
+}
+
 func (c *conn) put(f frame) bool {
 	c.queued.Add(int64(len(f.data)))
 	if !c.putFrame(f) {
@@ -606,6 +621,9 @@ func (c *conn) handleSubscribe(r *request) bool {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "the cursor %d is past the last blob the relay holds for journal %s (%d)", r.After, r.Journal, last))
 	}
 	sub := &subscription{c: c, journal: r.Journal, after: r.After, cursor: r.After}
+	// Held as if a pump ran, so that appends announced from now on only
+	// mark it kicked: nothing is sent before the OK.
+	sub.state.Store(pumpRunning)
 	// Register before the first read so no append can slip between the
 	// read and the wait. The connection removes it when it ends.
 	c.s.hub.add(sub)
@@ -614,7 +632,7 @@ func (c *conn) handleSubscribe(r *request) bool {
 		return false
 	}
 	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
-	c.kick(sub) // send the history, then CaughtUp
+	c.startPump(sub) // send the history, then CaughtUp
 	return true
 }
 

@@ -60,7 +60,9 @@ func (f *freshBlob) message() ([]byte, error) {
 }
 
 // announce tells every subscription of j that blob was stored at seq.
-// It never blocks.
+// A subscription that is idle and has sent everything before it gets the
+// blob's message queued right here, without a goroutine; any other is
+// kicked. It never blocks.
 func (h *hub) announce(j protocol.JournalID, seq uint64, blob []byte) {
 	f := &freshBlob{journal: j, seq: seq, blob: blob}
 	h.mu.Lock()
@@ -75,8 +77,36 @@ func (h *hub) announce(j protocol.JournalID, seq uint64, blob []byte) {
 				break
 			}
 		}
-		s.c.kick(s)
+		if !s.c.deliver(s, f) {
+			s.c.kick(s)
+		}
 	}
+}
+
+// deliver queues f's message for sub if no pump is running, sub has sent
+// everything before f and the send queue has room. Otherwise a pump takes
+// over. It reports false only if a pump was already running; the caller
+// then kicks it.
+func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
+	if !sub.state.CompareAndSwap(pumpIdle, pumpRunning) {
+		return false
+	}
+	// The subscription is ours until we set it idle or hand it to a pump.
+	sent := false
+	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil {
+		if msg, err := f.message(); err == nil && c.tryEnqueue(msg) {
+			sub.cursor = f.seq
+			sub.fresh.CompareAndSwap(f, nil)
+			sent = true
+		}
+	}
+	if sent && sub.state.CompareAndSwap(pumpRunning, pumpIdle) {
+		return true
+	}
+	// Not sent, or kicked meanwhile: a pump goes on from here.
+	sub.state.Store(pumpRunning)
+	c.startPump(sub)
+	return true
 }
 
 // kick makes sure a pump will look at sub's journal after this call. It
@@ -141,6 +171,7 @@ func (c *conn) pump(sub *subscription) {
 // pumpOnce sends every blob after the cursor, then CaughtUp the first
 // time. It returns false if the connection is ending or failed.
 func (c *conn) pumpOnce(sub *subscription) bool {
+	sentFresh := false
 	for {
 		if f := sub.fresh.Load(); f != nil && sub.caughtUp && f.seq == sub.cursor+1 {
 			msg, err := f.message()
@@ -154,7 +185,14 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			}
 			sub.cursor = f.seq
 			sub.fresh.CompareAndSwap(f, nil)
+			sentFresh = true
 			continue
+		}
+		if sentFresh {
+			// Every append announces itself once it is readable, so
+			// after an announced blob nothing newer is known: if one
+			// comes, its announcement kicks this pump again.
+			return true
 		}
 		blobs, err := c.s.cfg.Store.Read(c.ctx, sub.journal, sub.cursor, readBatch)
 		if err != nil {
