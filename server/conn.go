@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -45,6 +47,8 @@ type frame struct {
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
+	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
+	br     *bufio.Reader // ws's read buffer, when hijacker provided it
 	remote string
 	opened time.Time
 
@@ -357,7 +361,8 @@ func (c *conn) readLoop() {
 		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	})
 	for {
-		mt, data, err := c.ws.ReadMessage()
+		c.waitReadable()
+		mt, buf, err := c.readMessage()
 		if err != nil {
 			c.noteReadError(err)
 			return
@@ -367,9 +372,43 @@ func (c *conn) readLoop() {
 			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
 			return
 		}
-		if !c.handle(data) {
+		ok := c.handle(buf.Bytes())
+		putFrameBuffer(buf)
+		if !ok {
 			return
 		}
+	}
+}
+
+// frameBuffers holds buffers for reading request frames. handle keeps
+// nothing of a frame (decoding copies what it needs), so a buffer is
+// reused for the next frame of any connection.
+var frameBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFrame is the largest buffer returned to frameBuffers: a few
+// large blobs must not pin megabytes in the pool.
+const maxPooledFrame = 64 << 10
+
+// readMessage reads the next message into a buffer from frameBuffers,
+// which the caller returns with putFrameBuffer. Unlike ReadMessage it does
+// not grow a new slice from 512 bytes for every frame.
+func (c *conn) readMessage() (int, *bytes.Buffer, error) {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return mt, nil, err
+	}
+	buf := frameBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		putFrameBuffer(buf)
+		return mt, nil, err
+	}
+	return mt, buf, nil
+}
+
+func putFrameBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledFrame {
+		frameBuffers.Put(buf)
 	}
 }
 
@@ -453,7 +492,8 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 }
 
 // handle answers one request frame. It returns false when the connection
-// must stop reading.
+// must stop reading. It must keep nothing of frame, whose buffer is reused
+// (readMessage): decoding copies what a request needs.
 func (c *conn) handle(frame []byte) bool {
 	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: c.s.cfg.Now()}
 	r, perr := k.parse(frame)

@@ -200,9 +200,8 @@ func New(cfg Config) (*Server, error) {
 		HandshakeTimeout: 10 * time.Second,
 		// Per-connection buffers, sized for many idle connections: a
 		// small read buffer (larger frames are read straight into the
-		// message), and write buffers lent from a pool only while a
-		// message is being written.
-		ReadBufferSize:  readBufferSize,
+		// message), which hijacker provides, and write buffers lent from
+		// a pool only while a message is being written.
 		WriteBufferPool: &writeBufferPool,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -257,7 +256,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WebSocket subprotocol "+protocol.Subprotocol+" required", http.StatusBadRequest)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		// Upgrade has already replied with an HTTP error.
 		s.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -267,6 +267,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// the HTTP server grew a deep stack on, end: an idle connection's
 	// reader then holds only the small stack its read needs.
 	c := newConn(s, ws, r.RemoteAddr)
+	c.nc, c.br = hj.nc, hj.br
 	handedOff = true
 	go func() {
 		defer s.conns.Done()
