@@ -34,6 +34,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -122,6 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
 			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
 			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
 			&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
 			&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
 		},
@@ -132,6 +134,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			o, err := parseOptions(c, stderr)
 			if err != nil {
 				return err
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			res, err := runAll(o)
 			if err != nil {
@@ -323,9 +336,9 @@ func printTable(w io.Writer, r *results) {
 	}
 	if len(r.Push) > 0 {
 		fmt.Fprintf(w, "\npush latency: put sent -> subscriber has the blob (target: p99 <= 2 ms at 100 subscribers)\n")
-		fmt.Fprintln(tw, "subscribers\tputs\tsamples\tp50 ms\tp99 ms\t")
+		fmt.Fprintln(tw, "subscribers\tputs\tsamples\tp50 ms\tp99 ms\tput ack p50 ms\tput ack p99 ms\t")
 		for _, x := range r.Push {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t\n", x.Subscribers, x.Puts, x.Samples, x.P50ms, x.P99ms)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Subscribers, x.Puts, x.Samples, x.P50ms, x.P99ms, x.AckP50ms, x.AckP99ms)
 		}
 		tw.Flush()
 	}

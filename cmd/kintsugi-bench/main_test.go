@@ -70,7 +70,7 @@ func TestBenchJSON(t *testing.T) {
 	}
 	for i, x := range r.Push {
 		subs := []int{1, 3}[i]
-		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P50ms <= 0 || x.P99ms < x.P50ms {
+		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P50ms <= 0 || x.P99ms < x.P50ms || x.AckP50ms <= 0 || x.AckP99ms < x.AckP50ms {
 			t.Errorf("push run %d: %+v", i, x)
 		}
 	}

@@ -17,6 +17,10 @@ type pushResult struct {
 	Samples     int     `json:"samples"` // one per put per subscriber
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	// The writer's put acknowledgements: how much of the push latency is
+	// the put's own durable commit, which comes before any push.
+	AckP50ms float64 `json:"ack_p50_ms"`
+	AckP99ms float64 `json:"ack_p99_ms"`
 }
 
 // setupParallel bounds concurrent connection setup.
@@ -118,6 +122,7 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 	}
 	ch := &chain{journal: j, author: writer.device, size: o.blobSize}
 	var frame []byte
+	var acks []time.Duration
 	for seq := uint64(1); seq <= uint64(puts); seq++ {
 		got.Add(subs)
 		id := writer.id()
@@ -130,6 +135,7 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		acks = append(acks, time.Since(base)-time.Duration(sent[seq].Load()))
 		if ok.Seq != seq {
 			return nil, fmt.Errorf("the put was stored at seq %d, want %d", ok.Seq, seq)
 		}
@@ -143,8 +149,8 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	p := percentiles(all)
-	return &pushResult{Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99}, nil
+	p, a := percentiles(all), percentiles(acks)
+	return &pushResult{Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99}, nil
 }
 
 // parallel runs fn(0..n-1) with at most width at a time and returns the
