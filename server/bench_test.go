@@ -17,6 +17,7 @@ import (
 // a journal (shared). Appends made at the same time share one commit
 // (group commit). The writer count is exact: b.SetParallelism is set so
 // that RunParallel starts that many goroutines on GOMAXPROCS CPUs.
+// Appends per second are 1e9 / ns/op.
 func BenchmarkAppendDurable(b *testing.B) {
 	for _, writers := range []int{1, 8, 64} {
 		for _, perJournal := range []int{1, 8} {
@@ -78,5 +79,4 @@ func benchAppend(b *testing.B, writers, perJournal int) {
 			}
 		})
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 }
