@@ -357,11 +357,13 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(protocol.MaxMessageSize)
 	pongWait := 2 * c.s.cfg.PingInterval
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	pong := func() { _ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) }
 	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		pong()
+		return nil
 	})
 	for {
-		c.waitReadable()
+		c.waitReadable(pong)
 		mt, buf, err := c.readMessage()
 		if err != nil {
 			c.noteReadError(err)

@@ -48,10 +48,49 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // waitReadable returns when a message may be read without the reader
 // blocking deep inside gorilla: when the read buffer holds data, or the
-// socket has data, an error, or the read deadline has passed.
-func (c *conn) waitReadable() {
-	if c.br == nil || c.br.Buffered() > 0 {
+// socket has data, an error, or the read deadline has passed. Pongs that
+// arrive meanwhile (the answers to the relay's pings, which come to an
+// idle connection every PingInterval) it takes itself, doing what the
+// pong handler does: otherwise the first pong would put the reader back
+// inside ReadMessage, waiting there for the next message.
+func (c *conn) waitReadable(pong func()) {
+	if c.br == nil {
 		return
 	}
-	waitSocketReadable(c.nc)
+	for {
+		if c.br.Buffered() == 0 && !waitSocketReadable(c.nc) {
+			return
+		}
+		if !c.skipPong() {
+			return
+		}
+		pong()
+	}
+}
+
+// WebSocket frame header bits (RFC 6455, section 5.2).
+const (
+	wsFinal      = 0x80
+	wsOpPong     = 0x0A
+	wsMasked     = 0x80
+	wsMaxControl = 125
+)
+
+// skipPong consumes a complete pong frame at the head of the read buffer
+// and reports whether it did. It is called only between messages, where
+// gorilla next expects a frame header, so a whole frame taken out of the
+// buffer leaves gorilla's state as it was. Anything but a well-formed
+// pong from a client (final, no extension bits, masked, at most 125
+// bytes) is left to gorilla.
+func (c *conn) skipPong() bool {
+	hdr, err := c.br.Peek(2)
+	if err != nil || hdr[0] != wsFinal|wsOpPong || hdr[1]&wsMasked == 0 || int(hdr[1]&^wsMasked) > wsMaxControl {
+		return false
+	}
+	n := 2 + 4 + int(hdr[1]&^wsMasked)
+	if _, err := c.br.Peek(n); err != nil {
+		return false
+	}
+	_, _ = c.br.Discard(n)
+	return true
 }

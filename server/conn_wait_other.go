@@ -4,6 +4,6 @@ package server
 
 import "net"
 
-// waitSocketReadable returns at once where peeking is not implemented:
-// the reader then waits inside ReadMessage.
-func waitSocketReadable(net.Conn) {}
+// waitSocketReadable reports false where peeking is not implemented: the
+// reader then waits inside ReadMessage.
+func waitSocketReadable(net.Conn) bool { return false }

@@ -34,7 +34,7 @@ type syncResult struct {
 // writes them with the real client and pushes them to the relay; then
 // sam's device, which joined before any was written, fetches them.
 func runFirstSync(o *options, n, runs int) (*syncResult, error) {
-	relay, err := startRelay(o.dir, o.relayProfiles)
+	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
 	if err != nil {
 		return nil, err
 	}

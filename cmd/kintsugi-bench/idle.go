@@ -22,15 +22,18 @@ type idleResult struct {
 	BaselineRSS   uint64  `json:"baseline_rss_bytes"` // before any connection
 }
 
-// idleSettle is how long the connections sit idle before the relay's
-// memory is read.
-const idleSettle = 500 * time.Millisecond
+// idleRounds is how many ping intervals the connections sit idle before
+// the relay's memory is read: the relay pings each one and its client
+// answers, as real clients do.
+const idleRounds = 3
 
 // runIdle opens idle subscribed connections, in steps of counts (sorted
 // ascending), and reads the relay's memory at each step. Each connection
 // is its own device, creates its own journal, subscribes to it, reads
 // CaughtUp and then sends nothing. Memory is read after a forced GC in the
-// relay process; kernel socket buffers are not part of it.
+// relay process; kernel socket buffers are not part of it. The relay pings
+// every o.idlePing and the clients answer, as they would every 30 s with
+// the default setting.
 func runIdle(o *options, counts []int) ([]idleResult, error) {
 	if len(counts) == 0 {
 		return nil, nil
@@ -39,7 +42,7 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 	if err := raiseFileLimit(need); err != nil {
 		return nil, err
 	}
-	relay, err := startRelay(o.dir, o.relayProfiles)
+	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles, ping: o.idlePing})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +61,8 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 			c.close()
 		}
 	}()
-	time.Sleep(idleSettle)
+	settle := idleRounds * o.idlePing
+	time.Sleep(settle)
 	before, err := relay.mem()
 	if err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		time.Sleep(idleSettle)
+		time.Sleep(settle)
 		after, err := relay.mem()
 		if err != nil {
 			return nil, err
@@ -124,6 +128,16 @@ func openIdle(relay *relayProc) (*rawConn, error) {
 		c.close()
 		return nil, err
 	}
+	// Keep reading, as a client does: gorilla answers the relay's pings
+	// only while reading. The loop ends when the connection is closed.
+	go func() {
+		for {
+			_ = c.ws.SetReadDeadline(time.Time{})
+			if _, _, err := c.ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
 	return c, nil
 }
 

@@ -30,7 +30,7 @@ const ingestWarmup = 300 * time.Millisecond
 // acknowledgement (which the relay sends only once the blob is synced to
 // disk). With perJournal > 1, that many writers share each journal.
 func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestResult, error) {
-	relay, err := startRelay(o.dir, o.relayProfiles)
+	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,7 @@ type options struct {
 	subscribers   []int
 	pushPuts      int
 	idleConns     []int
+	idlePing      time.Duration
 	syncEntries   int
 	syncRuns      int
 	relayProfiles profiles // --relay-cpuprofile, --relay-memprofile
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
 			&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
 			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
+			&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
 			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
 			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
@@ -172,6 +174,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		subscribers:   c.IntSlice("subscribers"),
 		pushPuts:      c.Int("push-puts"),
 		idleConns:     c.IntSlice("idle-conns"),
+		idlePing:      c.Duration("idle-ping"),
 		syncEntries:   c.Int("sync-entries"),
 		syncRuns:      c.Int("sync-runs"),
 		progress:      stderr,
@@ -233,6 +236,9 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		positive("sync-runs", o.syncRuns),
 	); err != nil {
 		return nil, err
+	}
+	if o.idlePing <= 0 {
+		return nil, &usageError{msg: "--idle-ping must be positive", hint: "for example --idle-ping 1s"}
 	}
 	if o.ingestTime <= 0 {
 		return nil, &usageError{msg: "--ingest-time must be positive", hint: "for example --ingest-time 3s"}

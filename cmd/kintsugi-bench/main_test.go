@@ -27,7 +27,7 @@ func TestBenchJSON(t *testing.T) {
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(),
 		"--writers", "1,4", "--shared-writers", "2", "--ingest-time", "200ms",
 		"--subscribers", "1,3", "--push-puts", "5",
-		"--idle-conns", "5,10",
+		"--idle-conns", "5,10", "--idle-ping", "100ms",
 		"--sync-entries", "20", "--sync-runs", "1",
 	}, &out, &errOut)
 	if err != nil {

@@ -33,7 +33,7 @@ const setupParallel = 16
 // gives subs samples. Puts are sent one at a time: the next waits until
 // every subscriber has the previous one and its ack is back.
 func runPush(o *options, subs, puts int) (*pushResult, error) {
-	relay, err := startRelay(o.dir, o.relayProfiles)
+	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
 	if err != nil {
 		return nil, err
 	}

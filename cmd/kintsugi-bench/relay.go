@@ -34,6 +34,11 @@ const childEnv = "KINTSUGI_BENCH_RELAY_DIR"
 // the relay to (--relay-cpuprofile). Each relay of a run overwrites it.
 const childProfileEnv = "KINTSUGI_BENCH_RELAY_CPUPROFILE"
 
+// childPingEnv, if set, is the relay's ping interval (a Go duration);
+// otherwise the default. Only the idle scenario sets it, so that its
+// measurement includes ping and pong rounds.
+const childPingEnv = "KINTSUGI_BENCH_RELAY_PING"
+
 // childHeapEnv, if set, names a file the child writes a heap profile to
 // each time its memory is read (--relay-memprofile): the last one wins.
 const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
@@ -78,7 +83,14 @@ func runChild(dir string) int {
 		return 1
 	}
 	defer store.Close()
-	relay, err := server.New(server.Config{Store: store, Logger: logger})
+	cfg := server.Config{Store: store, Logger: logger}
+	if v := os.Getenv(childPingEnv); v != "" {
+		if cfg.PingInterval, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+	}
+	relay, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
 		return 1
@@ -143,6 +155,12 @@ func selfRSS() uint64 {
 // profiles names the profiles a child relay writes; empty: none.
 type profiles struct{ cpu, heap string }
 
+// relayOptions are the settings of one child relay.
+type relayOptions struct {
+	prof profiles
+	ping time.Duration // 0: the default ping interval
+}
+
 // relayProc is a running child relay.
 type relayProc struct {
 	cmd   *exec.Cmd
@@ -152,7 +170,8 @@ type relayProc struct {
 }
 
 // startRelay starts a child relay on a fresh data directory under parent.
-func startRelay(parent string, prof profiles) (*relayProc, error) {
+func startRelay(parent string, ro relayOptions) (*relayProc, error) {
+	prof := ro.prof
 	dir, err := os.MkdirTemp(parent, "relay-")
 	if err != nil {
 		return nil, err
@@ -168,6 +187,9 @@ func startRelay(parent string, prof profiles) (*relayProc, error) {
 	}
 	if prof.heap != "" {
 		cmd.Env = append(cmd.Env, childHeapEnv+"="+prof.heap)
+	}
+	if ro.ping > 0 {
+		cmd.Env = append(cmd.Env, childPingEnv+"="+ro.ping.String())
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
