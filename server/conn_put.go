@@ -80,10 +80,14 @@ func (c *conn) startPut(r *request) bool {
 		<-ch // the acker always moves on: each append ends, with or without error
 		pp.mu.Lock()
 	}
-	// Started under the lock, so appends start in the order they are
-	// queued for answering.
-	pp.pending = append(pp.pending, &pendingPut{r: r, p: sa.StartAppend(c.ctx, r.Journal, r.Blob)})
-	pp.bytes += len(r.Blob)
+	pp.bytes += len(r.Blob) // reserved before unlocking
+	pp.mu.Unlock()
+	// Started outside the lock: starting may wait for the store (while it
+	// closes, say), and the acker must be free to move on meanwhile. Only
+	// the reader starts puts, so they start in the order they are queued.
+	pa := sa.StartAppend(c.ctx, r.Journal, r.Blob)
+	pp.mu.Lock()
+	pp.pending = append(pp.pending, &pendingPut{r: r, p: pa})
 	start := !pp.running
 	pp.running = true
 	pp.mu.Unlock()
