@@ -114,9 +114,7 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	if deviceName == "" {
 		deviceName, _ = os.Hostname()
 	}
-	if len(deviceName) > 64 {
-		deviceName = deviceName[:64]
-	}
+	deviceName = truncateUTF8(deviceName, 64)
 	certRaw, err := crypto.NewDeviceCert(id, dev, deviceName, time.Now())
 	if err != nil {
 		return nil, err
@@ -133,6 +131,15 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	if _, err := rand.Read(s.StorageKey); err != nil {
 		return nil, err
 	}
+	return createHome(home, &s, passphrase, kdf)
+}
+
+// createHome writes a new key file holding s, sealed under passphrase,
+// and returns the account. It refuses to overwrite an existing key file.
+func createHome(home Home, s *secrets, passphrase []byte, kdf crypto.KDFParams) (*Account, error) {
+	if err := os.MkdirAll(home.Dir, 0o700); err != nil {
+		return nil, err
+	}
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -147,7 +154,7 @@ func Init(home Home, name, deviceName string, passphrase []byte, kdf crypto.KDFP
 	} else if err != nil {
 		return nil, fmt.Errorf("write key file: %w", err)
 	}
-	return accountFrom(home, &s)
+	return accountFrom(home, s)
 }
 
 // ChangePassphrase re-seals home's key file under a new passphrase (with
@@ -187,6 +194,11 @@ func Unlock(home Home, passphrase []byte) (*Account, error) {
 		return nil, err
 	}
 	defer clear(plain)
+	return accountFromPlain(home, plain)
+}
+
+// accountFromPlain builds the account from a key file's decrypted content.
+func accountFromPlain(home Home, plain []byte) (*Account, error) {
 	var s secrets
 	if err := json.Unmarshal(plain, &s); err != nil || s.Version != 1 {
 		return nil, crypto.ErrBadKeyFile

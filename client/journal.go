@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -186,6 +187,26 @@ func (a *Account) Current(prefix string) (*Journal, error) {
 // Invite makes a one-time invite for the partner and returns its code,
 // which holds the secret: show it to the user only, never log it.
 func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	return j.invite(ctx, ttl, false)
+}
+
+// InviteAgain makes a one-time invite for the partner who is already in
+// the journal but set kintsugi up again with a new identity, for example
+// after losing every device without a backup. When the new identity
+// answers, this client treats it as a changed safety number: it warns,
+// drops the verified mark, and seals nothing to the new keys until the
+// user compares the new safety number and confirms it (ConfirmVerified).
+func (j *Journal) InviteAgain(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	return j.invite(ctx, ttl, true)
+}
+
+// ErrBothHere: a journal is for two, and both are in it.
+var ErrBothHere = errors.New("this journal already has both of you")
+
+// ErrNoPartnerYet: an invite "again" is for a partner already here.
+var ErrNoPartnerYet = errors.New("your partner has not joined yet, so there is no one to invite again")
+
+func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (string, time.Time, error) {
 	if ttl <= 0 {
 		ttl = DefaultInviteTTL
 	}
@@ -199,7 +220,11 @@ func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.T
 		return "", time.Time{}, err
 	}
 	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
-	rec, err := json.Marshal(j.acct.record(j.st.Title))
+	var mine memberRecord
+	if err := j.withLock(func() error { mine = j.selfRecord(j.st.Title); return nil }); err != nil {
+		return "", time.Time{}, err
+	}
+	rec, err := json.Marshal(mine)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -210,13 +235,34 @@ func (j *Journal) Invite(ctx context.Context, ttl time.Duration) (string, time.T
 	// Remember the invite before the relay does, so a join can always be
 	// opened once the relay has accepted the invite.
 	err = j.withLock(func() error {
+		if t := j.left(); t != nil {
+			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+		}
+		partner := false
 		for _, m := range j.st.Members {
 			if !m.Self {
-				return fmt.Errorf("this journal already has both of you (you and %s), so it needs no more invites", m.Name)
+				partner = true
+				if !again {
+					return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, m.Name)
+				}
 			}
 		}
-		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires})
-		return j.saveState()
+		if again && !partner {
+			return ErrNoPartnerYet
+		}
+		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires, Again: again})
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		// This person's other devices learn of the invite (and only
+		// they: it is sealed to them alone), so whichever syncs first
+		// can open the join that answers it.
+		if others := j.ownDevices(); len(others) > 1 {
+			if _, err := j.writeLocked(Payload{Kind: KindInvite, Secret: code.Secret[:], Expires: &expires, Again: again}, others); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return "", time.Time{}, err
@@ -241,6 +287,9 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	code, err := protocol.ParseInviteCode(codeText)
 	if err != nil {
 		return nil, err
+	}
+	if code.Link {
+		return nil, ErrLinkCodeOnly
 	}
 	relay, err := NormalizeRelayURL(code.Relay)
 	if err != nil {
@@ -348,7 +397,7 @@ func (j *Journal) finishJoin() error {
 			if err != nil {
 				return err
 			}
-			self, err := json.Marshal(j.acct.record(""))
+			self, err := json.Marshal(j.selfRecord(""))
 			if err != nil {
 				return err
 			}
@@ -380,6 +429,9 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
+	if t := j.left(); t != nil {
+		return Entry{}, fmt.Errorf("%w on %s; what is here stays readable, and nothing new can be written", ErrLeft, t.Local().Format("2 January 2006"))
+	}
 	p.V = 1
 	if p.Created.IsZero() {
 		p.Created = time.Now().UTC()
@@ -454,7 +506,7 @@ func (j *Journal) ownTarget(prefix string) (*Entry, error) {
 func (j *Journal) ownDevices() [][32]byte {
 	var out [][32]byte
 	for _, d := range j.roster() {
-		if d.member.Self {
+		if d.member.Self && d.current() {
 			out = append(out, d.cert.Box)
 		}
 	}
@@ -585,32 +637,73 @@ func (j *Journal) Partner() (*Member, error) {
 }
 
 // SafetyNumber returns the safety number of this person and the partner.
+// While the partner has a pending new identity it is the number for the
+// new one, and the member returned has Pending set.
 func (j *Journal) SafetyNumber() (string, *Member, error) {
 	p, err := j.Partner()
 	if err != nil {
 		return "", nil, err
 	}
+	if p.Pending != nil {
+		return crypto.SafetyNumber(j.acct.Identity.Public, p.Pending.Identity), p, nil
+	}
 	return crypto.SafetyNumber(j.acct.Identity.Public, p.Identity), p, nil
 }
 
 // ConfirmVerified records that the user compared the safety number with
-// the partner and it matched.
+// the partner and it matched. If the partner has a pending new identity,
+// this is what accepts it: the old identity's devices stay readable but
+// are removed, and this device re-boxes its history for the new ones.
 func (j *Journal) ConfirmVerified() error {
 	return j.withLock(func() error {
 		for i := range j.st.Members {
-			if !j.st.Members[i].Self {
-				j.st.Members[i].Verified = true
+			m := &j.st.Members[i]
+			if m.Self {
+				continue
+			}
+			if p := m.Pending; p != nil {
+				j.acceptIdentity(m, p)
+			}
+			m.Verified = true
+		}
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		if j.left() != nil {
+			return nil
+		}
+		return j.ensureGrants()
+	})
+}
+
+// acceptIdentity makes p the member's identity. Call with the lock held.
+func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
+	now := time.Now().UTC()
+	for _, c := range MemberDevices(*m) {
+		if m.removed(c.Sign) != nil {
+			continue
+		}
+		var last uint64
+		for _, s := range j.order {
+			if s.Header.Author == c.Sign && s.Header.Seq > last {
+				last = s.Header.Seq
 			}
 		}
-		return j.saveState()
-	})
+		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: last, At: now})
+	}
+	m.Previous = append(m.Previous, m.Identity)
+	m.Identity, m.Name, m.JoinBlob = p.Identity, p.Name, p.JoinBlob
+	m.Devices = append(m.Devices, p.Devices...)
+	m.Pending = nil
+	m.Left = nil
+	j.st.Warnings = slices.DeleteFunc(j.st.Warnings, func(w string) bool { return strings.HasPrefix(w, identityChangedPrefix) })
 }
 
 // MemberDevices returns the certificates of m's devices that verify.
 func MemberDevices(m Member) []*crypto.DeviceCert {
 	var out []*crypto.DeviceCert
 	for _, raw := range m.Devices {
-		if c, err := crypto.ParseDeviceCert(raw); err == nil && crypto.Equal(c.Identity[:], m.Identity) {
+		if c, err := crypto.ParseDeviceCert(raw); err == nil && m.certifies(c.Identity) {
 			out = append(out, c)
 		}
 	}

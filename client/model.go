@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +42,29 @@ const (
 	// KindTogetherMark says "I have answered" (Ref: the prompt; Held: the
 	// chain id of the sealed answer, which it commits to). Everyone reads it.
 	KindTogetherMark = "together-answered"
+
+	// Roster records change who is in the journal. Views never show them
+	// as entries; status, members and device list do.
+
+	// KindDevice announces a device of its author's person: Device holds
+	// its certificate, which must be signed by that person's identity key.
+	KindDevice = "device"
+	// KindDeviceRemoved withdraws a device of its author's person: Device
+	// holds its signing key, Seq the last of its blobs the remover holds.
+	// Nothing is sealed to it afterwards, and anything it writes past Seq
+	// is set aside.
+	KindDeviceRemoved = "device-removed"
+	// KindLeave says its author's person has left the journal: nothing is
+	// sealed to their devices afterwards.
+	KindLeave = "left"
+	// KindInvite hands an invite made on one of the person's devices to
+	// their other devices (Secret, Expires, Again), sealed to those
+	// devices only, so each can open the join that answers it.
+	KindInvite = "invite"
 )
+
+// rosterKinds are the kinds of roster records.
+var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true}
 
 // responseKinds are the kinds that hang off another entry through Ref.
 var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true, KindTogetherAnswer: true, KindTogetherMark: true}
@@ -77,6 +100,17 @@ type Payload struct {
 	// Purges lists, in a retraction, the chain ids of the entry and of its
 	// revisions, which the author's client asks the relay to purge.
 	Purges []string `json:"purges,omitempty"`
+	// Device is, in a device record, the device's certificate; in a
+	// device-removed record, its signing key.
+	Device []byte `json:"device,omitempty"`
+	// Seq is, in a device-removed record, the removed device's last blob
+	// that its remover holds.
+	Seq uint64 `json:"seq,omitempty"`
+	// Secret, Expires and Again are, in an invite record, the invite's
+	// secret, expiry, and whether it was made "again" (InviteAgain).
+	Secret  []byte     `json:"secret,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Again   bool       `json:"again,omitempty"`
 }
 
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
@@ -138,6 +172,16 @@ const ShortIDLen = 8
 type rosterDevice struct {
 	member *Member
 	cert   *crypto.DeviceCert
+	// removed is set for a device its person removed: its blobs up to
+	// removed.Last stay readable, nothing more is sealed to it.
+	removed *RemovedDevice
+}
+
+// current reports whether entries are sealed to the device: it has not
+// been removed, its person has not left, and its key is not an
+// unconfirmed new identity.
+func (d rosterDevice) current() bool {
+	return d.removed == nil && d.member.Left == nil
 }
 
 func (j *Journal) roster() map[[32]byte]rosterDevice {
@@ -146,23 +190,26 @@ func (j *Journal) roster() map[[32]byte]rosterDevice {
 		m := &j.st.Members[i]
 		for _, raw := range m.Devices {
 			c, err := crypto.ParseDeviceCert(raw)
-			if err != nil || !crypto.Equal(c.Identity[:], m.Identity) {
+			if err != nil || !m.certifies(c.Identity) {
 				continue
 			}
 			if _, taken := r[c.Sign]; taken {
 				continue // the first member to claim a device keeps it (self is first)
 			}
-			r[c.Sign] = rosterDevice{member: m, cert: c}
+			r[c.Sign] = rosterDevice{member: m, cert: c, removed: m.removed(c.Sign)}
 		}
 	}
 	return r
 }
 
-// recipients returns the box keys of every device of every member.
+// recipients returns the box keys of every current device of every
+// member (see rosterDevice.current).
 func (j *Journal) recipients() [][32]byte {
 	var out [][32]byte
 	for _, d := range j.roster() {
-		out = append(out, d.cert.Box)
+		if d.current() {
+			out = append(out, d.cert.Box)
+		}
 	}
 	sort.Slice(out, func(a, b int) bool { return string(out[a][:]) < string(out[b][:]) })
 	return out
@@ -194,7 +241,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 			continue
 		}
 		rd, ok := roster[s.Header.Author]
-		if !ok || s.Header.Journal != j.id {
+		if !ok || s.Header.Journal != j.id || rd.removed != nil && s.Header.Seq > rd.removed.Last {
 			continue
 		}
 		g, err := protocol.ParseGrant(s.Raw)
@@ -219,7 +266,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 		if o, ok := j.opened[s.ID]; ok {
 			// Opened before: its bytes cannot change (the id is their
 			// hash), only the author's name in the roster can.
-			if rd, ok := roster[s.Header.Author]; ok {
+			if rd, ok := roster[s.Header.Author]; ok && (rd.removed == nil || s.Header.Seq <= rd.removed.Last) {
 				o.author = rd
 				verified[s.ID] = true
 				done[s.Chain] = true
@@ -228,7 +275,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 			}
 		}
 		rd, ok := roster[s.Header.Author]
-		if !ok || s.Header.Journal != j.id {
+		if !ok || s.Header.Journal != j.id || rd.removed != nil && s.Header.Seq > rd.removed.Last {
 			unreadable = append(unreadable, s)
 			continue
 		}
@@ -270,6 +317,9 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 		j.opened[s.ID] = o
 		entries = append(entries, o)
 	}
+	// A copy that did not open (a relay may strip this device's slot) is
+	// not unreadable when another copy of the same entry opened.
+	unreadable = slices.DeleteFunc(unreadable, func(s *stored) bool { return done[s.Chain] })
 	return entries, unreadable, verified
 }
 
@@ -295,6 +345,9 @@ func (j *Journal) view(opened []*openedEntry) []Entry {
 	}
 	out := make([]Entry, 0, len(opened))
 	for _, o := range opened {
+		if rosterKinds[o.payload.Kind] {
+			continue
+		}
 		id := o.s.Chain.String()
 		e := Entry{
 			ID:         id,

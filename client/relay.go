@@ -64,6 +64,7 @@ type relayConn struct {
 	done    chan struct{} // closed when the read loop ends
 	closing chan struct{} // closed by Close, so the read loop never blocks on pushes
 	once    sync.Once
+	pace    pacer // resends requests refused as rate-limited (ratelimit.go)
 }
 
 type reply struct {
@@ -86,9 +87,9 @@ func dialRelay(ctx context.Context, relayURL string, a *Account, wantID string) 
 	d := websocket.Dialer{HandshakeTimeout: dialTimeout, Subprotocols: []string{protocol.Subprotocol}}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	ws, _, err := d.DialContext(dctx, relayURL, nil)
+	ws, resp, err := d.DialContext(dctx, relayURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, relayURL, err)
+		return nil, dialError(relayURL, resp, err)
 	}
 	ws.SetReadLimit(protocol.MaxMessageSize)
 	c := &relayConn{ws: ws, waiting: make(map[uint64]chan reply), pushes: make(chan any, 256), done: make(chan struct{}), closing: make(chan struct{})}
@@ -201,12 +202,14 @@ func (c *relayConn) readLoop() {
 		case protocol.TypeOK:
 			c.deliver(in.ID, reply{ok: &protocol.OK{Type: in.Type, ID: in.ID, Journal: in.Journal, Packet: in.Packet, Seq: in.Seq, BlobID: in.BlobID, Duplicate: in.Duplicate}})
 		case protocol.TypeError:
-			e := &protocol.Error{Type: in.Type, ID: in.ID, Code: in.Code, Message: in.Message}
+			e := &protocol.Error{Type: in.Type, ID: in.ID, Code: in.Code, Message: in.Message, RetryAfterMS: in.RetryMS}
 			if e.ID == 0 {
 				err = e.Err()
 				break
 			}
-			c.deliver(e.ID, reply{err: e.Err()})
+			if !c.retryLater(e) {
+				c.deliver(e.ID, reply{err: e.Err()})
+			}
 		case protocol.TypeBlob, protocol.TypeCaughtUp:
 			if in.Journal == nil {
 				err = fmt.Errorf("%w: %s without a journal", protocol.ErrMalformed, in.Type)
@@ -249,6 +252,7 @@ type inbound struct {
 	Purged    bool                `json:"purged"`
 	Code      protocol.Code       `json:"code"`
 	Message   string              `json:"message"`
+	RetryMS   uint64              `json:"retry_after_ms"`
 }
 
 func (c *relayConn) push(m any) error {
@@ -261,6 +265,7 @@ func (c *relayConn) push(m any) error {
 }
 
 func (c *relayConn) deliver(id uint64, r reply) {
+	c.pace.forget(id)
 	c.mu.Lock()
 	ch, ok := c.waiting[id]
 	delete(c.waiting, id)
@@ -283,7 +288,10 @@ func (c *relayConn) start(setID func(uint64) any) (<-chan reply, error) {
 	id := c.nextID
 	c.waiting[id] = ch
 	c.mu.Unlock()
-	if err := c.send(setID(id)); err != nil {
+	msg := setID(id)
+	c.pace.remember(id, msg)
+	if err := c.send(msg); err != nil {
+		c.pace.forget(id)
 		c.mu.Lock()
 		delete(c.waiting, id)
 		c.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -20,6 +21,11 @@ type Status struct {
 	Outbox     int        `json:"outbox"`
 	LastSync   *time.Time `json:"last_sync"`
 	Unreadable int        `json:"unreadable"`
+	// Strangers counts items from a device that is not in the journal's
+	// roster, or written by a removed device after its removal: set aside,
+	// never shown. Only a relay (or a removed device through one) can put
+	// them there.
+	Strangers int `json:"strangers"`
 	// Held counts the partner's "reveal together" answers that stay sealed
 	// until this person answers too.
 	Held int `json:"held_for_reveal"`
@@ -58,16 +64,30 @@ func (j *Journal) Status() (Status, error) {
 				}
 			}
 		}
-		nHeld := 0
+		entries := 0
+		for _, o := range opened {
+			if !rosterKinds[o.payload.Kind] {
+				entries++
+			}
+		}
+		nHeld, strangers := 0, 0
+		roster := j.roster()
+		pending := j.pendingDevices()
 		for _, s := range unreadable {
-			if held[s.Chain.String()] {
+			rd, known := roster[s.Header.Author]
+			switch {
+			case held[s.Chain.String()]:
 				nHeld++
+			case pending[s.Header.Author]:
+				// A partner's unconfirmed new identity: the warning says so.
+			case !known || rd.removed != nil && s.Header.Seq > rd.removed.Last:
+				strangers++
 			}
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
-			Invites: len(j.st.Invites), Entries: len(opened), Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
+			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
+			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync
@@ -81,6 +101,23 @@ func (j *Journal) Status() (Status, error) {
 		return nil
 	})
 	return st, err
+}
+
+// pendingDevices returns the signing keys of devices of partners' pending
+// new identities. Call with the lock held.
+func (j *Journal) pendingDevices() map[[32]byte]bool {
+	out := make(map[[32]byte]bool)
+	for _, m := range j.st.Members {
+		if m.Pending == nil {
+			continue
+		}
+		for _, raw := range m.Pending.Devices {
+			if c, err := crypto.ParseDeviceCert(raw); err == nil {
+				out[c.Sign] = true
+			}
+		}
+	}
+	return out
 }
 
 // missing walks each device's hash chain back from its newest blob this
@@ -122,6 +159,8 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 		list := byDevice[d]
 		sort.Slice(list, func(a, b int) bool { return list[a].Header.Seq > list[b].Header.Seq })
 		reached := make(map[uint64]protocol.BlobID)
+		// wanted[n] is the chain id a reached blob at seq n+1 names as its prev.
+		wanted := make(map[uint64]protocol.BlobID)
 		forked := false
 		for _, s := range list {
 			for cur := s; cur != nil; {
@@ -135,6 +174,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				if cur.Header.Seq == 1 {
 					break
 				}
+				wanted[cur.Header.Seq-1] = cur.Header.Prev
 				prev := j.chain[cur.Header.Prev]
 				if prev != nil && prev.Purged && !verified[prev.ID] {
 					// A purged record no retraction of its author names:
@@ -148,6 +188,17 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				cur = prev
 			}
 		}
+		// A link to a blob not held, at a seq another blob fills: one
+		// history shown where another was linked to.
+		var absent uint64
+		for n, w := range wanted {
+			if got, ok := reached[n]; ok && got != w {
+				forked = true
+				if j.chain[w] == nil {
+					absent++
+				}
+			}
+		}
 		top := list[0].Header.Seq
 		who := "an unknown device"
 		if rd, ok := roster[d]; ok {
@@ -159,7 +210,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 				who = "this device"
 			}
 		}
-		if n := top - min(top, uint64(len(reached))); n > 0 {
+		if n := top - min(top, uint64(len(reached))) + absent; n > 0 {
 			items := fmt.Sprintf("%d earlier items from %s have", n, who)
 			if n == 1 {
 				items = fmt.Sprintf("1 earlier item from %s has", who)
@@ -167,7 +218,9 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 			out = append(out, items+" not arrived yet")
 		}
 		if forked {
-			out = append(out, fmt.Sprintf("the relay served two different histories for %s", who))
+			// Only the device itself can make a second history: the relay
+			// cannot forge a blob that authenticates.
+			out = append(out, fmt.Sprintf("%s has two different histories: it may have been copied or restored from a backup, or someone else may have its keys", who))
 		}
 	}
 	return out

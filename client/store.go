@@ -38,6 +38,7 @@ const (
 	recAcked   = 'A' // body: relay seq (8) | blob id (32). The relay acknowledged our put.
 	recPurged  = 'U' // body: relay seq (8) | purged record (header | chain id). Received in place of a purged blob.
 	recPurge   = 'Z' // body: blob id (32). The relay acknowledged purging our blob.
+	recAdopted = 'O' // body: blob id (32). A pulled blob this device wrote before a restore (see adopt.go).
 
 	maxRecord = protocol.MaxBlobSize + 64
 )
@@ -70,12 +71,67 @@ type Member struct {
 	// JoinBlob is the chain id (hex) of the join blob that was accepted
 	// for this member, the only join of theirs that is authentic.
 	JoinBlob string `json:"join_blob,omitempty"`
+	// Removed lists devices this person removed (see KindDeviceRemoved).
+	Removed []RemovedDevice `json:"removed,omitempty"`
+	// Left is when this person left the journal (see KindLeave).
+	Left *time.Time `json:"left,omitempty"`
+	// Previous are identity keys this person had before (see
+	// PendingIdentity); devices certified by them stay readable but are
+	// removed.
+	Previous [][]byte `json:"previous_identities,omitempty"`
+	// Pending is a new identity that answered an invite made with
+	// InviteAgain, waiting for the user to compare the new safety number.
+	// Nothing is sealed to its devices and nothing from them is shown
+	// until then.
+	Pending *PendingIdentity `json:"pending,omitempty"`
+}
+
+// PendingIdentity is a partner's new identity key, not yet confirmed.
+type PendingIdentity struct {
+	Name     string    `json:"name"`
+	Identity []byte    `json:"identity"`
+	Devices  [][]byte  `json:"devices"`
+	JoinBlob string    `json:"join_blob"`
+	Since    time.Time `json:"since"`
+}
+
+// certifies reports whether id is m's identity key, now or before.
+func (m *Member) certifies(id [32]byte) bool {
+	if crypto.Equal(id[:], m.Identity) {
+		return true
+	}
+	for _, p := range m.Previous {
+		if crypto.Equal(id[:], p) {
+			return true
+		}
+	}
+	return false
+}
+
+// RemovedDevice is a device its person removed from the journal.
+type RemovedDevice struct {
+	Sign []byte    `json:"sign"` // the device's signing key
+	Last uint64    `json:"last"` // its last blob that stays readable
+	At   time.Time `json:"at"`
+}
+
+// removed returns the record of device sign's removal, or nil.
+func (m *Member) removed(sign [32]byte) *RemovedDevice {
+	for i := range m.Removed {
+		if crypto.Equal(m.Removed[i].Sign, sign[:]) {
+			return &m.Removed[i]
+		}
+	}
+	return nil
 }
 
 // pendingInvite is an invite this device made that has not been answered.
 type pendingInvite struct {
 	Secret  []byte    `json:"secret"`
 	Expires time.Time `json:"expires"`
+	// Again marks an invite for a partner who is already in the journal
+	// and set kintsugi up again with a new identity (InviteAgain).
+	Again bool `json:"again,omitempty"`
 }
 
 // state is the journal's small mutable state, sealed at rest with the
@@ -99,6 +155,12 @@ type state struct {
 	// its join blob is safely in the log, so a join interrupted by a crash
 	// is finished by the next command instead of being lost.
 	JoinSecret []byte `json:"join_secret,omitempty"`
+	// LeftRelay is set once the relay has been told this person left
+	// (Journal.Leave), so an interrupted leave is finished on a retry.
+	LeftRelay bool `json:"left_relay,omitempty"`
+	// Restored is set while this journal, restored from a backup, has not
+	// yet recovered this device's own history from the relay (adopt.go).
+	Restored *restoreMark `json:"restored,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -311,7 +373,7 @@ func (j *Journal) catchUp() error {
 func validRecordAfter(p []byte) bool {
 	for i := range p {
 		switch p[i] {
-		case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge:
+		case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge, recAdopted:
 			if _, _, _, ok := nextRecord(p[i:]); ok {
 				return true
 			}
@@ -383,6 +445,11 @@ func (j *Journal) index(typ byte, body []byte) error {
 			return errors.New("journal log: bad purge record")
 		}
 		j.purgeDone[protocol.BlobID(body)] = true
+	case recAdopted:
+		if len(body) != 32 {
+			return errors.New("journal log: bad adopt record")
+		}
+		j.indexAdopted(protocol.BlobID(body))
 	default:
 		return fmt.Errorf("journal log: unknown record type %q", typ)
 	}
@@ -481,6 +548,9 @@ func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
 func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
+	}
+	if j.st.Restored != nil {
+		return ErrRestoring // the next seq is not known yet: writing now would fork the chain
 	}
 	return j.appendRecords(record(recWritten, blob))
 }

@@ -20,6 +20,9 @@ type SyncResult struct {
 	Pushed   int      // blobs the relay acknowledged
 	Received int      // blobs new to this device
 	Joined   []string // partners who joined, by name
+	// Notices say what changed in the journal's roster: a device added or
+	// removed, someone leaving.
+	Notices []string
 	// New are entries from the partner that arrived in this sync.
 	New []Entry
 }
@@ -29,6 +32,9 @@ type SyncResult struct {
 // pushes again if that produced blobs of its own.
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
+	if err := j.checkNotLeft(); err != nil {
+		return res, err
+	}
 	before, err := j.readableIDs()
 	if err != nil {
 		return nil, err
@@ -47,63 +53,18 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 		c.Close()
 		return res, err
 	}
-	if err := j.subscribe(ctx, c); err != nil {
+	n, err = j.pullCount(ctx, c)
+	res.Received += n
+	if err != nil {
 		c.Close()
 		return res, err
 	}
-	// History is recorded in batches: one lock and one fsync per batch
-	// rather than per blob.
-	var batch []*protocol.Blob
-	batchBytes := 0
-	flush := func() error {
-		n, err := j.receive(batch...)
-		res.Received += n
-		batch, batchBytes = batch[:0], 0
-		return err
-	}
-	idle := time.NewTimer(replyTimeout)
-	defer idle.Stop()
-	for caughtUp := false; !caughtUp; {
-		var m any
-		var ok bool
-		select {
-		case m, ok = <-c.pushes:
-			idle.Reset(replyTimeout)
-		case <-ctx.Done():
-			c.Close()
-			return res, ctx.Err()
-		case <-idle.C:
-			c.Close()
-			return res, fmt.Errorf("%w: the relay stopped sending history for %s", ErrUnreachable, replyTimeout)
-		}
-		if !ok {
-			c.Close()
-			if err := flush(); err != nil {
-				return res, err
-			}
-			return res, c.readErr()
-		}
-		switch m := m.(type) {
-		case *protocol.Blob:
-			batch = append(batch, m)
-			batchBytes += len(m.Blob)
-			if len(batch) < receiveBatch && batchBytes < receiveBatchBytes {
-				continue
-			}
-		case *protocol.CaughtUp:
-			caughtUp = true
-		}
-		if err := flush(); err != nil {
-			c.Close()
-			return res, err
-		}
-	}
 	c.Close()
-	joined, pending, err := j.apply()
+	joined, notices, pending, err := j.apply()
 	if err != nil {
 		return res, err
 	}
-	res.Joined = joined
+	res.Joined, res.Notices = joined, notices
 	if pending > 0 {
 		c, err := j.dial(ctx)
 		if err != nil {
@@ -122,8 +83,72 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	return res, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
-		return j.saveState()
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		return j.restoreErr() // a restore that could not finish is said plainly
 	})
+}
+
+// pull subscribes on c and records everything the relay holds after the
+// cursor, until it says it has caught up. The subscription stays open; the
+// caller closes c.
+func (j *Journal) pull(ctx context.Context, c *relayConn) error {
+	_, err := j.pullCount(ctx, c)
+	return err
+}
+
+func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
+	if err := j.subscribe(ctx, c); err != nil {
+		return 0, err
+	}
+	// History is recorded in batches: one lock and one fsync per batch
+	// rather than per blob.
+	var batch []*protocol.Blob
+	batchBytes, received := 0, 0
+	flush := func() error {
+		n, err := j.receive(batch...)
+		received += n
+		batch, batchBytes = batch[:0], 0
+		return err
+	}
+	idle := time.NewTimer(replyTimeout)
+	defer idle.Stop()
+	for {
+		var m any
+		var ok bool
+		select {
+		case m, ok = <-c.pushes:
+			idle.Reset(replyTimeout)
+		case <-ctx.Done():
+			return received, ctx.Err()
+		case <-idle.C:
+			return received, fmt.Errorf("%w: the relay stopped sending history for %s", ErrUnreachable, replyTimeout)
+		}
+		if !ok {
+			if err := flush(); err != nil {
+				return received, err
+			}
+			return received, c.readErr()
+		}
+		caughtUp := false
+		switch m := m.(type) {
+		case *protocol.Blob:
+			batch = append(batch, m)
+			batchBytes += len(m.Blob)
+			if len(batch) < receiveBatch && batchBytes < receiveBatchBytes {
+				continue
+			}
+		case *protocol.CaughtUp:
+			caughtUp = true
+		}
+		if err := flush(); err != nil {
+			return received, err
+		}
+		if caughtUp {
+			return received, nil
+		}
+	}
 }
 
 func (c *relayConn) readErr() error {
@@ -259,9 +284,11 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
-			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() {
+			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
 				// Only this device writes as this device, and it keeps
-				// everything it writes: this is not ours.
+				// everything it writes: this is not ours. (After a restore
+				// it is recorded, and adopted only if it proves to be
+				// this device's history: adopt.go.)
 				warnings = append(warnings, fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", m.Seq))
 				continue
 			}
@@ -320,11 +347,34 @@ func (j *Journal) newSince(before map[string]bool) ([]Entry, error) {
 // the partner, and every entry this device wrote is re-boxed for devices
 // that cannot read it yet. It returns who joined and how many blobs wait
 // in the outbox.
-func (j *Journal) apply() (joined []string, pending int, err error) {
+func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 	err = j.withLock(func() error {
 		joined, err = j.applyJoins()
 		if err != nil {
 			return err
+		}
+		// A restored journal recovers this device's own chain (once the
+		// members are known), so its grants count and new blobs
+		// continue it (adopt.go).
+		if err := j.adoptOwnChain(); err != nil {
+			return err
+		}
+		if notices, err = j.applyRoster(); err != nil {
+			return err
+		}
+		// An invite the roster brought from another of this person's
+		// devices may open a join already here.
+		more, err := j.applyJoins()
+		if err != nil {
+			return err
+		}
+		joined = append(joined, more...)
+		if j.st.Restored != nil {
+			pending = len(j.outbox())
+			return nil // nothing new may be written until then
+		}
+		if j.left() != nil {
+			return nil // nothing more goes out from here
 		}
 		if err := j.ensureGrants(); err != nil {
 			return err
@@ -332,64 +382,151 @@ func (j *Journal) apply() (joined []string, pending int, err error) {
 		pending = len(j.outbox())
 		return nil
 	})
-	return joined, pending, err
+	return joined, notices, pending, err
+}
+
+// checkNotLeft returns ErrLeft if this person has left the journal.
+func (j *Journal) checkNotLeft() error {
+	return j.withLock(func() error {
+		if t := j.left(); t != nil {
+			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+		}
+		return nil
+	})
 }
 
 func (j *Journal) applyJoins() ([]string, error) {
 	var joined []string
 	roster := j.roster()
 	changed := false
+	warn := func(w string) {
+		if !slices.Contains(j.st.Warnings, w) {
+			j.st.Warnings = append(j.st.Warnings, w)
+			changed = true
+		}
+	}
+	known := make(map[string]bool)
+	for _, m := range j.st.Members {
+		known[m.JoinBlob] = true
+		if m.Pending != nil {
+			known[m.Pending.JoinBlob] = true
+		}
+	}
 	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindJoin {
+		if s.Header.Kind != protocol.KindJoin || known[s.Chain.String()] {
 			continue
 		}
-		if _, known := roster[s.Header.Author]; known {
-			continue
-		}
-		if j.hasPartner() {
-			// A journal is for two; invites stop working once a
-			// partner has joined.
-			if !slices.Contains(j.st.Warnings, warnLateJoin) {
-				j.st.Warnings = append(j.st.Warnings, warnLateJoin)
-				changed = true
-			}
+		if _, ok := roster[s.Header.Author]; ok {
 			continue
 		}
 		jb, err := protocol.ParseJoin(s.Raw)
 		if err != nil {
 			continue
 		}
-		for _, inv := range j.st.Invites {
-			keys, err := crypto.DeriveInvite([32]byte(inv.Secret))
-			if err != nil || keys.AuthHash != jb.InviteHash {
-				continue
-			}
-			rb, err := crypto.OpenJoin(keys, s.Raw)
-			if err != nil {
-				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not open; they were not added")
-				changed = true
+		var inv *pendingInvite
+		var keys *crypto.InviteKeys
+		for i := range j.st.Invites {
+			k, err := crypto.DeriveInvite([32]byte(j.st.Invites[i].Secret))
+			if err == nil && k.AuthHash == jb.InviteHash {
+				inv, keys = &j.st.Invites[i], k
 				break
 			}
-			rec, err := parseRecord(rb)
-			if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
-				j.st.Warnings = appendOnce(j.st.Warnings, "someone answered an invite with details that did not check out; they were not added")
-				changed = true
-				break
-			}
-			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
-			// A journal is for two: once a partner has joined, every
-			// other invite stops working here.
-			j.st.Invites = nil
-			joined = append(joined, rec.Name)
-			changed = true
-			roster = j.roster()
-			break
 		}
+		if inv == nil || j.hasPartner() && !inv.Again {
+			if j.hasPartner() && s.RelaySeq > j.pairedAt() {
+				// A journal is for two; invites stop working once a
+				// partner has joined.
+				warn(warnLateJoin)
+			}
+			continue
+		}
+		rb, err := crypto.OpenJoin(keys, s.Raw)
+		if err != nil {
+			warn("someone answered an invite with details that did not open; they were not added")
+			continue
+		}
+		rec, err := parseRecord(rb)
+		if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
+			warn("someone answered an invite with details that did not check out; they were not added")
+			continue
+		}
+		again := inv.Again
+		// An invite works once; once a partner has joined, every other
+		// invite stops working here too.
+		j.st.Invites = nil
+		changed = true
+		known[s.Chain.String()] = true
+		if !again {
+			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
+			joined = append(joined, rec.Name)
+			roster = j.roster()
+			continue
+		}
+		p := j.partner()
+		if crypto.Equal(rec.Identity, p.Identity) {
+			// The same identity key: new devices of the same person, as
+			// their certificates prove.
+			p.Devices = append(p.Devices, rec.Devices...)
+			p.Left = nil
+			roster = j.roster()
+			continue
+		}
+		p.Pending = &PendingIdentity{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, JoinBlob: s.Chain.String(), Since: time.Now().UTC()}
+		p.Verified = false
+		warn(fmt.Sprintf(identityChangedPrefix+"%s answered your invite with new keys. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", p.Name, rec.Name, p.Name))
 	}
 	if changed {
 		return joined, j.saveState()
 	}
 	return joined, nil
+}
+
+// identityChangedPrefix starts the warning shown while a partner's new
+// identity waits to be confirmed.
+const identityChangedPrefix = "Your partner's safety number has changed: "
+
+// pairedAt returns the relay position from which a journal has had both
+// partners: that of the latest accepted join (the partner's, or this
+// device's own when it joined). A join before it is history, such as the
+// join of a partner's earlier identity, not a late answer to an invite.
+// Call with the lock held.
+func (j *Journal) pairedAt() uint64 {
+	var at uint64
+	for _, m := range j.st.Members {
+		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
+			var c protocol.BlobID
+			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+				continue
+			}
+			if s, ok := j.chain[c]; ok {
+				at = max(at, s.RelaySeq)
+			}
+		}
+	}
+	me := j.acct.Device.SignKey()
+	for _, s := range j.order {
+		if s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
+			at = max(at, s.RelaySeq)
+		}
+	}
+	return at
+}
+
+func pendingJoin(m Member) string {
+	if m.Pending != nil {
+		return m.Pending.JoinBlob
+	}
+	return ""
+}
+
+// partner returns the other member, or nil. Call with the lock held.
+func (j *Journal) partner() *Member {
+	for i := range j.st.Members {
+		if !j.st.Members[i].Self {
+			return &j.st.Members[i]
+		}
+	}
+	return nil
 }
 
 const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
@@ -607,6 +744,7 @@ type Event struct {
 	Pushed       int           // entries from this device the relay acknowledged
 	New          []Entry       // entries from the partner that arrived
 	Joined       []string      // partners who joined
+	Notices      []string      // roster changes (see SyncResult.Notices)
 }
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever
@@ -619,6 +757,9 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 		err := j.watchOnce(ctx, onEvent)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if permanent(err) {
+			return err // retrying cannot help; the caller says why
 		}
 		if time.Since(start) > time.Minute {
 			backoff = time.Second // it was a good connection: start over
@@ -636,11 +777,21 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	}
 }
 
+// permanent reports whether a watch failure will not go away by retrying:
+// this device is no longer a member, the person left, or the relay at the
+// address is not the journal's relay.
+func permanent(err error) bool {
+	return errors.Is(err, protocol.ErrNotMember) || errors.Is(err, ErrLeft) || errors.Is(err, ErrRelayChanged)
+}
+
 // outboxPoll is how often the watcher looks for entries other processes
 // wrote on this home.
 const outboxPoll = 500 * time.Millisecond
 
 func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
+	if err := j.checkNotLeft(); err != nil {
+		return err
+	}
 	c, err := j.dial(ctx)
 	if err != nil {
 		return err
@@ -689,7 +840,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 	}
 	caughtUp := false
 	report := func() error {
-		joined, pending, err := j.apply()
+		joined, notices, pending, err := j.apply()
 		if err != nil {
 			return err
 		}
@@ -703,8 +854,8 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		for _, e := range fresh {
 			before[e.ID] = true
 		}
-		if len(fresh) > 0 || len(joined) > 0 {
-			onEvent(Event{New: fresh, Joined: joined})
+		if len(fresh) > 0 || len(joined) > 0 || len(notices) > 0 {
+			onEvent(Event{New: fresh, Joined: joined, Notices: notices})
 		}
 		return j.withLock(func() error {
 			j.st.LastSync = time.Now().UTC()

@@ -23,12 +23,24 @@ type InviteKeys struct {
 
 // DeriveInvite derives the invite keys from a 32-byte secret.
 func DeriveInvite(secret [32]byte) (*InviteKeys, error) {
+	return deriveInvite(secret, "kintsugi invite token v1", "kintsugi invite key v1")
+}
+
+// DeriveLink derives the keys of a device link code from its secret. They
+// are InviteKeys for another purpose (HKDF info "kintsugi link token v1"
+// and "kintsugi link key v1"), so a link code can never be used as a
+// partner invite or the other way round.
+func DeriveLink(secret [32]byte) (*InviteKeys, error) {
+	return deriveInvite(secret, "kintsugi link token v1", "kintsugi link key v1")
+}
+
+func deriveInvite(secret [32]byte, tokenInfo, keyInfo string) (*InviteKeys, error) {
 	k := &InviteKeys{}
-	t, err := hkdf.Key(sha256.New, secret[:], nil, "kintsugi invite token v1", 32)
+	t, err := hkdf.Key(sha256.New, secret[:], nil, tokenInfo, 32)
 	if err != nil {
 		return nil, err
 	}
-	key, err := hkdf.Key(sha256.New, secret[:], nil, "kintsugi invite key v1", 32)
+	key, err := hkdf.Key(sha256.New, secret[:], nil, keyInfo, 32)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,15 @@ func SealKeyFile(rand io.Reader, passphrase, secret []byte, p KDFParams) ([]byte
 // cannot parse or whose parameters are out of bounds, and
 // [ErrWrongPassphrase] when the passphrase does not open it.
 func OpenKeyFile(data, passphrase []byte) ([]byte, error) {
+	secret, key, err := OpenKeyFileKey(data, passphrase)
+	if key != nil {
+		clear(key[:])
+	}
+	return secret, err
+}
+
+// parseKeyFile checks a key file's layout and parameter bounds.
+func parseKeyFile(data []byte) (*keyFile, error) {
 	var kf keyFile
 	if err := json.Unmarshal(data, &kf); err != nil {
 		return nil, ErrBadKeyFile
@@ -99,13 +108,7 @@ func OpenKeyFile(data, passphrase []byte) ([]byte, error) {
 	if err := kf.Params.Check(); err != nil {
 		return nil, err
 	}
-	key := deriveKey(passphrase, kf.Salt, kf.Params)
-	defer clear(key[:])
-	secret, ok := secretbox.Open(nil, kf.Box, (*[24]byte)(kf.Nonce), key)
-	if !ok {
-		return nil, ErrWrongPassphrase
-	}
-	return secret, nil
+	return &kf, nil
 }
 
 func deriveKey(passphrase, salt []byte, p KDFParams) *[32]byte {

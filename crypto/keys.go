@@ -1,12 +1,13 @@
 // Package crypto holds Kintsugi's cryptography as pure functions: keys and
 // device certificates, the passphrase-protected key file, sealing and opening
-// entries, re-boxing content keys, invites and safety numbers.
+// entries, re-boxing content keys, invites, safety numbers, and identity
+// backups with their recovery phrases.
 //
 // It does no I/O. Every primitive comes from the standard library or
 // golang.org/x/crypto: Ed25519 for identities and device certificates,
 // nacl/box (X25519, XSalsa20-Poly1305) for content keys, nacl/secretbox for
-// payloads and key files, argon2id for passphrases, HKDF-SHA-256 for invite
-// keys, SHA-256 and SHA-512 for hashes.
+// payloads, key files and backups, argon2id for passphrases, HKDF-SHA-256
+// for invite and backup keys, SHA-256 and SHA-512 for hashes.
 //
 // # Keys
 //

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"time"
 )
 
 // Code is a stable, machine-readable error code sent in [Error]. Codes are
@@ -23,6 +24,11 @@ const (
 	CodeRateLimited   Code = "rate-limited"   // too many requests; try again later
 	CodeInternal      Code = "internal"       // the relay failed; nothing was stored
 	CodeShuttingDown  Code = "shutting-down"  // the relay is stopping; reconnect later
+
+	// Added within version 1, with the relay's limits.
+	CodeQuotaExceeded      Code = "quota-exceeded"       // the journal holds as many bytes as the relay allows
+	CodeTooManyConnections Code = "too-many-connections" // the relay, or this address, has too many connections; try again later
+	CodeOriginNotAllowed   Code = "origin-not-allowed"   // the request's Origin is not one the relay accepts
 )
 
 // Sentinel errors that callers branch on. [Error.Err] maps a wire error to
@@ -39,6 +45,7 @@ var (
 	ErrInvalid       = errors.New("the relay refused the request as invalid")
 	ErrShuttingDown  = errors.New("the relay is shutting down")
 	ErrBadVersion    = errors.New("the relay speaks another protocol version")
+	ErrQuotaExceeded = errors.New("this journal has reached the relay's storage limit")
 )
 
 // codeErrors is the one table that maps codes to sentinel errors. The first
@@ -60,6 +67,9 @@ var codeErrors = []struct {
 	{CodeRateLimited, ErrRateLimited},
 	{CodeInternal, ErrRelayInternal},
 	{CodeShuttingDown, ErrShuttingDown},
+	{CodeQuotaExceeded, ErrQuotaExceeded},
+	{CodeTooManyConnections, ErrRateLimited},
+	{CodeOriginNotAllowed, ErrInvalid},
 }
 
 // CodeOf returns the wire code for err, or CodeInternal.
@@ -83,14 +93,21 @@ func (e *Error) Err() error {
 			break
 		}
 	}
-	return &RelayError{Code: e.Code, Message: e.Message, sentinel: s}
+	return &RelayError{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(min(e.RetryAfterMS, maxRetryAfterMS)) * time.Millisecond, sentinel: s}
 }
+
+// maxRetryAfterMS caps a relay's retry hint at a day, so a hostile value
+// cannot overflow a time.Duration.
+const maxRetryAfterMS = 24 * 60 * 60 * 1000
 
 // RelayError is an error reply from a relay.
 type RelayError struct {
-	Code     Code
-	Message  string
-	sentinel error
+	Code    Code
+	Message string
+	// RetryAfter is the relay's hint for when to try again; zero when it
+	// gave none.
+	RetryAfter time.Duration
+	sentinel   error
 }
 
 func (e *RelayError) Error() string {

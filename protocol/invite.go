@@ -21,8 +21,12 @@ import (
 //
 // Spaces, dashes and line breaks are ignored when parsing, so a code that
 // was wrapped or grouped by a messenger still works.
+//
+// A device link code, which one of a person's devices gives another of
+// theirs, has the same layout with the prefix "kl1" ([LinkPrefix]).
 const (
 	InvitePrefix     = "ks1"
+	LinkPrefix       = "kl1"
 	InviteSecretSize = 32
 	inviteVersion    = 1
 )
@@ -34,6 +38,8 @@ type InviteCode struct {
 	Relay   string
 	Journal JournalID
 	Secret  [InviteSecretSize]byte
+	// Link marks a device link code rather than a partner invite.
+	Link bool
 }
 
 // ErrBadInviteCode is wrapped by every invite parsing error.
@@ -47,7 +53,11 @@ func (c *InviteCode) String() string {
 	b = append(b, c.Relay...)
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:4]...)
-	return InvitePrefix + strings.ToLower(inviteEncoding.EncodeToString(b))
+	prefix := InvitePrefix
+	if c.Link {
+		prefix = LinkPrefix
+	}
+	return prefix + strings.ToLower(inviteEncoding.EncodeToString(b))
 }
 
 // ParseInviteCode decodes and checks an invite code.
@@ -59,8 +69,9 @@ func ParseInviteCode(s string) (*InviteCode, error) {
 		}
 		return r
 	}, strings.ToLower(s))
-	if !strings.HasPrefix(s, InvitePrefix) {
-		return nil, fmt.Errorf("%w: it should start with %q", ErrBadInviteCode, InvitePrefix)
+	link := strings.HasPrefix(s, LinkPrefix)
+	if !link && !strings.HasPrefix(s, InvitePrefix) {
+		return nil, fmt.Errorf("%w: it should start with %q (a partner invite) or %q (a device link)", ErrBadInviteCode, InvitePrefix, LinkPrefix)
 	}
 	b, err := inviteEncoding.DecodeString(strings.ToUpper(s[len(InvitePrefix):]))
 	if err != nil {
@@ -77,7 +88,7 @@ func ParseInviteCode(s string) (*InviteCode, error) {
 	if body[0] != inviteVersion {
 		return nil, fmt.Errorf("%w: it was made by a newer version of kintsugi", ErrBadInviteCode)
 	}
-	c := &InviteCode{Relay: string(body[1+JournalIDSize+InviteSecretSize:])}
+	c := &InviteCode{Relay: string(body[1+JournalIDSize+InviteSecretSize:]), Link: link}
 	copy(c.Journal[:], body[1:])
 	copy(c.Secret[:], body[1+JournalIDSize:])
 	return c, nil

@@ -16,7 +16,8 @@
 //   - The relay answers [Welcome], or an [Error] and closes.
 //   - The client then sends requests, each with a client-chosen id; every
 //     request gets exactly one [OK] or [Error] carrying the same id:
-//     [Create], [Invite], [Redeem], [Put], [Subscribe], [Purge].
+//     [Create], [Invite], [Redeem], [Put], [Subscribe], [Purge],
+//     [AddDevice], [RemoveDevice], [Leave].
 //   - After [Subscribe] the relay sends [Blob] messages for every stored
 //     blob after the cursor, in sequence order, then [CaughtUp], then
 //     further [Blob] messages as they are stored, until the connection ends.
@@ -28,7 +29,14 @@
 //
 //   - 1: first version. Purge and Blob.Purged were added within version 1
 //     (a relay without them answers purge with "malformed"; clients then
-//     keep the retracted blob's ciphertext on the relay).
+//     keep the retracted blob's ciphertext on the relay). AddDevice,
+//     RemoveDevice and Leave were added within version 1 too; a relay
+//     without them answers "malformed", and clients then say the relay
+//     needs updating before devices can be linked or removed.
+//     Also within version 1: the codes quota-exceeded, too-many-connections
+//     and origin-not-allowed, [Error.RetryAfterMS], and the relay
+//     information document at [InfoPath] (clients read unknown codes as
+//     internal errors and ignore unknown fields).
 package protocol
 
 import (
@@ -83,19 +91,22 @@ func AuthMessage(relayID string, challenge []byte) []byte {
 
 // Message types.
 const (
-	TypeHello     = "hello"
-	TypeAuth      = "auth"
-	TypeWelcome   = "welcome"
-	TypeCreate    = "create"
-	TypeInvite    = "invite"
-	TypeRedeem    = "redeem"
-	TypePut       = "put"
-	TypeSubscribe = "subscribe"
-	TypePurge     = "purge"
-	TypeOK        = "ok"
-	TypeError     = "error"
-	TypeBlob      = "blob"
-	TypeCaughtUp  = "caught_up"
+	TypeHello        = "hello"
+	TypeAuth         = "auth"
+	TypeWelcome      = "welcome"
+	TypeCreate       = "create"
+	TypeInvite       = "invite"
+	TypeRedeem       = "redeem"
+	TypePut          = "put"
+	TypeSubscribe    = "subscribe"
+	TypePurge        = "purge"
+	TypeAddDevice    = "add_device"
+	TypeRemoveDevice = "remove_device"
+	TypeLeave        = "leave"
+	TypeOK           = "ok"
+	TypeError        = "error"
+	TypeBlob         = "blob"
+	TypeCaughtUp     = "caught_up"
 )
 
 // JournalID names a journal. It is 16 random bytes chosen by the creator.
@@ -175,11 +186,16 @@ type Invite struct {
 	AuthHash []byte    `json:"auth_hash"` // 32 bytes
 	Expires  int64     `json:"expires"`   // unix seconds
 	Packet   []byte    `json:"packet"`    // at most MaxInvitePacket bytes
+	// Link marks a device link: redeeming it only hands over the packet
+	// and adds no member (the linking device adds the new device itself
+	// with [AddDevice]), so any authenticated device may redeem it.
+	Link bool `json:"link,omitempty"`
 }
 
 // Redeem uses an invite: the relay hashes Token, and if an unexpired, unused
 // invite has that hash it marks it used, adds the authenticated device to the
-// journal and answers OK with Journal and Packet set.
+// journal (unless the invite is a device link) and answers OK with Journal
+// and Packet set.
 type Redeem struct {
 	Type  string `json:"type"` // "redeem"
 	ID    uint64 `json:"id"`
@@ -217,6 +233,41 @@ type Purge struct {
 	Journal JournalID `json:"journal"`
 	BlobID  []byte    `json:"blob_id"`  // 32 bytes: which blob
 	ChainID []byte    `json:"chain_id"` // 32 bytes: its chain id, kept in the purged record
+}
+
+// AddDevice makes another device a member of a journal, on behalf of the
+// same person: the relay files the new device under the requesting
+// device's person (the device that created or redeemed its way into the
+// journal, and every device added through it). The relay cannot check who
+// a device belongs to; clients decide whom they trust from device
+// certificates inside the journal, so a device the relay adds on its own
+// can read nothing and write nothing anyone accepts. A device that was
+// removed from the journal cannot be added again.
+type AddDevice struct {
+	Type    string    `json:"type"` // "add_device"
+	ID      uint64    `json:"id"`
+	Journal JournalID `json:"journal"`
+	Device  []byte    `json:"device"` // Ed25519 public key, 32 bytes
+}
+
+// RemoveDevice removes one of the same person's devices from a journal.
+// The relay refuses the device from then on: it closes the device's open
+// connections and answers not-member to anything it asks. A device cannot
+// remove itself (see [Leave]) or another person's device.
+type RemoveDevice struct {
+	Type    string    `json:"type"` // "remove_device"
+	ID      uint64    `json:"id"`
+	Journal JournalID `json:"journal"`
+	Device  []byte    `json:"device"` // Ed25519 public key, 32 bytes
+}
+
+// Leave removes every device of the requesting device's person from a
+// journal, the requesting device included, with the same effect as
+// [RemoveDevice] for each. The journal and its blobs stay for the others.
+type Leave struct {
+	Type    string    `json:"type"` // "leave"
+	ID      uint64    `json:"id"`
+	Journal JournalID `json:"journal"`
 }
 
 // PurgedRecordSize is the length of a purged record: header || chain id.
@@ -260,6 +311,9 @@ type Error struct {
 	ID      uint64 `json:"id,omitempty"`
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfterMS, when not zero, is how many milliseconds the relay asks
+	// the client to wait before sending the request again (rate-limited).
+	RetryAfterMS uint64 `json:"retry_after_ms,omitempty"`
 }
 
 // Marshal encodes a message as the JSON text of one frame.

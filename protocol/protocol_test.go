@@ -162,3 +162,20 @@ func FuzzParsePurged(f *testing.F) {
 		}
 	})
 }
+
+func TestLinkCodeIsTellableFromAnInvite(t *testing.T) {
+	c := InviteCode{Relay: "wss://relay.example", Journal: JournalID{1, 2}, Secret: [32]byte{3}, Link: true}
+	s := c.String()
+	if !strings.HasPrefix(s, LinkPrefix) {
+		t.Fatalf("link code %q does not start with %q", s, LinkPrefix)
+	}
+	got, err := ParseInviteCode(s)
+	if err != nil || !got.Link || got.Relay != c.Relay || got.Secret != c.Secret {
+		t.Fatalf("parse(%q) = %+v, %v", s, got, err)
+	}
+	c.Link = false
+	got, err = ParseInviteCode(c.String())
+	if err != nil || got.Link {
+		t.Fatalf("an invite parsed as %+v, %v", got, err)
+	}
+}

@@ -27,19 +27,24 @@ import (
 //
 //	r                     → relay id (ASCII hex)
 //	j/<journal 16>        → journal meta: format (1 byte, 1) | created, unix seconds (8)
-//	m/<journal 16><dev 32> → member since, unix seconds (8)
+//	m/<journal 16><dev 32> → member since, unix seconds (8) | person (32); see devices.go
+//	x/<journal 16><dev 32> → removed at, unix seconds (8): a device removed for good
 //	s/<journal 16>        → last sequence number (8); absent when the log is empty
 //	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
+//	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
+//	u, u/<journal 16>     → blob bytes per journal (see usage.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns. Appends are written by one committer
 // goroutine that groups the appends waiting at the time into one
 // transaction, so many writers share one sync (group commit; see
-// groupcommit.go). The committer alone assigns sequence numbers. Purges of
-// one journal are serialized by an in-memory per-journal lock. Blobs are
-// never deleted, so value-log GC is not needed.
+// groupcommit.go). The committer alone assigns sequence numbers. Purges
+// and group commits take turns (usageMu), as both change usage counts. A
+// purge overwrites a blob's log value with a version that discards earlier
+// ones; [BadgerStore.StartGC] later compacts the store so the purged bytes
+// leave its files (gc.go).
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.
@@ -50,11 +55,17 @@ type BadgerStore struct {
 	mu sync.RWMutex // read-held by every operation, write-held by Close
 	cl bool         // closed; guarded by mu
 
-	jl journalLocks // per-journal purge locks
-	gc committer    // group commit of appends; see groupcommit.go
+	commits committer // group commit of appends; see groupcommit.go
+
+	// usageMu is held by the committer while it commits a group and by
+	// Purge while it commits: both change a journal's usage count, and
+	// would otherwise conflict on it (and fail after retrying) under load.
+	usageMu sync.Mutex
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
+
+	maint maintenance // backups and GC; see maintenance.go
 }
 
 var _ Store = (*BadgerStore)(nil)
@@ -74,6 +85,7 @@ var (
 	pfxLog      = []byte("l/")
 	pfxBlobByID = []byte("b/")
 	pfxInvite   = []byte("i/")
+	pfxLink     = []byte("k/")
 )
 
 // OpenBadger opens (creating if needed) the Badger store in dir. Badger's
@@ -83,6 +95,9 @@ var (
 func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := checkRestoreMarker(dir); err != nil {
+		return nil, err
 	}
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
@@ -97,9 +112,18 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
+	if err := ensureUsage(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	return newBadgerStore(db), nil
+}
+
+// newBadgerStore returns a store over db, with its committer running.
+func newBadgerStore(db *badger.DB) *BadgerStore {
 	s := &BadgerStore{db: db, now: time.Now}
 	s.startCommitter()
-	return s, nil
+	return s
 }
 
 // IsLocked reports whether err came from opening a store directory that
@@ -110,6 +134,7 @@ func IsLocked(err error) bool {
 
 // Close closes the database after operations in flight have finished.
 func (s *BadgerStore) Close() error {
+	s.maint.shutdown() // backups and GC take s.mu themselves: stop them first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cl {
@@ -199,7 +224,7 @@ func (s *BadgerStore) CreateJournal(ctx context.Context, j protocol.JournalID, d
 		if err := txn.Set(key(pfxJournal, j[:]), meta); err != nil {
 			return err
 		}
-		return txn.Set(key(pfxMember, j[:], device[:]), u64(uint64(now)))
+		return txn.Set(key(pfxMember, j[:], device[:]), memberValue(now, device))
 	})
 }
 
@@ -243,11 +268,26 @@ func addMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64
 	if ok, err := exists(txn, mk); err != nil || ok {
 		return err
 	}
-	return txn.Set(mk, u64(uint64(now)))
+	if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
+		if gone {
+			return protocol.ErrNotFound // a removed device stays out
+		}
+		return err
+	}
+	return txn.Set(mk, memberValue(now, device))
 }
 
 // PutInvite implements [Store].
 func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return s.putInvite(ctx, pfxInvite, j, authHash, expires, packet)
+}
+
+// PutLink implements [Store].
+func (s *BadgerStore) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return s.putInvite(ctx, pfxLink, j, authHash, expires, packet)
+}
+
+func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -261,12 +301,14 @@ func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authH
 		if !ok {
 			return protocol.ErrNotFound
 		}
-		ik := key(pfxInvite, authHash[:])
-		if ok, err := exists(txn, ik); err != nil || ok {
-			if ok {
-				return ErrInviteExists
+		ik := key(pfx, authHash[:])
+		for _, other := range [][]byte{pfxInvite, pfxLink} {
+			if ok, err := exists(txn, key(other, authHash[:])); err != nil || ok {
+				if ok {
+					return ErrInviteExists
+				}
+				return err
 			}
-			return err
 		}
 		v := make([]byte, 0, protocol.JournalIDSize+8+len(packet))
 		v = append(v, j[:]...)
@@ -290,8 +332,12 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	defer done()
 	var packet []byte
 	err = s.update(func(txn *badger.Txn) error {
-		ik := key(pfxInvite, authHash[:])
+		ik, link := key(pfxInvite, authHash[:]), false
 		item, err := txn.Get(ik)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			ik, link = key(pfxLink, authHash[:]), true
+			item, err = txn.Get(ik)
+		}
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrInviteUnknown
 		}
@@ -313,6 +359,9 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		packet = v[protocol.JournalIDSize+8:]
 		if err := txn.Delete(ik); err != nil {
 			return err
+		}
+		if link {
+			return nil // the linking device added the new one itself
 		}
 		err = addMember(txn, j, device, now.Unix())
 		if errors.Is(err, protocol.ErrNotFound) {
@@ -352,8 +401,8 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		return 0, err
 	}
 	defer done()
-	unlock := s.jl.lock(j)
-	defer unlock()
+	s.usageMu.Lock()
+	defer s.usageMu.Unlock()
 	var seq uint64
 	err = s.update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
@@ -390,8 +439,16 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		rec = append(rec, purgedMark)
 		rec = append(rec, blob[:protocol.HeaderSize]...)
 		rec = append(rec, chain[:]...)
-		return txn.Set(lk, rec)
+		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
+			return err
+		}
+		// WithDiscard makes the blob's earlier version garbage at once, so
+		// backups skip it and compaction drops it (see compactPurged).
+		return txn.SetEntry(badger.NewEntry(lk, rec).WithDiscard())
 	})
+	if err == nil {
+		s.maint.purges.Add(1)
+	}
 	return seq, err
 }
 
@@ -499,41 +556,6 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b) // never fails (crypto/rand panics on failure since Go 1.24)
 	return b
-}
-
-// journalLocks hands out one mutex per journal, dropping it when unused.
-type journalLocks struct {
-	mu sync.Mutex
-	m  map[protocol.JournalID]*journalLock // guarded by mu
-}
-
-type journalLock struct {
-	sync.Mutex
-	refs int // guarded by journalLocks.mu
-}
-
-func (l *journalLocks) lock(j protocol.JournalID) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[protocol.JournalID]*journalLock)
-	}
-	jl := l.m[j]
-	if jl == nil {
-		jl = &journalLock{}
-		l.m[j] = jl
-	}
-	jl.refs++
-	l.mu.Unlock()
-	jl.Lock()
-	return func() {
-		jl.Unlock()
-		l.mu.Lock()
-		jl.refs--
-		if jl.refs == 0 {
-			delete(l.m, j)
-		}
-		l.mu.Unlock()
-	}
 }
 
 // badgerLogger routes Badger's warnings and errors to slog and drops the

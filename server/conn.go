@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -49,7 +50,6 @@ type conn struct {
 	ws     *websocket.Conn
 	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
 	br     *bufio.Reader // ws's read buffer, when hijacker provided it
-	remote string
 	opened time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
@@ -61,6 +61,12 @@ type conn struct {
 
 	// closing is set once a close frame has been queued (by fail).
 	closing atomic.Bool
+
+	// req holds a token while the reader handles a request. When the
+	// relay shuts down the writer takes the token for good, so the
+	// request in flight finishes and its reply goes out before the
+	// going-away close, and no new request starts. See drainForShutdown.
+	req chan struct{}
 
 	endMu   sync.Mutex // guards endCode and endText
 	endCode int        // close code chosen by abort; 0 when none
@@ -76,20 +82,23 @@ type conn struct {
 	device  [32]byte
 	members map[protocol.JournalID]bool // positive membership cache
 	subs    map[protocol.JournalID]*subscription
+	limiter *rate.Limiter // Config.RequestRate; nil: no limit
+	limited int           // requests refused as rate-limited in a row
 
 	puts putPipe // puts waiting for the disk; see conn_put.go
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 	c := &conn{
 		s:       s,
 		ws:      ws,
-		remote:  remote,
 		opened:  time.Now(),
 		wdone:   make(chan struct{}),
-		log:     s.log.With("remote", remote),
+		req:     make(chan struct{}, 1),
+		log:     log,
 		members: make(map[protocol.JournalID]bool),
 		subs:    make(map[protocol.JournalID]*subscription),
+		limiter: newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
 	c.send.init()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -106,6 +115,9 @@ func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 // serve runs the connection to its end.
 func (c *conn) serve() {
 	c.log.Info("connection opened")
+	c.s.metrics.connsTotal.Inc()
+	c.s.metrics.conns.Inc()
+	defer c.s.metrics.conns.Dec()
 	go c.writeLoop()
 	c.readLoop()
 	if !c.closing.Load() {
@@ -116,6 +128,7 @@ func (c *conn) serve() {
 	<-c.wdone
 	c.cancel()
 	c.waitPuts()
+	c.s.devices.remove(c)
 	c.stopPumps()
 	c.endMu.Lock()
 	reason := c.endText
@@ -191,6 +204,7 @@ func (c *conn) writeLoop() {
 			c.endMu.Unlock()
 			if text == "" && c.s.ctx.Err() != nil {
 				c.noteEnd("relay shutting down")
+				c.drainForShutdown()
 				msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
 				_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
 				_ = c.ws.WriteMessage(websocket.TextMessage, msg)
@@ -203,6 +217,77 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// drainWait bounds how long a graceful stop waits for a connection's
+// request in flight, and then for its pipelined puts to be answered and
+// its queued messages to be written.
+const drainWait = closeWait
+
+// drainForShutdown runs in the writer when the relay shuts down: it waits
+// for the request in flight and for the puts waiting for the disk (whose
+// store operations are already under way: an acknowledged write is never
+// cut short), and writes what is queued, their replies included, each
+// step bounded by drainWait. Subscriptions send nothing more once the
+// connection is ending (see pumpOnce), so what is queued from here on is
+// replies.
+func (c *conn) drainForShutdown() {
+	t := time.NewTimer(drainWait)
+	defer t.Stop()
+	select {
+	case c.req <- struct{}{}: // for good: the reader starts nothing new
+	case <-t.C:
+		c.log.Warn("stopping with a request still in flight")
+	}
+	deadline := time.Now().Add(drainWait)
+	t.Reset(drainWait)
+	for {
+		// Look at the puts before the queue: a put's answer is queued
+		// before it leaves the pipe, so once the pipe is seen empty
+		// every answer is in the queue.
+		idle, changed := c.putsIdle()
+		for {
+			f, ok := c.send.front()
+			if !ok {
+				break
+			}
+			if f.data != nil {
+				_ = c.ws.SetWriteDeadline(deadline)
+				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+					return
+				}
+				c.wrote.Add(1)
+				c.queued.Add(-int64(len(f.data)))
+			} // a close frame: the going-away close replaces it
+			c.send.pop()
+		}
+		if idle {
+			return
+		}
+		select {
+		case <-changed:
+		case <-c.send.ready:
+		case <-t.C:
+			c.log.Warn("stopping with puts still waiting for the disk")
+			return
+		}
+	}
+}
+
+// beginRequest takes the request token before the reader handles a
+// request; it returns false, holding nothing, once the connection is
+// ending. The reader gives the token back with <-c.req.
+func (c *conn) beginRequest() bool {
+	select {
+	case c.req <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
+	}
+	if c.ctx.Err() != nil {
+		<-c.req
+		return false
+	}
+	return true
 }
 
 func (c *conn) writeClose(code int, text string) {
@@ -219,15 +304,17 @@ func (c *conn) enqueue(data []byte) bool {
 	return c.put(frame{data: data})
 }
 
-// tryEnqueue queues a message if the send queue has room for it right
-// now, by count and by bytes, and reports whether it did. It never waits.
-func (c *conn) tryEnqueue(data []byte) bool {
+// tryEnqueue queues a Blob message pushing a blob of blobBytes if the send
+// queue has room for it right now, by count and by bytes, and reports
+// whether it did. It never waits. The blob is counted in the metrics
+// before the message can be written.
+func (c *conn) tryEnqueue(data []byte, blobBytes int) bool {
 	n := int64(len(data))
 	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
 		return false
 	}
 	c.queued.Add(n)
-	if ok, _ := c.send.push(frame{data: data}, c.s.cfg.SendQueue); !ok {
+	if !c.send.pushIfRoom(frame{data: data}, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
 		c.queued.Add(-n)
 		return false
 	}
@@ -282,6 +369,7 @@ func (c *conn) waitRoom(n int) bool {
 func (c *conn) dropSlow() {
 	const why = "the client is not reading its messages"
 	c.log.Warn("closing slow connection", "queued", c.send.len(), "queued_bytes", c.queued.Load())
+	c.s.metrics.reject("none", limitSlowReader)
 	c.abort(websocket.ClosePolicyViolation, why)
 	// The writer may be stuck in a write: send the close frame from here
 	// (WriteControl may run concurrently with writes) and drop the socket
@@ -291,12 +379,15 @@ func (c *conn) dropSlow() {
 }
 
 func (c *conn) putFrame(f frame) bool {
-	if c.ctx.Err() != nil {
-		return false
-	}
+	// Room in the queue wins even when the connection is ending: a
+	// reply queued during a graceful stop is still written (see
+	// drainForShutdown).
 	ok, left := c.send.push(f, c.s.cfg.SendQueue)
 	if ok {
 		return true
+	}
+	if c.ctx.Err() != nil {
+		return false
 	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
@@ -374,9 +465,14 @@ func (c *conn) readLoop() {
 			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
 			return
 		}
-		ok := c.handle(buf.Bytes())
+		if !c.beginRequest() {
+			putFrameBuffer(buf)
+			return
+		}
+		more := c.handle(buf.Bytes())
+		<-c.req
 		putFrameBuffer(buf)
-		if !ok {
+		if !more {
 			return
 		}
 	}
@@ -419,6 +515,7 @@ func (c *conn) noteReadError(err error) {
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
 		c.noteEnd("message over the size limit")
+		c.s.metrics.reject(string(protocol.CodeTooLarge), limitMessageSize)
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
 		c.noteEnd("client closed")
 	case errors.As(err, &ne) && ne.Timeout():
@@ -442,6 +539,7 @@ func (c *conn) authenticate() bool {
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
+			c.s.metrics.reject(string(protocol.CodeAuthRequired), limitAuthTimeout)
 			c.fail(reqError(0, protocol.CodeAuthRequired, "the device did not authenticate within %s", c.s.cfg.AuthTimeout), websocket.ClosePolicyViolation)
 			return false
 		}
@@ -471,6 +569,7 @@ func (c *conn) authenticate() bool {
 		return false
 	}
 	copy(c.device[:], a.Device)
+	c.s.devices.add(c)
 	c.log = c.log.With("device", shortID(c.device[:]))
 	c.log.Info("device authenticated")
 	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: protocol.Version})
@@ -497,16 +596,31 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 // must stop reading. It must keep nothing of frame, whose buffer is reused
 // (readMessage): decoding copies what a request needs.
 func (c *conn) handle(frame []byte) bool {
-	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: c.s.cfg.Now()}
+	start := time.Now()
+	now := c.s.cfg.Now()
+	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: now}
 	r, perr := k.parse(frame)
 	if perr != nil || r.Type != protocol.TypePut {
 		// Everything but a put is handled after the puts before it.
 		c.waitPuts()
 	}
+	if perr != nil && perr.ID == 0 {
+		c.fail(perr, websocket.CloseProtocolError)
+		return false
+	}
+	var id uint64
 	if perr != nil {
-		if perr.ID == 0 {
-			c.fail(perr, websocket.CloseProtocolError)
-			return false
+		id = perr.ID
+	} else {
+		id = r.ID
+	}
+	if wait, ok := take(c.limiter, now); !ok {
+		return c.rateLimited(id, wait)
+	}
+	c.limited = 0
+	if perr != nil {
+		if perr.Code == protocol.CodeTooLarge {
+			c.s.metrics.reject(string(perr.Code), limitSize)
 		}
 		c.log.Debug("request refused", "code", perr.Code, "why", perr.Message)
 		return c.reply(perr)
@@ -519,11 +633,17 @@ func (c *conn) handle(frame []byte) bool {
 	case protocol.TypeRedeem:
 		return c.handleRedeem(r)
 	case protocol.TypePut:
-		return c.handlePut(r)
+		return c.handlePut(r, start, now)
 	case protocol.TypePurge:
 		return c.handlePurge(r)
 	case protocol.TypeSubscribe:
 		return c.handleSubscribe(r)
+	case protocol.TypeAddDevice:
+		return c.handleAddDevice(r)
+	case protocol.TypeRemoveDevice:
+		return c.handleRemoveDevice(r)
+	case protocol.TypeLeave:
+		return c.handleLeave(r)
 	}
 	return c.reply(reqError(r.ID, protocol.CodeMalformed, "%q is not a request type", r.Type))
 }
@@ -574,7 +694,11 @@ func (c *conn) handleInvite(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	err := c.s.cfg.Store.PutInvite(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
+	put := c.s.cfg.Store.PutInvite
+	if r.Link {
+		put = c.s.cfg.Store.PutLink
+	}
+	err := put(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
 	if errors.Is(err, ErrInviteExists) {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "an invite with that auth hash already exists"))
 	}
@@ -584,7 +708,7 @@ func (c *conn) handleInvite(r *request) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.log.Info("invite stored", "journal", r.Journal.String(), "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
+	c.log.Info("invite stored", "journal", r.Journal.String(), "link", r.Link, "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
 	return c.reply(c.ok(r.ID))
 }
 
@@ -597,35 +721,43 @@ func (c *conn) handleRedeem(r *request) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.members[j] = true
+	// A link adds no member; the cache fills on the next request.
 	c.log.Info("invite redeemed", "journal", j.String())
 	ok := c.ok(r.ID)
 	ok.Journal, ok.Packet = &j, packet
 	return c.reply(ok)
 }
 
-func (c *conn) handlePut(r *request) bool {
+func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	if c.startPut(r) {
+	if cont, allowed := c.checkPutLimits(r, now); !allowed {
+		return cont
+	}
+	if c.startPut(r, start) {
 		return true // answered by the acker
 	}
 	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
-	return c.answerPut(r, seq, id, dup, err)
+	return c.answerPut(r, start, seq, id, dup, err)
 }
 
-// answerPut answers put r with the outcome of its append.
-func (c *conn) answerPut(r *request, seq uint64, id protocol.BlobID, dup bool, err error) bool {
+// answerPut answers put r, read at start, with the outcome of its append.
+func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.BlobID, dup bool, err error) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
 	c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
-	if !dup {
+	if dup {
+		c.s.metrics.dupsIn.Inc()
+	} else {
+		c.s.metrics.blobsIn.Inc()
+		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
 		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
 	ok := c.ok(r.ID)
 	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
 	return c.reply(ok)
 }
 
@@ -655,6 +787,10 @@ func (c *conn) handleSubscribe(r *request) bool {
 	if c.subs[r.Journal] != nil {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "this connection is already subscribed to journal %s", r.Journal))
 	}
+	if n := c.s.cfg.MaxSubscriptions; n >= 0 && len(c.subs) >= n {
+		c.s.metrics.reject(string(protocol.CodeInvalid), limitSubscriptions)
+		return c.reply(reqError(r.ID, protocol.CodeInvalid, "this connection already has %d subscriptions, the most this relay allows; use another connection", n))
+	}
 	last, err := c.s.cfg.Store.LastSeq(c.ctx, r.Journal)
 	if err != nil {
 		return c.internal(r, err)
@@ -671,9 +807,12 @@ func (c *conn) handleSubscribe(r *request) bool {
 	c.s.hub.add(sub)
 	c.subs[r.Journal] = sub
 	if !c.reply(c.ok(r.ID)) {
+		c.s.hub.remove(sub)
+		delete(c.subs, r.Journal)
 		return false
 	}
 	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
+	c.s.metrics.subs.Inc()
 	c.startPump(sub) // send the history, then CaughtUp
 	return true
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -45,8 +46,9 @@ type putPipe struct {
 }
 
 type pendingPut struct {
-	r *request
-	p *PendingAppend
+	r     *request
+	start time.Time // when the reader took the put, for the ack latency metric
+	p     *PendingAppend
 }
 
 // changedLocked returns a channel closed at the next change.
@@ -67,7 +69,7 @@ func (pp *putPipe) signalLocked() {
 // startPut starts r's append and queues it for the acker, first waiting
 // while the connection is at its bound of pending puts. It reports false
 // if the store cannot start appends, and the caller appends itself.
-func (c *conn) startPut(r *request) bool {
+func (c *conn) startPut(r *request, start time.Time) bool {
 	sa, ok := c.s.cfg.Store.(startAppender)
 	if !ok {
 		return false
@@ -87,11 +89,11 @@ func (c *conn) startPut(r *request) bool {
 	// the reader starts puts, so they start in the order they are queued.
 	pa := sa.StartAppend(c.ctx, r.Journal, r.Blob)
 	pp.mu.Lock()
-	pp.pending = append(pp.pending, &pendingPut{r: r, p: pa})
-	start := !pp.running
+	pp.pending = append(pp.pending, &pendingPut{r: r, start: start, p: pa})
+	spawn := !pp.running
 	pp.running = true
 	pp.mu.Unlock()
-	if start {
+	if spawn {
 		go c.ackLoop()
 	}
 	return true
@@ -113,7 +115,7 @@ func (c *conn) ackLoop() {
 		pp.mu.Unlock()
 
 		seq, id, dup, err := next.p.Wait()
-		c.answerPut(next.r, seq, id, dup, err)
+		c.answerPut(next.r, next.start, seq, id, dup, err)
 
 		pp.mu.Lock()
 		pp.pending[0] = nil
@@ -136,4 +138,33 @@ func (c *conn) waitPuts() {
 		pp.mu.Lock()
 	}
 	pp.mu.Unlock()
+}
+
+// pendingBytes returns the blob bytes of j's puts on this connection that
+// wait for the disk: they are not in the store's usage count yet, and the
+// journal quota must see them (see checkPutLimits).
+func (c *conn) pendingBytes(j protocol.JournalID) int64 {
+	pp := &c.puts
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	var n int64
+	for _, p := range pp.pending {
+		if p.r.Journal == j {
+			n += int64(len(p.r.Blob))
+		}
+	}
+	return n
+}
+
+// putsIdle reports whether no put waits for its answer, and returns a
+// channel closed at the next change of the pipe. A put's answer is
+// queued before the put leaves the pipe.
+func (c *conn) putsIdle() (bool, <-chan struct{}) {
+	pp := &c.puts
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if !pp.running {
+		return true, nil
+	}
+	return false, pp.changedLocked()
 }

@@ -34,6 +34,25 @@ func (q *sendQueue) push(f frame, limit int) (bool, <-chan struct{}) {
 	return true, nil
 }
 
+// pushIfRoom adds f if fewer than limit frames are queued, calling added
+// first (under the queue's lock, so before the writer can see f), and
+// reports whether it did.
+func (q *sendQueue) pushIfRoom(f frame, limit int, added func()) bool {
+	q.mu.Lock()
+	if len(q.frames) >= limit {
+		q.mu.Unlock()
+		return false
+	}
+	added()
+	q.frames = append(q.frames, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
 // left returns a channel that is closed once a frame has left the queue.
 func (q *sendQueue) left() <-chan struct{} {
 	q.mu.Lock()

@@ -23,8 +23,9 @@ type subscription struct {
 	journal protocol.JournalID
 	after   uint64 // cursor the client asked for
 
-	state atomic.Int32              // pumpIdle, pumpRunning or pumpAgain
-	fresh atomic.Pointer[freshBlob] // the newest blob announced by the hub, if not yet sent
+	state   atomic.Int32              // pumpIdle, pumpRunning or pumpAgain
+	fresh   atomic.Pointer[freshBlob] // the newest blob announced by the hub, if not yet sent
+	stopped atomic.Bool               // set when the subscription must send nothing more (the device left)
 
 	// Owned by the running pump (pumps of one subscription never overlap).
 	cursor   uint64 // last seq sent
@@ -63,7 +64,17 @@ func (f *freshBlob) message() ([]byte, error) {
 // A subscription that is idle and has sent everything before it gets the
 // blob's message queued right here, without a goroutine; any other is
 // kicked. It never blocks.
+//
+// Only a hub whose store reads back exactly what was appended, at the
+// sequence numbers the appends returned (BadgerStore), hands out the blob
+// itself; for any other store (a test's wrapper that shows subscribers a
+// different log, such as servertest.Liar) every subscription is kicked and
+// reads the store.
 func (h *hub) announce(j protocol.JournalID, seq uint64, blob []byte) {
+	if !h.direct {
+		h.notify(j)
+		return
+	}
 	f := &freshBlob{journal: j, seq: seq, blob: blob}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -83,6 +94,15 @@ func (h *hub) announce(j protocol.JournalID, seq uint64, blob []byte) {
 	}
 }
 
+// notify kicks every subscription of j. It never blocks.
+func (h *hub) notify(j protocol.JournalID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[j] {
+		s.c.kick(s)
+	}
+}
+
 // deliver queues f's message for sub if no pump is running, sub has sent
 // everything before f and the send queue has room. Otherwise a pump takes
 // over. It reports false only if a pump was already running; the caller
@@ -93,8 +113,8 @@ func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
 	}
 	// The subscription is ours until we set it idle or hand it to a pump.
 	sent := false
-	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil {
-		if msg, err := f.message(); err == nil && c.tryEnqueue(msg) {
+	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil && !sub.stopped.Load() {
+		if msg, err := f.message(); err == nil && c.tryEnqueue(msg, len(f.blob)) {
 			sub.cursor = f.seq
 			sub.fresh.CompareAndSwap(f, nil)
 			sent = true
@@ -147,9 +167,23 @@ func (c *conn) stopPumps() {
 	c.pumpsStopped = true
 	c.pumpMu.Unlock()
 	c.subWG.Wait()
-	for _, sub := range c.subs {
+	for j, sub := range c.subs {
 		c.s.hub.remove(sub)
+		c.s.metrics.subs.Dec()
+		delete(c.subs, j)
 	}
+}
+
+// stopSub ends sub at once (its device left the journal): it sends
+// nothing more, stored history included, and leaves the hub and the
+// connection's subscriptions. A pump sending it stops before its next
+// message. Only the reader goroutine calls it.
+func (c *conn) stopSub(sub *subscription) {
+	sub.stopped.Store(true)
+	c.s.hub.remove(sub) // no announcement reaches it after this
+	sub.fresh.Store(nil)
+	delete(c.subs, sub.journal)
+	c.s.metrics.subs.Dec()
 }
 
 // pump sends what sub has to send, then ends, unless it was kicked
@@ -169,10 +203,14 @@ func (c *conn) pump(sub *subscription) {
 }
 
 // pumpOnce sends every blob after the cursor, then CaughtUp the first
-// time. It returns false if the connection is ending or failed.
+// time. It returns false if the connection is ending or failed, or the
+// subscription was stopped.
 func (c *conn) pumpOnce(sub *subscription) bool {
 	sentFresh := false
 	for {
+		if !c.pumpMaySend(sub) {
+			return false
+		}
 		if f := sub.fresh.Load(); f != nil && sub.caughtUp && f.seq == sub.cursor+1 {
 			msg, err := f.message()
 			if err != nil {
@@ -180,7 +218,13 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 				c.abort(websocket.CloseInternalServerErr, "internal error")
 				return false
 			}
-			if !c.waitRoom(len(msg)) || !c.enqueue(msg) {
+			if !c.waitRoom(len(msg)) || !c.pumpMaySend(sub) {
+				return false
+			}
+			// Counted before queueing, so a client that has received a
+			// blob also sees it counted.
+			c.countBlobOut(len(f.blob))
+			if !c.enqueue(msg) {
 				return false
 			}
 			sub.cursor = f.seq
@@ -203,15 +247,19 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			return false
 		}
 		for _, b := range blobs {
+			if !c.pumpMaySend(sub) {
+				return false
+			}
 			if b.Seq != sub.cursor+1 {
 				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", sub.cursor, "next", b.Seq)
 				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
 				return false
 			}
 			// Flow control: the next blob waits for room in the queue.
-			if !c.waitRoom(len(b.Blob) * 4 / 3) {
+			if !c.waitRoom(len(b.Blob)*4/3) || !c.pumpMaySend(sub) {
 				return false
 			}
+			c.countBlobOut(len(b.Blob))
 			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
 				return false
 			}
@@ -221,7 +269,7 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			continue
 		}
 		if !sub.caughtUp {
-			if !c.reply(&protocol.CaughtUp{Type: protocol.TypeCaughtUp, Journal: sub.journal, Seq: sub.cursor}) {
+			if !c.pumpMaySend(sub) || !c.reply(&protocol.CaughtUp{Type: protocol.TypeCaughtUp, Journal: sub.journal, Seq: sub.cursor}) {
 				return false
 			}
 			sub.caughtUp = true
@@ -233,4 +281,17 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 		}
 		return true
 	}
+}
+
+// pumpMaySend reports whether a pump may queue sub's next message: not
+// once sub was stopped, nor once the connection is ending (a graceful stop
+// still writes what is queued, and that should be replies, not pushes).
+func (c *conn) pumpMaySend(sub *subscription) bool {
+	return !sub.stopped.Load() && c.ctx.Err() == nil
+}
+
+// countBlobOut counts a blob of n bytes pushed to a subscriber.
+func (c *conn) countBlobOut(n int) {
+	c.s.metrics.blobsOut.Inc()
+	c.s.metrics.bytesOut.Add(float64(n))
 }

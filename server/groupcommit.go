@@ -37,6 +37,11 @@ import (
 // group is stored once and the second answer is a duplicate of the first.
 // Nothing in a group becomes visible to readers, or is acknowledged,
 // before the group's transaction has been synced.
+//
+// The group's transaction also adds the bytes of the blobs it stored to
+// each journal's usage count (usage.go), once per journal, so the count
+// stays exact across crashes. Purge changes usage counts too; purges and
+// groups take turns (BadgerStore.usageMu) instead of conflicting.
 
 // Bounds on one group. Badger refuses a transaction above 15% of its
 // memtable (about 9.6 MiB with the default 64 MiB); a group stays well
@@ -75,7 +80,7 @@ type committer struct {
 
 // startCommitter starts the store's committer goroutine.
 func (s *BadgerStore) startCommitter() {
-	s.gc = committer{
+	s.commits = committer{
 		reqs: make(chan *appendReq, maxGroup),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -86,8 +91,8 @@ func (s *BadgerStore) startCommitter() {
 // stopCommitter stops the committer. The caller must make sure no Append
 // is in flight (Close holds s.mu for writing).
 func (s *BadgerStore) stopCommitter() {
-	close(s.gc.stop)
-	<-s.gc.done
+	close(s.commits.stop)
+	<-s.commits.done
 }
 
 // appendGrouped queues one append for the next group and waits for its
@@ -101,7 +106,7 @@ func (s *BadgerStore) appendGrouped(j protocol.JournalID, blob []byte, id protoc
 func (s *BadgerStore) queueAppend(j protocol.JournalID, blob []byte, id protocol.BlobID) *appendReq {
 	r := appendReqPool.Get().(*appendReq)
 	r.j, r.blob, r.id = j, blob, id
-	s.gc.reqs <- r
+	s.commits.reqs <- r
 	return r
 }
 
@@ -155,20 +160,20 @@ func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
 }
 
 func (s *BadgerStore) commitLoop() {
-	defer close(s.gc.done)
+	defer close(s.commits.done)
 	group := make([]*appendReq, 0, maxGroup)
 	for {
 		select {
-		case r := <-s.gc.reqs:
+		case r := <-s.commits.reqs:
 			group = append(group[:0], r)
-		case <-s.gc.stop:
+		case <-s.commits.stop:
 			return
 		}
 		size := len(group[0].blob)
 	fill:
 		for len(group) < maxGroup && size < maxGroupBytes {
 			select {
-			case r := <-s.gc.reqs:
+			case r := <-s.commits.reqs:
 				group = append(group, r)
 				size += len(r.blob)
 			default:
@@ -187,10 +192,13 @@ func (s *BadgerStore) commitLoop() {
 // append's result. An append to a journal that does not exist fails alone;
 // any other failure fails the whole group, which then changed nothing.
 func (s *BadgerStore) commitGroup(group []*appendReq) {
-	g := &s.gc
+	g := &s.commits
 	var last map[protocol.JournalID]uint64 // journals this group appended to
+	// Taken for the transaction only, so a split group below retakes it.
+	s.usageMu.Lock() // see BadgerStore.usageMu
 	err := s.update(func(txn *badger.Txn) error {
 		last = make(map[protocol.JournalID]uint64)
+		added := make(map[protocol.JournalID]int64) // blob bytes this group added per journal
 		for _, r := range group {
 			r.seq, r.dup, r.err = 0, false, nil
 		}
@@ -203,14 +211,25 @@ func (s *BadgerStore) commitGroup(group []*appendReq) {
 			if err != nil {
 				return err
 			}
+			if !r.dup {
+				added[r.j] += int64(len(r.blob))
+			}
 		}
 		for j, seq := range last {
 			if err := txn.Set(key(pfxLastSeq, j[:]), u64(seq)); err != nil {
 				return err
 			}
 		}
+		// Usage counts change in the same transaction as the log, so
+		// they stay exact across crashes (usage.go).
+		for j, n := range added {
+			if err := addUsage(txn, j, n); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
+	s.usageMu.Unlock()
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 		// Unexpected given the group bounds, but safe: the transaction
 		// was discarded, so write each half on its own.

@@ -19,11 +19,13 @@ type request struct {
 	Token    [32]byte        // redeem
 	Expires  time.Time       // invite
 	Packet   []byte          // invite
+	Link     bool            // invite: a device link
 	Blob     []byte          // put
 	Header   protocol.Header // put: the parsed blob header
 	After    uint64          // subscribe
 	BlobID   protocol.BlobID // purge
 	ChainID  protocol.BlobID // purge
+	Device   [32]byte        // add_device, remove_device
 }
 
 // checker validates requests from one authenticated device.
@@ -54,7 +56,8 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		return nil, reqError(0, protocol.CodeMalformed, "the message is not a json object with a type")
 	}
 	switch env.Type {
-	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe, protocol.TypePurge:
+	case protocol.TypeCreate, protocol.TypeInvite, protocol.TypeRedeem, protocol.TypePut, protocol.TypeSubscribe, protocol.TypePurge,
+		protocol.TypeAddDevice, protocol.TypeRemoveDevice, protocol.TypeLeave:
 	case protocol.TypeAuth:
 		if env.ID == 0 {
 			return nil, reqError(0, protocol.CodeInvalid, "this connection is already authenticated")
@@ -100,7 +103,7 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		if len(m.Packet) > protocol.MaxInvitePacket {
 			return bad(protocol.CodeTooLarge, "the invite packet is %d bytes; the limit is %d", len(m.Packet), protocol.MaxInvitePacket)
 		}
-		r.Packet = m.Packet
+		r.Packet, r.Link = m.Packet, m.Link
 		r.Expires = time.Unix(m.Expires, 0)
 		if !r.Expires.After(k.Now) {
 			return bad(protocol.CodeInvalid, "the invite expiry is not in the future")
@@ -136,6 +139,22 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		}
 		copy(r.BlobID[:], m.BlobID)
 		copy(r.ChainID[:], m.ChainID)
+	case protocol.TypeAddDevice, protocol.TypeRemoveDevice:
+		var m protocol.AddDevice // RemoveDevice has the same fields
+		if err := protocol.DecodeAs(frame, &m); err != nil {
+			return undecodable(err)
+		}
+		r.Journal = m.Journal
+		if len(m.Device) != len(r.Device) {
+			return bad(protocol.CodeInvalid, "the device key is %d bytes, want %d", len(m.Device), len(r.Device))
+		}
+		copy(r.Device[:], m.Device)
+	case protocol.TypeLeave:
+		var m protocol.Leave
+		if err := protocol.DecodeAs(frame, &m); err != nil {
+			return undecodable(err)
+		}
+		r.Journal = m.Journal
 	case protocol.TypeSubscribe:
 		var m protocol.Subscribe
 		if err := protocol.DecodeAs(frame, &m); err != nil {

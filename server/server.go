@@ -7,7 +7,23 @@
 // blob bytes, invite tokens or invite packets.
 //
 // A [Server] is an [http.Handler] serving the WebSocket endpoint
-// [protocol.Path] and a /healthz probe. Each connection has one reader
+// [protocol.Path], the relay information document [protocol.InfoPath] and
+// the /healthz and /readyz probes; [Server.MetricsHandler] serves its
+// Prometheus metrics on a listener of the caller's choosing.
+//
+// # Limits
+//
+// Every resource a client can claim is bounded (see [Config]): message and
+// blob size, requests per connection and puts per journal (token buckets),
+// bytes per journal, connections in total and per client address,
+// subscriptions per connection, time to authenticate, ping deadlines and a
+// byte-bounded send queue. A limit hit is answered with a machine-readable
+// code and a sentence, with a retry hint for rates, and counted in the
+// limit_rejections_total metric; everyone else is served as before.
+//
+// # Connections
+//
+// Each connection has one reader
 // goroutine, which authenticates the device and handles requests in order,
 // and one writer goroutine, the only one that writes to the socket.
 // Everything a connection sends (replies, subscription pushes) goes through
@@ -27,9 +43,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
+	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +54,9 @@ import (
 )
 
 // Config configures a [Server]. The zero value of every field but Store
-// selects the documented default. The Server reads Config only in [New];
-// changing it afterwards has no effect.
+// selects the documented default; for the limits, a negative value turns
+// the limit off where the field says so. The Server reads Config only in
+// [New]; changing it afterwards has no effect.
 type Config struct {
 	// Store holds the relay's data. Required. The Server does not close it:
 	// the caller owns the store and closes it after [Server.Close].
@@ -90,9 +106,87 @@ type Config struct {
 	// InviteMaxTTL is the longest an invite may stay valid. Default: 7 days.
 	InviteMaxTTL time.Duration
 
-	// Now returns the current time; tests set it to move the clock.
+	// Now returns the current time; tests set it to move the clock. It
+	// judges invite expiry and refills the rate limits' buckets.
 	// Default: time.Now.
 	Now func() time.Time
+
+	// Limits (limits.go). A limit hit is answered with an error code and
+	// a sentence (and, for rates, a retry hint); the connection stays open
+	// and every other connection is served as before.
+
+	// RequestRate is how many requests per second one connection may send,
+	// sustained, and RequestBurst how many it may send at once. A request
+	// over the limit is answered rate-limited with retry_after_ms; a
+	// connection that keeps sending regardless is closed after
+	// maxLimitedInARow refusals in a row. Negative RequestRate: no limit.
+	// Default: DefaultRequestRate, DefaultRequestBurst.
+	RequestRate  float64
+	RequestBurst int
+
+	// JournalPutRate is how many new blobs per second one journal may take
+	// from all its devices together, sustained, and JournalPutBurst how
+	// many at once. A put over the limit is answered rate-limited with
+	// retry_after_ms. A put of a blob the journal already holds (a resend)
+	// is never refused by it. Negative JournalPutRate: no limit.
+	// Default: DefaultJournalPutRate, DefaultJournalPutBurst.
+	JournalPutRate  float64
+	JournalPutBurst int
+
+	// JournalQuota is how many bytes of blobs one journal may hold. A put
+	// that would take the journal past it is answered quota-exceeded; a
+	// resend of a blob the journal holds is not. The check happens before
+	// the store write and counts the connection's own puts still waiting
+	// for the disk, so puts to one journal from several connections at
+	// once may overshoot by what the others have waiting (a pipeline of
+	// at most 64 blobs or 4 MiB each). Needs a store that counts usage
+	// (BadgerStore does). Negative: no quota. Default: DefaultJournalQuota.
+	JournalQuota int64
+
+	// MaxSubscriptions bounds the journals one connection may subscribe
+	// to. Negative: no limit. Default: DefaultMaxSubscriptions.
+	MaxSubscriptions int
+
+	// MaxConns bounds the WebSocket connections open at once, counted from
+	// the upgrade request (so unauthenticated ones count). Past it, an
+	// upgrade is refused with HTTP 503 and a too-many-connections body.
+	// Negative: no limit. Default: DefaultMaxConns.
+	MaxConns int
+
+	// MaxConnsPerAddress bounds the connections open at once from one
+	// client address: an IPv4 address or an IPv6 /64. Past it, an upgrade
+	// is refused with HTTP 429 and a too-many-connections body. Clients on
+	// loopback are not counted per address (behind a reverse proxy that
+	// does not forward the client's address, every client looks like the
+	// proxy). Negative: no limit. Default: DefaultMaxConnsPerAddress.
+	MaxConnsPerAddress int
+
+	// TrustedProxies lists the peers whose X-Forwarded-For header the
+	// relay believes: for a connection from one of them, the client
+	// address (for logs and MaxConnsPerAddress) is the rightmost address
+	// in X-Forwarded-For that is not itself a trusted proxy. From any
+	// other peer the header is ignored. nil selects the default, loopback
+	// (127.0.0.0/8 and ::1): a reverse proxy on the same host. An empty,
+	// non-nil slice trusts no one.
+	TrustedProxies []netip.Prefix
+
+	// AllowedOrigins is the Origin policy. Native clients send no Origin
+	// header and are always allowed; a request with an Origin (a browser)
+	// is refused with HTTP 403 and an origin-not-allowed body unless its
+	// origin (scheme://host[:port]) is listed here. "*" allows every
+	// origin. Default: none.
+	AllowedOrigins []string
+
+	// HandshakeTimeout bounds writing the WebSocket upgrade response.
+	// (Reading the request is bounded by the http.Server's
+	// ReadHeaderTimeout; after the upgrade, AuthTimeout and the ping
+	// deadlines bound the connection, since the upgrade clears the
+	// http.Server's deadlines.) Default: DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// Version is the software version the info document reports.
+	// Default: "devel".
+	Version string
 }
 
 // Defaults for [Config].
@@ -111,6 +205,20 @@ const (
 	// DefaultSendQueueBytes is 8 MiB: a few of the largest blobs.
 	DefaultSendQueueBytes = 8 << 20
 	DefaultInviteMaxTTL   = 7 * 24 * time.Hour
+
+	// A person writes a few entries a day; a device catching up after
+	// weeks offline sends a few hundred puts at once. These let that
+	// through untouched and stop one connection or journal from taking
+	// a large share of the relay.
+	DefaultRequestRate        = 100
+	DefaultRequestBurst       = 1000
+	DefaultJournalPutRate     = 50
+	DefaultJournalPutBurst    = 1000
+	DefaultJournalQuota       = 1 << 30 // 1 GiB: about a million entries
+	DefaultMaxSubscriptions   = 64
+	DefaultMaxConns           = 10000
+	DefaultMaxConnsPerAddress = 64
+	DefaultHandshakeTimeout   = 10 * time.Second
 )
 
 // readBufferSize is each connection's read buffer. Frames larger than
@@ -130,6 +238,12 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader // read-only after New
 	hub      hub
+	devices  deviceConns
+	metrics  *metrics        // read-only after New
+	usage    usageStore      // cfg.Store's usage counting, or nil; read-only after New
+	journals journalLimiters // per-journal put rate
+	counter  connCounter     // connections in total and per address
+	refusals logSampler      // logging of refused connections
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -178,6 +292,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := applyLimitDefaults(&cfg); err != nil {
+		return nil, err
+	}
+	usage, _ := cfg.Store.(usageStore)
+	if cfg.JournalQuota >= 0 && usage == nil {
+		return nil, errors.New("the store cannot count journal usage, which a journal quota needs; set JournalQuota to -1")
+	}
 	id := cfg.RelayID
 	if id == "" {
 		var err error
@@ -192,18 +313,25 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		relayID:   id,
 		log:       cfg.Logger,
+		metrics:   newMetrics(cfg.Store),
+		usage:     usage,
+		journals:  journalLimiters{rate: cfg.JournalPutRate, burst: cfg.JournalPutBurst},
+		counter:   connCounter{max: cfg.MaxConns, maxPerAddr: cfg.MaxConnsPerAddress},
 		closeDone: make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
-		Subprotocols:     []string{protocol.Subprotocol},
-		CheckOrigin:      checkOrigin,
-		HandshakeTimeout: 10 * time.Second,
+		Subprotocols: []string{protocol.Subprotocol},
+		// serveWebSocket applies the Origin policy before upgrading, to
+		// answer with its own code and count the refusal.
+		CheckOrigin:      func(*http.Request) bool { return true },
+		HandshakeTimeout: cfg.HandshakeTimeout,
 		// Per-connection buffers, sized for many idle connections: a
 		// small read buffer (larger frames are read straight into the
 		// message), which hijacker provides, and write buffers lent from
 		// a pool only while a message is being written.
 		WriteBufferPool: &writeBufferPool,
 	}
+	_, s.hub.direct = cfg.Store.(*BadgerStore)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -211,19 +339,17 @@ func New(cfg Config) (*Server, error) {
 // RelayID returns the id the relay sends in Hello.
 func (s *Server) RelayID() string { return s.relayID }
 
-// ServeHTTP serves the WebSocket endpoint protocol.Path and GET /healthz.
+// ServeHTTP serves the WebSocket endpoint protocol.Path, the relay
+// information document protocol.InfoPath, and the probes /healthz and
+// /readyz. Metrics are served separately, by [Server.MetricsHandler].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok"))
+		s.serveHealthz(w, r)
+	case "/readyz":
+		s.serveReadyz(w, r)
+	case protocol.InfoPath:
+		s.serveInfo(w, r)
 	case protocol.Path:
 		s.serveWebSocket(w, r)
 	default:
@@ -235,7 +361,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		http.Error(w, "the relay is shutting down", http.StatusServiceUnavailable)
+		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, connRetryAfter, "the relay is shutting down; reconnect later")
 		return
 	}
 	s.conns.Add(1)
@@ -251,42 +377,116 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket only", http.StatusBadRequest)
 		return
 	}
+	addr, forwarded := clientAddr(r, s.cfg.TrustedProxies)
+	remote := r.RemoteAddr
+	if forwarded {
+		remote = addr.String()
+	}
+	log := s.log.With("remote", remote)
+	if forwarded {
+		log = log.With("proxy", r.RemoteAddr)
+	}
 	if !slices.Contains(websocket.Subprotocols(r), protocol.Subprotocol) {
-		s.log.Info("connection refused: subprotocol missing", "remote", r.RemoteAddr)
+		log.Info("connection refused: subprotocol missing")
 		http.Error(w, "WebSocket subprotocol "+protocol.Subprotocol+" required", http.StatusBadRequest)
 		return
 	}
+	if origin := r.Header.Get("Origin"); !originAllowed(origin, s.cfg.AllowedOrigins) {
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Info("connection refused: origin not allowed", "origin", truncate(origin, 100), "not_logged", n)
+		}
+		s.metrics.reject(string(protocol.CodeOriginNotAllowed), limitOrigin)
+		refuseHTTP(w, http.StatusForbidden, protocol.CodeOriginNotAllowed, 0, "this relay does not accept connections from web pages at this origin")
+		return
+	}
+	release, limit := s.counter.admit(addrKey(addr))
+	switch limit {
+	case limitConns:
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Warn("connection refused: too many connections", "max", s.cfg.MaxConns, "not_logged", n)
+		}
+		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
+		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeTooManyConnections, connRetryAfter, "this relay has as many connections as it allows; try again later")
+		return
+	case limitConnsPerAddress:
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Info("connection refused: too many connections from this address", "max", s.cfg.MaxConnsPerAddress, "not_logged", n)
+		}
+		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
+		refuseHTTP(w, http.StatusTooManyRequests, protocol.CodeTooManyConnections, connRetryAfter, "there are as many connections from your address as this relay allows; close some or try again later")
+		return
+	}
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	hj := &hijacker{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		// Upgrade has already replied with an HTTP error.
-		s.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		log.Info("websocket upgrade failed", "err", err)
 		return
 	}
 	// Serve the connection on a fresh goroutine and let this one, which
 	// the HTTP server grew a deep stack on, end: an idle connection's
-	// reader then holds only the small stack its read needs.
-	c := newConn(s, ws, r.RemoteAddr)
+	// reader then holds only the small stack its read needs. The
+	// connection keeps its place in the counts until it ends.
+	c := newConn(s, ws, log)
 	c.nc, c.br = hj.nc, hj.br
 	handedOff = true
 	go func() {
 		defer s.conns.Done()
+		defer release()
 		c.serve()
 	}()
 }
 
-// checkOrigin allows requests without an Origin header (native clients) and
-// requests whose origin is the relay's own host.
-func checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
+// connRetryAfter is the Retry-After hint on a refused connection.
+const connRetryAfter = 10 * time.Second
+
+// applyLimitDefaults fills the zero limits of cfg with their defaults and
+// checks the rest.
+func applyLimitDefaults(cfg *Config) error {
+	if cfg.RequestRate == 0 {
+		cfg.RequestRate = DefaultRequestRate
 	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
+	if cfg.RequestBurst <= 0 {
+		cfg.RequestBurst = DefaultRequestBurst
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	if cfg.JournalPutRate == 0 {
+		cfg.JournalPutRate = DefaultJournalPutRate
+	}
+	if cfg.JournalPutBurst <= 0 {
+		cfg.JournalPutBurst = DefaultJournalPutBurst
+	}
+	if cfg.JournalQuota == 0 {
+		cfg.JournalQuota = DefaultJournalQuota
+	}
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerAddress == 0 {
+		cfg.MaxConnsPerAddress = DefaultMaxConnsPerAddress
+	}
+	if cfg.TrustedProxies == nil {
+		cfg.TrustedProxies = loopbackPrefixes
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.Version == "" {
+		cfg.Version = "devel"
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if err := CheckOrigin(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close stops the relay: it refuses new connections, sends every open
@@ -318,6 +518,11 @@ func (s *Server) Close(ctx context.Context) error {
 type hub struct {
 	mu   sync.Mutex
 	subs map[protocol.JournalID]map[*subscription]struct{} // guarded by mu
+
+	// direct is set when the store is a BadgerStore, whose Read returns
+	// what Append stored: announce may then hand a new blob to
+	// subscribers itself. Read-only after New.
+	direct bool
 }
 
 func (h *hub) add(s *subscription) {

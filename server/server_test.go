@@ -116,7 +116,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"no subprotocol", nil, nil, http.StatusBadRequest},
 		{"other subprotocol", nil, []string{"kintsugi.v0"}, http.StatusBadRequest},
 		{"foreign origin", http.Header{"Origin": {"https://evil.example"}}, []string{protocol.Subprotocol}, http.StatusForbidden},
-		{"same origin", http.Header{"Origin": {srv.URL()}}, []string{protocol.Subprotocol}, http.StatusSwitchingProtocols},
+		{"own origin, not listed", http.Header{"Origin": {srv.URL()}}, []string{protocol.Subprotocol}, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,15 +35,42 @@ type Store interface {
 	// error. It returns protocol.ErrNotFound if j does not exist.
 	AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error
 
+	// AddDevice makes device a member of j filed under the same person as
+	// by, which must be a member. Adding a device already filed under that
+	// person is not an error. It returns an error wrapping
+	// protocol.ErrNotMember if by is not a member, and one wrapping
+	// protocol.ErrInvalid if device belongs to another person or was
+	// removed from j before.
+	AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error
+
+	// RemoveDevice removes device, which must be filed under the same
+	// person as by, from j, and remembers it so it cannot come back. It
+	// returns an error wrapping protocol.ErrNotMember if by is not a
+	// member, protocol.ErrNotFound if device is not a member, and
+	// protocol.ErrInvalid if device is by itself or another person's.
+	RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error
+
+	// Leave removes every device filed under the same person as device,
+	// device included, from j, remembers them as removed, and returns
+	// them. It returns an error wrapping protocol.ErrNotMember if device
+	// is not a member.
+	Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error)
+
 	// PutInvite stores a one-time invite to j under authHash, the SHA-256 of
 	// the invite's auth token, valid until expires. packet is opaque. It
 	// returns protocol.ErrNotFound if j does not exist and ErrInviteExists
 	// if an invite with authHash is already stored.
 	PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
 
+	// PutLink stores a device link under authHash, like PutInvite, but
+	// redeeming it adds no member. Invites and links share one namespace:
+	// either returns ErrInviteExists if authHash is taken by the other.
+	PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
+
 	// RedeemInvite atomically finds the unused invite stored under authHash
 	// that has not expired at now, uses it up, and adds device to its
-	// journal. It returns the journal and the invite's packet. It returns
+	// journal (unless it is a link). It returns the journal and the
+	// invite's packet. It returns
 	// protocol.ErrInviteUnknown, and nothing else, whether the invite never
 	// existed, has expired or was already used, so a caller learns nothing
 	// from a wrong guess.

@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -97,23 +96,26 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:         "serve",
 			Usage:        "run the relay",
 			OnUsageError: usage,
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"KINTSUGI_RELAY_LISTEN"}, Usage: "`address` to listen on (host:port)"},
-				&cli.StringFlag{Name: "data", Value: "./relay-data", EnvVars: []string{"KINTSUGI_RELAY_DATA"}, Usage: "`directory` for the relay's data"},
-				&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
-				&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
-			},
+			Flags:        append(serveFlags(), opsFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
 					return &cliError{msg: fmt.Sprintf("serve takes no arguments, got %q", c.Args().First()), hint: "use --listen and --data", code: exitUsage}
 				}
-				logger, err := newLogger(stderr, c.String("log-format"), c.String("log-level"))
+				opts, err := serveOptionsFrom(c)
 				if err != nil {
 					return err
 				}
-				return serve(c.Context, stdout, logger, c.String("listen"), c.String("data"))
+				logger, err := newLogger(stderr, opts.logFormat, opts.logLevel)
+				if err != nil {
+					return err
+				}
+				ops, err := opsFromFlags(c)
+				if err != nil {
+					return err
+				}
+				return serve(c.Context, stdout, logger, opts, ops)
 			},
-		}},
+		}, backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
 		},
@@ -136,7 +138,14 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // serve runs the relay until ctx is done, then stops it cleanly.
-func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, data string) (err error) {
+func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *serveOptions, ops opsConfig) (err error) {
+	listen, data := opts.listen, opts.data
+	var certs *certReloader
+	if opts.tlsCert != "" {
+		if certs, err = newCertReloader(opts.tlsCert, opts.tlsKey, logger); err != nil {
+			return &cliError{msg: fmt.Sprintf("cannot load the TLS certificate: %v", err), hint: "--tls-cert takes a PEM certificate chain and --tls-key its PEM private key, both readable by the relay", code: exitFailure, err: err}
+		}
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return &cliError{msg: fmt.Sprintf("cannot create the data directory: %v", err), hint: "pick a writable --data directory", code: exitFailure, err: err}
 	}
@@ -152,35 +161,48 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, listen, d
 			err = fmt.Errorf("closing the relay's data: %w", cerr)
 		}
 	}()
-	relay, err := server.New(server.Config{Store: store, Logger: logger})
+	stopOps, err := startOps(ops, store, data, logger)
+	if err != nil {
+		return err
+	}
+	defer stopOps() // before the store closes
+	cfg := opts.relay
+	cfg.Store, cfg.Logger = store, logger
+	relay, err := server.New(cfg)
 	if err != nil {
 		return fmt.Errorf("cannot start the relay: %w", err)
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := listenOn("--listen", listen)
 	if err != nil {
-		ce := &cliError{msg: fmt.Sprintf("cannot listen on %s: %v", listen, rootCause(err)), code: exitFailure, err: err}
-		switch {
-		case errors.Is(err, syscall.EADDRINUSE):
-			ce.msg = fmt.Sprintf("address %s is already in use", listen)
-			ce.hint = "another program is listening there; pick another --listen address"
-		case errors.Is(err, syscall.EACCES):
-			ce.hint = "ports below 1024 need extra privileges; pick a higher port with --listen"
-		default:
-			ce.hint = "--listen takes host:port, for example 127.0.0.1:8080"
-		}
-		return ce
+		return err
 	}
-	hs := &http.Server{
-		Handler:           relay,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	hs := opts.httpServer(ctx, relay, logger)
+	scheme := "http"
+	if certs != nil {
+		hs.TLSConfig = certs.tlsConfig()
+		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "kintsugi-relay: listening on http://%s (data in %s)\n", ln.Addr(), data)
-	logger.Info("relay started", "addr", ln.Addr().String(), "relay_id", relay.RelayID())
+	metrics, err := startMetrics(ctx, logger, opts, relay)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer metrics.stop() // after the relay has drained: /readyz says so meanwhile
+	fmt.Fprintf(stdout, "kintsugi-relay: listening on %s://%s (data in %s)\n", scheme, ln.Addr(), data)
+	logger.Info("relay started", "addr", ln.Addr().String(), "tls", certs != nil, "relay_id", relay.RelayID())
+	if metrics.hs != nil {
+		fmt.Fprintf(stdout, "kintsugi-relay: metrics on http://%s/metrics\n", metrics.addr)
+		logger.Info("metrics listener started", "addr", metrics.addr.String())
+	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	go func() {
+		if certs != nil {
+			serveErr <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- hs.Serve(ln)
+	}()
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping")

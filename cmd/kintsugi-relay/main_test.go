@@ -119,6 +119,18 @@ func TestErrors(t *testing.T) {
 		{"stray argument", []string{"serve", "now"}, exitUsage, []string{"serve takes no arguments"}},
 		{"no command", nil, exitUsage, []string{"no command given"}},
 		{"bad listen", []string{"serve", "--listen", "nonsense", "--data", t.TempDir()}, exitFailure, []string{"cannot listen on nonsense", "hint: --listen takes host:port"}},
+		{"cert without key", []string{"serve", "--tls-cert", "c.pem"}, exitUsage, []string{"--tls-cert and --tls-key go together"}},
+		{"missing cert", []string{"serve", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem", "--data", t.TempDir()}, exitFailure,
+			[]string{"cannot load the TLS certificate", "hint: --tls-cert takes a PEM certificate chain"}},
+		{"bad quota", []string{"serve", "--journal-quota", "lots"}, exitUsage, []string{`--journal-quota takes a size in bytes such as 1048576 or 512MiB, not "lots"`}},
+		{"blob size too big", []string{"serve", "--max-blob-size", "2MiB"}, exitUsage, []string{"--max-blob-size must be between 90 bytes and 1 MiB"}},
+		{"negative rate", []string{"serve", "--request-rate", "-1"}, exitUsage, []string{"--request-rate must be a number of requests per second, 0 or more"}},
+		{"zero burst", []string{"serve", "--journal-put-burst", "0"}, exitUsage, []string{"--journal-put-burst must be a whole number above 0"}},
+		{"bad proxy", []string{"serve", "--trusted-proxy", "10.0.0.0/33"}, exitUsage, []string{"--trusted-proxy takes CIDRs"}},
+		{"bad origin", []string{"serve", "--allow-origin", "example.org"}, exitUsage, []string{`--allow-origin: "example.org" is not an origin`}},
+		{"zero timeout", []string{"serve", "--auth-timeout", "0s"}, exitUsage, []string{"--auth-timeout must be a positive duration"}},
+		{"metrics address in use", []string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", busy.Addr().String(), "--data", t.TempDir()}, exitFailure,
+			[]string{"address " + busy.Addr().String() + " is already in use", "pick another --metrics-listen address"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

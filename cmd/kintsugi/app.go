@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -82,7 +80,11 @@ func newApp(e *env, unknown *string) *cli.App {
 		Commands: []*cli.Command{
 			cmdInit(e),
 			cmdPassphrase(e),
+			cmdUnlock(e), cmdLock(e), cmdAgent(e),
+			cmdBackup(e),
+			cmdRestore(e),
 			cmdJournal(e),
+			cmdDevice(e),
 			cmdVerify(e),
 			cmdWrite(e),
 			cmdAsk(e),
@@ -112,10 +114,14 @@ func newApp(e *env, unknown *string) *cli.App {
 	}
 }
 
-// unlock opens the key file.
+// unlock opens the key file, with the unlocked session's key if there is
+// one (see agent.go), else with the passphrase.
 func (e *env) unlock() (*client.Account, error) {
 	if !e.home.Exists() {
 		return nil, client.ErrNoHome
+	}
+	if a := e.unlockFromAgent(); a != nil {
+		return a, nil
 	}
 	p, err := e.passphrase(false)
 	if err != nil {
@@ -207,6 +213,7 @@ func cmdJournal(e *env) *cli.Command {
 				Usage: "make a one-time code for your partner to join (it is printed alone on the last line)",
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultInviteTTL},
+					&cli.BoolFlag{Name: "again", Usage: "for your partner, who is already here but set kintsugi up again (new keys), for example after losing their devices"},
 				},
 				Action: func(c *cli.Context) error {
 					_, j, err := e.open()
@@ -214,7 +221,14 @@ func cmdJournal(e *env) *cli.Command {
 						return err
 					}
 					defer j.Close()
-					code, exp, err := j.Invite(e.ctx, c.Duration("expires"))
+					invite := j.Invite
+					if c.Bool("again") {
+						invite = j.InviteAgain
+					}
+					code, exp, err := invite(e.ctx, c.Duration("expires"))
+					if errors.Is(err, client.ErrBothHere) {
+						return fail(lowerFirst(err.Error()), "if your partner set kintsugi up again with new keys, use `kintsugi journal invite --again`")
+					}
 					if err != nil {
 						return err
 					}
@@ -231,14 +245,7 @@ func cmdJournal(e *env) *cli.Command {
 				Description: "Without CODE, the code is read from standard input, which keeps it out of\n" +
 					"your shell history and the process list.",
 				Action: func(c *cli.Context) error {
-					code := strings.Join(c.Args().Slice(), "")
-					if code == "" {
-						if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-							fmt.Fprint(e.stderr, "invite code: ")
-						}
-						line, _ := bufio.NewReader(io.LimitReader(e.stdin, 4096)).ReadString('\n')
-						code = strings.TrimSpace(line)
-					}
+					code := e.readCode(c, "invite code: ")
 					if code == "" {
 						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
 					}
@@ -342,6 +349,7 @@ func cmdJournal(e *env) *cli.Command {
 					return e.members(j, c.Bool("json"))
 				},
 			},
+			cmdLeave(e),
 		},
 	}
 }
@@ -360,6 +368,20 @@ func cmdVerify(e *env) *cli.Command {
 			sn, p, err := j.SafetyNumber()
 			if err != nil {
 				return err
+			}
+			if p.Pending != nil {
+				e.printf("%s answered your invite with new keys, so your safety number has changed.\n", clean(p.Pending.Name))
+				e.printf("This is expected if %s set kintsugi up again. It is also what someone pretending to be them would do,\n", clean(p.Name))
+				e.printf("so nothing new is sent to the new keys until you confirm. The new safety number is:\n\n    %s\n    %s\n\n", sn[:35], sn[36:])
+				if !c.Bool("confirm") {
+					e.printf("Compare it with %s in person or on a call. If every digit matches, run `kintsugi verify --confirm`.\n", clean(p.Name))
+					return nil
+				}
+				if err := j.ConfirmVerified(); err != nil {
+					return err
+				}
+				e.printf("Noted that the new safety number matches. Your entries will be shared with %s's new keys on the next sync.\n", clean(p.Pending.Name))
+				return nil
 			}
 			e.printf("Safety number for you and %s:\n\n    %s\n    %s\n\n", clean(p.Name), sn[:35], sn[36:])
 			if c.Bool("confirm") {
@@ -584,8 +606,21 @@ func cmdLog(e *env) *cli.Command {
 				e.printEntry(en, byID)
 				e.printf("\n")
 			}
+			e.noteMissing(j)
 			return nil
 		},
+	}
+}
+
+// noteMissing says which items the journal knows exist but has not
+// received, so a view never looks whole when it is not.
+func (e *env) noteMissing(j *client.Journal) {
+	st, err := j.Status()
+	if err != nil {
+		return
+	}
+	for _, m := range st.Missing {
+		e.printf("Note: %s.\n", clean(m))
 	}
 }
 
@@ -908,12 +943,19 @@ func cmdSync(e *env) *cli.Command {
 				if res.New == nil {
 					res.New = []client.Entry{}
 				}
-				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "new": res.New})
+				if res.Notices == nil {
+					res.Notices = []string{}
+				}
+				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": res.Notices, "new": res.New})
 			}
 			for _, n := range res.Joined {
 				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
 			}
+			for _, n := range res.Notices {
+				e.printf("%s.\n", clean(n))
+			}
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			defer e.noteMissing(j)
 			if len(res.New) > 0 {
 				e.printf("New from %s:\n\n", clean(partnerName(j)))
 				byID := e.index(j)
@@ -941,7 +983,7 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			case ev.Pushed > 0:
 				m["event"], m["pushed"] = "pushed", ev.Pushed
 			default:
-				m["event"], m["new"], m["joined"] = "received", ev.New, ev.Joined
+				m["event"], m["new"], m["joined"], m["notices"] = "received", ev.New, ev.Joined, ev.Notices
 			}
 			enc.Encode(m)
 			return
@@ -957,6 +999,9 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 		}
 		for _, n := range ev.Joined {
 			e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
+		}
+		for _, n := range ev.Notices {
+			e.printf("%s.\n", clean(n))
 		}
 		byID := e.index(j)
 		for _, en := range ev.New {
@@ -1020,8 +1065,12 @@ func cmdStatus(e *env) *cli.Command {
 			} else {
 				e.printf("Last sync:  not yet\n")
 			}
+			e.sessionLine()
 			if st.Held > 0 {
 				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
+			}
+			if st.Strangers > 0 {
+				e.printf("Note:       %s came from a device that is not part of this journal, or from a removed one; %s set aside and not shown, and nothing here changed. If this keeps happening, tell whoever runs the relay\n", plural(st.Strangers, "item", "items"), map[bool]string{true: "it was", false: "they were"}[st.Strangers == 1])
 			}
 			if st.Unreadable > 0 {
 				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
@@ -1047,19 +1096,21 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		Name    string `json:"name"`
 		Key     string `json:"signing_key"`
 		Created string `json:"created"`
+		Removed bool   `json:"removed"`
 	}
 	type person struct {
-		Name     string `json:"name"`
-		You      bool   `json:"you"`
-		Identity string `json:"identity"`
-		Verified bool   `json:"verified"`
-		Devices  []dev  `json:"devices"`
+		Name     string     `json:"name"`
+		You      bool       `json:"you"`
+		Identity string     `json:"identity"`
+		Verified bool       `json:"verified"`
+		Left     *time.Time `json:"left,omitempty"`
+		Devices  []dev      `json:"devices"`
 	}
 	var people []person
 	for _, m := range ms {
-		p := person{Name: m.Name, You: m.Self, Identity: fmt.Sprintf("%x", m.Identity), Verified: m.Verified, Devices: []dev{}}
+		p := person{Name: m.Name, You: m.Self, Identity: fmt.Sprintf("%x", m.Identity), Verified: m.Verified, Left: m.Left, Devices: []dev{}}
 		for _, d := range client.MemberDevices(m) {
-			p.Devices = append(p.Devices, dev{Name: d.Name, Key: fmt.Sprintf("%x", d.Sign), Created: d.Created.Format(time.RFC3339)})
+			p.Devices = append(p.Devices, dev{Name: d.Name, Key: fmt.Sprintf("%x", d.Sign), Created: d.Created.Format(time.RFC3339), Removed: client.IsRemoved(m, d.Sign)})
 		}
 		people = append(people, p)
 	}
@@ -1079,9 +1130,16 @@ func (e *env) members(j *client.Journal, asJSON bool) error {
 		} else {
 			label += " (safety number not compared yet)"
 		}
+		if p.Left != nil {
+			label += ", left on " + p.Left.Local().Format("2 Jan 2006")
+		}
 		e.printf("%s\n", label)
 		for _, d := range p.Devices {
-			e.printf("    device %q  key %s…\n", clean(d.Name), d.Key[:16])
+			note := ""
+			if d.Removed {
+				note = "  (removed)"
+			}
+			e.printf("    device %q  key %s…%s\n", clean(d.Name), d.Key[:16], note)
 		}
 	}
 	if snErr == nil {

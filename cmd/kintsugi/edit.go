@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -89,17 +84,9 @@ func cmdRetract(e *env) *cli.Command {
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")
 			}
-			if !c.Bool("yes") {
-				f, ok := e.stdin.(*os.File)
-				if !ok || !term.IsTerminal(int(f.Fd())) {
-					return fail("retracting needs a confirmation", "run it in a terminal, or add --yes")
-				}
-				fmt.Fprintf(e.stderr, "Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device. [y/N] ", t.Short, clean(partnerName(j)))
-				line, _ := bufio.NewReader(io.LimitReader(e.stdin, 64)).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					e.printf("Nothing was changed.\n")
-					return nil
-				}
+			ok, err := e.confirm(c, "retracting", fmt.Sprintf("Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device.", t.Short, clean(partnerName(j))))
+			if err != nil || !ok {
+				return err
 			}
 			if _, _, err := j.Retract(t.ID); err != nil {
 				return err

@@ -30,6 +30,9 @@ func describe(err error) (msg, hint string) {
 		return ue.msg, ue.hint
 	}
 	msg = lowerFirst(err.Error())
+	if h, ok := backupHint(err); ok {
+		return msg, h
+	}
 	switch {
 	case errors.Is(err, client.ErrNoHome):
 		hint = "run `kintsugi init --name YOUR-NAME` to make your identity on this device"
@@ -45,6 +48,8 @@ func describe(err error) (msg, hint string) {
 		hint = "`kintsugi journal list` shows the journals on this device"
 	case errors.Is(err, protocol.ErrRateLimited):
 		hint = "wait a minute, then `kintsugi sync` again; everything you wrote is safe on this device"
+	case errors.Is(err, protocol.ErrQuotaExceeded):
+		hint = "everything you wrote is safe on this device and will be sent once there is room; whoever runs the relay can raise its storage limit"
 	case errors.Is(err, protocol.ErrShuttingDown), errors.Is(err, protocol.ErrRelayInternal):
 		hint = "try again in a little while; everything you wrote is safe on this device"
 	case errors.Is(err, protocol.ErrBadVersion):
@@ -59,6 +64,8 @@ func describe(err error) (msg, hint string) {
 		hint = "everything already on this device is safe; let whoever runs the relay know"
 	case errors.Is(err, client.ErrUnreachable):
 		hint = "check the relay address and your connection; anything you wrote is safe on this device and will be sent on the next sync"
+	case errors.Is(err, client.ErrLinkUnknown):
+		hint = "link codes work once and expire after an hour; make a fresh one with `kintsugi device link` on your other device"
 	case errors.Is(err, protocol.ErrInviteUnknown):
 		hint = "invites work once and expire after a day; ask your partner for a fresh one with `kintsugi journal invite`"
 	case errors.Is(err, protocol.ErrBadInviteCode):
@@ -69,8 +76,18 @@ func describe(err error) (msg, hint string) {
 		hint = "use more characters of the id, as shown by `kintsugi log`"
 	case errors.Is(err, client.ErrNotFound):
 		hint = "`kintsugi log` lists entries with their ids"
+	case errors.Is(err, client.ErrLeft):
+		hint = "what is on this device stays readable: `kintsugi log` and `kintsugi export` still work"
+	case errors.Is(err, client.ErrLinkCodeOnly):
+		hint = "on a new device of yours, run `kintsugi device join CODE` instead"
+	case errors.Is(err, client.ErrNotALinkCode):
+		hint = "to join your partner's journal, run `kintsugi journal join CODE` instead"
+	case errors.Is(err, client.ErrNoSuchDevice):
+		hint = "`kintsugi device list` shows your devices and their ids"
+	case errors.Is(err, client.ErrRelayTooOld):
+		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):
-		hint = "this device is not part of that journal on the relay; check you are using the right journal with `kintsugi journal list`"
+		hint = "if this device was removed, or you left the journal from another device, that is why; everything already here stays readable. Otherwise check the journal with `kintsugi journal list`"
 	}
 	return msg, hint
 }

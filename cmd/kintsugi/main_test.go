@@ -6,13 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/net/html"
 
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -26,48 +32,100 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI as a person would, from the scripts in
 // testdata/script. Each script gets its own real relay on 127.0.0.1
-// ($RELAY, data in $RELAY_DATA) and fast key derivation.
+// ($RELAY, data in $RELAY_DATA) and fast key derivation. The relay is real
+// but can be told to lie (relay withhold ID) or be honest again.
 //
 // Extra script commands:
 //
 //	relay stop|start          stop the script's relay, or start it again on the same port
+//	relay withhold ID         the relay stops serving the entry whose id starts with ID
+//	relay release ID          the relay serves that entry again, after everything else
+//	relay honest              the relay serves everything as stored
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
+//	agents N|kill             wait (up to 30s) until exactly N of the script's
+//	                          agents are alive, or kill them all
 //	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
 //	                          (no script, no link, no external src or href),
 //	                          draws an SVG chart, and has N entries
 func TestScripts(t *testing.T) {
 	var mu sync.Mutex
 	relays := map[string]*servertest.Server{}
+	liars := map[string]*servertest.Liar{}
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
-			r := servertest.NewServer(t)
+			r, liar := servertest.NewLyingServer(t)
 			mu.Lock()
-			relays[e.WorkDir] = r
+			relays[e.WorkDir], liars[e.WorkDir] = r, liar
 			mu.Unlock()
 			e.Setenv("RELAY", r.URL())
 			e.Setenv("RELAY_DATA", r.DataDir())
 			e.Setenv("KINTSUGI_TEST_KDF", "fast")
 			e.Setenv("XDG_DATA_HOME", filepath.Join(e.WorkDir, "xdg"))
+			e.Setenv("KINTSUGI_TEST_AGENT_PIDS", filepath.Join(e.WorkDir, ".agents"))
+			// No unlocked session outlives its script.
+			e.Defer(func() { killAgents(e.WorkDir) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"relay": func(ts *testscript.TestScript, neg bool, args []string) {
 				mu.Lock()
-				r := relays[ts.Getenv("WORK")]
+				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				if len(args) != 1 {
-					ts.Fatalf("usage: relay stop|start")
+				const usage = "usage: relay stop|start|honest|withhold ID|release ID"
+				if len(args) == 0 {
+					ts.Fatalf(usage)
 				}
 				switch args[0] {
 				case "stop":
 					r.Stop()
 				case "start":
 					r.Start()
+				case "honest":
+					liar.Honest()
+				case "withhold", "release":
+					// withhold: serve everything but the entry whose id
+					// starts with args[1], as a relay that drops it would.
+					// release: serve it after everything else, as a relay
+					// that held it back would.
+					if len(args) != 2 {
+						ts.Fatalf(usage)
+					}
+					m := func(b server.StoredBlob) bool {
+						return !b.Purged && strings.HasPrefix(protocol.ChainID(b.Blob).String(), args[1])
+					}
+					if args[0] == "withhold" {
+						liar.Serve(servertest.Drop(m))
+					} else {
+						liar.Serve(servertest.Later(m))
+					}
 				default:
-					ts.Fatalf("usage: relay stop|start")
+					ts.Fatalf(usage)
+				}
+			},
+			"agents": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: agents N|kill")
+				}
+				work := ts.Getenv("WORK")
+				if args[0] == "kill" {
+					killAgents(work)
+					return
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					live := liveAgents(work)
+					if len(live) == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%d agents alive (pids %v), want %d", len(live), live, want)
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -142,4 +200,40 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// liveAgents returns the pids of the agents started under the script
+// directory work that are still alive. Agents record their pids there
+// (KINTSUGI_TEST_AGENT_PIDS); a pid counts only while its command line is
+// still that of an agent with a home under work, so a reused pid is never
+// mistaken for one.
+func liveAgents(work string) []int {
+	names, _ := os.ReadDir(filepath.Join(work, ".agents"))
+	var live []int
+	for _, n := range names {
+		pid, err := strconv.Atoi(n.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue // gone (or a zombie's empty cmdline below)
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if slices.Contains(args, agentCommand) && slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, work+string(filepath.Separator)) }) {
+			live = append(live, pid)
+		}
+	}
+	return live
+}
+
+// killAgents kills the script's live agents and waits (bounded) until
+// they are gone.
+func killAgents(work string) {
+	for _, pid := range liveAgents(work) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(liveAgents(work)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -54,6 +54,9 @@ func cmdPassphrase(e *env) *cli.Command {
 				return err
 			}
 			e.printf("Your passphrase is changed. The old one no longer unlocks this device.\n")
+			if e.lockAfterChange() {
+				e.printf("Your unlocked session was locked too; `kintsugi unlock` starts a new one with the new passphrase.\n")
+			}
 			return nil
 		},
 	}

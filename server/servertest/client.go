@@ -327,3 +327,12 @@ func (ch *Chain) Next(body string) []byte {
 	ch.prev = protocol.IDOf(b)
 	return b
 }
+
+// Do sends the request that make builds with a fresh id and returns the
+// reply: for requests without a helper of their own.
+func (c *Client) Do(make func(id uint64) any) Reply {
+	c.t.Helper()
+	id := c.NextID()
+	c.Send(make(id))
+	return c.Reply(id)
+}

@@ -1,7 +1,8 @@
 // Package servertest runs real Kintsugi relays for tests: a [server.Server]
 // backed by a [server.BadgerStore] in a temporary directory, listening on
 // 127.0.0.1 through httptest. It also has a small raw-protocol test
-// [Client] and a helper to build valid blobs.
+// [Client], a helper to build valid blobs, and a relay that lies to
+// clients on purpose ([NewLyingServer], [Liar]).
 //
 // Everything here is for tests only: failures call t.Fatal, and every
 // network read has a generous failsafe deadline so a broken test fails
@@ -29,6 +30,9 @@ type Server struct {
 	dir string        // the store's data directory; fixed
 	cfg server.Config // as given, without Store
 	url string        // http://127.0.0.1:port, fixed by the first start
+	// wrap, when set, wraps each freshly opened store before the relay
+	// gets it (see NewLyingServer).
+	wrap func(server.Store) server.Store
 
 	// Set while running, nil while stopped.
 	relay *server.Server
@@ -48,13 +52,18 @@ func NewServer(t testing.TB) *Server {
 // output. It is stopped when the test ends.
 func NewServerWithConfig(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
+	return newServer(t, cfg, nil)
+}
+
+func newServer(t testing.TB, cfg server.Config, wrap func(server.Store) server.Store) *Server {
+	t.Helper()
 	if cfg.Store != nil {
 		t.Fatal("servertest: config must not set Store")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s := &Server{t: t, dir: t.TempDir(), cfg: cfg}
+	s := &Server{t: t, dir: t.TempDir(), cfg: cfg, wrap: wrap}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -82,6 +91,9 @@ func (s *Server) Start() {
 	}
 	cfg := s.cfg
 	cfg.Store = st
+	if s.wrap != nil {
+		cfg.Store = s.wrap(st)
+	}
 	relay, err := server.New(cfg)
 	if err != nil {
 		st.Close()
@@ -107,7 +119,8 @@ func (s *Server) WebSocketURL() string {
 // Relay returns the running relay (nil while stopped).
 func (s *Server) Relay() *server.Server { return s.relay }
 
-// Store returns the running relay's store (nil while stopped).
+// Store returns the running relay's real store (nil while stopped). For a
+// relay from NewLyingServer this is the honest store underneath the liar.
 func (s *Server) Store() *server.BadgerStore { return s.store }
 
 // DataDir returns the store's data directory.

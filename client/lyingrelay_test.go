@@ -1,0 +1,821 @@
+package client_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// The misbehaving-relay suite. Each test pairs two real partners (this
+// package, each with a home of their own) through a real relay on
+// 127.0.0.1 whose store lies on purpose (servertest.Liar): it stores and
+// acknowledges honestly, and serves each partner the history the test
+// chooses. Each test checks that the client notices what can be noticed
+// and says so plainly, keeps everything it already had, and shows nothing
+// forged as real. docs/threat-model.md (3.1, 4.1) lists the attacks with
+// the tests that cover them.
+
+// How status names each partner's device.
+const (
+	samsDevice  = `sam's device "sam-device"`
+	alexsDevice = `alex's device "alex-device"`
+)
+
+type lyingRelay struct {
+	relay     *servertest.Server
+	liar      *servertest.Liar
+	alex, sam *client.Account
+	aj, sj    *client.Journal
+}
+
+// lyingPair pairs alex and sam through a lying relay, honest so far.
+func lyingPair(t *testing.T) *lyingRelay {
+	t.Helper()
+	relay, liar := servertest.NewLyingServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	mustSync(t, sj)
+	return &lyingRelay{relay: relay, liar: liar, alex: alex, sam: sam, aj: aj, sj: sj}
+}
+
+// end is how many blobs the relay really holds for journal j.
+func (p *lyingRelay) end(t *testing.T, j protocol.JournalID) int {
+	t.Helper()
+	n, err := p.relay.Store().LastSeq(ctxFor(t), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
+}
+
+// toAlex and toSam choose what the relay shows each of them.
+func (p *lyingRelay) toAlex(v servertest.View) { p.liar.ServeTo(p.alex.Device.SignKey(), v) }
+func (p *lyingRelay) toSam(v servertest.View)  { p.liar.ServeTo(p.sam.Device.SignKey(), v) }
+
+func write(t *testing.T, j *client.Journal, text ...string) []client.Entry {
+	t.Helper()
+	var out []client.Entry
+	for _, s := range text {
+		e, err := j.Write(client.Payload{Kind: client.KindEntry, Text: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// entries matches the blobs of es.
+func entries(es ...client.Entry) servertest.Match {
+	var ms []servertest.Match
+	for _, e := range es {
+		ms = append(ms, servertest.ChainIs(e.ID))
+	}
+	return servertest.AnyOf(ms...)
+}
+
+func status(t *testing.T, j *client.Journal) client.Status {
+	t.Helper()
+	st, err := j.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newTexts(r *client.SyncResult) []string {
+	var out []string
+	for _, e := range r.New {
+		out = append(out, e.Text)
+	}
+	return out
+}
+
+func same(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
+	}
+}
+
+// clean fails unless status reports nothing missing, unreadable or amiss.
+func clean(t *testing.T, who string, j *client.Journal) {
+	t.Helper()
+	st := status(t, j)
+	if len(st.Missing) != 0 || len(st.Warnings) != 0 || st.Unreadable != 0 {
+		t.Fatalf("%s's status is not clean: missing %q, warnings %q, unreadable %d", who, st.Missing, st.Warnings, st.Unreadable)
+	}
+}
+
+// A dropped entry is reported, by how many and from which device, as soon
+// as a later one from that device arrives; what arrived stays readable and
+// the gap closes when the relay delivers.
+func TestLyingRelayDropsEntries(t *testing.T) {
+	p := lyingPair(t)
+	write(t, p.aj, "alex: I am here")
+	mustSync(t, p.aj)
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three", "sam: four")
+	mustSync(t, p.sj)
+
+	p.toAlex(servertest.Drop(entries(s[1], s[2])))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one", "sam: four")
+	same(t, "alex reads", texts(t, p.aj), "alex: I am here", "sam: one", "sam: four")
+	st := status(t, p.aj)
+	same(t, "alex's missing", st.Missing, "2 earlier items from "+samsDevice+" have not arrived yet")
+	if st.Unreadable != 0 || len(st.Warnings) != 0 {
+		t.Fatalf("alex's status: %+v", st)
+	}
+
+	// Sam, served honestly, has everything.
+	mustSync(t, p.sj)
+	same(t, "sam reads", texts(t, p.sj), "alex: I am here", "sam: one", "sam: two", "sam: three", "sam: four")
+	clean(t, "sam", p.sj)
+
+	// The relay delivers them after all: the gap closes.
+	p.toAlex(servertest.Later(entries(s[1], s[2])))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: two", "sam: three")
+	same(t, "alex reads", texts(t, p.aj), "alex: I am here", "sam: one", "sam: two", "sam: three", "sam: four")
+	clean(t, "alex", p.aj)
+}
+
+// The documented limit: withholding a device's newest entries looks like a
+// partner who has not written yet. It is reported once any later entry
+// from that device arrives, and nothing is lost meanwhile.
+func TestLyingRelayWithholdsTheNewest(t *testing.T) {
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one", "sam: two")
+	mustSync(t, p.sj)
+
+	p.toAlex(servertest.Drop(entries(s[1])))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one")
+	clean(t, "alex", p.aj) // undetectable, by design (threat model 4.1)
+
+	write(t, p.sj, "sam: three")
+	mustSync(t, p.sj)
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: three")
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
+	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+
+	p.toAlex(servertest.Later(entries(s[1])))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: two")
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: two", "sam: three")
+	clean(t, "alex", p.aj)
+}
+
+// Reordered history, within one partner's entries and across the two, is
+// shown in the order it was written, with nothing reported missing.
+func TestLyingRelayReorders(t *testing.T) {
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
+	mustSync(t, p.sj)
+	a := write(t, p.aj, "alex: one", "alex: two")
+
+	// Sam's first and third swap places, and Sam's second swaps with
+	// Alex's first, which this very sync puts after Sam's. Sam is served
+	// Alex's two the other way round.
+	p.toAlex(servertest.Then(servertest.Swap(entries(s[0]), entries(s[2])), servertest.Swap(entries(s[1]), entries(a[0]))))
+	p.toSam(servertest.Swap(entries(a[0]), entries(a[1])))
+	want := []string{"sam: one", "sam: two", "sam: three", "alex: one", "alex: two"}
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one", "sam: two", "sam: three")
+	same(t, "alex reads", texts(t, p.aj), want...)
+	clean(t, "alex", p.aj)
+	same(t, "new for sam", newTexts(mustSync(t, p.sj)), "alex: one", "alex: two")
+	same(t, "sam reads", texts(t, p.sj), want...)
+	clean(t, "sam", p.sj)
+}
+
+// Replays at new seqs (every blob served twice, old ones again) are
+// recognised: nothing shows twice, nothing counts as new, nothing is
+// reported.
+func TestLyingRelayReplays(t *testing.T) {
+	p := lyingPair(t)
+	write(t, p.sj, "sam: one")
+	write(t, p.aj, "alex: one")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	write(t, p.sj, "sam: two")
+	mustSync(t, p.sj)
+
+	everything := func(server.StoredBlob) bool { return true }
+	p.liar.Serve(servertest.Twice(everything))
+	r := mustSync(t, p.aj)
+	same(t, "new for alex", newTexts(r), "sam: two")
+	if r.Received != 1 {
+		t.Fatalf("alex received %d new blobs, want 1", r.Received)
+	}
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "alex: one", "sam: two")
+	clean(t, "alex", p.aj)
+	// Sam is served its own blobs twice too.
+	if r := mustSync(t, p.sj); r.Received != 0 || len(r.New) != 0 {
+		t.Fatalf("sam, served only replays: %+v", r)
+	}
+	same(t, "sam reads", texts(t, p.sj), "sam: one", "alex: one", "sam: two")
+	clean(t, "sam", p.sj)
+}
+
+// History served again from the start, after what was already received,
+// adds nothing and loses nothing; what is really new still arrives.
+func TestLyingRelayRewindsHistory(t *testing.T) {
+	p := lyingPair(t)
+	write(t, p.sj, "sam: one", "sam: two")
+	mustSync(t, p.sj)
+	write(t, p.aj, "alex: one")
+	mustSync(t, p.aj)
+
+	p.toAlex(servertest.Rewind(0))
+	if r := mustSync(t, p.aj); r.Received != 0 || len(r.New) != 0 {
+		t.Fatalf("alex, served history again: %+v", r)
+	}
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: two", "alex: one")
+	clean(t, "alex", p.aj)
+
+	write(t, p.sj, "sam: three")
+	mustSync(t, p.sj)
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: three")
+	clean(t, "alex", p.aj)
+}
+
+// A relay that rolls back to an older state is refused with a plain
+// message and nothing here changes; a write made meanwhile is still sent.
+// The documented limit: if the rolled-back relay carries on, blobs given
+// the seqs this device already passed are never asked for, and are
+// reported as not arrived once later ones come.
+func TestLyingRelayRollsBack(t *testing.T) {
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	write(t, p.sj, "sam: one", "sam: two")
+	mustSync(t, p.sj)
+	write(t, p.aj, "alex: one")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	before := texts(t, p.aj)
+	n := p.end(t, p.aj.ID())
+
+	const kept = 2 // sam's join and one more
+	p.toAlex(servertest.RollBack(kept))
+	write(t, p.aj, "alex: written while the relay is rolled back")
+	_, err := p.aj.Sync(ctx)
+	if !errors.Is(err, client.ErrRelayMisbehaved) || !strings.Contains(err.Error(), "fewer items than this device already received") {
+		t.Fatalf("sync against a rolled-back relay: %v", err)
+	}
+	same(t, "alex reads", texts(t, p.aj), append(before, "alex: written while the relay is rolled back")...)
+	if st := status(t, p.aj); st.Outbox != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex after the refused sync: outbox %d, missing %q", st.Outbox, st.Missing)
+	}
+	same(t, "new for sam", newTexts(mustSync(t, p.sj)), "alex: written while the relay is rolled back")
+
+	// The rolled-back relay carries on: what it held after its first
+	// `kept` blobs is gone, Alex's new entry took the next seq, and Sam's
+	// next entries take the seqs up to Alex's cursor (n), which Alex never
+	// asks for again. Only what lands above the cursor arrives.
+	p.toAlex(func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		return append(log[:kept], log[n:]...)
+	})
+	reused := n - kept - 1
+	if reused < 1 {
+		t.Fatalf("no seq is reused (n=%d); the test proves nothing", n)
+	}
+	var after []string
+	for i := range reused + 1 {
+		after = append(after, fmt.Sprintf("sam: after the rollback, %d", i+1))
+	}
+	write(t, p.sj, after...)
+	mustSync(t, p.sj)
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), after[reused])
+	want := fmt.Sprintf("%d earlier items from %s have not arrived yet", reused, samsDevice)
+	if reused == 1 {
+		want = "1 earlier item from " + samsDevice + " has not arrived yet"
+	}
+	same(t, "alex's missing", status(t, p.aj).Missing, want)
+	for _, s := range before {
+		if !slices.Contains(texts(t, p.aj), s) {
+			t.Fatalf("alex lost %q", s)
+		}
+	}
+}
+
+// Each partner is shown a different history at the same time: the blob at
+// a given seq differs between them. Every gap is reported on the side that
+// has it. Withholding each side's newest entries is the documented limit:
+// each history then looks whole.
+func TestLyingRelayServesTwoHistories(t *testing.T) {
+	p := lyingPair(t)
+	a := write(t, p.aj, "alex: one", "alex: two", "alex: three")
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
+	p.toAlex(servertest.Drop(entries(s[1])))
+	p.toSam(servertest.Drop(entries(a[1])))
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	same(t, "alex reads", texts(t, p.aj), "alex: one", "alex: two", "alex: three", "sam: one", "sam: three")
+	same(t, "sam reads", texts(t, p.sj), "alex: one", "alex: three", "sam: one", "sam: two", "sam: three")
+	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+	same(t, "sam's missing", status(t, p.sj).Missing, "1 earlier item from "+alexsDevice+" has not arrived yet")
+
+	// Each side's newest, withheld from the other: both look whole.
+	na := write(t, p.aj, "alex: four")
+	ns := write(t, p.sj, "sam: four")
+	p.toAlex(servertest.Then(servertest.Later(entries(s[1])), servertest.Drop(entries(ns...))))
+	p.toSam(servertest.Then(servertest.Later(entries(a[1])), servertest.Drop(entries(na...))))
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	same(t, "alex reads", texts(t, p.aj), "alex: one", "alex: two", "alex: three", "sam: one", "sam: two", "sam: three", "alex: four")
+	same(t, "sam reads", texts(t, p.sj), "alex: one", "alex: two", "alex: three", "sam: one", "sam: two", "sam: three", "sam: four")
+	clean(t, "alex", p.aj)
+	clean(t, "sam", p.sj)
+}
+
+// A blob's body moved under another blob's header (Sam's first entry's
+// ciphertext served as Sam's second) opens as neither: it is counted
+// unreadable, the real second entry is reported missing, and the first is
+// not shown twice.
+func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
+	mustSync(t, p.sj)
+	first, second := entries(s[0]), entries(s[1])
+	p.toAlex(func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		i, k := slices.IndexFunc(log, first), slices.IndexFunc(log, second)
+		moved := append(slices.Clone(log[k].Blob[:protocol.HeaderSize]), log[i].Blob[protocol.HeaderSize:]...)
+		log[k] = server.StoredBlob{Blob: moved}
+		return log
+	})
+	r := mustSync(t, p.aj)
+	same(t, "new for alex", newTexts(r), "sam: one", "sam: three")
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
+	st := status(t, p.aj)
+	same(t, "alex's missing", st.Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+	if st.Unreadable != 1 {
+		t.Fatalf("alex counts %d unreadable, want 1 (the moved body)", st.Unreadable)
+	}
+}
+
+// A blob moved from another journal the two share is set aside with a
+// kept warning; with its header rewritten to this journal it does not
+// open. Either way it shows in neither journal as something it is not.
+func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	aj2, err := p.alex.CreateJournal(ctx, p.relay.URL(), "a second journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj2.Close()
+	code, _, err := aj2.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj2, err := p.sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj2.Close()
+	mustSync(t, aj2)
+	other := write(t, sj2, "sam: only for the second journal")
+	mustSync(t, sj2)
+	var raw []byte
+	p.liar.Serve(func(j protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		if i := slices.IndexFunc(log, entries(other...)); j == aj2.ID() && i >= 0 {
+			raw = log[i].Blob
+		}
+		return log
+	})
+	mustSync(t, aj2) // the liar sees the blob go by
+	if raw == nil {
+		t.Fatal("the second journal's entry is not on the relay")
+	}
+	retitled := slices.Clone(raw)
+	id := p.aj.ID()
+	copy(retitled[2:18], id[:])
+	p.toAlex(servertest.In(p.aj.ID(), servertest.Inject(p.end(t, p.aj.ID()), raw, retitled)))
+
+	if r := mustSync(t, p.aj); len(r.New) != 0 {
+		t.Fatalf("a moved blob surfaced as new: %q", newTexts(r))
+	}
+	if got := texts(t, p.aj); len(got) != 0 {
+		t.Fatalf("alex's first journal reads %q", got)
+	}
+	st := status(t, p.aj)
+	same(t, "alex's warnings", st.Warnings, "the relay sent something that is not a valid entry for this journal (position 2); it was set aside")
+	if st.Unreadable != 1 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status: unreadable %d (want 1: the retitled copy), missing %q", st.Unreadable, st.Missing)
+	}
+	same(t, "alex's second journal", texts(t, aj2), "sam: only for the second journal")
+}
+
+// An entry from a device that is in no one's roster, even one properly
+// sealed to both partners, is never shown; nor is one that claims Sam's
+// device as its author but was sealed by someone else; nor does a join
+// sealed under an invite the relay made up add anyone.
+func TestLyingRelayInjectsAStranger(t *testing.T) {
+	p := lyingPair(t)
+	write(t, p.sj, "sam: real")
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	before := texts(t, p.aj)
+
+	mallory := newAccount(t, "mallory")
+	var boxes [][32]byte
+	ms, err := p.aj.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		for _, c := range client.MemberDevices(m) {
+			boxes = append(boxes, c.Box)
+		}
+	}
+	payload, _ := json.Marshal(client.Payload{V: 1, Kind: client.KindEntry, Created: time.Now(), Text: "mallory: believe me"})
+	seal := func(author [32]byte, seq uint64) []byte {
+		h := protocol.Header{Kind: protocol.KindEntry, Journal: p.aj.ID(), Author: author, Seq: seq, Prev: protocol.BlobID{1}}
+		if seq == 1 {
+			h.Prev = protocol.BlobID{}
+		}
+		b, _, err := crypto.SealEntry(rand.Reader, mallory.Device, h, boxes, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	stranger := seal(mallory.Device.SignKey(), 1)
+	asSam := seal(p.sam.Device.SignKey(), 9)
+	keys, err := crypto.DeriveInvite([32]byte{7: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(map[string]any{"v": 1, "name": "mallory", "identity": mallory.Identity.Public, "devices": [][]byte{mallory.Cert.Raw}})
+	join, err := crypto.SealJoin(rand.Reader, keys, protocol.Header{Kind: protocol.KindJoin, Journal: p.aj.ID(), Author: mallory.Device.SignKey(), Seq: 1}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := p.end(t, p.aj.ID())
+	p.liar.Serve(servertest.Inject(at, stranger, asSam, join))
+
+	const lateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
+	for _, x := range []struct {
+		who        string
+		j          *client.Journal
+		unreadable int
+		warnings   []string
+	}{
+		// Alex cannot open either forged entry.
+		{"alex", p.aj, 2, []string{lateJoin}},
+		// Sam sets aside the one that claims Sam's own device.
+		{"sam", p.sj, 1, []string{fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", at+2), lateJoin}},
+	} {
+		if r := mustSync(t, x.j); len(r.New) != 0 || len(r.Joined) != 0 {
+			t.Fatalf("%s: forged blobs surfaced: new %q, joined %q", x.who, newTexts(r), r.Joined)
+		}
+		same(t, x.who+" reads", texts(t, x.j), before...)
+		if ms, _ := x.j.Members(); len(ms) != 2 {
+			t.Fatalf("%s has %d members", x.who, len(ms))
+		}
+		st := status(t, x.j)
+		same(t, x.who+"'s warnings", st.Warnings, x.warnings...)
+		// The forged entry from a device outside the roster is counted
+		// as such; one claiming a known device just does not open.
+		if st.Unreadable+st.Strangers != x.unreadable || st.Strangers != 1 || len(st.Missing) != 0 {
+			t.Fatalf("%s's status: unreadable %d + from strangers %d (want %d, 1 from a stranger), missing %q", x.who, st.Unreadable, st.Strangers, x.unreadable, st.Missing)
+		}
+	}
+}
+
+// Before the partner joins, the relay (which holds the invite's auth hash
+// but not its key) answers the invite with a join of its own: it is
+// refused with a kept warning, and the real partner still joins and reads
+// the history.
+func TestLyingRelayAnswersAnInvite(t *testing.T) {
+	relay, liar := servertest.NewLyingServer(t)
+	ctx := ctxFor(t)
+	alex, sam, mallory := newAccount(t, "alex"), newAccount(t, "sam"), newAccount(t, "mallory")
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	write(t, aj, "alex: from before you joined")
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := protocol.ParseInviteCode(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := crypto.DeriveInvite(ic.Secret)
+	guess, _ := crypto.DeriveInvite([32]byte{1})
+	guess.AuthHash = real.AuthHash // what the relay knows
+	rec, _ := json.Marshal(map[string]any{"v": 1, "name": "mallory", "identity": mallory.Identity.Public, "devices": [][]byte{mallory.Cert.Raw}})
+	join, err := crypto.SealJoin(rand.Reader, guess, protocol.Header{Kind: protocol.KindJoin, Journal: aj.ID(), Author: mallory.Device.SignKey(), Seq: 1}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := relay.Store().LastSeq(ctx, aj.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar.Serve(servertest.Inject(int(n), join))
+	if r := mustSync(t, aj); len(r.Joined) != 0 {
+		t.Fatalf("the relay's join was accepted: %q", r.Joined)
+	}
+	same(t, "alex's warnings", status(t, aj).Warnings, "someone answered an invite with details that did not open; they were not added")
+
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	if r := mustSync(t, aj); !slices.Equal(r.Joined, []string{"sam"}) {
+		t.Fatalf("sam's real join: %q", r.Joined)
+	}
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: from before you joined")
+	if ms, _ := aj.Members(); len(ms) != 2 {
+		t.Fatalf("alex has %d members", len(ms))
+	}
+}
+
+// The watcher is lied to the same way: a dropped entry is reported once a
+// later one arrives, live.
+func TestLyingRelayDropsWhileWatching(t *testing.T) {
+	p := lyingPair(t)
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	events := make(chan client.Event)
+	done := make(chan error, 1)
+	go func() { done <- p.aj.Watch(ctx, send(ctx, events)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
+	p.toAlex(servertest.Drop(entries(s[1])))
+	mustSync(t, p.sj)
+	var got []string
+	waitFor(t, events, func(e client.Event) bool {
+		for _, n := range e.New {
+			got = append(got, n.Text)
+		}
+		return len(got) >= 2
+	})
+	same(t, "alex was shown", got, "sam: one", "sam: three")
+	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+}
+
+// The relay cannot make a fork (two authentic blobs at one seq of one
+// device's chain); only that device can, when its home is copied or
+// restored from a backup. A relay that then shows a partner one branch's
+// blob at a seq and a later blob linking to the other branch is caught, as
+// is one that shows both branches.
+func TestForkedDeviceIsReported(t *testing.T) {
+	p := lyingPair(t)
+	write(t, p.sj, "sam: one")
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+
+	// A copy of Sam's home, as a restored backup would be.
+	copyHome := t.TempDir()
+	if err := os.CopyFS(copyHome, os.DirFS(p.sam.Home.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	sam2, err := client.Unlock(client.Home{Dir: copyHome}, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj2, err := sam2.OpenJournal(p.sj.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj2.Close()
+	a := write(t, p.sj, "sam: branch a")
+	write(t, sj2, "sam: branch b")
+	write(t, p.sj, "sam: after branch a")
+	mustSync(t, p.sj)
+	mustSync(t, sj2)
+
+	// Alex is shown branch b and the entry that follows branch a.
+	p.toAlex(servertest.Drop(entries(a...)))
+	mustSync(t, p.aj)
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: branch b", "sam: after branch a")
+	forked := samsDevice + " has two different histories: it may have been copied or restored from a backup, or someone else may have its keys"
+	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet", forked)
+
+	// Both branches.
+	p.toAlex(servertest.Later(entries(a...)))
+	mustSync(t, p.aj)
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: branch a", "sam: branch b", "sam: after branch a")
+	same(t, "alex's missing", status(t, p.aj).Missing, forked)
+}
+
+// The documented limit of slot stripping: the recipient table is outside
+// the content hash, so a copy without this device's slot is the same entry
+// but cannot be read here. Once the whole copy arrives it opens, once, and
+// nothing is left counted as unreadable.
+func TestLyingRelayStripsASlot(t *testing.T) {
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: for both of us")
+	mustSync(t, p.sj)
+	alexKey := crypto.KeyID(p.alex.Device.BoxPublic)
+	var whole []byte
+	strip := func(blob []byte) []byte {
+		whole = blob
+		e, err := protocol.ParseEntry(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := append([]byte(nil), blob[:protocol.HeaderSize+protocol.NonceSize]...)
+		out = append(out, 0)
+		for i, r := range e.Recipients {
+			if r.KeyID != alexKey {
+				at := protocol.HeaderSize + protocol.NonceSize + 1 + i*protocol.RecipientSize
+				out = append(out, blob[at:at+protocol.RecipientSize]...)
+				out[protocol.HeaderSize+protocol.NonceSize]++
+			}
+		}
+		return append(out, e.Ciphertext...)
+	}
+	p.toAlex(servertest.Replace(entries(s...), strip))
+	if r := mustSync(t, p.aj); len(r.New) != 0 {
+		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
+	}
+	if st := status(t, p.aj); st.Unreadable != 1 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status with the stripped copy: unreadable %d, missing %q", st.Unreadable, st.Missing)
+	}
+	p.toAlex(servertest.Then(servertest.Replace(entries(s...), strip), servertest.Inject(p.end(t, p.aj.ID()), whole)))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: for both of us")
+	same(t, "alex reads", texts(t, p.aj), "sam: for both of us")
+	clean(t, "alex", p.aj)
+}
+
+// A documented limit: a relay that withholds the partner's join from the
+// inviter keeps the inviter from learning that anyone joined. Nothing is
+// shown that should not be and nothing is lost; each side sees something
+// it cannot read yet, and the inviter's client still says the partner has
+// not joined, which the two can notice when they compare safety numbers.
+// Once the join is delivered, everything opens.
+func TestLyingRelayWithholdsAJoin(t *testing.T) {
+	relay, liar := servertest.NewLyingServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	write(t, aj, "alex: from before you joined")
+	mustSync(t, aj)
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isJoin := func(b server.StoredBlob) bool {
+		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == protocol.KindJoin
+	}
+	liar.ServeTo(alex.Device.SignKey(), servertest.Drop(isJoin))
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	write(t, sj, "sam: hello")
+	mustSync(t, sj)
+	if r := mustSync(t, aj); len(r.Joined) != 0 || len(r.New) != 0 {
+		t.Fatalf("alex, without sam's join: %+v", r)
+	}
+	// Sam's entry comes from a device Alex's roster does not have.
+	if st := status(t, aj); st.Partner != "" || st.Strangers != 1 || st.Unreadable != 0 {
+		t.Fatalf("alex's status: partner %q, unreadable %d, from strangers %d", st.Partner, st.Unreadable, st.Strangers)
+	}
+	if _, _, err := aj.SafetyNumber(); !errors.Is(err, client.ErrNotPaired) {
+		t.Fatalf("alex's safety number without a partner: %v", err)
+	}
+	same(t, "alex reads", texts(t, aj), "alex: from before you joined")
+	same(t, "sam reads", texts(t, sj), "sam: hello")
+	if st := status(t, sj); st.Unreadable != 1 {
+		t.Fatalf("sam's status: unreadable %d, want 1 (alex's history, not re-boxed yet)", st.Unreadable)
+	}
+
+	liar.ServeTo(alex.Device.SignKey(), servertest.Later(isJoin))
+	if r := mustSync(t, aj); !slices.Equal(r.Joined, []string{"sam"}) || !slices.Equal(newTexts(r), []string{"sam: hello"}) {
+		t.Fatalf("alex, once the join arrives: joined %q, new %q", r.Joined, newTexts(r))
+	}
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: from before you joined", "sam: hello")
+	clean(t, "alex", aj)
+	clean(t, "sam", sj)
+}
+
+// retractedOnRelay has Sam write an entry, revise it and retract it; Sam's
+// sync purges both from the relay. It returns the two entries and, by
+// chain id, the bytes the relay held before the purge.
+func retractedOnRelay(t *testing.T, p *lyingRelay) (x, rev client.Entry, original map[string][]byte) {
+	t.Helper()
+	x = write(t, p.sj, "sam: words to take back")[0]
+	rev, _, err := p.sj.Revise(x.ID, client.Payload{Text: "sam: second thoughts, also taken back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	original = make(map[string][]byte)
+	p.toSam(func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		for _, b := range log {
+			if !b.Purged {
+				original[protocol.ChainID(b.Blob).String()] = slices.Clone(b.Blob)
+			}
+		}
+		return log
+	})
+	mustSync(t, p.sj) // the liar sees the blobs go by
+	p.toSam(nil)
+	if original[x.ID] == nil || original[rev.ID] == nil {
+		t.Fatal("the entry and its revision are not on the relay")
+	}
+	if _, _, err := p.sj.Retract(x.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p.sj)
+	return x, rev, original
+}
+
+// noWords fails if j shows the words of x or its revision, or does not
+// show x as retracted.
+func noWords(t *testing.T, j *client.Journal, x client.Entry) {
+	t.Helper()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range es {
+		if strings.Contains(e.Text, "taken back") || strings.Contains(e.Text, "take back") || len(e.History) > 0 {
+			t.Fatalf("retracted words are shown: %+v", e)
+		}
+		if e.ID == x.ID {
+			found = e.Retracted != nil
+		}
+	}
+	if !found {
+		t.Fatal("the entry is not shown as retracted")
+	}
+}
+
+// A retraction served before the entry it retracts: until the (purged)
+// entry arrives, the retraction stands as its own tombstone and the gap is
+// reported; then the gap closes. The words are never shown.
+func TestLyingRelayDeliversARetractionFirst(t *testing.T) {
+	p := lyingPair(t)
+	x, rev, _ := retractedOnRelay(t, p)
+	p.toAlex(servertest.Drop(entries(x, rev)))
+	mustSync(t, p.aj)
+	es, err := p.aj.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Kind != client.KindRetraction || es[0].Hidden || es[0].Ref != x.ID {
+		t.Fatalf("alex, with only the retraction: %+v", es)
+	}
+	same(t, "alex's missing", status(t, p.aj).Missing, "2 earlier items from "+samsDevice+" have not arrived yet")
+
+	p.toAlex(servertest.Later(entries(x, rev)))
+	mustSync(t, p.aj)
+	clean(t, "alex", p.aj)
+	if es, _ := p.aj.Entries(); len(es) != 1 || es[0].Kind != client.KindRetraction {
+		t.Fatalf("alex, with the purged records: %+v", es)
+	}
+}
+
+// The documented limit of purge: a relay that ignores it serves the
+// ciphertext to a partner who had not received it yet. The retraction
+// still hides the words, and the entry shows as retracted.
+func TestLyingRelayIgnoresAPurge(t *testing.T) {
+	p := lyingPair(t)
+	x, rev, original := retractedOnRelay(t, p)
+	p.toAlex(servertest.Replace(entries(x, rev), func(purged []byte) []byte {
+		_, chain, err := protocol.ParsePurged(purged)
+		if err != nil {
+			t.Fatalf("the relay did not purge: %v", err)
+		}
+		return original[chain.String()]
+	}))
+	mustSync(t, p.aj)
+	noWords(t, p.aj, x)
+	clean(t, "alex", p.aj)
+}

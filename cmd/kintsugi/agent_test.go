@@ -1,0 +1,60 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSession(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"30m", 30 * time.Minute, ""},
+		{"1h30m", 90 * time.Minute, ""},
+		{"45 minutes", 45 * time.Minute, ""},
+		{"1 hour 30 min", 90 * time.Minute, ""},
+		{" 2 Hours ", 2 * time.Hour, ""},
+		{"24h", 24 * time.Hour, ""},
+		{"1m", time.Minute, ""},
+		{"90", 0, "needs a unit"},
+		{"1.5", 0, "needs a unit"},
+		{"", 0, "needs a length of time"},
+		{"soon", 0, "is not a length of time"},
+		{"1d", 0, "is not a length of time"},
+		{"59s", 0, "shorter than 1 minute"},
+		{"-5m", 0, "shorter than 1 minute"},
+		{"24h1s", 0, "longer than a day"},
+		{"48 hours", 0, "longer than a day"},
+	} {
+		got, err := parseSession(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseSession(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseSession(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Minute:             "30 minutes",
+		time.Hour:                    "1 hour",
+		90 * time.Minute:             "1 hour 30 minutes",
+		24 * time.Hour:               "24 hours",
+		time.Second:                  "1 second",
+		time.Minute + 5*time.Second:  "1 minute 5 seconds",
+		2*time.Hour + 59*time.Second: "2 hours",
+		0:                            "no time",
+	} {
+		if got := span(d); got != want {
+			t.Errorf("span(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

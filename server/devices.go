@@ -1,0 +1,186 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Devices and people on the relay.
+//
+// The relay cannot tell people apart: it only sees device keys. It files
+// every member device under a "person", which is the device that created
+// the journal or redeemed an invite into it; a device added with AddDevice
+// is filed under the person of the device that added it. A device may then
+// remove only devices of its own person, so partners cannot remove each
+// other. Which devices clients accept is decided by certificates inside the
+// journal, never by this filing.
+//
+// Member values are: member since, unix seconds (8) | person (32). A value
+// of 8 bytes, written before devices could be added, means the device is
+// its own person. A removed device leaves x/<journal 16><dev 32> → removed
+// at, unix seconds (8), so it cannot be added again.
+
+var pfxRemoved = []byte("x/")
+
+// memberValue encodes a member record.
+func memberValue(since int64, person [32]byte) []byte {
+	return append(u64(uint64(since)), person[:]...)
+}
+
+// personOf reads device's person in j; ok is false if it is not a member.
+func personOf(txn *badger.Txn, j protocol.JournalID, device [32]byte) (person [32]byte, ok bool, err error) {
+	item, err := txn.Get(key(pfxMember, j[:], device[:]))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return person, false, nil
+	}
+	if err != nil {
+		return person, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return person, false, err
+	}
+	switch len(v) {
+	case 8:
+		return device, true, nil
+	case 8 + 32:
+		copy(person[:], v[8:])
+		return person, true, nil
+	}
+	return person, false, fmt.Errorf("member record is %d bytes", len(v))
+}
+
+// AddDevice implements [Store].
+func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	now := s.now().Unix()
+	return s.update(func(txn *badger.Txn) error {
+		person, ok, err := personOf(txn, j, by)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotMember
+		}
+		if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
+			if gone {
+				return fmt.Errorf("%w: that device was removed from this journal and cannot come back", protocol.ErrInvalid)
+			}
+			return err
+		}
+		theirs, ok, err := personOf(txn, j, device)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if theirs != person {
+				return fmt.Errorf("%w: that device belongs to someone else in this journal", protocol.ErrInvalid)
+			}
+			return nil
+		}
+		return txn.Set(key(pfxMember, j[:], device[:]), memberValue(now, person))
+	})
+}
+
+// RemoveDevice implements [Store].
+func (s *BadgerStore) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	now := s.now().Unix()
+	return s.update(func(txn *badger.Txn) error {
+		person, ok, err := personOf(txn, j, by)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotMember
+		}
+		if device == by {
+			return fmt.Errorf("%w: a device cannot remove itself; leave the journal instead", protocol.ErrInvalid)
+		}
+		theirs, ok, err := personOf(txn, j, device)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotFound
+		}
+		if theirs != person {
+			return fmt.Errorf("%w: only a person's own devices can remove a device of theirs", protocol.ErrInvalid)
+		}
+		return removeMember(txn, j, device, now)
+	})
+}
+
+// Leave implements [Store].
+func (s *BadgerStore) Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	now := s.now().Unix()
+	var removed [][32]byte
+	err = s.update(func(txn *badger.Txn) error {
+		removed = removed[:0]
+		person, ok, err := personOf(txn, j, device)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrNotMember
+		}
+		prefix := key(pfxMember, j[:])
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		var mine [][32]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			var d [32]byte
+			copy(d[:], bytes.TrimPrefix(it.Item().Key(), prefix))
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			p := d
+			if len(v) == 8+32 {
+				copy(p[:], v[8:])
+			}
+			if p == person {
+				mine = append(mine, d)
+			}
+		}
+		it.Close()
+		for _, d := range mine {
+			if err := removeMember(txn, j, d, now); err != nil {
+				return err
+			}
+		}
+		removed = mine
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+func removeMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64) error {
+	if err := txn.Delete(key(pfxMember, j[:], device[:])); err != nil {
+		return err
+	}
+	return txn.Set(key(pfxRemoved, j[:], device[:]), binary.BigEndian.AppendUint64(nil, uint64(now)))
+}

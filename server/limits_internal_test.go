@@ -1,0 +1,121 @@
+package server
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+func TestClientAddr(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		peer      string
+		xff       []string
+		want      string
+		forwarded bool
+	}{
+		{"203.0.113.9:4000", nil, "203.0.113.9", false},
+		{"203.0.113.9:4000", []string{"198.51.100.1"}, "203.0.113.9", false}, // untrusted peer: header ignored
+		{"127.0.0.1:4000", nil, "127.0.0.1", false},
+		{"127.0.0.1:4000", []string{"198.51.100.1"}, "198.51.100.1", true},
+		{"127.0.0.1:4000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1", true},    // a forged left entry is skipped
+		{"127.0.0.1:4000", []string{"198.51.100.1, 10.1.2.3"}, "198.51.100.1", true},   // through a second trusted hop
+		{"127.0.0.1:4000", []string{"198.51.100.1", "10.1.2.3"}, "198.51.100.1", true}, // several headers
+		{"127.0.0.1:4000", []string{"garbage, 10.1.2.3"}, "10.1.2.3", true},            // a malformed hop ends the chain
+		{"127.0.0.1:4000", []string{"::ffff:198.51.100.1"}, "198.51.100.1", true},      // mapped IPv4
+		{"[::1]:4000", []string{"2001:db8::1"}, "::1", false},                          // ::1 not in this trusted list
+		{"127.0.0.1:4000", []string{"10.1.2.3"}, "10.1.2.3", true},                     // only trusted hops: the leftmost
+	}
+	for _, tt := range tests {
+		r := &http.Request{RemoteAddr: tt.peer, Header: http.Header{}}
+		for _, h := range tt.xff {
+			r.Header.Add("X-Forwarded-For", h)
+		}
+		got, fwd := clientAddr(r, trusted)
+		if got.String() != tt.want || fwd != tt.forwarded {
+			t.Errorf("peer %s, XFF %q: got %s (forwarded %v), want %s (%v)", tt.peer, tt.xff, got, fwd, tt.want, tt.forwarded)
+		}
+	}
+}
+
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.9":          "203.0.113.9",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"127.0.0.1":            "",
+		"::1":                  "",
+	} {
+		if got := addrKey(netip.MustParseAddr(in)); got != want {
+			t.Errorf("addrKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{900: "900 bytes", 1024: "1 KiB", 1536: "1.5 KiB", 1 << 30: "1 GiB", 600 << 10: "600 KiB", 1<<30 - 1: "1024 MiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// Idle journals' buckets are dropped as the map grows, so it tracks the
+// journals being written to, not every journal there is.
+func TestJournalLimitersForgetIdleJournals(t *testing.T) {
+	jl := journalLimiters{rate: 10, burst: 5}
+	now := time.Unix(1000, 0)
+	for i := range journalLimiterSweep {
+		var j protocol.JournalID
+		j[0], j[1] = byte(i), byte(i>>8)
+		if _, ok := jl.take(j, now); !ok {
+			t.Fatal("a fresh journal was refused")
+		}
+	}
+	later := now.Add(time.Second) // every bucket has refilled
+	if _, ok := jl.take(protocol.JournalID{0xff, 0xff}, later); !ok {
+		t.Fatal("refused")
+	}
+	if len(jl.m) != 1 {
+		t.Fatalf("%d buckets kept after a sweep, want 1", len(jl.m))
+	}
+	// A journal whose bucket is not full keeps it.
+	busy := protocol.JournalID{0xff, 0xff}
+	for range 4 {
+		jl.take(busy, later)
+	}
+	if _, ok := jl.take(busy, later); ok {
+		t.Fatal("a sixth put at once was allowed with burst 5")
+	}
+}
+
+// BenchmarkPutLimits measures what the rate limits add to each put: one
+// per-connection bucket and one per-journal bucket.
+func BenchmarkPutLimits(b *testing.B) {
+	conn := newLimiter(1e9, 1<<30)
+	jl := journalLimiters{rate: 1e9, burst: 1 << 30}
+	j := protocol.JournalID{1}
+	now := time.Now()
+	for b.Loop() {
+		take(conn, now)
+		jl.take(j, now)
+	}
+}
+
+func TestLogSampler(t *testing.T) {
+	var ls logSampler
+	t0 := time.Unix(5000, 0)
+	if ok, n := ls.sample(t0); !ok || n != 0 {
+		t.Fatalf("first event: %v %d", ok, n)
+	}
+	for range 3 {
+		if ok, _ := ls.sample(t0.Add(time.Second)); ok {
+			t.Fatal("logged twice within the interval")
+		}
+	}
+	if ok, n := ls.sample(t0.Add(logSampleInterval)); !ok || n != 3 {
+		t.Fatalf("after the interval: %v, %d not logged, want 3", ok, n)
+	}
+}

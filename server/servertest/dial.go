@@ -1,0 +1,60 @@
+package servertest
+
+import (
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// DialRawWith is [DialRaw] with a dialer and request headers of the
+// test's choosing (TLS settings, Origin, X-Forwarded-For). d's
+// Subprotocols are set to the relay's if empty. The connection is closed
+// when the test ends.
+func DialRawWith(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header) *Client {
+	t.Helper()
+	dd := *d
+	if len(dd.Subprotocols) == 0 {
+		dd.Subprotocols = []string{protocol.Subprotocol}
+	}
+	if dd.HandshakeTimeout == 0 {
+		dd.HandshakeTimeout = ReadTimeout
+	}
+	ws, resp, err := dd.Dial(wsURL, h)
+	if err != nil {
+		t.Fatalf("dial %s: %v", wsURL, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("dial %s: status %s", wsURL, resp.Status)
+	}
+	ws.SetReadLimit(2 * protocol.MaxMessageSize)
+	c := &Client{t: t, WS: ws}
+	t.Cleanup(func() { ws.Close() })
+	data := c.ReadFrame()
+	if err := protocol.DecodeAs(data, &c.Hello); err != nil || c.Hello.Type != protocol.TypeHello {
+		t.Fatalf("first message is not a hello: %s (%v)", data, err)
+	}
+	return c
+}
+
+// Refused tries to open a WebSocket to wsURL with headers h and expects
+// the relay to refuse the upgrade. It returns the HTTP response (with its
+// body read into body); the test fails if the upgrade succeeds.
+func Refused(t testing.TB, wsURL string, h http.Header) (resp *http.Response, body string) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: ReadTimeout}
+	ws, resp, err := d.Dial(wsURL, h)
+	if err == nil {
+		ws.Close()
+		t.Fatalf("dial %s: the relay accepted the connection", wsURL)
+	}
+	if resp == nil {
+		t.Fatalf("dial %s: no HTTP response: %v", wsURL, err)
+	}
+	// On a refused handshake gorilla keeps up to 1 KiB of the body.
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}

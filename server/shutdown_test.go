@@ -1,0 +1,123 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// gatedStore holds Append calls, once they have stored their blob, at a
+// gate while armed: the moment a relay has made a write durable but not
+// yet acknowledged it.
+type gatedStore struct {
+	server.Store
+	armed   chan struct{} // closed to arm the gate
+	entered chan struct{} // receives once per held Append
+	release chan struct{} // closed to let held Appends return
+}
+
+func (g *gatedStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
+	seq, id, dup, err := g.Store.Append(ctx, j, blob)
+	select {
+	case <-g.armed:
+		g.entered <- struct{}{}
+		<-g.release
+	default:
+	}
+	return seq, id, dup, err
+}
+
+// A graceful stop drains: a put the relay is storing when the stop begins
+// is stored and acknowledged before the connection gets the shutting-down
+// error and a going-away close; a subscriber gets the same goodbye.
+func TestCloseDrainsInFlightPut(t *testing.T) {
+	st, err := server.OpenBadger(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gs := &gatedStore{Store: st, armed: make(chan struct{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	relay, err := server.New(server.Config{Store: gs, JournalQuota: -1}) // gatedStore does not count usage
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(relay)
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
+
+	key := servertest.NewKey(t)
+	w := servertest.Dial(t, url, key)
+	sub := servertest.Dial(t, url, key)
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, w.Create(j))
+	servertest.MustOK(t, sub.Subscribe(j, 0))
+	sub.NextCaughtUp()
+
+	close(gs.armed)
+	ch := servertest.Chain{Journal: j, Author: w.Device}
+	blob := ch.Next("in flight at shutdown")
+	putID := w.NextID()
+	w.Send(&protocol.Put{Type: protocol.TypePut, ID: putID, Journal: j, Blob: blob})
+	<-gs.entered // the relay has stored the blob
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		closed <- relay.Close(ctx)
+	}()
+	// The subscriber hears the relay is going away: the stop has begun.
+	expectGoodbye(t, sub)
+	close(gs.release)
+
+	// The writer gets its acknowledgement first, then the goodbye.
+	data, err := w.Read()
+	if err != nil {
+		t.Fatalf("the put in flight was not answered: %v", err)
+	}
+	var ok protocol.OK
+	if protocol.DecodeAs(data, &ok) != nil || ok.Type != protocol.TypeOK || ok.ID != putID || ok.Seq != 1 {
+		t.Fatalf("the put in flight got %s, want its ok", data)
+	}
+	expectGoodbye(t, w)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if last, err := st.LastSeq(context.Background(), j); err != nil || last != 1 {
+		t.Fatalf("stored %d blobs (%v); the acknowledged one must be there", last, err)
+	}
+	// New connections are refused while stopped.
+	resp, err := http.Get(hs.URL + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("healthz after close: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// expectGoodbye reads the shutting-down error and then a going-away close.
+func expectGoodbye(t *testing.T, c *servertest.Client) {
+	t.Helper()
+	data, err := c.Read()
+	if err != nil {
+		t.Fatalf("expected the shutting-down error, got %v", err)
+	}
+	var e protocol.Error
+	if protocol.DecodeAs(data, &e) != nil || e.Code != protocol.CodeShuttingDown {
+		t.Fatalf("expected the shutting-down error, got %s", data)
+	}
+	_, err = c.Read()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("expected a going-away close, got %v", err)
+	}
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Usage accounting for [Config.JournalQuota].
+//
+// The BadgerStore keeps, per journal, the number of blob bytes its log
+// holds, in its own keys:
+//
+//	u                     → usage format (1 byte, 1): present once every u/ key is right
+//	u/<journal 16>        → bytes of blobs (and purged records) in the journal's log (8)
+//
+// Append and Purge update the count in the same transaction as the log, by
+// calling addUsage, so it is exact across crashes. A store created before
+// usage accounting has no "u" key; OpenBadger then counts every log once
+// (ensureUsage) before serving.
+
+var (
+	keyUsageFormat = []byte("u")
+	pfxUsage       = []byte("u/")
+)
+
+// usageStore is what the relay needs from a store to enforce
+// Config.JournalQuota and to let duplicate puts through a full quota or an
+// exhausted rate. [BadgerStore] implements it.
+type usageStore interface {
+	// JournalUsage returns the bytes of blobs j's log holds.
+	JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error)
+	// HasBlob reports whether j holds the blob with id.
+	HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error)
+}
+
+// sizer reports the store's size on disk, for metrics.
+type sizer interface {
+	Size() (lsm, vlog int64)
+}
+
+// readinessChecker reports whether the store can serve, for /readyz.
+type readinessChecker interface {
+	Check(ctx context.Context) error
+}
+
+var (
+	_ usageStore       = (*BadgerStore)(nil)
+	_ sizer            = (*BadgerStore)(nil)
+	_ readinessChecker = (*BadgerStore)(nil)
+)
+
+// addUsage adds delta to j's byte count inside txn.
+func addUsage(txn *badger.Txn, j protocol.JournalID, delta int64) error {
+	k := key(pfxUsage, j[:])
+	var used int64
+	item, err := txn.Get(k)
+	switch {
+	case err == nil:
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("usage record is %d bytes", len(v))
+			}
+			used = int64(binary.BigEndian.Uint64(v))
+			return nil
+		}); err != nil {
+			return err
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	return txn.Set(k, u64(uint64(max(used+delta, 0))))
+}
+
+// ensureUsage counts the bytes of every journal's log once, for a store
+// written before usage accounting. It runs before the store serves, so
+// nothing appends meanwhile; it sets the counts (not adds to them), so a
+// crash part way is repaired by the next open.
+func ensureUsage(db *badger.DB) error {
+	var done bool
+	if err := db.View(func(txn *badger.Txn) error {
+		var err error
+		done, err = exists(txn, keyUsageFormat)
+		return err
+	}); err != nil || done {
+		return err
+	}
+	counts := make(map[protocol.JournalID]int64)
+	if err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfxLog})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) != len(pfxLog)+protocol.JournalIDSize+8 {
+				return fmt.Errorf("log key is %d bytes", len(k))
+			}
+			var j protocol.JournalID
+			copy(j[:], k[len(pfxLog):])
+			counts[j] += item.ValueSize()
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("count journal usage: %w", err)
+	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	for j, n := range counts {
+		if err := wb.Set(key(pfxUsage, j[:]), u64(uint64(n))); err != nil {
+			return fmt.Errorf("record journal usage: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("record journal usage: %w", err)
+	}
+	// The marker goes last, in a synced transaction of its own.
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(keyUsageFormat, []byte{1}) })
+}
+
+// JournalUsage returns the bytes of blobs (purged blobs count as their
+// purged record) that j's log holds; 0 for a journal that does not exist.
+func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var used int64
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pfxUsage, j[:]))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("usage record is %d bytes", len(v))
+			}
+			used = int64(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+	return used, err
+}
+
+// HasBlob reports whether j holds the blob with id (purged or not).
+func (s *BadgerStore) HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	var ok bool
+	err = s.db.View(func(txn *badger.Txn) error {
+		ok, err = exists(txn, key(pfxBlobByID, j[:], id[:]))
+		return err
+	})
+	return ok, err
+}
+
+// Size returns the bytes of Badger's LSM tables and value log, as Badger
+// last measured them (it refreshes the figures about once a minute).
+func (s *BadgerStore) Size() (lsm, vlog int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cl {
+		return 0, 0
+	}
+	return s.db.Size()
+}
+
+// Check reports whether the store is open and can read: it returns
+// ErrStoreClosed after Close, or the error of a small read.
+func (s *BadgerStore) Check(ctx context.Context) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.db.View(func(txn *badger.Txn) error {
+		_, err := exists(txn, keyRelayID)
+		return err
+	})
+}
