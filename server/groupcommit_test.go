@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -154,6 +155,15 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 		if last, err := s.LastSeq(ctx, j); err != nil || last != uint64(len(all)) {
 			t.Fatalf("journal %d: last seq %d, %v; log has %d", ji, last, err, len(all))
 		}
+		// The usage count (written once per journal per group) holds
+		// every stored blob once, duplicates in one group included.
+		var bytes int64
+		for _, b := range all {
+			bytes += int64(len(b.Blob))
+		}
+		if used, err := s.JournalUsage(ctx, j); err != nil || used != bytes {
+			t.Fatalf("journal %d: usage %d, %v; log holds %d bytes", ji, used, err, bytes)
+		}
 		total += len(all)
 	}
 	if total != len(acks) {
@@ -161,6 +171,67 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 	}
 	if got, err := s.LastSeq(ctx, missing); err != nil || got != 0 {
 		t.Fatalf("missing journal has last seq %d, %v", got, err)
+	}
+}
+
+// TestGroupCommitUsageWithPurges purges blobs while group commits append
+// to the same journal: both change the journal's usage count, and
+// whichever transaction conflicts is retried, so the count ends exact.
+func TestGroupCommitUsageWithPurges(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	j, dev := protocol.JournalID{1}, [32]byte{5}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	blob := func(i int) []byte {
+		b := make([]byte, protocol.HeaderSize+100+i%50)
+		b[0] = 1
+		copy(b[18:50], dev[:])
+		binary.BigEndian.PutUint32(b[protocol.HeaderSize:], uint32(i))
+		return b
+	}
+	const early, writers, each = 60, 4, 60
+	for i := range early {
+		if _, _, _, err := s.Append(ctx, j, blob(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, _, _, err := s.Append(ctx, j, blob(early+w*each+i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range early {
+			if _, err := s.Purge(ctx, j, protocol.IDOf(blob(i)), dev, protocol.BlobID{7}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, b := range readAll(t, s, j) {
+		if b.Purged {
+			want += 1 + int64(len(b.Blob)) // stored with its purged mark
+		} else {
+			want += int64(len(b.Blob))
+		}
+	}
+	if used, err := s.JournalUsage(ctx, j); err != nil || used != want {
+		t.Fatalf("usage %d, %v; the log holds %d bytes", used, err, want)
 	}
 }
 
