@@ -184,8 +184,16 @@ func (c *relayConn) readLoop() {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
 			break
 		}
-		// One decode per frame: blobs are most of the bytes, and parsing
-		// them twice (envelope, then body) was half of a first sync.
+		// Blobs are most of the bytes: decode a plainly encoded one in a
+		// single pass without encoding/json.
+		if b, ok := protocol.FastBlob(frame); ok {
+			if err = c.push(&b); err != nil {
+				break
+			}
+			continue
+		}
+		// One decode per frame: parsing twice (envelope, then body) was
+		// half of a first sync.
 		var in inbound
 		if err = protocol.DecodeAs(frame, &in); err != nil {
 			break

@@ -487,7 +487,11 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool) {
 
 // appendRecords appends records and fsyncs. Call with the lock held.
 func (j *Journal) appendRecords(recs ...[]byte) error {
-	var buf []byte
+	n := 0
+	for _, r := range recs {
+		n += len(r)
+	}
+	buf := make([]byte, 0, n)
 	for _, r := range recs {
 		buf = append(buf, r...)
 	}

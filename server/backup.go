@@ -487,7 +487,7 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return &BadgerStore{db: db, now: time.Now}, nil
+	return newBadgerStore(db), nil
 }
 
 func syncDir(dir string) error {

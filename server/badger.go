@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -36,13 +37,14 @@ import (
 //	u, u/<journal 16>     → blob bytes per journal (see usage.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
-// has been fsynced when it returns; Badger batches commits that arrive
-// together into one write and one sync (group commit). Appends to one
-// journal are serialized by an in-memory per-journal lock so sequence
-// numbers are assigned without races; appends to different journals run
-// concurrently. A purge overwrites a blob's log value with a version that
-// discards earlier ones; [BadgerStore.StartGC] later compacts the store so
-// the purged bytes leave its files (gc.go).
+// has been fsynced when it returns. Appends are written by one committer
+// goroutine that groups the appends waiting at the time into one
+// transaction, so many writers share one sync (group commit; see
+// groupcommit.go). The committer alone assigns sequence numbers. Purges
+// and group commits take turns (usageMu), as both change usage counts. A
+// purge overwrites a blob's log value with a version that discards earlier
+// ones; [BadgerStore.StartGC] later compacts the store so the purged bytes
+// leave its files (gc.go).
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.
@@ -53,7 +55,12 @@ type BadgerStore struct {
 	mu sync.RWMutex // read-held by every operation, write-held by Close
 	cl bool         // closed; guarded by mu
 
-	jl journalLocks // per-journal append locks
+	commits committer // group commit of appends; see groupcommit.go
+
+	// usageMu is held by the committer while it commits a group and by
+	// Purge while it commits: both change a journal's usage count, and
+	// would otherwise conflict on it (and fail after retrying) under load.
+	usageMu sync.Mutex
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
@@ -94,6 +101,11 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 	}
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
+		// Blobs are ciphertext, which does not compress: compressing
+		// table blocks only spent CPU on every memtable flush and
+		// compaction. (Tables record their compression, so stores
+		// written with it still read.)
+		WithCompression(options.None).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
 	db, err := badger.Open(opts)
@@ -104,7 +116,14 @@ func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return &BadgerStore{db: db, now: time.Now}, nil
+	return newBadgerStore(db), nil
+}
+
+// newBadgerStore returns a store over db, with its committer running.
+func newBadgerStore(db *badger.DB) *BadgerStore {
+	s := &BadgerStore{db: db, now: time.Now}
+	s.startCommitter()
+	return s
 }
 
 // IsLocked reports whether err came from opening a store directory that
@@ -122,6 +141,7 @@ func (s *BadgerStore) Close() error {
 		return nil
 	}
 	s.cl = true
+	s.stopCommitter()
 	return s.db.Close()
 }
 
@@ -355,7 +375,7 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	return j, packet, nil
 }
 
-// Append implements [Store].
+// Append implements [Store]. The append joins the next group commit.
 func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
 	id := protocol.IDOf(blob)
 	done, err := s.begin(ctx)
@@ -363,51 +383,7 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 		return 0, id, false, err
 	}
 	defer done()
-	unlock := s.jl.lock(j)
-	defer unlock()
-	var seq uint64
-	var dup bool
-	err = s.update(func(txn *badger.Txn) error {
-		seq, dup = 0, false
-		ok, err := exists(txn, key(pfxJournal, j[:]))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return protocol.ErrNotFound
-		}
-		bk := key(pfxBlobByID, j[:], id[:])
-		item, err := txn.Get(bk)
-		if err == nil {
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if len(v) != 8 {
-				return fmt.Errorf("dedup record is %d bytes", len(v))
-			}
-			seq, dup = binary.BigEndian.Uint64(v), true
-			return nil
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		last, err := lastSeq(txn, j)
-		if err != nil {
-			return err
-		}
-		seq = last + 1
-		if err := txn.Set(key(pfxLog, j[:], u64(seq)), blob); err != nil {
-			return err
-		}
-		if err := txn.Set(bk, u64(seq)); err != nil {
-			return err
-		}
-		if err := addUsage(txn, j, int64(len(blob))); err != nil {
-			return err
-		}
-		return txn.Set(key(pfxLastSeq, j[:]), u64(seq))
-	})
+	seq, dup, err := s.appendGrouped(j, blob, id)
 	if err != nil {
 		return 0, id, false, err
 	}
@@ -425,8 +401,8 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		return 0, err
 	}
 	defer done()
-	unlock := s.jl.lock(j)
-	defer unlock()
+	s.usageMu.Lock()
+	defer s.usageMu.Unlock()
 	var seq uint64
 	err = s.update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
@@ -580,41 +556,6 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b) // never fails (crypto/rand panics on failure since Go 1.24)
 	return b
-}
-
-// journalLocks hands out one mutex per journal, dropping it when unused.
-type journalLocks struct {
-	mu sync.Mutex
-	m  map[protocol.JournalID]*journalLock // guarded by mu
-}
-
-type journalLock struct {
-	sync.Mutex
-	refs int // guarded by journalLocks.mu
-}
-
-func (l *journalLocks) lock(j protocol.JournalID) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[protocol.JournalID]*journalLock)
-	}
-	jl := l.m[j]
-	if jl == nil {
-		jl = &journalLock{}
-		l.m[j] = jl
-	}
-	jl.refs++
-	l.mu.Unlock()
-	jl.Lock()
-	return func() {
-		jl.Unlock()
-		l.mu.Lock()
-		jl.refs--
-		if jl.refs == 0 {
-			delete(l.m, j)
-		}
-		l.mu.Unlock()
-	}
 }
 
 // badgerLogger routes Badger's warnings and errors to slog and drops the

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -39,19 +41,22 @@ type frame struct {
 // conn is one WebSocket connection.
 //
 // Goroutines: serve runs the reader (authentication and requests, in
-// order); writeLoop is the only goroutine that writes messages to ws; each
-// subscription has its own goroutine. They all send through the send queue.
+// order); writeLoop is the only goroutine that writes messages to ws; while
+// puts wait for the disk, an acker answers them (conn_put.go); while a
+// subscription has blobs to send, a pump sends them (conn_sub.go). They all
+// send through the send queue.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
+	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
+	br     *bufio.Reader // ws's read buffer, when hijacker provided it
 	opened time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
-	send   chan frame         // send queue; drained only by writeLoop
+	send   sendQueue          // drained only by writeLoop
 	wrote  atomic.Uint64      // frames written; bumped by writeLoop
 	queued atomic.Int64       // bytes of messages in send; see waitRoom
-	drain  chan struct{}      // signalled (non-blocking) by writeLoop after each write
 	wdone  chan struct{}      // closed when writeLoop has returned
 
 	// closing is set once a close frame has been queued (by fail).
@@ -67,7 +72,9 @@ type conn struct {
 	endCode int        // close code chosen by abort; 0 when none
 	endText string     // why the connection ended, for the close frame and log
 
-	subWG sync.WaitGroup // subscription goroutines
+	subWG        sync.WaitGroup // running subscription pumps
+	pumpMu       sync.Mutex     // guards pumpsStopped and subWG.Add
+	pumpsStopped bool           // set when the connection ends; guarded by pumpMu
 
 	// Owned by the reader goroutine; log and device are fixed once
 	// authentication succeeds, before any other goroutine reads them.
@@ -77,14 +84,8 @@ type conn struct {
 	subs    map[protocol.JournalID]*subscription
 	limiter *rate.Limiter // Config.RequestRate; nil: no limit
 	limited int           // requests refused as rate-limited in a row
-}
 
-// subscription is one Subscribe on a connection.
-type subscription struct {
-	journal protocol.JournalID
-	after   uint64        // cursor the client asked for
-	wake    chan struct{} // capacity 1; the hub sends when the journal grows
-	stop    chan struct{} // closed when the subscription must end (the device left)
+	puts putPipe // puts waiting for the disk; see conn_put.go
 }
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
@@ -92,8 +93,6 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 		s:       s,
 		ws:      ws,
 		opened:  time.Now(),
-		send:    make(chan frame, s.cfg.SendQueue),
-		drain:   make(chan struct{}, 1),
 		wdone:   make(chan struct{}),
 		req:     make(chan struct{}, 1),
 		log:     log,
@@ -101,6 +100,7 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 		subs:    make(map[protocol.JournalID]*subscription),
 		limiter: newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
+	c.send.init()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	// Once the connection is ending (closed by either side, or the relay
 	// shutting down), give the writer a moment to send its close frame,
@@ -127,8 +127,9 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
+	c.waitPuts()
 	c.s.devices.remove(c)
-	c.subWG.Wait()
+	c.stopPumps()
 	c.endMu.Lock()
 	reason := c.endText
 	c.endMu.Unlock()
@@ -169,22 +170,28 @@ func (c *conn) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case f := <-c.send:
-			if f.data == nil {
-				c.noteEnd(f.text)
-				c.writeClose(f.code, f.text)
-				return
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				c.noteEnd("write failed: " + err.Error())
-				return
-			}
-			c.wrote.Add(1)
-			c.queued.Add(-int64(len(f.data)))
-			select {
-			case c.drain <- struct{}{}:
-			default:
+		case <-c.send.ready:
+			for {
+				f, ok := c.send.front()
+				if !ok {
+					break
+				}
+				if f.data == nil {
+					c.noteEnd(f.text)
+					c.writeClose(f.code, f.text)
+					return
+				}
+				_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
+				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+					c.noteEnd("write failed: " + err.Error())
+					return
+				}
+				c.wrote.Add(1)
+				c.queued.Add(-int64(len(f.data)))
+				c.send.pop()
+				if c.ctx.Err() != nil {
+					break // let the select below see it
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
@@ -213,13 +220,17 @@ func (c *conn) writeLoop() {
 }
 
 // drainWait bounds how long a graceful stop waits for a connection's
-// request in flight, and then for its queued messages to be written.
+// request in flight, and then for its pipelined puts to be answered and
+// its queued messages to be written.
 const drainWait = closeWait
 
 // drainForShutdown runs in the writer when the relay shuts down: it waits
-// for the request in flight (whose store operation is already under way:
-// an acknowledged write is never cut short) and writes what is queued,
-// that request's reply included, each step bounded by drainWait.
+// for the request in flight and for the puts waiting for the disk (whose
+// store operations are already under way: an acknowledged write is never
+// cut short), and writes what is queued, their replies included, each
+// step bounded by drainWait. Subscriptions send nothing more once the
+// connection is ending (see pumpOnce), so what is queued from here on is
+// replies.
 func (c *conn) drainForShutdown() {
 	t := time.NewTimer(drainWait)
 	defer t.Stop()
@@ -229,17 +240,35 @@ func (c *conn) drainForShutdown() {
 		c.log.Warn("stopping with a request still in flight")
 	}
 	deadline := time.Now().Add(drainWait)
-	for time.Now().Before(deadline) {
+	t.Reset(drainWait)
+	for {
+		// Look at the puts before the queue: a put's answer is queued
+		// before it leaves the pipe, so once the pipe is seen empty
+		// every answer is in the queue.
+		idle, changed := c.putsIdle()
+		for {
+			f, ok := c.send.front()
+			if !ok {
+				break
+			}
+			if f.data != nil {
+				_ = c.ws.SetWriteDeadline(deadline)
+				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+					return
+				}
+				c.wrote.Add(1)
+				c.queued.Add(-int64(len(f.data)))
+			} // a close frame: the going-away close replaces it
+			c.send.pop()
+		}
+		if idle {
+			return
+		}
 		select {
-		case f := <-c.send:
-			if f.data == nil {
-				continue // the going-away close replaces it
-			}
-			_ = c.ws.SetWriteDeadline(deadline)
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				return
-			}
-		default:
+		case <-changed:
+		case <-c.send.ready:
+		case <-t.C:
+			c.log.Warn("stopping with puts still waiting for the disk")
 			return
 		}
 	}
@@ -275,6 +304,23 @@ func (c *conn) enqueue(data []byte) bool {
 	return c.put(frame{data: data})
 }
 
+// tryEnqueue queues a Blob message pushing a blob of blobBytes if the send
+// queue has room for it right now, by count and by bytes, and reports
+// whether it did. It never waits. The blob is counted in the metrics
+// before the message can be written.
+func (c *conn) tryEnqueue(data []byte, blobBytes int) bool {
+	n := int64(len(data))
+	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
+		return false
+	}
+	c.queued.Add(n)
+	if !c.send.pushIfRoom(frame{data: data}, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
+		c.queued.Add(-n)
+		return false
+	}
+	return true
+}
+
 func (c *conn) put(f frame) bool {
 	c.queued.Add(int64(len(f.data)))
 	if !c.putFrame(f) {
@@ -289,21 +335,22 @@ func (c *conn) put(f frame) bool {
 // for SendTimeout is closed as not reading, like a full queue in put.
 func (c *conn) waitRoom(n int) bool {
 	limit := int64(c.s.cfg.SendQueueBytes)
+	if q := c.queued.Load(); q <= 0 || q+int64(n) <= limit {
+		return true
+	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
-	// Several subscriptions may wait on one connection; drain wakes one,
-	// and the others look again on this tick.
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	wrote := c.wrote.Load()
 	for {
+		// Take the wake-up channel before looking, so a write between
+		// the look and the wait still wakes us.
+		left := c.send.left()
 		q := c.queued.Load()
 		if q <= 0 || q+int64(n) <= limit {
 			return true
 		}
 		select {
-		case <-c.drain:
-		case <-tick.C:
+		case <-left:
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
@@ -321,7 +368,7 @@ func (c *conn) waitRoom(n int) bool {
 // dropSlow closes a connection whose client stopped reading.
 func (c *conn) dropSlow() {
 	const why = "the client is not reading its messages"
-	c.log.Warn("closing slow connection", "queued", len(c.send), "queued_bytes", c.queued.Load())
+	c.log.Warn("closing slow connection", "queued", c.send.len(), "queued_bytes", c.queued.Load())
 	c.s.metrics.reject("none", limitSlowReader)
 	c.abort(websocket.ClosePolicyViolation, why)
 	// The writer may be stuck in a write: send the close frame from here
@@ -335,10 +382,9 @@ func (c *conn) putFrame(f frame) bool {
 	// Room in the queue wins even when the connection is ending: a
 	// reply queued during a graceful stop is still written (see
 	// drainForShutdown).
-	select {
-	case c.send <- f:
+	ok, left := c.send.push(f, c.s.cfg.SendQueue)
+	if ok {
 		return true
-	default:
 	}
 	if c.ctx.Err() != nil {
 		return false
@@ -348,8 +394,10 @@ func (c *conn) putFrame(f frame) bool {
 	wrote := c.wrote.Load()
 	for {
 		select {
-		case c.send <- f:
-			return true
+		case <-left:
+			if ok, left = c.send.push(f, c.s.cfg.SendQueue); ok {
+				return true
+			}
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
@@ -400,11 +448,14 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(protocol.MaxMessageSize)
 	pongWait := 2 * c.s.cfg.PingInterval
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	pong := func() { _ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) }
 	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		pong()
+		return nil
 	})
 	for {
-		mt, data, err := c.ws.ReadMessage()
+		c.waitReadable(pong)
+		mt, buf, err := c.readMessage()
 		if err != nil {
 			c.noteReadError(err)
 			return
@@ -415,13 +466,47 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !c.beginRequest() {
+			putFrameBuffer(buf)
 			return
 		}
-		more := c.handle(data)
+		more := c.handle(buf.Bytes())
 		<-c.req
+		putFrameBuffer(buf)
 		if !more {
 			return
 		}
+	}
+}
+
+// frameBuffers holds buffers for reading request frames. handle keeps
+// nothing of a frame (decoding copies what it needs), so a buffer is
+// reused for the next frame of any connection.
+var frameBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFrame is the largest buffer returned to frameBuffers: a few
+// large blobs must not pin megabytes in the pool.
+const maxPooledFrame = 64 << 10
+
+// readMessage reads the next message into a buffer from frameBuffers,
+// which the caller returns with putFrameBuffer. Unlike ReadMessage it does
+// not grow a new slice from 512 bytes for every frame.
+func (c *conn) readMessage() (int, *bytes.Buffer, error) {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return mt, nil, err
+	}
+	buf := frameBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		putFrameBuffer(buf)
+		return mt, nil, err
+	}
+	return mt, buf, nil
+}
+
+func putFrameBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledFrame {
+		frameBuffers.Put(buf)
 	}
 }
 
@@ -508,12 +593,17 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 }
 
 // handle answers one request frame. It returns false when the connection
-// must stop reading.
+// must stop reading. It must keep nothing of frame, whose buffer is reused
+// (readMessage): decoding copies what a request needs.
 func (c *conn) handle(frame []byte) bool {
 	start := time.Now()
 	now := c.s.cfg.Now()
 	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: now}
 	r, perr := k.parse(frame)
+	if perr != nil || r.Type != protocol.TypePut {
+		// Everything but a put is handled after the puts before it.
+		c.waitPuts()
+	}
 	if perr != nil && perr.ID == 0 {
 		c.fail(perr, websocket.CloseProtocolError)
 		return false
@@ -645,7 +735,15 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	if cont, allowed := c.checkPutLimits(r, now); !allowed {
 		return cont
 	}
+	if c.startPut(r, start) {
+		return true // answered by the acker
+	}
 	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
+	return c.answerPut(r, start, seq, id, dup, err)
+}
+
+// answerPut answers put r, read at start, with the outcome of its append.
+func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.BlobID, dup bool, err error) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
@@ -653,9 +751,9 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	if dup {
 		c.s.metrics.dupsIn.Inc()
 	} else {
-		c.s.hub.notify(r.Journal)
 		c.s.metrics.blobsIn.Inc()
 		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
+		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
 	ok := c.ok(r.ID)
 	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
@@ -700,82 +798,23 @@ func (c *conn) handleSubscribe(r *request) bool {
 	if r.After > last {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "the cursor %d is past the last blob the relay holds for journal %s (%d)", r.After, r.Journal, last))
 	}
-	sub := &subscription{journal: r.Journal, after: r.After, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	sub := &subscription{c: c, journal: r.Journal, after: r.After, cursor: r.After}
+	// Held as if a pump ran, so that appends announced from now on only
+	// mark it kicked: nothing is sent before the OK.
+	sub.state.Store(pumpRunning)
 	// Register before the first read so no append can slip between the
-	// read and the wait.
+	// read and the wait. The connection removes it when it ends.
 	c.s.hub.add(sub)
 	c.subs[r.Journal] = sub
 	if !c.reply(c.ok(r.ID)) {
 		c.s.hub.remove(sub)
+		delete(c.subs, r.Journal)
 		return false
 	}
 	c.log.Info("subscribed", "journal", r.Journal.String(), "after", r.After)
 	c.s.metrics.subs.Inc()
-	c.subWG.Add(1)
-	go c.runSubscription(sub)
+	c.startPump(sub) // send the history, then CaughtUp
 	return true
-}
-
-// runSubscription streams a journal to the client: everything after the
-// cursor, then CaughtUp once, then each new blob as the hub signals it.
-// It pulls from the store, so a wake-up can never be lost or cause a gap or
-// a duplicate: the cursor alone decides what is sent next.
-func (c *conn) runSubscription(sub *subscription) {
-	defer c.subWG.Done()
-	defer c.s.hub.remove(sub)
-	defer c.s.metrics.subs.Dec()
-	cursor := sub.after
-	caughtUp := false
-	for {
-		blobs, err := c.s.cfg.Store.Read(c.ctx, sub.journal, cursor, readBatch)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.log.Error("reading journal for subscriber", "journal", sub.journal.String(), "err", err)
-				c.fail(reqError(0, protocol.CodeInternal, "the relay could not read the journal"), websocket.CloseInternalServerErr)
-			}
-			return
-		}
-		for _, b := range blobs {
-			select {
-			case <-sub.stop:
-				return
-			default:
-			}
-			if b.Seq != cursor+1 {
-				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", cursor, "next", b.Seq)
-				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
-				return
-			}
-			// Flow control: the next blob waits for room in the queue.
-			if !c.waitRoom(len(b.Blob) * 4 / 3) {
-				return
-			}
-			// Counted before queueing, so a client that has received a
-			// blob also sees it counted.
-			c.s.metrics.blobsOut.Inc()
-			c.s.metrics.bytesOut.Add(float64(len(b.Blob)))
-			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
-				return
-			}
-			cursor = b.Seq
-		}
-		if len(blobs) > 0 {
-			continue
-		}
-		if !caughtUp {
-			if !c.reply(&protocol.CaughtUp{Type: protocol.TypeCaughtUp, Journal: sub.journal, Seq: cursor}) {
-				return
-			}
-			caughtUp = true
-		}
-		select {
-		case <-sub.wake:
-		case <-sub.stop:
-			return
-		case <-c.ctx.Done():
-			return
-		}
-	}
 }
 
 // shortID is the first 8 hex digits of a key, for logs.

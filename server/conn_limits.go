@@ -39,6 +39,11 @@ func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 		if used, err = c.s.usage.JournalUsage(c.ctx, r.Journal); err != nil {
 			return c.internal(r, err), false
 		}
+		// This connection's puts still waiting for their answer count
+		// too, or a pipelining client could overshoot by a whole window
+		// (one committed but not yet answered counts twice, which near
+		// the quota errs on the safe side).
+		used += c.pendingBytes(r.Journal)
 		overQuota = used+int64(len(r.Blob)) > c.s.cfg.JournalQuota
 	}
 	if rateOK && !overQuota {

@@ -144,3 +144,33 @@ func TestLinkInviteAddsNoMember(t *testing.T) {
 	wantError(t, someone.Subscribe(j, 0), protocol.CodeNotMember)
 	wantError(t, someone.Redeem(token), protocol.CodeInviteUnknown)
 }
+
+// Leaving ends the leaving connection's subscription to the journal at
+// once, though the connection stays open: it is no longer counted, and a
+// blob put afterwards is not pushed to it.
+func TestLeaveStopsTheLeavingSubscription(t *testing.T) {
+	srv := servertest.NewServer(t)
+	j, owner, partner := pairUp(t, srv)
+	servertest.MustOK(t, partner.Subscribe(j, 0))
+	partner.NextCaughtUp()
+	if got := metricValue(t, srv, "kintsugi_relay_subscriptions"); got != 1 {
+		t.Fatalf("%v subscriptions before the leave, want 1", got)
+	}
+
+	servertest.MustOK(t, leave(partner, j))
+	if got := metricValue(t, srv, "kintsugi_relay_subscriptions"); got != 0 {
+		t.Fatalf("%v subscriptions after the leave, want 0", got)
+	}
+	ch := servertest.Chain{Journal: j, Author: owner.Device}
+	servertest.MustOK(t, owner.Put(j, ch.Next("after the leave")))
+	// The relay hands a new blob to caught-up subscribers before it
+	// answers the put: had the subscription survived, its push would
+	// come before the answer to this request.
+	id := partner.NextID()
+	partner.Send(&protocol.Create{Type: protocol.TypeCreate, ID: id, Journal: servertest.NewJournalID()})
+	data := partner.ReadFrame()
+	var ok protocol.OK
+	if protocol.DecodeAs(data, &ok) != nil || ok.Type != protocol.TypeOK || ok.ID != id {
+		t.Fatalf("after leaving, the connection got %s, want the answer to its request", data)
+	}
+}

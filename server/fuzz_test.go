@@ -207,8 +207,8 @@ func FuzzStoredRecords(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { db.Close() })
-	s := &BadgerStore{db: db, now: time.Now}
+	s := newBadgerStore(db)
+	f.Cleanup(func() { s.Close() })
 	var n atomic.Uint64
 	dev := [32]byte{3}
 	blob := joinBlob(protocol.JournalID{}, dev) // journal filled in below

@@ -96,8 +96,7 @@ func (c *conn) handleLeave(r *request) bool {
 	// membership and any subscription to the journal end now.
 	delete(c.members, r.Journal)
 	if sub := c.subs[r.Journal]; sub != nil {
-		close(sub.stop) // it sends nothing more, stored history included
-		delete(c.subs, r.Journal)
+		c.stopSub(sub) // it sends nothing more, stored history included
 	}
 	n := 0
 	for _, d := range removed {

@@ -18,7 +18,9 @@ import (
 
 // gatedStore holds Append calls, once they have stored their blob, at a
 // gate while armed: the moment a relay has made a write durable but not
-// yet acknowledged it.
+// yet acknowledged it. It has no StartAppend, so the relay appends each
+// put itself, in its reader, as it does for any store that cannot start
+// appends (see pipeGatedStore for pipelined puts).
 type gatedStore struct {
 	server.Store
 	armed   chan struct{} // closed to arm the gate
@@ -119,5 +121,102 @@ func expectGoodbye(t *testing.T, c *servertest.Client) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Fatalf("expected a going-away close, got %v", err)
+	}
+}
+
+// pipeGatedStore lets the relay pipeline puts (it starts appends on the
+// real store) and, while armed, holds the answer of each append it starts
+// once that append is durable: puts waiting in a connection's pipe.
+type pipeGatedStore struct {
+	server.Store
+	st      *server.BadgerStore
+	armed   chan struct{} // closed to arm the gate
+	started chan struct{} // receives once per append started while armed
+	entered chan struct{} // receives when the first held append is durable
+	release chan struct{} // closed to let held appends be answered
+}
+
+func (g *pipeGatedStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
+	p := g.st.StartAppend(ctx, j, blob)
+	select {
+	case <-g.armed:
+		server.HoldAppend(p, func() {
+			select {
+			case g.entered <- struct{}{}:
+			default:
+			}
+			<-g.release
+		})
+		g.started <- struct{}{}
+	default:
+	}
+	return p
+}
+
+// A graceful stop answers pipelined puts too: every put the relay has
+// started when the stop begins, answered or still waiting for the disk,
+// is stored and acknowledged, in order, before the shutting-down error.
+func TestCloseDrainsPipelinedPuts(t *testing.T) {
+	st, err := server.OpenBadger(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const puts = 3
+	gs := &pipeGatedStore{Store: st, st: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	relay, err := server.New(server.Config{Store: gs, JournalQuota: -1}) // pipeGatedStore does not count usage
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(relay)
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
+
+	key := servertest.NewKey(t)
+	w := servertest.Dial(t, url, key)
+	sub := servertest.Dial(t, url, key)
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, w.Create(j))
+	servertest.MustOK(t, sub.Subscribe(j, 0))
+	sub.NextCaughtUp()
+
+	close(gs.armed)
+	ch := servertest.Chain{Journal: j, Author: w.Device}
+	var ids []uint64
+	for i := range puts {
+		id := w.NextID()
+		ids = append(ids, id)
+		w.Send(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: j, Blob: ch.Next("pipelined at shutdown " + string(rune('a'+i)))})
+	}
+	for range puts {
+		<-gs.started // the relay has started every put
+	}
+	<-gs.entered // and the first is durable, its answer held
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		closed <- relay.Close(ctx)
+	}()
+	expectGoodbye(t, sub)
+	close(gs.release)
+
+	for i, id := range ids {
+		data, err := w.Read()
+		if err != nil {
+			t.Fatalf("pipelined put %d was not answered: %v", i+1, err)
+		}
+		var ok protocol.OK
+		if protocol.DecodeAs(data, &ok) != nil || ok.Type != protocol.TypeOK || ok.ID != id || ok.Seq != uint64(i+1) {
+			t.Fatalf("pipelined put %d got %s, want its ok", i+1, data)
+		}
+	}
+	expectGoodbye(t, w)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if last, err := st.LastSeq(context.Background(), j); err != nil || last != puts {
+		t.Fatalf("stored %d blobs (%v); the %d acknowledged must be there", last, err, puts)
 	}
 }

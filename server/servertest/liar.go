@@ -224,6 +224,13 @@ func (l *Liar) Append(ctx context.Context, j protocol.JournalID, blob []byte) (u
 	return l.honest().Append(ctx, j, blob)
 }
 
+// StartAppend passes through to the honest store, so the relay pipelines
+// puts to a Liar as it does to its real store. Like Append, it is no lie:
+// views apply to what subscribers read, not to what is stored.
+func (l *Liar) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
+	return l.honest().(*server.BadgerStore).StartAppend(ctx, j, blob)
+}
+
 func (l *Liar) Purge(ctx context.Context, j protocol.JournalID, id protocol.BlobID, device [32]byte, chain protocol.BlobID) (uint64, error) {
 	return l.honest().Purge(ctx, j, id, device, chain)
 }

@@ -1,0 +1,418 @@
+// Command kintsugi-bench measures a real Kintsugi relay on loopback: it
+// starts the relay (package server, a Badger store in a fresh temporary
+// directory, real fsync) as a child process listening on 127.0.0.1, drives
+// it over real WebSocket connections and prints what it measured as a
+// table, or as JSON with --json.
+//
+//	go run ./cmd/kintsugi-bench            # everything, full sizes
+//	go run ./cmd/kintsugi-bench --quick    # everything, small sizes
+//	go run ./cmd/kintsugi-bench --only ingest --writers 64 --json
+//
+// Scenarios (--only picks some):
+//
+//   - ingest: durable ingest. Each writer is its own device on its own
+//     connection, putting blobs one at a time and waiting for each
+//     acknowledgement, which the relay sends only after the blob is
+//     synced to disk. Blobs/s and ack latency, per writer count, with a
+//     journal per writer (spread) and with several writers per journal
+//     (shared).
+//   - push: latency from one partner's put to a subscriber reading the
+//     pushed blob, with 1 to 1000 subscribed devices on the journal.
+//   - idle: relay memory per idle subscribed connection.
+//   - sync: a new device's first sync of 10,000 entries: raw fetch, and
+//     fetch plus decryption in the real client (package client).
+//
+// The load generator runs on the same machine as the relay and competes
+// with it for CPU; a relay serving remote clients would not pay for them.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	if dir := os.Getenv(childEnv); dir != "" {
+		os.Exit(runChild(dir))
+	}
+	os.Exit(report(os.Stderr, run(context.Background(), os.Args, os.Stdout, os.Stderr)))
+}
+
+// usageError is a bad command line.
+type usageError struct{ msg, hint string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(w, "kintsugi-bench: %s\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "hint: %s\n", ue.hint)
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// options are the parsed flags.
+type options struct {
+	dir           string // parent of the relay's temporary data directories
+	blobSize      int
+	only          map[string]bool
+	writers       []int
+	shared        int
+	ingestTime    time.Duration
+	subscribers   []int
+	pushPuts      int
+	idleConns     []int
+	idlePing      time.Duration
+	syncEntries   int
+	syncRuns      int
+	relayProfiles profiles // --relay-cpuprofile, --relay-memprofile
+	progress      io.Writer
+	asJSON        bool
+	scenarioList  []string
+}
+
+var scenarios = []string{"ingest", "push", "idle", "sync"}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := func(_ *cli.Context, err error, _ bool) error {
+		return &usageError{msg: strings.ToLower(err.Error()[:1]) + err.Error()[1:], hint: "run 'kintsugi-bench --help' for usage"}
+	}
+	app := &cli.App{
+		Name:            "kintsugi-bench",
+		Usage:           "measure a Kintsugi relay on loopback",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		OnUsageError:    usage,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+			&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
+			&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync (default: all)"},
+			&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data (default: the system temp dir); it must be on the disk you want to measure"},
+			&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
+			&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
+			&cli.IntFlag{Name: "shared-writers", Value: 8, Usage: "ingest: writers per journal in the shared layout (1 skips it)"},
+			&cli.DurationFlag{Name: "ingest-time", Value: 3 * time.Second, Usage: "ingest: measured time per run"},
+			&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
+			&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
+			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
+			&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
+			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
+			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
+			&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
+			&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return &usageError{msg: fmt.Sprintf("kintsugi-bench takes no arguments, got %q", c.Args().First()), hint: "pick scenarios with --only"}
+			}
+			o, err := parseOptions(c, stderr)
+			if err != nil {
+				return err
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			res, err := runAll(o)
+			if err != nil {
+				return err
+			}
+			if o.asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printTable(stdout, res)
+			return nil
+		},
+	}
+	return app.RunContext(ctx, args)
+}
+
+func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
+	o := &options{
+		dir:           c.String("dir"),
+		blobSize:      c.Int("blob-size"),
+		writers:       c.IntSlice("writers"),
+		shared:        c.Int("shared-writers"),
+		ingestTime:    c.Duration("ingest-time"),
+		subscribers:   c.IntSlice("subscribers"),
+		pushPuts:      c.Int("push-puts"),
+		idleConns:     c.IntSlice("idle-conns"),
+		idlePing:      c.Duration("idle-ping"),
+		syncEntries:   c.Int("sync-entries"),
+		syncRuns:      c.Int("sync-runs"),
+		progress:      stderr,
+		relayProfiles: profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
+		asJSON:        c.Bool("json"),
+		only:          make(map[string]bool),
+	}
+	if c.Bool("quick") {
+		quick := func(name string, set func()) {
+			if !c.IsSet(name) {
+				set()
+			}
+		}
+		quick("ingest-time", func() { o.ingestTime = time.Second })
+		quick("subscribers", func() { o.subscribers = []int{1, 10, 100} })
+		quick("push-puts", func() { o.pushPuts = 50 })
+		quick("idle-conns", func() { o.idleConns = []int{500} })
+		quick("sync-entries", func() { o.syncEntries = 1000 })
+		quick("sync-runs", func() { o.syncRuns = 1 })
+	}
+	if o.dir == "" {
+		o.dir = os.TempDir()
+	}
+	for _, s := range c.StringSlice("only") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(scenarios, s) {
+			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle or sync (comma-separated)"}
+		}
+		o.only[s] = true
+	}
+	if len(o.only) == 0 {
+		for _, s := range scenarios {
+			o.only[s] = true
+		}
+	}
+	for _, s := range scenarios {
+		if o.only[s] {
+			o.scenarioList = append(o.scenarioList, s)
+		}
+	}
+	if o.blobSize < minEntrySize || o.blobSize > 512<<10 {
+		return nil, &usageError{msg: fmt.Sprintf("--blob-size %d is outside %d..%d", o.blobSize, minEntrySize, 512<<10), hint: "the default is 1024"}
+	}
+	positive := func(name string, vs ...int) error {
+		for _, v := range vs {
+			if v <= 0 {
+				return &usageError{msg: fmt.Sprintf("--%s must be positive, not %d", name, v), hint: "give counts like 1,8,64"}
+			}
+		}
+		return nil
+	}
+	if err := errors.Join(
+		positive("writers", o.writers...),
+		positive("shared-writers", o.shared),
+		positive("subscribers", o.subscribers...),
+		positive("push-puts", o.pushPuts),
+		positive("idle-conns", o.idleConns...),
+		positive("sync-entries", o.syncEntries),
+		positive("sync-runs", o.syncRuns),
+	); err != nil {
+		return nil, err
+	}
+	if o.idlePing <= 0 {
+		return nil, &usageError{msg: "--idle-ping must be positive", hint: "for example --idle-ping 1s"}
+	}
+	if o.ingestTime <= 0 {
+		return nil, &usageError{msg: "--ingest-time must be positive", hint: "for example --ingest-time 3s"}
+	}
+	slices.Sort(o.idleConns)
+	if fi, err := os.Stat(o.dir); err != nil || !fi.IsDir() {
+		return nil, &usageError{msg: fmt.Sprintf("--dir %s is not a directory", o.dir), hint: "give an existing directory on the disk to measure"}
+	}
+	return o, nil
+}
+
+// results is everything one run measured.
+type results struct {
+	Env       envInfo        `json:"env"`
+	Ingest    []ingestResult `json:"ingest,omitempty"`
+	Push      []pushResult   `json:"push,omitempty"`
+	Idle      []idleResult   `json:"idle,omitempty"`
+	FirstSync *syncResult    `json:"first_sync,omitempty"`
+}
+
+// envInfo describes where the figures were measured.
+type envInfo struct {
+	CPUs      int      `json:"cpus"`
+	GoVersion string   `json:"go_version"`
+	OS        string   `json:"os"`
+	Arch      string   `json:"arch"`
+	DataFS    string   `json:"data_fs"`  // file system of --dir: fsync on tmpfs costs nothing
+	LoadAvg   string   `json:"load_avg"` // /proc/loadavg at the start: other work on the machine skews figures
+	Scenarios []string `json:"scenarios"`
+	Started   string   `json:"started"`
+}
+
+func runAll(o *options) (*results, error) {
+	res := &results{Env: envInfo{
+		CPUs:      runtime.NumCPU(),
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+		DataFS:    fsName(o.dir),
+		LoadAvg:   loadAvg(),
+		Scenarios: o.scenarioList,
+		Started:   time.Now().UTC().Format(time.RFC3339),
+	}}
+	say := func(format string, args ...any) { fmt.Fprintf(o.progress, "kintsugi-bench: "+format+"\n", args...) }
+	if o.only["ingest"] {
+		for _, w := range o.writers {
+			layouts := []int{1}
+			if o.shared > 1 && w > 1 {
+				layouts = append(layouts, o.shared)
+			}
+			for _, per := range layouts {
+				say("ingest: %d writers, %d per journal, %s", w, min(per, w), o.ingestTime)
+				r, err := runIngest(o, w, per, o.ingestTime)
+				if err != nil {
+					return nil, fmt.Errorf("ingest with %d writers: %w", w, err)
+				}
+				res.Ingest = append(res.Ingest, *r)
+			}
+		}
+	}
+	if o.only["push"] {
+		for _, n := range o.subscribers {
+			say("push: %d subscribers, %d puts", n, o.pushPuts)
+			r, err := runPush(o, n, o.pushPuts)
+			if err != nil {
+				return nil, fmt.Errorf("push with %d subscribers: %w", n, err)
+			}
+			res.Push = append(res.Push, *r)
+		}
+	}
+	if o.only["idle"] {
+		say("idle: %v connections", o.idleConns)
+		r, err := runIdle(o, o.idleConns)
+		if err != nil {
+			return nil, fmt.Errorf("idle connections: %w", err)
+		}
+		res.Idle = r
+	}
+	if o.only["sync"] {
+		say("sync: writing %d entries, then %d first syncs", o.syncEntries, o.syncRuns)
+		r, err := runFirstSync(o, o.syncEntries, o.syncRuns)
+		if err != nil {
+			return nil, fmt.Errorf("first sync: %w", err)
+		}
+		res.FirstSync = r
+	}
+	return res, nil
+}
+
+func printTable(w io.Writer, r *results) {
+	e := r.Env
+	fmt.Fprintf(w, "kintsugi-bench: %d CPUs, %s %s/%s, relay data on %s, load average at start %s\n", e.CPUs, e.GoVersion, e.OS, e.Arch, e.DataFS, e.LoadAvg)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Ingest) > 0 {
+		fmt.Fprintf(w, "\ndurable ingest: puts acknowledged after fsync (target: >= 40000/s with 64 writers)\n")
+		fmt.Fprintln(tw, "writers\tlayout\tjournals\tblob bytes\tblobs/s\tack p50 ms\tack p99 ms\t")
+		for _, x := range r.Ingest {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t\n", x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, x.AckP50ms, x.AckP99ms)
+		}
+		tw.Flush()
+	}
+	if len(r.Push) > 0 {
+		fmt.Fprintf(w, "\npush latency: put sent -> subscriber has the blob (target: p99 <= 2 ms at 100 subscribers)\n")
+		fmt.Fprintln(tw, "subscribers\tputs\tsamples\tp50 ms\tp99 ms\tput ack p50 ms\tput ack p99 ms\t")
+		for _, x := range r.Push {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Subscribers, x.Puts, x.Samples, x.P50ms, x.P99ms, x.AckP50ms, x.AckP99ms)
+		}
+		tw.Flush()
+	}
+	if len(r.Idle) > 0 {
+		fmt.Fprintf(w, "\nrelay memory per idle subscribed connection (target: <= 12 KB)\n")
+		fmt.Fprintln(tw, "connections\tRSS/conn\tGo heap+stacks/conn\theap/conn\tlive objects/conn\tstacks/conn\tgoroutines/conn\trelay RSS\t")
+		for _, x := range r.Idle {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t\n", x.Connections, kb(x.RSSBytes), kb(x.GoBytes), kb(x.HeapBytes), kb(x.LiveBytes), kb(x.StackBytes), x.GoroutinesPer, mib(x.RelayRSSBytes))
+		}
+		tw.Flush()
+	}
+	if s := r.FirstSync; s != nil {
+		fmt.Fprintf(w, "\nfirst sync of %d entries (%d blobs of about %d bytes; median of %d) (target: <= 300 ms with decryption)\n", s.Entries, s.FetchedBlobs, s.BlobBytes, s.Runs)
+		fmt.Fprintln(tw, "fetch ms\tfetch + decrypt ms\t")
+		fmt.Fprintf(tw, "%.0f\t%.0f\t\n", s.FetchMs, s.FetchDecryptMs)
+		tw.Flush()
+	}
+}
+
+func kb(b float64) string        { return fmt.Sprintf("%.1f KB", b/1000) }
+func mib(b uint64) string        { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// pct holds latency percentiles in milliseconds.
+type pct struct{ p50, p99 float64 }
+
+func percentiles(ds []time.Duration) pct {
+	if len(ds) == 0 {
+		return pct{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(q * float64(len(s)-1))
+		return ms(s[i])
+	}
+	return pct{p50: at(0.50), p99: at(0.99)}
+}
+
+// fsName names the file system dir is on, as far as this program knows.
+func fsName(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case 0xEF53:
+		return "ext4"
+	case 0x01021994:
+		return "tmpfs (fsync is free here: figures are not durable-write figures)"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("fs type %#x", st.Type)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

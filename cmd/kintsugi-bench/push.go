@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// pushResult is one push-latency run.
+type pushResult struct {
+	Subscribers int     `json:"subscribers"`
+	Puts        int     `json:"puts"`
+	Samples     int     `json:"samples"` // one per put per subscriber
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	// The writer's put acknowledgements: how much of the push latency is
+	// the put's own durable commit, which comes before any push.
+	AckP50ms float64 `json:"ack_p50_ms"`
+	AckP99ms float64 `json:"ack_p99_ms"`
+}
+
+// setupParallel bounds concurrent connection setup.
+const setupParallel = 16
+
+// runPush measures push latency: one partner's device puts a blob, and
+// subs subscribed connections (the other partner's devices, each its own
+// device that joined by invite) receive it. A sample is the time from
+// sending the put to one subscriber reading the pushed blob, so every put
+// gives subs samples. Puts are sent one at a time: the next waits until
+// every subscriber has the previous one and its ack is back.
+func runPush(o *options, subs, puts int) (*pushResult, error) {
+	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+	if err != nil {
+		return nil, err
+	}
+	defer relay.stop()
+
+	writer, err := dialDevice(relay.wsURL())
+	if err != nil {
+		return nil, err
+	}
+	defer writer.close()
+	j := newJournalID()
+	if err := writer.create(j); err != nil {
+		return nil, err
+	}
+	tokens := make([][32]byte, subs)
+	for i := range tokens {
+		if tokens[i], err = writer.invite(j); err != nil {
+			return nil, err
+		}
+	}
+	conns := make([]*rawConn, subs)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	err = parallel(subs, setupParallel, func(i int) error {
+		c, err := dialDevice(relay.wsURL())
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		if err := c.redeem(tokens[i]); err != nil {
+			return err
+		}
+		if err := c.subscribe(j, 0); err != nil {
+			return err
+		}
+		var cu protocol.CaughtUp
+		return c.readAs(protocol.TypeCaughtUp, &cu)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	base := time.Now()
+	sent := make([]atomic.Int64, puts+1) // by seq: ns since base when the put was sent
+	lat := make([][]time.Duration, subs)
+	var got sync.WaitGroup // one per subscriber per put
+	subErr := make([]error, subs)
+	var readers sync.WaitGroup
+	for i, c := range conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			want := uint64(1)
+			for want <= uint64(puts) {
+				data, err := c.read()
+				if err != nil {
+					subErr[i] = err
+					// Let the writer go on; the error is reported.
+					for ; want <= uint64(puts); want++ {
+						got.Done()
+					}
+					return
+				}
+				now := time.Since(base)
+				seq, ok := frameSeq(data)
+				if !ok {
+					continue // a ping answer or similar; not ours
+				}
+				if seq != want {
+					subErr[i] = fmt.Errorf("subscriber %d got seq %d, want %d", i, seq, want)
+					for ; want <= uint64(puts); want++ {
+						got.Done()
+					}
+					return
+				}
+				lat[i] = append(lat[i], now-time.Duration(sent[seq].Load()))
+				want++
+				got.Done()
+			}
+		}()
+	}
+	ch := &chain{journal: j, author: writer.device, size: o.blobSize}
+	var frame []byte
+	var acks []time.Duration
+	for seq := uint64(1); seq <= uint64(puts); seq++ {
+		got.Add(subs)
+		id := writer.id()
+		frame = putFrame(frame, id, j, ch.next())
+		sent[seq].Store(int64(time.Since(base)))
+		if err := writer.sendFrame(frame); err != nil {
+			return nil, err
+		}
+		ok, err := writer.waitOK(id)
+		if err != nil {
+			return nil, err
+		}
+		acks = append(acks, time.Since(base)-time.Duration(sent[seq].Load()))
+		if ok.Seq != seq {
+			return nil, fmt.Errorf("the put was stored at seq %d, want %d", ok.Seq, seq)
+		}
+		got.Wait()
+	}
+	readers.Wait()
+	if err := errors.Join(subErr...); err != nil {
+		return nil, err
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	p, a := percentiles(all), percentiles(acks)
+	return &pushResult{Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99}, nil
+}
+
+// parallel runs fn(0..n-1) with at most width at a time and returns the
+// errors joined.
+func parallel(n, width int, fn func(i int) error) error {
+	sem := make(chan struct{}, width)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/server"
+)
+
+// The relay under test runs in a child process: this same executable,
+// started with childEnv set to the data directory. A separate process
+// keeps the load generator's goroutines, garbage and file descriptors out
+// of the relay's runtime, so the relay's memory can be read from the
+// kernel (/proc/<pid>/status) and its Go runtime without the clients'
+// share mixed in.
+const childEnv = "KINTSUGI_BENCH_RELAY_DIR"
+
+// childProfileEnv, if set, names a file the child writes a CPU profile of
+// the relay to (--relay-cpuprofile). Each relay of a run overwrites it.
+const childProfileEnv = "KINTSUGI_BENCH_RELAY_CPUPROFILE"
+
+// childPingEnv, if set, is the relay's ping interval (a Go duration);
+// otherwise the default. Only the idle scenario sets it, so that its
+// measurement includes ping and pong rounds.
+const childPingEnv = "KINTSUGI_BENCH_RELAY_PING"
+
+// childHeapEnv, if set, names a file the child writes a heap profile to
+// each time its memory is read (--relay-memprofile): the last one wins.
+const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
+
+// memPath is served by the child only, on the relay's listener: it runs
+// a garbage collection and returns the child's memory figures as JSON.
+const memPath = "/bench/mem"
+
+// memStats is the child relay's memory after a forced GC.
+type memStats struct {
+	RSS        uint64 `json:"rss"`         // resident set size, from /proc/self/status
+	HeapInuse  uint64 `json:"heap_inuse"`  // runtime.MemStats.HeapInuse
+	HeapAlloc  uint64 `json:"heap_alloc"`  // runtime.MemStats.HeapAlloc: live objects
+	StackInuse uint64 `json:"stack_inuse"` // runtime.MemStats.StackInuse
+	Goroutines int    `json:"goroutines"`
+}
+
+// runChild runs the relay of a benchmark run in this process, on a free
+// port of 127.0.0.1, until its standard input closes (the parent exited or
+// is done with it). It prints "listening <addr>" once it serves.
+func runChild(dir string) int {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if os.Getenv(childHeapEnv) != "" {
+		runtime.MemProfileRate = 1 // exact attribution, for small per-connection objects
+	}
+	if path := os.Getenv(childProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	store, err := server.OpenBadger(dir, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+		return 1
+	}
+	defer store.Close()
+	// The relay's request and journal put rates are set far above
+	// anything the benchmark sends, so every request still pays for its
+	// rate checks, as in production, but none is refused: a benchmark
+	// measures how fast the relay can go, not the operator's policy. The
+	// journal quota keeps its default (each put reads the journal's
+	// usage); no scenario comes near it.
+	cfg := server.Config{
+		Store:           store,
+		Logger:          logger,
+		RequestRate:     1e9,
+		RequestBurst:    1 << 30,
+		JournalPutRate:  1e9,
+		JournalPutBurst: 1 << 30,
+	}
+	if v := os.Getenv(childPingEnv); v != "" {
+		if cfg.PingInterval, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+	}
+	relay, err := server.New(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+		return 1
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", relay)
+	mux.HandleFunc(memPath, func(w http.ResponseWriter, _ *http.Request) {
+		// Several collections: each may halve the stacks of goroutines
+		// that use less than a quarter of theirs, as a relay that has
+		// been idle a while has had done to them.
+		for range 4 {
+			runtime.GC()
+		}
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := memStats{RSS: selfRSS(), HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
+		if path := os.Getenv(childHeapEnv); path != "" {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+		return 1
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	fmt.Printf("listening %s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes our stdin
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(ctx)
+	_ = relay.Close(ctx)
+	return 0
+}
+
+// selfRSS returns this process's resident set size in bytes, or 0 if
+// /proc cannot tell.
+func selfRSS() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// profiles names the profiles a child relay writes; empty: none.
+type profiles struct{ cpu, heap string }
+
+// relayOptions are the settings of one child relay.
+type relayOptions struct {
+	prof profiles
+	ping time.Duration // 0: the default ping interval
+}
+
+// relayProc is a running child relay.
+type relayProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string // host:port on 127.0.0.1
+	dir   string // its data directory
+}
+
+// startRelay starts a child relay on a fresh data directory under parent.
+func startRelay(parent string, ro relayOptions) (*relayProc, error) {
+	prof := ro.prof
+	dir, err := os.MkdirTemp(parent, "relay-")
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	if prof.cpu != "" {
+		cmd.Env = append(cmd.Env, childProfileEnv+"="+prof.cpu)
+	}
+	if prof.heap != "" {
+		cmd.Env = append(cmd.Env, childHeapEnv+"="+prof.heap)
+	}
+	if ro.ping > 0 {
+		cmd.Env = append(cmd.Env, childPingEnv+"="+ro.ping.String())
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &relayProc{cmd: cmd, stdin: stdin, dir: dir}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		p.stop()
+		return nil, fmt.Errorf("the relay process did not start (it said %q)", strings.TrimSpace(line))
+	}
+	p.addr = addr
+	return p, nil
+}
+
+// url returns the relay's WebSocket endpoint.
+func (p *relayProc) wsURL() string { return "ws://" + p.addr + "/v1/ws" }
+
+// httpURL returns the relay's base URL.
+func (p *relayProc) httpURL() string { return "http://" + p.addr }
+
+// mem asks the relay for its memory figures.
+func (p *relayProc) mem() (memStats, error) {
+	var st memStats
+	resp, err := http.Get(p.httpURL() + memPath)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("memory probe: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// stop closes the relay's stdin, which makes it shut down cleanly, waits
+// for it (killing it after a while) and removes its data.
+func (p *relayProc) stop() error {
+	_ = p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		err = errors.Join(errors.New("the relay process did not stop within 30s"), <-done)
+	}
+	return errors.Join(err, os.RemoveAll(p.dir))
+}

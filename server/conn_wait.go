@@ -1,0 +1,96 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+)
+
+// Idle connections and their reader's stack.
+//
+// A connection's reader spends nearly all its life waiting for the next
+// message. Waiting inside gorilla's ReadMessage parks it about 1.5 KB deep,
+// which (with the runtime's margin) keeps its stack at 8 KB: the runtime
+// halves a parked goroutine's stack only while it uses less than a
+// quarter of it. So the reader first waits for the socket to become
+// readable at a shallow depth (waitReadable), where its stack shrinks to
+// 4 KB, and only then enters ReadMessage. It can only do so when it knows
+// the read buffer is empty, which is why the connection keeps a handle on
+// the buffer gorilla reads through (hijacker).
+
+// hijacker hands gorilla's Upgrade a read buffer of readBufferSize over the
+// hijacked connection, and remembers both.
+type hijacker struct {
+	http.ResponseWriter
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the HTTP server cannot hand over connections")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() == 0 {
+		// Otherwise Upgrade refuses the connection: the client sent
+		// data before the handshake finished.
+		brw.Reader = bufio.NewReaderSize(nc, readBufferSize)
+		h.nc, h.br = nc, brw.Reader
+	}
+	return nc, brw, nil
+}
+
+// waitReadable returns when a message may be read without the reader
+// blocking deep inside gorilla: when the read buffer holds data, or the
+// socket has data, an error, or the read deadline has passed. Pongs that
+// arrive meanwhile (the answers to the relay's pings, which come to an
+// idle connection every PingInterval) it takes itself, doing what the
+// pong handler does: otherwise the first pong would put the reader back
+// inside ReadMessage, waiting there for the next message.
+func (c *conn) waitReadable(pong func()) {
+	if c.br == nil {
+		return
+	}
+	for {
+		if c.br.Buffered() == 0 && !waitSocketReadable(c.nc) {
+			return
+		}
+		if !c.skipPong() {
+			return
+		}
+		pong()
+	}
+}
+
+// WebSocket frame header bits (RFC 6455, section 5.2).
+const (
+	wsFinal      = 0x80
+	wsOpPong     = 0x0A
+	wsMasked     = 0x80
+	wsMaxControl = 125
+)
+
+// skipPong consumes a complete pong frame at the head of the read buffer
+// and reports whether it did. It is called only between messages, where
+// gorilla next expects a frame header, so a whole frame taken out of the
+// buffer leaves gorilla's state as it was. Anything but a well-formed
+// pong from a client (final, no extension bits, masked, at most 125
+// bytes) is left to gorilla.
+func (c *conn) skipPong() bool {
+	hdr, err := c.br.Peek(2)
+	if err != nil || hdr[0] != wsFinal|wsOpPong || hdr[1]&wsMasked == 0 || int(hdr[1]&^wsMasked) > wsMaxControl {
+		return false
+	}
+	n := 2 + 4 + int(hdr[1]&^wsMasked)
+	if _, err := c.br.Peek(n); err != nil {
+		return false
+	}
+	_, _ = c.br.Discard(n)
+	return true
+}

@@ -1,0 +1,15 @@
+package server
+
+// HoldAppend makes p's Wait, once the append is durable (or has failed),
+// call hold and return only after it does: the moment a relay has made a
+// pipelined put durable but not yet answered it. For tests.
+func HoldAppend(p *PendingAppend, hold func()) {
+	if p.done == nil {
+		return // the append did not start; Wait returns its error at once
+	}
+	done := p.done
+	p.done = func() {
+		hold()
+		done()
+	}
+}
