@@ -33,12 +33,13 @@ func (c *conn) rateLimited(id uint64, wait time.Duration) bool {
 func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 	wait, rateOK := c.s.journals.take(r.Journal, now)
 	overQuota := false
-	var used int64
+	var used, stored int64
 	if rateOK && c.s.cfg.JournalQuota >= 0 {
 		var err error
-		if used, err = c.s.usage.JournalUsage(c.ctx, r.Journal); err != nil {
+		if stored, err = c.s.usage.JournalUsage(c.ctx, r.Journal); err != nil {
 			return c.internal(r, err), false
 		}
+		used = stored
 		// This connection's puts still waiting for their answer count
 		// too, or a pipelining client could overshoot by a whole window
 		// (one committed but not yet answered counts twice, which near
@@ -66,7 +67,7 @@ func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 		return c.reply(e), false
 	}
 	c.s.metrics.reject(string(protocol.CodeQuotaExceeded), limitJournalQuota)
-	c.log.Info("put refused: journal quota", "limit", limitJournalQuota, "journal", r.Journal.String(), "used", used, "bytes", len(r.Blob))
+	c.log.Info("put refused: journal quota", "limit", limitJournalQuota, "journal", r.Journal.String(), "stored", stored, "in_flight", used-stored, "bytes", len(r.Blob))
 	return c.reply(reqError(r.ID, protocol.CodeQuotaExceeded, "journal %s holds %s of a %s limit on this relay, and this %s blob would go past it; whoever runs the relay can raise the limit",
-		r.Journal, humanBytes(used), humanBytes(c.s.cfg.JournalQuota), humanBytes(int64(len(r.Blob))))), false
+		r.Journal, humanBytes(stored), humanBytes(c.s.cfg.JournalQuota), humanBytes(int64(len(r.Blob))))), false
 }
