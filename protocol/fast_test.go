@@ -151,3 +151,25 @@ func BenchmarkDecodePut(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkDecodeBlob(b *testing.B) {
+	frame, _ := Marshal(&Blob{Type: TypeBlob, Journal: JournalID{9, 8, 7}, Seq: 123456789, Blob: bytes.Repeat([]byte{0xfb, 0x01, 0x7f}, 400)})
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			var m Blob
+			if _, err := Decode(frame); err != nil {
+				b.Fatal(err)
+			}
+			if err := DecodeAs(frame, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := FastBlob(frame); !ok {
+				b.Fatal("not fast")
+			}
+		}
+	})
+}
