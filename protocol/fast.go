@@ -27,37 +27,16 @@ func FastPut(frame []byte) (m Put, ok bool) {
 	ok = scanFlat(frame, func(key, val []byte, str bool) bool {
 		switch string(key) {
 		case "type":
-			if !str || seen&1 != 0 || string(val) != TypePut {
-				return false
-			}
-			seen |= 1
 			m.Type = TypePut
+			return first(&seen, 1, str, true) && string(val) == TypePut
 		case "id":
-			if str || seen&2 != 0 {
-				return false
-			}
-			seen |= 2
-			n, ok := parseUint(val)
-			m.ID = n
-			return ok
+			return first(&seen, 2, str, false) && parseUint(&m.ID, val)
 		case "journal":
-			if !str || seen&4 != 0 {
-				return false
-			}
-			seen |= 4
-			return decodeJournal(&m.Journal, val)
+			return first(&seen, 4, str, true) && decodeJournal(&m.Journal, val)
 		case "blob":
-			if !str || seen&8 != 0 {
-				return false
-			}
-			seen |= 8
-			b, ok := decodeBase64(val)
-			m.Blob = b
-			return ok
-		default:
-			return false
+			return first(&seen, 8, str, true) && decodeBase64(&m.Blob, val)
 		}
-		return true
+		return false
 	})
 	return m, ok && seen == 15 && m.ID != 0
 }
@@ -69,51 +48,31 @@ func FastBlob(frame []byte) (m Blob, ok bool) {
 	ok = scanFlat(frame, func(key, val []byte, str bool) bool {
 		switch string(key) {
 		case "type":
-			if !str || seen&1 != 0 || string(val) != TypeBlob {
-				return false
-			}
-			seen |= 1
 			m.Type = TypeBlob
+			return first(&seen, 1, str, true) && string(val) == TypeBlob
 		case "journal":
-			if !str || seen&2 != 0 {
-				return false
-			}
-			seen |= 2
-			return decodeJournal(&m.Journal, val)
+			return first(&seen, 2, str, true) && decodeJournal(&m.Journal, val)
 		case "seq":
-			if str || seen&4 != 0 {
-				return false
-			}
-			seen |= 4
-			n, ok := parseUint(val)
-			m.Seq = n
-			return ok
+			return first(&seen, 4, str, false) && parseUint(&m.Seq, val)
 		case "blob":
-			if !str || seen&8 != 0 {
-				return false
-			}
-			seen |= 8
-			b, ok := decodeBase64(val)
-			m.Blob = b
-			return ok
+			return first(&seen, 8, str, true) && decodeBase64(&m.Blob, val)
 		case "purged":
-			if str || seen&16 != 0 {
-				return false
-			}
-			seen |= 16
-			switch string(val) {
-			case "true":
-				m.Purged = true
-			case "false":
-			default:
-				return false
-			}
-		default:
-			return false
+			return first(&seen, 16, str, false) && parseBool(&m.Purged, val)
 		}
-		return true
+		return false
 	})
 	return m, ok && seen&15 == 15
+}
+
+// first records the field with the given bit in seen, and reports whether
+// it is the field's first occurrence and its value is a string exactly
+// when wantStr is set.
+func first(seen *uint8, bit uint8, str, wantStr bool) bool {
+	if str != wantStr || *seen&bit != 0 {
+		return false
+	}
+	*seen |= bit
+	return true
 }
 
 func decodeJournal(j *JournalID, val []byte) bool {
@@ -124,24 +83,32 @@ func decodeJournal(j *JournalID, val []byte) bool {
 	return err == nil
 }
 
-func decodeBase64(val []byte) ([]byte, bool) {
+func decodeBase64(dst *[]byte, val []byte) bool {
 	b := make([]byte, base64.StdEncoding.DecodedLen(len(val)))
 	n, err := base64.StdEncoding.Decode(b, val)
-	return b[:n], err == nil
+	*dst = b[:n]
+	return err == nil
 }
 
 // parseUint parses a JSON number that is a plain unsigned integer.
-func parseUint(val []byte) (uint64, bool) {
+func parseUint(dst *uint64, val []byte) bool {
 	if len(val) == 0 || len(val) > 1 && val[0] == '0' {
-		return 0, false
+		return false
 	}
 	for _, c := range val {
 		if c < '0' || c > '9' {
-			return 0, false
+			return false
 		}
 	}
 	n, err := strconv.ParseUint(string(val), 10, 64)
-	return n, err == nil
+	*dst = n
+	return err == nil
+}
+
+// parseBool parses the JSON literal true or false.
+func parseBool(dst *bool, val []byte) bool {
+	*dst = string(val) == "true"
+	return *dst || string(val) == "false"
 }
 
 // scanFlat scans data as one JSON object whose values are strings
