@@ -239,10 +239,17 @@ func (o *Keyring) EntryKey(e *protocol.Entry, authorBox [32]byte) (ContentKey, e
 // binding box from granterBox over the header and items. The caller must
 // check that the grant's author is the author of each entry it names.
 func (o *Keyring) OpenGrant(g *protocol.Grant, granterBox [32]byte) error {
-	if g.KeyID != KeyID(o.dev.BoxPublic) {
+	return o.checkGrant(g, o.dev.BoxPublic, granterBox)
+}
+
+// checkGrant checks that g's key id names the device whose box key is
+// recipient, and that its binding box over the header and items opens
+// with the key this device shares with peer.
+func (o *Keyring) checkGrant(g *protocol.Grant, recipient, peer [32]byte) error {
+	if g.KeyID != KeyID(recipient) {
 		return ErrCannotOpen
 	}
-	k, err := o.sharedKey(granterBox)
+	k, err := o.sharedKey(peer)
 	if err != nil {
 		return ErrCannotOpen
 	}
