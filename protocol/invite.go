@@ -69,11 +69,14 @@ func ParseInviteCode(s string) (*InviteCode, error) {
 		}
 		return r
 	}, strings.ToLower(s))
-	link := strings.HasPrefix(s, LinkPrefix)
-	if !link && !strings.HasPrefix(s, InvitePrefix) {
-		return nil, fmt.Errorf("%w: it should start with %q (a partner invite) or %q (a device link)", ErrBadInviteCode, InvitePrefix, LinkPrefix)
+	rest, link := strings.CutPrefix(s, LinkPrefix)
+	if !link {
+		var ok bool
+		if rest, ok = strings.CutPrefix(s, InvitePrefix); !ok {
+			return nil, fmt.Errorf("%w: it should start with %q (a partner invite) or %q (a device link)", ErrBadInviteCode, InvitePrefix, LinkPrefix)
+		}
 	}
-	b, err := inviteEncoding.DecodeString(strings.ToUpper(s[len(InvitePrefix):]))
+	b, err := inviteEncoding.DecodeString(strings.ToUpper(rest))
 	if err != nil {
 		return nil, fmt.Errorf("%w: some characters are not part of a code", ErrBadInviteCode)
 	}

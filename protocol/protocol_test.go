@@ -170,12 +170,12 @@ func TestLinkCodeIsTellableFromAnInvite(t *testing.T) {
 		t.Fatalf("link code %q does not start with %q", s, LinkPrefix)
 	}
 	got, err := ParseInviteCode(s)
-	if err != nil || !got.Link || got.Relay != c.Relay || got.Secret != c.Secret {
+	if err != nil || *got != c {
 		t.Fatalf("parse(%q) = %+v, %v", s, got, err)
 	}
 	c.Link = false
 	got, err = ParseInviteCode(c.String())
-	if err != nil || got.Link {
+	if err != nil || *got != c {
 		t.Fatalf("an invite parsed as %+v, %v", got, err)
 	}
 }
