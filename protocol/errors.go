@@ -110,7 +110,12 @@ type RelayError struct {
 	sentinel   error
 }
 
+// Error returns the relay's message, or the sentinel's words when the
+// relay sent none, so the error never reads as blank.
 func (e *RelayError) Error() string {
+	if e.Message == "" {
+		return e.sentinel.Error()
+	}
 	return e.Message
 }
 

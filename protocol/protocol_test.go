@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInviteCodeRoundTrip(t *testing.T) {
@@ -88,6 +89,23 @@ func TestCodeTable(t *testing.T) {
 	}
 	if !errors.Is((&Error{Code: "from-the-future"}).Err(), ErrRelayInternal) {
 		t.Fatal("unknown code should read as internal")
+	}
+	// The relay's message is what a person reads; with none, the code's
+	// own words stand in rather than a blank error.
+	if got := (&Error{Code: CodeRateLimited, Message: "slow down, please"}).Err().Error(); got != "slow down, please" {
+		t.Fatalf("error with a message reads %q", got)
+	}
+	if got := (&Error{Code: CodeRateLimited}).Err().Error(); got != ErrRateLimited.Error() {
+		t.Fatalf("error without a message reads %q", got)
+	}
+	// The retry hint becomes a duration, capped so a hostile relay cannot
+	// overflow it.
+	var re *RelayError
+	if !errors.As((&Error{Code: CodeRateLimited, RetryAfterMS: 1500}).Err(), &re) || re.RetryAfter != 1500*time.Millisecond {
+		t.Fatalf("retry hint of 1500ms reads %v", re)
+	}
+	if !errors.As((&Error{Code: CodeRateLimited, RetryAfterMS: 1 << 63}).Err(), &re) || re.RetryAfter != 24*time.Hour {
+		t.Fatalf("a huge retry hint reads %v, want it capped at a day", re.RetryAfter)
 	}
 }
 
