@@ -774,17 +774,12 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 	if err != nil {
 		return true
 	}
-	for _, m := range j.st.Members {
-		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
-			var c protocol.BlobID
-			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
-				continue
-			}
-			if s, ok := j.chain[c]; ok && !s.Purged {
-				if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
-					return true
-				}
-			}
+	for _, s := range j.acceptedJoins() {
+		if s.Purged {
+			continue
+		}
+		if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
+			return true
 		}
 	}
 	return false

@@ -492,16 +492,8 @@ const identityChangedPrefix = "Your partner's safety number has changed: "
 // Call with the lock held.
 func (j *Journal) pairedAt() uint64 {
 	var at uint64
-	for _, m := range j.st.Members {
-		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
-			var c protocol.BlobID
-			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
-				continue
-			}
-			if s, ok := j.chain[c]; ok {
-				at = max(at, s.RelaySeq)
-			}
-		}
+	for _, s := range j.acceptedJoins() {
+		at = max(at, s.RelaySeq)
 	}
 	me := j.acct.Device.SignKey()
 	for _, s := range j.order {
@@ -512,11 +504,29 @@ func (j *Journal) pairedAt() uint64 {
 	return at
 }
 
-func pendingJoin(m Member) string {
-	if m.Pending != nil {
-		return m.Pending.JoinBlob
+// acceptedJoins returns the join blobs held here that were accepted for
+// a member or a member's pending new identity. Call with the lock held.
+func (j *Journal) acceptedJoins() []*stored {
+	var out []*stored
+	for _, m := range j.st.Members {
+		ids := []string{m.JoinBlob}
+		if m.Pending != nil {
+			ids = append(ids, m.Pending.JoinBlob)
+		}
+		for _, id := range ids {
+			var c protocol.BlobID
+			if len(id) != hex.EncodedLen(len(c)) {
+				continue // none accepted (an empty id would decode to zeros)
+			}
+			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+				continue
+			}
+			if s, ok := j.chain[c]; ok {
+				out = append(out, s)
+			}
+		}
 	}
-	return ""
+	return out
 }
 
 // partner returns the other member, or nil. Call with the lock held.
