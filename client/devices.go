@@ -457,6 +457,12 @@ func (a *Account) Devices() ([]Device, error) {
 		return nil, err
 	}
 	defer closeAll(js)
+	return a.devicesIn(js)
+}
+
+// devicesIn lists this person's devices known in the open journals js,
+// as Devices does.
+func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
 	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign}}
 	for _, j := range js {
 		err := j.withLock(func() error {
@@ -494,10 +500,10 @@ func (a *Account) Devices() ([]Device, error) {
 	return out, nil
 }
 
-// findDevice finds one of this person's devices by id prefix (at least 4
-// hex digits) or by exact name.
-func (a *Account) findDevice(which string) (*Device, error) {
-	devs, err := a.Devices()
+// findDevice finds one of this person's devices known in the open
+// journals js by id prefix (at least 4 hex digits) or by exact name.
+func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
+	devs, err := a.devicesIn(js)
 	if err != nil {
 		return nil, err
 	}
@@ -523,18 +529,18 @@ func (a *Account) findDevice(which string) (*Device, error) {
 // is sealed to it, and the partner's client is told. It returns the device
 // and how many journals it was removed from.
 func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int, error) {
-	d, err := a.findDevice(which)
+	js, err := a.openAll()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closeAll(js)
+	d, err := a.findDevice(js, which)
 	if err != nil {
 		return nil, 0, err
 	}
 	if d.This {
 		return d, 0, ErrThisDevice
 	}
-	js, err := a.openAll()
-	if err != nil {
-		return d, 0, err
-	}
-	defer closeAll(js)
 	n := 0
 	for _, j := range js {
 		var in, gone bool
