@@ -482,12 +482,17 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	return e, t, err
 }
 
-func (j *Journal) ownTarget(prefix string) (*Entry, error) {
+// find returns the readable entry whose id starts with prefix.
+func (j *Journal) find(prefix string) (*Entry, error) {
 	entries, err := j.Entries()
 	if err != nil {
 		return nil, err
 	}
-	t, err := Find(entries, prefix)
+	return Find(entries, prefix)
+}
+
+func (j *Journal) ownTarget(prefix string) (*Entry, error) {
+	t, err := j.find(prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -524,11 +529,7 @@ var ErrAlreadyAnswered = errors.New("you have already answered this")
 // ensureGrants) only once it sees the partner's mark, so neither can read
 // the other's answer before answering, whatever their client shows.
 func (j *Journal) TogetherAnswer(prefix, text string) (Entry, *Entry, error) {
-	entries, err := j.Entries()
-	if err != nil {
-		return Entry{}, nil, err
-	}
-	t, err := Find(entries, prefix)
+	t, err := j.find(prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
@@ -568,11 +569,7 @@ func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
 	if !responseKinds[p.Kind] || p.Kind == KindTogetherAnswer || p.Kind == KindTogetherMark {
 		return Entry{}, nil, fmt.Errorf("%q is not a kind of response", p.Kind)
 	}
-	entries, err := j.Entries()
-	if err != nil {
-		return Entry{}, nil, err
-	}
-	t, err := Find(entries, prefix)
+	t, err := j.find(prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
