@@ -625,7 +625,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	if gone != nil && told {
-		return fmt.Errorf("%w on %s", ErrLeft, gone.Local().Format("2 January 2006"))
+		return leftError(*gone)
 	}
 	// Reach the relay before writing anything, so a failure changes
 	// nothing.

@@ -236,7 +236,7 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	// opened once the relay has accepted the invite.
 	err = j.withLock(func() error {
 		if t := j.left(); t != nil {
-			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+			return leftError(*t)
 		}
 		partner := false
 		for _, m := range j.st.Members {
@@ -430,7 +430,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if t := j.left(); t != nil {
-		return Entry{}, fmt.Errorf("%w on %s; what is here stays readable, and nothing new can be written", ErrLeft, t.Local().Format("2 January 2006"))
+		return Entry{}, fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
 	}
 	p.V = 1
 	if p.Created.IsZero() {

@@ -385,11 +385,16 @@ func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 	return joined, notices, pending, err
 }
 
+// leftError is ErrLeft with the day this person left.
+func leftError(t time.Time) error {
+	return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+}
+
 // checkNotLeft returns ErrLeft if this person has left the journal.
 func (j *Journal) checkNotLeft() error {
 	return j.withLock(func() error {
 		if t := j.left(); t != nil {
-			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+			return leftError(*t)
 		}
 		return nil
 	})
