@@ -129,8 +129,10 @@ func (j *Journal) left() *time.Time {
 	return nil
 }
 
-func hasDevice(m *Member, sign [32]byte) bool {
-	for _, raw := range m.Devices {
+// hasDevice reports whether one of the device certificates devices is
+// for the device with signing key sign.
+func hasDevice(devices [][]byte, sign [32]byte) bool {
+	for _, raw := range devices {
 		if c, err := crypto.ParseDeviceCert(raw); err == nil && c.Sign == sign {
 			return true
 		}
@@ -316,7 +318,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 		if self == nil {
 			return errors.New("journal state has no member for you")
 		}
-		if !hasDevice(self, cert.Sign) {
+		if !hasDevice(self.Devices, cert.Sign) {
 			self.Devices = append(self.Devices, cert.Raw)
 			if err := j.saveState(); err != nil {
 				return err
@@ -546,7 +548,7 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 		var in, gone bool
 		err := j.withLock(func() error {
 			self := j.self()
-			in = self != nil && hasDevice(self, d.sign) && self.removed(d.sign) == nil
+			in = self != nil && hasDevice(self.Devices, d.sign) && self.removed(d.sign) == nil
 			gone = j.left() != nil
 			return nil
 		})
@@ -704,7 +706,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 					warn(fmt.Sprintf("a new device from %s did not check out, so nothing is sent to it", m.Name))
 					continue
 				}
-				if hasDevice(m, c.Sign) {
+				if hasDevice(m.Devices, c.Sign) {
 					continue
 				}
 				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
@@ -721,7 +723,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 					continue
 				}
 				sign := [32]byte(o.payload.Device)
-				if !hasDevice(m, sign) || m.removed(sign) != nil {
+				if !hasDevice(m.Devices, sign) || m.removed(sign) != nil {
 					continue
 				}
 				m.Removed = append(m.Removed, RemovedDevice{Sign: sign[:], Last: o.payload.Seq, At: o.payload.Created})

@@ -238,16 +238,10 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 		if t := j.left(); t != nil {
 			return leftError(*t)
 		}
-		partner := false
-		for _, m := range j.st.Members {
-			if !m.Self {
-				partner = true
-				if !again {
-					return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, m.Name)
-				}
-			}
-		}
-		if again && !partner {
+		switch p := j.partner(); {
+		case p != nil && !again:
+			return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, p.Name)
+		case p == nil && again:
 			return ErrNoPartnerYet
 		}
 		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires, Again: again})

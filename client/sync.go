@@ -451,7 +451,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 			continue
 		}
 		rec, err := parseRecord(rb)
-		if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
+		if err != nil || !hasDevice(rec.Devices, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
 			warn("someone answered an invite with details that did not check out; they were not added")
 			continue
 		}
@@ -546,14 +546,7 @@ func (j *Journal) partner() *Member {
 
 const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
 
-func (j *Journal) hasPartner() bool {
-	for _, m := range j.st.Members {
-		if !m.Self {
-			return true
-		}
-	}
-	return false
-}
+func (j *Journal) hasPartner() bool { return j.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
 // already in the roster.
@@ -581,15 +574,6 @@ func appendOnce(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
-}
-
-func recordHasDevice(r *memberRecord, sign [32]byte) bool {
-	for _, raw := range r.Devices {
-		if c, err := crypto.ParseDeviceCert(raw); err == nil && c.Sign == sign {
-			return true
-		}
-	}
-	return false
 }
 
 // ensureGrants re-boxes the content key of every entry this device wrote
