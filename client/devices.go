@@ -590,12 +590,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 		return err
 	}
 	err = j.withLock(func() error {
-		var last uint64
-		for _, s := range j.order {
-			if s.Header.Author == sign && s.Header.Seq > last {
-				last = s.Header.Seq
-			}
-		}
+		last := j.lastSeq(sign)
 		self := j.self()
 		if self.removed(sign) == nil {
 			self.Removed = append(self.Removed, RemovedDevice{Sign: sign[:], Last: last, At: time.Now().UTC()})

@@ -674,13 +674,7 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 		if m.removed(c.Sign) != nil {
 			continue
 		}
-		var last uint64
-		for _, s := range j.order {
-			if s.Header.Author == c.Sign && s.Header.Seq > last {
-				last = s.Header.Seq
-			}
-		}
-		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: last, At: now})
+		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: j.lastSeq(c.Sign), At: now})
 	}
 	m.Previous = append(m.Previous, m.Identity)
 	m.Identity, m.Name, m.JoinBlob = p.Identity, p.Name, p.JoinBlob
@@ -688,6 +682,19 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 	m.Pending = nil
 	m.Left = nil
 	j.st.Warnings = slices.DeleteFunc(j.st.Warnings, func(w string) bool { return strings.HasPrefix(w, identityChangedPrefix) })
+}
+
+// lastSeq returns the highest seq of the blobs held here from the device
+// with signing key author (0 if none): where a removal draws its line.
+// Call with the lock held.
+func (j *Journal) lastSeq(author [32]byte) uint64 {
+	var last uint64
+	for _, s := range j.order {
+		if s.Header.Author == author && s.Header.Seq > last {
+			last = s.Header.Seq
+		}
+	}
+	return last
 }
 
 // MemberDevices returns the certificates of m's devices that verify.
