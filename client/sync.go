@@ -665,11 +665,7 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
 			}
-			// The entry and every revision of it, as the retraction names them.
-			named := map[string]bool{o.payload.Ref: true}
-			for _, p := range o.payload.Purges {
-				named[p] = true
-			}
+			named := o.payload.retracts()
 			for _, t := range j.order {
 				if !named[t.Chain.String()] {
 					continue
