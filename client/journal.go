@@ -411,6 +411,13 @@ func (j *Journal) finishJoin() error {
 // Write seals an entry to every device of every member and stores it in
 // the outbox. When Write returns nil the entry is durable on this device,
 // whatever happens to the network or the process afterwards.
+//
+// Roster kinds (KindDevice, KindDeviceRemoved, KindLeave, KindInvite) have
+// their own operations (LinkDevice, RemoveDevice, Leave, Invite), which
+// also tell the relay and seal an invite's secret to this person's own
+// devices only; Write does neither. Every client checks roster records
+// against the author's identity, so Write cannot be used to speak for
+// anyone else; tests use it to play a person's misbehaving client.
 func (j *Journal) Write(p Payload) (Entry, error) {
 	var e Entry
 	err := j.withLock(func() error {
