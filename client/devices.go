@@ -276,7 +276,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		return "", time.Time{}, err
 	}
 	if len(packet) > protocol.MaxInvitePacket {
-		return "", time.Time{}, errors.New("this person is in too many journals to link a device in one code")
+		return "", time.Time{}, errors.New("you are in more journals than one link code can carry, so the new device could not be linked")
 	}
 	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
 	c, err := js[0].dial(ctx)
