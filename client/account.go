@@ -140,21 +140,35 @@ func createHome(home Home, s *secrets, passphrase []byte, kdf crypto.KDFParams) 
 	if err := os.MkdirAll(home.Dir, 0o700); err != nil {
 		return nil, err
 	}
+	file, err := sealSecrets(s, passphrase, kdf)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKeyFile(home, file); err != nil {
+		return nil, err
+	}
+	return accountFrom(home, s)
+}
+
+// sealSecrets seals s under passphrase as a key file's bytes.
+func sealSecrets(s *secrets, passphrase []byte, kdf crypto.KDFParams) ([]byte, error) {
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(plain)
-	file, err := crypto.SealKeyFile(rand.Reader, passphrase, plain, kdf)
-	if err != nil {
-		return nil, err
-	}
+	return crypto.SealKeyFile(rand.Reader, passphrase, plain, kdf)
+}
+
+// writeKeyFile puts a sealed key file in place, never over an existing
+// one (ErrHomeExists).
+func writeKeyFile(home Home, file []byte) error {
 	if err := writeFileAtomic(home.KeyPath(), file, true); errors.Is(err, fs.ErrExist) {
-		return nil, ErrHomeExists
+		return ErrHomeExists
 	} else if err != nil {
-		return nil, fmt.Errorf("write key file: %w", err)
+		return fmt.Errorf("write key file: %w", err)
 	}
-	return accountFrom(home, s)
+	return nil
 }
 
 // ChangePassphrase re-seals home's key file under a new passphrase (with

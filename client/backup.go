@@ -325,16 +325,12 @@ func (b *Backup) Restore(home Home, passphrase []byte, kdf crypto.KDFParams) (*A
 	if len(passphrase) == 0 {
 		return nil, errors.New("the passphrase is empty")
 	}
-	plain, err := json.Marshal(b.c.secrets())
+	sec := b.c.secrets()
+	keyFile, err := sealSecrets(sec, passphrase, kdf)
 	if err != nil {
 		return nil, err
 	}
-	defer clear(plain)
-	keyFile, err := crypto.SealKeyFile(rand.Reader, passphrase, plain, kdf)
-	if err != nil {
-		return nil, err
-	}
-	a, err := accountFrom(home, b.c.secrets())
+	a, err := accountFrom(home, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -358,10 +354,8 @@ func (b *Backup) Restore(home Home, passphrase []byte, kdf crypto.KDFParams) (*A
 			return nil, err
 		}
 	}
-	if err := writeFileAtomic(home.KeyPath(), keyFile, true); errors.Is(err, fs.ErrExist) {
-		return nil, ErrHomeExists
-	} else if err != nil {
-		return nil, fmt.Errorf("write key file: %w", err)
+	if err := writeKeyFile(home, keyFile); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

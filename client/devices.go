@@ -129,8 +129,10 @@ func (j *Journal) left() *time.Time {
 	return nil
 }
 
-func hasDevice(m *Member, sign [32]byte) bool {
-	for _, raw := range m.Devices {
+// hasDevice reports whether one of the device certificates devices is
+// for the device with signing key sign.
+func hasDevice(devices [][]byte, sign [32]byte) bool {
+	for _, raw := range devices {
 		if c, err := crypto.ParseDeviceCert(raw); err == nil && c.Sign == sign {
 			return true
 		}
@@ -274,7 +276,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		return "", time.Time{}, err
 	}
 	if len(packet) > protocol.MaxInvitePacket {
-		return "", time.Time{}, errors.New("this person is in too many journals to link a device in one code")
+		return "", time.Time{}, errors.New("you are in more journals than one link code can carry, so the new device could not be linked")
 	}
 	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
 	c, err := js[0].dial(ctx)
@@ -316,7 +318,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 		if self == nil {
 			return errors.New("journal state has no member for you")
 		}
-		if !hasDevice(self, cert.Sign) {
+		if !hasDevice(self.Devices, cert.Sign) {
 			self.Devices = append(self.Devices, cert.Raw)
 			if err := j.saveState(); err != nil {
 				return err
@@ -457,6 +459,12 @@ func (a *Account) Devices() ([]Device, error) {
 		return nil, err
 	}
 	defer closeAll(js)
+	return a.devicesIn(js)
+}
+
+// devicesIn lists this person's devices known in the open journals js,
+// as Devices does.
+func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
 	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign}}
 	for _, j := range js {
 		err := j.withLock(func() error {
@@ -494,10 +502,10 @@ func (a *Account) Devices() ([]Device, error) {
 	return out, nil
 }
 
-// findDevice finds one of this person's devices by id prefix (at least 4
-// hex digits) or by exact name.
-func (a *Account) findDevice(which string) (*Device, error) {
-	devs, err := a.Devices()
+// findDevice finds one of this person's devices known in the open
+// journals js by id prefix (at least 4 hex digits) or by exact name.
+func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
+	devs, err := a.devicesIn(js)
 	if err != nil {
 		return nil, err
 	}
@@ -523,24 +531,24 @@ func (a *Account) findDevice(which string) (*Device, error) {
 // is sealed to it, and the partner's client is told. It returns the device
 // and how many journals it was removed from.
 func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int, error) {
-	d, err := a.findDevice(which)
+	js, err := a.openAll()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closeAll(js)
+	d, err := a.findDevice(js, which)
 	if err != nil {
 		return nil, 0, err
 	}
 	if d.This {
 		return d, 0, ErrThisDevice
 	}
-	js, err := a.openAll()
-	if err != nil {
-		return d, 0, err
-	}
-	defer closeAll(js)
 	n := 0
 	for _, j := range js {
 		var in, gone bool
 		err := j.withLock(func() error {
 			self := j.self()
-			in = self != nil && hasDevice(self, d.sign) && self.removed(d.sign) == nil
+			in = self != nil && hasDevice(self.Devices, d.sign) && self.removed(d.sign) == nil
 			gone = j.left() != nil
 			return nil
 		})
@@ -582,12 +590,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 		return err
 	}
 	err = j.withLock(func() error {
-		var last uint64
-		for _, s := range j.order {
-			if s.Header.Author == sign && s.Header.Seq > last {
-				last = s.Header.Seq
-			}
-		}
+		last := j.lastSeq(sign)
 		self := j.self()
 		if self.removed(sign) == nil {
 			self.Removed = append(self.Removed, RemovedDevice{Sign: sign[:], Last: last, At: time.Now().UTC()})
@@ -619,7 +622,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	if gone != nil && told {
-		return fmt.Errorf("%w on %s", ErrLeft, gone.Local().Format("2 January 2006"))
+		return leftError(*gone)
 	}
 	// Reach the relay before writing anything, so a failure changes
 	// nothing.
@@ -698,7 +701,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 					warn(fmt.Sprintf("a new device from %s did not check out, so nothing is sent to it", m.Name))
 					continue
 				}
-				if hasDevice(m, c.Sign) {
+				if hasDevice(m.Devices, c.Sign) {
 					continue
 				}
 				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
@@ -715,7 +718,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 					continue
 				}
 				sign := [32]byte(o.payload.Device)
-				if !hasDevice(m, sign) || m.removed(sign) != nil {
+				if !hasDevice(m.Devices, sign) || m.removed(sign) != nil {
 					continue
 				}
 				m.Removed = append(m.Removed, RemovedDevice{Sign: sign[:], Last: o.payload.Seq, At: o.payload.Created})
@@ -774,17 +777,12 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 	if err != nil {
 		return true
 	}
-	for _, m := range j.st.Members {
-		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
-			var c protocol.BlobID
-			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
-				continue
-			}
-			if s, ok := j.chain[c]; ok && !s.Purged {
-				if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
-					return true
-				}
-			}
+	for _, s := range j.acceptedJoins() {
+		if s.Purged {
+			continue
+		}
+		if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
+			return true
 		}
 	}
 	return false

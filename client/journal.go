@@ -236,18 +236,12 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	// opened once the relay has accepted the invite.
 	err = j.withLock(func() error {
 		if t := j.left(); t != nil {
-			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+			return leftError(*t)
 		}
-		partner := false
-		for _, m := range j.st.Members {
-			if !m.Self {
-				partner = true
-				if !again {
-					return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, m.Name)
-				}
-			}
-		}
-		if again && !partner {
+		switch p := j.partner(); {
+		case p != nil && !again:
+			return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, p.Name)
+		case p == nil && again:
 			return ErrNoPartnerYet
 		}
 		j.st.Invites = append(j.st.Invites, pendingInvite{Secret: code.Secret[:], Expires: expires, Again: again})
@@ -417,6 +411,13 @@ func (j *Journal) finishJoin() error {
 // Write seals an entry to every device of every member and stores it in
 // the outbox. When Write returns nil the entry is durable on this device,
 // whatever happens to the network or the process afterwards.
+//
+// Roster kinds (KindDevice, KindDeviceRemoved, KindLeave, KindInvite) have
+// their own operations (LinkDevice, RemoveDevice, Leave, Invite), which
+// also tell the relay and seal an invite's secret to this person's own
+// devices only; Write does neither. Every client checks roster records
+// against the author's identity, so Write cannot be used to speak for
+// anyone else; tests use it to play a person's misbehaving client.
 func (j *Journal) Write(p Payload) (Entry, error) {
 	var e Entry
 	err := j.withLock(func() error {
@@ -430,7 +431,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if t := j.left(); t != nil {
-		return Entry{}, fmt.Errorf("%w on %s; what is here stays readable, and nothing new can be written", ErrLeft, t.Local().Format("2 January 2006"))
+		return Entry{}, fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
 	}
 	p.V = 1
 	if p.Created.IsZero() {
@@ -482,12 +483,17 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	return e, t, err
 }
 
-func (j *Journal) ownTarget(prefix string) (*Entry, error) {
+// find returns the readable entry whose id starts with prefix.
+func (j *Journal) find(prefix string) (*Entry, error) {
 	entries, err := j.Entries()
 	if err != nil {
 		return nil, err
 	}
-	t, err := Find(entries, prefix)
+	return Find(entries, prefix)
+}
+
+func (j *Journal) ownTarget(prefix string) (*Entry, error) {
+	t, err := j.find(prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -524,11 +530,7 @@ var ErrAlreadyAnswered = errors.New("you have already answered this")
 // ensureGrants) only once it sees the partner's mark, so neither can read
 // the other's answer before answering, whatever their client shows.
 func (j *Journal) TogetherAnswer(prefix, text string) (Entry, *Entry, error) {
-	entries, err := j.Entries()
-	if err != nil {
-		return Entry{}, nil, err
-	}
-	t, err := Find(entries, prefix)
+	t, err := j.find(prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
@@ -568,11 +570,7 @@ func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
 	if !responseKinds[p.Kind] || p.Kind == KindTogetherAnswer || p.Kind == KindTogetherMark {
 		return Entry{}, nil, fmt.Errorf("%q is not a kind of response", p.Kind)
 	}
-	entries, err := j.Entries()
-	if err != nil {
-		return Entry{}, nil, err
-	}
-	t, err := Find(entries, prefix)
+	t, err := j.find(prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
@@ -683,13 +681,7 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 		if m.removed(c.Sign) != nil {
 			continue
 		}
-		var last uint64
-		for _, s := range j.order {
-			if s.Header.Author == c.Sign && s.Header.Seq > last {
-				last = s.Header.Seq
-			}
-		}
-		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: last, At: now})
+		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: j.lastSeq(c.Sign), At: now})
 	}
 	m.Previous = append(m.Previous, m.Identity)
 	m.Identity, m.Name, m.JoinBlob = p.Identity, p.Name, p.JoinBlob
@@ -697,6 +689,19 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 	m.Pending = nil
 	m.Left = nil
 	j.st.Warnings = slices.DeleteFunc(j.st.Warnings, func(w string) bool { return strings.HasPrefix(w, identityChangedPrefix) })
+}
+
+// lastSeq returns the highest seq of the blobs held here from the device
+// with signing key author (0 if none): where a removal draws its line.
+// Call with the lock held.
+func (j *Journal) lastSeq(author [32]byte) uint64 {
+	var last uint64
+	for _, s := range j.order {
+		if s.Header.Author == author && s.Header.Seq > last {
+			last = s.Header.Seq
+		}
+	}
+	return last
 }
 
 // MemberDevices returns the certificates of m's devices that verify.

@@ -113,6 +113,16 @@ type Payload struct {
 	Again   bool       `json:"again,omitempty"`
 }
 
+// retracts returns the chain ids (hex) a retraction names: the entry and
+// every revision of it.
+func (p *Payload) retracts() map[string]bool {
+	named := map[string]bool{p.Ref: true}
+	for _, id := range p.Purges {
+		named[id] = true
+	}
+	return named
+}
+
 // Entry is a decrypted entry as the CLI shows it. Its JSON form is the
 // stable document printed by `--json`.
 type Entry struct {

@@ -54,10 +54,7 @@ func (j *Journal) Status() (Status, error) {
 			if o.payload.Kind != KindRetraction {
 				continue
 			}
-			named := map[string]bool{o.payload.Ref: true}
-			for _, p := range o.payload.Purges {
-				named[p] = true
-			}
+			named := o.payload.retracts()
 			for _, s := range j.order {
 				if s.Purged && named[s.Chain.String()] && s.Header.Author == o.s.Header.Author {
 					verified[s.ID] = true

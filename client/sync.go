@@ -385,11 +385,16 @@ func (j *Journal) apply() (joined, notices []string, pending int, err error) {
 	return joined, notices, pending, err
 }
 
+// leftError is ErrLeft with the day this person left.
+func leftError(t time.Time) error {
+	return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+}
+
 // checkNotLeft returns ErrLeft if this person has left the journal.
 func (j *Journal) checkNotLeft() error {
 	return j.withLock(func() error {
 		if t := j.left(); t != nil {
-			return fmt.Errorf("%w on %s", ErrLeft, t.Local().Format("2 January 2006"))
+			return leftError(*t)
 		}
 		return nil
 	})
@@ -446,7 +451,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 			continue
 		}
 		rec, err := parseRecord(rb)
-		if err != nil || !recordHasDevice(rec, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
+		if err != nil || !hasDevice(rec.Devices, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
 			warn("someone answered an invite with details that did not check out; they were not added")
 			continue
 		}
@@ -492,16 +497,8 @@ const identityChangedPrefix = "Your partner's safety number has changed: "
 // Call with the lock held.
 func (j *Journal) pairedAt() uint64 {
 	var at uint64
-	for _, m := range j.st.Members {
-		for _, id := range []string{m.JoinBlob, pendingJoin(m)} {
-			var c protocol.BlobID
-			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
-				continue
-			}
-			if s, ok := j.chain[c]; ok {
-				at = max(at, s.RelaySeq)
-			}
-		}
+	for _, s := range j.acceptedJoins() {
+		at = max(at, s.RelaySeq)
 	}
 	me := j.acct.Device.SignKey()
 	for _, s := range j.order {
@@ -512,11 +509,29 @@ func (j *Journal) pairedAt() uint64 {
 	return at
 }
 
-func pendingJoin(m Member) string {
-	if m.Pending != nil {
-		return m.Pending.JoinBlob
+// acceptedJoins returns the join blobs held here that were accepted for
+// a member or a member's pending new identity. Call with the lock held.
+func (j *Journal) acceptedJoins() []*stored {
+	var out []*stored
+	for _, m := range j.st.Members {
+		ids := []string{m.JoinBlob}
+		if m.Pending != nil {
+			ids = append(ids, m.Pending.JoinBlob)
+		}
+		for _, id := range ids {
+			var c protocol.BlobID
+			if len(id) != hex.EncodedLen(len(c)) {
+				continue // none accepted (an empty id would decode to zeros)
+			}
+			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+				continue
+			}
+			if s, ok := j.chain[c]; ok {
+				out = append(out, s)
+			}
+		}
 	}
-	return ""
+	return out
 }
 
 // partner returns the other member, or nil. Call with the lock held.
@@ -531,14 +546,7 @@ func (j *Journal) partner() *Member {
 
 const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
 
-func (j *Journal) hasPartner() bool {
-	for _, m := range j.st.Members {
-		if !m.Self {
-			return true
-		}
-	}
-	return false
-}
+func (j *Journal) hasPartner() bool { return j.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
 // already in the roster.
@@ -566,15 +574,6 @@ func appendOnce(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
-}
-
-func recordHasDevice(r *memberRecord, sign [32]byte) bool {
-	for _, raw := range r.Devices {
-		if c, err := crypto.ParseDeviceCert(raw); err == nil && c.Sign == sign {
-			return true
-		}
-	}
-	return false
 }
 
 // ensureGrants re-boxes the content key of every entry this device wrote
@@ -666,11 +665,7 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
 			}
-			// The entry and every revision of it, as the retraction names them.
-			named := map[string]bool{o.payload.Ref: true}
-			for _, p := range o.payload.Purges {
-				named[p] = true
-			}
+			named := o.payload.retracts()
 			for _, t := range j.order {
 				if !named[t.Chain.String()] {
 					continue
