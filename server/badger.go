@@ -61,6 +61,7 @@ type BadgerStore struct {
 	// Purge while it commits: both change a journal's usage count, and
 	// would otherwise conflict on it (and fail after retrying) under load.
 	usageMu sync.Mutex
+	usage   usageCache // committed usage counts; see usage.go
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
@@ -404,7 +405,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 	s.usageMu.Lock()
 	defer s.usageMu.Unlock()
 	var seq uint64
+	var counts map[protocol.JournalID]int64 // the count Purge committed
 	err = s.update(func(txn *badger.Txn) error {
+		counts = nil
 		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrNotFound
@@ -439,14 +442,17 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		rec = append(rec, purgedMark)
 		rec = append(rec, blob[:protocol.HeaderSize]...)
 		rec = append(rec, chain[:]...)
-		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
+		used, err := addUsage(txn, j, int64(len(rec))-int64(len(blob)))
+		if err != nil {
 			return err
 		}
+		counts = map[protocol.JournalID]int64{j: used}
 		// WithDiscard makes the blob's earlier version garbage at once, so
 		// backups skip it and compaction drops it (see compactPurged).
 		return txn.SetEntry(badger.NewEntry(lk, rec).WithDiscard())
 	})
 	if err == nil {
+		s.usage.set(counts) // still under usageMu
 		s.maint.purges.Add(1)
 	}
 	return seq, err

@@ -164,6 +164,9 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 		if used, err := s.JournalUsage(ctx, j); err != nil || used != bytes {
 			t.Fatalf("journal %d: usage %d, %v; log holds %d bytes", ji, used, err, bytes)
 		}
+		if stored := storedUsage(t, s, j); stored != bytes {
+			t.Fatalf("journal %d: usage record %d; log holds %d bytes", ji, stored, bytes)
+		}
 		total += len(all)
 	}
 	if total != len(acks) {
@@ -232,6 +235,9 @@ func TestGroupCommitUsageWithPurges(t *testing.T) {
 	}
 	if used, err := s.JournalUsage(ctx, j); err != nil || used != want {
 		t.Fatalf("usage %d, %v; the log holds %d bytes", used, err, want)
+	}
+	if stored := storedUsage(t, s, j); stored != want {
+		t.Fatalf("usage record %d; the log holds %d bytes", stored, want)
 	}
 }
 
