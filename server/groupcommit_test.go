@@ -297,6 +297,10 @@ func TestGroupCommitClose(t *testing.T) {
 		wg    sync.WaitGroup
 	)
 	errs := make(chan error, 8)
+	// Close once the writers are well under way (not after a fixed time,
+	// which on a slow machine could close before anything was stored).
+	const beforeClose = 200
+	underWay := make(chan struct{})
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
@@ -313,11 +317,18 @@ func TestGroupCommitClose(t *testing.T) {
 				}
 				mu.Lock()
 				acked[seq] = blob
+				if len(acked) == beforeClose {
+					close(underWay)
+				}
 				mu.Unlock()
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-underWay:
+	case err := <-errs:
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
