@@ -415,14 +415,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		if err != nil {
 			return err
 		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
+		if seq, err = u64Value(item, "dedup"); err != nil {
 			return err
 		}
-		if len(v) != 8 {
-			return fmt.Errorf("dedup record is %d bytes", len(v))
-		}
-		seq = binary.BigEndian.Uint64(v)
 		lk := key(pfxLog, j[:], u64(seq))
 		item, err = txn.Get(lk)
 		if err != nil {
@@ -518,22 +513,34 @@ func (s *BadgerStore) LastSeq(ctx context.Context, j protocol.JournalID) (uint64
 }
 
 func lastSeq(txn *badger.Txn, j protocol.JournalID) (uint64, error) {
-	item, err := txn.Get(key(pfxLastSeq, j[:]))
+	return getU64(txn, key(pfxLastSeq, j[:]), "last-sequence")
+}
+
+// getU64 reads the 8-byte number stored at k, or 0 if k is absent; what
+// names the record in an error.
+func getU64(txn *badger.Txn, k []byte, what string) (uint64, error) {
+	item, err := txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	var seq uint64
-	err = item.Value(func(v []byte) error {
+	return u64Value(item, what)
+}
+
+// u64Value decodes item's value, an 8-byte big-endian number; what names
+// the record in the error for any other length.
+func u64Value(item *badger.Item, what string) (uint64, error) {
+	var n uint64
+	err := item.Value(func(v []byte) error {
 		if len(v) != 8 {
-			return fmt.Errorf("last-sequence record is %d bytes", len(v))
+			return fmt.Errorf("%s record is %d bytes", what, len(v))
 		}
-		seq = binary.BigEndian.Uint64(v)
+		n = binary.BigEndian.Uint64(v)
 		return nil
 	})
-	return seq, err
+	return n, err
 }
 
 func exists(txn *badger.Txn, k []byte) (bool, error) {

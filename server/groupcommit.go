@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -298,15 +296,9 @@ func (g *committer) appendInTxn(txn *badger.Txn, r *appendReq, last map[protocol
 	bk := key(pfxBlobByID, j[:], r.id[:])
 	item, err := txn.Get(bk)
 	if err == nil {
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if len(v) != 8 {
-			return fmt.Errorf("dedup record is %d bytes", len(v))
-		}
-		r.seq, r.dup = binary.BigEndian.Uint64(v), true
-		return nil
+		r.seq, err = u64Value(item, "dedup")
+		r.dup = err == nil
+		return err
 	}
 	if !errors.Is(err, badger.ErrKeyNotFound) {
 		return err

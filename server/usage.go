@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -66,23 +64,11 @@ var (
 // count.
 func addUsage(txn *badger.Txn, j protocol.JournalID, delta int64) (int64, error) {
 	k := key(pfxUsage, j[:])
-	var used int64
-	item, err := txn.Get(k)
-	switch {
-	case err == nil:
-		if err := item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("usage record is %d bytes", len(v))
-			}
-			used = int64(binary.BigEndian.Uint64(v))
-			return nil
-		}); err != nil {
-			return 0, err
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
+	n, err := getU64(txn, k, "usage")
+	if err != nil {
 		return 0, err
 	}
-	used = max(used+delta, 0)
+	used := max(int64(n)+delta, 0)
 	return used, txn.Set(k, u64(uint64(used)))
 }
 
@@ -172,24 +158,12 @@ func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (i
 	if n, ok := s.usage.get(j); ok {
 		return n, nil
 	}
-	var used int64
+	var used uint64
 	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key(pfxUsage, j[:]))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("usage record is %d bytes", len(v))
-			}
-			used = int64(binary.BigEndian.Uint64(v))
-			return nil
-		})
+		used, err = getU64(txn, key(pfxUsage, j[:]), "usage")
+		return err
 	})
-	return used, err
+	return int64(used), err
 }
 
 // HasBlob reports whether j holds the blob with id (purged or not).
