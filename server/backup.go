@@ -390,18 +390,8 @@ func checkRestored(db *badger.DB) (id string, journals, blobs int, err error) {
 		it.Close()
 		journals = len(js)
 		for _, j := range js {
-			var last uint64
-			if item, err := txn.Get(key(pfxLastSeq, j)); err == nil {
-				if err := item.Value(func(v []byte) error {
-					if len(v) != 8 {
-						return fmt.Errorf("last-sequence record is %d bytes", len(v))
-					}
-					last = binary.BigEndian.Uint64(v)
-					return nil
-				}); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			last, err := getU64(txn, key(pfxLastSeq, j), "last-sequence")
+			if err != nil {
 				return err
 			}
 			prefix := key(pfxLog, j)

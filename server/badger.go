@@ -61,6 +61,7 @@ type BadgerStore struct {
 	// Purge while it commits: both change a journal's usage count, and
 	// would otherwise conflict on it (and fail after retrying) under load.
 	usageMu sync.Mutex
+	usage   usageCache // committed usage counts; see usage.go
 
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
@@ -404,7 +405,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 	s.usageMu.Lock()
 	defer s.usageMu.Unlock()
 	var seq uint64
+	var counts map[protocol.JournalID]int64 // the count Purge committed
 	err = s.update(func(txn *badger.Txn) error {
+		counts = nil
 		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrNotFound
@@ -412,14 +415,9 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		if err != nil {
 			return err
 		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
+		if seq, err = u64Value(item, "dedup"); err != nil {
 			return err
 		}
-		if len(v) != 8 {
-			return fmt.Errorf("dedup record is %d bytes", len(v))
-		}
-		seq = binary.BigEndian.Uint64(v)
 		lk := key(pfxLog, j[:], u64(seq))
 		item, err = txn.Get(lk)
 		if err != nil {
@@ -439,14 +437,17 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		rec = append(rec, purgedMark)
 		rec = append(rec, blob[:protocol.HeaderSize]...)
 		rec = append(rec, chain[:]...)
-		if err := addUsage(txn, j, int64(len(rec))-int64(len(blob))); err != nil {
+		used, err := addUsage(txn, j, int64(len(rec))-int64(len(blob)))
+		if err != nil {
 			return err
 		}
+		counts = map[protocol.JournalID]int64{j: used}
 		// WithDiscard makes the blob's earlier version garbage at once, so
 		// backups skip it and compaction drops it (see compactPurged).
 		return txn.SetEntry(badger.NewEntry(lk, rec).WithDiscard())
 	})
 	if err == nil {
+		s.usage.set(counts) // still under usageMu
 		s.maint.purges.Add(1)
 	}
 	return seq, err
@@ -512,22 +513,34 @@ func (s *BadgerStore) LastSeq(ctx context.Context, j protocol.JournalID) (uint64
 }
 
 func lastSeq(txn *badger.Txn, j protocol.JournalID) (uint64, error) {
-	item, err := txn.Get(key(pfxLastSeq, j[:]))
+	return getU64(txn, key(pfxLastSeq, j[:]), "last-sequence")
+}
+
+// getU64 reads the 8-byte number stored at k, or 0 if k is absent; what
+// names the record in an error.
+func getU64(txn *badger.Txn, k []byte, what string) (uint64, error) {
+	item, err := txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	var seq uint64
-	err = item.Value(func(v []byte) error {
+	return u64Value(item, what)
+}
+
+// u64Value decodes item's value, an 8-byte big-endian number; what names
+// the record in the error for any other length.
+func u64Value(item *badger.Item, what string) (uint64, error) {
+	var n uint64
+	err := item.Value(func(v []byte) error {
 		if len(v) != 8 {
-			return fmt.Errorf("last-sequence record is %d bytes", len(v))
+			return fmt.Errorf("%s record is %d bytes", what, len(v))
 		}
-		seq = binary.BigEndian.Uint64(v)
+		n = binary.BigEndian.Uint64(v)
 		return nil
 	})
-	return seq, err
+	return n, err
 }
 
 func exists(txn *badger.Txn, k []byte) (bool, error) {

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -193,11 +191,13 @@ func (s *BadgerStore) commitLoop() {
 // any other failure fails the whole group, which then changed nothing.
 func (s *BadgerStore) commitGroup(group []*appendReq) {
 	g := &s.commits
-	var last map[protocol.JournalID]uint64 // journals this group appended to
+	var last map[protocol.JournalID]uint64  // journals this group appended to
+	var counts map[protocol.JournalID]int64 // their usage counts, as committed
 	// Taken for the transaction only, so a split group below retakes it.
 	s.usageMu.Lock() // see BadgerStore.usageMu
 	err := s.update(func(txn *badger.Txn) error {
 		last = make(map[protocol.JournalID]uint64)
+		counts = make(map[protocol.JournalID]int64)
 		added := make(map[protocol.JournalID]int64) // blob bytes this group added per journal
 		for _, r := range group {
 			r.seq, r.dup, r.err = 0, false, nil
@@ -223,12 +223,17 @@ func (s *BadgerStore) commitGroup(group []*appendReq) {
 		// Usage counts change in the same transaction as the log, so
 		// they stay exact across crashes (usage.go).
 		for j, n := range added {
-			if err := addUsage(txn, j, n); err != nil {
+			used, err := addUsage(txn, j, n)
+			if err != nil {
 				return err
 			}
+			counts[j] = used
 		}
 		return nil
 	})
+	if err == nil {
+		s.usage.set(counts) // before usageMu goes, so counts are set in commit order
+	}
 	s.usageMu.Unlock()
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 		// Unexpected given the group bounds, but safe: the transaction
@@ -291,15 +296,9 @@ func (g *committer) appendInTxn(txn *badger.Txn, r *appendReq, last map[protocol
 	bk := key(pfxBlobByID, j[:], r.id[:])
 	item, err := txn.Get(bk)
 	if err == nil {
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if len(v) != 8 {
-			return fmt.Errorf("dedup record is %d bytes", len(v))
-		}
-		r.seq, r.dup = binary.BigEndian.Uint64(v), true
-		return nil
+		r.seq, err = u64Value(item, "dedup")
+		r.dup = err == nil
+		return err
 	}
 	if !errors.Is(err, badger.ErrKeyNotFound) {
 		return err

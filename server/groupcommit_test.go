@@ -164,6 +164,9 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 		if used, err := s.JournalUsage(ctx, j); err != nil || used != bytes {
 			t.Fatalf("journal %d: usage %d, %v; log holds %d bytes", ji, used, err, bytes)
 		}
+		if stored := storedUsage(t, s, j); stored != bytes {
+			t.Fatalf("journal %d: usage record %d; log holds %d bytes", ji, stored, bytes)
+		}
 		total += len(all)
 	}
 	if total != len(acks) {
@@ -233,6 +236,9 @@ func TestGroupCommitUsageWithPurges(t *testing.T) {
 	if used, err := s.JournalUsage(ctx, j); err != nil || used != want {
 		t.Fatalf("usage %d, %v; the log holds %d bytes", used, err, want)
 	}
+	if stored := storedUsage(t, s, j); stored != want {
+		t.Fatalf("usage record %d; the log holds %d bytes", stored, want)
+	}
 }
 
 // TestGroupCommitLargeBlobs sends blobs near the size limit from many
@@ -291,6 +297,10 @@ func TestGroupCommitClose(t *testing.T) {
 		wg    sync.WaitGroup
 	)
 	errs := make(chan error, 8)
+	// Close once the writers are well under way (not after a fixed time,
+	// which on a slow machine could close before anything was stored).
+	const beforeClose = 200
+	underWay := make(chan struct{})
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
@@ -307,11 +317,18 @@ func TestGroupCommitClose(t *testing.T) {
 				}
 				mu.Lock()
 				acked[seq] = blob
+				if len(acked) == beforeClose {
+					close(underWay)
+				}
 				mu.Unlock()
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-underWay:
+	case err := <-errs:
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

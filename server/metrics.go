@@ -66,15 +66,14 @@ func newMetrics(store Store) *metrics {
 	}
 	m.reg.MustRegister(m.conns, m.connsTotal, m.subs, m.blobsIn, m.bytesIn, m.dupsIn, m.blobsOut, m.bytesOut, m.putAck, m.rejections)
 	if sz, ok := store.(sizer); ok {
+		storage := func(part string, f func() float64) prometheus.GaugeFunc {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "storage_bytes",
+				Help:        "Size of the store on disk as Badger last measured it (refreshed about once a minute), by part: lsm (keys and small values) or vlog (value log).",
+				ConstLabels: prometheus.Labels{"part": part}}, f)
+		}
 		m.reg.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "storage_bytes",
-				Help:        "Size of the store on disk as Badger last measured it (refreshed about once a minute), by part: lsm (keys and small values) or vlog (value log).",
-				ConstLabels: prometheus.Labels{"part": "lsm"}},
-				func() float64 { lsm, _ := sz.Size(); return float64(lsm) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "storage_bytes",
-				Help:        "Size of the store on disk as Badger last measured it (refreshed about once a minute), by part: lsm (keys and small values) or vlog (value log).",
-				ConstLabels: prometheus.Labels{"part": "vlog"}},
-				func() float64 { _, vlog := sz.Size(); return float64(vlog) }),
+			storage("lsm", func() float64 { lsm, _ := sz.Size(); return float64(lsm) }),
+			storage("vlog", func() float64 { _, vlog := sz.Size(); return float64(vlog) }),
 		)
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

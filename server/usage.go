@@ -2,9 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -23,6 +22,12 @@ import (
 // calling addUsage, so it is exact across crashes. A store created before
 // usage accounting has no "u" key; OpenBadger then counts every log once
 // (ensureUsage) before serving.
+//
+// The quota check reads a journal's count on every put. So that it need
+// not open a read transaction each time, the store also keeps the counts
+// it has committed in memory (usageCache): the committer and Purge, the
+// only writers of counts, record there what they committed, while still
+// holding usageMu, so the cache holds what the store holds.
 
 var (
 	keyUsageFormat = []byte("u")
@@ -55,26 +60,46 @@ var (
 	_ readinessChecker = (*BadgerStore)(nil)
 )
 
-// addUsage adds delta to j's byte count inside txn.
-func addUsage(txn *badger.Txn, j protocol.JournalID, delta int64) error {
+// addUsage adds delta to j's byte count inside txn and returns the new
+// count.
+func addUsage(txn *badger.Txn, j protocol.JournalID, delta int64) (int64, error) {
 	k := key(pfxUsage, j[:])
-	var used int64
-	item, err := txn.Get(k)
-	switch {
-	case err == nil:
-		if err := item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("usage record is %d bytes", len(v))
-			}
-			used = int64(binary.BigEndian.Uint64(v))
-			return nil
-		}); err != nil {
-			return err
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return err
+	n, err := getU64(txn, k, "usage")
+	if err != nil {
+		return 0, err
 	}
-	return txn.Set(k, u64(uint64(max(used+delta, 0))))
+	used := max(int64(n)+delta, 0)
+	return used, txn.Set(k, u64(uint64(used)))
+}
+
+// usageCache holds the usage counts the store has committed since it
+// opened, for journals appended to or purged, so that JournalUsage reads
+// memory instead of the store. Only writers of counts set entries, after
+// their transaction commits and before they release usageMu.
+type usageCache struct {
+	mu sync.Mutex
+	m  map[protocol.JournalID]int64 // guarded by mu
+}
+
+func (u *usageCache) get(j protocol.JournalID) (int64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n, ok := u.m[j]
+	return n, ok
+}
+
+// set records committed counts. Past maxCached journals the cache starts
+// again empty; a journal left out is read from the store until its next
+// write.
+func (u *usageCache) set(counts map[protocol.JournalID]int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil || len(u.m)+len(counts) > maxCached {
+		u.m = make(map[protocol.JournalID]int64, len(counts))
+	}
+	for j, n := range counts {
+		u.m[j] = n
+	}
 }
 
 // ensureUsage counts the bytes of every journal's log once, for a store
@@ -130,24 +155,15 @@ func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (i
 		return 0, err
 	}
 	defer done()
-	var used int64
+	if n, ok := s.usage.get(j); ok {
+		return n, nil
+	}
+	var used uint64
 	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key(pfxUsage, j[:]))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("usage record is %d bytes", len(v))
-			}
-			used = int64(binary.BigEndian.Uint64(v))
-			return nil
-		})
+		used, err = getU64(txn, key(pfxUsage, j[:]), "usage")
+		return err
 	})
-	return used, err
+	return int64(used), err
 }
 
 // HasBlob reports whether j holds the blob with id (purged or not).

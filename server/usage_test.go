@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,10 +66,16 @@ func TestJournalUsage(t *testing.T) {
 		t.Fatalf("usage after purge %d, want %d", got, afterPurge)
 	}
 
-	// A store from before usage accounting: no counts, no marker.
+	if got := storedUsage(t, s, j1); got != afterPurge {
+		t.Fatalf("usage record after purge %d, want %d", got, afterPurge)
+	}
+
+	// A store from before usage accounting: no counts, no marker (and
+	// none remembered: the counts are dropped under the store).
 	if err := s.db.DropPrefix(pfxUsage, keyUsageFormat); err != nil {
 		t.Fatal(err)
 	}
+	s.usage = usageCache{}
 	if got := usage(j1); got != 0 {
 		t.Fatalf("usage after dropping the counts: %d", got)
 	}
@@ -91,4 +98,24 @@ func TestJournalUsage(t *testing.T) {
 	if err := s.Check(ctx); err == nil {
 		t.Fatal("Check passed on a closed store")
 	}
+}
+
+// storedUsage reads j's usage record from the store itself, not through
+// the store's in-memory copy of the counts.
+func storedUsage(t *testing.T, s *BadgerStore, j protocol.JournalID) int64 {
+	t.Helper()
+	var n int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pfxUsage, j[:]))
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		n = int64(binary.BigEndian.Uint64(v))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -44,22 +43,7 @@ func NewKey(t testing.TB) ed25519.PrivateKey {
 // authenticating. The connection is closed when the test ends.
 func DialRaw(t testing.TB, wsURL string) *Client {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: ReadTimeout}
-	ws, resp, err := d.Dial(wsURL, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", wsURL, err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("dial %s: status %s", wsURL, resp.Status)
-	}
-	ws.SetReadLimit(2 * protocol.MaxMessageSize)
-	c := &Client{t: t, WS: ws}
-	t.Cleanup(func() { ws.Close() })
-	data := c.ReadFrame()
-	if err := protocol.DecodeAs(data, &c.Hello); err != nil || c.Hello.Type != protocol.TypeHello {
-		t.Fatalf("first message is not a hello: %s (%v)", data, err)
-	}
-	return c
+	return DialRawWith(t, &websocket.Dialer{}, wsURL, nil)
 }
 
 // Dial connects to wsURL and authenticates as key, failing the test if the
