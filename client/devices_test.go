@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -433,5 +434,25 @@ func TestInterruptedLeaveIsFinished(t *testing.T) {
 	}
 	if err := sj.Leave(ctxFor(t)); !errors.Is(err, client.ErrLeft) {
 		t.Fatalf("a third leave: %v", err)
+	}
+}
+
+// An invite record carries a secret: even written through Write, it is
+// sealed to this person's own devices only, never to the partner.
+func TestInviteRecordIsNeverSealedToThePartner(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, _, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	exp := time.Now().Add(time.Hour)
+	if _, err := aj.Write(client.Payload{Kind: client.KindInvite, Secret: make([]byte, 32), Expires: &exp}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	if !sealedToAny(t, relay, aj.ID(), client.KindInvite, alex, alex) {
+		t.Fatal("the invite record is not readable by its own author")
+	}
+	if sealedToAny(t, relay, aj.ID(), client.KindInvite, sam, alex) {
+		t.Fatal("an invite record written through Write is readable by the partner")
 	}
 }

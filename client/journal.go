@@ -414,18 +414,27 @@ func (j *Journal) finishJoin() error {
 //
 // Roster kinds (KindDevice, KindDeviceRemoved, KindLeave, KindInvite) have
 // their own operations (LinkDevice, RemoveDevice, Leave, Invite), which
-// also tell the relay and seal an invite's secret to this person's own
-// devices only; Write does neither. Every client checks roster records
+// also tell the relay; Write does not. Every client checks roster records
 // against the author's identity, so Write cannot be used to speak for
 // anyone else; tests use it to play a person's misbehaving client.
 func (j *Journal) Write(p Payload) (Entry, error) {
 	var e Entry
 	err := j.withLock(func() error {
 		var err error
-		e, err = j.writeLocked(p, j.recipients())
+		e, err = j.writeLocked(p, j.recipientsFor(p.Kind))
 		return err
 	})
 	return e, err
+}
+
+// recipientsFor returns who an entry of kind is sealed to: an invite
+// record carries a secret and goes to this person's own devices only;
+// everything else goes to every current device. Call with the lock held.
+func (j *Journal) recipientsFor(kind string) [][32]byte {
+	if kind == KindInvite {
+		return j.ownDevices()
+	}
+	return j.recipients()
 }
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
