@@ -221,6 +221,11 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	// Check the code can carry everything before anything is changed:
+	// the packet as it will be, give or take what a sync brings in.
+	if err := linkPacketFits(js, certRaw); err != nil {
+		return "", time.Time{}, err
+	}
 	// The relays first: if one cannot be reached, nothing is announced
 	// anywhere (a relay that already added the device serves a key that
 	// nobody else knows, which is harmless).
@@ -276,7 +281,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		return "", time.Time{}, err
 	}
 	if len(packet) > protocol.MaxInvitePacket {
-		return "", time.Time{}, errors.New("you are in more journals than one link code can carry, so the new device could not be linked")
+		return "", time.Time{}, errLinkTooBig
 	}
 	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
 	c, err := js[0].dial(ctx)
@@ -290,6 +295,38 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		return "", time.Time{}, fmt.Errorf("store link: %w", err)
 	}
 	return code.String(), expires, nil
+}
+
+var errLinkTooBig = errors.New("you are in more journals than one link code can carry, so the new device could not be linked")
+
+// linkSlack is room left in a link packet for what the syncs during
+// linking may add (a partner's device, an open invite).
+const linkSlack = 4 << 10
+
+// linkPacketFits reports errLinkTooBig if a link packet for js, with
+// cert among this person's devices, would not fit in an invite packet.
+// Key material is left out of the estimate; its size is fixed.
+func linkPacketFits(js []*Journal, cert []byte) error {
+	draft := linkPacket{V: 1, IdentitySeed: make([]byte, 32), BoxPrivate: make([]byte, 32), SignSeed: make([]byte, 32), Cert: cert}
+	for _, j := range js {
+		err := j.withLock(func() error {
+			lj := linkedJournal{ID: j.id, Relay: j.relay, RelayID: j.st.RelayID, Title: j.st.Title, Created: j.st.Created, Members: j.st.Members, Invites: j.st.Invites}
+			lj.Members = append(lj.Members, Member{Devices: [][]byte{cert}})
+			draft.Journals = append(draft.Journals, lj)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	plain, err := json.Marshal(draft)
+	if err != nil {
+		return err
+	}
+	if 24+protocol.JournalIDSize+len(plain)+16+linkSlack > protocol.MaxInvitePacket {
+		return errLinkTooBig
+	}
+	return nil
 }
 
 // relayAddDevice asks the journal's relay to serve device as one of this

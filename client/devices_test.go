@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -454,5 +455,38 @@ func TestInviteRecordIsNeverSealedToThePartner(t *testing.T) {
 	}
 	if sealedToAny(t, relay, aj.ID(), client.KindInvite, sam, alex) {
 		t.Fatal("an invite record written through Write is readable by the partner")
+	}
+}
+
+// A link that cannot fit in one code is refused before any relay or
+// journal is told of the new device: bad input changes nothing.
+func TestTooBigALinkChangesNothing(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex := newAccount(t, "alex")
+	// Each journal adds about a kilobyte to the packet: 100 are more than
+	// one code carries (the real check, without the early one, fails
+	// only after announcing the device).
+	for i := range 100 {
+		j, err := alex.CreateJournal(ctxFor(t), relay.URL(), fmt.Sprintf("journal %d, with a title long enough to take some room", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+	}
+	if _, _, err := alex.LinkDevice(ctxFor(t), "laptop", 0); err == nil || !strings.Contains(err.Error(), "more journals than one link code can carry") {
+		t.Fatalf("linking: %v", err)
+	}
+	devs, err := alex.Devices()
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("devices after a refused link: %+v %v", devs, err)
+	}
+	ids, err := alex.Journals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if n, err := relay.Store().LastSeq(ctxFor(t), id); err != nil || n != 0 {
+			t.Fatalf("journal %s holds %d blobs after a refused link (%v)", id, n, err)
+		}
 	}
 }
