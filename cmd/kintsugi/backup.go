@@ -216,7 +216,7 @@ func (e *env) recoveryPhrase(file string) (string, error) {
 		s := string(bytes.TrimSpace(b))
 		clear(b)
 		if s == "" {
-			return "", fail("the recovery phrase file is empty", "")
+			return "", fail("the recovery phrase file is empty", "put the recovery phrase that `kintsugi backup` printed in that file, or leave out --phrase-file to type it; nothing was changed")
 		}
 		return s, nil
 	}

@@ -26,7 +26,7 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 		}
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) == 0 {
-			return nil, fail("the passphrase file is empty", "")
+			return nil, fail("the passphrase file is empty", "put your passphrase on the first line of the file given to --passphrase-file")
 		}
 		return b, nil
 	}
