@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/server"
@@ -364,18 +365,8 @@ func (p *progress) phase(phase string, done, total int64) {
 	fmt.Fprintf(p.w, "kintsugi-relay: %s: %s, %d%% of %s\n", p.what, verb, done*100/total, humanBytes(total))
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/unit, 0
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
-}
+// humanBytes says n bytes for people: "512 B", "1.5 MiB", "40 GiB".
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 
 func orNone(id string) string {
 	if id == "" {

@@ -61,6 +61,35 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// pairAt makes two real clients, Alex and Sam, in temporary homes and
+// pairs them in a journal on the relay at addr. The journals close when
+// the test ends.
+func pairAt(ctx context.Context, t *testing.T, addr string) (aj, sj *client.Journal) {
+	t.Helper()
+	mk := func(name string) *client.Account {
+		a, err := client.Init(client.Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	aj, err := mk("alex").CreateJournal(ctx, "http://"+addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aj.Close() })
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj, err = mk("sam").Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sj.Close() })
+	return aj, sj
+}
+
 // runCmd runs the relay command line in this process and returns its
 // output, report and exit code.
 func runCmd(ctx context.Context, args ...string) (stdout, rep string, code int) {
@@ -81,27 +110,7 @@ func TestBackupWhileRunningAndRestore(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "relay-data")
 	stop := serveAt(t, addr, data)
 
-	mk := func(name string) *client.Account {
-		a, err := client.Init(client.Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	aj, err := mk("alex").CreateJournal(ctx, "http://"+addr, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sj, err := mk("sam").Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
+	aj, sj := pairAt(ctx, t, addr)
 
 	// Alex writes and syncs without pause through the backup.
 	stopWriting := make(chan struct{})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
-	"github.com/kintsugi-journal/kintsugi/crypto"
 )
 
 func TestMain(m *testing.M) {
@@ -37,12 +35,7 @@ func TestMain(m *testing.M) {
 // must deliver the rest: in the end the partner reads every entry.
 func TestRelayHardKill(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "relay-data")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 
 	var child *exec.Cmd
 	start := func() {
@@ -73,27 +66,7 @@ func TestRelayHardKill(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	mk := func(name string) *client.Account {
-		a, err := client.Init(client.Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	aj, err := mk("alex").CreateJournal(ctx, "http://"+addr, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sj, err := mk("sam").Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
+	aj, sj := pairAt(ctx, t, addr)
 	if _, err := aj.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

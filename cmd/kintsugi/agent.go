@@ -127,7 +127,7 @@ func cmdUnlock(e *env) *cli.Command {
 				return fmt.Errorf("find the kintsugi program to start the unlocked session: %w", err)
 			}
 			args := []string{os.Args[0], "--home", dir, agentCommand}
-			pid, err := agent.Start(exe, args, agentEnv(), key, expires)
+			pid, err := agent.Start(exe, args, childEnv(), key, expires)
 			if err != nil {
 				return describeAgent(err, dir)
 			}
@@ -187,17 +187,6 @@ func cmdAgent(e *env) *cli.Command {
 			return agent.RunChild(e.ctx, e.home.Dir)
 		},
 	}
-}
-
-// agentEnv is the agent's environment: this one without the passphrase.
-func agentEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KINTSUGI_PASSPHRASE=") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // recordTestAgent notes the agent's pid in $KINTSUGI_TEST_AGENT_PIDS, so

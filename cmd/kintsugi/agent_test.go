@@ -58,3 +58,20 @@ func TestSpan(t *testing.T) {
 		}
 	}
 }
+
+// The agent and the editor get kintsugi's environment without the secrets
+// it may carry.
+func TestChildEnvHasNoSecrets(t *testing.T) {
+	t.Setenv("KINTSUGI_PASSPHRASE", "horse-battery-7")
+	t.Setenv("KINTSUGI_RECOVERY_PHRASE", "abcd-efgh")
+	t.Setenv("KINTSUGI_HOME", "/somewhere")
+	env := strings.Join(childEnv(), "\n")
+	for _, secret := range []string{"horse-battery-7", "abcd-efgh", "KINTSUGI_PASSPHRASE=", "KINTSUGI_RECOVERY_PHRASE="} {
+		if strings.Contains(env, secret) {
+			t.Errorf("a child's environment holds %q", secret)
+		}
+	}
+	if !strings.Contains(env, "KINTSUGI_HOME=/somewhere") {
+		t.Errorf("a child's environment lost KINTSUGI_HOME:\n%s", env)
+	}
+}

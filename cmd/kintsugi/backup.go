@@ -184,11 +184,7 @@ func (e *env) restoreSync(a *client.Account, bj client.BackupJournal) bool {
 	}
 	j, err := a.OpenJournal(id)
 	if err != nil {
-		msg, hint := describe(err)
-		fmt.Fprintf(e.stderr, "kintsugi: %s: %s\n", label, msg)
-		if hint != "" {
-			fmt.Fprintf(e.stderr, "kintsugi: hint: %s\n", hint)
-		}
+		printError(e.stderr, label, err)
 		return false
 	}
 	defer j.Close()
@@ -198,11 +194,7 @@ func (e *env) restoreSync(a *client.Account, bj client.BackupJournal) bool {
 		e.printf("%s: could not reach the relay just now. Run `kintsugi sync` when you are online; writing waits until then, so your history stays in one piece.\n", label)
 		return true
 	case err != nil:
-		msg, hint := describe(err)
-		fmt.Fprintf(e.stderr, "kintsugi: %s: %s\n", label, msg)
-		if hint != "" {
-			fmt.Fprintf(e.stderr, "kintsugi: hint: %s\n", hint)
-		}
+		printError(e.stderr, label, err)
 		return false
 	}
 	st, err := j.Status()
@@ -224,7 +216,7 @@ func (e *env) recoveryPhrase(file string) (string, error) {
 		s := string(bytes.TrimSpace(b))
 		clear(b)
 		if s == "" {
-			return "", fail("the recovery phrase file is empty", "")
+			return "", fail("the recovery phrase file is empty", "put the recovery phrase that `kintsugi backup` printed in that file, or leave out --phrase-file to type it; nothing was changed")
 		}
 		return s, nil
 	}

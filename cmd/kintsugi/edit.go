@@ -28,7 +28,7 @@ func cmdEdit(e *env) *cli.Command {
 				return fail(fmt.Sprintf("%s is %s's entry; only its author can change it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it")
 			}
 			if t.Retracted != nil {
-				return fail(fmt.Sprintf("%s was retracted, so it cannot be edited", t.Short), "")
+				return fail(fmt.Sprintf("%s was retracted, so it cannot be edited", t.Short), "`kintsugi write` starts a new entry, whenever you want to")
 			}
 			p := client.Payload{Feelings: t.Feelings, Intensity: t.Intensity, Tags: t.Tags}
 			if c.IsSet("feeling") {
@@ -37,7 +37,7 @@ func cmdEdit(e *env) *cli.Command {
 			if c.IsSet("intensity") {
 				n := c.Int("intensity")
 				if n < 0 || n > 10 {
-					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "")
+					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "choose a number from 0 (gentle) to 10 (overwhelming)")
 				}
 				p.Intensity = &n
 			}

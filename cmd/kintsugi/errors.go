@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 
 	"github.com/kintsugi-journal/kintsugi/client"
@@ -90,6 +92,19 @@ func describe(err error) (msg, hint string) {
 		hint = "if this device was removed, or you left the journal from another device, that is why; everything already here stays readable. Otherwise check the journal with `kintsugi journal list`"
 	}
 	return msg, hint
+}
+
+// printError prints err for a person, as describe words it: a
+// "kintsugi: " line, after label if one is given, and the hint's line.
+func printError(w io.Writer, label string, err error) {
+	msg, hint := describe(err)
+	if label != "" {
+		msg = label + ": " + msg
+	}
+	fmt.Fprintf(w, "kintsugi: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(w, "kintsugi: hint: %s\n", hint)
+	}
 }
 
 func lowerFirst(s string) string {

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -33,10 +32,6 @@ func exitCode(err error, stderr io.Writer) int {
 	if errors.As(err, &ue) && ue.silent {
 		return 1
 	}
-	msg, hint := describe(err)
-	fmt.Fprintf(stderr, "kintsugi: %s\n", msg)
-	if hint != "" {
-		fmt.Fprintf(stderr, "kintsugi: hint: %s\n", hint)
-	}
+	printError(stderr, "", err)
 	return 1
 }

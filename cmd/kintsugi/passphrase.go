@@ -35,11 +35,11 @@ func cmdPassphrase(e *env) *cli.Command {
 			if f := c.String("new-passphrase-file"); f != "" {
 				b, err := os.ReadFile(f)
 				if err != nil {
-					return fail(fmt.Sprintf("could not read the new passphrase file: %v", err), "")
+					return fail(fmt.Sprintf("could not read the new passphrase file: %v", err), "check the path given to --new-passphrase-file; nothing was changed")
 				}
 				nw = bytes.TrimRight(b, "\r\n")
 				if len(nw) == 0 {
-					return fail("the new passphrase file is empty", "")
+					return fail("the new passphrase file is empty", "put the new passphrase on the first line of that file; nothing was changed")
 				}
 			} else {
 				if nw, err = promptPassphrase(true); err != nil {
@@ -48,7 +48,7 @@ func cmdPassphrase(e *env) *cli.Command {
 			}
 			defer clear(nw)
 			if crypto.Equal(old, nw) {
-				return fail("the new passphrase is the same as the old one; nothing was changed", "")
+				return fail("the new passphrase is the same as the old one; nothing was changed", "to keep this passphrase there is nothing to do; to change it, choose a different one")
 			}
 			if err := client.ChangePassphrase(e.home, old, nw, kdf()); err != nil {
 				return err

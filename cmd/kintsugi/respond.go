@@ -75,7 +75,7 @@ func (e *env) checkResponse(j *client.Journal, t *client.Entry, kind string) err
 	case kind == client.KindDecision && t.Mine:
 		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
 	case kind == client.KindDecision && t.State != "proposed":
-		return fail(fmt.Sprintf("that agreement is already %s", t.State), "")
+		return fail(fmt.Sprintf("that agreement is already %s", t.State), "`kintsugi agreements` shows where each one stands")
 	}
 	return nil
 }

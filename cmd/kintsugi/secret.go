@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 		}
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) == 0 {
-			return nil, fail("the passphrase file is empty", "")
+			return nil, fail("the passphrase file is empty", "put your passphrase on the first line of the file given to --passphrase-file")
 		}
 		return b, nil
 	}
@@ -33,6 +34,23 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 		return []byte(p), nil
 	}
 	return promptPassphrase(confirm)
+}
+
+// secretEnv names the environment variables that may carry a secret.
+var secretEnv = []string{"KINTSUGI_PASSPHRASE", "KINTSUGI_RECOVERY_PHRASE"}
+
+// childEnv is this process's environment without the variables in
+// secretEnv, for the programs kintsugi starts (the editor, the agent):
+// they have no business with the passphrase or the recovery phrase.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(secretEnv, name) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // promptPassphrase reads a passphrase from the terminal with echo off;

@@ -50,18 +50,18 @@ func cmdTogether(e *env) *cli.Command {
 						return fail(fmt.Sprintf("%s is not a reveal-together question", t.Short), "`kintsugi together` lists them")
 					}
 					if t.State != "open" && t.State != "waiting-for-you" {
-						return fail("you have already answered this one", "")
+						return fail("you have already answered this one", "`kintsugi together` shows where it stands")
 					}
 					text, err := e.readText(c.Args().Tail(), "answer")
 					if err != nil {
 						return err
 					}
 					if text == "" {
-						return fail("there is no text to save", "")
+						return fail("there is no text to save", "write it after the id, or pipe it in")
 					}
 					a, _, err := j.TogetherAnswer(t.ID, text)
 					if errors.Is(err, client.ErrAlreadyAnswered) {
-						return fail("you have already answered this one", "")
+						return fail("you have already answered this one", "`kintsugi together` shows where it stands")
 					}
 					if err != nil {
 						return err

@@ -21,7 +21,7 @@ func cmdCommit(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			every := strings.ToLower(c.String("every"))
 			if every != "day" && every != "week" {
-				return fail(fmt.Sprintf("--every %s is not day or week", every), "")
+				return fail(fmt.Sprintf("--every %s is not day or week", every), "write --every day or --every week")
 			}
 			return e.writeEntry(c, client.Payload{Kind: client.KindCommit, Every: every}, "commitment")
 		},
@@ -161,7 +161,7 @@ func cmdAgree(e *env) *cli.Command {
 				Action: func(c *cli.Context) error {
 					kind := strings.ToLower(c.String("kind"))
 					if kind != "boundary" && kind != "value" && kind != "practice" {
-						return fail(fmt.Sprintf("--kind %s is not boundary, value or practice", kind), "")
+						return fail(fmt.Sprintf("--kind %s is not boundary, value or practice", kind), "write --kind boundary, --kind value or --kind practice")
 					}
 					p := client.Payload{Kind: client.KindAgree, Category: kind}
 					if r := c.String("revises"); r != "" {
