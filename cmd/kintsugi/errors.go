@@ -71,7 +71,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, protocol.ErrInviteUnknown):
 		hint = "invites work once and expire after a day; ask your partner for a fresh one with `kintsugi journal invite`"
 	case errors.Is(err, protocol.ErrBadInviteCode):
-		hint = "copy the whole code again, exactly as your partner sent it"
+		hint = "copy the whole code again, exactly as it was given to you (an invite from your partner, or a link code from your other device)"
 	case errors.Is(err, crypto.ErrInvitePacket):
 		hint = "ask your partner for a fresh invite, and compare safety numbers once you are paired"
 	case errors.Is(err, client.ErrAmbiguous):
