@@ -64,8 +64,7 @@ func (c *relayConn) retryLater(e *protocol.Error) bool {
 	if e.Code != protocol.CodeRateLimited {
 		return false
 	}
-	wait := time.Duration(min(e.RetryAfterMS, uint64(rateRetryBudget/time.Millisecond))) * time.Millisecond
-	wait = max(wait, minRateWait)
+	wait := max(min(e.RetryAfter(), rateRetryBudget), minRateWait)
 	now := time.Now()
 	c.pace.mu.Lock()
 	r := c.pace.reqs[e.ID]

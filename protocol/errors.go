@@ -93,7 +93,13 @@ func (e *Error) Err() error {
 			break
 		}
 	}
-	return &RelayError{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(min(e.RetryAfterMS, maxRetryAfterMS)) * time.Millisecond, sentinel: s}
+	return &RelayError{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter(), sentinel: s}
+}
+
+// RetryAfter returns the relay's hint for when to try again, capped at a
+// day; zero when it gave none.
+func (e *Error) RetryAfter() time.Duration {
+	return time.Duration(min(e.RetryAfterMS, maxRetryAfterMS)) * time.Millisecond
 }
 
 // maxRetryAfterMS caps a relay's retry hint at a day, so a hostile value
