@@ -225,6 +225,13 @@ func (j *Journal) recipients() [][32]byte {
 	return out
 }
 
+// grantCheck remembers whether a grant opened for this device under the
+// author's box key box; g is the parsed grant when it did.
+type grantCheck struct {
+	box [32]byte
+	g   *protocol.Grant
+}
+
 // openedEntry is an entry blob with its content key, once found.
 type openedEntry struct {
 	s       *stored
@@ -254,8 +261,18 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, ve
 		if !ok || s.Header.Journal != j.id || rd.removed != nil && s.Header.Seq > rd.removed.Last {
 			continue
 		}
-		g, err := protocol.ParseGrant(s.Raw)
-		if err != nil || op.OpenGrant(g, rd.cert.Box) != nil {
+		// A grant's check depends only on its bytes (its id) and the
+		// author's box key, so it is done once per process.
+		c, ok := j.grantChecks[s.ID]
+		if !ok || c.box != rd.cert.Box {
+			c = grantCheck{box: rd.cert.Box}
+			if g, err := protocol.ParseGrant(s.Raw); err == nil && op.OpenGrant(g, rd.cert.Box) == nil {
+				c.g = g
+			}
+			j.grantChecks[s.ID] = c
+		}
+		g := c.g
+		if g == nil {
 			continue
 		}
 		verified[s.ID] = true

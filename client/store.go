@@ -189,6 +189,8 @@ type Journal struct {
 	// opened caches entries this process has decrypted, so listing the
 	// journal again costs no cryptography. Plaintext stays in memory only.
 	opened map[protocol.BlobID]*openedEntry
+	// grantChecks caches decryptAll's check of each grant (see grantCheck).
+	grantChecks map[protocol.BlobID]grantCheck
 	// ownLast is this device's last blob, for the next header.
 	ownSeq  uint64
 	ownLast protocol.BlobID
@@ -233,11 +235,12 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf, log: lg,
-		blobs:     make(map[protocol.BlobID]*stored),
-		chain:     make(map[protocol.BlobID]*stored),
-		acked:     make(map[protocol.BlobID]uint64),
-		purgeDone: make(map[protocol.BlobID]bool),
-		opened:    make(map[protocol.BlobID]*openedEntry),
+		blobs:       make(map[protocol.BlobID]*stored),
+		chain:       make(map[protocol.BlobID]*stored),
+		acked:       make(map[protocol.BlobID]uint64),
+		purgeDone:   make(map[protocol.BlobID]bool),
+		opened:      make(map[protocol.BlobID]*openedEntry),
+		grantChecks: make(map[protocol.BlobID]grantCheck),
 	}
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
