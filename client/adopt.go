@@ -285,7 +285,7 @@ func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
 				return s, true
 			}
 		case s.Header.Kind == protocol.KindGrant:
-			g, err := protocol.ParseGrant(s.Raw)
+			g, err := protocol.ParseGrant(j.raw(s))
 			if err != nil {
 				continue
 			}
@@ -302,7 +302,7 @@ func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
 
 // opensOwn reports whether this device's slot in entry s opens.
 func (j *Journal) opensOwn(s *stored) bool {
-	e, err := protocol.ParseEntry(s.Raw)
+	e, err := protocol.ParseEntry(j.raw(s))
 	if err != nil {
 		return false
 	}

@@ -84,18 +84,19 @@ func TestRelayCannotHideADroppedEntry(t *testing.T) {
 		}
 	}
 	var blobs []*stored
+	var raws [][]byte
 	sj.withLock(func() error {
 		for _, s := range sj.order {
 			if s.Header.Kind == protocol.KindEntry && s.Local {
-				blobs = append(blobs, s)
+				blobs, raws = append(blobs, s), append(raws, sj.raw(s))
 			}
 		}
 		return nil
 	})
 	var cur uint64
 	aj.withLock(func() error { cur = aj.cursor; return nil })
-	aj.receive(&protocol.Blob{Journal: aj.id, Seq: cur + 1, Blob: blobs[0].Raw},
-		&protocol.Blob{Journal: aj.id, Seq: cur + 2, Blob: blobs[2].Raw})
+	aj.receive(&protocol.Blob{Journal: aj.id, Seq: cur + 1, Blob: raws[0]},
+		&protocol.Blob{Journal: aj.id, Seq: cur + 2, Blob: raws[2]})
 	st, _ := aj.Status()
 	if len(st.Missing) != 1 {
 		t.Fatalf("a dropped entry was not noticed: %q", st.Missing)
@@ -263,7 +264,7 @@ func TestSlotTamperingDoesNotDuplicate(t *testing.T) {
 	sj.withLock(func() error {
 		for _, s := range sj.order {
 			if s.Header.Kind == protocol.KindEntry {
-				raw = bytes.Clone(s.Raw)
+				raw = bytes.Clone(sj.raw(s))
 			}
 		}
 		return nil

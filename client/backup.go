@@ -179,7 +179,7 @@ func (j *Journal) backupLocked() backupJournal {
 		}
 	}
 	for _, s := range j.outbox() {
-		bj.Outbox = append(bj.Outbox, s.Raw)
+		bj.Outbox = append(bj.Outbox, j.raw(s))
 	}
 	return bj
 }

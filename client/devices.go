@@ -373,7 +373,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 // wroteRecord reports whether this device already wrote a roster record
 // of kind about device. Call with the lock held.
 func (j *Journal) wroteRecord(kind string, device []byte) bool {
-	opened, _, _ := j.decryptAll()
+	opened, _ := j.decryptAll()
 	me := j.acct.Device.SignKey()
 	for _, o := range opened {
 		if o.payload.Kind == kind && o.s.Header.Author == me && (device == nil || crypto.Equal(o.payload.Device, device)) {
@@ -723,7 +723,7 @@ func (j *Journal) applyRoster() ([]string, error) {
 		}
 	}
 	for range 16 {
-		opened, _, _ := j.decryptAll()
+		opened, _ := j.decryptAll()
 		sort.Slice(opened, func(a, b int) bool { return opened[a].s.Order < opened[b].s.Order })
 		more := false
 		for _, o := range opened {
@@ -818,7 +818,7 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 		if s.Purged {
 			continue
 		}
-		if jb, err := protocol.ParseJoin(s.Raw); err == nil && jb.InviteHash == keys.AuthHash {
+		if jb, err := protocol.ParseJoin(j.raw(s)); err == nil && jb.InviteHash == keys.AuthHash {
 			return true
 		}
 	}

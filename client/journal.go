@@ -543,11 +543,11 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 
 // find returns the readable entry whose id starts with prefix.
 func (j *Journal) find(prefix string) (*Entry, error) {
-	entries, err := j.Entries()
+	r, err := j.Reader()
 	if err != nil {
 		return nil, err
 	}
-	return Find(entries, prefix)
+	return r.Find(prefix)
 }
 
 func (j *Journal) ownTarget(prefix string) (*Entry, error) {
@@ -564,17 +564,6 @@ func (j *Journal) ownTarget(prefix string) (*Entry, error) {
 		return t, errors.New("this part of another entry cannot be changed on its own; change the entry it belongs to")
 	}
 	return t, nil
-}
-
-// ownDevices returns the box keys of this person's own devices.
-func (j *Journal) ownDevices() [][32]byte {
-	var out [][32]byte
-	for _, d := range j.roster() {
-		if d.member.Self && d.current() {
-			out = append(out, d.cert.Box)
-		}
-	}
-	return out
 }
 
 // ErrAlreadyAnswered: one answer per person per reveal-together prompt.

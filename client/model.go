@@ -3,10 +3,8 @@ package client
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -177,296 +175,283 @@ type Entry struct {
 // ShortIDLen is how many hex digits of an id are shown.
 const ShortIDLen = 8
 
-// roster maps device signing keys to the member and certificate the
-// client accepts for them.
-type rosterDevice struct {
-	member *Member
-	cert   *crypto.DeviceCert
-	// removed is set for a device its person removed: its blobs up to
-	// removed.Last stay readable, nothing more is sealed to it.
-	removed *RemovedDevice
-}
-
-// current reports whether entries are sealed to the device: it has not
-// been removed, its person has not left, and its key is not an
-// unconfirmed new identity.
-func (d rosterDevice) current() bool {
-	return d.removed == nil && d.member.Left == nil
-}
-
-func (j *Journal) roster() map[[32]byte]rosterDevice {
-	r := make(map[[32]byte]rosterDevice)
-	for i := range j.st.Members {
-		m := &j.st.Members[i]
-		for _, raw := range m.Devices {
-			c, err := crypto.ParseDeviceCert(raw)
-			if err != nil || !m.certifies(c.Identity) {
-				continue
-			}
-			if _, taken := r[c.Sign]; taken {
-				continue // the first member to claim a device keeps it (self is first)
-			}
-			r[c.Sign] = rosterDevice{member: m, cert: c, removed: m.removed(c.Sign)}
-		}
-	}
-	return r
-}
-
-// recipients returns the box keys of every current device of every
-// member (see rosterDevice.current).
-func (j *Journal) recipients() [][32]byte {
-	var out [][32]byte
-	for _, d := range j.roster() {
-		if d.current() {
-			out = append(out, d.cert.Box)
-		}
-	}
-	sort.Slice(out, func(a, b int) bool { return string(out[a][:]) < string(out[b][:]) })
-	return out
-}
-
 // grantCheck remembers whether a grant opened for this device under the
-// author's box key box; g is the parsed grant when it did.
+// author's box key box.
 type grantCheck struct {
 	box [32]byte
-	g   *protocol.Grant
+	ok  bool
 }
 
-// openedEntry is an entry blob with its content key, once found.
+// grantRef is one item of a valid grant: a content key re-boxed for this
+// device by the entry's author.
+type grantRef struct {
+	item   *protocol.GrantItem
+	author [32]byte
+	box    [32]byte
+}
+
+// openedEntry is an entry this device opened: its payload without the
+// text (Journal.text reads that back when it is shown) and its content
+// key.
 type openedEntry struct {
 	s       *stored
-	author  rosterDevice
-	payload Payload
+	author  rosterDevice // set by decryptAll from the current trust
+	payload Payload      // Text is always empty here
+	key     crypto.ContentKey
+	ref     protocol.BlobID // payload.Ref parsed; zero if none
 }
 
-// decryptAll opens every entry this device can read. Call with the lock
-// held. Entries it cannot open yet (their key has not been granted to this
-// device, or the author is unknown) are returned in unreadable.
-func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored, verified map[protocol.BlobID]bool) {
-	verified = make(map[protocol.BlobID]bool)
-	roster := j.roster()
-	op := j.acct.keys
-	// Grants addressed to this device, by entry id.
-	type grantRef struct {
-		item   *protocol.GrantItem
-		author [32]byte
-		box    [32]byte
-	}
-	grants := make(map[protocol.BlobID][]grantRef)
-	for _, s := range j.order {
-		if s.Header.Kind != protocol.KindGrant {
-			continue
-		}
-		rd, ok := roster[s.Header.Author]
-		if !ok || s.Header.Journal != j.id || rd.removed != nil && s.Header.Seq > rd.removed.Last {
-			continue
-		}
-		// A grant's check depends only on its bytes (its id) and the
-		// author's box key, so it is done once per process.
-		c, ok := j.grantChecks[s.ID]
-		if !ok || c.box != rd.cert.Box {
-			c = grantCheck{box: rd.cert.Box}
-			if g, err := protocol.ParseGrant(s.Raw); err == nil && op.OpenGrant(g, rd.cert.Box) == nil {
-				c.g = g
-			}
-			j.grantChecks[s.ID] = c
-		}
-		g := c.g
-		if g == nil {
-			continue
-		}
-		verified[s.ID] = true
-		for i := range g.Items {
-			grants[g.Items[i].Entry] = append(grants[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
-		}
-	}
-	done := make(map[protocol.BlobID]bool)
+// decryptAll opens every entry this device can read and has not opened
+// yet, and returns every opened entry whose author the journal accepts, in
+// log order. Entries it cannot open (their key has not been granted to
+// this device, or the author is unknown) are returned in unreadable. Call
+// with the lock held.
+//
+// It is incremental: an entry is opened once per process, or once ever
+// when the checkpoint holds it (checkpoint.go); what is new since the last
+// call is opened, and what could not be opened is tried again only when
+// something that could open it arrived (a grant, a change of members).
+func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
+	t := j.trust()
+	j.openNew(t)
 	for _, s := range j.order {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
 		}
+		o := j.openedChain[s.Chain]
+		if o == nil {
+			unreadable = append(unreadable, s)
+			continue
+		}
 		// One entry per chain id: copies whose other recipients' slots
 		// were altered on the way are the same entry.
-		if done[s.Chain] {
+		if o.s != s {
 			continue
 		}
-		if o, ok := j.opened[s.ID]; ok {
-			// Opened before: its bytes cannot change (the id is their
-			// hash), only the author's name in the roster can.
-			if rd, ok := roster[s.Header.Author]; ok && (rd.removed == nil || s.Header.Seq <= rd.removed.Last) {
-				o.author = rd
-				verified[s.ID] = true
-				done[s.Chain] = true
-				entries = append(entries, o)
-				continue
-			}
-		}
-		rd, ok := roster[s.Header.Author]
-		if !ok || s.Header.Journal != j.id || rd.removed != nil && s.Header.Seq > rd.removed.Last {
+		rd, ok := t.accepts(s)
+		if !ok {
 			unreadable = append(unreadable, s)
 			continue
 		}
-		e, err := protocol.ParseEntry(s.Raw)
-		if err != nil {
-			unreadable = append(unreadable, s)
-			continue
-		}
-		ck, err := op.EntryKey(e, rd.cert.Box)
-		if err != nil {
-			for _, g := range grants[s.Chain] {
-				if g.author != s.Header.Author {
-					continue // only the entry's own author may re-box it
-				}
-				if ck, err = op.GrantKey(g.item, g.box, e); err == nil {
-					break
-				}
-			}
-		}
-		if err != nil {
-			unreadable = append(unreadable, s)
-			continue
-		}
-		plain, err := crypto.OpenPayload(e, ck)
-		if err != nil {
-			unreadable = append(unreadable, s)
-			continue
-		}
-		var p Payload
-		err = json.Unmarshal(plain, &p)
-		clear(plain)
-		if err != nil || p.V != 1 {
-			unreadable = append(unreadable, s)
-			continue
-		}
-		verified[s.ID] = true
-		done[s.Chain] = true
-		o := &openedEntry{s: s, author: rd, payload: p}
-		j.opened[s.ID] = o
+		o.author = rd
 		entries = append(entries, o)
 	}
-	// A copy that did not open (a relay may strip this device's slot) is
-	// not unreadable when another copy of the same entry opened.
-	unreadable = slices.DeleteFunc(unreadable, func(s *stored) bool { return done[s.Chain] })
-	return entries, unreadable, verified
+	return entries, unreadable
 }
 
-// Entries returns every entry this device can read, oldest first, with
-// questions marked answered or not.
-func (j *Journal) Entries() ([]Entry, error) {
-	var out []Entry
-	err := j.withLock(func() error {
-		opened, _, _ := j.decryptAll()
-		out = j.view(opened)
-		return nil
-	})
-	return out, err
-}
-
-func (j *Journal) view(opened []*openedEntry) []Entry {
-	sort.SliceStable(opened, func(a, b int) bool { return opened[a].payload.Created.Before(opened[b].payload.Created) })
-	responses := make(map[string][]*openedEntry)
-	for _, o := range opened {
-		if (responseKinds[o.payload.Kind] || o.payload.Kind == KindAgree) && o.payload.Ref != "" {
-			responses[o.payload.Ref] = append(responses[o.payload.Ref], o)
+// openNew checks the grants and opens the entries indexed since the last
+// call, and tries again the entries that did not open when something that
+// could open them arrived. Call with the lock held.
+func (j *Journal) openNew(t *trust) {
+	fresh := j.order[j.scanned:]
+	j.scanned = len(j.order)
+	changed := j.triedWith != t // the members changed (or this is the first call)
+	j.triedWith = t
+	if changed {
+		// A grant from a device just accepted counts now.
+		pending := j.uncheckedGrants
+		j.uncheckedGrants = nil
+		for _, s := range pending {
+			j.checkGrant(s, t)
 		}
 	}
-	out := make([]Entry, 0, len(opened))
-	for _, o := range opened {
-		if rosterKinds[o.payload.Kind] {
+	var granted map[protocol.BlobID]bool // entries that new grants name
+	for _, s := range fresh {
+		if s.Header.Kind != protocol.KindGrant {
 			continue
 		}
-		id := o.s.Chain.String()
-		e := Entry{
-			ID:         id,
-			Short:      id[:ShortIDLen],
-			Kind:       o.payload.Kind,
-			Author:     o.author.member.Name,
-			Mine:       o.author.member.Self,
-			Created:    o.payload.Created,
-			Text:       o.payload.Text,
-			Feelings:   nonNil(o.payload.Feelings),
-			Intensity:  o.payload.Intensity,
-			Tags:       nonNil(o.payload.Tags),
-			ListenOnly: o.payload.ListenOnly,
-			NeedTime:   o.payload.Kind == KindAnswer && o.payload.NeedTime,
-			Ref:        o.payload.Ref,
-			Synced:     o.s.RelaySeq != 0,
-			Responses:  []string{},
-			Every:      o.payload.Every,
-			Kept:       o.payload.Kept,
-			Category:   o.payload.Category,
-			Decision:   o.payload.Decision,
-			Prompt:     o.payload.Prompt,
-		}
-		for _, r := range responses[id] {
-			e.Responses = append(e.Responses, r.s.Chain.String())
-		}
-		if e.Kind == KindQuestion {
-			e.State = "open"
-			for _, r := range responses[id] {
-				// Only the partner answers a question.
-				if r.payload.Kind != KindAnswer || r.author.member.Self == o.author.member.Self {
-					continue
-				}
-				e.Answers = append(e.Answers, r.s.Chain.String())
-				if r.payload.NeedTime {
-					if e.State == "open" {
-						e.State = "needs-time"
-					}
-				} else {
-					e.State = "answered"
-				}
+		for _, c := range j.checkGrant(s, t) {
+			if granted == nil {
+				granted = make(map[protocol.BlobID]bool)
 			}
-			a := e.State == "answered"
-			e.Answered = &a
+			granted[c] = true
 		}
-		if e.Kind == KindTogether {
-			var mine, theirs, theirsOpen bool
-			for _, r := range responses[id] {
-				switch {
-				case r.payload.Kind == KindTogetherMark && r.author.member.Self:
-					mine = true
-				case r.payload.Kind == KindTogetherMark:
-					theirs = true
-				case r.payload.Kind == KindTogetherAnswer && !r.author.member.Self:
-					theirsOpen = true
-				}
-			}
-			switch {
-			case mine && theirs && theirsOpen:
-				e.State = "revealed"
-			case mine && theirs:
-				e.State = "revealing" // both answered; the keys travel on the next syncs
-			case theirs:
-				e.State = "waiting-for-you"
-			case mine:
-				e.State = "waiting-for-partner"
-			default:
-				e.State = "open"
-			}
-		}
-		if e.Kind == KindAgree {
-			e.State = "proposed"
-			for _, r := range responses[id] {
-				// The partner decides on a proposal; a later proposal by
-				// either that names it as revised replaces it.
-				switch {
-				case r.payload.Kind == KindAgree:
-					e.State = "revised"
-				case r.payload.Kind == KindDecision && r.author.member.Self != o.author.member.Self && e.State == "proposed":
-					switch r.payload.Decision {
-					case "accept":
-						e.State = "accepted"
-					case "decline":
-						e.State = "declined"
-					}
-				}
-			}
-		}
-		out = append(out, e)
 	}
-	foldRevisions(out)
-	return out
+	var try []*stored
+	switch {
+	case changed:
+		try, j.unopened = j.unopened, nil
+	case granted != nil:
+		keep := j.unopened[:0]
+		for _, s := range j.unopened {
+			if granted[s.Chain] {
+				try = append(try, s)
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		j.unopened = keep
+	}
+	for _, s := range fresh {
+		if s.Header.Kind == protocol.KindEntry && !s.Purged {
+			try = append(try, s)
+		}
+	}
+	for _, s := range try {
+		if j.openedChain[s.Chain] == nil && !j.open(s, t) {
+			j.unopened = append(j.unopened, s)
+		}
+	}
+	// The bytes are read back from the log if they are needed again.
+	for _, s := range fresh {
+		s.Raw = nil
+	}
+}
+
+// checkGrant checks grant s once per process (a check depends only on the
+// grant's bytes, its id, and the author's box key) and, when it is valid,
+// indexes its items. It returns the chain ids of the entries it names.
+func (j *Journal) checkGrant(s *stored, t *trust) []protocol.BlobID {
+	rd, ok := t.accepts(s)
+	if !ok {
+		j.uncheckedGrants = append(j.uncheckedGrants, s)
+		return nil
+	}
+	if c, ok := j.grantChecks[s.ID]; ok && c.box == rd.cert.Box {
+		return nil // checked before, by this process or the checkpoint; see loadGrantItems
+	}
+	g, err := protocol.ParseGrant(j.raw(s))
+	c := grantCheck{box: rd.cert.Box, ok: err == nil && j.acct.keys.OpenGrant(g, rd.cert.Box) == nil}
+	j.grantChecks[s.ID] = c
+	if !c.ok {
+		return nil
+	}
+	var named []protocol.BlobID
+	for i := range g.Items {
+		j.grantItems[g.Items[i].Entry] = append(j.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
+		named = append(named, g.Items[i].Entry)
+	}
+	return named
+}
+
+// loadGrantItems indexes the items of every valid grant, reading them back
+// from the log: needed only when an entry opened before this process did
+// not open with its own slot. Call with the lock held.
+func (j *Journal) loadGrantItems(t *trust) {
+	if j.grantItemsAll {
+		return
+	}
+	j.grantItemsAll = true
+	j.grantItems = make(map[protocol.BlobID][]grantRef)
+	for _, s := range j.order[:j.scanned] {
+		if s.Header.Kind != protocol.KindGrant {
+			continue
+		}
+		if c, ok := j.grantChecks[s.ID]; ok && c.ok {
+			rd, ok := t.accepts(s)
+			if !ok || rd.cert.Box != c.box {
+				continue
+			}
+			g, err := protocol.ParseGrant(j.raw(s))
+			if err != nil {
+				continue
+			}
+			for i := range g.Items {
+				j.grantItems[g.Items[i].Entry] = append(j.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
+			}
+		}
+	}
+}
+
+// open tries to open entry s: with this device's own slot, else with a
+// grant from the entry's own author. It reports whether it opened.
+func (j *Journal) open(s *stored, t *trust) bool {
+	rd, ok := t.accepts(s)
+	if !ok {
+		return false
+	}
+	e, err := protocol.ParseEntry(j.raw(s))
+	if err != nil {
+		return false
+	}
+	op := j.acct.keys
+	ck, err := op.EntryKey(e, rd.cert.Box)
+	if err != nil {
+		if len(j.grantItems[s.Chain]) == 0 {
+			j.loadGrantItems(t)
+		}
+		for _, g := range j.grantItems[s.Chain] {
+			if g.author != s.Header.Author {
+				continue // only the entry's own author may re-box it
+			}
+			if ck, err = op.GrantKey(g.item, g.box, e); err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return false
+	}
+	p, err := openPayload(e, ck)
+	if err != nil {
+		return false
+	}
+	o := &openedEntry{s: s, key: ck}
+	o.setPayload(p)
+	j.opened[s.ID] = o
+	j.openedChain[s.Chain] = o
+	return true
+}
+
+// openPayload decrypts and decodes an entry's payload.
+func openPayload(e *protocol.Entry, ck crypto.ContentKey) (Payload, error) {
+	plain, err := crypto.OpenPayload(e, ck)
+	if err != nil {
+		return Payload{}, err
+	}
+	var p Payload
+	err = json.Unmarshal(plain, &p)
+	clear(plain)
+	if err != nil || p.V != 1 {
+		return Payload{}, errors.New("entry payload does not decode")
+	}
+	return p, nil
+}
+
+// setPayload keeps p without its text.
+func (o *openedEntry) setPayload(p Payload) {
+	p.Text = ""
+	o.payload = p
+	o.ref = protocol.BlobID{}
+	if len(p.Ref) == hex.EncodedLen(len(o.ref)) {
+		hex.Decode(o.ref[:], []byte(p.Ref))
+	}
+}
+
+// text reads back the text of an opened entry from the log. Call with the
+// lock held.
+func (j *Journal) text(o *openedEntry) (string, error) {
+	e, err := protocol.ParseEntry(j.raw(o.s))
+	if err != nil {
+		return "", fmt.Errorf("%w: entry %s", errDamagedRecord, o.s.Chain.String()[:ShortIDLen])
+	}
+	p, err := openPayload(e, o.key)
+	if err != nil {
+		return "", fmt.Errorf("%w: entry %s", errDamagedRecord, o.s.Chain.String()[:ShortIDLen])
+	}
+	return p.Text, nil
+}
+
+// verifiedSet returns the blobs this device has authenticated: entries it
+// opened and grants that checked, from authors the journal accepts. Call
+// with the lock held, after decryptAll.
+func (j *Journal) verifiedSet(opened []*openedEntry) map[protocol.BlobID]bool {
+	t := j.trust()
+	verified := make(map[protocol.BlobID]bool, len(opened))
+	for _, o := range opened {
+		verified[o.s.ID] = true
+	}
+	for _, s := range j.order {
+		if s.Header.Kind != protocol.KindGrant {
+			continue
+		}
+		if c, ok := j.grantChecks[s.ID]; ok && c.ok {
+			if rd, ok := t.accepts(s); ok && rd.cert.Box == c.box {
+				verified[s.ID] = true
+			}
+		}
+	}
+	return verified
 }
 
 // Version is one version of an edited entry, the original first.
@@ -476,57 +461,6 @@ type Version struct {
 	Text      string    `json:"text"`
 	Feelings  []string  `json:"feelings"`
 	Intensity *int      `json:"intensity"`
-}
-
-// foldRevisions applies revisions and retractions to the entries they
-// name. Only an entry's own author can revise or retract it.
-func foldRevisions(out []Entry) {
-	idx := make(map[string]int, len(out))
-	for i := range out {
-		idx[out[i].ID] = i
-	}
-	gone := make(map[string]bool) // retracted ids, whether still here or purged
-	for i := range out {
-		r := &out[i]
-		if r.Kind != KindRetraction {
-			continue
-		}
-		if t, ok := idx[r.Ref]; ok {
-			if out[t].Author != r.Author || out[t].Mine != r.Mine {
-				continue // only the author retracts
-			}
-			when := r.Created
-			out[t].Retracted = &when
-			r.Hidden = true
-		}
-		gone[r.Ref] = true
-	}
-	for i := range out {
-		r := &out[i]
-		if r.Kind != KindRevision {
-			continue
-		}
-		r.Hidden = true
-		t, ok := idx[r.Ref]
-		if gone[r.Ref] || !ok || out[t].Author != r.Author || out[t].Mine != r.Mine {
-			blank(r)
-			continue
-		}
-		e := &out[t]
-		if !e.Edited {
-			e.History = []Version{{ID: e.ID, Created: e.Created, Text: e.Text, Feelings: e.Feelings, Intensity: e.Intensity}}
-		}
-		e.Edited = true
-		e.Revisions = append(e.Revisions, r.ID)
-		e.History = append(e.History, Version{ID: r.ID, Created: r.Created, Text: r.Text, Feelings: r.Feelings, Intensity: r.Intensity})
-		e.Text, e.Feelings, e.Intensity, e.Tags = r.Text, r.Feelings, r.Intensity, r.Tags
-	}
-	for i := range out {
-		if out[i].Retracted != nil {
-			blank(&out[i])
-			out[i].History = nil
-		}
-	}
 }
 
 // blank removes an entry's words and feelings.
@@ -540,27 +474,3 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Find returns the entry whose id starts with prefix (at least 4 hex
-// digits).
-func Find(entries []Entry, prefix string) (*Entry, error) {
-	prefix = strings.ToLower(strings.TrimSpace(prefix))
-	if len(prefix) < 4 {
-		return nil, fmt.Errorf("%w: an id needs at least 4 characters", ErrNotFound)
-	}
-	if _, err := hex.DecodeString(prefix[:len(prefix)/2*2]); err != nil {
-		return nil, fmt.Errorf("%w: ids are made of 0-9 and a-f", ErrNotFound)
-	}
-	var found *Entry
-	for i := range entries {
-		if strings.HasPrefix(entries[i].ID, prefix) {
-			if found != nil {
-				return nil, fmt.Errorf("%w %q: add a few more characters", ErrAmbiguous, prefix)
-			}
-			found = &entries[i]
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("%w %q", ErrNotFound, prefix)
-	}
-	return found, nil
-}

@@ -34,7 +34,7 @@ func TestRetractionPurgesTheRelay(t *testing.T) {
 	aj.withLock(func() error {
 		for _, s := range aj.order {
 			if s.Chain.String() == x.ID {
-				raw, blobID = bytes.Clone(s.Raw), s.ID
+				raw, blobID = bytes.Clone(aj.raw(s)), s.ID
 			}
 		}
 		return nil

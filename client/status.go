@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -41,7 +40,8 @@ type Status struct {
 func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
-		opened, unreadable, verified := j.decryptAll()
+		opened, unreadable := j.decryptAll()
+		verified := j.verifiedSet(opened)
 		held := make(map[string]bool)
 		for _, o := range opened {
 			if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
@@ -68,16 +68,15 @@ func (j *Journal) Status() (Status, error) {
 			}
 		}
 		nHeld, strangers := 0, 0
-		roster := j.roster()
-		pending := j.pendingDevices()
+		t := j.trust()
 		for _, s := range unreadable {
-			rd, known := roster[s.Header.Author]
+			_, accepted := t.accepts(s)
 			switch {
 			case held[s.Chain.String()]:
 				nHeld++
-			case pending[s.Header.Author]:
+			case t.pending[s.Header.Author]:
 				// A partner's unconfirmed new identity: the warning says so.
-			case !known || rd.removed != nil && s.Header.Seq > rd.removed.Last:
+			case !accepted:
 				strangers++
 			}
 		}
@@ -98,23 +97,6 @@ func (j *Journal) Status() (Status, error) {
 		return nil
 	})
 	return st, err
-}
-
-// pendingDevices returns the signing keys of devices of partners' pending
-// new identities. Call with the lock held.
-func (j *Journal) pendingDevices() map[[32]byte]bool {
-	out := make(map[[32]byte]bool)
-	for _, m := range j.st.Members {
-		if m.Pending == nil {
-			continue
-		}
-		for _, raw := range m.Pending.Devices {
-			if c, err := crypto.ParseDeviceCert(raw); err == nil {
-				out[c.Sign] = true
-			}
-		}
-	}
-	return out
 }
 
 // missing walks each device's hash chain back from its newest blob this

@@ -1,7 +1,7 @@
 package client
 
 import (
-	"bytes"
+	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -45,11 +45,13 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// stored is one blob known to the journal.
+// stored is one blob known to the journal. Its bytes stay in the log: Raw
+// holds them only while this process still needs them (just written or
+// received, not yet opened); read them with [Journal.raw].
 type stored struct {
-	ID       protocol.BlobID // blob id: SHA-256 of Raw
+	ID       protocol.BlobID // blob id: SHA-256 of the blob's bytes
 	Chain    protocol.BlobID // chain id (protocol.ChainID): how clients name it
-	Raw      []byte
+	Raw      []byte          // the bytes, or nil: see Journal.raw
 	Header   protocol.Header
 	Order    int    // position of first appearance in the log
 	RelaySeq uint64 // 0 until the relay has it
@@ -57,6 +59,10 @@ type stored struct {
 	// Purged: only the purged record was received (Raw is nil); the
 	// author retracted the blob and the relay dropped its bytes.
 	Purged bool
+	// At is where the blob's record starts in the log, and Pulled whether
+	// it is a recPulled record (its body starts with the relay seq).
+	At     int64
+	Pulled bool
 }
 
 // Member is one person in a journal and the devices the client accepts
@@ -178,6 +184,9 @@ type Journal struct {
 	lockFile *os.File   // open for the Journal's life; flock'ed while locked
 	log      *os.File   // append handle
 	offset   int64      // bytes of the log already indexed
+	// records counts the records indexed; saved is how many the
+	// checkpoint on disk covers (see checkpoint.go).
+	records, saved int
 
 	st        state
 	blobs     map[protocol.BlobID]*stored // by blob id
@@ -186,11 +195,27 @@ type Journal struct {
 	cursor    uint64 // highest relay seq pulled
 	acked     map[protocol.BlobID]uint64
 	purgeDone map[protocol.BlobID]bool // own blobs the relay has purged
-	// opened caches entries this process has decrypted, so listing the
-	// journal again costs no cryptography. Plaintext stays in memory only.
-	opened map[protocol.BlobID]*openedEntry
-	// grantChecks caches decryptAll's check of each grant (see grantCheck).
-	grantChecks map[protocol.BlobID]grantCheck
+	// The opened index (model.go): what decryptAll has opened, by blob id
+	// and by chain id, and what it could not open yet. Payloads are kept
+	// without their text; the checkpoint keeps them, sealed, across
+	// processes.
+	opened      map[protocol.BlobID]*openedEntry
+	openedChain map[protocol.BlobID]*openedEntry
+	unopened    []*stored // entries not opened yet, in log order
+	scanned     int       // j.order[:scanned] has been through decryptAll
+	// grantChecks caches the check of each grant (see grantCheck), and
+	// grantItems the items of the valid ones, by entry chain id, while
+	// this process holds them (grantItemsAll: for every valid grant).
+	grantChecks   map[protocol.BlobID]grantCheck
+	grantItems    map[protocol.BlobID][]grantRef
+	grantItemsAll bool
+	uncheckedGrants []*stored // grants whose author is not accepted (yet)
+	triedWith     *trust    // the trust unopened entries were last tried with
+
+	damage []damage // blobs that could not be read back (repair.go)
+
+	tr    *trust                        // see Journal.trust
+	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
 	// ownLast is this device's last blob, for the next header.
 	ownSeq  uint64
 	ownLast protocol.BlobID
@@ -240,7 +265,9 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 		acked:       make(map[protocol.BlobID]uint64),
 		purgeDone:   make(map[protocol.BlobID]bool),
 		opened:      make(map[protocol.BlobID]*openedEntry),
+		openedChain: make(map[protocol.BlobID]*openedEntry),
 		grantChecks: make(map[protocol.BlobID]grantCheck),
+		grantItems:  make(map[protocol.BlobID][]grantRef),
 	}
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
@@ -329,8 +356,8 @@ func (j *Journal) saveState() error {
 	return writeFileAtomic(j.statePath(), sealed, false)
 }
 
-// catchUp indexes records appended since the last call, and cuts off a torn
-// tail. Call with the lock held.
+// catchUp indexes records appended since the last call, streaming them
+// from the log, and cuts off a torn tail. Call with the lock held.
 func (j *Journal) catchUp() error {
 	fi, err := j.log.Stat()
 	if err != nil {
@@ -342,31 +369,63 @@ func (j *Journal) catchUp() error {
 	if fi.Size() == j.offset {
 		return nil
 	}
-	buf := make([]byte, fi.Size()-j.offset)
-	if _, err := j.log.ReadAt(buf, j.offset); err != nil && err != io.EOF {
-		return err
-	}
-	p := buf
-	for len(p) > 0 {
-		n, typ, body, ok := nextRecord(p)
-		if !ok {
-			// A torn tail from a crashed writer: nothing was reported
-			// saved from it. Cut it off so appends stay aligned. If a
-			// whole record follows, this is damage, not a torn tail:
-			// refuse rather than drop saved records.
-			if validRecordAfter(p[1:]) {
-				return fmt.Errorf("the journal log is damaged at byte %d; nothing was changed (restore %s from a backup)", j.offset, filepath.Join(j.dir, "log"))
-			}
-			if err := j.log.Truncate(j.offset); err != nil {
-				return fmt.Errorf("repair journal log: %w", err)
-			}
-			break
+	r := bufio.NewReaderSize(io.NewSectionReader(j.log, j.offset, fi.Size()-j.offset), 1<<20)
+	var hdr [5]byte
+	for j.offset < fi.Size() {
+		rest := fi.Size() - j.offset
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return j.tornTail()
 		}
-		if err := j.index(typ, body); err != nil {
+		l := int64(binary.BigEndian.Uint32(hdr[1:]))
+		if l > maxRecord || rest < 5+l+4 {
+			return j.tornTail()
+		}
+		rec := make([]byte, 5+l+4)
+		copy(rec, hdr[:])
+		if _, err := io.ReadFull(r, rec[5:]); err != nil {
+			return err
+		}
+		n, typ, body, ok := nextRecord(rec)
+		if !ok {
+			return j.tornTail()
+		}
+		if err := j.index(typ, body, j.offset); err != nil {
 			return err
 		}
 		j.offset += int64(n)
-		p = p[n:]
+		j.records++
+		if j.records%openEvery == 0 {
+			j.openNew(j.trust()) // keep only a batch of blob bodies in memory
+		}
+	}
+	j.openNew(j.trust())
+	return nil
+}
+
+// openEvery is how many records catchUp indexes between two openNew calls:
+// it bounds the blob bodies held in memory while a long log is read.
+const openEvery = 1024
+
+// tornTail handles a log whose bytes from j.offset on do not start with a
+// whole, checksummed record. Call with the lock held.
+func (j *Journal) tornTail() error {
+	fi, err := j.log.Stat()
+	if err != nil {
+		return err
+	}
+	p := make([]byte, fi.Size()-j.offset)
+	if _, err := j.log.ReadAt(p, j.offset); err != nil && err != io.EOF {
+		return err
+	}
+	// A torn tail from a crashed writer: nothing was reported saved from
+	// it. Cut it off so appends stay aligned. If a whole record follows,
+	// this is damage, not a torn tail: refuse rather than drop saved
+	// records.
+	if validRecordAfter(p[1:]) {
+		return fmt.Errorf("the journal log is damaged at byte %d; nothing was changed (restore %s from a backup)", j.offset, filepath.Join(j.dir, "log"))
+	}
+	if err := j.log.Truncate(j.offset); err != nil {
+		return fmt.Errorf("repair journal log: %w", err)
 	}
 	return nil
 }
@@ -399,16 +458,18 @@ func nextRecord(p []byte) (n int, typ byte, body []byte, ok bool) {
 	return 5 + l + 4, p[0], p[5 : 5+l], true
 }
 
-func (j *Journal) index(typ byte, body []byte) error {
+// index adds one record, which starts at byte at of the log, to the
+// in-memory index. It keeps blob bodies (in Raw) without copying them.
+func (j *Journal) index(typ byte, body []byte, at int64) error {
 	switch typ {
 	case recWritten:
-		j.addBlob(body, 0, true)
+		j.addBlob(body, 0, true, at)
 	case recPulled:
 		if len(body) < 8 {
 			return errors.New("journal log: short record")
 		}
 		seq := binary.BigEndian.Uint64(body)
-		j.addBlob(body[8:], seq, false)
+		j.addBlob(body[8:], seq, false, at)
 		j.cursor = max(j.cursor, seq)
 	case recSeen, recAcked:
 		if len(body) != 40 {
@@ -437,7 +498,7 @@ func (j *Journal) index(typ byte, body []byte) error {
 		if _, ok := j.blobs[id]; ok {
 			return nil
 		}
-		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true}
+		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true, At: at}
 		j.blobs[id] = s
 		j.order = append(j.order, s)
 		if _, ok := j.chain[chain]; !ok {
@@ -459,7 +520,7 @@ func (j *Journal) index(typ byte, body []byte) error {
 	return nil
 }
 
-func (j *Journal) addBlob(raw []byte, seq uint64, local bool) {
+func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	id := protocol.IDOf(raw)
 	if s, ok := j.blobs[id]; ok {
 		if seq != 0 {
@@ -471,7 +532,7 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool) {
 	if err != nil {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
-	s := &stored{ID: id, Raw: bytes.Clone(raw), Header: h, Order: len(j.order), RelaySeq: seq, Local: local}
+	s := &stored{ID: id, Raw: raw, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at, Pulled: !local}
 	s.Chain = protocol.ChainID(s.Raw)
 	if seq == 0 {
 		s.RelaySeq = j.acked[id]
@@ -504,8 +565,51 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 	if err := j.log.Sync(); err != nil {
 		return err
 	}
-	// Index what was written so this process sees it without re-reading.
-	return j.catchUp()
+	// Index what was written from memory: the lock is held, so nobody
+	// appended since catchUp, and there is nothing to read back.
+	for _, r := range recs {
+		if err := j.index(r[0], r[5:len(r)-4], j.offset); err != nil {
+			return err
+		}
+		j.offset += int64(len(r))
+		j.records++
+	}
+	j.openNew(j.trust())
+	return nil
+}
+
+// raw returns blob s's bytes: Raw while this process holds them, else
+// read back from the log and checked against the blob id. It returns nil
+// for a purged blob, and nil with the damage recorded (see repair.go) when
+// the log no longer holds the bytes it indexed.
+func (j *Journal) raw(s *stored) []byte {
+	if s.Raw != nil || s.Purged {
+		return s.Raw
+	}
+	var hdr [5]byte
+	if _, err := j.log.ReadAt(hdr[:], s.At); err != nil {
+		j.noteDamage(s, err)
+		return nil
+	}
+	l := int(binary.BigEndian.Uint32(hdr[1:]))
+	if l > maxRecord {
+		j.noteDamage(s, errDamagedRecord)
+		return nil
+	}
+	rec := make([]byte, 5+l+4)
+	if _, err := j.log.ReadAt(rec, s.At); err != nil {
+		j.noteDamage(s, err)
+		return nil
+	}
+	_, typ, body, ok := nextRecord(rec)
+	if ok && typ == recPulled && len(body) >= 8 {
+		body = body[8:]
+	}
+	if !ok || (typ != recWritten && typ != recPulled) || protocol.IDOf(body) != s.ID {
+		j.noteDamage(s, errDamagedRecord)
+		return nil
+	}
+	return body
 }
 
 func record(typ byte, parts ...[]byte) []byte {

@@ -195,11 +195,25 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 	}
 	n := 0
 	for start := 0; start < len(out); start += window {
-		batch := out[start:min(start+window, len(out))]
+		// A window's bytes are read back from the log at a time, so a
+		// long outbox is never all in memory.
+		var batch []*stored
+		raws := make(map[*stored][]byte)
+		err := j.withLock(func() error {
+			for _, s := range out[start:min(start+window, len(out))] {
+				if raw := j.raw(s); raw != nil {
+					batch, raws[s] = append(batch, s), raw
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
 		var ps []pending
 		for _, s := range batch {
 			ch, err := c.start(func(id uint64) any {
-				return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: s.Raw}
+				return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: raws[s]}
 			})
 			if err != nil {
 				firstErr = err
@@ -323,24 +337,47 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 // causes.
 var ErrRelayMisbehaved = errors.New("the relay sent something it should not have")
 
-func (j *Journal) readableIDs() (map[string]bool, error) {
-	ids := make(map[string]bool)
-	entries, err := j.Entries()
-	for _, e := range entries {
-		ids[e.ID] = true
+// readableIDs returns the chain ids of the entries this device can read.
+func (j *Journal) readableIDs() (map[protocol.BlobID]bool, error) {
+	r, err := j.Reader()
+	if err != nil {
+		return nil, err
 	}
-	return ids, err
+	ids := make(map[protocol.BlobID]bool, len(r.tl.sorted))
+	for _, o := range r.tl.sorted {
+		ids[o.s.Chain] = true
+	}
+	return ids, nil
 }
 
-func (j *Journal) newSince(before map[string]bool) ([]Entry, error) {
-	entries, err := j.Entries()
-	var out []Entry
-	for _, e := range entries {
-		if !before[e.ID] && !e.Mine && !e.Hidden {
-			out = append(out, e)
-		}
+// newSince returns the partner's entries readable now that were not in
+// before, and adds them to before.
+func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, error) {
+	r, err := j.Reader()
+	if err != nil {
+		return nil, err
 	}
-	return out, err
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	var out []Entry
+	for _, o := range r.tl.sorted {
+		if before[o.s.Chain] {
+			continue
+		}
+		before[o.s.Chain] = true
+		if o.author.member.Self {
+			continue
+		}
+		e, plan := r.build(o)
+		if e.Hidden {
+			continue
+		}
+		if err := r.fill(&e, plan); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // apply processes what arrived: joins answering this device's invites add
@@ -424,7 +461,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 		if _, ok := roster[s.Header.Author]; ok {
 			continue
 		}
-		jb, err := protocol.ParseJoin(s.Raw)
+		jb, err := protocol.ParseJoin(j.raw(s))
 		if err != nil {
 			continue
 		}
@@ -445,7 +482,7 @@ func (j *Journal) applyJoins() ([]string, error) {
 			}
 			continue
 		}
-		rb, err := crypto.OpenJoin(keys, s.Raw)
+		rb, err := crypto.OpenJoin(keys, j.raw(s))
 		if err != nil {
 			warn("someone answered an invite with details that did not open; they were not added")
 			continue
@@ -588,7 +625,7 @@ func (j *Journal) ensureGrants() error {
 		if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
 			continue
 		}
-		g, err := protocol.ParseGrant(s.Raw)
+		g, err := protocol.ParseGrant(j.raw(s))
 		if err != nil {
 			continue
 		}
@@ -606,7 +643,7 @@ func (j *Journal) ensureGrants() error {
 		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
 			continue
 		}
-		e, err := protocol.ParseEntry(s.Raw)
+		e, err := protocol.ParseEntry(j.raw(s))
 		if err != nil {
 			continue
 		}
@@ -660,7 +697,7 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 	type target struct{ id, chain protocol.BlobID }
 	var todo []target
 	err := j.withLock(func() error {
-		opened, _, _ := j.decryptAll()
+		opened, _ := j.decryptAll()
 		for _, o := range opened {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
@@ -706,7 +743,7 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 // the partner has not answered yet: their keys must not be re-boxed for
 // anyone else. Call with the lock held.
 func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
-	opened, _, _ := j.decryptAll()
+	opened, _ := j.decryptAll()
 	partnerAnswered := make(map[string]bool)
 	for _, o := range opened {
 		if o.payload.Kind != KindTogetherMark || o.author.member.Self {
@@ -845,9 +882,6 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		fresh, err := j.newSince(before)
 		if err != nil {
 			return err
-		}
-		for _, e := range fresh {
-			before[e.ID] = true
 		}
 		if len(fresh) > 0 || len(joined) > 0 || len(notices) > 0 {
 			onEvent(Event{New: fresh, Joined: joined, Notices: notices})

@@ -95,7 +95,7 @@ func TestTamperedBlobChangesNothing(t *testing.T) {
 	sj.withLock(func() error {
 		for _, s := range sj.order {
 			if s.Chain.String() == e.ID {
-				raw = bytes.Clone(s.Raw)
+				raw = bytes.Clone(sj.raw(s))
 			}
 		}
 		return nil
@@ -146,7 +146,7 @@ func TestRelayMisbehaviourOnReceive(t *testing.T) {
 	aj.withLock(func() error {
 		for _, s := range aj.order {
 			if s.Header.Kind == protocol.KindEntry {
-				good, goodSeq = bytes.Clone(s.Raw), s.RelaySeq
+				good, goodSeq = bytes.Clone(aj.raw(s)), s.RelaySeq
 			}
 		}
 		return nil

@@ -45,12 +45,12 @@ func canOpenPartnerAnswer(t *testing.T, j *Journal) (held int, opened bool) {
 			if !ok || rd.member.Self || s.Header.Kind != protocol.KindEntry {
 				continue
 			}
-			e, _ := protocol.ParseEntry(s.Raw)
+			e, _ := protocol.ParseEntry(j.raw(s))
 			if _, err := j.acct.keys.EntryKey(e, rd.cert.Box); err != nil {
 				held++ // sealed to someone else's devices only
 			}
 		}
-		ents, _, _ := j.decryptAll()
+		ents, _ := j.decryptAll()
 		for _, o := range ents {
 			if o.payload.Kind == KindTogetherAnswer && !o.author.member.Self {
 				opened = true

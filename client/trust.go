@@ -1,0 +1,188 @@
+package client
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"sort"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// trust is who may author what in this journal, decided in one place from
+// the members in the journal's state and read by everything else: the
+// listing, status, missing items, grants, and adopting this device's own
+// chain after a restore. [Journal.trust] builds it once and rebuilds it
+// only when the members change.
+type trust struct {
+	journal protocol.JournalID
+	// roster maps device signing keys to the member and certificate the
+	// client accepts for them.
+	roster map[[32]byte]rosterDevice
+	// pending are the signing keys of devices of partners' unconfirmed new
+	// identities: nothing from them is shown until it is confirmed.
+	pending map[[32]byte]bool
+	// recipients are the box keys of every current device (see
+	// rosterDevice.current), sorted; own those of this person's.
+	recipients, own [][32]byte
+
+	key trustKey // what it was built from
+}
+
+// trustKey names the members a trust was built from: a digest of every
+// field that decides trust, and where the members live in memory (the
+// roster points into them, and a reloaded state is a new slice).
+type trustKey struct {
+	digest [32]byte
+	at     *Member
+	n      int
+}
+
+// rosterDevice is a device the roster accepts.
+type rosterDevice struct {
+	member *Member
+	cert   *crypto.DeviceCert
+	// removed is set for a device its person removed: its blobs up to
+	// removed.Last stay readable, nothing more is sealed to it.
+	removed *RemovedDevice
+}
+
+// current reports whether entries are sealed to the device: it has not
+// been removed, and its person has not left.
+func (d rosterDevice) current() bool {
+	return d.removed == nil && d.member.Left == nil
+}
+
+// accepts returns the author of s and reports whether s is accepted from
+// them: an item for this journal from a device in the roster, not written
+// after that device was removed. This is the one author check.
+func (t *trust) accepts(s *stored) (rosterDevice, bool) {
+	rd, ok := t.roster[s.Header.Author]
+	if !ok || s.Header.Journal != t.journal || rd.removed != nil && s.Header.Seq > rd.removed.Last {
+		return rd, false
+	}
+	return rd, true
+}
+
+// trust returns the journal's trust decision for its current members.
+// Call with the lock held; the result is valid until the members change.
+func (j *Journal) trust() *trust {
+	key := j.trustKey()
+	if j.tr != nil && j.tr.key == key {
+		return j.tr
+	}
+	t := &trust{journal: j.st.ID, roster: make(map[[32]byte]rosterDevice), pending: make(map[[32]byte]bool), key: key}
+	for i := range j.st.Members {
+		m := &j.st.Members[i]
+		for _, raw := range m.Devices {
+			c := j.cert(raw)
+			if c == nil || !m.certifies(c.Identity) {
+				continue
+			}
+			if _, taken := t.roster[c.Sign]; taken {
+				continue // the first member to claim a device keeps it (self is first)
+			}
+			rd := rosterDevice{member: m, cert: c, removed: m.removed(c.Sign)}
+			t.roster[c.Sign] = rd
+			if rd.current() {
+				t.recipients = append(t.recipients, c.Box)
+				if m.Self {
+					t.own = append(t.own, c.Box)
+				}
+			}
+		}
+		if m.Pending != nil {
+			for _, raw := range m.Pending.Devices {
+				if c := j.cert(raw); c != nil {
+					t.pending[c.Sign] = true
+				}
+			}
+		}
+	}
+	sort.Slice(t.recipients, func(a, b int) bool { return string(t.recipients[a][:]) < string(t.recipients[b][:]) })
+	j.tr = t
+	return t
+}
+
+// cert parses a device certificate once per process (checking its
+// signature is the costly part of building the roster); nil if it does
+// not verify.
+func (j *Journal) cert(raw []byte) *crypto.DeviceCert {
+	if c, ok := j.certs[string(raw)]; ok {
+		return c
+	}
+	c, err := crypto.ParseDeviceCert(raw)
+	if err != nil {
+		c = nil
+	}
+	if j.certs == nil {
+		j.certs = make(map[string]*crypto.DeviceCert)
+	}
+	j.certs[string(raw)] = c
+	return c
+}
+
+func (j *Journal) trustKey() trustKey {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	flag := func(v bool) {
+		if v {
+			field([]byte{1})
+		} else {
+			field([]byte{0})
+		}
+	}
+	for _, m := range j.st.Members {
+		flag(m.Self)
+		field(m.Identity)
+		for _, d := range m.Devices {
+			field(d)
+		}
+		field(nil)
+		for _, r := range m.Removed {
+			field(r.Sign)
+			field(binary.BigEndian.AppendUint64(nil, r.Last))
+		}
+		field(nil)
+		for _, p := range m.Previous {
+			field(p)
+		}
+		field(nil)
+		flag(m.Left != nil)
+		flag(m.Pending != nil)
+		if m.Pending != nil {
+			field(m.Pending.Identity)
+			for _, d := range m.Pending.Devices {
+				field(d)
+			}
+		}
+		field(nil)
+	}
+	field(j.st.ID[:])
+	k := trustKey{n: len(j.st.Members)}
+	h.Sum(k.digest[:0])
+	if len(j.st.Members) > 0 {
+		k.at = &j.st.Members[0]
+	}
+	return k
+}
+
+// roster returns the trust's roster. Call with the lock held.
+func (j *Journal) roster() map[[32]byte]rosterDevice { return j.trust().roster }
+
+// recipients returns the box keys of every current device of every
+// member. Call with the lock held.
+func (j *Journal) recipients() [][32]byte { return j.trust().recipients }
+
+// ownDevices returns the box keys of this person's own current devices.
+// Call with the lock held.
+func (j *Journal) ownDevices() [][32]byte { return j.trust().own }
+
+// pendingDevices returns the signing keys of devices of partners' pending
+// new identities. Call with the lock held.
+func (j *Journal) pendingDevices() map[[32]byte]bool { return j.trust().pending }

@@ -1,0 +1,473 @@
+package client
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+// Reading the journal.
+//
+// The opened index (decryptAll) holds every readable entry's payload
+// without its text. A [Reader] arranges it into the timeline views show
+// (entries by the time they were written, and the entries that answer,
+// revise or retract each one) without reading any text, and builds an
+// [Entry] only for what a command asks for, reading its text back from
+// the log then. So `log -n 10` costs ten entries' text, not the journal's.
+
+// Entries returns every entry this device can read, oldest first, hidden
+// ones included. It reads every entry's text back: a command that shows a
+// few should use a [Reader].
+func (j *Journal) Entries() ([]Entry, error) {
+	r, err := j.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Query(Query{Hidden: true})
+}
+
+// Query chooses entries for a listing. Its zero value lists every entry
+// views show, oldest first.
+type Query struct {
+	// Since and Until bound the time an entry was written (Until is
+	// exclusive); zero is unbounded.
+	Since, Until time.Time
+	// Kinds, if not nil, lists the kinds to show.
+	Kinds map[string]bool
+	// Hidden also lists the entries views show through another one:
+	// revisions, and retractions whose entry is still here.
+	Hidden bool
+	// Author is "me", "partner", a name (any case), or "" for anyone.
+	Author string
+	// Feelings and Tags, if not nil, keep entries naming any of them
+	// (lower case, tags without '#').
+	Feelings, Tags map[string]bool
+	// Contains keeps entries whose text contains it, in any case. It is
+	// the one filter that reads every candidate's text.
+	Contains string
+	// Last, if positive, keeps only the last Last entries that match.
+	Last int
+}
+
+// Reader reads entries from one snapshot of the journal's index. It builds
+// each entry only when asked, and reads an entry's text only then. Its
+// methods are safe to call while the Journal is open.
+type Reader struct {
+	j  *Journal
+	tl *timeline
+}
+
+// Reader returns a reader of the journal as it is now.
+func (j *Journal) Reader() (*Reader, error) {
+	var r *Reader
+	err := j.withLock(func() error {
+		r = &Reader{j: j, tl: j.timeline()}
+		return nil
+	})
+	return r, err
+}
+
+// Len returns how many entries the journal shows, hidden ones included.
+func (r *Reader) Len() int { return len(r.tl.sorted) }
+
+// Query returns the entries q chooses, oldest first.
+func (r *Reader) Query(q Query) ([]Entry, error) {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	q.Contains = strings.ToLower(q.Contains)
+	out := []Entry{}
+	var texts []textPlan
+	sorted := r.tl.sorted
+	for k := range sorted {
+		i := k
+		if q.Last > 0 {
+			if len(out) == q.Last {
+				break
+			}
+			i = len(sorted) - 1 - k // the newest first, then reversed
+		}
+		o := sorted[i]
+		if !q.matchSummary(o) {
+			continue
+		}
+		e, plan := r.build(o)
+		if e.Hidden && !q.Hidden || !q.matchEntry(&e) {
+			continue
+		}
+		if q.Contains != "" {
+			if err := r.fill(&e, plan); err != nil {
+				return nil, err
+			}
+			if !strings.Contains(strings.ToLower(e.Text), q.Contains) {
+				continue
+			}
+		}
+		out, texts = append(out, e), append(texts, plan)
+	}
+	if q.Last > 0 {
+		slices.Reverse(out)
+		slices.Reverse(texts)
+	}
+	for i := range out {
+		if q.Contains == "" {
+			if err := r.fill(&out[i], texts[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// matchSummary applies the filters that need no built entry.
+func (q *Query) matchSummary(o *openedEntry) bool {
+	p := &o.payload
+	if !q.Since.IsZero() && p.Created.Before(q.Since) || !q.Until.IsZero() && !p.Created.Before(q.Until) {
+		return false
+	}
+	if q.Kinds != nil && !q.Kinds[p.Kind] {
+		return false
+	}
+	switch q.Author {
+	case "":
+	case "me":
+		return o.author.member.Self
+	case "partner":
+		return !o.author.member.Self
+	default:
+		return strings.EqualFold(o.author.member.Name, q.Author)
+	}
+	return true
+}
+
+// matchEntry applies the filters on what an entry shows after revisions.
+func (q *Query) matchEntry(e *Entry) bool {
+	if q.Feelings != nil && !slices.ContainsFunc(e.Feelings, func(x string) bool { return q.Feelings[x] }) {
+		return false
+	}
+	if q.Tags != nil && !slices.ContainsFunc(e.Tags, func(x string) bool { return q.Tags[x] }) {
+		return false
+	}
+	return true
+}
+
+// Get returns the entry with id (the full hex id).
+func (r *Reader) Get(id string) (Entry, bool) {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	o := r.lookupLocked(id)
+	if o == nil {
+		return Entry{}, false
+	}
+	e, plan := r.build(o)
+	if r.fill(&e, plan) != nil {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// Find returns the entry whose id starts with prefix (at least 4 hex
+// digits).
+func (r *Reader) Find(prefix string) (*Entry, error) {
+	prefix, err := checkPrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	var found *openedEntry
+	for _, o := range r.tl.sorted {
+		if hasHexPrefix(o.s.Chain[:], prefix) {
+			if found != nil {
+				return nil, fmt.Errorf("%w %q: add a few more characters", ErrAmbiguous, prefix)
+			}
+			found = o
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w %q", ErrNotFound, prefix)
+	}
+	e, plan := r.build(found)
+	if err := r.fill(&e, plan); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// checkPrefix checks and normalises an id prefix a person typed.
+func checkPrefix(prefix string) (string, error) {
+	prefix = strings.ToLower(strings.TrimSpace(prefix))
+	if len(prefix) < 4 {
+		return "", fmt.Errorf("%w: an id needs at least 4 characters", ErrNotFound)
+	}
+	if _, err := hex.DecodeString(prefix[:len(prefix)/2*2]); err != nil {
+		return "", fmt.Errorf("%w: ids are made of 0-9 and a-f", ErrNotFound)
+	}
+	return prefix, nil
+}
+
+// hasHexPrefix reports whether b's hex form starts with prefix (lower-case
+// hex digits), without encoding b.
+func hasHexPrefix(b []byte, prefix string) bool {
+	const digits = "0123456789abcdef"
+	if len(prefix) > 2*len(b) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		n := b[i/2] >> 4
+		if i%2 == 1 {
+			n = b[i/2] & 0x0f
+		}
+		if digits[n] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupLocked returns the timeline's entry with chain id id (hex), or
+// nil. Call with j.mu held.
+func (r *Reader) lookupLocked(id string) *openedEntry {
+	var c protocol.BlobID
+	if len(id) != hex.EncodedLen(len(c)) {
+		return nil
+	}
+	if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+		return nil
+	}
+	return r.chain(c)
+}
+
+// chain returns the timeline's entry with chain id c, or nil.
+func (r *Reader) chain(c protocol.BlobID) *openedEntry {
+	o := r.j.openedChain[c]
+	if _, ok := r.tl.in[o]; !ok {
+		return nil
+	}
+	return o
+}
+
+// textPlan names the entries whose texts an Entry shows: none for a
+// blanked one; its own; or, for an edited one, each version's, the
+// original first.
+type textPlan []*openedEntry
+
+// build returns entry o as views show it, without its text (fill reads
+// the texts plan names): its state, the entries that respond to it, and
+// its revisions and retraction applied (only an entry's own author can
+// revise or retract it). Call with j.mu held.
+func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
+	p := &o.payload
+	id := o.s.Chain.String()
+	e := Entry{
+		ID:         id,
+		Short:      id[:ShortIDLen],
+		Kind:       p.Kind,
+		Author:     o.author.member.Name,
+		Mine:       o.author.member.Self,
+		Created:    p.Created,
+		Feelings:   nonNil(p.Feelings),
+		Intensity:  p.Intensity,
+		Tags:       nonNil(p.Tags),
+		ListenOnly: p.ListenOnly,
+		NeedTime:   p.Kind == KindAnswer && p.NeedTime,
+		Ref:        p.Ref,
+		Synced:     o.s.RelaySeq != 0,
+		Responses:  []string{},
+		Every:      p.Every,
+		Kept:       p.Kept,
+		Category:   p.Category,
+		Decision:   p.Decision,
+		Prompt:     p.Prompt,
+	}
+	var responses []*openedEntry
+	for _, x := range r.tl.refs[o.s.Chain] {
+		if responseKinds[x.payload.Kind] || x.payload.Kind == KindAgree {
+			responses = append(responses, x)
+			e.Responses = append(e.Responses, x.s.Chain.String())
+		}
+	}
+	switch e.Kind {
+	case KindQuestion:
+		e.State = "open"
+		for _, x := range responses {
+			// Only the partner answers a question.
+			if x.payload.Kind != KindAnswer || x.author.member.Self == o.author.member.Self {
+				continue
+			}
+			e.Answers = append(e.Answers, x.s.Chain.String())
+			if x.payload.NeedTime {
+				if e.State == "open" {
+					e.State = "needs-time"
+				}
+			} else {
+				e.State = "answered"
+			}
+		}
+		a := e.State == "answered"
+		e.Answered = &a
+	case KindTogether:
+		var mine, theirs, theirsOpen bool
+		for _, x := range responses {
+			switch {
+			case x.payload.Kind == KindTogetherMark && x.author.member.Self:
+				mine = true
+			case x.payload.Kind == KindTogetherMark:
+				theirs = true
+			case x.payload.Kind == KindTogetherAnswer && !x.author.member.Self:
+				theirsOpen = true
+			}
+		}
+		switch {
+		case mine && theirs && theirsOpen:
+			e.State = "revealed"
+		case mine && theirs:
+			e.State = "revealing" // both answered; the keys travel on the next syncs
+		case theirs:
+			e.State = "waiting-for-you"
+		case mine:
+			e.State = "waiting-for-partner"
+		default:
+			e.State = "open"
+		}
+	case KindAgree:
+		e.State = "proposed"
+		for _, x := range responses {
+			// The partner decides on a proposal; a later proposal by
+			// either that names it as revised replaces it.
+			switch {
+			case x.payload.Kind == KindAgree:
+				e.State = "revised"
+			case x.payload.Kind == KindDecision && x.author.member.Self != o.author.member.Self && e.State == "proposed":
+				switch x.payload.Decision {
+				case "accept":
+					e.State = "accepted"
+				case "decline":
+					e.State = "declined"
+				}
+			}
+		}
+	case KindRevision:
+		e.Hidden = true
+		if t := r.chain(o.ref); t == nil || !sameAuthor(t, o) || r.retracted(t) != nil {
+			blank(&e) // what it revised is gone
+			return e, nil
+		}
+	case KindRetraction:
+		if t := r.chain(o.ref); t != nil && sameAuthor(t, o) {
+			e.Hidden = true
+		}
+	}
+	if when := r.retracted(o); when != nil {
+		e.Retracted = when
+		blank(&e)
+		return e, nil
+	}
+	plan := textPlan{o}
+	for _, x := range r.tl.refs[o.s.Chain] {
+		if x.payload.Kind != KindRevision || !sameAuthor(x, o) {
+			continue
+		}
+		if !e.Edited {
+			e.History = []Version{{ID: e.ID, Created: e.Created, Feelings: e.Feelings, Intensity: e.Intensity}}
+		}
+		e.Edited = true
+		e.Revisions = append(e.Revisions, x.s.Chain.String())
+		e.History = append(e.History, Version{ID: x.s.Chain.String(), Created: x.payload.Created, Feelings: nonNil(x.payload.Feelings), Intensity: x.payload.Intensity})
+		e.Feelings, e.Intensity, e.Tags = nonNil(x.payload.Feelings), x.payload.Intensity, nonNil(x.payload.Tags)
+		plan = append(plan, x)
+	}
+	return e, plan
+}
+
+// retracted returns when o's own author retracted it (the last
+// retraction), or nil.
+func (r *Reader) retracted(o *openedEntry) *time.Time {
+	var when *time.Time
+	for _, x := range r.tl.refs[o.s.Chain] {
+		if x.payload.Kind == KindRetraction && sameAuthor(x, o) {
+			t := x.payload.Created
+			when = &t
+		}
+	}
+	return when
+}
+
+// fill reads back the texts plan names from the log into e. Call with
+// j.mu held.
+func (r *Reader) fill(e *Entry, plan textPlan) error {
+	if len(plan) == 0 || e.Text != "" {
+		return nil
+	}
+	texts := make([]string, len(plan))
+	for i, o := range plan {
+		t, err := r.j.text(o)
+		if err != nil {
+			return err
+		}
+		texts[i] = t
+	}
+	for i := range e.History {
+		e.History[i].Text = texts[i]
+	}
+	e.Text = texts[len(texts)-1]
+	return nil
+}
+
+// sameAuthor reports whether a and b were written by the same person.
+func sameAuthor(a, b *openedEntry) bool { return a.author.member == b.author.member }
+
+// timeline is the readable journal as views show it, built from the
+// opened index without reading any text.
+type timeline struct {
+	sorted []*openedEntry // entries views show (no roster records), by time written
+	// in holds every entry in sorted.
+	in   map[*openedEntry]struct{}
+	refs map[protocol.BlobID][]*openedEntry // the entries naming each one in Ref, in sorted order
+}
+
+// timeline builds the timeline. Call with the lock held.
+func (j *Journal) timeline() *timeline {
+	opened, _ := j.decryptAll()
+	tl := &timeline{sorted: make([]*openedEntry, 0, len(opened)), refs: make(map[protocol.BlobID][]*openedEntry)}
+	for _, o := range opened {
+		if !rosterKinds[o.payload.Kind] {
+			tl.sorted = append(tl.sorted, o)
+		}
+	}
+	sort.SliceStable(tl.sorted, func(a, b int) bool { return tl.sorted[a].payload.Created.Before(tl.sorted[b].payload.Created) })
+	tl.in = make(map[*openedEntry]struct{}, len(tl.sorted))
+	for _, o := range tl.sorted {
+		tl.in[o] = struct{}{}
+		if o.payload.Ref != "" {
+			tl.refs[o.ref] = append(tl.refs[o.ref], o)
+		}
+	}
+	return tl
+}
+
+// Find returns the entry whose id starts with prefix (at least 4 hex
+// digits) among entries.
+func Find(entries []Entry, prefix string) (*Entry, error) {
+	prefix, err := checkPrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var found *Entry
+	for i := range entries {
+		if strings.HasPrefix(entries[i].ID, prefix) {
+			if found != nil {
+				return nil, fmt.Errorf("%w %q: add a few more characters", ErrAmbiguous, prefix)
+			}
+			found = &entries[i]
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w %q", ErrNotFound, prefix)
+	}
+	return found, nil
+}
