@@ -473,4 +473,3 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
-

@@ -206,11 +206,11 @@ type Journal struct {
 	// grantChecks caches the check of each grant (see grantCheck), and
 	// grantItems the items of the valid ones, by entry chain id, while
 	// this process holds them (grantItemsAll: for every valid grant).
-	grantChecks   map[protocol.BlobID]grantCheck
-	grantItems    map[protocol.BlobID][]grantRef
-	grantItemsAll bool
+	grantChecks     map[protocol.BlobID]grantCheck
+	grantItems      map[protocol.BlobID][]grantRef
+	grantItemsAll   bool
 	uncheckedGrants []*stored // grants whose author is not accepted (yet)
-	triedWith     *trust    // the trust unopened entries were last tried with
+	triedWith       *trust    // the trust unopened entries were last tried with
 
 	damage []damage // blobs that could not be read back (repair.go)
 
