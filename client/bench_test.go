@@ -91,3 +91,83 @@ func BenchmarkFirstSync10k(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// benchHome returns the home of a partner who has synced n entries of
+// about 1 KiB from a real relay on loopback, and closed the journal.
+func benchHome(b *testing.B, n int) client.Home {
+	b.Helper()
+	relay := servertest.NewServer(b)
+	ctx := context.Background()
+	mk := func(name string) *client.Account {
+		a, err := client.Init(client.Home{Dir: filepath.Join(b.TempDir(), name)}, name, "", []byte(pass), crypto.TestingKDF)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
+	alex, sam := mk("alex"), mk("sam")
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer aj.Close()
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("x", 1000)
+	for done := 0; done < n; {
+		var batch []client.Payload
+		for ; len(batch) < 1000 && done < n; done++ {
+			batch = append(batch, client.Payload{Kind: client.KindEntry, Text: fmt.Sprint(done, text), Feelings: []string{"hope"}})
+		}
+		if _, err := aj.WriteMany(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	sj.Close()
+	return sam.Home
+}
+
+// BenchmarkOpenLogLast10 measures what `kintsugi log -n 10` and `status`
+// cost in the client at 10,000 entries, from opening the journal to
+// closing it (the key file's unlock excluded).
+func BenchmarkOpenLogLast10(b *testing.B) {
+	home := benchHome(b, 10000)
+	a, err := client.Unlock(home, []byte(pass))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		j, err := a.Current("")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := j.Reader()
+		if err != nil {
+			b.Fatal(err)
+		}
+		es, err := r.Query(client.Query{Last: 10})
+		if err != nil || len(es) != 10 {
+			b.Fatalf("read %d entries: %v", len(es), err)
+		}
+		if _, err := j.Status(); err != nil {
+			b.Fatal(err)
+		}
+		j.Close()
+	}
+}

@@ -388,7 +388,6 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	}
 	o := &openedEntry{s: s, key: ck}
 	o.setPayload(p)
-	j.opened[s.ID] = o
 	j.openedChain[s.Chain] = o
 	return true
 }

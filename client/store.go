@@ -184,9 +184,12 @@ type Journal struct {
 	lockFile *os.File   // open for the Journal's life; flock'ed while locked
 	log      *os.File   // append handle
 	offset   int64      // bytes of the log already indexed
+	lastAt   int64      // where the last indexed record starts (-1: none)
 	// records counts the records indexed; saved is how many the
 	// checkpoint on disk covers (see checkpoint.go).
 	records, saved int
+	started        bool       // the checkpoint was looked at
+	setAsideFiles  []setAside // damaged files moved aside (checkpoint.go)
 
 	st        state
 	blobs     map[protocol.BlobID]*stored // by blob id
@@ -195,11 +198,9 @@ type Journal struct {
 	cursor    uint64 // highest relay seq pulled
 	acked     map[protocol.BlobID]uint64
 	purgeDone map[protocol.BlobID]bool // own blobs the relay has purged
-	// The opened index (model.go): what decryptAll has opened, by blob id
-	// and by chain id, and what it could not open yet. Payloads are kept
-	// without their text; the checkpoint keeps them, sealed, across
-	// processes.
-	opened      map[protocol.BlobID]*openedEntry
+	// The opened index (model.go): what decryptAll has opened, by chain
+	// id, and what it could not open yet. Payloads are kept without their
+	// text; the checkpoint keeps them, sealed, across processes.
 	openedChain map[protocol.BlobID]*openedEntry
 	unopened    []*stored // entries not opened yet, in log order
 	scanned     int       // j.order[:scanned] has been through decryptAll
@@ -259,12 +260,11 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		acct: a, dir: dir, lockFile: lf, log: lg,
+		acct: a, dir: dir, lockFile: lf, log: lg, lastAt: -1,
 		blobs:       make(map[protocol.BlobID]*stored),
 		chain:       make(map[protocol.BlobID]*stored),
 		acked:       make(map[protocol.BlobID]uint64),
 		purgeDone:   make(map[protocol.BlobID]bool),
-		opened:      make(map[protocol.BlobID]*openedEntry),
 		openedChain: make(map[protocol.BlobID]*openedEntry),
 		grantChecks: make(map[protocol.BlobID]grantCheck),
 		grantItems:  make(map[protocol.BlobID][]grantRef),
@@ -277,8 +277,10 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	return j, nil
 }
 
-// Close releases the journal's files.
+// Close saves the checkpoint if this process indexed enough that the next
+// one would rather not read it again, and releases the journal's files.
 func (j *Journal) Close() error {
+	_ = j.withLock(func() error { j.saveCheckpoint(false); return nil })
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	err1 := j.log.Close()
@@ -310,6 +312,10 @@ func (j *Journal) withLock(fn func() error) error {
 	defer unix.Flock(int(j.lockFile.Fd()), unix.LOCK_UN)
 	if err := j.loadState(); err != nil {
 		return err
+	}
+	if !j.started {
+		j.started = true
+		j.loadCheckpoint()
 	}
 	if err := j.catchUp(); err != nil {
 		return err
@@ -392,6 +398,7 @@ func (j *Journal) catchUp() error {
 		if err := j.index(typ, body, j.offset); err != nil {
 			return err
 		}
+		j.lastAt = j.offset
 		j.offset += int64(n)
 		j.records++
 		if j.records%openEvery == 0 {
@@ -571,6 +578,7 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 		if err := j.index(r[0], r[5:len(r)-4], j.offset); err != nil {
 			return err
 		}
+		j.lastAt = j.offset
 		j.offset += int64(len(r))
 		j.records++
 	}

@@ -1,0 +1,488 @@
+package client
+
+// The checkpoint.
+//
+// The log is the journal's local truth and the only home of what the relay
+// has not acknowledged; everything else in memory is derived from it and
+// the keys. Deriving it costs a read of the whole log and a decryption of
+// every entry, so a process saves what it derived in the checkpoint file
+// (journals/ID/index), sealed with the storage key like the state: every
+// blob's place in the log and its header, the cursor and acknowledgements,
+// each opened entry's payload without its text and its content key, and
+// which grants checked. The next process loads it and reads only the part
+// of the log written after it. So a command costs what it shows and what
+// is new, not the journal's whole life.
+//
+// A checkpoint names the log it describes (its inode, its length, and the
+// offset and checksum of the last record it covers). One that does not
+// match, does not open (another key, damage) or does not decode is moved
+// aside, never deleted, and the index is rebuilt from the log; nothing is
+// lost, since the checkpoint holds nothing the log and the keys cannot
+// give again. Why not an embedded database: the index must be loaded
+// whole anyway (status and the timeline read every entry's summary), and
+// one sealed file keeps the promise that the disk holds ciphertext only
+// without sealing each record, and without a second store to keep in step
+// with the log.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+)
+
+const (
+	checkpointMagic   = "KSI1"
+	checkpointVersion = 1
+	// saveAfter is how many records a process must index beyond the
+	// checkpoint before Close saves a new one: below it, reading the tail
+	// is cheaper than writing the whole index again.
+	saveAfter = 256
+)
+
+func (j *Journal) checkpointPath() string { return filepath.Join(j.dir, "index") }
+
+// errCheckpoint: the checkpoint does not describe this log.
+var errCheckpoint = errors.New("the checkpoint does not match the log")
+
+// logMark names the log a checkpoint describes.
+type logMark struct {
+	ino    uint64
+	offset int64  // bytes covered
+	lastAt int64  // where the last covered record starts (-1: none)
+	crc    uint32 // its checksum
+}
+
+// mark returns the current log's mark up to j.offset. Call with the lock
+// held.
+func (j *Journal) mark() (logMark, error) {
+	m := logMark{offset: j.offset, lastAt: j.lastAt}
+	fi, err := j.log.Stat()
+	if err != nil {
+		return m, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		m.ino = st.Ino
+	}
+	if m.lastAt >= 0 && m.offset >= 4 {
+		var b [4]byte
+		if _, err := j.log.ReadAt(b[:], m.offset-4); err != nil {
+			return m, err
+		}
+		m.crc = binary.BigEndian.Uint32(b[:])
+	}
+	return m, nil
+}
+
+// loadCheckpoint restores the index from the checkpoint, if there is one
+// that describes this log. Call with the lock held, before the first
+// catchUp. A checkpoint that cannot be used is moved aside; the caller
+// then indexes the whole log.
+func (j *Journal) loadCheckpoint() {
+	b, err := os.ReadFile(j.checkpointPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		err = j.decodeCheckpoint(b)
+	}
+	if err != nil {
+		j.resetIndex()
+		j.setAside(j.checkpointPath(), "index", err)
+	}
+}
+
+// decodeCheckpoint restores the index from checkpoint file b.
+func (j *Journal) decodeCheckpoint(b []byte) error {
+	plain, err := crypto.Open(&j.acct.storageKey, b)
+	if err != nil {
+		return err
+	}
+	defer clear(plain)
+	d := &decoder{b: plain}
+	if string(d.fixed(4)) != checkpointMagic || d.uvarint() != checkpointVersion {
+		return fmt.Errorf("%w: unknown format", errCheckpoint)
+	}
+	var want logMark
+	var id protocol.JournalID
+	copy(id[:], d.fixed(len(id)))
+	want.ino, want.offset, want.lastAt, want.crc = d.u64(), int64(d.u64()), int64(d.u64())-1, d.u32()
+	if d.err != nil {
+		return d.err
+	}
+	if id.String() != filepath.Base(j.dir) {
+		return fmt.Errorf("%w: it belongs to journal %s", errCheckpoint, id)
+	}
+	// Does the log still hold what the checkpoint covers?
+	j.offset, j.lastAt = want.offset, want.lastAt
+	got, err := j.mark()
+	if err != nil || got != want {
+		return fmt.Errorf("%w (the log was changed or replaced)", errCheckpoint)
+	}
+	if fi, err := j.log.Stat(); err != nil || fi.Size() < want.offset {
+		return fmt.Errorf("%w (the log is shorter)", errCheckpoint)
+	}
+	j.records = int(d.uvarint())
+	j.cursor = d.u64()
+	j.ownSeq = d.u64()
+	copy(j.ownLast[:], d.fixed(32))
+	n := int(d.uvarint())
+	if d.err != nil || n > len(d.b)/64 {
+		return fmt.Errorf("%w: bad blob count", errCheckpoint)
+	}
+	j.order = make([]*stored, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		s := &stored{Order: i}
+		copy(s.ID[:], d.fixed(32))
+		copy(s.Chain[:], d.fixed(32))
+		flags := d.byte()
+		s.Local, s.Purged, s.Pulled = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		s.RelaySeq, s.At = d.uvarint(), int64(d.uvarint())
+		s.Header.Kind = protocol.Kind(d.byte())
+		copy(s.Header.Journal[:], d.fixed(16))
+		copy(s.Header.Author[:], d.fixed(32))
+		s.Header.Seq = d.uvarint()
+		copy(s.Header.Prev[:], d.fixed(32))
+		j.order = append(j.order, s)
+		j.blobs[s.ID] = s
+		if _, ok := j.chain[s.Chain]; !ok {
+			j.chain[s.Chain] = s
+		}
+		switch flags >> 3 {
+		case 1: // an opened entry
+			o := &openedEntry{s: s}
+			copy(o.key.Key[:], d.fixed(32))
+			copy(o.key.Hash[:], d.fixed(32))
+			o.setPayload(d.payload())
+			j.openedChain[s.Chain] = o
+		case 2, 3: // a checked grant; 3: it was valid
+			var c grantCheck
+			copy(c.box[:], d.fixed(32))
+			c.ok = flags>>3 == 3
+			j.grantChecks[s.ID] = c
+		}
+	}
+	for m := d.uvarint(); m > 0 && d.err == nil; m-- {
+		var id protocol.BlobID
+		copy(id[:], d.fixed(32))
+		j.acked[id] = d.uvarint()
+	}
+	for m := d.uvarint(); m > 0 && d.err == nil; m-- {
+		var id protocol.BlobID
+		copy(id[:], d.fixed(32))
+		j.purgeDone[id] = true
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return fmt.Errorf("%w: it does not decode", errCheckpoint)
+	}
+	// What did not open, and grants not checked, are tried again on the
+	// first decryptAll (triedWith is nil).
+	for _, s := range j.order {
+		switch {
+		case s.Header.Kind == protocol.KindEntry && !s.Purged && j.openedChain[s.Chain] == nil:
+			j.unopened = append(j.unopened, s)
+		case s.Header.Kind == protocol.KindGrant:
+			if _, ok := j.grantChecks[s.ID]; !ok {
+				j.uncheckedGrants = append(j.uncheckedGrants, s)
+			}
+		}
+	}
+	j.scanned = len(j.order)
+	j.saved = j.records
+	return nil
+}
+
+// resetIndex forgets everything indexed, so the log is read again from its
+// start. Call with the lock held.
+func (j *Journal) resetIndex() {
+	j.offset, j.lastAt, j.records, j.saved = 0, -1, 0, 0
+	j.order, j.scanned, j.unopened, j.uncheckedGrants = nil, 0, nil, nil
+	j.cursor, j.ownSeq, j.ownLast = 0, 0, protocol.BlobID{}
+	j.blobs = make(map[protocol.BlobID]*stored)
+	j.chain = make(map[protocol.BlobID]*stored)
+	j.acked = make(map[protocol.BlobID]uint64)
+	j.purgeDone = make(map[protocol.BlobID]bool)
+	j.openedChain = make(map[protocol.BlobID]*openedEntry)
+	j.grantChecks = make(map[protocol.BlobID]grantCheck)
+	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
+	j.triedWith = nil
+}
+
+// saveCheckpoint writes the index if it covers at least saveAfter records
+// more than the checkpoint on disk (or any, with force). Call with the
+// lock held. A checkpoint that cannot be written is not an error: the
+// next process reads more of the log.
+func (j *Journal) saveCheckpoint(force bool) {
+	if j.records-j.saved < saveAfter && !(force && j.records > j.saved) {
+		return
+	}
+	j.openNew(j.trust()) // what the checkpoint covers is opened
+	m, err := j.mark()
+	if err != nil {
+		return
+	}
+	e := &encoder{b: make([]byte, 0, 64+len(j.order)*256)}
+	e.b = append(e.b, checkpointMagic...)
+	e.uvarint(checkpointVersion)
+	e.b = append(e.b, j.st.ID[:]...)
+	e.u64(m.ino)
+	e.u64(uint64(m.offset))
+	e.u64(uint64(m.lastAt + 1))
+	e.b = binary.BigEndian.AppendUint32(e.b, m.crc)
+	e.uvarint(uint64(j.records))
+	e.u64(j.cursor)
+	e.u64(j.ownSeq)
+	e.b = append(e.b, j.ownLast[:]...)
+	e.uvarint(uint64(len(j.order)))
+	for _, s := range j.order {
+		e.b = append(e.b, s.ID[:]...)
+		e.b = append(e.b, s.Chain[:]...)
+		var flags byte
+		if s.Local {
+			flags |= 1
+		}
+		if s.Purged {
+			flags |= 2
+		}
+		if s.Pulled {
+			flags |= 4
+		}
+		o := j.openedChain[s.Chain]
+		c, checked := j.grantChecks[s.ID]
+		switch {
+		case o != nil && o.s == s:
+			flags |= 1 << 3
+		case checked && c.ok:
+			flags |= 3 << 3
+		case checked:
+			flags |= 2 << 3
+		}
+		e.b = append(e.b, flags)
+		e.uvarint(s.RelaySeq)
+		e.uvarint(uint64(s.At))
+		e.b = append(e.b, byte(s.Header.Kind))
+		e.b = append(e.b, s.Header.Journal[:]...)
+		e.b = append(e.b, s.Header.Author[:]...)
+		e.uvarint(s.Header.Seq)
+		e.b = append(e.b, s.Header.Prev[:]...)
+		switch flags >> 3 {
+		case 1:
+			e.b = append(e.b, o.key.Key[:]...)
+			e.b = append(e.b, o.key.Hash[:]...)
+			e.payload(&o.payload)
+		case 2, 3:
+			e.b = append(e.b, c.box[:]...)
+		}
+	}
+	e.uvarint(uint64(len(j.acked)))
+	for id, seq := range j.acked {
+		e.b = append(e.b, id[:]...)
+		e.uvarint(seq)
+	}
+	e.uvarint(uint64(len(j.purgeDone)))
+	for id := range j.purgeDone {
+		e.b = append(e.b, id[:]...)
+	}
+	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, e.b)
+	clear(e.b)
+	if err != nil {
+		return
+	}
+	if writeFileAtomic(j.checkpointPath(), sealed, false) == nil {
+		j.saved = j.records
+	}
+}
+
+// setAside moves a damaged local file out of the way, never deleting it,
+// and notes it for the person. what names it in the notice.
+func (j *Journal) setAside(path, what string, why error) {
+	aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Rename(path, aside); err != nil {
+		return
+	}
+	j.setAsideFiles = append(j.setAsideFiles, setAside{what: what, path: aside, why: why})
+}
+
+// setAside is a damaged file moved out of the way.
+type setAside struct {
+	what, path string
+	why        error
+}
+
+// encoder and decoder are the checkpoint's byte helpers.
+type encoder struct{ b []byte }
+
+func (e *encoder) u64(v uint64)     { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.b = append(e.b, b...) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) strs(ss []string) {
+	e.uvarint(uint64(len(ss)))
+	for _, s := range ss {
+		e.str(s)
+	}
+}
+
+func (e *encoder) time(t time.Time) {
+	b, _ := t.MarshalBinary()
+	e.bytes(b)
+}
+
+// payload writes p without its text.
+func (e *encoder) payload(p *Payload) {
+	var flags uint64
+	for i, f := range []bool{p.ListenOnly, p.NeedTime, p.Again, p.Intensity != nil, p.Kept != nil, p.Kept != nil && *p.Kept, p.Expires != nil} {
+		if f {
+			flags |= 1 << i
+		}
+	}
+	e.uvarint(flags)
+	e.str(p.Kind)
+	e.time(p.Created)
+	if p.Intensity != nil {
+		e.uvarint(uint64(int64(*p.Intensity)))
+	}
+	if p.Expires != nil {
+		e.time(*p.Expires)
+	}
+	e.strs(p.Feelings)
+	e.strs(p.Tags)
+	e.strs(p.Purges)
+	for _, s := range []string{p.Ref, p.Every, p.Category, p.Decision, p.Held, p.Prompt} {
+		e.str(s)
+	}
+	e.bytes(p.Device)
+	e.bytes(p.Secret)
+	e.uvarint(p.Seq)
+}
+
+type decoder struct {
+	b   []byte
+	err error
+	// words interns the short strings that repeat (kinds, feelings).
+	words map[string]string
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail()
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: it is cut short", errCheckpoint)
+	}
+}
+
+func (d *decoder) byte() byte  { return d.fixed(1)[0] }
+func (d *decoder) u32() uint32 { return binary.BigEndian.Uint32(d.fixed(4)) }
+func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.fixed(8)) }
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return bytes.Clone(d.fixed(int(n)))
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	b := d.fixed(int(n))
+	if n <= 24 {
+		if s, ok := d.words[string(b)]; ok {
+			return s
+		}
+		if d.words == nil {
+			d.words = make(map[string]string)
+		}
+		s := string(b)
+		d.words[s] = s
+		return s
+	}
+	return string(b)
+}
+
+func (d *decoder) strs() []string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.str()
+	}
+	return out
+}
+
+func (d *decoder) time() time.Time {
+	var t time.Time
+	if err := t.UnmarshalBinary(d.bytes()); err != nil {
+		d.fail()
+	}
+	return t
+}
+
+// payload reads what encoder.payload wrote.
+func (d *decoder) payload() Payload {
+	p := Payload{V: 1}
+	flags := d.uvarint()
+	p.ListenOnly, p.NeedTime, p.Again = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	p.Kind = d.str()
+	p.Created = d.time()
+	if flags&8 != 0 {
+		v := int(int64(d.uvarint()))
+		p.Intensity = &v
+	}
+	if flags&16 != 0 {
+		v := flags&32 != 0
+		p.Kept = &v
+	}
+	if flags&64 != 0 {
+		t := d.time()
+		p.Expires = &t
+	}
+	p.Feelings, p.Tags, p.Purges = d.strs(), d.strs(), d.strs()
+	p.Ref, p.Every, p.Category, p.Decision, p.Held, p.Prompt = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+	p.Device, p.Secret = d.bytes(), d.bytes()
+	p.Seq = d.uvarint()
+	return p
+}
