@@ -65,7 +65,7 @@ func entryTexts(t *testing.T, j *Journal) []string {
 // putRaw stores a blob on the relay as j's device, bypassing the outbox.
 func putRaw(t *testing.T, j *Journal, blob []byte) error {
 	t.Helper()
-	c, err := dialRelay(context.Background(), j.relay, j.acct, "")
+	c, err := dialRelay(context.Background(), j.relay, j.acct.keys, "")
 	if err != nil {
 		t.Fatal(err)
 	}
