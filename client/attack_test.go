@@ -166,7 +166,7 @@ func TestJoinerCannotShadowADevice(t *testing.T) {
 	code, _ := protocol.ParseInviteCode(codeText)
 	keys, _ := crypto.DeriveInvite(code.Secret)
 	m := testAccount(t, "mallory")
-	c, err := dialRelay(ctx, aj.relay, m, "")
+	c, err := dialRelay(ctx, aj.relay, m.keys, "")
 	if err != nil {
 		t.Fatal(err)
 	}

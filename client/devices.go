@@ -410,7 +410,7 @@ func JoinLink(ctx context.Context, home Home, codeText string, passphrase []byte
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, relay, &Account{Device: tmp}, "")
+	c, err := dialRelay(ctx, relay, crypto.NewKeyring(tmp), "")
 	if err != nil {
 		return nil, err
 	}

@@ -18,66 +18,6 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
-const pass = "a long passphrase nobody will guess"
-
-func newAccount(t *testing.T, name string) *client.Account {
-	t.Helper()
-	a, err := client.Init(client.Home{Dir: filepath.Join(t.TempDir(), name)}, name, name+"-device", []byte(pass), crypto.TestingKDF)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
-func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func mustSync(t *testing.T, j *client.Journal) *client.SyncResult {
-	t.Helper()
-	r, err := j.Sync(ctxFor(t))
-	if err != nil {
-		t.Fatalf("sync: %v", err)
-	}
-	return r
-}
-
-func texts(t *testing.T, j *client.Journal) []string {
-	t.Helper()
-	es, err := j.Entries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Text)
-	}
-	return out
-}
-
-// pair creates a journal for a, invites b, and has b join and a learn of it.
-func pair(t *testing.T, relayURL string, a, b *client.Account) (*client.Journal, *client.Journal, string) {
-	t.Helper()
-	ctx := ctxFor(t)
-	aj, err := a.CreateJournal(ctx, relayURL, "our journal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { aj.Close() })
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bj, err := b.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bj.Close() })
-	return aj, bj, code
-}
-
 // TestTwoPartnersEndToEnd drives the whole core flow over a real relay on
 // 127.0.0.1 and then checks that no plaintext reached any disk.
 func TestTwoPartnersEndToEnd(t *testing.T) {

@@ -91,7 +91,7 @@ func (a *Account) CreateJournal(ctx context.Context, relay, title string) (*Jour
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, u, a, "")
+	c, err := dialRelay(ctx, u, a.keys, "")
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +296,7 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, relay, a, "")
+	c, err := dialRelay(ctx, relay, a.keys, "")
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func (j *Journal) dial(ctx context.Context) (*relayConn, error) {
 	if err := j.withLock(func() error { want = j.st.RelayID; return nil }); err != nil {
 		return nil, err
 	}
-	c, err := dialRelay(ctx, j.relay, j.acct, want)
+	c, err := dialRelay(ctx, j.relay, j.acct.keys, want)
 	if err != nil {
 		return nil, err
 	}

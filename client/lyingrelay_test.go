@@ -66,19 +66,6 @@ func (p *lyingRelay) end(t *testing.T, j protocol.JournalID) int {
 func (p *lyingRelay) toAlex(v servertest.View) { p.liar.ServeTo(p.alex.Device.SignKey(), v) }
 func (p *lyingRelay) toSam(v servertest.View)  { p.liar.ServeTo(p.sam.Device.SignKey(), v) }
 
-func write(t *testing.T, j *client.Journal, text ...string) []client.Entry {
-	t.Helper()
-	var out []client.Entry
-	for _, s := range text {
-		e, err := j.Write(client.Payload{Kind: client.KindEntry, Text: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
 // entries matches the blobs of es.
 func entries(es ...client.Entry) servertest.Match {
 	var ms []servertest.Match
@@ -86,15 +73,6 @@ func entries(es ...client.Entry) servertest.Match {
 		ms = append(ms, servertest.ChainIs(e.ID))
 	}
 	return servertest.AnyOf(ms...)
-}
-
-func status(t *testing.T, j *client.Journal) client.Status {
-	t.Helper()
-	st, err := j.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 func newTexts(r *client.SyncResult) []string {
@@ -109,15 +87,6 @@ func same(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
 	if !slices.Equal(got, want) {
 		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
-	}
-}
-
-// clean fails unless status reports nothing missing, unreadable or amiss.
-func clean(t *testing.T, who string, j *client.Journal) {
-	t.Helper()
-	st := status(t, j)
-	if len(st.Missing) != 0 || len(st.Warnings) != 0 || st.Unreadable != 0 {
-		t.Fatalf("%s's status is not clean: missing %q, warnings %q, unreadable %d", who, st.Missing, st.Warnings, st.Unreadable)
 	}
 }
 

@@ -40,7 +40,7 @@ func TestRetractionPurgesTheRelay(t *testing.T) {
 		return nil
 	})
 	// Sam may not purge Alex's blob.
-	c, err := dialRelay(ctx, sj.relay, sj.acct, "")
+	c, err := dialRelay(ctx, sj.relay, sj.acct.keys, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -13,16 +12,19 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
 // ErrRelayChanged means the relay at a journal's address presents a
 // different relay id than the one the journal was created or joined on.
-var ErrRelayChanged = errors.New("the relay at this address is not the one this journal lives on")
+// It is the wire client's error, so the handshake can return it.
+var ErrRelayChanged = wire.ErrRelayChanged
 
 // ErrUnreachable wraps every failure to reach or stay connected to a relay,
 // so the CLI can say "saved here; it will sync later" instead of failing.
-var ErrUnreachable = errors.New("could not reach the relay")
+// It is the wire client's error, so the handshake can return it.
+var ErrUnreachable = wire.ErrUnreachable
 
 // NormalizeRelayURL accepts http(s):// or ws(s):// and returns the
 // WebSocket URL of the relay's endpoint.
@@ -50,13 +52,13 @@ func NormalizeRelayURL(s string) (string, error) {
 // relayConn is one authenticated connection to a relay. One goroutine reads
 // (readLoop); writes are serialised by wmu, as gorilla/websocket requires.
 type relayConn struct {
-	ws      *websocket.Conn // static
+	w       *wire.Conn      // static: dialing, handshake, framing, request ids
+	ws      *websocket.Conn // static: w.WS
 	relayID string          // static after the handshake: the id the relay gave in Hello
 
 	wmu sync.Mutex // serialises writes
 
 	mu      sync.Mutex
-	nextID  uint64
 	waiting map[uint64]chan reply // owned by mu
 	err     error                 // set once when the read loop ends
 
@@ -81,22 +83,21 @@ const (
 	readIdle = 75 * time.Second
 )
 
-// dialRelay connects and authenticates. If wantID is not empty, a relay
-// presenting another relay id is refused before anything is signed.
-func dialRelay(ctx context.Context, relayURL string, a *Account, wantID string) (*relayConn, error) {
-	d := websocket.Dialer{HandshakeTimeout: dialTimeout, Subprotocols: []string{protocol.Subprotocol}}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	ws, resp, err := d.DialContext(dctx, relayURL, nil)
+// dialRelay connects and authenticates as the device s signs for. If
+// wantID is not empty, a relay presenting another relay id is refused
+// before anything is signed.
+func dialRelay(ctx context.Context, relayURL string, s wire.Signer, wantID string) (*relayConn, error) {
+	d := wire.Dialer{Timeout: dialTimeout, WriteTimeout: replyTimeout}
+	w, resp, err := d.Dial(ctx, relayURL)
 	if err != nil {
 		return nil, dialError(relayURL, resp, err)
 	}
-	ws.SetReadLimit(protocol.MaxMessageSize)
-	c := &relayConn{ws: ws, waiting: make(map[uint64]chan reply), pushes: make(chan any, 256), done: make(chan struct{}), closing: make(chan struct{})}
-	if err := c.handshake(a, relayURL, wantID); err != nil {
+	ws := w.WS
+	if err := w.Handshake(s, wantID); err != nil {
 		ws.Close()
 		return nil, err
 	}
+	c := &relayConn{w: w, ws: ws, relayID: w.Hello.RelayID, waiting: make(map[uint64]chan reply), pushes: make(chan any, 256), done: make(chan struct{}), closing: make(chan struct{})}
 	ws.SetPingHandler(func(data string) error {
 		ws.SetReadDeadline(time.Now().Add(readIdle))
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(dialTimeout))
@@ -109,55 +110,6 @@ func dialRelay(ctx context.Context, relayURL string, a *Account, wantID string) 
 	return c, nil
 }
 
-func (c *relayConn) handshake(a *Account, relayURL, wantID string) error {
-	c.ws.SetReadDeadline(time.Now().Add(dialTimeout))
-	defer c.ws.SetReadDeadline(time.Time{})
-	var hello protocol.Hello
-	if err := c.readAs(protocol.TypeHello, &hello); err != nil {
-		return err
-	}
-	if hello.Version != protocol.Version {
-		return fmt.Errorf("%w (it speaks version %d, this kintsugi speaks %d)", protocol.ErrBadVersion, hello.Version, protocol.Version)
-	}
-	if len(hello.Challenge) != protocol.ChallengeSize {
-		return fmt.Errorf("%w: the relay sent a malformed challenge", ErrUnreachable)
-	}
-	c.relayID = hello.RelayID
-	if wantID != "" && hello.RelayID != wantID {
-		return fmt.Errorf("%w (%s): nothing was sent or signed", ErrRelayChanged, relayURL)
-	}
-	sig := ed25519.Sign(a.Device.SignPrivate, protocol.AuthMessage(hello.RelayID, hello.Challenge))
-	if err := c.send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: a.Device.SignPublic, Signature: sig}); err != nil {
-		return err
-	}
-	var w protocol.Welcome
-	return c.readAs(protocol.TypeWelcome, &w)
-}
-
-// readAs reads one frame during the handshake and decodes it into v if it
-// has type want; an Error frame becomes its error.
-func (c *relayConn) readAs(want string, v any) error {
-	_, frame, err := c.ws.ReadMessage()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
-	}
-	env, err := protocol.Decode(frame)
-	if err != nil {
-		return err
-	}
-	if env.Type == protocol.TypeError {
-		var e protocol.Error
-		if err := protocol.DecodeAs(frame, &e); err != nil {
-			return err
-		}
-		return e.Err()
-	}
-	if env.Type != want {
-		return fmt.Errorf("%w: relay sent %q, expected %q", protocol.ErrMalformed, env.Type, want)
-	}
-	return protocol.DecodeAs(frame, v)
-}
-
 func (c *relayConn) send(m any) error {
 	b, err := protocol.Marshal(m)
 	if err != nil {
@@ -165,8 +117,7 @@ func (c *relayConn) send(m any) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.ws.SetWriteDeadline(time.Now().Add(replyTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+	if err := c.w.WriteFrame(b); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return nil
@@ -178,8 +129,7 @@ func (c *relayConn) readLoop() {
 	var err error
 	for {
 		var frame []byte
-		c.ws.SetReadDeadline(time.Now().Add(readIdle))
-		_, frame, err = c.ws.ReadMessage()
+		frame, err = c.w.ReadFrame(readIdle)
 		if err != nil {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
 			break
@@ -284,8 +234,7 @@ func (c *relayConn) start(setID func(uint64) any) (<-chan reply, error) {
 		c.mu.Unlock()
 		return nil, c.err
 	}
-	c.nextID++
-	id := c.nextID
+	id := c.w.NextID()
 	c.waiting[id] = ch
 	c.mu.Unlock()
 	msg := setID(id)
@@ -330,3 +279,8 @@ func (c *relayConn) Close() error {
 	<-c.done
 	return err
 }
+
+// AuthSigner returns what signs relay auth challenges for the account's
+// device, for tools that speak the wire protocol themselves, such as the
+// load generator. It signs nothing else.
+func (a *Account) AuthSigner() wire.Signer { return a.keys }

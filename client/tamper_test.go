@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
@@ -22,16 +19,8 @@ func pairedJournals(t *testing.T) (aj, sj *Journal) {
 // learn of the join.
 func pairedOn(t *testing.T, relay *servertest.Server) (aj, sj *Journal) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	mk := func(name string) *Account {
-		a, err := Init(Home{Dir: filepath.Join(t.TempDir(), name)}, name, "", []byte("pw"), crypto.TestingKDF)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	aj, err := mk("alex").CreateJournal(ctx, relay.URL(), "")
+	ctx := testCtx(t)
+	aj, err := testAccount(t, "alex").CreateJournal(ctx, relay.URL(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +28,7 @@ func pairedOn(t *testing.T, relay *servertest.Server) (aj, sj *Journal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sj, err = mk("sam").Join(ctx, code)
+	sj, err = testAccount(t, "sam").Join(ctx, code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +54,7 @@ func entryTexts(t *testing.T, j *Journal) []string {
 // putRaw stores a blob on the relay as j's device, bypassing the outbox.
 func putRaw(t *testing.T, j *Journal, blob []byte) error {
 	t.Helper()
-	c, err := dialRelay(context.Background(), j.relay, j.acct, "")
+	c, err := dialRelay(context.Background(), j.relay, j.acct.keys, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -181,8 +182,9 @@ func CheckBoxKey(pub [32]byte) error {
 	return nil
 }
 
-// Keyring seals and opens entries and grants for one device: the one
-// place a device's box private key is used. It caches the precomputed box
+// Keyring seals and opens entries and grants for one device, and answers
+// relay auth challenges for it: the one place a device's private keys are
+// used once the device is unlocked. It caches the precomputed box
 // key for each peer (after checking the peer's key is not of low order), so
 // sealing to or opening from the same device again costs no X25519
 // operation. It is safe for concurrent use.
@@ -196,6 +198,16 @@ type Keyring struct {
 // NewKeyring returns a Keyring for d.
 func NewKeyring(d *Device) *Keyring {
 	return &Keyring{dev: d, shared: make(map[[32]byte]*[32]byte)}
+}
+
+// SignPublic returns the device's public signing key, by which relays
+// know the device.
+func (o *Keyring) SignPublic() ed25519.PublicKey { return o.dev.SignPublic }
+
+// SignAuth signs a relay's auth challenge for the device: the bytes of
+// [protocol.AuthMessage](relayID, challenge) and nothing else.
+func (o *Keyring) SignAuth(relayID string, challenge []byte) []byte {
+	return AuthKey(o.dev.SignPrivate).SignAuth(relayID, challenge)
 }
 
 func (o *Keyring) sharedKey(peer [32]byte) (*[32]byte, error) {

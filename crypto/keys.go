@@ -109,6 +109,23 @@ func (d *Device) SignKey() [32]byte {
 	return k
 }
 
+// AuthKey is a bare device signing key that can do one thing: answer a
+// relay's auth challenge. Relay tests and the load generator use it for
+// devices that never seal or open entries; a real device signs through its
+// [Keyring].
+type AuthKey ed25519.PrivateKey
+
+// SignPublic returns the key's public half.
+func (k AuthKey) SignPublic() ed25519.PublicKey {
+	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
+}
+
+// SignAuth signs [protocol.AuthMessage](relayID, challenge) and nothing
+// else.
+func (k AuthKey) SignAuth(relayID string, challenge []byte) []byte {
+	return ed25519.Sign(ed25519.PrivateKey(k), protocol.AuthMessage(relayID, challenge))
+}
+
 // KeyID returns the 8-byte id of a box public key used in recipient tables:
 // the first 8 bytes of its SHA-256.
 func KeyID(boxPublic [32]byte) [protocol.KeyIDSize]byte {

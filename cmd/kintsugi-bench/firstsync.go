@@ -157,7 +157,7 @@ func runFirstSync(o *options, n, runs int) (*syncResult, error) {
 // time taken, the blobs read and their total size.
 func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (time.Duration, int, int, error) {
 	start := time.Now()
-	c, err := dialAs(wsURL, sam.Device.SignPrivate)
+	c, err := dialAs(wsURL, sam.AuthSigner())
 	if err != nil {
 		return 0, 0, 0, err
 	}

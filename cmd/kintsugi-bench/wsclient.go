@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,17 +14,18 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
 // rawConn is one authenticated device connection speaking the wire
-// protocol directly, as a client would. It is used by one goroutine at a
-// time.
+// protocol directly, as a client would, through the wire client. It is
+// used by one goroutine at a time.
 type rawConn struct {
-	ws     *websocket.Conn
-	key    ed25519.PrivateKey
+	w      *wire.Conn
+	ws     *websocket.Conn // w.WS
 	device [32]byte
-	nextID uint64
 }
 
 // ioTimeout bounds every read and write of the load generator, so a stuck
@@ -36,57 +38,32 @@ func dialDevice(wsURL string) (*rawConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dialAs(wsURL, key)
+	return dialAs(wsURL, crypto.AuthKey(key))
 }
 
-// dialAs connects to wsURL and authenticates as key.
-func dialAs(wsURL string, key ed25519.PrivateKey) (*rawConn, error) {
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: ioTimeout}
-	ws, _, err := d.Dial(wsURL, nil)
+// dialAs connects to wsURL and authenticates as the device s signs for.
+func dialAs(wsURL string, s wire.Signer) (*rawConn, error) {
+	d := wire.Dialer{ReadLimit: 2 * protocol.MaxMessageSize, Timeout: ioTimeout}
+	w, _, err := d.Dial(context.Background(), wsURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the relay: %w", err)
 	}
-	ws.SetReadLimit(2 * protocol.MaxMessageSize)
-	c := &rawConn{ws: ws, key: key}
-	copy(c.device[:], key.Public().(ed25519.PublicKey))
-	var hello protocol.Hello
-	if err := c.readAs(protocol.TypeHello, &hello); err != nil {
-		ws.Close()
+	if err := w.Handshake(s, ""); err != nil {
+		w.WS.Close()
 		return nil, err
 	}
-	sig := ed25519.Sign(key, protocol.AuthMessage(hello.RelayID, hello.Challenge))
-	if err := c.send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: c.device[:], Signature: sig}); err != nil {
-		ws.Close()
-		return nil, err
-	}
-	var w protocol.Welcome
-	if err := c.readAs(protocol.TypeWelcome, &w); err != nil {
-		ws.Close()
-		return nil, err
-	}
+	c := &rawConn{w: w, ws: w.WS}
+	copy(c.device[:], s.SignPublic())
 	return c, nil
 }
 
 func (c *rawConn) close() { _ = c.ws.Close() }
 
-func (c *rawConn) send(m any) error {
-	data, err := protocol.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return c.sendFrame(data)
-}
+func (c *rawConn) send(m any) error { return c.w.Send(m) }
 
-func (c *rawConn) sendFrame(data []byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(ioTimeout))
-	return c.ws.WriteMessage(websocket.TextMessage, data)
-}
+func (c *rawConn) sendFrame(data []byte) error { return c.w.WriteFrame(data) }
 
-func (c *rawConn) read() ([]byte, error) {
-	_ = c.ws.SetReadDeadline(time.Now().Add(ioTimeout))
-	_, data, err := c.ws.ReadMessage()
-	return data, err
-}
+func (c *rawConn) read() ([]byte, error) { return c.w.ReadFrame(ioTimeout) }
 
 // readAs reads one message and decodes it as type want; an Error from the
 // relay is returned as an error.
@@ -95,26 +72,11 @@ func (c *rawConn) readAs(want string, v any) error {
 	if err != nil {
 		return err
 	}
-	env, err := protocol.Decode(data)
-	if err != nil {
-		return err
-	}
-	if env.Type == protocol.TypeError {
-		var e protocol.Error
-		_ = protocol.DecodeAs(data, &e)
-		return fmt.Errorf("the relay refused: %s: %s", e.Code, e.Message)
-	}
-	if env.Type != want {
-		return fmt.Errorf("expected %s from the relay, got %s", want, env.Type)
-	}
-	return protocol.DecodeAs(data, v)
+	return wire.DecodeAs(data, want, v)
 }
 
 // id returns a fresh request id.
-func (c *rawConn) id() uint64 {
-	c.nextID++
-	return c.nextID
-}
+func (c *rawConn) id() uint64 { return c.w.NextID() }
 
 // call sends a request made by mk with a fresh id and waits for its OK.
 func (c *rawConn) call(mk func(id uint64) any) (*protocol.OK, error) {
@@ -128,35 +90,14 @@ func (c *rawConn) call(mk func(id uint64) any) (*protocol.OK, error) {
 // waitOK reads until the reply to request id, which must be OK. Pushes
 // read meanwhile are dropped.
 func (c *rawConn) waitOK(id uint64) (*protocol.OK, error) {
-	for {
-		data, err := c.read()
-		if err != nil {
-			return nil, err
-		}
-		env, err := protocol.Decode(data)
-		if err != nil {
-			return nil, err
-		}
-		switch env.Type {
-		case protocol.TypeBlob, protocol.TypeCaughtUp:
-			continue
-		case protocol.TypeError:
-			var e protocol.Error
-			_ = protocol.DecodeAs(data, &e)
-			return nil, fmt.Errorf("the relay refused request %d: %s: %s", e.ID, e.Code, e.Message)
-		case protocol.TypeOK:
-			var ok protocol.OK
-			if err := protocol.DecodeAs(data, &ok); err != nil {
-				return nil, err
-			}
-			if ok.ID != id {
-				return nil, fmt.Errorf("the relay answered request %d while request %d was waiting", ok.ID, id)
-			}
-			return &ok, nil
-		default:
-			return nil, fmt.Errorf("unexpected %s message from the relay", env.Type)
-		}
+	r, err := c.w.Reply(id, ioTimeout, nil)
+	if err != nil {
+		return nil, err
 	}
+	if r.Err != nil {
+		return nil, fmt.Errorf("the relay refused request %d: %s: %s", id, r.Err.Code, r.Err.Message)
+	}
+	return r.OK, nil
 }
 
 func (c *rawConn) create(j protocol.JournalID) error {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
@@ -299,27 +301,16 @@ func (c *loadClient) session(ctx context.Context, ws *websocket.Conn) {
 }
 
 func (c *loadClient) dial() (*websocket.Conn, error) {
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: 5 * time.Second}
-	ws, _, err := d.Dial(c.url, nil)
+	d := wire.Dialer{Timeout: 10 * time.Second}
+	w, _, err := d.Dial(context.Background(), c.url)
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(protocol.MaxMessageSize)
-	fail := func(err error) (*websocket.Conn, error) { ws.Close(); return nil, err }
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var hello protocol.Hello
-	if err := ws.ReadJSON(&hello); err != nil {
-		return fail(err)
+	if err := w.Handshake(crypto.AuthKey(c.key), ""); err != nil {
+		w.WS.Close()
+		return nil, err
 	}
-	sig := ed25519.Sign(c.key, protocol.AuthMessage(hello.RelayID, hello.Challenge))
-	if err := ws.WriteJSON(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: c.chain.Author[:], Signature: sig}); err != nil {
-		return fail(err)
-	}
-	var w protocol.Welcome
-	if err := ws.ReadJSON(&w); err != nil || w.Type != protocol.TypeWelcome {
-		return fail(fmt.Errorf("no welcome: %v", err))
-	}
-	return ws, nil
+	return w.WS, nil
 }
 
 // readReply reads the OK or Error for request id.

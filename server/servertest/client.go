@@ -5,12 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -19,15 +20,17 @@ import (
 const ReadTimeout = 20 * time.Second
 
 // Client is a raw-protocol test client: one WebSocket connection driven
-// from the test goroutine. It is not safe for concurrent use.
+// from the test goroutine. It is not safe for concurrent use. The wire
+// client does the dialing, handshake and framing; Client adds raw frames
+// and fails the test instead of returning errors.
 type Client struct {
 	t      testing.TB
-	WS     *websocket.Conn
+	conn   *wire.Conn
+	WS     *websocket.Conn    // conn.WS, for hostile tests
 	Key    ed25519.PrivateKey // the device key; nil until Authenticate
 	Device [32]byte           // the device's public key
 	Hello  protocol.Hello     // the relay's Hello
-	nextID uint64
-	pushes [][]byte // Blob and CaughtUp frames read while waiting for replies
+	pushes [][]byte           // Blob and CaughtUp frames read while waiting for replies
 }
 
 // NewKey returns a fresh device key.
@@ -63,27 +66,7 @@ func (c *Client) Authenticate(key ed25519.PrivateKey) error {
 	c.t.Helper()
 	c.Key = key
 	copy(c.Device[:], key.Public().(ed25519.PublicKey))
-	sig := ed25519.Sign(key, protocol.AuthMessage(c.Hello.RelayID, c.Hello.Challenge))
-	c.Send(&protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: c.Device[:], Signature: sig})
-	data, err := c.Read()
-	if err != nil {
-		return err
-	}
-	env, err := protocol.Decode(data)
-	if err != nil {
-		return err
-	}
-	switch env.Type {
-	case protocol.TypeWelcome:
-		return nil
-	case protocol.TypeError:
-		var e protocol.Error
-		if err := protocol.DecodeAs(data, &e); err != nil {
-			return err
-		}
-		return e.Err()
-	}
-	return fmt.Errorf("unexpected %s message after auth", env.Type)
+	return c.conn.Authenticate(crypto.AuthKey(key), "")
 }
 
 // Send writes one message.
@@ -99,8 +82,7 @@ func (c *Client) Send(m any) {
 // SendFrame writes one raw text frame.
 func (c *Client) SendFrame(data []byte) {
 	c.t.Helper()
-	_ = c.WS.SetWriteDeadline(time.Now().Add(ReadTimeout))
-	if err := c.WS.WriteMessage(websocket.TextMessage, data); err != nil {
+	if err := c.conn.WriteFrame(data); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 }
@@ -108,8 +90,7 @@ func (c *Client) SendFrame(data []byte) {
 // Read reads one frame, returning the read error (for example a
 // *websocket.CloseError) if the connection ended.
 func (c *Client) Read() ([]byte, error) {
-	_ = c.WS.SetReadDeadline(time.Now().Add(ReadTimeout))
-	_, data, err := c.WS.ReadMessage()
+	data, err := c.conn.ReadFrame(ReadTimeout)
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.t.Fatalf("no message from the relay within %s", ReadTimeout)
@@ -128,46 +109,21 @@ func (c *Client) ReadFrame() []byte {
 }
 
 // NextID returns a fresh request id.
-func (c *Client) NextID() uint64 {
-	c.nextID++
-	return c.nextID
-}
+func (c *Client) NextID() uint64 { return c.conn.NextID() }
 
-// Reply reads until the OK or Error for request id and returns it. Blob and CaughtUp messages read meanwhile are kept for [Client.Push].
+// Reply reads until the OK or Error for request id and returns it. Blob
+// and CaughtUp messages read meanwhile are kept for [Client.Push].
 func (c *Client) Reply(id uint64) Reply {
 	c.t.Helper()
-	for {
-		data := c.ReadFrame()
-		env, err := protocol.Decode(data)
-		if err != nil {
-			c.t.Fatalf("relay sent an undecodable frame: %v", err)
-		}
-		switch env.Type {
-		case protocol.TypeBlob, protocol.TypeCaughtUp:
-			c.pushes = append(c.pushes, data)
-			continue
-		case protocol.TypeOK:
-			var ok protocol.OK
-			if err := protocol.DecodeAs(data, &ok); err != nil {
-				c.t.Fatal(err)
-			}
-			if ok.ID != id {
-				c.t.Fatalf("got ok for request %d while waiting for %d", ok.ID, id)
-			}
-			return Reply{OK: &ok}
-		case protocol.TypeError:
-			var e protocol.Error
-			if err := protocol.DecodeAs(data, &e); err != nil {
-				c.t.Fatal(err)
-			}
-			if e.ID != id {
-				c.t.Fatalf("got error for request %d while waiting for %d: %s: %s", e.ID, id, e.Code, e.Message)
-			}
-			return Reply{Err: &e}
-		default:
-			c.t.Fatalf("unexpected %s message while waiting for reply %d", env.Type, id)
-		}
+	r, err := c.conn.Reply(id, ReadTimeout, func(frame []byte) { c.pushes = append(c.pushes, frame) })
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatalf("no reply to request %d within %s", id, ReadTimeout)
 	}
+	if err != nil {
+		c.t.Fatalf("reply to request %d: %v", id, err)
+	}
+	return r
 }
 
 // Push returns the next Blob or CaughtUp message: one read earlier by Reply,
@@ -260,10 +216,7 @@ func (c *Client) Subscribe(j protocol.JournalID, after uint64) Reply {
 }
 
 // Reply is the answer to one request: exactly one of OK and Err is set.
-type Reply struct {
-	OK  *protocol.OK
-	Err *protocol.Error
-}
+type Reply = wire.Reply
 
 // MustOK fails the test unless the reply was OK, and returns it.
 func MustOK(t testing.TB, r Reply) *protocol.OK {

@@ -1,12 +1,14 @@
 package servertest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -16,27 +18,20 @@ import (
 // when the test ends.
 func DialRawWith(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header) *Client {
 	t.Helper()
-	dd := *d
-	if len(dd.Subprotocols) == 0 {
-		dd.Subprotocols = []string{protocol.Subprotocol}
-	}
-	if dd.HandshakeTimeout == 0 {
-		dd.HandshakeTimeout = ReadTimeout
-	}
-	ws, resp, err := dd.Dial(wsURL, h)
+	wd := wire.Dialer{WebSocket: d, Header: h, ReadLimit: 2 * protocol.MaxMessageSize, Timeout: ReadTimeout}
+	conn, resp, err := wd.Dial(context.Background(), wsURL)
 	if err != nil {
 		t.Fatalf("dial %s: %v", wsURL, err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("dial %s: status %s", wsURL, resp.Status)
 	}
-	ws.SetReadLimit(2 * protocol.MaxMessageSize)
-	c := &Client{t: t, WS: ws}
-	t.Cleanup(func() { ws.Close() })
-	data := c.ReadFrame()
-	if err := protocol.DecodeAs(data, &c.Hello); err != nil || c.Hello.Type != protocol.TypeHello {
-		t.Fatalf("first message is not a hello: %s (%v)", data, err)
+	c := &Client{t: t, conn: conn, WS: conn.WS}
+	t.Cleanup(func() { conn.WS.Close() })
+	if err := conn.ReadHello(); err != nil {
+		t.Fatalf("first message is not a hello: %v", err)
 	}
+	c.Hello = conn.Hello
 	return c
 }
 

@@ -1,0 +1,143 @@
+package wire_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/internal/wire"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// Both key holders answer the relay's challenge.
+var (
+	_ wire.Signer = (*crypto.Keyring)(nil)
+	_ wire.Signer = crypto.AuthKey(nil)
+)
+
+func dial(t *testing.T, wsURL string) *wire.Conn {
+	t.Helper()
+	var d wire.Dialer
+	c, _, err := d.Dial(context.Background(), wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.WS.Close() })
+	return c
+}
+
+func newKey(t *testing.T) crypto.AuthKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crypto.AuthKey(k)
+}
+
+func TestHandshake(t *testing.T) {
+	srv := servertest.NewServer(t)
+	dev, err := crypto.NewDevice(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, srv.WebSocketURL())
+	if err := c.Handshake(crypto.NewKeyring(dev), srv.Relay().RelayID()); err != nil {
+		t.Fatal(err)
+	}
+	if c.Hello.RelayID != srv.Relay().RelayID() {
+		t.Fatalf("hello relay id %q, want %q", c.Hello.RelayID, srv.Relay().RelayID())
+	}
+	// The relay serves the device it welcomed.
+	id := c.NextID()
+	if err := c.Send(&protocol.Create{Type: protocol.TypeCreate, ID: id, Journal: servertest.NewJournalID()}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Reply(id, servertest.ReadTimeout, nil)
+	if err != nil || r.OK == nil || r.OK.ID != id {
+		t.Fatalf("create: %+v, %v", r, err)
+	}
+}
+
+// TestHandshakeRelayChanged checks that a relay with an unexpected id is
+// refused before anything is sent: the same connection can still
+// authenticate afterwards, which it could not had an Auth gone out.
+func TestHandshakeRelayChanged(t *testing.T) {
+	srv := servertest.NewServer(t)
+	c := dial(t, srv.WebSocketURL())
+	key := newKey(t)
+	if err := c.Handshake(key, "another-relay"); !errors.Is(err, wire.ErrRelayChanged) {
+		t.Fatalf("err = %v, want ErrRelayChanged", err)
+	}
+	if err := c.Authenticate(key, ""); err != nil {
+		t.Fatalf("authenticate after refusing: %v", err)
+	}
+}
+
+// TestReply checks that Reply hands the pushes it reads to push, in
+// order and without losing any, and returns a relay's refusal as Err.
+func TestReply(t *testing.T) {
+	srv := servertest.NewServer(t)
+	key := newKey(t)
+	c := dial(t, srv.WebSocketURL())
+	if err := c.Handshake(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	j := servertest.NewJournalID()
+	var dev [32]byte
+	copy(dev[:], key.SignPublic())
+	ch := servertest.Chain{Journal: j, Author: dev}
+	var pushed []string
+	push := func(frame []byte) {
+		var in struct {
+			Type string `json:"type"`
+			Seq  uint64 `json:"seq"`
+		}
+		if err := protocol.DecodeAs(frame, &in); err != nil {
+			t.Fatal(err)
+		}
+		pushed = append(pushed, fmt.Sprintf("%s %d", in.Type, in.Seq))
+	}
+	call := func(mk func(id uint64) any) wire.Reply {
+		t.Helper()
+		id := c.NextID()
+		if err := c.Send(mk(id)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Reply(id, servertest.ReadTimeout, push)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	servertest.MustOK(t, call(func(id uint64) any { return &protocol.Create{Type: protocol.TypeCreate, ID: id, Journal: j} }))
+	servertest.MustOK(t, call(func(id uint64) any { return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: id, Journal: j} }))
+	for _, body := range []string{"one", "two"} {
+		servertest.MustOK(t, call(func(id uint64) any {
+			return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j, Blob: ch.Next(body)}
+		}))
+	}
+	other := servertest.Chain{Journal: servertest.NewJournalID(), Author: dev}
+	r := call(func(id uint64) any {
+		return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: other.Journal, Blob: other.Next("three")}
+	})
+	if r.Err == nil || !errors.Is(r.Err.Err(), protocol.ErrNotMember) {
+		t.Fatalf("put to a journal the device is not in: %+v", r)
+	}
+	// Whatever Reply did not read is still on the connection.
+	for len(pushed) < 3 {
+		frame, err := c.ReadFrame(servertest.ReadTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(frame)
+	}
+	want := []string{"caught_up 0", "blob 1", "blob 2"}
+	if fmt.Sprint(pushed) != fmt.Sprint(want) {
+		t.Fatalf("pushes %q, want %q", pushed, want)
+	}
+}
