@@ -117,33 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	app := &cli.App{
 		Name:            "kintsugi-bench",
-		Usage:           "measure a Kintsugi relay on loopback",
+		Usage:           "measure a Kintsugi relay on loopback, and the kintsugi command on long journals",
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		OnUsageError:    usage,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
-			&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
-			&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client (default: all but client)"},
-			&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data (default: the system temp dir); it must be on the disk you want to measure"},
-			&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
-			&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
-			&cli.IntFlag{Name: "shared-writers", Value: 8, Usage: "ingest: writers per journal in the shared layout (1 skips it)"},
-			&cli.DurationFlag{Name: "ingest-time", Value: 3 * time.Second, Usage: "ingest: measured time per run"},
-			&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
-			&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
-			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
-			&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
-			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
-			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
-			&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
-			&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
-			&cli.IntSliceFlag{Name: "client-entries", Value: cli.NewIntSlice(1000, 10000, 100000), Usage: "client: journal sizes, in entries, one run each (at least 10)"},
-			&cli.IntFlag{Name: "client-runs", Value: 3, Usage: "client: runs of each command (the median is reported)"},
-		},
+		Flags:           benchFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return &usageError{msg: fmt.Sprintf("kintsugi-bench takes no arguments, got %q", c.Args().First()), hint: "pick scenarios with --only"}
@@ -177,6 +157,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	return app.RunContext(ctx, args)
+}
+
+// benchFlags are the command's flags.
+func benchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
+		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client (default: all but client)"},
+		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
+		&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
+		&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
+		&cli.IntFlag{Name: "shared-writers", Value: 8, Usage: "ingest: writers per journal in the shared layout (1 skips it)"},
+		&cli.DurationFlag{Name: "ingest-time", Value: 3 * time.Second, Usage: "ingest: measured time per run"},
+		&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
+		&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
+		&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
+		&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
+		&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
+		&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
+		&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
+		&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
+		&cli.IntSliceFlag{Name: "client-entries", Value: cli.NewIntSlice(1000, 10000, 100000), Usage: "client: journal sizes, in entries, one run each (at least 10)"},
+		&cli.IntFlag{Name: "client-runs", Value: 3, Usage: "client: runs of each command (the median is reported)"},
+	}
 }
 
 func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
