@@ -21,6 +21,11 @@
 //   - idle: relay memory per idle subscribed connection.
 //   - sync: a new device's first sync of 10,000 entries: raw fetch, and
 //     fetch plus decryption in the real client (package client).
+//   - client: the real kintsugi command (built once with the go tool, so
+//     run it from the repository) on journals of 1k, 10k and 100k
+//     entries: wall time, CPU time and peak RSS of each command's process
+//     (first sync, log, show, status, questions). Not in the default run,
+//     as it takes several minutes: pick it with --only client.
 //
 // The load generator runs on the same machine as the relay and competes
 // with it for CPU; a relay serving remote clients would not pay for them.
@@ -54,6 +59,9 @@ const (
 func main() {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(runChild(dir))
+	}
+	if os.Getenv(runnerEnv) != "" {
+		os.Exit(runRunner(os.Args[1:]))
 	}
 	os.Exit(report(os.Stderr, run(context.Background(), os.Args, os.Stdout, os.Stderr)))
 }
@@ -90,13 +98,18 @@ type options struct {
 	idlePing      time.Duration
 	syncEntries   int
 	syncRuns      int
+	clientEntries []int
+	clientRuns    int
 	relayProfiles profiles // --relay-cpuprofile, --relay-memprofile
 	progress      io.Writer
 	asJSON        bool
 	scenarioList  []string
 }
 
-var scenarios = []string{"ingest", "push", "idle", "sync"}
+var scenarios = []string{"ingest", "push", "idle", "sync", "client"}
+
+// defaultScenarios are the scenarios run without --only.
+var defaultScenarios = []string{"ingest", "push", "idle", "sync"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := func(_ *cli.Context, err error, _ bool) error {
@@ -104,31 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	app := &cli.App{
 		Name:            "kintsugi-bench",
-		Usage:           "measure a Kintsugi relay on loopback",
+		Usage:           "measure a Kintsugi relay on loopback, and the kintsugi command on long journals",
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		OnUsageError:    usage,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
-			&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
-			&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync (default: all)"},
-			&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data (default: the system temp dir); it must be on the disk you want to measure"},
-			&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
-			&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
-			&cli.IntFlag{Name: "shared-writers", Value: 8, Usage: "ingest: writers per journal in the shared layout (1 skips it)"},
-			&cli.DurationFlag{Name: "ingest-time", Value: 3 * time.Second, Usage: "ingest: measured time per run"},
-			&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
-			&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
-			&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
-			&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
-			&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
-			&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
-			&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
-			&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
-		},
+		Flags:           benchFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return &usageError{msg: fmt.Sprintf("kintsugi-bench takes no arguments, got %q", c.Args().First()), hint: "pick scenarios with --only"}
@@ -164,6 +159,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return app.RunContext(ctx, args)
 }
 
+// benchFlags are the command's flags.
+func benchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
+		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client (default: all but client)"},
+		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
+		&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
+		&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
+		&cli.IntFlag{Name: "shared-writers", Value: 8, Usage: "ingest: writers per journal in the shared layout (1 skips it)"},
+		&cli.DurationFlag{Name: "ingest-time", Value: 3 * time.Second, Usage: "ingest: measured time per run"},
+		&cli.IntSliceFlag{Name: "subscribers", Value: cli.NewIntSlice(1, 10, 100, 1000), Usage: "push: subscribed devices, one run each"},
+		&cli.IntFlag{Name: "push-puts", Value: 200, Usage: "push: puts per run"},
+		&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
+		&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
+		&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
+		&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
+		&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
+		&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
+		&cli.IntSliceFlag{Name: "client-entries", Value: cli.NewIntSlice(1000, 10000, 100000), Usage: "client: journal sizes, in entries, one run each (at least 10)"},
+		&cli.IntFlag{Name: "client-runs", Value: 3, Usage: "client: runs of each command (the median is reported)"},
+	}
+}
+
 func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	o := &options{
 		dir:           c.String("dir"),
@@ -177,6 +197,8 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		idlePing:      c.Duration("idle-ping"),
 		syncEntries:   c.Int("sync-entries"),
 		syncRuns:      c.Int("sync-runs"),
+		clientEntries: c.IntSlice("client-entries"),
+		clientRuns:    c.Int("client-runs"),
 		progress:      stderr,
 		relayProfiles: profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
 		asJSON:        c.Bool("json"),
@@ -194,6 +216,8 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		quick("idle-conns", func() { o.idleConns = []int{500} })
 		quick("sync-entries", func() { o.syncEntries = 1000 })
 		quick("sync-runs", func() { o.syncRuns = 1 })
+		quick("client-entries", func() { o.clientEntries = []int{200, 1000} })
+		quick("client-runs", func() { o.clientRuns = 1 })
 	}
 	if o.dir == "" {
 		o.dir = os.TempDir()
@@ -201,12 +225,12 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	for _, s := range c.StringSlice("only") {
 		s = strings.TrimSpace(s)
 		if !slices.Contains(scenarios, s) {
-			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle or sync (comma-separated)"}
+			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync or client (comma-separated)"}
 		}
 		o.only[s] = true
 	}
 	if len(o.only) == 0 {
-		for _, s := range scenarios {
+		for _, s := range defaultScenarios {
 			o.only[s] = true
 		}
 	}
@@ -234,9 +258,17 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		positive("idle-conns", o.idleConns...),
 		positive("sync-entries", o.syncEntries),
 		positive("sync-runs", o.syncRuns),
+		positive("client-runs", o.clientRuns),
 	); err != nil {
 		return nil, err
 	}
+	for _, n := range o.clientEntries {
+		if n < minClientEntries {
+			return nil, &usageError{msg: fmt.Sprintf("--client-entries %d is below %d", n, minClientEntries), hint: "give journal sizes like 1000,10000,100000"}
+		}
+	}
+	slices.Sort(o.clientEntries)
+	o.clientEntries = slices.Compact(o.clientEntries)
 	if o.idlePing <= 0 {
 		return nil, &usageError{msg: "--idle-ping must be positive", hint: "for example --idle-ping 1s"}
 	}
@@ -257,6 +289,7 @@ type results struct {
 	Push      []pushResult   `json:"push,omitempty"`
 	Idle      []idleResult   `json:"idle,omitempty"`
 	FirstSync *syncResult    `json:"first_sync,omitempty"`
+	Client    []clientResult `json:"client,omitempty"`
 }
 
 // envInfo describes where the figures were measured.
@@ -325,6 +358,14 @@ func runAll(o *options) (*results, error) {
 		}
 		res.FirstSync = r
 	}
+	if o.only["client"] {
+		say("client: the kintsugi command on journals of %v entries, %d runs each", o.clientEntries, o.clientRuns)
+		r, err := runClient(o, o.clientEntries, o.clientRuns)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		res.Client = r
+	}
 	return res, nil
 }
 
@@ -360,6 +401,18 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "\nfirst sync of %d entries (%d blobs of about %d bytes; median of %d) (target: <= 300 ms with decryption)\n", s.Entries, s.FetchedBlobs, s.BlobBytes, s.Runs)
 		fmt.Fprintln(tw, "fetch ms\tfetch + decrypt ms\t")
 		fmt.Fprintf(tw, "%.0f\t%.0f\t\n", s.FetchMs, s.FetchDecryptMs)
+		tw.Flush()
+	}
+	if len(r.Client) > 0 {
+		x := r.Client[0]
+		fmt.Fprintf(w, "\nthe kintsugi command on sam's home, each command its own process (median of %d; key file at the cheapest KDF setting, so no argon2 unlock)\n", x.Runs)
+		fmt.Fprintf(w, "about %d bytes of text an entry, one in ten a question; \"sync + log\" is a first sync followed by reading the whole timeline\n", x.TextBytes)
+		fmt.Fprintln(tw, "entries\tcommand\twall ms\tCPU ms\tpeak RSS\ttarget\t")
+		for _, x := range r.Client {
+			for _, c := range x.Commands {
+				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f MiB\t%s\t\n", x.Entries, c.Command, c.WallMs, c.CPUMs, float64(c.PeakRSSKB)/1024, c.Target)
+			}
+		}
 		tw.Flush()
 	}
 }

@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -15,6 +22,10 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		// The relay child of a benchmark run started by a test.
 		os.Exit(runChild(dir))
+	}
+	if os.Getenv(runnerEnv) != "" {
+		// The runner of a kintsugi command, in the client scenario.
+		os.Exit(runRunner(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -121,6 +132,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--only", "nonsense"},
 		{"--writers", "0"},
 		{"--blob-size", "10"},
+		{"--client-entries", "1000,5"},
+		{"--client-runs", "0"},
+		{"--only", "client,nonsense"},
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
@@ -158,5 +172,167 @@ func TestPutFrame(t *testing.T) {
 	}
 	if _, ok := frameSeq([]byte(`{"type":"caught_up","journal":"00","seq":3}`)); ok {
 		t.Fatal("frameSeq took caught_up for a blob")
+	}
+}
+
+// parse runs the command line through the flags and parseOptions only.
+func parse(t *testing.T, args ...string) (*options, error) {
+	t.Helper()
+	var o *options
+	app := &cli.App{
+		Name:           "kintsugi-bench",
+		Flags:          benchFlags(),
+		Writer:         io.Discard,
+		ErrWriter:      io.Discard,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			var err error
+			o, err = parseOptions(c, io.Discard)
+			return err
+		},
+	}
+	err := app.Run(append([]string{"kintsugi-bench", "--dir", t.TempDir()}, args...))
+	return o, err
+}
+
+func TestClientOptions(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		entries   []int
+		runs      int
+		scenarios string
+	}{
+		{nil, []int{1000, 10000, 100000}, 3, "ingest,push,idle,sync"},
+		{[]string{"--only", "client"}, []int{1000, 10000, 100000}, 3, "client"},
+		{[]string{"--quick", "--only", "sync,client"}, []int{200, 1000}, 1, "sync,client"},
+		{[]string{"--quick", "--client-entries", "5000", "--client-runs", "5"}, []int{5000}, 5, "ingest,push,idle,sync"},
+		{[]string{"--client-entries", "100000,10,1000,1000"}, []int{10, 1000, 100000}, 3, "ingest,push,idle,sync"},
+		{[]string{"--client-entries", "300", "--client-entries", "20"}, []int{20, 300}, 3, "ingest,push,idle,sync"},
+	} {
+		o, err := parse(t, c.args...)
+		if err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
+		}
+		if !slices.Equal(o.clientEntries, c.entries) || o.clientRuns != c.runs || strings.Join(o.scenarioList, ",") != c.scenarios {
+			t.Errorf("%v: entries %v, runs %d, scenarios %v; want %v, %d, %s", c.args, o.clientEntries, o.clientRuns, o.scenarioList, c.entries, c.runs, c.scenarios)
+		}
+	}
+	for _, args := range [][]string{
+		{"--client-entries", "9"},
+		{"--client-entries", "0"},
+		{"--client-entries", "ten"},
+		{"--client-runs", "-1"},
+	} {
+		if _, err := parse(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if got := median([]int64{5, 1, 3}); got != 3 {
+		t.Errorf("median of 5 1 3: %d", got)
+	}
+	if got := median([]time.Duration{4, 1, 3, 2}); got != 3 {
+		t.Errorf("median of 4 1 3 2: %d (the upper middle)", got)
+	}
+	if got := median([]float64{7}); got != 7 {
+		t.Errorf("median of 7: %v", got)
+	}
+	if got := median([]int64(nil)); got != 0 {
+		t.Errorf("median of nothing: %d", got)
+	}
+	xs := []int{3, 2, 1}
+	median(xs)
+	if !slices.Equal(xs, []int{3, 2, 1}) {
+		t.Errorf("median reordered its argument: %v", xs)
+	}
+}
+
+func TestClientTarget(t *testing.T) {
+	for _, c := range []struct {
+		command string
+		n       int
+		want    string
+	}{
+		{"log -n 10", 100000, "<= 150 ms, <= 80 MiB"},
+		{"questions", 10000, "<= 100 ms"},
+		{"show ID", 1000, ""},
+		{"sync + log", 10000, "<= 300 ms"},
+		{"sync + log", 100000, "<= 3 s, <= 200 MiB"},
+		{"sync", 100000, ""},
+		{"log", 10000, ""},
+	} {
+		if got := clientTarget(c.command, c.n); got != c.want {
+			t.Errorf("target of %s at %d: %q, want %q", c.command, c.n, got, c.want)
+		}
+	}
+}
+
+// TestTextGen checks the generated journal is the same for a seed and has
+// the mix the docs describe.
+func TestTextGen(t *testing.T) {
+	a, b := newTextGen(7), newTextGen(7)
+	questions := 0
+	for i := range 100 {
+		p, q := a.payload(), b.payload()
+		if !reflect.DeepEqual(p, q) {
+			t.Fatalf("payload %d differs for one seed:\n%+v\n%+v", i, p, q)
+		}
+		if n := len(p.Text); n < 900 || n > 1200 {
+			t.Errorf("payload %d: %d bytes of text", i, n)
+		}
+		switch p.Kind {
+		case client.KindQuestion:
+			questions++
+		case client.KindEntry:
+			if len(p.Feelings) == 0 || p.Intensity == nil || *p.Intensity < 0 || *p.Intensity > 10 {
+				t.Errorf("payload %d: feelings %v, intensity %v", i, p.Feelings, p.Intensity)
+			}
+		default:
+			t.Errorf("payload %d: kind %q", i, p.Kind)
+		}
+	}
+	if questions != 10 {
+		t.Errorf("%d questions in 100 entries, want 10", questions)
+	}
+}
+
+// TestClientScenario runs the client scenario on a tiny journal: it builds
+// the kintsugi command, so it needs the go tool. It checks the report's
+// shape and that each command ran, not what it measured.
+func TestClientScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the kintsugi command")
+	}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "client", "--dir", t.TempDir(),
+		"--client-entries", "60", "--client-runs", "1"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var r results
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
+	}
+	if len(r.Client) != 1 {
+		t.Fatalf("client: %+v", r.Client)
+	}
+	x := r.Client[0]
+	if x.Entries != 60 || x.Questions != 6 || x.Answers != samAnswers || x.Runs != 1 || x.TextBytes < 900 {
+		t.Errorf("client: %+v", x)
+	}
+	var names []string
+	for _, c := range x.Commands {
+		names = append(names, c.Command)
+		if c.WallMs <= 0 || c.PeakRSSKB <= 0 {
+			t.Errorf("%s: %+v", c.Command, c)
+		}
+	}
+	if got := strings.Join(names, ","); got != "sync,sync + log,log -n 10,show ID,status,questions,log" {
+		t.Errorf("commands: %s", got)
 	}
 }
