@@ -23,9 +23,17 @@ type SyncResult struct {
 	// Notices say what changed in the journal's roster: a device added or
 	// removed, someone leaving.
 	Notices []string
-	// New are entries from the partner that arrived in this sync.
-	New []Entry
+	// New are the newest entries from the partner that arrived in this
+	// sync, at most NewShown, oldest first; NewCount is how many arrived.
+	New      []Entry
+	NewCount int
 }
+
+// NewShown is how many newly arrived entries a sync or watch event
+// carries with their text: a first sync of years of writing shows the
+// newest, and says how many more there are, instead of decrypting and
+// printing every one.
+const NewShown = 20
 
 // Sync pushes the outbox, then pulls everything after the cursor, applies
 // what arrived (a partner joining, keys re-boxed for this device) and
@@ -77,7 +85,7 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 			return res, err
 		}
 	}
-	res.New, err = j.newSince(before)
+	res.New, res.NewCount, err = j.newSince(before)
 	if err != nil {
 		return res, err
 	}
@@ -350,16 +358,18 @@ func (j *Journal) readableIDs() (map[protocol.BlobID]bool, error) {
 	return ids, nil
 }
 
-// newSince returns the partner's entries readable now that were not in
-// before, and adds them to before.
-func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, error) {
+// newSince returns the newest NewShown of the partner's entries readable
+// now that were not in before, and how many there are; it adds them to
+// before.
+func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error) {
 	r, err := j.Reader()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
-	var out []Entry
+	var fresh []Entry
+	var plans []textPlan
 	for _, o := range r.tl.sorted {
 		if before[o.s.Chain] {
 			continue
@@ -369,15 +379,20 @@ func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, error) {
 			continue
 		}
 		e, plan := r.build(o)
-		if e.Hidden {
-			continue
+		if !e.Hidden {
+			fresh, plans = append(fresh, e), append(plans, plan)
 		}
-		if err := r.fill(&e, plan); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
 	}
-	return out, nil
+	n := len(fresh)
+	if n > NewShown {
+		fresh, plans = fresh[n-NewShown:], plans[n-NewShown:]
+	}
+	for i := range fresh {
+		if err := r.fill(&fresh[i], plans[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	return fresh, n, nil
 }
 
 // apply processes what arrived: joins answering this device's invites add
@@ -774,7 +789,8 @@ type Event struct {
 	Disconnected error         // the connection failed; RetryIn says when we try again
 	RetryIn      time.Duration //
 	Pushed       int           // entries from this device the relay acknowledged
-	New          []Entry       // entries from the partner that arrived
+	New          []Entry       // entries from the partner that arrived (the newest NewShown)
+	NewCount     int           // how many arrived
 	Joined       []string      // partners who joined
 	Notices      []string      // roster changes (see SyncResult.Notices)
 }
@@ -879,12 +895,12 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		if pending > 0 {
 			kick()
 		}
-		fresh, err := j.newSince(before)
+		fresh, count, err := j.newSince(before)
 		if err != nil {
 			return err
 		}
 		if len(fresh) > 0 || len(joined) > 0 || len(notices) > 0 {
-			onEvent(Event{New: fresh, Joined: joined, Notices: notices})
+			onEvent(Event{New: fresh, NewCount: count, Joined: joined, Notices: notices})
 		}
 		return j.withLock(func() error {
 			j.st.LastSync = time.Now().UTC()

@@ -52,6 +52,10 @@ type Query struct {
 	Contains string
 	// Last, if positive, keeps only the last Last entries that match.
 	Last int
+	// NoText leaves every entry's Text (and its versions') empty: for a
+	// view that needs only what an entry says about itself (kind, time,
+	// feelings), which then costs no decryption.
+	NoText bool
 }
 
 // Reader reads entries from one snapshot of the journal's index. It builds
@@ -114,7 +118,7 @@ func (r *Reader) Query(q Query) ([]Entry, error) {
 		slices.Reverse(texts)
 	}
 	for i := range out {
-		if q.Contains == "" {
+		if q.Contains == "" && !q.NoText {
 			if err := r.fill(&out[i], texts[i]); err != nil {
 				return nil, err
 			}

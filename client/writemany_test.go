@@ -47,3 +47,31 @@ func TestWriteMany(t *testing.T) {
 		t.Fatalf("partner's status after a batch: %+v", st)
 	}
 }
+
+// TestSyncCarriesTheNewest: a sync that brings more than NewShown entries
+// carries the newest, with their text, and says how many arrived.
+func TestSyncCarriesTheNewest(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	n := client.NewShown + 5
+	var batch []client.Payload
+	for i := range n {
+		batch = append(batch, client.Payload{Kind: client.KindEntry, Text: fmt.Sprint("entry ", i)})
+	}
+	if _, err := aj.WriteMany(batch); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	res := mustSync(t, sj)
+	if res.NewCount != n || len(res.New) != client.NewShown {
+		t.Fatalf("sync carried %d of %d new entries, want %d of %d", len(res.New), res.NewCount, client.NewShown, n)
+	}
+	if first, last := res.New[0].Text, res.New[len(res.New)-1].Text; first != fmt.Sprint("entry ", n-client.NewShown) || last != fmt.Sprint("entry ", n-1) {
+		t.Fatalf("sync carried %q … %q, want the newest", first, last)
+	}
+	if res := mustSync(t, sj); res.NewCount != 0 || len(res.New) != 0 {
+		t.Fatalf("a second sync carried %d new entries", res.NewCount)
+	}
+}

@@ -485,7 +485,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 // target opens the journal and finds the entry the first argument names;
 // missing is the message when there is no argument. The caller closes the
 // journal.
-func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, []client.Entry, *client.Entry, error) {
+func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, *client.Reader, *client.Entry, error) {
 	if c.NArg() < 1 {
 		return nil, nil, nil, fail(missing, hint)
 	}
@@ -493,59 +493,65 @@ func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, []c
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	entries, err := j.Entries()
+	r, err := j.Reader()
 	if err == nil {
 		var t *client.Entry
-		if t, err = client.Find(entries, c.Args().First()); err == nil {
-			return j, entries, t, nil
+		if t, err = r.Find(c.Args().First()); err == nil {
+			return j, r, t, nil
 		}
 	}
 	j.Close()
 	return nil, nil, nil, err
 }
 
-// openEntries unlocks, opens the journal and reads every entry this device
-// can read. The caller closes the journal.
-func (e *env) openEntries() (*client.Account, *client.Journal, []client.Entry, error) {
-	a, j, err := e.open()
+// entries looks entries up by their full id, for printing what an entry
+// responds to and what responds to it. A *client.Reader is one; so is an
+// entryMap.
+type entries interface {
+	Get(id string) (client.Entry, bool)
+}
+
+// get returns the entry with id, or a zero Entry.
+func get(byID entries, id string) client.Entry {
+	en, _ := byID.Get(id)
+	return en
+}
+
+// entryMap is entries held in a map.
+type entryMap map[string]client.Entry
+
+func (m entryMap) Get(id string) (client.Entry, bool) {
+	en, ok := m[id]
+	return en, ok
+}
+
+// entriesOf opens the journal and returns a reader of it and its entries
+// of kind, oldest first. The caller closes the journal.
+func (e *env) entriesOf(kind string) (*client.Journal, *client.Reader, []client.Entry, error) {
+	_, j, err := e.open()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	all, err := j.Entries()
+	r, err := j.Reader()
+	var list []client.Entry
+	if err == nil {
+		list, err = r.Query(client.Query{Kinds: map[string]bool{kind: true}, Hidden: true})
+	}
 	if err != nil {
 		j.Close()
 		return nil, nil, nil, err
 	}
-	return a, j, all, nil
+	return j, r, list, nil
 }
 
-// entriesOf opens the journal and returns its entries by id, and those of
-// kind, oldest first. The caller closes the journal.
-func (e *env) entriesOf(kind string) (*client.Journal, map[string]client.Entry, []client.Entry, error) {
-	_, j, all, err := e.openEntries()
+// index returns a reader of the journal, for printing responses with what
+// they respond to.
+func (e *env) index(j *client.Journal) entries {
+	r, err := j.Reader()
 	if err != nil {
-		return nil, nil, nil, err
+		return entryMap{}
 	}
-	byID := make(map[string]client.Entry, len(all))
-	list := []client.Entry{}
-	for _, en := range all {
-		byID[en.ID] = en
-		if en.Kind == kind {
-			list = append(list, en)
-		}
-	}
-	return j, byID, list, nil
-}
-
-// index returns the journal's readable entries by id, for printing
-// responses with what they respond to.
-func (e *env) index(j *client.Journal) map[string]client.Entry {
-	all, _ := j.Entries()
-	byID := make(map[string]client.Entry, len(all))
-	for _, en := range all {
-		byID[en.ID] = en
-	}
-	return byID
+	return r
 }
 
 func partnerName(j *client.Journal) string {
@@ -570,40 +576,36 @@ func cmdLog(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, j, all, err := e.openEntries()
+			_, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			entries := []client.Entry{}
-			for _, en := range all {
-				if en.Hidden && f.kinds == nil {
-					continue // shown through the entry they change
-				}
-				if f.match(en) {
-					entries = append(entries, en)
-				}
+			r, err := j.Reader()
+			if err != nil {
+				return err
 			}
-			if n := c.Int("n"); n > 0 && n < len(entries) {
-				entries = entries[len(entries)-n:]
+			// Revisions and retractions are shown through the entry they
+			// change, unless asked for by kind.
+			q := f.query()
+			q.Hidden, q.Last = q.Kinds != nil, max(c.Int("n"), 0)
+			list, err := r.Query(q)
+			if err != nil {
+				return err
 			}
 			if c.Bool("json") {
-				return e.json(entries)
+				return e.json(list)
 			}
-			if len(entries) == 0 {
-				if len(all) > 0 {
+			if len(list) == 0 {
+				if r.Len() > 0 {
 					e.printf("Nothing matches those filters.\n")
 				} else {
 					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
 				}
 				return nil
 			}
-			byID := make(map[string]client.Entry, len(all))
-			for _, en := range all {
-				byID[en.ID] = en
-			}
-			for _, en := range entries {
-				e.printEntry(en, byID)
+			for _, en := range list {
+				e.printEntry(en, r)
 				e.printf("\n")
 			}
 			e.noteMissing(j)
@@ -637,7 +639,7 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-// filter selects entries for log and export.
+// filter selects entries for log and export: the flags, checked.
 type filter struct {
 	since, until time.Time // zero: unbounded; until is exclusive
 	kinds        map[string]bool
@@ -645,6 +647,11 @@ type filter struct {
 	feelings     map[string]bool
 	tags         map[string]bool
 	contains     string
+}
+
+// query is the client query the filter asks for.
+func (f *filter) query() client.Query {
+	return client.Query{Since: f.since, Until: f.until, Kinds: f.kinds, Author: f.author, Feelings: f.feelings, Tags: f.tags, Contains: f.contains}
 }
 
 var knownKinds = []string{client.KindEntry, client.KindQuestion, client.KindAnswer, client.KindFollowup, client.KindReply, client.KindAck, client.KindCommit, client.KindCheckin, client.KindAgree, client.KindDecision, client.KindTogether, client.KindTogetherAnswer, client.KindTogetherMark, client.KindReflection, client.KindRevision, client.KindRetraction}
@@ -696,43 +703,6 @@ func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	return f, nil
 }
 
-func (f *filter) match(en client.Entry) bool {
-	if !f.since.IsZero() && en.Created.Before(f.since) {
-		return false
-	}
-	if !f.until.IsZero() && !en.Created.Before(f.until) {
-		return false
-	}
-	if f.kinds != nil && !f.kinds[en.Kind] {
-		return false
-	}
-	switch f.author {
-	case "":
-	case "me":
-		if !en.Mine {
-			return false
-		}
-	case "partner":
-		if en.Mine {
-			return false
-		}
-	default:
-		if strings.ToLower(en.Author) != f.author {
-			return false
-		}
-	}
-	if f.feelings != nil && !slices.ContainsFunc(en.Feelings, func(x string) bool { return f.feelings[x] }) {
-		return false
-	}
-	if f.tags != nil && !slices.ContainsFunc(en.Tags, func(x string) bool { return f.tags[x] }) {
-		return false
-	}
-	if f.contains != "" && !strings.Contains(strings.ToLower(en.Text), f.contains) {
-		return false
-	}
-	return true
-}
-
 func cmdShow(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "show",
@@ -743,7 +713,7 @@ func cmdShow(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
-			j, entries, en, err := e.target(c, "which entry? the id is missing", "`kintsugi log` lists entries with their ids")
+			j, byID, en, err := e.target(c, "which entry? the id is missing", "`kintsugi log` lists entries with their ids")
 			if err != nil {
 				return err
 			}
@@ -751,11 +721,7 @@ func cmdShow(e *env) *cli.Command {
 			if c.Bool("json") {
 				return e.json(en)
 			}
-			byID := make(map[string]client.Entry, len(entries))
-			for _, x := range entries {
-				byID[x.ID] = x
-			}
-			if p, ok := byID[en.Ref]; ok {
+			if p, ok := byID.Get(en.Ref); ok {
 				e.printf("(in response to %s's %s %s)\n", clean(p.Author), kindWord(p.Kind), p.Short)
 			}
 			e.printEntry(*en, byID)
@@ -777,11 +743,11 @@ func cmdShow(e *env) *cli.Command {
 	}
 }
 
-func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
+func (e *env) printEntry(en client.Entry, byID entries) {
 	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
 	who := clean(en.Author)
 	of := func() string {
-		t, ok := byID[en.Ref]
+		t, ok := byID.Get(en.Ref)
 		switch {
 		case !ok:
 			return " an entry"
@@ -885,12 +851,12 @@ func (e *env) printEntry(en client.Entry, byID map[string]client.Entry) {
 }
 
 // printThread prints every response to en, and theirs, indented.
-func (e *env) printThread(en client.Entry, byID map[string]client.Entry, depth int) {
+func (e *env) printThread(en client.Entry, byID entries, depth int) {
 	if depth > 20 {
 		return
 	}
 	for _, id := range en.Responses {
-		r, ok := byID[id]
+		r, ok := byID.Get(id)
 		if !ok {
 			continue
 		}
@@ -946,7 +912,7 @@ func cmdSync(e *env) *cli.Command {
 				if res.Notices == nil {
 					res.Notices = []string{}
 				}
-				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": res.Notices, "new": res.New})
+				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": res.Notices, "new": res.New, "new_count": res.NewCount})
 			}
 			for _, n := range res.Joined {
 				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
@@ -956,14 +922,7 @@ func cmdSync(e *env) *cli.Command {
 			}
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
 			defer e.noteMissing(j)
-			if len(res.New) > 0 {
-				e.printf("New from %s:\n\n", clean(partnerName(j)))
-				byID := e.index(j)
-				for _, en := range res.New {
-					e.printEntry(en, byID)
-					e.printf("\n")
-				}
-			}
+			e.printNew(j, res.New, res.NewCount, true)
 			return nil
 		},
 	}
@@ -983,7 +942,7 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			case ev.Pushed > 0:
 				m["event"], m["pushed"] = "pushed", ev.Pushed
 			default:
-				m["event"], m["new"], m["joined"], m["notices"] = "received", ev.New, ev.Joined, ev.Notices
+				m["event"], m["new"], m["new_count"], m["joined"], m["notices"] = "received", ev.New, ev.NewCount, ev.Joined, ev.Notices
 			}
 			enc.Encode(m)
 			return
@@ -1003,12 +962,32 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 		for _, n := range ev.Notices {
 			e.printf("%s.\n", clean(n))
 		}
-		byID := e.index(j)
-		for _, en := range ev.New {
-			e.printEntry(en, byID)
-			e.printf("\n")
-		}
+		e.printNew(j, ev.New, ev.NewCount, false)
 	})
+}
+
+// printNew prints the newest entries that arrived from the partner, under
+// a heading if asked; when more arrived than a sync carries, it says how
+// many and how to read them.
+func (e *env) printNew(j *client.Journal, fresh []client.Entry, count int, heading bool) {
+	if len(fresh) == 0 {
+		return
+	}
+	who := clean(partnerName(j))
+	switch {
+	case count > len(fresh):
+		e.printf("%s new from %s. The newest %d:\n\n", plural(count, "entry", "entries"), who, len(fresh))
+	case heading:
+		e.printf("New from %s:\n\n", who)
+	}
+	byID := e.index(j)
+	for _, en := range fresh {
+		e.printEntry(en, byID)
+		e.printf("\n")
+	}
+	if count > len(fresh) {
+		e.printf("The rest are in the timeline whenever you want them: `kintsugi log -n %d`.\n", count)
+	}
 }
 
 func cmdStatus(e *env) *cli.Command {

@@ -210,7 +210,7 @@ func runDemo(e *env, keep bool) (err error) {
 		if err != nil {
 			return err
 		}
-		byID := map[string]client.Entry{}
+		byID := entryMap{}
 		for _, en := range entries {
 			byID[en.ID] = en
 		}

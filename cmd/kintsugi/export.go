@@ -38,15 +38,22 @@ func cmdExport(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			a, j, all, err := e.openEntries()
+			a, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: a.Name, Partner: partnerName(j), Entries: []client.Entry{}, byID: map[string]client.Entry{}}
-			for _, en := range all {
-				doc.byID[en.ID] = en
-				if f.match(en) && en.Kind != client.KindTogetherMark && !en.Hidden {
+			r, err := j.Reader()
+			if err != nil {
+				return err
+			}
+			chosen, err := r.Query(f.query())
+			if err != nil {
+				return err
+			}
+			doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: a.Name, Partner: partnerName(j), Entries: []client.Entry{}, byID: r}
+			for _, en := range chosen {
+				if en.Kind != client.KindTogetherMark {
 					doc.Entries = append(doc.Entries, en)
 				}
 			}
@@ -92,7 +99,7 @@ type exportDoc struct {
 	By       string
 	Partner  string
 	Entries  []client.Entry
-	byID     map[string]client.Entry
+	byID     entries
 }
 
 func writeJSONExport(w io.Writer, d *exportDoc) error {
@@ -135,7 +142,7 @@ func (d *exportDoc) headline(en client.Entry) string {
 	default:
 		fmt.Fprintf(&b, " (%s)", kindWord(en.Kind))
 	}
-	if t, ok := d.byID[en.Ref]; ok && en.Ref != "" {
+	if t, ok := d.byID.Get(en.Ref); ok && en.Ref != "" {
 		fmt.Fprintf(&b, ", in response to %s's %s %s", t.Author, kindWord(t.Kind), t.Short)
 	}
 	if len(en.Feelings) > 0 {

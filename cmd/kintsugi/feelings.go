@@ -99,18 +99,23 @@ func cmdFeelings(e *env) *cli.Command {
 				}
 				since = t
 			}
-			_, j, all, err := e.openEntries()
+			_, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			// The same selection log uses, by date and author.
+			r, err := j.Reader()
+			if err != nil {
+				return err
+			}
+			// The same selection log uses, by date and author; the chart
+			// needs no text.
 			f := &filter{since: since, author: strings.ToLower(strings.TrimSpace(c.String("author")))}
-			var entries []client.Entry
-			for _, en := range all {
-				if f.match(en) {
-					entries = append(entries, en)
-				}
+			q := f.query()
+			q.NoText = true
+			entries, err := r.Query(q)
+			if err != nil {
+				return err
 			}
 			ss := series(entries)
 			if c.Bool("json") {

@@ -177,7 +177,7 @@ func cmdQuestions(e *env) *cli.Command {
 			for _, q := range qs {
 				e.printEntry(q, byID)
 				for _, id := range q.Responses {
-					e.printResponse(byID[id], byID)
+					e.printResponse(get(byID, id), byID)
 				}
 				if !*q.Answered && !q.Mine {
 					e.printf("    when you are ready: kintsugi answer %s   (or --need-time)\n", q.Short)
@@ -190,7 +190,7 @@ func cmdQuestions(e *env) *cli.Command {
 }
 
 // printResponse prints a response indented under the entry it belongs to.
-func (e *env) printResponse(r client.Entry, byID map[string]client.Entry) {
+func (e *env) printResponse(r client.Entry, byID entries) {
 	if r.ID == "" {
 		return
 	}

@@ -94,7 +94,7 @@ func (e *env) listTogether(asJSON bool) error {
 	for _, p := range ps {
 		e.printEntry(p, byID)
 		for _, id := range p.Responses {
-			if r := byID[id]; r.Kind == client.KindTogetherAnswer {
+			if r := get(byID, id); r.Kind == client.KindTogetherAnswer {
 				e.printResponse(r, byID)
 			}
 		}

@@ -71,7 +71,7 @@ func cmdCommitments(e *env) *cli.Command {
 				for _, cm := range cs {
 					w := withCheckins{Entry: cm, Checkins: []client.Entry{}}
 					for _, id := range cm.Responses {
-						if r := byID[id]; r.Kind == client.KindCheckin {
+						if r := get(byID, id); r.Kind == client.KindCheckin {
 							w.Checkins = append(w.Checkins, r)
 						}
 					}
@@ -100,7 +100,7 @@ func cmdCommitments(e *env) *cli.Command {
 
 // strip draws a commitment's record: one mark per day (last 28) or week
 // (last 12), from its start. It shows what happened, and counts nothing.
-func strip(cm client.Entry, byID map[string]client.Entry, now time.Time) string {
+func strip(cm client.Entry, byID entries, now time.Time) string {
 	loc := now.Location()
 	start := func(t time.Time) time.Time {
 		t = t.In(loc)
@@ -123,7 +123,7 @@ func strip(cm client.Entry, byID map[string]client.Entry, now time.Time) string 
 	}
 	marks := map[time.Time]string{}
 	for _, id := range cm.Responses {
-		r := byID[id]
+		r := get(byID, id)
 		if r.Kind != client.KindCheckin || r.Kept == nil {
 			continue
 		}
