@@ -140,6 +140,9 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 		return fmt.Errorf("%w: bad blob count", errCheckpoint)
 	}
 	j.order = make([]*stored, 0, n)
+	j.blobs = make(map[protocol.BlobID]*stored, n)
+	j.chain = make(map[protocol.BlobID]*stored, n)
+	j.openedChain = make(map[protocol.BlobID]*openedEntry, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		s := &stored{Order: i}
 		copy(s.ID[:], d.fixed(32))
