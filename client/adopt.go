@@ -68,6 +68,9 @@ type restoreMark struct {
 	// Warning is the warning currently shown for this restore, removed
 	// once it is done.
 	Warning string `json:"warning,omitempty"`
+	// Reason is reasonRepair when a repair of the log (repair.go), not a
+	// restore from a backup, put the journal in this mode.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Errors about a restored journal.
@@ -75,6 +78,9 @@ var (
 	// ErrRestoring: a restored journal cannot be written to until a sync
 	// has recovered this device's own history.
 	ErrRestoring = errors.New("this device was restored from a backup and has not yet collected its own earlier entries from the relay, so it cannot write here yet (writing now would split your history in two)")
+	// ErrRepairing: a journal whose log was repaired cannot be written to
+	// until a sync has collected this device's own entries again.
+	ErrRepairing = errors.New("this journal's file on this device was repaired and has not yet collected this device's earlier entries from the relay, so it cannot write here yet (writing now would split your history in two)")
 	// ErrOwnHistoryOlder: the relay's copy of this device's history ends
 	// before the head the backup recorded.
 	ErrOwnHistoryOlder = errors.New("this device's history on the relay looks older than the backup")
@@ -84,6 +90,9 @@ var (
 )
 
 func (r *restoreMark) pendingWarning() string {
+	if r.Reason == reasonRepair {
+		return fmt.Sprintf("this journal's file on this device was repaired on %s and has not yet collected this device's earlier entries from the relay; writing waits until `kintsugi sync` has done that", r.Since.Local().Format("2 Jan 2006"))
+	}
 	return fmt.Sprintf("this device was restored from a backup on %s and has not yet collected its own earlier entries from the relay; writing waits until `kintsugi sync` has done that", r.Since.Local().Format("2 Jan 2006"))
 }
 

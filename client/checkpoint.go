@@ -87,19 +87,38 @@ func (j *Journal) mark() (logMark, error) {
 // that describes this log. Call with the lock held, before the first
 // catchUp. A checkpoint that cannot be used is moved aside; the caller
 // then indexes the whole log.
-func (j *Journal) loadCheckpoint() {
+//
+// A checkpoint that opens but whose log is gone, cut short or replaced
+// means the log was damaged: the log is rebuilt (repair.go), and the
+// checkpoint names what could not be recovered. A log that is empty in a
+// journal that has synced before, with no checkpoint, was lost too.
+func (j *Journal) loadCheckpoint() error {
 	b, err := os.ReadFile(j.checkpointPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return
+		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() {
+			return j.rebuildLog(nil, true)
+		}
+		return nil
 	}
 	if err == nil {
 		err = j.decodeCheckpoint(b)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errLogChanged):
+		return j.rebuildLog(j.order, true)
+	case err != nil:
 		j.resetIndex()
-		j.setAside(j.checkpointPath(), "index", err)
+		aside := fmt.Sprintf("%s.damaged-%s", j.checkpointPath(), time.Now().UTC().Format("20060102T150405.000Z"))
+		if os.Rename(j.checkpointPath(), aside) == nil {
+			j.repairs = append(j.repairs, Repair{Kind: RepairIndex, SetAside: aside})
+		}
 	}
+	return nil
 }
+
+// errLogChanged: the checkpoint opened, but the log it describes is gone,
+// shorter, or another file.
+var errLogChanged = errors.New("the log the checkpoint describes is gone or was changed")
 
 // decodeCheckpoint restores the index from checkpoint file b.
 func (j *Journal) decodeCheckpoint(b []byte) error {
@@ -122,15 +141,7 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	if id.String() != filepath.Base(j.dir) {
 		return fmt.Errorf("%w: it belongs to journal %s", errCheckpoint, id)
 	}
-	// Does the log still hold what the checkpoint covers?
 	j.offset, j.lastAt = want.offset, want.lastAt
-	got, err := j.mark()
-	if err != nil || got != want {
-		return fmt.Errorf("%w (the log was changed or replaced)", errCheckpoint)
-	}
-	if fi, err := j.log.Stat(); err != nil || fi.Size() < want.offset {
-		return fmt.Errorf("%w (the log is shorter)", errCheckpoint)
-	}
 	j.records = int(d.uvarint())
 	j.cursor = d.u64()
 	j.ownSeq = d.u64()
@@ -187,6 +198,15 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	if d.err != nil || len(d.b) != 0 {
 		return fmt.Errorf("%w: it does not decode", errCheckpoint)
 	}
+	// Does the log still hold what the checkpoint covers? If not, the
+	// index just decoded names what was there.
+	fi, err := j.log.Stat()
+	if err != nil {
+		return err
+	}
+	if got, err := j.mark(); fi.Size() < want.offset || err != nil || got != want {
+		return errLogChanged
+	}
 	// What did not open, and grants not checked, are tried again on the
 	// first decryptAll (triedWith is nil).
 	for _, s := range j.order {
@@ -207,6 +227,7 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 // resetIndex forgets everything indexed, so the log is read again from its
 // start. Call with the lock held.
 func (j *Journal) resetIndex() {
+	j.prevOpened = j.openedChain
 	j.offset, j.lastAt, j.records, j.saved = 0, -1, 0, 0
 	j.order, j.scanned, j.unopened, j.uncheckedGrants = nil, 0, nil, nil
 	j.cursor, j.ownSeq, j.ownLast = 0, 0, protocol.BlobID{}
@@ -303,22 +324,6 @@ func (j *Journal) saveCheckpoint(force bool) {
 	if writeFileAtomic(j.checkpointPath(), sealed, false) == nil {
 		j.saved = j.records
 	}
-}
-
-// setAside moves a damaged local file out of the way, never deleting it,
-// and notes it for the person. what names it in the notice.
-func (j *Journal) setAside(path, what string, why error) {
-	aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405Z"))
-	if err := os.Rename(path, aside); err != nil {
-		return
-	}
-	j.setAsideFiles = append(j.setAsideFiles, setAside{what: what, path: aside, why: why})
-}
-
-// setAside is a damaged file moved out of the way.
-type setAside struct {
-	what, path string
-	why        error
 }
 
 // encoder and decoder are the checkpoint's byte helpers.

@@ -310,3 +310,54 @@ func TestBadInviteCodes(t *testing.T) {
 		t.Fatalf("the real code, upper-cased: %v", err)
 	}
 }
+
+// TestWatchPurgesARetraction: a retraction written in one terminal while
+// `sync --watch` runs in another is sent by the watcher, which then asks
+// the relay to drop the retracted ciphertext, as a plain sync does.
+func TestWatchPurgesARetraction(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	x, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: "words I want to take back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	mustSync(t, sj)
+
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
+	defer cancel()
+	alex2, err := client.Unlock(alex.Home, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchJ, err := alex2.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watchJ.Close()
+	events := make(chan client.Event, 64)
+	watchers.Go(func() { watchJ.Watch(ctx, send(ctx, events)) })
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+
+	if _, _, err := aj.Retract(x.Short); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, events, func(e client.Event) bool { return e.Pushed > 0 })
+	stored, err := relay.Store().Read(ctx, aj.ID(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	purged := 0
+	for _, b := range stored {
+		if b.Purged {
+			purged++
+		}
+	}
+	if purged != 1 {
+		t.Fatalf("the relay holds %d purged records after the watcher sent the retraction, want 1", purged)
+	}
+}

@@ -145,10 +145,8 @@ func (a *Account) Journals() ([]protocol.JournalID, error) {
 	}
 	var ids []protocol.JournalID
 	for _, e := range ents {
-		if id, err := protocol.ParseJournalID(e.Name()); err == nil {
-			if _, err := os.Stat(filepath.Join(a.Home.journalDir(e.Name()), "state")); err == nil {
-				ids = append(ids, id)
-			}
+		if id, err := protocol.ParseJournalID(e.Name()); err == nil && hasState(a.Home.journalDir(e.Name())) {
+			ids = append(ids, id)
 		}
 	}
 	return ids, nil

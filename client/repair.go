@@ -1,8 +1,41 @@
 package client
 
+// Healing damaged local files.
+//
+// A journal's local files are the log (the only home of what the relay has
+// not acknowledged), the state (members, invites; sealed), the state's
+// previous generation (state.prev) and the checkpoint (index, a cache).
+// Damage to any of them is detected, the damaged file is moved aside
+// (renamed with a .damaged-TIME suffix, never deleted), and the journal is
+// rebuilt from what is intact, the relay and the keys:
+//
+//   - The checkpoint: rebuilt from the log. Nothing can be lost.
+//   - The state: the previous generation is used (the last change to the
+//     journal's settings may need doing again, such as confirming a safety
+//     number). If both are unreadable, nothing is changed and the error
+//     says so; a backup (`restore`) or a new invite brings the journal
+//     back.
+//   - The log: every whole record is kept; a record whose checksum fails
+//     but whose blob still proves itself (this device's own entry whose own
+//     slot opens, or a grant it sent) is kept too. Everything the relay
+//     holds is fetched again on the next sync (Refetch), and if this
+//     device's own blobs may be missing, the journal waits in repair mode
+//     (state.Restored, as after a restore: adopt.go) until a sync has
+//     collected them, so its history is not split. Items this device wrote
+//     that the relay never acknowledged and that could not be read back
+//     are named in the report, with what is known of them.
+//
+// What was done is reported by Journal.Repairs, in kinds and data; the CLI
+// words it.
+
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -10,14 +43,291 @@ import (
 // errDamagedRecord: the log no longer holds the bytes it indexed.
 var errDamagedRecord = errors.New("a record in this journal's local log is damaged")
 
+// ErrDamagedState: neither the journal's state nor its previous generation
+// can be read with this home's keys.
+var ErrDamagedState = errors.New("this journal's settings on this device are damaged, and so is their earlier copy")
+
+// Repair is something this process healed in the journal's local files.
+type Repair struct {
+	// Kind is what was repaired: RepairIndex, RepairState or RepairLog.
+	Kind string `json:"kind"`
+	// SetAside is where the damaged file was moved ("" if nothing was).
+	SetAside string `json:"set_aside,omitempty"`
+	// Kept counts items read back from damaged records and kept.
+	Kept int `json:"kept,omitempty"`
+	// Lost lists items this device wrote, never acknowledged by the relay,
+	// that could not be read back.
+	Lost []LostItem `json:"lost,omitempty"`
+	// Unknown is set when items written here may have been lost without
+	// this device knowing which (the log was lost with no index to name
+	// them).
+	Unknown bool `json:"unknown,omitempty"`
+	// Refetch is set when what the relay holds will be fetched again on
+	// the next sync; Waits when writing waits for that sync.
+	Refetch bool `json:"refetch,omitempty"`
+	Waits   bool `json:"waits,omitempty"`
+}
+
+// Kinds of repair.
+const (
+	RepairIndex = "index" // the checkpoint did not open or match; rebuilt from the log
+	RepairState = "state" // the state was damaged or missing; its earlier copy was used
+	RepairLog   = "log"   // the log was damaged, cut short or missing
+)
+
+// LostItem is an unsent item that could not be read back.
+type LostItem struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind,omitempty"` // "" if it was never opened here
+	Created time.Time `json:"created,omitzero"`
+}
+
+// Repairs returns what this process has repaired in the journal so far.
+func (j *Journal) Repairs() []Repair {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]Repair(nil), j.repairs...)
+}
+
 // damage is one blob whose bytes could not be read back from the log.
 type damage struct {
 	id  protocol.BlobID
 	err error
 }
 
-// noteDamage records that blob s could not be read back from the log.
-// Call with the lock held.
+// noteDamage records that blob s could not be read back from the log; the
+// lock holder heals the log before releasing the lock. Call with the lock
+// held.
 func (j *Journal) noteDamage(s *stored, err error) {
 	j.damage = append(j.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
 }
+
+// healDamage rebuilds the log if a read found damage. Call with the lock
+// held.
+func (j *Journal) healDamage() error {
+	if len(j.damage) == 0 {
+		return nil
+	}
+	j.damage = nil
+	return j.rebuildLog(j.order, false)
+}
+
+// Verify reads the whole log again, checks every record, and heals what is
+// damaged; it then saves a fresh checkpoint. The journal does this by
+// itself when it meets damage; Verify looks everywhere at once.
+func (j *Journal) Verify() error {
+	return j.withLock(func() error {
+		known := j.order
+		j.resetIndex()
+		if err := j.catchUp(); err != nil {
+			return err
+		}
+		if len(j.damage) > 0 {
+			j.damage = nil
+			if err := j.rebuildLog(known, false); err != nil {
+				return err
+			}
+		}
+		j.saveCheckpoint(true)
+		return nil
+	})
+}
+
+// salvaged is what a scan of a damaged log kept.
+type salvaged struct {
+	recs [][]byte // whole records, in order, checksums made good
+	kept int      // records read back from damaged bytes
+	bad  bool     // some bytes could not be used
+}
+
+// scanLog keeps every whole record of log bytes p, skipping damage: after a
+// bad spot it goes on from the next whole record. A record whose checksum
+// fails is kept if its blob still proves itself (see proves).
+func (j *Journal) scanLog(p []byte) salvaged {
+	var sv salvaged
+	for len(p) > 0 {
+		if n, typ, _, ok := nextRecord(p); ok {
+			sv.recs = append(sv.recs, p[:n])
+			p = p[n:]
+			_ = typ
+			continue
+		}
+		sv.bad = true
+		if rec, n := j.readBack(p); rec != nil {
+			sv.recs, sv.kept = append(sv.recs, rec), sv.kept+1
+			p = p[n:]
+			continue
+		}
+		// Go on from the next whole record, if any.
+		next := -1
+		for i := 1; i < len(p); i++ {
+			if _, _, _, ok := nextRecord(p[i:]); ok && isRecordType(p[i]) {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			break
+		}
+		p = p[next:]
+	}
+	return sv
+}
+
+func isRecordType(b byte) bool {
+	switch b {
+	case recWritten, recPulled, recSeen, recAcked, recPurged, recPurge, recAdopted:
+		return true
+	}
+	return false
+}
+
+// readBack tries to keep a record whose checksum fails or whose checksum
+// was cut off: a blob this device wrote whose body is whole and proves
+// itself. It returns the record with a good checksum and how many bytes of
+// p it used.
+func (j *Journal) readBack(p []byte) ([]byte, int) {
+	if len(p) < 5 || p[0] != recWritten {
+		return nil, 0
+	}
+	l := int(binary.BigEndian.Uint32(p[1:5]))
+	if l > maxRecord || len(p) < 5+l {
+		return nil, 0
+	}
+	blob := p[5 : 5+l]
+	if !j.proves(blob) {
+		return nil, 0
+	}
+	return record(recWritten, blob), min(len(p), 5+l+4)
+}
+
+// proves reports whether blob is this device's own and authentic: an
+// entry whose own slot opens, or a grant this device sent to a member's
+// device. Call with the lock held.
+func (j *Journal) proves(blob []byte) bool {
+	h, err := protocol.ParseHeader(blob)
+	if err != nil || h.Author != j.acct.Device.SignKey() {
+		return false
+	}
+	switch h.Kind {
+	case protocol.KindEntry:
+		e, err := protocol.ParseEntry(blob)
+		if err != nil {
+			return false
+		}
+		_, err = j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
+		return err == nil
+	case protocol.KindGrant:
+		g, err := protocol.ParseGrant(blob)
+		if err != nil {
+			return false
+		}
+		for _, box := range j.recipients() {
+			if j.acct.keys.CheckSentGrant(g, box) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// rebuildLog heals the log: it keeps what scanLog keeps, moves the damaged
+// file aside, writes the kept records to a new log and indexes it. known
+// is the index from before the damage (nil if none), used to name what
+// could not be read back; lost says the log itself was lost or cut short.
+// Call with the lock held.
+func (j *Journal) rebuildLog(known []*stored, lost bool) error {
+	path := filepath.Join(j.dir, "log")
+	fi, err := j.log.Stat()
+	if err != nil {
+		return err
+	}
+	p := make([]byte, fi.Size())
+	if _, err := j.log.ReadAt(p, 0); err != nil && err != io.EOF {
+		return err
+	}
+	sv := j.scanLog(p)
+	rep := Repair{Kind: RepairLog, Kept: sv.kept}
+	if sv.bad || lost {
+		if fi.Size() > 0 {
+			aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
+			if err := os.Link(path, aside); err != nil {
+				return fmt.Errorf("set the damaged log aside: %w", err)
+			}
+			rep.SetAside = aside
+		}
+		var buf []byte
+		for _, r := range sv.recs {
+			buf = append(buf, r...)
+		}
+		if err := writeFileAtomic(path, buf, false); err != nil {
+			return fmt.Errorf("write the repaired log: %w", err)
+		}
+		lg, err := os.OpenFile(path, os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		j.log.Close()
+		j.log = lg
+		// The checkpoint describes the old log; it would be set aside as
+		// not matching. It holds nothing the new log cannot give.
+		os.Remove(j.checkpointPath())
+	}
+	j.resetIndex()
+	if err := j.catchUp(); err != nil {
+		return err
+	}
+	// What is no longer here.
+	me := j.acct.Device.SignKey()
+	ownGone := false
+	for _, s := range known {
+		if _, ok := j.blobs[s.ID]; ok || s.Purged {
+			continue
+		}
+		rep.Refetch = true
+		if s.Header.Author != me || !s.Local {
+			continue
+		}
+		ownGone = true
+		if s.RelaySeq == 0 {
+			item := LostItem{ID: s.Chain.String()}
+			if o := j.openedChainFrom(known, s); o != nil {
+				item.Kind, item.Created = o.payload.Kind, o.payload.Created
+			}
+			rep.Lost = append(rep.Lost, item)
+		}
+	}
+	if lost && len(known) == 0 {
+		// Nothing named what was here: fetch everything, and treat this
+		// device's own history as unknown.
+		rep.Refetch, rep.Unknown, ownGone = true, true, true
+	}
+	if rep.Refetch {
+		j.st.Refetch = true
+	}
+	if ownGone && j.st.Restored == nil {
+		j.st.Restored = &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
+		j.st.Restored.Warning = j.st.Restored.pendingWarning()
+		j.st.Warnings = appendOnce(j.st.Warnings, j.st.Restored.Warning)
+		rep.Waits = true
+	}
+	if err := j.saveState(); err != nil {
+		return err
+	}
+	j.repairs = append(j.repairs, rep)
+	return nil
+}
+
+// openedChainFrom returns the opened entry for s if the index it came from
+// had opened it. known entries keep their opened payloads in
+// j.prevOpened, saved by resetIndex.
+func (j *Journal) openedChainFrom(_ []*stored, s *stored) *openedEntry {
+	if o := j.prevOpened[s.Chain]; o != nil && o.s == s {
+		return o
+	}
+	return nil
+}
+
+// reasonRepair marks a restoreMark made by a repair of the log rather
+// than by a restore from a backup.
+const reasonRepair = "repair"

@@ -164,9 +164,13 @@ type state struct {
 	// LeftRelay is set once the relay has been told this person left
 	// (Journal.Leave), so an interrupted leave is finished on a retry.
 	LeftRelay bool `json:"left_relay,omitempty"`
-	// Restored is set while this journal, restored from a backup, has not
-	// yet recovered this device's own history from the relay (adopt.go).
+	// Restored is set while this journal, restored from a backup or with
+	// its log repaired, has not yet recovered this device's own history
+	// from the relay (adopt.go, repair.go).
 	Restored *restoreMark `json:"restored,omitempty"`
+	// Refetch asks the next sync to fetch everything the relay holds
+	// again, after a repair of the log lost some of it (repair.go).
+	Refetch bool `json:"refetch,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -188,8 +192,7 @@ type Journal struct {
 	// records counts the records indexed; saved is how many the
 	// checkpoint on disk covers (see checkpoint.go).
 	records, saved int
-	started        bool       // the checkpoint was looked at
-	setAsideFiles  []setAside // damaged files moved aside (checkpoint.go)
+	started        bool // the checkpoint was looked at
 
 	st        state
 	blobs     map[protocol.BlobID]*stored // by blob id
@@ -213,7 +216,9 @@ type Journal struct {
 	uncheckedGrants []*stored // grants whose author is not accepted (yet)
 	triedWith       *trust    // the trust unopened entries were last tried with
 
-	damage []damage // blobs that could not be read back (repair.go)
+	damage     []damage                         // blobs that could not be read back (repair.go)
+	repairs    []Repair                         // what this process healed (repair.go)
+	prevOpened map[protocol.BlobID]*openedEntry // what resetIndex dropped, to name lost items
 
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
@@ -225,7 +230,7 @@ type Journal struct {
 // OpenJournal opens the local store of journal id.
 func (a *Account) OpenJournal(id protocol.JournalID) (*Journal, error) {
 	dir := a.Home.journalDir(id.String())
-	if _, err := os.Stat(filepath.Join(dir, "state")); errors.Is(err, fs.ErrNotExist) {
+	if !hasState(dir) {
 		return nil, fmt.Errorf("%w with id %s in this home", ErrNoJournal, id)
 	}
 	j, err := a.openJournalDir(dir)
@@ -237,6 +242,17 @@ func (a *Account) OpenJournal(id protocol.JournalID) (*Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// hasState reports whether dir holds a journal: its state, or the state's
+// previous generation when the state itself was lost (repair.go).
+func hasState(dir string) bool {
+	for _, name := range []string{"state", "state.prev"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Account) openJournalDir(dir string) (*Journal, error) {
@@ -315,40 +331,83 @@ func (j *Journal) withLock(fn func() error) error {
 	}
 	if !j.started {
 		j.started = true
-		j.loadCheckpoint()
+		if err := j.loadCheckpoint(); err != nil {
+			return err
+		}
 	}
 	if err := j.catchUp(); err != nil {
 		return err
 	}
-	return fn()
+	err := fn()
+	// A read that met damage heals the log before the lock is released.
+	return errors.Join(err, j.healDamage())
 }
 
 func (j *Journal) statePath() string { return filepath.Join(j.dir, "state") }
 
+// prevStatePath is the state's previous generation, kept so one damaged
+// state file does not lock a person out (repair.go).
+func (j *Journal) prevStatePath() string { return filepath.Join(j.dir, "state.prev") }
+
+// loadState reads the state, or its previous generation if the state is
+// damaged or missing; the damaged file is set aside. Call with the lock
+// held.
 func (j *Journal) loadState() error {
 	b, err := os.ReadFile(j.statePath())
+	var st *state
+	if err == nil {
+		st, err = j.openState(b)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // a journal being created
+		if _, perr := os.Stat(j.prevStatePath()); perr != nil {
+			return nil // a journal being created
+		}
 	}
 	if err != nil {
-		return err
+		prev, perr := os.ReadFile(j.prevStatePath())
+		if perr == nil {
+			st, perr = j.openState(prev)
+		}
+		if perr != nil {
+			return fmt.Errorf("%w (%v)", ErrDamagedState, err)
+		}
+		rep := Repair{Kind: RepairState}
+		if _, serr := os.Stat(j.statePath()); serr == nil {
+			rep.SetAside = fmt.Sprintf("%s.damaged-%s", j.statePath(), time.Now().UTC().Format("20060102T150405.000Z"))
+			if err := os.Rename(j.statePath(), rep.SetAside); err != nil {
+				return fmt.Errorf("set the damaged journal state aside: %w", err)
+			}
+		}
+		j.st = *st
+		if err := j.saveState(); err != nil {
+			return err
+		}
+		j.repairs = append(j.repairs, rep)
+		return nil
 	}
-	plain, err := crypto.Open(&j.acct.storageKey, b)
-	if err != nil {
-		return fmt.Errorf("journal state: %w", err)
-	}
-	var st state
-	if err := json.Unmarshal(plain, &st); err != nil {
-		return fmt.Errorf("journal state: %w", err)
-	}
-	if st.ID.String() != filepath.Base(j.dir) {
-		return fmt.Errorf("journal state: %w: it belongs to journal %s", crypto.ErrCorrupt, st.ID)
-	}
-	j.st = st
+	j.st = *st
 	return nil
 }
 
-// saveState writes the state atomically. Call with the lock held.
+// openState opens and decodes sealed state bytes.
+func (j *Journal) openState(b []byte) (*state, error) {
+	plain, err := crypto.Open(&j.acct.storageKey, b)
+	if err != nil {
+		return nil, fmt.Errorf("journal state: %w", err)
+	}
+	defer clear(plain)
+	var st state
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return nil, fmt.Errorf("journal state: %w", err)
+	}
+	if st.ID.String() != filepath.Base(j.dir) {
+		return nil, fmt.Errorf("journal state: %w: it belongs to journal %s", crypto.ErrCorrupt, st.ID)
+	}
+	return &st, nil
+}
+
+// saveState writes the state atomically, keeping the one it replaces as
+// the previous generation. Call with the lock held.
 func (j *Journal) saveState() error {
 	plain, err := json.Marshal(j.st)
 	if err != nil {
@@ -359,7 +418,18 @@ func (j *Journal) saveState() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(j.statePath(), sealed, false)
+	// state.prev is the state being replaced (or this one, the first
+	// time), as a hard link, so it is never missing or half written.
+	tmp := j.prevStatePath() + ".tmp"
+	os.Remove(tmp)
+	kept := os.Link(j.statePath(), tmp) == nil && os.Rename(tmp, j.prevStatePath()) == nil
+	if err := writeFileAtomic(j.statePath(), sealed, false); err != nil {
+		return err
+	}
+	if !kept {
+		return writeFileAtomic(j.prevStatePath(), sealed, false)
+	}
+	return nil
 }
 
 // catchUp indexes records appended since the last call, streaming them
@@ -395,6 +465,7 @@ func (j *Journal) catchUp() error {
 		if !ok {
 			return j.tornTail()
 		}
+
 		if err := j.index(typ, body, j.offset); err != nil {
 			return err
 		}
@@ -424,16 +495,36 @@ func (j *Journal) tornTail() error {
 	if _, err := j.log.ReadAt(p, j.offset); err != nil && err != io.EOF {
 		return err
 	}
-	// A torn tail from a crashed writer: nothing was reported saved from
-	// it. Cut it off so appends stay aligned. If a whole record follows,
-	// this is damage, not a torn tail: refuse rather than drop saved
-	// records.
+	// If a whole record follows, this is damage, not a torn tail.
 	if validRecordAfter(p[1:]) {
-		return fmt.Errorf("the journal log is damaged at byte %d; nothing was changed (restore %s from a backup)", j.offset, filepath.Join(j.dir, "log"))
+		return j.rebuildLog(j.order, false)
+	}
+	// A torn tail: a writer stopped part way (nothing was reported saved
+	// from it), or the end of the file was damaged. A record of this
+	// device's whose blob is whole and proves itself is kept; whatever
+	// else is there is set aside, never deleted, and cut off so appends
+	// stay aligned.
+	rec, _ := j.readBack(p)
+	aside := fmt.Sprintf("%s.torn-%s", filepath.Join(j.dir, "log"), time.Now().UTC().Format("20060102T150405.000Z"))
+	if err := writeFileAtomic(aside, p, true); err != nil {
+		return fmt.Errorf("set the end of the journal log aside: %w", err)
 	}
 	if err := j.log.Truncate(j.offset); err != nil {
 		return fmt.Errorf("repair journal log: %w", err)
 	}
+	rep := Repair{Kind: RepairLog, SetAside: aside}
+	if rec != nil {
+		if err := j.appendRecords(rec); err != nil {
+			return err
+		}
+		rep.Kept = 1
+	} else if len(p) >= 5+protocol.HeaderSize && p[0] == recWritten {
+		// This device's item, cut short: name what the header says.
+		if h, err := protocol.ParseHeader(p[5:]); err == nil && h.Author == j.acct.Device.SignKey() {
+			rep.Lost = append(rep.Lost, LostItem{ID: fmt.Sprintf("number %d from this device", h.Seq)})
+		}
+	}
+	j.repairs = append(j.repairs, rep)
 	return nil
 }
 
@@ -664,8 +755,12 @@ func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
 	}
-	if j.st.Restored != nil {
-		return ErrRestoring // the next seq is not known yet: writing now would fork the chain
+	if r := j.st.Restored; r != nil {
+		// The next seq is not known yet: writing now would fork the chain.
+		if r.Reason == reasonRepair {
+			return ErrRepairing
+		}
+		return ErrRestoring
 	}
 	return j.appendRecords(record(recWritten, blob))
 }

@@ -35,9 +35,12 @@ type SyncResult struct {
 // printing every one.
 const NewShown = 20
 
-// Sync pushes the outbox, then pulls everything after the cursor, applies
-// what arrived (a partner joining, keys re-boxed for this device) and
-// pushes again if that produced blobs of its own.
+// Sync runs one exchange with the relay and disconnects. It is the step
+// Watch runs too (see send and settle): send (push the outbox, then ask the
+// relay to purge what this device retracted), pull everything after the
+// cursor until the relay has caught up, then settle: apply what arrived (a
+// partner joining, devices, keys re-boxed for this device), send again if
+// that produced anything, and note what is new.
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
 	if err := j.checkNotLeft(); err != nil {
@@ -51,50 +54,70 @@ func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := j.pushCount(ctx, c)
-	res.Pushed += n
-	if err != nil {
-		c.Close()
+	defer c.Close()
+	send := func() error {
+		n, err := j.send(ctx, c)
+		res.Pushed += n
+		return err
+	}
+	if err := send(); err != nil {
 		return res, err
 	}
-	if err := j.purgeRetracted(ctx, c); err != nil {
-		c.Close()
-		return res, err
-	}
-	n, err = j.pullCount(ctx, c)
+	n, err := j.pullCount(ctx, c)
 	res.Received += n
 	if err != nil {
-		c.Close()
 		return res, err
 	}
-	c.Close()
-	joined, notices, pending, err := j.apply()
+	st, err := j.settle(before, send)
+	res.Joined, res.Notices, res.New, res.NewCount = st.Joined, st.Notices, st.New, st.NewCount
 	if err != nil {
 		return res, err
 	}
-	res.Joined, res.Notices = joined, notices
+	return res, j.withLock(j.restoreErr) // a restore that could not finish is said plainly
+}
+
+// send pushes the outbox on c, then asks the relay to purge what this
+// device retracted (which needs the retraction on the relay first). It
+// returns how many blobs the relay acknowledged.
+func (j *Journal) send(ctx context.Context, c *relayConn) (int, error) {
+	n, err := j.pushCount(ctx, c)
+	if err != nil {
+		return n, err
+	}
+	return n, j.purgeRetracted(ctx, c)
+}
+
+// settled is what settle found.
+type settled struct {
+	Joined, Notices []string
+	New             []Entry
+	NewCount        int
+}
+
+// settle is the step Sync and Watch run once the relay has caught up:
+// apply what arrived, have send push what that produced, note the
+// partner's entries that are new since before (adding them to it), and
+// record the exchange.
+func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (settled, error) {
+	var st settled
+	var pending int
+	var err error
+	st.Joined, st.Notices, pending, err = j.apply()
+	if err != nil {
+		return st, err
+	}
 	if pending > 0 {
-		c, err := j.dial(ctx)
-		if err != nil {
-			return res, err
-		}
-		n, err := j.pushCount(ctx, c)
-		c.Close()
-		res.Pushed += n
-		if err != nil {
-			return res, err
+		if err := send(); err != nil {
+			return st, err
 		}
 	}
-	res.New, res.NewCount, err = j.newSince(before)
-	if err != nil {
-		return res, err
+	if st.New, st.NewCount, err = j.newSince(before); err != nil {
+		return st, err
 	}
-	return res, j.withLock(func() error {
+	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
-		if err := j.saveState(); err != nil {
-			return err
-		}
-		return j.restoreErr() // a restore that could not finish is said plainly
+		j.st.Refetch = false // everything the relay holds has come again
+		return j.saveState()
 	})
 }
 
@@ -252,10 +275,17 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 
 func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
 	var after uint64
-	if err := j.withLock(func() error { after = j.cursor; return nil }); err != nil {
+	err := j.withLock(func() error {
+		after = j.cursor
+		if j.st.Refetch {
+			after = 0 // a repair lost some of what the relay holds (repair.go)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	_, err := c.request(ctx, func(n uint64) any {
+	_, err = c.request(ctx, func(n uint64) any {
 		return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: n, Journal: j.id, After: after}
 	})
 	if errors.Is(err, protocol.ErrInvalid) && after > 0 {
@@ -288,11 +318,17 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			if m.Journal != j.id {
 				return fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
 			}
-			if m.Seq <= cursor {
-				continue // a replay of something already recorded
+			// A replay of something already recorded is skipped, unless a
+			// repair asked for everything again (Refetch): then only what
+			// is already held is.
+			if m.Seq <= cursor && !j.st.Refetch {
+				continue
 			}
-			cursor = m.Seq
+			cursor = max(cursor, m.Seq)
 			if m.Purged {
+				if _, ok := j.blobs[protocol.IDOf(m.Blob)]; ok && j.st.Refetch {
+					continue
+				}
 				if h, _, err := protocol.ParsePurged(m.Blob); err != nil || h.Journal != j.id || h.Kind != protocol.KindEntry {
 					warnings = append(warnings, fmt.Sprintf("the relay sent a malformed purged record (position %d); it was set aside", m.Seq))
 					continue
@@ -306,6 +342,9 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
+			if s, ok := j.blobs[id]; ok && s.RelaySeq != 0 && j.st.Refetch {
+				continue
+			}
 			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
 				// Only this device writes as this device, and it keeps
 				// everything it writes: this is not ours. (After a restore
@@ -845,73 +884,67 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		return err
 	}
 	defer c.Close()
-	// Puts run in their own goroutine so the read loop is always drained.
-	pushReq := make(chan struct{}, 1)
-	pushErr := make(chan error, 1)
-	pctx, cancel := context.WithCancel(ctx)
+	// Sends run in their own goroutine so the read loop is always
+	// drained; kick asks for one.
+	sendReq := make(chan struct{}, 1)
+	sendErr := make(chan error, 1)
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		for {
 			select {
-			case <-pctx.Done():
+			case <-sctx.Done():
 				return
-			case <-pushReq:
+			case <-sendReq:
 			}
-			n, err := j.pushCount(pctx, c)
+			n, err := j.send(sctx, c)
+			if n > 0 {
+				onEvent(Event{Pushed: n})
+			}
 			if err != nil {
 				select {
-				case pushErr <- err:
+				case sendErr <- err:
 				default:
 				}
 				return
 			}
-			if n > 0 {
-				onEvent(Event{Pushed: n})
-			}
 		}
 	}()
-	kick := func() {
+	kick := func() error {
 		select {
-		case pushReq <- struct{}{}:
+		case sendReq <- struct{}{}:
 		default:
 		}
+		return nil
 	}
 	kick()
-	if err := j.subscribe(ctx, c); err != nil {
-		return err
-	}
-	tick := time.NewTicker(outboxPoll)
-	defer tick.Stop()
 	before, err := j.readableIDs()
 	if err != nil {
 		return err
 	}
-	caughtUp := false
+	// The same exchange as Sync: history in batches until the relay has
+	// caught up, then settle; then each live blob as it comes.
 	report := func() error {
-		joined, notices, pending, err := j.apply()
-		if err != nil {
-			return err
+		st, err := j.settle(before, kick)
+		if len(st.New) > 0 || len(st.Joined) > 0 || len(st.Notices) > 0 {
+			onEvent(Event{New: st.New, NewCount: st.NewCount, Joined: st.Joined, Notices: st.Notices})
 		}
-		if pending > 0 {
-			kick()
-		}
-		fresh, count, err := j.newSince(before)
-		if err != nil {
-			return err
-		}
-		if len(fresh) > 0 || len(joined) > 0 || len(notices) > 0 {
-			onEvent(Event{New: fresh, NewCount: count, Joined: joined, Notices: notices})
-		}
-		return j.withLock(func() error {
-			j.st.LastSync = time.Now().UTC()
-			return j.saveState()
-		})
+		return err
 	}
+	if _, err := j.pullCount(ctx, c); err != nil {
+		return err
+	}
+	if err := report(); err != nil {
+		return err
+	}
+	onEvent(Event{Connected: true})
+	tick := time.NewTicker(outboxPoll)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-pushErr:
+		case err := <-sendErr:
 			return err
 		case <-tick.C:
 			var pending int
@@ -925,22 +958,13 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 			if !ok {
 				return c.readErr()
 			}
-			switch m := m.(type) {
-			case *protocol.Blob:
-				if _, err := j.receive(m); err != nil {
+			if b, ok := m.(*protocol.Blob); ok {
+				if _, err := j.receive(b); err != nil {
 					return err
 				}
-				if caughtUp {
-					if err := report(); err != nil {
-						return err
-					}
-				}
-			case *protocol.CaughtUp:
-				caughtUp = true
 				if err := report(); err != nil {
 					return err
 				}
-				onEvent(Event{Connected: true})
 			}
 		}
 	}
