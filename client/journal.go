@@ -456,7 +456,10 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 			out = append(out, e)
 			h.Seq, h.Prev = h.Seq+1, protocol.ChainID(blob)
 		}
-		return j.appendRecords(recs...)
+		if err := j.appendRecords(recs...); err != nil {
+			return err
+		}
+		return j.witness(out...)
 	})
 	if err != nil {
 		return nil, err
@@ -486,6 +489,12 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if err := j.writeBlob(blob); err != nil {
 		return Entry{}, err
 	}
+	if rosterKinds[p.Kind] {
+		return e, nil
+	}
+	// The entry is saved; a witness that cannot be written only means a
+	// repair could not name it if the log were later lost.
+	_ = j.witness(e)
 	return e, nil
 }
 

@@ -29,14 +29,20 @@ package client
 // words it.
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -78,8 +84,10 @@ const (
 // LostItem is an unsent item that could not be read back.
 type LostItem struct {
 	ID      string    `json:"id"`
-	Kind    string    `json:"kind,omitempty"` // "" if it was never opened here
+	Kind    string    `json:"kind,omitempty"` // "" if not known
 	Created time.Time `json:"created,omitzero"`
+	// Words are its first few words, when this device noted them.
+	Words string `json:"words,omitempty"`
 }
 
 // Repairs returns what this process has repaired in the journal so far.
@@ -138,6 +146,9 @@ type salvaged struct {
 	recs [][]byte // whole records, in order, checksums made good
 	kept int      // records read back from damaged bytes
 	bad  bool     // some bytes could not be used
+	// own: what could not be used may have been this device's own (it
+	// started as a written record, or as nothing recognisable).
+	own bool
 }
 
 // scanLog keeps every whole record of log bytes p, skipping damage: after a
@@ -146,10 +157,9 @@ type salvaged struct {
 func (j *Journal) scanLog(p []byte) salvaged {
 	var sv salvaged
 	for len(p) > 0 {
-		if n, typ, _, ok := nextRecord(p); ok {
+		if n, _, _, ok := nextRecord(p); ok {
 			sv.recs = append(sv.recs, p[:n])
 			p = p[n:]
-			_ = typ
 			continue
 		}
 		sv.bad = true
@@ -157,6 +167,9 @@ func (j *Journal) scanLog(p []byte) salvaged {
 			sv.recs, sv.kept = append(sv.recs, rec), sv.kept+1
 			p = p[n:]
 			continue
+		}
+		if p[0] == recWritten || !isRecordType(p[0]) {
+			sv.own = true
 		}
 		// Go on from the next whole record, if any.
 		next := -1
@@ -247,7 +260,8 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		return err
 	}
 	sv := j.scanLog(p)
-	rep := Repair{Kind: RepairLog, Kept: sv.kept}
+	rep := Repair{Kind: RepairLog, Kept: sv.kept, Refetch: sv.bad || lost}
+	ownGone := sv.own
 	if sv.bad || lost {
 		if fi.Size() > 0 {
 			aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
@@ -277,9 +291,15 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	if err := j.catchUp(); err != nil {
 		return err
 	}
-	// What is no longer here.
+	// What is no longer here: entries the witness noted as unsent, and
+	// anything the index from before knew.
 	me := j.acct.Device.SignKey()
-	ownGone := false
+	notes := j.loadWitness()
+	named := make(map[string]bool)
+	rep.Lost = j.lostFromWitness(notes, named)
+	if len(rep.Lost) > 0 {
+		ownGone = true
+	}
 	for _, s := range known {
 		if _, ok := j.blobs[s.ID]; ok || s.Purged {
 			continue
@@ -289,7 +309,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 			continue
 		}
 		ownGone = true
-		if s.RelaySeq == 0 {
+		if s.RelaySeq == 0 && !named[s.Chain.String()] && s.Header.Kind == protocol.KindEntry {
 			item := LostItem{ID: s.Chain.String()}
 			if o := j.openedChainFrom(known, s); o != nil {
 				item.Kind, item.Created = o.payload.Kind, o.payload.Created
@@ -298,9 +318,16 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		}
 	}
 	if lost && len(known) == 0 {
-		// Nothing named what was here: fetch everything, and treat this
-		// device's own history as unknown.
-		rep.Refetch, rep.Unknown, ownGone = true, true, true
+		// No index named what was here: fetch everything, and treat this
+		// device's own history as unknown (unsent entries the witness
+		// noted are named above).
+		rep.Refetch, rep.Unknown, ownGone = true, len(notes) == 0, true
+	}
+	if len(rep.Lost) > 0 {
+		// Named now; a later repair need not name them again.
+		if err := j.pruneLost(notes, named); err != nil {
+			return err
+		}
 	}
 	if rep.Refetch {
 		j.st.Refetch = true
@@ -331,3 +358,139 @@ func (j *Journal) openedChainFrom(_ []*stored, s *stored) *openedEntry {
 // reasonRepair marks a restoreMark made by a repair of the log rather
 // than by a restore from a backup.
 const reasonRepair = "repair"
+
+// The unsent witness.
+//
+// The log is the only home of what the relay has not acknowledged. So
+// that a log lost or damaged before a sync does not take those words away
+// without a word, each entry written here is also noted in a small file
+// (journals/ID/unsent, sealed with the storage key like the state) until
+// the relay acknowledges it: its id, kind, time and first few words. A
+// repair names each noted entry it could not read back. The note is
+// written after the entry is durable in the log, so a crash between the
+// two loses no entry, only the note.
+
+// unsentNote is one entry in the witness.
+type unsentNote struct {
+	ID      string    `json:"id"` // chain id, hex
+	Kind    string    `json:"kind"`
+	Created time.Time `json:"created"`
+	Words   string    `json:"words,omitempty"`
+}
+
+func (j *Journal) witnessPath() string { return filepath.Join(j.dir, "unsent") }
+
+// loadWitness reads the witness; a missing or unreadable one is empty.
+func (j *Journal) loadWitness() []unsentNote {
+	b, err := os.ReadFile(j.witnessPath())
+	if err != nil {
+		return nil
+	}
+	plain, err := crypto.Open(&j.acct.storageKey, b)
+	if err != nil {
+		return nil
+	}
+	defer clear(plain)
+	var notes []unsentNote
+	if json.Unmarshal(plain, &notes) != nil {
+		return nil
+	}
+	return notes
+}
+
+func (j *Journal) saveWitness(notes []unsentNote) error {
+	if len(notes) == 0 {
+		if err := os.Remove(j.witnessPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	plain, err := json.Marshal(notes)
+	if err != nil {
+		return err
+	}
+	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, plain)
+	clear(plain)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(j.witnessPath(), sealed, false)
+}
+
+// witness notes entries just written. Call with the lock held.
+func (j *Journal) witness(es ...Entry) error {
+	notes := j.loadWitness()
+	for _, e := range es {
+		notes = append(notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
+	}
+	return j.saveWitness(notes)
+}
+
+// pruneWitness forgets the entries the relay has acknowledged. Call with
+// the lock held.
+func (j *Journal) pruneWitness() error {
+	notes := j.loadWitness()
+	if len(notes) == 0 {
+		return nil
+	}
+	keep := notes[:0]
+	for _, n := range notes {
+		if s := j.chainOf(n.ID); s == nil || s.RelaySeq == 0 {
+			keep = append(keep, n)
+		}
+	}
+	if len(keep) == len(notes) {
+		return nil
+	}
+	return j.saveWitness(keep)
+}
+
+// chainOf returns the blob with chain id id (hex), or nil.
+func (j *Journal) chainOf(id string) *stored {
+	var c protocol.BlobID
+	if len(id) != hex.EncodedLen(len(c)) {
+		return nil
+	}
+	if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+		return nil
+	}
+	return j.chain[c]
+}
+
+// firstWords returns the first few words of text, to name an entry.
+func firstWords(text string) string {
+	words := strings.Fields(text)
+	if len(words) > 8 {
+		words = append(words[:8], "…")
+	}
+	s := strings.Join(words, " ")
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:60]) + "…"
+	}
+	return s
+}
+
+// lostFromWitness returns the witness's entries that are no longer in the
+// index, and adds their ids to named. Call with the lock held, with the
+// log indexed.
+func (j *Journal) lostFromWitness(notes []unsentNote, named map[string]bool) []LostItem {
+	var lost []LostItem
+	for _, n := range notes {
+		if j.chainOf(n.ID) == nil && !named[n.ID] {
+			lost = append(lost, LostItem{ID: n.ID, Kind: n.Kind, Created: n.Created, Words: n.Words})
+			named[n.ID] = true
+		}
+	}
+	return lost
+}
+
+// pruneLost drops from the witness the notes of entries named as lost.
+func (j *Journal) pruneLost(notes []unsentNote, lost map[string]bool) error {
+	keep := notes[:0]
+	for _, n := range notes {
+		if !lost[n.ID] {
+			keep = append(keep, n)
+		}
+	}
+	return j.saveWitness(keep)
+}

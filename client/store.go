@@ -297,6 +297,11 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 // one would rather not read it again, and releases the journal's files.
 func (j *Journal) Close() error {
 	_ = j.withLock(func() error { j.saveCheckpoint(false); return nil })
+	return j.closeFiles()
+}
+
+// closeFiles releases the journal's files.
+func (j *Journal) closeFiles() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	err1 := j.log.Close()
@@ -518,10 +523,15 @@ func (j *Journal) tornTail() error {
 			return err
 		}
 		rep.Kept = 1
-	} else if len(p) >= 5+protocol.HeaderSize && p[0] == recWritten {
-		// This device's item, cut short: name what the header says.
-		if h, err := protocol.ParseHeader(p[5:]); err == nil && h.Author == j.acct.Device.SignKey() {
-			rep.Lost = append(rep.Lost, LostItem{ID: fmt.Sprintf("number %d from this device", h.Seq)})
+	}
+	// An entry the witness noted as saved that is not here now was in the
+	// part cut off. (One that was being written when a writer stopped was
+	// never noted: nobody was told it was saved.)
+	notes := j.loadWitness()
+	named := make(map[string]bool)
+	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
+		if err := j.pruneLost(notes, named); err != nil {
+			return err
 		}
 	}
 	j.repairs = append(j.repairs, rep)

@@ -220,7 +220,12 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 		if len(acks) == 0 {
 			return nil
 		}
-		err := j.withLock(func() error { return j.appendRecords(acks...) })
+		err := j.withLock(func() error {
+			if err := j.appendRecords(acks...); err != nil {
+				return err
+			}
+			return j.pruneWitness()
+		})
 		acks = acks[:0]
 		return err
 	}

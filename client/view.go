@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -79,8 +80,34 @@ func (j *Journal) Reader() (*Reader, error) {
 // Len returns how many entries the journal shows, hidden ones included.
 func (r *Reader) Len() int { return len(r.tl.sorted) }
 
-// Query returns the entries q chooses, oldest first.
+// Query returns the entries q chooses, oldest first. If an entry's text
+// no longer reads back from the log, the log is healed (repair.go) and
+// the query runs once more on what is left; Journal.Repairs says what
+// happened.
 func (r *Reader) Query(q Query) ([]Entry, error) {
+	out, err := r.query(q)
+	if errors.Is(err, errDamagedRecord) {
+		if err := r.heal(); err != nil {
+			return nil, err
+		}
+		out, err = r.query(q)
+	}
+	return out, err
+}
+
+// heal heals the log after a read met damage, and reads the timeline
+// again.
+func (r *Reader) heal() error {
+	return r.j.withLock(func() error {
+		if err := r.j.healDamage(); err != nil {
+			return err
+		}
+		r.tl = r.j.timeline()
+		return nil
+	})
+}
+
+func (r *Reader) query(q Query) ([]Entry, error) {
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
 	q.Contains = strings.ToLower(q.Contains)
@@ -159,24 +186,44 @@ func (q *Query) matchEntry(e *Entry) bool {
 	return true
 }
 
-// Get returns the entry with id (the full hex id).
+// Get returns the entry with id (the full hex id). An entry whose text no
+// longer reads back is not found (and the log is healed).
 func (r *Reader) Get(id string) (Entry, bool) {
+	e, ok, err := r.get(id)
+	if errors.Is(err, errDamagedRecord) && r.heal() == nil {
+		e, ok, err = r.get(id)
+	}
+	return e, ok && err == nil
+}
+
+func (r *Reader) get(id string) (Entry, bool, error) {
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
 	o := r.lookupLocked(id)
 	if o == nil {
-		return Entry{}, false
+		return Entry{}, false, nil
 	}
 	e, plan := r.build(o)
-	if r.fill(&e, plan) != nil {
-		return Entry{}, false
+	if err := r.fill(&e, plan); err != nil {
+		return Entry{}, false, err
 	}
-	return e, true
+	return e, true, nil
 }
 
 // Find returns the entry whose id starts with prefix (at least 4 hex
 // digits).
 func (r *Reader) Find(prefix string) (*Entry, error) {
+	e, err := r.find(prefix)
+	if errors.Is(err, errDamagedRecord) {
+		if err := r.heal(); err != nil {
+			return nil, err
+		}
+		e, err = r.find(prefix)
+	}
+	return e, err
+}
+
+func (r *Reader) find(prefix string) (*Entry, error) {
 	prefix, err := checkPrefix(prefix)
 	if err != nil {
 		return nil, err
