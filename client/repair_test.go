@@ -290,7 +290,6 @@ func only(t *testing.T, reps []Repair, kind string) Repair {
 	return reps[0]
 }
 
-
 func mustStatus(t *testing.T, j *Journal) Status {
 	t.Helper()
 	st, err := j.Status()
