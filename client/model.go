@@ -422,11 +422,11 @@ func (o *openedEntry) setPayload(p Payload) {
 func (j *Journal) text(o *openedEntry) (string, error) {
 	e, err := protocol.ParseEntry(j.raw(o.s))
 	if err != nil {
-		return "", fmt.Errorf("%w: entry %s", errDamagedRecord, o.s.Chain.String()[:ShortIDLen])
+		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}
 	p, err := openPayload(e, o.key)
 	if err != nil {
-		return "", fmt.Errorf("%w: entry %s", errDamagedRecord, o.s.Chain.String()[:ShortIDLen])
+		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}
 	return p.Text, nil
 }

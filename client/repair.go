@@ -46,8 +46,9 @@ import (
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
-// errDamagedRecord: the log no longer holds the bytes it indexed.
-var errDamagedRecord = errors.New("a record in this journal's local log is damaged")
+// ErrDamagedRecord: the log no longer holds the bytes it indexed. Reads
+// heal the log when they meet one (Journal.Verify heals every one).
+var ErrDamagedRecord = errors.New("a record in this journal's local log is damaged")
 
 // ErrDamagedState: neither the journal's state nor its previous generation
 // can be read with this home's keys.
@@ -477,7 +478,7 @@ func (j *Journal) lostFromWitness(notes []unsentNote, named map[string]bool) []L
 	var lost []LostItem
 	for _, n := range notes {
 		if j.chainOf(n.ID) == nil && !named[n.ID] {
-			lost = append(lost, LostItem{ID: n.ID, Kind: n.Kind, Created: n.Created, Words: n.Words})
+			lost = append(lost, LostItem(n))
 			named[n.ID] = true
 		}
 	}

@@ -702,7 +702,7 @@ func (j *Journal) raw(s *stored) []byte {
 	}
 	l := int(binary.BigEndian.Uint32(hdr[1:]))
 	if l > maxRecord {
-		j.noteDamage(s, errDamagedRecord)
+		j.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
 	rec := make([]byte, 5+l+4)
@@ -715,7 +715,7 @@ func (j *Journal) raw(s *stored) []byte {
 		body = body[8:]
 	}
 	if !ok || (typ != recWritten && typ != recPulled) || protocol.IDOf(body) != s.ID {
-		j.noteDamage(s, errDamagedRecord)
+		j.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
 	return body

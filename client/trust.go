@@ -182,7 +182,3 @@ func (j *Journal) recipients() [][32]byte { return j.trust().recipients }
 // ownDevices returns the box keys of this person's own current devices.
 // Call with the lock held.
 func (j *Journal) ownDevices() [][32]byte { return j.trust().own }
-
-// pendingDevices returns the signing keys of devices of partners' pending
-// new identities. Call with the lock held.
-func (j *Journal) pendingDevices() map[[32]byte]bool { return j.trust().pending }

@@ -86,7 +86,7 @@ func (r *Reader) Len() int { return len(r.tl.sorted) }
 // happened.
 func (r *Reader) Query(q Query) ([]Entry, error) {
 	out, err := r.query(q)
-	if errors.Is(err, errDamagedRecord) {
+	if errors.Is(err, ErrDamagedRecord) {
 		if err := r.heal(); err != nil {
 			return nil, err
 		}
@@ -190,7 +190,7 @@ func (q *Query) matchEntry(e *Entry) bool {
 // longer reads back is not found (and the log is healed).
 func (r *Reader) Get(id string) (Entry, bool) {
 	e, ok, err := r.get(id)
-	if errors.Is(err, errDamagedRecord) && r.heal() == nil {
+	if errors.Is(err, ErrDamagedRecord) && r.heal() == nil {
 		e, ok, err = r.get(id)
 	}
 	return e, ok && err == nil
@@ -214,7 +214,7 @@ func (r *Reader) get(id string) (Entry, bool, error) {
 // digits).
 func (r *Reader) Find(prefix string) (*Entry, error) {
 	e, err := r.find(prefix)
-	if errors.Is(err, errDamagedRecord) {
+	if errors.Is(err, ErrDamagedRecord) {
 		if err := r.heal(); err != nil {
 			return nil, err
 		}

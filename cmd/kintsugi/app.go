@@ -25,6 +25,7 @@ type env struct {
 	home           client.Home
 	passFile       string
 	journal        string
+	opened         []*client.Journal // journals this command opened (see noteRepairs)
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var unknown string // set by CommandNotFound
 	app := newApp(e, &unknown)
 	err := app.RunContext(ctx, reorderArgs(app, args))
+	e.noteRepairs()
 	if unknown != "" {
 		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
 	}
@@ -109,6 +111,7 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdShow(e),
 			cmdSync(e),
 			cmdStatus(e),
+			cmdRepair(e),
 			cmdDemo(e),
 		},
 	}
@@ -141,7 +144,16 @@ func (e *env) open() (*client.Account, *client.Journal, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	e.track(j)
 	return a, j, nil
+}
+
+// track remembers a journal this command opened, so that what the client
+// repaired in it is said at the end (noteRepairs).
+func (e *env) track(j *client.Journal) {
+	if j != nil {
+		e.opened = append(e.opened, j)
+	}
 }
 
 func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.stdout, format, args...) }
@@ -298,6 +310,7 @@ func cmdJournal(e *env) *cli.Command {
 						if err != nil {
 							return err
 						}
+						e.track(j)
 						r := row{ID: id.String(), Title: j.Title(), Relay: j.Relay()}
 						if p, err := j.Partner(); err == nil {
 							r.Partner = p.Name
@@ -1001,6 +1014,7 @@ func cmdStatus(e *env) *cli.Command {
 				return err
 			}
 			j, err := a.Current(e.journal)
+			e.track(j)
 			if errors.Is(err, client.ErrNoJournal) && !c.Bool("json") {
 				e.printf("You are %s. No journal yet.\n", clean(a.Name))
 				_, hint := describe(err)

@@ -187,6 +187,7 @@ func (e *env) restoreSync(a *client.Account, bj client.BackupJournal) bool {
 		printError(e.stderr, label, err)
 		return false
 	}
+	e.track(j)
 	defer j.Close()
 	_, err = j.Sync(e.ctx)
 	switch {

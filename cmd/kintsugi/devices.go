@@ -112,6 +112,7 @@ func cmdDevice(e *env) *cli.Command {
 						if err != nil {
 							return err
 						}
+						e.track(j)
 						res, err := j.Sync(e.ctx)
 						title := j.Title()
 						if title == "" {

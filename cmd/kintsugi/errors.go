@@ -86,6 +86,12 @@ func describe(err error) (msg, hint string) {
 		hint = "to join your partner's journal, run `kintsugi journal join CODE` instead"
 	case errors.Is(err, client.ErrNoSuchDevice):
 		hint = "`kintsugi device list` shows your devices and their ids"
+	case errors.Is(err, client.ErrDamagedState):
+		hint = "nothing was changed, and the damaged files are still in the journal's folder. What the relay holds is safe: a backup brings this journal back (`kintsugi restore`), or your partner can invite you again"
+	case errors.Is(err, client.ErrRepairing):
+		hint = "run `kintsugi sync`; writing works again as soon as it has finished. What you wrote before is safe"
+	case errors.Is(err, client.ErrDamagedRecord):
+		hint = "`kintsugi repair` checks this journal's files and sets aside what is damaged; what the relay holds is safe"
 	case errors.Is(err, client.ErrRelayTooOld):
 		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):

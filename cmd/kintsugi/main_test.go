@@ -128,6 +128,32 @@ func TestScripts(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			},
+			"damage": func(ts *testscript.TestScript, neg bool, args []string) {
+				// damage log-end|log|state HOME: cut the last byte of the
+				// home's one journal log, delete that log, or overwrite
+				// its state with garbage.
+				if len(args) != 2 {
+					ts.Fatalf("usage: damage log-end|log|state HOME")
+				}
+				dirs, err := filepath.Glob(filepath.Join(ts.MkAbs(args[1]), "journals", "*"))
+				ts.Check(err)
+				if len(dirs) != 1 {
+					ts.Fatalf("%d journals in %s, want 1", len(dirs), args[1])
+				}
+				log, state := filepath.Join(dirs[0], "log"), filepath.Join(dirs[0], "state")
+				switch args[0] {
+				case "log-end":
+					fi, err := os.Stat(log)
+					ts.Check(err)
+					ts.Check(os.Truncate(log, fi.Size()-1))
+				case "log":
+					ts.Check(os.Remove(log))
+				case "state":
+					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
+				default:
+					ts.Fatalf("usage: damage log-end|log|state HOME")
+				}
+			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
 					ts.Fatalf("usage: extract REGEXP VAR")

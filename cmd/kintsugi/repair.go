@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+// The client heals damaged local files by itself (client/repair.go) and
+// reports what it did as client.Repair values; this file words them. A
+// person reading these has just learnt something went wrong on their
+// device: say what happened, that what the relay holds is safe, exactly
+// what could not be recovered, and what (if anything) to do.
+
+// noteRepairs prints, on stderr, what the client repaired in the journals
+// this command opened.
+func (e *env) noteRepairs() {
+	for _, j := range e.opened {
+		for _, r := range j.Repairs() {
+			e.noteRepair(r)
+		}
+	}
+}
+
+func (e *env) noteRepair(r client.Repair) {
+	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "kintsugi: note: "+format+"\n", args...) }
+	kept := func() {
+		if r.SetAside != "" {
+			say("(the damaged file was kept, unchanged, at %s)", r.SetAside)
+		}
+	}
+	switch r.Kind {
+	case client.RepairIndex:
+		say("this journal's index on this device could not be read, so it was rebuilt from the journal itself; nothing was lost")
+		kept()
+	case client.RepairState:
+		if r.SetAside == "" {
+			say("this journal's settings file on this device was missing, so its earlier copy was used; nothing you wrote was lost")
+		} else {
+			say("this journal's settings file on this device was damaged, so its earlier copy was used; nothing you wrote was lost")
+		}
+		say("if you confirmed a safety number or made an invite just before this, please do it again")
+		kept()
+	case client.RepairLog:
+		say("part of this journal's file on this device was damaged or missing, and has been repaired")
+		if r.Refetch {
+			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and comes back with your next `kintsugi sync`")
+		}
+		if r.Kept > 0 {
+			say("%s of yours in the damaged part could be read back, and %s kept", plural(r.Kept, "item", "items"), map[bool]string{true: "it was", false: "they were"}[r.Kept == 1])
+		}
+		if len(r.Lost) > 0 {
+			say("we are sorry: %s had not been sent yet and could not be read back:", plural(len(r.Lost), "entry of yours", "entries of yours"))
+			for _, l := range r.Lost {
+				what := "an entry"
+				if l.Kind != "" {
+					what = article(kindWord(l.Kind))
+				}
+				if !l.Created.IsZero() {
+					what += " written " + l.Created.Local().Format("Mon 2 Jan 2006, 15:04")
+				}
+				if l.Words != "" {
+					what += fmt.Sprintf(" that began %q", clean(l.Words))
+				}
+				say("  %s (%s)", what, shortOf(l.ID))
+			}
+		}
+		if r.Unknown {
+			say("if you wrote anything here since your last sync, it may not have been kept; once you have synced, `kintsugi log` shows what is here")
+		}
+		if r.Waits {
+			say("writing waits until that sync has collected your own earlier entries, so your history stays whole")
+		}
+		kept()
+	}
+}
+
+// article puts "a" or "an" before a word.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
+}
+
+func cmdRepair(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "repair",
+		Usage: "check this journal's files on this device, and mend what is damaged",
+		Description: "Kintsugi checks what it reads as it goes and mends damage by itself. This reads\n" +
+			"everything at once. Damaged files are kept aside, never deleted; what the relay\n" +
+			"holds is fetched again on the next sync.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			_, j, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			if err := j.Verify(); err != nil {
+				return err
+			}
+			reps := j.Repairs()
+			if c.Bool("json") {
+				e.opened = nil // said in the JSON instead
+				if reps == nil {
+					reps = []client.Repair{}
+				}
+				return e.json(map[string]any{"repairs": reps})
+			}
+			if len(reps) == 0 {
+				e.printf("Checked this journal's files on this device: all is well.\n")
+			}
+			return nil
+		},
+	}
+}
