@@ -127,8 +127,8 @@ func (j *Journal) Restoring() bool {
 // indexAdopted marks a pulled blob as this device's own. Call while
 // indexing the log.
 func (j *Journal) indexAdopted(id protocol.BlobID) {
-	s, ok := j.blobs[id]
-	if !ok || s.Header.Author != j.acct.Device.SignKey() {
+	s := j.blob(id)
+	if s == nil || s.Header.Author != j.acct.Device.SignKey() {
 		return
 	}
 	s.Local = true

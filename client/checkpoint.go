@@ -42,7 +42,7 @@ import (
 
 const (
 	checkpointMagic   = "KSI1"
-	checkpointVersion = 1
+	checkpointVersion = 2
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -106,6 +106,9 @@ func (j *Journal) loadCheckpoint() error {
 	switch {
 	case errors.Is(err, errLogChanged):
 		return j.rebuildLog(j.order, true)
+	case errors.Is(err, errCheckpointFormat):
+		j.resetIndex()
+		os.Remove(j.checkpointPath())
 	case err != nil:
 		j.resetIndex()
 		aside := fmt.Sprintf("%s.damaged-%s", j.checkpointPath(), time.Now().UTC().Format("20060102T150405.000Z"))
@@ -115,6 +118,10 @@ func (j *Journal) loadCheckpoint() error {
 	}
 	return nil
 }
+
+// errCheckpointFormat: the checkpoint was written by another version of
+// kintsugi. It is not damage: it is rebuilt without a word.
+var errCheckpointFormat = errors.New("the checkpoint has another format")
 
 // errLogChanged: the checkpoint opened, but the log it describes is gone,
 // shorter, or another file.
@@ -129,7 +136,7 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	defer clear(plain)
 	d := &decoder{b: plain}
 	if string(d.fixed(4)) != checkpointMagic || d.uvarint() != checkpointVersion {
-		return fmt.Errorf("%w: unknown format", errCheckpoint)
+		return errCheckpointFormat
 	}
 	var want logMark
 	var id protocol.JournalID
@@ -151,9 +158,8 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 		return fmt.Errorf("%w: bad blob count", errCheckpoint)
 	}
 	j.order = make([]*stored, 0, n)
-	j.blobs = make(map[protocol.BlobID]*stored, n)
+	j.blobs = nil // built when first needed
 	j.chain = make(map[protocol.BlobID]*stored, n)
-	j.openedChain = make(map[protocol.BlobID]*openedEntry, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		s := &stored{Order: i}
 		copy(s.ID[:], d.fixed(32))
@@ -167,17 +173,15 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 		s.Header.Seq = d.uvarint()
 		copy(s.Header.Prev[:], d.fixed(32))
 		j.order = append(j.order, s)
-		j.blobs[s.ID] = s
 		if _, ok := j.chain[s.Chain]; !ok {
 			j.chain[s.Chain] = s
 		}
 		switch flags >> 3 {
 		case 1: // an opened entry
 			o := &openedEntry{s: s}
-			copy(o.key.Key[:], d.fixed(32))
-			copy(o.key.Hash[:], d.fixed(32))
+			copy(o.key[:], d.fixed(32))
 			o.setPayload(d.payload())
-			j.openedChain[s.Chain] = o
+			j.chain[s.Chain].opened = o
 		case 2, 3: // a checked grant; 3: it was valid
 			var c grantCheck
 			copy(c.box[:], d.fixed(32))
@@ -211,7 +215,7 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	// first decryptAll (triedWith is nil).
 	for _, s := range j.order {
 		switch {
-		case s.Header.Kind == protocol.KindEntry && !s.Purged && j.openedChain[s.Chain] == nil:
+		case s.Header.Kind == protocol.KindEntry && !s.Purged && j.openedOf(s.Chain) == nil:
 			j.unopened = append(j.unopened, s)
 		case s.Header.Kind == protocol.KindGrant:
 			if _, ok := j.grantChecks[s.ID]; !ok {
@@ -227,7 +231,6 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 // resetIndex forgets everything indexed, so the log is read again from its
 // start. Call with the lock held.
 func (j *Journal) resetIndex() {
-	j.prevOpened = j.openedChain
 	j.offset, j.lastAt, j.records, j.saved = 0, -1, 0, 0
 	j.order, j.scanned, j.unopened, j.uncheckedGrants = nil, 0, nil, nil
 	j.cursor, j.ownSeq, j.ownLast = 0, 0, protocol.BlobID{}
@@ -235,7 +238,6 @@ func (j *Journal) resetIndex() {
 	j.chain = make(map[protocol.BlobID]*stored)
 	j.acked = make(map[protocol.BlobID]uint64)
 	j.purgeDone = make(map[protocol.BlobID]bool)
-	j.openedChain = make(map[protocol.BlobID]*openedEntry)
 	j.grantChecks = make(map[protocol.BlobID]grantCheck)
 	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	j.triedWith = nil
@@ -280,7 +282,7 @@ func (j *Journal) saveCheckpoint(force bool) {
 		if s.Pulled {
 			flags |= 4
 		}
-		o := j.openedChain[s.Chain]
+		o := j.openedOf(s.Chain)
 		c, checked := j.grantChecks[s.ID]
 		switch {
 		case o != nil && o.s == s:
@@ -300,9 +302,9 @@ func (j *Journal) saveCheckpoint(force bool) {
 		e.b = append(e.b, s.Header.Prev[:]...)
 		switch flags >> 3 {
 		case 1:
-			e.b = append(e.b, o.key.Key[:]...)
-			e.b = append(e.b, o.key.Hash[:]...)
-			e.payload(&o.payload)
+			e.b = append(e.b, o.key[:]...)
+			p := o.payload.full()
+			e.payload(&p)
 		case 2, 3:
 			e.b = append(e.b, c.box[:]...)
 		}

@@ -190,16 +190,34 @@ type grantRef struct {
 	box    [32]byte
 }
 
-// openedEntry is an entry this device opened: its payload without the
-// text (Journal.text reads that back when it is shown) and its content
-// key.
+// openedEntry is an entry this device opened: what its payload says
+// without the text (Journal.text reads that back when it is shown), and its
+// content key. There is one per readable entry, held for the whole
+// journal, so it is kept small.
 type openedEntry struct {
 	s       *stored
 	author  rosterDevice // set by decryptAll from the current trust
-	payload Payload      // Text is always empty here
-	key     crypto.ContentKey
+	payload summary
+	key     [32]byte        // the content key (its hash was checked when it opened)
 	ref     protocol.BlobID // payload.Ref parsed; zero if none
 }
+
+// summary is a payload without its text: the fields most entries have,
+// and the rest (Ref, Every, Device, ...) in the embedded Payload, which is
+// the shared noMore when none is set. Read it like a Payload; never write
+// through it.
+type summary struct {
+	*Payload
+	Kind       string
+	Created    time.Time
+	Feelings   []string
+	Intensity  *int
+	ListenOnly bool
+	NeedTime   bool
+}
+
+// noMore is the embedded Payload of a summary with nothing more to say.
+var noMore = &Payload{}
 
 // decryptAll opens every entry this device can read and has not opened
 // yet, and returns every opened entry whose author the journal accepts, in
@@ -218,7 +236,7 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
 		}
-		o := j.openedChain[s.Chain]
+		o := j.openedOf(s.Chain)
 		if o == nil {
 			unreadable = append(unreadable, s)
 			continue
@@ -288,7 +306,7 @@ func (j *Journal) openNew(t *trust) {
 		}
 	}
 	for _, s := range try {
-		if j.openedChain[s.Chain] == nil && !j.open(s, t) {
+		if j.openedOf(s.Chain) == nil && !j.open(s, t) {
 			j.unopened = append(j.unopened, s)
 		}
 	}
@@ -386,9 +404,9 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if err != nil {
 		return false
 	}
-	o := &openedEntry{s: s, key: ck}
+	o := &openedEntry{s: s, key: ck.Key}
 	o.setPayload(p)
-	j.openedChain[s.Chain] = o
+	j.chain[s.Chain].opened = o
 	return true
 }
 
@@ -409,12 +427,24 @@ func openPayload(e *protocol.Entry, ck crypto.ContentKey) (Payload, error) {
 
 // setPayload keeps p without its text.
 func (o *openedEntry) setPayload(p Payload) {
-	p.Text = ""
-	o.payload = p
+	o.payload = summary{Payload: noMore, Kind: p.Kind, Created: p.Created, Feelings: p.Feelings, Intensity: p.Intensity, ListenOnly: p.ListenOnly, NeedTime: p.NeedTime}
 	o.ref = protocol.BlobID{}
 	if len(p.Ref) == hex.EncodedLen(len(o.ref)) {
 		hex.Decode(o.ref[:], []byte(p.Ref))
 	}
+	more := Payload{Ref: p.Ref, Tags: p.Tags, Every: p.Every, Kept: p.Kept, Category: p.Category, Decision: p.Decision, Held: p.Held, Prompt: p.Prompt,
+		Purges: p.Purges, Device: p.Device, Seq: p.Seq, Secret: p.Secret, Expires: p.Expires, Again: p.Again}
+	if more.Ref != "" || more.Tags != nil || more.Every != "" || more.Kept != nil || more.Category != "" || more.Decision != "" || more.Held != "" ||
+		more.Prompt != "" || more.Purges != nil || more.Device != nil || more.Seq != 0 || more.Secret != nil || more.Expires != nil || more.Again {
+		o.payload.Payload = &more
+	}
+}
+
+// full returns the summary as a Payload (without text).
+func (s *summary) full() Payload {
+	p := *s.Payload
+	p.V, p.Kind, p.Created, p.Feelings, p.Intensity, p.ListenOnly, p.NeedTime = 1, s.Kind, s.Created, s.Feelings, s.Intensity, s.ListenOnly, s.NeedTime
+	return p
 }
 
 // text reads back the text of an opened entry from the log. Call with the
@@ -424,7 +454,7 @@ func (j *Journal) text(o *openedEntry) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}
-	p, err := openPayload(e, o.key)
+	p, err := openPayload(e, crypto.ContentKey{Key: o.key, Hash: e.ContentHash()})
 	if err != nil {
 		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}

@@ -302,7 +302,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		ownGone = true
 	}
 	for _, s := range known {
-		if _, ok := j.blobs[s.ID]; ok || s.Purged {
+		if j.blob(s.ID) != nil || s.Purged {
 			continue
 		}
 		rep.Refetch = true
@@ -312,7 +312,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		ownGone = true
 		if s.RelaySeq == 0 && !named[s.Chain.String()] && s.Header.Kind == protocol.KindEntry {
 			item := LostItem{ID: s.Chain.String()}
-			if o := j.openedChainFrom(known, s); o != nil {
+			if o := s.opened; o != nil {
 				item.Kind, item.Created = o.payload.Kind, o.payload.Created
 			}
 			rep.Lost = append(rep.Lost, item)
@@ -343,16 +343,6 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		return err
 	}
 	j.repairs = append(j.repairs, rep)
-	return nil
-}
-
-// openedChainFrom returns the opened entry for s if the index it came from
-// had opened it. known entries keep their opened payloads in
-// j.prevOpened, saved by resetIndex.
-func (j *Journal) openedChainFrom(_ []*stored, s *stored) *openedEntry {
-	if o := j.prevOpened[s.Chain]; o != nil && o.s == s {
-		return o
-	}
 	return nil
 }
 

@@ -63,6 +63,9 @@ type stored struct {
 	// it is a recPulled record (its body starts with the relay seq).
 	At     int64
 	Pulled bool
+	// opened is, on the first blob seen with this chain id (j.chain), the
+	// entry decryptAll opened for the chain, if any (see openedOf).
+	opened *openedEntry
 }
 
 // Member is one person in a journal and the devices the client accepts
@@ -195,17 +198,17 @@ type Journal struct {
 	started        bool // the checkpoint was looked at
 
 	st        state
-	blobs     map[protocol.BlobID]*stored // by blob id
+	blobs     map[protocol.BlobID]*stored // by blob id, or nil until needed: see blob
 	chain     map[protocol.BlobID]*stored // by chain id; the first blob seen wins
 	order     []*stored
 	cursor    uint64 // highest relay seq pulled
 	acked     map[protocol.BlobID]uint64
 	purgeDone map[protocol.BlobID]bool // own blobs the relay has purged
-	// The opened index (model.go): what decryptAll has opened, by chain
-	// id, and what it could not open yet. Payloads are kept without their
-	// text; the checkpoint keeps them, sealed, across processes.
-	openedChain map[protocol.BlobID]*openedEntry
-	unopened    []*stored // entries not opened yet, in log order
+	// The opened index (model.go): what decryptAll has opened is on each
+	// chain's first blob (stored.opened); unopened is what it could not
+	// open yet. Payloads are kept without their text; the checkpoint keeps
+	// them, sealed, across processes.
+	unopened []*stored // entries not opened yet
 	scanned     int       // j.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
 	// grantItems the items of the valid ones, by entry chain id, while
@@ -218,7 +221,6 @@ type Journal struct {
 
 	damage     []damage                         // blobs that could not be read back (repair.go)
 	repairs    []Repair                         // what this process healed (repair.go)
-	prevOpened map[protocol.BlobID]*openedEntry // what resetIndex dropped, to name lost items
 
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
@@ -281,7 +283,6 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 		chain:       make(map[protocol.BlobID]*stored),
 		acked:       make(map[protocol.BlobID]uint64),
 		purgeDone:   make(map[protocol.BlobID]bool),
-		openedChain: make(map[protocol.BlobID]*openedEntry),
 		grantChecks: make(map[protocol.BlobID]grantCheck),
 		grantItems:  make(map[protocol.BlobID][]grantRef),
 	}
@@ -585,7 +586,7 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 		}
 		seq := binary.BigEndian.Uint64(body)
 		id := protocol.BlobID(body[8:])
-		if s, ok := j.blobs[id]; ok {
+		if s := j.blob(id); s != nil {
 			s.RelaySeq = seq
 		}
 		j.acked[id] = seq
@@ -603,7 +604,7 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 			return nil // the relay's nonsense was recorded; ignore it
 		}
 		id := protocol.IDOf(body[8:]) // a stand-in id: the real bytes are gone
-		if _, ok := j.blobs[id]; ok {
+		if j.blob(id) != nil {
 			return nil
 		}
 		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true, At: at}
@@ -628,9 +629,29 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 	return nil
 }
 
+// blob returns the blob with id, or nil. The index by id is built on
+// first use: a command that only reads never needs it.
+func (j *Journal) blob(id protocol.BlobID) *stored {
+	if j.blobs == nil {
+		j.blobs = make(map[protocol.BlobID]*stored, len(j.order))
+		for _, s := range j.order {
+			j.blobs[s.ID] = s
+		}
+	}
+	return j.blobs[id]
+}
+
+// openedOf returns the entry opened for chain id c, or nil.
+func (j *Journal) openedOf(c protocol.BlobID) *openedEntry {
+	if s := j.chain[c]; s != nil {
+		return s.opened
+	}
+	return nil
+}
+
 func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	id := protocol.IDOf(raw)
-	if s, ok := j.blobs[id]; ok {
+	if s := j.blob(id); s != nil {
 		if seq != 0 {
 			s.RelaySeq = seq
 		}

@@ -331,7 +331,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			}
 			cursor = max(cursor, m.Seq)
 			if m.Purged {
-				if _, ok := j.blobs[protocol.IDOf(m.Blob)]; ok && j.st.Refetch {
+				if j.blob(protocol.IDOf(m.Blob)) != nil && j.st.Refetch {
 					continue
 				}
 				if h, _, err := protocol.ParsePurged(m.Blob); err != nil || h.Journal != j.id || h.Kind != protocol.KindEntry {
@@ -347,10 +347,10 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
-			if s, ok := j.blobs[id]; ok && s.RelaySeq != 0 && j.st.Refetch {
+			if s := j.blob(id); s != nil && s.RelaySeq != 0 && j.st.Refetch {
 				continue
 			}
-			if _, ok := j.blobs[id]; !ok && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
+			if j.blob(id) == nil && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
 				// Only this device writes as this device, and it keeps
 				// everything it writes: this is not ours. (After a restore
 				// it is recorded, and adopted only if it proves to be
@@ -358,7 +358,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				warnings = append(warnings, fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", m.Seq))
 				continue
 			}
-			if _, ok := j.blobs[id]; ok || seen[id] {
+			if j.blob(id) != nil || seen[id] {
 				recs = append(recs, record(recSeen, seqBytes(m.Seq), id[:]))
 				continue
 			}

@@ -295,7 +295,7 @@ func (r *Reader) lookupLocked(id string) *openedEntry {
 
 // chain returns the timeline's entry with chain id c, or nil.
 func (r *Reader) chain(c protocol.BlobID) *openedEntry {
-	o := r.j.openedChain[c]
+	o := r.j.openedOf(c)
 	if _, ok := r.tl.in[o]; !ok {
 		return nil
 	}
