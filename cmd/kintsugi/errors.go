@@ -94,6 +94,32 @@ func describe(err error) (msg, hint string) {
 	return msg, hint
 }
 
+// responseError words why a response of kind does not fit the entry t, as
+// client.CheckResponse reports it; partner is the partner's name.
+func responseError(err error, t *client.Entry, kind, partner string) error {
+	switch {
+	case errors.Is(err, client.ErrNotAQuestion):
+		return fail(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
+	case errors.Is(err, client.ErrOwnQuestion):
+		return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
+	case errors.Is(err, client.ErrReplyToQuestion):
+		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
+	case errors.Is(err, client.ErrListenOnly):
+		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
+	case errors.Is(err, client.ErrOwnEntry) && kind == client.KindDecision:
+		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
+	case errors.Is(err, client.ErrOwnEntry):
+		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
+	case errors.Is(err, client.ErrNotYourCommitment):
+		return fail(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
+	case errors.Is(err, client.ErrNotAnAgreement):
+		return fail(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
+	case errors.Is(err, client.ErrAgreementSettled):
+		return fail(fmt.Sprintf("that agreement is already %s", t.State), "`kintsugi agreements` shows where each one stands")
+	}
+	return err
+}
+
 // printError prints err for a person, as describe words it: a
 // "kintsugi: " line, after label if one is given, and the hint's line.
 func printError(w io.Writer, label string, err error) {
