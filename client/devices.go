@@ -46,13 +46,16 @@ const DefaultLinkTTL = time.Hour
 
 // Errors about devices and leaving.
 var (
-	ErrLeft          = errors.New("you have left this journal")
-	ErrNoSuchDevice  = errors.New("none of your devices matches that")
-	ErrThisDevice    = errors.New("that is the device you are using")
-	ErrRelayTooOld   = errors.New("the relay does not support this yet; whoever runs it needs to update it")
-	ErrNotALinkCode  = errors.New("that is a partner invite, not a device link code")
-	ErrLinkCodeOnly  = errors.New("that is a device link code, not a partner invite")
-	errBadLinkPacket = errors.New("the link code opened, but what it carried did not check out")
+	ErrLeft         = errors.New("you have left this journal")
+	ErrNoSuchDevice = errors.New("none of your devices matches that")
+	// ErrDeviceAmbiguous: more than one of this person's devices matches
+	// a name or id prefix.
+	ErrDeviceAmbiguous = errors.New("more than one of your devices matches")
+	ErrThisDevice      = errors.New("that is the device you are using")
+	ErrRelayTooOld     = errors.New("the relay does not support this yet; whoever runs it needs to update it")
+	ErrNotALinkCode    = errors.New("that is a partner invite, not a device link code")
+	ErrLinkCodeOnly    = errors.New("that is a device link code, not a partner invite")
+	errBadLinkPacket   = errors.New("the link code opened, but what it carried did not check out")
 	// ErrLinkUnknown: the relay has no link for the code (mistyped,
 	// expired or used). It wraps protocol.ErrInviteUnknown.
 	ErrLinkUnknown = fmt.Errorf("%w", protocol.ErrInviteUnknown)
@@ -560,7 +563,7 @@ func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("more than one of your devices matches %q: use its id from `kintsugi device list`", which)
+	return nil, fmt.Errorf("%w %q", ErrDeviceAmbiguous, which)
 }
 
 // RemoveDevice removes one of this person's other devices from every

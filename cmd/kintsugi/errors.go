@@ -86,6 +86,8 @@ func describe(err error) (msg, hint string) {
 		hint = "to join your partner's journal, run `kintsugi journal join CODE` instead"
 	case errors.Is(err, client.ErrNoSuchDevice):
 		hint = "`kintsugi device list` shows your devices and their ids"
+	case errors.Is(err, client.ErrDeviceAmbiguous):
+		hint = "use its id from `kintsugi device list`"
 	case errors.Is(err, client.ErrRelayTooOld):
 		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):
