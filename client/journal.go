@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -757,7 +756,6 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 	m.Devices = append(m.Devices, p.Devices...)
 	m.Pending = nil
 	m.Left = nil
-	j.st.Warnings = slices.DeleteFunc(j.st.Warnings, func(w string) bool { return strings.HasPrefix(w, identityChangedPrefix) })
 }
 
 // lastSeq returns the highest seq of the blobs held here from the device

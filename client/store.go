@@ -155,7 +155,11 @@ type state struct {
 	Invites []pendingInvite `json:"invites,omitempty"`
 	// LastSync is the time of the last successful exchange with the relay.
 	LastSync time.Time `json:"last_sync,omitzero"`
-	// Warnings are problems the client noticed and must keep showing.
+	// Notices are problems the client noticed, kept until marked read
+	// (notice.go).
+	Notices []Notice `json:"notices,omitempty"`
+	// Warnings are sentences earlier versions stored; read only to be
+	// migrated to Notices (state.migrateWarnings).
 	Warnings []string `json:"warnings,omitempty"`
 	// JoinSecret is the invite secret this device joined with, kept until
 	// its join blob is safely in the log, so a join interrupted by a crash
@@ -344,6 +348,7 @@ func (j *Journal) loadState() error {
 	if st.ID.String() != filepath.Base(j.dir) {
 		return fmt.Errorf("journal state: %w: it belongs to journal %s", crypto.ErrCorrupt, st.ID)
 	}
+	st.migrateWarnings()
 	j.st = st
 	return nil
 }

@@ -88,6 +88,10 @@ func describe(err error) (msg, hint string) {
 		hint = "`kintsugi device list` shows your devices and their ids"
 	case errors.Is(err, client.ErrDeviceAmbiguous):
 		hint = "use its id from `kintsugi device list`"
+	case errors.Is(err, client.ErrNoSuchNotice):
+		hint = "`kintsugi status --json` lists each notice with its id and kind; `kintsugi status --ack all` marks every one read"
+	case errors.Is(err, client.ErrNoticeHolds):
+		hint = "it goes away by itself once it is settled: a new safety number once you have compared it together (`kintsugi verify`), a restore once `kintsugi sync` can finish it. Nothing was marked read"
 	case errors.Is(err, client.ErrRelayTooOld):
 		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):
