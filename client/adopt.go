@@ -36,7 +36,7 @@ package client
 //
 // If the relay does not hold the recorded head, its copy of this device's
 // history is older than the backup: nothing is adopted, writing stays
-// paused, and the problem is kept as a warning and returned by Sync. If two
+// paused, and the problem is shown (NoticeRestoreOlder) and returned by Sync. If two
 // proven blobs continue the chain at one step, two machines have written as
 // this device (the old one is still in use): the same happens. Otherwise
 // restored mode ends, and the next write continues the chain from the
@@ -65,8 +65,9 @@ type restoreMark struct {
 	// RelayTop is, for "older", the last seq of this device's history the
 	// relay served.
 	RelayTop uint64 `json:"relay_top,omitempty"`
-	// Warning is the warning currently shown for this restore, removed
-	// once it is done.
+	// Warning is the sentence earlier versions stored in the state's
+	// warnings for this restore; read only so migrateWarnings can drop it
+	// (the restore is now shown as a condition: NoticeRestorePending).
 	Warning string `json:"warning,omitempty"`
 	// Reason is reasonRepair when a repair of the log (repair.go), not a
 	// restore from a backup, put the journal in this mode.
@@ -88,13 +89,6 @@ var (
 	// this device's history after the backup's head.
 	ErrOwnHistoryForked = errors.New("the relay holds two different histories for this device since the backup was made")
 )
-
-func (r *restoreMark) pendingWarning() string {
-	if r.Reason == reasonRepair {
-		return fmt.Sprintf("this journal's file on this device was repaired on %s and has not yet collected this device's earlier entries from the relay; writing waits until `kintsugi sync` has done that", r.Since.Local().Format("2 Jan 2006"))
-	}
-	return fmt.Sprintf("this device was restored from a backup on %s and has not yet collected its own earlier entries from the relay; writing waits until `kintsugi sync` has done that", r.Since.Local().Format("2 Jan 2006"))
-}
 
 // err is the error a sync reports while the restore cannot finish.
 func (r *restoreMark) err() error {
@@ -206,26 +200,18 @@ func (j *Journal) adoptOwnChain() error {
 			return err
 		}
 	}
-	j.st.Warnings = without(j.st.Warnings, r.Warning)
 	if n := len(oc.byChain) - len(adopted); n > 0 {
-		what := fmt.Sprintf("%d items that claim to come from this device and are", n)
-		if n == 1 {
-			what = "1 item that claims to come from this device and is"
-		}
-		j.st.Warnings = appendOnce(j.st.Warnings, fmt.Sprintf("the relay sent %s not part of its history; set aside", what))
+		j.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
 	}
 	j.st.Restored = nil
 	return j.saveState()
 }
 
-// restoreProblem records why restored mode cannot end yet and keeps it as
-// a warning. Call with the lock held.
+// restoreProblem records why restored mode cannot end yet; status shows
+// it while it holds (Journal.conditions). Call with the lock held.
 func (j *Journal) restoreProblem(problem string, relayTop uint64) error {
 	r := j.st.Restored
-	old := r.Warning
 	r.Problem, r.RelayTop = problem, relayTop
-	r.Warning = r.err().Error()
-	j.st.Warnings = appendOnce(without(j.st.Warnings, old), r.Warning)
 	return j.saveState()
 }
 
@@ -333,21 +319,4 @@ func (j *Journal) pickCopy(copies []*stored) *stored {
 		}
 	}
 	return copies[0]
-}
-
-// without returns list without the given strings.
-func without(list []string, drop ...string) []string {
-	var out []string
-	for _, s := range list {
-		keep := true
-		for _, d := range drop {
-			if s == d && d != "" {
-				keep = false
-			}
-		}
-		if keep {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -70,7 +70,7 @@ func TestRelayCannotHijackOwnSequence(t *testing.T) {
 		t.Fatalf("saved entry %s is not readable: %q", e.Short, got)
 	}
 	st, _ := aj.Status()
-	if st.Outbox != 1 || len(st.Warnings) == 0 {
+	if st.Outbox != 1 || !unreadKind(st, NoticeRelayForgedOwn) {
 		t.Fatalf("status after the forgery: %+v", st)
 	}
 }
@@ -99,7 +99,7 @@ func TestRelayCannotHideADroppedEntry(t *testing.T) {
 		&protocol.Blob{Journal: aj.id, Seq: cur + 2, Blob: raws[2]})
 	st, _ := aj.Status()
 	if len(st.Missing) != 1 {
-		t.Fatalf("a dropped entry was not noticed: %q", st.Missing)
+		t.Fatalf("a dropped entry was not noticed: %+v", st.Missing)
 	}
 	h := blobs[1].Header
 	aj.receive(&protocol.Blob{Journal: aj.id, Seq: cur + 3, Blob: forgedJoin(aj.id, h.Author, h.Seq, h.Prev)})
@@ -150,7 +150,7 @@ func TestNoThirdMember(t *testing.T) {
 		t.Fatal("a third invite was made after the partner joined")
 	}
 	st, _ := aj.Status()
-	if st.Partner != "sam" || len(st.Warnings) == 0 {
+	if st.Partner != "sam" || !unreadKind(st, NoticeLateJoin) {
 		t.Fatalf("status: %+v", st)
 	}
 }
@@ -286,7 +286,7 @@ func TestSlotTamperingDoesNotDuplicate(t *testing.T) {
 		t.Fatalf("sam sees %d entries, want 1", len(es))
 	}
 	if st, _ := sj.Status(); len(st.Missing) != 0 {
-		t.Fatalf("false alarm: %q", st.Missing)
+		t.Fatalf("false alarm: %+v", st.Missing)
 	}
 }
 

@@ -398,8 +398,6 @@ func (a *Account) restoreJournal(bj backupJournal, since time.Time) error {
 		Members: bj.Members, Invites: bj.Invites,
 		Restored: &restoreMark{Seq: bj.OwnSeq, Head: bj.OwnHead, Since: since},
 	}
-	st.Restored.Warning = st.Restored.pendingWarning()
-	st.Warnings = []string{st.Restored.Warning}
 	me := a.Device.SignKey()
 	var recs [][]byte
 	for _, blob := range bj.Outbox {

@@ -119,8 +119,8 @@ func clean(t *testing.T, who string, j *Journal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Missing) > 0 || len(st.Warnings) > 0 || st.Unreadable > 0 || st.Outbox > 0 {
-		t.Fatalf("%s's status is not clean: missing %q, warnings %q, unreadable %d, outbox %d", who, st.Missing, st.Warnings, st.Unreadable, st.Outbox)
+	if len(st.Missing) > 0 || len(unread(st)) > 0 || st.Unreadable > 0 || st.Outbox > 0 {
+		t.Fatalf("%s's status is not clean: missing %+v, notices %+v, unreadable %d, outbox %d", who, st.Missing, unread(st), st.Unreadable, st.Outbox)
 	}
 }
 
@@ -390,8 +390,8 @@ func TestRestoreNoticesARolledBackRelay(t *testing.T) {
 		t.Fatalf("adopted %d blobs up to seq %d from a rolled-back relay", local, seq)
 	}
 	st, _ := j2.Status()
-	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "looks older than the backup") }) {
-		t.Fatalf("status does not say so: %q", st.Warnings)
+	if !unreadKind(st, NoticeRestoreOlder) {
+		t.Fatalf("status does not say so: %+v", st.Notices)
 	}
 	// Said again on the next sync, not forgotten.
 	if _, err := j2.Sync(testCtx(t)); !errors.Is(err, ErrOwnHistoryOlder) {
@@ -464,8 +464,8 @@ func TestRestoreDoesNotAdoptForgeries(t *testing.T) {
 		t.Fatalf("own seq %d after forgeries, want %d", got, seq)
 	}
 	st, _ := j2.Status()
-	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "2 items that claim to come from this device") }) {
-		t.Fatalf("forgeries not reported: %q", st.Warnings)
+	if !slices.ContainsFunc(unread(st), func(n Notice) bool { return n.Kind == NoticeRestoreStrays && n.Count == 2 }) {
+		t.Fatalf("forgeries not reported: %+v", st.Notices)
 	}
 	e := mustWrite(t, j2, "after")
 	j2.withLock(func() error {
@@ -477,7 +477,7 @@ func TestRestoreDoesNotAdoptForgeries(t *testing.T) {
 	syncOK(t, j2)
 	syncOK(t, sj)
 	if st, _ := sj.Status(); len(st.Missing) > 0 {
-		t.Fatalf("sam sees a gap or fork: %q", st.Missing)
+		t.Fatalf("sam sees a gap or fork: %+v", st.Missing)
 	}
 }
 

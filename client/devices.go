@@ -46,13 +46,16 @@ const DefaultLinkTTL = time.Hour
 
 // Errors about devices and leaving.
 var (
-	ErrLeft          = errors.New("you have left this journal")
-	ErrNoSuchDevice  = errors.New("none of your devices matches that")
-	ErrThisDevice    = errors.New("that is the device you are using")
-	ErrRelayTooOld   = errors.New("the relay does not support this yet; whoever runs it needs to update it")
-	ErrNotALinkCode  = errors.New("that is a partner invite, not a device link code")
-	ErrLinkCodeOnly  = errors.New("that is a device link code, not a partner invite")
-	errBadLinkPacket = errors.New("the link code opened, but what it carried did not check out")
+	ErrLeft         = errors.New("you have left this journal")
+	ErrNoSuchDevice = errors.New("none of your devices matches that")
+	// ErrDeviceAmbiguous: more than one of this person's devices matches
+	// a name or id prefix.
+	ErrDeviceAmbiguous = errors.New("more than one of your devices matches")
+	ErrThisDevice      = errors.New("that is the device you are using")
+	ErrRelayTooOld     = errors.New("the relay does not support this yet; whoever runs it needs to update it")
+	ErrNotALinkCode    = errors.New("that is a partner invite, not a device link code")
+	ErrLinkCodeOnly    = errors.New("that is a device link code, not a partner invite")
+	errBadLinkPacket   = errors.New("the link code opened, but what it carried did not check out")
 	// ErrLinkUnknown: the relay has no link for the code (mistyped,
 	// expired or used). It wraps protocol.ErrInviteUnknown.
 	ErrLinkUnknown = fmt.Errorf("%w", protocol.ErrInviteUnknown)
@@ -560,7 +563,7 @@ func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("more than one of your devices matches %q: use its id from `kintsugi device list`", which)
+	return nil, fmt.Errorf("%w %q", ErrDeviceAmbiguous, which)
 }
 
 // RemoveDevice removes one of this person's other devices from every
@@ -710,15 +713,14 @@ func (j *Journal) Leave(ctx context.Context) error {
 // applyRoster applies the roster records this device can read (devices
 // added or removed, people leaving, invites made on the person's other
 // devices) until nothing changes, since a device one record adds may have
-// written the next. It returns sentences for the person about what
-// changed. Call with the lock held.
-func (j *Journal) applyRoster() ([]string, error) {
-	var notices []string
+// written the next. It returns the roster changes to tell the person
+// about, and records problems as notices. Call with the lock held.
+func (j *Journal) applyRoster() ([]Notice, error) {
+	var notices []Notice
 	me := j.acct.Device.SignKey()
 	changed := false
-	warn := func(w string) {
-		if !slices.Contains(j.st.Warnings, w) {
-			j.st.Warnings = append(j.st.Warnings, w)
+	warn := func(n Notice, s *stored) {
+		if j.raise(n, s.RelaySeq) {
 			changed = true
 		}
 	}
@@ -735,20 +737,20 @@ func (j *Journal) applyRoster() ([]string, error) {
 			case KindDevice:
 				c, err := crypto.ParseDeviceCert(o.payload.Device)
 				if err != nil || !crypto.Equal(c.Identity[:], m.Identity) || crypto.CheckBoxKey(c.Box) != nil {
-					warn(fmt.Sprintf("a new device from %s did not check out, so nothing is sent to it", m.Name))
+					warn(Notice{Kind: NoticeDeviceInvalid, Who: m.Name}, o.s)
 					continue
 				}
 				if hasDevice(m.Devices, c.Sign) {
 					continue
 				}
 				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
-					warn(fmt.Sprintf("a new device from %s uses keys another device already has, so nothing is sent to it", m.Name))
+					warn(Notice{Kind: NoticeDeviceCollides, Who: m.Name}, o.s)
 					continue
 				}
 				m.Devices = append(m.Devices, c.Raw)
 				more = true
 				if !m.Self {
-					notices = append(notices, fmt.Sprintf("%s added a device (%s, %s)", m.Name, deviceLabel(c), DeviceID(c.Sign)))
+					notices = append(notices, rosterNotice(Notice{Kind: NoticeDeviceAdded, Who: m.Name, Device: cleanName(c.Name), DeviceID: DeviceID(c.Sign)}))
 				}
 			case KindDeviceRemoved:
 				if len(o.payload.Device) != 32 {
@@ -762,9 +764,9 @@ func (j *Journal) applyRoster() ([]string, error) {
 				more = true
 				switch {
 				case sign == me:
-					warn("another of your devices removed this one from the journal; it can still show what it already has, but it no longer receives anything new")
+					warn(Notice{Kind: NoticeThisDeviceRemoved}, o.s)
 				case !m.Self:
-					notices = append(notices, fmt.Sprintf("%s removed a device (%s); nothing new is sent to it", m.Name, DeviceID(sign)))
+					notices = append(notices, rosterNotice(Notice{Kind: NoticeDeviceRemoved, Who: m.Name, DeviceID: DeviceID(sign)}))
 				}
 			case KindLeave:
 				if m.Left != nil {
@@ -774,9 +776,9 @@ func (j *Journal) applyRoster() ([]string, error) {
 				m.Left = &at
 				more = true
 				if !m.Self {
-					msg := fmt.Sprintf("%s left the journal on %s. Nothing written here from now on is sent to them; they keep what they had already read", m.Name, at.Local().Format("2 January 2006"))
-					warn(msg)
-					notices = append(notices, msg)
+					n := Notice{Kind: NoticePartnerLeft, Who: m.Name, Date: at}
+					warn(n, o.s)
+					notices = append(notices, rosterNotice(n))
 				}
 			case KindInvite:
 				// An invite made on another of this person's devices, so
@@ -825,9 +827,8 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 	return false
 }
 
-func deviceLabel(c *crypto.DeviceCert) string {
-	if c.Name == "" {
-		return "unnamed"
-	}
-	return fmt.Sprintf("%q", cleanName(c.Name))
+// rosterNotice completes a roster change said once (SyncResult.Notices).
+func rosterNotice(n Notice) Notice {
+	n.ID, n.Count, n.Since = noticeID(n.Kind, n.Who), 1, time.Now().UTC()
+	return n
 }

@@ -65,8 +65,8 @@ func TestLinkedDeviceReadsWholeHistoryAndIsTrusted(t *testing.T) {
 		t.Fatalf("laptop reads %q", got)
 	}
 	res := mustSync(t, sj)
-	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "alex added a device") || !strings.Contains(res.Notices[0], "laptop") {
-		t.Fatalf("sam was told %q", res.Notices)
+	if len(res.Notices) != 1 || res.Notices[0].Kind != client.NoticeDeviceAdded || res.Notices[0].Who != "alex" || res.Notices[0].Device != "laptop" || res.Notices[0].DeviceID == "" {
+		t.Fatalf("sam was told %+v", res.Notices)
 	}
 	mustSync(t, lj)
 	got := texts(t, lj)
@@ -109,7 +109,7 @@ func TestLinkedDeviceReadsWholeHistoryAndIsTrusted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Missing) != 0 || st.Unreadable != 0 || len(st.Warnings) != 0 {
+		if len(st.Missing) != 0 || st.Unreadable != 0 || len(shown(st)) != 0 {
 			t.Fatalf("status %+v", st)
 		}
 	}
@@ -186,8 +186,8 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 		t.Fatalf("removed device synced: %v", err)
 	}
 	res := mustSync(t, sj)
-	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "removed a device") {
-		t.Fatalf("sam was told %q", res.Notices)
+	if len(res.Notices) != 1 || res.Notices[0].Kind != client.NoticeDeviceRemoved || res.Notices[0].DeviceID == "" {
+		t.Fatalf("sam was told %+v", res.Notices)
 	}
 	// What the phone wrote before stays readable; nothing new is sealed
 	// to it (its key is not among the recipients of a new entry).
@@ -236,15 +236,15 @@ func TestLeaving(t *testing.T) {
 		t.Fatalf("sam lost their copy: %q", got)
 	}
 	res := mustSync(t, aj)
-	if len(res.Notices) != 1 || !strings.Contains(res.Notices[0], "sam left the journal") || !strings.Contains(res.Notices[0], "keep what they had already read") {
-		t.Fatalf("alex was told %q", res.Notices)
+	if len(res.Notices) != 1 || res.Notices[0].Kind != client.NoticePartnerLeft || res.Notices[0].Who != "sam" || res.Notices[0].Date.IsZero() {
+		t.Fatalf("alex was told %+v", res.Notices)
 	}
 	st, err := aj.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "left the journal") }) {
-		t.Fatalf("status warnings %q", st.Warnings)
+	if !hasShown(st, client.NoticePartnerLeft) {
+		t.Fatalf("status notices %q", shown(st))
 	}
 	// Alex keeps writing; nothing is sealed to Sam.
 	e := write(t, aj, "for me now")[0]
@@ -306,7 +306,7 @@ func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
 	mustSync(t, aj)
 	res := mustSync(t, sj)
 	if len(res.Notices) != 0 {
-		t.Fatalf("sam was told %q", res.Notices)
+		t.Fatalf("sam was told %+v", res.Notices)
 	}
 	ms, err := sj.Members()
 	if err != nil {
@@ -321,8 +321,9 @@ func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "a new device from alex did not check out") }) {
-		t.Fatalf("sam's warnings: %q", st.Warnings)
+	// Both records, as one notice about alex.
+	if !slices.Contains(shown(st), "device-invalid:alex x2") {
+		t.Fatalf("sam's notices: %q", shown(st))
 	}
 	// Nothing Sam writes is sealed to mallory's key.
 	e := write(t, sj, "for alex only")[0]
@@ -378,7 +379,7 @@ func TestInviteFromOneDeviceReachesTheOthers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Warnings) != 0 || st.Partner == "" {
+		if len(shown(st)) != 0 || st.Partner == "" {
 			t.Fatalf("status %+v", st)
 		}
 	}

@@ -3,7 +3,6 @@ package client_test
 import (
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/client"
@@ -52,7 +51,7 @@ func TestPartnerIdentityChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Verified || !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "safety number has changed") }) {
+	if st.Verified || !hasShown(st, client.NoticeIdentityChanged) {
 		t.Fatalf("alex's status after the change: %+v", st)
 	}
 	newNumber, p, err := aj.SafetyNumber()
@@ -86,14 +85,14 @@ func TestPartnerIdentityChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Verified || len(st.Warnings) != 0 || len(st.Missing) != 0 {
+	if !st.Verified || len(shown(st)) != 0 || len(st.Missing) != 0 {
 		t.Fatalf("alex's status after confirming: %+v", st)
 	}
 	// Alex's history is re-boxed for the new key; the old key gets nothing new.
 	mustSync(t, s2)
 	// Sam's old join, from before, is history on the new device, not a
 	// late answer to an invite.
-	if st, err := s2.Status(); err != nil || len(st.Warnings) != 0 {
+	if st, err := s2.Status(); err != nil || len(shown(st)) != 0 {
 		t.Fatalf("sam's new device: %+v %v", st, err)
 	}
 	if got := texts(t, s2); !slices.Contains(got, "alex before the change") || !slices.Contains(got, "written while unconfirmed") {

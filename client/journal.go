@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -621,50 +620,72 @@ func (j *Journal) Answer(prefix, text string) (Entry, *Entry, error) {
 // answered, takes an acknowledgement, not a reply; questions take answers
 // and follow-ups, not replies; nobody acknowledges their own entry.
 func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
-	if !responseKinds[p.Kind] || p.Kind == KindTogetherAnswer || p.Kind == KindTogetherMark {
-		return Entry{}, nil, fmt.Errorf("%q is not a kind of response", p.Kind)
+	if err := checkResponseKind(p.Kind); err != nil {
+		return Entry{}, nil, err
 	}
 	t, err := j.find(prefix)
 	if err != nil {
 		return Entry{}, nil, err
 	}
-	switch p.Kind {
-	case KindAnswer, KindFollowup:
-		if t.Kind != KindQuestion {
-			return Entry{}, t, ErrNotAQuestion
-		}
-		if p.Kind == KindAnswer && t.Mine {
-			return Entry{}, t, ErrOwnQuestion
-		}
-	case KindReply:
-		if t.Kind == KindQuestion {
-			return Entry{}, t, ErrReplyToQuestion
-		}
-		if t.ListenOnly && !t.Mine {
-			return Entry{}, t, ErrListenOnly
-		}
-	case KindAck:
-		if t.Mine {
-			return Entry{}, t, ErrOwnEntry
-		}
-	case KindCheckin:
-		if t.Kind != KindCommit || !t.Mine {
-			return Entry{}, t, ErrNotYourCommitment
-		}
-	case KindDecision:
-		if t.Kind != KindAgree {
-			return Entry{}, t, ErrNotAnAgreement
-		}
-		if t.Mine {
-			return Entry{}, t, ErrOwnEntry
-		}
-		if t.State != "proposed" {
-			return Entry{}, t, fmt.Errorf("%w: it is %s", ErrAgreementSettled, t.State)
-		}
+	if err := CheckResponse(*t, p.Kind); err != nil {
+		return Entry{}, t, err
 	}
 	p.Ref = t.ID
 	e, err := j.Write(p)
 	return e, t, err
+}
+
+// CheckResponse reports whether a response of kind fits the entry t, with
+// the error Respond would return: ErrNotAQuestion, ErrOwnQuestion,
+// ErrReplyToQuestion, ErrListenOnly, ErrOwnEntry, ErrNotYourCommitment,
+// ErrNotAnAgreement or ErrAgreementSettled. Check before asking for any
+// text, so nobody writes a long answer only to be told it cannot be saved.
+func CheckResponse(t Entry, kind string) error {
+	if err := checkResponseKind(kind); err != nil {
+		return err
+	}
+	switch kind {
+	case KindAnswer, KindFollowup:
+		if t.Kind != KindQuestion {
+			return ErrNotAQuestion
+		}
+		if kind == KindAnswer && t.Mine {
+			return ErrOwnQuestion
+		}
+	case KindReply:
+		if t.Kind == KindQuestion {
+			return ErrReplyToQuestion
+		}
+		if t.ListenOnly && !t.Mine {
+			return ErrListenOnly
+		}
+	case KindAck:
+		if t.Mine {
+			return ErrOwnEntry
+		}
+	case KindCheckin:
+		if t.Kind != KindCommit || !t.Mine {
+			return ErrNotYourCommitment
+		}
+	case KindDecision:
+		if t.Kind != KindAgree {
+			return ErrNotAnAgreement
+		}
+		if t.Mine {
+			return ErrOwnEntry
+		}
+		if t.State != "proposed" {
+			return fmt.Errorf("%w: it is %s", ErrAgreementSettled, t.State)
+		}
+	}
+	return nil
+}
+
+func checkResponseKind(kind string) error {
+	if !responseKinds[kind] || kind == KindTogetherAnswer || kind == KindTogetherMark {
+		return fmt.Errorf("%q is not a kind of response", kind)
+	}
+	return nil
 }
 
 // Members returns the journal's members, this person first.
@@ -742,7 +763,6 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 	m.Devices = append(m.Devices, p.Devices...)
 	m.Pending = nil
 	m.Left = nil
-	j.st.Warnings = slices.DeleteFunc(j.st.Warnings, func(w string) bool { return strings.HasPrefix(w, identityChangedPrefix) })
 }
 
 // lastSeq returns the highest seq of the blobs held here from the device

@@ -30,8 +30,8 @@ import (
 
 // How status names each partner's device.
 const (
-	samsDevice  = `sam's device "sam-device"`
-	alexsDevice = `alex's device "alex-device"`
+	samsDevice  = "sam/sam-device"
+	alexsDevice = "alex/alex-device"
 )
 
 type lyingRelay struct {
@@ -104,8 +104,8 @@ func TestLyingRelayDropsEntries(t *testing.T) {
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one", "sam: four")
 	same(t, "alex reads", texts(t, p.aj), "alex: I am here", "sam: one", "sam: four")
 	st := status(t, p.aj)
-	same(t, "alex's missing", st.Missing, "2 earlier items from "+samsDevice+" have not arrived yet")
-	if st.Unreadable != 0 || len(st.Warnings) != 0 {
+	same(t, "alex's missing", gaps(st), missingFrom(samsDevice, 2))
+	if st.Unreadable != 0 || len(shown(st)) != 0 {
 		t.Fatalf("alex's status: %+v", st)
 	}
 
@@ -137,7 +137,7 @@ func TestLyingRelayWithholdsTheNewest(t *testing.T) {
 	mustSync(t, p.sj)
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: three")
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
-	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1))
 
 	p.toAlex(servertest.Later(entries(s[1])))
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: two")
@@ -244,7 +244,7 @@ func TestLyingRelayRollsBack(t *testing.T) {
 	}
 	same(t, "alex reads", texts(t, p.aj), append(before, "alex: written while the relay is rolled back")...)
 	if st := status(t, p.aj); st.Outbox != 0 || len(st.Missing) != 0 {
-		t.Fatalf("alex after the refused sync: outbox %d, missing %q", st.Outbox, st.Missing)
+		t.Fatalf("alex after the refused sync: outbox %d, missing %+v", st.Outbox, st.Missing)
 	}
 	same(t, "new for sam", newTexts(mustSync(t, p.sj)), "alex: written while the relay is rolled back")
 
@@ -266,11 +266,8 @@ func TestLyingRelayRollsBack(t *testing.T) {
 	write(t, p.sj, after...)
 	mustSync(t, p.sj)
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), after[reused])
-	want := fmt.Sprintf("%d earlier items from %s have not arrived yet", reused, samsDevice)
-	if reused == 1 {
-		want = "1 earlier item from " + samsDevice + " has not arrived yet"
-	}
-	same(t, "alex's missing", status(t, p.aj).Missing, want)
+	want := missingFrom(samsDevice, reused)
+	same(t, "alex's missing", gaps(status(t, p.aj)), want)
 	for _, s := range before {
 		if !slices.Contains(texts(t, p.aj), s) {
 			t.Fatalf("alex lost %q", s)
@@ -293,8 +290,8 @@ func TestLyingRelayServesTwoHistories(t *testing.T) {
 	mustSync(t, p.aj)
 	same(t, "alex reads", texts(t, p.aj), "alex: one", "alex: two", "alex: three", "sam: one", "sam: three")
 	same(t, "sam reads", texts(t, p.sj), "alex: one", "alex: three", "sam: one", "sam: two", "sam: three")
-	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
-	same(t, "sam's missing", status(t, p.sj).Missing, "1 earlier item from "+alexsDevice+" has not arrived yet")
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1))
+	same(t, "sam's missing", gaps(status(t, p.sj)), missingFrom(alexsDevice, 1))
 
 	// Each side's newest, withheld from the other: both look whole.
 	na := write(t, p.aj, "alex: four")
@@ -329,7 +326,7 @@ func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 	same(t, "new for alex", newTexts(r), "sam: one", "sam: three")
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
 	st := status(t, p.aj)
-	same(t, "alex's missing", st.Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+	same(t, "alex's missing", gaps(st), missingFrom(samsDevice, 1))
 	if st.Unreadable != 1 {
 		t.Fatalf("alex counts %d unreadable, want 1 (the moved body)", st.Unreadable)
 	}
@@ -381,9 +378,9 @@ func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
 		t.Fatalf("alex's first journal reads %q", got)
 	}
 	st := status(t, p.aj)
-	same(t, "alex's warnings", st.Warnings, "the relay sent something that is not a valid entry for this journal (position 2); it was set aside")
+	same(t, "alex's warnings", shown(st), "relay-bad-item x1 @2")
 	if st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status: unreadable %d (want 1: the retitled copy), missing %q", st.Unreadable, st.Missing)
+		t.Fatalf("alex's status: unreadable %d (want 1: the retitled copy), missing %+v", st.Unreadable, st.Missing)
 	}
 	same(t, "alex's second journal", texts(t, aj2), "sam: only for the second journal")
 }
@@ -436,7 +433,7 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 	at := p.end(t, p.aj.ID())
 	p.liar.Serve(servertest.Inject(at, stranger, asSam, join))
 
-	const lateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
+	const lateJoin = "late-join x1"
 	for _, x := range []struct {
 		who        string
 		j          *client.Journal
@@ -446,7 +443,7 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 		// Alex cannot open either forged entry.
 		{"alex", p.aj, 2, []string{lateJoin}},
 		// Sam sets aside the one that claims Sam's own device.
-		{"sam", p.sj, 1, []string{fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", at+2), lateJoin}},
+		{"sam", p.sj, 1, []string{fmt.Sprintf("relay-forged-own x1 @%d", at+2), lateJoin}},
 	} {
 		if r := mustSync(t, x.j); len(r.New) != 0 || len(r.Joined) != 0 {
 			t.Fatalf("%s: forged blobs surfaced: new %q, joined %q", x.who, newTexts(r), r.Joined)
@@ -456,11 +453,11 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 			t.Fatalf("%s has %d members", x.who, len(ms))
 		}
 		st := status(t, x.j)
-		same(t, x.who+"'s warnings", st.Warnings, x.warnings...)
+		same(t, x.who+"'s warnings", shown(st), x.warnings...)
 		// The forged entry from a device outside the roster is counted
 		// as such; one claiming a known device just does not open.
 		if st.Unreadable+st.Strangers != x.unreadable || st.Strangers != 1 || len(st.Missing) != 0 {
-			t.Fatalf("%s's status: unreadable %d + from strangers %d (want %d, 1 from a stranger), missing %q", x.who, st.Unreadable, st.Strangers, x.unreadable, st.Missing)
+			t.Fatalf("%s's status: unreadable %d + from strangers %d (want %d, 1 from a stranger), missing %+v", x.who, st.Unreadable, st.Strangers, x.unreadable, st.Missing)
 		}
 	}
 }
@@ -503,7 +500,7 @@ func TestLyingRelayAnswersAnInvite(t *testing.T) {
 	if r := mustSync(t, aj); len(r.Joined) != 0 {
 		t.Fatalf("the relay's join was accepted: %q", r.Joined)
 	}
-	same(t, "alex's warnings", status(t, aj).Warnings, "someone answered an invite with details that did not open; they were not added")
+	same(t, "alex's warnings", shown(status(t, aj)), "join-unopened x1")
 
 	sj, err := sam.Join(ctx, code)
 	if err != nil {
@@ -547,7 +544,7 @@ func TestLyingRelayDropsWhileWatching(t *testing.T) {
 		return len(got) >= 2
 	})
 	same(t, "alex was shown", got, "sam: one", "sam: three")
-	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet")
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1))
 }
 
 // The relay cannot make a fork (two authentic blobs at one seq of one
@@ -585,14 +582,14 @@ func TestForkedDeviceIsReported(t *testing.T) {
 	p.toAlex(servertest.Drop(entries(a...)))
 	mustSync(t, p.aj)
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: branch b", "sam: after branch a")
-	forked := samsDevice + " has two different histories: it may have been copied or restored from a backup, or someone else may have its keys"
-	same(t, "alex's missing", status(t, p.aj).Missing, "1 earlier item from "+samsDevice+" has not arrived yet", forked)
+	forked := forkedFrom(samsDevice)
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1), forked)
 
 	// Both branches.
 	p.toAlex(servertest.Later(entries(a...)))
 	mustSync(t, p.aj)
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: branch a", "sam: branch b", "sam: after branch a")
-	same(t, "alex's missing", status(t, p.aj).Missing, forked)
+	same(t, "alex's missing", gaps(status(t, p.aj)), forked)
 }
 
 // The documented limit of slot stripping: the recipient table is outside
@@ -627,7 +624,7 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
 	}
 	if st := status(t, p.aj); st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status with the stripped copy: unreadable %d, missing %q", st.Unreadable, st.Missing)
+		t.Fatalf("alex's status with the stripped copy: unreadable %d, missing %+v", st.Unreadable, st.Missing)
 	}
 	p.toAlex(servertest.Then(servertest.Replace(entries(s...), strip), servertest.Inject(p.end(t, p.aj.ID()), whole)))
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: for both of us")
@@ -761,7 +758,7 @@ func TestLyingRelayDeliversARetractionFirst(t *testing.T) {
 	if len(es) != 1 || es[0].Kind != client.KindRetraction || es[0].Hidden || es[0].Ref != x.ID {
 		t.Fatalf("alex, with only the retraction: %+v", es)
 	}
-	same(t, "alex's missing", status(t, p.aj).Missing, "2 earlier items from "+samsDevice+" have not arrived yet")
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 2))
 
 	p.toAlex(servertest.Later(entries(x, rev)))
 	mustSync(t, p.aj)

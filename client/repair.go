@@ -334,9 +334,8 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.st.Refetch = true
 	}
 	if ownGone && j.st.Restored == nil {
+		// Shown as NoticeRepairPending while it holds (notice.go).
 		j.st.Restored = &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
-		j.st.Restored.Warning = j.st.Restored.pendingWarning()
-		j.st.Warnings = appendOnce(j.st.Warnings, j.st.Restored.Warning)
 		rep.Waits = true
 	}
 	if err := j.saveState(); err != nil {

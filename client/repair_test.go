@@ -290,14 +290,6 @@ func only(t *testing.T, reps []Repair, kind string) Repair {
 	return reps[0]
 }
 
-func mustStatus(t *testing.T, j *Journal) Status {
-	t.Helper()
-	st, err := j.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 func sortedTexts(t *testing.T, j *Journal) []string { return sorted(entryTexts(t, j)) }
 

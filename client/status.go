@@ -1,14 +1,14 @@
 package client
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
-// Status is what `kintsugi status` shows. Its JSON form is stable.
+// Status is what a journal's status shows, as counts and notices (the CLI
+// words them). Its JSON form is stable.
 type Status struct {
 	Journal    string     `json:"journal"`
 	Title      string     `json:"title,omitempty"`
@@ -29,10 +29,12 @@ type Status struct {
 	// until this person answers too.
 	Held int `json:"held_for_reveal"`
 	// Missing lists, per device, entries the client knows exist (from the
-	// hash chain) but has not received.
-	Missing []string `json:"missing"`
-	// Warnings are problems noticed earlier that still stand.
-	Warnings []string `json:"warnings"`
+	// hash chain) but has not received (NoticeMissingItems), and devices
+	// with two histories (NoticeForkedHistory).
+	Missing []Notice `json:"gaps"`
+	// Notices are the conditions that hold and the problems noticed
+	// earlier, including those marked read (Acknowledged); see notice.go.
+	Notices []Notice `json:"notices"`
 }
 
 // Status reports the journal's state, including gaps in each device's
@@ -75,7 +77,8 @@ func (j *Journal) Status() (Status, error) {
 			case held[s.Chain.String()]:
 				nHeld++
 			case t.pending[s.Header.Author]:
-				// A partner's unconfirmed new identity: the warning says so.
+				// A partner's unconfirmed new identity: a notice says so
+				// (NoticeIdentityChanged).
 			case !accepted:
 				strangers++
 			}
@@ -83,7 +86,7 @@ func (j *Journal) Status() (Status, error) {
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: j.missing(verified), Warnings: append([]string{}, j.st.Warnings...),
+			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.missing(verified)...), Notices: append([]Notice{}, j.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync
@@ -103,7 +106,7 @@ func (j *Journal) Status() (Status, error) {
 // device has authenticated. Every blob reached through a Prev link is
 // authentic too (its id is its hash); a link to a blob not held means the
 // relay has not delivered it yet, or dropped it. Call with the lock held.
-func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
+func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 	roster := j.roster()
 	me := j.acct.Device.SignKey()
 	accepted := make(map[string]bool)
@@ -128,7 +131,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 			byDevice[s.Header.Author] = append(byDevice[s.Header.Author], s)
 		}
 	}
-	var out []string
+	var out []Notice
 	devices := make([][32]byte, 0, len(byDevice))
 	for d := range byDevice {
 		devices = append(devices, d)
@@ -179,27 +182,22 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []string {
 			}
 		}
 		top := list[0].Header.Seq
-		who := "an unknown device"
+		// Who is empty for a device not in the roster.
+		dev := Notice{DeviceID: DeviceID(d), Count: 1}
 		if rd, ok := roster[d]; ok {
-			who = rd.member.Name + "'s device"
-			if rd.cert.Name != "" {
-				who = fmt.Sprintf("%s's device %q", rd.member.Name, rd.cert.Name)
-			}
-			if rd.member.Self && d == me {
-				who = "this device"
-			}
+			dev.Who, dev.Device, dev.ThisDevice = rd.member.Name, rd.cert.Name, d == me
 		}
 		if n := top - min(top, uint64(len(reached))) + absent; n > 0 {
-			items := fmt.Sprintf("%d earlier items from %s have", n, who)
-			if n == 1 {
-				items = fmt.Sprintf("1 earlier item from %s has", who)
-			}
-			out = append(out, items+" not arrived yet")
+			g := dev
+			g.Kind, g.ID, g.Count = NoticeMissingItems, noticeID(NoticeMissingItems, g.DeviceID), int(n)
+			out = append(out, g)
 		}
 		if forked {
 			// Only the device itself can make a second history: the relay
 			// cannot forge a blob that authenticates.
-			out = append(out, fmt.Sprintf("%s has two different histories: it may have been copied or restored from a backup, or someone else may have its keys", who))
+			g := dev
+			g.Kind, g.ID = NoticeForkedHistory, noticeID(NoticeForkedHistory, g.DeviceID)
+			out = append(out, g)
 		}
 	}
 	return out

@@ -158,7 +158,11 @@ type state struct {
 	Invites []pendingInvite `json:"invites,omitempty"`
 	// LastSync is the time of the last successful exchange with the relay.
 	LastSync time.Time `json:"last_sync,omitzero"`
-	// Warnings are problems the client noticed and must keep showing.
+	// Notices are problems the client noticed, kept until marked read
+	// (notice.go).
+	Notices []Notice `json:"notices,omitempty"`
+	// Warnings are sentences earlier versions stored; read only to be
+	// migrated to Notices (state.migrateWarnings).
 	Warnings []string `json:"warnings,omitempty"`
 	// JoinSecret is the invite secret this device joined with, kept until
 	// its join blob is safely in the log, so a join interrupted by a crash
@@ -209,7 +213,7 @@ type Journal struct {
 	// open yet. Payloads are kept without their text; the checkpoint keeps
 	// them, sealed, across processes.
 	unopened []*stored // entries not opened yet
-	scanned     int       // j.order[:scanned] has been through decryptAll
+	scanned  int       // j.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
 	// grantItems the items of the valid ones, by entry chain id, while
 	// this process holds them (grantItemsAll: for every valid grant).
@@ -219,8 +223,8 @@ type Journal struct {
 	uncheckedGrants []*stored // grants whose author is not accepted (yet)
 	triedWith       *trust    // the trust unopened entries were last tried with
 
-	damage     []damage                         // blobs that could not be read back (repair.go)
-	repairs    []Repair                         // what this process healed (repair.go)
+	damage  []damage // blobs that could not be read back (repair.go)
+	repairs []Repair // what this process healed (repair.go)
 
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
@@ -409,6 +413,7 @@ func (j *Journal) openState(b []byte) (*state, error) {
 	if st.ID.String() != filepath.Base(j.dir) {
 		return nil, fmt.Errorf("journal state: %w: it belongs to journal %s", crypto.ErrCorrupt, st.ID)
 	}
+	st.migrateWarnings()
 	return &st, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"slices"
 	"sort"
 	"time"
 
@@ -21,8 +20,9 @@ type SyncResult struct {
 	Received int      // blobs new to this device
 	Joined   []string // partners who joined, by name
 	// Notices say what changed in the journal's roster: a device added or
-	// removed, someone leaving.
-	Notices []string
+	// removed (NoticeDeviceAdded, NoticeDeviceRemoved), the partner
+	// leaving (NoticePartnerLeft).
+	Notices []Notice
 	// New are the newest entries from the partner that arrived in this
 	// sync, at most NewShown, oldest first; NewCount is how many arrived.
 	New      []Entry
@@ -89,9 +89,10 @@ func (j *Journal) send(ctx context.Context, c *relayConn) (int, error) {
 
 // settled is what settle found.
 type settled struct {
-	Joined, Notices []string
-	New             []Entry
-	NewCount        int
+	Joined   []string
+	Notices  []Notice
+	New      []Entry
+	NewCount int
 }
 
 // settle is the step Sync and Watch run once the relay has caught up:
@@ -314,7 +315,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 		return 0, nil
 	}
 	fresh := 0
-	var warnings []string
+	var warnings []Notice
 	err := j.withLock(func() error {
 		var recs [][]byte
 		seen := make(map[protocol.BlobID]bool)
@@ -335,7 +336,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 					continue
 				}
 				if h, _, err := protocol.ParsePurged(m.Blob); err != nil || h.Journal != j.id || h.Kind != protocol.KindEntry {
-					warnings = append(warnings, fmt.Sprintf("the relay sent a malformed purged record (position %d); it was set aside", m.Seq))
+					warnings = append(warnings, Notice{Kind: NoticeRelayBadPurge, Position: m.Seq})
 					continue
 				}
 				recs = append(recs, record(recPurged, seqBytes(m.Seq), m.Blob))
@@ -343,7 +344,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			}
 			h, err := protocol.ParseHeader(m.Blob)
 			if err != nil || h.Journal != j.id {
-				warnings = append(warnings, fmt.Sprintf("the relay sent something that is not a valid entry for this journal (position %d); it was set aside", m.Seq))
+				warnings = append(warnings, Notice{Kind: NoticeRelayBadItem, Position: m.Seq})
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
@@ -355,7 +356,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 				// everything it writes: this is not ours. (After a restore
 				// it is recorded, and adopted only if it proves to be
 				// this device's history: adopt.go.)
-				warnings = append(warnings, fmt.Sprintf("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside", m.Seq))
+				warnings = append(warnings, Notice{Kind: NoticeRelayForgedOwn, Position: m.Seq})
 				continue
 			}
 			if j.blob(id) != nil || seen[id] {
@@ -368,7 +369,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 		}
 		if len(warnings) > 0 {
 			for _, w := range warnings {
-				j.st.Warnings = appendOnce(j.st.Warnings, w)
+				j.raise(w, w.Position)
 			}
 			if err := j.saveState(); err != nil {
 				return err
@@ -443,7 +444,7 @@ func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error
 // the partner, and every entry this device wrote is re-boxed for devices
 // that cannot read it yet. It returns who joined and how many blobs wait
 // in the outbox.
-func (j *Journal) apply() (joined, notices []string, pending int, err error) {
+func (j *Journal) apply() (joined []string, notices []Notice, pending int, err error) {
 	err = j.withLock(func() error {
 		joined, err = j.applyJoins()
 		if err != nil {
@@ -500,9 +501,8 @@ func (j *Journal) applyJoins() ([]string, error) {
 	var joined []string
 	roster := j.roster()
 	changed := false
-	warn := func(w string) {
-		if !slices.Contains(j.st.Warnings, w) {
-			j.st.Warnings = append(j.st.Warnings, w)
+	warn := func(kind NoticeKind, s *stored) {
+		if j.raise(Notice{Kind: kind}, s.RelaySeq) {
 			changed = true
 		}
 	}
@@ -537,18 +537,18 @@ func (j *Journal) applyJoins() ([]string, error) {
 			if j.hasPartner() && s.RelaySeq > j.pairedAt() {
 				// A journal is for two; invites stop working once a
 				// partner has joined.
-				warn(warnLateJoin)
+				warn(NoticeLateJoin, s)
 			}
 			continue
 		}
 		rb, err := crypto.OpenJoin(keys, j.raw(s))
 		if err != nil {
-			warn("someone answered an invite with details that did not open; they were not added")
+			warn(NoticeJoinUnopened, s)
 			continue
 		}
 		rec, err := parseRecord(rb)
 		if err != nil || !hasDevice(rec.Devices, s.Header.Author) || crypto.Equal(rec.Identity, j.acct.Identity.Public) || collides(rec, roster) {
-			warn("someone answered an invite with details that did not check out; they were not added")
+			warn(NoticeJoinInvalid, s)
 			continue
 		}
 		again := inv.Again
@@ -573,18 +573,13 @@ func (j *Journal) applyJoins() ([]string, error) {
 			continue
 		}
 		p.Pending = &PendingIdentity{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, JoinBlob: s.Chain.String(), Since: time.Now().UTC()}
-		p.Verified = false
-		warn(fmt.Sprintf(identityChangedPrefix+"%s answered your invite with new keys. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", p.Name, rec.Name, p.Name))
+		p.Verified = false // shown as NoticeIdentityChanged while pending
 	}
 	if changed {
 		return joined, j.saveState()
 	}
 	return joined, nil
 }
-
-// identityChangedPrefix starts the warning shown while a partner's new
-// identity waits to be confirmed.
-const identityChangedPrefix = "Your partner's safety number has changed: "
 
 // pairedAt returns the relay position from which a journal has had both
 // partners: that of the latest accepted join (the partner's, or this
@@ -640,8 +635,6 @@ func (j *Journal) partner() *Member {
 	return nil
 }
 
-const warnLateJoin = "an invite code was used after your partner had joined; it was refused, and nothing here can be read with it. If neither of you shared a second code, tell whoever runs the relay"
-
 func (j *Journal) hasPartner() bool { return j.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
@@ -661,15 +654,6 @@ func collides(r *memberRecord, roster map[[32]byte]rosterDevice) bool {
 		}
 	}
 	return false
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // ensureGrants re-boxes the content key of every entry this device wrote
@@ -836,7 +820,7 @@ type Event struct {
 	New          []Entry       // entries from the partner that arrived (the newest NewShown)
 	NewCount     int           // how many arrived
 	Joined       []string      // partners who joined
-	Notices      []string      // roster changes (see SyncResult.Notices)
+	Notices      []Notice      // roster changes (see SyncResult.Notices)
 }
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever

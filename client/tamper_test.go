@@ -167,8 +167,9 @@ func TestRelayMisbehaviourOnReceive(t *testing.T) {
 		t.Fatalf("entries changed: %q -> %q", before, after)
 	}
 	st, _ := aj.Status()
-	if len(st.Warnings) == 0 {
-		t.Fatal("no warning recorded for blobs that were set aside")
+	// The moved and the truncated blob: one notice, counted twice.
+	if got := unread(st); len(got) != 1 || got[0].Kind != NoticeRelayBadItem || got[0].Count != 2 || got[0].Position != 101 {
+		t.Fatalf("blobs set aside were not recorded as one notice: %+v", got)
 	}
 }
 

@@ -115,14 +115,20 @@ func Status(t testing.TB, j *client.Journal) client.Status {
 }
 
 // Clean fails the test unless who's journal j is settled and whole: no
-// entry missing, no warning, nothing unreadable, and nothing waiting in
+// entry missing, no notice showing, nothing unreadable, and nothing waiting in
 // the outbox. So after a sync it shows that the device has everything the
 // relay has and the relay everything the device wrote. (Two copies once
 // disagreed on the outbox; every caller holds with it, so it is checked.)
 func Clean(t testing.TB, who string, j *client.Journal) {
 	t.Helper()
 	st := Status(t, j)
-	if len(st.Missing) != 0 || len(st.Warnings) != 0 || st.Unreadable != 0 || st.Outbox != 0 {
-		t.Fatalf("%s's status is not clean: missing %q, warnings %q, unreadable %d, outbox %d", who, st.Missing, st.Warnings, st.Unreadable, st.Outbox)
+	var unread []client.Notice
+	for _, n := range st.Notices {
+		if !n.Acknowledged {
+			unread = append(unread, n)
+		}
+	}
+	if len(st.Missing) != 0 || len(unread) != 0 || st.Unreadable != 0 || st.Outbox != 0 {
+		t.Fatalf("%s's status is not clean: missing %+v, notices %+v, unreadable %d, outbox %d", who, st.Missing, unread, st.Unreadable, st.Outbox)
 	}
 }

@@ -635,7 +635,7 @@ func (e *env) noteMissing(j *client.Journal) {
 		return
 	}
 	for _, m := range st.Missing {
-		e.printf("Note: %s.\n", clean(m))
+		e.printf("Note: %s.\n", sentence(m))
 	}
 }
 
@@ -922,16 +922,13 @@ func cmdSync(e *env) *cli.Command {
 				if res.New == nil {
 					res.New = []client.Entry{}
 				}
-				if res.Notices == nil {
-					res.Notices = []string{}
-				}
-				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": res.Notices, "new": res.New, "new_count": res.NewCount})
+				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": sentences(res.Notices), "roster_changes": orEmpty(res.Notices), "new": res.New, "new_count": res.NewCount})
 			}
 			for _, n := range res.Joined {
 				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
 			}
 			for _, n := range res.Notices {
-				e.printf("%s.\n", clean(n))
+				e.printf("%s.\n", sentence(n))
 			}
 			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
 			defer e.noteMissing(j)
@@ -955,7 +952,8 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			case ev.Pushed > 0:
 				m["event"], m["pushed"] = "pushed", ev.Pushed
 			default:
-				m["event"], m["new"], m["new_count"], m["joined"], m["notices"] = "received", ev.New, ev.NewCount, ev.Joined, ev.Notices
+				m["event"], m["new"], m["new_count"], m["joined"] = "received", ev.New, ev.NewCount, ev.Joined
+				m["notices"], m["roster_changes"] = sentences(ev.Notices), orEmpty(ev.Notices)
 			}
 			enc.Encode(m)
 			return
@@ -973,7 +971,7 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
 		}
 		for _, n := range ev.Notices {
-			e.printf("%s.\n", clean(n))
+			e.printf("%s.\n", sentence(n))
 		}
 		e.printNew(j, ev.New, ev.NewCount, false)
 	})
@@ -1007,7 +1005,10 @@ func cmdStatus(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "who you are, which journal, the relay, what is waiting to be sent",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+			&cli.StringSliceFlag{Name: "ack", Usage: "mark notices read so status stops showing them: all, or a notice's id or kind from --json (repeat for several)"},
+		},
 		Action: func(c *cli.Context) error {
 			a, err := e.unlock()
 			if err != nil {
@@ -1025,12 +1026,19 @@ func cmdStatus(e *env) *cli.Command {
 				return err
 			}
 			defer j.Close()
+			if ids := c.StringSlice("ack"); len(ids) > 0 {
+				if err := e.acknowledge(j, ids, c.Bool("json")); err != nil {
+					return err
+				}
+			}
 			st, err := j.Status()
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
-				return e.json(map[string]any{"name": a.Name, "identity": fmt.Sprintf("%x", a.Identity.Public), "home": e.home.Dir, "journal": st})
+				return e.json(map[string]any{"name": a.Name, "identity": fmt.Sprintf("%x", a.Identity.Public), "home": e.home.Dir, "journal": statusJSON{
+					Status: st, Warnings: sentences(unread(st.Notices)), Missing: sentences(st.Missing),
+				}})
 			}
 			title := st.Title
 			if title == "" {
@@ -1069,14 +1077,72 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
 			}
 			for _, m := range st.Missing {
-				e.printf("Note:       %s\n", m)
+				e.printf("Note:       %s\n", sentence(m))
 			}
-			for _, w := range st.Warnings {
-				e.printf("Warning:    %s\n", w)
+			readable := false
+			for _, n := range unread(st.Notices) {
+				e.printf("Warning:    %s\n", sentence(n))
+				readable = readable || !n.Holds
+			}
+			if readable {
+				e.printf("            These stay until you mark them read: `kintsugi status --ack all`. If something happens again, it shows again.\n")
 			}
 			return nil
 		},
 	}
+}
+
+// statusJSON is the journal part of `status --json`: client.Status (with
+// its typed "notices" and "gaps"), and the sentences status prints, under
+// the names earlier versions used.
+type statusJSON struct {
+	client.Status
+	// Warnings words the notices status shows (those not marked read).
+	Warnings []string `json:"warnings"`
+	// Missing words the gaps.
+	Missing []string `json:"missing"`
+}
+
+// acknowledge marks notices read (ids: "all", or ids and kinds) and says
+// so, unless the output is JSON.
+func (e *env) acknowledge(j *client.Journal, ids []string, asJSON bool) error {
+	n := 0
+	if slices.Contains(ids, "all") {
+		var err error
+		if n, err = j.AcknowledgeAll(); err != nil {
+			return err
+		}
+	} else {
+		before, err := j.Notices()
+		if err != nil {
+			return err
+		}
+		if err := j.Acknowledge(ids...); err != nil {
+			return err
+		}
+		after, err := j.Notices()
+		if err != nil {
+			return err
+		}
+		n = len(unread(before)) - len(unread(after))
+	}
+	if asJSON {
+		return nil
+	}
+	if n == 0 {
+		e.printf("Nothing new to mark read.\n\n")
+		return nil
+	}
+	e.printf("Marked %s read. If the same thing happens again, status shows it again.\n\n", plural(n, "notice", "notices"))
+	return nil
+}
+
+// orEmpty returns ns, or an empty list for JSON instead of null.
+func orEmpty(ns []client.Notice) []client.Notice {
+	if ns == nil {
+		return []client.Notice{}
+	}
+	return ns
 }
 
 func (e *env) members(j *client.Journal, asJSON bool) error {

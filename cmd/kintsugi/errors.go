@@ -92,12 +92,44 @@ func describe(err error) (msg, hint string) {
 		hint = "run `kintsugi sync`; writing works again as soon as it has finished. What you wrote before is safe"
 	case errors.Is(err, client.ErrDamagedRecord):
 		hint = "`kintsugi repair` checks this journal's files and sets aside what is damaged; what the relay holds is safe"
+	case errors.Is(err, client.ErrDeviceAmbiguous):
+		hint = "use its id from `kintsugi device list`"
+	case errors.Is(err, client.ErrNoSuchNotice):
+		hint = "`kintsugi status --json` lists each notice with its id and kind; `kintsugi status --ack all` marks every one read"
+	case errors.Is(err, client.ErrNoticeHolds):
+		hint = "it goes away by itself once it is settled: a new safety number once you have compared it together (`kintsugi verify`), a restore once `kintsugi sync` can finish it. Nothing was marked read"
 	case errors.Is(err, client.ErrRelayTooOld):
 		hint = "everything here is safe; try again once the relay is updated"
 	case errors.Is(err, protocol.ErrNotMember):
 		hint = "if this device was removed, or you left the journal from another device, that is why; everything already here stays readable. Otherwise check the journal with `kintsugi journal list`"
 	}
 	return msg, hint
+}
+
+// responseError words why a response of kind does not fit the entry t, as
+// client.CheckResponse reports it; partner is the partner's name.
+func responseError(err error, t *client.Entry, kind, partner string) error {
+	switch {
+	case errors.Is(err, client.ErrNotAQuestion):
+		return fail(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
+	case errors.Is(err, client.ErrOwnQuestion):
+		return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
+	case errors.Is(err, client.ErrReplyToQuestion):
+		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
+	case errors.Is(err, client.ErrListenOnly):
+		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
+	case errors.Is(err, client.ErrOwnEntry) && kind == client.KindDecision:
+		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
+	case errors.Is(err, client.ErrOwnEntry):
+		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
+	case errors.Is(err, client.ErrNotYourCommitment):
+		return fail(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
+	case errors.Is(err, client.ErrNotAnAgreement):
+		return fail(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
+	case errors.Is(err, client.ErrAgreementSettled):
+		return fail(fmt.Sprintf("that agreement is already %s", t.State), "`kintsugi agreements` shows where each one stands")
+	}
+	return err
 }
 
 // printError prints err for a person, as describe words it: a

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/client"
@@ -18,8 +16,8 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 		return err
 	}
 	defer j.Close()
-	if err := e.checkResponse(j, t, p.Kind); err != nil {
-		return err
+	if err := client.CheckResponse(*t, p.Kind); err != nil {
+		return responseError(err, t, p.Kind, clean(partnerName(j)))
 	}
 	if !textOptional || c.NArg() > 1 {
 		if p.Text, err = e.readText(c.Args().Tail(), p.Kind); err != nil {
@@ -29,12 +27,14 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 			return fail("there is no text to save", "write it after the id, or pipe it in")
 		}
 	}
-	r, _, err := j.Respond(t.ID, p)
+	r, now, err := j.Respond(t.ID, p)
 	if err != nil {
-		if cerr := e.checkResponse(j, t, p.Kind); cerr != nil {
-			return cerr
+		// The entry may have changed while the text was written (an
+		// agreement decided on another device): word it the same way.
+		if now == nil {
+			now = t
 		}
-		return err
+		return responseError(err, now, p.Kind, clean(partnerName(j)))
 	}
 	switch {
 	case p.Kind == client.KindAck:
@@ -51,32 +51,6 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 		e.printf("Saved your %s (%s) on this device.", kindWord(p.Kind), r.Short)
 	}
 	e.printf(" It will be sent on the next `kintsugi sync`.\n")
-	return nil
-}
-
-// checkResponse words the reasons a response does not fit its entry.
-func (e *env) checkResponse(j *client.Journal, t *client.Entry, kind string) error {
-	partner := clean(partnerName(j))
-	switch {
-	case (kind == client.KindAnswer || kind == client.KindFollowup) && t.Kind != client.KindQuestion:
-		return fail(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
-	case kind == client.KindAnswer && t.Mine:
-		return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
-	case kind == client.KindReply && t.Kind == client.KindQuestion:
-		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
-	case kind == client.KindReply && t.ListenOnly && !t.Mine:
-		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
-	case kind == client.KindAck && t.Mine:
-		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
-	case kind == client.KindCheckin && (t.Kind != client.KindCommit || !t.Mine):
-		return fail(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
-	case kind == client.KindDecision && t.Kind != client.KindAgree:
-		return fail(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
-	case kind == client.KindDecision && t.Mine:
-		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
-	case kind == client.KindDecision && t.State != "proposed":
-		return fail(fmt.Sprintf("that agreement is already %s", t.State), "`kintsugi agreements` shows where each one stands")
-	}
 	return nil
 }
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+// Every kind the client records has its own sentence: plain, with no
+// trailing period (callers add one where a line needs it), and never the
+// fallback for kinds this version does not know.
+func TestEveryNoticeKindHasASentence(t *testing.T) {
+	kinds := []client.NoticeKind{
+		client.NoticeLegacy, client.NoticeRelayBadPurge, client.NoticeRelayBadItem,
+		client.NoticeRelayForgedOwn, client.NoticeRestoreStrays, client.NoticeLateJoin,
+		client.NoticeJoinUnopened, client.NoticeJoinInvalid, client.NoticeDeviceInvalid,
+		client.NoticeDeviceCollides, client.NoticeThisDeviceRemoved, client.NoticePartnerLeft,
+		client.NoticeIdentityChanged, client.NoticeRestorePending, client.NoticeRepairPending, client.NoticeRestoreOlder,
+		client.NoticeRestoreForked, client.NoticeDeviceAdded, client.NoticeDeviceRemoved,
+		client.NoticeMissingItems, client.NoticeForkedHistory,
+	}
+	unknown := sentence(client.Notice{Kind: "from-the-future"})
+	for _, k := range kinds {
+		for _, count := range []int{1, 3} {
+			n := client.Notice{Kind: k, Who: "Sam", NewName: "Sam", Device: "desk", DeviceID: "ab12cd34", Count: count, Want: 5, Position: 7, Date: time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC), Text: "an older warning"}
+			s := sentence(n)
+			if s == "" || s == unknown || strings.HasSuffix(s, ".") {
+				t.Errorf("%s (count %d): %q", k, count, s)
+			}
+		}
+	}
+}
+
+// The counts read as people speak.
+func TestNoticeSentences(t *testing.T) {
+	for _, c := range []struct {
+		n    client.Notice
+		want string
+	}{
+		{client.Notice{Kind: client.NoticeRelayBadItem, Count: 1, Position: 2}, "the relay sent something that is not a valid entry for this journal (position 2); it was set aside"},
+		{client.Notice{Kind: client.NoticeRelayBadItem, Count: 2, Position: 9}, "the relay sent 2 things that are not valid entries for this journal (the latest at position 9); they were set aside"},
+		{client.Notice{Kind: client.NoticeMissingItems, Who: "Sam", Device: "desk", Count: 1}, `1 earlier item from Sam's device "desk" has not arrived yet`},
+		{client.Notice{Kind: client.NoticeMissingItems, Count: 2}, "2 earlier items from an unknown device have not arrived yet"},
+		{client.Notice{Kind: client.NoticeForkedHistory, Who: "Alex", ThisDevice: true}, "this device has two different histories: it may have been copied or restored from a backup, or someone else may have its keys"},
+		{client.Notice{Kind: client.NoticeDeviceAdded, Who: "Sam", DeviceID: "ab12cd34"}, "Sam added a device (unnamed, ab12cd34)"},
+		{client.Notice{Kind: client.NoticeRestoreStrays, Count: 1}, "the relay sent 1 item that claims to come from this device and is not part of its history; set aside"},
+		{client.Notice{Kind: client.NoticeLegacy, Text: "told\x1b[2J before"}, "told[2J before"},
+	} {
+		if got := sentence(c.n); got != c.want {
+			t.Errorf("%s:\n got  %q\n want %q", c.n.Kind, got, c.want)
+		}
+	}
+}
+
+// status --json keeps the sentences under their old names next to the
+// typed notices.
+func TestStatusJSONShape(t *testing.T) {
+	st := client.Status{
+		Notices: []client.Notice{{Kind: client.NoticeLateJoin, ID: "late-join", Count: 1}, {Kind: client.NoticeJoinInvalid, ID: "join-invalid", Count: 1, Acknowledged: true}},
+		Missing: []client.Notice{{Kind: client.NoticeMissingItems, ID: "missing-items:ab12cd34", Who: "Sam", Count: 2}},
+	}
+	b, err := json.Marshal(statusJSON{Status: st, Warnings: sentences(unread(st.Notices)), Missing: sentences(st.Missing)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Notices  []map[string]any `json:"notices"`
+		Gaps     []map[string]any `json:"gaps"`
+		Warnings []string         `json:"warnings"`
+		Missing  []string         `json:"missing"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Notices) != 2 || got.Notices[1]["acknowledged"] != true || got.Notices[0]["kind"] != "late-join" {
+		t.Fatalf("notices: %v", got.Notices)
+	}
+	if len(got.Gaps) != 1 || got.Gaps[0]["kind"] != "missing-items" || got.Gaps[0]["who"] != "Sam" || got.Gaps[0]["count"] != 2.0 {
+		t.Fatalf("gaps: %v", got.Gaps)
+	}
+	if len(got.Warnings) != 1 || !strings.HasPrefix(got.Warnings[0], "an invite code was used") {
+		t.Fatalf("warnings: %q", got.Warnings)
+	}
+	if len(got.Missing) != 1 || got.Missing[0] != "2 earlier items from Sam's device have not arrived yet" {
+		t.Fatalf("missing: %q", got.Missing)
+	}
+}
