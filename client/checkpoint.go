@@ -25,11 +25,14 @@ package client
 // with the log.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,7 +45,7 @@ import (
 
 const (
 	checkpointMagic   = "KSI1"
-	checkpointVersion = 2
+	checkpointVersion = 3
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -93,7 +96,7 @@ func (j *Journal) mark() (logMark, error) {
 // checkpoint names what could not be recovered. A log that is empty in a
 // journal that has synced before, with no checkpoint, was lost too.
 func (j *Journal) loadCheckpoint() error {
-	b, err := os.ReadFile(j.checkpointPath())
+	f, err := os.Open(j.checkpointPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() {
 			return j.rebuildLog(nil, true)
@@ -101,7 +104,8 @@ func (j *Journal) loadCheckpoint() error {
 		return nil
 	}
 	if err == nil {
-		err = j.decodeCheckpoint(b)
+		err = j.decodeCheckpoint(bufio.NewReaderSize(f, 64<<10))
+		f.Close()
 	}
 	switch {
 	case errors.Is(err, errLogChanged):
@@ -127,15 +131,46 @@ var errCheckpointFormat = errors.New("the checkpoint has another format")
 // shorter, or another file.
 var errLogChanged = errors.New("the log the checkpoint describes is gone or was changed")
 
-// decodeCheckpoint restores the index from checkpoint file b.
-func (j *Journal) decodeCheckpoint(b []byte) error {
-	plain, err := crypto.Open(&j.acct.storageKey, b)
-	if err != nil {
+// The checkpoint file is "KSI1", then chunks, each a 4-byte big-endian
+// length and a sealed piece (crypto.Seal with the storage key) of at most
+// about chunkSize bytes, so neither writing nor reading it holds the whole
+// index twice. Each piece's plaintext starts with the checkpoint's random
+// id, the piece's index and whether it is the last, so pieces of two
+// checkpoints cannot be mixed, reordered or dropped. Together they hold:
+// a header (format version, journal id, the log mark, counts, cursor,
+// this device's chain head, the table of authors), one record per blob
+// (flags, ids, relay seq, place in the log, header with the author as an
+// index into the table, and an opened entry's key and payload without text
+// or a grant's check), then the acknowledgements and purges.
+const chunkSize = 1 << 20
+
+// Flags of a blob record in the checkpoint.
+const (
+	cpLocal = 1 << iota
+	cpPurged
+	cpPulled
+	cpChainIsID   // the chain id is the blob id (not an entry)
+	cpThisJournal // the header names this journal
+	cpOpened      // an opened entry: its key and payload follow
+	cpGrant       // a checked grant: the box key follows
+	cpGrantValid  // ... and it was valid
+)
+
+// decodeCheckpoint restores the index from the checkpoint file's bytes,
+// reading them a piece at a time.
+func (j *Journal) decodeCheckpoint(r io.Reader) error {
+	magic := make([]byte, len(checkpointMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
+		return fmt.Errorf("%w: it is not a checkpoint", errCheckpoint)
+	}
+	var err error
+	cr := &chunkReader{r: r, key: &j.acct.storageKey}
+	defer clear(cr.plain)
+	d := &decoder{}
+	if d.b, err = cr.next(); err != nil {
 		return err
 	}
-	defer clear(plain)
-	d := &decoder{b: plain}
-	if string(d.fixed(4)) != checkpointMagic || d.uvarint() != checkpointVersion {
+	if d.uvarint() != checkpointVersion {
 		return errCheckpointFormat
 	}
 	var want logMark
@@ -154,39 +189,75 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	j.ownSeq = d.u64()
 	copy(j.ownLast[:], d.fixed(32))
 	n := int(d.uvarint())
-	if d.err != nil || n > len(d.b)/64 {
+	authors := make([][32]byte, d.uvarint())
+	for i := range authors {
+		copy(authors[i][:], d.fixed(32))
+	}
+	if d.err != nil || n > 1<<32 {
 		return fmt.Errorf("%w: bad blob count", errCheckpoint)
 	}
 	j.order = make([]*stored, 0, n)
 	j.blobs = nil // built when first needed
 	j.chain = make(map[protocol.BlobID]*stored, n)
+	// One allocation for every blob, and one for every opened entry.
+	slab := make([]stored, n)
+	var opened []openedEntry
 	for i := 0; i < n && d.err == nil; i++ {
-		s := &stored{Order: i}
+		if len(d.b) == 0 {
+			if d.b, err = cr.next(); err != nil {
+				return err
+			}
+		}
+		s := &slab[i]
+		s.Order = i
+		flags := d.uvarint()
 		copy(s.ID[:], d.fixed(32))
-		copy(s.Chain[:], d.fixed(32))
-		flags := d.byte()
-		s.Local, s.Purged, s.Pulled = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		s.Chain = s.ID
+		if flags&cpChainIsID == 0 {
+			copy(s.Chain[:], d.fixed(32))
+		}
+		s.Local, s.Purged, s.Pulled = flags&cpLocal != 0, flags&cpPurged != 0, flags&cpPulled != 0
 		s.RelaySeq, s.At = d.uvarint(), int64(d.uvarint())
 		s.Header.Kind = protocol.Kind(d.byte())
-		copy(s.Header.Journal[:], d.fixed(16))
-		copy(s.Header.Author[:], d.fixed(32))
+		s.Header.Journal = j.st.ID
+		if flags&cpThisJournal == 0 {
+			copy(s.Header.Journal[:], d.fixed(16))
+		}
+		if a := d.uvarint(); a < uint64(len(authors)) {
+			s.Header.Author = authors[a]
+		} else {
+			d.fail()
+		}
 		s.Header.Seq = d.uvarint()
-		copy(s.Header.Prev[:], d.fixed(32))
+		if s.Header.Seq > 1 {
+			copy(s.Header.Prev[:], d.fixed(32))
+		}
 		j.order = append(j.order, s)
 		if _, ok := j.chain[s.Chain]; !ok {
 			j.chain[s.Chain] = s
 		}
-		switch flags >> 3 {
-		case 1: // an opened entry
-			o := &openedEntry{s: s}
+		switch {
+		case flags&cpOpened != 0:
+			if len(opened) == cap(opened) {
+				opened = make([]openedEntry, 0, n-i)
+			}
+			opened = append(opened, openedEntry{s: s})
+			o := &opened[len(opened)-1]
 			copy(o.key[:], d.fixed(32))
-			o.setPayload(d.payload())
+			var p Payload
+			d.payload(&p)
+			o.setPayload(&p)
 			j.chain[s.Chain].opened = o
-		case 2, 3: // a checked grant; 3: it was valid
-			var c grantCheck
+		case flags&cpGrant != 0:
+			c := grantCheck{ok: flags&cpGrantValid != 0}
 			copy(c.box[:], d.fixed(32))
-			c.ok = flags>>3 == 3
 			j.grantChecks[s.ID] = c
+		}
+	}
+	if d.err == nil && len(d.b) == 0 {
+		d.b, err = cr.next()
+		if err != nil {
+			return err
 		}
 	}
 	for m := d.uvarint(); m > 0 && d.err == nil; m-- {
@@ -199,7 +270,14 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 		copy(id[:], d.fixed(32))
 		j.purgeDone[id] = true
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.byte() == 1 {
+		g := &gapsCache{key: gapsKey{records: j.records}}
+		copy(g.key.trust[:], d.fixed(32))
+		if json.Unmarshal(d.bytes(), &g.gaps) == nil {
+			j.gapsCache = g
+		}
+	}
+	if d.err != nil || len(d.b) != 0 || !cr.last || !cr.atEnd() {
 		return fmt.Errorf("%w: it does not decode", errCheckpoint)
 	}
 	// Does the log still hold what the checkpoint covers? If not, the
@@ -228,6 +306,96 @@ func (j *Journal) decodeCheckpoint(b []byte) error {
 	return nil
 }
 
+// chunkReader opens a checkpoint's pieces one at a time, into one buffer.
+type chunkReader struct {
+	r             io.Reader // the rest of the file
+	key           *[32]byte
+	id            [16]byte
+	index         uint64
+	last          bool
+	sealed, plain []byte
+}
+
+// maxChunk bounds a piece read from the file (they are written at about
+// chunkSize; one blob record more can take them past it).
+const maxChunk = 4*chunkSize + 2*maxRecord
+
+// next returns the next piece's payload.
+func (c *chunkReader) next() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); c.last || err != nil {
+		return nil, fmt.Errorf("%w: it is cut short", errCheckpoint)
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:]))
+	if n > maxChunk {
+		return nil, fmt.Errorf("%w: a piece is too long", errCheckpoint)
+	}
+	if cap(c.sealed) < n {
+		c.sealed = make([]byte, n)
+	}
+	c.sealed = c.sealed[:n]
+	if _, err := io.ReadFull(c.r, c.sealed); err != nil {
+		return nil, fmt.Errorf("%w: it is cut short", errCheckpoint)
+	}
+	plain, err := crypto.AppendOpen(c.plain[:0], c.key, c.sealed)
+	if err != nil {
+		return nil, err
+	}
+	c.plain = plain
+	d := &decoder{b: plain}
+	var id [16]byte
+	copy(id[:], d.fixed(16))
+	index, last := d.uvarint(), d.byte()
+	switch {
+	case d.err != nil:
+		return nil, d.err
+	case c.index == 0:
+		c.id = id
+	case id != c.id:
+		return nil, fmt.Errorf("%w: its pieces do not belong together", errCheckpoint)
+	}
+	if index != c.index {
+		return nil, fmt.Errorf("%w: its pieces are out of order", errCheckpoint)
+	}
+	c.index++
+	c.last = last == 1
+	return d.b, nil
+}
+
+// atEnd reports whether the file has nothing after the last piece.
+func (c *chunkReader) atEnd() bool {
+	var b [1]byte
+	n, _ := c.r.Read(b[:])
+	return n == 0
+}
+
+// chunkWriter seals a checkpoint piece by piece.
+type chunkWriter struct {
+	out   []byte // the file so far
+	key   *[32]byte
+	id    [16]byte
+	index uint64
+	e     encoder // the current piece's payload
+}
+
+// flush seals the current piece.
+func (c *chunkWriter) flush(last bool) error {
+	hdr := append(c.id[:], binary.AppendUvarint(nil, c.index)...)
+	hdr = append(hdr, map[bool]byte{false: 0, true: 1}[last])
+	plain := append(hdr, c.e.b...)
+	sealed, err := crypto.Seal(rand.Reader, c.key, plain)
+	clear(plain)
+	clear(c.e.b)
+	if err != nil {
+		return err
+	}
+	c.out = binary.BigEndian.AppendUint32(c.out, uint32(len(sealed)))
+	c.out = append(c.out, sealed...)
+	c.index++
+	c.e.b = c.e.b[:0]
+	return nil
+}
+
 // resetIndex forgets everything indexed, so the log is read again from its
 // start. Call with the lock held.
 func (j *Journal) resetIndex() {
@@ -241,6 +409,7 @@ func (j *Journal) resetIndex() {
 	j.grantChecks = make(map[protocol.BlobID]grantCheck)
 	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	j.triedWith = nil
+	j.gapsCache = nil
 }
 
 // saveCheckpoint writes the index if it covers at least saveAfter records
@@ -256,8 +425,11 @@ func (j *Journal) saveCheckpoint(force bool) {
 	if err != nil {
 		return
 	}
-	e := &encoder{b: make([]byte, 0, 64+len(j.order)*256)}
-	e.b = append(e.b, checkpointMagic...)
+	w := &chunkWriter{out: []byte(checkpointMagic), key: &j.acct.storageKey}
+	if _, err := rand.Read(w.id[:]); err != nil {
+		return
+	}
+	e := &w.e
 	e.uvarint(checkpointVersion)
 	e.b = append(e.b, j.st.ID[:]...)
 	e.u64(m.ino)
@@ -269,45 +441,80 @@ func (j *Journal) saveCheckpoint(force bool) {
 	e.u64(j.ownSeq)
 	e.b = append(e.b, j.ownLast[:]...)
 	e.uvarint(uint64(len(j.order)))
+	authors := make(map[[32]byte]uint64)
+	var table [][32]byte
 	for _, s := range j.order {
-		e.b = append(e.b, s.ID[:]...)
-		e.b = append(e.b, s.Chain[:]...)
-		var flags byte
+		if _, ok := authors[s.Header.Author]; !ok {
+			authors[s.Header.Author] = uint64(len(table))
+			table = append(table, s.Header.Author)
+		}
+	}
+	e.uvarint(uint64(len(table)))
+	for _, a := range table {
+		e.b = append(e.b, a[:]...)
+	}
+	if w.flush(false) != nil {
+		return
+	}
+	for _, s := range j.order {
+		var flags uint64
 		if s.Local {
-			flags |= 1
+			flags |= cpLocal
 		}
 		if s.Purged {
-			flags |= 2
+			flags |= cpPurged
 		}
 		if s.Pulled {
-			flags |= 4
+			flags |= cpPulled
+		}
+		if s.Chain == s.ID {
+			flags |= cpChainIsID
+		}
+		if s.Header.Journal == j.st.ID {
+			flags |= cpThisJournal
 		}
 		o := j.openedOf(s.Chain)
 		c, checked := j.grantChecks[s.ID]
 		switch {
 		case o != nil && o.s == s:
-			flags |= 1 << 3
+			flags |= cpOpened
 		case checked && c.ok:
-			flags |= 3 << 3
+			flags |= cpGrant | cpGrantValid
 		case checked:
-			flags |= 2 << 3
+			flags |= cpGrant
 		}
-		e.b = append(e.b, flags)
+		e.uvarint(flags)
+		e.b = append(e.b, s.ID[:]...)
+		if flags&cpChainIsID == 0 {
+			e.b = append(e.b, s.Chain[:]...)
+		}
 		e.uvarint(s.RelaySeq)
 		e.uvarint(uint64(s.At))
 		e.b = append(e.b, byte(s.Header.Kind))
-		e.b = append(e.b, s.Header.Journal[:]...)
-		e.b = append(e.b, s.Header.Author[:]...)
+		if flags&cpThisJournal == 0 {
+			e.b = append(e.b, s.Header.Journal[:]...)
+		}
+		e.uvarint(authors[s.Header.Author])
 		e.uvarint(s.Header.Seq)
-		e.b = append(e.b, s.Header.Prev[:]...)
-		switch flags >> 3 {
-		case 1:
+		if s.Header.Seq > 1 {
+			e.b = append(e.b, s.Header.Prev[:]...)
+		}
+		switch {
+		case flags&cpOpened != 0:
 			e.b = append(e.b, o.key[:]...)
 			p := o.payload.full()
 			e.payload(&p)
-		case 2, 3:
+		case flags&cpGrant != 0:
 			e.b = append(e.b, c.box[:]...)
 		}
+		if len(e.b) >= chunkSize {
+			if w.flush(false) != nil {
+				return
+			}
+		}
+	}
+	if len(e.b) > 0 && w.flush(false) != nil {
+		return
 	}
 	e.uvarint(uint64(len(j.acked)))
 	for id, seq := range j.acked {
@@ -318,12 +525,19 @@ func (j *Journal) saveCheckpoint(force bool) {
 	for id := range j.purgeDone {
 		e.b = append(e.b, id[:]...)
 	}
-	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, e.b)
-	clear(e.b)
-	if err != nil {
+	// The gaps, if they were found for what this checkpoint covers.
+	if g := j.gapsCache; g != nil && g.key.records == j.records {
+		b, _ := json.Marshal(g.gaps)
+		e.b = append(e.b, 1)
+		e.b = append(e.b, g.key.trust[:]...)
+		e.bytes(b)
+	} else {
+		e.b = append(e.b, 0)
+	}
+	if w.flush(true) != nil {
 		return
 	}
-	if writeFileAtomic(j.checkpointPath(), sealed, false) == nil {
+	if writeFileAtomic(j.checkpointPath(), w.out, false) == nil {
 		j.saved = j.records
 	}
 }
@@ -471,9 +685,9 @@ func (d *decoder) time() time.Time {
 	return t
 }
 
-// payload reads what encoder.payload wrote.
-func (d *decoder) payload() Payload {
-	p := Payload{V: 1}
+// payload reads what encoder.payload wrote into p.
+func (d *decoder) payload(p *Payload) {
+	*p = Payload{V: 1}
 	flags := d.uvarint()
 	p.ListenOnly, p.NeedTime, p.Again = flags&1 != 0, flags&2 != 0, flags&4 != 0
 	p.Kind = d.str()
@@ -494,5 +708,4 @@ func (d *decoder) payload() Payload {
 	p.Ref, p.Every, p.Category, p.Decision, p.Held, p.Prompt = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
 	p.Device, p.Secret = d.bytes(), d.bytes()
 	p.Seq = d.uvarint()
-	return p
 }

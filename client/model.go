@@ -236,7 +236,10 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
 		}
-		o := j.openedOf(s.Chain)
+		o := s.opened // set on a chain's first blob, which most are
+		if o == nil {
+			o = j.openedOf(s.Chain)
+		}
 		if o == nil {
 			unreadable = append(unreadable, s)
 			continue
@@ -405,7 +408,8 @@ func (j *Journal) open(s *stored, t *trust) bool {
 		return false
 	}
 	o := &openedEntry{s: s, key: ck.Key}
-	o.setPayload(p)
+	o.setPayload(&p)
+	j.opens++
 	j.chain[s.Chain].opened = o
 	return true
 }
@@ -426,17 +430,16 @@ func openPayload(e *protocol.Entry, ck crypto.ContentKey) (Payload, error) {
 }
 
 // setPayload keeps p without its text.
-func (o *openedEntry) setPayload(p Payload) {
+func (o *openedEntry) setPayload(p *Payload) {
 	o.payload = summary{Payload: noMore, Kind: p.Kind, Created: p.Created, Feelings: p.Feelings, Intensity: p.Intensity, ListenOnly: p.ListenOnly, NeedTime: p.NeedTime}
 	o.ref = protocol.BlobID{}
 	if len(p.Ref) == hex.EncodedLen(len(o.ref)) {
 		hex.Decode(o.ref[:], []byte(p.Ref))
 	}
-	more := Payload{Ref: p.Ref, Tags: p.Tags, Every: p.Every, Kept: p.Kept, Category: p.Category, Decision: p.Decision, Held: p.Held, Prompt: p.Prompt,
-		Purges: p.Purges, Device: p.Device, Seq: p.Seq, Secret: p.Secret, Expires: p.Expires, Again: p.Again}
-	if more.Ref != "" || more.Tags != nil || more.Every != "" || more.Kept != nil || more.Category != "" || more.Decision != "" || more.Held != "" ||
-		more.Prompt != "" || more.Purges != nil || more.Device != nil || more.Seq != 0 || more.Secret != nil || more.Expires != nil || more.Again {
-		o.payload.Payload = &more
+	if p.Ref != "" || p.Tags != nil || p.Every != "" || p.Kept != nil || p.Category != "" || p.Decision != "" || p.Held != "" ||
+		p.Prompt != "" || p.Purges != nil || p.Device != nil || p.Seq != 0 || p.Secret != nil || p.Expires != nil || p.Again {
+		o.payload.Payload = &Payload{Ref: p.Ref, Tags: p.Tags, Every: p.Every, Kept: p.Kept, Category: p.Category, Decision: p.Decision, Held: p.Held, Prompt: p.Prompt,
+			Purges: p.Purges, Device: p.Device, Seq: p.Seq, Secret: p.Secret, Expires: p.Expires, Again: p.Again}
 	}
 }
 

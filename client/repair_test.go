@@ -290,7 +290,6 @@ func only(t *testing.T, reps []Repair, kind string) Repair {
 	return reps[0]
 }
 
-
 func sortedTexts(t *testing.T, j *Journal) []string { return sorted(entryTexts(t, j)) }
 
 func sorted(s []string) []string {

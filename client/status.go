@@ -43,24 +43,10 @@ func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
 		opened, unreadable := j.decryptAll()
-		verified := j.verifiedSet(opened)
 		held := make(map[string]bool)
 		for _, o := range opened {
 			if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
 				held[o.payload.Held] = true
-			}
-		}
-		// A purged blob is accounted for when its author's own retraction
-		// (authenticated) names it.
-		for _, o := range opened {
-			if o.payload.Kind != KindRetraction {
-				continue
-			}
-			named := o.payload.retracts()
-			for _, s := range j.order {
-				if s.Purged && named[s.Chain.String()] && s.Header.Author == o.s.Header.Author {
-					verified[s.ID] = true
-				}
 			}
 		}
 		entries := 0
@@ -86,7 +72,7 @@ func (j *Journal) Status() (Status, error) {
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.missing(verified)...), Notices: append([]Notice{}, j.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync
@@ -106,6 +92,52 @@ func (j *Journal) Status() (Status, error) {
 // device has authenticated. Every blob reached through a Prev link is
 // authentic too (its id is its hash); a link to a blob not held means the
 // relay has not delivered it yet, or dropped it. Call with the lock held.
+// gaps returns the gaps in each device's history (see missing). The
+// answer depends only on the records indexed and the members, so it is
+// kept, with them, in memory and in the checkpoint: a status on a journal
+// that has not changed walks no chain. Call with the lock held, after
+// decryptAll.
+func (j *Journal) gaps(opened []*openedEntry) []Notice {
+	key := gapsKey{records: j.records, trust: j.trust().key.digest}
+	if j.gapsCache != nil && j.gapsCache.key == key {
+		return j.gapsCache.gaps
+	}
+	verified := j.verifiedSet(opened)
+	// A purged blob is accounted for when its author's own retraction
+	// (authenticated) names it.
+	purged := make(map[string]*stored)
+	for _, s := range j.order {
+		if s.Purged {
+			purged[s.Chain.String()] = s
+		}
+	}
+	if len(purged) > 0 {
+		for _, o := range opened {
+			if o.payload.Kind != KindRetraction {
+				continue
+			}
+			for id := range o.payload.retracts() {
+				if s := purged[id]; s != nil && s.Header.Author == o.s.Header.Author {
+					verified[s.ID] = true
+				}
+			}
+		}
+	}
+	j.gapsCache = &gapsCache{key: key, gaps: j.missing(verified)}
+	return j.gapsCache.gaps
+}
+
+// gapsKey is what the gaps were found for; gapsCache the answer.
+type gapsKey struct {
+	records int
+	trust   [32]byte
+}
+
+type gapsCache struct {
+	key  gapsKey
+	gaps []Notice
+}
+
 func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 	roster := j.roster()
 	me := j.acct.Device.SignKey()

@@ -226,6 +226,9 @@ type Journal struct {
 	damage  []damage // blobs that could not be read back (repair.go)
 	repairs []Repair // what this process healed (repair.go)
 
+	opens     int        // entries this process opened (decrypted), for tests
+	gapsCache *gapsCache // see gaps; kept in the checkpoint
+
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
 	// ownLast is this device's last blob, for the next header.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -293,10 +292,15 @@ func (r *Reader) lookupLocked(id string) *openedEntry {
 	return r.chain(c)
 }
 
-// chain returns the timeline's entry with chain id c, or nil.
+// chain returns the timeline's entry with chain id c, or nil: an entry
+// opened and accepted from its author (as decryptAll decides), not a
+// roster record.
 func (r *Reader) chain(c protocol.BlobID) *openedEntry {
 	o := r.j.openedOf(c)
-	if _, ok := r.tl.in[o]; !ok {
+	if o == nil || rosterKinds[o.payload.Kind] {
+		return nil
+	}
+	if _, ok := r.tl.trust.accepts(o.s); !ok {
 		return nil
 	}
 	return o
@@ -475,25 +479,26 @@ func sameAuthor(a, b *openedEntry) bool { return a.author.member == b.author.mem
 // timeline is the readable journal as views show it, built from the
 // opened index without reading any text.
 type timeline struct {
-	sorted []*openedEntry // entries views show (no roster records), by time written
-	// in holds every entry in sorted.
-	in   map[*openedEntry]struct{}
-	refs map[protocol.BlobID][]*openedEntry // the entries naming each one in Ref, in sorted order
+	sorted []*openedEntry                     // entries views show (no roster records), by time written
+	refs   map[protocol.BlobID][]*openedEntry // the entries naming each one in Ref, in sorted order
+	trust  *trust                             // the trust it was built with
 }
 
 // timeline builds the timeline. Call with the lock held.
 func (j *Journal) timeline() *timeline {
 	opened, _ := j.decryptAll()
-	tl := &timeline{sorted: make([]*openedEntry, 0, len(opened)), refs: make(map[protocol.BlobID][]*openedEntry)}
+	tl := &timeline{sorted: make([]*openedEntry, 0, len(opened)), refs: make(map[protocol.BlobID][]*openedEntry), trust: j.trust()}
 	for _, o := range opened {
 		if !rosterKinds[o.payload.Kind] {
 			tl.sorted = append(tl.sorted, o)
 		}
 	}
-	sort.SliceStable(tl.sorted, func(a, b int) bool { return tl.sorted[a].payload.Created.Before(tl.sorted[b].payload.Created) })
-	tl.in = make(map[*openedEntry]struct{}, len(tl.sorted))
+	// Most of a log is already in time order: check before sorting.
+	before := func(a, b *openedEntry) int { return a.payload.Created.Compare(b.payload.Created) }
+	if !slices.IsSortedFunc(tl.sorted, before) {
+		slices.SortStableFunc(tl.sorted, before)
+	}
 	for _, o := range tl.sorted {
-		tl.in[o] = struct{}{}
 		if o.payload.Ref != "" {
 			tl.refs[o.ref] = append(tl.refs[o.ref], o)
 		}

@@ -131,11 +131,15 @@ func Seal(rand io.Reader, key *[32]byte, b []byte) ([]byte, error) {
 var ErrCorrupt = errors.New("stored data does not authenticate: it was altered or belongs to another key")
 
 // Open reverses [Seal].
-func Open(key *[32]byte, b []byte) ([]byte, error) {
+func Open(key *[32]byte, b []byte) ([]byte, error) { return AppendOpen(nil, key, b) }
+
+// AppendOpen is [Open] appending to dst, so a caller opening many sealed
+// pieces can reuse one buffer.
+func AppendOpen(dst []byte, key *[32]byte, b []byte) ([]byte, error) {
 	if len(b) < 24+secretbox.Overhead {
 		return nil, ErrCorrupt
 	}
-	out, ok := secretbox.Open(nil, b[24:], (*[24]byte)(b[:24]), key)
+	out, ok := secretbox.Open(dst, b[24:], (*[24]byte)(b[:24]), key)
 	if !ok {
 		return nil, ErrCorrupt
 	}
