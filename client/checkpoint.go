@@ -369,9 +369,9 @@ func (c *chunkReader) atEnd() bool {
 	return n == 0
 }
 
-// chunkWriter seals a checkpoint piece by piece.
+// chunkWriter seals a checkpoint piece by piece, straight to its file.
 type chunkWriter struct {
-	out   []byte // the file so far
+	out   *bufio.Writer
 	key   *[32]byte
 	id    [16]byte
 	index uint64
@@ -389,8 +389,10 @@ func (c *chunkWriter) flush(last bool) error {
 	if err != nil {
 		return err
 	}
-	c.out = binary.BigEndian.AppendUint32(c.out, uint32(len(sealed)))
-	c.out = append(c.out, sealed...)
+	c.out.Write(binary.BigEndian.AppendUint32(nil, uint32(len(sealed))))
+	if _, err := c.out.Write(sealed); err != nil {
+		return err
+	}
 	c.index++
 	c.e.b = c.e.b[:0]
 	return nil
@@ -425,7 +427,14 @@ func (j *Journal) saveCheckpoint(force bool) {
 	if err != nil {
 		return
 	}
-	w := &chunkWriter{out: []byte(checkpointMagic), key: &j.acct.storageKey}
+	f, err := os.CreateTemp(j.dir, ".tmp-index-*")
+	if err != nil {
+		return
+	}
+	defer os.Remove(f.Name()) // after the rename, a no-op
+	defer f.Close()
+	w := &chunkWriter{out: bufio.NewWriterSize(f, 256<<10), key: &j.acct.storageKey}
+	w.out.WriteString(checkpointMagic)
 	if _, err := rand.Read(w.id[:]); err != nil {
 		return
 	}
@@ -534,12 +543,10 @@ func (j *Journal) saveCheckpoint(force bool) {
 	} else {
 		e.b = append(e.b, 0)
 	}
-	if w.flush(true) != nil {
+	if w.flush(true) != nil || w.out.Flush() != nil || f.Sync() != nil || os.Rename(f.Name(), j.checkpointPath()) != nil {
 		return
 	}
-	if writeFileAtomic(j.checkpointPath(), w.out, false) == nil {
-		j.saved = j.records
-	}
+	j.saved = j.records
 }
 
 // encoder and decoder are the checkpoint's byte helpers.

@@ -313,9 +313,13 @@ func (j *Journal) openNew(t *trust) {
 			j.unopened = append(j.unopened, s)
 		}
 	}
-	// The bytes are read back from the log if they are needed again.
+	// The bytes are read back from the log if they are needed again, and
+	// grant items only matter while an entry waits to open.
 	for _, s := range fresh {
-		s.Raw = nil
+		s.Raw, s.entry = nil, nil
+	}
+	if len(j.unopened) == 0 && len(j.grantItems) > 0 {
+		j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	}
 }
 
@@ -381,9 +385,12 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if !ok {
 		return false
 	}
-	e, err := protocol.ParseEntry(j.raw(s))
-	if err != nil {
-		return false
+	e := s.entry // parsed when it was indexed, if this process did
+	if e == nil {
+		var err error
+		if e, err = protocol.ParseEntry(j.raw(s)); err != nil {
+			return false
+		}
 	}
 	op := j.acct.keys
 	ck, err := op.EntryKey(e, rd.cert.Box)

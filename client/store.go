@@ -66,6 +66,8 @@ type stored struct {
 	// opened is, on the first blob seen with this chain id (j.chain), the
 	// entry decryptAll opened for the chain, if any (see openedOf).
 	opened *openedEntry
+	// entry is Raw parsed, while Raw is held (an entry's).
+	entry *protocol.Entry
 }
 
 // Member is one person in a journal and the devices the client accepts
@@ -226,8 +228,9 @@ type Journal struct {
 	damage  []damage // blobs that could not be read back (repair.go)
 	repairs []Repair // what this process healed (repair.go)
 
-	opens     int        // entries this process opened (decrypted), for tests
-	gapsCache *gapsCache // see gaps; kept in the checkpoint
+	opens     int                       // entries this process opened (decrypted), for tests
+	knownIDs  map[*byte]protocol.BlobID // see appendRecordsIDs
+	gapsCache *gapsCache                // see gaps; kept in the checkpoint
 
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
@@ -658,7 +661,7 @@ func (j *Journal) openedOf(c protocol.BlobID) *openedEntry {
 }
 
 func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
-	id := protocol.IDOf(raw)
+	id := j.idOf(raw)
 	if s := j.blob(id); s != nil {
 		if seq != 0 {
 			s.RelaySeq = seq
@@ -670,7 +673,17 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
 	s := &stored{ID: id, Raw: raw, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at, Pulled: !local}
-	s.Chain = protocol.ChainID(s.Raw)
+	if h.Kind == protocol.KindEntry {
+		// Parsed once: its content hash (the chain id) is computed once
+		// and used again when it is opened (openNew drops it).
+		e, err := protocol.ParseEntry(raw)
+		if err != nil {
+			return
+		}
+		s.entry, s.Chain = e, e.ContentHash()
+	} else {
+		s.Chain = protocol.ChainID(raw)
+	}
 	if seq == 0 {
 		s.RelaySeq = j.acked[id]
 	}
@@ -684,6 +697,25 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	if local && h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
 		j.ownSeq, j.ownLast = h.Seq, s.Chain
 	}
+}
+
+// idOf returns the id of blob raw: the one the caller already computed
+// (see appendRecordsIDs), or its hash.
+func (j *Journal) idOf(raw []byte) protocol.BlobID {
+	if len(j.knownIDs) > 0 && len(raw) > 0 {
+		if id, ok := j.knownIDs[&raw[0]]; ok {
+			return id
+		}
+	}
+	return protocol.IDOf(raw)
+}
+
+// appendRecordsIDs is appendRecords for blob records whose ids the caller
+// has already computed (ids[&body[0]]), so each blob is hashed once.
+func (j *Journal) appendRecordsIDs(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
+	j.knownIDs = ids
+	defer func() { j.knownIDs = nil }()
+	return j.appendRecords(recs...)
 }
 
 // appendRecords appends records and fsyncs. Call with the lock held.

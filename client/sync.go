@@ -318,6 +318,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 	var warnings []Notice
 	err := j.withLock(func() error {
 		var recs [][]byte
+		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
 		cursor := j.cursor
 		for _, m := range blobs {
@@ -365,7 +366,9 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			}
 			seen[id] = true
 			fresh++
-			recs = append(recs, record(recPulled, seqBytes(m.Seq), m.Blob))
+			rec := record(recPulled, seqBytes(m.Seq), m.Blob)
+			ids[&rec[5+8]] = id // hashed once: the index takes it from here
+			recs = append(recs, rec)
 		}
 		if len(warnings) > 0 {
 			for _, w := range warnings {
@@ -378,7 +381,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 		if len(recs) == 0 {
 			return nil
 		}
-		return j.appendRecords(recs...)
+		return j.appendRecordsIDs(ids, recs...)
 	})
 	if err != nil {
 		return 0, err
@@ -413,31 +416,28 @@ func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error
 	}
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
-	var fresh []Entry
-	var plans []textPlan
+	// Count what is new; build only the newest NewShown.
+	var fresh []*openedEntry
 	for _, o := range r.tl.sorted {
 		if before[o.s.Chain] {
 			continue
 		}
 		before[o.s.Chain] = true
-		if o.author.member.Self {
-			continue
-		}
-		e, plan := r.build(o)
-		if !e.Hidden {
-			fresh, plans = append(fresh, e), append(plans, plan)
+		if !o.author.member.Self && !r.hidden(o) {
+			fresh = append(fresh, o)
 		}
 	}
 	n := len(fresh)
-	if n > NewShown {
-		fresh, plans = fresh[n-NewShown:], plans[n-NewShown:]
-	}
-	for i := range fresh {
-		if err := r.fill(&fresh[i], plans[i]); err != nil {
+	fresh = fresh[max(0, n-NewShown):]
+	out := make([]Entry, 0, len(fresh))
+	for _, o := range fresh {
+		e, plan := r.build(o)
+		if err := r.fill(&e, plan); err != nil {
 			return nil, 0, err
 		}
+		out = append(out, e)
 	}
-	return fresh, n, nil
+	return out, n, nil
 }
 
 // apply processes what arrived: joins answering this device's invites add

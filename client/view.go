@@ -407,16 +407,13 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 			}
 		}
 	case KindRevision:
-		e.Hidden = true
 		if t := r.chain(o.ref); t == nil || !sameAuthor(t, o) || r.retracted(t) != nil {
+			e.Hidden = true
 			blank(&e) // what it revised is gone
 			return e, nil
 		}
-	case KindRetraction:
-		if t := r.chain(o.ref); t != nil && sameAuthor(t, o) {
-			e.Hidden = true
-		}
 	}
+	e.Hidden = r.hidden(o)
 	if when := r.retracted(o); when != nil {
 		e.Retracted = when
 		blank(&e)
@@ -437,6 +434,20 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 		plan = append(plan, x)
 	}
 	return e, plan
+}
+
+// hidden reports whether views show o through another entry (build sets
+// Entry.Hidden the same way): a revision, or a retraction whose entry is
+// here. Call with j.mu held.
+func (r *Reader) hidden(o *openedEntry) bool {
+	switch o.payload.Kind {
+	case KindRevision:
+		return true
+	case KindRetraction:
+		t := r.chain(o.ref)
+		return t != nil && sameAuthor(t, o)
+	}
+	return false
 }
 
 // retracted returns when o's own author retracted it (the last

@@ -197,6 +197,8 @@ type Entry struct {
 	Nonce      [NonceSize]byte
 	Recipients []Recipient
 	Ciphertext []byte
+
+	hash *BlobID // ContentHash, once computed
 }
 
 // ParseEntry parses an entry blob's layout without opening anything.
@@ -230,13 +232,20 @@ func ParseEntry(blob []byte) (*Entry, error) {
 
 // ContentHash is SHA-256 of the header, the payload nonce and the
 // ciphertext: the entry's chain id, and the hash boxed with its content key.
+//
+// It is computed once per parsed Entry: the fields must not be changed
+// after it is first called.
 func (e *Entry) ContentHash() BlobID {
+	if e.hash != nil {
+		return *e.hash
+	}
 	h := sha256.New()
 	h.Write(e.HeaderRaw)
 	h.Write(e.Nonce[:])
 	h.Write(e.Ciphertext)
 	var sum BlobID
 	h.Sum(sum[:0])
+	e.hash = &sum
 	return sum
 }
 
