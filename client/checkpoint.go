@@ -286,11 +286,13 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if got, err := j.mark(); fi.Size() < want.offset || err != nil || got != want {
+	// The inode is not compared: a copy of the home (a new disk, a file
+	// restore) is the same log.
+	if got, err := j.mark(); fi.Size() < want.offset || err != nil || got.offset != want.offset || got.lastAt != want.lastAt || got.crc != want.crc {
 		return errLogChanged
 	}
 	// What did not open, and grants not checked, are tried again on the
-	// first decryptAll (triedWith is nil).
+	// first decryptAll (tried is false).
 	for _, s := range j.order {
 		switch {
 		case s.Header.Kind == protocol.KindEntry && !s.Purged && j.openedOf(s.Chain) == nil:
@@ -410,7 +412,7 @@ func (j *Journal) resetIndex() {
 	j.purgeDone = make(map[protocol.BlobID]bool)
 	j.grantChecks = make(map[protocol.BlobID]grantCheck)
 	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
-	j.triedWith = nil
+	j.tried = false
 	j.gapsCache = nil
 }
 

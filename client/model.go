@@ -266,8 +266,10 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
 func (j *Journal) openNew(t *trust) {
 	fresh := j.order[j.scanned:]
 	j.scanned = len(j.order)
-	changed := j.triedWith != t // the members changed (or this is the first call)
-	j.triedWith = t
+	// The members changed (or this is the first call): a state reloaded
+	// with the same members is not a change.
+	changed := !j.tried || j.triedKey != t.key.digest
+	j.tried, j.triedKey = true, t.key.digest
 	if changed {
 		// A grant from a device just accepted counts now.
 		pending := j.uncheckedGrants
@@ -381,6 +383,7 @@ func (j *Journal) loadGrantItems(t *trust) {
 // open tries to open entry s: with this device's own slot, else with a
 // grant from the entry's own author. It reports whether it opened.
 func (j *Journal) open(s *stored, t *trust) bool {
+	j.tries++
 	rd, ok := t.accepts(s)
 	if !ok {
 		return false

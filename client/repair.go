@@ -35,10 +35,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,7 +171,7 @@ func (j *Journal) scanLog(p []byte) salvaged {
 			p = p[n:]
 			continue
 		}
-		if p[0] == recWritten || !isRecordType(p[0]) {
+		if j.maybeOwn(p) {
 			sv.own = true
 		}
 		// Go on from the next whole record, if any.
@@ -209,10 +211,18 @@ func (j *Journal) readBack(p []byte) ([]byte, int) {
 		return nil, 0
 	}
 	blob := p[5 : 5+l]
+	// Only a record whose checksum was cut off (the end of the file lost)
+	// is read back: a whole checksum that disagrees means the body
+	// changed, and the slots of the other recipients, which this device
+	// cannot check, may be what changed.
+	sum := binary.BigEndian.AppendUint32(nil, crc32.Checksum(p[:5+l], crcTable))
+	if tail := p[5+l:]; len(tail) >= 4 || string(tail) != string(sum[:len(tail)]) {
+		return nil, 0
+	}
 	if !j.proves(blob) {
 		return nil, 0
 	}
-	return record(recWritten, blob), min(len(p), 5+l+4)
+	return record(recWritten, blob), len(p)
 }
 
 // proves reports whether blob is this device's own and authentic: an
@@ -301,6 +311,11 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	if len(rep.Lost) > 0 {
 		ownGone = true
 	}
+	if notes.Unnoted > 0 && (lost || sv.bad && sv.own) {
+		// Older unsent entries than the witness notes may have been in
+		// what was lost: they cannot be named.
+		rep.Unknown = true
+	}
 	for _, s := range known {
 		if j.blob(s.ID) != nil || s.Purged {
 			continue
@@ -322,7 +337,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		// No index named what was here: fetch everything, and treat this
 		// device's own history as unknown (unsent entries the witness
 		// noted are named above).
-		rep.Refetch, rep.Unknown, ownGone = true, len(notes) == 0, true
+		rep.Refetch, rep.Unknown, ownGone = true, rep.Unknown || len(notes.Notes) == 0, true
 	}
 	if len(rep.Lost) > 0 {
 		// Named now; a later repair need not name them again.
@@ -338,11 +353,34 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.st.Restored = &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
 		rep.Waits = true
 	}
-	if err := j.saveState(); err != nil {
+	// Both generations of the state carry the repair mode and the
+	// refetch, so a damaged state cannot undo them.
+	if err := j.saveStateTwice(); err != nil {
 		return err
 	}
-	j.repairs = append(j.repairs, rep)
+	// A read that met no damage (a stale index after this process's own
+	// rebuild) is not worth a word.
+	if sv.bad || lost || len(rep.Lost) > 0 || rep.Refetch || rep.Waits {
+		j.repairs = append(j.repairs, rep)
+	}
 	return nil
+}
+
+// maybeOwn reports whether damaged log bytes p, starting where a record
+// should, may have held this device's own blob: a written record, an
+// adopted one, a pulled one whose author field names this device, or
+// something unrecognisable.
+func (j *Journal) maybeOwn(p []byte) bool {
+	switch p[0] {
+	case recWritten, recAdopted:
+		return true
+	case recPulled:
+		a, ok := protocol.HeaderAuthor(p[min(len(p), 5+8):])
+		return !ok || a == j.acct.Device.SignKey()
+	case recSeen, recAcked, recPurged, recPurge:
+		return false
+	}
+	return true
 }
 
 // reasonRepair marks a restoreMark made by a repair of the log rather
@@ -370,32 +408,47 @@ type unsentNote struct {
 
 func (j *Journal) witnessPath() string { return filepath.Join(j.dir, "unsent") }
 
-// loadWitness reads the witness; a missing or unreadable one is empty.
-func (j *Journal) loadWitness() []unsentNote {
-	b, err := os.ReadFile(j.witnessPath())
-	if err != nil {
-		return nil
-	}
-	plain, err := crypto.Open(&j.acct.storageKey, b)
-	if err != nil {
-		return nil
-	}
-	defer clear(plain)
-	var notes []unsentNote
-	if json.Unmarshal(plain, &notes) != nil {
-		return nil
-	}
-	return notes
+// unsentWitness is the witness file: notes of the most recent entries not
+// yet acknowledged (at most maxNotes, so writing stays cheap however long
+// the outbox), and how many more there are.
+type unsentWitness struct {
+	Notes   []unsentNote `json:"notes"`
+	Unnoted int          `json:"unnoted,omitempty"`
 }
 
-func (j *Journal) saveWitness(notes []unsentNote) error {
-	if len(notes) == 0 {
+// maxNotes bounds the witness: a damaged log loses its end, and the most
+// recent entries are the ones it names.
+const maxNotes = 256
+
+// loadWitness reads the witness; a missing one is empty, and a damaged
+// one is set aside (so writing the next note does not replace it) and
+// empty.
+func (j *Journal) loadWitness() unsentWitness {
+	var w unsentWitness
+	b, err := os.ReadFile(j.witnessPath())
+	if err != nil {
+		return w
+	}
+	plain, err := crypto.Open(&j.acct.storageKey, b)
+	if err == nil {
+		err = json.Unmarshal(plain, &w)
+		clear(plain)
+	}
+	if err != nil {
+		os.Rename(j.witnessPath(), fmt.Sprintf("%s.damaged-%s", j.witnessPath(), time.Now().UTC().Format("20060102T150405.000Z")))
+		return unsentWitness{}
+	}
+	return w
+}
+
+func (j *Journal) saveWitness(w unsentWitness) error {
+	if len(w.Notes) == 0 && w.Unnoted == 0 {
 		if err := os.Remove(j.witnessPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	plain, err := json.Marshal(notes)
+	plain, err := json.Marshal(w)
 	if err != nil {
 		return err
 	}
@@ -409,30 +462,43 @@ func (j *Journal) saveWitness(notes []unsentNote) error {
 
 // witness notes entries just written. Call with the lock held.
 func (j *Journal) witness(es ...Entry) error {
-	notes := j.loadWitness()
+	w := j.loadWitness()
 	for _, e := range es {
-		notes = append(notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
+		w.Notes = append(w.Notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
 	}
-	return j.saveWitness(notes)
+	if over := len(w.Notes) - maxNotes; over > 0 {
+		w.Notes, w.Unnoted = slices.Clone(w.Notes[over:]), w.Unnoted+over
+	}
+	return j.saveWitness(w)
 }
 
 // pruneWitness forgets the entries the relay has acknowledged. Call with
 // the lock held.
 func (j *Journal) pruneWitness() error {
-	notes := j.loadWitness()
-	if len(notes) == 0 {
+	w := j.loadWitness()
+	if len(w.Notes) == 0 && w.Unnoted == 0 {
 		return nil
 	}
-	keep := notes[:0]
-	for _, n := range notes {
+	keep := w.Notes[:0]
+	for _, n := range w.Notes {
 		if s := j.chainOf(n.ID); s == nil || s.RelaySeq == 0 {
 			keep = append(keep, n)
 		}
 	}
-	if len(keep) == len(notes) {
+	unnoted := 0
+	if w.Unnoted > 0 {
+		unsent := 0
+		for _, s := range j.outbox() {
+			if s.Header.Kind == protocol.KindEntry {
+				unsent++
+			}
+		}
+		unnoted = max(0, unsent-len(keep))
+	}
+	if len(keep) == len(w.Notes) && unnoted == w.Unnoted {
 		return nil
 	}
-	return j.saveWitness(keep)
+	return j.saveWitness(unsentWitness{Notes: keep, Unnoted: unnoted})
 }
 
 // chainOf returns the blob with chain id id (hex), or nil.
@@ -463,9 +529,9 @@ func firstWords(text string) string {
 // lostFromWitness returns the witness's entries that are no longer in the
 // index, and adds their ids to named. Call with the lock held, with the
 // log indexed.
-func (j *Journal) lostFromWitness(notes []unsentNote, named map[string]bool) []LostItem {
+func (j *Journal) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
 	var lost []LostItem
-	for _, n := range notes {
+	for _, n := range w.Notes {
 		if j.chainOf(n.ID) == nil && !named[n.ID] {
 			lost = append(lost, LostItem(n))
 			named[n.ID] = true
@@ -475,12 +541,13 @@ func (j *Journal) lostFromWitness(notes []unsentNote, named map[string]bool) []L
 }
 
 // pruneLost drops from the witness the notes of entries named as lost.
-func (j *Journal) pruneLost(notes []unsentNote, lost map[string]bool) error {
-	keep := notes[:0]
-	for _, n := range notes {
+func (j *Journal) pruneLost(w unsentWitness, lost map[string]bool) error {
+	keep := w.Notes[:0]
+	for _, n := range w.Notes {
 		if !lost[n.ID] {
 			keep = append(keep, n)
 		}
 	}
-	return j.saveWitness(keep)
+	w.Notes = keep
+	return j.saveWitness(w)
 }

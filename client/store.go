@@ -223,12 +223,16 @@ type Journal struct {
 	grantItems      map[protocol.BlobID][]grantRef
 	grantItemsAll   bool
 	uncheckedGrants []*stored // grants whose author is not accepted (yet)
-	triedWith       *trust    // the trust unopened entries were last tried with
+	tried           bool      // unopened entries were tried, with the members triedKey names
+	triedKey        [32]byte
 
-	damage  []damage // blobs that could not be read back (repair.go)
-	repairs []Repair // what this process healed (repair.go)
+	damage        []damage // blobs that could not be read back (repair.go)
+	repairs       []Repair // what this process healed (repair.go)
+	stateFellBack bool     // the state's earlier copy was just used (loadState)
+	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
 
 	opens     int                       // entries this process opened (decrypted), for tests
+	tries     int                       // and tried to open
 	knownIDs  map[*byte]protocol.BlobID // see appendRecordsIDs
 	gapsCache *gapsCache                // see gaps; kept in the checkpoint
 
@@ -345,6 +349,9 @@ func (j *Journal) withLock(fn func() error) error {
 	if err := j.loadState(); err != nil {
 		return err
 	}
+	if err := j.followLog(); err != nil {
+		return err
+	}
 	if !j.started {
 		j.started = true
 		if err := j.loadCheckpoint(); err != nil {
@@ -354,9 +361,49 @@ func (j *Journal) withLock(fn func() error) error {
 	if err := j.catchUp(); err != nil {
 		return err
 	}
+	if j.stateFellBack {
+		// The state's earlier copy may lack a roster change (a device
+		// removed) that the log holds: apply the log's roster records
+		// before anything is sealed with it.
+		j.stateFellBack = false
+		if _, err := j.applyRoster(); err != nil {
+			return err
+		}
+		if err := j.saveStateTwice(); err != nil {
+			return err
+		}
+	}
 	err := fn()
 	// A read that met damage heals the log before the lock is released.
 	return errors.Join(err, j.healDamage())
+}
+
+// followLog makes sure the open log is the file at the log's path and has
+// not been cut short: another process may have repaired it (repair.go),
+// which replaces the file. If it has, the index is read again from the new
+// log (through its checkpoint, if any). Call with the lock held.
+func (j *Journal) followLog() error {
+	path := filepath.Join(j.dir, "log")
+	open, err := j.log.Stat()
+	if err != nil {
+		return err
+	}
+	now, err := os.Stat(path)
+	if err == nil && os.SameFile(open, now) && open.Size() >= j.offset {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	lg, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	j.log.Close()
+	j.log = lg
+	j.resetIndex()
+	j.started = false
+	return nil
 }
 
 func (j *Journal) statePath() string { return filepath.Join(j.dir, "state") }
@@ -395,9 +442,10 @@ func (j *Journal) loadState() error {
 			}
 		}
 		j.st = *st
-		if err := j.saveState(); err != nil {
+		if err := j.saveStateTwice(); err != nil {
 			return err
 		}
+		j.stateFellBack = true
 		j.repairs = append(j.repairs, rep)
 		return nil
 	}
@@ -421,6 +469,16 @@ func (j *Journal) openState(b []byte) (*state, error) {
 	}
 	st.migrateWarnings()
 	return &st, nil
+}
+
+// saveStateTwice saves the state so that its previous generation is the
+// same: for a change that must survive the state being damaged next
+// (repair.go).
+func (j *Journal) saveStateTwice() error {
+	if err := j.saveState(); err != nil {
+		return err
+	}
+	return j.saveState()
 }
 
 // saveState writes the state atomically, keeping the one it replaces as
@@ -529,7 +587,9 @@ func (j *Journal) tornTail() error {
 	if err := j.log.Truncate(j.offset); err != nil {
 		return fmt.Errorf("repair journal log: %w", err)
 	}
-	rep := Repair{Kind: RepairLog, SetAside: aside}
+	// A pulled record cut off comes back from the relay: the cursor is
+	// where the log now ends.
+	rep := Repair{Kind: RepairLog, SetAside: aside, Refetch: len(p) > 0 && p[0] == recPulled}
 	if rec != nil {
 		if err := j.appendRecords(rec); err != nil {
 			return err

@@ -117,7 +117,11 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	}
 	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
-		j.st.Refetch = false // everything the relay holds has come again
+		if j.refetching {
+			// This exchange fetched everything from the start (a
+			// repair asked for it before it subscribed).
+			j.st.Refetch, j.refetching = false, false
+		}
 		return j.saveState()
 	})
 }
@@ -285,6 +289,7 @@ func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
 		after = j.cursor
 		if j.st.Refetch {
 			after = 0 // a repair lost some of what the relay holds (repair.go)
+			j.refetching = true
 		}
 		return nil
 	})

@@ -317,6 +317,16 @@ func ParseJoin(blob []byte) (*Join, error) {
 	return j, nil
 }
 
+// HeaderAuthor returns the author field of what may be a damaged blob,
+// without checking anything else; ok is false if blob is shorter than a
+// header. Only for telling whose a damaged local copy may have been.
+func HeaderAuthor(blob []byte) (author [32]byte, ok bool) {
+	if len(blob) < HeaderSize {
+		return author, false
+	}
+	return headerFields(blob).Author, true
+}
+
 func headerFields(blob []byte) Header {
 	var h Header
 	h.Kind = Kind(blob[1])

@@ -88,3 +88,18 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Fatalf("missing: %q", got.Missing)
 	}
 }
+
+// TestLostLine: an entry a repair could not read back is named by kind,
+// time and id, and by its first words only when they may be shown.
+func TestLostLine(t *testing.T) {
+	l := client.LostItem{ID: "0123456789abcdef", Kind: client.KindAnswer, Created: time.Date(2026, 11, 3, 18, 30, 0, 0, time.Local), Words: "I was with them"}
+	if got, want := lostLine(l, true), `an answer written Tue 3 Nov 2026, 18:30 that began "I was with them" (01234567)`; got != want {
+		t.Fatalf("lostLine = %q, want %q", got, want)
+	}
+	if got := lostLine(l, false); strings.Contains(got, "I was with them") {
+		t.Fatalf("lostLine without words = %q", got)
+	}
+	if got, want := lostLine(client.LostItem{ID: "fedcba9876543210"}, true), "an entry (fedcba98)"; got != want {
+		t.Fatalf("lostLine of an unknown entry = %q, want %q", got, want)
+	}
+}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/urfave/cli/v2"
 
@@ -54,18 +58,11 @@ func (e *env) noteRepair(r client.Repair) {
 		}
 		if len(r.Lost) > 0 {
 			say("we are sorry: %s had not been sent yet and could not be read back:", plural(len(r.Lost), "entry of yours", "entries of yours"))
+			// The first words go only to a person at a terminal, not
+			// into a service's log.
+			words := isTerminal(e.stderr)
 			for _, l := range r.Lost {
-				what := "an entry"
-				if l.Kind != "" {
-					what = article(kindWord(l.Kind))
-				}
-				if !l.Created.IsZero() {
-					what += " written " + l.Created.Local().Format("Mon 2 Jan 2006, 15:04")
-				}
-				if l.Words != "" {
-					what += fmt.Sprintf(" that began %q", clean(l.Words))
-				}
-				say("  %s (%s)", what, shortOf(l.ID))
+				say("  %s", lostLine(l, words))
 			}
 		}
 		if r.Unknown {
@@ -76,6 +73,28 @@ func (e *env) noteRepair(r client.Repair) {
 		}
 		kept()
 	}
+}
+
+// lostLine names an entry that could not be read back: its kind, when it
+// was written, its first words if asked, and its id.
+func lostLine(l client.LostItem, words bool) string {
+	what := "an entry"
+	if l.Kind != "" {
+		what = article(kindWord(l.Kind))
+	}
+	if !l.Created.IsZero() {
+		what += " written " + l.Created.Local().Format("Mon 2 Jan 2006, 15:04")
+	}
+	if words && l.Words != "" {
+		what += fmt.Sprintf(" that began %q", clean(l.Words))
+	}
+	return fmt.Sprintf("%s (%s)", what, shortOf(l.ID))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // article puts "a" or "an" before a word.
