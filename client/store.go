@@ -272,15 +272,17 @@ func hasState(dir string) bool {
 }
 
 func (a *Account) openJournalDir(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	// Make the new directories themselves durable.
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return nil, err
-	}
-	if err := syncDir(filepath.Dir(filepath.Dir(dir))); err != nil {
-		return nil, err
+	if _, err := os.Stat(dir); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		// Make the new directories themselves durable.
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+		if err := syncDir(filepath.Dir(filepath.Dir(dir))); err != nil {
+			return nil, err
+		}
 	}
 	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

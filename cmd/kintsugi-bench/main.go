@@ -405,7 +405,7 @@ func printTable(w io.Writer, r *results) {
 	}
 	if len(r.Client) > 0 {
 		x := r.Client[0]
-		fmt.Fprintf(w, "\nthe kintsugi command on sam's home, each command its own process (median of %d; key file at the cheapest KDF setting, so no argon2 unlock)\n", x.Runs)
+		fmt.Fprintf(w, "\nthe kintsugi command on sam's home, each command its own process (median of %d; the key from an unlocked session, so no argon2 unlock)\n", x.Runs)
 		fmt.Fprintf(w, "about %d bytes of text an entry, one in ten a question; \"sync + log\" is a first sync followed by reading the whole timeline\n", x.TextBytes)
 		fmt.Fprintln(tw, "entries\tcommand\twall ms\tCPU ms\tpeak RSS\ttarget\t")
 		for _, x := range r.Client {
