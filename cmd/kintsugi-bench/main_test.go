@@ -104,7 +104,7 @@ func TestBenchJSON(t *testing.T) {
 	if s.Entries != 20 || s.FetchedBlobs <= s.Entries || s.Runs != 1 || s.BlobBytes < 1024 || s.BlobBytes > 1024+512 {
 		t.Errorf("first sync: %+v", s)
 	}
-	if s.FetchMs <= 0 || s.FetchDecryptMs <= 0 {
+	if s.FetchMs <= 0 || s.SyncMs <= 0 || s.FetchDecryptMs <= 0 {
 		t.Errorf("first sync times: %+v", s)
 	}
 }
