@@ -98,7 +98,7 @@ func (j *Journal) mark() (logMark, error) {
 func (j *Journal) loadCheckpoint() error {
 	f, err := os.Open(j.checkpointPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() {
+		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() && !j.st.Refetch {
 			return j.rebuildLog(nil, true)
 		}
 		return nil

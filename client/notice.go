@@ -78,6 +78,11 @@ const (
 	// NoticePartnerLeft: Who left the journal on Date. Also a roster
 	// change.
 	NoticePartnerLeft NoticeKind = "partner-left"
+	// NoticeLostUnsent: on Date, Count entries written on this device and
+	// not yet sent could not be read back after its file was damaged
+	// (repair.go; the repair's report named them). Position is the
+	// repair's time in Unix seconds, so each repair counts.
+	NoticeLostUnsent NoticeKind = "lost-unsent"
 )
 
 // Conditions, shown while they hold; they cannot be marked read.

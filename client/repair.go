@@ -349,10 +349,21 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.st.Refetch = true
 	}
 	if ownGone && j.st.Restored == nil {
-		// Shown as NoticeRepairPending while it holds (notice.go).
-		j.st.Restored = &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
+		// Shown as NoticeRepairPending while it holds (notice.go). The
+		// journal resumes this device's history from the newest of its
+		// blobs the relay is known to hold (the index from before, else
+		// what the last sync recorded), so adopting walks back from there
+		// by chain ids, which are hashes, and forward only from blobs that
+		// prove themselves (adopt.go).
+		r := &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
+		r.Seq, r.Head = j.st.SentSeq, j.st.SentHead
+		if seq, head := sentHeadOf(known, j.acct.Device.SignKey()); seq > r.Seq {
+			r.Seq, r.Head = seq, head.String()
+		}
+		j.st.Restored = r
 		rep.Waits = true
 	}
+	j.noteLost(rep.Lost)
 	// Both generations of the state carry the repair mode and the
 	// refetch, so a damaged state cannot undo them.
 	if err := j.saveStateTwice(); err != nil {
@@ -364,6 +375,63 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.repairs = append(j.repairs, rep)
 	}
 	return nil
+}
+
+// noteLost keeps a notice of unsent entries a repair could not read back,
+// so status says so until the person marks it read. Call with the lock
+// held; the caller saves the state.
+func (j *Journal) noteLost(lost []LostItem) {
+	if len(lost) > 0 {
+		now := time.Now().UTC()
+		j.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
+	}
+}
+
+// Writable returns why nothing can be written here now, or nil: this
+// person left the journal, or it waits for a sync to collect this
+// device's own history (after a restore or a repair). A command checks
+// it before asking for any words, so nobody writes only to be told it
+// cannot be saved.
+func (j *Journal) Writable() error {
+	return j.withLock(func() error {
+		if t := j.left(); t != nil {
+			return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
+		}
+		if r := j.st.Restored; r != nil {
+			if r.Reason == reasonRepair {
+				return ErrRepairing
+			}
+			return ErrRestoring
+		}
+		return nil
+	})
+}
+
+// Refetching reports whether the next sync fetches everything the relay
+// holds again, after a repair lost some of it here.
+func (j *Journal) Refetching() bool {
+	var r bool
+	_ = j.withLock(func() error { r = j.st.Refetch; return nil })
+	return r
+}
+
+// sentHead returns the newest blob of this device's own chain that the
+// relay has acknowledged. Call with the lock held.
+func (j *Journal) sentHead() (uint64, protocol.BlobID) {
+	return sentHeadOf(j.order, j.acct.Device.SignKey())
+}
+
+// sentHeadOf returns the newest blob in order written by device me (held
+// as this device's own) that the relay has acknowledged.
+func sentHeadOf(order []*stored, me [32]byte) (uint64, protocol.BlobID) {
+	var seq uint64
+	var head protocol.BlobID
+	for _, s := range order {
+		if s.Local && s.Header.Author == me && s.RelaySeq != 0 && !s.Purged && s.Header.Seq > seq {
+			seq, head = s.Header.Seq, s.Chain
+		}
+	}
+	return seq, head
 }
 
 // maybeOwn reports whether damaged log bytes p, starting where a record

@@ -127,3 +127,48 @@ func mustWriteKind(t *testing.T, j *Journal, kind, text string) Entry {
 	}
 	return e
 }
+
+// TestJoinedDeviceLosesItsLog: a device that joined by invite (its own
+// history starts with its join) loses its log after it synced, with and
+// without a checkpoint. A sync brings its history back and it writes on
+// from where it was: neither side sees two histories or strays.
+func TestJoinedDeviceLosesItsLog(t *testing.T) {
+	for _, withCheckpoint := range []bool{false, true} {
+		relay := servertest.NewServer(t)
+		aj, sj := pairedOn(t, relay)
+		syncOK(t, sj)
+		mustWrite(t, sj, "sam: before")
+		syncOK(t, sj)
+		syncOK(t, aj)
+		if withCheckpoint {
+			sj.withLock(func() error { sj.saveCheckpoint(true); return nil })
+		} else {
+			os.Remove(sj.checkpointPath())
+		}
+		acct, id := sj.acct, sj.id
+		sj.closeFiles()
+		must0(os.Remove(filepath.Join(sj.dir, "log")))
+
+		j := must(acct.OpenJournal(id))
+		if r := only(t, j.Repairs(), RepairLog); !r.Waits || !r.Refetch {
+			t.Fatalf("checkpoint %v: repair %+v", withCheckpoint, r)
+		}
+		syncOK(t, j)
+		mustWrite(t, j, "sam: after")
+		syncOK(t, j)
+		syncOK(t, aj)
+		for _, jj := range []*Journal{j, aj} {
+			st := mustStatus(t, jj)
+			if len(st.Missing) != 0 || st.Strangers != 0 || st.Outbox != 0 {
+				t.Fatalf("checkpoint %v: status %+v", withCheckpoint, st)
+			}
+			for _, n := range st.Notices {
+				t.Fatalf("checkpoint %v: notice %+v", withCheckpoint, n)
+			}
+		}
+		if got := entryTexts(t, aj); !slices.Equal(got, []string{"sam: before", "sam: after"}) {
+			t.Fatalf("checkpoint %v: the partner reads %q", withCheckpoint, got)
+		}
+		j.Close()
+	}
+}

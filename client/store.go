@@ -180,6 +180,12 @@ type state struct {
 	// Refetch asks the next sync to fetch everything the relay holds
 	// again, after a repair of the log lost some of it (repair.go).
 	Refetch bool `json:"refetch,omitempty"`
+	// SentSeq and SentHead name the newest blob of this device's own
+	// chain the relay had acknowledged at the last sync (head as hex
+	// chain id): where a repair that lost the log resumes this device's
+	// history from (repair.go, adopt.go).
+	SentSeq  uint64 `json:"sent_seq,omitempty"`
+	SentHead string `json:"sent_head,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -605,6 +611,10 @@ func (j *Journal) tornTail() error {
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
 		if err := j.pruneLost(notes, named); err != nil {
+			return err
+		}
+		j.noteLost(rep.Lost)
+		if err := j.saveStateTwice(); err != nil {
 			return err
 		}
 	}

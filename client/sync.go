@@ -117,6 +117,9 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	}
 	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
+		if seq, head := j.sentHead(); seq > 0 && j.st.Restored == nil {
+			j.st.SentSeq, j.st.SentHead = seq, head.String()
+		}
 		if j.refetching {
 			// This exchange fetched everything from the start (a
 			// repair asked for it before it subscribed).

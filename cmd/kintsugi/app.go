@@ -479,6 +479,9 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 		return err
 	}
 	defer j.Close()
+	if err := j.Writable(); err != nil {
+		return err // before the editor opens: nothing written is thrown away
+	}
 	text, err := e.readText(c.Args().Slice(), what)
 	if err != nil {
 		return err
@@ -610,9 +613,12 @@ func cmdLog(e *env) *cli.Command {
 				return e.json(list)
 			}
 			if len(list) == 0 {
-				if r.Len() > 0 {
+				switch {
+				case r.Len() > 0:
 					e.printf("Nothing matches those filters.\n")
-				} else {
+				case j.Refetching():
+					e.printf("Nothing is on this device yet: what the relay holds comes back with `kintsugi sync`.\n")
+				default:
 					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
 				}
 				return nil

@@ -45,6 +45,9 @@ func cmdEdit(e *env) *cli.Command {
 				p.Tags = c.StringSlice("tag")
 			}
 			p.Text = t.Text
+			if err := j.Writable(); err != nil {
+				return err
+			}
 			if c.NArg() > 1 || !c.IsSet("feeling") && !c.IsSet("intensity") && !c.IsSet("tag") {
 				if p.Text, err = e.readTextWith(c.Args().Tail(), "entry", t.Text); err != nil {
 					return err

@@ -89,7 +89,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrDamagedState):
 		hint = "nothing was changed, and the damaged files are still in the journal's folder. What the relay holds is safe: a backup brings this journal back (`kintsugi restore`), or your partner can invite you again"
 	case errors.Is(err, client.ErrRepairing):
-		hint = "run `kintsugi sync`; writing works again as soon as it has finished. What you wrote before is safe"
+		hint = "run `kintsugi sync`; writing works again as soon as it has finished (nothing was saved from this command)"
 	case errors.Is(err, client.ErrDamagedRecord):
 		hint = "`kintsugi repair` checks this journal's files and sets aside what is damaged; what the relay holds is safe"
 	case errors.Is(err, client.ErrDeviceAmbiguous):

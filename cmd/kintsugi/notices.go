@@ -64,6 +64,12 @@ func sentence(n client.Notice) string {
 		return fmt.Sprintf("Your partner's safety number has changed: %s answered your invite with new keys. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", who, clean(n.NewName), who)
 	case client.NoticeRestorePending:
 		return fmt.Sprintf("this device was restored from a backup on %s and has not yet collected its own earlier entries from the relay; writing waits until `kintsugi sync` has done that", n.Date.Local().Format("2 Jan 2006"))
+	case client.NoticeLostUnsent:
+		what := "an entry you wrote on this device had"
+		if n.Count != 1 {
+			what = fmt.Sprintf("%d entries you wrote on this device had", n.Count)
+		}
+		return fmt.Sprintf("on %s, %s not been sent yet and could not be read back after a file on this device was damaged; we are sorry. What was sent before is safe on the relay", n.Date.Local().Format("2 January 2006"), what)
 	case client.NoticeRepairPending:
 		return fmt.Sprintf("this journal's file on this device was repaired on %s and has not yet collected this device's earlier entries from the relay; writing waits until `kintsugi sync` has done that", n.Date.Local().Format("2 Jan 2006"))
 	case client.NoticeRestoreOlder:

@@ -20,7 +20,7 @@ func TestEveryNoticeKindHasASentence(t *testing.T) {
 		client.NoticeDeviceCollides, client.NoticeThisDeviceRemoved, client.NoticePartnerLeft,
 		client.NoticeIdentityChanged, client.NoticeRestorePending, client.NoticeRepairPending, client.NoticeRestoreOlder,
 		client.NoticeRestoreForked, client.NoticeDeviceAdded, client.NoticeDeviceRemoved,
-		client.NoticeMissingItems, client.NoticeForkedHistory,
+		client.NoticeMissingItems, client.NoticeForkedHistory, client.NoticeLostUnsent,
 	}
 	unknown := sentence(client.Notice{Kind: "from-the-future"})
 	for _, k := range kinds {

@@ -19,6 +19,9 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	if err := client.CheckResponse(*t, p.Kind); err != nil {
 		return responseError(err, t, p.Kind, clean(partnerName(j)))
 	}
+	if err := j.Writable(); err != nil {
+		return err
+	}
 	if !textOptional || c.NArg() > 1 {
 		if p.Text, err = e.readText(c.Args().Tail(), p.Kind); err != nil {
 			return err

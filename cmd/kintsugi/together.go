@@ -52,6 +52,9 @@ func cmdTogether(e *env) *cli.Command {
 					if t.State != "open" && t.State != "waiting-for-you" {
 						return fail("you have already answered this one", "`kintsugi together` shows where it stands")
 					}
+					if err := j.Writable(); err != nil {
+						return err
+					}
 					text, err := e.readText(c.Args().Tail(), "answer")
 					if err != nil {
 						return err
