@@ -10,6 +10,7 @@ import (
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -52,10 +53,12 @@ func BenchmarkFirstSync10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	text := strings.Repeat("x", 1000)
-	for i := range n {
-		if _, err := aj.Write(client.Payload{Kind: client.KindEntry, Text: fmt.Sprint(i, text)}); err != nil {
-			b.Fatal(err)
-		}
+	batch := make([]client.Payload, n)
+	for i := range batch {
+		batch[i] = client.Payload{Kind: client.KindEntry, Text: fmt.Sprint(i, text)}
+	}
+	if _, err := aj.WriteMany(batch); err != nil {
+		b.Fatal(err)
 	}
 	if _, err := aj.Sync(ctx); err != nil {
 		b.Fatal(err)
@@ -96,7 +99,8 @@ func BenchmarkFirstSync10k(b *testing.B) {
 // about 1 KiB from a real relay on loopback, and closed the journal.
 func benchHome(b *testing.B, n int) client.Home {
 	b.Helper()
-	relay := servertest.NewServer(b)
+	// No rate limits: setting up is not what is measured.
+	relay := servertest.NewServerWithConfig(b, server.Config{RequestRate: -1, JournalPutRate: -1})
 	ctx := context.Background()
 	mk := func(name string) *client.Account {
 		a, err := client.Init(client.Home{Dir: filepath.Join(b.TempDir(), name)}, name, "", []byte(pass), crypto.TestingKDF)
@@ -151,8 +155,7 @@ func BenchmarkOpenLogLast10(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for range b.N {
+	for b.Loop() {
 		j, err := a.Current("")
 		if err != nil {
 			b.Fatal(err)
