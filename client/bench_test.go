@@ -21,29 +21,8 @@ import (
 // after joining.
 func BenchmarkFirstSync10k(b *testing.B) {
 	const n = 10000
-	relay := servertest.NewServer(b)
 	ctx := context.Background()
-	mk := func(name string) *client.Account {
-		a, err := client.Init(client.Home{Dir: filepath.Join(b.TempDir(), name)}, name, "", []byte(pass), crypto.TestingKDF)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return a
-	}
-	alex, sam := mk("alex"), mk("sam")
-	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer aj.Close()
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sj, err := sam.Join(ctx, code)
-	if err != nil {
-		b.Fatal(err)
-	}
+	aj, sam, sj := benchPair(b)
 	sj.Close()
 	snapshot := filepath.Join(b.TempDir(), "sam-snapshot")
 	if err := os.CopyFS(snapshot, os.DirFS(sam.Home.Dir)); err != nil {
@@ -95,11 +74,11 @@ func BenchmarkFirstSync10k(b *testing.B) {
 	}
 }
 
-// benchHome returns the home of a partner who has synced n entries of
-// about 1 KiB from a real relay on loopback, and closed the journal.
-func benchHome(b *testing.B, n int) client.Home {
+// benchPair starts a relay on loopback without rate limits (setting up is
+// not what is measured), and pairs two fresh accounts: alex's journal
+// (closed with the benchmark) and sam's account and journal, just joined.
+func benchPair(b *testing.B) (*client.Journal, *client.Account, *client.Journal) {
 	b.Helper()
-	// No rate limits: setting up is not what is measured.
 	relay := servertest.NewServerWithConfig(b, server.Config{RequestRate: -1, JournalPutRate: -1})
 	ctx := context.Background()
 	mk := func(name string) *client.Account {
@@ -114,7 +93,7 @@ func benchHome(b *testing.B, n int) client.Home {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer aj.Close()
+	b.Cleanup(func() { aj.Close() })
 	code, _, err := aj.Invite(ctx, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -123,6 +102,15 @@ func benchHome(b *testing.B, n int) client.Home {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return aj, sam, sj
+}
+
+// benchHome returns the home of a partner who has synced n entries of
+// about 1 KiB from a real relay on loopback, and closed the journal.
+func benchHome(b *testing.B, n int) client.Home {
+	b.Helper()
+	ctx := context.Background()
+	aj, sam, sj := benchPair(b)
 	if _, err := aj.Sync(ctx); err != nil {
 		b.Fatal(err)
 	}
