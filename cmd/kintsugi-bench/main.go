@@ -24,7 +24,8 @@
 //   - client: the real kintsugi command (built once with the go tool, so
 //     run it from the repository) on journals of 1k, 10k and 100k
 //     entries: wall time, CPU time and peak RSS of each command's process
-//     (first sync, log, show, status, questions). Not in the default run,
+//     (first sync, log, show, status, questions), from an unlocked session
+//     (`kintsugi unlock`) so argon2id is not measured. Not in the default run,
 //     as it takes several minutes: pick it with --only client.
 //
 // The load generator runs on the same machine as the relay and competes
