@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,6 +154,23 @@ func TestScripts(t *testing.T) {
 				default:
 					ts.Fatalf("usage: damage log-end|log|state HOME")
 				}
+			},
+			"append-log-junk": func(ts *testscript.TestScript, neg bool, args []string) {
+				// append-log-junk HOME: the start of a record a writer
+				// began and never finished, at the end of the home's one
+				// journal log.
+				if len(args) != 1 {
+					ts.Fatalf("usage: append-log-junk HOME")
+				}
+				dirs, err := filepath.Glob(filepath.Join(ts.MkAbs(args[0]), "journals", "*"))
+				ts.Check(err)
+				if len(dirs) != 1 {
+					ts.Fatalf("%d journals in %s, want 1", len(dirs), args[0])
+				}
+				f, err := os.OpenFile(filepath.Join(dirs[0], "log"), os.O_WRONLY|os.O_APPEND, 0)
+				ts.Check(err)
+				_, err = f.Write([]byte{'W', 0, 0, 2, 0, 1, 2, 3})
+				ts.Check(errors.Join(err, f.Close()))
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {

@@ -49,6 +49,15 @@ func (e *env) noteRepair(r client.Repair) {
 		say("if you confirmed a safety number or made an invite just before this, please do it again")
 		kept()
 	case client.RepairLog:
+		if r.Kept == 0 && len(r.Lost) == 0 && !r.Refetch && !r.Unknown && !r.Waits {
+			// The unfinished end of a save that was interrupted (a
+			// crash, a power cut): nothing anyone was told was saved.
+			say("a save on this device was interrupted last time and has been tidied up; nothing you were told was saved is missing")
+			if r.SetAside != "" {
+				say("(the unfinished part was kept at %s)", r.SetAside)
+			}
+			return
+		}
 		say("part of this journal's file on this device was damaged or missing, and has been repaired")
 		if r.Refetch {
 			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and comes back with your next `kintsugi sync`")
