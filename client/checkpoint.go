@@ -45,7 +45,7 @@ import (
 
 const (
 	checkpointMagic   = "KSI1"
-	checkpointVersion = 3
+	checkpointVersion = 4
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -115,7 +115,7 @@ func (j *Journal) loadCheckpoint() error {
 		os.Remove(j.checkpointPath())
 	case err != nil:
 		j.resetIndex()
-		aside := fmt.Sprintf("%s.damaged-%s", j.checkpointPath(), time.Now().UTC().Format("20060102T150405.000Z"))
+		aside := asideName(j.checkpointPath(), "damaged")
 		if os.Rename(j.checkpointPath(), aside) == nil {
 			j.repairs = append(j.repairs, Repair{Kind: RepairIndex, SetAside: aside})
 		}
@@ -148,7 +148,6 @@ const chunkSize = 1 << 20
 const (
 	cpLocal = 1 << iota
 	cpPurged
-	cpPulled
 	cpChainIsID   // the chain id is the blob id (not an entry)
 	cpThisJournal // the header names this journal
 	cpOpened      // an opened entry: its key and payload follow
@@ -216,7 +215,7 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 		if flags&cpChainIsID == 0 {
 			copy(s.Chain[:], d.fixed(32))
 		}
-		s.Local, s.Purged, s.Pulled = flags&cpLocal != 0, flags&cpPurged != 0, flags&cpPulled != 0
+		s.Local, s.Purged = flags&cpLocal != 0, flags&cpPurged != 0
 		s.RelaySeq, s.At = d.uvarint(), int64(d.uvarint())
 		s.Header.Kind = protocol.Kind(d.byte())
 		s.Header.Journal = j.st.ID
@@ -474,9 +473,6 @@ func (j *Journal) saveCheckpoint(force bool) {
 		}
 		if s.Purged {
 			flags |= cpPurged
-		}
-		if s.Pulled {
-			flags |= cpPulled
 		}
 		if s.Chain == s.ID {
 			flags |= cpChainIsID

@@ -100,6 +100,12 @@ func (j *Journal) Repairs() []Repair {
 	return append([]Repair(nil), j.repairs...)
 }
 
+// asideName is where a damaged file at path is kept: path.WHY-TIME
+// ("damaged", or "torn" for the cut end of a log).
+func asideName(path, why string) string {
+	return fmt.Sprintf("%s.%s-%s", path, why, time.Now().UTC().Format("20060102T150405.000Z"))
+}
+
 // damage is one blob whose bytes could not be read back from the log.
 type damage struct {
 	id  protocol.BlobID
@@ -275,7 +281,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	ownGone := sv.own
 	if sv.bad || lost {
 		if fi.Size() > 0 {
-			aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
+			aside := asideName(path, "damaged")
 			if err := os.Link(path, aside); err != nil {
 				return fmt.Errorf("set the damaged log aside: %w", err)
 			}
@@ -503,7 +509,7 @@ func (j *Journal) loadWitness() unsentWitness {
 		clear(plain)
 	}
 	if err != nil {
-		os.Rename(j.witnessPath(), fmt.Sprintf("%s.damaged-%s", j.witnessPath(), time.Now().UTC().Format("20060102T150405.000Z")))
+		os.Rename(j.witnessPath(), asideName(j.witnessPath(), "damaged"))
 		return unsentWitness{}
 	}
 	return w

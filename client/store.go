@@ -59,10 +59,8 @@ type stored struct {
 	// Purged: only the purged record was received (Raw is nil); the
 	// author retracted the blob and the relay dropped its bytes.
 	Purged bool
-	// At is where the blob's record starts in the log, and Pulled whether
-	// it is a recPulled record (its body starts with the relay seq).
-	At     int64
-	Pulled bool
+	// At is where the blob's record starts in the log.
+	At int64
 	// opened is, on the first blob seen with this chain id (j.chain), the
 	// entry decryptAll opened for the chain, if any (see openedOf).
 	opened *openedEntry
@@ -444,7 +442,7 @@ func (j *Journal) loadState() error {
 		}
 		rep := Repair{Kind: RepairState}
 		if _, serr := os.Stat(j.statePath()); serr == nil {
-			rep.SetAside = fmt.Sprintf("%s.damaged-%s", j.statePath(), time.Now().UTC().Format("20060102T150405.000Z"))
+			rep.SetAside = asideName(j.statePath(), "damaged")
 			if err := os.Rename(j.statePath(), rep.SetAside); err != nil {
 				return fmt.Errorf("set the damaged journal state aside: %w", err)
 			}
@@ -588,7 +586,7 @@ func (j *Journal) tornTail() error {
 	// else is there is set aside, never deleted, and cut off so appends
 	// stay aligned.
 	rec, _ := j.readBack(p)
-	aside := fmt.Sprintf("%s.torn-%s", filepath.Join(j.dir, "log"), time.Now().UTC().Format("20060102T150405.000Z"))
+	aside := asideName(filepath.Join(j.dir, "log"), "torn")
 	if err := writeFileAtomic(aside, p, true); err != nil {
 		return fmt.Errorf("set the end of the journal log aside: %w", err)
 	}
@@ -744,7 +742,7 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	if err != nil {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
-	s := &stored{ID: id, Raw: raw, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at, Pulled: !local}
+	s := &stored{ID: id, Raw: raw, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at}
 	if h.Kind == protocol.KindEntry {
 		// Parsed once: its content hash (the chain id) is computed once
 		// and used again when it is opened (openNew drops it).
