@@ -192,23 +192,11 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
 	mustSync(t, aj)
 
+	alexEvents := watchFrom(t, alex.Home)
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	var watchers sync.WaitGroup
 	defer watchers.Wait()
 	defer cancel()
-	// Alex's watcher uses its own Account and Journal, like a second process.
-	alex2, err := client.Unlock(alex.Home, []byte(pass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	watchJ, err := alex2.Current("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watchJ.Close()
-	alexEvents := make(chan client.Event, 64)
-	watchers.Go(func() { watchJ.Watch(ctx, send(ctx, alexEvents)) })
-
 	samEvents := make(chan client.Event, 64)
 	watchers.Go(func() { sj.Watch(ctx, send(ctx, samEvents)) })
 	waitFor(t, samEvents, func(e client.Event) bool { return e.Connected })
@@ -228,6 +216,27 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	waitFor(t, alexEvents, func(e client.Event) bool {
 		return len(e.New) == 1 && e.New[0].Text == "I read it. I'm here."
 	})
+}
+
+// watchFrom starts `sync --watch` on home as a second process would, with
+// its own Account and Journal, and returns its events. It stops when the
+// test ends.
+func watchFrom(t *testing.T, home client.Home) <-chan client.Event {
+	t.Helper()
+	a, err := client.Unlock(home, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := a.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	events := make(chan client.Event, 64)
+	var wg sync.WaitGroup
+	wg.Go(func() { j.Watch(ctx, send(ctx, events)) })
+	t.Cleanup(func() { cancel(); wg.Wait(); j.Close() })
+	return events
 }
 
 // send returns an event callback that never blocks a watcher after ctx ends.
@@ -326,28 +335,14 @@ func TestWatchPurgesARetraction(t *testing.T) {
 	mustSync(t, aj)
 	mustSync(t, sj)
 
-	ctx, cancel := context.WithCancel(ctxFor(t))
-	var watchers sync.WaitGroup
-	defer watchers.Wait()
-	defer cancel()
-	alex2, err := client.Unlock(alex.Home, []byte(pass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	watchJ, err := alex2.Current("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watchJ.Close()
-	events := make(chan client.Event, 64)
-	watchers.Go(func() { watchJ.Watch(ctx, send(ctx, events)) })
+	events := watchFrom(t, alex.Home)
 	waitFor(t, events, func(e client.Event) bool { return e.Connected })
 
 	if _, _, err := aj.Retract(x.Short); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, events, func(e client.Event) bool { return e.Pushed > 0 })
-	stored, err := relay.Store().Read(ctx, aj.ID(), 0, 100)
+	stored, err := relay.Store().Read(ctxFor(t), aj.ID(), 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

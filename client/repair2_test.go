@@ -15,22 +15,8 @@ import (
 // what it was told is saved is there for every later command, and the
 // repair is not reported twice.
 func TestWriterFollowsARepairedLog(t *testing.T) {
-	relay := servertest.NewServer(t)
-	aj, sj := pairedOn(t, relay)
-	mustWrite(t, aj, "alex: sent")
-	syncOK(t, aj)
-	mustWrite(t, sj, "sam: one")
-	syncOK(t, sj)
-	syncOK(t, aj)
-	var at int64 = -1
-	aj.withLock(func() error {
-		for _, s := range aj.order {
-			if s.Header.Author == sj.acct.Device.SignKey() && s.Header.Kind == protocol.KindEntry && at < 0 {
-				at = s.At
-			}
-		}
-		return nil
-	})
+	aj, sj := exchanged(t)
+	at := firstEntryAt(aj, sj)
 	watcher := must(aj.acct.OpenJournal(aj.id))
 	defer watcher.Close()
 	logPath := filepath.Join(aj.dir, "log")
@@ -64,13 +50,7 @@ func TestWriterFollowsARepairedLog(t *testing.T) {
 // TestCopiedLogIsNotDamage: a home copied to another disk (the same bytes
 // under a new inode) opens from its checkpoint without a word.
 func TestCopiedLogIsNotDamage(t *testing.T) {
-	relay := servertest.NewServer(t)
-	aj, sj := pairedOn(t, relay)
-	mustWrite(t, aj, "alex: sent")
-	syncOK(t, aj)
-	mustWrite(t, sj, "sam: one")
-	syncOK(t, sj)
-	syncOK(t, aj)
+	aj, _ := exchanged(t)
 	aj.withLock(func() error { aj.saveCheckpoint(true); return nil })
 	acct, id := aj.acct, aj.id
 	logPath := filepath.Join(aj.dir, "log")
@@ -117,6 +97,34 @@ func TestUnopenedAreNotRetriedEachLock(t *testing.T) {
 	if before != 1 || after != 1 || aj.tries != tries {
 		t.Fatalf("unopened %d then %d; %d more tries to open, want none", before, after, aj.tries-tries)
 	}
+}
+
+// exchanged pairs two journals on a fresh relay; each has written one
+// entry and both have synced: "alex: sent", then "sam: one".
+func exchanged(t *testing.T) (aj, sj *Journal) {
+	t.Helper()
+	aj, sj = pairedOn(t, servertest.NewServer(t))
+	mustWrite(t, aj, "alex: sent")
+	syncOK(t, aj)
+	mustWrite(t, sj, "sam: one")
+	syncOK(t, sj)
+	syncOK(t, aj)
+	return aj, sj
+}
+
+// firstEntryAt returns where the first entry from other's device starts in
+// j's log.
+func firstEntryAt(j, other *Journal) int64 {
+	var at int64 = -1
+	j.withLock(func() error {
+		for _, s := range j.order {
+			if s.Header.Author == other.acct.Device.SignKey() && s.Header.Kind == protocol.KindEntry && at < 0 {
+				at = s.At
+			}
+		}
+		return nil
+	})
+	return at
 }
 
 func mustWriteKind(t *testing.T, j *Journal, kind, text string) Entry {

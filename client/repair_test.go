@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
-	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -205,15 +204,7 @@ func TestDamageIsHealed(t *testing.T) {
 			if !tc.checkpoint {
 				os.Remove(aj.checkpointPath())
 			}
-			f := files{dir: aj.dir, log: filepath.Join(aj.dir, "log"), state: aj.statePath(), index: aj.checkpointPath(), witness: aj.witnessPath(), partnerAt: -1}
-			aj.withLock(func() error {
-				for _, s := range aj.order {
-					if s.Header.Author == sj.acct.Device.SignKey() && s.Header.Kind == protocol.KindEntry && f.partnerAt < 0 {
-						f.partnerAt = s.At
-					}
-				}
-				return nil
-			})
+			f := files{dir: aj.dir, log: filepath.Join(aj.dir, "log"), state: aj.statePath(), index: aj.checkpointPath(), witness: aj.witnessPath(), partnerAt: firstEntryAt(aj, sj)}
 			aj.closeFiles()
 			tc.damage(t, aj, f)
 

@@ -130,11 +130,13 @@ func TestScripts(t *testing.T) {
 				}
 			},
 			"damage": func(ts *testscript.TestScript, neg bool, args []string) {
-				// damage log-end|log|state HOME: cut the last byte of the
-				// home's one journal log, delete that log, or overwrite
-				// its state with garbage.
+				// damage log-end|log|log-junk|state HOME: cut the last byte
+				// of the home's one journal log, delete that log, append
+				// the start of a record a writer began and never finished,
+				// or overwrite the journal's state with garbage.
+				const usage = "usage: damage log-end|log|log-junk|state HOME"
 				if len(args) != 2 {
-					ts.Fatalf("usage: damage log-end|log|state HOME")
+					ts.Fatalf(usage)
 				}
 				dirs, err := filepath.Glob(filepath.Join(ts.MkAbs(args[1]), "journals", "*"))
 				ts.Check(err)
@@ -149,28 +151,16 @@ func TestScripts(t *testing.T) {
 					ts.Check(os.Truncate(log, fi.Size()-1))
 				case "log":
 					ts.Check(os.Remove(log))
+				case "log-junk":
+					f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+					ts.Check(err)
+					_, err = f.Write([]byte{'W', 0, 0, 2, 0, 1, 2, 3})
+					ts.Check(errors.Join(err, f.Close()))
 				case "state":
 					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
 				default:
-					ts.Fatalf("usage: damage log-end|log|state HOME")
+					ts.Fatalf(usage)
 				}
-			},
-			"append-log-junk": func(ts *testscript.TestScript, neg bool, args []string) {
-				// append-log-junk HOME: the start of a record a writer
-				// began and never finished, at the end of the home's one
-				// journal log.
-				if len(args) != 1 {
-					ts.Fatalf("usage: append-log-junk HOME")
-				}
-				dirs, err := filepath.Glob(filepath.Join(ts.MkAbs(args[0]), "journals", "*"))
-				ts.Check(err)
-				if len(dirs) != 1 {
-					ts.Fatalf("%d journals in %s, want 1", len(dirs), args[0])
-				}
-				f, err := os.OpenFile(filepath.Join(dirs[0], "log"), os.O_WRONLY|os.O_APPEND, 0)
-				ts.Check(err)
-				_, err = f.Write([]byte{'W', 0, 0, 2, 0, 1, 2, 3})
-				ts.Check(errors.Join(err, f.Close()))
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
