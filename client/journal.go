@@ -437,11 +437,8 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 	}
 	var out []Entry
 	err := j.withLock(func() error {
-		if t := j.left(); t != nil {
-			return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
-		}
-		if j.st.Restored != nil {
-			return ErrRestoring
+		if err := j.writableLocked(); err != nil {
+			return err
 		}
 		recipients := j.recipients()
 		h := j.nextHeader(protocol.KindEntry)
@@ -481,8 +478,8 @@ func (j *Journal) recipientsFor(kind string) [][32]byte {
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
-	if t := j.left(); t != nil {
-		return Entry{}, fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
+	if err := j.writableLocked(); err != nil {
+		return Entry{}, err
 	}
 	blob, e, err := j.sealPayload(p, j.nextHeader(protocol.KindEntry), recipients)
 	if err != nil {

@@ -398,19 +398,27 @@ func (j *Journal) noteLost(lost []LostItem) {
 // device's own history (after a restore or a repair). A command checks
 // it before asking for any words, so nobody writes only to be told it
 // cannot be saved.
-func (j *Journal) Writable() error {
-	return j.withLock(func() error {
-		if t := j.left(); t != nil {
-			return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
-		}
-		if r := j.st.Restored; r != nil {
-			if r.Reason == reasonRepair {
-				return ErrRepairing
-			}
-			return ErrRestoring
-		}
+func (j *Journal) Writable() error { return j.withLock(j.writableLocked) }
+
+// writableLocked is Writable. Call with the lock held.
+func (j *Journal) writableLocked() error {
+	if t := j.left(); t != nil {
+		return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
+	}
+	return j.pausedErr()
+}
+
+// pausedErr returns why this device's chain cannot grow yet, or nil: its
+// next seq is not known until a sync has collected its own history (after
+// a restore or a repair), and writing now would fork the chain.
+func (j *Journal) pausedErr() error {
+	switch r := j.st.Restored; {
+	case r == nil:
 		return nil
-	})
+	case r.Reason == reasonRepair:
+		return ErrRepairing
+	}
+	return ErrRestoring
 }
 
 // Refetching reports whether the next sync fetches everything the relay

@@ -896,12 +896,8 @@ func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
 	}
-	if r := j.st.Restored; r != nil {
-		// The next seq is not known yet: writing now would fork the chain.
-		if r.Reason == reasonRepair {
-			return ErrRepairing
-		}
-		return ErrRestoring
+	if err := j.pausedErr(); err != nil {
+		return err
 	}
 	return j.appendRecords(record(recWritten, blob))
 }
