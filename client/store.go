@@ -317,7 +317,12 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 // Close saves the checkpoint if this process indexed enough that the next
 // one would rather not read it again, and releases the journal's files.
 func (j *Journal) Close() error {
-	_ = j.withLock(func() error { j.saveCheckpoint(false); return nil })
+	j.mu.Lock()
+	worth := j.records-j.saved >= saveAfter
+	j.mu.Unlock()
+	if worth {
+		_ = j.withLock(func() error { j.saveCheckpoint(false); return nil })
+	}
 	return j.closeFiles()
 }
 
