@@ -63,7 +63,8 @@ func (e *env) noteRepair(r client.Repair) {
 			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and comes back with your next `kintsugi sync`")
 		}
 		if r.Kept > 0 {
-			say("%s of yours in the damaged part could be read back, and %s kept", plural(r.Kept, "item", "items"), map[bool]string{true: "it was", false: "they were"}[r.Kept == 1])
+			// Only what was saved last can be read back from a cut end.
+			say("what you saved last on this device could still be read in full, so it was kept")
 		}
 		if len(r.Lost) > 0 {
 			say("we are sorry: %s had not been sent yet and could not be read back:", plural(len(r.Lost), "entry of yours", "entries of yours"))
