@@ -195,7 +195,7 @@ func TestBackupRestoreRecoversEverything(t *testing.T) {
 	// The next entry continues the chain, and Sam reads it.
 	e := mustWrite(t, j2, "after the restore")
 	j2.withLock(func() error {
-		s := j2.chain[mustChain(t, e.ID)]
+		s := j2.chainOf(mustChain(t, e.ID))
 		if s.Header.Seq != oldSeq+1 || s.Header.Prev != oldLast {
 			t.Errorf("new entry at seq %d prev %x; want %d %x", s.Header.Seq, s.Header.Prev[:4], oldSeq+1, oldLast[:4])
 		}
@@ -469,7 +469,7 @@ func TestRestoreDoesNotAdoptForgeries(t *testing.T) {
 	}
 	e := mustWrite(t, j2, "after")
 	j2.withLock(func() error {
-		if s := j2.chain[mustChain(t, e.ID)]; s.Header.Seq != seq+1 || s.Header.Prev != last {
+		if s := j2.chainOf(mustChain(t, e.ID)); s.Header.Seq != seq+1 || s.Header.Prev != last {
 			t.Errorf("new entry at %d, want %d after the real tip", s.Header.Seq, seq+1)
 		}
 		return nil
@@ -555,7 +555,7 @@ func TestWatchFinishesARestore(t *testing.T) {
 	}
 	e := mustWrite(t, j2, "written while watching")
 	j2.withLock(func() error {
-		if s := j2.chain[mustChain(t, e.ID)]; s.Header.Seq != seq+1 {
+		if s := j2.chainOf(mustChain(t, e.ID)); s.Header.Seq != seq+1 {
 			t.Errorf("new entry at seq %d, want %d", s.Header.Seq, seq+1)
 		}
 		return nil

@@ -45,11 +45,15 @@ import (
 
 const (
 	checkpointMagic   = "KSI1"
-	checkpointVersion = 4
+	checkpointVersion = 5
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
 	saveAfter = 256
+	// gapsWorthSaving is how long a journal must be for a fresh answer
+	// of gaps (status.go) alone to be worth a checkpoint: at 100k
+	// records the walk costs tens of milliseconds in every command.
+	gapsWorthSaving = 4096
 )
 
 func (j *Journal) checkpointPath() string { return filepath.Join(j.dir, "index") }
@@ -153,6 +157,7 @@ const (
 	cpOpened      // an opened entry: its key and payload follow
 	cpGrant       // a checked grant: the box key follows
 	cpGrantValid  // ... and it was valid
+	cpNotFirst    // an earlier blob has the same chain id (copies only)
 )
 
 // decodeCheckpoint restores the index from the checkpoint file's bytes,
@@ -195,9 +200,15 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	if d.err != nil || n > 1<<32 {
 		return fmt.Errorf("%w: bad blob count", errCheckpoint)
 	}
+	j.decrypted = decryptedCache{}
 	j.order = make([]*stored, 0, n)
-	j.blobs = nil // built when first needed
-	j.chain = make(map[protocol.BlobID]*stored, n)
+	j.blobs = blobIndex{} // built when first needed
+	// The index by chain id is built when first needed (see chainOf),
+	// unless a chain has copies: every blob is its chain's first, and
+	// holds the entry opened for it, unless cpNotFirst says otherwise.
+	j.chain = blobIndex{chain: true}
+	var copies []*openedEntry
+	anyCopy := false
 	// One allocation for every blob, and one for every opened entry.
 	slab := make([]stored, n)
 	var opened []openedEntry
@@ -216,6 +227,7 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 			copy(s.Chain[:], d.fixed(32))
 		}
 		s.Local, s.Purged = flags&cpLocal != 0, flags&cpPurged != 0
+		anyCopy = anyCopy || flags&cpNotFirst != 0
 		s.RelaySeq, s.At = d.uvarint(), int64(d.uvarint())
 		s.Header.Kind = protocol.Kind(d.byte())
 		s.Header.Journal = j.st.ID
@@ -232,21 +244,24 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 			copy(s.Header.Prev[:], d.fixed(32))
 		}
 		j.order = append(j.order, s)
-		if _, ok := j.chain[s.Chain]; !ok {
-			j.chain[s.Chain] = s
-		}
 		switch {
 		case flags&cpOpened != 0:
 			if len(opened) == cap(opened) {
 				opened = make([]openedEntry, 0, n-i)
 			}
-			opened = append(opened, openedEntry{s: s})
+			// Written in place: the slot is zero (fresh from make).
+			opened = opened[:len(opened)+1]
 			o := &opened[len(opened)-1]
+			o.s = s
 			copy(o.key[:], d.fixed(32))
 			var p Payload
 			d.payload(&p)
 			o.setPayload(&p)
-			j.chain[s.Chain].opened = o
+			if flags&cpNotFirst == 0 {
+				s.opened = o
+			} else {
+				copies = append(copies, o)
+			}
 		case flags&cpGrant != 0:
 			c := grantCheck{ok: flags&cpGrantValid != 0}
 			copy(c.box[:], d.fixed(32))
@@ -270,7 +285,7 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 		j.purgeDone[id] = true
 	}
 	if d.byte() == 1 {
-		g := &gapsCache{key: gapsKey{records: j.records}}
+		g := &gapsCache{key: gapsKey{records: j.records}, saved: true}
 		copy(g.key.trust[:], d.fixed(32))
 		if json.Unmarshal(d.bytes(), &g.gaps) == nil {
 			j.gapsCache = g
@@ -290,11 +305,16 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	if got, err := j.mark(); fi.Size() < want.offset || err != nil || got.offset != want.offset || got.lastAt != want.lastAt || got.crc != want.crc {
 		return errLogChanged
 	}
+	for _, o := range copies {
+		if first := j.chainOf(o.s.Chain); first != nil && first.opened == nil {
+			first.opened = o
+		}
+	}
 	// What did not open, and grants not checked, are tried again on the
 	// first decryptAll (tried is false).
 	for _, s := range j.order {
 		switch {
-		case s.Header.Kind == protocol.KindEntry && !s.Purged && j.openedOf(s.Chain) == nil:
+		case s.Header.Kind == protocol.KindEntry && !s.Purged && s.opened == nil && (!anyCopy || j.openedOf(s.Chain) == nil):
 			j.unopened = append(j.unopened, s)
 		case s.Header.Kind == protocol.KindGrant:
 			if _, ok := j.grantChecks[s.ID]; !ok {
@@ -405,14 +425,15 @@ func (j *Journal) resetIndex() {
 	j.offset, j.lastAt, j.records, j.saved = 0, -1, 0, 0
 	j.order, j.scanned, j.unopened, j.uncheckedGrants = nil, 0, nil, nil
 	j.cursor, j.ownSeq, j.ownLast = 0, 0, protocol.BlobID{}
-	j.blobs = make(map[protocol.BlobID]*stored)
-	j.chain = make(map[protocol.BlobID]*stored)
+	j.blobs = newBlobIndex(false, 0)
+	j.chain = newBlobIndex(true, 0)
 	j.acked = make(map[protocol.BlobID]uint64)
 	j.purgeDone = make(map[protocol.BlobID]bool)
 	j.grantChecks = make(map[protocol.BlobID]grantCheck)
 	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	j.tried = false
 	j.gapsCache = nil
+	j.decrypted = decryptedCache{}
 }
 
 // saveCheckpoint writes the index if it covers at least saveAfter records
@@ -420,7 +441,7 @@ func (j *Journal) resetIndex() {
 // lock held. A checkpoint that cannot be written is not an error: the
 // next process reads more of the log.
 func (j *Journal) saveCheckpoint(force bool) {
-	if j.records-j.saved < saveAfter && !(force && j.records > j.saved) {
+	if !j.worthSaving() && !(force && j.records > j.saved) {
 		return
 	}
 	j.openNew(j.trust()) // what the checkpoint covers is opened
@@ -479,6 +500,9 @@ func (j *Journal) saveCheckpoint(force bool) {
 		}
 		if s.Header.Journal == j.st.ID {
 			flags |= cpThisJournal
+		}
+		if j.chainOf(s.Chain) != s {
+			flags |= cpNotFirst
 		}
 		o := j.openedOf(s.Chain)
 		c, checked := j.grantChecks[s.ID]
@@ -545,6 +569,20 @@ func (j *Journal) saveCheckpoint(force bool) {
 		return
 	}
 	j.saved = j.records
+	if g := j.gapsCache; g != nil {
+		g.saved = g.key.records == j.records
+	}
+}
+
+// worthSaving reports whether Close should write the checkpoint: enough
+// new records to index, or a walk of a long journal's chains (gaps) that
+// the next command would otherwise repeat. Call with j.mu held.
+func (j *Journal) worthSaving() bool {
+	if j.records-j.saved >= saveAfter {
+		return true
+	}
+	g := j.gapsCache
+	return g != nil && !g.saved && g.key.records == j.records && len(j.order) >= gapsWorthSaving
 }
 
 // encoder and decoder are the checkpoint's byte helpers.
@@ -597,8 +635,13 @@ func (e *encoder) payload(p *Payload) {
 type decoder struct {
 	b   []byte
 	err error
-	// words interns the short strings that repeat (kinds, feelings).
+	// words interns the short strings that repeat (kinds, feelings);
+	// lists the lists of them (an entry's feelings, its tags); ints the
+	// intensities. A summary is never written through (see summary), so
+	// entries share them; Reader.build hands out copies.
 	words map[string]string
+	lists map[string][]string
+	ints  map[int64]*int
 }
 
 func (d *decoder) fixed(n int) []byte {
@@ -684,10 +727,60 @@ func (d *decoder) strs() []string {
 
 func (d *decoder) time() time.Time {
 	var t time.Time
-	if err := t.UnmarshalBinary(d.bytes()); err != nil {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return t
+	}
+	if err := t.UnmarshalBinary(d.fixed(int(n))); err != nil {
 		d.fail()
 	}
 	return t
+}
+
+// sharedStrs is strs for lists that repeat: the same bytes decode to the
+// same slice (full, so an append copies).
+func (d *decoder) sharedStrs() []string {
+	start := d.b
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		if m := d.uvarint(); m <= uint64(len(d.b)) {
+			d.b = d.b[m:]
+		} else {
+			d.fail()
+		}
+	}
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	raw := start[:len(start)-len(d.b)]
+	if l, ok := d.lists[string(raw)]; ok {
+		return l
+	}
+	rest := d.b
+	d.b = start
+	l := d.strs()
+	d.b = rest
+	l = l[:len(l):len(l)]
+	if d.lists == nil {
+		d.lists = make(map[string][]string)
+	}
+	d.lists[string(raw)] = l
+	return l
+}
+
+// intensity returns a shared pointer to v.
+func (d *decoder) intensity(v int64) *int {
+	if p, ok := d.ints[v]; ok {
+		return p
+	}
+	if d.ints == nil {
+		d.ints = make(map[int64]*int)
+	}
+	p := new(int)
+	*p = int(v)
+	d.ints[v] = p
+	return p
 }
 
 // payload reads what encoder.payload wrote into p.
@@ -698,8 +791,7 @@ func (d *decoder) payload(p *Payload) {
 	p.Kind = d.str()
 	p.Created = d.time()
 	if flags&8 != 0 {
-		v := int(int64(d.uvarint()))
-		p.Intensity = &v
+		p.Intensity = d.intensity(int64(d.uvarint()))
 	}
 	if flags&16 != 0 {
 		v := flags&32 != 0
@@ -709,7 +801,7 @@ func (d *decoder) payload(p *Payload) {
 		t := d.time()
 		p.Expires = &t
 	}
-	p.Feelings, p.Tags, p.Purges = d.strs(), d.strs(), d.strs()
+	p.Feelings, p.Tags, p.Purges = d.sharedStrs(), d.sharedStrs(), d.strs()
 	p.Ref, p.Every, p.Category, p.Decision, p.Held, p.Prompt = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
 	p.Device, p.Secret = d.bytes(), d.bytes()
 	p.Seq = d.uvarint()

@@ -196,10 +196,9 @@ type grantRef struct {
 // journal, so it is kept small.
 type openedEntry struct {
 	s       *stored
-	author  rosterDevice // set by decryptAll from the current trust
+	author  *rosterDevice // set by decryptAll from the current trust
 	payload summary
 	key     [32]byte        // the content key (its hash was checked when it opened)
-	ref     protocol.BlobID // payload.Ref parsed; zero if none
 }
 
 // summary is a payload without its text: the fields most entries have,
@@ -232,6 +231,14 @@ var noMore = &Payload{}
 func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
 	t := j.trust()
 	j.openNew(t)
+	// A command often asks twice (its view, and status for the notices);
+	// the answer changes only with the records, what opened, and trust.
+	key := decryptedKey{trust: t, records: j.records, opens: j.opens}
+	if c := &j.decrypted; c.key == key {
+		return c.entries[:len(c.entries):len(c.entries)], c.unreadable[:len(c.unreadable):len(c.unreadable)]
+	}
+	entries = make([]*openedEntry, 0, len(j.order))
+	defer func() { j.decrypted = decryptedCache{key, entries, unreadable} }()
 	for _, s := range j.order {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
@@ -258,6 +265,20 @@ func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
 		entries = append(entries, o)
 	}
 	return entries, unreadable
+}
+
+// decryptedKey is what decryptAll's answer depends on; decryptedCache
+// the last answer.
+type decryptedKey struct {
+	trust   *trust
+	records int
+	opens   int
+}
+
+type decryptedCache struct {
+	key        decryptedKey
+	entries    []*openedEntry
+	unreadable []*stored
 }
 
 // openNew checks the grants and opens the entries indexed since the last
@@ -318,7 +339,7 @@ func (j *Journal) openNew(t *trust) {
 	// The bytes are read back from the log if they are needed again, and
 	// grant items only matter while an entry waits to open.
 	for _, s := range fresh {
-		s.Raw, s.entry = nil, nil
+		s.held = nil
 	}
 	if len(j.unopened) == 0 && len(j.grantItems) > 0 {
 		j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
@@ -388,7 +409,10 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if !ok {
 		return false
 	}
-	e := s.entry // parsed when it was indexed, if this process did
+	var e *protocol.Entry
+	if s.held != nil {
+		e = s.held.entry // parsed when it was indexed
+	}
 	if e == nil {
 		var err error
 		if e, err = protocol.ParseEntry(j.raw(s)); err != nil {
@@ -420,7 +444,7 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	o := &openedEntry{s: s, key: ck.Key}
 	o.setPayload(&p)
 	j.opens++
-	j.chain[s.Chain].opened = o
+	j.chainOf(s.Chain).opened = o
 	return true
 }
 
@@ -439,13 +463,18 @@ func openPayload(e *protocol.Entry, ck crypto.ContentKey) (Payload, error) {
 	return p, nil
 }
 
+// ref returns the payload's Ref parsed; zero if none.
+func (o *openedEntry) ref() protocol.BlobID {
+	var id protocol.BlobID
+	if len(o.payload.Ref) == hex.EncodedLen(len(id)) {
+		hex.Decode(id[:], []byte(o.payload.Ref))
+	}
+	return id
+}
+
 // setPayload keeps p without its text.
 func (o *openedEntry) setPayload(p *Payload) {
 	o.payload = summary{Payload: noMore, Kind: p.Kind, Created: p.Created, Feelings: p.Feelings, Intensity: p.Intensity, ListenOnly: p.ListenOnly, NeedTime: p.NeedTime}
-	o.ref = protocol.BlobID{}
-	if len(p.Ref) == hex.EncodedLen(len(o.ref)) {
-		hex.Decode(o.ref[:], []byte(p.Ref))
-	}
 	if p.Ref != "" || p.Tags != nil || p.Every != "" || p.Kept != nil || p.Category != "" || p.Decision != "" || p.Held != "" ||
 		p.Prompt != "" || p.Purges != nil || p.Device != nil || p.Seq != 0 || p.Secret != nil || p.Expires != nil || p.Again {
 		o.payload.Payload = &Payload{Ref: p.Ref, Tags: p.Tags, Every: p.Every, Kept: p.Kept, Category: p.Category, Decision: p.Decision, Held: p.Held, Prompt: p.Prompt,
@@ -509,9 +538,15 @@ type Version struct {
 func blank(e *Entry) {
 	e.Text, e.Feelings, e.Intensity, e.Tags = "", []string{}, nil, []string{}
 }
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
+// own and ownInt copy what an Entry takes from a summary, whose lists
+// and pointers entries share (see decoder): a caller may change its Entry.
+func own(s []string) []string { return append([]string{}, s...) }
+
+func ownInt(p *int) *int {
+	if p == nil {
+		return nil
 	}
-	return s
+	v := *p
+	return &v
 }
+

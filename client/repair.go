@@ -563,7 +563,7 @@ func (j *Journal) pruneWitness() error {
 	}
 	keep := w.Notes[:0]
 	for _, n := range w.Notes {
-		if s := j.chainOf(n.ID); s == nil || s.RelaySeq == 0 {
+		if s := j.chainOfHex(n.ID); s == nil || s.RelaySeq == 0 {
 			keep = append(keep, n)
 		}
 	}
@@ -583,8 +583,8 @@ func (j *Journal) pruneWitness() error {
 	return j.saveWitness(unsentWitness{Notes: keep, Unnoted: unnoted})
 }
 
-// chainOf returns the blob with chain id id (hex), or nil.
-func (j *Journal) chainOf(id string) *stored {
+// chainOfHex returns the blob with chain id id (hex), or nil.
+func (j *Journal) chainOfHex(id string) *stored {
 	var c protocol.BlobID
 	if len(id) != hex.EncodedLen(len(c)) {
 		return nil
@@ -592,7 +592,7 @@ func (j *Journal) chainOf(id string) *stored {
 	if _, err := hex.Decode(c[:], []byte(id)); err != nil {
 		return nil
 	}
-	return j.chain[c]
+	return j.chainOf(c)
 }
 
 // firstWords returns the first few words of text, to name an entry.
@@ -614,7 +614,7 @@ func firstWords(text string) string {
 func (j *Journal) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
 	var lost []LostItem
 	for _, n := range w.Notes {
-		if j.chainOf(n.ID) == nil && !named[n.ID] {
+		if j.chainOfHex(n.ID) == nil && !named[n.ID] {
 			lost = append(lost, LostItem(n))
 			named[n.ID] = true
 		}

@@ -134,8 +134,9 @@ type gapsKey struct {
 }
 
 type gapsCache struct {
-	key  gapsKey
-	gaps []Notice
+	key   gapsKey
+	gaps  []Notice
+	saved bool // the checkpoint on disk holds this answer
 }
 
 func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
@@ -172,9 +173,9 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 	for _, d := range devices {
 		list := byDevice[d]
 		sort.Slice(list, func(a, b int) bool { return list[a].Header.Seq > list[b].Header.Seq })
-		reached := make(map[uint64]protocol.BlobID)
+		reached := make(map[uint64]protocol.BlobID, len(list))
 		// wanted[n] is the chain id a reached blob at seq n+1 names as its prev.
-		wanted := make(map[uint64]protocol.BlobID)
+		wanted := make(map[uint64]protocol.BlobID, len(list))
 		forked := false
 		for _, s := range list {
 			for cur := s; cur != nil; {
@@ -189,7 +190,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 					break
 				}
 				wanted[cur.Header.Seq-1] = cur.Header.Prev
-				prev := j.chain[cur.Header.Prev]
+				prev := j.chainOf(cur.Header.Prev)
 				if prev != nil && prev.Purged && !verified[prev.ID] {
 					// A purged record no retraction of its author names:
 					// the relay may have dropped a real entry. Missing.
@@ -208,7 +209,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 		for n, w := range wanted {
 			if got, ok := reached[n]; ok && got != w {
 				forked = true
-				if j.chain[w] == nil {
+				if j.chainOf(w) == nil {
 					absent++
 				}
 			}

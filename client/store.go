@@ -51,12 +51,11 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 type stored struct {
 	ID       protocol.BlobID // blob id: SHA-256 of the blob's bytes
 	Chain    protocol.BlobID // chain id (protocol.ChainID): how clients name it
-	Raw      []byte          // the bytes, or nil: see Journal.raw
 	Header   protocol.Header
 	Order    int    // position of first appearance in the log
 	RelaySeq uint64 // 0 until the relay has it
 	Local    bool   // written on this device
-	// Purged: only the purged record was received (Raw is nil); the
+	// Purged: only the purged record was received (no bytes are held); the
 	// author retracted the blob and the relay dropped its bytes.
 	Purged bool
 	// At is where the blob's record starts in the log.
@@ -64,7 +63,14 @@ type stored struct {
 	// opened is, on the first blob seen with this chain id (j.chain), the
 	// entry decryptAll opened for the chain, if any (see openedOf).
 	opened *openedEntry
-	// entry is Raw parsed, while Raw is held (an entry's).
+	// held is the blob's bytes while this process holds them (see
+	// Journal.raw), from indexing until openNew has seen it.
+	held *heldBlob
+}
+
+// heldBlob is a blob's bytes, and for an entry the bytes parsed.
+type heldBlob struct {
+	raw   []byte
 	entry *protocol.Entry
 }
 
@@ -208,8 +214,8 @@ type Journal struct {
 	started        bool // the checkpoint was looked at
 
 	st        state
-	blobs     map[protocol.BlobID]*stored // by blob id, or nil until needed: see blob
-	chain     map[protocol.BlobID]*stored // by chain id; the first blob seen wins
+	blobs     blobIndex // by blob id, or empty until needed: see blob
+	chain     blobIndex // by chain id; the first blob seen wins
 	order     []*stored
 	cursor    uint64 // highest relay seq pulled
 	acked     map[protocol.BlobID]uint64
@@ -235,7 +241,8 @@ type Journal struct {
 	stateFellBack bool     // the state's earlier copy was just used (loadState)
 	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
 
-	opens     int                       // entries this process opened (decrypted), for tests
+	opens     int                       // entries this process opened (decrypted)
+	decrypted decryptedCache            // see decryptAll
 	tries     int                       // and tried to open
 	knownIDs  map[*byte]protocol.BlobID // see appendRecordsIDs
 	gapsCache *gapsCache                // see gaps; kept in the checkpoint
@@ -299,8 +306,8 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf, log: lg, lastAt: -1,
-		blobs:       make(map[protocol.BlobID]*stored),
-		chain:       make(map[protocol.BlobID]*stored),
+		blobs:       newBlobIndex(false, 0),
+		chain:       newBlobIndex(true, 0),
 		acked:       make(map[protocol.BlobID]uint64),
 		purgeDone:   make(map[protocol.BlobID]bool),
 		grantChecks: make(map[protocol.BlobID]grantCheck),
@@ -318,7 +325,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 // one would rather not read it again, and releases the journal's files.
 func (j *Journal) Close() error {
 	j.mu.Lock()
-	worth := j.records-j.saved >= saveAfter
+	worth := j.worthSaving()
 	j.mu.Unlock()
 	if worth {
 		_ = j.withLock(func() error { j.saveCheckpoint(false); return nil })
@@ -694,11 +701,7 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 			return nil
 		}
 		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true, At: at}
-		j.blobs[id] = s
-		j.order = append(j.order, s)
-		if _, ok := j.chain[chain]; !ok {
-			j.chain[chain] = s
-		}
+		j.add(s)
 	case recPurge:
 		if len(body) != 32 {
 			return errors.New("journal log: bad purge record")
@@ -718,18 +721,40 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 // blob returns the blob with id, or nil. The index by id is built on
 // first use: a command that only reads never needs it.
 func (j *Journal) blob(id protocol.BlobID) *stored {
-	if j.blobs == nil {
-		j.blobs = make(map[protocol.BlobID]*stored, len(j.order))
+	if j.blobs.first == nil {
+		j.blobs = newBlobIndex(false, len(j.order))
 		for _, s := range j.order {
-			j.blobs[s.ID] = s
+			j.blobs.add(j.order, s)
 		}
 	}
-	return j.blobs[id]
+	return j.blobs.get(j.order, id)
+}
+
+// add appends s, whose Order is len(j.order), to the journal's blobs.
+func (j *Journal) add(s *stored) {
+	j.order = append(j.order, s)
+	if j.blobs.first != nil {
+		j.blobs.add(j.order, s)
+	}
+	if j.chain.first != nil {
+		j.chain.add(j.order, s)
+	}
+}
+
+// chainOf returns the first blob seen with chain id c, or nil.
+func (j *Journal) chainOf(c protocol.BlobID) *stored {
+	if j.chain.first == nil {
+		j.chain = newBlobIndex(true, len(j.order))
+		for _, s := range j.order {
+			j.chain.add(j.order, s)
+		}
+	}
+	return j.chain.get(j.order, c)
 }
 
 // openedOf returns the entry opened for chain id c, or nil.
 func (j *Journal) openedOf(c protocol.BlobID) *openedEntry {
-	if s := j.chain[c]; s != nil {
+	if s := j.chainOf(c); s != nil {
 		return s.opened
 	}
 	return nil
@@ -747,7 +772,7 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	if err != nil {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
-	s := &stored{ID: id, Raw: raw, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at}
+	s := &stored{ID: id, held: &heldBlob{raw: raw}, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at}
 	if h.Kind == protocol.KindEntry {
 		// Parsed once: its content hash (the chain id) is computed once
 		// and used again when it is opened (openNew drops it).
@@ -755,18 +780,14 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 		if err != nil {
 			return
 		}
-		s.entry, s.Chain = e, e.ContentHash()
+		s.held.entry, s.Chain = e, e.ContentHash()
 	} else {
 		s.Chain = protocol.ChainID(raw)
 	}
 	if seq == 0 {
 		s.RelaySeq = j.acked[id]
 	}
-	j.blobs[id] = s
-	j.order = append(j.order, s)
-	if _, ok := j.chain[s.Chain]; !ok {
-		j.chain[s.Chain] = s
-	}
+	j.add(s)
 	// Only blobs written here advance this device's own chain: a blob from
 	// the relay that claims to be ours is not trusted to.
 	if local && h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
@@ -828,8 +849,11 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 // for a purged blob, and nil with the damage recorded (see repair.go) when
 // the log no longer holds the bytes it indexed.
 func (j *Journal) raw(s *stored) []byte {
-	if s.Raw != nil || s.Purged {
-		return s.Raw
+	if s.Purged {
+		return nil
+	}
+	if s.held != nil {
+		return s.held.raw
 	}
 	var hdr [5]byte
 	if _, err := j.log.ReadAt(hdr[:], s.At); err != nil {

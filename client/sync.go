@@ -625,7 +625,7 @@ func (j *Journal) acceptedJoins() []*stored {
 			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
 				continue
 			}
-			if s, ok := j.chain[c]; ok {
+			if s := j.chainOf(c); s != nil {
 				out = append(out, s)
 			}
 		}
@@ -647,7 +647,7 @@ func (j *Journal) hasPartner() bool { return j.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
 // already in the roster.
-func collides(r *memberRecord, roster map[[32]byte]rosterDevice) bool {
+func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 	boxes := make(map[[32]byte]bool)
 	for _, d := range roster {
 		boxes[d.cert.Box] = true
@@ -806,7 +806,7 @@ func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
 		if _, err := hex.Decode(held[:], []byte(o.payload.Held)); err != nil {
 			continue
 		}
-		if a, ok := j.chain[held]; ok && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
+		if a := j.chainOf(held); a != nil && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
 			partnerAnswered[o.payload.Ref] = true
 		}
 	}

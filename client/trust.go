@@ -18,7 +18,7 @@ type trust struct {
 	journal protocol.JournalID
 	// roster maps device signing keys to the member and certificate the
 	// client accepts for them.
-	roster map[[32]byte]rosterDevice
+	roster map[[32]byte]*rosterDevice
 	// pending are the signing keys of devices of partners' unconfirmed new
 	// identities: nothing from them is shown until it is confirmed.
 	pending map[[32]byte]bool
@@ -56,7 +56,7 @@ func (d rosterDevice) current() bool {
 // accepts returns the author of s and reports whether s is accepted from
 // them: an item for this journal from a device in the roster, not written
 // after that device was removed. This is the one author check.
-func (t *trust) accepts(s *stored) (rosterDevice, bool) {
+func (t *trust) accepts(s *stored) (*rosterDevice, bool) {
 	rd, ok := t.roster[s.Header.Author]
 	if !ok || s.Header.Journal != t.journal || rd.removed != nil && s.Header.Seq > rd.removed.Last {
 		return rd, false
@@ -71,7 +71,7 @@ func (j *Journal) trust() *trust {
 	if j.tr != nil && j.tr.key == key {
 		return j.tr
 	}
-	t := &trust{journal: j.st.ID, roster: make(map[[32]byte]rosterDevice), pending: make(map[[32]byte]bool), key: key}
+	t := &trust{journal: j.st.ID, roster: make(map[[32]byte]*rosterDevice), pending: make(map[[32]byte]bool), key: key}
 	for i := range j.st.Members {
 		m := &j.st.Members[i]
 		for _, raw := range m.Devices {
@@ -82,7 +82,7 @@ func (j *Journal) trust() *trust {
 			if _, taken := t.roster[c.Sign]; taken {
 				continue // the first member to claim a device keeps it (self is first)
 			}
-			rd := rosterDevice{member: m, cert: c, removed: m.removed(c.Sign)}
+			rd := &rosterDevice{member: m, cert: c, removed: m.removed(c.Sign)}
 			t.roster[c.Sign] = rd
 			if rd.current() {
 				t.recipients = append(t.recipients, c.Box)
@@ -173,7 +173,7 @@ func (j *Journal) trustKey() trustKey {
 }
 
 // roster returns the trust's roster. Call with the lock held.
-func (j *Journal) roster() map[[32]byte]rosterDevice { return j.trust().roster }
+func (j *Journal) roster() map[[32]byte]*rosterDevice { return j.trust().roster }
 
 // recipients returns the box keys of every current device of every
 // member. Call with the lock held.

@@ -325,9 +325,9 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 		Author:     o.author.member.Name,
 		Mine:       o.author.member.Self,
 		Created:    p.Created,
-		Feelings:   nonNil(p.Feelings),
-		Intensity:  p.Intensity,
-		Tags:       nonNil(p.Tags),
+		Feelings:   own(p.Feelings),
+		Intensity:  ownInt(p.Intensity),
+		Tags:       own(p.Tags),
 		ListenOnly: p.ListenOnly,
 		NeedTime:   p.Kind == KindAnswer && p.NeedTime,
 		Ref:        p.Ref,
@@ -407,7 +407,7 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 			}
 		}
 	case KindRevision:
-		if t := r.chain(o.ref); t == nil || !sameAuthor(t, o) || r.retracted(t) != nil {
+		if t := r.chain(o.ref()); t == nil || !sameAuthor(t, o) || r.retracted(t) != nil {
 			e.Hidden = true
 			blank(&e) // what it revised is gone
 			return e, nil
@@ -429,8 +429,8 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 		}
 		e.Edited = true
 		e.Revisions = append(e.Revisions, x.s.Chain.String())
-		e.History = append(e.History, Version{ID: x.s.Chain.String(), Created: x.payload.Created, Feelings: nonNil(x.payload.Feelings), Intensity: x.payload.Intensity})
-		e.Feelings, e.Intensity, e.Tags = nonNil(x.payload.Feelings), x.payload.Intensity, nonNil(x.payload.Tags)
+		e.History = append(e.History, Version{ID: x.s.Chain.String(), Created: x.payload.Created, Feelings: own(x.payload.Feelings), Intensity: ownInt(x.payload.Intensity)})
+		e.Feelings, e.Intensity, e.Tags = own(x.payload.Feelings), ownInt(x.payload.Intensity), own(x.payload.Tags)
 		plan = append(plan, x)
 	}
 	return e, plan
@@ -444,7 +444,7 @@ func (r *Reader) hidden(o *openedEntry) bool {
 	case KindRevision:
 		return true
 	case KindRetraction:
-		t := r.chain(o.ref)
+		t := r.chain(o.ref())
 		return t != nil && sameAuthor(t, o)
 	}
 	return false
@@ -511,7 +511,8 @@ func (j *Journal) timeline() *timeline {
 	}
 	for _, o := range tl.sorted {
 		if o.payload.Ref != "" {
-			tl.refs[o.ref] = append(tl.refs[o.ref], o)
+			ref := o.ref()
+			tl.refs[ref] = append(tl.refs[ref], o)
 		}
 	}
 	return tl
