@@ -198,7 +198,7 @@ type openedEntry struct {
 	s       *stored
 	author  *rosterDevice // set by decryptAll from the current trust
 	payload summary
-	key     [32]byte        // the content key (its hash was checked when it opened)
+	key     [32]byte // the content key (its hash was checked when it opened)
 }
 
 // summary is a payload without its text: the fields most entries have,
@@ -538,6 +538,7 @@ type Version struct {
 func blank(e *Entry) {
 	e.Text, e.Feelings, e.Intensity, e.Tags = "", []string{}, nil, []string{}
 }
+
 // own and ownInt copy what an Entry takes from a summary, whose lists
 // and pointers entries share (see decoder): a caller may change its Entry.
 func own(s []string) []string { return append([]string{}, s...) }
@@ -549,4 +550,3 @@ func ownInt(p *int) *int {
 	v := *p
 	return &v
 }
-
