@@ -108,7 +108,8 @@ func (j *Journal) loadCheckpoint() error {
 		return nil
 	}
 	if err == nil {
-		err = j.decodeCheckpoint(bufio.NewReaderSize(f, 64<<10))
+		// Unbuffered: the pieces are read whole, about 1 MiB at a time.
+		err = j.decodeCheckpoint(f)
 		f.Close()
 	}
 	switch {
