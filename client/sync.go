@@ -228,16 +228,19 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 		if len(acks) == 0 {
 			return nil
 		}
-		err := j.withLock(func() error {
-			if err := j.appendRecords(acks...); err != nil {
-				return err
-			}
-			return j.pruneWitness()
-		})
+		err := j.withLock(func() error { return j.appendRecords(acks...) })
 		acks = acks[:0]
 		return err
 	}
 	n := 0
+	// The witness of unsent entries is pruned once, when the push ends:
+	// pruning it after every window walked the whole log each time. Until
+	// then it names entries already sent, which only costs a note.
+	defer func() {
+		if n > 0 {
+			_ = j.withLock(j.pruneWitness)
+		}
+	}()
 	for start := 0; start < len(out); start += window {
 		// A window's bytes are read back from the log at a time, so a
 		// long outbox is never all in memory.
