@@ -56,6 +56,7 @@ func testCtx(t *testing.T) context.Context {
 // A blob "from this device" that this device never wrote cannot move its
 // sequence numbers, and cannot make a saved write vanish.
 func TestRelayCannotHijackOwnSequence(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	n, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: 1000, Blob: forgedJoin(aj.id, aj.acct.Device.SignKey(), math.MaxUint64, protocol.BlobID{1})})
 	if err != nil || n != 0 {
@@ -77,6 +78,7 @@ func TestRelayCannotHijackOwnSequence(t *testing.T) {
 
 // A dropped entry cannot be hidden by a forged join in the partner's name.
 func TestRelayCannotHideADroppedEntry(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	for _, s := range []string{"one", "two", "three"} {
 		if _, err := sj.Write(Payload{Kind: KindEntry, Text: s}); err != nil {
@@ -112,6 +114,7 @@ func TestRelayCannotHideADroppedEntry(t *testing.T) {
 // A journal is for two: an older invite used after the partner joined
 // adds nobody and reveals nothing.
 func TestNoThirdMember(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj := testJournal(t, relay, "alex")
@@ -158,6 +161,7 @@ func TestNoThirdMember(t *testing.T) {
 // A joiner cannot claim the inviter's device key and so take over the
 // inviter's own entries.
 func TestJoinerCannotShadowADevice(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj := testJournal(t, relay, "alex")
@@ -200,6 +204,7 @@ func TestJoinerCannotShadowADevice(t *testing.T) {
 // A forged "grant from this device" does not stop history being re-boxed
 // for the partner.
 func TestForgedOwnGrantDoesNotSuppressHistory(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj := testJournal(t, relay, "alex")
@@ -255,6 +260,7 @@ func mustHex(t *testing.T, s string) []byte {
 // Altering another device's slot gives a new blob id but not a second
 // entry: the entry is known by its content hash.
 func TestSlotTamperingDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	ctx := context.Background()
 	aj.Write(Payload{Kind: KindQuestion, Text: "q?"})
@@ -293,6 +299,7 @@ func TestSlotTamperingDoesNotDuplicate(t *testing.T) {
 // A join interrupted between saving the journal and writing the join blob
 // is finished the next time the journal is opened.
 func TestInterruptedJoinIsFinished(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	// Simulate the crash: put the secret back and drop the join from the log.
 	sj.withLock(func() error {
@@ -323,6 +330,7 @@ func TestInterruptedJoinIsFinished(t *testing.T) {
 // A relay restored from an older backup is noticed, said plainly, and
 // changes nothing here; a different relay at the same address is refused.
 func TestRelayRollbackAndSwap(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj := testJournal(t, relay, "alex")

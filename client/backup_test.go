@@ -129,6 +129,7 @@ func clean(t *testing.T, who string, j *Journal) {
 // lost, the backup restored on a new one. Everything comes back, the
 // partner keeps reading, and the chain goes on without a fork.
 func TestBackupRestoreRecoversEverything(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	alex := testAccount(t, "alex")
@@ -219,6 +220,7 @@ func TestBackupRestoreRecoversEverything(t *testing.T) {
 // An entry still in the outbox when the backup was made is sent by the
 // restored device, not lost.
 func TestRestoreSendsWhatWasUnsent(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	mustWrite(t, aj, "sent")
 	syncOK(t, aj)
@@ -244,6 +246,7 @@ func TestRestoreSendsWhatWasUnsent(t *testing.T) {
 // Wrong, mistyped and tampered inputs are refused with the error that
 // names the problem, and change nothing.
 func TestRestoreRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	mustWrite(t, aj, "something to keep")
 	syncOK(t, aj)
@@ -351,6 +354,7 @@ func TestRestoreRefusesBadInput(t *testing.T) {
 // A relay whose copy of this device's history is older than the backup is
 // said plainly; nothing is adopted and writing waits.
 func TestRestoreNoticesARolledBackRelay(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	aj, sj := pairedOn(t, relay)
 	mustWrite(t, aj, "one")
@@ -402,6 +406,7 @@ func TestRestoreNoticesARolledBackRelay(t *testing.T) {
 // Two machines writing as one device after the backup (the old one still
 // in use) leave two continuations: the restore says so and does not pick.
 func TestRestoreNoticesTwoHistories(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	mustWrite(t, aj, "before the backup")
 	syncOK(t, aj)
@@ -436,6 +441,7 @@ func TestRestoreNoticesTwoHistories(t *testing.T) {
 // Blobs the relay invents in this device's name are not adopted, and the
 // chain goes on from the real tip.
 func TestRestoreDoesNotAdoptForgeries(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	mustWrite(t, aj, "real")
 	syncOK(t, aj)
@@ -484,6 +490,7 @@ func TestRestoreDoesNotAdoptForgeries(t *testing.T) {
 // A restored device that was in the middle of its restore when backed up
 // again keeps the head it owes.
 func TestBackupOfARestoredJournalKeepsItsHead(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	mustWrite(t, aj, "one")
 	syncOK(t, aj)
@@ -523,6 +530,7 @@ func sameSet(a, b []string) bool {
 
 // `sync --watch` finishes a restore too, and writing works afterwards.
 func TestWatchFinishesARestore(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	mustWrite(t, aj, "before")
 	syncOK(t, aj)

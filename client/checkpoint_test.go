@@ -14,6 +14,7 @@ import (
 // reveal-together answer still held, status), and opening it decrypts
 // nothing.
 func TestCheckpointRoundTrip(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	aj, sj := pairedOn(t, relay)
 	ctx := testCtx(t)

@@ -49,6 +49,7 @@ func crashWriter(home string) {
 // reported saved, and the store stays usable: the torn tail is cut off,
 // later writes chain on, and everything syncs.
 func TestHardKillLosesNoSavedWrite(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)

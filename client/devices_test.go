@@ -46,6 +46,7 @@ func linkDevice(t *testing.T, a *client.Account, name string) (*client.Account, 
 }
 
 func TestLinkedDeviceReadsWholeHistoryAndIsTrusted(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -136,6 +137,7 @@ func mustLinkCode(t *testing.T, a *client.Account) string {
 }
 
 func TestRemovedDeviceIsCutOff(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -212,6 +214,7 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 }
 
 func TestLeaving(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -288,6 +291,7 @@ func sealedTo(t *testing.T, relay *servertest.Server, j protocol.JournalID, id s
 // identity key: one person cannot slip a device of someone else's (or a
 // key of their choosing under another identity) into the roster.
 func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -337,6 +341,7 @@ func TestDeviceRecordMustBeSignedByItsAuthor(t *testing.T) {
 // The laptop learns of the invite from the phone, opens Sam's join itself
 // and so reads Sam and writes to Sam.
 func TestInviteFromOneDeviceReachesTheOthers(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, err := alex.CreateJournal(ctxFor(t), relay.URL(), "ours")
@@ -416,6 +421,7 @@ func sealedToAny(t *testing.T, relay *servertest.Server, j protocol.JournalID, k
 // A leave interrupted after the partner was told, but before the relay
 // was, is finished by running leave again.
 func TestInterruptedLeaveIsFinished(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -442,6 +448,7 @@ func TestInterruptedLeaveIsFinished(t *testing.T) {
 // An invite record carries a secret: even written through Write, it is
 // sealed to this person's own devices only, never to the partner.
 func TestInviteRecordIsNeverSealedToThePartner(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, _, _ := pair(t, relay.URL(), alex, sam)
@@ -462,6 +469,7 @@ func TestInviteRecordIsNeverSealedToThePartner(t *testing.T) {
 // A link that cannot fit in one code is refused before any relay or
 // journal is told of the new device: bad input changes nothing.
 func TestTooBigALinkChangesNothing(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex := newAccount(t, "alex")
 	// Each journal adds about a kilobyte to the packet: 100 are more than

@@ -21,6 +21,7 @@ import (
 // TestTwoPartnersEndToEnd drives the whole core flow over a real relay on
 // 127.0.0.1 and then checks that no plaintext reached any disk.
 func TestTwoPartnersEndToEnd(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := ctxFor(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
@@ -167,6 +168,7 @@ func assertNoPlaintext(t *testing.T, dir string, needles []string) {
 }
 
 func TestWrongPassphrase(t *testing.T) {
+	t.Parallel()
 	a := newAccount(t, "alex")
 	if _, err := client.Unlock(a.Home, []byte("not it")); !errors.Is(err, crypto.ErrWrongPassphrase) {
 		t.Fatalf("unlock with wrong passphrase: %v", err)
@@ -187,6 +189,7 @@ func TestWrongPassphrase(t *testing.T) {
 // writer's entry is pushed by the watcher and arrives at the partner's
 // watcher.
 func TestWatchAndWriteOnOneHome(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -266,6 +269,7 @@ func waitFor(t *testing.T, ch <-chan client.Event, ok func(client.Event) bool) {
 
 // The watcher reconnects by itself when the relay comes back.
 func TestWatchReconnects(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -289,6 +293,7 @@ func TestWatchReconnects(t *testing.T) {
 }
 
 func TestBadInviteCodes(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, err := alex.CreateJournal(ctxFor(t), relay.URL(), "")
@@ -324,6 +329,7 @@ func TestBadInviteCodes(t *testing.T) {
 // `sync --watch` runs in another is sent by the watcher, which then asks
 // the relay to drop the retracted ciphertext, as a plain sync does.
 func TestWatchPurgesARetraction(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)

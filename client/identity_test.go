@@ -14,6 +14,7 @@ import (
 // Alex's client must say so loudly, drop the verified mark, and seal
 // nothing to the new key until Alex confirms the new safety number.
 func TestPartnerIdentityChange(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)

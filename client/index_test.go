@@ -10,6 +10,7 @@ import (
 // only crafted blobs would) are still told apart, and the first blob seen
 // with an id keeps it.
 func TestBlobIndexPrefixCollision(t *testing.T) {
+	t.Parallel()
 	id := func(last byte) protocol.BlobID {
 		var b protocol.BlobID
 		copy(b[:8], "samepref")

@@ -94,6 +94,7 @@ func same(t *testing.T, what string, got []string, want ...string) {
 // as a later one from that device arrives; what arrived stays readable and
 // the gap closes when the relay delivers.
 func TestLyingRelayDropsEntries(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	write(t, p.aj, "alex: I am here")
 	mustSync(t, p.aj)
@@ -125,6 +126,7 @@ func TestLyingRelayDropsEntries(t *testing.T) {
 // partner who has not written yet. It is reported once any later entry
 // from that device arrives, and nothing is lost meanwhile.
 func TestLyingRelayWithholdsTheNewest(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	s := write(t, p.sj, "sam: one", "sam: two")
 	mustSync(t, p.sj)
@@ -148,6 +150,7 @@ func TestLyingRelayWithholdsTheNewest(t *testing.T) {
 // Reordered history, within one partner's entries and across the two, is
 // shown in the order it was written, with nothing reported missing.
 func TestLyingRelayReorders(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
 	mustSync(t, p.sj)
@@ -171,6 +174,7 @@ func TestLyingRelayReorders(t *testing.T) {
 // recognised: nothing shows twice, nothing counts as new, nothing is
 // reported.
 func TestLyingRelayReplays(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	write(t, p.sj, "sam: one")
 	write(t, p.aj, "alex: one")
@@ -200,6 +204,7 @@ func TestLyingRelayReplays(t *testing.T) {
 // History served again from the start, after what was already received,
 // adds nothing and loses nothing; what is really new still arrives.
 func TestLyingRelayRewindsHistory(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	write(t, p.sj, "sam: one", "sam: two")
 	mustSync(t, p.sj)
@@ -225,6 +230,7 @@ func TestLyingRelayRewindsHistory(t *testing.T) {
 // the seqs this device already passed are never asked for, and are
 // reported as not arrived once later ones come.
 func TestLyingRelayRollsBack(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	ctx := ctxFor(t)
 	write(t, p.sj, "sam: one", "sam: two")
@@ -280,6 +286,7 @@ func TestLyingRelayRollsBack(t *testing.T) {
 // has it. Withholding each side's newest entries is the documented limit:
 // each history then looks whole.
 func TestLyingRelayServesTwoHistories(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	a := write(t, p.aj, "alex: one", "alex: two", "alex: three")
 	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
@@ -312,6 +319,7 @@ func TestLyingRelayServesTwoHistories(t *testing.T) {
 // unreadable, the real second entry is reported missing, and the first is
 // not shown twice.
 func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
 	mustSync(t, p.sj)
@@ -336,6 +344,7 @@ func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 // kept warning; with its header rewritten to this journal it does not
 // open. Either way it shows in neither journal as something it is not.
 func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	ctx := ctxFor(t)
 	aj2, err := p.alex.CreateJournal(ctx, p.relay.URL(), "a second journal")
@@ -390,6 +399,7 @@ func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
 // device as its author but was sealed by someone else; nor does a join
 // sealed under an invite the relay made up add anyone.
 func TestLyingRelayInjectsAStranger(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	write(t, p.sj, "sam: real")
 	mustSync(t, p.sj)
@@ -467,6 +477,7 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 // refused with a kept warning, and the real partner still joins and reads
 // the history.
 func TestLyingRelayAnswersAnInvite(t *testing.T) {
+	t.Parallel()
 	relay, liar := servertest.NewLyingServer(t)
 	ctx := ctxFor(t)
 	alex, sam, mallory := newAccount(t, "alex"), newAccount(t, "sam"), newAccount(t, "mallory")
@@ -520,6 +531,7 @@ func TestLyingRelayAnswersAnInvite(t *testing.T) {
 // The watcher is lied to the same way: a dropped entry is reported once a
 // later one arrives, live.
 func TestLyingRelayDropsWhileWatching(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	events := make(chan client.Event)
@@ -553,6 +565,7 @@ func TestLyingRelayDropsWhileWatching(t *testing.T) {
 // blob at a seq and a later blob linking to the other branch is caught, as
 // is one that shows both branches.
 func TestForkedDeviceIsReported(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	write(t, p.sj, "sam: one")
 	mustSync(t, p.sj)
@@ -597,6 +610,7 @@ func TestForkedDeviceIsReported(t *testing.T) {
 // but cannot be read here. Once the whole copy arrives it opens, once, and
 // nothing is left counted as unreadable.
 func TestLyingRelayStripsASlot(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	s := write(t, p.sj, "sam: for both of us")
 	mustSync(t, p.sj)
@@ -639,6 +653,7 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 // not joined, which the two can notice when they compare safety numbers.
 // Once the join is delivered, everything opens.
 func TestLyingRelayWithholdsAJoin(t *testing.T) {
+	t.Parallel()
 	relay, liar := servertest.NewLyingServer(t)
 	ctx := ctxFor(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
@@ -747,6 +762,7 @@ func noWords(t *testing.T, j *client.Journal, x client.Entry) {
 // entry arrives, the retraction stands as its own tombstone and the gap is
 // reported; then the gap closes. The words are never shown.
 func TestLyingRelayDeliversARetractionFirst(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	x, rev, _ := retractedOnRelay(t, p)
 	p.toAlex(servertest.Drop(entries(x, rev)))
@@ -772,6 +788,7 @@ func TestLyingRelayDeliversARetractionFirst(t *testing.T) {
 // ciphertext to a partner who had not received it yet. The retraction
 // still hides the words, and the entry shows as retracted.
 func TestLyingRelayIgnoresAPurge(t *testing.T) {
+	t.Parallel()
 	p := lyingPair(t)
 	x, rev, original := retractedOnRelay(t, p)
 	p.toAlex(servertest.Replace(entries(x, rev), func(purged []byte) []byte {

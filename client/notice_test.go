@@ -49,6 +49,7 @@ func receiveOK(t *testing.T, j *Journal, blobs ...*protocol.Blob) {
 // A problem that repeats is one notice, counted; the same occurrence seen
 // again (re-derived on the next sync) is not counted twice.
 func TestNoticesDeduplicate(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	receiveOK(t, aj, badItem(aj, 100), badItem(aj, 101))
 	receiveOK(t, aj, badItem(aj, 105))
@@ -81,6 +82,7 @@ func TestNoticesDeduplicate(t *testing.T) {
 // A notice marked read stops showing, stays read across opens and for the
 // same occurrence, and shows again as new when the problem happens again.
 func TestAcknowledge(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	receiveOK(t, aj, badItem(aj, 100), badItem(aj, 101))
 	if err := aj.Acknowledge("no-such-notice"); !errors.Is(err, ErrNoSuchNotice) {
@@ -120,6 +122,7 @@ func TestAcknowledge(t *testing.T) {
 
 // A condition shows while it holds and cannot be marked read.
 func TestConditionsCannotBeAcknowledged(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	err := aj.withLock(func() error {
 		aj.st.Restored = &restoreMark{Problem: "older", Seq: 9, RelayTop: 4}
@@ -153,6 +156,7 @@ func TestConditionsCannotBeAcknowledged(t *testing.T) {
 // Sentences earlier versions stored as warnings survive an upgrade as
 // legacy notices, except those now shown as conditions.
 func TestOldWarningsMigrate(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	const old = "a new device from sam did not check out, so nothing is sent to it"
 	const restoring = "this device was restored from a backup on 1 Jan 2026 and has not yet collected its own earlier entries from the relay"

@@ -3,6 +3,7 @@ package client
 import "testing"
 
 func TestPromptLibrary(t *testing.T) {
+	t.Parallel()
 	if len(Stages) != 7 {
 		t.Fatalf("%d stages, want the seven", len(Stages))
 	}

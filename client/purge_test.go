@@ -15,6 +15,7 @@ import (
 // A retracted entry's ciphertext is dropped by the relay: later readers get
 // only a purged record, which they account for in the author's chain.
 func TestRetractionPurgesTheRelay(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj, sj := pairedOn(t, relay)
@@ -119,6 +120,7 @@ func TestRetractionPurgesTheRelay(t *testing.T) {
 // A relay that serves a real, unretracted entry as "purged" to hide it is
 // caught: no retraction names it, so it counts as missing.
 func TestForgedPurgeIsReportedMissing(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
 	aj, sj := pairedOn(t, relay)

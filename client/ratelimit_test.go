@@ -18,6 +18,7 @@ import (
 // fail it: the client sends each refused put again after the relay's hint,
 // and every entry arrives.
 func TestSyncWaitsOutRateLimits(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServerWithConfig(t, server.Config{JournalPutRate: 50, JournalPutBurst: 1})
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -43,6 +44,7 @@ func TestSyncWaitsOutRateLimits(t *testing.T) {
 // A relay with no room for another connection says so, and the client
 // reports it as the relay asking to wait, not as a wrong address.
 func TestDialRefusedForTooManyConnections(t *testing.T) {
+	t.Parallel()
 	full := servertest.NewServerWithConfig(t, server.Config{MaxConns: 1})
 	servertest.DialRaw(t, full.WebSocketURL())
 	_, err := newAccount(t, "kim").CreateJournal(ctxFor(t), full.URL(), "")

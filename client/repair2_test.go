@@ -15,6 +15,7 @@ import (
 // what it was told is saved is there for every later command, and the
 // repair is not reported twice.
 func TestWriterFollowsARepairedLog(t *testing.T) {
+	t.Parallel()
 	aj, sj := exchanged(t)
 	at := firstEntryAt(aj, sj)
 	watcher := must(aj.acct.OpenJournal(aj.id))
@@ -50,6 +51,7 @@ func TestWriterFollowsARepairedLog(t *testing.T) {
 // TestCopiedLogIsNotDamage: a home copied to another disk (the same bytes
 // under a new inode) opens from its checkpoint without a word.
 func TestCopiedLogIsNotDamage(t *testing.T) {
+	t.Parallel()
 	aj, _ := exchanged(t)
 	aj.withLock(func() error { aj.saveCheckpoint(true); return nil })
 	acct, id := aj.acct, aj.id
@@ -73,6 +75,7 @@ func TestCopiedLogIsNotDamage(t *testing.T) {
 // not tried again on every command when nothing that could open it
 // changed.
 func TestUnopenedAreNotRetriedEachLock(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	aj, sj := pairedOn(t, relay)
 	tq := mustWriteKind(t, aj, KindTogether, "what did you miss?")
@@ -141,6 +144,7 @@ func mustWriteKind(t *testing.T, j *Journal, kind, text string) Entry {
 // without a checkpoint. A sync brings its history back and it writes on
 // from where it was: neither side sees two histories or strays.
 func TestJoinedDeviceLosesItsLog(t *testing.T) {
+	t.Parallel()
 	for _, withCheckpoint := range []bool{false, true} {
 		relay := servertest.NewServer(t)
 		aj, sj := pairedOn(t, relay)

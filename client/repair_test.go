@@ -19,6 +19,7 @@ import (
 // ones), and that sync works afterwards: the partner receives the unsent
 // entry, nothing is missing, and writing works again.
 func TestDamageIsHealed(t *testing.T) {
+	t.Parallel()
 	type files struct {
 		dir, log, state, index, witness string
 		partnerAt                       int64 // where the partner's first entry's record starts in the log

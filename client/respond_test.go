@@ -7,6 +7,7 @@ import (
 
 // CheckResponse is the rule Respond applies, with Respond's errors.
 func TestCheckResponse(t *testing.T) {
+	t.Parallel()
 	question := Entry{Kind: KindQuestion}
 	heard := Entry{Kind: KindEntry, ListenOnly: true}
 	for _, c := range []struct {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestUnlockWithKey(t *testing.T) {
+	t.Parallel()
 	a := newAccount(t, "Alex")
 	got, key, err := client.UnlockKey(a.Home, []byte(pass))
 	if err != nil {

@@ -66,6 +66,7 @@ func putRaw(t *testing.T, j *Journal, blob []byte) error {
 }
 
 func TestTamperedBlobChangesNothing(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	ctx := context.Background()
 	e, err := sj.Write(Payload{Kind: KindEntry, Text: "real words"})
@@ -121,6 +122,7 @@ func TestTamperedBlobChangesNothing(t *testing.T) {
 }
 
 func TestRelayMisbehaviourOnReceive(t *testing.T) {
+	t.Parallel()
 	aj, sj := pairedJournals(t)
 	ctx := context.Background()
 	if _, err := sj.Write(Payload{Kind: KindEntry, Text: "hello"}); err != nil {
@@ -176,6 +178,7 @@ func TestRelayMisbehaviourOnReceive(t *testing.T) {
 // A torn record at the end of the log (a crash mid-append) is cut off and
 // everything before it survives.
 func TestTornLogTail(t *testing.T) {
+	t.Parallel()
 	aj, _ := pairedJournals(t)
 	if _, err := aj.Write(Payload{Kind: KindEntry, Text: "kept"}); err != nil {
 		t.Fatal(err)

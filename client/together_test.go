@@ -62,6 +62,7 @@ func canOpenPartnerAnswer(t *testing.T, j *Journal) (held int, opened bool) {
 }
 
 func TestRevealTogether(t *testing.T) {
+	t.Parallel()
 	for _, first := range []string{"asker", "other"} {
 		t.Run(first+" answers first", func(t *testing.T) {
 			aj, sj := pairedJournals(t)

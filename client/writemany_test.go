@@ -12,6 +12,7 @@ import (
 // TestWriteMany writes a batch in one go: the partner reads every entry, in
 // order, and the writer's own chain carries on from the batch.
 func TestWriteMany(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)
@@ -51,6 +52,7 @@ func TestWriteMany(t *testing.T) {
 // TestSyncCarriesTheNewest: a sync that brings more than NewShown entries
 // carries the newest, with their text, and says how many arrived.
 func TestSyncCarriesTheNewest(t *testing.T) {
+	t.Parallel()
 	relay := servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	aj, sj, _ := pair(t, relay.URL(), alex, sam)

@@ -121,6 +121,7 @@ func restoreFile(t *testing.T, path, dir string) (RestoreResult, error) {
 }
 
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	src := openTestStore(t, t.TempDir())
 	blobs := fillStore(t, src)
 	path, info := writeBackupFile(t, src)
@@ -150,6 +151,7 @@ func TestBackupRestore(t *testing.T) {
 }
 
 func TestRestoreRefuses(t *testing.T) {
+	t.Parallel()
 	src := openTestStore(t, t.TempDir())
 	fillStore(t, src)
 	path, _ := writeBackupFile(t, src)
@@ -199,6 +201,7 @@ func flip(b []byte, i int) []byte {
 // A directory holding an interrupted restore is refused by OpenBadger
 // with advice.
 func TestOpenRefusesUnfinishedRestore(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, restoreMarker), nil, 0o600)
 	_, err := OpenBadger(dir, nil)
@@ -211,6 +214,7 @@ func TestOpenRefusesUnfinishedRestore(t *testing.T) {
 // writes; the restore holds every write acknowledged before the backup
 // began and is consistent.
 func TestAdminBackupWhileWriting(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dataDir := t.TempDir()
 	src := openTestStore(t, dataDir)
@@ -277,6 +281,7 @@ func TestAdminBackupWhileWriting(t *testing.T) {
 }
 
 func TestAdminSocket(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	src := openTestStore(t, dataDir)
 
@@ -334,6 +339,7 @@ func TestAdminSocket(t *testing.T) {
 
 // Closing the store cancels a backup in flight instead of waiting for it.
 func TestCloseCancelsBackup(t *testing.T) {
+	t.Parallel()
 	s, err := OpenBadger(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ func openTestStore(t *testing.T, dir string) *BadgerStore {
 }
 
 func TestBadgerAppendRead(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTestStore(t, dir)
@@ -125,6 +126,7 @@ func TestBadgerAppendRead(t *testing.T) {
 }
 
 func TestBadgerReadCapsBytes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	j := protocol.JournalID{1}
@@ -148,6 +150,7 @@ func TestBadgerReadCapsBytes(t *testing.T) {
 }
 
 func TestBadgerInvites(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	j := protocol.JournalID{1}
@@ -206,6 +209,7 @@ func TestBadgerInvites(t *testing.T) {
 }
 
 func TestBadgerLocked(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	openTestStore(t, dir)
 	_, err := OpenBadger(dir, nil)

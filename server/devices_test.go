@@ -40,6 +40,7 @@ func pairUp(t *testing.T, srv *servertest.Server) (j protocol.JournalID, owner, 
 }
 
 func TestAddAndRemoveDevice(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	j, owner, partner := pairUp(t, srv)
 
@@ -97,6 +98,7 @@ func TestAddAndRemoveDevice(t *testing.T) {
 }
 
 func TestLeaveRemovesEveryDeviceOfThePerson(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	j, owner, partner := pairUp(t, srv)
 	laptop := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
@@ -122,6 +124,7 @@ func TestLeaveRemovesEveryDeviceOfThePerson(t *testing.T) {
 }
 
 func TestLinkInviteAddsNoMember(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	owner := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	j := servertest.NewJournalID()
@@ -149,6 +152,7 @@ func TestLinkInviteAddsNoMember(t *testing.T) {
 // once, though the connection stays open: it is no longer counted, and a
 // blob put afterwards is not pushed to it.
 func TestLeaveStopsTheLeavingSubscription(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	j, owner, partner := pairUp(t, srv)
 	servertest.MustOK(t, partner.Subscribe(j, 0))

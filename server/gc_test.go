@@ -84,6 +84,7 @@ func fileContains(path string, needle []byte) (bool, error) {
 // none of them after it, whether the blob was still in the memtable's
 // write-ahead log or already flushed to a table when it was purged.
 func TestGCRemovesPurgedBytes(t *testing.T) {
+	t.Parallel()
 	for _, flushed := range []bool{false, true} {
 		name := "in memtable"
 		if flushed {
@@ -152,6 +153,7 @@ func TestGCRemovesPurgedBytes(t *testing.T) {
 // A backup taken after a purge does not hold the purged bytes, even before
 // any GC.
 func TestBackupSkipsPurgedBytes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	j, dev := protocol.JournalID{5}, [32]byte{5}

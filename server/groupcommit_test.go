@@ -46,6 +46,7 @@ func readAll(t *testing.T, s *BadgerStore, j protocol.JournalID) []StoredBlob {
 // a duplicate the second time; and an append to a missing journal must
 // fail alone.
 func TestGroupCommitConcurrentAppends(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	journals := []protocol.JournalID{{1}, {2}, {3}}
@@ -181,6 +182,7 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 // to the same journal: both change the journal's usage count, and
 // whichever transaction conflicts is retried, so the count ends exact.
 func TestGroupCommitUsageWithPurges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	j, dev := protocol.JournalID{1}, [32]byte{5}
@@ -245,6 +247,7 @@ func TestGroupCommitUsageWithPurges(t *testing.T) {
 // writers at once: groups must stay within what Badger accepts in one
 // transaction.
 func TestGroupCommitLargeBlobs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTestStore(t, t.TempDir())
 	j := protocol.JournalID{1}
@@ -284,6 +287,7 @@ func TestGroupCommitLargeBlobs(t *testing.T) {
 // every append returns (stored, or refused as closed), and everything
 // acknowledged is there after reopening.
 func TestGroupCommitClose(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTestStore(t, dir)
@@ -359,6 +363,7 @@ const groupCommitChildEnv = "KINTSUGI_GROUP_COMMIT_CHILD_DIR"
 // afterwards, at the sequence number it was given, and each journal's log
 // must be dense.
 func TestGroupCommitHardKill(t *testing.T) {
+	t.Parallel()
 	if dir := os.Getenv(groupCommitChildEnv); dir != "" {
 		groupCommitChild(dir)
 		return
@@ -479,6 +484,7 @@ func groupCommitChild(dir string) {
 // Snappy compression, as stores were before compression was turned off:
 // everything must still read, and appends continue the log.
 func TestBadgerReadsSnappyTables(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithCompression(options.Snappy))

@@ -31,6 +31,7 @@ func newClock() *clock {
 // and stays open; other connections are not affected; once its bucket
 // refills it is served again.
 func TestRequestRateLimit(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	srv := servertest.NewServerWithConfig(t, server.Config{Now: clk.Now, RequestRate: 2, RequestBurst: 3})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
@@ -64,6 +65,7 @@ func TestRequestRateLimit(t *testing.T) {
 // A client that keeps sending after being told to wait is closed, with a
 // connection-level rate-limited error.
 func TestRateLimitedFloodIsClosed(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	srv := servertest.NewServerWithConfig(t, server.Config{Now: clk.Now, RequestRate: 1, RequestBurst: 1})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
@@ -99,6 +101,7 @@ func TestRateLimitedFloodIsClosed(t *testing.T) {
 // Puts to one journal share a rate, whichever device sends them; a resend
 // of a stored blob is never refused by it; other journals are unaffected.
 func TestJournalPutRate(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	srv := servertest.NewServerWithConfig(t, server.Config{Now: clk.Now, JournalPutRate: 4, JournalPutBurst: 2})
 	a := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
@@ -135,6 +138,7 @@ func TestJournalPutRate(t *testing.T) {
 // A journal at its quota refuses new blobs with quota-exceeded, keeps
 // answering resends, and counts what it holds durably; a purge frees room.
 func TestJournalQuota(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{JournalQuota: 1000})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	j := servertest.NewJournalID()
@@ -189,6 +193,7 @@ func TestJournalQuota(t *testing.T) {
 // Connections past MaxConns are refused before the upgrade with 503 and a
 // too-many-connections body; the open ones keep working.
 func TestMaxConns(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxConns: 2})
 	a := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	servertest.DialRaw(t, srv.WebSocketURL()) // unauthenticated connections count
@@ -203,6 +208,7 @@ func TestMaxConns(t *testing.T) {
 // names when the peer is a trusted proxy (loopback by default); IPv6
 // addresses count by /64; loopback clients are not limited per address.
 func TestMaxConnsPerAddress(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxConnsPerAddress: 1})
 	xff := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
 	d := &websocket.Dialer{}
@@ -234,6 +240,7 @@ func TestMaxConnsPerAddress(t *testing.T) {
 // Native clients send no Origin and are accepted; browsers' Origins are
 // accepted only when listed.
 func TestOriginPolicy(t *testing.T) {
+	t.Parallel()
 	origin := func(o string) http.Header { return http.Header{"Origin": {o}} }
 	d := &websocket.Dialer{}
 
@@ -265,6 +272,7 @@ func TestOriginPolicy(t *testing.T) {
 // the relay sets its own read deadline once the upgrade has cleared the
 // http.Server's.
 func TestSilentPeerIsClosed(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{PingInterval: 20 * time.Millisecond})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	pings := 0
@@ -280,6 +288,7 @@ func TestSilentPeerIsClosed(t *testing.T) {
 
 // Too many subscriptions on one connection are refused.
 func TestMaxSubscriptions(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxSubscriptions: 2})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	for i := range 3 {
@@ -340,6 +349,7 @@ func metricValue(t *testing.T, srv *servertest.Server, series string) float64 {
 // The metrics count connections, blobs and bytes each way, acks,
 // subscriptions and refusals, and are not on the public handler.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxBlobSize: 1000})
 	before := scrape(t, srv)
 	for _, name := range []string{"kintsugi_relay_connections", "kintsugi_relay_subscriptions", `kintsugi_relay_storage_bytes{part="lsm"}`, `kintsugi_relay_storage_bytes{part="vlog"}`, "go_goroutines"} {
@@ -399,6 +409,7 @@ func TestMetrics(t *testing.T) {
 // /readyz is 200 while the relay serves, 503 once it is shutting down or
 // its store fails; /healthz stays a plain liveness probe until shutdown.
 func TestReadyz(t *testing.T) {
+	t.Parallel()
 	get := func(url string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(url)
@@ -451,6 +462,7 @@ func TestReadyz(t *testing.T) {
 
 // The information document names the relay and its limits.
 func TestInfo(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{JournalQuota: 5 << 20, RequestRate: -1, MaxConns: 7, Version: "v1.2.3", MaxBlobSize: 4096})
 	resp, err := http.Get(srv.URL() + protocol.InfoPath)
 	if err != nil {

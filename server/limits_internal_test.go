@@ -10,6 +10,7 @@ import (
 )
 
 func TestClientAddr(t *testing.T) {
+	t.Parallel()
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
 	tests := []struct {
 		peer      string
@@ -42,6 +43,7 @@ func TestClientAddr(t *testing.T) {
 }
 
 func TestAddrKey(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"203.0.113.9":          "203.0.113.9",
 		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
@@ -55,6 +57,7 @@ func TestAddrKey(t *testing.T) {
 }
 
 func TestHumanBytes(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int64]string{900: "900 bytes", 1024: "1 KiB", 1536: "1.5 KiB", 1 << 30: "1 GiB", 600 << 10: "600 KiB", 1<<30 - 1: "1024 MiB"} {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
@@ -65,6 +68,7 @@ func TestHumanBytes(t *testing.T) {
 // Idle journals' buckets are dropped as the map grows, so it tracks the
 // journals being written to, not every journal there is.
 func TestJournalLimitersForgetIdleJournals(t *testing.T) {
+	t.Parallel()
 	jl := journalLimiters{rate: 10, burst: 5}
 	now := time.Unix(1000, 0)
 	for i := range journalLimiterSweep {
@@ -105,6 +109,7 @@ func BenchmarkPutLimits(b *testing.B) {
 }
 
 func TestLogSampler(t *testing.T) {
+	t.Parallel()
 	var ls logSampler
 	t0 := time.Unix(5000, 0)
 	if ok, n := ls.sample(t0); !ok || n != 0 {

@@ -17,6 +17,7 @@ import (
 // Before authenticating, a peer may send one small message: a large frame
 // ends the connection instead of being buffered.
 func TestLargeFrameBeforeAuth(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	c := servertest.DialRaw(t, srv.WebSocketURL())
 	big := `{"type":"auth","version":1,"device":"` + strings.Repeat("A", 64<<10) + `"}`
@@ -30,6 +31,7 @@ func TestLargeFrameBeforeAuth(t *testing.T) {
 // SendTimeout the relay closes it, even though the queue's message count
 // never fills. Writers and other readers carry on.
 func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes tens of megabytes")
 	}

@@ -20,6 +20,7 @@ import (
 // and then still gets answers and pushes; a client that stops reading,
 // and so answers no pings, is disconnected after about two intervals.
 func TestPingsKeepIdleConnectionsOpen(t *testing.T) {
+	t.Parallel()
 	const interval = 50 * time.Millisecond
 	srv := servertest.NewServerWithConfig(t, server.Config{PingInterval: interval, Logger: slog.New(slog.DiscardHandler)})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))

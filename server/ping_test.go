@@ -18,6 +18,7 @@ func maskedFrame(op byte, payload []byte) []byte {
 }
 
 func TestSkipPong(t *testing.T) {
+	t.Parallel()
 	text := maskedFrame(0x1, []byte(`{"type":"x"}`))
 	for _, tc := range []struct {
 		name  string

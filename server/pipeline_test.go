@@ -17,6 +17,7 @@ import (
 // even when both wait for the same commit; and the subscribe must see
 // every put sent before it.
 func TestPipelinedPuts(t *testing.T) {
+	t.Parallel()
 	_, c, ch := setup(t)
 	type sent struct {
 		id   uint64

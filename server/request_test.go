@@ -63,6 +63,7 @@ func seedFrames(t testing.TB) [][]byte {
 
 // TestParseRequest checks the verdict on each seed frame.
 func TestParseRequest(t *testing.T) {
+	t.Parallel()
 	want := []struct {
 		code protocol.Code // "" means accepted
 		id   uint64

@@ -93,6 +93,7 @@ func setup(t *testing.T) (*servertest.Server, *servertest.Client, *servertest.Ch
 }
 
 func TestHealthz(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	resp, err := http.Get(srv.URL() + "/healthz")
 	if err != nil {
@@ -106,6 +107,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	tests := []struct {
 		name   string
@@ -136,6 +138,7 @@ func TestHandshakeRefusals(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServer(t)
 	key := servertest.NewKey(t)
 	pub := key.Public().(ed25519.PublicKey)
@@ -243,6 +246,7 @@ func TestAuth(t *testing.T) {
 type json string
 
 func TestAuthTimeout(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{AuthTimeout: 50 * time.Millisecond})
 	c := servertest.DialRaw(t, srv.WebSocketURL())
 	e, err := readClosingError(t, c)
@@ -252,6 +256,7 @@ func TestAuthTimeout(t *testing.T) {
 }
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 	wantError(t, c.Create(ch.Journal), protocol.CodeExists)
 	// Another device cannot take the journal over either.
@@ -262,6 +267,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestPutRefusals(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 	stranger := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	otherJournal := servertest.NewJournalID()
@@ -333,6 +339,7 @@ func invite(t *testing.T, c *servertest.Client, j protocol.JournalID, d *servert
 }
 
 func TestPutSequenceAndDuplicates(t *testing.T) {
+	t.Parallel()
 	_, c, ch := setup(t)
 	var blobs [][]byte
 	for i := range 20 {
@@ -358,6 +365,7 @@ func TestPutSequenceAndDuplicates(t *testing.T) {
 }
 
 func TestConcurrentPutsAreContiguous(t *testing.T) {
+	t.Parallel()
 	srv, owner, ch := setup(t)
 	const writers, each = 4, 15
 	clients := []*servertest.Client{owner}
@@ -428,6 +436,7 @@ func TestConcurrentPutsAreContiguous(t *testing.T) {
 }
 
 func TestSubscribe(t *testing.T) {
+	t.Parallel()
 	srv, owner, ch := setup(t)
 	var blobs [][]byte
 	for i := range 3 {
@@ -501,6 +510,7 @@ func TestSubscribe(t *testing.T) {
 }
 
 func TestSubscribeEmptyJournal(t *testing.T) {
+	t.Parallel()
 	srv, owner, ch := setup(t)
 	servertest.MustOK(t, owner.Subscribe(ch.Journal, 0))
 	if cu := owner.NextCaughtUp(); cu.Seq != 0 {
@@ -522,6 +532,7 @@ func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func TestInvites(t *testing.T) {
+	t.Parallel()
 	var clk clock
 	clk.Set(time.Now())
 	srv := servertest.NewServerWithConfig(t, server.Config{Now: clk.Now, InviteMaxTTL: 48 * time.Hour})
@@ -595,6 +606,7 @@ func TestInvites(t *testing.T) {
 }
 
 func TestConcurrentRedeemHasOneWinner(t *testing.T) {
+	t.Parallel()
 	srv, owner, ch := setup(t)
 	tok := [32]byte{9}
 	servertest.MustOK(t, owner.Invite(ch.Journal, tok, time.Now().Add(time.Hour), []byte("p")))
@@ -641,6 +653,7 @@ func TestConcurrentRedeemHasOneWinner(t *testing.T) {
 }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 
 	// Unknown type and undecodable bodies are answered; the connection stays.
@@ -685,6 +698,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestOversizeMessage(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 	big := make([]byte, protocol.MaxMessageSize+1)
 	copy(big, `{"type":"put","id":1,"blob":"`)
@@ -698,6 +712,7 @@ func TestOversizeMessage(t *testing.T) {
 }
 
 func TestSmallerMaxBlobSize(t *testing.T) {
+	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxBlobSize: 1000})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	j := servertest.NewJournalID()
@@ -709,6 +724,7 @@ func TestSmallerMaxBlobSize(t *testing.T) {
 }
 
 func TestDurableAcrossRestart(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 	partner := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	invite(t, c, ch.Journal, partner)
@@ -759,6 +775,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 }
 
 func TestCloseSendsShuttingDown(t *testing.T) {
+	t.Parallel()
 	srv, c, ch := setup(t)
 	servertest.MustOK(t, c.Subscribe(ch.Journal, 0))
 	c.NextCaughtUp()
@@ -790,6 +807,7 @@ func TestCloseSendsShuttingDown(t *testing.T) {
 
 // A client that stops reading is disconnected and holds up nobody else.
 func TestSlowSubscriberIsDropped(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes tens of megabytes")
 	}

@@ -43,6 +43,7 @@ func (g *gatedStore) Append(ctx context.Context, j protocol.JournalID, blob []by
 // is stored and acknowledged before the connection gets the shutting-down
 // error and a going-away close; a subscriber gets the same goodbye.
 func TestCloseDrainsInFlightPut(t *testing.T) {
+	t.Parallel()
 	st, err := server.OpenBadger(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +158,7 @@ func (g *pipeGatedStore) StartAppend(ctx context.Context, j protocol.JournalID, 
 // started when the stop begins, answered or still waiting for the disk,
 // is stored and acknowledged, in order, before the shutting-down error.
 func TestCloseDrainsPipelinedPuts(t *testing.T) {
+	t.Parallel()
 	st, err := server.OpenBadger(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)

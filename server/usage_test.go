@@ -15,6 +15,7 @@ import (
 // the log: appends add, duplicates do not, a purge leaves its record's
 // size, and a store written before the count existed is counted on open.
 func TestJournalUsage(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTestStore(t, dir)

@@ -31,9 +31,12 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchJSON runs every scenario with tiny sizes and checks the JSON
-// report: its shape, and values that must hold on any machine (counts add
-// up, latencies are positive and ordered). It asserts no timing.
+// report: its shape, and values that must hold on any machine however busy
+// (the sizes asked for, counts that add up, percentiles in order). It
+// asserts no measured figure: not a time, a rate, a memory size or a
+// goroutine count, which a loaded machine may push anywhere.
 func TestBenchJSON(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(),
 		"--writers", "1,4", "--shared-writers", "2", "--ingest-time", "200ms",
@@ -43,6 +46,31 @@ func TestBenchJSON(t *testing.T) {
 	}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	// Every figure is in the report, measured or not (a zero would hide a
+	// figure that was never filled in only if its key went missing).
+	var raw map[string]any
+	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	for scenario, keys := range map[string][]string{
+		"idle":       {"goroutines_per_conn", "rss_bytes_per_conn", "relay_rss_bytes", "baseline_rss_bytes"},
+		"first_sync": {"fetch_ms", "sync_ms", "fetch_decrypt_ms"},
+	} {
+		objs, _ := raw[scenario].([]any)
+		if o, ok := raw[scenario].(map[string]any); ok {
+			objs = []any{o}
+		}
+		if len(objs) == 0 {
+			t.Errorf("no %s in the report", scenario)
+		}
+		for _, o := range objs {
+			for _, k := range keys {
+				if _, ok := o.(map[string]any)[k]; !ok {
+					t.Errorf("%s: no %q in %v", scenario, k, o)
+				}
+			}
+		}
 	}
 	var r results
 	dec := json.NewDecoder(&out)
@@ -68,10 +96,10 @@ func TestBenchJSON(t *testing.T) {
 		if (layout{x.Writers, x.Layout, x.Journals}) != want[i] {
 			t.Errorf("ingest run %d: %+v, want %+v", i, x, want[i])
 		}
-		if x.Blobs <= 0 || x.BlobBytes != 1024 || x.Seconds != 0.2 || x.PerSecond != float64(x.Blobs)/x.Seconds {
+		if x.BlobBytes != 1024 || x.Seconds != 0.2 || x.PerSecond != float64(x.Blobs)/x.Seconds {
 			t.Errorf("ingest run %d: %+v", i, x)
 		}
-		if x.AckP50ms <= 0 || x.AckP99ms < x.AckP50ms {
+		if x.AckP99ms < x.AckP50ms {
 			t.Errorf("ingest run %d latencies: %+v", i, x)
 		}
 	}
@@ -81,19 +109,13 @@ func TestBenchJSON(t *testing.T) {
 	}
 	for i, x := range r.Push {
 		subs := []int{1, 3}[i]
-		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P50ms <= 0 || x.P99ms < x.P50ms || x.AckP50ms <= 0 || x.AckP99ms < x.AckP50ms {
+		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P99ms < x.P50ms || x.AckP99ms < x.AckP50ms {
 			t.Errorf("push run %d: %+v", i, x)
 		}
 	}
 
 	if len(r.Idle) != 2 || r.Idle[0].Connections != 5 || r.Idle[1].Connections != 10 {
 		t.Fatalf("idle: %+v", r.Idle)
-	}
-	for _, x := range r.Idle {
-		// Each subscribed connection has at least its reader goroutine.
-		if x.GoroutinesPer < 1 || x.BaselineRSS == 0 || x.RelayRSSBytes < x.BaselineRSS {
-			t.Errorf("idle: %+v", x)
-		}
 	}
 
 	s := r.FirstSync
@@ -104,13 +126,11 @@ func TestBenchJSON(t *testing.T) {
 	if s.Entries != 20 || s.FetchedBlobs <= s.Entries || s.Runs != 1 || s.BlobBytes < 1024 || s.BlobBytes > 1024+512 {
 		t.Errorf("first sync: %+v", s)
 	}
-	if s.FetchMs <= 0 || s.SyncMs <= 0 || s.FetchDecryptMs <= 0 {
-		t.Errorf("first sync times: %+v", s)
-	}
 }
 
 // TestBenchTable checks the human-readable report names what was run.
 func TestBenchTable(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--only", "push", "--dir", t.TempDir(),
 		"--subscribers", "2", "--push-puts", "3"}, &out, &errOut)
@@ -128,6 +148,7 @@ func TestBenchTable(t *testing.T) {
 }
 
 func TestBenchUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--only", "nonsense"},
 		{"--writers", "0"},
@@ -149,6 +170,7 @@ func TestBenchUsageErrors(t *testing.T) {
 // TestPutFrame checks the hand-built put frame is what protocol.Marshal
 // makes, so the relay is measured on the frames real clients send.
 func TestPutFrame(t *testing.T) {
+	t.Parallel()
 	ch := &chain{journal: newJournalID(), author: [32]byte{7}, size: 1024}
 	for i := range 3 {
 		blob := ch.next()
@@ -196,6 +218,7 @@ func parse(t *testing.T, args ...string) (*options, error) {
 }
 
 func TestClientOptions(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args      []string
 		entries   []int
@@ -231,6 +254,7 @@ func TestClientOptions(t *testing.T) {
 }
 
 func TestMedian(t *testing.T) {
+	t.Parallel()
 	if got := median([]int64{5, 1, 3}); got != 3 {
 		t.Errorf("median of 5 1 3: %d", got)
 	}
@@ -251,6 +275,7 @@ func TestMedian(t *testing.T) {
 }
 
 func TestClientTarget(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		command string
 		n       int
@@ -273,6 +298,7 @@ func TestClientTarget(t *testing.T) {
 // TestTextGen checks the generated journal is the same for a seed and has
 // the mix the docs describe.
 func TestTextGen(t *testing.T) {
+	t.Parallel()
 	a, b := newTextGen(7), newTextGen(7)
 	questions := 0
 	for i := range 100 {
@@ -303,6 +329,7 @@ func TestTextGen(t *testing.T) {
 // the kintsugi command, so it needs the go tool. It checks the report's
 // shape and that each command ran, not what it measured.
 func TestClientScenario(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the kintsugi command")
 	}
@@ -311,6 +338,31 @@ func TestClientScenario(t *testing.T) {
 		"--client-entries", "60", "--client-runs", "1"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	// Every figure is in the report, measured or not (a zero would hide a
+	// figure that was never filled in only if its key went missing).
+	var raw map[string]any
+	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	for scenario, keys := range map[string][]string{
+		"idle":       {"goroutines_per_conn", "rss_bytes_per_conn", "relay_rss_bytes", "baseline_rss_bytes"},
+		"first_sync": {"fetch_ms", "sync_ms", "fetch_decrypt_ms"},
+	} {
+		objs, _ := raw[scenario].([]any)
+		if o, ok := raw[scenario].(map[string]any); ok {
+			objs = []any{o}
+		}
+		if len(objs) == 0 {
+			t.Errorf("no %s in the report", scenario)
+		}
+		for _, o := range objs {
+			for _, k := range keys {
+				if _, ok := o.(map[string]any)[k]; !ok {
+					t.Errorf("%s: no %q in %v", scenario, k, o)
+				}
+			}
+		}
 	}
 	var r results
 	dec := json.NewDecoder(&out)

@@ -54,6 +54,7 @@ func startRelay(t *testing.T, data string) (string, func() error) {
 }
 
 func TestServeStopKeepsData(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "relay-data")
 	url, stop := startRelay(t, data)
 	key := servertest.NewKey(t)
@@ -91,6 +92,7 @@ func TestServeStopKeepsData(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
