@@ -126,6 +126,7 @@ func (j *Journal) indexAdopted(id protocol.BlobID) {
 		return
 	}
 	s.Local = true
+	j.grantsDone = grantsKey{} // an adopted entry may lack a recipient
 	if s.Header.Seq > j.ownSeq {
 		j.ownSeq, j.ownLast = s.Header.Seq, s.Chain
 	}

@@ -45,7 +45,7 @@ import (
 
 const (
 	checkpointMagic   = "KSI1"
-	checkpointVersion = 5
+	checkpointVersion = 6
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -292,6 +292,15 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 			j.gapsCache = g
 		}
 	}
+	j.grantsDone = grantsKey{}
+	if d.byte() == 1 {
+		g := grantsKey{valid: true}
+		copy(g.trust[:], d.fixed(32))
+		copy(g.held[:], d.fixed(32))
+		if g.upTo = int(d.uvarint()); g.upTo <= len(j.order) {
+			j.grantsDone = g
+		}
+	}
 	if d.err != nil || len(d.b) != 0 || !cr.last || !cr.atEnd() {
 		return fmt.Errorf("%w: it does not decode", errCheckpoint)
 	}
@@ -434,6 +443,7 @@ func (j *Journal) resetIndex() {
 	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	j.tried = false
 	j.gapsCache = nil
+	j.grantsDone = grantsKey{}
 	j.decrypted = decryptedCache{}
 }
 
@@ -563,6 +573,15 @@ func (j *Journal) saveCheckpoint(force bool) {
 		e.b = append(e.b, 1)
 		e.b = append(e.b, g.key.trust[:]...)
 		e.bytes(b)
+	} else {
+		e.b = append(e.b, 0)
+	}
+	// How far ensureGrants checked, if it covers no more than this.
+	if g := j.grantsDone; g.valid && g.upTo <= len(j.order) {
+		e.b = append(e.b, 1)
+		e.b = append(e.b, g.trust[:]...)
+		e.b = append(e.b, g.held[:]...)
+		e.uvarint(uint64(g.upTo))
 	} else {
 		e.b = append(e.b, 0)
 	}

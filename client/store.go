@@ -241,11 +241,13 @@ type Journal struct {
 	stateFellBack bool     // the state's earlier copy was just used (loadState)
 	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
 
-	opens     int                       // entries this process opened (decrypted)
-	decrypted decryptedCache            // see decryptAll
-	tries     int                       // and tried to open
-	knownIDs  map[*byte]protocol.BlobID // see appendRecordsIDs
-	gapsCache *gapsCache                // see gaps; kept in the checkpoint
+	opens      int                       // entries this process opened (decrypted)
+	rawReads   int                       // blobs read back from the log, for tests
+	decrypted  decryptedCache            // see decryptAll
+	tries      int                       // and tried to open
+	knownIDs   map[*byte]protocol.BlobID // see appendRecordsIDs
+	gapsCache  *gapsCache                // see gaps; kept in the checkpoint
+	grantsDone grantsKey                 // see ensureGrants; kept in the checkpoint
 
 	tr    *trust                        // see Journal.trust
 	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
@@ -855,6 +857,7 @@ func (j *Journal) raw(s *stored) []byte {
 	if s.held != nil {
 		return s.held.raw
 	}
+	j.rawReads++
 	var hdr [5]byte
 	if _, err := j.log.ReadAt(hdr[:], s.At); err != nil {
 		j.noteDamage(s, err)

@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -670,30 +673,47 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 // ensureGrants re-boxes the content key of every entry this device wrote
 // for every current device that is neither a recipient nor granted yet, so
 // a partner who joins later reads everything written before.
+//
+// An entry is sealed to every current device when it is written, so only
+// a change of members or of the answers held back (reveal-together) can
+// leave one short: while neither changed, only the entries indexed since
+// the last check are looked at (grantsDone, kept in the checkpoint).
+// Adopting this device's own entries after a restore forgets the check.
 func (j *Journal) ensureGrants() error {
 	me := j.acct.Device.SignKey()
-	granted := make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
-	for _, s := range j.order {
-		// Only grants written here count: a grant from the relay that
-		// claims to be ours must not stop us re-boxing for real.
-		if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
-			continue
-		}
-		g, err := protocol.ParseGrant(j.raw(s))
-		if err != nil {
-			continue
-		}
-		if granted[g.KeyID] == nil {
-			granted[g.KeyID] = make(map[protocol.BlobID]bool)
-		}
-		for _, it := range g.Items {
-			granted[g.KeyID][it.Entry] = true
-		}
-	}
 	held := j.heldAnswers()
+	key := grantsKey{trust: j.trust().key.digest, held: heldDigest(held)}
+	start := 0
+	if d := j.grantsDone; d.valid && d.trust == key.trust && d.held == key.held {
+		start = min(d.upTo, len(j.order))
+	}
+	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
+	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
+		if granted == nil {
+			granted = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
+			for _, s := range j.order {
+				// Only grants written here count: a grant from the relay
+				// that claims to be ours must not stop us re-boxing for real.
+				if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
+					continue
+				}
+				g, err := protocol.ParseGrant(j.raw(s))
+				if err != nil {
+					continue
+				}
+				if granted[g.KeyID] == nil {
+					granted[g.KeyID] = make(map[protocol.BlobID]bool)
+				}
+				for _, it := range g.Items {
+					granted[g.KeyID][it.Entry] = true
+				}
+			}
+		}
+		return granted[kid][c]
+	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := j.recipients()
-	for _, s := range j.order {
+	for _, s := range j.order[start:] {
 		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
 			continue
 		}
@@ -708,7 +728,7 @@ func (j *Journal) ensureGrants() error {
 		var ck *crypto.ContentKey
 		for _, to := range rcpts {
 			kid := crypto.KeyID(to)
-			if has[kid] || granted[kid][s.Chain] {
+			if has[kid] || grantedTo(kid, s.Chain) {
 				continue
 			}
 			if ck == nil {
@@ -740,7 +760,34 @@ func (j *Journal) ensureGrants() error {
 			items = items[n:]
 		}
 	}
+	key.valid, key.upTo = true, len(j.order)
+	j.grantsDone = key
 	return nil
+}
+
+// grantsKey is what ensureGrants last checked every own entry for: the
+// members (trust digest), the answers held back, and the log order up to
+// upTo.
+type grantsKey struct {
+	valid       bool
+	trust, held [32]byte
+	upTo        int
+}
+
+// heldDigest names a set of held answers.
+func heldDigest(held map[protocol.BlobID]bool) [32]byte {
+	ids := make([]protocol.BlobID, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b protocol.BlobID) int { return bytes.Compare(a[:], b[:]) })
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write(id[:])
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // purgeRetracted asks the relay to drop the bytes of every entry this
