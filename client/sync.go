@@ -798,21 +798,32 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 	type target struct{ id, chain protocol.BlobID }
 	var todo []target
 	err := j.withLock(func() error {
+		// Every chain id the sent retractions name, then one walk of
+		// the log for the blobs to purge.
 		opened, _ := j.decryptAll()
+		named := make(map[protocol.BlobID]bool)
 		for _, o := range opened {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
 			}
-			named := o.payload.retracts()
-			for _, t := range j.order {
-				if !named[t.Chain.String()] {
-					continue
+			for id := range o.payload.retracts() {
+				var c protocol.BlobID
+				if len(id) == hex.EncodedLen(len(c)) {
+					// As ids are compared everywhere: lowercase hex only.
+					if _, err := hex.Decode(c[:], []byte(id)); err == nil && c.String() == id {
+						named[c] = true
+					}
 				}
-				if !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
-					continue
-				}
-				todo = append(todo, target{t.ID, t.Chain})
 			}
+		}
+		if len(named) == 0 {
+			return nil
+		}
+		for _, t := range j.order {
+			if !named[t.Chain] || !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
+				continue
+			}
+			todo = append(todo, target{t.ID, t.Chain})
 		}
 		return nil
 	})
