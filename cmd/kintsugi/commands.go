@@ -91,7 +91,7 @@ func finishApp(app *cli.App, e *env, notFound *error) {
 	app.CommandNotFound = func(c *cli.Context, name string) {
 		*notFound = unknownCommand(commandPath(c), name)
 	}
-	app.Commands = append(app.Commands, cmdHelp(app))
+	app.Commands = append(app.Commands, cmdHelp(app), cmdDocs())
 	finishCommands(app.Commands)
 }
 

@@ -107,22 +107,39 @@ func describe(err error) (msg, hint string) {
 	return msg, hint
 }
 
-// Exit statuses, for scripts. The table in docs/cli.md lists them; like
-// the relay's error codes they are append-only: a status, once published,
-// keeps its meaning. 1 to 7 are our own small set (sysexits.h's 64 and up
-// would say little more); 2 for usage is what Go's flag package, most
-// shells and kintsugi-relay use; 130 is what a shell reports for Ctrl-C.
+// Exit statuses, for scripts. exitStatuses says what each means, for
+// docs/cli.md and the man page; like the relay's error codes they are
+// append-only: a status, once published, keeps its meaning. 1 to 7 are our
+// own small set (sysexits.h's 64 and up would say little more); 2 for
+// usage is what Go's flag package, most shells and kintsugi-relay use; 130
+// is what a shell reports for Ctrl-C.
 const (
 	exitOK          = 0
-	exitFailure     = 1   // anything not listed below
-	exitUsage       = 2   // the command line is wrong: unknown command or option, missing or bad value
-	exitNotFound    = 3   // what was named or needed is not here: no identity, no journal, no such entry, device or notice (or an id too short to name one)
-	exitPassphrase  = 4   // the passphrase or recovery phrase does not unlock
-	exitUnreachable = 5   // the relay could not be reached, or is shutting down
-	exitRefused     = 6   // the relay answered and refused: not a member, unknown invite, rate limit, storage limit, version
-	exitDamaged     = 7   // data on this device is damaged: a journal's files, the key file, a backup file
-	exitInterrupted = 130 // stopped by Ctrl-C or a signal
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitPassphrase  = 4
+	exitUnreachable = 5
+	exitRefused     = 6
+	exitDamaged     = 7
+	exitInterrupted = 130
 )
+
+// exitStatuses documents each exit status.
+var exitStatuses = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "done"},
+	{exitFailure, "something else went wrong; the message says what"},
+	{exitUsage, "the command line is wrong: an unknown command or option, or a missing or bad value"},
+	{exitNotFound, "what was named or needed is not here: no identity in this home, no journal, no such entry, device or notice (or an id too short to name just one)"},
+	{exitPassphrase, "the passphrase, or a backup's recovery phrase, does not unlock"},
+	{exitUnreachable, "the relay could not be reached, or is shutting down; try again later"},
+	{exitRefused, "the relay answered and refused: not a member, an unknown or used invite, a rate or storage limit, another protocol version"},
+	{exitDamaged, "data on this device is damaged: a journal's files, the key file, or a backup file"},
+	{exitInterrupted, "stopped by Ctrl-C or a signal"},
+}
 
 // exitStatus maps err to an exit status. It is the one place that does:
 // the first row that matches wins.
