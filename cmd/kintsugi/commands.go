@@ -91,7 +91,7 @@ func finishApp(app *cli.App, e *env, notFound *error) {
 	app.CommandNotFound = func(c *cli.Context, name string) {
 		*notFound = unknownCommand(commandPath(c), name)
 	}
-	app.Commands = append(app.Commands, cmdHelp(app), cmdDocs())
+	app.Commands = append(app.Commands, cmdCompletion(), cmdHelp(app), cmdDocs(), cmdComplete(e, app))
 	finishCommands(app.Commands)
 }
 
