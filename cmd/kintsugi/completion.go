@@ -40,10 +40,11 @@ _kintsugi() {
 complete -o default -F _kintsugi kintsugi
 `,
 	"zsh": `#compdef kintsugi
-# zsh completion for kintsugi. Install with:
-#   kintsugi completion zsh > "${fpath[1]}/_kintsugi"
-# (any folder in $fpath; then start a new shell), or add to ~/.zshrc after
-# compinit:  source <(kintsugi completion zsh)
+# zsh completion for kintsugi. Install into a folder of $fpath:
+#   mkdir -p ~/.zfunc && kintsugi completion zsh > ~/.zfunc/_kintsugi
+# with fpath=(~/.zfunc $fpath) in ~/.zshrc before compinit, then start a
+# new shell; or add to ~/.zshrc after compinit:
+#   source <(kintsugi completion zsh)
 _kintsugi() {
     local -a out cands
     local line
