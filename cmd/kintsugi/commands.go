@@ -18,8 +18,11 @@ import (
 // `kintsugi help CMD`, never the whole help). Global flags after the
 // command are handled by reorderArgs (args.go).
 
-// versionFlag asks for the version line instead of running a command.
-var versionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version and the commit kintsugi was built from"}
+// versionFlag asks for the version line instead of running a command. A
+// new one for each app: a flag keeps state when it is parsed.
+func versionFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "version", Usage: "print the version and the commit kintsugi was built from"}
+}
 
 // globalNote ends each command's help, because the global options work
 // after a command too.
@@ -76,7 +79,7 @@ func unknownCommand(path []string, name string) error {
 func finishApp(app *cli.App, e *env, notFound *error) {
 	// urfave/cli adds --help only to an app without a help command of
 	// its own.
-	app.Flags = append(app.Flags, versionFlag, cli.HelpFlag)
+	app.Flags = append(app.Flags, versionFlag(), cli.HelpFlag)
 	app.OnUsageError = onUsageError
 	app.Action = func(c *cli.Context) error {
 		if c.Args().Present() {
