@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/kintsugi-journal/kintsugi/internal/version"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
 )
@@ -236,11 +236,11 @@ func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// relayVersion is the module version the binary was built from, as the
-// info document reports it.
+// relayVersion is the module version the binary was built from (or set
+// with -ldflags, see internal/version), as the info document reports it.
 func relayVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if v := version.Get().Version; v != version.Devel {
+		return v
 	}
 	return "devel"
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kintsugi-journal/kintsugi/internal/version"
 	"github.com/kintsugi-journal/kintsugi/server"
 )
 
@@ -92,6 +93,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		OnUsageError:    usage,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Usage: "print the version and the commit this relay was built from"},
+		},
 		Commands: []*cli.Command{{
 			Name:         "serve",
 			Usage:        "run the relay",
@@ -117,6 +121,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		}, backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				fmt.Fprintf(stdout, "kintsugi-relay %s\n", version.Get())
+				return nil
+			}
 			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kintsugi-journal/kintsugi/internal/version"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
@@ -197,4 +198,15 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := newApp(&out, io.Discard).RunContext(context.Background(), []string{"kintsugi-relay", "--version"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "kintsugi-relay " + version.Get().String() + "\n"
+	if out.String() != want {
+		t.Fatalf("--version printed %q, want %q", out.String(), want)
+	}
 }

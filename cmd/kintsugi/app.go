@@ -41,20 +41,20 @@ func defaultHome() string {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	var unknown string // set by CommandNotFound
-	app := newApp(e, &unknown)
+	var notFound error // an unknown subcommand (see finishApp)
+	app := newApp(e, &notFound)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	e.noteRepairs()
-	if unknown != "" {
-		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
+	if notFound != nil {
+		return notFound
 	}
 	return err
 }
 
-// newApp builds the command tree. CommandNotFound records an unknown
-// command's name in *unknown.
-func newApp(e *env, unknown *string) *cli.App {
-	return &cli.App{
+// newApp builds the command tree; finishApp (commands.go) adds what every
+// command shares. An unknown subcommand's error goes to *notFound.
+func newApp(e *env, notFound *error) *cli.App {
+	app := &cli.App{
 		Name:  "kintsugi",
 		Usage: "an end-to-end encrypted shared journal for two partners",
 		Description: "Kintsugi gives two partners a private place to write while they rebuild trust.\n" +
@@ -65,7 +65,7 @@ func newApp(e *env, unknown *string) *cli.App {
 		ErrWriter:       e.stderr,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome()},
+			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome(), DefaultText: "$XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi"},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase from this file instead of asking"},
 			&cli.StringFlag{Name: "journal", Usage: "which journal to use (id or its start), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
 		},
@@ -76,9 +76,6 @@ func newApp(e *env, unknown *string) *cli.App {
 			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed by main
-		CommandNotFound: func(c *cli.Context, name string) {
-			*unknown = name
-		},
 		Commands: []*cli.Command{
 			cmdInit(e),
 			cmdPassphrase(e),
@@ -115,6 +112,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdDemo(e),
 		},
 	}
+	finishApp(app, e, notFound)
+	return app
 }
 
 // unlock opens the key file, with the unlocked session's key if there is

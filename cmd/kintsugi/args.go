@@ -11,28 +11,64 @@ import (
 // urfave/cli v2 stops reading flags at the first positional argument, so
 // the flags of the command named in args are moved before its positional
 // arguments. A "--" ends flag handling, as usual.
+//
+// Global flags (--home, --journal, --passphrase-file: the app's flags but
+// --version) may also follow the command, as in `kintsugi log --home DIR`:
+// they are moved before the command, after any global flags given there,
+// so they mean the same in either place and, as with any flag given
+// twice, the last one wins. A command's own flag of the same name would
+// take precedence (none has one).
 func reorderArgs(app *cli.App, args []string) []string {
-	out := []string{args[0]}
+	if len(args) < 2 {
+		return args
+	}
+	var global []cli.Flag
+	for _, f := range app.Flags {
+		if f.Names()[0] != "version" {
+			global = append(global, f)
+		}
+	}
 	i := 1
+	// take consumes the flag at args[i], and its value if flags say it
+	// takes one.
+	take := func(flags []cli.Flag) []string {
+		n := 1
+		if takesValue(flags, args[i]) && i+1 < len(args) {
+			n = 2
+		}
+		i += n
+		return args[i-n : i]
+	}
+	// isGlobal reports whether a is a global flag to move. One that
+	// needs a value and has none is left where it is, so that the
+	// command's flags report it (flagProblem).
+	isGlobal := func(flags []cli.Flag, a string) bool {
+		return len(a) > 1 && lookup(flags, a) == nil && lookup(global, a) != nil &&
+			(!takesValue(global, a) || i+1 < len(args))
+	}
+	var root, hoisted, path []string
 	flags := app.Flags
 	cmds := app.Commands
 	// Global flags and the command path.
 	for i < len(args) {
 		a := args[i]
-		if strings.HasPrefix(a, "-") {
-			out = append(out, a)
-			if takesValue(flags, a) && i+1 < len(args) {
-				out = append(out, args[i+1])
-				i++
-			}
-			i++
+		switch {
+		case a == "--":
+		case strings.HasPrefix(a, "-") && len(path) > 0 && isGlobal(flags, a):
+			hoisted = append(hoisted, take(global)...)
+			continue
+		case strings.HasPrefix(a, "-") && len(path) > 0:
+			path = append(path, take(flags)...)
+			continue
+		case strings.HasPrefix(a, "-"):
+			root = append(root, take(flags)...)
 			continue
 		}
 		c := findCommand(cmds, a)
 		if c == nil {
 			break
 		}
-		out = append(out, a)
+		path = append(path, a)
 		i++
 		flags, cmds = c.Flags, c.Subcommands
 		if len(cmds) == 0 {
@@ -40,22 +76,24 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	var moved, pos []string
-	for ; i < len(args); i++ {
+	for i < len(args) {
 		a := args[i]
 		switch {
 		case a == "--":
 			pos = append(pos, args[i:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "-") && len(a) > 1 && isFlag(flags, a):
-			moved = append(moved, a)
-			if takesValue(flags, a) && i+1 < len(args) {
-				moved = append(moved, args[i+1])
-				i++
-			}
+			moved = append(moved, take(flags)...)
+		case strings.HasPrefix(a, "-") && len(path) > 0 && isGlobal(flags, a):
+			hoisted = append(hoisted, take(global)...)
 		default:
 			pos = append(pos, a)
+			i++
 		}
 	}
+	out := append([]string{args[0]}, root...)
+	out = append(out, hoisted...)
+	out = append(out, path...)
 	out = append(out, moved...)
 	return append(out, pos...)
 }

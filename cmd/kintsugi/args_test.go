@@ -20,6 +20,13 @@ func TestReorderArgs(t *testing.T) {
 		{[]string{"k", "write", "--", "--not-a-flag"}, []string{"k", "write", "--", "--not-a-flag"}},
 		{[]string{"k", "write", "-5 degrees and falling"}, []string{"k", "write", "-5 degrees and falling"}},
 		{[]string{"k", "log", "--since=yesterday", "--json"}, []string{"k", "log", "--since=yesterday", "--json"}},
+		// Global flags after the command mean what they mean before it;
+		// given in both places, the later one wins.
+		{[]string{"k", "log", "--home", "/h", "-n", "3"}, []string{"k", "--home", "/h", "log", "-n", "3"}},
+		{[]string{"k", "--home", "/a", "ack", "abcd", "--home=/b", "--note", "x"}, []string{"k", "--home", "/a", "--home=/b", "ack", "--note", "x", "abcd"}},
+		{[]string{"k", "journal", "--journal", "ab12", "invite", "--passphrase-file", "p"}, []string{"k", "--journal", "ab12", "--passphrase-file", "p", "journal", "invite"}},
+		{[]string{"k", "write", "hi", "--", "--home", "/h"}, []string{"k", "write", "hi", "--", "--home", "/h"}},
+		{[]string{"k", "log", "--version"}, []string{"k", "log", "--version"}},
 	}
 	for _, c := range cases {
 		if got := reorderArgs(app, c.in); !slices.Equal(got, c.want) {
@@ -29,5 +36,5 @@ func TestReorderArgs(t *testing.T) {
 }
 
 func appForTest() *cli.App {
-	return newApp(&env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}, new(string))
+	return newApp(&env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}, new(error))
 }

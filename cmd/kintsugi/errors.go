@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,69 @@ func describe(err error) (msg, hint string) {
 		hint = "if this device was removed, or you left the journal from another device, that is why; everything already here stays readable. Otherwise check the journal with `kintsugi journal list`"
 	}
 	return msg, hint
+}
+
+// Exit statuses, for scripts. exitStatuses says what each means, for
+// docs/cli.md and the man page; like the relay's error codes they are
+// append-only: a status, once published, keeps its meaning. 1 to 7 are our
+// own small set (sysexits.h's 64 and up would say little more); 2 for
+// usage is what Go's flag package, most shells and kintsugi-relay use; 130
+// is what a shell reports for Ctrl-C.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitPassphrase  = 4
+	exitUnreachable = 5
+	exitRefused     = 6
+	exitDamaged     = 7
+	exitInterrupted = 130
+)
+
+// exitStatuses documents each exit status.
+var exitStatuses = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "done"},
+	{exitFailure, "something else went wrong; the message says what"},
+	{exitUsage, "the command line is wrong: an unknown command or option, or a missing or bad value"},
+	{exitNotFound, "what was named or needed is not here: no identity in this home, no journal, no such entry, device or notice (or an id too short to name just one)"},
+	{exitPassphrase, "the passphrase, or a backup's recovery phrase, does not unlock"},
+	{exitUnreachable, "the relay could not be reached, or is shutting down; try again later"},
+	{exitRefused, "the relay answered and refused: not a member, an unknown or used invite, a rate or storage limit, another protocol version"},
+	{exitDamaged, "data on this device is damaged: a journal's files, the key file, or a backup file"},
+	{exitInterrupted, "stopped by Ctrl-C or a signal"},
+}
+
+// exitStatus maps err to an exit status. It is the one place that does:
+// the first row that matches wins.
+func exitStatus(err error) int {
+	var relayErr *protocol.RelayError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, crypto.ErrWrongPassphrase), errors.Is(err, crypto.ErrWrongRecoveryPhrase), errors.Is(err, crypto.ErrBadPhrase):
+		return exitPassphrase
+	case errors.Is(err, client.ErrDamagedState), errors.Is(err, client.ErrDamagedRecord),
+		errors.Is(err, crypto.ErrBadKeyFile), errors.Is(err, crypto.ErrCorrupt), errors.Is(err, crypto.ErrBackupDamaged):
+		return exitDamaged
+	case errors.Is(err, client.ErrNoHome), errors.Is(err, client.ErrNoJournal), errors.Is(err, client.ErrJournalPrefix),
+		errors.Is(err, client.ErrNotFound), errors.Is(err, client.ErrAmbiguous),
+		errors.Is(err, client.ErrNoSuchDevice), errors.Is(err, client.ErrDeviceAmbiguous), errors.Is(err, client.ErrNoSuchNotice):
+		return exitNotFound
+	case errors.Is(err, client.ErrUnreachable), errors.Is(err, protocol.ErrShuttingDown):
+		return exitUnreachable
+	case errors.As(err, &relayErr), errors.Is(err, protocol.ErrBadVersion), errors.Is(err, protocol.ErrAuthFailed),
+		errors.Is(err, protocol.ErrNotMember), errors.Is(err, protocol.ErrInviteUnknown):
+		return exitRefused
+	}
+	return exitFailure
 }
 
 // responseError words why a response of kind does not fit the entry t, as

@@ -22,16 +22,15 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode prints err for a person and returns the process exit status:
-// 0 on success, 1 for an error.
+// exitCode prints err for a person and returns the process exit status
+// (exitStatus in errors.go says which).
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
-		return 0
+		return exitOK
 	}
 	var ue *userError
-	if errors.As(err, &ue) && ue.silent {
-		return 1
+	if !errors.As(err, &ue) || !ue.silent {
+		printError(stderr, "", err)
 	}
-	printError(stderr, "", err)
-	return 1
+	return exitStatus(err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 //	relay withhold ID         the relay stops serving the entry whose id starts with ID
 //	relay release ID          the relay serves that entry again, after everything else
 //	relay honest              the relay serves everything as stored
+//	exits N PROG ARGS...      run PROG like exec, and fail unless its exit status is N
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
 //	agents N|kill             wait (up to 30s) until exactly N of the script's
@@ -160,6 +162,24 @@ func TestScripts(t *testing.T) {
 					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
 				default:
 					ts.Fatalf(usage)
+				}
+			},
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 2 || neg {
+					ts.Fatalf("usage: exits N PROG ARGS...")
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				got := 0
+				if err := ts.Exec(args[1], args[2:]...); err != nil {
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) {
+						ts.Fatalf("%s: %v", args[1], err)
+					}
+					got = ee.ExitCode()
+				}
+				if got != want {
+					ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
