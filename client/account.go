@@ -95,6 +95,8 @@ var (
 	ErrNotAnAgreement    = errors.New("that entry is not an agreement")
 	ErrAgreementSettled  = errors.New("that agreement has already been decided")
 	ErrNotTogether       = errors.New("that entry is not a reveal-together question")
+	// ErrNoSuchAuthor: a Query's Author names no one in the journal.
+	ErrNoSuchAuthor = errors.New("no one in this journal has that name")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.
