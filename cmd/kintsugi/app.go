@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // newApp builds the command tree. CommandNotFound records an unknown
 // command's name in *unknown.
 func newApp(e *env, unknown *string) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "kintsugi",
 		Usage: "an end-to-end encrypted shared journal for two partners",
 		Description: "Kintsugi gives two partners a private place to write while they rebuild trust.\n" +
@@ -115,6 +115,8 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdDemo(e),
 		},
 	}
+	limitArgs(app.Commands, "")
+	return app
 }
 
 // unlock opens the key file, with the unlocked session's key if there is
@@ -582,15 +584,21 @@ func cmdLog(e *env) *cli.Command {
 		Name:  "log",
 		Usage: "read the journal, oldest first, with filters",
 		Description: "Dates can be written as today, yesterday, \"3 days ago\", \"2 weeks ago\",\n" +
-			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.",
+			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.\n" +
+			"--on-this-day shows what was written on today's day of the month in earlier months\n" +
+			"and years (on the 2nd: 2 October, 2 September, ... 2 November last year), not today.",
 		Flags: append(filterFlags(),
 			&cli.IntFlag{Name: "n", Usage: "only the last N that match"},
+			&cli.BoolFlag{Name: "on-this-day", Usage: "entries from this day of the month in earlier months and years"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		),
 		Action: func(c *cli.Context) error {
 			f, err := newFilter(c, time.Now())
 			if err != nil {
 				return err
+			}
+			if c.IsSet("n") && c.Int("n") < 1 {
+				return fail(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
 			}
 			_, j, err := e.open()
 			if err != nil {
@@ -604,7 +612,11 @@ func cmdLog(e *env) *cli.Command {
 			// Revisions and retractions are shown through the entry they
 			// change, unless asked for by kind.
 			q := f.query()
-			q.Hidden, q.Last = q.Kinds != nil, max(c.Int("n"), 0)
+			q.Hidden, q.Last = q.Kinds != nil, c.Int("n")
+			now := time.Now()
+			if c.Bool("on-this-day") {
+				q.OnThisDay = now
+			}
 			list, err := r.Query(q)
 			if err != nil {
 				return err
@@ -614,6 +626,8 @@ func cmdLog(e *env) *cli.Command {
 			}
 			if len(list) == 0 {
 				switch {
+				case r.Len() > 0 && c.Bool("on-this-day"):
+					e.printf("Nothing yet from the %s of an earlier month. It fills in as the months go by.\n", ordinal(now.Day()))
 				case r.Len() > 0:
 					e.printf("Nothing matches those filters.\n")
 				case j.Refetching():
@@ -623,7 +637,14 @@ func cmdLog(e *env) *cli.Command {
 				}
 				return nil
 			}
+			heading := ""
 			for _, en := range list {
+				if c.Bool("on-this-day") {
+					if h := agoHeading(en.Created, now); h != heading {
+						heading = h
+						e.printf("── %s\n\n", h)
+					}
+				}
 				e.printEntry(en, r)
 				e.printf("\n")
 			}
@@ -741,7 +762,11 @@ func cmdShow(e *env) *cli.Command {
 				return e.json(en)
 			}
 			if p, ok := byID.Get(en.Ref); ok {
-				e.printf("(in response to %s's %s %s)\n", clean(p.Author), kindWord(p.Kind), p.Short)
+				owner := clean(p.Author) + "'s"
+				if p.Mine {
+					owner = "your"
+				}
+				e.printf("(in response to %s %s %s)\n", owner, kindWord(p.Kind), p.Short)
 			}
 			e.printEntry(*en, byID)
 			if c.Bool("history") {
@@ -764,7 +789,12 @@ func cmdShow(e *env) *cli.Command {
 
 func (e *env) printEntry(en client.Entry, byID entries) {
 	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
-	who := clean(en.Author)
+	// On a person's own device, their own entries speak to them: "You
+	// followed up on your question", "Your answer to Sam's question".
+	who, whose := clean(en.Author), clean(en.Author)+"'s"
+	if en.Mine {
+		who, whose = "You", "Your"
+	}
 	of := func() string {
 		t, ok := byID.Get(en.Ref)
 		switch {
@@ -772,6 +802,8 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 			return " an entry"
 		case t.Mine:
 			return fmt.Sprintf(" your %s %s", kindWord(t.Kind), t.Short)
+		case t.Author == en.Author:
+			return fmt.Sprintf(" their %s %s", kindWord(t.Kind), t.Short)
 		}
 		return fmt.Sprintf(" %s's %s %s", clean(t.Author), kindWord(t.Kind), t.Short)
 	}
@@ -781,9 +813,12 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
 		head = fmt.Sprintf("%s asked (%s)", who, state)
 	case client.KindAnswer:
-		if en.NeedTime {
+		switch {
+		case en.NeedTime && en.Mine:
+			head = fmt.Sprintf("You need time with%s", of())
+		case en.NeedTime:
 			head = fmt.Sprintf("%s needs time with%s", who, of())
-		} else {
+		default:
 			head = fmt.Sprintf("%s answered%s", who, of())
 		}
 	case client.KindFollowup:
@@ -793,14 +828,10 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 	case client.KindCommit:
 		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
 	case client.KindCheckin:
-		subject := who
-		if en.Mine {
-			subject = "You"
-		}
 		if en.Kept != nil && *en.Kept {
-			head = fmt.Sprintf("%s checked in on commitment %s: kept", subject, shortOf(en.Ref))
+			head = fmt.Sprintf("%s checked in on commitment %s: kept", who, shortOf(en.Ref))
 		} else {
-			head = fmt.Sprintf("%s checked in on commitment %s: not this time", subject, shortOf(en.Ref))
+			head = fmt.Sprintf("%s checked in on commitment %s: not this time", who, shortOf(en.Ref))
 		}
 	case client.KindAgree:
 		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, map[string]string{"proposed": "waiting", "accepted": "accepted by both", "declined": "declined", "revised": "revised"}[en.State])
@@ -815,9 +846,6 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 		}
 	case client.KindTogether:
 		head = fmt.Sprintf("%s asked a question for you both (%s)", who, togetherStates[en.State])
-		if en.Mine {
-			head = fmt.Sprintf("You asked a question for you both (%s)", togetherStates[en.State])
-		}
 	case client.KindRetraction:
 		e.printf("%s  %s  %s retracted an entry\n", en.Short, when, who)
 		return
@@ -827,7 +855,7 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 			head += fmt.Sprintf(" on prompt %s: %q", p.ID, p.Text)
 		}
 	case client.KindTogetherAnswer:
-		head = fmt.Sprintf("%s's answer to%s", who, of())
+		head = fmt.Sprintf("%s answer to%s", whose, of())
 	case client.KindTogetherMark:
 		head = fmt.Sprintf("%s answered%s", who, of())
 		if !en.Mine {
