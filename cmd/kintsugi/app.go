@@ -26,6 +26,7 @@ type env struct {
 	passFile       string
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
+	journals       int               // how many journals this home has, set by open
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -67,7 +68,7 @@ func newApp(e *env, unknown *string) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome()},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase from this file instead of asking"},
-			&cli.StringFlag{Name: "journal", Usage: "which journal to use (id or its start), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
+			&cli.StringFlag{Name: "journal", Usage: "which journal to use (its id, the start of it, or its title), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
 		},
 		Before: func(c *cli.Context) error {
 			e.home = client.Home{Dir: c.String("home")}
@@ -147,7 +148,19 @@ func (e *env) open() (*client.Account, *client.Journal, error) {
 		return nil, nil, err
 	}
 	e.track(j)
+	if ids, err := a.Journals(); err == nil {
+		e.journals = len(ids)
+	}
 	return a, j, nil
+}
+
+// in returns " in " and the journal's name when this home has more than
+// one journal, so a person always knows where something went; else "".
+func (e *env) in(j *client.Journal) string {
+	if e.journals < 2 {
+		return ""
+	}
+	return " in " + journalName(j)
 }
 
 // track remembers a journal this command opened, so that what the client
@@ -218,6 +231,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					defer j.Close()
 					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
+					e.sayCurrent(a, j)
 					e.printf("When you are both ready, run `kintsugi journal invite` and give the code to your partner.\n")
 					return nil
 				},
@@ -278,6 +292,7 @@ func cmdJournal(e *env) *cli.Command {
 						name = p.Name
 					}
 					e.printf("You have joined %s's journal.\n", name)
+					e.sayCurrent(a, j)
 					if res, err := j.Sync(e.ctx); err == nil && res.Received > 0 {
 						e.printf("%s arrived. Anything written before you joined opens once %s syncs.\n", plural(res.Received, "item", "items"), name)
 					}
@@ -285,6 +300,7 @@ func cmdJournal(e *env) *cli.Command {
 					return nil
 				},
 			},
+			cmdJournalUse(e),
 			{
 				Name:  "list",
 				Usage: "list the journals on this device",
@@ -496,7 +512,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	if err != nil {
 		return err
 	}
-	e.printf("Saved your %s (%s) on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short)
+	e.printf("Saved your %s (%s)%s on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short, e.in(j))
 	return nil
 }
 
@@ -964,7 +980,11 @@ func cmdSync(e *env) *cli.Command {
 			for _, n := range res.Notices {
 				e.printf("%s.\n", sentence(n))
 			}
-			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			if e.journals > 1 {
+				e.printf("%s: sent %d, received %d.\n", journalName(j), res.Pushed, res.Received)
+			} else {
+				e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			}
 			defer e.noteMissing(j)
 			e.printNew(j, res.New, res.NewCount, true)
 			return nil
@@ -973,7 +993,7 @@ func cmdSync(e *env) *cli.Command {
 }
 
 func (e *env) watch(j *client.Journal, asJSON bool) error {
-	fmt.Fprintf(e.stderr, "Staying connected to %s. Press Ctrl-C to stop.\n", j.Relay())
+	fmt.Fprintf(e.stderr, "Staying connected to %s%s. Press Ctrl-C to stop.\n", j.Relay(), e.in(j))
 	enc := json.NewEncoder(e.stdout)
 	return j.Watch(e.ctx, func(ev client.Event) {
 		if asJSON {

@@ -32,15 +32,15 @@ func limitArgs(cmds []*cli.Command, path string) {
 
 // maxArgs returns how many positional arguments a command with this
 // ArgsUsage takes at most, and false when there is no limit: its last
-// word is text, a name or a code, which a person may type as several
-// words.
+// word is text, a name, a title or a code, which a person may type as
+// several words.
 func maxArgs(usage string) (int, bool) {
 	words := strings.Fields(usage)
 	if len(words) == 0 {
 		return 0, true
 	}
 	last := strings.Trim(words[len(words)-1], "[]")
-	for _, open := range []string{"TEXT", "NAME", "CODE"} {
+	for _, open := range []string{"TEXT", "NAME", "TITLE", "CODE"} {
 		if strings.Contains(last, open) {
 			return 0, false
 		}

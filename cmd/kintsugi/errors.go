@@ -48,6 +48,8 @@ func describe(err error) (msg, hint string) {
 		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
 	case errors.Is(err, client.ErrJournalPrefix):
 		hint = "`kintsugi journal list` shows the journals on this device"
+	case errors.Is(err, client.ErrJournalAmbiguous):
+		hint = "use more of the id, as `kintsugi journal list` shows it"
 	case errors.Is(err, protocol.ErrRateLimited):
 		hint = "wait a minute, then `kintsugi sync` again; everything you wrote is safe on this device"
 	case errors.Is(err, protocol.ErrQuotaExceeded):
