@@ -112,6 +112,7 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdShow(e),
 			cmdSync(e),
 			cmdStatus(e),
+			cmdRemind(e),
 			cmdRepair(e),
 			cmdDemo(e),
 		},
