@@ -81,11 +81,14 @@ var (
 	ErrNoJournal  = errors.New("no journal yet")
 	// ErrJournalPrefix: --journal named no journal in this home.
 	ErrJournalPrefix = errors.New("no such journal")
-	ErrNotFound      = errors.New("no entry with that id")
-	ErrAmbiguous     = errors.New("more than one entry starts with that id")
-	ErrNotPaired     = errors.New("your partner has not joined yet")
-	ErrOwnQuestion   = errors.New("this is your own question")
-	ErrNotAQuestion  = errors.New("that entry is not a question")
+	// ErrJournalAmbiguous: --journal (or journal use) matched more than
+	// one journal in this home.
+	ErrJournalAmbiguous = errors.New("more than one journal matches")
+	ErrNotFound         = errors.New("no entry with that id")
+	ErrAmbiguous        = errors.New("more than one entry starts with that id")
+	ErrNotPaired        = errors.New("your partner has not joined yet")
+	ErrOwnQuestion      = errors.New("this is your own question")
+	ErrNotAQuestion     = errors.New("that entry is not a question")
 	// ErrListenOnly: the writer asked to be heard, not answered.
 	ErrListenOnly      = errors.New("this entry asked to be heard, not answered")
 	ErrReplyToQuestion = errors.New("that entry is a question")
@@ -95,6 +98,8 @@ var (
 	ErrNotAnAgreement    = errors.New("that entry is not an agreement")
 	ErrAgreementSettled  = errors.New("that agreement has already been decided")
 	ErrNotTogether       = errors.New("that entry is not a reveal-together question")
+	// ErrNoSuchAuthor: a Query's Author names no one in the journal.
+	ErrNoSuchAuthor = errors.New("no one in this journal has that name")
 )
 
 // Init creates a new identity and device in home, protected by passphrase.

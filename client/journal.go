@@ -151,9 +151,10 @@ func (a *Account) Journals() ([]protocol.JournalID, error) {
 	return ids, nil
 }
 
-// Current opens the journal commands act on: the one named by prefix if
-// not empty, else the one last created or joined.
-func (a *Account) Current(prefix string) (*Journal, error) {
+// Current opens the journal commands act on: the one which names if not
+// empty (see FindJournal), else the current one (SetCurrent: the one last
+// chosen, created or joined).
+func (a *Account) Current(which string) (*Journal, error) {
 	ids, err := a.Journals()
 	if err != nil {
 		return nil, err
@@ -161,24 +162,65 @@ func (a *Account) Current(prefix string) (*Journal, error) {
 	if len(ids) == 0 {
 		return nil, ErrNoJournal
 	}
-	if prefix == "" {
+	if which == "" {
 		b, err := os.ReadFile(filepath.Join(a.Home.Dir, "current"))
-		if err == nil {
-			prefix = strings.TrimSpace(string(b))
-		} else {
-			prefix = ids[0].String()
+		if err != nil {
+			return a.OpenJournal(ids[0])
 		}
+		which = strings.TrimSpace(string(b))
 	}
-	var match []protocol.JournalID
+	id, err := a.FindJournal(which)
+	if err != nil {
+		return nil, err
+	}
+	return a.OpenJournal(id)
+}
+
+// FindJournal returns the journal in this home that which names: its id
+// or the start of it, or else its title (in any case). An id wins over a
+// title; titles are read only when no id matches. It returns an error
+// wrapping ErrJournalPrefix when nothing matches, and ErrJournalAmbiguous
+// when more than one does.
+func (a *Account) FindJournal(which string) (protocol.JournalID, error) {
+	which = strings.TrimSpace(which)
+	ids, err := a.Journals()
+	if err != nil {
+		return protocol.JournalID{}, err
+	}
+	if len(ids) == 0 {
+		return protocol.JournalID{}, ErrNoJournal
+	}
+	if which == "" {
+		return protocol.JournalID{}, fmt.Errorf("%w: no journal was named", ErrJournalPrefix)
+	}
+	var byID, byTitle []protocol.JournalID
 	for _, id := range ids {
-		if strings.HasPrefix(id.String(), strings.ToLower(prefix)) {
-			match = append(match, id)
+		if strings.HasPrefix(id.String(), strings.ToLower(which)) {
+			byID = append(byID, id)
 		}
 	}
-	if len(match) != 1 {
-		return nil, fmt.Errorf("%w: no journal here starts with %q", ErrJournalPrefix, prefix)
+	if len(byID) == 1 {
+		return byID[0], nil
 	}
-	return a.OpenJournal(match[0])
+	if len(byID) == 0 {
+		for _, id := range ids {
+			j, err := a.OpenJournal(id)
+			if err != nil {
+				return protocol.JournalID{}, err
+			}
+			if strings.EqualFold(strings.TrimSpace(j.Title()), which) {
+				byTitle = append(byTitle, id)
+			}
+			j.Close()
+		}
+	}
+	switch {
+	case len(byTitle) == 1:
+		return byTitle[0], nil
+	case len(byID) > 1 || len(byTitle) > 1:
+		return protocol.JournalID{}, fmt.Errorf("%w: %q", ErrJournalAmbiguous, which)
+	}
+	return protocol.JournalID{}, fmt.Errorf("%w: no journal here has the id or title %q", ErrJournalPrefix, which)
 }
 
 // Invite makes a one-time invite for the partner and returns its code,

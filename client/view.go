@@ -52,6 +52,13 @@ type Query struct {
 	Contains string
 	// Last, if positive, keeps only the last Last entries that match.
 	Last int
+	// OnThisDay, if not zero, keeps the entries written on an earlier
+	// day with the same day of the month as OnThisDay, in its location:
+	// the same date in earlier years, and the same day of each earlier
+	// month ("on this day"). Nothing from OnThisDay's own day is kept, so
+	// what was written today does not crowd out what came before. A day a
+	// month lacks (the 31st in April) has nothing from that month.
+	OnThisDay time.Time
 	// NoText leaves every entry's Text (and its versions') empty: for a
 	// view that needs only what an entry says about itself (kind, time,
 	// feelings), which then costs no decryption.
@@ -110,6 +117,9 @@ func (r *Reader) query(q Query) ([]Entry, error) {
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
 	q.Contains = strings.ToLower(q.Contains)
+	if !r.isAuthor(q.Author) {
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchAuthor, q.Author)
+	}
 	out := []Entry{}
 	var texts []textPlan
 	sorted := r.tl.sorted
@@ -153,6 +163,23 @@ func (r *Reader) query(q Query) ([]Entry, error) {
 	return out, nil
 }
 
+// isAuthor reports whether a Query's Author can name anyone: "", "me",
+// "partner", or the name of someone in the journal (any case), so that a
+// misspelt name is an error rather than an empty listing. Call with j.mu
+// held.
+func (r *Reader) isAuthor(author string) bool {
+	switch author {
+	case "", "me", "partner":
+		return true
+	}
+	for _, d := range r.tl.trust.roster {
+		if strings.EqualFold(d.member.Name, author) {
+			return true
+		}
+	}
+	return false
+}
+
 // matchSummary applies the filters that need no built entry.
 func (q *Query) matchSummary(o *openedEntry) bool {
 	p := &o.payload
@@ -160,6 +187,9 @@ func (q *Query) matchSummary(o *openedEntry) bool {
 		return false
 	}
 	if q.Kinds != nil && !q.Kinds[p.Kind] {
+		return false
+	}
+	if !q.OnThisDay.IsZero() && !onThisDay(p.Created, q.OnThisDay) {
 		return false
 	}
 	switch q.Author {
@@ -172,6 +202,15 @@ func (q *Query) matchSummary(o *openedEntry) bool {
 		return strings.EqualFold(o.author.member.Name, q.Author)
 	}
 	return true
+}
+
+// onThisDay reports whether created fell on an earlier day than day with
+// the same day of the month, in day's location (Query.OnThisDay).
+func onThisDay(created, day time.Time) bool {
+	loc := day.Location()
+	c := created.In(loc)
+	today := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc)
+	return c.Day() == day.Day() && c.Before(today)
 }
 
 // matchEntry applies the filters on what an entry shows after revisions.

@@ -26,6 +26,7 @@ type env struct {
 	passFile       string
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
+	journals       int               // how many journals this home has, set by open
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -67,7 +68,7 @@ func newApp(e *env, notFound *error) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "home", Usage: "where your keys and journal live", EnvVars: []string{"KINTSUGI_HOME"}, Value: defaultHome(), DefaultText: "$XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi"},
 			&cli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase from this file instead of asking"},
-			&cli.StringFlag{Name: "journal", Usage: "which journal to use (id or its start), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
+			&cli.StringFlag{Name: "journal", Usage: "which journal to use (its id, the start of it, or its title), when you have more than one", EnvVars: []string{"KINTSUGI_JOURNAL"}},
 		},
 		Before: func(c *cli.Context) error {
 			e.home = client.Home{Dir: c.String("home")}
@@ -108,10 +109,12 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdShow(e),
 			cmdSync(e),
 			cmdStatus(e),
+			cmdRemind(e),
 			cmdRepair(e),
 			cmdDemo(e),
 		},
 	}
+	limitArgs(app.Commands, "")
 	finishApp(app, e, notFound)
 	return app
 }
@@ -144,7 +147,19 @@ func (e *env) open() (*client.Account, *client.Journal, error) {
 		return nil, nil, err
 	}
 	e.track(j)
+	if ids, err := a.Journals(); err == nil {
+		e.journals = len(ids)
+	}
 	return a, j, nil
+}
+
+// in returns " in " and the journal's name when this home has more than
+// one journal, so a person always knows where something went; else "".
+func (e *env) in(j *client.Journal) string {
+	if e.journals < 2 {
+		return ""
+	}
+	return " in " + journalName(j)
 }
 
 // track remembers a journal this command opened, so that what the client
@@ -215,6 +230,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					defer j.Close()
 					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
+					e.sayCurrent(a, j)
 					e.printf("When you are both ready, run `kintsugi journal invite` and give the code to your partner.\n")
 					return nil
 				},
@@ -275,6 +291,7 @@ func cmdJournal(e *env) *cli.Command {
 						name = p.Name
 					}
 					e.printf("You have joined %s's journal.\n", name)
+					e.sayCurrent(a, j)
 					if res, err := j.Sync(e.ctx); err == nil && res.Received > 0 {
 						e.printf("%s arrived. Anything written before you joined opens once %s syncs.\n", plural(res.Received, "item", "items"), name)
 					}
@@ -282,6 +299,7 @@ func cmdJournal(e *env) *cli.Command {
 					return nil
 				},
 			},
+			cmdJournalUse(e),
 			{
 				Name:  "list",
 				Usage: "list the journals on this device",
@@ -493,7 +511,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	if err != nil {
 		return err
 	}
-	e.printf("Saved your %s (%s) on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short)
+	e.printf("Saved your %s (%s)%s on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short, e.in(j))
 	return nil
 }
 
@@ -581,15 +599,21 @@ func cmdLog(e *env) *cli.Command {
 		Name:  "log",
 		Usage: "read the journal, oldest first, with filters",
 		Description: "Dates can be written as today, yesterday, \"3 days ago\", \"2 weeks ago\",\n" +
-			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.",
+			"\"last monday\", 2026-11-02 or \"2026-11-02 18:30\". --until includes the day it names.\n" +
+			"--on-this-day shows what was written on today's day of the month in earlier months\n" +
+			"and years (on the 2nd: 2 October, 2 September, ... 2 November last year), not today.",
 		Flags: append(filterFlags(),
 			&cli.IntFlag{Name: "n", Usage: "only the last N that match"},
+			&cli.BoolFlag{Name: "on-this-day", Usage: "entries from this day of the month in earlier months and years"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		),
 		Action: func(c *cli.Context) error {
 			f, err := newFilter(c, time.Now())
 			if err != nil {
 				return err
+			}
+			if c.IsSet("n") && c.Int("n") < 1 {
+				return fail(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
 			}
 			_, j, err := e.open()
 			if err != nil {
@@ -603,7 +627,11 @@ func cmdLog(e *env) *cli.Command {
 			// Revisions and retractions are shown through the entry they
 			// change, unless asked for by kind.
 			q := f.query()
-			q.Hidden, q.Last = q.Kinds != nil, max(c.Int("n"), 0)
+			q.Hidden, q.Last = q.Kinds != nil, c.Int("n")
+			now := time.Now()
+			if c.Bool("on-this-day") {
+				q.OnThisDay = now
+			}
 			list, err := r.Query(q)
 			if err != nil {
 				return err
@@ -613,6 +641,8 @@ func cmdLog(e *env) *cli.Command {
 			}
 			if len(list) == 0 {
 				switch {
+				case r.Len() > 0 && c.Bool("on-this-day"):
+					e.printf("Nothing yet from the %s of an earlier month. It fills in as the months go by.\n", ordinal(now.Day()))
 				case r.Len() > 0:
 					e.printf("Nothing matches those filters.\n")
 				case j.Refetching():
@@ -622,7 +652,14 @@ func cmdLog(e *env) *cli.Command {
 				}
 				return nil
 			}
+			heading := ""
 			for _, en := range list {
+				if c.Bool("on-this-day") {
+					if h := agoHeading(en.Created, now); h != heading {
+						heading = h
+						e.printf("── %s\n\n", h)
+					}
+				}
 				e.printEntry(en, r)
 				e.printf("\n")
 			}
@@ -740,7 +777,11 @@ func cmdShow(e *env) *cli.Command {
 				return e.json(en)
 			}
 			if p, ok := byID.Get(en.Ref); ok {
-				e.printf("(in response to %s's %s %s)\n", clean(p.Author), kindWord(p.Kind), p.Short)
+				owner := clean(p.Author) + "'s"
+				if p.Mine {
+					owner = "your"
+				}
+				e.printf("(in response to %s %s %s)\n", owner, kindWord(p.Kind), p.Short)
 			}
 			e.printEntry(*en, byID)
 			if c.Bool("history") {
@@ -763,7 +804,12 @@ func cmdShow(e *env) *cli.Command {
 
 func (e *env) printEntry(en client.Entry, byID entries) {
 	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
-	who := clean(en.Author)
+	// On a person's own device, their own entries speak to them: "You
+	// followed up on your question", "Your answer to Sam's question".
+	who, whose := clean(en.Author), clean(en.Author)+"'s"
+	if en.Mine {
+		who, whose = "You", "Your"
+	}
 	of := func() string {
 		t, ok := byID.Get(en.Ref)
 		switch {
@@ -771,6 +817,8 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 			return " an entry"
 		case t.Mine:
 			return fmt.Sprintf(" your %s %s", kindWord(t.Kind), t.Short)
+		case t.Author == en.Author:
+			return fmt.Sprintf(" their %s %s", kindWord(t.Kind), t.Short)
 		}
 		return fmt.Sprintf(" %s's %s %s", clean(t.Author), kindWord(t.Kind), t.Short)
 	}
@@ -780,9 +828,12 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
 		head = fmt.Sprintf("%s asked (%s)", who, state)
 	case client.KindAnswer:
-		if en.NeedTime {
+		switch {
+		case en.NeedTime && en.Mine:
+			head = fmt.Sprintf("You need time with%s", of())
+		case en.NeedTime:
 			head = fmt.Sprintf("%s needs time with%s", who, of())
-		} else {
+		default:
 			head = fmt.Sprintf("%s answered%s", who, of())
 		}
 	case client.KindFollowup:
@@ -792,14 +843,10 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 	case client.KindCommit:
 		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
 	case client.KindCheckin:
-		subject := who
-		if en.Mine {
-			subject = "You"
-		}
 		if en.Kept != nil && *en.Kept {
-			head = fmt.Sprintf("%s checked in on commitment %s: kept", subject, shortOf(en.Ref))
+			head = fmt.Sprintf("%s checked in on commitment %s: kept", who, shortOf(en.Ref))
 		} else {
-			head = fmt.Sprintf("%s checked in on commitment %s: not this time", subject, shortOf(en.Ref))
+			head = fmt.Sprintf("%s checked in on commitment %s: not this time", who, shortOf(en.Ref))
 		}
 	case client.KindAgree:
 		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, map[string]string{"proposed": "waiting", "accepted": "accepted by both", "declined": "declined", "revised": "revised"}[en.State])
@@ -814,9 +861,6 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 		}
 	case client.KindTogether:
 		head = fmt.Sprintf("%s asked a question for you both (%s)", who, togetherStates[en.State])
-		if en.Mine {
-			head = fmt.Sprintf("You asked a question for you both (%s)", togetherStates[en.State])
-		}
 	case client.KindRetraction:
 		e.printf("%s  %s  %s retracted an entry\n", en.Short, when, who)
 		return
@@ -826,7 +870,7 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 			head += fmt.Sprintf(" on prompt %s: %q", p.ID, p.Text)
 		}
 	case client.KindTogetherAnswer:
-		head = fmt.Sprintf("%s's answer to%s", who, of())
+		head = fmt.Sprintf("%s answer to%s", whose, of())
 	case client.KindTogetherMark:
 		head = fmt.Sprintf("%s answered%s", who, of())
 		if !en.Mine {
@@ -935,7 +979,11 @@ func cmdSync(e *env) *cli.Command {
 			for _, n := range res.Notices {
 				e.printf("%s.\n", sentence(n))
 			}
-			e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			if e.journals > 1 {
+				e.printf("%s: sent %d, received %d.\n", journalName(j), res.Pushed, res.Received)
+			} else {
+				e.printf("Sent %d, received %d.\n", res.Pushed, res.Received)
+			}
 			defer e.noteMissing(j)
 			e.printNew(j, res.New, res.NewCount, true)
 			return nil
@@ -944,7 +992,7 @@ func cmdSync(e *env) *cli.Command {
 }
 
 func (e *env) watch(j *client.Journal, asJSON bool) error {
-	fmt.Fprintf(e.stderr, "Staying connected to %s. Press Ctrl-C to stop.\n", j.Relay())
+	fmt.Fprintf(e.stderr, "Staying connected to %s%s. Press Ctrl-C to stop.\n", j.Relay(), e.in(j))
 	enc := json.NewEncoder(e.stdout)
 	return j.Watch(e.ctx, func(ev client.Event) {
 		if asJSON {

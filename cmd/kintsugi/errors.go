@@ -49,6 +49,8 @@ func describe(err error) (msg, hint string) {
 		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
 	case errors.Is(err, client.ErrJournalPrefix):
 		hint = "`kintsugi journal list` shows the journals on this device"
+	case errors.Is(err, client.ErrJournalAmbiguous):
+		hint = "use more of the id, as `kintsugi journal list` shows it"
 	case errors.Is(err, protocol.ErrRateLimited):
 		hint = "wait a minute, then `kintsugi sync` again; everything you wrote is safe on this device"
 	case errors.Is(err, protocol.ErrQuotaExceeded):
@@ -77,6 +79,8 @@ func describe(err error) (msg, hint string) {
 		hint = "ask your partner for a fresh invite, and compare safety numbers once you are paired"
 	case errors.Is(err, client.ErrAmbiguous):
 		hint = "use more characters of the id, as shown by `kintsugi log`"
+	case errors.Is(err, client.ErrNoSuchAuthor):
+		hint = "--author takes me, partner, or the name of one of you as `kintsugi journal members` shows it; nothing was changed"
 	case errors.Is(err, client.ErrNotFound):
 		hint = "`kintsugi log` lists entries with their ids"
 	case errors.Is(err, client.ErrLeft):

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -80,6 +82,21 @@ func sparkline(s feelingSeries, now time.Time, weeks int) string {
 	return string(cells)
 }
 
+// chartRows draws the feelings chart, one row per series. The name
+// columns are as wide as their widest name (in terminal columns), so a
+// long feeling word does not push its row out of line.
+func chartRows(ss []feelingSeries, now time.Time, weeks int) []string {
+	wa, wf := 12, 14
+	for _, s := range ss {
+		wa, wf = max(wa, displayWidth(clean(s.Author))), max(wf, displayWidth(clean(s.Feeling)))
+	}
+	rows := make([]string, 0, len(ss))
+	for _, s := range ss {
+		rows = append(rows, fmt.Sprintf("  %s %s │%s│", padRight(clean(s.Author), wa), padRight(clean(s.Feeling), wf), sparkline(s, now, weeks)))
+	}
+	return rows
+}
+
 func cmdFeelings(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "feelings",
@@ -130,11 +147,35 @@ func cmdFeelings(e *env) *cli.Command {
 			}
 			weeks := max(1, int(now.Sub(since).Hours()/(24*7)+0.999))
 			e.printf("Week by week since %s (each mark is the strongest that week, ▁ gentle to █ overwhelming):\n\n", since.Local().Format("Mon 2 Jan"))
-			for _, s := range ss {
-				e.printf("  %-12s %-14s │%s│\n", clean(s.Author), clean(s.Feeling), sparkline(s, now, weeks))
+			for _, row := range chartRows(ss, now, weeks) {
+				e.printf("%s\n", row)
 			}
 			e.printf("\nChange is often slow; it shows over months more than days.\n")
 			return nil
 		},
 	}
+}
+
+// displayWidth is how many terminal columns s takes: one per rune, two
+// for the wide characters of East Asian scripts and most emoji, none for
+// combining marks.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || r == 0x200d || r == 0xfe0f:
+		case r >= 0x1100 && r <= 0x115f, r >= 0x2e80 && r <= 0xa4cf, r >= 0xac00 && r <= 0xd7a3,
+			r >= 0xf900 && r <= 0xfaff, r >= 0xfe30 && r <= 0xfe4f, r >= 0xff00 && r <= 0xff60,
+			r >= 0xffe0 && r <= 0xffe6, r >= 0x1f300 && r <= 0x1faff, r >= 0x20000 && r <= 0x3fffd:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// padRight pads s with spaces to width columns (displayWidth).
+func padRight(s string, width int) string {
+	return s + strings.Repeat(" ", max(0, width-displayWidth(s)))
 }

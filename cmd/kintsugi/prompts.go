@@ -34,7 +34,10 @@ func cmdPrompts(e *env) *cli.Command {
 				}
 				e.printf("\n")
 			}
-			e.printf("Answer one with `kintsugi reflect --prompt 2.3`, whenever you like. Skipping is fine.\n")
+			// The example is a prompt that was just listed: the second of
+			// the first stage shown.
+			ex := stages[0].Prompts[min(1, len(stages[0].Prompts)-1)].ID
+			e.printf("Answer one with `kintsugi reflect --prompt %s`, whenever you like. Skipping is fine.\n", ex)
 			return nil
 		},
 	}

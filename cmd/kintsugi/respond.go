@@ -51,7 +51,7 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	case p.NeedTime:
 		e.printf("Saved (%s): %s will see that you need time with this question. That is an honest answer too.", r.Short, clean(t.Author))
 	default:
-		e.printf("Saved your %s (%s) on this device.", kindWord(p.Kind), r.Short)
+		e.printf("Saved your %s (%s)%s on this device.", kindWord(p.Kind), r.Short, e.in(j))
 	}
 	e.printf(" It will be sent on the next `kintsugi sync`.\n")
 	return nil

@@ -102,14 +102,7 @@ func cmdCommitments(e *env) *cli.Command {
 // (last 12), from its start. It shows what happened, and counts nothing.
 func strip(cm client.Entry, byID entries, now time.Time) string {
 	loc := now.Location()
-	start := func(t time.Time) time.Time {
-		t = t.In(loc)
-		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
-		if cm.Every == "week" {
-			d = d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7)) // back to Monday
-		}
-		return d
-	}
+	start := func(t time.Time) time.Time { return client.PeriodStart(cm.Every, t, loc) }
 	step, n := func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }, 28
 	if cm.Every == "week" {
 		step, n = func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }, 12
@@ -121,16 +114,15 @@ func strip(cm client.Entry, byID entries, now time.Time) string {
 	for i := 1; i < n && from.After(first); i++ {
 		from = start(from.AddDate(0, 0, -1))
 	}
-	marks := map[time.Time]string{}
+	var checkins []client.Entry
 	for _, id := range cm.Responses {
-		r := get(byID, id)
-		if r.Kind != client.KindCheckin || r.Kept == nil {
-			continue
-		}
-		p := start(r.Created)
-		if *r.Kept {
+		checkins = append(checkins, get(byID, id))
+	}
+	marks := map[time.Time]string{}
+	for p, c := range client.CheckinRecord(cm, checkins, loc) {
+		if *c.Kept {
 			marks[p] = "●"
-		} else if marks[p] != "●" {
+		} else {
 			marks[p] = "○"
 		}
 	}

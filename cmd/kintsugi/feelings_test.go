@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestChartRowsAligned: every row's chart starts in the same terminal
+// column, however long a name or feeling word is, in any script.
+func TestChartRowsAligned(t *testing.T) {
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	six := 6
+	pt := []feelingP{{Time: now.Add(-time.Hour), Intensity: &six}}
+	ss := []feelingSeries{
+		{Author: "Alex", Feeling: "grief", Points: pt},
+		{Author: "Alex", Feeling: "overwhelmed-and-exhausted-by-it-all", Points: pt},
+		{Author: "Sam", Feeling: "hope", Points: pt},
+		{Author: "Sam", Feeling: "悲しみと疲れと混乱と寂しさ", Points: pt},
+		{Author: "Émilie-Françoise", Feeling: "café", Points: pt},
+	}
+	rows := chartRows(ss, now, 4)
+	if len(rows) != len(ss) {
+		t.Fatalf("%d rows, want %d", len(rows), len(ss))
+	}
+	want := -1
+	for _, r := range rows {
+		col := displayWidth(r[:strings.Index(r, "│")])
+		if want < 0 {
+			want = col
+		}
+		if col != want {
+			t.Errorf("chart starts at column %d in %q, want %d like the first row\n%s", col, r, want, strings.Join(rows, "\n"))
+		}
+	}
+}
+
+func TestDisplayWidth(t *testing.T) {
+	for s, want := range map[string]int{"grief": 5, "café": 4, "cafe\u0301": 4, "悲しみ": 6, "": 0} {
+		if got := displayWidth(s); got != want {
+			t.Errorf("displayWidth(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
