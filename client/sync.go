@@ -833,7 +833,9 @@ type Event struct {
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever
 // any process on this home writes, shows what arrives as it arrives, and
-// reconnects with jittered exponential backoff when the relay goes away.
+// reconnects with jittered exponential backoff (at most maxReconnectWait)
+// when the relay goes away. Every failed attempt is an event with
+// Disconnected set; the caller decides how much of that to say.
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
@@ -857,9 +859,15 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, maxReconnectWait)
 	}
 }
+
+// maxReconnectWait caps the watcher's backoff, so it notices a relay that
+// comes back within a few seconds. A journal has two people and a few
+// devices, so a relay that restarts meets a handful of watchers retrying
+// every two to four seconds (with jitter), which costs it nothing.
+const maxReconnectWait = 4 * time.Second
 
 // permanent reports whether a watch failure will not go away by retrying:
 // this device is no longer a member, the person left, or the relay at the

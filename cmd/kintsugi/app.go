@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(e, &unknown)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	e.noteRepairs()
+	err = inHome(e.home, err)
 	if unknown != "" {
 		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
 	}
@@ -187,6 +188,7 @@ func cmdInit(e *env) *cli.Command {
 			}
 			e.printf("Your identity is ready, %s.\n", a.Name)
 			e.printf("Your keys are stored in %s, locked with your passphrase.\n", e.home.KeyPath())
+			fmt.Fprint(e.stderr, shortPassphraseNote(p))
 			e.printf("Next: `kintsugi journal create --relay URL`, or `kintsugi journal join CODE` if your partner sent you an invite.\n")
 			return nil
 		},
@@ -212,7 +214,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					j, err := a.CreateJournal(e.ctx, c.String("relay"), c.String("title"))
 					if err != nil {
-						return err
+						return beforeAnything(err, "no journal was made on this device yet")
 					}
 					defer j.Close()
 					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
@@ -260,6 +262,10 @@ func cmdJournal(e *env) *cli.Command {
 					code := e.readCode(c, "invite code: ")
 					if code == "" {
 						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
+					}
+					// Check the code before the passphrase and its wait.
+					if err := client.CheckInviteCode(code); err != nil {
+						return err
 					}
 					a, err := e.unlock()
 					if err != nil {
@@ -921,6 +927,13 @@ func cmdSync(e *env) *cli.Command {
 				return e.watch(j, c.Bool("json"))
 			}
 			res, err := j.Sync(e.ctx)
+			if err != nil && e.ctx.Err() != nil {
+				// Ctrl-C: not a failure to reach the relay. An entry leaves
+				// the outbox only once the relay acknowledges it, and what
+				// was not received yet comes again on the next sync, so
+				// stopping loses nothing.
+				return fail("sync stopped before it finished", "nothing was lost: what you wrote stays on this device until the relay has it, and the next `kintsugi sync` carries on from here")
+			}
 			if err != nil {
 				return err
 			}
@@ -947,6 +960,10 @@ func cmdSync(e *env) *cli.Command {
 func (e *env) watch(j *client.Journal, asJSON bool) error {
 	fmt.Fprintf(e.stderr, "Staying connected to %s. Press Ctrl-C to stop.\n", j.Relay())
 	enc := json.NewEncoder(e.stdout)
+	// A relay that is down fails every retry: say so once, calmly, and
+	// then that it is back. connected: a connection has been up before;
+	// down: the last attempt failed and that was said.
+	var connected, down bool
 	return j.Watch(e.ctx, func(ev client.Event) {
 		if asJSON {
 			m := map[string]any{"time": time.Now().UTC()}
@@ -965,11 +982,21 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			return
 		}
 		switch {
-		case ev.Disconnected != nil:
+		case ev.Disconnected != nil && !down:
+			down = true
 			msg, _ := describe(ev.Disconnected)
-			fmt.Fprintf(e.stderr, "kintsugi: lost the connection (%s); trying again in %s. Your entries are safe here.\n", msg, ev.RetryIn.Round(time.Second))
+			what := "cannot reach the relay yet"
+			if connected {
+				what = "lost the connection to the relay"
+			}
+			fmt.Fprintf(e.stderr, "kintsugi: %s (%s). Trying again every few seconds; what you write is safe here.\n", what, msg)
 		case ev.Connected:
-			fmt.Fprintf(e.stderr, "Connected and up to date.\n")
+			if down && connected {
+				fmt.Fprintf(e.stderr, "Connected again and up to date.\n")
+			} else {
+				fmt.Fprintf(e.stderr, "Connected and up to date.\n")
+			}
+			connected, down = true, false
 		case ev.Pushed > 0:
 			fmt.Fprintf(e.stderr, "Sent %d.\n", ev.Pushed)
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -19,6 +20,23 @@ import (
 // KINTSUGI_PASSPHRASE environment variable, or a prompt on the terminal
 // with echo off. confirm asks twice (for a new passphrase).
 func (e *env) passphrase(confirm bool) ([]byte, error) {
+	ask := askPassphrase
+	if confirm {
+		ask = askNewPassphrase
+	}
+	return e.passphraseAs(ask, confirm)
+}
+
+// Prompts for a passphrase on the terminal.
+const (
+	askPassphrase        = "passphrase: "
+	askCurrentPassphrase = "current passphrase: "
+	askNewPassphrase     = "choose a passphrase (it protects your keys on this device; it cannot be recovered if forgotten, so keep it somewhere safe): "
+	askChangedPassphrase = "choose a new passphrase (a few words you will remember protect best): "
+)
+
+// passphraseAs is passphrase with the terminal prompt given.
+func (e *env) passphraseAs(prompt string, confirm bool) ([]byte, error) {
 	if e.passFile != "" {
 		b, err := os.ReadFile(e.passFile)
 		if err != nil {
@@ -33,7 +51,7 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 	if p := os.Getenv("KINTSUGI_PASSPHRASE"); p != "" {
 		return []byte(p), nil
 	}
-	return promptPassphrase(confirm)
+	return promptPassphrase(prompt, confirm)
 }
 
 // secretEnv names the environment variables that may carry a secret.
@@ -53,10 +71,41 @@ func childEnv() []string {
 	return env
 }
 
-// promptPassphrase reads a passphrase from the terminal with echo off;
-// confirm asks for a new one, twice.
-func promptPassphrase(confirm bool) ([]byte, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+// openPrompter opens the terminal to ask for secrets on. Tests replace it.
+var openPrompter = openTTY
+
+// prompter asks for a secret on a terminal, with echo off.
+type prompter interface {
+	ask(prompt string) ([]byte, error)
+	Close() error
+}
+
+// tty is the real prompter: /dev/tty.
+type tty struct{ *os.File }
+
+func openTTY() (prompter, error) {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return tty{f}, nil
+}
+
+func (t tty) ask(prompt string) ([]byte, error) {
+	fmt.Fprint(t.File, prompt)
+	b, err := term.ReadPassword(int(t.Fd()))
+	fmt.Fprintln(t.File)
+	return b, err
+}
+
+// promptPassphrase reads a passphrase from the terminal with echo off,
+// asking with prompt; confirm asks for a new one, twice.
+//
+// An empty passphrase is refused: the key file is sealed under it, and an
+// empty one would leave the keys open to anyone who copies the file. A
+// short one is accepted (see shortPassphraseNote).
+func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
+	tty, err := openPrompter()
 	if err != nil {
 		if confirm {
 			return nil, fail("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
@@ -64,33 +113,42 @@ func promptPassphrase(confirm bool) ([]byte, error) {
 		return nil, fail("a passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE or use --passphrase-file")
 	}
 	defer tty.Close()
-	ask := func(prompt string) ([]byte, error) {
-		fmt.Fprint(tty, prompt)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		return b, err
-	}
-	prompt := "passphrase: "
-	if confirm {
-		prompt = "choose a passphrase (it protects your keys on this device; it cannot be recovered if forgotten, so keep it somewhere safe): "
-	}
-	p, err := ask(prompt)
+	p, err := tty.ask(prompt)
 	if err != nil {
 		return nil, err
 	}
 	if len(p) == 0 {
-		return nil, fail("the passphrase was empty", "")
+		if confirm {
+			return nil, fail("the passphrase was empty, so nothing was changed", "run the command again and type a passphrase: a few words you will remember protect your keys well")
+		}
+		return nil, fail("the passphrase was empty", "type the passphrase you chose for this device, then press Enter")
 	}
 	if confirm {
-		again, err := ask("once more, to be sure: ")
+		again, err := tty.ask("once more, to be sure: ")
 		if err != nil {
 			return nil, err
 		}
 		if !crypto.Equal(p, again) {
-			return nil, fail("the two passphrases were different", "nothing was created; run the command again")
+			return nil, fail("the two passphrases were different", "nothing was saved; run the command again")
 		}
 	}
 	return p, nil
+}
+
+// shortPassphrase is the length under which a new passphrase earns a
+// gentle note. It is a note and not a refusal: the person chooses, and
+// a short passphrase they remember beats a long one they write on a
+// sticky note. Twelve characters is about three short words.
+const shortPassphrase = 12
+
+// shortPassphraseNote returns a note for a new passphrase shorter than
+// shortPassphrase characters, or "".
+func shortPassphraseNote(p []byte) string {
+	if utf8.RuneCount(p) >= shortPassphrase {
+		return ""
+	}
+	return "kintsugi: note: a short passphrase is quicker to guess if someone ever copies this device's files. " +
+		"A longer phrase, a few words you will remember, protects better; `kintsugi passphrase` changes it whenever you like.\n"
 }
 
 // kdf returns the key derivation cost for new key files. A test binary may
