@@ -110,7 +110,7 @@ func dialError(relayURL string, resp *http.Response, err error) error {
 	if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// A proxy in front of a relay that is down: unreachable.
+			return fmt.Errorf("%w at %s: it answered %q, as a proxy does when the relay behind it is down", ErrUnreachable, relayURL, resp.Status)
 		default:
 			return &notRelayError{url: relayURL, status: resp.Status}
 		}

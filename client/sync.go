@@ -839,15 +839,20 @@ type Event struct {
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
-		start := time.Now()
-		err := j.watchOnce(ctx, onEvent)
+		caughtUp := false // set by watchOnce's own goroutine, which sends Connected
+		err := j.watchOnce(ctx, func(ev Event) {
+			if ev.Connected {
+				caughtUp = true
+			}
+			onEvent(ev)
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
 		if permanent(err) {
 			return err // retrying cannot help; the caller says why
 		}
-		if time.Since(start) > time.Minute {
+		if caughtUp {
 			backoff = time.Second // it was a good connection: start over
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
