@@ -527,6 +527,9 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 		return nil, Entry{}, err
 	}
 	defer clear(plain)
+	if len(plain) > crypto.MaxPayload {
+		return nil, Entry{}, ErrTooLong
+	}
 	blob, _, err := j.acct.keys.SealEntry(rand.Reader, h, recipients, plain)
 	if err != nil {
 		return nil, Entry{}, err
@@ -534,6 +537,10 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 	s := protocol.ChainID(blob).String()
 	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
 }
+
+// ErrTooLong: the entry does not fit in one entry: its text and details
+// come to more than [crypto.MaxPayload] once encoded. Nothing was saved.
+var ErrTooLong = errors.New("this is more than one entry can hold")
 
 // ErrNotYours: only an entry's author can revise or retract it.
 var ErrNotYours = errors.New("only its author can change or retract an entry")

@@ -26,6 +26,7 @@ type env struct {
 	passFile       string
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
+	drafts                           // what was written in the editor, kept if the command fails (draft.go)
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(e, &unknown)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	e.noteRepairs()
+	err = e.settleDraft(err)
 	err = inHome(e.home, err)
 	if unknown != "" {
 		return fail(fmt.Sprintf("there is no command %q", unknown), "`kintsugi --help` lists the commands")
@@ -103,6 +105,7 @@ func newApp(e *env, unknown *string) *cli.App {
 			cmdAgreements(e),
 			cmdTogether(e),
 			cmdEdit(e),
+			cmdDraft(e),
 			cmdRetract(e),
 			cmdPrompts(e),
 			cmdFeelings(e),
@@ -125,6 +128,7 @@ func (e *env) unlock() (*client.Account, error) {
 		return nil, client.ErrNoHome
 	}
 	if a := e.unlockFromAgent(); a != nil {
+		e.acct = a
 		return a, nil
 	}
 	p, err := e.passphrase(false)
@@ -132,7 +136,11 @@ func (e *env) unlock() (*client.Account, error) {
 		return nil, err
 	}
 	defer clear(p)
-	return client.Unlock(e.home, p)
+	a, err := client.Unlock(e.home, p)
+	if err == nil {
+		e.acct = a
+	}
+	return a, err
 }
 
 // open unlocks and opens the current journal.
@@ -438,8 +446,10 @@ func cmdWrite(e *env) *cli.Command {
 			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong it is, 0 to 10"},
 			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "a tag to find it by later (repeat for several)"},
 			&cli.BoolFlag{Name: "listen-only", Usage: "ask to be heard, not answered: your partner can acknowledge it but not reply"},
+			draftFlag,
 		},
 		Action: func(c *cli.Context) error {
+			e.draftID = c.String("draft")
 			p := client.Payload{Kind: client.KindEntry}
 			for _, f := range c.StringSlice("feeling") {
 				f = strings.ToLower(strings.TrimSpace(f))
@@ -473,7 +483,9 @@ func cmdAsk(e *env) *cli.Command {
 		Name:      "ask",
 		Usage:     "ask your partner a hard question; it stays open until they answer",
 		ArgsUsage: "[TEXT]",
+		Flags:     []cli.Flag{draftFlag},
 		Action: func(c *cli.Context) error {
+			e.draftID = c.String("draft")
 			return e.writeEntry(c, client.Payload{Kind: client.KindQuestion}, "question")
 		},
 	}

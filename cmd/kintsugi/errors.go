@@ -43,6 +43,9 @@ func describe(err error) (msg, hint string) {
 		return msg, h
 	}
 	switch {
+	case errors.Is(err, client.ErrTooLong):
+		msg = "this is more than one entry can hold (" + entryLimit + ")"
+		hint = "split it into parts and write each as its own entry; nothing was saved"
 	case errors.Is(err, client.ErrNoHome):
 		hint = "run `kintsugi init --name YOUR-NAME` to make your identity on this device"
 	case errors.Is(err, client.ErrHomeExists):

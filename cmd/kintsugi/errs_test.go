@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -329,5 +331,109 @@ func TestJoinChecksTheCodeFirst(t *testing.T) {
 	}
 	if len(*prompts) != 0 {
 		t.Errorf("asked %q before checking the code", *prompts)
+	}
+}
+
+// useEditor makes the editor the shell script body (run with the file as
+// $1) and stdin a terminal, as a person writing in their editor has.
+func useEditor(t *testing.T, body string) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "editor")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VISUAL", "")
+	t.Setenv("EDITOR", script)
+	old := stdinIsTerminal
+	stdinIsTerminal = func(io.Reader) bool { return true }
+	t.Cleanup(func() { stdinIsTerminal = old })
+}
+
+// An entry too long for one entry, written in the editor, is kept as a
+// sealed draft, not erased; the error gives its size and the limit in
+// words, and how to get it back. Opened again with --draft and shortened,
+// it is saved, and the draft goes.
+func TestTooLongDraftIsKept(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+
+	// 700,000 bytes: "I keep replaying that night." over and over.
+	useEditor(t, `yes 'I keep replaying that night.' | head -c 700000 > "$1"`)
+	_, stderr, err := kintsugi(t, context.Background(), "--home", home, "write")
+	if err == nil {
+		t.Fatal("a too long entry was saved")
+	}
+	if !strings.Contains(stderr, "kintsugi: what you wrote is about 700 KB, more than one entry can hold (about 500 KB, roughly 80,000 words)\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	m := regexp.MustCompile("kept, locked, on this device as draft ([0-9a-f]{8}): `kintsugi write --draft ([0-9a-f]{8})`").FindStringSubmatch(stderr)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("no draft named:\n%s", stderr)
+	}
+	id := m[1]
+
+	// Sealed: the text is nowhere in the home in the clear.
+	filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("replaying that night")) {
+				t.Errorf("%s holds the draft in the clear", path)
+			}
+		}
+		return err
+	})
+	if out := must(t, "--home", home, "draft"); !strings.Contains(out, id+"  ") || !strings.Contains(out, "entry, about 700 KB: “I keep replaying that night. I keep replaying…”") {
+		t.Errorf("draft list:\n%s", out)
+	}
+	if out := must(t, "--home", home, "draft", "show", id[:4]); len(out) != 700001 || !strings.HasPrefix(out, "I keep replaying that night.\n") {
+		t.Errorf("draft show: %d bytes, %.40q", len(out), out)
+	}
+
+	// Shortened in the editor, it is saved, and the draft is gone.
+	useEditor(t, `head -c 29 "$1" > "$1.short" && mv "$1.short" "$1"`)
+	out := must(t, "--home", home, "write", "--draft", id)
+	if !strings.Contains(out, "Saved your entry") || !strings.Contains(out, "Draft "+id+" is saved now") {
+		t.Errorf("write --draft:\n%s", out)
+	}
+	if out := must(t, "--home", home, "draft"); !strings.Contains(out, "No drafts are kept") {
+		t.Errorf("draft list after use:\n%s", out)
+	}
+	if out := must(t, "--home", home, "log"); !strings.Contains(out, "    I keep replaying that night.\n") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+// An editor that closes with an error does not lose what was written.
+func TestEditorErrorKeepsDraft(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+	useEditor(t, `echo 'Where were you really?' > "$1"; exit 3`)
+	_, stderr, err := kintsugi(t, context.Background(), "--home", home, "ask")
+	if err == nil || !strings.Contains(stderr, "kintsugi: the editor closed with an error (exit status 3)\n") || !strings.Contains(stderr, "`kintsugi ask --draft ") {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if out := must(t, "--home", home, "draft"); !strings.Contains(out, "question, about 22 bytes: “Where were you really?”") {
+		t.Errorf("draft list:\n%s", out)
+	}
+	// Nothing written: nothing kept, and it says so.
+	useEditor(t, `exit 3`)
+	_, stderr, _ = kintsugi(t, context.Background(), "--home", home, "write")
+	if !strings.Contains(stderr, "nothing new was written") {
+		t.Errorf("empty editor error:\n%s", stderr)
+	}
+}
+
+// Piped text over the limit says "more than", since the reader stops at
+// the limit and the real size is not known.
+func TestPipedTooLong(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"kintsugi", "--home", home, "write"}, strings.NewReader(strings.Repeat("words ", 200000)), &out, &errOut)
+	exitCode(err, &errOut)
+	if !strings.Contains(errOut.String(), "kintsugi: the text piped in is more than one entry can hold (about 500 KB, roughly 80,000 words)\n") {
+		t.Errorf("stderr:\n%s", errOut.String())
 	}
 }

@@ -167,26 +167,51 @@ func (e *env) readText(args []string, what string) (string, error) {
 	return e.readTextWith(args, what, "")
 }
 
-// readTextWith is readText with the editor starting from initial.
+// stdinIsTerminal reports whether r is a terminal, where the editor can
+// run. Tests replace it.
+var stdinIsTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// readTextWith is readText with the editor starting from initial. With
+// --draft (e.draftID), the editor starts from that kept draft instead.
+// What comes back from the editor is remembered (e.edited), so that it is
+// kept as a draft if the command then fails (settleDraft).
 func (e *env) readTextWith(args []string, what, initial string) (string, error) {
-	if len(args) > 0 {
+	if e.draftID != "" {
+		d, err := e.openDraft(args)
+		if err != nil {
+			return "", err
+		}
+		initial = d.Text
+	} else if len(args) > 0 {
 		return strings.TrimSpace(strings.Join(args, " ")), nil
-	}
-	if f, ok := e.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+	} else if !stdinIsTerminal(e.stdin) {
 		b, err := io.ReadAll(io.LimitReader(e.stdin, crypto.MaxPayload+1))
 		if err != nil {
 			return "", err
 		}
+		defer clear(b)
+		if len(b) > crypto.MaxPayload {
+			// The reader stopped at the limit: the real size is unknown.
+			return "", fail("the text piped in is more than one entry can hold ("+entryLimit+")", "split it into parts and pipe in each as its own entry; nothing was saved")
+		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return editText(what, initial)
+	text, err := editText(what, initial)
+	if text != "" && text != strings.TrimSpace(initial) {
+		e.edited = &edited{what: what, text: text}
+	}
+	return text, err
 }
 
 // editText opens the user's editor on a private file and returns what was
-// written. The file lives in a 0700 directory on a RAM-backed file system
-// where one exists (/dev/shm), is overwritten with zeros before it is
-// removed, and is removed however the editor exits, so no plaintext is
-// left behind in a temporary file.
+// written, also when the editor fails (with the error), so that it can be
+// kept as a sealed draft. The file lives in a 0700 directory on a
+// RAM-backed file system where one exists (/dev/shm), is overwritten with
+// zeros before it is removed, and is removed however the editor exits, so
+// no plaintext is left behind in a temporary file.
 func editText(what, initial string) (string, error) {
 	editor := os.Getenv("VISUAL")
 	if editor == "" {
@@ -211,15 +236,19 @@ func editText(what, initial string) (string, error) {
 		return "", err
 	}
 	defer wipe(path)
-	if err := runEditor(editor, path); err != nil {
-		return "", fail(fmt.Sprintf("the editor closed with an error (%v), so the draft was not saved and was erased to keep it private", err), "run the command again when you are ready; save and quit the editor normally to keep what you write")
-	}
+	edErr := runEditor(editor, path)
 	b, err := os.ReadFile(path)
-	if err != nil {
+	if err != nil && edErr == nil {
 		return "", err
 	}
 	text := strings.TrimSpace(string(b))
 	clear(b)
+	if edErr != nil {
+		if text == "" || text == strings.TrimSpace(initial) {
+			return "", fail(fmt.Sprintf("the editor closed with an error (%v), and nothing new was written", edErr), "run the command again when you are ready; save and quit the editor normally to keep what you write")
+		}
+		return text, fmt.Errorf("the editor closed with an error (%v)", edErr)
+	}
 	if text == "" {
 		return "", fmt.Errorf("the %s was empty, so nothing was saved", what)
 	}
