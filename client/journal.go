@@ -313,18 +313,36 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	return code.String(), expires, nil
 }
 
+// CheckInviteCode reports whether codeText is a whole invite code that
+// [Account.Join] can use, with the same errors Join returns for it. It
+// needs neither the key file nor the network, so a caller can check a
+// code before the passphrase is asked for and the key derivation runs.
+func CheckInviteCode(codeText string) error {
+	_, _, err := parseJoinCode(codeText)
+	return err
+}
+
+// parseJoinCode parses a partner's invite code and its relay's address.
+func parseJoinCode(codeText string) (*protocol.InviteCode, string, error) {
+	code, err := protocol.ParseInviteCode(codeText)
+	if err != nil {
+		return nil, "", err
+	}
+	if code.Link {
+		return nil, "", ErrLinkCodeOnly
+	}
+	relay, err := NormalizeRelayURL(code.Relay)
+	if err != nil {
+		return nil, "", err
+	}
+	return code, relay, nil
+}
+
 // Join redeems an invite code: it proves the code to the relay, opens the
 // inviter's sealed details, pins their identity, and leaves this device's
 // own details for them as the journal's first blob from this device.
 func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
-	code, err := protocol.ParseInviteCode(codeText)
-	if err != nil {
-		return nil, err
-	}
-	if code.Link {
-		return nil, ErrLinkCodeOnly
-	}
-	relay, err := NormalizeRelayURL(code.Relay)
+	code, relay, err := parseJoinCode(codeText)
 	if err != nil {
 		return nil, err
 	}
@@ -551,6 +569,9 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 		return nil, Entry{}, err
 	}
 	defer clear(plain)
+	if len(plain) > crypto.MaxPayload {
+		return nil, Entry{}, ErrTooLong
+	}
 	blob, _, err := j.acct.keys.SealEntry(rand.Reader, h, recipients, plain)
 	if err != nil {
 		return nil, Entry{}, err
@@ -558,6 +579,10 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 	s := protocol.ChainID(blob).String()
 	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
 }
+
+// ErrTooLong: the entry does not fit in one entry: its text and details
+// come to more than [crypto.MaxPayload] once encoded. Nothing was saved.
+var ErrTooLong = errors.New("this is more than one entry can hold")
 
 // ErrNotYours: only an entry's author can revise or retract it.
 var ErrNotYours = errors.New("only its author can change or retract an entry")

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -104,7 +107,30 @@ func dialError(relayURL string, resp *http.Response, err error) error {
 			return fmt.Errorf("%w at %s: %w", ErrUnreachable, relayURL, e.Err())
 		}
 	}
+	if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return fmt.Errorf("%w at %s: it answered %q, as a proxy does when the relay behind it is down", ErrUnreachable, relayURL, resp.Status)
+		default:
+			return &notRelayError{url: relayURL, status: resp.Status}
+		}
+	}
 	return fmt.Errorf("%w at %s: %v", ErrUnreachable, relayURL, err)
+}
+
+// notRelayError is ErrNotARelay at an address, with what it answered.
+type notRelayError struct {
+	url, status string
+}
+
+func (e *notRelayError) Error() string {
+	return fmt.Sprintf("the address %s answered, but not as a kintsugi relay (it said %q)", e.url, e.status)
+}
+
+// Is makes a notRelayError both ErrNotARelay and ErrUnreachable: the
+// relay could not be used, and whatever waits to be sent stays queued.
+func (e *notRelayError) Is(target error) bool {
+	return target == ErrNotARelay || target == ErrUnreachable
 }
 
 // isCode reports whether s looks like an error code: lowercase words

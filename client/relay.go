@@ -26,6 +26,12 @@ var ErrRelayChanged = wire.ErrRelayChanged
 // It is the wire client's error, so the handshake can return it.
 var ErrUnreachable = wire.ErrUnreachable
 
+// ErrNotARelay means something answered at the relay's address, but not
+// as a Kintsugi relay: a web site, a wrong path, or a proxy that does not
+// pass WebSocket connections on. An error that is ErrNotARelay is also
+// ErrUnreachable.
+var ErrNotARelay = errors.New("the address answered, but not as a kintsugi relay")
+
 // NormalizeRelayURL accepts http(s):// or ws(s):// and returns the
 // WebSocket URL of the relay's endpoint.
 func NormalizeRelayURL(s string) (string, error) {

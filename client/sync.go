@@ -894,19 +894,26 @@ type Event struct {
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever
 // any process on this home writes, shows what arrives as it arrives, and
-// reconnects with jittered exponential backoff when the relay goes away.
+// reconnects with jittered exponential backoff (at most maxReconnectWait)
+// when the relay goes away. Every failed attempt is an event with
+// Disconnected set; the caller decides how much of that to say.
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
-		start := time.Now()
-		err := j.watchOnce(ctx, onEvent)
+		caughtUp := false // set by watchOnce's own goroutine, which sends Connected
+		err := j.watchOnce(ctx, func(ev Event) {
+			if ev.Connected {
+				caughtUp = true
+			}
+			onEvent(ev)
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
 		if permanent(err) {
 			return err // retrying cannot help; the caller says why
 		}
-		if time.Since(start) > time.Minute {
+		if caughtUp {
 			backoff = time.Second // it was a good connection: start over
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
@@ -918,9 +925,15 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, maxReconnectWait)
 	}
 }
+
+// maxReconnectWait caps the watcher's backoff, so it notices a relay that
+// comes back within a few seconds. A journal has two people and a few
+// devices, so a relay that restarts meets a handful of watchers retrying
+// every two to four seconds (with jitter), which costs it nothing.
+const maxReconnectWait = 4 * time.Second
 
 // permanent reports whether a watch failure will not go away by retrying:
 // this device is no longer a member, the person left, or the relay at the

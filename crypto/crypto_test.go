@@ -519,3 +519,64 @@ func FuzzOpenKeyFile(f *testing.F) {
 		}
 	})
 }
+
+// A key file damaged by a single flipped bit anywhere says so
+// (ErrBadKeyFile) instead of reading as a wrong passphrase; a flip that
+// changes nothing the file means (the case of a field's name, unused
+// bits of base64) still opens it to the same secret.
+func TestKeyFileBitFlips(t *testing.T) {
+	secret := []byte("secret key material")
+	f, err := SealKeyFile(rand.Reader, []byte("correct horse"), secret, TestingKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range f {
+		for bit := range 8 {
+			b := bytes.Clone(f)
+			b[i] ^= 1 << bit
+			got, err := OpenKeyFile(b, []byte("correct horse"))
+			switch {
+			case errors.Is(err, ErrBadKeyFile):
+			case err == nil && bytes.Equal(got, secret):
+			default:
+				t.Fatalf("byte %d (%q) bit %d: %q, %v", i, f[i], bit, got, err)
+			}
+		}
+	}
+	// The same file with a wrong passphrase still says so.
+	if _, err := OpenKeyFile(f, []byte("correct horsf")); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+}
+
+// Key files written before the check (version 1) still open, and a wrong
+// passphrase on them is still a wrong passphrase.
+func TestKeyFileVersion1(t *testing.T) {
+	secret := []byte("secret key material")
+	f, err := SealKeyFile(rand.Reader, []byte("correct horse"), secret, TestingKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf map[string]any
+	if err := json.Unmarshal(f, &kf); err != nil {
+		t.Fatal(err)
+	}
+	if kf["version"] != float64(2) || kf["check"] == nil {
+		t.Fatalf("new key file: version %v, check %v", kf["version"], kf["check"])
+	}
+	kf["version"] = 1
+	delete(kf, "check")
+	v1, _ := json.MarshalIndent(kf, "", "  ")
+	if got, err := OpenKeyFile(v1, []byte("correct horse")); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("version 1: %q, %v", got, err)
+	}
+	if _, err := OpenKeyFile(v1, []byte("wrong")); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("version 1, wrong passphrase: %v", err)
+	}
+	// A version 2 file without its check is damaged.
+	kf["version"] = 2
+	noCheck, _ := json.Marshal(kf)
+	if _, err := OpenKeyFile(noCheck, []byte("correct horse")); !errors.Is(err, ErrBadKeyFile) {
+		t.Fatalf("version 2 without check: %v", err)
+	}
+}

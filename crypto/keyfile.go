@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -47,20 +48,43 @@ func (p KDFParams) Check() error {
 
 // keyFile is the JSON layout of a key file.
 type keyFile struct {
-	Version int       `json:"version"` // 1
+	Version int       `json:"version"` // 2; 1 for files written before the check
 	KDF     string    `json:"kdf"`     // "argon2id"
 	Params  KDFParams `json:"params"`
 	Salt    []byte    `json:"salt"`  // 16 bytes
 	Nonce   []byte    `json:"nonce"` // 24 bytes
 	Box     []byte    `json:"box"`   // secretbox of the secret
+	// Check is the SHA-256 of the file's other fields (see checksum), from
+	// version 2 on. It is not a defence against tampering (anyone can
+	// recompute it; the box is what authenticates): it tells a file damaged
+	// by a disk or a copy apart from a wrong passphrase, which the box alone
+	// cannot.
+	Check []byte `json:"check,omitempty"`
 }
+
+// checksum is the SHA-256 of the compact JSON of kf without its check:
+// {"version":…,"kdf":…,"params":{…},"salt":…,"nonce":…,"box":…}.
+func (kf keyFile) checksum() []byte {
+	kf.Check = nil
+	b, _ := json.Marshal(kf) // a struct of plain fields always marshals
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// keyFileVersion is the version SealKeyFile writes. Version 1 files (no
+// check) stay readable; they become version 2 when the passphrase is next
+// changed.
+const keyFileVersion = 2
 
 var (
 	// ErrWrongPassphrase means the key file is intact but the passphrase
-	// does not open it.
+	// does not open it. For a version 1 file (no check), it may also mean
+	// the file was damaged: the two cannot be told apart.
 	ErrWrongPassphrase = errors.New("that passphrase does not unlock this key file")
-	// ErrBadKeyFile means the file is not a key file this version can read.
-	ErrBadKeyFile = errors.New("not a kintsugi key file")
+	// ErrBadKeyFile means the file fails its own check: it is not a key
+	// file this version can read, its layout or parameters are wrong, or
+	// (version 2) its checksum does not match, so it was damaged.
+	ErrBadKeyFile = errors.New("the key file does not pass its own check: it may be damaged")
 )
 
 // SealKeyFile encrypts secret under passphrase: argon2id(passphrase, salt)
@@ -72,7 +96,7 @@ func SealKeyFile(rand io.Reader, passphrase, secret []byte, p KDFParams) ([]byte
 	if len(passphrase) == 0 {
 		return nil, errors.New("the passphrase is empty")
 	}
-	kf := keyFile{Version: 1, KDF: "argon2id", Params: p, Salt: make([]byte, 16), Nonce: make([]byte, 24)}
+	kf := keyFile{Version: keyFileVersion, KDF: "argon2id", Params: p, Salt: make([]byte, 16), Nonce: make([]byte, 24)}
 	if err := randomBytes(rand, kf.Salt); err != nil {
 		return nil, err
 	}
@@ -82,6 +106,7 @@ func SealKeyFile(rand io.Reader, passphrase, secret []byte, p KDFParams) ([]byte
 	key := deriveKey(passphrase, kf.Salt, p)
 	kf.Box = secretbox.Seal(nil, secret, (*[24]byte)(kf.Nonce), key)
 	clear(key[:])
+	kf.Check = kf.checksum()
 	return json.MarshalIndent(kf, "", "  ")
 }
 
@@ -102,7 +127,10 @@ func parseKeyFile(data []byte) (*keyFile, error) {
 	if err := json.Unmarshal(data, &kf); err != nil {
 		return nil, ErrBadKeyFile
 	}
-	if kf.Version != 1 || kf.KDF != "argon2id" || len(kf.Salt) != 16 || len(kf.Nonce) != 24 || len(kf.Box) < secretbox.Overhead {
+	if kf.Version != 1 && kf.Version != 2 || kf.KDF != "argon2id" || len(kf.Salt) != 16 || len(kf.Nonce) != 24 || len(kf.Box) < secretbox.Overhead {
+		return nil, ErrBadKeyFile
+	}
+	if kf.Version >= 2 && !Equal(kf.Check, kf.checksum()) {
 		return nil, ErrBadKeyFile
 	}
 	if err := kf.Params.Check(); err != nil {

@@ -27,6 +27,7 @@ type env struct {
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
 	journals       int               // how many journals this home has, set by open
+	drafts                           // what was written in the editor, kept if the command fails (draft.go)
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(e, &notFound)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	e.noteRepairs()
+	err = e.settleDraft(err)
+	err = inHome(e.home, err)
 	if notFound != nil {
 		return notFound
 	}
@@ -100,6 +103,7 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdAgreements(e),
 			cmdTogether(e),
 			cmdEdit(e),
+			cmdDraft(e),
 			cmdRetract(e),
 			cmdPrompts(e),
 			cmdFeelings(e),
@@ -126,6 +130,7 @@ func (e *env) unlock() (*client.Account, error) {
 		return nil, client.ErrNoHome
 	}
 	if a := e.unlockFromAgent(); a != nil {
+		e.acct = a
 		return a, nil
 	}
 	p, err := e.passphrase(false)
@@ -133,7 +138,11 @@ func (e *env) unlock() (*client.Account, error) {
 		return nil, err
 	}
 	defer clear(p)
-	return client.Unlock(e.home, p)
+	a, err := client.Unlock(e.home, p)
+	if err == nil {
+		e.acct = a
+	}
+	return a, err
 }
 
 // open unlocks and opens the current journal.
@@ -201,6 +210,7 @@ func cmdInit(e *env) *cli.Command {
 			}
 			e.printf("Your identity is ready, %s.\n", a.Name)
 			e.printf("Your keys are stored in %s, locked with your passphrase.\n", e.home.KeyPath())
+			fmt.Fprint(e.stderr, shortPassphraseNote(p))
 			e.printf("Next: `kintsugi journal create --relay URL`, or `kintsugi journal join CODE` if your partner sent you an invite.\n")
 			return nil
 		},
@@ -226,7 +236,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					j, err := a.CreateJournal(e.ctx, c.String("relay"), c.String("title"))
 					if err != nil {
-						return err
+						return beforeAnything(err, "no journal was made on this device yet")
 					}
 					defer j.Close()
 					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
@@ -275,6 +285,10 @@ func cmdJournal(e *env) *cli.Command {
 					code := e.readCode(c, "invite code: ")
 					if code == "" {
 						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
+					}
+					// Check the code before the passphrase and its wait.
+					if err := client.CheckInviteCode(code); err != nil {
+						return err
 					}
 					a, err := e.unlock()
 					if err != nil {
@@ -449,8 +463,10 @@ func cmdWrite(e *env) *cli.Command {
 			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong it is, 0 to 10"},
 			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "a tag to find it by later (repeat for several)"},
 			&cli.BoolFlag{Name: "listen-only", Usage: "ask to be heard, not answered: your partner can acknowledge it but not reply"},
+			draftFlag,
 		},
 		Action: func(c *cli.Context) error {
+			e.draftID = c.String("draft")
 			p := client.Payload{Kind: client.KindEntry}
 			for _, f := range c.StringSlice("feeling") {
 				f = strings.ToLower(strings.TrimSpace(f))
@@ -484,7 +500,9 @@ func cmdAsk(e *env) *cli.Command {
 		Name:      "ask",
 		Usage:     "ask your partner a hard question; it stays open until they answer",
 		ArgsUsage: "[TEXT]",
+		Flags:     []cli.Flag{draftFlag},
 		Action: func(c *cli.Context) error {
+			e.draftID = c.String("draft")
 			return e.writeEntry(c, client.Payload{Kind: client.KindQuestion}, "question")
 		},
 	}
@@ -964,6 +982,13 @@ func cmdSync(e *env) *cli.Command {
 				return e.watch(j, c.Bool("json"))
 			}
 			res, err := j.Sync(e.ctx)
+			if err != nil && e.ctx.Err() != nil {
+				// Ctrl-C: not a failure to reach the relay. An entry leaves
+				// the outbox only once the relay acknowledges it, and what
+				// was not received yet comes again on the next sync, so
+				// stopping loses nothing.
+				return fail("sync stopped before it finished", "nothing was lost: what you wrote stays on this device until the relay has it, and the next `kintsugi sync` carries on from here")
+			}
 			if err != nil {
 				return err
 			}
@@ -994,6 +1019,10 @@ func cmdSync(e *env) *cli.Command {
 func (e *env) watch(j *client.Journal, asJSON bool) error {
 	fmt.Fprintf(e.stderr, "Staying connected to %s%s. Press Ctrl-C to stop.\n", j.Relay(), e.in(j))
 	enc := json.NewEncoder(e.stdout)
+	// A relay that is down fails every retry: say so once, calmly, and
+	// then that it is back. connected: a connection has been up before;
+	// down: the last attempt failed and that was said.
+	var connected, down bool
 	return j.Watch(e.ctx, func(ev client.Event) {
 		if asJSON {
 			m := map[string]any{"time": time.Now().UTC()}
@@ -1012,11 +1041,21 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			return
 		}
 		switch {
-		case ev.Disconnected != nil:
+		case ev.Disconnected != nil && !down:
+			down = true
 			msg, _ := describe(ev.Disconnected)
-			fmt.Fprintf(e.stderr, "kintsugi: lost the connection (%s); trying again in %s. Your entries are safe here.\n", msg, ev.RetryIn.Round(time.Second))
+			what := "cannot reach the relay yet"
+			if connected {
+				what = "lost the connection to the relay"
+			}
+			fmt.Fprintf(e.stderr, "kintsugi: %s (%s). Trying again every few seconds; what you write is safe here.\n", what, msg)
 		case ev.Connected:
-			fmt.Fprintf(e.stderr, "Connected and up to date.\n")
+			if down && connected {
+				fmt.Fprintf(e.stderr, "Connected again and up to date.\n")
+			} else {
+				fmt.Fprintf(e.stderr, "Connected and up to date.\n")
+			}
+			connected, down = true, false
 		case ev.Pushed > 0:
 			fmt.Fprintf(e.stderr, "Sent %d.\n", ev.Pushed)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -32,11 +33,20 @@ func describe(err error) (msg, hint string) {
 	if errors.As(err, &ue) {
 		return ue.msg, ue.hint
 	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Writes go through a temporary file and a rename, or append a
+		// whole record that a reader ignores unless it is complete, so a
+		// full disk leaves what was saved before as it was.
+		return "the disk is full, so this could not be saved", "nothing was saved this time, and everything saved before is safe. Free some space on this disk, then run the command again"
+	}
 	msg = lowerFirst(err.Error())
 	if h, ok := backupHint(err); ok {
 		return msg, h
 	}
 	switch {
+	case errors.Is(err, client.ErrTooLong):
+		msg = "this is more than one entry can hold (" + entryLimit + ")"
+		hint = "split it into parts and write each as its own entry; nothing was saved"
 	case errors.Is(err, client.ErrNoHome):
 		hint = "run `kintsugi init --name YOUR-NAME` to make your identity on this device"
 	case errors.Is(err, client.ErrHomeExists):
@@ -44,7 +54,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, crypto.ErrWrongPassphrase):
 		hint = "check caps lock and try again; nothing was changed"
 	case errors.Is(err, crypto.ErrBadKeyFile):
-		hint = "the key file may be damaged; restore it from a backup if you have one"
+		hint = keyFileHint
 	case errors.Is(err, client.ErrNoJournal):
 		hint = "create one with `kintsugi journal create --relay URL`, or join your partner's with `kintsugi journal join CODE`"
 	case errors.Is(err, client.ErrJournalPrefix):
@@ -67,6 +77,8 @@ func describe(err error) (msg, hint string) {
 		hint = "ask whoever runs the relay what changed; until then, everything here stays safe on this device"
 	case errors.Is(err, client.ErrRelayMisbehaved):
 		hint = "everything already on this device is safe; let whoever runs the relay know"
+	case errors.Is(err, client.ErrNotARelay):
+		hint = notRelayHint + "; anything you wrote is safe on this device"
 	case errors.Is(err, client.ErrUnreachable):
 		hint = "check the relay address and your connection; anything you wrote is safe on this device and will be sent on the next sync"
 	case errors.Is(err, client.ErrLinkUnknown):
@@ -163,15 +175,76 @@ func exitStatus(err error) int {
 		return exitDamaged
 	case errors.Is(err, client.ErrNoHome), errors.Is(err, client.ErrNoJournal), errors.Is(err, client.ErrJournalPrefix),
 		errors.Is(err, client.ErrNotFound), errors.Is(err, client.ErrAmbiguous),
-		errors.Is(err, client.ErrNoSuchDevice), errors.Is(err, client.ErrDeviceAmbiguous), errors.Is(err, client.ErrNoSuchNotice):
+		errors.Is(err, client.ErrNoSuchDevice), errors.Is(err, client.ErrDeviceAmbiguous), errors.Is(err, client.ErrNoSuchNotice),
+		errors.Is(err, client.ErrJournalAmbiguous), errors.Is(err, client.ErrNoSuchAuthor):
 		return exitNotFound
-	case errors.Is(err, client.ErrUnreachable), errors.Is(err, protocol.ErrShuttingDown):
+	case errors.Is(err, client.ErrUnreachable), errors.Is(err, client.ErrNotARelay), errors.Is(err, protocol.ErrShuttingDown):
 		return exitUnreachable
 	case errors.As(err, &relayErr), errors.Is(err, protocol.ErrBadVersion), errors.Is(err, protocol.ErrAuthFailed),
 		errors.Is(err, protocol.ErrNotMember), errors.Is(err, protocol.ErrInviteUnknown):
 		return exitRefused
 	}
 	return exitFailure
+}
+
+// inHome names the place in an error about the home's identity, so a
+// person sees where kintsugi looked: the folder when there is no identity
+// in it (they may have meant another --home), the key file when it fails
+// its own check. Other errors are returned as they are.
+func inHome(home client.Home, err error) error {
+	var ue *userError
+	if home.Dir == "" || errors.As(err, &ue) {
+		return err
+	}
+	switch {
+	case errors.Is(err, client.ErrNoHome):
+		return &userError{
+			msg:  fmt.Sprintf("there is no kintsugi identity in %s yet", home.Dir),
+			hint: "run `kintsugi init --name YOUR-NAME` to make your identity there; if yours is in another folder, point --home (or KINTSUGI_HOME) at it",
+			err:  err,
+		}
+	case errors.Is(err, crypto.ErrBadKeyFile):
+		return &userError{
+			msg:  fmt.Sprintf("your key file %s may be damaged: it does not pass its own check", home.KeyPath()),
+			hint: keyFileHint,
+			err:  err,
+		}
+	}
+	return err
+}
+
+// notRelayHint is the start of the hint for an address that answered,
+// but not as a relay.
+const notRelayHint = "check the address: it should be the relay's own, as whoever runs it gave it to you (a web page, a wrong path, or a proxy that does not pass WebSocket connections on answers like this)"
+
+// keyFileHint is the hint for a key file that fails its own check.
+const keyFileHint = "nothing was changed, and the file stays where it is. If you made a backup, `kintsugi restore FILE --home NEW-FOLDER` brings your identity and journals back in a new folder; if not, you can set kintsugi up again and your partner can invite you again"
+
+// beforeAnything rewords the hint of a relay error from a command that
+// had nothing of the person's to keep yet (journal create): the usual
+// hints say that what was written is safe, which would be no comfort and
+// not quite true here. done says what state things are in. Other errors
+// are returned as they are.
+func beforeAnything(err error, done string) error {
+	var hint string
+	switch {
+	case errors.Is(err, protocol.ErrRateLimited):
+		hint = "wait a minute, then run the command again"
+	case errors.Is(err, protocol.ErrQuotaExceeded):
+		hint = "the relay has no room for now; whoever runs it can raise its storage limit"
+	case errors.Is(err, protocol.ErrShuttingDown), errors.Is(err, protocol.ErrRelayInternal):
+		hint = "try again in a little while"
+	case errors.Is(err, client.ErrRelayMisbehaved):
+		hint = "let whoever runs the relay know"
+	case errors.Is(err, client.ErrNotARelay):
+		hint = notRelayHint
+	case errors.Is(err, client.ErrUnreachable):
+		hint = "check the relay address and your connection, then run the command again"
+	default:
+		return err
+	}
+	msg, _ := describe(err)
+	return &userError{msg: msg, hint: hint + "; " + done, err: err}
 }
 
 // responseError words why a response of kind does not fit the entry t, as

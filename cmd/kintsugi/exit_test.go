@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/client"
@@ -43,6 +44,10 @@ func TestExitStatus(t *testing.T) {
 		{"ambiguous id", client.ErrAmbiguous, exitNotFound},
 		{"no such device", client.ErrNoSuchDevice, exitNotFound},
 		{"no such notice", client.ErrNoSuchNotice, exitNotFound},
+		{"two journals match", client.ErrJournalAmbiguous, exitNotFound},
+		{"no such author", client.ErrNoSuchAuthor, exitNotFound},
+		{"not a relay", client.ErrNotARelay, exitUnreachable},
+		{"disk full", wrap(syscall.ENOSPC), exitFailure},
 		{"unreachable", wrap(client.ErrUnreachable), exitUnreachable},
 		{"relay shutting down", relay(protocol.CodeShuttingDown), exitUnreachable},
 		{"invite unknown", relay(protocol.CodeInviteUnknown), exitRefused},

@@ -22,7 +22,7 @@ func cmdPassphrase(e *env) *cli.Command {
 			if !e.home.Exists() {
 				return client.ErrNoHome
 			}
-			old, err := e.passphrase(false)
+			old, err := e.passphraseAs(askCurrentPassphrase, false)
 			if err != nil {
 				return err
 			}
@@ -42,7 +42,7 @@ func cmdPassphrase(e *env) *cli.Command {
 					return fail("the new passphrase file is empty", "put the new passphrase on the first line of that file; nothing was changed")
 				}
 			} else {
-				if nw, err = promptPassphrase(true); err != nil {
+				if nw, err = promptPassphrase(askChangedPassphrase, true); err != nil {
 					return err
 				}
 			}
@@ -54,6 +54,7 @@ func cmdPassphrase(e *env) *cli.Command {
 				return err
 			}
 			e.printf("Your passphrase is changed. The old one no longer unlocks this device.\n")
+			fmt.Fprint(e.stderr, shortPassphraseNote(nw))
 			if e.lockAfterChange() {
 				e.printf("Your unlocked session was locked too; `kintsugi unlock` starts a new one with the new passphrase.\n")
 			}

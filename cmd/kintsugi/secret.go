@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -19,6 +20,23 @@ import (
 // KINTSUGI_PASSPHRASE environment variable, or a prompt on the terminal
 // with echo off. confirm asks twice (for a new passphrase).
 func (e *env) passphrase(confirm bool) ([]byte, error) {
+	ask := askPassphrase
+	if confirm {
+		ask = askNewPassphrase
+	}
+	return e.passphraseAs(ask, confirm)
+}
+
+// Prompts for a passphrase on the terminal.
+const (
+	askPassphrase        = "passphrase: "
+	askCurrentPassphrase = "current passphrase: "
+	askNewPassphrase     = "choose a passphrase (it protects your keys on this device; it cannot be recovered if forgotten, so keep it somewhere safe): "
+	askChangedPassphrase = "choose a new passphrase (a few words you will remember protect best): "
+)
+
+// passphraseAs is passphrase with the terminal prompt given.
+func (e *env) passphraseAs(prompt string, confirm bool) ([]byte, error) {
 	if e.passFile != "" {
 		b, err := os.ReadFile(e.passFile)
 		if err != nil {
@@ -33,7 +51,7 @@ func (e *env) passphrase(confirm bool) ([]byte, error) {
 	if p := os.Getenv("KINTSUGI_PASSPHRASE"); p != "" {
 		return []byte(p), nil
 	}
-	return promptPassphrase(confirm)
+	return promptPassphrase(prompt, confirm)
 }
 
 // secretEnv names the environment variables that may carry a secret.
@@ -53,10 +71,41 @@ func childEnv() []string {
 	return env
 }
 
-// promptPassphrase reads a passphrase from the terminal with echo off;
-// confirm asks for a new one, twice.
-func promptPassphrase(confirm bool) ([]byte, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+// openPrompter opens the terminal to ask for secrets on. Tests replace it.
+var openPrompter = openTTY
+
+// prompter asks for a secret on a terminal, with echo off.
+type prompter interface {
+	ask(prompt string) ([]byte, error)
+	Close() error
+}
+
+// tty is the real prompter: /dev/tty.
+type tty struct{ *os.File }
+
+func openTTY() (prompter, error) {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return tty{f}, nil
+}
+
+func (t tty) ask(prompt string) ([]byte, error) {
+	fmt.Fprint(t.File, prompt)
+	b, err := term.ReadPassword(int(t.Fd()))
+	fmt.Fprintln(t.File)
+	return b, err
+}
+
+// promptPassphrase reads a passphrase from the terminal with echo off,
+// asking with prompt; confirm asks for a new one, twice.
+//
+// An empty passphrase is refused: the key file is sealed under it, and an
+// empty one would leave the keys open to anyone who copies the file. A
+// short one is accepted (see shortPassphraseNote).
+func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
+	tty, err := openPrompter()
 	if err != nil {
 		if confirm {
 			return nil, fail("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
@@ -64,33 +113,42 @@ func promptPassphrase(confirm bool) ([]byte, error) {
 		return nil, fail("a passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE or use --passphrase-file")
 	}
 	defer tty.Close()
-	ask := func(prompt string) ([]byte, error) {
-		fmt.Fprint(tty, prompt)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		return b, err
-	}
-	prompt := "passphrase: "
-	if confirm {
-		prompt = "choose a passphrase (it protects your keys on this device; it cannot be recovered if forgotten, so keep it somewhere safe): "
-	}
-	p, err := ask(prompt)
+	p, err := tty.ask(prompt)
 	if err != nil {
 		return nil, err
 	}
 	if len(p) == 0 {
-		return nil, fail("the passphrase was empty", "")
+		if confirm {
+			return nil, fail("the passphrase was empty, so nothing was changed", "run the command again and type a passphrase: a few words you will remember protect your keys well")
+		}
+		return nil, fail("the passphrase was empty", "type the passphrase you chose for this device, then press Enter")
 	}
 	if confirm {
-		again, err := ask("once more, to be sure: ")
+		again, err := tty.ask("once more, to be sure: ")
 		if err != nil {
 			return nil, err
 		}
 		if !crypto.Equal(p, again) {
-			return nil, fail("the two passphrases were different", "nothing was created; run the command again")
+			return nil, fail("the two passphrases were different", "nothing was saved; run the command again")
 		}
 	}
 	return p, nil
+}
+
+// shortPassphrase is the length under which a new passphrase earns a
+// gentle note. It is a note and not a refusal: the person chooses, and
+// a short passphrase they remember beats a long one they write on a
+// sticky note. Twelve characters is about three short words.
+const shortPassphrase = 12
+
+// shortPassphraseNote returns a note for a new passphrase shorter than
+// shortPassphrase characters, or "".
+func shortPassphraseNote(p []byte) string {
+	if utf8.RuneCount(p) >= shortPassphrase {
+		return ""
+	}
+	return "kintsugi: note: a short passphrase is quicker to guess if someone ever copies this device's files. " +
+		"A longer phrase, a few words you will remember, protects better; `kintsugi passphrase` changes it whenever you like.\n"
 }
 
 // kdf returns the key derivation cost for new key files. A test binary may
@@ -109,26 +167,51 @@ func (e *env) readText(args []string, what string) (string, error) {
 	return e.readTextWith(args, what, "")
 }
 
-// readTextWith is readText with the editor starting from initial.
+// stdinIsTerminal reports whether r is a terminal, where the editor can
+// run. Tests replace it.
+var stdinIsTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// readTextWith is readText with the editor starting from initial. With
+// --draft (e.draftID), the editor starts from that kept draft instead.
+// What comes back from the editor is remembered (e.edited), so that it is
+// kept as a draft if the command then fails (settleDraft).
 func (e *env) readTextWith(args []string, what, initial string) (string, error) {
-	if len(args) > 0 {
+	if e.draftID != "" {
+		d, err := e.openDraft(args)
+		if err != nil {
+			return "", err
+		}
+		initial = d.Text
+	} else if len(args) > 0 {
 		return strings.TrimSpace(strings.Join(args, " ")), nil
-	}
-	if f, ok := e.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+	} else if !stdinIsTerminal(e.stdin) {
 		b, err := io.ReadAll(io.LimitReader(e.stdin, crypto.MaxPayload+1))
 		if err != nil {
 			return "", err
 		}
+		defer clear(b)
+		if len(b) > crypto.MaxPayload {
+			// The reader stopped at the limit: the real size is unknown.
+			return "", fail("the text piped in is more than one entry can hold ("+entryLimit+")", "split it into parts and pipe in each as its own entry; nothing was saved")
+		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return editText(what, initial)
+	text, err := editText(what, initial)
+	if text != "" && text != strings.TrimSpace(initial) {
+		e.edited = &edited{what: what, text: text}
+	}
+	return text, err
 }
 
 // editText opens the user's editor on a private file and returns what was
-// written. The file lives in a 0700 directory on a RAM-backed file system
-// where one exists (/dev/shm), is overwritten with zeros before it is
-// removed, and is removed however the editor exits, so no plaintext is
-// left behind in a temporary file.
+// written, also when the editor fails (with the error), so that it can be
+// kept as a sealed draft. The file lives in a 0700 directory on a
+// RAM-backed file system where one exists (/dev/shm), is overwritten with
+// zeros before it is removed, and is removed however the editor exits, so
+// no plaintext is left behind in a temporary file.
 func editText(what, initial string) (string, error) {
 	editor := os.Getenv("VISUAL")
 	if editor == "" {
@@ -153,15 +236,19 @@ func editText(what, initial string) (string, error) {
 		return "", err
 	}
 	defer wipe(path)
-	if err := runEditor(editor, path); err != nil {
-		return "", fail(fmt.Sprintf("the editor closed with an error (%v), so the draft was not saved and was erased to keep it private", err), "run the command again when you are ready; save and quit the editor normally to keep what you write")
-	}
+	edErr := runEditor(editor, path)
 	b, err := os.ReadFile(path)
-	if err != nil {
+	if err != nil && edErr == nil {
 		return "", err
 	}
 	text := strings.TrimSpace(string(b))
 	clear(b)
+	if edErr != nil {
+		if text == "" || text == strings.TrimSpace(initial) {
+			return "", fail(fmt.Sprintf("the editor closed with an error (%v), and nothing new was written", edErr), "run the command again when you are ready; save and quit the editor normally to keep what you write")
+		}
+		return text, fmt.Errorf("the editor closed with an error (%v)", edErr)
+	}
 	if text == "" {
 		return "", fmt.Errorf("the %s was empty, so nothing was saved", what)
 	}
