@@ -37,6 +37,12 @@
 //     and origin-not-allowed, [Error.RetryAfterMS], and the relay
 //     information document at [InfoPath] (clients read unknown codes as
 //     internal errors and ignore unknown fields).
+//     Also within version 1: the two-person rule. A relay refuses a
+//     partner invite redeemed into a journal that already has two people
+//     with the code journal-full (an older client shows the relay's
+//     sentence as an internal error), and [Invite.Again] marks an invite
+//     made again, which the rule lets through; an older relay ignores the
+//     field and admits every redeem.
 package protocol
 
 import (
@@ -190,6 +196,11 @@ type Invite struct {
 	// and adds no member (the linking device adds the new device itself
 	// with [AddDevice]), so any authenticated device may redeem it.
 	Link bool `json:"link,omitempty"`
+	// Again marks a partner invite made again, for a partner already in
+	// the journal who set kintsugi up anew: redeeming it may add a person
+	// to a journal that already has two (see [CodeJournalFull]). Not for
+	// a link.
+	Again bool `json:"again,omitempty"`
 }
 
 // Redeem uses an invite: the relay hashes Token, and if an unexpired, unused
