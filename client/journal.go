@@ -264,7 +264,7 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	}
 	defer c.Close()
 	if _, err := c.request(ctx, func(n uint64) any {
-		return &protocol.Invite{Type: protocol.TypeInvite, ID: n, Journal: j.id, AuthHash: keys.AuthHash[:], Expires: expires.Unix(), Packet: packet}
+		return &protocol.Invite{Type: protocol.TypeInvite, ID: n, Journal: j.id, AuthHash: keys.AuthHash[:], Expires: expires.Unix(), Packet: packet, Again: again}
 	}); err != nil {
 		return "", time.Time{}, fmt.Errorf("store invite: %w", err)
 	}
@@ -301,6 +301,11 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	ok, err := c.request(ctx, func(n uint64) any {
 		return &protocol.Redeem{Type: protocol.TypeRedeem, ID: n, Token: keys.Token[:]}
 	})
+	if errors.Is(err, protocol.ErrJournalFull) {
+		// The journal has both its people; nothing was saved here. Our
+		// own words, not the relay's.
+		return nil, protocol.ErrJournalFull
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,9 @@ type SyncResult struct {
 	Joined   []string // partners who joined, by name
 	// Notices say what changed in the journal's roster: a device added or
 	// removed (NoticeDeviceAdded, NoticeDeviceRemoved), the partner
-	// leaving (NoticePartnerLeft).
+	// leaving (NoticePartnerLeft), someone answering an invite after the
+	// partner had joined (NoticeLateJoin, refused here; a relay with the
+	// two-person rule refuses them before they get in).
 	Notices []Notice
 	// New are the newest entries from the partner that arrived in this
 	// sync, at most NewShown, oldest first; NewCount is how many arrived.
@@ -454,7 +456,8 @@ func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error
 // in the outbox.
 func (j *Journal) apply() (joined []string, notices []Notice, pending int, err error) {
 	err = j.withLock(func() error {
-		joined, err = j.applyJoins()
+		var late []Notice
+		joined, late, err = j.applyJoins()
 		if err != nil {
 			return err
 		}
@@ -469,11 +472,12 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		}
 		// An invite the roster brought from another of this person's
 		// devices may open a join already here.
-		more, err := j.applyJoins()
+		more, late2, err := j.applyJoins()
 		if err != nil {
 			return err
 		}
 		joined = append(joined, more...)
+		notices = append(append(notices, late...), late2...)
 		if j.st.Restored != nil {
 			pending = len(j.outbox())
 			return nil // nothing new may be written until then
@@ -505,13 +509,19 @@ func (j *Journal) checkNotLeft() error {
 	})
 }
 
-func (j *Journal) applyJoins() ([]string, error) {
+func (j *Journal) applyJoins() ([]string, []Notice, error) {
 	var joined []string
+	var notices []Notice
 	roster := j.roster()
 	changed := false
 	warn := func(kind NoticeKind, s *stored) {
 		if j.raise(Notice{Kind: kind}, s.RelaySeq) {
 			changed = true
+			if kind == NoticeLateJoin {
+				// Someone the journal does not take got in on the relay:
+				// said when it arrives, not only in status.
+				notices = append(notices, rosterNotice(Notice{Kind: kind, Position: s.RelaySeq}))
+			}
 		}
 	}
 	known := make(map[string]bool)
@@ -584,9 +594,9 @@ func (j *Journal) applyJoins() ([]string, error) {
 		p.Verified = false // shown as NoticeIdentityChanged while pending
 	}
 	if changed {
-		return joined, j.saveState()
+		return joined, notices, j.saveState()
 	}
-	return joined, nil
+	return joined, notices, nil
 }
 
 // pairedAt returns the relay position from which a journal has had both

@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 //	relay stop|start          stop the script's relay, or start it again on the same port
 //	relay withhold ID         the relay stops serving the entry whose id starts with ID
 //	relay release ID          the relay serves that entry again, after everything else
-//	relay honest              the relay serves everything as stored
+//	relay honest              the relay serves everything as stored, and keeps the two-person rule
+//	relay old                 the relay admits every invite, as relays before the two-person rule did
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
 //	agents N|kill             wait (up to 30s) until exactly N of the script's
@@ -75,7 +76,7 @@ func TestScripts(t *testing.T) {
 				mu.Lock()
 				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				const usage = "usage: relay stop|start|honest|withhold ID|release ID"
+				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID"
 				if len(args) == 0 {
 					ts.Fatalf(usage)
 				}
@@ -86,6 +87,9 @@ func TestScripts(t *testing.T) {
 					r.Start()
 				case "honest":
 					liar.Honest()
+					liar.AdmitAnyone(false)
+				case "old":
+					liar.AdmitAnyone(true)
 				case "withhold", "release":
 					// withhold: serve everything but the entry whose id
 					// starts with args[1], as a relay that drops it would.
