@@ -200,6 +200,11 @@ func (j *Journal) InviteAgain(ctx context.Context, ttl time.Duration) (string, t
 // ErrBothHere: a journal is for two, and both are in it.
 var ErrBothHere = errors.New("this journal already has both of you")
 
+// ErrPartnerLeft: the partner left this journal. A journal is for the two
+// of them, so it takes no one new; the partner may come back through an
+// invite made again (InviteAgain).
+var ErrPartnerLeft = errors.New("your partner left this journal")
+
 // ErrNoPartnerYet: an invite "again" is for a partner already here.
 var ErrNoPartnerYet = errors.New("your partner has not joined yet, so there is no one to invite again")
 
@@ -236,6 +241,8 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 			return leftError(*t)
 		}
 		switch p := j.partner(); {
+		case p != nil && p.Left != nil && !again:
+			return fmt.Errorf("%w on %s", ErrPartnerLeft, p.Left.Local().Format("2 January 2006"))
 		case p != nil && !again:
 			return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, p.Name)
 		case p == nil && again:

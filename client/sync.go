@@ -43,7 +43,44 @@ const NewShown = 20
 // cursor until the relay has caught up, then settle: apply what arrived (a
 // partner joining, devices, keys re-boxed for this device), send again if
 // that produced anything, and note what is new.
+//
+// A relay that answers that this device is not a member gives
+// [ErrNotServed], remembered so writing is refused up front (Writable).
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
+	res, err := j.sync(ctx)
+	return res, j.noteNotServed(err)
+}
+
+// ErrNotServed: the relay no longer serves this device in this journal,
+// because it was removed (by another of its person's devices) or its
+// person left from another device. It wraps protocol.ErrNotMember; it
+// carries no ids, which mean nothing to a person.
+var ErrNotServed error = &notServedError{}
+
+type notServedError struct{}
+
+func (*notServedError) Error() string {
+	return "the relay no longer accepts this device in this journal"
+}
+func (*notServedError) Unwrap() error { return protocol.ErrNotMember }
+
+// noteNotServed records that the relay said this device is not a member,
+// and words err as ErrNotServed; any other err is returned as it is.
+func (j *Journal) noteNotServed(err error) error {
+	if !errors.Is(err, protocol.ErrNotMember) {
+		return err
+	}
+	if serr := j.withLock(func() error {
+		now := time.Now().UTC()
+		j.st.NotServed = &now
+		return j.saveState()
+	}); serr != nil {
+		return errors.Join(ErrNotServed, serr)
+	}
+	return ErrNotServed
+}
+
+func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
 	if err := j.checkNotLeft(); err != nil {
 		return res, err
@@ -119,6 +156,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	}
 	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
+		j.st.NotServed = nil // the relay served this exchange
 		if seq, head := j.sentHead(); seq > 0 && j.st.Restored == nil {
 			j.st.SentSeq, j.st.SentHead = seq, head.String()
 		}
@@ -848,7 +886,7 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
 		start := time.Now()
-		err := j.watchOnce(ctx, onEvent)
+		err := j.noteNotServed(j.watchOnce(ctx, onEvent))
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -944,6 +982,13 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 	if err := report(); err != nil {
 		return err
 	}
+	// From here on, whatever is written on this home is sent within a
+	// moment; a write says so (Watched).
+	release, err := j.holdWatching()
+	if err != nil {
+		return err
+	}
+	defer release()
 	onEvent(Event{Connected: true})
 	tick := time.NewTicker(outboxPoll)
 	defer tick.Stop()

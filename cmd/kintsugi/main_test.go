@@ -45,6 +45,8 @@ func TestMain(m *testing.M) {
 //	relay old                 the relay admits every invite, as relays before the two-person rule did
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
+//	watching HOME             wait (up to 30s) until a `sync --watch` on HOME's one
+//	                          journal is connected (it holds its watching lock)
 //	agents N|kill             wait (up to 30s) until exactly N of the script's
 //	                          agents are alive, or kill them all
 //	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
@@ -164,6 +166,30 @@ func TestScripts(t *testing.T) {
 					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
 				default:
 					ts.Fatalf(usage)
+				}
+			},
+			"watching": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: watching HOME")
+				}
+				path := filepath.Join(ts.MkAbs(args[0]), "journals", "*", "watching")
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					files, err := filepath.Glob(path)
+					ts.Check(err)
+					if len(files) == 1 {
+						f, err := os.Open(files[0])
+						ts.Check(err)
+						err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+						f.Close() // drops the lock if it was taken
+						if errors.Is(err, syscall.EWOULDBLOCK) {
+							return
+						}
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("no watcher connected on %s", args[0])
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {
