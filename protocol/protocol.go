@@ -206,7 +206,9 @@ type Invite struct {
 // Redeem uses an invite: the relay hashes Token, and if an unexpired, unused
 // invite has that hash it marks it used, adds the authenticated device to the
 // journal (unless the invite is a device link) and answers OK with Journal
-// and Packet set.
+// and Packet set. A partner invite into a journal that already has its two
+// people adds nobody and is answered [CodeJournalFull] (the invite is used
+// up all the same), unless it was made again ([Invite.Again]).
 type Redeem struct {
 	Type  string `json:"type"` // "redeem"
 	ID    uint64 `json:"id"`
