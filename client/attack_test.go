@@ -112,49 +112,77 @@ func TestRelayCannotHideADroppedEntry(t *testing.T) {
 }
 
 // A journal is for two: an older invite used after the partner joined
-// adds nobody and reveals nothing.
+// adds nobody and reveals nothing. The relay refuses it (the two-person
+// rule); a relay from before the rule admits the third device, and the
+// inviter's client refuses it and says so on the sync that sees it.
 func TestNoThirdMember(t *testing.T) {
 	t.Parallel()
-	relay := servertest.NewServer(t)
-	ctx := testCtx(t)
-	aj := testJournal(t, relay, "alex")
-	code1, _, _ := aj.Invite(ctx, 0)
-	code2, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := aj.Write(Payload{Kind: KindEntry, Text: "private history"}); err != nil {
-		t.Fatal(err)
-	}
-	sj, err := testAccount(t, "sam").Join(ctx, code1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	if _, err := aj.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mj, err := testAccount(t, "mallory").Join(ctx, code2)
-	if err != nil {
-		t.Fatal(err) // the relay cannot tell; the inviter's client refuses
-	}
-	defer mj.Close()
-	if _, err := aj.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mj.Sync(ctx)
-	if ms, _ := aj.Members(); len(ms) != 2 {
-		t.Fatalf("alex has %d members", len(ms))
-	}
-	if got := entryTexts(t, mj); len(got) != 0 {
-		t.Fatalf("mallory reads %q", got)
-	}
-	if _, _, err := aj.Invite(ctx, 0); err == nil {
-		t.Fatal("a third invite was made after the partner joined")
-	}
-	st, _ := aj.Status()
-	if st.Partner != "sam" || !unreadKind(st, NoticeLateJoin) {
-		t.Fatalf("status: %+v", st)
+	for _, old := range []bool{false, true} {
+		t.Run(map[bool]string{false: "relay refuses", true: "older relay"}[old], func(t *testing.T) {
+			relay, liar := servertest.NewLyingServer(t)
+			liar.AdmitAnyone(old)
+			ctx := testCtx(t)
+			aj := testJournal(t, relay, "alex")
+			code1, _, _ := aj.Invite(ctx, 0)
+			code2, _, err := aj.Invite(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := aj.Write(Payload{Kind: KindEntry, Text: "private history"}); err != nil {
+				t.Fatal(err)
+			}
+			sj, err := testAccount(t, "sam").Join(ctx, code1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sj.Close()
+			if _, err := aj.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mallory := testAccount(t, "mallory")
+			mj, err := mallory.Join(ctx, code2)
+			if !old {
+				if !errors.Is(err, protocol.ErrJournalFull) {
+					t.Fatalf("third join: %v", err)
+				}
+				if ids, _ := mallory.Journals(); len(ids) != 0 {
+					t.Fatalf("a refused join left %d journals behind", len(ids))
+				}
+				res, err := aj.Sync(ctx)
+				if err != nil || len(res.Notices) != 0 {
+					t.Fatalf("sync after a refused join: %+v %v", res, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err) // the older relay cannot tell; the inviter's client refuses
+			}
+			defer mj.Close()
+			res, err := aj.Sync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Notices) != 1 || res.Notices[0].Kind != NoticeLateJoin {
+				t.Fatalf("the sync that saw the late join said %+v", res.Notices)
+			}
+			if res, _ := aj.Sync(ctx); len(res.Notices) != 0 {
+				t.Fatalf("the same late join was said again: %+v", res.Notices)
+			}
+			mj.Sync(ctx)
+			if ms, _ := aj.Members(); len(ms) != 2 {
+				t.Fatalf("alex has %d members", len(ms))
+			}
+			if got := entryTexts(t, mj); len(got) != 0 {
+				t.Fatalf("mallory reads %q", got)
+			}
+			if _, _, err := aj.Invite(ctx, 0); err == nil {
+				t.Fatal("a third invite was made after the partner joined")
+			}
+			st, _ := aj.Status()
+			if st.Partner != "sam" || !unreadKind(st, NoticeLateJoin) {
+				t.Fatalf("status: %+v", st)
+			}
+		})
 	}
 }
 

@@ -183,9 +183,17 @@ func TestRemovedDeviceIsCutOff(t *testing.T) {
 	if err := <-watchErr; !errors.Is(err, protocol.ErrNotMember) {
 		t.Fatalf("the removed device's watch ended with %v", err)
 	}
-	// The relay refuses the phone at once.
-	if _, err := lj.Sync(ctxFor(t)); !errors.Is(err, protocol.ErrNotMember) {
+	// The relay refuses the phone at once, in plain words (no ids).
+	if _, err := lj.Sync(ctxFor(t)); !errors.Is(err, protocol.ErrNotMember) || !errors.Is(err, client.ErrNotServed) || strings.Contains(err.Error(), lj.ID().String()) {
 		t.Fatalf("removed device synced: %v", err)
+	}
+	// From then on the phone refuses to write up front, rather than
+	// keep what it could never send.
+	if err := lj.Writable(); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the removed phone is writable: %v", err)
+	}
+	if _, err := lj.Write(client.Payload{Kind: client.KindEntry, Text: "never sent"}); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the removed phone wrote: %v", err)
 	}
 	res := mustSync(t, sj)
 	if len(res.Notices) != 1 || res.Notices[0].Kind != client.NoticeDeviceRemoved || res.Notices[0].DeviceID == "" {

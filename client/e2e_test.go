@@ -221,6 +221,39 @@ func TestWatchAndWriteOnOneHome(t *testing.T) {
 	})
 }
 
+// A writer on the home can tell that a watcher is connected and will send
+// what it writes at once; once the watcher stops, it cannot.
+func TestWriterKnowsAWatcherSends(t *testing.T) {
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, _, _ := pair(t, relay.URL(), alex, sam)
+	if aj.Watched() {
+		t.Fatal("watched before any watcher ran")
+	}
+	a, err := client.Unlock(alex.Home, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wj, err := a.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wj.Close()
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	events := make(chan client.Event, 64)
+	done := make(chan struct{})
+	go func() { defer close(done); wj.Watch(ctx, send(ctx, events)) }()
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+	if !aj.Watched() {
+		t.Fatal("a connected watcher is not seen")
+	}
+	cancel()
+	<-done
+	if aj.Watched() {
+		t.Fatal("a stopped watcher is still seen")
+	}
+}
+
 // watchFrom starts `sync --watch` on home as a second process would, with
 // its own Account and Journal, and returns its events. It stops when the
 // test ends.

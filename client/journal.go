@@ -242,6 +242,11 @@ func (j *Journal) InviteAgain(ctx context.Context, ttl time.Duration) (string, t
 // ErrBothHere: a journal is for two, and both are in it.
 var ErrBothHere = errors.New("this journal already has both of you")
 
+// ErrPartnerLeft: the partner left this journal. A journal is for the two
+// of them, so it takes no one new; the partner may come back through an
+// invite made again (InviteAgain).
+var ErrPartnerLeft = errors.New("your partner left this journal")
+
 // ErrNoPartnerYet: an invite "again" is for a partner already here.
 var ErrNoPartnerYet = errors.New("your partner has not joined yet, so there is no one to invite again")
 
@@ -278,6 +283,8 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 			return leftError(*t)
 		}
 		switch p := j.partner(); {
+		case p != nil && p.Left != nil && !again:
+			return fmt.Errorf("%w on %s", ErrPartnerLeft, p.Left.Local().Format("2 January 2006"))
 		case p != nil && !again:
 			return fmt.Errorf("%w (you and %s), so it needs no more invites", ErrBothHere, p.Name)
 		case p == nil && again:
@@ -306,7 +313,7 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	}
 	defer c.Close()
 	if _, err := c.request(ctx, func(n uint64) any {
-		return &protocol.Invite{Type: protocol.TypeInvite, ID: n, Journal: j.id, AuthHash: keys.AuthHash[:], Expires: expires.Unix(), Packet: packet}
+		return &protocol.Invite{Type: protocol.TypeInvite, ID: n, Journal: j.id, AuthHash: keys.AuthHash[:], Expires: expires.Unix(), Packet: packet, Again: again}
 	}); err != nil {
 		return "", time.Time{}, fmt.Errorf("store invite: %w", err)
 	}
@@ -361,6 +368,11 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	ok, err := c.request(ctx, func(n uint64) any {
 		return &protocol.Redeem{Type: protocol.TypeRedeem, ID: n, Token: keys.Token[:]}
 	})
+	if errors.Is(err, protocol.ErrJournalFull) {
+		// The journal has both its people; nothing was saved here. Our
+		// own words, not the relay's.
+		return nil, protocol.ErrJournalFull
+	}
 	if err != nil {
 		return nil, err
 	}

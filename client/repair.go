@@ -405,6 +405,11 @@ func (j *Journal) writableLocked() error {
 	if t := j.left(); t != nil {
 		return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
 	}
+	// This device was removed: the roster says so, or the relay did on
+	// the last exchange. What would be written could never be sent.
+	if self := j.self(); j.st.NotServed != nil || self != nil && self.removed(j.acct.Device.SignKey()) != nil {
+		return fmt.Errorf("%w, so nothing written here could be sent", ErrNotServed)
+	}
 	return j.pausedErr()
 }
 

@@ -35,6 +35,9 @@ type Status struct {
 	// Notices are the conditions that hold and the problems noticed
 	// earlier, including those marked read (Acknowledged); see notice.go.
 	Notices []Notice `json:"notices"`
+	// PartnerLeft is when the partner left the journal; nothing new is
+	// sent to them since.
+	PartnerLeft *time.Time `json:"partner_left,omitempty"`
 }
 
 // Status reports the journal's state, including gaps in each device's
@@ -80,7 +83,7 @@ func (j *Journal) Status() (Status, error) {
 		}
 		for _, m := range j.st.Members {
 			if !m.Self {
-				st.Partner, st.Verified = m.Name, m.Verified
+				st.Partner, st.Verified, st.PartnerLeft = m.Name, m.Verified, m.Left
 			}
 		}
 		return nil

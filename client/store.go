@@ -190,6 +190,11 @@ type state struct {
 	// history from (repair.go, adopt.go).
 	SentSeq  uint64 `json:"sent_seq,omitempty"`
 	SentHead string `json:"sent_head,omitempty"`
+	// NotServed is when the relay last answered that this device is not
+	// a member of the journal (it was removed, or its person left from
+	// another device); writing is refused up front while it is set. A
+	// later exchange the relay serves clears it.
+	NotServed *time.Time `json:"not_served,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that

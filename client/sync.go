@@ -24,7 +24,9 @@ type SyncResult struct {
 	Joined   []string // partners who joined, by name
 	// Notices say what changed in the journal's roster: a device added or
 	// removed (NoticeDeviceAdded, NoticeDeviceRemoved), the partner
-	// leaving (NoticePartnerLeft).
+	// leaving (NoticePartnerLeft), someone answering an invite after the
+	// partner had joined (NoticeLateJoin, refused here; a relay with the
+	// two-person rule refuses them before they get in).
 	Notices []Notice
 	// New are the newest entries from the partner that arrived in this
 	// sync, at most NewShown, oldest first; NewCount is how many arrived.
@@ -44,7 +46,44 @@ const NewShown = 20
 // cursor until the relay has caught up, then settle: apply what arrived (a
 // partner joining, devices, keys re-boxed for this device), send again if
 // that produced anything, and note what is new.
+//
+// A relay that answers that this device is not a member gives
+// [ErrNotServed], remembered so writing is refused up front (Writable).
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
+	res, err := j.sync(ctx)
+	return res, j.noteNotServed(err)
+}
+
+// ErrNotServed: the relay no longer serves this device in this journal,
+// because it was removed (by another of its person's devices) or its
+// person left from another device. It wraps protocol.ErrNotMember; it
+// carries no ids, which mean nothing to a person.
+var ErrNotServed error = &notServedError{}
+
+type notServedError struct{}
+
+func (*notServedError) Error() string {
+	return "the relay no longer accepts this device in this journal"
+}
+func (*notServedError) Unwrap() error { return protocol.ErrNotMember }
+
+// noteNotServed records that the relay said this device is not a member,
+// and words err as ErrNotServed; any other err is returned as it is.
+func (j *Journal) noteNotServed(err error) error {
+	if !errors.Is(err, protocol.ErrNotMember) {
+		return err
+	}
+	if serr := j.withLock(func() error {
+		now := time.Now().UTC()
+		j.st.NotServed = &now
+		return j.saveState()
+	}); serr != nil {
+		return errors.Join(ErrNotServed, serr)
+	}
+	return ErrNotServed
+}
+
+func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
 	if err := j.checkNotLeft(); err != nil {
 		return res, err
@@ -120,6 +159,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	}
 	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
+		j.st.NotServed = nil // the relay served this exchange
 		if seq, head := j.sentHead(); seq > 0 && j.st.Restored == nil {
 			j.st.SentSeq, j.st.SentHead = seq, head.String()
 		}
@@ -460,7 +500,8 @@ func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error
 // in the outbox.
 func (j *Journal) apply() (joined []string, notices []Notice, pending int, err error) {
 	err = j.withLock(func() error {
-		joined, err = j.applyJoins()
+		var late []Notice
+		joined, late, err = j.applyJoins()
 		if err != nil {
 			return err
 		}
@@ -475,11 +516,12 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		}
 		// An invite the roster brought from another of this person's
 		// devices may open a join already here.
-		more, err := j.applyJoins()
+		more, late2, err := j.applyJoins()
 		if err != nil {
 			return err
 		}
 		joined = append(joined, more...)
+		notices = append(append(notices, late...), late2...)
 		if j.st.Restored != nil {
 			pending = len(j.outbox())
 			return nil // nothing new may be written until then
@@ -511,13 +553,19 @@ func (j *Journal) checkNotLeft() error {
 	})
 }
 
-func (j *Journal) applyJoins() ([]string, error) {
+func (j *Journal) applyJoins() ([]string, []Notice, error) {
 	var joined []string
+	var notices []Notice
 	roster := j.roster()
 	changed := false
 	warn := func(kind NoticeKind, s *stored) {
 		if j.raise(Notice{Kind: kind}, s.RelaySeq) {
 			changed = true
+			if kind == NoticeLateJoin {
+				// Someone the journal does not take got in on the relay:
+				// said when it arrives, not only in status.
+				notices = append(notices, rosterNotice(Notice{Kind: kind, Position: s.RelaySeq}))
+			}
 		}
 	}
 	known := make(map[string]bool)
@@ -590,9 +638,9 @@ func (j *Journal) applyJoins() ([]string, error) {
 		p.Verified = false // shown as NoticeIdentityChanged while pending
 	}
 	if changed {
-		return joined, j.saveState()
+		return joined, notices, j.saveState()
 	}
-	return joined, nil
+	return joined, notices, nil
 }
 
 // pairedAt returns the relay position from which a journal has had both
@@ -901,12 +949,12 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
 		caughtUp := false // set by watchOnce's own goroutine, which sends Connected
-		err := j.watchOnce(ctx, func(ev Event) {
+		err := j.noteNotServed(j.watchOnce(ctx, func(ev Event) {
 			if ev.Connected {
 				caughtUp = true
 			}
 			onEvent(ev)
-		})
+		}))
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -1008,6 +1056,13 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 	if err := report(); err != nil {
 		return err
 	}
+	// From here on, whatever is written on this home is sent within a
+	// moment; a write says so (Watched).
+	release, err := j.holdWatching()
+	if err != nil {
+		return err
+	}
+	defer release()
 	onEvent(Event{Connected: true})
 	tick := time.NewTicker(outboxPoll)
 	defer tick.Stop()

@@ -29,6 +29,9 @@ const (
 	CodeQuotaExceeded      Code = "quota-exceeded"       // the journal holds as many bytes as the relay allows
 	CodeTooManyConnections Code = "too-many-connections" // the relay, or this address, has too many connections; try again later
 	CodeOriginNotAllowed   Code = "origin-not-allowed"   // the request's Origin is not one the relay accepts
+
+	// Added within version 1, with the two-person rule.
+	CodeJournalFull Code = "journal-full" // the journal already has its two people; the invite was used up
 )
 
 // Sentinel errors that callers branch on. [Error.Err] maps a wire error to
@@ -46,6 +49,7 @@ var (
 	ErrShuttingDown  = errors.New("the relay is shutting down")
 	ErrBadVersion    = errors.New("the relay speaks another protocol version")
 	ErrQuotaExceeded = errors.New("this journal has reached the relay's storage limit")
+	ErrJournalFull   = errors.New("this journal already has both of its people, so the invite cannot add anyone else")
 )
 
 // codeErrors is the one table that maps codes to sentinel errors. The first
@@ -70,6 +74,7 @@ var codeErrors = []struct {
 	{CodeQuotaExceeded, ErrQuotaExceeded},
 	{CodeTooManyConnections, ErrRateLimited},
 	{CodeOriginNotAllowed, ErrInvalid},
+	{CodeJournalFull, ErrJournalFull},
 }
 
 // CodeOf returns the wire code for err, or CodeInternal.

@@ -37,6 +37,12 @@
 //     and origin-not-allowed, [Error.RetryAfterMS], and the relay
 //     information document at [InfoPath] (clients read unknown codes as
 //     internal errors and ignore unknown fields).
+//     Also within version 1: the two-person rule. A relay refuses a
+//     partner invite redeemed into a journal that already has two people
+//     with the code journal-full (an older client shows the relay's
+//     sentence as an internal error), and [Invite.Again] marks an invite
+//     made again, which the rule lets through; an older relay ignores the
+//     field and admits every redeem.
 package protocol
 
 import (
@@ -190,12 +196,19 @@ type Invite struct {
 	// and adds no member (the linking device adds the new device itself
 	// with [AddDevice]), so any authenticated device may redeem it.
 	Link bool `json:"link,omitempty"`
+	// Again marks a partner invite made again, for a partner already in
+	// the journal who set kintsugi up anew: redeeming it may add a person
+	// to a journal that already has two (see [CodeJournalFull]). Not for
+	// a link.
+	Again bool `json:"again,omitempty"`
 }
 
 // Redeem uses an invite: the relay hashes Token, and if an unexpired, unused
 // invite has that hash it marks it used, adds the authenticated device to the
 // journal (unless the invite is a device link) and answers OK with Journal
-// and Packet set.
+// and Packet set. A partner invite into a journal that already has its two
+// people adds nobody and is answered [CodeJournalFull] (the invite is used
+// up all the same), unless it was made again ([Invite.Again]).
 type Redeem struct {
 	Type  string `json:"type"` // "redeem"
 	ID    uint64 `json:"id"`

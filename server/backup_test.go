@@ -81,7 +81,7 @@ func sameStore(t *testing.T, want, got *BadgerStore, blobs map[protocol.JournalI
 		}
 	}
 	// The invite came along and still works once.
-	j, packet, err := got.RedeemInvite(ctx, [32]byte{0xaa}, [32]byte{0xbb}, time.Now())
+	j, packet, err := got.RedeemInvite(ctx, [32]byte{0xaa}, [32]byte{0xbb}, time.Now(), 0) // two people are in already
 	if err != nil || j != (protocol.JournalID{10}) || string(packet) != "packet" {
 		t.Fatalf("redeem restored invite: %x %q %v", j[:1], packet, err)
 	}

@@ -33,6 +33,7 @@ import (
 //	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
+//	a/<auth hash 32>      → the same, for a partner invite made again (not held to the two-person rule)
 //	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
 //	u, u/<journal 16>     → blob bytes per journal (see usage.go)
 //
@@ -87,7 +88,12 @@ var (
 	pfxBlobByID = []byte("b/")
 	pfxInvite   = []byte("i/")
 	pfxLink     = []byte("k/")
+	pfxAgain    = []byte("a/")
 )
+
+// invitePrefixes are the tables holding invites, which share one
+// namespace of auth hashes, in the order RedeemInvite looks.
+var invitePrefixes = [][]byte{pfxInvite, pfxAgain, pfxLink}
 
 // OpenBadger opens (creating if needed) the Badger store in dir. Badger's
 // own warnings and errors are logged to logger (nil means discard). Only one
@@ -283,6 +289,11 @@ func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authH
 	return s.putInvite(ctx, pfxInvite, j, authHash, expires, packet)
 }
 
+// PutInviteAgain implements [Store].
+func (s *BadgerStore) PutInviteAgain(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return s.putInvite(ctx, pfxAgain, j, authHash, expires, packet)
+}
+
 // PutLink implements [Store].
 func (s *BadgerStore) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
 	return s.putInvite(ctx, pfxLink, j, authHash, expires, packet)
@@ -303,7 +314,7 @@ func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.Jour
 			return protocol.ErrNotFound
 		}
 		ik := key(pfx, authHash[:])
-		for _, other := range [][]byte{pfxInvite, pfxLink} {
+		for _, other := range invitePrefixes {
 			if ok, err := exists(txn, key(other, authHash[:])); err != nil || ok {
 				if ok {
 					return ErrInviteExists
@@ -324,7 +335,7 @@ func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.Jour
 }
 
 // RedeemInvite implements [Store].
-func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error) {
+func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
 	var j protocol.JournalID
 	done, err := s.begin(ctx)
 	if err != nil {
@@ -332,12 +343,17 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	}
 	defer done()
 	var packet []byte
+	var full bool
 	err = s.update(func(txn *badger.Txn) error {
-		ik, link := key(pfxInvite, authHash[:]), false
-		item, err := txn.Get(ik)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			ik, link = key(pfxLink, authHash[:]), true
-			item, err = txn.Get(ik)
+		full = false
+		var ik []byte
+		var item *badger.Item
+		err := badger.ErrKeyNotFound
+		for _, pfx := range invitePrefixes {
+			ik = key(pfx, authHash[:])
+			if item, err = txn.Get(ik); !errors.Is(err, badger.ErrKeyNotFound) {
+				break
+			}
 		}
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrInviteUnknown
@@ -345,6 +361,7 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		if err != nil {
 			return err
 		}
+		link, again := bytes.HasPrefix(ik, pfxLink), bytes.HasPrefix(ik, pfxAgain)
 		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
@@ -364,6 +381,14 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		if link {
 			return nil // the linking device added the new one itself
 		}
+		if !again && maxPersons > 0 {
+			// The two-person rule: a journal whose members are filed
+			// under two people takes no one else. The invite is used up
+			// (committed below) and nobody is added.
+			if full, err = journalFull(txn, j, device, maxPersons); err != nil || full {
+				return err
+			}
+		}
 		err = addMember(txn, j, device, now.Unix())
 		if errors.Is(err, protocol.ErrNotFound) {
 			return protocol.ErrInviteUnknown
@@ -372,6 +397,9 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	})
 	if err != nil {
 		return protocol.JournalID{}, nil, err
+	}
+	if full {
+		return protocol.JournalID{}, nil, protocol.ErrJournalFull
 	}
 	return j, packet, nil
 }

@@ -174,7 +174,7 @@ func TestBadgerInvites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, err := s.RedeemInvite(ctx, [32]byte{1}, [32]byte{byte(10 + i)}, now)
+			_, _, err := s.RedeemInvite(ctx, [32]byte{1}, [32]byte{byte(10 + i)}, now, JournalPersons)
 			results <- err
 		}()
 	}
@@ -192,14 +192,15 @@ func TestBadgerInvites(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d redemptions won", wins)
 	}
-	// Expiry is judged by the caller's clock.
+	// Expiry is judged by the caller's clock. (Without the two-person
+	// rule here: the journal already has two people.)
 	if err := s.PutInvite(ctx, j, [32]byte{2}, now.Add(time.Hour), []byte("p")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now.Add(time.Hour)); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now.Add(time.Hour), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("expired redeem: %v", err)
 	}
-	gotJ, packet, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now)
+	gotJ, packet, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now, 0)
 	if err != nil || gotJ != j || string(packet) != "p" {
 		t.Fatalf("redeem: %v %q %v", gotJ, packet, err)
 	}

@@ -695,8 +695,11 @@ func (c *conn) handleInvite(r *request) bool {
 		return cont
 	}
 	put := c.s.cfg.Store.PutInvite
-	if r.Link {
+	switch {
+	case r.Link:
 		put = c.s.cfg.Store.PutLink
+	case r.Again:
+		put = c.s.cfg.Store.PutInviteAgain
 	}
 	err := put(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
 	if errors.Is(err, ErrInviteExists) {
@@ -708,15 +711,21 @@ func (c *conn) handleInvite(r *request) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.log.Info("invite stored", "journal", r.Journal.String(), "link", r.Link, "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
+	c.log.Info("invite stored", "journal", r.Journal.String(), "link", r.Link, "again", r.Again, "expires", r.Expires.UTC().Format(time.RFC3339), "packet_bytes", len(r.Packet))
 	return c.reply(c.ok(r.ID))
 }
 
 func (c *conn) handleRedeem(r *request) bool {
-	j, packet, err := c.s.cfg.Store.RedeemInvite(c.ctx, r.AuthHash, c.device, c.s.cfg.Now())
+	j, packet, err := c.s.cfg.Store.RedeemInvite(c.ctx, r.AuthHash, c.device, c.s.cfg.Now(), JournalPersons)
 	if errors.Is(err, protocol.ErrInviteUnknown) {
 		c.log.Info("invite redemption refused")
 		return c.reply(reqError(r.ID, protocol.CodeInviteUnknown, "%s", protocol.ErrInviteUnknown.Error()))
+	}
+	if errors.Is(err, protocol.ErrJournalFull) {
+		// The sentence is what an older client, which reads the code as
+		// an internal error, shows the person: plain, and true.
+		c.log.Info("invite redemption refused: the journal already has two people")
+		return c.reply(reqError(r.ID, protocol.CodeJournalFull, "%s", protocol.ErrJournalFull.Error()))
 	}
 	if err != nil {
 		return c.internal(r, err)

@@ -29,6 +29,13 @@ import (
 
 var pfxRemoved = []byte("x/")
 
+// JournalPersons is the two-person rule: a journal is for two people, so
+// once its members are filed under two, the relay admits no one else
+// through a partner invite (protocol.ErrJournalFull). A person's own
+// devices join by link (AddDevice), not by invite, and are not counted
+// twice; an invite made again (protocol.Invite.Again) is let through.
+const JournalPersons = 2
+
 // memberValue encodes a member record.
 func memberValue(since int64, person [32]byte) []byte {
 	return append(u64(uint64(since)), person[:]...)
@@ -140,26 +147,15 @@ func (s *BadgerStore) Leave(ctx context.Context, j protocol.JournalID, device [3
 		if !ok {
 			return protocol.ErrNotMember
 		}
-		prefix := key(pfxMember, j[:])
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		var mine [][32]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			var d [32]byte
-			copy(d[:], bytes.TrimPrefix(it.Item().Key(), prefix))
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				it.Close()
-				return err
-			}
-			p := d
-			if len(v) == 8+32 {
-				copy(p[:], v[8:])
-			}
+		err = eachMember(txn, j, func(d, p [32]byte) {
 			if p == person {
 				mine = append(mine, d)
 			}
+		})
+		if err != nil {
+			return err
 		}
-		it.Close()
 		for _, d := range mine {
 			if err := removeMember(txn, j, d, now); err != nil {
 				return err
@@ -172,6 +168,46 @@ func (s *BadgerStore) Leave(ctx context.Context, j protocol.JournalID, device [3
 		return nil, err
 	}
 	return removed, nil
+}
+
+// eachMember calls fn with every member device of j and its person.
+func eachMember(txn *badger.Txn, j protocol.JournalID, fn func(device, person [32]byte)) error {
+	prefix := key(pfxMember, j[:])
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var d [32]byte
+		copy(d[:], bytes.TrimPrefix(it.Item().Key(), prefix))
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		p := d
+		if len(v) == 8+32 {
+			copy(p[:], v[8:])
+		}
+		fn(d, p)
+	}
+	return nil
+}
+
+// journalFull reports whether redeeming a partner invite would add device
+// to j as one person more than limit allows: the two-person rule. A device that is
+// a member already adds no one, and a removed one is refused elsewhere
+// (it stays out), so neither makes the journal full. The people are the
+// labels its current member devices are filed under: a person's linked
+// devices are one person, and a person who left has no devices left, so
+// counts no more.
+func journalFull(txn *badger.Txn, j protocol.JournalID, device [32]byte, limit int) (bool, error) {
+	if _, ok, err := personOf(txn, j, device); err != nil || ok {
+		return false, err
+	}
+	if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
+		return false, err
+	}
+	people := make(map[[32]byte]bool)
+	err := eachMember(txn, j, func(_, p [32]byte) { people[p] = true })
+	return len(people) >= limit, err
 }
 
 func removeMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64) error {

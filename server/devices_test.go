@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +178,55 @@ func TestLeaveStopsTheLeavingSubscription(t *testing.T) {
 	if protocol.DecodeAs(data, &ok) != nil || ok.Type != protocol.TypeOK || ok.ID != id {
 		t.Fatalf("after leaving, the connection got %s, want the answer to its request", data)
 	}
+}
+
+// A journal is for two: once its members are two people, a partner invite
+// adds no one, and is used up. A person's linked devices are one person;
+// a person who left counts no more; an invite made again is let through.
+func TestTwoPersonRule(t *testing.T) {
+	srv := servertest.NewServer(t)
+	j, owner, partner := pairUp(t, srv)
+	invite := func(token [32]byte, again bool) {
+		t.Helper()
+		h := sha256.Sum256(token[:])
+		servertest.MustOK(t, owner.Do(func(id uint64) any {
+			return &protocol.Invite{Type: protocol.TypeInvite, ID: id, Journal: j, AuthHash: h[:], Expires: time.Now().Add(time.Hour).Unix(), Packet: []byte("p"), Again: again}
+		}))
+	}
+
+	// The owner's second device joins by link: still two people.
+	laptop := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	servertest.MustOK(t, addDevice(owner, j, laptop.Device))
+
+	// A third person with an invite made before the partner joined.
+	third := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	invite([32]byte{7}, false)
+	e := wantError(t, third.Redeem([32]byte{7}), protocol.CodeJournalFull)
+	if !strings.Contains(e.Message, "already has both of its people") {
+		t.Errorf("refusal reads %q", e.Message)
+	}
+	wantError(t, third.Subscribe(j, 0), protocol.CodeNotMember)
+	// The invite died: used again, it is unknown.
+	wantError(t, third.Redeem([32]byte{7}), protocol.CodeInviteUnknown)
+	// A member redeeming changes nothing and is not refused.
+	invite([32]byte{8}, false)
+	servertest.MustOK(t, partner.Redeem([32]byte{8}))
+
+	// An invite made again (the partner set kintsugi up anew) goes through.
+	again := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	invite([32]byte{9}, true)
+	servertest.MustOK(t, again.Redeem([32]byte{9}))
+	servertest.MustOK(t, again.Subscribe(j, 0))
+	// Marked again and link at once is not an invite.
+	h := sha256.Sum256([]byte{10})
+	wantError(t, owner.Do(func(id uint64) any {
+		return &protocol.Invite{Type: protocol.TypeInvite, ID: id, Journal: j, AuthHash: h[:], Expires: time.Now().Add(time.Hour).Unix(), Packet: []byte("p"), Again: true, Link: true}
+	}), protocol.CodeInvalid)
+
+	// Once the others have left, the journal has room again.
+	servertest.MustOK(t, leave(partner, j))
+	servertest.MustOK(t, leave(again, j))
+	newcomer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	invite([32]byte{11}, false)
+	servertest.MustOK(t, newcomer.Redeem([32]byte{11}))
 }

@@ -20,6 +20,7 @@ type request struct {
 	Expires  time.Time       // invite
 	Packet   []byte          // invite
 	Link     bool            // invite: a device link
+	Again    bool            // invite: a partner invite made again
 	Blob     []byte          // put
 	Header   protocol.Header // put: the parsed blob header
 	After    uint64          // subscribe
@@ -103,7 +104,10 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		if len(m.Packet) > protocol.MaxInvitePacket {
 			return bad(protocol.CodeTooLarge, "the invite packet is %d bytes; the limit is %d", len(m.Packet), protocol.MaxInvitePacket)
 		}
-		r.Packet, r.Link = m.Packet, m.Link
+		r.Packet, r.Link, r.Again = m.Packet, m.Link, m.Again
+		if r.Link && r.Again {
+			return bad(protocol.CodeInvalid, "an invite cannot be both a device link and an invite made again")
+		}
 		r.Expires = time.Unix(m.Expires, 0)
 		if !r.Expires.After(k.Now) {
 			return bad(protocol.CodeInvalid, "the invite expiry is not in the future")

@@ -371,7 +371,7 @@ func TestConcurrentPutsAreContiguous(t *testing.T) {
 	clients := []*servertest.Client{owner}
 	for range writers - 1 {
 		d := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-		invite(t, owner, ch.Journal, d)
+		servertest.MustOK(t, addDevice(owner, ch.Journal, d.Device)) // a journal has two people, but any number of devices
 		clients = append(clients, d)
 	}
 	// Clients are single-goroutine; give each its own goroutine and report
@@ -768,8 +768,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 	if ok := servertest.MustOK(t, c2.Put(ch.Journal, ch.Next("after restart"))); ok.Seq != 26 {
 		t.Fatalf("seq after restart %d", ok.Seq)
 	}
-	third := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	if ok := servertest.MustOK(t, third.Redeem(tok)); string(ok.Packet) != "kept packet" {
+	if ok := servertest.MustOK(t, p.Redeem(tok)); string(ok.Packet) != "kept packet" {
 		t.Fatalf("packet %q", ok.Packet)
 	}
 }

@@ -62,6 +62,12 @@ type Store interface {
 	// if an invite with authHash is already stored.
 	PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
 
+	// PutInviteAgain stores a partner invite like PutInvite, marked as
+	// made again (protocol.Invite.Again): redeeming it is not held to the
+	// two-person rule. Invites, invites made again and links share one
+	// namespace of hashes.
+	PutInviteAgain(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error
+
 	// PutLink stores a device link under authHash, like PutInvite, but
 	// redeeming it adds no member. Invites and links share one namespace:
 	// either returns ErrInviteExists if authHash is taken by the other.
@@ -74,7 +80,14 @@ type Store interface {
 	// protocol.ErrInviteUnknown, and nothing else, whether the invite never
 	// existed, has expired or was already used, so a caller learns nothing
 	// from a wrong guess.
-	RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error)
+	//
+	// maxPersons is the two-person rule (0: no limit): an ordinary partner
+	// invite redeemed by a device that is not a member yet, into a journal
+	// whose member devices are already filed under maxPersons people or
+	// more, adds nobody, is used up all the same, and returns
+	// protocol.ErrJournalFull. Links and invites made again are not held
+	// to it.
+	RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error)
 
 	// Append adds blob to the end of j's log and returns its sequence number
 	// and id (SHA-256 of blob). Sequence numbers start at 1 and are

@@ -63,16 +63,12 @@ func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestR
 			return nil, err
 		}
 		for w := first + 1; w < min(first+perJournal, writers); w++ {
-			token, err := owner.invite(j)
-			if err != nil {
-				return nil, err
-			}
 			c, err := dialDevice(relay.wsURL())
 			if err != nil {
 				return nil, err
 			}
 			conns[w], journals[w] = c, j
-			if err := c.redeem(token); err != nil {
+			if err := owner.addDevice(j, c.device); err != nil {
 				return nil, err
 			}
 		}

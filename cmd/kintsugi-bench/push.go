@@ -27,8 +27,8 @@ type pushResult struct {
 const setupParallel = 16
 
 // runPush measures push latency: one partner's device puts a blob, and
-// subs subscribed connections (the other partner's devices, each its own
-// device that joined by invite) receive it. A sample is the time from
+// subs subscribed connections (devices the writer added to the journal,
+// each its own connection) receive it. A sample is the time from
 // sending the put to one subscriber reading the pushed blob, so every put
 // gives subs samples. Puts are sent one at a time: the next waits until
 // every subscriber has the previous one and its ack is back.
@@ -48,12 +48,7 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 	if err := writer.create(j); err != nil {
 		return nil, err
 	}
-	tokens := make([][32]byte, subs)
-	for i := range tokens {
-		if tokens[i], err = writer.invite(j); err != nil {
-			return nil, err
-		}
-	}
+	var adding sync.Mutex // one request at a time on the writer's connection
 	conns := make([]*rawConn, subs)
 	defer func() {
 		for _, c := range conns {
@@ -68,7 +63,10 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 			return err
 		}
 		conns[i] = c
-		if err := c.redeem(tokens[i]); err != nil {
+		adding.Lock()
+		err = writer.addDevice(j, c.device)
+		adding.Unlock()
+		if err != nil {
 			return err
 		}
 		if err := c.subscribe(j, 0); err != nil {

@@ -263,6 +263,11 @@ func cmdJournal(e *env) *cli.Command {
 						invite = j.InviteAgain
 					}
 					code, exp, err := invite(e.ctx, c.Duration("expires"))
+					if p, _ := j.Partner(); errors.Is(err, client.ErrPartnerLeft) && p != nil && p.Left != nil {
+						who := clean(p.Name)
+						return fail(fmt.Sprintf("%s left this journal on %s; a journal is for the two of you, so it takes no one new", who, p.Left.Local().Format("2 January 2006")),
+							fmt.Sprintf("if %s wants to come back, `kintsugi journal invite --again` makes a code for them. A new journal starts with `kintsugi journal create`", who))
+					}
 					if errors.Is(err, client.ErrBothHere) {
 						return fail(lowerFirst(err.Error()), "if your partner set kintsugi up again with new keys, use `kintsugi journal invite --again`")
 					}
@@ -529,8 +534,21 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	if err != nil {
 		return err
 	}
-	e.printf("Saved your %s (%s)%s on this device. It will be sent on the next `kintsugi sync`.\n", what, ent.Short, e.in(j))
+	e.printf("Saved your %s (%s)%s on this device. %s\n", what, ent.Short, e.in(j), e.whereItGoes(j))
 	return nil
+}
+
+// whereItGoes says truly what happens to what was just written: a
+// partner who left no longer gets it; a `sync --watch` connected on this
+// home sends it at once; otherwise the next sync does.
+func (e *env) whereItGoes(j *client.Journal) string {
+	if p, err := j.Partner(); err == nil && p.Left != nil {
+		return fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", clean(p.Name), p.Left.Local().Format("2 January 2006"))
+	}
+	if j.Watched() {
+		return "The `kintsugi sync --watch` running on this device is sending it now."
+	}
+	return "It will be sent on the next `kintsugi sync`."
 }
 
 // target opens the journal and finds the entry the first argument names;
@@ -1142,13 +1160,17 @@ func cmdStatus(e *env) *cli.Command {
 			switch {
 			case st.Partner == "":
 				e.printf("Partner:    not joined yet\n")
+			case st.PartnerLeft != nil:
+				e.printf("Partner:    %s left the journal on %s; nothing new is sent to them\n", clean(st.Partner), st.PartnerLeft.Local().Format("2 January 2006"))
 			case st.Verified:
 				e.printf("Partner:    %s (safety number verified)\n", clean(st.Partner))
 			default:
 				e.printf("Partner:    %s (safety number not compared yet: `kintsugi verify`)\n", clean(st.Partner))
 			}
 			e.printf("Entries:    %d readable here\n", st.Entries)
-			if st.Outbox > 0 {
+			if st.Outbox > 0 && j.Watched() {
+				e.printf("To send:    %d, now, by the `kintsugi sync --watch` running on this device\n", st.Outbox)
+			} else if st.Outbox > 0 {
 				e.printf("To send:    %d, on the next sync\n", st.Outbox)
 			} else {
 				e.printf("To send:    nothing\n")

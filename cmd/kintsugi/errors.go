@@ -83,6 +83,8 @@ func describe(err error) (msg, hint string) {
 		hint = "check the relay address and your connection; anything you wrote is safe on this device and will be sent on the next sync"
 	case errors.Is(err, client.ErrLinkUnknown):
 		hint = "link codes work once and expire after an hour; make a fresh one with `kintsugi device link` on your other device"
+	case errors.Is(err, protocol.ErrJournalFull):
+		hint = "nothing was saved here. A journal is for two people, and both are in it. If you are one of them, add this device from one you already use: `kintsugi device link` there, then `kintsugi device join CODE` with a fresh --home here"
 	case errors.Is(err, protocol.ErrInviteUnknown):
 		hint = "invites work once and expire after a day; ask your partner for a fresh one with `kintsugi journal invite`"
 	case errors.Is(err, protocol.ErrBadInviteCode):

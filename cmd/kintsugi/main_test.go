@@ -42,10 +42,13 @@ func TestMain(m *testing.M) {
 //	relay stop|start          stop the script's relay, or start it again on the same port
 //	relay withhold ID         the relay stops serving the entry whose id starts with ID
 //	relay release ID          the relay serves that entry again, after everything else
-//	relay honest              the relay serves everything as stored
+//	relay honest              the relay serves everything as stored, and keeps the two-person rule
+//	relay old                 the relay admits every invite, as relays before the two-person rule did
 //	exits N PROG ARGS...      run PROG like exec, and fail unless its exit status is N
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
+//	watching HOME             wait (up to 30s) until a `sync --watch` on HOME's one
+//	                          journal is connected (it holds its watching lock)
 //	agents N|kill             wait (up to 30s) until exactly N of the script's
 //	                          agents are alive, or kill them all
 //	htmlcheck FILE N          FILE parses as HTML, loads nothing from outside
@@ -77,7 +80,7 @@ func TestScripts(t *testing.T) {
 				mu.Lock()
 				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				const usage = "usage: relay stop|start|honest|withhold ID|release ID"
+				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID"
 				if len(args) == 0 {
 					ts.Fatalf(usage)
 				}
@@ -88,6 +91,9 @@ func TestScripts(t *testing.T) {
 					r.Start()
 				case "honest":
 					liar.Honest()
+					liar.AdmitAnyone(false)
+				case "old":
+					liar.AdmitAnyone(true)
 				case "withhold", "release":
 					// withhold: serve everything but the entry whose id
 					// starts with args[1], as a relay that drops it would.
@@ -180,6 +186,30 @@ func TestScripts(t *testing.T) {
 				}
 				if got != want {
 					ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+				}
+			},
+			"watching": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: watching HOME")
+				}
+				path := filepath.Join(ts.MkAbs(args[0]), "journals", "*", "watching")
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					files, err := filepath.Glob(path)
+					ts.Check(err)
+					if len(files) == 1 {
+						f, err := os.Open(files[0])
+						ts.Check(err)
+						err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+						f.Close() // drops the lock if it was taken
+						if errors.Is(err, syscall.EWOULDBLOCK) {
+							return
+						}
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("no watcher connected on %s", args[0])
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
 			},
 			"extract": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -32,8 +32,12 @@ func sentence(n client.Notice) string {
 		return at("the relay sent something that is not a valid entry for this journal (position %d); it was set aside",
 			"the relay sent %d things that are not valid entries for this journal (the latest at position %d); they were set aside")
 	case client.NoticeRelayForgedOwn:
+		// What this usually is: this device's backup restored on another
+		// machine, which now writes as this device. Two machines writing
+		// as one device split its history, so the old one should stop.
 		return at("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside",
-			"the relay sent %d things claiming to come from this device that it never wrote (the latest at position %d); they were set aside")
+			"the relay sent %d things claiming to come from this device that it never wrote (the latest at position %d); they were set aside") +
+			". This usually means a backup of this device was restored on another machine. If so, carry on there and stop using this one, so the two do not write as the same device. If no one restored a backup, tell whoever runs the relay"
 	case client.NoticeRestoreStrays:
 		what := fmt.Sprintf("%d items that claim to come from this device and are", count)
 		if count == 1 {

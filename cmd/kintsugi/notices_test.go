@@ -48,6 +48,7 @@ func TestNoticeSentences(t *testing.T) {
 		{client.Notice{Kind: client.NoticeDeviceAdded, Who: "Sam", DeviceID: "ab12cd34"}, "Sam added a device (unnamed, ab12cd34)"},
 		{client.Notice{Kind: client.NoticeRestoreStrays, Count: 1}, "the relay sent 1 item that claims to come from this device and is not part of its history; set aside"},
 		{client.Notice{Kind: client.NoticeLegacy, Text: "told\x1b[2J before"}, "told[2J before"},
+		{client.Notice{Kind: client.NoticeRelayForgedOwn, Count: 1, Position: 4}, "the relay sent something claiming to come from this device that it never wrote (position 4); it was set aside. This usually means a backup of this device was restored on another machine. If so, carry on there and stop using this one, so the two do not write as the same device. If no one restored a backup, tell whoever runs the relay"},
 	} {
 		if got := sentence(c.n); got != c.want {
 			t.Errorf("%s:\n got  %q\n want %q", c.n.Kind, got, c.want)

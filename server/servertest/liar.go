@@ -35,6 +35,9 @@ type Liar struct {
 	store server.Store // the honest store; replaced when the relay restarts
 	all   View         // for every device without its own view; nil: honest
 	per   map[[32]byte]View
+	// anyone: redeem without the two-person rule, as relays did before
+	// it (AdmitAnyone).
+	anyone bool
 	// who maps a connection's context to the device it authenticated as,
 	// learned from the store calls that name the device.
 	who map[context.Context][32]byte
@@ -84,6 +87,14 @@ func (l *Liar) ServeTo(device [32]byte, v View) {
 		return
 	}
 	l.per[device] = v
+}
+
+// AdmitAnyone makes the relay admit every partner invite, as relays did
+// before the two-person rule, or (false) keep the rule again.
+func (l *Liar) AdmitAnyone(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.anyone = on
 }
 
 // Honest removes every view.
@@ -196,6 +207,10 @@ func (l *Liar) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32
 	return l.honest().PutInvite(ctx, j, authHash, expires, packet)
 }
 
+func (l *Liar) PutInviteAgain(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
+	return l.honest().PutInviteAgain(ctx, j, authHash, expires, packet)
+}
+
 func (l *Liar) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
 	return l.honest().PutLink(ctx, j, authHash, expires, packet)
 }
@@ -215,9 +230,16 @@ func (l *Liar) Leave(ctx context.Context, j protocol.JournalID, device [32]byte)
 	return l.honest().Leave(ctx, j, device)
 }
 
-func (l *Liar) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time) (protocol.JournalID, []byte, error) {
+// RedeemInvite passes through, without the two-person rule while
+// AdmitAnyone is set.
+func (l *Liar) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
 	l.learn(ctx, device)
-	return l.honest().RedeemInvite(ctx, authHash, device, now)
+	l.mu.Lock()
+	if l.anyone {
+		maxPersons = 0
+	}
+	l.mu.Unlock()
+	return l.honest().RedeemInvite(ctx, authHash, device, now, maxPersons)
 }
 
 func (l *Liar) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
