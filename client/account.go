@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -74,6 +75,17 @@ type Account struct {
 
 	storageKey [32]byte
 	keys       *crypto.Keyring
+
+	bulkOnce sync.Once
+	bulk     *crypto.BulkKey // seals checkpoints; see checkpointKey
+	bulkErr  error
+}
+
+// checkpointKey returns the key that seals the journals' checkpoints,
+// derived from the storage key once.
+func (a *Account) checkpointKey() (*crypto.BulkKey, error) {
+	a.bulkOnce.Do(func() { a.bulk, a.bulkErr = crypto.NewBulkKey(&a.storageKey, "kintsugi checkpoint v1") })
+	return a.bulk, a.bulkErr
 }
 
 // Errors callers branch on.

@@ -44,8 +44,11 @@ import (
 )
 
 const (
-	checkpointMagic   = "KSI1"
-	checkpointVersion = 6
+	// checkpointMagic starts a checkpoint sealed with crypto.BulkKey;
+	// "KSI1" started the earlier ones, sealed with crypto.Seal, which are
+	// rebuilt without a word (errCheckpointFormat).
+	checkpointMagic   = "KSI2"
+	checkpointVersion = 7
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -137,7 +140,8 @@ var errCheckpointFormat = errors.New("the checkpoint has another format")
 var errLogChanged = errors.New("the log the checkpoint describes is gone or was changed")
 
 // The checkpoint file is "KSI1", then chunks, each a 4-byte big-endian
-// length and a sealed piece (crypto.Seal with the storage key) of at most
+// length and a sealed piece (crypto.BulkKey: XChaCha20-Poly1305 under a
+// key derived from the storage key) of at most
 // about chunkSize bytes, so neither writing nor reading it holds the whole
 // index twice. Each piece's plaintext starts with the checkpoint's random
 // id, the piece's index and whether it is the last, so pieces of two
@@ -166,10 +170,17 @@ const (
 func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	magic := make([]byte, len(checkpointMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
+		if string(magic) == "KSI1" {
+			return errCheckpointFormat
+		}
 		return fmt.Errorf("%w: it is not a checkpoint", errCheckpoint)
 	}
 	var err error
-	cr := &chunkReader{r: r, key: &j.acct.storageKey}
+	key, err := j.acct.checkpointKey()
+	if err != nil {
+		return err
+	}
+	cr := &chunkReader{r: r, key: key}
 	defer clear(cr.plain)
 	d := &decoder{}
 	if d.b, err = cr.next(); err != nil {
@@ -340,7 +351,7 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 // chunkReader opens a checkpoint's pieces one at a time, into one buffer.
 type chunkReader struct {
 	r             io.Reader // the rest of the file
-	key           *[32]byte
+	key           *crypto.BulkKey
 	id            [16]byte
 	index         uint64
 	last          bool
@@ -368,7 +379,7 @@ func (c *chunkReader) next() ([]byte, error) {
 	if _, err := io.ReadFull(c.r, c.sealed); err != nil {
 		return nil, fmt.Errorf("%w: it is cut short", errCheckpoint)
 	}
-	plain, err := crypto.AppendOpen(c.plain[:0], c.key, c.sealed)
+	plain, err := c.key.AppendOpen(c.plain[:0], c.sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +414,7 @@ func (c *chunkReader) atEnd() bool {
 // chunkWriter seals a checkpoint piece by piece, straight to its file.
 type chunkWriter struct {
 	out   *bufio.Writer
-	key   *[32]byte
+	key   *crypto.BulkKey
 	id    [16]byte
 	index uint64
 	e     encoder // the current piece's payload
@@ -414,7 +425,7 @@ func (c *chunkWriter) flush(last bool) error {
 	hdr := append(c.id[:], binary.AppendUvarint(nil, c.index)...)
 	hdr = append(hdr, map[bool]byte{false: 0, true: 1}[last])
 	plain := append(hdr, c.e.b...)
-	sealed, err := crypto.Seal(rand.Reader, c.key, plain)
+	sealed, err := c.key.Seal(rand.Reader, nil, plain)
 	clear(plain)
 	clear(c.e.b)
 	if err != nil {
@@ -466,7 +477,11 @@ func (j *Journal) saveCheckpoint(force bool) {
 	}
 	defer os.Remove(f.Name()) // after the rename, a no-op
 	defer f.Close()
-	w := &chunkWriter{out: bufio.NewWriterSize(f, 256<<10), key: &j.acct.storageKey}
+	key, err := j.acct.checkpointKey()
+	if err != nil {
+		return
+	}
+	w := &chunkWriter{out: bufio.NewWriterSize(f, 256<<10), key: key}
 	w.out.WriteString(checkpointMagic)
 	if _, err := rand.Read(w.id[:]); err != nil {
 		return

@@ -2,6 +2,7 @@ package client
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,13 +158,25 @@ func TestDamageIsHealed(t *testing.T) {
 			damage: func(t *testing.T, j *Journal, f files) {
 				var other [32]byte
 				rand.Read(other[:])
-				sealed := must(crypto.Seal(rand.Reader, &other, []byte("KSI1 from somewhere else")))
-				must0(os.WriteFile(f.index, sealed, 0o600))
+				key := must(crypto.NewBulkKey(&other, "kintsugi checkpoint v1"))
+				piece := must(key.Seal(rand.Reader, nil, []byte("a piece from somewhere else")))
+				b := append([]byte(checkpointMagic), binary.BigEndian.AppendUint32(nil, uint32(len(piece)))...)
+				must0(os.WriteFile(f.index, append(b, piece...), 0o600))
 			},
 			want: func(t *testing.T, reps []Repair, _ Entry) {
 				if r := only(t, reps, RepairIndex); !strings.Contains(r.SetAside, "index.damaged-") {
 					t.Fatalf("repair %+v", r)
 				}
+			},
+		},
+		{
+			// An upgrade: the checkpoint of an earlier version is rebuilt
+			// from the log without a word.
+			name:       "a checkpoint of an earlier format",
+			checkpoint: true,
+			damage: func(t *testing.T, j *Journal, f files) {
+				b := must(os.ReadFile(f.index))
+				must0(os.WriteFile(f.index, append([]byte("KSI1"), b[4:]...), 0o600))
 			},
 		},
 		{
