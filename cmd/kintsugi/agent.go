@@ -49,7 +49,7 @@ func parseSession(s string) (time.Duration, error) {
 	hint := "write how long, like --for 30m, --for 2h or --for 1h30m"
 	t := strings.ToLower(strings.Join(strings.Fields(s), ""))
 	if t == "" {
-		return 0, fail("--for needs a length of time", hint)
+		return 0, usageError("--for needs a length of time", hint)
 	}
 	for _, w := range []struct{ long, unit string }{
 		{"minutes", "m"}, {"minute", "m"}, {"mins", "m"}, {"min", "m"},
@@ -59,17 +59,17 @@ func parseSession(s string) (time.Duration, error) {
 		t = strings.ReplaceAll(t, w.long, w.unit)
 	}
 	if _, err := strconv.ParseFloat(t, 64); err == nil {
-		return 0, fail(fmt.Sprintf("--for %s needs a unit", s), hint)
+		return 0, usageError(fmt.Sprintf("--for %s needs a unit", s), hint)
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil {
-		return 0, fail(fmt.Sprintf("--for %q is not a length of time kintsugi understands", s), hint)
+		return 0, usageError(fmt.Sprintf("--for %q is not a length of time kintsugi understands", s), hint)
 	}
 	if min := minSessionLength(); d < min {
-		return 0, fail(fmt.Sprintf("--for %s is shorter than %s, the shortest an unlocked session can be", s, span(min)), hint)
+		return 0, usageError(fmt.Sprintf("--for %s is shorter than %s, the shortest an unlocked session can be", s, span(min)), hint)
 	}
 	if d > maxSession {
-		return 0, fail(fmt.Sprintf("--for %s is longer than a day, the longest an unlocked session can last", s), "choose a shorter time, such as --for 8h, and unlock again when you need to")
+		return 0, usageError(fmt.Sprintf("--for %s is longer than a day, the longest an unlocked session can last", s), "choose a shorter time, such as --for 8h, and unlock again when you need to")
 	}
 	return d, nil
 }

@@ -230,6 +230,10 @@ func cmdJournal(e *env) *cli.Command {
 					&cli.StringFlag{Name: "title", Usage: "a title only the two of you will see"},
 				},
 				Action: func(c *cli.Context) error {
+					// The address is checked before the passphrase is asked.
+					if _, err := client.NormalizeRelayURL(c.String("relay")); err != nil {
+						return usageError(lowerFirst(err.Error()), "give the address your relay's operator gave you, like --relay https://relay.example.org; nothing was done")
+					}
 					a, err := e.unlock()
 					if err != nil {
 						return err
@@ -289,7 +293,7 @@ func cmdJournal(e *env) *cli.Command {
 				Action: func(c *cli.Context) error {
 					code := e.readCode(c, "invite code: ")
 					if code == "" {
-						return fail("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
+						return usageError("the invite code is missing", "run `kintsugi journal join CODE` with the code your partner gave you")
 					}
 					// Check the code before the passphrase and its wait.
 					if err := client.CheckInviteCode(code); err != nil {
@@ -476,21 +480,21 @@ func cmdWrite(e *env) *cli.Command {
 			for _, f := range c.StringSlice("feeling") {
 				f = strings.ToLower(strings.TrimSpace(f))
 				if f == "" || len(f) > 40 {
-					return fail(fmt.Sprintf("%q is not a feeling word kintsugi can store", f), "use a single word or short phrase, like --feeling grief")
+					return usageError(fmt.Sprintf("%q is not a feeling word kintsugi can store", f), "use a single word or short phrase, like --feeling grief")
 				}
 				p.Feelings = append(p.Feelings, f)
 			}
 			if c.IsSet("intensity") {
 				n := c.Int("intensity")
 				if n < 0 || n > 10 {
-					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "0 is barely there, 10 is as strong as it gets")
+					return usageError(fmt.Sprintf("intensity %d is outside 0 to 10", n), "0 is barely there, 10 is as strong as it gets")
 				}
 				p.Intensity = &n
 			}
 			for _, t := range c.StringSlice("tag") {
 				t = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(t), "#"))
 				if t == "" || len(t) > 40 || strings.ContainsAny(t, " \t\n") {
-					return fail(fmt.Sprintf("%q is not a tag kintsugi can store", t), "use one word, like --tag sunday-talk")
+					return usageError(fmt.Sprintf("%q is not a tag kintsugi can store", t), "use one word, like --tag sunday-talk")
 				}
 				p.Tags = append(p.Tags, t)
 			}
@@ -527,7 +531,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 		return err
 	}
 	if text == "" {
-		return fail("there is no text to save", "write the text after the command, or pipe it in")
+		return usageError("there is no text to save", "write the text after the command, or pipe it in")
 	}
 	p.Text = text
 	ent, err := j.Write(p)
@@ -556,7 +560,7 @@ func (e *env) whereItGoes(j *client.Journal) string {
 // journal.
 func (e *env) target(c *cli.Context, missing, hint string) (*client.Journal, *client.Reader, *client.Entry, error) {
 	if c.NArg() < 1 {
-		return nil, nil, nil, fail(missing, hint)
+		return nil, nil, nil, usageError(missing, hint)
 	}
 	_, j, err := e.open()
 	if err != nil {
@@ -649,7 +653,7 @@ func cmdLog(e *env) *cli.Command {
 				return err
 			}
 			if c.IsSet("n") && c.Int("n") < 1 {
-				return fail(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
+				return usageError(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
 			}
 			_, j, err := e.open()
 			if err != nil {
@@ -752,14 +756,14 @@ func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 	if s := c.String("since"); s != "" {
 		t, _, err := parseWhen(s, now)
 		if err != nil {
-			return nil, fail(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
+			return nil, usageError(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
 		}
 		f.since = t
 	}
 	if s := c.String("until"); s != "" {
 		t, day, err := parseWhen(s, now)
 		if err != nil {
-			return nil, fail(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
+			return nil, usageError(err.Error(), "try a date like yesterday, \"3 days ago\", \"last monday\" or 2026-11-02")
 		}
 		if day {
 			t = t.AddDate(0, 0, 1)
@@ -767,12 +771,12 @@ func newFilter(c *cli.Context, now time.Time) (*filter, error) {
 		f.until = t
 	}
 	if !f.since.IsZero() && !f.until.IsZero() && !f.since.Before(f.until) {
-		return nil, fail("--since is after --until, so nothing could match", "swap the two dates")
+		return nil, usageError("--since is after --until, so nothing could match", "swap the two dates")
 	}
 	for _, k := range c.StringSlice("kind") {
 		k = strings.ToLower(strings.TrimSpace(k))
 		if !slices.Contains(knownKinds, k) {
-			return nil, fail(fmt.Sprintf("%q is not a kind of entry", k), "kinds are "+strings.Join(knownKinds, ", "))
+			return nil, usageError(fmt.Sprintf("%q is not a kind of entry", k), "kinds are "+strings.Join(knownKinds, ", "))
 		}
 		if f.kinds == nil {
 			f.kinds = map[string]bool{}
@@ -1005,7 +1009,7 @@ func cmdSync(e *env) *cli.Command {
 				// the outbox only once the relay acknowledges it, and what
 				// was not received yet comes again on the next sync, so
 				// stopping loses nothing.
-				return fail("sync stopped before it finished", "nothing was lost: what you wrote stays on this device until the relay has it, and the next `kintsugi sync` carries on from here")
+				return &userError{msg: "sync stopped before it finished", hint: "nothing was lost: what you wrote stays on this device until the relay has it, and the next `kintsugi sync` carries on from here", err: context.Canceled}
 			}
 			if err != nil {
 				return err

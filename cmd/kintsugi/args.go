@@ -24,7 +24,10 @@ func reorderArgs(app *cli.App, args []string) []string {
 	}
 	var global []cli.Flag
 	for _, f := range app.Flags {
-		if f.Names()[0] != "version" {
+		// --help stays where it is: after a command it asks for that
+		// command's help, which urfave/cli prints in full (with the
+		// subcommands) only once the command itself runs.
+		if n := f.Names()[0]; n != "version" && n != "help" {
 			global = append(global, f)
 		}
 	}

@@ -32,7 +32,7 @@ func cmdBackup(e *env) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
-				return fail("backup takes at most one file name", "`kintsugi backup` or `kintsugi backup FILE`")
+				return usageError("backup takes at most one file name", "`kintsugi backup` or `kintsugi backup FILE`")
 			}
 			path := c.Args().First()
 			if path == "" {
@@ -108,7 +108,7 @@ func cmdRestore(e *env) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fail("restore needs the backup file", "`kintsugi restore FILE`, with the .ksb file `kintsugi backup` wrote")
+				return usageError("restore needs the backup file", "`kintsugi restore FILE`, with the .ksb file `kintsugi backup` wrote")
 			}
 			if e.home.Exists() {
 				return fail(fmt.Sprintf("%s already has an identity, so a backup is not restored over it", e.home.Dir), "restore on the new machine, or into another folder with --home DIR; nothing was changed")

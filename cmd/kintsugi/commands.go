@@ -95,12 +95,15 @@ func finishApp(app *cli.App, e *env, notFound *error) {
 		*notFound = unknownCommand(commandPath(c), name)
 	}
 	app.Commands = append(app.Commands, cmdCompletion(), cmdHelp(app), cmdDocs(), cmdComplete(e, app))
-	finishCommands(app.Commands)
+	finishCommands(app.Commands, app.Name)
 }
 
-func finishCommands(cmds []*cli.Command) {
+func finishCommands(cmds []*cli.Command, parent string) {
 	for _, cmd := range cmds {
 		cmd.OnUsageError = onUsageError
+		if len(cmd.Subcommands) > 0 && cmd.UsageText == "" {
+			cmd.UsageText = parent + " " + cmd.Name + " COMMAND [options]"
+		}
 		checkRequired(cmd)
 		if len(cmd.Subcommands) == 0 && cmd.CustomHelpTemplate == "" {
 			cmd.CustomHelpTemplate = cli.CommandHelpTemplate + globalNote
@@ -108,7 +111,7 @@ func finishCommands(cmds []*cli.Command) {
 		// `kintsugi help journal invite` and --help show a
 		// subcommand's help; no "journal help" besides.
 		cmd.HideHelpCommand = true
-		finishCommands(cmd.Subcommands)
+		finishCommands(cmd.Subcommands, parent+" "+cmd.Name)
 	}
 }
 

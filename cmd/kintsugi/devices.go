@@ -91,7 +91,7 @@ func cmdDevice(e *env) *cli.Command {
 					}
 					code := e.readCode(c, "link code: ")
 					if code == "" {
-						return fail("the link code is missing", "run `kintsugi device link` on your other device, then `kintsugi device join CODE` here")
+						return usageError("the link code is missing", "run `kintsugi device link` on your other device, then `kintsugi device join CODE` here")
 					}
 					p, err := e.passphrase(true)
 					if err != nil {
@@ -175,7 +175,7 @@ func cmdDevice(e *env) *cli.Command {
 				Action: func(c *cli.Context) error {
 					which := strings.Join(c.Args().Slice(), " ")
 					if which == "" {
-						return fail("which device? its id or name is missing", "`kintsugi device list` shows your devices")
+						return usageError("which device? its id or name is missing", "`kintsugi device list` shows your devices")
 					}
 					a, err := e.unlock()
 					if err != nil {

@@ -43,7 +43,7 @@ var entryLimit = fmt.Sprintf("about %d KB, roughly %s words", crypto.MaxPayload/
 // openDraft finds the draft --draft names, for the editor to start from.
 func (e *env) openDraft(args []string) (client.Draft, error) {
 	if len(args) > 0 {
-		return client.Draft{}, fail("give either the text or --draft, not both", "--draft opens the kept draft in your editor")
+		return client.Draft{}, usageError("give either the text or --draft, not both", "--draft opens the kept draft in your editor")
 	}
 	if !stdinIsTerminal(e.stdin) {
 		return client.Draft{}, fail("--draft opens the draft in your editor, and there is no terminal for it here", "`kintsugi draft show "+e.draftID+"` prints the draft, to pipe in a part at a time")
@@ -125,7 +125,7 @@ func size(n int) string {
 func cmdDraft(e *env) *cli.Command {
 	find := func(c *cli.Context) (*client.Account, client.Draft, error) {
 		if c.NArg() != 1 {
-			return nil, client.Draft{}, fail("which draft? the id is missing", "`kintsugi draft` lists the drafts with their ids")
+			return nil, client.Draft{}, usageError("which draft? the id is missing", "`kintsugi draft` lists the drafts with their ids")
 		}
 		a, err := e.unlock()
 		if err != nil {

@@ -37,7 +37,7 @@ func cmdEdit(e *env) *cli.Command {
 			if c.IsSet("intensity") {
 				n := c.Int("intensity")
 				if n < 0 || n > 10 {
-					return fail(fmt.Sprintf("intensity %d is outside 0 to 10", n), "choose a number from 0 (gentle) to 10 (overwhelming)")
+					return usageError(fmt.Sprintf("intensity %d is outside 0 to 10", n), "choose a number from 0 (gentle) to 10 (overwhelming)")
 				}
 				p.Intensity = &n
 			}
@@ -74,7 +74,7 @@ func cmdRetract(e *env) *cli.Command {
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "do not ask to confirm"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
-				return fail("retract takes one entry id", "`kintsugi log --author me` lists yours")
+				return usageError("retract takes one entry id", "`kintsugi log --author me` lists yours")
 			}
 			j, _, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log --author me` lists yours")
 			if err != nil {

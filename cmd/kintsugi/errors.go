@@ -183,7 +183,7 @@ func exitStatus(err error) int {
 	case errors.Is(err, client.ErrUnreachable), errors.Is(err, client.ErrNotARelay), errors.Is(err, protocol.ErrShuttingDown):
 		return exitUnreachable
 	case errors.As(err, &relayErr), errors.Is(err, protocol.ErrBadVersion), errors.Is(err, protocol.ErrAuthFailed),
-		errors.Is(err, protocol.ErrNotMember), errors.Is(err, protocol.ErrInviteUnknown):
+		errors.Is(err, protocol.ErrNotMember), errors.Is(err, protocol.ErrInviteUnknown), errors.Is(err, protocol.ErrJournalFull):
 		return exitRefused
 	}
 	return exitFailure

@@ -155,6 +155,9 @@ func TestSyncStoppedByCtrlC(t *testing.T) {
 	if err == nil {
 		t.Fatal("a stopped sync reported success")
 	}
+	if got := exitStatus(err); got != exitInterrupted {
+		t.Errorf("exit status %d, want %d (stopped)", got, exitInterrupted)
+	}
 	if !strings.Contains(stderr, "kintsugi: sync stopped before it finished\n") || !strings.Contains(stderr, "nothing was lost") {
 		t.Errorf("stderr:\n%s", stderr)
 	}

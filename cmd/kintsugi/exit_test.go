@@ -47,6 +47,8 @@ func TestExitStatus(t *testing.T) {
 		{"two journals match", client.ErrJournalAmbiguous, exitNotFound},
 		{"no such author", client.ErrNoSuchAuthor, exitNotFound},
 		{"not a relay", client.ErrNotARelay, exitUnreachable},
+		{"journal full", wrap(protocol.ErrJournalFull), exitRefused},
+		{"bad value", usageError("-n -1 is not a number of entries", ""), exitUsage},
 		{"disk full", wrap(syscall.ENOSPC), exitFailure},
 		{"unreachable", wrap(client.ErrUnreachable), exitUnreachable},
 		{"relay shutting down", relay(protocol.CodeShuttingDown), exitUnreachable},

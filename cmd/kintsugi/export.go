@@ -32,7 +32,7 @@ func cmdExport(e *env) *cli.Command {
 				format = "markdown"
 			}
 			if format != "markdown" && format != "json" && format != "html" {
-				return fail(fmt.Sprintf("%q is not an export format", format), "use markdown, json or html")
+				return usageError(fmt.Sprintf("%q is not an export format", format), "use markdown, json or html")
 			}
 			f, err := newFilter(c, time.Now())
 			if err != nil {

@@ -112,7 +112,7 @@ func cmdFeelings(e *env) *cli.Command {
 			if s := c.String("since"); s != "" {
 				t, _, err := parseWhen(s, now)
 				if err != nil {
-					return fail(err.Error(), "try a date like \"3 weeks ago\" or 2026-09-01")
+					return usageError(err.Error(), "try a date like \"3 weeks ago\" or 2026-09-01")
 				}
 				since = t
 			}

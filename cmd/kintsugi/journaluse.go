@@ -27,7 +27,7 @@ func cmdJournalUse(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			which := strings.Join(c.Args().Slice(), " ")
 			if strings.TrimSpace(which) == "" {
-				return fail("which journal? its id or title is missing", "`kintsugi journal list` shows your journals, like `kintsugi journal use 3f2a`")
+				return usageError("which journal? its id or title is missing", "`kintsugi journal list` shows your journals, like `kintsugi journal use 3f2a`")
 			}
 			a, err := e.unlock()
 			if err != nil {

@@ -20,7 +20,7 @@ func cmdPrompts(e *env) *cli.Command {
 			stages := client.Stages
 			if n := c.Int("stage"); c.IsSet("stage") {
 				if n < 1 || n > len(stages) {
-					return fail(fmt.Sprintf("there is no stage %d", n), fmt.Sprintf("stages are numbered 1 to %d", len(stages)))
+					return usageError(fmt.Sprintf("there is no stage %d", n), fmt.Sprintf("stages are numbered 1 to %d", len(stages)))
 				}
 				stages = stages[n-1 : n]
 			}
@@ -54,7 +54,7 @@ func cmdReflect(e *env) *cli.Command {
 			if id := c.String("prompt"); id != "" {
 				pr, ok := client.FindPrompt(id)
 				if !ok {
-					return fail(fmt.Sprintf("there is no prompt %q", id), "`kintsugi prompts` lists them, like 5.2")
+					return usageError(fmt.Sprintf("there is no prompt %q", id), "`kintsugi prompts` lists them, like 5.2")
 				}
 				p.Prompt = pr.ID
 				if c.NArg() == 0 {

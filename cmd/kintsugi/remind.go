@@ -337,7 +337,7 @@ func parseClock(s string) (hour, minute int, err error) {
 	hour, herr := strconv.Atoi(h)
 	minute, merr := strconv.Atoi(m)
 	if !ok || herr != nil || merr != nil || hour < 0 || hour > 23 || minute < 0 || minute > 59 || len(m) != 2 {
-		return 0, 0, fail(fmt.Sprintf("%q is not a time of day", s), "write it on a 24-hour clock, like --at 19:00 or --at 7:30")
+		return 0, 0, usageError(fmt.Sprintf("%q is not a time of day", s), "write it on a 24-hour clock, like --at 19:00 or --at 7:30")
 	}
 	return hour, minute, nil
 }

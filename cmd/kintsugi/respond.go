@@ -27,7 +27,7 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 			return err
 		}
 		if p.Text == "" && !textOptional {
-			return fail("there is no text to save", "write it after the id, or pipe it in")
+			return usageError("there is no text to save", "write it after the id, or pipe it in")
 		}
 	}
 	r, now, err := j.Respond(t.ID, p)
@@ -101,7 +101,7 @@ func cmdAck(e *env) *cli.Command {
 		Flags:     []cli.Flag{&cli.StringFlag{Name: "note", Usage: "a few words to go with it"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
-				return fail("ack takes only an id", "add words with --note \"...\"")
+				return usageError("ack takes only an id", "add words with --note \"...\"")
 			}
 			return e.respond(c, client.Payload{Kind: client.KindAck, Text: c.String("note")}, true)
 		},

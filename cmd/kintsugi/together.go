@@ -60,7 +60,7 @@ func cmdTogether(e *env) *cli.Command {
 						return err
 					}
 					if text == "" {
-						return fail("there is no text to save", "write it after the id, or pipe it in")
+						return usageError("there is no text to save", "write it after the id, or pipe it in")
 					}
 					a, _, err := j.TogetherAnswer(t.ID, text)
 					if errors.Is(err, client.ErrAlreadyAnswered) {

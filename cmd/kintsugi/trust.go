@@ -21,7 +21,7 @@ func cmdCommit(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			every := strings.ToLower(c.String("every"))
 			if every != "day" && every != "week" {
-				return fail(fmt.Sprintf("--every %s is not day or week", every), "write --every day or --every week")
+				return usageError(fmt.Sprintf("--every %s is not day or week", every), "write --every day or --every week")
 			}
 			return e.writeEntry(c, client.Payload{Kind: client.KindCommit, Every: every}, "commitment")
 		},
@@ -40,11 +40,11 @@ func cmdCheckin(e *env) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.Bool("kept") == c.Bool("missed") {
-				return fail("say either --kept or --missed", "an honest --missed matters as much as --kept")
+				return usageError("say either --kept or --missed", "an honest --missed matters as much as --kept")
 			}
 			kept := c.Bool("kept")
 			if c.NArg() != 1 {
-				return fail("checkin takes one commitment id", "`kintsugi commitments` lists them; add words with --note")
+				return usageError("checkin takes one commitment id", "`kintsugi commitments` lists them; add words with --note")
 			}
 			return e.respond(c, client.Payload{Kind: client.KindCheckin, Kept: &kept, Text: c.String("note")}, true)
 		},
@@ -153,7 +153,7 @@ func cmdAgree(e *env) *cli.Command {
 				Action: func(c *cli.Context) error {
 					kind := strings.ToLower(c.String("kind"))
 					if kind != "boundary" && kind != "value" && kind != "practice" {
-						return fail(fmt.Sprintf("--kind %s is not boundary, value or practice", kind), "write --kind boundary, --kind value or --kind practice")
+						return usageError(fmt.Sprintf("--kind %s is not boundary, value or practice", kind), "write --kind boundary, --kind value or --kind practice")
 					}
 					p := client.Payload{Kind: client.KindAgree, Category: kind}
 					if r := c.String("revises"); r != "" {
