@@ -93,6 +93,9 @@ func realRemindSys() (*remindSys, error) {
 			return nil
 		},
 		readCrontab: func() (string, error) {
+			if _, err := exec.LookPath("crontab"); err != nil {
+				return "", errNoCron
+			}
 			var stderr bytes.Buffer
 			cmd := exec.Command("crontab", "-l")
 			cmd.Stderr = &stderr
@@ -134,6 +137,9 @@ func realRemindSys() (*remindSys, error) {
 // dir/crontab, each notification appended to dir/notified. A systemd
 // user manager "runs" while dir/systemd exists, and notifications work
 // while dir/desktop exists.
+// errNoCron: there is no crontab command here, so no crontab either.
+var errNoCron = errors.New("there is no cron on this computer")
+
 func testRemindSys(dir string) *remindSys {
 	exists := func(name string) bool { _, err := os.Stat(filepath.Join(dir, name)); return err == nil }
 	appendTo := func(name, line string) error {
@@ -149,6 +155,9 @@ func testRemindSys(dir string) *remindSys {
 		systemd:   func() bool { return exists("systemd") },
 		systemctl: func(args ...string) error { return appendTo("systemctl.log", strings.Join(args, " ")) },
 		readCrontab: func() (string, error) {
+			if exists("no-cron") {
+				return "", errNoCron
+			}
 			b, err := os.ReadFile(filepath.Join(dir, "crontab"))
 			if errors.Is(err, fs.ErrNotExist) {
 				return "", nil
@@ -242,7 +251,7 @@ func (r remindSetup) on() (string, error) {
 	}
 	tab, err := r.sys.readCrontab()
 	if err != nil {
-		return "", err
+		return "", err // errNoCron: no timer at all
 	}
 	tab = withoutLine(tab, cronMarker(r.dir)) + r.cronLine() + "\n"
 	if err := r.sys.writeCrontab(tab); err != nil {
@@ -276,6 +285,9 @@ func (r remindSetup) off() (bool, error) {
 		}
 	}
 	tab, err := r.sys.readCrontab()
+	if errors.Is(err, errNoCron) {
+		return found, nil // nothing can be there
+	}
 	if err != nil {
 		return found, err
 	}
@@ -301,6 +313,9 @@ func (r remindSetup) status() (how, at string, err error) {
 		return "a systemd user timer", at, nil
 	}
 	tab, err := r.sys.readCrontab()
+	if errors.Is(err, errNoCron) {
+		return "", "", nil
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -409,6 +424,9 @@ func cmdRemind(e *env) *cli.Command {
 						return err
 					}
 					how, err := r.on()
+					if errors.Is(err, errNoCron) {
+						return fail("this computer has no timer kintsugi can use: no systemd user session and no cron", "nothing was set up; `kintsugi remind check` can still run at login, for example from ~/.profile or your desktop's startup programs")
+					}
 					if err != nil {
 						return fail(fmt.Sprintf("could not set up the reminder: %v", err), "`kintsugi remind off` removes whatever part of it was set up")
 					}
