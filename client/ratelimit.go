@@ -1,13 +1,16 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -115,7 +118,36 @@ func dialError(relayURL string, resp *http.Response, err error) error {
 			return &notRelayError{url: relayURL, status: resp.Status}
 		}
 	}
-	return fmt.Errorf("%w at %s: %v", ErrUnreachable, relayURL, err)
+	return fmt.Errorf("%w at %s: %s", ErrUnreachable, relayURL, plainNetError(err))
+}
+
+// plainNetError says in words why a connection could not be made, for the
+// failures people meet (nothing listening, a name that does not resolve,
+// no network, no answer, https to a plain http port, a certificate that
+// does not check out); anything else is said as Go says it.
+func plainNetError(err error) string {
+	var dnsErr *net.DNSError
+	var recErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing answered there (connection refused)"
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return fmt.Sprintf("no computer is known by the name %s", dnsErr.Name)
+		}
+		return fmt.Sprintf("the name %s could not be looked up just now", dnsErr.Name)
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "this computer has no way to it just now (no network?)"
+	case errors.As(err, &recErr):
+		return "it does not speak https (is the address http:// instead?)"
+	case errors.As(err, &certErr):
+		return fmt.Sprintf("its certificate could not be checked (%v)", certErr.Err)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "it did not answer in time"
+	}
+	return err.Error()
 }
 
 // notRelayError is ErrNotARelay at an address, with what it answered.

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
 // env is what every command shares: the streams and global flags.
@@ -1070,7 +1071,16 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			if connected {
 				what = "lost the connection to the relay"
 			}
-			fmt.Fprintf(e.stderr, "kintsugi: %s (%s). Trying again every few seconds; what you write is safe here.\n", what, msg)
+			// "could not reach the relay at URL: why" reads as "cannot
+			// reach the relay yet at URL: why", not the same words twice.
+			if detail, ok := strings.CutPrefix(msg, "could not reach the relay"); ok {
+				what += detail
+			} else if errors.Is(ev.Disconnected, protocol.ErrShuttingDown) {
+				what += ": it is stopping or restarting"
+			} else {
+				what += " (" + msg + ")"
+			}
+			fmt.Fprintf(e.stderr, "kintsugi: %s. Trying again every few seconds; what you write is safe here.\n", what)
 		case ev.Connected:
 			if down && connected {
 				fmt.Fprintf(e.stderr, "Connected again and up to date.\n")

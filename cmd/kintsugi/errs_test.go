@@ -111,14 +111,14 @@ func TestWatchSaysAnOutageOnce(t *testing.T) {
 	}()
 
 	// Never connected yet: not "lost".
-	waitFor(t, &stderr, "kintsugi: cannot reach the relay yet (")
+	waitFor(t, &stderr, "kintsugi: cannot reach the relay yet at ")
 	r.Start()
 	waitFor(t, &stderr, "Connected and up to date.")
 
 	// The relay goes away. Something that is not a relay takes its port
 	// and turns the watcher away, so the test can see it retry.
 	r.Stop()
-	waitFor(t, &stderr, "kintsugi: lost the connection to the relay (")
+	waitFor(t, &stderr, "kintsugi: lost the connection to the relay: it is stopping or restarting. Trying again")
 	ln, err := net.Listen("tcp", strings.TrimPrefix(r.URL(), "http://"))
 	if err != nil {
 		t.Fatal(err)
