@@ -346,6 +346,7 @@ func cmdJournal(e *env) *cli.Command {
 						Current bool   `json:"current"`
 					}
 					var rows []row
+					var left []string // journals the partner left
 					for _, id := range ids {
 						j, err := a.OpenJournal(id)
 						if err != nil {
@@ -355,6 +356,9 @@ func cmdJournal(e *env) *cli.Command {
 						r := row{ID: id.String(), Title: j.Title(), Relay: j.Relay()}
 						if p, err := j.Partner(); err == nil {
 							r.Partner = p.Name
+							if p.Left != nil {
+								left = append(left, id.String())
+							}
 						}
 						r.Current = cur != nil && cur.ID() == id
 						j.Close()
@@ -372,20 +376,29 @@ func cmdJournal(e *env) *cli.Command {
 					if len(rows) == 0 {
 						return client.ErrNoJournal
 					}
-					for _, r := range rows {
+					// Columns line up however long a title or a name is.
+					titles, partners := make([]string, len(rows)), make([]string, len(rows))
+					tw, pw := 0, 0
+					for i, r := range rows {
+						titles[i] = clean(r.Title)
+						if titles[i] == "" {
+							titles[i] = "(untitled)"
+						}
+						partners[i] = "with " + clean(r.Partner)
+						switch {
+						case r.Partner == "":
+							partners[i] = "(waiting for your partner to join)"
+						case slices.Contains(left, r.ID):
+							partners[i] = "with " + clean(r.Partner) + " (who left)"
+						}
+						tw, pw = max(tw, displayWidth(titles[i])), max(pw, displayWidth(partners[i]))
+					}
+					for i, r := range rows {
 						mark := " "
 						if r.Current {
 							mark = "*"
 						}
-						partner := r.Partner
-						if partner == "" {
-							partner = "(waiting for your partner to join)"
-						}
-						title := r.Title
-						if title == "" {
-							title = "(untitled)"
-						}
-						e.printf("%s %s  %s  with %s  via %s\n", mark, r.ID[:8], clean(title), clean(partner), r.Relay)
+						e.printf("%s %s  %s  %s  via %s\n", mark, r.ID[:8], padRight(titles[i], tw), padRight(partners[i], pw), r.Relay)
 					}
 					return nil
 				},

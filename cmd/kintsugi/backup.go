@@ -244,6 +244,10 @@ func (e *env) recoveryPhrase(file string) (string, error) {
 func backupHint(err error) (string, bool) {
 	switch {
 	case errors.Is(err, crypto.ErrBadPhrase):
+		var pe *crypto.PhraseError
+		if errors.As(err, &pe) && pe.Group == 0 {
+			return "type the whole phrase as it was written down, its groups separated by spaces; nothing was changed", true
+		}
 		return "check that group against the phrase you wrote down; nothing was changed", true
 	case errors.Is(err, crypto.ErrWrongRecoveryPhrase):
 		return "each backup has its own phrase: check it is the one written down with this file; nothing was changed", true

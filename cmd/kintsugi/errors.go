@@ -94,7 +94,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrAmbiguous):
 		hint = "use more characters of the id, as shown by `kintsugi log`"
 	case errors.Is(err, client.ErrNoSuchAuthor):
-		hint = "--author takes me, partner, or the name of one of you as `kintsugi journal members` shows it; nothing was changed"
+		hint = "--author takes me, partner, or the name of one of you as `kintsugi journal members` shows it"
 	case errors.Is(err, client.ErrNotFound):
 		hint = "`kintsugi log` lists entries with their ids"
 	case errors.Is(err, client.ErrLeft):
