@@ -1184,7 +1184,18 @@ func cmdStatus(e *env) *cli.Command {
 			e.printf("You:        %s\n", clean(a.Name))
 			e.printf("Journal:    %s (%s)\n", clean(title), st.Journal[:8])
 			e.printf("Relay:      %s\n", st.Relay)
+			// Why nothing can be written here, if so: said once, and
+			// nothing below asks for what cannot happen.
+			werr := j.Writable()
+			left, removed := errors.Is(werr, client.ErrLeft), errors.Is(werr, client.ErrNotServed)
 			switch {
+			case left:
+				msg, _ := describe(werr)
+				e.printf("Partner:    %s\n", clean(st.Partner))
+				e.printf("Writing:    %s\n", msg)
+			case removed:
+				e.printf("Partner:    %s\n", clean(st.Partner))
+				e.printf("Writing:    this device was removed from the journal, so nothing more goes out from it; what is here stays readable\n")
 			case st.Partner == "":
 				e.printf("Partner:    not joined yet\n")
 			case st.PartnerLeft != nil:
@@ -1195,7 +1206,9 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Partner:    %s (safety number not compared yet: `kintsugi verify`)\n", clean(st.Partner))
 			}
 			e.printf("Entries:    %d readable here\n", st.Entries)
-			if st.Outbox > 0 && j.Watched() {
+			if st.Outbox > 0 && (left || removed) {
+				e.printf("To send:    %d that cannot go now\n", st.Outbox)
+			} else if st.Outbox > 0 && j.Watched() {
 				e.printf("To send:    %d, now, by the `kintsugi sync --watch` running on this device\n", st.Outbox)
 			} else if st.Outbox > 0 {
 				e.printf("To send:    %d, on the next sync\n", st.Outbox)

@@ -98,7 +98,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrNotFound):
 		hint = "`kintsugi log` lists entries with their ids"
 	case errors.Is(err, client.ErrLeft):
-		hint = "what is on this device stays readable: `kintsugi log` and `kintsugi export` still work"
+		hint = "`kintsugi log` and `kintsugi export` still work here"
 	case errors.Is(err, client.ErrLinkCodeOnly):
 		hint = "on a new device of yours, run `kintsugi device join CODE` instead"
 	case errors.Is(err, client.ErrNotALinkCode):
