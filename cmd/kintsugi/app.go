@@ -926,9 +926,19 @@ func (e *env) printEntry(en client.Entry, byID entries) {
 	case client.KindTogetherAnswer:
 		head = fmt.Sprintf("%s answer to%s", whose, of())
 	case client.KindTogetherMark:
+		// A mark says an answer is there, still sealed. One's own answer
+		// is shown as itself, and so is the partner's once revealed: the
+		// mark would only say the same again.
+		q := get(byID, en.Ref)
+		if en.Mine || q.State == "revealed" {
+			return
+		}
 		head = fmt.Sprintf("%s answered%s", who, of())
-		if !en.Mine {
+		switch q.State {
+		case "waiting-for-you":
 			head += "; it opens for you once you have answered too"
+		case "revealing":
+			head += "; you have both answered, so it opens on the next syncs"
 		}
 	case client.KindAck:
 		head = fmt.Sprintf("%s read%s and heard you", who, of())
