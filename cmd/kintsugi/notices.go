@@ -34,10 +34,12 @@ func sentence(n client.Notice) string {
 	case client.NoticeRelayForgedOwn:
 		// What this usually is: this device's backup restored on another
 		// machine, which now writes as this device. Two machines writing
-		// as one device split its history, so the old one should stop.
+		// as one device split its history, so one should stop. Both see
+		// the other's writes, and neither can tell which the person
+		// keeps, so the words are the same on both.
 		return at("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside",
 			"the relay sent %d things claiming to come from this device that it never wrote (the latest at position %d); they were set aside") +
-			". This usually means a backup of this device was restored on another machine. If so, carry on there and stop using this one, so the two do not write as the same device. If no one restored a backup, tell whoever runs the relay"
+			". This usually means this device's keys are in use on two machines, as when a backup is restored on a second one while the first is still used. Two machines writing as one device split its history: keep using the one you mean to keep, and stop using the other. If no one restored a backup, tell whoever runs the relay"
 	case client.NoticeRestoreStrays:
 		what := fmt.Sprintf("%d items that claim to come from this device and are", count)
 		if count == 1 {

@@ -48,7 +48,7 @@ func TestNoticeSentences(t *testing.T) {
 		{client.Notice{Kind: client.NoticeDeviceAdded, Who: "Sam", DeviceID: "ab12cd34"}, "Sam added a device (unnamed, ab12cd34)"},
 		{client.Notice{Kind: client.NoticeRestoreStrays, Count: 1}, "the relay sent 1 item that claims to come from this device and is not part of its history; set aside"},
 		{client.Notice{Kind: client.NoticeLegacy, Text: "told\x1b[2J before"}, "told[2J before"},
-		{client.Notice{Kind: client.NoticeRelayForgedOwn, Count: 1, Position: 4}, "the relay sent something claiming to come from this device that it never wrote (position 4); it was set aside. This usually means a backup of this device was restored on another machine. If so, carry on there and stop using this one, so the two do not write as the same device. If no one restored a backup, tell whoever runs the relay"},
+		{client.Notice{Kind: client.NoticeRelayForgedOwn, Count: 1, Position: 4}, "the relay sent something claiming to come from this device that it never wrote (position 4); it was set aside. This usually means this device's keys are in use on two machines, as when a backup is restored on a second one while the first is still used. Two machines writing as one device split its history: keep using the one you mean to keep, and stop using the other. If no one restored a backup, tell whoever runs the relay"},
 	} {
 		if got := sentence(c.n); got != c.want {
 			t.Errorf("%s:\n got  %q\n want %q", c.n.Kind, got, c.want)
