@@ -43,6 +43,9 @@ func defaultHome() string {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	// A draft left in the clear by a kintsugi that was killed while its
+	// editor ran is wiped first, whatever this command is.
+	sweepStaleDrafts(stderr)
 	var notFound error // an unknown subcommand (see finishApp)
 	app := newApp(e, &notFound)
 	err := app.RunContext(ctx, reorderArgs(app, args))
