@@ -315,9 +315,9 @@ func TestLyingRelayServesTwoHistories(t *testing.T) {
 }
 
 // A blob's body moved under another blob's header (Sam's first entry's
-// ciphertext served as Sam's second) opens as neither: it is counted
-// unreadable, the real second entry is reported missing, and the first is
-// not shown twice.
+// ciphertext served as Sam's second) opens as neither: it is named as
+// changed on the way (not as waiting to be readable), the real second
+// entry is reported missing, and the first is not shown twice.
 func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 	t.Parallel()
 	p := lyingPair(t)
@@ -335,8 +335,61 @@ func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
 	st := status(t, p.aj)
 	same(t, "alex's missing", gaps(st), missingFrom(samsDevice, 1))
-	if st.Unreadable != 1 {
-		t.Fatalf("alex counts %d unreadable, want 1 (the moved body)", st.Unreadable)
+	if st.Changed != 1 || st.Unreadable != 0 {
+		t.Fatalf("alex counts %d changed and %d unreadable, want 1 changed (the moved body)", st.Changed, st.Unreadable)
+	}
+	same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())-1))
+}
+
+// Each way a relay can change an entry meant for this device (a byte of
+// its ciphertext, this device's slot, its header) makes it fail
+// authentication: it is never shown, and status names it as changed on the
+// way, with a kept warning, rather than as something that opens later.
+func TestLyingRelayChangesAnEntry(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		change func(p *lyingRelay, blob []byte)
+	}{
+		{"a byte of the ciphertext", func(_ *lyingRelay, blob []byte) { blob[len(blob)-3] ^= 0x20 }},
+		// The last byte of the seq, just before prev.
+		{"the header's seq", func(_ *lyingRelay, blob []byte) { blob[protocol.HeaderSize-32-1] ^= 1 }},
+		{"this device's slot", func(p *lyingRelay, blob []byte) {
+			e, err := protocol.ParseEntry(blob)
+			if err != nil {
+				panic(err)
+			}
+			for i, r := range e.Recipients {
+				if r.KeyID == crypto.KeyID(p.alex.Device.BoxPublic) {
+					blob[protocol.HeaderSize+protocol.NonceSize+1+i*protocol.RecipientSize+protocol.RecipientSize-1] ^= 1
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := lyingPair(t)
+			s := write(t, p.sj, "sam: what I meant")
+			mustSync(t, p.sj)
+			p.toAlex(servertest.Replace(entries(s...), func(blob []byte) []byte {
+				c.change(p, blob)
+				return blob
+			}))
+			if r := mustSync(t, p.aj); len(r.New) != 0 {
+				t.Fatalf("a changed entry was shown: %q", newTexts(r))
+			}
+			if got := texts(t, p.aj); len(got) != 0 {
+				t.Fatalf("alex reads %q", got)
+			}
+			st := status(t, p.aj)
+			if st.Changed != 1 || st.Unreadable != 0 {
+				t.Fatalf("alex's status: changed %d, unreadable %d; want 1 changed", st.Changed, st.Unreadable)
+			}
+			same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())))
+			// A second sync counts nothing again.
+			mustSync(t, p.aj)
+			same(t, "alex's warnings", shown(status(t, p.aj)), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())))
+		})
 	}
 }
 
@@ -387,9 +440,10 @@ func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
 		t.Fatalf("alex's first journal reads %q", got)
 	}
 	st := status(t, p.aj)
-	same(t, "alex's warnings", shown(st), "relay-bad-item x1 @2")
-	if st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status: unreadable %d (want 1: the retitled copy), missing %+v", st.Unreadable, st.Missing)
+	end := p.end(t, p.aj.ID())
+	same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-bad-item x1 @%d", end+1), fmt.Sprintf("relay-changed x1 @%d", end+2))
+	if st.Changed != 1 || st.Unreadable != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status: changed %d (want 1: the retitled copy), unreadable %d, missing %+v", st.Changed, st.Unreadable, st.Missing)
 	}
 	same(t, "alex's second journal", texts(t, aj2), "sam: only for the second journal")
 }
@@ -445,15 +499,17 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 
 	const lateJoin = "late-join x1"
 	for _, x := range []struct {
-		who        string
-		j          *client.Journal
-		unreadable int
-		warnings   []string
+		who      string
+		j        *client.Journal
+		changed  int
+		warnings []string
 	}{
-		// Alex cannot open either forged entry.
-		{"alex", p.aj, 2, []string{lateJoin}},
+		// Alex cannot open either forged entry; the one naming Sam's
+		// device has a slot for Alex that does not open from Sam's
+		// device, and is named as such.
+		{"alex", p.aj, 1, []string{lateJoin, fmt.Sprintf("relay-changed x1 @%d", at+2)}},
 		// Sam sets aside the one that claims Sam's own device.
-		{"sam", p.sj, 1, []string{fmt.Sprintf("relay-forged-own x1 @%d", at+2), lateJoin}},
+		{"sam", p.sj, 0, []string{fmt.Sprintf("relay-forged-own x1 @%d", at+2), lateJoin}},
 	} {
 		if r := mustSync(t, x.j); len(r.New) != 0 || len(r.Joined) != 0 {
 			t.Fatalf("%s: forged blobs surfaced: new %q, joined %q", x.who, newTexts(r), r.Joined)
@@ -465,9 +521,9 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 		st := status(t, x.j)
 		same(t, x.who+"'s warnings", shown(st), x.warnings...)
 		// The forged entry from a device outside the roster is counted
-		// as such; one claiming a known device just does not open.
-		if st.Unreadable+st.Strangers != x.unreadable || st.Strangers != 1 || len(st.Missing) != 0 {
-			t.Fatalf("%s's status: unreadable %d + from strangers %d (want %d, 1 from a stranger), missing %+v", x.who, st.Unreadable, st.Strangers, x.unreadable, st.Missing)
+		// as such; one claiming a known device does not authenticate.
+		if st.Unreadable != 0 || st.Changed != x.changed || st.Strangers != 1 || len(st.Missing) != 0 {
+			t.Fatalf("%s's status: unreadable %d, changed %d (want %d), from strangers %d (want 1), missing %+v", x.who, st.Unreadable, st.Changed, x.changed, st.Strangers, st.Missing)
 		}
 	}
 }
@@ -637,8 +693,10 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 	if r := mustSync(t, p.aj); len(r.New) != 0 {
 		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
 	}
-	if st := status(t, p.aj); st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status with the stripped copy: unreadable %d, missing %+v", st.Unreadable, st.Missing)
+	// Without a slot for this device, the copy looks like an entry not
+	// sealed to it (yet): counted as waiting, not as changed (limit 4.1).
+	if st := status(t, p.aj); st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status with the stripped copy: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
 	}
 	p.toAlex(servertest.Then(servertest.Replace(entries(s...), strip), servertest.Inject(p.end(t, p.aj.ID()), whole)))
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: for both of us")

@@ -19,7 +19,13 @@ type Status struct {
 	Entries    int        `json:"entries"`
 	Outbox     int        `json:"outbox"`
 	LastSync   *time.Time `json:"last_sync"`
-	Unreadable int        `json:"unreadable"`
+	// Unreadable counts entries this device cannot open yet: not sealed
+	// to it, waiting for their author to re-box them (a grant).
+	Unreadable int `json:"unreadable"`
+	// Changed counts entries that carry a slot for this device and do not
+	// authenticate: changed on the way, or not sealed by the device they
+	// name (NoticeRelayChanged). They never open; they are not shown.
+	Changed int `json:"changed"`
 	// Strangers counts items from a device that is not in the journal's
 	// roster, or written by a removed device after its removal: set aside,
 	// never shown. Only a relay (or a removed device through one) can put
@@ -58,7 +64,7 @@ func (j *Journal) Status() (Status, error) {
 				entries++
 			}
 		}
-		nHeld, strangers := 0, 0
+		nHeld, strangers, changed := 0, 0, 0
 		t := j.trust()
 		for _, s := range unreadable {
 			_, accepted := t.accepts(s)
@@ -70,12 +76,14 @@ func (j *Journal) Status() (Status, error) {
 				// (NoticeIdentityChanged).
 			case !accepted:
 				strangers++
+			case s.changed:
+				changed++
 			}
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync

@@ -1191,7 +1191,7 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Note:       %s came from a device that is not part of this journal, or from a removed one; %s set aside and not shown, and nothing here changed. If this keeps happening, tell whoever runs the relay\n", plural(st.Strangers, "item", "items"), map[bool]string{true: "it was", false: "they were"}[st.Strangers == 1])
 			}
 			if st.Unreadable > 0 {
-				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
+				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs. Any that stay closed were not written for this device, or reached it without this device's key\n", plural(st.Unreadable, "item", "items"))
 			}
 			for _, m := range st.Missing {
 				e.printf("Note:       %s\n", sentence(m))
