@@ -10,15 +10,15 @@ import (
 // Status is what a journal's status shows, as counts and notices (the CLI
 // words them). Its JSON form is stable.
 type Status struct {
-	Journal    string     `json:"journal"`
-	Title      string     `json:"title,omitempty"`
-	Relay      string     `json:"relay"`
-	Partner    string     `json:"partner,omitempty"`
-	Verified   bool       `json:"partner_verified"`
-	Invites    int        `json:"open_invites"`
-	Entries    int        `json:"entries"`
-	Outbox     int        `json:"outbox"`
-	LastSync   *time.Time `json:"last_sync"`
+	Journal  string     `json:"journal"`
+	Title    string     `json:"title,omitempty"`
+	Relay    string     `json:"relay"`
+	Partner  string     `json:"partner,omitempty"`
+	Verified bool       `json:"partner_verified"`
+	Invites  int        `json:"open_invites"`
+	Entries  int        `json:"entries"`
+	Outbox   int        `json:"outbox"`
+	LastSync *time.Time `json:"last_sync"`
 	// Unreadable counts entries this device cannot open yet: not sealed
 	// to it, waiting for their author to re-box them (a grant).
 	Unreadable int `json:"unreadable"`
