@@ -41,6 +41,11 @@ type Status struct {
 	// Notices are the conditions that hold and the problems noticed
 	// earlier, including those marked read (Acknowledged); see notice.go.
 	Notices []Notice `json:"notices"`
+	// PartnerDevices says, for each of the partner's devices, the newest
+	// item this device holds from it and when it was written: when it was
+	// last heard from. A relay can hold back what is newer; the compare
+	// code ([Journal.Compare]) is how the partners check.
+	PartnerDevices []Head `json:"partner_devices"`
 	// PartnerLeft is when the partner left the journal; nothing new is
 	// sent to them since.
 	PartnerLeft *time.Time `json:"partner_left,omitempty"`
@@ -89,6 +94,7 @@ func (j *Journal) Status() (Status, error) {
 			t := j.st.LastSync
 			st.LastSync = &t
 		}
+		st.PartnerDevices = j.partnerHeads(opened)
 		for _, m := range j.st.Members {
 			if !m.Self {
 				st.Partner, st.Verified, st.PartnerLeft = m.Name, m.Verified, m.Left
