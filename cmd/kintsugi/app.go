@@ -92,6 +92,7 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdJournal(e),
 			cmdDevice(e),
 			cmdVerify(e),
+			cmdCompare(e),
 			cmdWrite(e),
 			cmdAsk(e),
 			cmdAnswer(e),
@@ -1184,6 +1185,16 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Last sync:  not yet\n")
 			}
 			e.sessionLine()
+			for _, h := range st.PartnerDevices {
+				if h.Seq == 0 {
+					e.printf("Heard from: %s: nothing yet\n", headDevice(h))
+					continue
+				}
+				e.printf("Heard from: %s, last an item written %s\n", headDevice(h), h.Written.Local().Format("Mon 2 Jan 15:04"))
+			}
+			if len(st.PartnerDevices) > 0 {
+				e.printf("            To check that you and your partner see the same journal: `kintsugi compare`\n")
+			}
 			if st.Held > 0 {
 				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
 			}
