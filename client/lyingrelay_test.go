@@ -860,3 +860,190 @@ func TestLyingRelayIgnoresAPurge(t *testing.T) {
 	noWords(t, p.aj, x)
 	clean(t, "alex", p.aj)
 }
+
+// since returns a match for the blobs the relay stored after its first n,
+// by chain id, so a view can withhold them and later deliver them.
+func (p *lyingRelay) since(t *testing.T, n int) servertest.Match {
+	t.Helper()
+	bs, err := p.relay.Store().Read(ctxFor(t), p.aj.ID(), uint64(n), 1024)
+	if err != nil || len(bs) == 0 {
+		t.Fatalf("nothing stored after %d: %v", n, err)
+	}
+	var ms []servertest.Match
+	for _, b := range bs {
+		ms = append(ms, servertest.ChainIs(protocol.ChainID(b.Blob).String()))
+	}
+	return servertest.AnyOf(ms...)
+}
+
+// differ fails unless the two partners' compare codes differ.
+func differ(t *testing.T, p *lyingRelay) {
+	t.Helper()
+	if a, s := compareCode(t, p.aj), compareCode(t, p.sj); a.Code == s.Code {
+		t.Fatalf("the compare codes agree (%s) while the relay withholds something", a.Code)
+	}
+}
+
+// A relay that withholds the grant re-boxing the history written before
+// the partner joined: the partner is told those items cannot be read yet,
+// which is true; once a later item from the author arrives the grant is
+// reported as not arrived, and the compare codes differ meanwhile. Once it
+// is delivered, everything opens.
+func TestLyingRelayWithholdsAGrant(t *testing.T) {
+	t.Parallel()
+	relay, liar := servertest.NewLyingServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	ctx := ctxFor(t)
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	write(t, aj, "alex: from before you joined")
+	mustSync(t, aj)
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isGrant := func(b server.StoredBlob) bool {
+		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == protocol.KindGrant
+	}
+	liar.ServeTo(sam.Device.SignKey(), servertest.Drop(isGrant))
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	p := &lyingRelay{relay: relay, liar: liar, alex: alex, sam: sam, aj: aj, sj: sj}
+	mustSync(t, aj) // alex re-boxes its history for sam: the grant
+	mustSync(t, sj)
+	if got := texts(t, sj); len(got) != 0 {
+		t.Fatalf("sam reads %q without the grant", got)
+	}
+	st := status(t, sj)
+	if st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
+		t.Fatalf("sam's status without the grant: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
+	}
+	differ(t, p)
+
+	write(t, aj, "alex: after you joined")
+	mustSync(t, aj)
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: after you joined")
+	// Alex's chain: the entry from before (held, not readable), the
+	// grant (withheld), the entry after. The chain from the entry after
+	// stops at the grant, so neither earlier item is accounted for.
+	same(t, "sam's missing", gaps(status(t, sj)), missingFrom(alexsDevice, 2))
+
+	liar.ServeTo(sam.Device.SignKey(), servertest.Later(isGrant))
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: from before you joined", "alex: after you joined")
+	clean(t, "sam", sj)
+	if a, s := compareCode(t, aj), compareCode(t, sj); a.Code != s.Code {
+		t.Fatalf("once the grant arrives: alex %s, sam %s", a.Code, s.Code)
+	}
+}
+
+// A relay that withholds a device removal (the threat model says it can,
+// 4.3): the partner is not told the device was removed, keeps sealing new
+// entries to it, and lists it among the devices it heard from as current.
+// What gives it away: the compare codes differ, and once the person who
+// removed it writes again, their record is reported as not arrived. Once
+// delivered, the partner is told and stops sealing to it.
+func TestLyingRelayWithholdsADeviceRemoval(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	phone, lj := linkDevice(t, p.alex, "phone")
+	mustSync(t, lj)
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	n := p.end(t, p.aj.ID())
+	if _, _, err := p.alex.RemoveDevice(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p.aj)
+	removal := p.since(t, n)
+	p.toSam(servertest.Drop(removal))
+
+	if r := mustSync(t, p.sj); len(r.Notices) != 0 {
+		t.Fatalf("sam was told %+v", r.Notices)
+	}
+	clean(t, "sam", p.sj) // nothing in-band shows it
+	heard := func() []string {
+		var out []string
+		for _, h := range status(t, p.sj).PartnerDevices {
+			out = append(out, fmt.Sprintf("%s removed=%v", h.Device, h.Removed))
+		}
+		return out
+	}
+	same(t, "sam heard from", heard(), "alex-device removed=false", "phone removed=false")
+	e := write(t, p.sj, "sam: written while the removal is withheld")[0]
+	mustSync(t, p.sj)
+	if !sealedTo(t, p.relay, p.sj.ID(), e.ID, phone.Device.BoxPublic) {
+		t.Fatal("sam did not seal to the phone; the test proves nothing")
+	}
+	mustSync(t, p.aj)
+	differ(t, p)
+
+	write(t, p.aj, "alex: later")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	same(t, "sam's missing", gaps(status(t, p.sj)), missingFrom(alexsDevice, 1))
+
+	p.toSam(servertest.Later(removal))
+	r := mustSync(t, p.sj)
+	if len(r.Notices) != 1 || r.Notices[0].Kind != client.NoticeDeviceRemoved {
+		t.Fatalf("sam, once the removal arrives, was told %+v", r.Notices)
+	}
+	same(t, "sam heard from", heard(), "alex-device removed=false", "phone removed=true")
+	clean(t, "sam", p.sj)
+	e = write(t, p.sj, "sam: after the removal arrived")[0]
+	mustSync(t, p.sj)
+	if sealedTo(t, p.relay, p.sj.ID(), e.ID, phone.Device.BoxPublic) {
+		t.Fatal("sam still seals to the removed phone")
+	}
+}
+
+// A relay that withholds a partner's leave record (4.1, 4.6): the other
+// partner is not told, and keeps sealing to the devices of someone who
+// left. Nothing later from the one who left can reveal it, since they
+// write nothing more; status says when their device was last heard from,
+// and the compare codes differ. Once delivered, the partner is told.
+func TestLyingRelayWithholdsALeave(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one")[0]
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	n := p.end(t, p.aj.ID())
+	if err := p.sj.Leave(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	leave := p.since(t, n)
+	p.toAlex(servertest.Drop(leave))
+
+	if r := mustSync(t, p.aj); len(r.Notices) != 0 {
+		t.Fatalf("alex was told %+v", r.Notices)
+	}
+	clean(t, "alex", p.aj)
+	st := status(t, p.aj)
+	if st.PartnerLeft != nil || len(st.PartnerDevices) != 1 || st.PartnerDevices[0].Chain != s.ID {
+		t.Fatalf("alex's status: left %v, last heard %+v (want sam: one)", st.PartnerLeft, st.PartnerDevices)
+	}
+	e := write(t, p.aj, "alex: to someone who has left")[0]
+	mustSync(t, p.aj)
+	if !sealedTo(t, p.relay, p.aj.ID(), e.ID, p.sam.Device.BoxPublic) {
+		t.Fatal("alex did not seal to sam's device; the test proves nothing")
+	}
+	differ(t, p)
+
+	p.toAlex(servertest.Later(leave))
+	r := mustSync(t, p.aj)
+	if len(r.Notices) != 1 || r.Notices[0].Kind != client.NoticePartnerLeft {
+		t.Fatalf("alex, once the leave arrives, was told %+v", r.Notices)
+	}
+	if st := status(t, p.aj); st.PartnerLeft == nil {
+		t.Fatal("alex's status does not say sam left")
+	}
+}
