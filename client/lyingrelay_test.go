@@ -124,7 +124,8 @@ func TestLyingRelayDropsEntries(t *testing.T) {
 
 // The documented limit: withholding a device's newest entries looks like a
 // partner who has not written yet. It is reported once any later entry
-// from that device arrives, and nothing is lost meanwhile.
+// from that device arrives, and nothing is lost meanwhile; until then only
+// the partners' compare codes differ (TestCompareCodeShowsWhatARelayWithholds).
 func TestLyingRelayWithholdsTheNewest(t *testing.T) {
 	t.Parallel()
 	p := lyingPair(t)
@@ -133,7 +134,8 @@ func TestLyingRelayWithholdsTheNewest(t *testing.T) {
 
 	p.toAlex(servertest.Drop(entries(s[1])))
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one")
-	clean(t, "alex", p.aj) // undetectable, by design (threat model 4.1)
+	clean(t, "alex", p.aj) // undetectable in-band, by design (threat model 4.1)
+	differ(t, p)
 
 	write(t, p.sj, "sam: three")
 	mustSync(t, p.sj)
@@ -315,9 +317,9 @@ func TestLyingRelayServesTwoHistories(t *testing.T) {
 }
 
 // A blob's body moved under another blob's header (Sam's first entry's
-// ciphertext served as Sam's second) opens as neither: it is counted
-// unreadable, the real second entry is reported missing, and the first is
-// not shown twice.
+// ciphertext served as Sam's second) opens as neither: it is named as
+// changed on the way (not as waiting to be readable), the real second
+// entry is reported missing, and the first is not shown twice.
 func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 	t.Parallel()
 	p := lyingPair(t)
@@ -335,8 +337,61 @@ func TestLyingRelayMovesABodyUnderAnotherHeader(t *testing.T) {
 	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: three")
 	st := status(t, p.aj)
 	same(t, "alex's missing", gaps(st), missingFrom(samsDevice, 1))
-	if st.Unreadable != 1 {
-		t.Fatalf("alex counts %d unreadable, want 1 (the moved body)", st.Unreadable)
+	if st.Changed != 1 || st.Unreadable != 0 {
+		t.Fatalf("alex counts %d changed and %d unreadable, want 1 changed (the moved body)", st.Changed, st.Unreadable)
+	}
+	same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())-1))
+}
+
+// Each way a relay can change an entry meant for this device (a byte of
+// its ciphertext, this device's slot, its header) makes it fail
+// authentication: it is never shown, and status names it as changed on the
+// way, with a kept warning, rather than as something that opens later.
+func TestLyingRelayChangesAnEntry(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		change func(p *lyingRelay, blob []byte)
+	}{
+		{"a byte of the ciphertext", func(_ *lyingRelay, blob []byte) { blob[len(blob)-3] ^= 0x20 }},
+		// The last byte of the seq, just before prev.
+		{"the header's seq", func(_ *lyingRelay, blob []byte) { blob[protocol.HeaderSize-32-1] ^= 1 }},
+		{"this device's slot", func(p *lyingRelay, blob []byte) {
+			e, err := protocol.ParseEntry(blob)
+			if err != nil {
+				panic(err)
+			}
+			for i, r := range e.Recipients {
+				if r.KeyID == crypto.KeyID(p.alex.Device.BoxPublic) {
+					blob[protocol.HeaderSize+protocol.NonceSize+1+i*protocol.RecipientSize+protocol.RecipientSize-1] ^= 1
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := lyingPair(t)
+			s := write(t, p.sj, "sam: what I meant")
+			mustSync(t, p.sj)
+			p.toAlex(servertest.Replace(entries(s...), func(blob []byte) []byte {
+				c.change(p, blob)
+				return blob
+			}))
+			if r := mustSync(t, p.aj); len(r.New) != 0 {
+				t.Fatalf("a changed entry was shown: %q", newTexts(r))
+			}
+			if got := texts(t, p.aj); len(got) != 0 {
+				t.Fatalf("alex reads %q", got)
+			}
+			st := status(t, p.aj)
+			if st.Changed != 1 || st.Unreadable != 0 {
+				t.Fatalf("alex's status: changed %d, unreadable %d; want 1 changed", st.Changed, st.Unreadable)
+			}
+			same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())))
+			// A second sync counts nothing again.
+			mustSync(t, p.aj)
+			same(t, "alex's warnings", shown(status(t, p.aj)), fmt.Sprintf("relay-changed x1 @%d", p.end(t, p.aj.ID())))
+		})
 	}
 }
 
@@ -387,9 +442,10 @@ func TestLyingRelayMovesABlobToAnotherJournal(t *testing.T) {
 		t.Fatalf("alex's first journal reads %q", got)
 	}
 	st := status(t, p.aj)
-	same(t, "alex's warnings", shown(st), "relay-bad-item x1 @2")
-	if st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status: unreadable %d (want 1: the retitled copy), missing %+v", st.Unreadable, st.Missing)
+	end := p.end(t, p.aj.ID())
+	same(t, "alex's warnings", shown(st), fmt.Sprintf("relay-bad-item x1 @%d", end+1), fmt.Sprintf("relay-changed x1 @%d", end+2))
+	if st.Changed != 1 || st.Unreadable != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status: changed %d (want 1: the retitled copy), unreadable %d, missing %+v", st.Changed, st.Unreadable, st.Missing)
 	}
 	same(t, "alex's second journal", texts(t, aj2), "sam: only for the second journal")
 }
@@ -445,15 +501,17 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 
 	const lateJoin = "late-join x1"
 	for _, x := range []struct {
-		who        string
-		j          *client.Journal
-		unreadable int
-		warnings   []string
+		who      string
+		j        *client.Journal
+		changed  int
+		warnings []string
 	}{
-		// Alex cannot open either forged entry.
-		{"alex", p.aj, 2, []string{lateJoin}},
+		// Alex cannot open either forged entry; the one naming Sam's
+		// device has a slot for Alex that does not open from Sam's
+		// device, and is named as such.
+		{"alex", p.aj, 1, []string{lateJoin, fmt.Sprintf("relay-changed x1 @%d", at+2)}},
 		// Sam sets aside the one that claims Sam's own device.
-		{"sam", p.sj, 1, []string{fmt.Sprintf("relay-forged-own x1 @%d", at+2), lateJoin}},
+		{"sam", p.sj, 0, []string{fmt.Sprintf("relay-forged-own x1 @%d", at+2), lateJoin}},
 	} {
 		if r := mustSync(t, x.j); len(r.New) != 0 || len(r.Joined) != 0 {
 			t.Fatalf("%s: forged blobs surfaced: new %q, joined %q", x.who, newTexts(r), r.Joined)
@@ -465,9 +523,9 @@ func TestLyingRelayInjectsAStranger(t *testing.T) {
 		st := status(t, x.j)
 		same(t, x.who+"'s warnings", shown(st), x.warnings...)
 		// The forged entry from a device outside the roster is counted
-		// as such; one claiming a known device just does not open.
-		if st.Unreadable+st.Strangers != x.unreadable || st.Strangers != 1 || len(st.Missing) != 0 {
-			t.Fatalf("%s's status: unreadable %d + from strangers %d (want %d, 1 from a stranger), missing %+v", x.who, st.Unreadable, st.Strangers, x.unreadable, st.Missing)
+		// as such; one claiming a known device does not authenticate.
+		if st.Unreadable != 0 || st.Changed != x.changed || st.Strangers != 1 || len(st.Missing) != 0 {
+			t.Fatalf("%s's status: unreadable %d, changed %d (want %d), from strangers %d (want 1), missing %+v", x.who, st.Unreadable, st.Changed, x.changed, st.Strangers, st.Missing)
 		}
 	}
 }
@@ -637,8 +695,10 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 	if r := mustSync(t, p.aj); len(r.New) != 0 {
 		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
 	}
-	if st := status(t, p.aj); st.Unreadable != 1 || len(st.Missing) != 0 {
-		t.Fatalf("alex's status with the stripped copy: unreadable %d, missing %+v", st.Unreadable, st.Missing)
+	// Without a slot for this device, the copy looks like an entry not
+	// sealed to it (yet): counted as waiting, not as changed (limit 4.1).
+	if st := status(t, p.aj); st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex's status with the stripped copy: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
 	}
 	p.toAlex(servertest.Then(servertest.Replace(entries(s...), strip), servertest.Inject(p.end(t, p.aj.ID()), whole)))
 	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: for both of us")
@@ -801,4 +861,191 @@ func TestLyingRelayIgnoresAPurge(t *testing.T) {
 	mustSync(t, p.aj)
 	noWords(t, p.aj, x)
 	clean(t, "alex", p.aj)
+}
+
+// since returns a match for the blobs the relay stored after its first n,
+// by chain id, so a view can withhold them and later deliver them.
+func (p *lyingRelay) since(t *testing.T, n int) servertest.Match {
+	t.Helper()
+	bs, err := p.relay.Store().Read(ctxFor(t), p.aj.ID(), uint64(n), 1024)
+	if err != nil || len(bs) == 0 {
+		t.Fatalf("nothing stored after %d: %v", n, err)
+	}
+	var ms []servertest.Match
+	for _, b := range bs {
+		ms = append(ms, servertest.ChainIs(protocol.ChainID(b.Blob).String()))
+	}
+	return servertest.AnyOf(ms...)
+}
+
+// differ fails unless the two partners' compare codes differ.
+func differ(t *testing.T, p *lyingRelay) {
+	t.Helper()
+	if a, s := compareCode(t, p.aj), compareCode(t, p.sj); a.Code == s.Code {
+		t.Fatalf("the compare codes agree (%s) while the relay withholds something", a.Code)
+	}
+}
+
+// A relay that withholds the grant re-boxing the history written before
+// the partner joined: the partner is told those items cannot be read yet,
+// which is true; once a later item from the author arrives the grant is
+// reported as not arrived, and the compare codes differ meanwhile. Once it
+// is delivered, everything opens.
+func TestLyingRelayWithholdsAGrant(t *testing.T) {
+	t.Parallel()
+	relay, liar := servertest.NewLyingServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	ctx := ctxFor(t)
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	write(t, aj, "alex: from before you joined")
+	mustSync(t, aj)
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isGrant := func(b server.StoredBlob) bool {
+		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == protocol.KindGrant
+	}
+	liar.ServeTo(sam.Device.SignKey(), servertest.Drop(isGrant))
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	p := &lyingRelay{relay: relay, liar: liar, alex: alex, sam: sam, aj: aj, sj: sj}
+	mustSync(t, aj) // alex re-boxes its history for sam: the grant
+	mustSync(t, sj)
+	if got := texts(t, sj); len(got) != 0 {
+		t.Fatalf("sam reads %q without the grant", got)
+	}
+	st := status(t, sj)
+	if st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
+		t.Fatalf("sam's status without the grant: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
+	}
+	differ(t, p)
+
+	write(t, aj, "alex: after you joined")
+	mustSync(t, aj)
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: after you joined")
+	// Alex's chain: the entry from before (held, not readable), the
+	// grant (withheld), the entry after. The chain from the entry after
+	// stops at the grant, so neither earlier item is accounted for.
+	same(t, "sam's missing", gaps(status(t, sj)), missingFrom(alexsDevice, 2))
+
+	liar.ServeTo(sam.Device.SignKey(), servertest.Later(isGrant))
+	mustSync(t, sj)
+	same(t, "sam reads", texts(t, sj), "alex: from before you joined", "alex: after you joined")
+	clean(t, "sam", sj)
+	if a, s := compareCode(t, aj), compareCode(t, sj); a.Code != s.Code {
+		t.Fatalf("once the grant arrives: alex %s, sam %s", a.Code, s.Code)
+	}
+}
+
+// A relay that withholds a device removal (the threat model says it can,
+// 4.3): the partner is not told the device was removed, keeps sealing new
+// entries to it, and lists it among the devices it heard from as current.
+// What gives it away: the compare codes differ, and once the person who
+// removed it writes again, their record is reported as not arrived. Once
+// delivered, the partner is told and stops sealing to it.
+func TestLyingRelayWithholdsADeviceRemoval(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	phone, lj := linkDevice(t, p.alex, "phone")
+	mustSync(t, lj)
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	n := p.end(t, p.aj.ID())
+	if _, _, err := p.alex.RemoveDevice(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p.aj)
+	removal := p.since(t, n)
+	p.toSam(servertest.Drop(removal))
+
+	if r := mustSync(t, p.sj); len(r.Notices) != 0 {
+		t.Fatalf("sam was told %+v", r.Notices)
+	}
+	clean(t, "sam", p.sj) // nothing in-band shows it
+	heard := func() []string {
+		var out []string
+		for _, h := range status(t, p.sj).PartnerDevices {
+			out = append(out, fmt.Sprintf("%s removed=%v", h.Device, h.Removed))
+		}
+		return out
+	}
+	same(t, "sam heard from", heard(), "alex-device removed=false", "phone removed=false")
+	e := write(t, p.sj, "sam: written while the removal is withheld")[0]
+	mustSync(t, p.sj)
+	if !sealedTo(t, p.relay, p.sj.ID(), e.ID, phone.Device.BoxPublic) {
+		t.Fatal("sam did not seal to the phone; the test proves nothing")
+	}
+	mustSync(t, p.aj)
+	differ(t, p)
+
+	write(t, p.aj, "alex: later")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	same(t, "sam's missing", gaps(status(t, p.sj)), missingFrom(alexsDevice, 1))
+
+	p.toSam(servertest.Later(removal))
+	r := mustSync(t, p.sj)
+	if len(r.Notices) != 1 || r.Notices[0].Kind != client.NoticeDeviceRemoved {
+		t.Fatalf("sam, once the removal arrives, was told %+v", r.Notices)
+	}
+	same(t, "sam heard from", heard(), "alex-device removed=false", "phone removed=true")
+	clean(t, "sam", p.sj)
+	e = write(t, p.sj, "sam: after the removal arrived")[0]
+	mustSync(t, p.sj)
+	if sealedTo(t, p.relay, p.sj.ID(), e.ID, phone.Device.BoxPublic) {
+		t.Fatal("sam still seals to the removed phone")
+	}
+}
+
+// A relay that withholds a partner's leave record (4.1, 4.6): the other
+// partner is not told, and keeps sealing to the devices of someone who
+// left. Nothing later from the one who left can reveal it, since they
+// write nothing more; status says when their device was last heard from,
+// and the compare codes differ. Once delivered, the partner is told.
+func TestLyingRelayWithholdsALeave(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one")[0]
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+	n := p.end(t, p.aj.ID())
+	if err := p.sj.Leave(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	leave := p.since(t, n)
+	p.toAlex(servertest.Drop(leave))
+
+	if r := mustSync(t, p.aj); len(r.Notices) != 0 {
+		t.Fatalf("alex was told %+v", r.Notices)
+	}
+	clean(t, "alex", p.aj)
+	st := status(t, p.aj)
+	if st.PartnerLeft != nil || len(st.PartnerDevices) != 1 || st.PartnerDevices[0].Chain != s.ID {
+		t.Fatalf("alex's status: left %v, last heard %+v (want sam: one)", st.PartnerLeft, st.PartnerDevices)
+	}
+	e := write(t, p.aj, "alex: to someone who has left")[0]
+	mustSync(t, p.aj)
+	if !sealedTo(t, p.relay, p.aj.ID(), e.ID, p.sam.Device.BoxPublic) {
+		t.Fatal("alex did not seal to sam's device; the test proves nothing")
+	}
+	differ(t, p)
+
+	p.toAlex(servertest.Later(leave))
+	r := mustSync(t, p.aj)
+	if len(r.Notices) != 1 || r.Notices[0].Kind != client.NoticePartnerLeft {
+		t.Fatalf("alex, once the leave arrives, was told %+v", r.Notices)
+	}
+	if st := status(t, p.aj); st.PartnerLeft == nil {
+		t.Fatal("alex's status does not say sam left")
+	}
 }

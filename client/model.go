@@ -421,6 +421,11 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	}
 	op := j.acct.keys
 	ck, err := op.EntryKey(e, rd.cert.Box)
+	// A slot for this device that does not open to this entry's key
+	// failed authentication: the entry was changed on the way (its
+	// header, nonce or ciphertext, or the slot itself). No slot at all is
+	// an entry not sealed to this device, which may still be granted.
+	s.changed = err != nil && j.hasSlot(e)
 	if err != nil {
 		if len(j.grantItems[s.Chain]) == 0 {
 			j.loadGrantItems(t)
@@ -441,11 +446,24 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if err != nil {
 		return false
 	}
+	s.changed = false
 	o := &openedEntry{s: s, key: ck.Key}
 	o.setPayload(&p)
 	j.opens++
 	j.chainOf(s.Chain).opened = o
 	return true
+}
+
+// hasSlot reports whether e carries a recipient slot under this device's
+// box key id.
+func (j *Journal) hasSlot(e *protocol.Entry) bool {
+	id := crypto.KeyID(j.acct.Device.BoxPublic)
+	for i := range e.Recipients {
+		if e.Recipients[i].KeyID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // openPayload decrypts and decodes an entry's payload.

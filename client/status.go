@@ -10,16 +10,22 @@ import (
 // Status is what a journal's status shows, as counts and notices (the CLI
 // words them). Its JSON form is stable.
 type Status struct {
-	Journal    string     `json:"journal"`
-	Title      string     `json:"title,omitempty"`
-	Relay      string     `json:"relay"`
-	Partner    string     `json:"partner,omitempty"`
-	Verified   bool       `json:"partner_verified"`
-	Invites    int        `json:"open_invites"`
-	Entries    int        `json:"entries"`
-	Outbox     int        `json:"outbox"`
-	LastSync   *time.Time `json:"last_sync"`
-	Unreadable int        `json:"unreadable"`
+	Journal  string     `json:"journal"`
+	Title    string     `json:"title,omitempty"`
+	Relay    string     `json:"relay"`
+	Partner  string     `json:"partner,omitempty"`
+	Verified bool       `json:"partner_verified"`
+	Invites  int        `json:"open_invites"`
+	Entries  int        `json:"entries"`
+	Outbox   int        `json:"outbox"`
+	LastSync *time.Time `json:"last_sync"`
+	// Unreadable counts entries this device cannot open yet: not sealed
+	// to it, waiting for their author to re-box them (a grant).
+	Unreadable int `json:"unreadable"`
+	// Changed counts entries that carry a slot for this device and do not
+	// authenticate: changed on the way, or not sealed by the device they
+	// name (NoticeRelayChanged). They never open; they are not shown.
+	Changed int `json:"changed"`
 	// Strangers counts items from a device that is not in the journal's
 	// roster, or written by a removed device after its removal: set aside,
 	// never shown. Only a relay (or a removed device through one) can put
@@ -35,6 +41,11 @@ type Status struct {
 	// Notices are the conditions that hold and the problems noticed
 	// earlier, including those marked read (Acknowledged); see notice.go.
 	Notices []Notice `json:"notices"`
+	// PartnerDevices says, for each of the partner's devices, the newest
+	// item this device holds from it and when it was written: when it was
+	// last heard from. A relay can hold back what is newer; the compare
+	// code ([Journal.Compare]) is how the partners check.
+	PartnerDevices []Head `json:"partner_devices"`
 	// PartnerLeft is when the partner left the journal; nothing new is
 	// sent to them since.
 	PartnerLeft *time.Time `json:"partner_left,omitempty"`
@@ -58,7 +69,7 @@ func (j *Journal) Status() (Status, error) {
 				entries++
 			}
 		}
-		nHeld, strangers := 0, 0
+		nHeld, strangers, changed := 0, 0, 0
 		t := j.trust()
 		for _, s := range unreadable {
 			_, accepted := t.accepts(s)
@@ -70,17 +81,20 @@ func (j *Journal) Status() (Status, error) {
 				// (NoticeIdentityChanged).
 			case !accepted:
 				strangers++
+			case s.changed:
+				changed++
 			}
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync
 			st.LastSync = &t
 		}
+		st.PartnerDevices = j.partnerHeads(opened)
 		for _, m := range j.st.Members {
 			if !m.Self {
 				st.Partner, st.Verified, st.PartnerLeft = m.Name, m.Verified, m.Left

@@ -58,6 +58,10 @@ type stored struct {
 	// Purged: only the purged record was received (no bytes are held); the
 	// author retracted the blob and the relay dropped its bytes.
 	Purged bool
+	// changed: decryptAll found a slot for this device in this entry
+	// that does not open to its key (open): it was changed on the way.
+	// Set again by every process, since each retries what did not open.
+	changed bool
 	// At is where the blob's record starts in the log.
 	At int64
 	// opened is, on the first blob seen with this chain id (j.chain), the

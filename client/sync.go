@@ -514,6 +514,11 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		if notices, err = j.applyRoster(); err != nil {
 			return err
 		}
+		if j.noteChanged() {
+			if err := j.saveState(); err != nil {
+				return err
+			}
+		}
 		// An invite the roster brought from another of this person's
 		// devices may open a join already here.
 		more, late2, err := j.applyJoins()
@@ -536,6 +541,28 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		return nil
 	})
 	return joined, notices, pending, err
+}
+
+// noteChanged raises NoticeRelayChanged for each entry from the relay
+// that was changed on the way (see stored.changed), once per relay
+// position, and reports whether that changed the state. Call with the
+// lock held.
+func (j *Journal) noteChanged() bool {
+	_, unreadable := j.decryptAll()
+	var changed []*stored
+	for _, s := range unreadable {
+		if s.changed && s.RelaySeq != 0 {
+			changed = append(changed, s)
+		}
+	}
+	// raise counts a position at or below the latest one recorded as
+	// counted already: go up.
+	sort.Slice(changed, func(a, b int) bool { return changed[a].RelaySeq < changed[b].RelaySeq })
+	raised := false
+	for _, s := range changed {
+		raised = j.raise(Notice{Kind: NoticeRelayChanged}, s.RelaySeq) || raised
+	}
+	return raised
 }
 
 // leftError is ErrLeft with the day this person left.

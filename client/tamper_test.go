@@ -111,8 +111,13 @@ func TestTamperedBlobChangesNothing(t *testing.T) {
 		t.Fatalf("entries changed: %q -> %q", before, after)
 	}
 	st, _ := aj.Status()
-	if st.Unreadable != 1 {
-		t.Fatalf("status unreadable = %d, want 1", st.Unreadable)
+	// It carries a slot for this device that does not open to it: it
+	// was changed on the way, and is named so, not as not readable yet.
+	if st.Changed != 1 || st.Unreadable != 0 {
+		t.Fatalf("status: changed %d, unreadable %d; want 1 changed", st.Changed, st.Unreadable)
+	}
+	if got := unread(st); len(got) != 1 || got[0].Kind != NoticeRelayChanged || got[0].Count != 1 {
+		t.Fatalf("notices: %+v", got)
 	}
 	// The forgery copies the header of Sam's real entry, but it does not
 	// authenticate, so it must not raise a false fork or gap.

@@ -44,6 +44,9 @@ func defaultHome() string {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	// A draft left in the clear by a kintsugi that was killed while its
+	// editor ran is wiped first, whatever this command is.
+	sweepStaleDrafts(stderr)
 	var notFound error // an unknown subcommand (see finishApp)
 	app := newApp(e, &notFound)
 	err := app.RunContext(ctx, reorderArgs(app, args))
@@ -90,6 +93,7 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdJournal(e),
 			cmdDevice(e),
 			cmdVerify(e),
+			cmdCompare(e),
 			cmdWrite(e),
 			cmdAsk(e),
 			cmdAnswer(e),
@@ -1231,6 +1235,16 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Last sync:  not yet\n")
 			}
 			e.sessionLine()
+			for _, h := range st.PartnerDevices {
+				if h.Seq == 0 {
+					e.printf("Heard from: %s: nothing yet\n", headDevice(h))
+					continue
+				}
+				e.printf("Heard from: %s, last an item written %s\n", headDevice(h), h.Written.Local().Format("Mon 2 Jan 15:04"))
+			}
+			if len(st.PartnerDevices) > 0 {
+				e.printf("            To check that you and your partner see the same journal: `kintsugi compare`\n")
+			}
 			if st.Held > 0 {
 				e.printf("Together:   %s has answered %s; it opens whenever you answer too, if and when you are ready (`kintsugi together`)\n", clean(st.Partner), plural(st.Held, "reveal-together question", "reveal-together questions"))
 			}
@@ -1238,7 +1252,7 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Note:       %s came from a device that is not part of this journal, or from a removed one; %s set aside and not shown, and nothing here changed. If this keeps happening, tell whoever runs the relay\n", plural(st.Strangers, "item", "items"), map[bool]string{true: "it was", false: "they were"}[st.Strangers == 1])
 			}
 			if st.Unreadable > 0 {
-				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs, and any that stay closed were not written for this device or were changed on the way\n", plural(st.Unreadable, "item", "items"))
+				e.printf("Note:       %s cannot be read on this device yet; they usually open after your partner syncs. Any that stay closed were not written for this device, or reached it without this device's key\n", plural(st.Unreadable, "item", "items"))
 			}
 			for _, m := range st.Missing {
 				e.printf("Note:       %s\n", sentence(m))

@@ -29,6 +29,13 @@ func TestMain(m *testing.M) {
 		"kintsugi": func() {
 			os.Exit(exitCode(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr), os.Stderr))
 		},
+		// The editor step of `kintsugi write` alone, for a test that
+		// kills it (TestDraftLeftByAKilledWriteIsWiped).
+		"kintsugi-edit": func() {
+			os.Setenv("KINTSUGI_TEST_PID", strconv.Itoa(os.Getpid()))
+			_, err := editText("entry", "")
+			os.Exit(exitCode(err, os.Stderr))
+		},
 	})
 }
 

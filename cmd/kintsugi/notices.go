@@ -40,6 +40,10 @@ func sentence(n client.Notice) string {
 		return at("the relay sent something claiming to come from this device that it never wrote (position %d); it was set aside",
 			"the relay sent %d things claiming to come from this device that it never wrote (the latest at position %d); they were set aside") +
 			". This usually means this device's keys are in use on two machines, as when a backup is restored on a second one while the first is still used. Two machines writing as one device split its history: keep using the one you mean to keep, and stop using the other. If no one restored a backup, tell whoever runs the relay"
+	case client.NoticeRelayChanged:
+		return at("the relay sent an entry that was changed on the way, or was not written by the device it names (position %d); it does not match what was sealed for this device, so it was set aside and is not shown",
+			"the relay sent %d entries that were changed on the way, or were not written by the devices they name (the latest at position %d); they do not match what was sealed for this device, so they were set aside and are not shown") +
+			". Nothing already here was changed. If it keeps happening, tell whoever runs the relay"
 	case client.NoticeRestoreStrays:
 		what := fmt.Sprintf("%d items that claim to come from this device and are", count)
 		if count == 1 {

@@ -21,6 +21,7 @@ func TestEveryNoticeKindHasASentence(t *testing.T) {
 		client.NoticeIdentityChanged, client.NoticeRestorePending, client.NoticeRepairPending, client.NoticeRestoreOlder,
 		client.NoticeRestoreForked, client.NoticeDeviceAdded, client.NoticeDeviceRemoved,
 		client.NoticeMissingItems, client.NoticeForkedHistory, client.NoticeLostUnsent,
+		client.NoticeRelayChanged,
 	}
 	unknown := sentence(client.Notice{Kind: "from-the-future"})
 	for _, k := range kinds {
@@ -47,6 +48,7 @@ func TestNoticeSentences(t *testing.T) {
 		{client.Notice{Kind: client.NoticeForkedHistory, Who: "Alex", ThisDevice: true}, "this device has two different histories: it may have been copied or restored from a backup, or someone else may have its keys"},
 		{client.Notice{Kind: client.NoticeDeviceAdded, Who: "Sam", DeviceID: "ab12cd34"}, "Sam added a device (unnamed, ab12cd34)"},
 		{client.Notice{Kind: client.NoticeRestoreStrays, Count: 1}, "the relay sent 1 item that claims to come from this device and is not part of its history; set aside"},
+		{client.Notice{Kind: client.NoticeRelayChanged, Count: 1, Position: 5}, "the relay sent an entry that was changed on the way, or was not written by the device it names (position 5); it does not match what was sealed for this device, so it was set aside and is not shown. Nothing already here was changed. If it keeps happening, tell whoever runs the relay"},
 		{client.Notice{Kind: client.NoticeLegacy, Text: "told\x1b[2J before"}, "told[2J before"},
 		{client.Notice{Kind: client.NoticeRelayForgedOwn, Count: 1, Position: 4}, "the relay sent something claiming to come from this device that it never wrote (position 4); it was set aside. This usually means this device's keys are in use on two machines, as when a backup is restored on a second one while the first is still used. Two machines writing as one device split its history: keep using the one you mean to keep, and stop using the other. If no one restored a backup, tell whoever runs the relay"},
 	} {

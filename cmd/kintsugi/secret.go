@@ -211,7 +211,9 @@ func (e *env) readTextWith(args []string, what, initial string) (string, error) 
 // kept as a sealed draft. The file lives in a 0700 directory on a
 // RAM-backed file system where one exists (/dev/shm), is overwritten with
 // zeros before it is removed, and is removed however the editor exits, so
-// no plaintext is left behind in a temporary file.
+// no plaintext is left behind in a temporary file. If this process is
+// killed outright while the editor runs, the folder stays until the next
+// kintsugi command wipes it (sweepDrafts, editor.go).
 func editText(what, initial string) (string, error) {
 	editor := os.Getenv("VISUAL")
 	if editor == "" {
@@ -220,22 +222,19 @@ func editText(what, initial string) (string, error) {
 	if editor == "" {
 		return "", fail("there is no editor to write in", "give the text as an argument, pipe it in, or set $EDITOR")
 	}
-	base := ""
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		base = "/dev/shm"
-	} else {
+	base := ramDir()
+	if base == "" {
 		fmt.Fprintln(os.Stderr, "kintsugi: note: this system has no RAM-backed /dev/shm, so the draft is written to the temporary folder on disk; it is overwritten and removed afterwards, but a disk may keep traces. Piping the text in avoids this.")
 	}
-	dir, err := os.MkdirTemp(base, "kintsugi-")
+	dir, err := newDraftDir(base)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "entry.txt")
+	defer dir.Close()
+	path := filepath.Join(dir.path, "entry.txt")
 	if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
 		return "", err
 	}
-	defer wipe(path)
 	edErr := runEditor(editor, path)
 	b, err := os.ReadFile(path)
 	if err != nil && edErr == nil {
@@ -253,17 +252,4 @@ func editText(what, initial string) (string, error) {
 		return "", fmt.Errorf("the %s was empty, so nothing was saved", what)
 	}
 	return text, nil
-}
-
-// wipe overwrites a file with zeros, syncs it, and removes it.
-func wipe(path string) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err == nil {
-		if fi, err := f.Stat(); err == nil {
-			f.Write(make([]byte, fi.Size()))
-			f.Sync()
-		}
-		f.Close()
-	}
-	os.Remove(path)
 }
