@@ -71,7 +71,13 @@ func sentence(n client.Notice) string {
 	case client.NoticePartnerLeft:
 		return fmt.Sprintf("%s left the journal on %s. Nothing written here from now on is sent to them; they keep what they had already read", who, n.Date.Local().Format("2 January 2006"))
 	case client.NoticeIdentityChanged:
-		return fmt.Sprintf("Your partner's safety number has changed: %s answered your invite with new keys. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", who, clean(n.NewName), who)
+		// Who is the partner as known; NewName the name the new keys
+		// give, which may differ.
+		answered := who + " answered your invite with new keys"
+		if nn := clean(n.NewName); nn != "" && nn != who {
+			answered = fmt.Sprintf("someone giving the name %s answered your invite for %s, with new keys", nn, who)
+		}
+		return fmt.Sprintf("Your partner's safety number has changed: %s. This is expected if %s set kintsugi up again, for example after losing a phone, but it is also what someone pretending to be %s would do. Nothing new is sent to the new keys until you compare the new safety number together, in person or on a call (`kintsugi verify`), and confirm it with `kintsugi verify --confirm`", answered, who, who)
 	case client.NoticeRestorePending:
 		return fmt.Sprintf("this device was restored from a backup on %s and has not yet collected its own earlier entries from the relay; writing waits until `kintsugi sync` has done that", n.Date.Local().Format("2 Jan 2006"))
 	case client.NoticeLostUnsent:
