@@ -76,14 +76,23 @@ func report(w io.Writer, err error) int {
 	}
 	fmt.Fprintf(w, "kintsugi-relay: %s\n", err)
 	if hint != "" {
-		fmt.Fprintf(w, "hint: %s\n", hint)
+		fmt.Fprintf(w, "kintsugi-relay: hint: %s\n", hint)
 	}
 	return code
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	usage := func(_ *cli.Context, err error, _ bool) error {
-		return &cliError{msg: lowerFirst(err.Error()), hint: "run 'kintsugi-relay serve --help' for usage", code: exitUsage, err: err}
+	usage := func(c *cli.Context, err error, _ bool) error {
+		msg := lowerFirst(err.Error())
+		// The flag package's words, in ours: "serve has no option --bogus".
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			cmd := "kintsugi-relay"
+			if c.Command != nil && c.Command.Name != "" {
+				cmd = c.Command.Name
+			}
+			msg = fmt.Sprintf("%s has no option --%s", cmd, strings.TrimLeft(name, "-"))
+		}
+		return &cliError{msg: msg, hint: "`kintsugi-relay serve --help` lists the options of serve", code: exitUsage, err: err}
 	}
 	return &cli.App{
 		Name:            "kintsugi-relay",
@@ -94,7 +103,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:    usage,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "version", Usage: "print the version and the commit this relay was built from"},
+			&cli.BoolFlag{Name: "version", Usage: "print the version and the commit this relay was built from", DisableDefaultText: true},
 		},
 		Commands: []*cli.Command{{
 			Name:         "serve",
@@ -125,7 +134,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				fmt.Fprintf(stdout, "kintsugi-relay %s\n", version.Get())
 				return nil
 			}
-			return &cliError{msg: "no command given", hint: "run 'kintsugi-relay serve'", code: exitUsage}
+			if c.NArg() > 0 {
+				return &cliError{msg: fmt.Sprintf("there is no command %q", c.Args().First()), hint: "`kintsugi-relay --help` lists the commands; `kintsugi-relay serve` runs the relay", code: exitUsage}
+			}
+			return &cliError{msg: "no command given", hint: "`kintsugi-relay serve` runs the relay; `kintsugi-relay --help` lists the other commands", code: exitUsage}
 		},
 	}
 }

@@ -21,7 +21,7 @@ import (
 // versionFlag asks for the version line instead of running a command. A
 // new one for each app: a flag keeps state when it is parsed.
 func versionFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "version", Usage: "print the version and the commit kintsugi was built from"}
+	return &cli.BoolFlag{Name: "version", Usage: "print the version and the commit kintsugi was built from", DisableDefaultText: true}
 }
 
 // globalNote ends each command's help, because the global options work
