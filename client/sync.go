@@ -145,9 +145,24 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	var st settled
 	var pending int
 	var err error
+	// New keys answering an invite for the partner are said by the sync
+	// that brings them, not only by status.
+	waiting := func() (n *Notice) {
+		_ = j.withLock(func() error {
+			if p := j.partner(); p != nil && p.Pending != nil {
+				n = &Notice{Kind: NoticeIdentityChanged, Who: p.Name, NewName: p.Pending.Name, Count: 1, Since: p.Pending.Since}
+			}
+			return nil
+		})
+		return n
+	}
+	was := waiting()
 	st.Joined, st.Notices, pending, err = j.apply()
 	if err != nil {
 		return st, err
+	}
+	if now := waiting(); now != nil && (was == nil || !was.Since.Equal(now.Since)) {
+		st.Notices = append(st.Notices, *now)
 	}
 	if pending > 0 {
 		if err := send(); err != nil {
