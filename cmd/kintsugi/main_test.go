@@ -68,6 +68,22 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
+		// [shell:NAME]: the shell is installed. Locally a missing one skips
+		// what needs it; in CI (CI=true) it is an error, since .ci/run
+		// installs bash, zsh and fish.
+		Condition: func(cond string) (bool, error) {
+			name, ok := strings.CutPrefix(cond, "shell:")
+			if !ok {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if _, err := exec.LookPath(name); err != nil {
+				if os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("%s is not installed, and CI needs it (apt-get install -y %s)", name, name)
+				}
+				return false, nil
+			}
+			return true, nil
+		},
 		Setup: func(e *testscript.Env) error {
 			r, liar := servertest.NewLyingServer(t)
 			mu.Lock()
