@@ -138,6 +138,7 @@ func (e *env) complete(app *cli.App, words []string) []candidate {
 	var path []string
 	home, journal := "", ""
 	args, dashdash := 0, false
+	var argWords []string
 	for i := 0; i < len(done); i++ {
 		w := done[i]
 		switch {
@@ -148,6 +149,7 @@ func (e *env) complete(app *cli.App, words []string) []candidate {
 				continue
 			}
 			args++
+			argWords = append(argWords, w)
 		case w == "--":
 			dashdash = true
 		default:
@@ -198,6 +200,29 @@ func (e *env) complete(app *cli.App, words []string) []candidate {
 					add(dashed(n), usage)
 				}
 			}
+		}
+		return out
+	}
+	switch {
+	case len(path) == 1 && path[0] == "help":
+		// help takes a command path: complete it as if it were typed.
+		cmds = app.Commands
+		for _, w := range argWords {
+			c := findCommand(cmds, w)
+			if c == nil {
+				return nil
+			}
+			cmds = c.Subcommands
+		}
+		for _, c := range cmds {
+			if !c.Hidden {
+				add(c.Name, c.Usage)
+			}
+		}
+		return out
+	case len(path) == 1 && path[0] == "completion" && args == 0:
+		for _, sh := range []string{"bash", "zsh", "fish"} {
+			add(sh, "")
 		}
 		return out
 	}
