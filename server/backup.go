@@ -332,7 +332,7 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	if err = syncDir(dir); err != nil {
 		return res, err
 	}
-	opt := badger.DefaultOptions(dir).
+	opt := defaultPlan().apply(badger.DefaultOptions(dir)).
 		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
 	if db, err = badger.Open(opt); err != nil {
@@ -466,7 +466,7 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if !HasStore(dir) {
 		return nil, fmt.Errorf("%s holds no relay store", dir)
 	}
-	opts := badger.DefaultOptions(dir).
+	opts := defaultPlan().apply(badger.DefaultOptions(dir)).
 		WithReadOnly(true).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
