@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // A relay backup file is one consistent snapshot of a [BadgerStore]:
@@ -333,6 +334,7 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 		return res, err
 	}
 	opt := defaultPlan().apply(badger.DefaultOptions(dir)).
+		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
 		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
 	if db, err = badger.Open(opt); err != nil {
@@ -467,6 +469,7 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 		return nil, fmt.Errorf("%s holds no relay store", dir)
 	}
 	opts := defaultPlan().apply(badger.DefaultOptions(dir)).
+		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
 		WithReadOnly(true).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)

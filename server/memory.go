@@ -29,7 +29,7 @@ import (
 //     overhead) and a write-ahead log file whose written pages are
 //     resident. The plan uses a thirty-second of the budget per memtable
 //     (at least 8 MiB, at most Badger's default 64 MiB) and two waiting
-//     memtables (one below 256 MiB).
+//     memtables.
 //   - The value threshold stays at 1 MiB, above every blob the relay
 //     accepts, so blobs stay in the LSM tree and its write-ahead log and
 //     never go to the value log. Moving large blobs to the value log would
@@ -38,11 +38,13 @@ import (
 //     blob's bytes would stay in a value-log file until that file is
 //     mostly garbage (see gc.go). Badger refuses a value threshold above
 //     15% of the memtable size, which is why memtables are at least 8 MiB.
-//   - The block cache holds parsed blocks of the tables. Tables are
-//     memory-mapped and written without compression, so a cached block
-//     points into the mapped file; its Go memory is small. Tables written
-//     by older relays with compression are decompressed into the heap,
-//     which the cache's size bounds: a thirty-second of the budget.
+//   - No block cache (Badger's default is 256 MiB). Tables are
+//     memory-mapped and written without compression or encryption, so a
+//     block read is a slice of the mapped file and its parsed offsets a
+//     view of it: a cache would save a lookup, not a copy. With large
+//     entries a small cache only thrashed (and Badger warned about it
+//     every minute). Tables that older relays wrote with compression are
+//     decompressed on each read until compaction rewrites them.
 //   - The index cache is used by Badger only for encrypted tables, which
 //     the relay does not write (blobs are ciphertext already): it stays 0,
 //     and table indexes are read in place from the mapped files.
@@ -72,10 +74,12 @@ const (
 	// the rest to the kernel, a reverse proxy and the page cache that the
 	// store's memory-mapped files read through.
 	DefaultMemoryBudget = 256 << 20
-	// MinMemoryBudget is the smallest budget [PlanMemory] accepts: below
-	// it, the smallest memtables that hold a 1 MiB blob leave too little
-	// for the Go runtime and connections.
-	MinMemoryBudget = 96 << 20
+	// MinMemoryBudget is the smallest budget [PlanMemory] accepts, the
+	// default: storing large entries quickly took a relay to about 230
+	// MiB of anonymous memory with a budget of 128 MiB as with 256 MiB
+	// (Badger's table builders, which no option bounds; see
+	// docs/performance.md), so a smaller budget would not be kept.
+	MinMemoryBudget = DefaultMemoryBudget
 )
 
 // ErrMemoryBudgetTooSmall is returned (wrapped) by [PlanMemory] for a
@@ -130,12 +134,9 @@ func PlanMemory(budget int64) (MemoryPlan, error) {
 		// Strictly above every blob: Badger keeps values shorter than
 		// the threshold in the LSM tree.
 		ValueThreshold: protocol.MaxBlobSize,
-		BlockCacheSize: budget / 32,
+		BlockCacheSize: 0,
 		IndexCacheSize: 0,
 		NumCompactors:  2,
-	}
-	if budget < 256*mib {
-		p.NumMemtables = 1
 	}
 	p.GoMemoryLimit = budget - int64(p.NumMemtables+2)*p.MemTableSize
 	return p, nil

@@ -19,19 +19,16 @@ func TestPlanMemory(t *testing.T) {
 		budget int64
 		want   MemoryPlan
 	}{
-		// The smallest: one waiting memtable of the smallest size.
-		{96 * mib, MemoryPlan{Budget: 96 * mib, MemTableSize: 8 * mib, NumMemtables: 1, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
-			ValueThreshold: 1 << 20, BlockCacheSize: 3 * mib, NumCompactors: 2, GoMemoryLimit: 72 * mib}},
-		{128 * mib, MemoryPlan{Budget: 128 * mib, MemTableSize: 8 * mib, NumMemtables: 1, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
-			ValueThreshold: 1 << 20, BlockCacheSize: 4 * mib, NumCompactors: 2, GoMemoryLimit: 104 * mib}},
-		// The default: a 512 MB machine.
+		// The default and the least: a 512 MB machine.
 		{256 * mib, MemoryPlan{Budget: 256 * mib, MemTableSize: 8 * mib, NumMemtables: 2, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
-			ValueThreshold: 1 << 20, BlockCacheSize: 8 * mib, NumCompactors: 2, GoMemoryLimit: 224 * mib}},
+			ValueThreshold: 1 << 20, NumCompactors: 2, GoMemoryLimit: 224 * mib}},
+		{512 * mib, MemoryPlan{Budget: 512 * mib, MemTableSize: 16 * mib, NumMemtables: 2, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
+			ValueThreshold: 1 << 20, NumCompactors: 2, GoMemoryLimit: 448 * mib}},
 		{1 << 30, MemoryPlan{Budget: 1 << 30, MemTableSize: 32 * mib, NumMemtables: 2, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
-			ValueThreshold: 1 << 20, BlockCacheSize: 32 * mib, NumCompactors: 2, GoMemoryLimit: 896 * mib}},
+			ValueThreshold: 1 << 20, NumCompactors: 2, GoMemoryLimit: 896 * mib}},
 		// Memtables stop at Badger's default size.
 		{8 << 30, MemoryPlan{Budget: 8 << 30, MemTableSize: 64 * mib, NumMemtables: 2, NumLevelZeroTables: 5, NumLevelZeroTablesStall: 15,
-			ValueThreshold: 1 << 20, BlockCacheSize: 256 * mib, NumCompactors: 2, GoMemoryLimit: 8<<30 - 256*mib}},
+			ValueThreshold: 1 << 20, NumCompactors: 2, GoMemoryLimit: 8<<30 - 256*mib}},
 	} {
 		got, err := PlanMemory(c.budget)
 		if err != nil {
@@ -68,7 +65,7 @@ func TestPlanMemory(t *testing.T) {
 		}
 	}
 
-	for _, b := range []int64{1, MinMemoryBudget - 1, -5} {
+	for _, b := range []int64{1, 128 * mib, MinMemoryBudget - 1, -5} {
 		if _, err := PlanMemory(b); !errors.Is(err, ErrMemoryBudgetTooSmall) {
 			t.Errorf("budget %d: %v, want ErrMemoryBudgetTooSmall", b, err)
 		}

@@ -378,7 +378,7 @@ func TestMemoryScenario(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "memory", "--dir", t.TempDir(),
-		"--memory-total", "2MiB", "--memory-writers", "2", "--memory-budget", "128MiB"}, &out, &errOut)
+		"--memory-total", "2MiB", "--memory-writers", "2", "--memory-budget", "512MiB"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
@@ -401,7 +401,7 @@ func TestMemoryScenario(t *testing.T) {
 	if m == nil || len(r.Env.Scenarios) != 1 || r.Env.Scenarios[0] != "memory" {
 		t.Fatalf("report: %+v", r)
 	}
-	if m.BudgetBytes != 128<<20 || m.Writers != 2 || m.MinBlobBytes != 1<<10 || m.MaxBlobBytes != 500<<10 ||
+	if m.BudgetBytes != 512<<20 || m.Writers != 2 || m.MinBlobBytes != 1<<10 || m.MaxBlobBytes != 500<<10 ||
 		m.Blobs < 1 || m.StoredBytes < 2<<20 || m.StoredBytes > 2<<20+2*int64(m.MaxBlobBytes) || m.Samples < 1 {
 		t.Errorf("memory: %+v", m)
 	}

@@ -208,7 +208,7 @@ func memoryPlan(s string) (server.MemoryPlan, error) {
 	if budget < server.MinMemoryBudget {
 		return server.MemoryPlan{}, &cliError{
 			msg:  fmt.Sprintf("--memory-budget must be at least %s, not %s", humanize.IBytes(server.MinMemoryBudget), s),
-			hint: fmt.Sprintf("the relay needs that much for its store and a few connections; the default, %s, suits a machine with 512 MB of memory", humanize.IBytes(server.DefaultMemoryBudget)),
+			hint: "storing large entries takes the relay's store about that much; give the relay a machine with at least twice its budget",
 			code: exitUsage,
 		}
 	}

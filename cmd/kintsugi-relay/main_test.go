@@ -130,7 +130,7 @@ func TestErrors(t *testing.T) {
 		{"bad quota", []string{"serve", "--journal-quota", "lots"}, exitUsage, []string{`--journal-quota takes a size in bytes such as 1048576 or 512MiB, not "lots"`}},
 		{"blob size too big", []string{"serve", "--max-blob-size", "2MiB"}, exitUsage, []string{"--max-blob-size must be between 90 bytes and 1 MiB"}},
 		{"memory budget too small", []string{"serve", "--memory-budget", "64MiB"}, exitUsage,
-			[]string{"kintsugi-relay: --memory-budget must be at least 96 MiB, not 64MiB", "hint: the relay needs that much"}},
+			[]string{"kintsugi-relay: --memory-budget must be at least 256 MiB, not 64MiB", "hint: storing large entries takes"}},
 		{"memory budget not a size", []string{"serve", "--memory-budget", "plenty"}, exitUsage, []string{`--memory-budget takes a size in bytes such as 1048576 or 512MiB, not "plenty"`}},
 		{"negative rate", []string{"serve", "--request-rate", "-1"}, exitUsage, []string{"--request-rate must be a number of requests per second, 0 or more"}},
 		{"zero burst", []string{"serve", "--journal-put-burst", "0"}, exitUsage, []string{"--journal-put-burst must be a whole number above 0"}},
@@ -220,7 +220,7 @@ func TestVersion(t *testing.T) {
 // variable) reaches the store and the Go runtime, and that the start line
 // of the log says so. Not parallel: it sets the process's memory limit.
 func TestMemoryBudget(t *testing.T) {
-	t.Setenv("KINTSUGI_RELAY_MEMORY_BUDGET", "128MiB")
+	t.Setenv("KINTSUGI_RELAY_MEMORY_BUDGET", "512MiB")
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	debug.SetMemoryLimit(math.MaxInt64)
@@ -243,14 +243,14 @@ func TestMemoryBudget(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	plan, err := server.PlanMemory(128 << 20)
+	plan, err := server.PlanMemory(512 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if limit != plan.GoMemoryLimit {
 		t.Errorf("Go memory limit %d while serving, want %d", limit, plan.GoMemoryLimit)
 	}
-	if !strings.Contains(logs.String(), `msg="relay started"`) || !strings.Contains(logs.String(), "memory_budget=\"128 MiB\" go_memory_limit=\"104 MiB\"") {
+	if !strings.Contains(logs.String(), `msg="relay started"`) || !strings.Contains(logs.String(), "memory_budget=\"512 MiB\" go_memory_limit=\"448 MiB\"") {
 		t.Errorf("log lacks the budget:\n%s", logs.String())
 	}
 }
