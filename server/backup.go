@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // A relay backup file is one consistent snapshot of a [BadgerStore]:
@@ -332,7 +333,8 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	if err = syncDir(dir); err != nil {
 		return res, err
 	}
-	opt := badger.DefaultOptions(dir).
+	opt := defaultPlan().apply(badger.DefaultOptions(dir)).
+		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
 		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)
 	if db, err = badger.Open(opt); err != nil {
@@ -466,7 +468,8 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if !HasStore(dir) {
 		return nil, fmt.Errorf("%s holds no relay store", dir)
 	}
-	opts := badger.DefaultOptions(dir).
+	opts := defaultPlan().apply(badger.DefaultOptions(dir)).
+		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
 		WithReadOnly(true).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		WithLoggingLevel(badger.WARNING)

@@ -95,18 +95,38 @@ var (
 // namespace of auth hashes, in the order RedeemInvite looks.
 var invitePrefixes = [][]byte{pfxInvite, pfxAgain, pfxLink}
 
-// OpenBadger opens (creating if needed) the Badger store in dir. Badger's
-// own warnings and errors are logged to logger (nil means discard). Only one
-// process can hold a directory at a time; a second open fails with an error
-// that [IsLocked] recognizes.
+// OpenBadger opens (creating if needed) the Badger store in dir, sized for
+// [DefaultMemoryBudget]. Badger's own warnings and errors are logged to
+// logger (nil means discard). Only one process can hold a directory at a
+// time; a second open fails with an error that [IsLocked] recognizes.
 func OpenBadger(dir string, logger *slog.Logger) (*BadgerStore, error) {
+	return OpenBadgerWith(dir, BadgerConfig{Logger: logger})
+}
+
+// BadgerConfig configures [OpenBadgerWith]. The zero value works.
+type BadgerConfig struct {
+	// Logger receives Badger's own warnings and errors. Default: discard.
+	Logger *slog.Logger
+	// MemoryBudget is the memory the whole relay process should stay
+	// within, in bytes; the store sizes Badger's memtables and caches
+	// from it (see [PlanMemory]). Default: DefaultMemoryBudget.
+	MemoryBudget int64
+}
+
+// OpenBadgerWith is [OpenBadger] with a configuration.
+func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	plan, err := PlanMemory(cfg.MemoryBudget)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkRestoreMarker(dir); err != nil {
 		return nil, err
 	}
-	opts := badger.DefaultOptions(dir).
+	opts := plan.apply(badger.DefaultOptions(dir)).
 		WithSyncWrites(true).
 		// Blobs are ciphertext, which does not compress: compressing
 		// table blocks only spent CPU on every memtable flush and

@@ -20,7 +20,7 @@ import (
 //
 // So appends do not open their own transactions. Append hands its blob to
 // the store's committer goroutine and waits. The committer takes every
-// append that is waiting, up to maxGroup appends or maxGroupBytes, and
+// append that is waiting, up to maxGroup appends or committer.maxBytes, and
 // writes them all in one synced transaction: one write, one sync. Then it
 // answers each of them. While that sync runs, the next appends queue up
 // and form the next group, so under load a group holds about as many
@@ -42,8 +42,11 @@ import (
 // groups take turns (BadgerStore.usageMu) instead of conflicting.
 
 // Bounds on one group. Badger refuses a transaction above 15% of its
-// memtable (about 9.6 MiB with the default 64 MiB); a group stays well
-// under that. A group that is refused anyway is split in halves.
+// memtable (1.2 MiB with the 8 MiB memtables of the default memory
+// budget, see memory.go), so a group also stays under three quarters of
+// that (committer.maxBytes), leaving room for its keys and counts: an
+// append that would take the group past it waits for the next group. A
+// group that is refused anyway is split in halves.
 const (
 	maxGroup      = 1024
 	maxGroupBytes = 4 << 20
@@ -71,6 +74,10 @@ type committer struct {
 	stop chan struct{}   // closed by stopCommitter
 	done chan struct{}   // closed when the committer has returned
 
+	// maxBytes bounds the blob bytes of a group (beyond its first
+	// append). Static after construction.
+	maxBytes int
+
 	// last caches, for journals the committer has appended to, the last
 	// sequence number it committed. Owned by the committer goroutine.
 	last map[protocol.JournalID]uint64
@@ -79,9 +86,10 @@ type committer struct {
 // startCommitter starts the store's committer goroutine.
 func (s *BadgerStore) startCommitter() {
 	s.commits = committer{
-		reqs: make(chan *appendReq, maxGroup),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		reqs:     make(chan *appendReq, maxGroup),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		maxBytes: int(min(maxGroupBytes, s.db.MaxBatchSize()*3/4)),
 	}
 	go s.commitLoop()
 }
@@ -160,18 +168,27 @@ func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
 func (s *BadgerStore) commitLoop() {
 	defer close(s.commits.done)
 	group := make([]*appendReq, 0, maxGroup)
+	var next *appendReq // taken from reqs, but too large for the last group
 	for {
-		select {
-		case r := <-s.commits.reqs:
-			group = append(group[:0], r)
-		case <-s.commits.stop:
-			return
+		if next != nil {
+			group, next = append(group[:0], next), nil
+		} else {
+			select {
+			case r := <-s.commits.reqs:
+				group = append(group[:0], r)
+			case <-s.commits.stop:
+				return
+			}
 		}
 		size := len(group[0].blob)
 	fill:
-		for len(group) < maxGroup && size < maxGroupBytes {
+		for len(group) < maxGroup {
 			select {
 			case r := <-s.commits.reqs:
+				if size+len(r.blob) > s.commits.maxBytes {
+					next = r
+					break fill
+				}
 				group = append(group, r)
 				size += len(r.blob)
 			default:

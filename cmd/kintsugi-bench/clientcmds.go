@@ -140,11 +140,13 @@ func clientTarget(command string, n int) string {
 	return ""
 }
 
-// buildCLI builds the kintsugi command into dir and returns its path.
-func buildCLI(dir string) (string, error) {
+// buildCommand builds the command cmd/<name> of this repository into dir
+// and returns its path. It needs the go tool and must run inside the
+// repository; scenario names the scenario that needs it, for errors.
+func buildCommand(dir, name, scenario string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		return "", errors.New("the client scenario builds the kintsugi command and needs the go tool, which is not on PATH")
+		return "", fmt.Errorf("the %s scenario builds the %s command and needs the go tool, which is not on PATH", scenario, name)
 	}
 	out, err := exec.Command(goTool, "env", "GOMOD").Output()
 	if err != nil {
@@ -152,17 +154,17 @@ func buildCLI(dir string) (string, error) {
 	}
 	mod := strings.TrimSpace(string(out))
 	if mod == "" || mod == os.DevNull {
-		return "", errors.New("the client scenario must run inside the kintsugi module (go env GOMOD found none): run it from the repository")
+		return "", fmt.Errorf("the %s scenario must run inside the kintsugi module (go env GOMOD found none): run it from the repository", scenario)
 	}
 	root := filepath.Dir(mod)
-	if fi, err := os.Stat(filepath.Join(root, "cmd", "kintsugi")); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("the module at %s has no cmd/kintsugi: run the client scenario from the kintsugi repository", root)
+	if fi, err := os.Stat(filepath.Join(root, "cmd", name)); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("the module at %s has no cmd/%s: run the %s scenario from the kintsugi repository", root, name, scenario)
 	}
-	exe := filepath.Join(dir, "kintsugi")
-	build := exec.Command(goTool, "build", "-o", exe, "./cmd/kintsugi")
+	exe := filepath.Join(dir, name)
+	build := exec.Command(goTool, "build", "-o", exe, "./cmd/"+name)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the kintsugi command: %w\n%s", err, out)
+		return "", fmt.Errorf("building the %s command: %w\n%s", name, err, out)
 	}
 	return exe, nil
 }
@@ -242,7 +244,7 @@ func runClient(o *options, sizes []int, runs int) ([]clientResult, error) {
 	}
 	defer os.RemoveAll(work)
 	say("client: building the kintsugi command")
-	cli, err := buildCLI(work)
+	cli, err := buildCommand(work, "kintsugi", "client")
 	if err != nil {
 		return nil, err
 	}

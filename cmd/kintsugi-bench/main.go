@@ -27,6 +27,12 @@
 //     (first sync, log, show, status, questions), from an unlocked session
 //     (`kintsugi unlock`) so argon2id is not measured. Not in the default run,
 //     as it takes several minutes: pick it with --only client.
+//   - memory: the real kintsugi-relay command (built with the go tool, or
+//     --relay-binary) stores 1 GiB of mixed 1 KiB–500 KiB blobs
+//     (--memory-total) from 8 writers; the relay process's peak RSS, and
+//     its anonymous and file-backed memory, against its --memory-budget.
+//     Not in the default run (a minute or more, and 1 GiB of disk): pick it
+//     with --only memory.
 //
 // The load generator runs on the same machine as the relay and competes
 // with it for CPU; a relay serving remote clients would not pay for them.
@@ -38,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -47,7 +54,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
+
+	"github.com/kintsugi-journal/kintsugi/server"
 )
 
 // Exit codes.
@@ -101,13 +111,19 @@ type options struct {
 	syncRuns      int
 	clientEntries []int
 	clientRuns    int
-	relayProfiles profiles // --relay-cpuprofile, --relay-memprofile
-	progress      io.Writer
-	asJSON        bool
-	scenarioList  []string
+	memoryTotal   int64  // memory: bytes of blobs to store
+	memoryWriters int    // memory: writers, a journal each
+	memoryBudget  string // memory: the relay's --memory-budget; "": its default
+	// memoryBudgetBytes is memoryBudget in bytes, or the default budget.
+	memoryBudgetBytes int64
+	relayBinary       string   // memory: the kintsugi-relay to run; "": build one
+	relayProfiles     profiles // --relay-cpuprofile, --relay-memprofile
+	progress          io.Writer
+	asJSON            bool
+	scenarioList      []string
 }
 
-var scenarios = []string{"ingest", "push", "idle", "sync", "client"}
+var scenarios = []string{"ingest", "push", "idle", "sync", "client", "memory"}
 
 // defaultScenarios are the scenarios run without --only.
 var defaultScenarios = []string{"ingest", "push", "idle", "sync"}
@@ -165,7 +181,7 @@ func benchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
-		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client (default: all but client)"},
+		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client, memory (default: all but client and memory)"},
 		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
 		&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
 		&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
@@ -182,6 +198,10 @@ func benchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "sync-runs", Value: 3, Usage: "sync: runs (the median is reported)"},
 		&cli.IntSliceFlag{Name: "client-entries", Value: cli.NewIntSlice(1000, 10000, 100000), Usage: "client: journal sizes, in entries, one run each (at least 10)"},
 		&cli.IntFlag{Name: "client-runs", Value: 3, Usage: "client: runs of each command (the median is reported)"},
+		&cli.StringFlag{Name: "memory-total", Value: "1GiB", Usage: "memory: `bytes` of blobs to store (suffixes like MiB, GiB work)"},
+		&cli.IntFlag{Name: "memory-writers", Value: 8, Usage: "memory: concurrent writers, each its own device and journal"},
+		&cli.StringFlag{Name: "memory-budget", Usage: "memory: the relay's --memory-budget (default: the relay's default)"},
+		&cli.StringFlag{Name: "relay-binary", Usage: "memory: the kintsugi-relay `file` to run (default: build one from this repository)"},
 	}
 }
 
@@ -200,6 +220,9 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		syncRuns:      c.Int("sync-runs"),
 		clientEntries: c.IntSlice("client-entries"),
 		clientRuns:    c.Int("client-runs"),
+		memoryWriters: c.Int("memory-writers"),
+		memoryBudget:  c.String("memory-budget"),
+		relayBinary:   c.String("relay-binary"),
 		progress:      stderr,
 		relayProfiles: profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
 		asJSON:        c.Bool("json"),
@@ -219,6 +242,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		quick("sync-runs", func() { o.syncRuns = 1 })
 		quick("client-entries", func() { o.clientEntries = []int{200, 1000} })
 		quick("client-runs", func() { o.clientRuns = 1 })
+		quick("memory-total", func() { o.memoryTotal = 128 << 20 })
 	}
 	if o.dir == "" {
 		o.dir = os.TempDir()
@@ -226,7 +250,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	for _, s := range c.StringSlice("only") {
 		s = strings.TrimSpace(s)
 		if !slices.Contains(scenarios, s) {
-			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync or client (comma-separated)"}
+			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync, client or memory (comma-separated)"}
 		}
 		o.only[s] = true
 	}
@@ -260,7 +284,11 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		positive("sync-entries", o.syncEntries),
 		positive("sync-runs", o.syncRuns),
 		positive("client-runs", o.clientRuns),
+		positive("memory-writers", o.memoryWriters),
 	); err != nil {
+		return nil, err
+	}
+	if err := parseMemorySizes(c, o); err != nil {
 		return nil, err
 	}
 	for _, n := range o.clientEntries {
@@ -283,6 +311,27 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// parseMemorySizes reads the memory scenario's sizes into o.
+func parseMemorySizes(c *cli.Context, o *options) error {
+	total, err := humanize.ParseBytes(c.String("memory-total"))
+	if !c.IsSet("memory-total") && o.memoryTotal > 0 {
+		total, err = uint64(o.memoryTotal), nil // --quick
+	}
+	if err != nil || total == 0 || total > math.MaxInt64 {
+		return &usageError{msg: fmt.Sprintf("--memory-total takes a size such as 1GiB, not %q", c.String("memory-total")), hint: "the default is 1GiB"}
+	}
+	o.memoryTotal = int64(total)
+	o.memoryBudgetBytes = server.DefaultMemoryBudget
+	if o.memoryBudget != "" {
+		b, err := humanize.ParseBytes(o.memoryBudget)
+		if err != nil || b > math.MaxInt64 {
+			return &usageError{msg: fmt.Sprintf("--memory-budget takes a size such as 256MiB, not %q", o.memoryBudget), hint: "leave it out for the relay's default"}
+		}
+		o.memoryBudgetBytes = int64(b)
+	}
+	return nil
+}
+
 // results is everything one run measured.
 type results struct {
 	Env       envInfo        `json:"env"`
@@ -291,6 +340,7 @@ type results struct {
 	Idle      []idleResult   `json:"idle,omitempty"`
 	FirstSync *syncResult    `json:"first_sync,omitempty"`
 	Client    []clientResult `json:"client,omitempty"`
+	Memory    *memoryResult  `json:"memory,omitempty"`
 }
 
 // envInfo describes where the figures were measured.
@@ -367,6 +417,13 @@ func runAll(o *options) (*results, error) {
 		}
 		res.Client = r
 	}
+	if o.only["memory"] {
+		r, err := runMemory(o)
+		if err != nil {
+			return nil, fmt.Errorf("memory: %w", err)
+		}
+		res.Memory = r
+	}
 	return res, nil
 }
 
@@ -414,6 +471,14 @@ func printTable(w io.Writer, r *results) {
 				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f MiB\t%s\t\n", x.Entries, c.Command, c.WallMs, c.CPUMs, float64(c.PeakRSSKB)/1024, c.Target)
 			}
 		}
+		tw.Flush()
+	}
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "\nrelay memory while storing %s of %d KiB to %d KiB blobs from %d writers (target: peak RSS within the budget)\n",
+			mibs(m.StoredBytes), m.MinBlobBytes>>10, m.MaxBlobBytes>>10, m.Writers)
+		fmt.Fprintln(tw, "budget\tblobs\tseconds\tRSS at start\tpeak RSS\tof budget\tpeak anonymous\tpeak file-backed\tRSS at end\t")
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t\n", mibs(m.BudgetBytes), m.Blobs, m.Seconds, mib(m.StartRSSBytes), mib(m.PeakRSSBytes),
+			100*float64(m.PeakRSSBytes)/float64(m.BudgetBytes), mib(m.PeakAnonBytes), mib(m.PeakFileBytes), mib(m.EndRSSBytes))
 		tw.Flush()
 	}
 }

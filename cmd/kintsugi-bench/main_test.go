@@ -156,6 +156,10 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--client-entries", "1000,5"},
 		{"--client-runs", "0"},
 		{"--only", "client,nonsense"},
+		{"--memory-total", "lots"},
+		{"--memory-total", "0"},
+		{"--memory-writers", "0"},
+		{"--memory-budget", "some"},
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
@@ -361,5 +365,48 @@ func TestClientScenario(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "sync,sync + log,log -n 10,show ID,status,questions,log" {
 		t.Errorf("commands: %s", got)
+	}
+}
+
+// TestMemoryScenario runs the memory scenario on a tiny volume: it builds
+// the kintsugi-relay command, so it needs the go tool. It checks the
+// report's shape and the sizes asked for, not what was measured.
+func TestMemoryScenario(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the kintsugi-relay command")
+	}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "memory", "--dir", t.TempDir(),
+		"--memory-total", "2MiB", "--memory-writers", "2", "--memory-budget", "512MiB"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var raw map[string]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	for _, k := range []string{"budget_bytes", "blobs", "stored_bytes", "start_rss_bytes", "peak_rss_bytes", "peak_anon_bytes", "peak_file_bytes", "end_rss_bytes", "samples"} {
+		if _, ok := raw["memory"][k]; !ok {
+			t.Errorf("memory: no %q in %v", k, raw["memory"])
+		}
+	}
+	var r results
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
+	}
+	m := r.Memory
+	if m == nil || len(r.Env.Scenarios) != 1 || r.Env.Scenarios[0] != "memory" {
+		t.Fatalf("report: %+v", r)
+	}
+	if m.BudgetBytes != 512<<20 || m.Writers != 2 || m.MinBlobBytes != 1<<10 || m.MaxBlobBytes != 500<<10 ||
+		m.Blobs < 1 || m.StoredBytes < 2<<20 || m.StoredBytes > 2<<20+2*int64(m.MaxBlobBytes) || m.Samples < 1 {
+		t.Errorf("memory: %+v", m)
+	}
+	// The kernel's peak is at least every reading it was taken after.
+	if m.StartRSSBytes == 0 || m.PeakRSSBytes < m.StartRSSBytes || m.PeakRSSBytes < m.EndRSSBytes {
+		t.Errorf("memory readings: %+v", m)
 	}
 }

@@ -29,6 +29,7 @@ type serveOptions struct {
 	logLevel        string
 	tlsCert, tlsKey string // both or neither
 	metricsListen   string // "" serves no metrics
+	memory          server.MemoryPlan
 
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
@@ -62,6 +63,8 @@ func serveFlags() []cli.Flag {
 			Usage: "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeat or separate with commas; \"none\" trusts no one)"},
 		&cli.StringSliceFlag{Name: "allow-origin", EnvVars: env("allow-origin"), Category: catServe,
 			Usage: "web `origin` (scheme://host[:port]) whose pages may connect; clients that send no Origin, like the kintsugi CLI, always may (\"*\" allows every origin)"},
+		&cli.StringFlag{Name: "memory-budget", Value: fmt.Sprintf("%dMiB", server.DefaultMemoryBudget>>20), EnvVars: env("memory-budget"), Category: catServe,
+			Usage: "`memory` the relay process should stay within (suffixes like MiB, GiB work): sizes the store's memtables and caches and the Go runtime's memory limit; at least " + humanize.IBytes(server.MinMemoryBudget)},
 
 		&cli.StringFlag{Name: "tls-cert", EnvVars: env("tls-cert"), Category: catTLS, Usage: "PEM certificate chain `file`: serve HTTPS and WSS directly (with --tls-key)"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: env("tls-key"), Category: catTLS, Usage: "PEM private key `file` for --tls-cert"},
@@ -99,6 +102,7 @@ func usageErr(format string, args ...any) error {
 
 // serveOptionsFrom reads and checks the flags of "serve".
 func serveOptionsFrom(c *cli.Context) (*serveOptions, error) {
+	var err error
 	o := &serveOptions{
 		listen:            c.String("listen"),
 		data:              c.String("data"),
@@ -113,6 +117,9 @@ func serveOptionsFrom(c *cli.Context) (*serveOptions, error) {
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, usageErr("--tls-cert and --tls-key go together")
+	}
+	if o.memory, err = memoryPlan(c.String("memory-budget")); err != nil {
+		return nil, err
 	}
 	cfg := &o.relay
 	cfg.Version = relayVersion()
@@ -190,6 +197,22 @@ func serveOptionsFrom(c *cli.Context) (*serveOptions, error) {
 		cfg.AllowedOrigins = append(cfg.AllowedOrigins, origin)
 	}
 	return o, nil
+}
+
+// memoryPlan reads --memory-budget.
+func memoryPlan(s string) (server.MemoryPlan, error) {
+	budget, err := parseBytes("memory-budget", s)
+	if err != nil {
+		return server.MemoryPlan{}, err
+	}
+	if budget < server.MinMemoryBudget {
+		return server.MemoryPlan{}, &cliError{
+			msg:  fmt.Sprintf("--memory-budget must be at least %s, not %s", humanize.IBytes(server.MinMemoryBudget), s),
+			hint: "storing large entries takes the relay's store about that much; give the relay a machine with at least twice its budget",
+			code: exitUsage,
+		}
+	}
+	return server.PlanMemory(budget)
 }
 
 // offIfZero maps a flag's 0 ("no limit") to the Config's -1.

@@ -18,10 +18,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/internal/version"
@@ -169,7 +171,7 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return &cliError{msg: fmt.Sprintf("cannot create the data directory: %v", err), hint: "pick a writable --data directory", code: exitFailure, err: err}
 	}
-	store, err := server.OpenBadger(data, logger)
+	store, err := server.OpenBadgerWith(data, server.BadgerConfig{Logger: logger, MemoryBudget: opts.memory.Budget})
 	if err != nil {
 		if server.IsLocked(err) {
 			return &cliError{msg: fmt.Sprintf("the data directory %s is locked", data), hint: "another kintsugi-relay is using it; stop that relay or pick another --data", code: exitFailure, err: err}
@@ -181,6 +183,7 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 			err = fmt.Errorf("closing the relay's data: %w", cerr)
 		}
 	}()
+	goLimit := setMemoryLimit(opts.memory)
 	stopOps, err := startOps(ops, store, data, logger)
 	if err != nil {
 		return err
@@ -209,7 +212,8 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	}
 	defer metrics.stop() // after the relay has drained: /readyz says so meanwhile
 	fmt.Fprintf(stdout, "kintsugi-relay: listening on %s://%s (data in %s)\n", scheme, ln.Addr(), data)
-	logger.Info("relay started", "addr", ln.Addr().String(), "tls", certs != nil, "relay_id", relay.RelayID())
+	logger.Info("relay started", "addr", ln.Addr().String(), "tls", certs != nil, "relay_id", relay.RelayID(),
+		"memory_budget", humanize.IBytes(uint64(opts.memory.Budget)), "go_memory_limit", goLimit)
 	if metrics.hs != nil {
 		fmt.Fprintf(stdout, "kintsugi-relay: metrics on http://%s/metrics\n", metrics.addr)
 		logger.Info("metrics listener started", "addr", metrics.addr.String())
@@ -246,6 +250,17 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	}
 	fmt.Fprintln(stdout, "kintsugi-relay: stopped")
 	return nil
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit the plan suggests,
+// unless the GOMEMLIMIT environment variable set one, which wins. It
+// returns the limit in force, for the log.
+func setMemoryLimit(plan server.MemoryPlan) string {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return "GOMEMLIMIT=" + v
+	}
+	debug.SetMemoryLimit(plan.GoMemoryLimit)
+	return humanize.IBytes(uint64(plan.GoMemoryLimit))
 }
 
 // rootCause strips net.OpError wrappers for a shorter message.

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +130,9 @@ func TestErrors(t *testing.T) {
 			[]string{"cannot load the TLS certificate", "hint: --tls-cert takes a PEM certificate chain"}},
 		{"bad quota", []string{"serve", "--journal-quota", "lots"}, exitUsage, []string{`--journal-quota takes a size in bytes such as 1048576 or 512MiB, not "lots"`}},
 		{"blob size too big", []string{"serve", "--max-blob-size", "2MiB"}, exitUsage, []string{"--max-blob-size must be between 90 bytes and 1 MiB"}},
+		{"memory budget too small", []string{"serve", "--memory-budget", "64MiB"}, exitUsage,
+			[]string{"kintsugi-relay: --memory-budget must be at least 256 MiB, not 64MiB", "hint: storing large entries takes"}},
+		{"memory budget not a size", []string{"serve", "--memory-budget", "plenty"}, exitUsage, []string{`--memory-budget takes a size in bytes such as 1048576 or 512MiB, not "plenty"`}},
 		{"negative rate", []string{"serve", "--request-rate", "-1"}, exitUsage, []string{"--request-rate must be a number of requests per second, 0 or more"}},
 		{"zero burst", []string{"serve", "--journal-put-burst", "0"}, exitUsage, []string{"--journal-put-burst must be a whole number above 0"}},
 		{"bad proxy", []string{"serve", "--trusted-proxy", "10.0.0.0/33"}, exitUsage, []string{"--trusted-proxy takes CIDRs"}},
@@ -209,5 +214,44 @@ func TestVersion(t *testing.T) {
 	want := "kintsugi-relay " + version.Get().String() + "\n"
 	if out.String() != want {
 		t.Fatalf("--version printed %q, want %q", out.String(), want)
+	}
+}
+
+// TestMemoryBudget checks --memory-budget (here from its environment
+// variable) reaches the store and the Go runtime, and that the start line
+// of the log says so. Not parallel: it sets the process's memory limit.
+func TestMemoryBudget(t *testing.T) {
+	t.Setenv("KINTSUGI_RELAY_MEMORY_BUDGET", "512MiB")
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(math.MaxInt64)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncBuffer
+	out.started = make(chan struct{})
+	logs.started = make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- newApp(&out, &logs).RunContext(ctx, []string{"kintsugi-relay", "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()})
+	}()
+	select {
+	case <-out.started:
+	case err := <-done:
+		t.Fatalf("relay did not start: %v", err)
+	}
+	limit := debug.SetMemoryLimit(-1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	plan, err := server.PlanMemory(512 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit != plan.GoMemoryLimit {
+		t.Errorf("Go memory limit %d while serving, want %d", limit, plan.GoMemoryLimit)
+	}
+	if !strings.Contains(logs.String(), `msg="relay started"`) || !strings.Contains(logs.String(), "memory_budget=\"512 MiB\" go_memory_limit=\"448 MiB\"") {
+		t.Errorf("log lacks the budget:\n%s", logs.String())
 	}
 }
