@@ -335,8 +335,7 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	}
 	opt := defaultPlan().apply(badger.DefaultOptions(dir)).
 		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
-		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
-		WithLoggingLevel(badger.WARNING)
+		WithLogger(badgerLogger{opts.Logger.With("component", "badger")})
 	if db, err = badger.Open(opt); err != nil {
 		return res, fmt.Errorf("create the store in %s: %w", dir, err)
 	}
@@ -471,8 +470,7 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	opts := defaultPlan().apply(badger.DefaultOptions(dir)).
 		WithCompression(options.None). // as OpenBadger; the plan has no block cache, which compression needs
 		WithReadOnly(true).
-		WithLogger(badgerLogger{logger.With("component", "badger")}).
-		WithLoggingLevel(badger.WARNING)
+		WithLogger(badgerLogger{logger.With("component", "badger")})
 	db, err := badger.Open(opts)
 	if errors.Is(err, badger.ErrTruncateNeeded) {
 		return OpenBadger(dir, logger)

@@ -133,8 +133,7 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 		// compaction. (Tables record their compression, so stores
 		// written with it still read.)
 		WithCompression(options.None).
-		WithLogger(badgerLogger{logger.With("component", "badger")}).
-		WithLoggingLevel(badger.WARNING)
+		WithLogger(badgerLogger{logger.With("component", "badger")})
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
