@@ -312,24 +312,6 @@ func TestOriginPolicy(t *testing.T) {
 	}
 }
 
-// A connection that stops answering pings after authenticating is closed:
-// the relay sets its own read deadline once the upgrade has cleared the
-// http.Server's.
-func TestSilentPeerIsClosed(t *testing.T) {
-	t.Parallel()
-	srv := servertest.NewServerWithConfig(t, server.Config{PingInterval: 20 * time.Millisecond})
-	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	pings := 0
-	c.WS.SetPingHandler(func(string) error { pings++; return nil }) // no pong
-	if _, err := c.Read(); err == nil {
-		t.Fatal("the relay sent a message instead of closing")
-	}
-	if pings == 0 {
-		t.Fatal("the relay closed the connection without pinging it")
-	}
-	servertest.MustOK(t, servertest.Dial(t, srv.WebSocketURL(), c.Key).Create(servertest.NewJournalID()))
-}
-
 // Too many subscriptions on one connection are refused.
 func TestMaxSubscriptions(t *testing.T) {
 	t.Parallel()
