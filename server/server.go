@@ -15,7 +15,8 @@
 //
 // Every resource a client can claim is bounded (see [Config]): message and
 // blob size, requests per connection and puts per journal (token buckets),
-// bytes per journal, connections in total and per client address,
+// bytes per journal, connections in total, per client address and not
+// yet authenticated (the oldest of which make room for new ones),
 // subscriptions per connection, time to authenticate, ping deadlines and a
 // byte-bounded send queue. A limit hit is answered with a machine-readable
 // code and a sentence, with a retry hint for rates, and counted in the
