@@ -46,7 +46,9 @@ func TestSyncWaitsOutRateLimits(t *testing.T) {
 func TestDialRefusedForTooManyConnections(t *testing.T) {
 	t.Parallel()
 	full := servertest.NewServerWithConfig(t, server.Config{MaxConns: 1})
-	servertest.DialRaw(t, full.WebSocketURL())
+	// A connection that has logged in: one that has not would be closed
+	// to make room.
+	servertest.Dial(t, full.WebSocketURL(), servertest.NewKey(t))
 	_, err := newAccount(t, "kim").CreateJournal(ctxFor(t), full.URL(), "")
 	if !errors.Is(err, protocol.ErrRateLimited) || !errors.Is(err, client.ErrUnreachable) {
 		t.Fatalf("create on a full relay: %v", err)

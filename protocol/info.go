@@ -23,15 +23,16 @@ type RelayLimits struct {
 	MaxMessageSize   int     `json:"max_message_size"` // bytes, one WebSocket message after authentication
 	MaxAuthMessage   int     `json:"max_auth_message"` // bytes, one WebSocket message before authentication
 	MaxInvitePacket  int     `json:"max_invite_packet"`
-	AuthTimeout      float64 `json:"auth_timeout_seconds"`   // from connecting to a valid auth
-	PingInterval     float64 `json:"ping_interval_seconds"`  // a connection silent for twice this is closed
-	InviteMaxTTL     float64 `json:"invite_max_ttl_seconds"` // the longest an invite may stay valid
-	RequestRate      float64 `json:"request_rate"`           // requests per second, per connection, sustained
-	RequestBurst     int     `json:"request_burst"`          // requests a connection may send at once
-	JournalPutRate   float64 `json:"journal_put_rate"`       // new blobs per second, per journal, sustained
-	JournalPutBurst  int     `json:"journal_put_burst"`      // new blobs a journal may take at once
-	JournalQuota     int64   `json:"journal_quota_bytes"`    // blob bytes one journal may hold
-	MaxConnections   int     `json:"max_connections"`        // open connections, in total
+	AuthTimeout      float64 `json:"auth_timeout_seconds"`            // from connecting to a valid auth
+	PingInterval     float64 `json:"ping_interval_seconds"`           // a connection silent for twice this is closed
+	InviteMaxTTL     float64 `json:"invite_max_ttl_seconds"`          // the longest an invite may stay valid
+	RequestRate      float64 `json:"request_rate"`                    // requests per second, per connection, sustained
+	RequestBurst     int     `json:"request_burst"`                   // requests a connection may send at once
+	JournalPutRate   float64 `json:"journal_put_rate"`                // new blobs per second, per journal, sustained
+	JournalPutBurst  int     `json:"journal_put_burst"`               // new blobs a journal may take at once
+	JournalQuota     int64   `json:"journal_quota_bytes"`             // blob bytes one journal may hold
+	MaxConnections   int     `json:"max_connections"`                 // open connections, in total
+	MaxUnauthConns   int     `json:"max_unauthenticated_connections"` // open connections not yet authenticated; added within version 1
 	MaxConnsPerAddr  int     `json:"max_connections_per_address"`
 	MaxSubscriptions int     `json:"max_subscriptions_per_connection"`
 }

@@ -8,11 +8,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -50,17 +52,20 @@ type conn struct {
 	ws     *websocket.Conn
 	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
 	br     *bufio.Reader // ws's read buffer, when hijacker provided it
+	slot   *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
 	opened time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
 	send   sendQueue          // drained only by writeLoop
-	wrote  atomic.Uint64      // frames written; bumped by writeLoop
+	sent   *atomic.Int64      // bytes written to the socket, counted as they go; see progress
 	queued atomic.Int64       // bytes of messages in send; see waitRoom
 	wdone  chan struct{}      // closed when writeLoop has returned
 
 	// closing is set once a close frame has been queued (by fail).
 	closing atomic.Bool
+	// authed is set once the device has authenticated.
+	authed atomic.Bool
 
 	// req holds a token while the reader handles a request. When the
 	// relay shuts down the writer takes the token for good, so the
@@ -82,14 +87,16 @@ type conn struct {
 	device  [32]byte
 	members map[protocol.JournalID]bool // positive membership cache
 	subs    map[protocol.JournalID]*subscription
-	limiter *rate.Limiter // Config.RequestRate; nil: no limit
-	limited int           // requests refused as rate-limited in a row
+	limiter *rate.Limiter // Config.RequestRate, for requests and pings; nil: no limit
+	guard   refusalGuard  // closes a connection that keeps being refused
+	pingsIn int           // pings from the client since its last message or pong
 
 	puts putPipe // puts waiting for the disk; see conn_put.go
 }
 
-func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64) *conn {
 	c := &conn{
+		sent:    sent,
 		s:       s,
 		ws:      ws,
 		opened:  time.Now(),
@@ -114,7 +121,10 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
-	c.log.Info("connection opened")
+	// Unauthenticated connections are logged at debug: at info, a flood
+	// of them would be a lever on the relay's log volume. Those that end
+	// before authenticating get a sampled info line (see logClosed).
+	c.log.Debug("connection opened")
 	c.s.metrics.connsTotal.Inc()
 	c.s.metrics.conns.Inc()
 	defer c.s.metrics.conns.Dec()
@@ -130,10 +140,32 @@ func (c *conn) serve() {
 	c.waitPuts()
 	c.s.devices.remove(c)
 	c.stopPumps()
+	c.logClosed()
+}
+
+// logClosed logs the end of the connection: at info once it had
+// authenticated; otherwise at debug, with at most one info line every
+// logSampleInterval for all unauthenticated connections together.
+func (c *conn) logClosed() {
 	c.endMu.Lock()
 	reason := c.endText
 	c.endMu.Unlock()
-	c.log.Info("connection closed", "reason", reason, "duration", time.Since(c.opened).Round(time.Millisecond))
+	d := time.Since(c.opened).Round(time.Millisecond)
+	if c.authed.Load() {
+		c.log.Info("connection closed", "reason", reason, "duration", d)
+		return
+	}
+	if ok, n := c.s.unauthLog.sample(time.Now()); ok {
+		c.log.Info("connection closed before authenticating", "reason", reason, "duration", d, "not_logged", n)
+		return
+	}
+	c.log.Debug("connection closed before authenticating", "reason", reason, "duration", d)
+}
+
+// evict closes a connection that has not authenticated, to make room for
+// a new one (see connCounter). Any goroutine may call it.
+func (c *conn) evict() {
+	c.fail(reqError(0, protocol.CodeTooManyConnections, "this relay is full and this connection had not logged in yet, so it was closed to make room; try again"), websocket.CloseTryAgainLater)
 }
 
 // abort ends the connection: it records why (the first reason wins) and
@@ -186,7 +218,6 @@ func (c *conn) writeLoop() {
 					c.noteEnd("write failed: " + err.Error())
 					return
 				}
-				c.wrote.Add(1)
 				c.queued.Add(-int64(len(f.data)))
 				c.send.pop()
 				if c.ctx.Err() != nil {
@@ -256,7 +287,6 @@ func (c *conn) drainForShutdown() {
 				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
 					return
 				}
-				c.wrote.Add(1)
 				c.queued.Add(-int64(len(f.data)))
 			} // a close frame: the going-away close replaces it
 			c.send.pop()
@@ -295,8 +325,8 @@ func (c *conn) writeClose(code int, text string) {
 }
 
 // enqueue queues a message for the writer. If the queue is full it waits;
-// if the writer then completes no write for SendTimeout, the client is not
-// reading: enqueue closes the connection with a policy-violation close frame
+// if the client then takes no bytes for SendTimeout (see progress), it is
+// not reading: enqueue closes the connection with a policy-violation close frame
 // and returns false. It also returns false once the connection is ending.
 // Only the connection's own goroutines call enqueue, so a slow client never
 // holds up anything else.
@@ -340,7 +370,7 @@ func (c *conn) waitRoom(n int) bool {
 	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
-	wrote := c.wrote.Load()
+	sent := c.progress()
 	for {
 		// Take the wake-up channel before looking, so a write between
 		// the look and the wait still wakes us.
@@ -354,8 +384,8 @@ func (c *conn) waitRoom(n int) bool {
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
-			if w := c.wrote.Load(); w != wrote {
-				wrote = w
+			if n := c.progress(); n != sent {
+				sent = n // slow but reading: keep waiting
 				t.Reset(c.s.cfg.SendTimeout)
 				continue
 			}
@@ -363,6 +393,20 @@ func (c *conn) waitRoom(n int) bool {
 			return false
 		}
 	}
+}
+
+// progress is a count that moves whenever the client takes bytes from
+// the relay: the bytes written to the connection less those its peer has
+// not acknowledged yet (where the system says; elsewhere, the bytes
+// written). A client reading a large message slowly moves it long before
+// the message is complete, and one that reads nothing leaves it still,
+// however much the socket's buffers hold.
+func (c *conn) progress() int64 {
+	n := c.sent.Load()
+	if q, ok := unsentBytes(c.nc); ok {
+		n -= q
+	}
+	return n
 }
 
 // dropSlow closes a connection whose client stopped reading.
@@ -391,7 +435,7 @@ func (c *conn) putFrame(f frame) bool {
 	}
 	t := time.NewTimer(c.s.cfg.SendTimeout)
 	defer t.Stop()
-	wrote := c.wrote.Load()
+	sent := c.progress()
 	for {
 		select {
 		case <-left:
@@ -401,8 +445,8 @@ func (c *conn) putFrame(f frame) bool {
 		case <-c.ctx.Done():
 			return false
 		case <-t.C:
-			if w := c.wrote.Load(); w != wrote {
-				wrote = w // slow but moving: keep waiting
+			if n := c.progress(); n != sent {
+				sent = n // slow but reading: keep waiting
 				t.Reset(c.s.cfg.SendTimeout)
 				continue
 			}
@@ -430,7 +474,11 @@ func (c *conn) fail(e *protocol.Error, closeCode int) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
-	c.log.Info("closing connection", "code", e.Code, "why", e.Message)
+	lvl := slog.LevelInfo
+	if !c.authed.Load() {
+		lvl = slog.LevelDebug // see serve
+	}
+	c.log.Log(context.Background(), lvl, "closing connection", "code", e.Code, "why", e.Message)
 	if c.reply(e) {
 		c.put(frame{code: closeCode, text: string(e.Code)})
 	}
@@ -442,13 +490,17 @@ func (c *conn) readLoop() {
 	// Until the device has authenticated it may send one small Auth
 	// message, not a 1.4 MB frame.
 	c.ws.SetReadLimit(maxAuthMessage)
+	c.ws.SetPingHandler(c.handlePing)
 	if !c.authenticate() {
 		return
 	}
 	c.ws.SetReadLimit(protocol.MaxMessageSize)
 	pongWait := 2 * c.s.cfg.PingInterval
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	pong := func() { _ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) }
+	pong := func() {
+		c.pingsIn = 0
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	}
 	c.ws.SetPongHandler(func(string) error {
 		pong()
 		return nil
@@ -460,9 +512,14 @@ func (c *conn) readLoop() {
 			c.noteReadError(err)
 			return
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		pong() // any message shows the client is there
 		if mt != websocket.TextMessage {
 			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
+			return
+		}
+		if !utf8.Valid(buf.Bytes()) {
+			putFrameBuffer(buf)
+			c.failInvalidUTF8()
 			return
 		}
 		if !c.beginRequest() {
@@ -510,6 +567,13 @@ func putFrameBuffer(buf *bytes.Buffer) {
 	}
 }
 
+// failInvalidUTF8 closes a connection that sent a text frame that is not
+// UTF-8 (RFC 6455 §8.1): JSON decoding would otherwise replace the bad
+// bytes silently.
+func (c *conn) failInvalidUTF8() {
+	c.fail(reqError(0, protocol.CodeMalformed, "text frames must be valid UTF-8"), websocket.CloseInvalidFramePayloadData)
+}
+
 func (c *conn) noteReadError(err error) {
 	var ne net.Error
 	switch {
@@ -518,8 +582,10 @@ func (c *conn) noteReadError(err error) {
 		c.s.metrics.reject(string(protocol.CodeTooLarge), limitMessageSize)
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
 		c.noteEnd("client closed")
+	case errors.As(err, &ne) && ne.Timeout() && c.pingsIn > 0:
+		c.noteEnd(fmt.Sprintf("client sent only pings (%d) and answered none of the relay's for two ping intervals", c.pingsIn))
 	case errors.As(err, &ne) && ne.Timeout():
-		c.noteEnd("client stopped answering pings")
+		c.noteEnd("client sent nothing, not even a pong, for two ping intervals")
 	default:
 		c.noteEnd("read failed: " + err.Error())
 	}
@@ -550,6 +616,10 @@ func (c *conn) authenticate() bool {
 		c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
 		return false
 	}
+	if !utf8.Valid(data) {
+		c.failInvalidUTF8()
+		return false
+	}
 	env, err := protocol.Decode(data)
 	if err != nil {
 		c.fail(reqError(0, protocol.CodeMalformed, "the message is not a json object with a type"), websocket.CloseProtocolError)
@@ -568,6 +638,10 @@ func (c *conn) authenticate() bool {
 		c.fail(perr, websocket.ClosePolicyViolation)
 		return false
 	}
+	if c.slot != nil && !c.slot.authenticated() {
+		return false // closed meanwhile to make room (evict)
+	}
+	c.authed.Store(true)
 	copy(c.device[:], a.Device)
 	c.s.devices.add(c)
 	c.log = c.log.With("device", shortID(c.device[:]))
@@ -615,9 +689,9 @@ func (c *conn) handle(frame []byte) bool {
 		id = r.ID
 	}
 	if wait, ok := take(c.limiter, now); !ok {
-		return c.rateLimited(id, wait)
+		return c.rateLimited(id, wait, now)
 	}
-	c.limited = 0
+	c.guard.note(now, false)
 	if perr != nil {
 		if perr.Code == protocol.CodeTooLarge {
 			c.s.metrics.reject(string(perr.Code), limitSize)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -9,21 +11,59 @@ import (
 )
 
 // rateLimited answers request id, refused by the connection's request
-// rate, with rate-limited and a retry hint. A connection that has had
-// maxLimitedInARow requests refused in a row is closed instead.
-func (c *conn) rateLimited(id uint64, wait time.Duration) bool {
+// rate at now, with rate-limited and a retry hint. A connection that keeps
+// being refused (see refusalGuard) is closed instead. The first refusal on
+// a connection is logged at info, later ones at debug.
+func (c *conn) rateLimited(id uint64, wait time.Duration, now time.Time) bool {
 	c.s.metrics.reject(string(protocol.CodeRateLimited), limitRequestRate)
-	c.limited++
-	if c.limited > maxLimitedInARow {
+	if c.guard.note(now, true) {
 		c.fail(reqError(0, protocol.CodeRateLimited, "this connection kept sending requests after being asked to wait; reconnect later"), websocket.ClosePolicyViolation)
 		return false
 	}
-	if c.limited == 1 {
-		c.log.Info("request refused: rate limited", "limit", limitRequestRate, "retry_after", wait)
-	}
+	c.logRateLimited("request refused: rate limited", wait)
 	e := reqError(id, protocol.CodeRateLimited, "this connection is sending requests faster than this relay allows (%g a second); try again in %s", c.s.cfg.RequestRate, wait.Round(time.Millisecond))
 	e.RetryAfterMS = retryAfterMS(wait)
 	return c.reply(e)
+}
+
+func (c *conn) logRateLimited(msg string, wait time.Duration) {
+	if !c.guard.logged {
+		c.guard.logged = true
+		c.log.Info(msg, "limit", limitRequestRate, "retry_after", wait)
+		return
+	}
+	c.log.Debug(msg, "limit", limitRequestRate, "retry_after", wait)
+}
+
+// errPingFlood ends the reader of a connection closed for its pings.
+var errPingFlood = errors.New("ping flood")
+
+// handlePing answers a client's ping with a pong, as gorilla's default
+// handler does, but counts it against the connection's request rate
+// first: a pong costs the relay a write, like a reply. A ping over the
+// rate is not answered; a connection that keeps sending them is closed
+// like one that keeps sending requests, and its close names the pings.
+// It runs on the reader goroutine.
+func (c *conn) handlePing(data string) error {
+	c.pingsIn++
+	now := c.s.cfg.Now()
+	if wait, ok := take(c.limiter, now); !ok {
+		c.s.metrics.reject(string(protocol.CodeRateLimited), limitRequestRate)
+		if c.guard.note(now, true) {
+			c.noteEnd("client sent pings faster than the relay allows (a ping flood)")
+			c.fail(reqError(0, protocol.CodeRateLimited, "this connection sent pings faster than this relay allows; reconnect later"), websocket.ClosePolicyViolation)
+			return errPingFlood
+		}
+		c.logRateLimited("ping not answered: rate limited", wait)
+		return nil
+	}
+	c.guard.note(now, false)
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(closeWait))
+	var ne net.Error
+	if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+		return nil // as gorilla's default: a pong that cannot be written is not the reader's failure
+	}
+	return err
 }
 
 // checkPutLimits applies the journal put rate and the journal quota to a

@@ -3,6 +3,8 @@ package server
 import (
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // waitSocketReadable parks until nc has data to read (or an error, or its
@@ -35,4 +37,27 @@ func peek(fd uintptr) bool {
 			return err != syscall.EAGAIN
 		}
 	}
+}
+
+// unsentBytes returns how many bytes written to nc the peer has not yet
+// acknowledged (the socket's send queue, SIOCOUTQ), or false where that
+// cannot be asked.
+func unsentBytes(nc net.Conn) (int64, bool) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn() // under TLS
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || ierr != nil {
+		return 0, false
+	}
+	return int64(n), true
 }

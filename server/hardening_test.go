@@ -69,8 +69,9 @@ func TestRateLimitedFloodIsClosed(t *testing.T) {
 	clk := newClock()
 	srv := servertest.NewServerWithConfig(t, server.Config{Now: clk.Now, RequestRate: 1, RequestBurst: 1})
 	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	// One request is served, 256 are refused (the most in a row the relay
-	// answers), and the next closes the connection. Sending no more than
+	// One request is served, 256 are refused (the most the relay answers
+	// within its window when most requests are refused), and the next
+	// closes the connection. Sending no more than
 	// that keeps unread requests from turning the close into a reset.
 	const n = 1 + 256 + 1
 	for range n {
@@ -190,18 +191,61 @@ func TestJournalQuota(t *testing.T) {
 	}
 }
 
-// Connections past MaxConns are refused before the upgrade with 503 and a
-// too-many-connections body; the open ones keep working.
+// A relay full of connections that have not authenticated closes the
+// oldest of them to make room for a new one, which can then log in;
+// connections past MaxConns are refused before the upgrade, with 503 and
+// a too-many-connections body, only when every open one has logged in.
 func TestMaxConns(t *testing.T) {
 	t.Parallel()
-	srv := servertest.NewServerWithConfig(t, server.Config{MaxConns: 2})
+	srv := servertest.NewServerWithConfig(t, server.Config{MaxConns: 3})
 	a := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	servertest.DialRaw(t, srv.WebSocketURL()) // unauthenticated connections count
+	idle1 := servertest.DialRaw(t, srv.WebSocketURL())
+	idle2 := servertest.DialRaw(t, srv.WebSocketURL())
+	b := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t)) // idle1 makes room
+	e, err := readClosingError(t, idle1)
+	if e.Code != protocol.CodeTooManyConnections || closeCode(err) != websocket.CloseTryAgainLater {
+		t.Fatalf("the oldest unauthenticated connection got %s %q, %v", e.Code, e.Message, err)
+	}
+	servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t)) // idle2 makes room
+	if e, _ := readClosingError(t, idle2); e.Code != protocol.CodeTooManyConnections {
+		t.Fatalf("the second unauthenticated connection got %s", e.Code)
+	}
 	resp, body := servertest.Refused(t, srv.WebSocketURL(), nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(body, "too-many-connections: ") || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("refusal: %s, Retry-After %q, body %q", resp.Status, resp.Header.Get("Retry-After"), body)
 	}
 	servertest.MustOK(t, a.Create(servertest.NewJournalID()))
+	servertest.MustOK(t, b.Create(servertest.NewJournalID()))
+	if got := metricValue(t, srv, `kintsugi_relay_limit_rejections_total{code="too-many-connections",limit="max_connections"}`); got != 3 {
+		t.Errorf("max_connections rejections metric %v, want 3 (two closed to make room, one refused)", got)
+	}
+}
+
+// At most MaxUnauthConns connections wait to authenticate at once: the
+// oldest makes room for a new one, even with room in the total.
+func TestMaxUnauthConns(t *testing.T) {
+	t.Parallel()
+	srv := servertest.NewServerWithConfig(t, server.Config{MaxUnauthConns: 2})
+	var idle []*servertest.Client
+	for range 2 {
+		idle = append(idle, servertest.DialRaw(t, srv.WebSocketURL()))
+	}
+	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	if e, _ := readClosingError(t, idle[0]); e.Code != protocol.CodeTooManyConnections {
+		t.Fatalf("the oldest unauthenticated connection got %s", e.Code)
+	}
+	// Authenticated connections no longer count against the cap.
+	more := servertest.DialRaw(t, srv.WebSocketURL())
+	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
+	if err := more.Authenticate(servertest.NewKey(t)); err != nil {
+		t.Fatalf("a connection within the cap could not log in: %v", err)
+	}
+	if err := idle[1].Authenticate(servertest.NewKey(t)); err != nil {
+		t.Fatalf("a connection within the cap could not log in: %v", err)
+	}
+	if got := metricValue(t, srv, `kintsugi_relay_limit_rejections_total{code="too-many-connections",limit="max_unauthenticated_connections"}`); got != 1 {
+		t.Errorf("max_unauthenticated_connections rejections metric %v, want 1", got)
+	}
 }
 
 // Connections per client address are limited by the address X-Forwarded-For
@@ -266,24 +310,6 @@ func TestOriginPolicy(t *testing.T) {
 	if _, err := server.New(server.Config{Store: srv.Store(), AllowedOrigins: []string{"journal.example.org"}}); err == nil {
 		t.Fatal("an origin without a scheme was accepted in the configuration")
 	}
-}
-
-// A connection that stops answering pings after authenticating is closed:
-// the relay sets its own read deadline once the upgrade has cleared the
-// http.Server's.
-func TestSilentPeerIsClosed(t *testing.T) {
-	t.Parallel()
-	srv := servertest.NewServerWithConfig(t, server.Config{PingInterval: 20 * time.Millisecond})
-	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	pings := 0
-	c.WS.SetPingHandler(func(string) error { pings++; return nil }) // no pong
-	if _, err := c.Read(); err == nil {
-		t.Fatal("the relay sent a message instead of closing")
-	}
-	if pings == 0 {
-		t.Fatal("the relay closed the connection without pinging it")
-	}
-	servertest.MustOK(t, servertest.Dial(t, srv.WebSocketURL(), c.Key).Create(servertest.NewJournalID()))
 }
 
 // Too many subscriptions on one connection are refused.
@@ -483,7 +509,7 @@ func TestInfo(t *testing.T) {
 	}
 	if l.MaxBlobSize != 4096 || l.JournalQuota != 5<<20 || l.RequestRate != 0 || l.RequestBurst != 0 || l.MaxConnections != 7 ||
 		l.JournalPutRate != server.DefaultJournalPutRate || l.JournalPutBurst != server.DefaultJournalPutBurst ||
-		l.MaxConnsPerAddr != server.DefaultMaxConnsPerAddress || l.AuthTimeout != 10 || l.PingInterval != 30 ||
+		l.MaxConnsPerAddr != server.DefaultMaxConnsPerAddress || l.MaxUnauthConns != server.DefaultMaxUnauthConns || l.AuthTimeout != 10 || l.PingInterval != 30 ||
 		l.MaxMessageSize != protocol.MaxMessageSize || l.MaxAuthMessage != 4096 {
 		t.Errorf("limits %+v", l)
 	}

@@ -67,6 +67,7 @@ func (s *Server) Info() protocol.RelayInfo {
 		JournalPutRate:   nonNeg(c.JournalPutRate),
 		JournalQuota:     max(c.JournalQuota, 0),
 		MaxConnections:   max(c.MaxConns, 0),
+		MaxUnauthConns:   max(c.MaxUnauthConns, 0),
 		MaxConnsPerAddr:  max(c.MaxConnsPerAddress, 0),
 		MaxSubscriptions: max(c.MaxSubscriptions, 0),
 	}

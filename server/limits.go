@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"fmt"
 	"math"
 	"net/http"
@@ -25,6 +26,7 @@ const (
 	limitJournalQuota    = "journal_quota"
 	limitConns           = "max_connections"
 	limitConnsPerAddress = "max_connections_per_address"
+	limitUnauthConns     = "max_unauthenticated_connections"
 	limitOrigin          = "origin"
 	limitSize            = "size"
 	limitMessageSize     = "message_size"
@@ -33,12 +35,51 @@ const (
 	limitSubscriptions   = "subscriptions"
 )
 
-// maxLimitedInARow is how many requests in a row a connection may have
-// refused as rate-limited before the relay closes it: a client that keeps
-// sending after being asked to wait costs the relay a decode and a reply
-// per request for nothing. It is above the reference client's pipeline of
-// 64 puts, so a client that pipelines and then waits is never closed.
-const maxLimitedInARow = 256
+// A connection whose requests keep being refused as rate-limited is
+// closed once, over about the last refusalWindow, it has had more than
+// minRefusals refused and the refused make up more than a quarter of
+// what it sent (requests and pings). A client that keeps sending after
+// being asked to wait costs the relay a decode and a reply per request
+// for nothing, and one that paces itself just above the rate would never
+// have a long run of refusals in a row. minRefusals is above the
+// reference client's pipeline of 64 puts, whose resends it spaces at the
+// relay's rate, so a client that pipelines and then waits is never
+// closed.
+const (
+	refusalWindow = 10 * time.Second
+	minRefusals   = 256
+)
+
+// refusalGuard counts a connection's admitted and refused requests over
+// a sliding window (two fixed windows, the older weighted by how much of
+// it is still inside refusalWindow). Owned by the connection's reader.
+type refusalGuard struct {
+	start     time.Time // start of the current fixed window
+	cur, prev requestCounts
+	logged    bool // the first refusal has been logged at info
+}
+
+type requestCounts struct{ admitted, refused int }
+
+// note records a request admitted or refused at now and reports whether
+// the connection is to be closed.
+func (g *refusalGuard) note(now time.Time, refused bool) (closeConn bool) {
+	switch d := now.Sub(g.start); {
+	case g.start.IsZero() || d >= 2*refusalWindow || d < 0:
+		g.start, g.prev, g.cur = now, requestCounts{}, requestCounts{}
+	case d >= refusalWindow:
+		g.start, g.prev, g.cur = g.start.Add(refusalWindow), g.cur, requestCounts{}
+	}
+	if !refused {
+		g.cur.admitted++
+		return false
+	}
+	g.cur.refused++
+	w := 1 - float64(now.Sub(g.start))/float64(refusalWindow)
+	ref := float64(g.cur.refused) + w*float64(g.prev.refused)
+	all := ref + float64(g.cur.admitted) + w*float64(g.prev.admitted)
+	return ref > minRefusals && ref > all/4
+}
 
 // newLimiter returns a token bucket for r per second with burst b, or nil
 // (no limit) when r is negative.
@@ -110,25 +151,64 @@ func (jl *journalLimiters) take(j protocol.JournalID, now time.Time) (time.Durat
 	return take(l, now)
 }
 
-// connCounter counts open connections, in total and per client address.
+// connCounter counts open connections, in total, per client address,
+// and those that have not authenticated yet.
+//
+// Every connection starts unauthenticated, so a cap that refused new
+// connections while the relay is full of unauthenticated ones would let a
+// few hundred idle sockets keep every real client out until the auth
+// timeout. Instead, when the total or the unauthenticated cap is reached,
+// the oldest unauthenticated connection is closed to make room for the
+// new one: to keep a real client out, a flood must then open connections
+// faster than the client can authenticate (one round trip). Only when the
+// relay is full of authenticated connections is a new one refused.
 type connCounter struct {
-	max, maxPerAddr int // Config.MaxConns, Config.MaxConnsPerAddress; negative: no limit. Static.
+	// Config.MaxConns, Config.MaxUnauthConns, Config.MaxConnsPerAddress;
+	// negative: no limit. Static.
+	max, maxUnauth, maxPerAddr int
 
 	mu      sync.Mutex
 	total   int            // guarded by mu
 	perAddr map[string]int // guarded by mu
+	waiting list.List      // of *connSlot not yet authenticated, oldest first; guarded by mu
+}
+
+// connSlot is one admitted connection's place in the counts.
+type connSlot struct {
+	cc   *connCounter
+	addr string // addrKey of the client; "" is not counted per address
+
+	// Guarded by cc.mu.
+	elem     *list.Element // in cc.waiting until authenticated or released
+	evict    func()        // closes the connection; nil until it can be closed
+	released bool
 }
 
 // admit counts a new connection from addr, or returns which limit refuses
-// it. An empty addr (a loopback client) is counted only in the total.
-func (cc *connCounter) admit(addr string) (release func(), limit string) {
+// it. An empty addr (a loopback client) is counted only in the total. If
+// a cap is reached and an unauthenticated connection can be closed
+// instead, admit takes its place and returns its evict function (to be
+// called, without any lock, by the caller) and the limit that needed the
+// room.
+func (cc *connCounter) admit(addr string) (slot *connSlot, limit string, evict func()) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.max >= 0 && cc.total >= cc.max {
-		return nil, limitConns
-	}
 	if addr != "" && cc.maxPerAddr >= 0 && cc.perAddr[addr] >= cc.maxPerAddr {
-		return nil, limitConnsPerAddress
+		return nil, limitConnsPerAddress, nil
+	}
+	switch {
+	case cc.maxUnauth >= 0 && cc.waiting.Len() >= cc.maxUnauth:
+		limit = limitUnauthConns
+	case cc.max >= 0 && cc.total >= cc.max:
+		limit = limitConns
+	}
+	if limit != "" {
+		victim := cc.oldestEvictableLocked()
+		if victim == nil {
+			return nil, limit, nil
+		}
+		evict = victim.evict
+		victim.releaseLocked()
 	}
 	cc.total++
 	if addr != "" {
@@ -137,53 +217,165 @@ func (cc *connCounter) admit(addr string) (release func(), limit string) {
 		}
 		cc.perAddr[addr]++
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cc.mu.Lock()
-			defer cc.mu.Unlock()
-			cc.total--
-			if addr != "" {
-				if cc.perAddr[addr]--; cc.perAddr[addr] <= 0 {
-					delete(cc.perAddr, addr)
-				}
-			}
-		})
-	}, ""
+	slot = &connSlot{cc: cc, addr: addr}
+	slot.elem = cc.waiting.PushBack(slot)
+	return slot, limit, evict
+}
+
+func (cc *connCounter) oldestEvictableLocked() *connSlot {
+	for e := cc.waiting.Front(); e != nil; e = e.Next() {
+		if s := e.Value.(*connSlot); s.evict != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// canEvict makes the slot's connection one that admit may close while it
+// is unauthenticated.
+func (s *connSlot) canEvict(evict func()) {
+	s.cc.mu.Lock()
+	defer s.cc.mu.Unlock()
+	s.evict = evict
+}
+
+// authenticated moves the slot out of the unauthenticated count. It
+// returns false if the connection was closed to make room meanwhile.
+func (s *connSlot) authenticated() bool {
+	s.cc.mu.Lock()
+	defer s.cc.mu.Unlock()
+	if s.released {
+		return false
+	}
+	if s.elem != nil {
+		s.cc.waiting.Remove(s.elem)
+		s.elem = nil
+	}
+	return true
+}
+
+// release gives the slot back. It may be called more than once.
+func (s *connSlot) release() {
+	s.cc.mu.Lock()
+	defer s.cc.mu.Unlock()
+	s.releaseLocked()
+}
+
+func (s *connSlot) releaseLocked() {
+	if s.released {
+		return
+	}
+	s.released = true
+	cc := s.cc
+	cc.total--
+	if s.addr != "" {
+		if cc.perAddr[s.addr]--; cc.perAddr[s.addr] <= 0 {
+			delete(cc.perAddr, s.addr)
+		}
+	}
+	if s.elem != nil {
+		cc.waiting.Remove(s.elem)
+		s.elem = nil
+	}
 }
 
 // loopbackPrefixes is the default for Config.TrustedProxies.
 var loopbackPrefixes = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// clientAddr returns the address of the client behind r: the TCP peer, or,
-// when the peer is a trusted proxy, the address X-Forwarded-For names. The
-// header is read right to left, skipping trusted proxies, so a client
-// cannot choose its address by sending its own X-Forwarded-For through a
-// proxy that appends to it. forwarded reports whether the header was used.
-func clientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, forwarded bool) {
+// client is who a connection comes from, as far as the relay can tell.
+type client struct {
+	// addr is the client's address: the TCP peer, or, when the peer is a
+	// trusted proxy, the address X-Forwarded-For names. Invalid when a
+	// trusted proxy named something that is not an address (unknown).
+	addr netip.Addr
+	// unknown is what a trusted proxy wrote where the client's address
+	// belongs when it is not an address ("unknown", "_hidden"), cut
+	// short for logs; "" otherwise.
+	unknown string
+	// forwarded reports that addr or unknown came from X-Forwarded-For.
+	forwarded bool
+	// noHeader reports that the peer is a trusted proxy and sent no
+	// X-Forwarded-For: every client behind it looks like the proxy.
+	noHeader bool
+}
+
+// unknownKey is the per-address key shared by every client whose trusted
+// proxy did not name its address: together they get one address's
+// allowance, rather than the unlimited one of the proxy's loopback.
+const unknownKey = "unknown"
+
+// clientAddr returns who the client behind r is. The X-Forwarded-For
+// header of a trusted proxy is read right to left, skipping trusted
+// proxies, so a client cannot choose its address by sending its own
+// X-Forwarded-For through a proxy that appends to it. A hop may carry a
+// port (192.0.2.7:4711, [2001:db8::7]:4711), as some proxies write.
+func clientAddr(r *http.Request, trusted []netip.Prefix) client {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Addr{}, false
+		return client{}
 	}
-	addr = ap.Addr().Unmap()
-	if !isTrusted(addr, trusted) {
-		return addr, false
+	cl := client{addr: ap.Addr().Unmap()}
+	if !isTrusted(cl.addr, trusted) {
+		return cl
 	}
 	hops := r.Header.Values("X-Forwarded-For")
+	if len(hops) == 0 {
+		cl.noHeader = true
+		return cl
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")
 		for k := len(parts) - 1; k >= 0; k-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[k]))
-			if err != nil {
-				return addr, forwarded // a malformed hop ends the trusted chain
+			hop := strings.TrimSpace(parts[k])
+			if hop == "" {
+				continue
 			}
-			addr, forwarded = a.Unmap(), true
-			if !isTrusted(addr, trusted) {
-				return addr, true
+			a, ok := parseHop(hop)
+			if !ok {
+				// A trusted proxy did not say who its client is: the
+				// client is unknown, not the proxy.
+				return client{unknown: truncate(hop, 40), forwarded: true}
+			}
+			cl = client{addr: a, forwarded: true}
+			if !isTrusted(a, trusted) {
+				return cl
 			}
 		}
 	}
-	return addr, forwarded
+	return cl
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, with or without a
+// port, IPv6 with or without brackets.
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		if a, err := netip.ParseAddr(h[1 : len(h)-1]); err == nil && a.Is6() {
+			return a.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// key is what the per-address connection limit counts cl by.
+func (cl client) key() string {
+	if cl.unknown != "" {
+		return unknownKey
+	}
+	return addrKey(cl.addr)
+}
+
+// String is the client's address for logs.
+func (cl client) String() string {
+	if cl.unknown != "" {
+		return cl.unknown
+	}
+	return cl.addr.String()
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

@@ -25,7 +25,13 @@ func TestClientAddr(t *testing.T) {
 		{"127.0.0.1:4000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1", true},    // a forged left entry is skipped
 		{"127.0.0.1:4000", []string{"198.51.100.1, 10.1.2.3"}, "198.51.100.1", true},   // through a second trusted hop
 		{"127.0.0.1:4000", []string{"198.51.100.1", "10.1.2.3"}, "198.51.100.1", true}, // several headers
-		{"127.0.0.1:4000", []string{"garbage, 10.1.2.3"}, "10.1.2.3", true},            // a malformed hop ends the chain
+		{"127.0.0.1:4000", []string{"garbage, 10.1.2.3"}, "garbage", true},             // a trusted hop that names no address: unknown, not the proxy
+		{"127.0.0.1:4000", []string{"unknown"}, "unknown", true},                       // a proxy that does not know its client
+		{"127.0.0.1:4000", []string{"198.51.100.1:4444"}, "198.51.100.1", true},        // a hop with a port
+		{"127.0.0.1:4000", []string{"[2001:db8::7]:4444"}, "2001:db8::7", true},        // IPv6 with a port
+		{"127.0.0.1:4000", []string{"[2001:db8::7]"}, "2001:db8::7", true},             // IPv6 in brackets
+		{"127.0.0.1:4000", []string{"6.6.6.6, 10.1.2.3:80"}, "6.6.6.6", true},          // a trusted hop with a port is skipped too
+		{"127.0.0.1:4000", []string{"198.51.100.1, "}, "198.51.100.1", true},           // an empty entry is skipped
 		{"127.0.0.1:4000", []string{"::ffff:198.51.100.1"}, "198.51.100.1", true},      // mapped IPv4
 		{"[::1]:4000", []string{"2001:db8::1"}, "::1", false},                          // ::1 not in this trusted list
 		{"127.0.0.1:4000", []string{"10.1.2.3"}, "10.1.2.3", true},                     // only trusted hops: the leftmost
@@ -35,10 +41,21 @@ func TestClientAddr(t *testing.T) {
 		for _, h := range tt.xff {
 			r.Header.Add("X-Forwarded-For", h)
 		}
-		got, fwd := clientAddr(r, trusted)
-		if got.String() != tt.want || fwd != tt.forwarded {
+		cl := clientAddr(r, trusted)
+		got, fwd := cl.String(), cl.forwarded
+		if got != tt.want || fwd != tt.forwarded {
 			t.Errorf("peer %s, XFF %q: got %s (forwarded %v), want %s (%v)", tt.peer, tt.xff, got, fwd, tt.want, tt.forwarded)
 		}
+		if cl.unknown != "" && cl.key() != unknownKey {
+			t.Errorf("peer %s, XFF %q: an unknown client counts as %q", tt.peer, tt.xff, cl.key())
+		}
+	}
+	// A trusted peer that sends no header is noted; an untrusted one is not.
+	if cl := clientAddr(&http.Request{RemoteAddr: "127.0.0.1:1", Header: http.Header{}}, trusted); !cl.noHeader {
+		t.Error("a trusted proxy without X-Forwarded-For was not noticed")
+	}
+	if cl := clientAddr(&http.Request{RemoteAddr: "203.0.113.9:1", Header: http.Header{}}, trusted); cl.noHeader {
+		t.Error("an untrusted peer without X-Forwarded-For was taken for a proxy")
 	}
 }
 
@@ -122,5 +139,42 @@ func TestLogSampler(t *testing.T) {
 	}
 	if ok, n := ls.sample(t0.Add(logSampleInterval)); !ok || n != 3 {
 		t.Fatalf("after the interval: %v, %d not logged, want 3", ok, n)
+	}
+}
+
+// The guard closes a connection when many of its requests, and a large
+// share of them, were refused recently; not a client that is refused now
+// and then, nor one whose refusals are spread over a long time.
+func TestRefusalGuard(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	run := func(admitted, refused int, step time.Duration, rounds int) (closedAfter int) {
+		var g refusalGuard
+		now := t0
+		n := 0
+		for range rounds {
+			for range admitted {
+				if g.note(now, false) {
+					t.Fatal("closed on an admitted request")
+				}
+			}
+			for range refused {
+				n++
+				if g.note(now, true) {
+					return n
+				}
+			}
+			now = now.Add(step)
+		}
+		return 0
+	}
+	if n := run(1, 1, time.Millisecond, 1000); n != minRefusals+1 {
+		t.Errorf("half refused: closed after %d refusals, want %d", n, minRefusals+1)
+	}
+	if n := run(4, 1, time.Millisecond, 1000); n != 0 {
+		t.Errorf("a fifth refused: closed after %d refusals", n)
+	}
+	if n := run(0, 1, refusalWindow/100, 1000); n != 0 {
+		t.Errorf("100 refusals per window: closed after %d", n)
 	}
 }

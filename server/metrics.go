@@ -58,7 +58,8 @@ func newMetrics(store Store) *metrics {
 	for _, cl := range [][2]string{
 		{"rate-limited", limitRequestRate}, {"rate-limited", limitJournalPutRate},
 		{"quota-exceeded", limitJournalQuota}, {"too-many-connections", limitConns},
-		{"too-many-connections", limitConnsPerAddress}, {"origin-not-allowed", limitOrigin},
+		{"too-many-connections", limitConnsPerAddress}, {"too-many-connections", limitUnauthConns},
+		{"origin-not-allowed", limitOrigin},
 		{"too-large", limitSize}, {"too-large", limitMessageSize}, {"auth-required", limitAuthTimeout},
 		{"none", limitSlowReader}, {"invalid", limitSubscriptions},
 	} {

@@ -15,7 +15,8 @@
 //
 // Every resource a client can claim is bounded (see [Config]): message and
 // blob size, requests per connection and puts per journal (token buckets),
-// bytes per journal, connections in total and per client address,
+// bytes per journal, connections in total, per client address and not
+// yet authenticated (the oldest of which make room for new ones),
 // subscriptions per connection, time to authenticate, ping deadlines and a
 // byte-bounded send queue. A limit hit is answered with a machine-readable
 // code and a sentence, with a retry hint for rates, and counted in the
@@ -46,6 +47,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -86,14 +88,16 @@ type Config struct {
 	// Default: 256.
 	SendQueue int
 
-	// SendTimeout is how long a connection may go without the writer
-	// finishing a single frame while its send queue is full. Past that the
-	// client is taken to have stopped reading: the connection is closed with
-	// a policy-violation close frame. A client that is slow but still
-	// reading is never cut off by this (a single frame is bounded by a
-	// separate write deadline of max(10s, 2×PingInterval)). Only the
-	// connection's own goroutines ever wait on its queue: the hub's
-	// notifications never block. Default: 5s.
+	// SendTimeout is how long a connection may go without its client
+	// taking any bytes while its send queue is full. Past that the client
+	// is taken to have stopped reading: the connection is closed with a
+	// policy-violation close frame. Progress is counted in bytes the
+	// client's side acknowledged (on Linux; elsewhere bytes written, in
+	// steps of 16 KiB), not in whole messages, so a client that reads a
+	// large message slowly but steadily is never cut off by this (a single
+	// frame is bounded by a separate write deadline of max(10s,
+	// 2×PingInterval)). Only the connection's own goroutines ever wait on
+	// its queue: the hub's notifications never block. Default: 5s.
 	SendTimeout time.Duration
 
 	// SendQueueBytes bounds the bytes waiting in one connection's send
@@ -117,9 +121,12 @@ type Config struct {
 
 	// RequestRate is how many requests per second one connection may send,
 	// sustained, and RequestBurst how many it may send at once. A request
-	// over the limit is answered rate-limited with retry_after_ms; a
-	// connection that keeps sending regardless is closed after
-	// maxLimitedInARow refusals in a row. Negative RequestRate: no limit.
+	// over the limit is answered rate-limited with retry_after_ms. A
+	// client's pings count too: one over the limit gets no pong. A
+	// connection that keeps sending regardless is closed once, over about
+	// the last 10 s, more than 256 of its requests and pings were refused
+	// and they were more than a quarter of all it sent (refusalGuard).
+	// Negative RequestRate: no limit.
 	// Default: DefaultRequestRate, DefaultRequestBurst.
 	RequestRate  float64
 	RequestBurst int
@@ -148,10 +155,23 @@ type Config struct {
 	MaxSubscriptions int
 
 	// MaxConns bounds the WebSocket connections open at once, counted from
-	// the upgrade request (so unauthenticated ones count). Past it, an
-	// upgrade is refused with HTTP 503 and a too-many-connections body.
-	// Negative: no limit. Default: DefaultMaxConns.
+	// the upgrade request (so unauthenticated ones count). Past it, the
+	// oldest connection that has not authenticated yet is closed to make
+	// room (see MaxUnauthConns); if every connection has authenticated,
+	// the upgrade is refused with HTTP 503 and a too-many-connections
+	// body. Negative: no limit. Default: DefaultMaxConns.
 	MaxConns int
+
+	// MaxUnauthConns bounds the connections that have not authenticated
+	// yet. Past it, or past MaxConns, a new connection takes the place of
+	// the oldest one still waiting to authenticate, which gets a
+	// too-many-connections error and close code 1013 (try again later),
+	// so a flood of idle sockets cannot keep real clients out until the
+	// auth timeout. A connection whose upgrade is still being written
+	// cannot be closed this way; if every unauthenticated one is such,
+	// the upgrade is refused with HTTP 503. Negative: no limit.
+	// Default: DefaultMaxUnauthConns.
+	MaxUnauthConns int
 
 	// MaxConnsPerAddress bounds the connections open at once from one
 	// client address: an IPv4 address or an IPv6 /64. Past it, an upgrade
@@ -164,8 +184,12 @@ type Config struct {
 	// TrustedProxies lists the peers whose X-Forwarded-For header the
 	// relay believes: for a connection from one of them, the client
 	// address (for logs and MaxConnsPerAddress) is the rightmost address
-	// in X-Forwarded-For that is not itself a trusted proxy. From any
-	// other peer the header is ignored. nil selects the default, loopback
+	// in X-Forwarded-For that is not itself a trusted proxy (an entry may
+	// carry a port). An entry there that is not an address ("unknown")
+	// makes the client unknown: all such clients share one address's
+	// allowance. From any other peer the header is ignored. The first
+	// WebSocket request from a trusted proxy without the header is
+	// logged as a warning. nil selects the default, loopback
 	// (127.0.0.0/8 and ::1): a reverse proxy on the same host. An empty,
 	// non-nil slice trusts no one.
 	TrustedProxies []netip.Prefix
@@ -217,6 +241,7 @@ const (
 	DefaultJournalQuota       = 1 << 30 // 1 GiB: about a million entries
 	DefaultMaxSubscriptions   = 64
 	DefaultMaxConns           = 10000
+	DefaultMaxUnauthConns     = 1000
 	DefaultMaxConnsPerAddress = 64
 	DefaultHandshakeTimeout   = 10 * time.Second
 )
@@ -233,17 +258,20 @@ var writeBufferPool sync.Pool
 // Server is a Kintsugi relay. Create it with [New], serve it with an
 // [http.Server] and stop it with [Server.Close].
 type Server struct {
-	cfg      Config // defaults applied; read-only after New
-	relayID  string // read-only after New
-	log      *slog.Logger
-	upgrader websocket.Upgrader // read-only after New
-	hub      hub
-	devices  deviceConns
-	metrics  *metrics        // read-only after New
-	usage    usageStore      // cfg.Store's usage counting, or nil; read-only after New
-	journals journalLimiters // per-journal put rate
-	counter  connCounter     // connections in total and per address
-	refusals logSampler      // logging of refused connections
+	cfg       Config // defaults applied; read-only after New
+	relayID   string // read-only after New
+	log       *slog.Logger
+	upgrader  websocket.Upgrader // read-only after New
+	hub       hub
+	devices   deviceConns
+	metrics   *metrics        // read-only after New
+	usage     usageStore      // cfg.Store's usage counting, or nil; read-only after New
+	journals  journalLimiters // per-journal put rate
+	counter   connCounter     // connections in total, per address and unauthenticated
+	refusals  logSampler      // logging of refused connections
+	unauthLog logSampler      // logging of connections that end before authenticating
+
+	noXFFWarned atomic.Bool // a trusted proxy without X-Forwarded-For was logged
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -316,7 +344,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:   newMetrics(cfg.Store),
 		usage:     usage,
 		journals:  journalLimiters{rate: cfg.JournalPutRate, burst: cfg.JournalPutBurst},
-		counter:   connCounter{max: cfg.MaxConns, maxPerAddr: cfg.MaxConnsPerAddress},
+		counter:   connCounter{max: cfg.MaxConns, maxUnauth: cfg.MaxUnauthConns, maxPerAddr: cfg.MaxConnsPerAddress},
 		closeDone: make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
@@ -377,14 +405,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket only", http.StatusBadRequest)
 		return
 	}
-	addr, forwarded := clientAddr(r, s.cfg.TrustedProxies)
+	cl := clientAddr(r, s.cfg.TrustedProxies)
 	remote := r.RemoteAddr
-	if forwarded {
-		remote = addr.String()
+	if cl.forwarded {
+		remote = cl.String()
 	}
 	log := s.log.With("remote", remote)
-	if forwarded {
+	if cl.forwarded {
 		log = log.With("proxy", r.RemoteAddr)
+	}
+	if cl.noHeader && s.noXFFWarned.CompareAndSwap(false, true) {
+		s.log.Warn("a trusted proxy sent a request without X-Forwarded-For; if it is a reverse proxy, make it set the header, or every client behind it shares its address (a local tool connecting directly can be ignored)", "proxy", r.RemoteAddr)
 	}
 	if !slices.Contains(websocket.Subprotocols(r), protocol.Subprotocol) {
 		log.Info("connection refused: subprotocol missing")
@@ -399,26 +430,30 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		refuseHTTP(w, http.StatusForbidden, protocol.CodeOriginNotAllowed, 0, "this relay does not accept connections from web pages at this origin")
 		return
 	}
-	release, limit := s.counter.admit(addrKey(addr))
-	switch limit {
-	case limitConns:
-		if ok, n := s.refusals.sample(time.Now()); ok {
-			log.Warn("connection refused: too many connections", "max", s.cfg.MaxConns, "not_logged", n)
-		}
-		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
-		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeTooManyConnections, connRetryAfter, "this relay has as many connections as it allows; try again later")
-		return
-	case limitConnsPerAddress:
+	slot, limit, evict := s.counter.admit(cl.key())
+	switch {
+	case slot == nil && limit == limitConnsPerAddress:
 		if ok, n := s.refusals.sample(time.Now()); ok {
 			log.Info("connection refused: too many connections from this address", "max", s.cfg.MaxConnsPerAddress, "not_logged", n)
 		}
 		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
 		refuseHTTP(w, http.StatusTooManyRequests, protocol.CodeTooManyConnections, connRetryAfter, "there are as many connections from your address as this relay allows; close some or try again later")
 		return
+	case slot == nil:
+		if ok, n := s.refusals.sample(time.Now()); ok {
+			log.Warn("connection refused: too many connections", "limit", limit, "max", s.cfg.MaxConns, "max_unauthenticated", s.cfg.MaxUnauthConns, "not_logged", n)
+		}
+		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
+		refuseHTTP(w, http.StatusServiceUnavailable, protocol.CodeTooManyConnections, connRetryAfter, "this relay has as many connections as it allows; try again later")
+		return
+	case evict != nil:
+		// An unauthenticated connection made room for this one.
+		s.metrics.reject(string(protocol.CodeTooManyConnections), limit)
+		evict()
 	}
 	defer func() {
 		if !handedOff {
-			release()
+			slot.release()
 		}
 	}()
 	hj := &hijacker{ResponseWriter: w}
@@ -432,12 +467,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// the HTTP server grew a deep stack on, end: an idle connection's
 	// reader then holds only the small stack its read needs. The
 	// connection keeps its place in the counts until it ends.
-	c := newConn(s, ws, log)
-	c.nc, c.br = hj.nc, hj.br
+	c := newConn(s, ws, log, &hj.sent)
+	c.nc, c.br, c.slot = hj.nc, hj.br, slot
+	slot.canEvict(c.evict)
 	handedOff = true
 	go func() {
 		defer s.conns.Done()
-		defer release()
+		defer slot.release()
 		c.serve()
 	}()
 }
@@ -468,6 +504,9 @@ func applyLimitDefaults(cfg *Config) error {
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxUnauthConns == 0 {
+		cfg.MaxUnauthConns = DefaultMaxUnauthConns
 	}
 	if cfg.MaxConnsPerAddress == 0 {
 		cfg.MaxConnsPerAddress = DefaultMaxConnsPerAddress

@@ -245,16 +245,6 @@ func TestAuth(t *testing.T) {
 
 type json string
 
-func TestAuthTimeout(t *testing.T) {
-	t.Parallel()
-	srv := servertest.NewServerWithConfig(t, server.Config{AuthTimeout: 50 * time.Millisecond})
-	c := servertest.DialRaw(t, srv.WebSocketURL())
-	e, err := readClosingError(t, c)
-	if e.Code != protocol.CodeAuthRequired || closeCode(err) != websocket.ClosePolicyViolation {
-		t.Fatalf("got %s %q, %v", e.Code, e.Message, err)
-	}
-}
-
 func TestCreate(t *testing.T) {
 	t.Parallel()
 	srv, c, ch := setup(t)

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -193,13 +195,21 @@ func (s *BadgerStore) Size() (lsm, vlog int64) {
 }
 
 // Check reports whether the store is open and can read: it returns
-// ErrStoreClosed after Close, or the error of a small read.
+// ErrStoreClosed after Close, an error if the data directory's manifest
+// is gone (the directory was removed or moved away under the running
+// relay, which a read from Badger's memory would not notice), or the
+// error of a small read.
 func (s *BadgerStore) Check(ctx context.Context) error {
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	if o := s.db.Opts(); !o.InMemory {
+		if _, err := os.Stat(filepath.Join(o.Dir, badger.ManifestFilename)); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
 	return s.db.View(func(txn *badger.Txn) error {
 		_, err := exists(txn, keyRelayID)
 		return err

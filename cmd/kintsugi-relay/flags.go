@@ -82,6 +82,8 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "journal-put-burst", Value: server.DefaultJournalPutBurst, EnvVars: env("journal-put-burst"), Category: catLimits, Usage: "new blobs one journal may take at once"},
 		&cli.StringFlag{Name: "journal-quota", Value: "1GiB", EnvVars: env("journal-quota"), Category: catLimits, Usage: "`bytes` of blobs one journal may hold (suffixes like MiB, GiB work)"},
 		&cli.IntFlag{Name: "max-connections", Value: server.DefaultMaxConns, EnvVars: env("max-connections"), Category: catLimits, Usage: "WebSocket connections open at once, in total"},
+		&cli.IntFlag{Name: "max-unauthenticated-connections", Value: server.DefaultMaxUnauthConns, EnvVars: env("max-unauthenticated-connections"), Category: catLimits,
+			Usage: "connections open at once that have not logged in yet; past it (or past --max-connections) the oldest of them is closed to make room"},
 		&cli.IntFlag{Name: "max-connections-per-address", Value: server.DefaultMaxConnsPerAddress, EnvVars: env("max-connections-per-address"), Category: catLimits,
 			Usage: "connections open at once from one client address (IPv4 address or IPv6 /64; loopback is not limited)"},
 		&cli.IntFlag{Name: "max-subscriptions", Value: server.DefaultMaxSubscriptions, EnvVars: env("max-subscriptions"), Category: catLimits, Usage: "journals one connection may subscribe to"},
@@ -156,6 +158,7 @@ func serveOptionsFrom(c *cli.Context) (*serveOptions, error) {
 		{"request-burst", &cfg.RequestBurst, false},
 		{"journal-put-burst", &cfg.JournalPutBurst, false},
 		{"max-connections", &cfg.MaxConns, true},
+		{"max-unauthenticated-connections", &cfg.MaxUnauthConns, true},
 		{"max-connections-per-address", &cfg.MaxConnsPerAddress, true},
 		{"max-subscriptions", &cfg.MaxSubscriptions, true},
 	} {

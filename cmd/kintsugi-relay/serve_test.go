@@ -257,7 +257,7 @@ func TestLimitFlags(t *testing.T) {
 	t.Setenv("KINTSUGI_RELAY_MAX_CONNECTIONS", "3")
 	t.Setenv("KINTSUGI_RELAY_JOURNAL_QUOTA", "7MiB")
 	p := startServe(t, "--journal-quota", "5MiB", "--request-rate", "0", "--journal-put-rate", "2.5", "--journal-put-burst", "9",
-		"--max-blob-size", "64KiB", "--max-connections-per-address", "0", "--auth-timeout", "3s", "--allow-origin", "https://a.example")
+		"--max-blob-size", "64KiB", "--max-connections-per-address", "0", "--max-unauthenticated-connections", "40", "--auth-timeout", "3s", "--allow-origin", "https://a.example")
 	body, code := get(t, "http://"+p.addr+protocol.InfoPath)
 	var info protocol.RelayInfo
 	if err := json.Unmarshal([]byte(body), &info); err != nil || code != 200 {
@@ -265,7 +265,7 @@ func TestLimitFlags(t *testing.T) {
 	}
 	l := info.Limits
 	if l.JournalQuota != 5<<20 || l.RequestRate != 0 || l.RequestBurst != 0 || l.JournalPutRate != 2.5 || l.JournalPutBurst != 9 ||
-		l.MaxBlobSize != 64<<10 || l.MaxConnsPerAddr != 0 || l.MaxConnections != 3 || l.AuthTimeout != 3 {
+		l.MaxBlobSize != 64<<10 || l.MaxConnsPerAddr != 0 || l.MaxConnections != 3 || l.MaxUnauthConns != 40 || l.AuthTimeout != 3 {
 		t.Fatalf("limits %+v", l)
 	}
 	d := &websocket.Dialer{}
