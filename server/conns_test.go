@@ -293,25 +293,27 @@ func TestSlowButSteadyReaderKeepsUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes megabytes at a reader's pace")
 	}
-	const sendTimeout = 150 * time.Millisecond
+	// Margins wide enough for a loaded machine under -race: a reader
+	// goroutine held up for a tenth of a second must not look stalled.
+	const sendTimeout = 400 * time.Millisecond
 	logs := &logRecorder{}
 	srv := servertest.NewServerWithConfig(t, server.Config{SendTimeout: sendTimeout, SendQueueBytes: 64 << 10, Logger: slog.New(logs)})
 	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
 	j := servertest.NewJournalID()
 	servertest.MustOK(t, writer.Create(j))
 	ch := servertest.Chain{Journal: j, Author: writer.Device}
-	// 8 blobs of about 1 MiB: more than loopback's socket buffers hold
+	// 6 blobs of about 1 MiB: more than loopback's socket buffers hold
 	// (about 4 MB), so the relay must wait for the reader.
-	const n = 8
+	const n = 6
 	pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
 	for i := range n {
 		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
 	}
 	slow := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
 	servertest.MustOK(t, slow.Subscribe(j, 0))
-	// Read 4 KB, pause a millisecond, read on: at most 4 MB a second, so
-	// each message takes over 250 ms, longer than SendTimeout, while
-	// bytes keep moving every few milliseconds.
+	// Read 4 KB, pause 3 ms, read on: at most 1.3 MB a second, so each
+	// message takes over 750 ms, about twice SendTimeout, while bytes
+	// keep moving every few milliseconds.
 	piece := make([]byte, 4<<10)
 	var msg bytes.Buffer
 	blobs := 0
@@ -331,7 +333,7 @@ func TestSlowButSteadyReaderKeepsUp(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the relay closed a slow but steady reader after %d of %d blobs: %v", blobs, n, err)
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(3 * time.Millisecond)
 		}
 		if env, _ := protocol.Decode(msg.Bytes()); env.Type == protocol.TypeBlob {
 			blobs++

@@ -36,7 +36,6 @@ func TestMain(m *testing.M) {
 // asserts no measured figure: not a time, a rate, a memory size or a
 // goroutine count, which a loaded machine may push anywhere.
 func TestBenchJSON(t *testing.T) {
-	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(),
 		"--writers", "1,4", "--shared-writers", "2", "--ingest-time", "200ms",
@@ -130,7 +129,6 @@ func TestBenchJSON(t *testing.T) {
 
 // TestBenchTable checks the human-readable report names what was run.
 func TestBenchTable(t *testing.T) {
-	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--only", "push", "--dir", t.TempDir(),
 		"--subscribers", "2", "--push-puts", "3"}, &out, &errOut)
@@ -148,7 +146,6 @@ func TestBenchTable(t *testing.T) {
 }
 
 func TestBenchUsageErrors(t *testing.T) {
-	t.Parallel()
 	for _, args := range [][]string{
 		{"--only", "nonsense"},
 		{"--writers", "0"},
@@ -174,7 +171,6 @@ func TestBenchUsageErrors(t *testing.T) {
 // TestPutFrame checks the hand-built put frame is what protocol.Marshal
 // makes, so the relay is measured on the frames real clients send.
 func TestPutFrame(t *testing.T) {
-	t.Parallel()
 	ch := &chain{journal: newJournalID(), author: [32]byte{7}, size: 1024}
 	for i := range 3 {
 		blob := ch.next()
@@ -222,7 +218,6 @@ func parse(t *testing.T, args ...string) (*options, error) {
 }
 
 func TestClientOptions(t *testing.T) {
-	t.Parallel()
 	for _, c := range []struct {
 		args      []string
 		entries   []int
@@ -258,7 +253,6 @@ func TestClientOptions(t *testing.T) {
 }
 
 func TestMedian(t *testing.T) {
-	t.Parallel()
 	if got := median([]int64{5, 1, 3}); got != 3 {
 		t.Errorf("median of 5 1 3: %d", got)
 	}
@@ -279,7 +273,6 @@ func TestMedian(t *testing.T) {
 }
 
 func TestClientTarget(t *testing.T) {
-	t.Parallel()
 	for _, c := range []struct {
 		command string
 		n       int
@@ -302,7 +295,6 @@ func TestClientTarget(t *testing.T) {
 // TestTextGen checks the generated journal is the same for a seed and has
 // the mix the docs describe.
 func TestTextGen(t *testing.T) {
-	t.Parallel()
 	a, b := newTextGen(7), newTextGen(7)
 	questions := 0
 	for i := range 100 {
@@ -333,7 +325,6 @@ func TestTextGen(t *testing.T) {
 // the kintsugi command, so it needs the go tool. It checks the report's
 // shape and that each command ran, not what it measured.
 func TestClientScenario(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the kintsugi command")
 	}
@@ -372,7 +363,6 @@ func TestClientScenario(t *testing.T) {
 // the kintsugi-relay command, so it needs the go tool. It checks the
 // report's shape and the sizes asked for, not what was measured.
 func TestMemoryScenario(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the kintsugi-relay command")
 	}

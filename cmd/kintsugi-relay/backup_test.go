@@ -104,7 +104,6 @@ func runCmd(ctx context.Context, args ...string) (stdout, rep string, code int) 
 // directory and a relay started from it on the same address serves the
 // partner every entry the relay had acknowledged before the backup began.
 func TestBackupWhileRunningAndRestore(t *testing.T) {
-	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	addr := freeAddr(t)
@@ -227,7 +226,6 @@ func TestBackupWhileRunningAndRestore(t *testing.T) {
 // With no relay running, backup reads the directory itself; the result
 // restores the same way.
 func TestBackupOffline(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	data := filepath.Join(t.TempDir(), "relay-data")
 	_, stop := startRelay(t, data)
@@ -249,7 +247,6 @@ func TestBackupOffline(t *testing.T) {
 }
 
 func TestBackupRestoreErrors(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	notBackup := filepath.Join(dir, "notes.txt")
@@ -312,7 +309,6 @@ func TestBackupRestoreErrors(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	addr := freeAddr(t)
 	stop := serveAt(t, addr, filepath.Join(t.TempDir(), "d"))

@@ -34,7 +34,6 @@ func TestMain(m *testing.M) {
 // before a kill must still be there after it, and the client's outbox
 // must deliver the rest: in the end the partner reads every entry.
 func TestRelayHardKill(t *testing.T) {
-	t.Parallel()
 	data := filepath.Join(t.TempDir(), "relay-data")
 	addr := freeAddr(t)
 

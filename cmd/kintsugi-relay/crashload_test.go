@@ -44,7 +44,6 @@ var (
 // relay wrote but did not fsync survives a SIGKILL in the page cache, so
 // this test cannot catch a missing fsync (see docs/operations.md).
 func TestCrashLoad(t *testing.T) {
-	t.Parallel()
 	rounds, n := *crashRounds, *crashClients
 	if testing.Short() {
 		rounds = min(rounds, 2)

@@ -57,7 +57,6 @@ func startRelay(t *testing.T, data string) (string, func() error) {
 }
 
 func TestServeStopKeepsData(t *testing.T) {
-	t.Parallel()
 	data := filepath.Join(t.TempDir(), "relay-data")
 	url, stop := startRelay(t, data)
 	key := servertest.NewKey(t)
@@ -95,7 +94,6 @@ func TestServeStopKeepsData(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

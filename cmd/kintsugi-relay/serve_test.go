@@ -141,7 +141,6 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // device that trusts the certificate connects, authenticates and stores a
 // blob; plain HTTP to the same port gets nowhere.
 func TestTLS(t *testing.T) {
-	t.Parallel()
 	certFile, keyFile, pool := selfSigned(t)
 	p := startServe(t, "--tls-cert", certFile, "--tls-key", keyFile)
 	if p.scheme != "https" {
@@ -188,7 +187,6 @@ func TestTLS(t *testing.T) {
 
 // A renewed certificate is picked up without a restart.
 func TestTLSReload(t *testing.T) {
-	t.Parallel()
 	certFile, keyFile, _ := selfSigned(t)
 	r, err := newCertReloader(certFile, keyFile, discardLogger())
 	if err != nil {
@@ -223,7 +221,6 @@ func TestTLSReload(t *testing.T) {
 // --metrics-listen serves /metrics, /healthz and /readyz on a separate
 // listener; the public listener does not serve /metrics.
 func TestMetricsListener(t *testing.T) {
-	t.Parallel()
 	p := startServe(t, "--metrics-listen", "127.0.0.1:0")
 	c := servertest.Dial(t, "ws://"+p.addr+protocol.Path, servertest.NewKey(t))
 	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
@@ -278,7 +275,6 @@ func TestLimitFlags(t *testing.T) {
 // The HTTP server bounds how long a request header may take and how large
 // it may be.
 func TestHTTPHeaderLimits(t *testing.T) {
-	t.Parallel()
 	p := startServe(t, "--read-header-timeout", "50ms", "--max-header-bytes", "1024")
 	conn, err := net.Dial("tcp", p.addr)
 	if err != nil {
