@@ -708,6 +708,7 @@ func cmdLog(e *env) *cli.Command {
 				default:
 					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
 				}
+				e.noteHeld(j)
 				return nil
 			}
 			heading := ""
@@ -722,6 +723,7 @@ func cmdLog(e *env) *cli.Command {
 				e.printf("\n")
 			}
 			e.noteMissing(j)
+			e.noteHeld(j)
 			return nil
 		},
 	}
@@ -736,6 +738,24 @@ func (e *env) noteMissing(j *client.Journal) {
 	}
 	for _, m := range st.Missing {
 		e.printf("Note: %s.\n", sentence(m))
+	}
+}
+
+// noteHeld says, under a log, that entries from a partner's new keys are
+// held back until the new safety number is confirmed, so a log that shows
+// none of them says why.
+func (e *env) noteHeld(j *client.Journal) {
+	st, err := j.Status()
+	if err != nil {
+		return
+	}
+	// Entries from a partner's new keys are held back until the new
+	// safety number is confirmed: a log that shows none of them says why.
+	for _, n := range st.Notices {
+		if n.Kind == client.NoticeIdentityChanged {
+			e.printf("Note: what comes from %s's new keys is not shown until you compare the new safety number together and confirm it (`kintsugi verify`).\n", clean(n.Who))
+			break
+		}
 	}
 }
 
