@@ -74,7 +74,7 @@ type logMark struct {
 
 // mark returns the current log's mark up to j.offset. Call with the lock
 // held.
-func (j *Journal) mark() (logMark, error) {
+func (j *logIndex) mark() (logMark, error) {
 	m := logMark{offset: j.offset, lastAt: j.lastAt}
 	fi, err := j.log.Stat()
 	if err != nil {

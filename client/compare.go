@@ -90,7 +90,7 @@ func (j *Journal) Compare() (Comparison, error) {
 
 // heads returns, per device, the newest entry in opened that the compare
 // code counts (see above). Call with the lock held, after decryptAll.
-func (j *Journal) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
+func (j *logIndex) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
 	heads := make(map[[32]byte]*openedEntry)
 	for _, o := range opened {
 		if o.s.RelaySeq == 0 || o.payload.Kind == KindTogetherAnswer || o.payload.Kind == KindInvite {

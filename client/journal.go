@@ -847,7 +847,7 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 // lastSeq returns the highest seq of the blobs held here from the device
 // with signing key author (0 if none): where a removal draws its line.
 // Call with the lock held.
-func (j *Journal) lastSeq(author [32]byte) uint64 {
+func (j *logIndex) lastSeq(author [32]byte) uint64 {
 	var last uint64
 	for _, s := range j.order {
 		if s.Header.Author == author && s.Header.Seq > last {

@@ -115,7 +115,7 @@ type damage struct {
 // noteDamage records that blob s could not be read back from the log; the
 // lock holder heals the log before releasing the lock. Call with the lock
 // held.
-func (j *Journal) noteDamage(s *stored, err error) {
+func (j *logIndex) noteDamage(s *stored, err error) {
 	j.damage = append(j.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
 }
 
@@ -589,7 +589,7 @@ func (j *Journal) pruneWitness() error {
 }
 
 // chainOfHex returns the blob with chain id id (hex), or nil.
-func (j *Journal) chainOfHex(id string) *stored {
+func (j *logIndex) chainOfHex(id string) *stored {
 	var c protocol.BlobID
 	if len(id) != hex.EncodedLen(len(c)) {
 		return nil
@@ -616,7 +616,7 @@ func firstWords(text string) string {
 // lostFromWitness returns the witness's entries that are no longer in the
 // index, and adds their ids to named. Call with the lock held, with the
 // log indexed.
-func (j *Journal) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
+func (j *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
 	var lost []LostItem
 	for _, n := range w.Notes {
 		if j.chainOfHex(n.ID) == nil && !named[n.ID] {

@@ -214,25 +214,53 @@ type Journal struct {
 
 	mu       sync.Mutex // serialises goroutines; flock serialises processes
 	lockFile *os.File   // open for the Journal's life; flock'ed while locked
-	log      *os.File   // append handle
-	offset   int64      // bytes of the log already indexed
-	lastAt   int64      // where the last indexed record starts (-1: none)
+	st       state
+
+	logIndex  // the log and what is indexed from it (store.go, checkpoint.go)
+	openIndex // what is opened from the log, and what waits (model.go)
+
+	repairs       []Repair // what this process healed (repair.go)
+	stateFellBack bool     // the state's earlier copy was just used (loadState)
+	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
+
+	tr    *trust                        // see Journal.trust
+	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
+}
+
+// logIndex is the journal's log and the index derived from it: every
+// blob, found by id and by chain id, the relay's acknowledgements and
+// purges, and this device's own chain head. It knows nothing of keys,
+// trust or what an entry says.
+type logIndex struct {
+	log    *os.File // append handle
+	offset int64    // bytes of the log already indexed
+	lastAt int64    // where the last indexed record starts (-1: none)
 	// records counts the records indexed; saved is how many the
 	// checkpoint on disk covers (see checkpoint.go).
 	records, saved int
 	started        bool // the checkpoint was looked at
 
-	st        state
 	blobs     blobIndex // by blob id, or empty until needed: see blob
 	chain     blobIndex // by chain id; the first blob seen wins
 	order     []*stored
 	cursor    uint64 // highest relay seq pulled
 	acked     map[protocol.BlobID]uint64
 	purgeDone map[protocol.BlobID]bool // own blobs the relay has purged
-	// The opened index (model.go): what decryptAll has opened is on each
-	// chain's first blob (stored.opened); unopened is what it could not
-	// open yet. Payloads are kept without their text; the checkpoint keeps
-	// them, sealed, across processes.
+	// ownLast is this device's last blob, for the next header.
+	ownSeq  uint64
+	ownLast protocol.BlobID
+
+	damage   []damage                  // blobs that could not be read back (repair.go)
+	rawReads int                       // blobs read back from the log, for tests
+	knownIDs map[*byte]protocol.BlobID // see appendRecordsIDs
+}
+
+// openIndex is what decryptAll opened from the log (model.go): each chain's
+// opened entry is on its first blob (stored.opened); unopened is what it
+// could not open yet. Payloads are kept without their text; the
+// checkpoint keeps them, sealed, across processes. It also keeps the
+// answers derived from them that are costly to find again.
+type openIndex struct {
 	unopened []*stored // entries not opened yet
 	scanned  int       // j.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
@@ -245,24 +273,11 @@ type Journal struct {
 	tried           bool      // unopened entries were tried, with the members triedKey names
 	triedKey        [32]byte
 
-	damage        []damage // blobs that could not be read back (repair.go)
-	repairs       []Repair // what this process healed (repair.go)
-	stateFellBack bool     // the state's earlier copy was just used (loadState)
-	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
-
-	opens      int                       // entries this process opened (decrypted)
-	rawReads   int                       // blobs read back from the log, for tests
-	decrypted  decryptedCache            // see decryptAll
-	tries      int                       // and tried to open
-	knownIDs   map[*byte]protocol.BlobID // see appendRecordsIDs
-	gapsCache  *gapsCache                // see gaps; kept in the checkpoint
-	grantsDone grantsKey                 // see ensureGrants; kept in the checkpoint
-
-	tr    *trust                        // see Journal.trust
-	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
-	// ownLast is this device's last blob, for the next header.
-	ownSeq  uint64
-	ownLast protocol.BlobID
+	opens      int            // entries this process opened (decrypted)
+	tries      int            // and tried to open
+	decrypted  decryptedCache // see decryptAll
+	gapsCache  *gapsCache     // see gaps; kept in the checkpoint
+	grantsDone grantsKey      // see ensureGrants; kept in the checkpoint
 }
 
 // OpenJournal opens the local store of journal id.
@@ -316,13 +331,18 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		acct: a, dir: dir, lockFile: lf, log: lg, lastAt: -1,
-		blobs:       newBlobIndex(false, 0),
-		chain:       newBlobIndex(true, 0),
-		acked:       make(map[protocol.BlobID]uint64),
-		purgeDone:   make(map[protocol.BlobID]bool),
-		grantChecks: make(map[protocol.BlobID]grantCheck),
-		grantItems:  make(map[protocol.BlobID][]grantRef),
+		acct: a, dir: dir, lockFile: lf,
+		logIndex: logIndex{
+			log: lg, lastAt: -1,
+			blobs:     newBlobIndex(false, 0),
+			chain:     newBlobIndex(true, 0),
+			acked:     make(map[protocol.BlobID]uint64),
+			purgeDone: make(map[protocol.BlobID]bool),
+		},
+		openIndex: openIndex{
+			grantChecks: make(map[protocol.BlobID]grantCheck),
+			grantItems:  make(map[protocol.BlobID][]grantRef),
+		},
 	}
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
@@ -731,7 +751,7 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 
 // blob returns the blob with id, or nil. The index by id is built on
 // first use: a command that only reads never needs it.
-func (j *Journal) blob(id protocol.BlobID) *stored {
+func (j *logIndex) blob(id protocol.BlobID) *stored {
 	if j.blobs.first == nil {
 		j.blobs = newBlobIndex(false, len(j.order))
 		for _, s := range j.order {
@@ -742,7 +762,7 @@ func (j *Journal) blob(id protocol.BlobID) *stored {
 }
 
 // add appends s, whose Order is len(j.order), to the journal's blobs.
-func (j *Journal) add(s *stored) {
+func (j *logIndex) add(s *stored) {
 	j.order = append(j.order, s)
 	if j.blobs.first != nil {
 		j.blobs.add(j.order, s)
@@ -753,7 +773,7 @@ func (j *Journal) add(s *stored) {
 }
 
 // chainOf returns the first blob seen with chain id c, or nil.
-func (j *Journal) chainOf(c protocol.BlobID) *stored {
+func (j *logIndex) chainOf(c protocol.BlobID) *stored {
 	if j.chain.first == nil {
 		j.chain = newBlobIndex(true, len(j.order))
 		for _, s := range j.order {
@@ -764,7 +784,7 @@ func (j *Journal) chainOf(c protocol.BlobID) *stored {
 }
 
 // openedOf returns the entry opened for chain id c, or nil.
-func (j *Journal) openedOf(c protocol.BlobID) *openedEntry {
+func (j *logIndex) openedOf(c protocol.BlobID) *openedEntry {
 	if s := j.chainOf(c); s != nil {
 		return s.opened
 	}
@@ -808,7 +828,7 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 
 // idOf returns the id of blob raw: the one the caller already computed
 // (see appendRecordsIDs), or its hash.
-func (j *Journal) idOf(raw []byte) protocol.BlobID {
+func (j *logIndex) idOf(raw []byte) protocol.BlobID {
 	if len(j.knownIDs) > 0 && len(raw) > 0 {
 		if id, ok := j.knownIDs[&raw[0]]; ok {
 			return id
@@ -859,7 +879,7 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 // read back from the log and checked against the blob id. It returns nil
 // for a purged blob, and nil with the damage recorded (see repair.go) when
 // the log no longer holds the bytes it indexed.
-func (j *Journal) raw(s *stored) []byte {
+func (j *logIndex) raw(s *stored) []byte {
 	if s.Purged {
 		return nil
 	}
@@ -910,7 +930,7 @@ func record(typ byte, parts ...[]byte) []byte {
 func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // outbox returns own blobs the relay has not acknowledged, oldest first.
-func (j *Journal) outbox() []*stored {
+func (j *logIndex) outbox() []*stored {
 	var out []*stored
 	for _, s := range j.order {
 		if s.Local && s.RelaySeq == 0 {
