@@ -64,6 +64,15 @@ type BadgerStore struct {
 	usageMu sync.Mutex
 	usage   usageCache // committed usage counts; see usage.go
 
+	// joinMu is held by RedeemInvite and AddMember while they commit, so
+	// that adding people to journals happens one at a time. The
+	// two-person rule counts a journal's people and then adds one, and
+	// Badger does not see that as conflicting with another transaction
+	// adding a different member (it tracks keys read, not keys absent
+	// from a scan): two newcomers redeeming at once could both join. One
+	// process holds the store, so a mutex is enough.
+	joinMu sync.Mutex
+
 	idm sync.Mutex // guards id
 	id  string     // cached relay id; guarded by idm
 
@@ -277,6 +286,8 @@ func (s *BadgerStore) AddMember(ctx context.Context, j protocol.JournalID, devic
 	}
 	defer done()
 	now := s.now().Unix()
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
 	return s.update(func(txn *badger.Txn) error {
 		return addMember(txn, j, device, now)
 	})
@@ -363,6 +374,8 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 	defer done()
 	var packet []byte
 	var full bool
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
 	err = s.update(func(txn *badger.Txn) error {
 		full = false
 		var ik []byte
