@@ -711,26 +711,27 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
-func (d *decoder) bytes() []byte {
+// counted returns the next length-prefixed bytes, not copied: they are
+// the piece's plaintext.
+func (d *decoder) counted() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return nil
 	}
-	if n == 0 {
-		return nil
+	return d.fixed(int(n))
+}
+
+func (d *decoder) bytes() []byte {
+	if b := d.counted(); len(b) > 0 {
+		return bytes.Clone(b)
 	}
-	return bytes.Clone(d.fixed(int(n)))
+	return nil
 }
 
 func (d *decoder) str() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	b := d.fixed(int(n))
-	if n <= 24 {
+	b := d.counted()
+	if len(b) <= 24 {
 		if s, ok := d.words[string(b)]; ok {
 			return s
 		}
@@ -762,12 +763,7 @@ func (d *decoder) strs() []string {
 
 func (d *decoder) time() time.Time {
 	var t time.Time
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return t
-	}
-	if err := t.UnmarshalBinary(d.fixed(int(n))); err != nil {
+	if err := t.UnmarshalBinary(d.counted()); err != nil {
 		d.fail()
 	}
 	return t
