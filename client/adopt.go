@@ -122,7 +122,7 @@ func (j *Journal) Restoring() bool {
 // indexing the log.
 func (j *Journal) indexAdopted(id protocol.BlobID) {
 	s := j.blob(id)
-	if s == nil || s.Header.Author != j.acct.Device.SignKey() {
+	if s == nil || s.Header.Author != j.signKey {
 		return
 	}
 	s.Local = true
@@ -146,7 +146,7 @@ func (j *Journal) adoptOwnChain() error {
 	if r == nil {
 		return nil
 	}
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	oc := ownChain{byChain: make(map[protocol.BlobID][]*stored), after: make(map[protocol.BlobID][]protocol.BlobID)}
 	for _, s := range j.order {
 		if s.Header.Author != me {

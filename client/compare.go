@@ -129,9 +129,9 @@ func (j *Journal) partnerHeads(opened []*openedEntry) []Head {
 }
 
 // headOf describes a head. Call with the lock held.
-func (j *Journal) headOf(o *openedEntry) Head {
+func (j *logIndex) headOf(o *openedEntry) Head {
 	d := o.s.Header.Author
-	h := Head{DeviceID: DeviceID(d), ThisDevice: d == j.acct.Device.SignKey(), Seq: o.s.Header.Seq, Chain: o.s.Chain.String(), Written: o.payload.Created}
+	h := Head{DeviceID: DeviceID(d), ThisDevice: d == j.signKey, Seq: o.s.Header.Seq, Chain: o.s.Chain.String(), Written: o.payload.Created}
 	if o.author != nil {
 		h.Who, h.Device, h.Removed, h.Mine = o.author.member.Name, o.author.cert.Name, o.author.removed != nil, o.author.member.Self
 	}

@@ -377,7 +377,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 // of kind about device. Call with the lock held.
 func (j *Journal) wroteRecord(kind string, device []byte) bool {
 	opened, _ := j.decryptAll()
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	for _, o := range opened {
 		if o.payload.Kind == kind && o.s.Header.Author == me && (device == nil || crypto.Equal(o.payload.Device, device)) {
 			return true
@@ -717,7 +717,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 // about, and records problems as notices. Call with the lock held.
 func (j *Journal) applyRoster() ([]Notice, error) {
 	var notices []Notice
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	changed := false
 	warn := func(n Notice, s *stored) {
 		if j.raise(n, s.RelaySeq) {

@@ -448,7 +448,7 @@ func (j *Journal) finishJoin() error {
 		if j.st.JoinSecret == nil {
 			return nil
 		}
-		me := j.acct.Device.SignKey()
+		me := j.signKey
 		written := false
 		for _, s := range j.order {
 			if s.Local && s.Header.Kind == protocol.KindJoin && s.Header.Author == me {

@@ -236,7 +236,7 @@ func (j *Journal) readBack(p []byte) ([]byte, int) {
 // device. Call with the lock held.
 func (j *Journal) proves(blob []byte) bool {
 	h, err := protocol.ParseHeader(blob)
-	if err != nil || h.Author != j.acct.Device.SignKey() {
+	if err != nil || h.Author != j.signKey {
 		return false
 	}
 	switch h.Kind {
@@ -310,7 +310,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	}
 	// What is no longer here: entries the witness noted as unsent, and
 	// anything the index from before knew.
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	notes := j.loadWitness()
 	named := make(map[string]bool)
 	rep.Lost = j.lostFromWitness(notes, named)
@@ -363,7 +363,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		// prove themselves (adopt.go).
 		r := &restoreMark{Since: time.Now().UTC(), Reason: reasonRepair}
 		r.Seq, r.Head = j.st.SentSeq, j.st.SentHead
-		if seq, head := sentHeadOf(known, j.acct.Device.SignKey()); seq > r.Seq {
+		if seq, head := sentHeadOf(known, j.signKey); seq > r.Seq {
 			r.Seq, r.Head = seq, head.String()
 		}
 		j.st.Restored = r
@@ -407,7 +407,7 @@ func (j *Journal) writableLocked() error {
 	}
 	// This device was removed: the roster says so, or the relay did on
 	// the last exchange. What would be written could never be sent.
-	if self := j.self(); j.st.NotServed != nil || self != nil && self.removed(j.acct.Device.SignKey()) != nil {
+	if self := j.self(); j.st.NotServed != nil || self != nil && self.removed(j.signKey) != nil {
 		return fmt.Errorf("%w, so nothing written here could be sent", ErrNotServed)
 	}
 	return j.pausedErr()
@@ -436,8 +436,8 @@ func (j *Journal) Refetching() bool {
 
 // sentHead returns the newest blob of this device's own chain that the
 // relay has acknowledged. Call with the lock held.
-func (j *Journal) sentHead() (uint64, protocol.BlobID) {
-	return sentHeadOf(j.order, j.acct.Device.SignKey())
+func (j *logIndex) sentHead() (uint64, protocol.BlobID) {
+	return sentHeadOf(j.order, j.signKey)
 }
 
 // sentHeadOf returns the newest blob in order written by device me (held
@@ -457,13 +457,13 @@ func sentHeadOf(order []*stored, me [32]byte) (uint64, protocol.BlobID) {
 // should, may have held this device's own blob: a written record, an
 // adopted one, a pulled one whose author field names this device, or
 // something unrecognisable.
-func (j *Journal) maybeOwn(p []byte) bool {
+func (j *logIndex) maybeOwn(p []byte) bool {
 	switch p[0] {
 	case recWritten, recAdopted:
 		return true
 	case recPulled:
 		a, ok := protocol.HeaderAuthor(p[min(len(p), 5+8):])
-		return !ok || a == j.acct.Device.SignKey()
+		return !ok || a == j.signKey
 	case recSeen, recAcked, recPurged, recPurge:
 		return false
 	}

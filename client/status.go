@@ -158,7 +158,7 @@ type gapsCache struct {
 
 func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 	roster := j.roster()
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	accepted := make(map[string]bool)
 	for _, m := range j.st.Members {
 		if m.JoinBlob != "" {

@@ -232,9 +232,10 @@ type Journal struct {
 // purges, and this device's own chain head. It knows nothing of keys,
 // trust or what an entry says.
 type logIndex struct {
-	log    *os.File // append handle
-	offset int64    // bytes of the log already indexed
-	lastAt int64    // where the last indexed record starts (-1: none)
+	signKey [32]byte // this device's signing key: whose blobs are its own
+	log     *os.File // append handle
+	offset  int64    // bytes of the log already indexed
+	lastAt  int64    // where the last indexed record starts (-1: none)
 	// records counts the records indexed; saved is how many the
 	// checkpoint on disk covers (see checkpoint.go).
 	records, saved int
@@ -333,7 +334,8 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf,
 		logIndex: logIndex{
-			log: lg, lastAt: -1,
+			signKey: a.Device.SignKey(),
+			log:     lg, lastAt: -1,
 			blobs:     newBlobIndex(false, 0),
 			chain:     newBlobIndex(true, 0),
 			acked:     make(map[protocol.BlobID]uint64),
@@ -791,7 +793,7 @@ func (j *logIndex) openedOf(c protocol.BlobID) *openedEntry {
 	return nil
 }
 
-func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
+func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	id := j.idOf(raw)
 	if s := j.blob(id); s != nil {
 		if seq != 0 {
@@ -821,7 +823,7 @@ func (j *Journal) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	j.add(s)
 	// Only blobs written here advance this device's own chain: a blob from
 	// the relay that claims to be ours is not trusted to.
-	if local && h.Author == j.acct.Device.SignKey() && h.Seq > j.ownSeq {
+	if local && h.Author == j.signKey && h.Seq > j.ownSeq {
 		j.ownSeq, j.ownLast = h.Seq, s.Chain
 	}
 }
@@ -945,7 +947,7 @@ func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
 	return protocol.Header{
 		Kind:    kind,
 		Journal: j.id,
-		Author:  j.acct.Device.SignKey(),
+		Author:  j.signKey,
 		Seq:     j.ownSeq + 1,
 		Prev:    j.ownLast,
 	}

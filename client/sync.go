@@ -421,7 +421,7 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			if s := j.blob(id); s != nil && s.RelaySeq != 0 && j.st.Refetch {
 				continue
 			}
-			if j.blob(id) == nil && h.Author == j.acct.Device.SignKey() && j.st.Restored == nil {
+			if j.blob(id) == nil && h.Author == j.signKey && j.st.Restored == nil {
 				// Only this device writes as this device, and it keeps
 				// everything it writes: this is not ours. (After a restore
 				// it is recorded, and adopted only if it proves to be
@@ -695,7 +695,7 @@ func (j *Journal) pairedAt() uint64 {
 	for _, s := range j.acceptedJoins() {
 		at = max(at, s.RelaySeq)
 	}
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	for _, s := range j.order {
 		if s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
 			at = max(at, s.RelaySeq)
@@ -770,7 +770,7 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 // the last check are looked at (grantsDone, kept in the checkpoint).
 // Adopting this device's own entries after a restore forgets the check.
 func (j *Journal) ensureGrants() error {
-	me := j.acct.Device.SignKey()
+	me := j.signKey
 	held := j.heldAnswers()
 	key := grantsKey{trust: j.trust().key.digest, held: heldDigest(held)}
 	start := 0
