@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
@@ -27,6 +28,19 @@ func (x *blobIndex) idOf(s *stored) protocol.BlobID {
 		return s.Chain
 	}
 	return s.ID
+}
+
+// parseChainID parses a blob or chain id written in hex, as entries name
+// each other (Ref, Held, Purges) and the state names join blobs.
+func parseChainID(s string) (protocol.BlobID, bool) {
+	var c protocol.BlobID
+	if len(s) != hex.EncodedLen(len(c)) {
+		return c, false // an empty id would decode to zeros
+	}
+	if _, err := hex.Decode(c[:], []byte(s)); err != nil {
+		return protocol.BlobID{}, false
+	}
+	return c, true
 }
 
 func idPrefix(id protocol.BlobID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -483,10 +482,7 @@ func openPayload(e *protocol.Entry, ck crypto.ContentKey) (Payload, error) {
 
 // ref returns the payload's Ref parsed; zero if none.
 func (o *openedEntry) ref() protocol.BlobID {
-	var id protocol.BlobID
-	if len(o.payload.Ref) == hex.EncodedLen(len(id)) {
-		hex.Decode(id[:], []byte(o.payload.Ref))
-	}
+	id, _ := parseChainID(o.payload.Ref)
 	return id
 }
 

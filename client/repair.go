@@ -31,7 +31,6 @@ package client
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -590,11 +589,8 @@ func (j *Journal) pruneWitness() error {
 
 // chainOfHex returns the blob with chain id id (hex), or nil.
 func (j *logIndex) chainOfHex(id string) *stored {
-	var c protocol.BlobID
-	if len(id) != hex.EncodedLen(len(c)) {
-		return nil
-	}
-	if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+	c, ok := parseChainID(id)
+	if !ok {
 		return nil
 	}
 	return j.chainOf(c)

@@ -714,14 +714,7 @@ func (j *Journal) acceptedJoins() []*stored {
 			ids = append(ids, m.Pending.JoinBlob)
 		}
 		for _, id := range ids {
-			var c protocol.BlobID
-			if len(id) != hex.EncodedLen(len(c)) {
-				continue // none accepted (an empty id would decode to zeros)
-			}
-			if _, err := hex.Decode(c[:], []byte(id)); err != nil {
-				continue
-			}
-			if s := j.chainOf(c); s != nil {
+			if s := j.chainOfHex(id); s != nil { // none for "": nobody accepted yet
 				out = append(out, s)
 			}
 		}
@@ -897,12 +890,9 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 				continue
 			}
 			for id := range o.payload.retracts() {
-				var c protocol.BlobID
-				if len(id) == hex.EncodedLen(len(c)) {
-					// As ids are compared everywhere: lowercase hex only.
-					if _, err := hex.Decode(c[:], []byte(id)); err == nil && c.String() == id {
-						named[c] = true
-					}
+				// As ids are compared everywhere: lowercase hex only.
+				if c, ok := parseChainID(id); ok && c.String() == id {
+					named[c] = true
 				}
 			}
 		}

@@ -321,11 +321,8 @@ func hasHexPrefix(b []byte, prefix string) bool {
 // lookupLocked returns the timeline's entry with chain id id (hex), or
 // nil. Call with j.mu held.
 func (r *Reader) lookupLocked(id string) *openedEntry {
-	var c protocol.BlobID
-	if len(id) != hex.EncodedLen(len(c)) {
-		return nil
-	}
-	if _, err := hex.Decode(c[:], []byte(id)); err != nil {
+	c, ok := parseChainID(id)
+	if !ok {
 		return nil
 	}
 	return r.chain(c)
