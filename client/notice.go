@@ -224,11 +224,20 @@ func (j *Journal) raise(n Notice, at uint64) bool {
 	return true
 }
 
+// identityNotice returns the notice of new keys answering an invite for
+// the partner, waiting to be confirmed, or nil. Call with the lock held.
+func (j *Journal) identityNotice() *Notice {
+	if p := j.partner(); p != nil && p.Pending != nil {
+		return &Notice{Kind: NoticeIdentityChanged, Who: p.Name, NewName: p.Pending.Name, Count: 1, Since: p.Pending.Since}
+	}
+	return nil
+}
+
 // conditions returns the notices that hold now. Call with the lock held.
 func (j *Journal) conditions() []Notice {
 	var out []Notice
-	if p := j.partner(); p != nil && p.Pending != nil {
-		out = append(out, Notice{Kind: NoticeIdentityChanged, Who: p.Name, NewName: p.Pending.Name, Count: 1, Since: p.Pending.Since})
+	if n := j.identityNotice(); n != nil {
+		out = append(out, *n)
 	}
 	if r := j.st.Restored; r != nil {
 		n := Notice{Kind: NoticeRestorePending, Count: 1, Date: r.Since, Since: r.Since}

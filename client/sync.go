@@ -148,12 +148,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	// New keys answering an invite for the partner are said by the sync
 	// that brings them, not only by status.
 	waiting := func() (n *Notice) {
-		_ = j.withLock(func() error {
-			if p := j.partner(); p != nil && p.Pending != nil {
-				n = &Notice{Kind: NoticeIdentityChanged, Who: p.Name, NewName: p.Pending.Name, Count: 1, Since: p.Pending.Since}
-			}
-			return nil
-		})
+		_ = j.withLock(func() error { n = j.identityNotice(); return nil })
 		return n
 	}
 	was := waiting()

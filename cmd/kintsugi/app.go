@@ -708,7 +708,7 @@ func cmdLog(e *env) *cli.Command {
 				default:
 					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
 				}
-				e.noteHeld(j)
+				e.notes(j, false, true)
 				return nil
 			}
 			heading := ""
@@ -722,8 +722,7 @@ func cmdLog(e *env) *cli.Command {
 				e.printEntry(en, r)
 				e.printf("\n")
 			}
-			e.noteMissing(j)
-			e.noteHeld(j)
+			e.notes(j, true, true)
 			return nil
 		},
 	}
@@ -731,26 +730,25 @@ func cmdLog(e *env) *cli.Command {
 
 // noteMissing says which items the journal knows exist but has not
 // received, so a view never looks whole when it is not.
-func (e *env) noteMissing(j *client.Journal) {
-	st, err := j.Status()
-	if err != nil {
-		return
-	}
-	for _, m := range st.Missing {
-		e.printf("Note: %s.\n", sentence(m))
-	}
-}
+func (e *env) noteMissing(j *client.Journal) { e.notes(j, true, false) }
 
-// noteHeld says, under a log, that entries from a partner's new keys are
-// held back until the new safety number is confirmed, so a log that shows
-// none of them says why.
-func (e *env) noteHeld(j *client.Journal) {
+// notes prints, from one status, the items still missing (missing) and,
+// under a log, that entries from a partner's new keys are held back until
+// the new safety number is confirmed (held), so a log that shows none of
+// them says why.
+func (e *env) notes(j *client.Journal, missing, held bool) {
 	st, err := j.Status()
 	if err != nil {
 		return
 	}
-	// Entries from a partner's new keys are held back until the new
-	// safety number is confirmed: a log that shows none of them says why.
+	if missing {
+		for _, m := range st.Missing {
+			e.printf("Note: %s.\n", sentence(m))
+		}
+	}
+	if !held {
+		return
+	}
 	for _, n := range st.Notices {
 		if n.Kind == client.NoticeIdentityChanged {
 			e.printf("Note: what comes from %s's new keys is not shown until you compare the new safety number together and confirm it (`kintsugi verify`).\n", clean(n.Who))
