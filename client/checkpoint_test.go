@@ -2,8 +2,12 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/crypto"
 
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
@@ -107,5 +111,61 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 	if s1 != s2 {
 		t.Fatalf("status from the checkpoint:\n%s\nrebuilt from the log:\n%s", s1, s2)
+	}
+}
+
+// TestTextsReadBackAnyLength: an entry's text is read back from the log
+// when a listing shows it (the checkpoint holds no text), with one read
+// for most records and a second for a long one: every length around
+// that first read, up to the longest entry, comes back exactly, after
+// the journal is opened again from its checkpoint.
+func TestTextsReadBackAnyLength(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	aj, _ := pairedOn(t, relay)
+	var lengths []int
+	for _, n := range []int{1, rawGuess / 2, rawGuess - 300, rawGuess - 200, rawGuess - 100, rawGuess, rawGuess + 1, 3 * rawGuess} {
+		lengths = append(lengths, n)
+	}
+	// The longest text an entry holds: the payload's JSON around it
+	// takes the rest.
+	longest := crypto.MaxPayload - 200
+	lengths = append(lengths, longest)
+	want := map[string]string{}
+	for i, n := range lengths {
+		text := strings.Repeat(string(rune('a'+i)), n)
+		e := mustWrite(t, aj, text)
+		want[e.ID] = text
+	}
+	if _, err := aj.Write(Payload{Kind: KindEntry, Text: strings.Repeat("x", crypto.MaxPayload)}); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("a text longer than an entry holds: %v, want ErrTooLong", err)
+	}
+	syncOK(t, aj)
+	acct, id := aj.acct, aj.id
+	aj.withLock(func() error { aj.saveCheckpoint(true); return nil })
+	aj.closeFiles()
+	j, err := acct.OpenJournal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	es, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, e := range es {
+		if w, ok := want[e.ID]; ok {
+			got++
+			if e.Text != w {
+				t.Errorf("entry of %d characters read back as %d characters", len(w), len(e.Text))
+			}
+		}
+	}
+	if got != len(want) {
+		t.Fatalf("%d of %d entries listed", got, len(want))
+	}
+	if j.rawReads == 0 {
+		t.Fatal("no text was read back from the log: the test no longer covers it")
 	}
 }

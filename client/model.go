@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -505,13 +506,34 @@ func (s *summary) full() Payload {
 
 // text reads back the text of an opened entry from the log. Call with the
 // lock held.
+// textBufs holds buffers text reads records into: a long listing reads
+// thousands, and each is done with before the next.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, rawGuess); return &b }}
+
 func (j *Journal) text(o *openedEntry) (string, error) {
-	e, err := protocol.ParseEntry(j.raw(o.s))
+	buf := textBufs.Get().(*[]byte)
+	defer textBufs.Put(buf)
+	raw := j.rawInto(o.s, *buf)
+	if cap(raw) > cap(*buf) && cap(raw) <= 64<<10 {
+		*buf = raw[:0]
+	}
+	e, err := protocol.ParseEntry(raw)
 	if err != nil {
 		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}
-	p, err := openPayload(e, crypto.ContentKey{Key: o.key, Hash: e.ContentHash()})
-	if err != nil {
+	// Only the text: the rest of the payload was read when the entry was
+	// first opened (decryptAll), and decoding it again is most of the cost
+	// of a long listing.
+	plain, err := crypto.OpenPayload(e, crypto.ContentKey{Key: o.key, Hash: e.ContentHash()})
+	var p struct {
+		V    int    `json:"v"`
+		Text string `json:"text"`
+	}
+	if err == nil {
+		err = json.Unmarshal(plain, &p)
+		clear(plain)
+	}
+	if err != nil || p.V != 1 {
 		return "", fmt.Errorf("%w: entry %s", ErrDamagedRecord, o.s.Chain.String()[:ShortIDLen])
 	}
 	return p.Text, nil

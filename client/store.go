@@ -881,7 +881,11 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 // read back from the log and checked against the blob id. It returns nil
 // for a purged blob, and nil with the damage recorded (see repair.go) when
 // the log no longer holds the bytes it indexed.
-func (j *logIndex) raw(s *stored) []byte {
+func (j *logIndex) raw(s *stored) []byte { return j.rawInto(s, nil) }
+
+// rawInto is raw reading into buf when it is long enough, for a caller
+// that is done with the bytes before it uses buf again.
+func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
 	if s.Purged {
 		return nil
 	}
@@ -889,20 +893,34 @@ func (j *logIndex) raw(s *stored) []byte {
 		return s.held.raw
 	}
 	j.rawReads++
-	var hdr [5]byte
-	if _, err := j.log.ReadAt(hdr[:], s.At); err != nil {
+	// One read is enough for most records (an entry of a page of text);
+	// a longer one takes a second for the rest.
+	rec := buf
+	if cap(rec) < rawGuess {
+		rec = make([]byte, rawGuess)
+	}
+	rec = rec[:cap(rec)]
+	n, err := j.log.ReadAt(rec, s.At)
+	if n < 5 {
+		if err == nil || err == io.EOF {
+			err = ErrDamagedRecord
+		}
 		j.noteDamage(s, err)
 		return nil
 	}
-	l := int(binary.BigEndian.Uint32(hdr[1:]))
+	l := int(binary.BigEndian.Uint32(rec[1:5]))
 	if l > maxRecord {
 		j.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
-	rec := make([]byte, 5+l+4)
-	if _, err := j.log.ReadAt(rec, s.At); err != nil {
-		j.noteDamage(s, err)
-		return nil
+	if want := 5 + l + 4; want <= n {
+		rec = rec[:want]
+	} else {
+		rec = append(rec[:n], make([]byte, want-n)...)
+		if _, err := j.log.ReadAt(rec[n:], s.At+int64(n)); err != nil {
+			j.noteDamage(s, err)
+			return nil
+		}
 	}
 	_, typ, body, ok := nextRecord(rec)
 	if ok && typ == recPulled && len(body) >= 8 {
@@ -914,6 +932,10 @@ func (j *logIndex) raw(s *stored) []byte {
 	}
 	return body
 }
+
+// rawGuess is how much raw reads at first: an entry of about 1,200
+// characters and its record fit.
+const rawGuess = 2048
 
 func record(typ byte, parts ...[]byte) []byte {
 	n := 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,6 +186,19 @@ func (e *env) track(j *client.Journal) {
 }
 
 func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.stdout, format, args...) }
+
+// buffered gathers what a listing prints into large writes (a long log is
+// thousands of lines), and returns the function that writes the rest out;
+// defer it. Only for commands that neither ask nor wait while printing.
+func (e *env) buffered() (flush func()) {
+	out := e.stdout
+	w := bufio.NewWriterSize(out, 64<<10)
+	e.stdout = w
+	return func() {
+		w.Flush()
+		e.stdout = out
+	}
+}
 
 func (e *env) json(v any) error {
 	enc := json.NewEncoder(e.stdout)
@@ -666,6 +680,7 @@ func cmdLog(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		),
 		Action: func(c *cli.Context) error {
+			defer e.buffered()()
 			f, err := newFilter(c, time.Now())
 			if err != nil {
 				return err

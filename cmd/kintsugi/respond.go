@@ -119,6 +119,7 @@ func cmdQuestions(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
+			defer e.buffered()()
 			j, byID, all, err := e.entriesOf(client.KindQuestion)
 			if err != nil {
 				return err
