@@ -120,9 +120,20 @@ func (r *Reader) query(q Query) ([]Entry, error) {
 	if !r.isAuthor(q.Author) {
 		return nil, fmt.Errorf("%w: %s", ErrNoSuchAuthor, q.Author)
 	}
-	out := []Entry{}
-	var texts []textPlan
 	sorted := r.tl.sorted
+	// Room for every entry that can match, counted with the cheap filters
+	// first: a long listing otherwise copies its entries over and over as
+	// it grows.
+	room := q.Last
+	if room <= 0 {
+		for _, o := range sorted {
+			if q.matchSummary(o) {
+				room++
+			}
+		}
+	}
+	room = min(room, len(sorted))
+	out, texts := make([]Entry, 0, room), make([]textPlan, 0, room)
 	for k := range sorted {
 		i := k
 		if q.Last > 0 {
