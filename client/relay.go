@@ -135,7 +135,7 @@ func (c *relayConn) readLoop() {
 	var err error
 	for {
 		var frame []byte
-		frame, err = c.w.ReadFrame(readIdle)
+		frame, err = c.w.ReadFrameReused(readIdle) // decoded into copies below
 		if err != nil {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
 			break

@@ -27,6 +27,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,7 @@ type Conn struct {
 	timeout      time.Duration // static: each read of the handshake
 	writeTimeout time.Duration // static: each write
 	lastID       atomic.Uint64
+	frame        []byte // ReadFrameReused's buffer; owned by the reader
 }
 
 // Dial connects to the relay at wsURL. On a failed upgrade the error is
@@ -220,6 +222,40 @@ func (c *Conn) ReadFrame(timeout time.Duration) ([]byte, error) {
 	}
 	_, frame, err := c.WS.ReadMessage()
 	return frame, err
+}
+
+// ReadFrameReused is ReadFrame into a buffer the Conn keeps: the frame
+// is valid only until the next read, so the caller must copy what it
+// keeps. A reader of a long history (thousands of frames) saves an
+// allocation, and the copies of a growing one, per frame. Only one
+// goroutine may read.
+func (c *Conn) ReadFrameReused(timeout time.Duration) ([]byte, error) {
+	if timeout > 0 {
+		c.WS.SetReadDeadline(time.Now().Add(timeout))
+	}
+	_, r, err := c.WS.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	b := c.frame[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// A rare large frame is not kept for the rest of the connection.
+	if cap(b) <= 64<<10 {
+		c.frame = b
+	}
+	return b, nil
 }
 
 // Reply is the answer to one request: exactly one of OK and Err is set.

@@ -1,12 +1,18 @@
 package wire_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/internal/wire"
@@ -139,5 +145,48 @@ func TestReply(t *testing.T) {
 	want := []string{"caught_up 0", "blob 1", "blob 2"}
 	if fmt.Sprint(pushed) != fmt.Sprint(want) {
 		t.Fatalf("pushes %q, want %q", pushed, want)
+	}
+}
+
+// TestReadFrameReused: frames read into the kept buffer come back whole
+// and in order, whether shorter or longer than the one before (the
+// buffer grows, and a very large frame is not kept), with text and
+// binary frames alike.
+func TestReadFrameReused(t *testing.T) {
+	sizes := []int{10, 5000, 3, 0, 100 << 10, 7, 64<<10 + 1, 2000}
+	frame := func(i, n int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, n) }
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for i, n := range sizes {
+			typ := websocket.TextMessage
+			if i%2 == 1 {
+				typ = websocket.BinaryMessage
+			}
+			if err := ws.WriteMessage(typ, frame(i, n)); err != nil {
+				return
+			}
+		}
+		ws.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := &wire.Conn{WS: ws}
+	for i, n := range sizes {
+		got, err := c.ReadFrameReused(servertest.ReadTimeout)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(got, frame(i, n)) {
+			t.Fatalf("frame %d: %d bytes read, want %d of %q", i, len(got), n, rune('a'+i))
+		}
 	}
 }
