@@ -413,6 +413,13 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if !ok {
 		return false
 	}
+	if pre := j.pre[s.ID]; pre != nil {
+		delete(j.pre, s.ID)
+		if pre.box == rd.cert.Box {
+			j.preUsed++
+			return j.opened(s, pre.key, &pre.payload)
+		}
+	}
 	var e *protocol.Entry
 	if s.held != nil {
 		e = s.held.entry // parsed when it was indexed
@@ -450,9 +457,14 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if err != nil {
 		return false
 	}
+	return j.opened(s, ck, &p)
+}
+
+// opened records that s opened with ck to p.
+func (j *Journal) opened(s *stored, ck crypto.ContentKey, p *Payload) bool {
 	s.changed = false
 	o := &openedEntry{s: s, key: ck.Key}
-	o.setPayload(&p)
+	o.setPayload(p)
 	j.opens++
 	j.chainOf(s.Chain).opened = o
 	return true

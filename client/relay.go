@@ -93,7 +93,10 @@ const (
 // wantID is not empty, a relay presenting another relay id is refused
 // before anything is signed.
 func dialRelay(ctx context.Context, relayURL string, s wire.Signer, wantID string) (*relayConn, error) {
-	d := wire.Dialer{Timeout: dialTimeout, WriteTimeout: replyTimeout}
+	// A device holds one or two connections, and a first sync reads
+	// thousands of small frames: a 64 KiB read buffer takes them in a few
+	// system calls rather than one or two each.
+	d := wire.Dialer{Timeout: dialTimeout, WriteTimeout: replyTimeout, WebSocket: &websocket.Dialer{ReadBufferSize: 64 << 10}}
 	w, resp, err := d.Dial(ctx, relayURL)
 	if err != nil {
 		return nil, dialError(relayURL, resp, err)

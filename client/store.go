@@ -274,11 +274,13 @@ type openIndex struct {
 	tried           bool      // unopened entries were tried, with the members triedKey names
 	triedKey        [32]byte
 
-	opens      int            // entries this process opened (decrypted)
-	tries      int            // and tried to open
-	decrypted  decryptedCache // see decryptAll
-	gapsCache  *gapsCache     // see gaps; kept in the checkpoint
-	grantsDone grantsKey      // see ensureGrants; kept in the checkpoint
+	opens      int                            // entries this process opened (decrypted)
+	tries      int                            // and tried to open
+	pre        map[protocol.BlobID]*preopened // entries of the batch being recorded, decrypted ahead (preopen)
+	preUsed    int                            // entries opened from what preopen found, for tests
+	decrypted  decryptedCache                 // see decryptAll
+	gapsCache  *gapsCache                     // see gaps; kept in the checkpoint
+	grantsDone grantsKey                      // see ensureGrants; kept in the checkpoint
 }
 
 // OpenJournal opens the local store of journal id.

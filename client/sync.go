@@ -195,15 +195,47 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 		return 0, err
 	}
 	// History is recorded in batches: one lock and one fsync per batch
-	// rather than per blob.
+	// rather than per blob. Each batch's entries are decrypted (preopen)
+	// while the batch before is recorded, on the other core.
 	var batch []*protocol.Blob
 	batchBytes, received := 0, 0
-	flush := func() error {
-		n, err := j.receive(batch...)
+	var boxes map[[32]byte][32]byte
+	if err := j.withLock(func() error { boxes = j.authorBoxes(); return nil }); err != nil {
+		return 0, err
+	}
+	var inflight *preBatch
+	finish := func() error {
+		if inflight == nil {
+			return nil
+		}
+		<-inflight.done
+		n, next, err := j.receivePre(inflight.blobs, inflight.pre)
+		inflight = nil
 		received += n
-		batch, batchBytes = batch[:0], 0
+		if next != nil {
+			boxes = next
+		}
 		return err
 	}
+	flush := func() error {
+		if len(batch) == 0 {
+			return finish()
+		}
+		job := j.startPreopen(batch, boxes)
+		batch, batchBytes = nil, 0
+		err := finish()
+		inflight = job
+		if err != nil {
+			<-job.done
+			inflight = nil
+		}
+		return err
+	}
+	defer func() {
+		if inflight != nil {
+			<-inflight.done
+		}
+	}()
 	idle := time.NewTimer(replyTimeout)
 	defer idle.Stop()
 	for {
@@ -219,6 +251,9 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 		}
 		if !ok {
 			if err := flush(); err != nil {
+				return received, err
+			}
+			if err := finish(); err != nil {
 				return received, err
 			}
 			return received, c.readErr()
@@ -238,7 +273,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 			return received, err
 		}
 		if caughtUp {
-			return received, nil
+			return received, finish()
 		}
 	}
 }
@@ -375,17 +410,27 @@ const (
 // returns how many were new to this device. Blobs for another journal, or
 // malformed, are set aside with a warning and recorded nowhere.
 func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
+	n, _, err := j.receivePre(blobs, nil)
+	return n, err
+}
+
+// receivePre is receive with what preopen found for each blob (pre is
+// nil, or as long as blobs). It also returns the authors' box keys as
+// they stand after the batch, for preopening the next one.
+func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map[[32]byte][32]byte, error) {
 	if len(blobs) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	fresh := 0
 	var warnings []Notice
+	var boxes map[[32]byte][32]byte
 	err := j.withLock(func() error {
+		defer func() { boxes = j.authorBoxes() }()
 		var recs [][]byte
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
 		cursor := j.cursor
-		for _, m := range blobs {
+		for i, m := range blobs {
 			if m.Journal != j.id {
 				return fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
 			}
@@ -430,6 +475,12 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 			}
 			seen[id] = true
 			fresh++
+			if pre != nil && pre[i] != nil {
+				if j.pre == nil {
+					j.pre = make(map[protocol.BlobID]*preopened)
+				}
+				j.pre[id] = pre[i]
+			}
 			rec := record(recPulled, seqBytes(m.Seq), m.Blob)
 			ids[&rec[5+8]] = id // hashed once: the index takes it from here
 			recs = append(recs, rec)
@@ -445,12 +496,84 @@ func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 		if len(recs) == 0 {
 			return nil
 		}
+		defer clear(j.pre) // what was not opened is opened as before
 		return j.appendRecordsIDs(ids, recs...)
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return fresh, nil
+	return fresh, boxes, nil
+}
+
+// preopened is an entry decrypted ahead of being recorded (preopen).
+type preopened struct {
+	box     [32]byte // the author's box key it was opened with
+	key     crypto.ContentKey
+	payload Payload
+}
+
+// preBatch is a batch of history being preopened in a goroutine.
+type preBatch struct {
+	blobs []*protocol.Blob
+	pre   []*preopened
+	done  chan struct{}
+}
+
+// startPreopen preopens blobs in a goroutine.
+func (j *Journal) startPreopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) *preBatch {
+	b := &preBatch{blobs: blobs, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.pre = j.preopen(blobs, boxes)
+	}()
+	return b
+}
+
+// preopen decrypts, as open would with this device's own slot, the
+// entries in blobs whose authors' box keys boxes holds. It needs no lock:
+// it reads only the blobs, this device's keys and boxes. What it finds
+// counts only if open, under the lock, finds the same author key trusted
+// for the entry; anything else (an author not known yet, an entry not
+// sealed to this device) is opened there as before.
+func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
+	out := make([]*preopened, len(blobs))
+	for i, m := range blobs {
+		if m.Purged || len(boxes) == 0 {
+			continue
+		}
+		if h, err := protocol.ParseHeader(m.Blob); err != nil || h.Kind != protocol.KindEntry {
+			continue
+		}
+		e, err := protocol.ParseEntry(m.Blob)
+		if err != nil {
+			continue
+		}
+		box, ok := boxes[e.Header.Author]
+		if !ok {
+			continue
+		}
+		ck, err := j.acct.keys.EntryKey(e, box)
+		if err != nil {
+			continue
+		}
+		p, err := openPayload(e, ck)
+		if err != nil {
+			continue
+		}
+		out[i] = &preopened{box: box, key: ck, payload: p}
+	}
+	return out
+}
+
+// authorBoxes returns the box key of every device the journal trusts, by
+// signing key. Call with the lock held.
+func (j *Journal) authorBoxes() map[[32]byte][32]byte {
+	t := j.trust()
+	boxes := make(map[[32]byte][32]byte, len(t.roster))
+	for sign, rd := range t.roster {
+		boxes[sign] = rd.cert.Box
+	}
+	return boxes
 }
 
 // ErrRelayMisbehaved wraps problems that only a faulty or hostile relay

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/client/clienttest"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -75,5 +77,53 @@ func TestSyncCarriesTheNewest(t *testing.T) {
 	}
 	if res := mustSync(t, sj); res.NewCount != 0 || len(res.New) != 0 {
 		t.Fatalf("a second sync carried %d new entries", res.NewCount)
+	}
+}
+
+// TestFirstSyncPreopens: a first sync of several batches of history
+// decrypts each batch while the one before is recorded (preopen), and
+// what it finds is what opening would find: every entry arrives, in
+// order, with its text, and all of them were opened ahead.
+func TestFirstSyncPreopens(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServerWithConfig(t, server.Config{RequestRate: -1, JournalPutRate: -1})
+	ctx := clienttest.Context(t)
+	alex, sam := clienttest.NewAccount(t, "alex"), clienttest.NewAccount(t, "sam")
+	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aj.Close()
+	code, _, err := aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj, err := sam.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	clienttest.Sync(t, aj)
+	n := 2*client.ReceiveBatch + 10
+	batch := make([]client.Payload, n)
+	for i := range batch {
+		batch[i] = client.Payload{Kind: client.KindEntry, Text: fmt.Sprint("entry ", i)}
+	}
+	if _, err := aj.WriteMany(batch); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Sync(t, aj)
+	clienttest.Sync(t, sj)
+	texts := clienttest.Texts(t, sj)
+	if len(texts) != n {
+		t.Fatalf("sam reads %d entries, want %d", len(texts), n)
+	}
+	for i, text := range texts {
+		if want := fmt.Sprint("entry ", i); text != want {
+			t.Fatalf("entry %d reads %q, want %q", i, text, want)
+		}
+	}
+	if used := client.PreopenedOf(sj); used != n {
+		t.Fatalf("%d entries opened ahead, want %d", used, n)
 	}
 }
