@@ -155,25 +155,31 @@ func (a *Account) Journals() ([]protocol.JournalID, error) {
 // empty (see FindJournal), else the current one (SetCurrent: the one last
 // chosen, created or joined).
 func (a *Account) Current(which string) (*Journal, error) {
-	ids, err := a.Journals()
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, ErrNoJournal
-	}
-	if which == "" {
-		b, err := os.ReadFile(filepath.Join(a.Home.Dir, "current"))
-		if err != nil {
-			return a.OpenJournal(ids[0])
-		}
-		which = strings.TrimSpace(string(b))
-	}
-	id, err := a.FindJournal(which)
+	id, err := a.CurrentID(which)
 	if err != nil {
 		return nil, err
 	}
 	return a.OpenJournal(id)
+}
+
+// CurrentID is the id of the journal Current would open, without opening
+// it.
+func (a *Account) CurrentID(which string) (protocol.JournalID, error) {
+	ids, err := a.Journals()
+	if err != nil {
+		return protocol.JournalID{}, err
+	}
+	if len(ids) == 0 {
+		return protocol.JournalID{}, ErrNoJournal
+	}
+	if which == "" {
+		b, err := os.ReadFile(filepath.Join(a.Home.Dir, "current"))
+		if err != nil {
+			return ids[0], nil
+		}
+		which = strings.TrimSpace(string(b))
+	}
+	return a.FindJournal(which)
 }
 
 // FindJournal returns the journal in this home that which names: its id

@@ -355,7 +355,7 @@ func cmdJournal(e *env) *cli.Command {
 					if err != nil {
 						return err
 					}
-					cur, _ := a.Current("")
+					cur, curErr := a.CurrentID("")
 					type row struct {
 						ID      string `json:"id"`
 						Title   string `json:"title"`
@@ -378,12 +378,9 @@ func cmdJournal(e *env) *cli.Command {
 								left = append(left, id.String())
 							}
 						}
-						r.Current = cur != nil && cur.ID() == id
+						r.Current = curErr == nil && cur == id
 						j.Close()
 						rows = append(rows, r)
-					}
-					if cur != nil {
-						cur.Close()
 					}
 					if c.Bool("json") {
 						if rows == nil {
