@@ -31,14 +31,12 @@ func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining: the relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if rc, ok := s.cfg.Store.(readinessChecker); ok {
-		ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
-		defer cancel()
-		if err := rc.Check(ctx); err != nil {
-			s.log.Warn("readiness check failed", "err", err)
-			http.Error(w, "the relay's store is not answering", http.StatusServiceUnavailable)
-			return
-		}
+	ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
+	defer cancel()
+	if err := s.cfg.Store.Check(ctx); err != nil {
+		s.log.Warn("readiness check failed", "err", err)
+		http.Error(w, "the relay's store is not answering", http.StatusServiceUnavailable)
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ready"))

@@ -93,6 +93,9 @@ func (s *Server) Start() {
 	cfg.Store = st
 	if s.wrap != nil {
 		cfg.Store = s.wrap(st)
+		// A wrapper may show subscribers another log than it stores
+		// (the Liar does): they read every blob from it.
+		cfg.ReadNewBlobsFromStore = true
 	}
 	relay, err := server.New(cfg)
 	if err != nil {
