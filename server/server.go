@@ -281,6 +281,7 @@ type Server struct {
 	unauthLog logSampler      // logging of connections that end before authenticating
 
 	noXFFWarned atomic.Bool // a trusted proxy without X-Forwarded-For was logged
+	storeDown   atomic.Bool // the last readiness check failed (info.go)
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close

@@ -51,11 +51,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
@@ -527,4 +529,15 @@ func (u *usageCache) set(counts map[protocol.JournalID]int64, now time.Time) {
 	for j, n := range counts {
 		u.m[j] = usageEntry{n, now}
 	}
+}
+
+// Where describes the database at url for logs and messages, as
+// host:port/database (the user's password never appears). It reads the
+// PG* environment variables as Open would.
+func Where(url string) string {
+	c, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "an unreadable database URL"
+	}
+	return fmt.Sprintf("%s/%s", net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), c.Database)
 }
