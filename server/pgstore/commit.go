@@ -45,7 +45,13 @@ func (s *Store) commitGroup(group []*server.AppendRequest) {
 		ctx, cancel = context.WithTimeout(ctx, s.opTimeout)
 		defer cancel()
 	}
-	heads, err := s.commitTx(ctx, group)
+	heads, again, err := s.commitTx(ctx, group)
+	// A connection the database has closed (it restarted, or ended the
+	// relay's sessions) fails before anything is written: try again on
+	// another, up to once per connection the pool may hold.
+	for try := int32(0); again && ctx.Err() == nil && try < s.pool.Config().MaxConns; try++ {
+		heads, again, err = s.commitTx(ctx, group)
+	}
 	if err != nil {
 		for _, r := range group {
 			r.Seq, r.Dup, r.Err = 0, false, fmt.Errorf("append: %w", err)
@@ -80,8 +86,10 @@ func (s *Store) committed(heads map[protocol.JournalID]*head) {
 
 // commitTx writes group in one transaction and sets each append's result;
 // see the comment at the top of the file. It returns the heads, as
-// committed.
-func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (map[protocol.JournalID]*head, error) {
+// committed. again reports a failure worth trying again on another
+// connection: the connection it had was closed before it sent the writes,
+// so it changed nothing and set no result.
+func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (_ map[protocol.JournalID]*head, again bool, _ error) {
 	var journals [][]byte // distinct, in order: the order of locking
 	wantJ := make([][]byte, len(group))
 	wantID := make([][]byte, len(group))
@@ -94,7 +102,7 @@ func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (ma
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// A connection left inside a transaction by a failure is closed by
 	// the pool on release, which rolls the transaction back.
@@ -130,7 +138,7 @@ func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (ma
 			return rows.Err()
 		})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
+		return nil, conn.Conn().IsClosed(), err
 	}
 
 	var insJ, insID, insData [][]byte
@@ -170,12 +178,12 @@ func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (ma
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
-		return nil, errors.New("the group's transaction did not end")
+		return nil, false, errors.New("the group's transaction did not end")
 	}
-	return heads, nil
+	return heads, false, nil
 }
 
 func journalID(b []byte) protocol.JournalID {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/internal/pgtest"
@@ -228,4 +229,39 @@ func databaseName(t *testing.T, db string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimPrefix(u.Path, "/")
+}
+
+// Appends right after the database ended every session of the relay
+// (as a restart of the database does) succeed: the group commit finds
+// its connections closed before writing anything and takes new ones.
+func TestAppendAfterSessionsEnded(t *testing.T) {
+	t.Parallel()
+	db := newDatabase(t)
+	s := open(t, db)
+	defer s.Close()
+	owner := [32]byte{1}
+	j := servertest.NewJournalID()
+	if err := s.CreateJournal(t.Context(), j, owner); err != nil {
+		t.Fatal(err)
+	}
+	ch := servertest.Chain{Journal: j, Author: owner}
+	var blobs [][]byte
+	for i := range 5 {
+		blobs = append(blobs, ch.Next(fmt.Sprint("blob ", i)))
+	}
+	// Four appends at once leave connections idle in the pool.
+	var wg sync.WaitGroup
+	for _, b := range blobs[:4] {
+		wg.Go(func() {
+			if _, _, _, err := s.Append(t.Context(), j, b); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	pgtest.Exec(t, pgtest.AdminURL(t), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+databaseName(t, db)+"'")
+	seq, _, dup, err := s.Append(t.Context(), j, blobs[4])
+	if err != nil || dup || seq != 5 {
+		t.Fatalf("append after the sessions ended: seq %d, dup %v, %v", seq, dup, err)
+	}
 }
