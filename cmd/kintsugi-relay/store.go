@@ -34,7 +34,7 @@ func storeFlags() []cli.Flag {
 	return []cli.Flag{
 		storeFlag(catStore),
 		&cli.IntFlag{Name: "store-pool-size", Value: pgstore.DefaultMaxConns, EnvVars: env("store-pool-size"), Category: catStore,
-			Usage: "connections the relay keeps open to PostgreSQL, at most"},
+			Usage: "connections the relay keeps open to PostgreSQL, at most (or pool_max_conns in the URL)"},
 		&cli.DurationFlag{Name: "store-statement-timeout", Value: pgstore.DefaultStatementTimeout, EnvVars: env("store-statement-timeout"), Category: catStore,
 			Usage: "longest one statement may run in PostgreSQL; a request that takes longer fails and the client retries (0: no limit)"},
 		&cli.BoolFlag{Name: "migrate", EnvVars: env("migrate"), Category: catStore,
@@ -68,11 +68,14 @@ func storeOptionsFrom(c *cli.Context) (storeOptions, error) {
 	if err := checkStoreURL(o.url); err != nil {
 		return o, err
 	}
-	n := c.Int("store-pool-size")
-	if n < 1 || n > 10000 {
-		return o, usageErr("--store-pool-size must be a whole number from 1 to 10000, not %d", n)
+	// Unset, the URL's pool_max_conns applies, or the default.
+	if c.IsSet("store-pool-size") {
+		n := c.Int("store-pool-size")
+		if n < 1 || n > 10000 {
+			return o, usageErr("--store-pool-size must be a whole number from 1 to 10000, not %d", n)
+		}
+		o.poolSize = int32(n)
 	}
-	o.poolSize = int32(n)
 	switch d := c.Duration("store-statement-timeout"); {
 	case d < 0:
 		return o, usageErr("--store-statement-timeout must be a duration such as 30s, or 0 for no limit, not %s", d)

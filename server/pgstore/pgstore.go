@@ -92,6 +92,10 @@ const (
 	DefaultStatementTimeout = 30 * time.Second
 )
 
+// defaultConnectTimeout bounds connecting to the database, unless the URL
+// sets connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
+
 // Store is a [server.Store] in a PostgreSQL database. Create it with
 // [Open].
 type Store struct {
@@ -184,6 +188,12 @@ func poolConfig(url string, cfg Config) (*pgxpool.Config, error) {
 		pcfg.MaxConns = cfg.MaxConns
 	case !strings.Contains(url, "pool_max_conns"):
 		pcfg.MaxConns = DefaultMaxConns
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that does not answer at all (a network that drops
+		// packets) fails a request in this long, not in the kernel's
+		// minutes; connect_timeout in the URL wins.
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	params := pcfg.ConnConfig.RuntimeParams
 	if _, ok := params["application_name"]; !ok {
