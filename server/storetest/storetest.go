@@ -14,10 +14,13 @@
 //
 // Exactly what the [server.Store] doc comments promise, method by method:
 // contiguous per-journal sequence numbers under concurrent appends,
-// idempotent append by blob id, reads in order, purge that keeps the
-// sequence number and drops the bytes, one-time invites (and the
-// two-person rule) under a race, membership, device filing and removals
-// that stick, and durability across closing and reopening the store.
+// idempotent append by blob id, pipelined appends stored in order, reads
+// in order, purge that keeps the sequence number and drops the bytes,
+// usage counts, one-time invites (and the two-person rule) under a race,
+// membership, device filing and removals that stick, and durability
+// across closing and reopening the store. The rules about members are
+// the relay's (server.AddDevice, server.Redeem, …), the same for every
+// backend; the suite runs them on the store, which must keep them atomic.
 // Every case asserts behaviour; none measures time.
 //
 // # Two stores on one database
