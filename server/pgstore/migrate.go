@@ -126,11 +126,14 @@ func Migrate(ctx context.Context, url string) (MigrateResult, error) {
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) (res MigrateResult, err error) {
-	conn, err := pool.Acquire(ctx)
+	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		return res, err
 	}
-	defer conn.Release()
+	// The session is the pool's no more, and ends with the migration:
+	// that releases the advisory lock, and its settings go with it.
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
 	// A schema change may take longer than a statement is allowed to
 	// while serving.
 	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
@@ -139,11 +142,6 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (res MigrateResult, err er
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
 		return res, fmt.Errorf("wait for other migrations: %w", err)
 	}
-	defer func() {
-		if _, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock); uerr != nil && err == nil {
-			err = uerr
-		}
-	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 		version integer PRIMARY KEY,
 		name    text NOT NULL,
@@ -151,7 +149,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (res MigrateResult, err er
 	)`); err != nil {
 		return res, fmt.Errorf("create schema_version: %w", err)
 	}
-	if res.From, err = schemaVersion(ctx, conn.Conn()); err != nil {
+	if res.From, err = schemaVersion(ctx, conn); err != nil {
 		return res, err
 	}
 	res.To = res.From
