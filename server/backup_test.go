@@ -30,7 +30,8 @@ func fillStore(t *testing.T, s *BadgerStore) map[protocol.JournalID][][]byte {
 		if err := s.CreateJournal(ctx, j, dev); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddMember(ctx, j, [32]byte{byte(30 + n)}); err != nil {
+		person := [32]byte{byte(30 + n)}
+		if err := s.UpdateMembers(ctx, j, func(m *Members) error { m.Add(person, person); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 50 {
@@ -45,7 +46,7 @@ func fillStore(t *testing.T, s *BadgerStore) map[protocol.JournalID][][]byte {
 	if _, err := s.Purge(ctx, j, protocol.IDOf(out[j][3]), [32]byte{20}, protocol.BlobID{1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutInvite(ctx, j, [32]byte{0xaa}, time.Now().Add(time.Hour), []byte("packet")); err != nil {
+	if err := s.PutInvite(ctx, Invite{Journal: j, AuthHash: [32]byte{0xaa}, Expires: time.Now().Add(time.Hour), Packet: []byte("packet")}); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -81,7 +82,7 @@ func sameStore(t *testing.T, want, got *BadgerStore, blobs map[protocol.JournalI
 		}
 	}
 	// The invite came along and still works once.
-	j, packet, err := got.RedeemInvite(ctx, [32]byte{0xaa}, [32]byte{0xbb}, time.Now(), 0) // two people are in already
+	j, packet, err := Redeem(ctx, got, [32]byte{0xaa}, [32]byte{0xbb}, time.Now(), 0) // two people are in already
 	if err != nil || j != (protocol.JournalID{10}) || string(packet) != "packet" {
 		t.Fatalf("redeem restored invite: %x %q %v", j[:1], packet, err)
 	}

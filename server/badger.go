@@ -56,7 +56,12 @@ type BadgerStore struct {
 	mu sync.RWMutex // read-held by every operation, write-held by Close
 	cl bool         // closed; guarded by mu
 
-	commits committer // group commit of appends; see groupcommit.go
+	commits *Committer // group commit of appends; see groupcommit.go
+
+	// last caches, for journals the committer has appended to, the last
+	// sequence number it committed. Owned by commitGroup, which only the
+	// committer's goroutine runs.
+	last map[protocol.JournalID]uint64
 
 	// usageMu is held by the committer while it commits a group and by
 	// Purge while it commits: both change a journal's usage count, and
@@ -64,13 +69,13 @@ type BadgerStore struct {
 	usageMu sync.Mutex
 	usage   usageCache // committed usage counts; see usage.go
 
-	// joinMu is held by RedeemInvite and AddMember while they commit, so
-	// that adding people to journals happens one at a time. The
-	// two-person rule counts a journal's people and then adds one, and
-	// Badger does not see that as conflicting with another transaction
-	// adding a different member (it tracks keys read, not keys absent
-	// from a scan): two newcomers redeeming at once could both join. One
-	// process holds the store, so a mutex is enough.
+	// joinMu is held by RedeemInvite and UpdateMembers while they
+	// commit, so that changes to members happen one at a time. A rule
+	// such as the two-person rule reads a journal's members and then adds
+	// one, and Badger does not see that as conflicting with another
+	// transaction adding a different member (it tracks keys read, not
+	// keys absent from a scan): two newcomers redeeming at once could
+	// both join. One process holds the store, so a mutex is enough.
 	joinMu sync.Mutex
 
 	idm sync.Mutex // guards id
@@ -157,7 +162,7 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 // newBadgerStore returns a store over db, with its committer running.
 func newBadgerStore(db *badger.DB) *BadgerStore {
 	s := &BadgerStore{db: db, now: time.Now}
-	s.startCommitter()
+	s.commits = StartCommitter(int(min(maxGroupBytes, db.MaxBatchSize()*3/4)), s.commitGroup)
 	return s
 }
 
@@ -176,7 +181,7 @@ func (s *BadgerStore) Close() error {
 		return nil
 	}
 	s.cl = true
-	s.stopCommitter()
+	s.commits.Stop()
 	return s.db.Close()
 }
 
@@ -278,55 +283,26 @@ func (s *BadgerStore) IsMember(ctx context.Context, j protocol.JournalID, device
 	return ok, err
 }
 
-// AddMember implements [Store].
-func (s *BadgerStore) AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error {
-	done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	now := s.now().Unix()
-	s.joinMu.Lock()
-	defer s.joinMu.Unlock()
-	return s.update(func(txn *badger.Txn) error {
-		return addMember(txn, j, device, now)
-	})
-}
-
-func addMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64) error {
-	ok, err := exists(txn, key(pfxJournal, j[:]))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return protocol.ErrNotFound
-	}
-	mk := key(pfxMember, j[:], device[:])
-	if ok, err := exists(txn, mk); err != nil || ok {
-		return err
-	}
-	if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
-		if gone {
-			return protocol.ErrNotFound // a removed device stays out
-		}
-		return err
-	}
-	return txn.Set(mk, memberValue(now, device))
-}
-
 // PutInvite implements [Store].
-func (s *BadgerStore) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return s.putInvite(ctx, pfxInvite, j, authHash, expires, packet)
+func (s *BadgerStore) PutInvite(ctx context.Context, inv Invite) error {
+	pfx, err := invitePrefix(inv.Kind)
+	if err != nil {
+		return err
+	}
+	return s.putInvite(ctx, pfx, inv.Journal, inv.AuthHash, inv.Expires, inv.Packet)
 }
 
-// PutInviteAgain implements [Store].
-func (s *BadgerStore) PutInviteAgain(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return s.putInvite(ctx, pfxAgain, j, authHash, expires, packet)
-}
-
-// PutLink implements [Store].
-func (s *BadgerStore) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return s.putInvite(ctx, pfxLink, j, authHash, expires, packet)
+// invitePrefix returns the table of invites of kind k.
+func invitePrefix(k InviteKind) ([]byte, error) {
+	switch k {
+	case InvitePartner:
+		return pfxInvite, nil
+	case InviteAgain:
+		return pfxAgain, nil
+	case InviteLink:
+		return pfxLink, nil
+	}
+	return nil, fmt.Errorf("unknown invite kind %d", k)
 }
 
 func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
@@ -365,19 +341,16 @@ func (s *BadgerStore) putInvite(ctx context.Context, pfx []byte, j protocol.Jour
 }
 
 // RedeemInvite implements [Store].
-func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
-	var j protocol.JournalID
+func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, now time.Time, fn func(Invite, *Members) error) (Invite, error) {
 	done, err := s.begin(ctx)
 	if err != nil {
-		return j, nil, err
+		return Invite{}, err
 	}
 	defer done()
-	var packet []byte
-	var full bool
+	var inv Invite
 	s.joinMu.Lock()
 	defer s.joinMu.Unlock()
 	err = s.update(func(txn *badger.Txn) error {
-		full = false
 		var ik []byte
 		var item *badger.Item
 		err := badger.ErrKeyNotFound
@@ -393,7 +366,6 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		if err != nil {
 			return err
 		}
-		link, again := bytes.HasPrefix(ik, pfxLink), bytes.HasPrefix(ik, pfxAgain)
 		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
@@ -401,54 +373,43 @@ func (s *BadgerStore) RedeemInvite(ctx context.Context, authHash [32]byte, devic
 		if len(v) < protocol.JournalIDSize+8 {
 			return fmt.Errorf("invite record is %d bytes", len(v))
 		}
-		copy(j[:], v)
-		expires := time.Unix(int64(binary.BigEndian.Uint64(v[protocol.JournalIDSize:])), 0)
-		if !now.Before(expires) {
+		inv = Invite{AuthHash: authHash, Kind: InvitePartner}
+		switch {
+		case bytes.HasPrefix(ik, pfxLink):
+			inv.Kind = InviteLink
+		case bytes.HasPrefix(ik, pfxAgain):
+			inv.Kind = InviteAgain
+		}
+		copy(inv.Journal[:], v)
+		inv.Expires = time.Unix(int64(binary.BigEndian.Uint64(v[protocol.JournalIDSize:])), 0)
+		inv.Packet = v[protocol.JournalIDSize+8:]
+		if !now.Before(inv.Expires) {
 			return protocol.ErrInviteUnknown
 		}
-		packet = v[protocol.JournalIDSize+8:]
+		m, ok, err := loadMembers(txn, inv.Journal)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrInviteUnknown // its journal is gone
+		}
+		if err := fn(inv, m); err != nil {
+			return err
+		}
 		if err := txn.Delete(ik); err != nil {
 			return err
 		}
-		if link {
-			return nil // the linking device added the new one itself
-		}
-		if !again && maxPersons > 0 {
-			// The two-person rule: a journal whose members are filed
-			// under two people takes no one else. The invite is used up
-			// (committed below) and nobody is added.
-			if full, err = journalFull(txn, j, device, maxPersons); err != nil || full {
-				return err
-			}
-		}
-		err = addMember(txn, j, device, now.Unix())
-		if errors.Is(err, protocol.ErrNotFound) {
-			return protocol.ErrInviteUnknown
-		}
-		return err
+		return applyMembers(txn, m, now.Unix())
 	})
 	if err != nil {
-		return protocol.JournalID{}, nil, err
+		return Invite{}, err
 	}
-	if full {
-		return protocol.JournalID{}, nil, protocol.ErrJournalFull
-	}
-	return j, packet, nil
+	return inv, nil
 }
 
 // Append implements [Store]. The append joins the next group commit.
 func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
-	id := protocol.IDOf(blob)
-	done, err := s.begin(ctx)
-	if err != nil {
-		return 0, id, false, err
-	}
-	defer done()
-	seq, dup, err := s.appendGrouped(j, blob, id)
-	if err != nil {
-		return 0, id, false, err
-	}
-	return seq, id, dup, nil
+	return s.StartAppend(ctx, j, blob).Wait()
 }
 
 // purgedMark starts a log value that holds a purged record instead of a
@@ -490,13 +451,11 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		if len(blob) > 0 && blob[0] == purgedMark {
 			return nil // already purged
 		}
-		if len(blob) < protocol.HeaderSize || !bytes.Equal(blob[18:50], device[:]) {
-			return fmt.Errorf("%w: only the device that wrote a blob may purge it", protocol.ErrInvalid)
+		rec, err := PurgedRecord(blob, device, chain)
+		if err != nil {
+			return err
 		}
-		rec := make([]byte, 0, 1+protocol.PurgedRecordSize)
-		rec = append(rec, purgedMark)
-		rec = append(rec, blob[:protocol.HeaderSize]...)
-		rec = append(rec, chain[:]...)
+		rec = append([]byte{purgedMark}, rec...)
 		used, err := addUsage(txn, j, int64(len(rec))-int64(len(blob)))
 		if err != nil {
 			return err

@@ -155,16 +155,16 @@ func TestBadgerInvites(t *testing.T) {
 	s := openTestStore(t, t.TempDir())
 	j := protocol.JournalID{1}
 	now := time.Now()
-	if err := s.PutInvite(ctx, j, [32]byte{1}, now.Add(time.Hour), []byte("p")); !errors.Is(err, protocol.ErrNotFound) {
+	if err := s.PutInvite(ctx, Invite{Journal: j, AuthHash: [32]byte{1}, Expires: now.Add(time.Hour), Packet: []byte("p")}); !errors.Is(err, protocol.ErrNotFound) {
 		t.Fatalf("invite to missing journal: %v", err)
 	}
 	if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutInvite(ctx, j, [32]byte{1}, now.Add(time.Hour), []byte("p")); err != nil {
+	if err := s.PutInvite(ctx, Invite{Journal: j, AuthHash: [32]byte{1}, Expires: now.Add(time.Hour), Packet: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutInvite(ctx, j, [32]byte{1}, now.Add(time.Hour), []byte("q")); !errors.Is(err, ErrInviteExists) {
+	if err := s.PutInvite(ctx, Invite{Journal: j, AuthHash: [32]byte{1}, Expires: now.Add(time.Hour), Packet: []byte("q")}); !errors.Is(err, ErrInviteExists) {
 		t.Fatalf("same hash twice: %v", err)
 	}
 	// Concurrent redemptions: exactly one wins.
@@ -174,7 +174,7 @@ func TestBadgerInvites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, err := s.RedeemInvite(ctx, [32]byte{1}, [32]byte{byte(10 + i)}, now, JournalPersons)
+			_, _, err := Redeem(ctx, s, [32]byte{1}, [32]byte{byte(10 + i)}, now, JournalPersons)
 			results <- err
 		}()
 	}
@@ -194,13 +194,13 @@ func TestBadgerInvites(t *testing.T) {
 	}
 	// Expiry is judged by the caller's clock. (Without the two-person
 	// rule here: the journal already has two people.)
-	if err := s.PutInvite(ctx, j, [32]byte{2}, now.Add(time.Hour), []byte("p")); err != nil {
+	if err := s.PutInvite(ctx, Invite{Journal: j, AuthHash: [32]byte{2}, Expires: now.Add(time.Hour), Packet: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now.Add(time.Hour), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := Redeem(ctx, s, [32]byte{2}, [32]byte{3}, now.Add(time.Hour), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("expired redeem: %v", err)
 	}
-	gotJ, packet, err := s.RedeemInvite(ctx, [32]byte{2}, [32]byte{3}, now, 0)
+	gotJ, packet, err := Redeem(ctx, s, [32]byte{2}, [32]byte{3}, now, 0)
 	if err != nil || gotJ != j || string(packet) != "p" {
 		t.Fatalf("redeem: %v %q %v", gotJ, packet, err)
 	}

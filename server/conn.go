@@ -768,14 +768,14 @@ func (c *conn) handleInvite(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	put := c.s.cfg.Store.PutInvite
+	inv := Invite{Journal: r.Journal, AuthHash: r.AuthHash, Kind: InvitePartner, Expires: r.Expires, Packet: r.Packet}
 	switch {
 	case r.Link:
-		put = c.s.cfg.Store.PutLink
+		inv.Kind = InviteLink
 	case r.Again:
-		put = c.s.cfg.Store.PutInviteAgain
+		inv.Kind = InviteAgain
 	}
-	err := put(c.ctx, r.Journal, r.AuthHash, r.Expires, r.Packet)
+	err := c.s.cfg.Store.PutInvite(c.ctx, inv)
 	if errors.Is(err, ErrInviteExists) {
 		return c.reply(reqError(r.ID, protocol.CodeInvalid, "an invite with that auth hash already exists"))
 	}
@@ -790,7 +790,7 @@ func (c *conn) handleInvite(r *request) bool {
 }
 
 func (c *conn) handleRedeem(r *request) bool {
-	j, packet, err := c.s.cfg.Store.RedeemInvite(c.ctx, r.AuthHash, c.device, c.s.cfg.Now(), JournalPersons)
+	j, packet, err := Redeem(c.ctx, c.s.cfg.Store, r.AuthHash, c.device, c.s.cfg.Now(), JournalPersons)
 	if errors.Is(err, protocol.ErrInviteUnknown) {
 		c.log.Info("invite redemption refused")
 		return c.reply(reqError(r.ID, protocol.CodeInviteUnknown, "%s", protocol.ErrInviteUnknown.Error()))
@@ -818,11 +818,8 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	if cont, allowed := c.checkPutLimits(r, now); !allowed {
 		return cont
 	}
-	if c.startPut(r, start) {
-		return true // answered by the acker
-	}
-	seq, id, dup, err := c.s.cfg.Store.Append(c.ctx, r.Journal, r.Blob)
-	return c.answerPut(r, start, seq, id, dup, err)
+	c.startPut(r, start)
+	return true // answered by the acker
 }
 
 // answerPut answers put r, read at start, with the outcome of its append.

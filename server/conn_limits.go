@@ -76,7 +76,7 @@ func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 	var used, stored int64
 	if rateOK && c.s.cfg.JournalQuota >= 0 {
 		var err error
-		if stored, err = c.s.usage.JournalUsage(c.ctx, r.Journal); err != nil {
+		if stored, err = c.s.cfg.Store.JournalUsage(c.ctx, r.Journal); err != nil {
 			return c.internal(r, err), false
 		}
 		used = stored
@@ -90,14 +90,12 @@ func (c *conn) checkPutLimits(r *request, now time.Time) (bool, bool) {
 	if rateOK && !overQuota {
 		return true, true
 	}
-	if c.s.usage != nil {
-		held, err := c.s.usage.HasBlob(c.ctx, r.Journal, protocol.IDOf(r.Blob))
-		if err != nil {
-			return c.internal(r, err), false
-		}
-		if held {
-			return true, true
-		}
+	held, err := c.s.cfg.Store.HasBlob(c.ctx, r.Journal, protocol.IDOf(r.Blob))
+	if err != nil {
+		return c.internal(r, err), false
+	}
+	if held {
+		return true, true
 	}
 	if !rateOK {
 		c.s.metrics.reject(string(protocol.CodeRateLimited), limitJournalPutRate)

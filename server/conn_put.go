@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -21,12 +20,6 @@ import (
 // answered, so other requests see the connection's puts done, as if each
 // put had been handled alone. The acker exists only while puts are
 // pending, so an idle connection has none.
-
-// startAppender is implemented by stores that can start an append and
-// answer later ([BadgerStore]).
-type startAppender interface {
-	StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *PendingAppend
-}
 
 // Bounds on the puts one connection may have waiting for the disk: the
 // client's window (client pushes 64 at a time), and bytes, so that a
@@ -67,13 +60,8 @@ func (pp *putPipe) signalLocked() {
 }
 
 // startPut starts r's append and queues it for the acker, first waiting
-// while the connection is at its bound of pending puts. It reports false
-// if the store cannot start appends, and the caller appends itself.
-func (c *conn) startPut(r *request, start time.Time) bool {
-	sa, ok := c.s.cfg.Store.(startAppender)
-	if !ok {
-		return false
-	}
+// while the connection is at its bound of pending puts.
+func (c *conn) startPut(r *request, start time.Time) {
 	pp := &c.puts
 	pp.mu.Lock()
 	for len(pp.pending) > 0 && (len(pp.pending) >= maxPendingPuts || pp.bytes+len(r.Blob) > maxPendingPutsBytes) {
@@ -87,7 +75,7 @@ func (c *conn) startPut(r *request, start time.Time) bool {
 	// Started outside the lock: starting may wait for the store (while it
 	// closes, say), and the acker must be free to move on meanwhile. Only
 	// the reader starts puts, so they start in the order they are queued.
-	pa := sa.StartAppend(c.ctx, r.Journal, r.Blob)
+	pa := c.s.cfg.Store.StartAppend(c.ctx, r.Journal, r.Blob)
 	pp.mu.Lock()
 	pp.pending = append(pp.pending, &pendingPut{r: r, start: start, p: pa})
 	spawn := !pp.running
@@ -96,7 +84,6 @@ func (c *conn) startPut(r *request, start time.Time) bool {
 	if spawn {
 		go c.ackLoop()
 	}
-	return true
 }
 
 // ackLoop answers pending puts in order until there are none.

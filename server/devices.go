@@ -3,31 +3,29 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-
-	badger "github.com/dgraph-io/badger/v4"
+	"slices"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
-// Devices and people on the relay.
+// Devices and people on the relay: the rules, for every store.
 //
 // The relay cannot tell people apart: it only sees device keys. It files
 // every member device under a "person", which is the device that created
 // the journal or redeemed an invite into it; a device added with AddDevice
 // is filed under the person of the device that added it. A device may then
 // remove only devices of its own person, so partners cannot remove each
-// other. Which devices clients accept is decided by certificates inside the
-// journal, never by this filing.
+// other. A device removed from a journal, or gone with its person when
+// they left, is remembered and cannot come back by any way in. Which
+// devices clients accept is decided by certificates inside the journal,
+// never by this filing.
 //
-// Member values are: member since, unix seconds (8) | person (32). A value
-// of 8 bytes, written before devices could be added, means the device is
-// its own person. A removed device leaves x/<journal 16><dev 32> → removed
-// at, unix seconds (8), so it cannot be added again.
-
-var pfxRemoved = []byte("x/")
+// The rules are functions of a journal's [Members], run by the store
+// inside one transaction ([Store.UpdateMembers], [Store.RedeemInvite]), so
+// they are written once here and hold the same on every backend, also
+// when several relays share one database.
 
 // JournalPersons is the two-person rule: a journal is for two people, so
 // once its members are filed under two, the relay admits no one else
@@ -36,183 +34,227 @@ var pfxRemoved = []byte("x/")
 // twice; an invite made again (protocol.Invite.Again) is let through.
 const JournalPersons = 2
 
-// memberValue encodes a member record.
-func memberValue(since int64, person [32]byte) []byte {
-	return append(u64(uint64(since)), person[:]...)
+// Members is one journal's membership as one store transaction sees it:
+// its member devices, each filed under a person, and the devices removed
+// from it for good. A rule reads it and records changes with Add and
+// Remove; the store then writes [Members.Changes] in the same transaction.
+//
+// A store builds it with [NewMembers], [Members.Load] and
+// [Members.LoadRemoved] from what it holds.
+type Members struct {
+	journal protocol.JournalID
+	persons map[[32]byte][32]byte // member device → its person
+	removed map[[32]byte]bool     // devices removed for good
+	changes []MemberChange
 }
 
-// personOf reads device's person in j; ok is false if it is not a member.
-func personOf(txn *badger.Txn, j protocol.JournalID, device [32]byte) (person [32]byte, ok bool, err error) {
-	item, err := txn.Get(key(pfxMember, j[:], device[:]))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return person, false, nil
-	}
-	if err != nil {
-		return person, false, err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return person, false, err
-	}
-	switch len(v) {
-	case 8:
-		return device, true, nil
-	case 8 + 32:
-		copy(person[:], v[8:])
-		return person, true, nil
-	}
-	return person, false, fmt.Errorf("member record is %d bytes", len(v))
+// MemberChange is one change a rule recorded in [Members].
+type MemberChange struct {
+	Device [32]byte
+	// Removed: the device leaves the journal and is remembered as removed
+	// for good. Otherwise it becomes a member filed under Person.
+	Removed bool
+	Person  [32]byte
 }
 
-// asMember runs fn in an update transaction once by is known to be a
-// member of j, with by's person and the time; it returns
-// protocol.ErrNotMember otherwise.
-func (s *BadgerStore) asMember(ctx context.Context, j protocol.JournalID, by [32]byte, fn func(txn *badger.Txn, person [32]byte, now int64) error) error {
-	done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	now := s.now().Unix()
-	return s.update(func(txn *badger.Txn) error {
-		person, ok, err := personOf(txn, j, by)
-		if err != nil {
-			return err
+// NewMembers returns an empty membership of journal j, for a store to
+// load.
+func NewMembers(j protocol.JournalID) *Members {
+	return &Members{journal: j, persons: make(map[[32]byte][32]byte), removed: make(map[[32]byte]bool)}
+}
+
+// Load records, while a store builds m, that device is a member filed
+// under person.
+func (m *Members) Load(device, person [32]byte) { m.persons[device] = person }
+
+// LoadRemoved records, while a store builds m, that device was removed
+// for good.
+func (m *Members) LoadRemoved(device [32]byte) { m.removed[device] = true }
+
+// Journal returns the journal m is the membership of.
+func (m *Members) Journal() protocol.JournalID { return m.journal }
+
+// Person returns the person device is filed under, and whether it is a
+// member at all.
+func (m *Members) Person(device [32]byte) ([32]byte, bool) {
+	p, ok := m.persons[device]
+	return p, ok
+}
+
+// IsRemoved reports whether device was removed from the journal for good.
+func (m *Members) IsRemoved(device [32]byte) bool { return m.removed[device] }
+
+// Devices returns the member devices filed under person, in byte order.
+func (m *Members) Devices(person [32]byte) [][32]byte {
+	var out [][32]byte
+	for d, p := range m.persons {
+		if p == person {
+			out = append(out, d)
 		}
+	}
+	slices.SortFunc(out, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// People returns how many people the member devices are filed under.
+func (m *Members) People() int {
+	people := make(map[[32]byte]bool, len(m.persons))
+	for _, p := range m.persons {
+		people[p] = true
+	}
+	return len(people)
+}
+
+// Add makes device a member filed under person.
+func (m *Members) Add(device, person [32]byte) {
+	m.persons[device] = person
+	m.changes = append(m.changes, MemberChange{Device: device, Person: person})
+}
+
+// Remove takes device out of the journal for good.
+func (m *Members) Remove(device [32]byte) {
+	delete(m.persons, device)
+	m.removed[device] = true
+	m.changes = append(m.changes, MemberChange{Device: device, Removed: true})
+}
+
+// Changes returns the changes recorded, in order, for the store to write.
+func (m *Members) Changes() []MemberChange { return m.changes }
+
+// AddDevice makes device a member of j filed under the same person as by,
+// which must be a member. Adding a device already filed under that person
+// is not an error. It returns an error wrapping protocol.ErrNotMember if by
+// is not a member, and one wrapping protocol.ErrInvalid, with a sentence
+// for the person, if device belongs to another person or was removed
+// from j before.
+func AddDevice(ctx context.Context, st Store, j protocol.JournalID, by, device [32]byte) error {
+	return st.UpdateMembers(ctx, j, func(m *Members) error {
+		person, ok := m.Person(by)
 		if !ok {
 			return protocol.ErrNotMember
 		}
-		return fn(txn, person, now)
-	})
-}
-
-// AddDevice implements [Store].
-func (s *BadgerStore) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
-	return s.asMember(ctx, j, by, func(txn *badger.Txn, person [32]byte, now int64) error {
-		if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
-			if gone {
-				return fmt.Errorf("%w: that device was removed from this journal and cannot come back", protocol.ErrInvalid)
-			}
-			return err
+		if m.IsRemoved(device) {
+			return fmt.Errorf("%w: that device was removed from this journal and cannot come back", protocol.ErrInvalid)
 		}
-		theirs, ok, err := personOf(txn, j, device)
-		if err != nil {
-			return err
-		}
-		if ok {
+		if theirs, ok := m.Person(device); ok {
 			if theirs != person {
 				return fmt.Errorf("%w: that device belongs to someone else in this journal", protocol.ErrInvalid)
 			}
 			return nil
 		}
-		return txn.Set(key(pfxMember, j[:], device[:]), memberValue(now, person))
+		m.Add(device, person)
+		return nil
 	})
 }
 
-// RemoveDevice implements [Store].
-func (s *BadgerStore) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
-	return s.asMember(ctx, j, by, func(txn *badger.Txn, person [32]byte, now int64) error {
+// RemoveDevice removes device, which must be filed under the same person
+// as by, from j, for good. It returns an error wrapping
+// protocol.ErrNotMember if by is not a member, protocol.ErrNotFound if
+// device is not a member, and one wrapping protocol.ErrInvalid, with a
+// sentence for the person, if device is by itself or another person's.
+func RemoveDevice(ctx context.Context, st Store, j protocol.JournalID, by, device [32]byte) error {
+	return st.UpdateMembers(ctx, j, func(m *Members) error {
+		person, ok := m.Person(by)
+		if !ok {
+			return protocol.ErrNotMember
+		}
 		if device == by {
 			return fmt.Errorf("%w: a device cannot remove itself; leave the journal instead", protocol.ErrInvalid)
 		}
-		theirs, ok, err := personOf(txn, j, device)
-		if err != nil {
-			return err
-		}
+		theirs, ok := m.Person(device)
 		if !ok {
 			return protocol.ErrNotFound
 		}
 		if theirs != person {
 			return fmt.Errorf("%w: only a person's own devices can remove a device of theirs", protocol.ErrInvalid)
 		}
-		return removeMember(txn, j, device, now)
+		m.Remove(device)
+		return nil
 	})
 }
 
-// Leave implements [Store].
-func (s *BadgerStore) Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
-	done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	now := s.now().Unix()
-	var removed [][32]byte
-	err = s.update(func(txn *badger.Txn) error {
-		removed = removed[:0]
-		person, ok, err := personOf(txn, j, device)
-		if err != nil {
-			return err
-		}
+// Leave removes every device filed under the same person as device,
+// device included, from j for good, and returns them. It returns an error
+// wrapping protocol.ErrNotMember if device is not a member.
+func Leave(ctx context.Context, st Store, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
+	var gone [][32]byte
+	err := st.UpdateMembers(ctx, j, func(m *Members) error {
+		person, ok := m.Person(device)
 		if !ok {
 			return protocol.ErrNotMember
 		}
-		var mine [][32]byte
-		err = eachMember(txn, j, func(d, p [32]byte) {
-			if p == person {
-				mine = append(mine, d)
-			}
-		})
-		if err != nil {
-			return err
+		gone = m.Devices(person)
+		for _, d := range gone {
+			m.Remove(d)
 		}
-		for _, d := range mine {
-			if err := removeMember(txn, j, d, now); err != nil {
-				return err
-			}
-		}
-		removed = mine
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return removed, nil
+	return gone, nil
 }
 
-// eachMember calls fn with every member device of j and its person.
-func eachMember(txn *badger.Txn, j protocol.JournalID, fn func(device, person [32]byte)) error {
-	prefix := key(pfxMember, j[:])
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		var d [32]byte
-		copy(d[:], bytes.TrimPrefix(it.Item().Key(), prefix))
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return err
+// Redeem redeems the invite stored under authHash for device at now: a
+// partner invite (of either kind) makes device a member filed as a person
+// of its own; a link adds no one. It returns the invite's journal and
+// packet, or protocol.ErrInviteUnknown, and nothing else, whether the
+// invite never existed, has expired or was already used. A device removed
+// from the journal stays out: for it the invite is unknown too (and stays
+// unused).
+//
+// maxPersons is the two-person rule (0: no limit): a partner invite
+// redeemed by a device that is not a member yet, into a journal whose
+// member devices are already filed under maxPersons people or more, adds
+// nobody, is used up all the same, and returns protocol.ErrJournalFull.
+// Links and invites made again are not held to it. The relay passes
+// JournalPersons.
+func Redeem(ctx context.Context, st Store, authHash, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
+	var full bool
+	inv, err := st.RedeemInvite(ctx, authHash, now, func(inv Invite, m *Members) error {
+		full = false
+		if inv.Kind == InviteLink {
+			return nil // the linking device adds the new one itself
 		}
-		p := d
-		if len(v) == 8+32 {
-			copy(p[:], v[8:])
+		if _, ok := m.Person(device); ok {
+			return nil // a member already: adds no one
 		}
-		fn(d, p)
+		if m.IsRemoved(device) {
+			return protocol.ErrInviteUnknown // a removed device stays out
+		}
+		if inv.Kind == InvitePartner && maxPersons > 0 && m.People() >= maxPersons {
+			// The two-person rule: the invite is used up (fn returns
+			// nil) and nobody is added.
+			full = true
+			return nil
+		}
+		m.Add(device, device)
+		return nil
+	})
+	if err != nil {
+		return protocol.JournalID{}, nil, err
 	}
-	return nil
+	if full {
+		return protocol.JournalID{}, nil, protocol.ErrJournalFull
+	}
+	return inv.Journal, inv.Packet, nil
 }
 
-// journalFull reports whether redeeming a partner invite would add device
-// to j as one person more than limit allows: the two-person rule. A device that is
-// a member already adds no one, and a removed one is refused elsewhere
-// (it stays out), so neither makes the journal full. The people are the
-// labels its current member devices are filed under: a person's linked
-// devices are one person, and a person who left has no devices left, so
-// counts no more.
-func journalFull(txn *badger.Txn, j protocol.JournalID, device [32]byte, limit int) (bool, error) {
-	if _, ok, err := personOf(txn, j, device); err != nil || ok {
-		return false, err
-	}
-	if gone, err := exists(txn, key(pfxRemoved, j[:], device[:])); err != nil || gone {
-		return false, err
-	}
-	people := make(map[[32]byte]bool)
-	err := eachMember(txn, j, func(_, p [32]byte) { people[p] = true })
-	return len(people) >= limit, err
-}
+// ErrNotAuthor is the error, wrapping protocol.ErrInvalid, of a purge by a
+// device that did not write the blob.
+var ErrNotAuthor = fmt.Errorf("%w: only the device that wrote a blob may purge it", protocol.ErrInvalid)
 
-func removeMember(txn *badger.Txn, j protocol.JournalID, device [32]byte, now int64) error {
-	if err := txn.Delete(key(pfxMember, j[:], device[:])); err != nil {
-		return err
+// PurgedRecord is the rule of purging: only the device that wrote a blob
+// may purge it, and what is left is the purged record, the blob's clear
+// header followed by chain (protocol.PurgedRecordSize bytes). blob is the
+// stored blob; its first protocol.HeaderSize bytes are enough. It returns
+// ErrNotAuthor if device did not write it. A store calls it inside its
+// purge transaction ([Store.Purge]).
+func PurgedRecord(blob []byte, device [32]byte, chain protocol.BlobID) ([]byte, error) {
+	if len(blob) < protocol.HeaderSize || !bytes.Equal(blob[18:50], device[:]) {
+		return nil, ErrNotAuthor
 	}
-	return txn.Set(key(pfxRemoved, j[:], device[:]), binary.BigEndian.AppendUint64(nil, uint64(now)))
+	rec := make([]byte, 0, protocol.PurgedRecordSize)
+	rec = append(rec, blob[:protocol.HeaderSize]...)
+	return append(rec, chain[:]...), nil
 }

@@ -268,7 +268,7 @@ func FuzzStoredRecords(f *testing.F) {
 		_, _, _, _ = s.Append(ctx, j, b)
 		_, _ = s.Purge(ctx, j, id, dev, protocol.BlobID{1})
 		_, _ = s.IsMember(ctx, j, dev)
-		if jj, packet, err := s.RedeemInvite(ctx, auth, [32]byte{4}, time.Now(), JournalPersons); err == nil {
+		if jj, packet, err := Redeem(ctx, s, auth, [32]byte{4}, time.Now(), JournalPersons); err == nil {
 			if kind%6 != 5 || len(value) < protocol.JournalIDSize+8 || !bytes.Equal(packet, value[protocol.JournalIDSize+8:]) || !bytes.Equal(jj[:], value[:protocol.JournalIDSize]) {
 				t.Fatalf("redeemed a damaged invite record: %x", value)
 			}

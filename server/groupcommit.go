@@ -20,7 +20,7 @@ import (
 //
 // So appends do not open their own transactions. Append hands its blob to
 // the store's committer goroutine and waits. The committer takes every
-// append that is waiting, up to maxGroup appends or committer.maxBytes, and
+// append that is waiting, up to maxGroup appends or Committer.maxBytes, and
 // writes them all in one synced transaction: one write, one sync. Then it
 // answers each of them. While that sync runs, the next appends queue up
 // and form the next group, so under load a group holds about as many
@@ -36,6 +36,11 @@ import (
 // Nothing in a group becomes visible to readers, or is acknowledged,
 // before the group's transaction has been synced.
 //
+// The committer itself ([Committer]) knows nothing of Badger: it forms
+// groups and answers them; a store's commit function writes each group.
+// The PostgreSQL store uses it the same way, with one database
+// transaction per group.
+//
 // The group's transaction also adds the bytes of the blobs it stored to
 // each journal's usage count (usage.go), once per journal, so the count
 // stays exact across crashes. Purge changes usage counts too; purges and
@@ -44,7 +49,7 @@ import (
 // Bounds on one group. Badger refuses a transaction above 15% of its
 // memtable (1.2 MiB with the 8 MiB memtables of the default memory
 // budget, see memory.go), so a group also stays under three quarters of
-// that (committer.maxBytes), leaving room for its keys and counts: an
+// that (Committer.maxBytes), leaving room for its keys and counts: an
 // append that would take the group past it waits for the next group. A
 // group that is refused anyway is split in halves.
 const (
@@ -52,101 +57,100 @@ const (
 	maxGroupBytes = 4 << 20
 )
 
-// appendReq is one Append waiting for the committer.
-type appendReq struct {
-	j    protocol.JournalID
-	blob []byte
-	id   protocol.BlobID
+// AppendRequest is one append waiting for its group commit: a
+// [Committer] hands a group of them to its commit function, which sets
+// each one's result.
+type AppendRequest struct {
+	Journal protocol.JournalID
+	Blob    []byte
+	ID      protocol.BlobID // SHA-256 of Blob
 
-	// Set by the committer before it signals done.
-	seq uint64
-	dup bool
-	err error
+	// Set by the commit function: the blob's sequence number and whether
+	// the journal held it already, or why the append failed.
+	Seq uint64
+	Dup bool
+	Err error
 
 	done chan struct{} // capacity 1; the committer sends once
 }
 
-var appendReqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan struct{}, 1)} }}
+var appendReqPool = sync.Pool{New: func() any { return &AppendRequest{done: make(chan struct{}, 1)} }}
 
-// committer runs group commits for a BadgerStore.
-type committer struct {
-	reqs chan *appendReq // appends waiting for a group
-	stop chan struct{}   // closed by stopCommitter
-	done chan struct{}   // closed when the committer has returned
-
-	// maxBytes bounds the blob bytes of a group (beyond its first
-	// append). Static after construction.
-	maxBytes int
-
-	// last caches, for journals the committer has appended to, the last
-	// sequence number it committed. Owned by the committer goroutine.
-	last map[protocol.JournalID]uint64
+// Committer runs group commits for a store: one goroutine takes every
+// append waiting, up to maxGroup of them or maxBytes of blobs (beyond the
+// first), and hands them to the store's commit function, which writes
+// them in one durable transaction and sets each one's result; then it
+// answers them all. Appends are handed over in the order they were
+// started. [BadgerStore] and the PostgreSQL store both use it.
+type Committer struct {
+	reqs     chan *AppendRequest // appends waiting for a group
+	stop     chan struct{}       // closed by Stop
+	done     chan struct{}       // closed when the committer has returned
+	maxBytes int                 // static
+	commit   func(group []*AppendRequest)
 }
 
-// startCommitter starts the store's committer goroutine.
-func (s *BadgerStore) startCommitter() {
-	s.commits = committer{
-		reqs:     make(chan *appendReq, maxGroup),
+// StartCommitter starts a committer that writes each group with commit.
+// commit runs on the committer's goroutine only, one group at a time; it
+// must set Seq and Dup, or Err, on every request of the group. maxBytes
+// bounds the blob bytes of a group beyond its first append (0: the
+// default, 4 MiB).
+func StartCommitter(maxBytes int, commit func(group []*AppendRequest)) *Committer {
+	if maxBytes <= 0 {
+		maxBytes = maxGroupBytes
+	}
+	c := &Committer{
+		reqs:     make(chan *AppendRequest, maxGroup),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		maxBytes: int(min(maxGroupBytes, s.db.MaxBatchSize()*3/4)),
+		maxBytes: maxBytes,
+		commit:   commit,
 	}
-	go s.commitLoop()
+	go c.loop()
+	return c
 }
 
-// stopCommitter stops the committer. The caller must make sure no Append
-// is in flight (Close holds s.mu for writing).
-func (s *BadgerStore) stopCommitter() {
-	close(s.commits.stop)
-	<-s.commits.done
+// Stop stops the committer. The caller must make sure no append is in
+// flight (a store's Close waits for them first).
+func (c *Committer) Stop() {
+	close(c.stop)
+	<-c.done
 }
 
-// appendGrouped queues one append for the next group and waits for its
-// result. It does not give up on a context: once queued, the append is
-// written or fails with its group, and the caller learns which.
-func (s *BadgerStore) appendGrouped(j protocol.JournalID, blob []byte, id protocol.BlobID) (uint64, bool, error) {
-	r := s.queueAppend(j, blob, id)
-	return r.wait()
-}
-
-func (s *BadgerStore) queueAppend(j protocol.JournalID, blob []byte, id protocol.BlobID) *appendReq {
-	r := appendReqPool.Get().(*appendReq)
-	r.j, r.blob, r.id = j, blob, id
-	s.commits.reqs <- r
-	return r
+// Start queues an append of blob to j for the next group and returns at
+// once. release, if not nil, is called once the append's result is known
+// and Wait is about to return it: a store's hold against Close.
+func (c *Committer) Start(j protocol.JournalID, blob []byte, release func()) *PendingAppend {
+	r := appendReqPool.Get().(*AppendRequest)
+	r.Journal, r.Blob, r.ID = j, blob, protocol.IDOf(blob)
+	c.reqs <- r
+	if release == nil {
+		release = func() {}
+	}
+	return &PendingAppend{id: r.ID, r: r, done: release}
 }
 
 // wait waits for the committer's answer and recycles r.
-func (r *appendReq) wait() (uint64, bool, error) {
+func (r *AppendRequest) wait() (uint64, bool, error) {
 	<-r.done
-	seq, dup, err := r.seq, r.dup, r.err
-	*r = appendReq{done: r.done}
+	seq, dup, err := r.Seq, r.Dup, r.Err
+	*r = AppendRequest{done: r.done}
 	appendReqPool.Put(r)
 	return seq, dup, err
 }
 
-// PendingAppend is an append started by [BadgerStore.StartAppend].
+// PendingAppend is an append started by [Store.StartAppend].
 type PendingAppend struct {
 	id   protocol.BlobID
-	r    *appendReq // nil if the append failed to start
-	err  error      // why it did not start
-	done func()     // releases the store for Close
+	r    *AppendRequest // nil if the append failed to start
+	err  error          // why it did not start
+	done func()         // releases the store for Close
 }
 
-// StartAppend starts appending blob to j's log, like [BadgerStore.Append],
-// and returns without waiting for the commit. Appends started one after
-// the other are stored in that order. The caller must call Wait, which
-// returns what Append would have; until then Close waits.
-func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *PendingAppend {
-	p := &PendingAppend{id: protocol.IDOf(blob)}
-	done, err := s.begin(ctx)
-	if err != nil {
-		p.err = err
-		return p
-	}
-	p.done = done
-	p.r = s.queueAppend(j, blob, p.id)
-	return p
+// FailedAppend returns a PendingAppend of blob that did not start because
+// of err: its Wait returns err at once.
+func FailedAppend(blob []byte, err error) *PendingAppend {
+	return &PendingAppend{id: protocol.IDOf(blob), err: err}
 }
 
 // Wait waits for the append to be durable (or to fail) and returns its
@@ -165,37 +169,40 @@ func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
 	return seq, p.id, dup, nil
 }
 
-func (s *BadgerStore) commitLoop() {
-	defer close(s.commits.done)
-	group := make([]*appendReq, 0, maxGroup)
-	var next *appendReq // taken from reqs, but too large for the last group
+func (c *Committer) loop() {
+	defer close(c.done)
+	group := make([]*AppendRequest, 0, maxGroup)
+	var next *AppendRequest // taken from reqs, but too large for the last group
 	for {
 		if next != nil {
 			group, next = append(group[:0], next), nil
 		} else {
 			select {
-			case r := <-s.commits.reqs:
+			case r := <-c.reqs:
 				group = append(group[:0], r)
-			case <-s.commits.stop:
+			case <-c.stop:
 				return
 			}
 		}
-		size := len(group[0].blob)
+		size := len(group[0].Blob)
 	fill:
 		for len(group) < maxGroup {
 			select {
-			case r := <-s.commits.reqs:
-				if size+len(r.blob) > s.commits.maxBytes {
+			case r := <-c.reqs:
+				if size+len(r.Blob) > c.maxBytes {
 					next = r
 					break fill
 				}
 				group = append(group, r)
-				size += len(r.blob)
+				size += len(r.Blob)
 			default:
 				break fill
 			}
 		}
-		s.commitGroup(group)
+		for _, r := range group {
+			r.Seq, r.Dup, r.Err = 0, false, nil
+		}
+		c.commit(group)
 		for i, r := range group {
 			r.done <- struct{}{}
 			group[i] = nil
@@ -203,11 +210,19 @@ func (s *BadgerStore) commitLoop() {
 	}
 }
 
+// StartAppend implements [Store]. The append joins the next group commit.
+func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *PendingAppend {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return FailedAppend(blob, err)
+	}
+	return s.commits.Start(j, blob, done)
+}
+
 // commitGroup writes group in one synced transaction and sets each
 // append's result. An append to a journal that does not exist fails alone;
 // any other failure fails the whole group, which then changed nothing.
-func (s *BadgerStore) commitGroup(group []*appendReq) {
-	g := &s.commits
+func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	var last map[protocol.JournalID]uint64  // journals this group appended to
 	var counts map[protocol.JournalID]int64 // their usage counts, as committed
 	// Taken for the transaction only, so a split group below retakes it.
@@ -217,19 +232,19 @@ func (s *BadgerStore) commitGroup(group []*appendReq) {
 		counts = make(map[protocol.JournalID]int64)
 		added := make(map[protocol.JournalID]int64) // blob bytes this group added per journal
 		for _, r := range group {
-			r.seq, r.dup, r.err = 0, false, nil
+			r.Seq, r.Dup, r.Err = 0, false, nil
 		}
 		for _, r := range group {
-			err := g.appendInTxn(txn, r, last)
+			err := s.appendInTxn(txn, r, last)
 			if errors.Is(err, protocol.ErrNotFound) {
-				r.err = err
+				r.Err = err
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if !r.dup {
-				added[r.j] += int64(len(r.blob))
+			if !r.Dup {
+				added[r.Journal] += int64(len(r.Blob))
 			}
 		}
 		for j, seq := range last {
@@ -261,26 +276,26 @@ func (s *BadgerStore) commitGroup(group []*appendReq) {
 	}
 	if err != nil {
 		for _, r := range group {
-			r.seq, r.dup, r.err = 0, false, err
+			r.Seq, r.Dup, r.Err = 0, false, err
 		}
 		return
 	}
 	for j, seq := range last {
-		g.remember(j, seq)
+		s.remember(j, seq)
 	}
 }
 
-// maxCached bounds the committer's cache of journals and their last
+// maxCached bounds the commit function's cache of journals and their last
 // sequence numbers; past it the cache starts again empty.
 const maxCached = 1 << 16
 
 // remember records that journal j exists and that seq is its last
 // sequence number, as committed.
-func (g *committer) remember(j protocol.JournalID, seq uint64) {
-	if g.last == nil || len(g.last) >= maxCached {
-		g.last = make(map[protocol.JournalID]uint64)
+func (s *BadgerStore) remember(j protocol.JournalID, seq uint64) {
+	if s.last == nil || len(s.last) >= maxCached {
+		s.last = make(map[protocol.JournalID]uint64)
 	}
-	g.last[j] = seq
+	s.last[j] = seq
 }
 
 // appendInTxn stores r.blob at the end of r.j's log in txn, or finds it
@@ -292,11 +307,11 @@ func (g *committer) remember(j protocol.JournalID, seq uint64) {
 // The committer is the only writer of last-sequence records, so what it
 // remembers from its own commits is what the store holds: a journal it
 // remembers exists and needs no read.
-func (g *committer) appendInTxn(txn *badger.Txn, r *appendReq, last map[protocol.JournalID]uint64) error {
-	j := r.j
+func (s *BadgerStore) appendInTxn(txn *badger.Txn, r *AppendRequest, last map[protocol.JournalID]uint64) error {
+	j := r.Journal
 	seq, ok := last[j]
 	if !ok {
-		seq, ok = g.last[j]
+		seq, ok = s.last[j]
 	}
 	if !ok {
 		ok, err := exists(txn, key(pfxJournal, j[:]))
@@ -310,24 +325,24 @@ func (g *committer) appendInTxn(txn *badger.Txn, r *appendReq, last map[protocol
 			return err
 		}
 	}
-	bk := key(pfxBlobByID, j[:], r.id[:])
+	bk := key(pfxBlobByID, j[:], r.ID[:])
 	item, err := txn.Get(bk)
 	if err == nil {
-		r.seq, err = u64Value(item, "dedup")
-		r.dup = err == nil
+		r.Seq, err = u64Value(item, "dedup")
+		r.Dup = err == nil
 		return err
 	}
 	if !errors.Is(err, badger.ErrKeyNotFound) {
 		return err
 	}
 	seq++
-	if err := txn.Set(key(pfxLog, j[:], u64(seq)), r.blob); err != nil {
+	if err := txn.Set(key(pfxLog, j[:], u64(seq)), r.Blob); err != nil {
 		return err
 	}
 	if err := txn.Set(bk, u64(seq)); err != nil {
 		return err
 	}
 	last[j] = seq
-	r.seq = seq
+	r.Seq = seq
 	return nil
 }

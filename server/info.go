@@ -25,20 +25,28 @@ const readyCheckTimeout = 2 * time.Second
 
 // serveReadyz answers 200 ready when the relay accepts connections and its
 // store answers a read; 503 with the reason while it shuts down (drains)
-// or when the store fails.
+// or when the store fails (for PostgreSQL: when the database does not
+// answer within readyCheckTimeout). The log says when the store stops
+// answering and when it answers again.
 func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.isClosed() {
 		http.Error(w, "draining: the relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if rc, ok := s.cfg.Store.(readinessChecker); ok {
-		ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
-		defer cancel()
-		if err := rc.Check(ctx); err != nil {
-			s.log.Warn("readiness check failed", "err", err)
-			http.Error(w, "the relay's store is not answering", http.StatusServiceUnavailable)
-			return
+	ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
+	defer cancel()
+	if err := s.cfg.Store.Check(ctx); err != nil {
+		// Logged when it starts failing, not at every probe.
+		if s.storeDown.CompareAndSwap(false, true) {
+			s.log.Warn("the store is not answering: the relay is not ready", "err", err)
+		} else {
+			s.log.Debug("readiness check failed", "err", err)
 		}
+		http.Error(w, "the relay's store is not answering", http.StatusServiceUnavailable)
+		return
+	}
+	if s.storeDown.CompareAndSwap(true, false) {
+		s.log.Info("the store answers again: the relay is ready")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ready"))

@@ -63,7 +63,7 @@ func (c *conn) handleAddDevice(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	err := c.s.cfg.Store.AddDevice(c.ctx, r.Journal, c.device, r.Device)
+	err := AddDevice(c.ctx, c.s.cfg.Store, r.Journal, c.device, r.Device)
 	if err != nil {
 		return c.deviceError(r, err)
 	}
@@ -75,7 +75,7 @@ func (c *conn) handleRemoveDevice(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	err := c.s.cfg.Store.RemoveDevice(c.ctx, r.Journal, c.device, r.Device)
+	err := RemoveDevice(c.ctx, c.s.cfg.Store, r.Journal, c.device, r.Device)
 	if err != nil {
 		return c.deviceError(r, err)
 	}
@@ -88,7 +88,7 @@ func (c *conn) handleLeave(r *request) bool {
 	if cont, member := c.requireMember(r); !member {
 		return cont
 	}
-	removed, err := c.s.cfg.Store.Leave(c.ctx, r.Journal, c.device)
+	removed, err := Leave(c.ctx, c.s.cfg.Store, r.Journal, c.device)
 	if err != nil {
 		return c.deviceError(r, err)
 	}
@@ -120,8 +120,8 @@ func (c *conn) deviceError(r *request, err error) bool {
 	return c.internal(r, err)
 }
 
-// unwrapMessage returns the part of a store error after the sentinel's
-// text, which is the sentence for the client.
+// unwrapMessage returns the part of a rule's error after the sentinel's
+// text, which is the sentence for the client (devices.go).
 func unwrapMessage(err error) string {
 	s := err.Error()
 	p := protocol.ErrInvalid.Error() + ": "

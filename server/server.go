@@ -146,8 +146,10 @@ type Config struct {
 	// the store write and counts the connection's own puts still waiting
 	// for the disk, so puts to one journal from several connections at
 	// once may overshoot by what the others have waiting (a pipeline of
-	// at most 64 blobs or 4 MiB each). Needs a store that counts usage
-	// (BadgerStore does). Negative: no quota. Default: DefaultJournalQuota.
+	// at most 64 blobs or 4 MiB each), and, for a store that several
+	// relays share, by what the others stored in the moment its usage
+	// count lags ([Store.JournalUsage]). Negative: no quota.
+	// Default: DefaultJournalQuota.
 	JournalQuota int64
 
 	// MaxSubscriptions bounds the journals one connection may subscribe
@@ -211,6 +213,14 @@ type Config struct {
 	// Version is the software version the info document reports.
 	// Default: "devel".
 	Version string
+
+	// ReadNewBlobsFromStore makes subscriptions read every new blob back
+	// from the store instead of being handed the blob that was just put.
+	// The two are the same for every store that keeps the [Store]
+	// contract, so a real relay leaves it off; a test store that shows
+	// subscribers another log than it stores, on purpose, turns it on
+	// (servertest.Liar).
+	ReadNewBlobsFromStore bool
 }
 
 // Defaults for [Config].
@@ -265,13 +275,13 @@ type Server struct {
 	hub       hub
 	devices   deviceConns
 	metrics   *metrics        // read-only after New
-	usage     usageStore      // cfg.Store's usage counting, or nil; read-only after New
 	journals  journalLimiters // per-journal put rate
 	counter   connCounter     // connections in total, per address and unauthenticated
 	refusals  logSampler      // logging of refused connections
 	unauthLog logSampler      // logging of connections that end before authenticating
 
 	noXFFWarned atomic.Bool // a trusted proxy without X-Forwarded-For was logged
+	storeDown   atomic.Bool // the last readiness check failed (info.go)
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -323,10 +333,6 @@ func New(cfg Config) (*Server, error) {
 	if err := applyLimitDefaults(&cfg); err != nil {
 		return nil, err
 	}
-	usage, _ := cfg.Store.(usageStore)
-	if cfg.JournalQuota >= 0 && usage == nil {
-		return nil, errors.New("the store cannot count journal usage, which a journal quota needs; set JournalQuota to -1")
-	}
 	id := cfg.RelayID
 	if id == "" {
 		var err error
@@ -342,7 +348,6 @@ func New(cfg Config) (*Server, error) {
 		relayID:   id,
 		log:       cfg.Logger,
 		metrics:   newMetrics(cfg.Store),
-		usage:     usage,
 		journals:  journalLimiters{rate: cfg.JournalPutRate, burst: cfg.JournalPutBurst},
 		counter:   connCounter{max: cfg.MaxConns, maxUnauth: cfg.MaxUnauthConns, maxPerAddr: cfg.MaxConnsPerAddress},
 		closeDone: make(chan struct{}),
@@ -359,7 +364,7 @@ func New(cfg Config) (*Server, error) {
 		// a pool only while a message is being written.
 		WriteBufferPool: &writeBufferPool,
 	}
-	_, s.hub.direct = cfg.Store.(*BadgerStore)
+	s.hub.direct = !cfg.ReadNewBlobsFromStore
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -558,9 +563,9 @@ type hub struct {
 	mu   sync.Mutex
 	subs map[protocol.JournalID]map[*subscription]struct{} // guarded by mu
 
-	// direct is set when the store is a BadgerStore, whose Read returns
-	// what Append stored: announce may then hand a new blob to
-	// subscribers itself. Read-only after New.
+	// direct is set unless Config.ReadNewBlobsFromStore is: the store's
+	// Read returns what Append stored ([Store.Read]), so announce may
+	// hand a new blob to subscribers itself. Read-only after New.
 	direct bool
 }
 

@@ -16,27 +16,27 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
-// gatedStore holds Append calls, once they have stored their blob, at a
-// gate while armed: the moment a relay has made a write durable but not
-// yet acknowledged it. It has no StartAppend, so the relay appends each
-// put itself, in its reader, as it does for any store that cannot start
-// appends (see pipeGatedStore for pipelined puts).
+// gatedStore holds appends, once they have stored their blob, at a gate
+// while armed: the moment a relay has made a write durable but not yet
+// acknowledged it.
 type gatedStore struct {
 	server.Store
 	armed   chan struct{} // closed to arm the gate
-	entered chan struct{} // receives once per held Append
-	release chan struct{} // closed to let held Appends return
+	entered chan struct{} // receives once per held append
+	release chan struct{} // closed to let held appends be answered
 }
 
-func (g *gatedStore) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
-	seq, id, dup, err := g.Store.Append(ctx, j, blob)
+func (g *gatedStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
+	p := g.Store.StartAppend(ctx, j, blob)
 	select {
 	case <-g.armed:
-		g.entered <- struct{}{}
-		<-g.release
+		server.HoldAppend(p, func() {
+			g.entered <- struct{}{}
+			<-g.release
+		})
 	default:
 	}
-	return seq, id, dup, err
+	return p
 }
 
 // A graceful stop drains: a put the relay is storing when the stop begins
@@ -50,7 +50,7 @@ func TestCloseDrainsInFlightPut(t *testing.T) {
 	}
 	defer st.Close()
 	gs := &gatedStore{Store: st, armed: make(chan struct{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	relay, err := server.New(server.Config{Store: gs, JournalQuota: -1}) // gatedStore does not count usage
+	relay, err := server.New(server.Config{Store: gs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestCloseDrainsPipelinedPuts(t *testing.T) {
 	defer st.Close()
 	const puts = 3
 	gs := &pipeGatedStore{Store: st, st: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	relay, err := server.New(server.Config{Store: gs, JournalQuota: -1}) // pipeGatedStore does not count usage
+	relay, err := server.New(server.Config{Store: gs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,3 +23,15 @@ func TestBadgerConformance(t *testing.T) {
 		},
 	})
 }
+
+// BenchmarkAppendDurable measures durable appends to the Badger store
+// (storetest.BenchAppendDurable says how).
+func BenchmarkAppendDurable(b *testing.B) {
+	storetest.BenchAppendDurable(b, func(b *testing.B) server.Store {
+		st, err := server.OpenBadger(b.TempDir(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	})
+}

@@ -36,31 +36,14 @@ var (
 	pfxUsage       = []byte("u/")
 )
 
-// usageStore is what the relay needs from a store to enforce
-// Config.JournalQuota and to let duplicate puts through a full quota or an
-// exhausted rate. [BadgerStore] implements it.
-type usageStore interface {
-	// JournalUsage returns the bytes of blobs j's log holds.
-	JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error)
-	// HasBlob reports whether j holds the blob with id.
-	HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error)
-}
-
-// sizer reports the store's size on disk, for metrics.
+// sizer reports the store's size on disk, for metrics. Only BadgerStore
+// has it: the figures are Badger's own (PostgreSQL has its own views of
+// table sizes).
 type sizer interface {
 	Size() (lsm, vlog int64)
 }
 
-// readinessChecker reports whether the store can serve, for /readyz.
-type readinessChecker interface {
-	Check(ctx context.Context) error
-}
-
-var (
-	_ usageStore       = (*BadgerStore)(nil)
-	_ sizer            = (*BadgerStore)(nil)
-	_ readinessChecker = (*BadgerStore)(nil)
-)
+var _ sizer = (*BadgerStore)(nil)
 
 // addUsage adds delta to j's byte count inside txn and returns the new
 // count.
@@ -149,8 +132,9 @@ func ensureUsage(db *badger.DB) error {
 	return db.Update(func(txn *badger.Txn) error { return txn.Set(keyUsageFormat, []byte{1}) })
 }
 
-// JournalUsage returns the bytes of blobs (purged blobs count as their
-// purged record) that j's log holds; 0 for a journal that does not exist.
+// JournalUsage implements [Store]: it answers from the counts the store
+// committed itself, which are exact, since one process holds a Badger
+// directory.
 func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error) {
 	done, err := s.begin(ctx)
 	if err != nil {
@@ -168,7 +152,7 @@ func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (i
 	return int64(used), err
 }
 
-// HasBlob reports whether j holds the blob with id (purged or not).
+// HasBlob implements [Store].
 func (s *BadgerStore) HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error) {
 	done, err := s.begin(ctx)
 	if err != nil {
@@ -194,7 +178,8 @@ func (s *BadgerStore) Size() (lsm, vlog int64) {
 	return s.db.Size()
 }
 
-// Check reports whether the store is open and can read: it returns
+// Check implements [Store]: it reports whether the store is open and can
+// read: it returns
 // ErrStoreClosed after Close, an error if the data directory's manifest
 // is gone (the directory was removed or moved away under the running
 // relay, which a read from Badger's memory would not notice), or the

@@ -39,7 +39,8 @@ func backupCommand(stdout, stderr io.Writer) *cli.Command {
 standard output if FILE is -). If a relay is running on the data directory,
 the backup comes from it through its admin socket and the relay keeps
 serving; otherwise the directory is read directly. Every write the relay
-acknowledged before the backup began is in it.
+acknowledged before the backup began is in it. It is for the Badger store:
+a relay on PostgreSQL (--store) is backed up with PostgreSQL's own tools.
 
 FILE is written to a temporary name, synced, checked and only then
 renamed, so it is complete or absent. An existing FILE is replaced only
@@ -49,8 +50,12 @@ with --force. Restore it with 'kintsugi-relay restore'.`,
 			dataFlag(),
 			&cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			storeFlag(""),
 		},
 		Action: func(c *cli.Context) error {
+			if err := notForPostgres(c, "backup"); err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return &cliError{msg: "backup takes one argument, the file to write", hint: "for example: kintsugi-relay backup --data /var/lib/kintsugi-relay relay.backup", code: exitUsage}
 			}
@@ -228,8 +233,12 @@ accept it. Start it afterwards with 'kintsugi-relay serve --data DIR'.`,
 		Flags: []cli.Flag{
 			dataFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			storeFlag(""),
 		},
 		Action: func(c *cli.Context) error {
+			if err := notForPostgres(c, "restore"); err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return &cliError{msg: "restore takes one argument, the backup file", hint: "for example: kintsugi-relay restore --data /var/lib/kintsugi-relay relay.backup", code: exitUsage}
 			}

@@ -30,6 +30,7 @@ type serveOptions struct {
 	tlsCert, tlsKey string // both or neither
 	metricsListen   string // "" serves no metrics
 	memory          server.MemoryPlan
+	store           storeOptions
 
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
@@ -58,7 +59,7 @@ func env(flag string) []string {
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: env("listen"), Category: catServe, Usage: "`address` to listen on (host:port)"},
-		&cli.StringFlag{Name: "data", Value: "./relay-data", EnvVars: env("data"), Category: catServe, Usage: "`directory` for the relay's data"},
+		&cli.StringFlag{Name: "data", Value: "./relay-data", EnvVars: env("data"), Category: catServe, Usage: "`directory` for the relay's data (the Badger store; see --store for PostgreSQL)"},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice("127.0.0.0/8", "::1/128"), EnvVars: env("trusted-proxy"), Category: catServe,
 			Usage: "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeat or separate with commas; \"none\" trusts no one)"},
 		&cli.StringSliceFlag{Name: "allow-origin", EnvVars: env("allow-origin"), Category: catServe,
@@ -121,6 +122,9 @@ func serveOptionsFrom(c *cli.Context) (*serveOptions, error) {
 		return nil, usageErr("--tls-cert and --tls-key go together")
 	}
 	if o.memory, err = memoryPlan(c.String("memory-budget")); err != nil {
+		return nil, err
+	}
+	if o.store, err = storeOptionsFrom(c); err != nil {
 		return nil, err
 	}
 	cfg := &o.relay

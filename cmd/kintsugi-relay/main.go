@@ -3,6 +3,7 @@
 // journal. The relay stores only ciphertext.
 //
 //	kintsugi-relay serve --listen 127.0.0.1:8080 --data ./relay-data
+//	kintsugi-relay serve --store postgres://kintsugi@db.example.org/kintsugi --migrate
 //
 // It stops cleanly on SIGINT or SIGTERM: it stops accepting connections,
 // tells connected devices it is going away, lets requests in flight finish
@@ -111,7 +112,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:         "serve",
 			Usage:        "run the relay",
 			OnUsageError: usage,
-			Flags:        append(serveFlags(), opsFlags()...),
+			Flags:        append(append(serveFlags(), opsFlags()...), storeFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
 					return &cliError{msg: fmt.Sprintf("serve takes no arguments, got %q", c.Args().First()), hint: "use --listen and --data", code: exitUsage}
@@ -130,7 +131,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				}
 				return serve(c.Context, stdout, logger, opts, ops)
 			},
-		}, backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
+		}, migrateCommand(stdout), backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
 				fmt.Fprintf(stdout, "kintsugi-relay %s\n", version.Get())
@@ -168,15 +169,9 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 			return &cliError{msg: fmt.Sprintf("cannot load the TLS certificate: %v", err), hint: "--tls-cert takes a PEM certificate chain and --tls-key its PEM private key, both readable by the relay", code: exitFailure, err: err}
 		}
 	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return &cliError{msg: fmt.Sprintf("cannot create the data directory: %v", err), hint: "pick a writable --data directory", code: exitFailure, err: err}
-	}
-	store, err := server.OpenBadgerWith(data, server.BadgerConfig{Logger: logger, MemoryBudget: opts.memory.Budget})
+	store, err := openStore(ctx, opts, logger)
 	if err != nil {
-		if server.IsLocked(err) {
-			return &cliError{msg: fmt.Sprintf("the data directory %s is locked", data), hint: "another kintsugi-relay is using it; stop that relay or pick another --data", code: exitFailure, err: err}
-		}
-		return &cliError{msg: fmt.Sprintf("cannot open the relay's data in %s: %v", data, err), code: exitFailure, err: err}
+		return err
 	}
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
@@ -184,13 +179,15 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 		}
 	}()
 	goLimit := setMemoryLimit(opts.memory)
-	stopOps, err := startOps(ops, store, data, logger)
-	if err != nil {
-		return err
+	if store.badger != nil {
+		stopOps, err := startOps(ops, store.badger, data, logger)
+		if err != nil {
+			return err
+		}
+		defer stopOps() // before the store closes
 	}
-	defer stopOps() // before the store closes
 	cfg := opts.relay
-	cfg.Store, cfg.Logger = store, logger
+	cfg.Store, cfg.Logger = store.Store, logger
 	relay, err := server.New(cfg)
 	if err != nil {
 		return fmt.Errorf("cannot start the relay: %w", err)
@@ -211,8 +208,8 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 		return err
 	}
 	defer metrics.stop() // after the relay has drained: /readyz says so meanwhile
-	fmt.Fprintf(stdout, "kintsugi-relay: listening on %s://%s (data in %s)\n", scheme, ln.Addr(), data)
-	logger.Info("relay started", "addr", ln.Addr().String(), "tls", certs != nil, "relay_id", relay.RelayID(),
+	fmt.Fprintf(stdout, "kintsugi-relay: listening on %s://%s (data in %s)\n", scheme, ln.Addr(), store.where)
+	logger.Info("relay started", "addr", ln.Addr().String(), "tls", certs != nil, "relay_id", relay.RelayID(), "store", store.where,
 		"memory_budget", humanize.IBytes(uint64(opts.memory.Budget)), "go_memory_limit", goLimit)
 	if metrics.hs != nil {
 		fmt.Fprintf(stdout, "kintsugi-relay: metrics on http://%s/metrics\n", metrics.addr)

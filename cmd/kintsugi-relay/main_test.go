@@ -23,11 +23,23 @@ import (
 // and a function that stops it (as SIGTERM would) and returns run's error.
 func startRelay(t *testing.T, data string) (string, func() error) {
 	t.Helper()
+	url, stop, line := startRelayWith(t, "--data", data)
+	if !strings.HasSuffix(line, "(data in "+data+")") {
+		t.Fatalf("start line %q", line)
+	}
+	return url, stop
+}
+
+// startRelayWith runs "serve" with args (and a free port) in the
+// background and returns its WebSocket URL, a function that stops it (as
+// SIGTERM would) and returns run's error, and the line it started with.
+func startRelayWith(t *testing.T, args ...string) (string, func() error, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := newApp(pw, io.Discard).RunContext(ctx, []string{"kintsugi-relay", "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "debug"})
+		err := newApp(pw, io.Discard).RunContext(ctx, append([]string{"kintsugi-relay", "serve", "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...))
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
@@ -39,7 +51,7 @@ func startRelay(t *testing.T, data string) (string, func() error) {
 	line := lines.Text()
 	go io.Copy(io.Discard, pr) // drain the rest ("stopped")
 	const prefix = "kintsugi-relay: listening on http://"
-	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, "(data in "+data+")") {
+	if !strings.HasPrefix(line, prefix) {
 		t.Fatalf("start line %q", line)
 	}
 	addr := strings.Fields(strings.TrimPrefix(line, prefix))[0]
@@ -53,7 +65,7 @@ func startRelay(t *testing.T, data string) (string, func() error) {
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return "ws://" + addr + protocol.Path, stop
+	return "ws://" + addr + protocol.Path, stop, line
 }
 
 func TestServeStopKeepsData(t *testing.T) {
@@ -136,6 +148,16 @@ func TestErrors(t *testing.T) {
 		{"bad proxy", []string{"serve", "--trusted-proxy", "10.0.0.0/33"}, exitUsage, []string{"--trusted-proxy takes CIDRs"}},
 		{"bad origin", []string{"serve", "--allow-origin", "example.org"}, exitUsage, []string{`--allow-origin: "example.org" is not an origin`}},
 		{"zero timeout", []string{"serve", "--auth-timeout", "0s"}, exitUsage, []string{"--auth-timeout must be a positive duration"}},
+		{"store not a URL", []string{"serve", "--store", "/var/lib/kintsugi"}, exitUsage,
+			[]string{"kintsugi-relay: --store takes a postgres:// URL", "without --store the relay keeps its data in a Badger directory (--data)"}},
+		{"pool size without store", []string{"serve", "--store-pool-size", "8"}, exitUsage, []string{"--store-pool-size is for the PostgreSQL store, which --store chooses"}},
+		{"migrate at start without store", []string{"serve", "--migrate"}, exitUsage, []string{"--migrate is for the PostgreSQL store"}},
+		{"pool size zero", []string{"serve", "--store", "postgres://db.example.org/k", "--store-pool-size", "0"}, exitUsage, []string{"--store-pool-size must be a whole number from 1 to 10000"}},
+		{"migrate without store", []string{"migrate"}, exitUsage, []string{"kintsugi-relay: migrate needs the database", "hint: give its URL with --store"}},
+		{"backup of postgres", []string{"backup", "--store", "postgres://db.example.org/k", "out.backup"}, exitUsage,
+			[]string{"kintsugi-relay: backup is for the Badger store; this relay's data is in PostgreSQL", "hint: back up PostgreSQL with its own tools, pg_dump or continuous archiving"}},
+		{"restore into postgres", []string{"restore", "--store", "postgres://db.example.org/k", "in.backup"}, exitUsage,
+			[]string{"kintsugi-relay: restore is for the Badger store"}},
 		{"metrics address in use", []string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", busy.Addr().String(), "--data", t.TempDir()}, exitFailure,
 			[]string{"address " + busy.Addr().String() + " is already in use", "pick another --metrics-listen address"}},
 	}

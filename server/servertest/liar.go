@@ -113,7 +113,7 @@ func (l *Liar) honest() server.Store {
 
 // learn remembers that the connection with ctx acts for device. The relay
 // passes each connection's context to every store call and checks
-// membership (or creates, or redeems) before it reads.
+// membership (or creates) before it reads.
 func (l *Liar) learn(ctx context.Context, device [32]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -199,47 +199,28 @@ func (l *Liar) IsMember(ctx context.Context, j protocol.JournalID, device [32]by
 	return l.honest().IsMember(ctx, j, device)
 }
 
-func (l *Liar) AddMember(ctx context.Context, j protocol.JournalID, device [32]byte) error {
-	return l.honest().AddMember(ctx, j, device)
+func (l *Liar) PutInvite(ctx context.Context, inv server.Invite) error {
+	return l.honest().PutInvite(ctx, inv)
 }
 
-func (l *Liar) PutInvite(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return l.honest().PutInvite(ctx, j, authHash, expires, packet)
-}
-
-func (l *Liar) PutInviteAgain(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return l.honest().PutInviteAgain(ctx, j, authHash, expires, packet)
-}
-
-func (l *Liar) PutLink(ctx context.Context, j protocol.JournalID, authHash [32]byte, expires time.Time, packet []byte) error {
-	return l.honest().PutLink(ctx, j, authHash, expires, packet)
-}
-
-func (l *Liar) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
-	l.learn(ctx, by)
-	return l.honest().AddDevice(ctx, j, by, device)
-}
-
-func (l *Liar) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
-	l.learn(ctx, by)
-	return l.honest().RemoveDevice(ctx, j, by, device)
-}
-
-func (l *Liar) Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
-	l.learn(ctx, device)
-	return l.honest().Leave(ctx, j, device)
+// UpdateMembers passes through: the relay's own rules apply.
+func (l *Liar) UpdateMembers(ctx context.Context, j protocol.JournalID, fn func(*server.Members) error) error {
+	return l.honest().UpdateMembers(ctx, j, fn)
 }
 
 // RedeemInvite passes through, without the two-person rule while
-// AdmitAnyone is set.
-func (l *Liar) RedeemInvite(ctx context.Context, authHash [32]byte, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
-	l.learn(ctx, device)
+// AdmitAnyone is set: the rule sees every partner invite as one made
+// again, which the rule lets through.
+func (l *Liar) RedeemInvite(ctx context.Context, authHash [32]byte, now time.Time, fn func(server.Invite, *server.Members) error) (server.Invite, error) {
 	l.mu.Lock()
-	if l.anyone {
-		maxPersons = 0
-	}
+	anyone := l.anyone
 	l.mu.Unlock()
-	return l.honest().RedeemInvite(ctx, authHash, device, now, maxPersons)
+	return l.honest().RedeemInvite(ctx, authHash, now, func(inv server.Invite, m *server.Members) error {
+		if anyone && inv.Kind == server.InvitePartner {
+			inv.Kind = server.InviteAgain
+		}
+		return fn(inv, m)
+	})
 }
 
 func (l *Liar) Append(ctx context.Context, j protocol.JournalID, blob []byte) (uint64, protocol.BlobID, bool, error) {
@@ -250,8 +231,19 @@ func (l *Liar) Append(ctx context.Context, j protocol.JournalID, blob []byte) (u
 // puts to a Liar as it does to its real store. Like Append, it is no lie:
 // views apply to what subscribers read, not to what is stored.
 func (l *Liar) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
-	return l.honest().(*server.BadgerStore).StartAppend(ctx, j, blob)
+	return l.honest().StartAppend(ctx, j, blob)
 }
+
+func (l *Liar) HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error) {
+	return l.honest().HasBlob(ctx, j, id)
+}
+
+// JournalUsage passes through to the honest store: quotas are not a lie.
+func (l *Liar) JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error) {
+	return l.honest().JournalUsage(ctx, j)
+}
+
+func (l *Liar) Check(ctx context.Context) error { return l.honest().Check(ctx) }
 
 func (l *Liar) Purge(ctx context.Context, j protocol.JournalID, id protocol.BlobID, device [32]byte, chain protocol.BlobID) (uint64, error) {
 	return l.honest().Purge(ctx, j, id, device, chain)
@@ -396,21 +388,4 @@ func In(j protocol.JournalID, v View) View {
 		}
 		return v(jj, log)
 	}
-}
-
-// usage is the part of the honest store that counts journal bytes, for
-// the relay's quota (server.BadgerStore has it).
-type usage interface {
-	JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error)
-	HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error)
-}
-
-// JournalUsage passes through to the honest store: quotas are not a lie.
-func (l *Liar) JournalUsage(ctx context.Context, j protocol.JournalID) (int64, error) {
-	return l.honest().(usage).JournalUsage(ctx, j)
-}
-
-// HasBlob passes through to the honest store.
-func (l *Liar) HasBlob(ctx context.Context, j protocol.JournalID, id protocol.BlobID) (bool, error) {
-	return l.honest().(usage).HasBlob(ctx, j, id)
 }

@@ -33,11 +33,15 @@ type Server struct {
 	// wrap, when set, wraps each freshly opened store before the relay
 	// gets it (see NewLyingServer).
 	wrap func(server.Store) server.Store
+	// open, when set, opens the store instead of a BadgerStore in dir
+	// (see NewServerOn).
+	open func() (server.Store, error)
 
 	// Set while running, nil while stopped.
-	relay *server.Server
-	store *server.BadgerStore
-	hs    *httptest.Server
+	relay  *server.Server
+	store  *server.BadgerStore // backend, if it is one
+	backed server.Store
+	hs     *httptest.Server
 }
 
 // NewServer starts a relay with the default configuration. It is stopped
@@ -53,6 +57,23 @@ func NewServer(t testing.TB) *Server {
 func NewServerWithConfig(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
 	return newServer(t, cfg, nil)
+}
+
+// NewServerOn starts a relay with cfg on the store open returns, such as
+// a PostgreSQL store; each Start opens it again (Stop closes it). cfg's
+// Store must be nil. It is stopped when the test ends.
+func NewServerOn(t testing.TB, cfg server.Config, open func() (server.Store, error)) *Server {
+	t.Helper()
+	if cfg.Store != nil {
+		t.Fatal("servertest: config must not set Store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s := &Server{t: t, cfg: cfg, open: open}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
 }
 
 func newServer(t testing.TB, cfg server.Config, wrap func(server.Store) server.Store) *Server {
@@ -84,7 +105,12 @@ func (s *Server) Start() {
 	if err != nil {
 		s.t.Fatalf("servertest: %v", err)
 	}
-	st, err := server.OpenBadger(s.dir, s.cfg.Logger)
+	var st server.Store
+	if s.open != nil {
+		st, err = s.open()
+	} else {
+		st, err = server.OpenBadger(s.dir, s.cfg.Logger)
+	}
 	if err != nil {
 		ln.Close()
 		s.t.Fatalf("servertest: %v", err)
@@ -93,6 +119,9 @@ func (s *Server) Start() {
 	cfg.Store = st
 	if s.wrap != nil {
 		cfg.Store = s.wrap(st)
+		// A wrapper may show subscribers another log than it stores
+		// (the Liar does): they read every blob from it.
+		cfg.ReadNewBlobsFromStore = true
 	}
 	relay, err := server.New(cfg)
 	if err != nil {
@@ -100,7 +129,8 @@ func (s *Server) Start() {
 		ln.Close()
 		s.t.Fatalf("servertest: %v", err)
 	}
-	s.store, s.relay = st, relay
+	s.store, _ = st.(*server.BadgerStore)
+	s.backed, s.relay = st, relay
 	s.hs = &httptest.Server{Listener: ln, Config: &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second}}
 	s.hs.Start()
 	s.url = s.hs.URL
@@ -119,11 +149,17 @@ func (s *Server) WebSocketURL() string {
 // Relay returns the running relay (nil while stopped).
 func (s *Server) Relay() *server.Server { return s.relay }
 
-// Store returns the running relay's real store (nil while stopped). For a
-// relay from NewLyingServer this is the honest store underneath the liar.
+// Store returns the running relay's real store (nil while stopped, or if
+// it is not a BadgerStore). For a relay from NewLyingServer this is the
+// honest store underneath the liar.
 func (s *Server) Store() *server.BadgerStore { return s.store }
 
-// DataDir returns the store's data directory.
+// Backend returns the running relay's real store, whatever it is (nil
+// while stopped).
+func (s *Server) Backend() server.Store { return s.backed }
+
+// DataDir returns the store's data directory ("" for a relay from
+// NewServerOn).
 func (s *Server) DataDir() string { return s.dir }
 
 // Close stops the relay for good; it is Stop, and safe to call more than
@@ -146,10 +182,10 @@ func (s *Server) Stop() {
 		s.t.Errorf("servertest: close relay: %v", err)
 	}
 	s.hs.Close()
-	if err := s.store.Close(); err != nil {
+	if err := s.backed.Close(); err != nil {
 		s.t.Errorf("servertest: close store: %v", err)
 	}
-	s.relay, s.store, s.hs = nil, nil, nil
+	s.relay, s.store, s.backed, s.hs = nil, nil, nil, nil
 }
 
 // Restart is Stop then Start: same data directory, same address. Open

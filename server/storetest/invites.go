@@ -26,24 +26,24 @@ func testInvites(t *testing.T, b Backend) {
 		}
 	}
 	j := newJournalWith(t, s, owner)
-	if _, _, err := s.RedeemInvite(ctx(t), newHash(), dev, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.redeem(ctx(t), newHash(), dev, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("redeem an invite nobody made: %v, want ErrInviteUnknown", err)
 	}
 
 	h := newHash()
-	if err := s.PutInvite(ctx(t), j, h, expires, []byte("packet")); err != nil {
+	if err := s.putInvite(ctx(t), j, h, expires, []byte("packet")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemInvite(ctx(t), h, late, expires.Add(time.Second), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.redeem(ctx(t), h, late, expires.Add(time.Second), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("redeem after expiry: %v, want ErrInviteUnknown", err)
 	}
 	mustMember(t, s, j, late, false)
-	gotJ, packet, err := s.RedeemInvite(ctx(t), h, dev, expires.Add(-time.Second), 0)
+	gotJ, packet, err := s.redeem(ctx(t), h, dev, expires.Add(-time.Second), 0)
 	if err != nil || gotJ != j || string(packet) != "packet" {
 		t.Fatalf("redeem: journal %v, packet %q, %v; want %v, %q", gotJ, packet, err, j, "packet")
 	}
 	mustMember(t, s, j, dev, true)
-	if _, _, err := s.RedeemInvite(ctx(t), h, other, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.redeem(ctx(t), h, other, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("redeem a used invite: %v, want ErrInviteUnknown", err)
 	}
 	mustMember(t, s, j, other, false)
@@ -53,12 +53,12 @@ func testInvites(t *testing.T, b Backend) {
 	if err := s.PutLink(ctx(t), j, h, expires, []byte("link")); err != nil {
 		t.Fatal(err)
 	}
-	gotJ, packet, err = s.RedeemInvite(ctx(t), h, other, time.Now(), 0)
+	gotJ, packet, err = s.redeem(ctx(t), h, other, time.Now(), 0)
 	if err != nil || gotJ != j || string(packet) != "link" {
 		t.Fatalf("redeem a link: journal %v, packet %q, %v", gotJ, packet, err)
 	}
 	mustMember(t, s, j, other, false)
-	if _, _, err := s.RedeemInvite(ctx(t), h, other, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.redeem(ctx(t), h, other, time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("redeem a used link: %v, want ErrInviteUnknown", err)
 	}
 
@@ -67,7 +67,7 @@ func testInvites(t *testing.T, b Backend) {
 	if err := s.PutInviteAgain(ctx(t), j, h, expires, []byte("again")); err != nil {
 		t.Fatal(err)
 	}
-	if gotJ, packet, err = s.RedeemInvite(ctx(t), h, other, time.Now(), 0); err != nil || gotJ != j || string(packet) != "again" {
+	if gotJ, packet, err = s.redeem(ctx(t), h, other, time.Now(), 0); err != nil || gotJ != j || string(packet) != "again" {
 		t.Fatalf("redeem an invite made again: journal %v, packet %q, %v", gotJ, packet, err)
 	}
 	mustMember(t, s, j, other, true)
@@ -78,7 +78,7 @@ type putFunc func(ctx context.Context, j protocol.JournalID, authHash [32]byte, 
 // putters returns the three ways of storing an invite, by name.
 func putters(s *store) map[string]putFunc {
 	return map[string]putFunc{
-		"invite":       s.PutInvite,
+		"invite":       s.putInvite,
 		"invite again": s.PutInviteAgain,
 		"link":         s.PutLink,
 	}
@@ -115,17 +115,17 @@ func testTwoPersonRule(t *testing.T, b Backend) {
 		return h
 	}
 	redeem := func(h, device [32]byte, maxPersons int) error {
-		_, _, err := s.RedeemInvite(ctx(t), h, device, time.Now(), maxPersons)
+		_, _, err := s.redeem(ctx(t), h, device, time.Now(), maxPersons)
 		return err
 	}
 
 	j := newJournalWith(t, s, owner)
 	addDevice(t, s, j, owner, laptop) // one person, two devices
-	if err := redeem(invite(s.PutInvite, j), partner, two); err != nil {
+	if err := redeem(invite(s.putInvite, j), partner, two); err != nil {
 		t.Fatalf("second person joins: %v", err)
 	}
 	// A third person is refused, and the invite is used up all the same.
-	h := invite(s.PutInvite, j)
+	h := invite(s.putInvite, j)
 	if err := redeem(h, third, two); !errors.Is(err, protocol.ErrJournalFull) {
 		t.Fatalf("third person: %v, want ErrJournalFull", err)
 	}
@@ -134,7 +134,7 @@ func testTwoPersonRule(t *testing.T, b Backend) {
 		t.Fatalf("redeem the invite the full journal used up: %v, want ErrInviteUnknown", err)
 	}
 	// A member redeeming an invite adds no one, so is not held to it.
-	if err := redeem(invite(s.PutInvite, j), partner, two); err != nil {
+	if err := redeem(invite(s.putInvite, j), partner, two); err != nil {
 		t.Fatalf("member redeems a partner invite to a full journal: %v", err)
 	}
 	// Links and invites made again are not held to it.
@@ -146,27 +146,27 @@ func testTwoPersonRule(t *testing.T, b Backend) {
 	}
 	mustMember(t, s, j, third, true)
 	// 0 is no limit.
-	if err := redeem(invite(s.PutInvite, j), fourth, 0); err != nil {
+	if err := redeem(invite(s.putInvite, j), fourth, 0); err != nil {
 		t.Fatalf("fourth person without a limit: %v", err)
 	}
 	mustMember(t, s, j, fourth, true)
 
 	// The limit is the caller's: one person is full at 1.
 	solo := newJournalWith(t, s, owner)
-	if err := redeem(invite(s.PutInvite, solo), partner, 1); !errors.Is(err, protocol.ErrJournalFull) {
+	if err := redeem(invite(s.putInvite, solo), partner, 1); !errors.Is(err, protocol.ErrJournalFull) {
 		t.Fatalf("second person at a limit of 1: %v, want ErrJournalFull", err)
 	}
 
 	// People are counted by the devices still members: one who left
 	// leaves a place.
 	k := newJournalWith(t, s, owner)
-	if err := redeem(invite(s.PutInvite, k), partner, two); err != nil {
+	if err := redeem(invite(s.putInvite, k), partner, two); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Leave(ctx(t), k, partner); err != nil {
 		t.Fatal(err)
 	}
-	if err := redeem(invite(s.PutInvite, k), third, two); err != nil {
+	if err := redeem(invite(s.putInvite, k), third, two); err != nil {
 		t.Fatalf("a new partner after the first one left: %v", err)
 	}
 	mustMember(t, s, k, third, true)
@@ -191,7 +191,7 @@ func raceRedeemOnce(t *testing.T, stores []*store) {
 		race(n, func(i int) {
 			var gotJ protocol.JournalID
 			var packet []byte
-			gotJ, packet, errs[i] = pick(stores, i).RedeemInvite(ctx(t), h, devs[i], time.Now(), 0)
+			gotJ, packet, errs[i] = pick(stores, i).redeem(ctx(t), h, devs[i], time.Now(), 0)
 			if errs[i] == nil && (gotJ != j || string(packet) != kind) {
 				errs[i] = fmt.Errorf("redeemed journal %v, packet %q; want %v, %q", gotJ, packet, j, kind)
 			}
@@ -224,13 +224,13 @@ func raceTwoPersonRule(t *testing.T, stores []*store) {
 		hs := [2][32]byte{newHash(), newHash()}
 		devs := [2][32]byte{newDevice(), newDevice()}
 		for i, h := range hs {
-			if err := pick(stores, i).PutInvite(ctx(t), j, h, soon(), nil); err != nil {
+			if err := pick(stores, i).putInvite(ctx(t), j, h, soon(), nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 		var errs [2]error
 		race(2, func(i int) {
-			_, _, errs[i] = pick(stores, i).RedeemInvite(ctx(t), hs[i], devs[i], time.Now(), 2)
+			_, _, errs[i] = pick(stores, i).redeem(ctx(t), hs[i], devs[i], time.Now(), 2)
 		})
 		joined := 0
 		for i, err := range errs {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -62,6 +63,10 @@ func testAppendRead(t *testing.T, b Backend) {
 	}
 	if got, err := s.Read(ctx(t), missing, 0, 10); err != nil || len(got) != 0 {
 		t.Fatalf("read of a missing journal: %d blobs, %v", len(got), err)
+	}
+
+	if _, _, _, err := s.Append(ctx(t), missing, blob(missing, dev, "nowhere")); !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("append to a missing journal: %v, want ErrNotFound", err)
 	}
 
 	const n = 12
@@ -135,6 +140,91 @@ func testAppendIdempotent(t *testing.T, b Backend) {
 	seq, _, dup, err := s.Append(ctx(t), other, first)
 	if err != nil || seq != 1 || dup {
 		t.Fatalf("same blob in another journal: seq %d, dup %v, %v; want a new blob at 1", seq, dup, err)
+	}
+}
+
+// testStartAppend checks that appends started one after the other,
+// without waiting, are stored in that order, and that each Wait answers
+// as Append would have.
+func testStartAppend(t *testing.T, b Backend) {
+	s := b.open(t, b.NewDatabase(t))
+	dev := newDevice()
+	j := newJournalWith(t, s, dev)
+	const n = 40
+	var datas [][]byte
+	var pending []*server.PendingAppend
+	for i := range n {
+		data := blob(j, dev, fmt.Sprintf("pipelined %d", i))
+		if i == n-1 {
+			data = datas[3] // a resend, in the same pipeline
+		}
+		datas = append(datas, data)
+		pending = append(pending, s.StartAppend(ctx(t), j, data))
+	}
+	for i, p := range pending {
+		seq, id, dup, err := p.Wait()
+		want, wantDup := uint64(i+1), false
+		if i == n-1 {
+			want, wantDup = 4, true
+		}
+		if err != nil || seq != want || dup != wantDup || id != protocol.IDOf(datas[i]) {
+			t.Fatalf("append %d started in order: seq %d, dup %v, %v; want seq %d, dup %v", i, seq, dup, err, want, wantDup)
+		}
+	}
+	if _, _, _, err := s.StartAppend(ctx(t), newJournal(), datas[0]).Wait(); !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("started append to a missing journal: %v, want ErrNotFound", err)
+	}
+}
+
+// testUsage checks HasBlob, JournalUsage and Check.
+func testUsage(t *testing.T, b Backend) {
+	s := b.open(t, b.NewDatabase(t))
+	if err := s.Check(ctx(t)); err != nil {
+		t.Fatalf("check of an open store: %v", err)
+	}
+	dev := newDevice()
+	j, other := newJournalWith(t, s, dev), newJournalWith(t, s, dev)
+	usage := func(j protocol.JournalID) int64 {
+		t.Helper()
+		n, err := s.JournalUsage(ctx(t), j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := usage(j); n != 0 {
+		t.Fatalf("usage of an empty journal: %d", n)
+	}
+	if n := usage(newJournal()); n != 0 {
+		t.Fatalf("usage of a missing journal: %d", n)
+	}
+	short, long := blob(j, dev, "short"), blob(j, dev, strings.Repeat("long ", 1000))
+	for _, data := range [][]byte{short, long, short} { // the second short is a resend
+		if _, _, _, err := s.Append(ctx(t), j, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, want := usage(j), int64(len(short)+len(long)); n != want {
+		t.Fatalf("usage after two blobs and a resend: %d, want %d", n, want)
+	}
+	if n := usage(other); n != 0 {
+		t.Fatalf("another journal's usage changed to %d", n)
+	}
+	if _, err := s.Purge(ctx(t), j, protocol.IDOf(long), dev, protocol.BlobID(newHash())); err != nil {
+		t.Fatal(err)
+	}
+	// The purged record counts (Badger adds its one-byte mark).
+	if n, want := usage(j), int64(len(short)+protocol.PurgedRecordSize); n != want && n != want+1 {
+		t.Fatalf("usage after purging the long blob: %d, want %d (its purged record counts)", n, want)
+	}
+	for _, c := range []struct {
+		j    protocol.JournalID
+		data []byte
+		want bool
+	}{{j, short, true}, {j, long, true}, {other, short, false}, {j, blob(j, dev, "never sent"), false}} {
+		if got, err := s.HasBlob(ctx(t), c.j, protocol.IDOf(c.data)); err != nil || got != c.want {
+			t.Fatalf("has blob: %v, %v; want %v", got, err, c.want)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 )
 
 // Members, people and removals: AddMember, AddDevice, RemoveDevice,
@@ -17,10 +18,10 @@ import (
 func join(t *testing.T, s *store, j protocol.JournalID, device [32]byte) {
 	t.Helper()
 	h := newHash()
-	if err := s.PutInvite(ctx(t), j, h, time.Now().Add(time.Hour), []byte("invite")); err != nil {
+	if err := s.putInvite(ctx(t), j, h, time.Now().Add(time.Hour), []byte("invite")); err != nil {
 		t.Fatalf("put invite: %v", err)
 	}
-	if _, _, err := s.RedeemInvite(ctx(t), h, device, time.Now(), 0); err != nil {
+	if _, _, err := s.redeem(ctx(t), h, device, time.Now(), 0); err != nil {
 		t.Fatalf("redeem invite: %v", err)
 	}
 }
@@ -41,32 +42,85 @@ func mustStayOut(t *testing.T, s *store, j protocol.JournalID, by, device [32]by
 		t.Fatalf("add a removed device: %v, want ErrInvalid", err)
 	}
 	mustMember(t, s, j, device, false)
-	if err := s.AddMember(ctx(t), j, device); err == nil {
-		t.Fatal("add member of a removed device: no error")
+	var removed bool
+	if err := s.UpdateMembers(ctx(t), j, func(m *server.Members) error {
+		removed = m.IsRemoved(device)
+		return nil
+	}); err != nil || !removed {
+		t.Fatalf("the members of the journal do not show the device as removed (%v)", err)
 	}
-	mustMember(t, s, j, device, false)
 	h := newHash()
-	if err := s.PutInvite(ctx(t), j, h, time.Now().Add(time.Hour), nil); err != nil {
+	if err := s.putInvite(ctx(t), j, h, time.Now().Add(time.Hour), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemInvite(ctx(t), h, device, time.Now(), 0); err == nil {
+	if _, _, err := s.redeem(ctx(t), h, device, time.Now(), 0); err == nil {
 		t.Fatal("a removed device redeemed an invite to the journal it was removed from")
 	}
 	mustMember(t, s, j, device, false)
 }
 
-func testAddMember(t *testing.T, b Backend) {
+// testUpdateMembers checks the store's part of every membership rule:
+// fn sees what is stored, its changes are written only if it returns nil,
+// and a journal that does not exist takes no changes.
+func testUpdateMembers(t *testing.T, b Backend) {
 	s := b.open(t, b.NewDatabase(t))
-	owner, dev := newDevice(), newDevice()
-	if err := s.AddMember(ctx(t), newJournal(), dev); !errors.Is(err, protocol.ErrNotFound) {
-		t.Fatalf("add member to a missing journal: %v, want ErrNotFound", err)
+	owner, dev, gone := newDevice(), newDevice(), newDevice()
+	missing := newJournal()
+	calls := 0
+	err := s.UpdateMembers(ctx(t), missing, func(m *server.Members) error {
+		calls++
+		if _, ok := m.Person(owner); ok || m.People() != 0 || m.Journal() != missing {
+			t.Error("a journal that does not exist shows members")
+		}
+		m.Add(dev, dev)
+		return nil
+	})
+	if calls == 0 || !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("changes to a missing journal: %v (fn called %d times), want ErrNotFound", err, calls)
 	}
+	mustMember(t, s, missing, dev, false)
+
 	j := newJournalWith(t, s, owner)
-	for range 2 {
-		if err := s.AddMember(ctx(t), j, dev); err != nil {
+	see := func() *server.Members {
+		t.Helper()
+		var seen *server.Members
+		if err := s.UpdateMembers(ctx(t), j, func(m *server.Members) error { seen = m; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		mustMember(t, s, j, dev, true)
+		return seen
+	}
+	if p, ok := see().Person(owner); !ok || p != owner {
+		t.Fatal("the creator is not filed as a person of its own")
+	}
+	// An error writes nothing and comes back as it was.
+	refused := errors.New("refused by the rule")
+	err = s.UpdateMembers(ctx(t), j, func(m *server.Members) error {
+		m.Add(dev, owner)
+		m.Remove(owner)
+		return refused
+	})
+	if err != refused {
+		t.Fatalf("fn's error came back as %v", err)
+	}
+	mustMember(t, s, j, owner, true)
+	mustMember(t, s, j, dev, false)
+	// Changes are written, in order.
+	if err := s.UpdateMembers(ctx(t), j, func(m *server.Members) error {
+		m.Add(dev, owner)
+		m.Add(gone, gone)
+		m.Remove(gone)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustMember(t, s, j, dev, true)
+	mustMember(t, s, j, gone, false)
+	m := see()
+	if p, ok := m.Person(dev); !ok || p != owner {
+		t.Fatal("an added device is not filed under the person it was added for")
+	}
+	if !m.IsRemoved(gone) || m.IsRemoved(dev) || m.People() != 1 || len(m.Devices(owner)) != 2 {
+		t.Fatalf("members after the changes: removed %v, %d people, %d devices of the owner", m.IsRemoved(gone), m.People(), len(m.Devices(owner)))
 	}
 }
 
@@ -191,4 +245,38 @@ func sameDevices(got [][32]byte, want ...[32]byte) bool {
 		}
 	}
 	return true
+}
+
+// raceAddDevice has both partners claim one new device at once: it is
+// filed under one of them, and the other is told it is someone else's.
+func raceAddDevice(t *testing.T, stores []*store) {
+	const rounds = 20
+	owner, partner := newDevice(), newDevice()
+	j := newJournalWith(t, stores[0], owner)
+	join(t, stores[0], j, partner)
+	for round := range rounds {
+		dev := newDevice()
+		by := [2][32]byte{owner, partner}
+		var errs [2]error
+		race(2, func(i int) { errs[i] = pick(stores, i+round).AddDevice(ctx(t), j, by[i], dev) })
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if won >= 0 {
+					t.Fatalf("round %d: one device was added by both partners at once", round)
+				}
+				won = i
+			case !errors.Is(err, protocol.ErrInvalid):
+				t.Fatal(err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: neither partner could add the device", round)
+		}
+		// It is filed under the winner: only the winner may remove it.
+		if err := stores[0].RemoveDevice(ctx(t), j, by[1-won], dev); !errors.Is(err, protocol.ErrInvalid) {
+			t.Fatalf("round %d: the other partner removes the device: %v, want ErrInvalid", round, err)
+		}
+	}
 }

@@ -46,15 +46,19 @@ func testReopen(t *testing.T, b Backend) {
 	}
 	unused, used, link := newHash(), newHash(), newHash()
 	for _, h := range [][32]byte{unused, used} {
-		if err := s.PutInvite(ctx(t), j, h, soon(), []byte("invite")); err != nil {
+		if err := s.putInvite(ctx(t), j, h, soon(), []byte("invite")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := s.PutLink(ctx(t), j, link, soon(), []byte("link")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemInvite(ctx(t), used, newDevice(), time.Now(), 0); err != nil {
+	if _, _, err := s.redeem(ctx(t), used, newDevice(), time.Now(), 0); err != nil {
 		t.Fatal(err)
+	}
+	usage, err := s.JournalUsage(ctx(t), j)
+	if err != nil || usage == 0 {
+		t.Fatalf("usage %d, %v", usage, err)
 	}
 	s.shut(t)
 
@@ -70,6 +74,9 @@ func testReopen(t *testing.T, b Backend) {
 		t.Fatalf("last seq %d after reopening, %v; want 5", last, err)
 	}
 	checkPurged(t, s, j, blobs, 1, chain)
+	if again, err := s.JournalUsage(ctx(t), j); err != nil || again != usage {
+		t.Fatalf("usage %d after reopening, %v; want %d", again, err, usage)
+	}
 	if seq, _, dup, err := s.Append(ctx(t), j, blobs[3]); err != nil || !dup || seq != 4 {
 		t.Fatalf("append again after reopening: seq %d, dup %v, %v; want seq 4, dup", seq, dup, err)
 	}
@@ -85,17 +92,17 @@ func testReopen(t *testing.T, b Backend) {
 	}
 	mustStayOut(t, s, j, owner, removed)
 	// Invites.
-	if _, _, err := s.RedeemInvite(ctx(t), used, newDevice(), time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
+	if _, _, err := s.redeem(ctx(t), used, newDevice(), time.Now(), 0); !errors.Is(err, protocol.ErrInviteUnknown) {
 		t.Fatalf("redeem a used invite after reopening: %v, want ErrInviteUnknown", err)
 	}
-	if err := s.PutInvite(ctx(t), j, link, soon(), nil); !errors.Is(err, server.ErrInviteExists) {
+	if err := s.putInvite(ctx(t), j, link, soon(), nil); !errors.Is(err, server.ErrInviteExists) {
 		t.Fatalf("reuse a stored link's hash after reopening: %v, want ErrInviteExists", err)
 	}
-	if gotJ, packet, err := s.RedeemInvite(ctx(t), unused, newDevice(), time.Now(), 0); err != nil || gotJ != j || string(packet) != "invite" {
+	if gotJ, packet, err := s.redeem(ctx(t), unused, newDevice(), time.Now(), 0); err != nil || gotJ != j || string(packet) != "invite" {
 		t.Fatalf("redeem an invite after reopening: %v, %q, %v", gotJ, packet, err)
 	}
 	dev := newDevice()
-	if gotJ, packet, err := s.RedeemInvite(ctx(t), link, dev, time.Now(), 0); err != nil || gotJ != j || string(packet) != "link" {
+	if gotJ, packet, err := s.redeem(ctx(t), link, dev, time.Now(), 0); err != nil || gotJ != j || string(packet) != "link" {
 		t.Fatalf("redeem a link after reopening: %v, %q, %v", gotJ, packet, err)
 	}
 	mustMember(t, s, j, dev, false)
@@ -173,22 +180,25 @@ func testClosed(t *testing.T, b Backend) {
 	s.shut(t)
 	c := ctx(t)
 	h, now := newHash(), time.Now()
+	nop := func(*server.Members) error { return nil }
 	for name, call := range map[string]func() error{
-		"RelayID":        func() error { _, err := s.RelayID(c); return err },
-		"CreateJournal":  func() error { return s.CreateJournal(c, newJournal(), dev) },
-		"IsMember":       func() error { _, err := s.IsMember(c, j, dev); return err },
-		"AddMember":      func() error { return s.AddMember(c, j, newDevice()) },
-		"AddDevice":      func() error { return s.AddDevice(c, j, dev, newDevice()) },
-		"RemoveDevice":   func() error { return s.RemoveDevice(c, j, dev, newDevice()) },
-		"Leave":          func() error { _, err := s.Leave(c, j, dev); return err },
-		"PutInvite":      func() error { return s.PutInvite(c, j, h, soon(), nil) },
-		"PutInviteAgain": func() error { return s.PutInviteAgain(c, j, h, soon(), nil) },
-		"PutLink":        func() error { return s.PutLink(c, j, h, soon(), nil) },
-		"RedeemInvite":   func() error { _, _, err := s.RedeemInvite(c, h, dev, now, 0); return err },
-		"Append":         func() error { _, _, _, err := s.Append(c, j, blob(j, dev, "after close")); return err },
-		"Read":           func() error { _, err := s.Read(c, j, 0, 10); return err },
-		"Purge":          func() error { _, err := s.Purge(c, j, protocol.IDOf(data), dev, protocol.BlobID{}); return err },
-		"LastSeq":        func() error { _, err := s.LastSeq(c, j); return err },
+		"RelayID":       func() error { _, err := s.RelayID(c); return err },
+		"CreateJournal": func() error { return s.CreateJournal(c, newJournal(), dev) },
+		"IsMember":      func() error { _, err := s.IsMember(c, j, dev); return err },
+		"UpdateMembers": func() error { return s.UpdateMembers(c, j, nop) },
+		"PutInvite":     func() error { return s.putInvite(c, j, h, soon(), nil) },
+		"RedeemInvite": func() error {
+			_, err := s.RedeemInvite(c, h, now, func(server.Invite, *server.Members) error { return nil })
+			return err
+		},
+		"Append":       func() error { _, _, _, err := s.Append(c, j, blob(j, dev, "after close")); return err },
+		"StartAppend":  func() error { _, _, _, err := s.StartAppend(c, j, blob(j, dev, "after close")).Wait(); return err },
+		"Read":         func() error { _, err := s.Read(c, j, 0, 10); return err },
+		"HasBlob":      func() error { _, err := s.HasBlob(c, j, protocol.IDOf(data)); return err },
+		"JournalUsage": func() error { _, err := s.JournalUsage(c, j); return err },
+		"Purge":        func() error { _, err := s.Purge(c, j, protocol.IDOf(data), dev, protocol.BlobID{}); return err },
+		"LastSeq":      func() error { _, err := s.LastSeq(c, j); return err },
+		"Check":        func() error { return s.Check(c) },
 	} {
 		if err := call(); !errors.Is(err, server.ErrStoreClosed) {
 			t.Errorf("%s after close: %v, want ErrStoreClosed", name, err)

@@ -14,10 +14,13 @@
 //
 // Exactly what the [server.Store] doc comments promise, method by method:
 // contiguous per-journal sequence numbers under concurrent appends,
-// idempotent append by blob id, reads in order, purge that keeps the
-// sequence number and drops the bytes, one-time invites (and the
-// two-person rule) under a race, membership, device filing and removals
-// that stick, and durability across closing and reopening the store.
+// idempotent append by blob id, pipelined appends stored in order, reads
+// in order, purge that keeps the sequence number and drops the bytes,
+// usage counts, one-time invites (and the two-person rule) under a race,
+// membership, device filing and removals that stick, and durability
+// across closing and reopening the store. The rules about members are
+// the relay's (server.AddDevice, server.Redeem, …), the same for every
+// backend; the suite runs them on the store, which must keep them atomic.
 // Every case asserts behaviour; none measures time.
 //
 // # Two stores on one database
@@ -38,6 +41,7 @@ import (
 	"crypto/rand"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
@@ -123,9 +127,11 @@ type raceCase struct {
 var cases = []testCase{
 	{"RelayID", testRelayID},
 	{"CreateJournal", testCreateJournal},
-	{"AddMember", testAddMember},
+	{"UpdateMembers", testUpdateMembers},
 	{"AppendRead", testAppendRead},
 	{"AppendIdempotent", testAppendIdempotent},
+	{"StartAppend", testStartAppend},
+	{"Usage", testUsage},
 	{"ReadOwnsSlices", testReadOwnsSlices},
 	{"Purge", testPurge},
 	{"Invites", testInvites},
@@ -146,6 +152,7 @@ var raceCases = []raceCase{
 	{"AppendDuplicates", raceAppendDuplicates},
 	{"RedeemOnce", raceRedeemOnce},
 	{"TwoPersonRule", raceTwoPersonRule},
+	{"AddDevice", raceAddDevice},
 }
 
 // store is a store the suite opened: it is closed once, by the test
@@ -167,6 +174,38 @@ func (s *store) shut(t *testing.T) {
 	if err := s.close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+}
+
+// The relay's rules on top of the store (server/devices.go), in the shape
+// the cases use. The rules are the same for every backend; what the suite
+// checks through them is that the store keeps them atomic.
+
+func (s *store) putInvite(ctx context.Context, j protocol.JournalID, h [32]byte, expires time.Time, packet []byte) error {
+	return s.PutInvite(ctx, server.Invite{Journal: j, AuthHash: h, Kind: server.InvitePartner, Expires: expires, Packet: packet})
+}
+
+func (s *store) PutInviteAgain(ctx context.Context, j protocol.JournalID, h [32]byte, expires time.Time, packet []byte) error {
+	return s.PutInvite(ctx, server.Invite{Journal: j, AuthHash: h, Kind: server.InviteAgain, Expires: expires, Packet: packet})
+}
+
+func (s *store) PutLink(ctx context.Context, j protocol.JournalID, h [32]byte, expires time.Time, packet []byte) error {
+	return s.PutInvite(ctx, server.Invite{Journal: j, AuthHash: h, Kind: server.InviteLink, Expires: expires, Packet: packet})
+}
+
+func (s *store) redeem(ctx context.Context, h, device [32]byte, now time.Time, maxPersons int) (protocol.JournalID, []byte, error) {
+	return server.Redeem(ctx, s.Store, h, device, now, maxPersons)
+}
+
+func (s *store) AddDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	return server.AddDevice(ctx, s.Store, j, by, device)
+}
+
+func (s *store) RemoveDevice(ctx context.Context, j protocol.JournalID, by, device [32]byte) error {
+	return server.RemoveDevice(ctx, s.Store, j, by, device)
+}
+
+func (s *store) Leave(ctx context.Context, j protocol.JournalID, device [32]byte) ([][32]byte, error) {
+	return server.Leave(ctx, s.Store, j, device)
 }
 
 // open opens a store on db and closes it when the test ends.
