@@ -103,11 +103,11 @@ func (r *restoreMark) err() error {
 
 // restoreErr returns the problem that keeps a restored journal from
 // finishing, if any. Call with the lock held.
-func (j *Journal) restoreErr() error {
-	if j.st.Restored == nil {
+func (st *state) restoreErr() error {
+	if st.Restored == nil {
 		return nil
 	}
-	return j.st.Restored.err()
+	return st.Restored.err()
 }
 
 // Restoring reports whether the journal is still recovering this device's
@@ -202,7 +202,7 @@ func (j *Journal) adoptOwnChain() error {
 		}
 	}
 	if n := len(oc.byChain) - len(adopted); n > 0 {
-		j.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
+		j.st.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
 	}
 	j.st.Restored = nil
 	return j.saveState()

@@ -66,7 +66,7 @@ type Comparison struct {
 func (j *Journal) Compare() (Comparison, error) {
 	var c Comparison
 	err := j.withLock(func() error {
-		if j.partner() == nil {
+		if j.st.partner() == nil {
 			return ErrNotPaired
 		}
 		opened, _ := j.decryptAll()

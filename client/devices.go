@@ -102,7 +102,7 @@ type linkedJournal struct {
 // the lock held.
 func (j *Journal) selfRecord(title string) memberRecord {
 	r := j.acct.record(title)
-	if self := j.self(); self != nil {
+	if self := j.st.self(); self != nil {
 		r.Devices = nil
 		for _, c := range MemberDevices(*self) {
 			if self.removed(c.Sign) == nil && crypto.Equal(c.Identity[:], self.Identity) {
@@ -114,10 +114,10 @@ func (j *Journal) selfRecord(title string) memberRecord {
 }
 
 // self returns this person's member record. Call with the lock held.
-func (j *Journal) self() *Member {
-	for i := range j.st.Members {
-		if j.st.Members[i].Self {
-			return &j.st.Members[i]
+func (st *state) self() *Member {
+	for i := range st.Members {
+		if st.Members[i].Self {
+			return &st.Members[i]
 		}
 	}
 	return nil
@@ -125,8 +125,8 @@ func (j *Journal) self() *Member {
 
 // left returns when this person left the journal, or nil. Call with the
 // lock held.
-func (j *Journal) left() *time.Time {
-	if m := j.self(); m != nil {
+func (st *state) left() *time.Time {
+	if m := st.self(); m != nil {
 		return m.Left
 	}
 	return nil
@@ -187,7 +187,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	var js []*Journal
 	for _, j := range all {
 		var gone bool
-		if err := j.withLock(func() error { gone = j.left() != nil; return nil }); err != nil {
+		if err := j.withLock(func() error { gone = j.st.left() != nil; return nil }); err != nil {
 			return "", time.Time{}, err
 		}
 		if !gone {
@@ -354,7 +354,7 @@ func (j *Journal) relayAddDevice(ctx context.Context, device [32]byte) error {
 // it. Doing it again changes nothing.
 func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 	return j.withLock(func() error {
-		self := j.self()
+		self := j.st.self()
 		if self == nil {
 			return errors.New("journal state has no member for you")
 		}
@@ -508,7 +508,7 @@ func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
 	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign}}
 	for _, j := range js {
 		err := j.withLock(func() error {
-			self := j.self()
+			self := j.st.self()
 			if self == nil {
 				return nil
 			}
@@ -587,9 +587,9 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	for _, j := range js {
 		var in, gone bool
 		err := j.withLock(func() error {
-			self := j.self()
+			self := j.st.self()
 			in = self != nil && hasDevice(self.Devices, d.sign) && self.removed(d.sign) == nil
-			gone = j.left() != nil
+			gone = j.st.left() != nil
 			return nil
 		})
 		if err != nil {
@@ -631,7 +631,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 	}
 	err = j.withLock(func() error {
 		last := j.lastSeq(sign)
-		self := j.self()
+		self := j.st.self()
 		if self.removed(sign) == nil {
 			self.Removed = append(self.Removed, RemovedDevice{Sign: sign[:], Last: last, At: time.Now().UTC()})
 			if err := j.saveState(); err != nil {
@@ -658,7 +658,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 func (j *Journal) Leave(ctx context.Context) error {
 	var gone *time.Time
 	var told bool
-	if err := j.withLock(func() error { gone, told = j.left(), j.st.LeftRelay; return nil }); err != nil {
+	if err := j.withLock(func() error { gone, told = j.st.left(), j.st.LeftRelay; return nil }); err != nil {
 		return err
 	}
 	if gone != nil && told {
@@ -701,7 +701,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	return j.withLock(func() error {
-		if self := j.self(); self.Left == nil {
+		if self := j.st.self(); self.Left == nil {
 			now := time.Now().UTC()
 			self.Left = &now
 		}
@@ -720,7 +720,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 	me := j.signKey
 	changed := false
 	warn := func(n Notice, s *stored) {
-		if j.raise(n, s.RelaySeq) {
+		if j.st.raise(n, s.RelaySeq) {
 			changed = true
 		}
 	}
@@ -786,7 +786,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 				if !m.Self || o.s.Header.Author == me || len(o.payload.Secret) != 32 || o.payload.Expires == nil || !time.Now().Before(*o.payload.Expires) {
 					continue
 				}
-				if j.knowsInvite(o.payload.Secret) {
+				if j.st.knowsInvite(o.payload.Secret, &j.logIndex) {
 					continue
 				}
 				j.st.Invites = append(j.st.Invites, pendingInvite{Secret: o.payload.Secret, Expires: *o.payload.Expires, Again: o.payload.Again})
@@ -806,8 +806,8 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 
 // knowsInvite reports whether the invite with secret is pending here or
 // was answered by a join this device accepted. Call with the lock held.
-func (j *Journal) knowsInvite(secret []byte) bool {
-	for _, inv := range j.st.Invites {
+func (st *state) knowsInvite(secret []byte, l *logIndex) bool {
+	for _, inv := range st.Invites {
 		if crypto.Equal(inv.Secret, secret) {
 			return true
 		}
@@ -816,11 +816,11 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 	if err != nil {
 		return true
 	}
-	for _, s := range j.acceptedJoins() {
+	for _, s := range st.acceptedJoins(l) {
 		if s.Purged {
 			continue
 		}
-		if jb, err := protocol.ParseJoin(j.raw(s)); err == nil && jb.InviteHash == keys.AuthHash {
+		if jb, err := protocol.ParseJoin(l.raw(s)); err == nil && jb.InviteHash == keys.AuthHash {
 			return true
 		}
 	}

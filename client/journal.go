@@ -285,10 +285,10 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	// Remember the invite before the relay does, so a join can always be
 	// opened once the relay has accepted the invite.
 	err = j.withLock(func() error {
-		if t := j.left(); t != nil {
+		if t := j.st.left(); t != nil {
 			return leftError(*t)
 		}
-		switch p := j.partner(); {
+		switch p := j.st.partner(); {
 		case p != nil && p.Left != nil && !again:
 			return fmt.Errorf("%w on %s", ErrPartnerLeft, p.Left.Local().Format("2 January 2006"))
 		case p != nil && !again:
@@ -515,7 +515,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 	}
 	var out []Entry
 	err := j.withLock(func() error {
-		if err := j.writableLocked(); err != nil {
+		if err := j.st.writable(j.signKey); err != nil {
 			return err
 		}
 		recipients := j.recipients()
@@ -556,7 +556,7 @@ func (j *Journal) recipientsFor(kind string) [][32]byte {
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
-	if err := j.writableLocked(); err != nil {
+	if err := j.st.writable(j.signKey); err != nil {
 		return Entry{}, err
 	}
 	blob, e, err := j.sealPayload(p, j.nextHeader(protocol.KindEntry), recipients)
@@ -776,7 +776,7 @@ func checkResponseKind(kind string) error {
 // Members returns the journal's members, this person first.
 func (j *Journal) Members() ([]Member, error) {
 	var ms []Member
-	err := j.withLock(func() error { ms = j.members(); return nil })
+	err := j.withLock(func() error { ms = j.st.members(); return nil })
 	return ms, err
 }
 
@@ -827,7 +827,7 @@ func (j *Journal) ConfirmVerified() error {
 		if err := j.saveState(); err != nil {
 			return err
 		}
-		if j.left() != nil {
+		if j.st.left() != nil {
 			return nil
 		}
 		return j.ensureGrants()

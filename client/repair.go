@@ -368,7 +368,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.st.Restored = r
 		rep.Waits = true
 	}
-	j.noteLost(rep.Lost)
+	j.st.noteLost(rep.Lost)
 	// Both generations of the state carry the repair mode and the
 	// refetch, so a damaged state cannot undo them.
 	if err := j.saveStateTwice(); err != nil {
@@ -385,10 +385,10 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 // noteLost keeps a notice of unsent entries a repair could not read back,
 // so status says so until the person marks it read. Call with the lock
 // held; the caller saves the state.
-func (j *Journal) noteLost(lost []LostItem) {
+func (st *state) noteLost(lost []LostItem) {
 	if len(lost) > 0 {
 		now := time.Now().UTC()
-		j.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
+		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
 	}
 }
 
@@ -397,26 +397,28 @@ func (j *Journal) noteLost(lost []LostItem) {
 // device's own history (after a restore or a repair). A command checks
 // it before asking for any words, so nobody writes only to be told it
 // cannot be saved.
-func (j *Journal) Writable() error { return j.withLock(j.writableLocked) }
+func (j *Journal) Writable() error {
+	return j.withLock(func() error { return j.st.writable(j.signKey) })
+}
 
-// writableLocked is Writable. Call with the lock held.
-func (j *Journal) writableLocked() error {
-	if t := j.left(); t != nil {
+// writable is Writable for the device with signing key device.
+func (st *state) writable(device [32]byte) error {
+	if t := st.left(); t != nil {
 		return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
 	}
 	// This device was removed: the roster says so, or the relay did on
 	// the last exchange. What would be written could never be sent.
-	if self := j.self(); j.st.NotServed != nil || self != nil && self.removed(j.signKey) != nil {
+	if self := st.self(); st.NotServed != nil || self != nil && self.removed(device) != nil {
 		return fmt.Errorf("%w, so nothing written here could be sent", ErrNotServed)
 	}
-	return j.pausedErr()
+	return st.pausedErr()
 }
 
 // pausedErr returns why this device's chain cannot grow yet, or nil: its
 // next seq is not known until a sync has collected its own history (after
 // a restore or a repair), and writing now would fork the chain.
-func (j *Journal) pausedErr() error {
-	switch r := j.st.Restored; {
+func (st *state) pausedErr() error {
+	switch r := st.Restored; {
 	case r == nil:
 		return nil
 	case r.Reason == reasonRepair:

@@ -88,7 +88,7 @@ func (j *Journal) Status() (Status, error) {
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.st.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			t := j.st.LastSync

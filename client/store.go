@@ -658,7 +658,7 @@ func (j *Journal) tornTail() error {
 		if err := j.pruneLost(notes, named); err != nil {
 			return err
 		}
-		j.noteLost(rep.Lost)
+		j.st.noteLost(rep.Lost)
 		if err := j.saveStateTwice(); err != nil {
 			return err
 		}
@@ -983,15 +983,15 @@ func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
 	}
-	if err := j.pausedErr(); err != nil {
+	if err := j.st.pausedErr(); err != nil {
 		return err
 	}
 	return j.appendRecords(record(recWritten, blob))
 }
 
 // members returns the members sorted with self first.
-func (j *Journal) members() []Member {
-	ms := append([]Member(nil), j.st.Members...)
+func (st *state) members() []Member {
+	ms := append([]Member(nil), st.Members...)
 	sort.SliceStable(ms, func(a, b int) bool { return ms[a].Self && !ms[b].Self })
 	return ms
 }

@@ -115,7 +115,7 @@ func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return res, j.withLock(j.restoreErr) // a restore that could not finish is said plainly
+	return res, j.withLock(j.st.restoreErr) // a restore that could not finish is said plainly
 }
 
 // send pushes the outbox on c, then asks the relay to purge what this
@@ -148,7 +148,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	// New keys answering an invite for the partner are said by the sync
 	// that brings them, not only by status.
 	waiting := func() (n *Notice) {
-		_ = j.withLock(func() error { n = j.identityNotice(); return nil })
+		_ = j.withLock(func() error { n = j.st.identityNotice(); return nil })
 		return n
 	}
 	was := waiting()
@@ -487,7 +487,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 		}
 		if len(warnings) > 0 {
 			for _, w := range warnings {
-				j.raise(w, w.Position)
+				j.st.raise(w, w.Position)
 			}
 			if err := j.saveState(); err != nil {
 				return err
@@ -647,7 +647,7 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		if notices, err = j.applyRoster(); err != nil {
 			return err
 		}
-		if j.noteChanged() {
+		if _, unreadable := j.decryptAll(); j.st.noteChanged(unreadable) {
 			if err := j.saveState(); err != nil {
 				return err
 			}
@@ -664,7 +664,7 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 			pending = len(j.outbox())
 			return nil // nothing new may be written until then
 		}
-		if j.left() != nil {
+		if j.st.left() != nil {
 			return nil // nothing more goes out from here
 		}
 		if err := j.ensureGrants(); err != nil {
@@ -676,12 +676,11 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 	return joined, notices, pending, err
 }
 
-// noteChanged raises NoticeRelayChanged for each entry from the relay
-// that was changed on the way (see stored.changed), once per relay
-// position, and reports whether that changed the state. Call with the
-// lock held.
-func (j *Journal) noteChanged() bool {
-	_, unreadable := j.decryptAll()
+// noteChanged raises NoticeRelayChanged for each entry among unreadable
+// (as decryptAll returns them) from the relay that was changed on the way
+// (see stored.changed), once per relay position, and reports whether that
+// changed the state.
+func (st *state) noteChanged(unreadable []*stored) bool {
 	var changed []*stored
 	for _, s := range unreadable {
 		if s.changed && s.RelaySeq != 0 {
@@ -693,7 +692,7 @@ func (j *Journal) noteChanged() bool {
 	sort.Slice(changed, func(a, b int) bool { return changed[a].RelaySeq < changed[b].RelaySeq })
 	raised := false
 	for _, s := range changed {
-		raised = j.raise(Notice{Kind: NoticeRelayChanged}, s.RelaySeq) || raised
+		raised = st.raise(Notice{Kind: NoticeRelayChanged}, s.RelaySeq) || raised
 	}
 	return raised
 }
@@ -706,7 +705,7 @@ func leftError(t time.Time) error {
 // checkNotLeft returns ErrLeft if this person has left the journal.
 func (j *Journal) checkNotLeft() error {
 	return j.withLock(func() error {
-		if t := j.left(); t != nil {
+		if t := j.st.left(); t != nil {
 			return leftError(*t)
 		}
 		return nil
@@ -719,7 +718,7 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 	roster := j.roster()
 	changed := false
 	warn := func(kind NoticeKind, s *stored) {
-		if j.raise(Notice{Kind: kind}, s.RelaySeq) {
+		if j.st.raise(Notice{Kind: kind}, s.RelaySeq) {
 			changed = true
 			if kind == NoticeLateJoin {
 				// Someone the journal does not take got in on the relay:
@@ -755,8 +754,8 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 				break
 			}
 		}
-		if inv == nil || j.hasPartner() && !inv.Again {
-			if j.hasPartner() && s.RelaySeq > j.pairedAt() {
+		if inv == nil || j.st.hasPartner() && !inv.Again {
+			if j.st.hasPartner() && s.RelaySeq > j.st.pairedAt(&j.logIndex) {
 				// A journal is for two; invites stop working once a
 				// partner has joined.
 				warn(NoticeLateJoin, s)
@@ -785,7 +784,7 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 			roster = j.roster()
 			continue
 		}
-		p := j.partner()
+		p := j.st.partner()
 		if crypto.Equal(rec.Identity, p.Identity) {
 			// The same identity key: new devices of the same person, as
 			// their certificates prove.
@@ -808,13 +807,13 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 // device's own when it joined). A join before it is history, such as the
 // join of a partner's earlier identity, not a late answer to an invite.
 // Call with the lock held.
-func (j *Journal) pairedAt() uint64 {
+func (st *state) pairedAt(l *logIndex) uint64 {
 	var at uint64
-	for _, s := range j.acceptedJoins() {
+	for _, s := range st.acceptedJoins(l) {
 		at = max(at, s.RelaySeq)
 	}
-	me := j.signKey
-	for _, s := range j.order {
+	me := l.signKey
+	for _, s := range l.order {
 		if s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
 			at = max(at, s.RelaySeq)
 		}
@@ -824,15 +823,15 @@ func (j *Journal) pairedAt() uint64 {
 
 // acceptedJoins returns the join blobs held here that were accepted for
 // a member or a member's pending new identity. Call with the lock held.
-func (j *Journal) acceptedJoins() []*stored {
+func (st *state) acceptedJoins(l *logIndex) []*stored {
 	var out []*stored
-	for _, m := range j.st.Members {
+	for _, m := range st.Members {
 		ids := []string{m.JoinBlob}
 		if m.Pending != nil {
 			ids = append(ids, m.Pending.JoinBlob)
 		}
 		for _, id := range ids {
-			if s := j.chainOfHex(id); s != nil { // none for "": nobody accepted yet
+			if s := l.chainOfHex(id); s != nil { // none for "": nobody accepted yet
 				out = append(out, s)
 			}
 		}
@@ -841,16 +840,16 @@ func (j *Journal) acceptedJoins() []*stored {
 }
 
 // partner returns the other member, or nil. Call with the lock held.
-func (j *Journal) partner() *Member {
-	for i := range j.st.Members {
-		if !j.st.Members[i].Self {
-			return &j.st.Members[i]
+func (st *state) partner() *Member {
+	for i := range st.Members {
+		if !st.Members[i].Self {
+			return &st.Members[i]
 		}
 	}
 	return nil
 }
 
-func (j *Journal) hasPartner() bool { return j.partner() != nil }
+func (st *state) hasPartner() bool { return st.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
 // already in the roster.
