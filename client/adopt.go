@@ -285,7 +285,7 @@ func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
 			if err != nil {
 				continue
 			}
-			for _, box := range j.recipients() {
+			for _, box := range j.trust().recipients {
 				if j.acct.keys.CheckSentGrant(g, box) == nil {
 					return s, true
 				}

@@ -114,7 +114,7 @@ func (j *logIndex) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
 func (j *Journal) partnerHeads(opened []*openedEntry) []Head {
 	heads := j.heads(opened)
 	out := []Head{}
-	for d, rd := range j.roster() {
+	for d, rd := range j.trust().roster {
 		if rd.member.Self {
 			continue
 		}

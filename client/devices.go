@@ -365,7 +365,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 			}
 		}
 		if !j.wroteRecord(KindDevice, cert.Raw) {
-			if _, err := j.writeLocked(Payload{Kind: KindDevice, Device: cert.Raw}, j.recipients()); err != nil {
+			if _, err := j.writeLocked(Payload{Kind: KindDevice, Device: cert.Raw}, j.trust().recipients); err != nil {
 				return err
 			}
 		}
@@ -639,7 +639,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 			}
 		}
 		if !j.wroteRecord(KindDeviceRemoved, sign[:]) {
-			_, err := j.writeLocked(Payload{Kind: KindDeviceRemoved, Device: sign[:], Seq: last}, j.recipients())
+			_, err := j.writeLocked(Payload{Kind: KindDeviceRemoved, Device: sign[:], Seq: last}, j.trust().recipients)
 			return err
 		}
 		return nil
@@ -679,7 +679,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 			if j.wroteRecord(KindLeave, nil) {
 				return nil // an earlier attempt wrote it
 			}
-			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.recipients())
+			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.trust().recipients)
 			return err
 		})
 		if err != nil {
@@ -743,7 +743,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 				if hasDevice(m.Devices, c.Sign) {
 					continue
 				}
-				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
+				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.trust().roster) {
 					warn(Notice{Kind: NoticeDeviceCollides, Who: m.Name}, o.s)
 					continue
 				}

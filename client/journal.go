@@ -303,7 +303,7 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 		// This person's other devices learn of the invite (and only
 		// they: it is sealed to them alone), so whichever syncs first
 		// can open the join that answers it.
-		if others := j.ownDevices(); len(others) > 1 {
+		if others := j.trust().own; len(others) > 1 {
 			if _, err := j.writeLocked(Payload{Kind: KindInvite, Secret: code.Secret[:], Expires: &expires, Again: again}, others); err != nil {
 				return err
 			}
@@ -496,7 +496,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 	var e Entry
 	err := j.withLock(func() error {
 		var err error
-		e, err = j.writeLocked(p, j.recipientsFor(p.Kind))
+		e, err = j.writeLocked(p, j.trust().recipientsFor(p.Kind))
 		return err
 	})
 	return e, err
@@ -518,7 +518,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		if err := j.st.writable(j.signKey); err != nil {
 			return err
 		}
-		recipients := j.recipients()
+		recipients := j.trust().recipients
 		h := j.nextHeader(protocol.KindEntry)
 		recs := make([][]byte, 0, len(ps))
 		for _, p := range ps {
@@ -542,16 +542,6 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// recipientsFor returns who an entry of kind is sealed to: an invite
-// record carries a secret and goes to this person's own devices only;
-// everything else goes to every current device. Call with the lock held.
-func (j *Journal) recipientsFor(kind string) [][32]byte {
-	if kind == KindInvite {
-		return j.ownDevices()
-	}
-	return j.recipients()
 }
 
 // writeLocked seals p to recipients and stores it. Call with the lock held.
@@ -681,11 +671,11 @@ func (j *Journal) TogetherAnswer(prefix, text string) (Entry, *Entry, error) {
 	var ans Entry
 	err = j.withLock(func() error {
 		var err error
-		ans, err = j.writeLocked(Payload{Kind: KindTogetherAnswer, Text: text, Ref: t.ID}, j.ownDevices())
+		ans, err = j.writeLocked(Payload{Kind: KindTogetherAnswer, Text: text, Ref: t.ID}, j.trust().own)
 		if err != nil {
 			return err
 		}
-		_, err = j.writeLocked(Payload{Kind: KindTogetherMark, Ref: t.ID, Held: ans.ID}, j.recipients())
+		_, err = j.writeLocked(Payload{Kind: KindTogetherMark, Ref: t.ID, Held: ans.ID}, j.trust().recipients)
 		if err != nil {
 			return err
 		}

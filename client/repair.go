@@ -251,7 +251,7 @@ func (j *Journal) proves(blob []byte) bool {
 		if err != nil {
 			return false
 		}
-		for _, box := range j.recipients() {
+		for _, box := range j.trust().recipients {
 			if j.acct.keys.CheckSentGrant(g, box) == nil {
 				return true
 			}

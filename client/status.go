@@ -157,7 +157,7 @@ type gapsCache struct {
 }
 
 func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
-	roster := j.roster()
+	roster := j.trust().roster
 	me := j.signKey
 	accepted := make(map[string]bool)
 	for _, m := range j.st.Members {

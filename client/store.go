@@ -223,8 +223,7 @@ type Journal struct {
 	stateFellBack bool     // the state's earlier copy was just used (loadState)
 	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
 
-	tr    *trust                        // see Journal.trust
-	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
+	trusts trustCache // see Journal.trust
 }
 
 // logIndex is the journal's log and the index derived from it: every

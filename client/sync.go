@@ -200,7 +200,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 	var batch []*protocol.Blob
 	batchBytes, received := 0, 0
 	var boxes map[[32]byte][32]byte
-	if err := j.withLock(func() error { boxes = j.authorBoxes(); return nil }); err != nil {
+	if err := j.withLock(func() error { boxes = j.trust().authorBoxes(); return nil }); err != nil {
 		return 0, err
 	}
 	var inflight *preBatch
@@ -425,7 +425,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 	var warnings []Notice
 	var boxes map[[32]byte][32]byte
 	err := j.withLock(func() error {
-		defer func() { boxes = j.authorBoxes() }()
+		defer func() { boxes = j.trust().authorBoxes() }()
 		var recs [][]byte
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
@@ -563,17 +563,6 @@ func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) [
 		out[i] = &preopened{box: box, key: ck, payload: p}
 	}
 	return out
-}
-
-// authorBoxes returns the box key of every device the journal trusts, by
-// signing key. Call with the lock held.
-func (j *Journal) authorBoxes() map[[32]byte][32]byte {
-	t := j.trust()
-	boxes := make(map[[32]byte][32]byte, len(t.roster))
-	for sign, rd := range t.roster {
-		boxes[sign] = rd.cert.Box
-	}
-	return boxes
 }
 
 // ErrRelayMisbehaved wraps problems that only a faulty or hostile relay
@@ -715,7 +704,7 @@ func (j *Journal) checkNotLeft() error {
 func (j *Journal) applyJoins() ([]string, []Notice, error) {
 	var joined []string
 	var notices []Notice
-	roster := j.roster()
+	roster := j.trust().roster
 	changed := false
 	warn := func(kind NoticeKind, s *stored) {
 		if j.st.raise(Notice{Kind: kind}, s.RelaySeq) {
@@ -781,7 +770,7 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 		if !again {
 			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
 			joined = append(joined, rec.Name)
-			roster = j.roster()
+			roster = j.trust().roster
 			continue
 		}
 		p := j.st.partner()
@@ -790,7 +779,7 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 			// their certificates prove.
 			p.Devices = append(p.Devices, rec.Devices...)
 			p.Left = nil
-			roster = j.roster()
+			roster = j.trust().roster
 			continue
 		}
 		p.Pending = &PendingIdentity{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, JoinBlob: s.Chain.String(), Since: time.Now().UTC()}
@@ -912,7 +901,7 @@ func (j *Journal) ensureGrants() error {
 		return granted[kid][c]
 	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
-	rcpts := j.recipients()
+	rcpts := j.trust().recipients
 	for _, s := range j.order[start:] {
 		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
 			continue
