@@ -118,17 +118,17 @@ func (j *Journal) Restoring() bool {
 	return r
 }
 
-// indexAdopted marks a pulled blob as this device's own. Call while
-// indexing the log.
-func (j *Journal) indexAdopted(id protocol.BlobID) {
-	s := j.blob(id)
-	if s == nil || s.Header.Author != j.signKey {
+// adopt marks a pulled blob as this device's own. Call while indexing
+// the log.
+func (l *logIndex) adopt(id protocol.BlobID) {
+	s := l.blob(id)
+	if s == nil || s.Header.Author != l.signKey {
 		return
 	}
 	s.Local = true
-	j.grantsDone = grantsKey{} // an adopted entry may lack a recipient
-	if s.Header.Seq > j.ownSeq {
-		j.ownSeq, j.ownLast = s.Header.Seq, s.Chain
+	l.adoptions++ // an adopted entry may lack a recipient (see ensureGrants)
+	if s.Header.Seq > l.ownSeq {
+		l.ownSeq, l.ownLast = s.Header.Seq, s.Chain
 	}
 }
 

@@ -470,7 +470,7 @@ func (j *Journal) finishJoin() error {
 			if err != nil {
 				return err
 			}
-			blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(protocol.KindJoin), self)
+			blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(j.id, protocol.KindJoin), self)
 			if err != nil {
 				return err
 			}
@@ -519,7 +519,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 			return err
 		}
 		recipients := j.trust().recipients
-		h := j.nextHeader(protocol.KindEntry)
+		h := j.nextHeader(j.id, protocol.KindEntry)
 		recs := make([][]byte, 0, len(ps))
 		for _, p := range ps {
 			blob, e, err := j.sealPayload(p, h, recipients)
@@ -549,7 +549,7 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if err := j.st.writable(j.signKey); err != nil {
 		return Entry{}, err
 	}
-	blob, e, err := j.sealPayload(p, j.nextHeader(protocol.KindEntry), recipients)
+	blob, e, err := j.sealPayload(p, j.nextHeader(j.id, protocol.KindEntry), recipients)
 	if err != nil {
 		return Entry{}, err
 	}

@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,11 +120,17 @@ func (j *logIndex) noteDamage(s *stored, err error) {
 // healDamage rebuilds the log if a read found damage. Call with the lock
 // held.
 func (j *Journal) healDamage() error {
-	if len(j.damage) == 0 {
+	if !j.takeDamage() {
 		return nil
 	}
-	j.damage = nil
 	return j.rebuildLog(j.order, false)
+}
+
+// takeDamage reports whether reads met damage since the last call.
+func (l *logIndex) takeDamage() bool {
+	met := len(l.damage) > 0
+	l.damage = nil
+	return met
 }
 
 // Verify reads the whole log again, checks every record, and heals what is
@@ -138,8 +143,7 @@ func (j *Journal) Verify() error {
 		if err := j.catchUp(); err != nil {
 			return err
 		}
-		if len(j.damage) > 0 {
-			j.damage = nil
+		if j.takeDamage() {
 			if err := j.rebuildLog(known, false); err != nil {
 				return err
 			}
@@ -161,8 +165,8 @@ type salvaged struct {
 
 // scanLog keeps every whole record of log bytes p, skipping damage: after a
 // bad spot it goes on from the next whole record. A record whose checksum
-// fails is kept if its blob still proves itself (see proves).
-func (j *Journal) scanLog(p []byte) salvaged {
+// fails is kept if its blob still proves itself (see readBack).
+func (l *logIndex) scanLog(p []byte, proves func(blob []byte) bool) salvaged {
 	var sv salvaged
 	for len(p) > 0 {
 		if n, _, _, ok := nextRecord(p); ok {
@@ -171,12 +175,12 @@ func (j *Journal) scanLog(p []byte) salvaged {
 			continue
 		}
 		sv.bad = true
-		if rec, n := j.readBack(p); rec != nil {
+		if rec, n := readBack(p, proves); rec != nil {
 			sv.recs, sv.kept = append(sv.recs, rec), sv.kept+1
 			p = p[n:]
 			continue
 		}
-		if j.maybeOwn(p) {
+		if l.maybeOwn(p) {
 			sv.own = true
 		}
 		// Go on from the next whole record, if any.
@@ -205,9 +209,9 @@ func isRecordType(b byte) bool {
 
 // readBack tries to keep a record whose checksum fails or whose checksum
 // was cut off: a blob this device wrote whose body is whole and proves
-// itself. It returns the record with a good checksum and how many bytes of
-// p it used.
-func (j *Journal) readBack(p []byte) ([]byte, int) {
+// itself (proves says which do). It returns the record with a good
+// checksum and how many bytes of p it used.
+func readBack(p []byte, proves func(blob []byte) bool) ([]byte, int) {
 	if len(p) < 5 || p[0] != recWritten {
 		return nil, 0
 	}
@@ -224,7 +228,7 @@ func (j *Journal) readBack(p []byte) ([]byte, int) {
 	if tail := p[5+l:]; len(tail) >= 4 || string(tail) != string(sum[:len(tail)]) {
 		return nil, 0
 	}
-	if !j.proves(blob) {
+	if !proves(blob) {
 		return nil, 0
 	}
 	return record(recWritten, blob), len(p)
@@ -266,39 +270,25 @@ func (j *Journal) proves(blob []byte) bool {
 // could not be read back; lost says the log itself was lost or cut short.
 // Call with the lock held.
 func (j *Journal) rebuildLog(known []*stored, lost bool) error {
-	path := filepath.Join(j.dir, "log")
-	fi, err := j.log.Stat()
+	p, err := j.readFrom(0)
 	if err != nil {
 		return err
 	}
-	p := make([]byte, fi.Size())
-	if _, err := j.log.ReadAt(p, 0); err != nil && err != io.EOF {
-		return err
-	}
-	sv := j.scanLog(p)
+	sv := j.scanLog(p, j.proves)
 	rep := Repair{Kind: RepairLog, Kept: sv.kept, Refetch: sv.bad || lost}
 	ownGone := sv.own
 	if sv.bad || lost {
-		if fi.Size() > 0 {
+		if len(p) > 0 {
+			path := j.logIndex.path
 			aside := asideName(path, "damaged")
 			if err := os.Link(path, aside); err != nil {
 				return fmt.Errorf("set the damaged log aside: %w", err)
 			}
 			rep.SetAside = aside
 		}
-		var buf []byte
-		for _, r := range sv.recs {
-			buf = append(buf, r...)
-		}
-		if err := writeFileAtomic(path, buf, false); err != nil {
-			return fmt.Errorf("write the repaired log: %w", err)
-		}
-		lg, err := os.OpenFile(path, os.O_RDWR, 0o600)
-		if err != nil {
+		if err := j.replace(sv.recs); err != nil {
 			return err
 		}
-		j.log.Close()
-		j.log = lg
 		// The checkpoint describes the old log; it would be set aside as
 		// not matching. It holds nothing the new log cannot give.
 		os.Remove(j.checkpointPath())

@@ -232,6 +232,7 @@ type Journal struct {
 // trust or what an entry says.
 type logIndex struct {
 	signKey [32]byte // this device's signing key: whose blobs are its own
+	path    string   // the log file's path
 	log     *os.File // append handle
 	offset  int64    // bytes of the log already indexed
 	lastAt  int64    // where the last indexed record starts (-1: none)
@@ -249,6 +250,10 @@ type logIndex struct {
 	// ownLast is this device's last blob, for the next header.
 	ownSeq  uint64
 	ownLast protocol.BlobID
+	// adoptions counts the adopt records indexed since the index was
+	// reset or loaded: each makes a pulled blob this device's own (see
+	// openIndex.grantsDone).
+	adoptions int
 
 	damage   []damage                  // blobs that could not be read back (repair.go)
 	rawReads int                       // blobs read back from the log, for tests
@@ -261,6 +266,8 @@ type logIndex struct {
 // checkpoint keeps them, sealed, across processes. It also keeps the
 // answers derived from them that are costly to find again.
 type openIndex struct {
+	store *logIndex // what it opens from (the Journal's)
+
 	unopened []*stored // entries not opened yet
 	scanned  int       // j.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
@@ -280,6 +287,7 @@ type openIndex struct {
 	decrypted  decryptedCache                 // see decryptAll
 	gapsCache  *gapsCache                     // see gaps; kept in the checkpoint
 	grantsDone grantsKey                      // see ensureGrants; kept in the checkpoint
+	loading    *checkpointLoad                // while a checkpoint decodes
 }
 
 // OpenJournal opens the local store of journal id.
@@ -336,6 +344,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 		acct: a, dir: dir, lockFile: lf,
 		logIndex: logIndex{
 			signKey: a.Device.SignKey(),
+			path:    filepath.Join(dir, "log"),
 			log:     lg, lastAt: -1,
 			blobs:     newBlobIndex(false, 0),
 			chain:     newBlobIndex(true, 0),
@@ -347,6 +356,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 			grantItems:  make(map[protocol.BlobID][]grantRef),
 		},
 	}
+	j.openIndex.store = &j.logIndex
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
 		return nil, err
@@ -401,8 +411,10 @@ func (j *Journal) withLock(fn func() error) error {
 	if err := j.loadState(); err != nil {
 		return err
 	}
-	if err := j.followLog(); err != nil {
+	if replaced, err := j.follow(); err != nil {
 		return err
+	} else if replaced {
+		j.openIndex.reset() // what was opened is opened again from the new log
 	}
 	if !j.started {
 		j.started = true
@@ -430,32 +442,33 @@ func (j *Journal) withLock(fn func() error) error {
 	return errors.Join(err, j.healDamage())
 }
 
-// followLog makes sure the open log is the file at the log's path and has
+// follow makes sure the open log is the file at the log's path and has
 // not been cut short: another process may have repaired it (repair.go),
-// which replaces the file. If it has, the index is read again from the new
-// log (through its checkpoint, if any). Call with the lock held.
-func (j *Journal) followLog() error {
-	path := filepath.Join(j.dir, "log")
-	open, err := j.log.Stat()
+// which replaces the file. If it has, the new file is opened and the
+// index forgotten, to be read again from the new log (through its
+// checkpoint, if any); follow reports that it was. Call with the lock
+// held.
+func (l *logIndex) follow() (replaced bool, err error) {
+	open, err := l.log.Stat()
 	if err != nil {
-		return err
+		return false, err
 	}
-	now, err := os.Stat(path)
-	if err == nil && os.SameFile(open, now) && open.Size() >= j.offset {
-		return nil
+	now, err := os.Stat(l.path)
+	if err == nil && os.SameFile(open, now) && open.Size() >= l.offset {
+		return false, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return false, err
 	}
-	lg, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	lg, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return err
+		return false, err
 	}
-	j.log.Close()
-	j.log = lg
-	j.resetIndex()
-	j.started = false
-	return nil
+	l.log.Close()
+	l.log = lg
+	l.reset()
+	l.started = false
+	return true, nil
 }
 
 func (j *Journal) statePath() string { return filepath.Join(j.dir, "state") }
@@ -559,51 +572,68 @@ func (j *Journal) saveState() error {
 	return nil
 }
 
-// catchUp indexes records appended since the last call, streaming them
-// from the log, and cuts off a torn tail. Call with the lock held.
+// catchUp indexes the records appended since the last call and opens
+// what they bring. Call with the lock held.
 func (j *Journal) catchUp() error {
-	fi, err := j.log.Stat()
+	err := j.logIndex.catchUp(func() { j.openNew(j.trust()) })
+	if errors.Is(err, errTornTail) {
+		return j.tornTail()
+	}
+	return err
+}
+
+// errTornTail: the log's bytes from the store's offset on do not start
+// with a whole, checksummed record (see Journal.tornTail).
+var errTornTail = errors.New("the journal log ends in a torn record")
+
+// catchUp indexes records appended since the last call, streaming them
+// from the log. It calls batch after every openEvery records and once at
+// the end, when any were indexed, so the caller can consume what they
+// hold. It returns errTornTail, with offset at the torn record, if the
+// log does not end in whole records. Call with the lock held.
+func (l *logIndex) catchUp(batch func()) error {
+	fi, err := l.log.Stat()
 	if err != nil {
 		return err
 	}
-	if fi.Size() < j.offset {
-		return fmt.Errorf("journal log shrank from %d to %d bytes: was it replaced?", j.offset, fi.Size())
+	if fi.Size() < l.offset {
+		return fmt.Errorf("journal log shrank from %d to %d bytes: was it replaced?", l.offset, fi.Size())
 	}
-	if fi.Size() == j.offset {
+	if fi.Size() == l.offset {
 		return nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(j.log, j.offset, fi.Size()-j.offset), 1<<20)
+	r := bufio.NewReaderSize(io.NewSectionReader(l.log, l.offset, fi.Size()-l.offset), 1<<20)
 	var hdr [5]byte
-	for j.offset < fi.Size() {
-		rest := fi.Size() - j.offset
+	for l.offset < fi.Size() {
+		rest := fi.Size() - l.offset
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return j.tornTail()
+			return errTornTail
 		}
-		l := int64(binary.BigEndian.Uint32(hdr[1:]))
-		if l > maxRecord || rest < 5+l+4 {
-			return j.tornTail()
+		size := int64(binary.BigEndian.Uint32(hdr[1:]))
+		if size > maxRecord || rest < 5+size+4 {
+			return errTornTail
 		}
-		rec := make([]byte, 5+l+4)
+		rec := make([]byte, 5+size+4)
 		copy(rec, hdr[:])
 		if _, err := io.ReadFull(r, rec[5:]); err != nil {
 			return err
 		}
 		n, typ, body, ok := nextRecord(rec)
 		if !ok {
-			return j.tornTail()
+			return errTornTail
 		}
 
-		if err := j.index(typ, body, j.offset); err != nil {
+		if err := l.index(typ, body, l.offset); err != nil {
 			return err
 		}
-		j.lastAt = j.offset
-		j.offset += int64(n)
-		j.records++
-		if j.records%openEvery == 0 {
-			j.openNew(j.trust()) // keep only a batch of blob bodies in memory
+		l.lastAt = l.offset
+		l.offset += int64(n)
+		l.records++
+		if l.records%openEvery == 0 {
+			batch() // keep only a batch of blob bodies in memory
 		}
 	}
-	j.openNew(j.trust())
+	batch()
 	return nil
 }
 
@@ -611,15 +641,11 @@ func (j *Journal) catchUp() error {
 // it bounds the blob bodies held in memory while a long log is read.
 const openEvery = 1024
 
-// tornTail handles a log whose bytes from j.offset on do not start with a
-// whole, checksummed record. Call with the lock held.
+// tornTail handles a log whose bytes from the store's offset on do not
+// start with a whole, checksummed record. Call with the lock held.
 func (j *Journal) tornTail() error {
-	fi, err := j.log.Stat()
+	p, err := j.readFrom(j.offset)
 	if err != nil {
-		return err
-	}
-	p := make([]byte, fi.Size()-j.offset)
-	if _, err := j.log.ReadAt(p, j.offset); err != nil && err != io.EOF {
 		return err
 	}
 	// If a whole record follows, this is damage, not a torn tail.
@@ -631,12 +657,12 @@ func (j *Journal) tornTail() error {
 	// device's whose blob is whole and proves itself is kept; whatever
 	// else is there is set aside, never deleted, and cut off so appends
 	// stay aligned.
-	rec, _ := j.readBack(p)
-	aside := asideName(filepath.Join(j.dir, "log"), "torn")
+	rec, _ := readBack(p, j.proves)
+	aside := asideName(j.logIndex.path, "torn")
 	if err := writeFileAtomic(aside, p, true); err != nil {
 		return fmt.Errorf("set the end of the journal log aside: %w", err)
 	}
-	if err := j.log.Truncate(j.offset); err != nil {
+	if err := j.cut(); err != nil {
 		return fmt.Errorf("repair journal log: %w", err)
 	}
 	// A pulled record cut off comes back from the relay: the cursor is
@@ -665,6 +691,42 @@ func (j *Journal) tornTail() error {
 	j.repairs = append(j.repairs, rep)
 	return nil
 }
+
+// readFrom returns the log's bytes from at on. Call with the lock held.
+func (l *logIndex) readFrom(at int64) ([]byte, error) {
+	fi, err := l.log.Stat()
+	if err != nil {
+		return nil, err
+	}
+	p := make([]byte, fi.Size()-at)
+	if _, err := l.log.ReadAt(p, at); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return p, nil
+}
+
+// replace makes recs the whole log, atomically, and opens the new file.
+// Call with the lock held; the index still describes the old file.
+func (l *logIndex) replace(recs [][]byte) error {
+	var buf []byte
+	for _, r := range recs {
+		buf = append(buf, r...)
+	}
+	if err := writeFileAtomic(l.path, buf, false); err != nil {
+		return fmt.Errorf("write the repaired log: %w", err)
+	}
+	lg, err := os.OpenFile(l.path, os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	l.log.Close()
+	l.log = lg
+	return nil
+}
+
+// cut cuts the log off at offset, so appends stay aligned after a torn
+// tail. Call with the lock held.
+func (l *logIndex) cut() error { return l.log.Truncate(l.offset) }
 
 // validRecordAfter reports whether a whole, checksummed record starts
 // anywhere in p. It runs only when the log needs repair.
@@ -696,56 +758,56 @@ func nextRecord(p []byte) (n int, typ byte, body []byte, ok bool) {
 
 // index adds one record, which starts at byte at of the log, to the
 // in-memory index. It keeps blob bodies (in Raw) without copying them.
-func (j *Journal) index(typ byte, body []byte, at int64) error {
+func (l *logIndex) index(typ byte, body []byte, at int64) error {
 	switch typ {
 	case recWritten:
-		j.addBlob(body, 0, true, at)
+		l.addBlob(body, 0, true, at)
 	case recPulled:
 		if len(body) < 8 {
 			return errors.New("journal log: short record")
 		}
 		seq := binary.BigEndian.Uint64(body)
-		j.addBlob(body[8:], seq, false, at)
-		j.cursor = max(j.cursor, seq)
+		l.addBlob(body[8:], seq, false, at)
+		l.cursor = max(l.cursor, seq)
 	case recSeen, recAcked:
 		if len(body) != 40 {
 			return errors.New("journal log: bad record")
 		}
 		seq := binary.BigEndian.Uint64(body)
 		id := protocol.BlobID(body[8:])
-		if s := j.blob(id); s != nil {
+		if s := l.blob(id); s != nil {
 			s.RelaySeq = seq
 		}
-		j.acked[id] = seq
+		l.acked[id] = seq
 		if typ == recSeen {
-			j.cursor = max(j.cursor, seq)
+			l.cursor = max(l.cursor, seq)
 		}
 	case recPurged:
 		if len(body) != 8+protocol.PurgedRecordSize {
 			return errors.New("journal log: bad purged record")
 		}
 		seq := binary.BigEndian.Uint64(body)
-		j.cursor = max(j.cursor, seq)
+		l.cursor = max(l.cursor, seq)
 		h, chain, err := protocol.ParsePurged(body[8:])
 		if err != nil {
 			return nil // the relay's nonsense was recorded; ignore it
 		}
 		id := protocol.IDOf(body[8:]) // a stand-in id: the real bytes are gone
-		if j.blob(id) != nil {
+		if l.blob(id) != nil {
 			return nil
 		}
-		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true, At: at}
-		j.add(s)
+		s := &stored{ID: id, Chain: chain, Header: h, Order: len(l.order), RelaySeq: seq, Purged: true, At: at}
+		l.add(s)
 	case recPurge:
 		if len(body) != 32 {
 			return errors.New("journal log: bad purge record")
 		}
-		j.purgeDone[protocol.BlobID(body)] = true
+		l.purgeDone[protocol.BlobID(body)] = true
 	case recAdopted:
 		if len(body) != 32 {
 			return errors.New("journal log: bad adopt record")
 		}
-		j.indexAdopted(protocol.BlobID(body))
+		l.adopt(protocol.BlobID(body))
 	default:
 		return fmt.Errorf("journal log: unknown record type %q", typ)
 	}
@@ -843,13 +905,23 @@ func (j *logIndex) idOf(raw []byte) protocol.BlobID {
 // appendRecordsIDs is appendRecords for blob records whose ids the caller
 // has already computed (ids[&body[0]]), so each blob is hashed once.
 func (j *Journal) appendRecordsIDs(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
-	j.knownIDs = ids
-	defer func() { j.knownIDs = nil }()
-	return j.appendRecords(recs...)
+	if err := j.logIndex.append(ids, recs...); err != nil {
+		return err
+	}
+	j.openNew(j.trust())
+	return nil
 }
 
-// appendRecords appends records and fsyncs. Call with the lock held.
-func (j *Journal) appendRecords(recs ...[]byte) error {
+// appendRecords appends records, fsyncs, and opens what they bring. Call
+// with the lock held.
+func (j *Journal) appendRecords(recs ...[]byte) error { return j.appendRecordsIDs(nil, recs...) }
+
+// append appends records and fsyncs, and indexes them; ids are the blob
+// ids the caller already computed, if any (see appendRecordsIDs). Call
+// with the lock held.
+func (l *logIndex) append(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
+	l.knownIDs = ids
+	defer func() { l.knownIDs = nil }()
 	n := 0
 	for _, r := range recs {
 		n += len(r)
@@ -858,23 +930,22 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 	for _, r := range recs {
 		buf = append(buf, r...)
 	}
-	if _, err := j.log.WriteAt(buf, j.offset); err != nil {
+	if _, err := l.log.WriteAt(buf, l.offset); err != nil {
 		return err
 	}
-	if err := j.log.Sync(); err != nil {
+	if err := l.log.Sync(); err != nil {
 		return err
 	}
 	// Index what was written from memory: the lock is held, so nobody
 	// appended since catchUp, and there is nothing to read back.
 	for _, r := range recs {
-		if err := j.index(r[0], r[5:len(r)-4], j.offset); err != nil {
+		if err := l.index(r[0], r[5:len(r)-4], l.offset); err != nil {
 			return err
 		}
-		j.lastAt = j.offset
-		j.offset += int64(len(r))
-		j.records++
+		l.lastAt = l.offset
+		l.offset += int64(len(r))
+		l.records++
 	}
-	j.openNew(j.trust())
 	return nil
 }
 
@@ -965,14 +1036,14 @@ func (j *logIndex) outbox() []*stored {
 	return out
 }
 
-// nextHeader returns the header for this device's next blob.
-func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
+// nextHeader returns the header for this device's next blob in journal.
+func (l *logIndex) nextHeader(journal protocol.JournalID, kind protocol.Kind) protocol.Header {
 	return protocol.Header{
 		Kind:    kind,
-		Journal: j.id,
-		Author:  j.signKey,
-		Seq:     j.ownSeq + 1,
-		Prev:    j.ownLast,
+		Journal: journal,
+		Author:  l.signKey,
+		Seq:     l.ownSeq + 1,
+		Prev:    l.ownLast,
 	}
 }
 

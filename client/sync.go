@@ -867,13 +867,13 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 // a change of members or of the answers held back (reveal-together) can
 // leave one short: while neither changed, only the entries indexed since
 // the last check are looked at (grantsDone, kept in the checkpoint).
-// Adopting this device's own entries after a restore forgets the check.
+// Adopting this device's own entries after a restore voids the check.
 func (j *Journal) ensureGrants() error {
 	me := j.signKey
 	held := j.heldAnswers()
 	key := grantsKey{trust: j.trust().key.digest, held: heldDigest(held)}
 	start := 0
-	if d := j.grantsDone; d.valid && d.trust == key.trust && d.held == key.held {
+	if d := j.grantsDone; d.valid && d.trust == key.trust && d.held == key.held && d.adoptions == j.adoptions {
 		start = min(d.upTo, len(j.order))
 	}
 	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
@@ -939,7 +939,7 @@ func (j *Journal) ensureGrants() error {
 		items := todo[to]
 		for len(items) > 0 {
 			n := min(len(items), protocol.MaxGrantItems)
-			blob, err := j.acct.keys.SealGrant(rand.Reader, j.nextHeader(protocol.KindGrant), to, items[:n])
+			blob, err := j.acct.keys.SealGrant(rand.Reader, j.nextHeader(j.id, protocol.KindGrant), to, items[:n])
 			if err != nil {
 				return err
 			}
@@ -949,18 +949,20 @@ func (j *Journal) ensureGrants() error {
 			items = items[n:]
 		}
 	}
-	key.valid, key.upTo = true, len(j.order)
+	key.valid, key.upTo, key.adoptions = true, len(j.order), j.adoptions
 	j.grantsDone = key
 	return nil
 }
 
 // grantsKey is what ensureGrants last checked every own entry for: the
 // members (trust digest), the answers held back, and the log order up to
-// upTo.
+// upTo, with the store's adoptions as they were then (an adoption makes
+// an earlier blob this device's own).
 type grantsKey struct {
 	valid       bool
 	trust, held [32]byte
 	upTo        int
+	adoptions   int
 }
 
 // heldDigest names a set of held answers.
