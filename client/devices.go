@@ -364,7 +364,7 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 				return err
 			}
 		}
-		if !j.wroteRecord(KindDevice, cert.Raw) {
+		if !j.wroteRecord(KindDevice, cert.Raw, j.trust()) {
 			if _, err := j.writeLocked(Payload{Kind: KindDevice, Device: cert.Raw}, j.trust().recipients); err != nil {
 				return err
 			}
@@ -375,9 +375,9 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 
 // wroteRecord reports whether this device already wrote a roster record
 // of kind about device. Call with the lock held.
-func (j *Journal) wroteRecord(kind string, device []byte) bool {
-	opened, _ := j.decryptAll()
-	me := j.signKey
+func (m *openIndex) wroteRecord(kind string, device []byte, t *trust) bool {
+	opened, _ := m.decryptAll(t)
+	me := m.store.signKey
 	for _, o := range opened {
 		if o.payload.Kind == kind && o.s.Header.Author == me && (device == nil || crypto.Equal(o.payload.Device, device)) {
 			return true
@@ -638,7 +638,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 				return err
 			}
 		}
-		if !j.wroteRecord(KindDeviceRemoved, sign[:]) {
+		if !j.wroteRecord(KindDeviceRemoved, sign[:], j.trust()) {
 			_, err := j.writeLocked(Payload{Kind: KindDeviceRemoved, Device: sign[:], Seq: last}, j.trust().recipients)
 			return err
 		}
@@ -676,7 +676,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		// already written, here or on another of this person's devices,
 		// and only the relay is left to tell.)
 		err = j.withLock(func() error {
-			if j.wroteRecord(KindLeave, nil) {
+			if j.wroteRecord(KindLeave, nil, j.trust()) {
 				return nil // an earlier attempt wrote it
 			}
 			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.trust().recipients)
@@ -725,7 +725,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 		}
 	}
 	for range 16 {
-		opened, _ := j.decryptAll()
+		opened, _ := j.decryptAll(j.trust())
 		sort.Slice(opened, func(a, b int) bool { return opened[a].s.Order < opened[b].s.Order })
 		more := false
 		for _, o := range opened {

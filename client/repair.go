@@ -237,9 +237,9 @@ func readBack(p []byte, proves func(blob []byte) bool) ([]byte, int) {
 // proves reports whether blob is this device's own and authentic: an
 // entry whose own slot opens, or a grant this device sent to a member's
 // device. Call with the lock held.
-func (j *Journal) proves(blob []byte) bool {
+func (m *openIndex) proves(blob []byte, t *trust) bool {
 	h, err := protocol.ParseHeader(blob)
-	if err != nil || h.Author != j.signKey {
+	if err != nil || h.Author != m.store.signKey {
 		return false
 	}
 	switch h.Kind {
@@ -248,15 +248,15 @@ func (j *Journal) proves(blob []byte) bool {
 		if err != nil {
 			return false
 		}
-		_, err = j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
+		_, err = m.keys.EntryKey(e, m.ownBox)
 		return err == nil
 	case protocol.KindGrant:
 		g, err := protocol.ParseGrant(blob)
 		if err != nil {
 			return false
 		}
-		for _, box := range j.trust().recipients {
-			if j.acct.keys.CheckSentGrant(g, box) == nil {
+		for _, box := range t.recipients {
+			if m.keys.CheckSentGrant(g, box) == nil {
 				return true
 			}
 		}
@@ -274,7 +274,8 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	if err != nil {
 		return err
 	}
-	sv := j.scanLog(p, j.proves)
+	t := j.trust()
+	sv := j.scanLog(p, func(blob []byte) bool { return j.proves(blob, t) })
 	rep := Repair{Kind: RepairLog, Kept: sv.kept, Refetch: sv.bad || lost}
 	ownGone := sv.own
 	if sv.bad || lost {

@@ -47,7 +47,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // stored is one blob known to the journal. Its bytes stay in the log: Raw
 // holds them only while this process still needs them (just written or
-// received, not yet opened); read them with [Journal.raw].
+// received, not yet opened); read them with logIndex.raw.
 type stored struct {
 	ID       protocol.BlobID // blob id: SHA-256 of the blob's bytes
 	Chain    protocol.BlobID // chain id (protocol.ChainID): how clients name it
@@ -68,7 +68,7 @@ type stored struct {
 	// entry decryptAll opened for the chain, if any (see openedOf).
 	opened *openedEntry
 	// held is the blob's bytes while this process holds them (see
-	// Journal.raw), from indexing until openNew has seen it.
+	// logIndex.raw), from indexing until openNew has seen it.
 	held *heldBlob
 }
 
@@ -266,7 +266,9 @@ type logIndex struct {
 // checkpoint keeps them, sealed, across processes. It also keeps the
 // answers derived from them that are costly to find again.
 type openIndex struct {
-	store *logIndex // what it opens from (the Journal's)
+	store  *logIndex       // what it opens from (the Journal's); static
+	keys   *crypto.Keyring // this device's keys; static
+	ownBox [32]byte        // this device's box key: its own slot; static
 
 	unopened []*stored // entries not opened yet
 	scanned  int       // j.order[:scanned] has been through decryptAll
@@ -356,7 +358,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 			grantItems:  make(map[protocol.BlobID][]grantRef),
 		},
 	}
-	j.openIndex.store = &j.logIndex
+	j.openIndex.store, j.openIndex.keys, j.openIndex.ownBox = &j.logIndex, a.keys, a.Device.BoxPublic
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
 		return nil, err
@@ -657,7 +659,8 @@ func (j *Journal) tornTail() error {
 	// device's whose blob is whole and proves itself is kept; whatever
 	// else is there is set aside, never deleted, and cut off so appends
 	// stay aligned.
-	rec, _ := readBack(p, j.proves)
+	t := j.trust()
+	rec, _ := readBack(p, func(blob []byte) bool { return j.proves(blob, t) })
 	aside := asideName(j.logIndex.path, "torn")
 	if err := writeFileAtomic(aside, p, true); err != nil {
 		return fmt.Errorf("set the end of the journal log aside: %w", err)

@@ -636,7 +636,7 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		if notices, err = j.applyRoster(); err != nil {
 			return err
 		}
-		if _, unreadable := j.decryptAll(); j.st.noteChanged(unreadable) {
+		if _, unreadable := j.decryptAll(j.trust()); j.st.noteChanged(unreadable) {
 			if err := j.saveState(); err != nil {
 				return err
 			}
@@ -869,67 +869,7 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 // the last check are looked at (grantsDone, kept in the checkpoint).
 // Adopting this device's own entries after a restore voids the check.
 func (j *Journal) ensureGrants() error {
-	me := j.signKey
-	held := j.heldAnswers()
-	key := grantsKey{trust: j.trust().key.digest, held: heldDigest(held)}
-	start := 0
-	if d := j.grantsDone; d.valid && d.trust == key.trust && d.held == key.held && d.adoptions == j.adoptions {
-		start = min(d.upTo, len(j.order))
-	}
-	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
-	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
-		if granted == nil {
-			granted = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
-			for _, s := range j.order {
-				// Only grants written here count: a grant from the relay
-				// that claims to be ours must not stop us re-boxing for real.
-				if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
-					continue
-				}
-				g, err := protocol.ParseGrant(j.raw(s))
-				if err != nil {
-					continue
-				}
-				if granted[g.KeyID] == nil {
-					granted[g.KeyID] = make(map[protocol.BlobID]bool)
-				}
-				for _, it := range g.Items {
-					granted[g.KeyID][it.Entry] = true
-				}
-			}
-		}
-		return granted[kid][c]
-	}
-	todo := make(map[[32]byte][]crypto.GrantInput)
-	rcpts := j.trust().recipients
-	for _, s := range j.order[start:] {
-		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
-			continue
-		}
-		e, err := protocol.ParseEntry(j.raw(s))
-		if err != nil {
-			continue
-		}
-		has := make(map[[protocol.KeyIDSize]byte]bool, len(e.Recipients))
-		for _, r := range e.Recipients {
-			has[r.KeyID] = true
-		}
-		var ck *crypto.ContentKey
-		for _, to := range rcpts {
-			kid := crypto.KeyID(to)
-			if has[kid] || grantedTo(kid, s.Chain) {
-				continue
-			}
-			if ck == nil {
-				k, err := j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
-				if err != nil {
-					break // not openable by its own author: nothing to re-box
-				}
-				ck = &k
-			}
-			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.Chain, Key: *ck})
-		}
-	}
+	todo, key := j.owedGrants(j.trust())
 	targets := make([][32]byte, 0, len(todo))
 	for to := range todo {
 		targets = append(targets, to)
@@ -949,9 +889,83 @@ func (j *Journal) ensureGrants() error {
 			items = items[n:]
 		}
 	}
-	key.valid, key.upTo, key.adoptions = true, len(j.order), j.adoptions
-	j.grantsDone = key
+	j.grantsChecked(key)
 	return nil
+}
+
+// owedGrants returns, for each current device's box key, the content keys
+// of this device's entries it is owed (see ensureGrants), and the key to
+// note the check under once they are granted (grantsChecked).
+func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, grantsKey) {
+	me := m.store.signKey
+	held := m.heldAnswers(t)
+	key := grantsKey{trust: t.key.digest, held: heldDigest(held)}
+	start := 0
+	if d := m.grantsDone; d.valid && d.trust == key.trust && d.held == key.held && d.adoptions == m.store.adoptions {
+		start = min(d.upTo, len(m.store.order))
+	}
+	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
+	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
+		if granted == nil {
+			granted = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
+			for _, s := range m.store.order {
+				// Only grants written here count: a grant from the relay
+				// that claims to be ours must not stop us re-boxing for real.
+				if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
+					continue
+				}
+				g, err := protocol.ParseGrant(m.store.raw(s))
+				if err != nil {
+					continue
+				}
+				if granted[g.KeyID] == nil {
+					granted[g.KeyID] = make(map[protocol.BlobID]bool)
+				}
+				for _, it := range g.Items {
+					granted[g.KeyID][it.Entry] = true
+				}
+			}
+		}
+		return granted[kid][c]
+	}
+	todo := make(map[[32]byte][]crypto.GrantInput)
+	rcpts := t.recipients
+	for _, s := range m.store.order[start:] {
+		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
+			continue
+		}
+		e, err := protocol.ParseEntry(m.store.raw(s))
+		if err != nil {
+			continue
+		}
+		has := make(map[[protocol.KeyIDSize]byte]bool, len(e.Recipients))
+		for _, r := range e.Recipients {
+			has[r.KeyID] = true
+		}
+		var ck *crypto.ContentKey
+		for _, to := range rcpts {
+			kid := crypto.KeyID(to)
+			if has[kid] || grantedTo(kid, s.Chain) {
+				continue
+			}
+			if ck == nil {
+				k, err := m.keys.EntryKey(e, m.ownBox)
+				if err != nil {
+					break // not openable by its own author: nothing to re-box
+				}
+				ck = &k
+			}
+			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.Chain, Key: *ck})
+		}
+	}
+	return todo, key
+}
+
+// grantsChecked notes that every own entry in the store was checked under
+// key, and what it owed is granted.
+func (m *openIndex) grantsChecked(key grantsKey) {
+	key.valid, key.upTo, key.adoptions = true, len(m.store.order), m.store.adoptions
+	m.grantsDone = key
 }
 
 // grantsKey is what ensureGrants last checked every own entry for: the
@@ -991,7 +1005,7 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 	err := j.withLock(func() error {
 		// Every chain id the sent retractions name, then one walk of
 		// the log for the blobs to purge.
-		opened, _ := j.decryptAll()
+		opened, _ := j.decryptAll(j.trust())
 		named := make(map[protocol.BlobID]bool)
 		for _, o := range opened {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
@@ -1042,8 +1056,8 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 // heldAnswers returns this device's reveal-together answers whose prompt
 // the partner has not answered yet: their keys must not be re-boxed for
 // anyone else. Call with the lock held.
-func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
-	opened, _ := j.decryptAll()
+func (m *openIndex) heldAnswers(t *trust) map[protocol.BlobID]bool {
+	opened, _ := m.decryptAll(t)
 	partnerAnswered := make(map[string]bool)
 	for _, o := range opened {
 		if o.payload.Kind != KindTogetherMark || o.author.member.Self {
@@ -1055,7 +1069,7 @@ func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
 		if _, err := hex.Decode(held[:], []byte(o.payload.Held)); err != nil {
 			continue
 		}
-		if a := j.chainOf(held); a != nil && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
+		if a := m.store.chainOf(held); a != nil && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
 			partnerAnswered[o.payload.Ref] = true
 		}
 	}

@@ -50,7 +50,7 @@ func canOpenPartnerAnswer(t *testing.T, j *Journal) (held int, opened bool) {
 				held++ // sealed to someone else's devices only
 			}
 		}
-		ents, _ := j.decryptAll()
+		ents, _ := j.decryptAll(j.trust())
 		for _, o := range ents {
 			if o.payload.Kind == KindTogetherAnswer && !o.author.member.Self {
 				opened = true
