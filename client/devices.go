@@ -626,7 +626,8 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 	// The relay takes nothing more from the device now. Fetch what it
 	// stored before that, so the line drawn below (its last readable
 	// blob) leaves none of its earlier words out.
-	if err := j.pull(ctx, c); err != nil {
+	x := &exchange{j: j, c: c}
+	if _, err := x.pull(ctx); err != nil {
 		return err
 	}
 	err = j.withLock(func() error {
@@ -647,7 +648,8 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 	if err != nil {
 		return err
 	}
-	return j.pushOn(ctx, c)
+	_, err = x.push(ctx)
+	return err
 }
 
 // Leave takes this person out of the journal: the partner is told, the
@@ -685,7 +687,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := j.pushOn(ctx, c); err != nil {
+		if _, err := (&exchange{j: j, c: c}).push(ctx); err != nil {
 			return err
 		}
 	}

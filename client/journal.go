@@ -411,7 +411,7 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	}
 	// Hand over the join at once on the connection we have; a later sync
 	// would also do it from the outbox.
-	if err := j.pushOn(ctx, c); err != nil {
+	if _, err := (&exchange{j: j, c: c}).push(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}

@@ -459,6 +459,19 @@ func (m *openIndex) open(s *stored, t *trust) bool {
 	return m.opened(s, ck, &p)
 }
 
+// offerPreopened keeps what preopen found for blob id, for open to use
+// when it opens it. Call with the lock held.
+func (m *openIndex) offerPreopened(id protocol.BlobID, p *preopened) {
+	if m.pre == nil {
+		m.pre = make(map[protocol.BlobID]*preopened)
+	}
+	m.pre[id] = p
+}
+
+// forgetPreopened drops what preopen found and open did not use: it is
+// opened as before. Call with the lock held.
+func (m *openIndex) forgetPreopened() { clear(m.pre) }
+
 // opened records that s opened with ck to p.
 func (m *openIndex) opened(s *stored, ck crypto.ContentKey, p *Payload) bool {
 	s.changed = false

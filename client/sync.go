@@ -50,8 +50,20 @@ const NewShown = 20
 // A relay that answers that this device is not a member gives
 // [ErrNotServed], remembered so writing is refused up front (Writable).
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
-	res, err := j.sync(ctx)
+	res, err := (&exchange{j: j}).sync(ctx)
 	return res, j.noteNotServed(err)
+}
+
+// exchange is the sync component: one connection's exchange with the
+// relay (send, pull, settle), as Sync and Watch run it. It holds the
+// connection and what the exchange found; it drives the journal's store
+// and model only through the Journal, each step under the Journal's lock.
+type exchange struct {
+	j *Journal
+	c *relayConn // nil until the exchange dials
+	// before are the chain ids of the entries readable before the
+	// exchange (or its last settle): what is new is shown.
+	before map[protocol.BlobID]bool
 }
 
 // ErrNotServed: the relay no longer serves this device in this journal,
@@ -83,13 +95,14 @@ func (j *Journal) noteNotServed(err error) error {
 	return ErrNotServed
 }
 
-func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
+// sync dials, runs one exchange, and disconnects (see Sync).
+func (x *exchange) sync(ctx context.Context) (*SyncResult, error) {
+	j := x.j
 	res := &SyncResult{}
 	if err := j.checkNotLeft(); err != nil {
 		return res, err
 	}
-	before, err := j.readableIDs()
-	if err != nil {
+	if err := x.readable(); err != nil {
 		return nil, err
 	}
 	c, err := j.dial(ctx)
@@ -97,20 +110,21 @@ func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 		return nil, err
 	}
 	defer c.Close()
+	x.c = c
 	send := func() error {
-		n, err := j.send(ctx, c)
+		n, err := x.send(ctx)
 		res.Pushed += n
 		return err
 	}
 	if err := send(); err != nil {
 		return res, err
 	}
-	n, err := j.pullCount(ctx, c)
+	n, err := x.pull(ctx)
 	res.Received += n
 	if err != nil {
 		return res, err
 	}
-	st, err := j.settle(before, send)
+	st, err := x.settle(send)
 	res.Joined, res.Notices, res.New, res.NewCount = st.Joined, st.Notices, st.New, st.NewCount
 	if err != nil {
 		return res, err
@@ -118,15 +132,15 @@ func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 	return res, j.withLock(j.st.restoreErr) // a restore that could not finish is said plainly
 }
 
-// send pushes the outbox on c, then asks the relay to purge what this
-// device retracted (which needs the retraction on the relay first). It
-// returns how many blobs the relay acknowledged.
-func (j *Journal) send(ctx context.Context, c *relayConn) (int, error) {
-	n, err := j.pushCount(ctx, c)
+// send pushes the outbox, then asks the relay to purge what this device
+// retracted (which needs the retraction on the relay first). It returns
+// how many blobs the relay acknowledged.
+func (x *exchange) send(ctx context.Context) (int, error) {
+	n, err := x.push(ctx)
 	if err != nil {
 		return n, err
 	}
-	return n, j.purgeRetracted(ctx, c)
+	return n, x.purgeRetracted(ctx)
 }
 
 // settled is what settle found.
@@ -139,9 +153,10 @@ type settled struct {
 
 // settle is the step Sync and Watch run once the relay has caught up:
 // apply what arrived, have send push what that produced, note the
-// partner's entries that are new since before (adding them to it), and
+// partner's entries that are new since x.before (adding them to it), and
 // record the exchange.
-func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (settled, error) {
+func (x *exchange) settle(send func() error) (settled, error) {
+	j := x.j
 	var st settled
 	var pending int
 	var err error
@@ -164,7 +179,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 			return st, err
 		}
 	}
-	if st.New, st.NewCount, err = j.newSince(before); err != nil {
+	if st.New, st.NewCount, err = x.newSince(); err != nil {
 		return st, err
 	}
 	return st, j.withLock(func() error {
@@ -182,16 +197,13 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	})
 }
 
-// pull subscribes on c and records everything the relay holds after the
-// cursor, until it says it has caught up. The subscription stays open; the
-// caller closes c.
-func (j *Journal) pull(ctx context.Context, c *relayConn) error {
-	_, err := j.pullCount(ctx, c)
-	return err
-}
-
-func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
-	if err := j.subscribe(ctx, c); err != nil {
+// pull subscribes and records everything the relay holds after the
+// cursor, until it says it has caught up, and returns how many blobs were
+// new to this device. The subscription stays open; the caller closes the
+// connection.
+func (x *exchange) pull(ctx context.Context) (int, error) {
+	j, c := x.j, x.c
+	if err := x.subscribe(ctx); err != nil {
 		return 0, err
 	}
 	// History is recorded in batches: one lock and one fsync per batch
@@ -209,7 +221,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 			return nil
 		}
 		<-inflight.done
-		n, next, err := j.receivePre(inflight.blobs, inflight.pre)
+		n, next, err := x.receivePre(inflight.blobs, inflight.pre)
 		inflight = nil
 		received += n
 		if next != nil {
@@ -221,7 +233,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 		if len(batch) == 0 {
 			return finish()
 		}
-		job := j.startPreopen(batch, boxes)
+		job := startPreopen(j.acct.keys, batch, boxes)
 		batch, batchBytes = nil, 0
 		err := finish()
 		inflight = job
@@ -288,16 +300,11 @@ func (c *relayConn) readErr() error {
 	return c.err
 }
 
-// pushOn pushes the outbox on an open connection.
-func (j *Journal) pushOn(ctx context.Context, c *relayConn) error {
-	_, err := j.pushCount(ctx, c)
-	return err
-}
-
-// pushCount sends every outbox blob (pipelined), waits for each
+// push sends every outbox blob (pipelined), waits for each
 // acknowledgement and records it durably. It returns how many were
 // acknowledged.
-func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
+func (x *exchange) push(ctx context.Context) (int, error) {
+	j, c := x.j, x.c
 	var out []*stored
 	if err := j.withLock(func() error { out = j.outbox(); return nil }); err != nil {
 		return 0, err
@@ -377,7 +384,10 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 	return n, nil
 }
 
-func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
+// subscribe asks the relay for everything after the cursor (or, when a
+// repair asked for it, everything).
+func (x *exchange) subscribe(ctx context.Context) error {
+	j, c := x.j, x.c
 	var after uint64
 	err := j.withLock(func() error {
 		after = j.cursor
@@ -409,15 +419,16 @@ const (
 // receive records blobs from the relay, in order, with one fsync, and
 // returns how many were new to this device. Blobs for another journal, or
 // malformed, are set aside with a warning and recorded nowhere.
-func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
-	n, _, err := j.receivePre(blobs, nil)
+func (x *exchange) receive(blobs ...*protocol.Blob) (int, error) {
+	n, _, err := x.receivePre(blobs, nil)
 	return n, err
 }
 
 // receivePre is receive with what preopen found for each blob (pre is
 // nil, or as long as blobs). It also returns the authors' box keys as
 // they stand after the batch, for preopening the next one.
-func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map[[32]byte][32]byte, error) {
+func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map[[32]byte][32]byte, error) {
+	j := x.j
 	if len(blobs) == 0 {
 		return 0, nil, nil
 	}
@@ -476,10 +487,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 			seen[id] = true
 			fresh++
 			if pre != nil && pre[i] != nil {
-				if j.pre == nil {
-					j.pre = make(map[protocol.BlobID]*preopened)
-				}
-				j.pre[id] = pre[i]
+				j.offerPreopened(id, pre[i])
 			}
 			rec := record(recPulled, seqBytes(m.Seq), m.Blob)
 			ids[&rec[5+8]] = id // hashed once: the index takes it from here
@@ -496,7 +504,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 		if len(recs) == 0 {
 			return nil
 		}
-		defer clear(j.pre) // what was not opened is opened as before
+		defer j.forgetPreopened() // what was not opened is opened as before
 		return j.appendRecordsIDs(ids, recs...)
 	})
 	if err != nil {
@@ -519,23 +527,24 @@ type preBatch struct {
 	done  chan struct{}
 }
 
-// startPreopen preopens blobs in a goroutine.
-func (j *Journal) startPreopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) *preBatch {
+// startPreopen preopens blobs with keys in a goroutine.
+func startPreopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]byte][32]byte) *preBatch {
 	b := &preBatch{blobs: blobs, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.pre = j.preopen(blobs, boxes)
+		b.pre = preopen(keys, blobs, boxes)
 	}()
 	return b
 }
 
 // preopen decrypts, as open would with this device's own slot, the
-// entries in blobs whose authors' box keys boxes holds. It needs no lock:
-// it reads only the blobs, this device's keys and boxes. What it finds
+// entries in blobs whose authors' box keys boxes holds, with this
+// device's keys. It needs no lock: it reads only the blobs, the keys and
+// boxes. What it finds
 // counts only if open, under the lock, finds the same author key trusted
 // for the entry; anything else (an author not known yet, an entry not
 // sealed to this device) is opened there as before.
-func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
+func preopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
 	out := make([]*preopened, len(blobs))
 	for i, m := range blobs {
 		if m.Purged || len(boxes) == 0 {
@@ -552,7 +561,7 @@ func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) [
 		if !ok {
 			continue
 		}
-		ck, err := j.acct.keys.EntryKey(e, box)
+		ck, err := keys.EntryKey(e, box)
 		if err != nil {
 			continue
 		}
@@ -569,24 +578,26 @@ func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) [
 // causes.
 var ErrRelayMisbehaved = errors.New("the relay sent something it should not have")
 
-// readableIDs returns the chain ids of the entries this device can read.
-func (j *Journal) readableIDs() (map[protocol.BlobID]bool, error) {
-	r, err := j.Reader()
+// readable notes, in x.before, the chain ids of the entries this device
+// can read.
+func (x *exchange) readable() error {
+	r, err := x.j.Reader()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ids := make(map[protocol.BlobID]bool, len(r.tl.sorted))
+	x.before = make(map[protocol.BlobID]bool, len(r.tl.sorted))
 	for _, o := range r.tl.sorted {
-		ids[o.s.Chain] = true
+		x.before[o.s.Chain] = true
 	}
-	return ids, nil
+	return nil
 }
 
 // newSince returns the newest NewShown of the partner's entries readable
-// now that were not in before, and how many there are; it adds them to
-// before.
-func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error) {
-	r, err := j.Reader()
+// now that were not in x.before, and how many there are; it adds them to
+// x.before.
+func (x *exchange) newSince() ([]Entry, int, error) {
+	before := x.before
+	r, err := x.j.Reader()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -999,7 +1010,8 @@ func heldDigest(held map[protocol.BlobID]bool) [32]byte {
 // device wrote and then retracted, once both are on the relay. A relay that
 // does not know purge (an older one) is left alone: the retraction still
 // hides the words in every client.
-func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
+func (x *exchange) purgeRetracted(ctx context.Context) error {
+	j, c := x.j, x.c
 	type target struct{ id, chain protocol.BlobID }
 	var todo []target
 	err := j.withLock(func() error {
@@ -1102,8 +1114,8 @@ type Event struct {
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
-		caughtUp := false // set by watchOnce's own goroutine, which sends Connected
-		err := j.noteNotServed(j.watchOnce(ctx, func(ev Event) {
+		caughtUp := false // set by watch's own goroutine, which sends Connected
+		err := j.noteNotServed((&exchange{j: j}).watch(ctx, func(ev Event) {
 			if ev.Connected {
 				caughtUp = true
 			}
@@ -1148,7 +1160,10 @@ func permanent(err error) bool {
 // wrote on this home.
 const outboxPoll = 500 * time.Millisecond
 
-func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
+// watch dials and stays connected until ctx is done or the connection
+// fails (see Watch).
+func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
+	j := x.j
 	if err := j.checkNotLeft(); err != nil {
 		return err
 	}
@@ -1157,6 +1172,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		return err
 	}
 	defer c.Close()
+	x.c = c
 	// Sends run in their own goroutine so the read loop is always
 	// drained; kick asks for one.
 	sendReq := make(chan struct{}, 1)
@@ -1170,7 +1186,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 				return
 			case <-sendReq:
 			}
-			n, err := j.send(sctx, c)
+			n, err := x.send(sctx)
 			if n > 0 {
 				onEvent(Event{Pushed: n})
 			}
@@ -1191,20 +1207,19 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		return nil
 	}
 	kick()
-	before, err := j.readableIDs()
-	if err != nil {
+	if err := x.readable(); err != nil {
 		return err
 	}
 	// The same exchange as Sync: history in batches until the relay has
 	// caught up, then settle; then each live blob as it comes.
 	report := func() error {
-		st, err := j.settle(before, kick)
+		st, err := x.settle(kick)
 		if len(st.New) > 0 || len(st.Joined) > 0 || len(st.Notices) > 0 {
 			onEvent(Event{New: st.New, NewCount: st.NewCount, Joined: st.Joined, Notices: st.Notices})
 		}
 		return err
 	}
-	if _, err := j.pullCount(ctx, c); err != nil {
+	if _, err := x.pull(ctx); err != nil {
 		return err
 	}
 	if err := report(); err != nil {
@@ -1239,7 +1254,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 				return c.readErr()
 			}
 			if b, ok := m.(*protocol.Blob); ok {
-				if _, err := j.receive(b); err != nil {
+				if _, err := x.receive(b); err != nil {
 					return err
 				}
 				if err := report(); err != nil {
