@@ -522,7 +522,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		h := j.nextHeader(j.id, protocol.KindEntry)
 		recs := make([][]byte, 0, len(ps))
 		for _, p := range ps {
-			blob, e, err := j.sealPayload(p, h, recipients)
+			blob, e, err := j.acct.sealPayload(p, h, recipients)
 			if err != nil {
 				return err
 			}
@@ -535,7 +535,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		}
 		// Saved: a witness that cannot be written only means a repair
 		// could not name these if the log were later lost.
-		_ = j.witness(out...)
+		_ = j.unsent.note(out...)
 		return nil
 	})
 	if err != nil {
@@ -549,7 +549,7 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if err := j.st.writable(j.signKey); err != nil {
 		return Entry{}, err
 	}
-	blob, e, err := j.sealPayload(p, j.nextHeader(j.id, protocol.KindEntry), recipients)
+	blob, e, err := j.acct.sealPayload(p, j.nextHeader(j.id, protocol.KindEntry), recipients)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -561,13 +561,13 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	}
 	// The entry is saved; a witness that cannot be written only means a
 	// repair could not name it if the log were later lost.
-	_ = j.witness(e)
+	_ = j.unsent.note(e)
 	return e, nil
 }
 
 // sealPayload seals p under header h to recipients, and returns the blob
 // and the entry as this device will show it.
-func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byte) ([]byte, Entry, error) {
+func (a *Account) sealPayload(p Payload, h protocol.Header, recipients [][32]byte) ([]byte, Entry, error) {
 	p.V = 1
 	if p.Created.IsZero() {
 		p.Created = time.Now().UTC()
@@ -580,12 +580,12 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 	if len(plain) > crypto.MaxPayload {
 		return nil, Entry{}, ErrTooLong
 	}
-	blob, _, err := j.acct.keys.SealEntry(rand.Reader, h, recipients, plain)
+	blob, _, err := a.keys.SealEntry(rand.Reader, h, recipients, plain)
 	if err != nil {
 		return nil, Entry{}, err
 	}
 	s := protocol.ChainID(blob).String()
-	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
+	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: a.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
 }
 
 // ErrTooLong: the entry does not fit in one entry: its text and details
@@ -810,7 +810,7 @@ func (j *Journal) ConfirmVerified() error {
 				continue
 			}
 			if p := m.Pending; p != nil {
-				j.acceptIdentity(m, p)
+				m.acceptIdentity(p, j.lastSeq)
 			}
 			m.Verified = true
 		}
@@ -824,14 +824,15 @@ func (j *Journal) ConfirmVerified() error {
 	})
 }
 
-// acceptIdentity makes p the member's identity. Call with the lock held.
-func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
+// acceptIdentity makes p the member's identity. Its devices so far are
+// removed, each after the last of its blobs held here (lastSeq).
+func (m *Member) acceptIdentity(p *PendingIdentity, lastSeq func(device [32]byte) uint64) {
 	now := time.Now().UTC()
 	for _, c := range MemberDevices(*m) {
 		if m.removed(c.Sign) != nil {
 			continue
 		}
-		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: j.lastSeq(c.Sign), At: now})
+		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: lastSeq(c.Sign), At: now})
 	}
 	m.Previous = append(m.Previous, m.Identity)
 	m.Identity, m.Name, m.JoinBlob = p.Identity, p.Name, p.JoinBlob

@@ -37,7 +37,6 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -301,7 +300,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	// What is no longer here: entries the witness noted as unsent, and
 	// anything the index from before knew.
 	me := j.signKey
-	notes := j.loadWitness()
+	notes := j.unsent.load()
 	named := make(map[string]bool)
 	rep.Lost = j.lostFromWitness(notes, named)
 	if len(rep.Lost) > 0 {
@@ -337,7 +336,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	}
 	if len(rep.Lost) > 0 {
 		// Named now; a later repair need not name them again.
-		if err := j.pruneLost(notes, named); err != nil {
+		if err := j.unsent.pruneLost(notes, named); err != nil {
 			return err
 		}
 	}
@@ -485,7 +484,11 @@ type unsentNote struct {
 	Words   string    `json:"words,omitempty"`
 }
 
-func (j *Journal) witnessPath() string { return filepath.Join(j.dir, "unsent") }
+// unsentFile is a journal's witness file (journals/ID/unsent).
+type unsentFile struct {
+	path string
+	key  *[32]byte // the storage key, which seals it
+}
 
 // unsentWitness is the witness file: notes of the most recent entries not
 // yet acknowledged (at most maxNotes, so writing stays cheap however long
@@ -499,30 +502,31 @@ type unsentWitness struct {
 // recent entries are the ones it names.
 const maxNotes = 256
 
-// loadWitness reads the witness; a missing one is empty, and a damaged
+// load reads the witness; a missing one is empty, and a damaged
 // one is set aside (so writing the next note does not replace it) and
 // empty.
-func (j *Journal) loadWitness() unsentWitness {
+func (f unsentFile) load() unsentWitness {
 	var w unsentWitness
-	b, err := os.ReadFile(j.witnessPath())
+	b, err := os.ReadFile(f.path)
 	if err != nil {
 		return w
 	}
-	plain, err := crypto.Open(&j.acct.storageKey, b)
+	plain, err := crypto.Open(f.key, b)
 	if err == nil {
 		err = json.Unmarshal(plain, &w)
 		clear(plain)
 	}
 	if err != nil {
-		os.Rename(j.witnessPath(), asideName(j.witnessPath(), "damaged"))
+		os.Rename(f.path, asideName(f.path, "damaged"))
 		return unsentWitness{}
 	}
 	return w
 }
 
-func (j *Journal) saveWitness(w unsentWitness) error {
+// save writes the witness; an empty one is removed.
+func (f unsentFile) save(w unsentWitness) error {
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
-		if err := os.Remove(j.witnessPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
@@ -531,43 +535,43 @@ func (j *Journal) saveWitness(w unsentWitness) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, plain)
+	sealed, err := crypto.Seal(rand.Reader, f.key, plain)
 	clear(plain)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(j.witnessPath(), sealed, false)
+	return writeFileAtomic(f.path, sealed, false)
 }
 
-// witness notes entries just written. Call with the lock held.
-func (j *Journal) witness(es ...Entry) error {
-	w := j.loadWitness()
+// note notes entries just written. Call with the lock held.
+func (f unsentFile) note(es ...Entry) error {
+	w := f.load()
 	for _, e := range es {
 		w.Notes = append(w.Notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
 	}
 	if over := len(w.Notes) - maxNotes; over > 0 {
 		w.Notes, w.Unnoted = slices.Clone(w.Notes[over:]), w.Unnoted+over
 	}
-	return j.saveWitness(w)
+	return f.save(w)
 }
 
-// pruneWitness forgets the entries the relay has acknowledged. Call with
-// the lock held.
-func (j *Journal) pruneWitness() error {
-	w := j.loadWitness()
+// prune forgets the entries the relay has acknowledged, as the store l
+// records them. Call with the lock held.
+func (f unsentFile) prune(l *logIndex) error {
+	w := f.load()
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
 		return nil
 	}
 	keep := w.Notes[:0]
 	for _, n := range w.Notes {
-		if s := j.chainOfHex(n.ID); s == nil || s.RelaySeq == 0 {
+		if s := l.chainOfHex(n.ID); s == nil || s.RelaySeq == 0 {
 			keep = append(keep, n)
 		}
 	}
 	unnoted := 0
 	if w.Unnoted > 0 {
 		unsent := 0
-		for _, s := range j.outbox() {
+		for _, s := range l.outbox() {
 			if s.Header.Kind == protocol.KindEntry {
 				unsent++
 			}
@@ -577,7 +581,7 @@ func (j *Journal) pruneWitness() error {
 	if len(keep) == len(w.Notes) && unnoted == w.Unnoted {
 		return nil
 	}
-	return j.saveWitness(unsentWitness{Notes: keep, Unnoted: unnoted})
+	return f.save(unsentWitness{Notes: keep, Unnoted: unnoted})
 }
 
 // chainOfHex returns the blob with chain id id (hex), or nil.
@@ -617,7 +621,7 @@ func (j *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []Los
 }
 
 // pruneLost drops from the witness the notes of entries named as lost.
-func (j *Journal) pruneLost(w unsentWitness, lost map[string]bool) error {
+func (f unsentFile) pruneLost(w unsentWitness, lost map[string]bool) error {
 	keep := w.Notes[:0]
 	for _, n := range w.Notes {
 		if !lost[n.ID] {
@@ -625,5 +629,5 @@ func (j *Journal) pruneLost(w unsentWitness, lost map[string]bool) error {
 		}
 	}
 	w.Notes = keep
-	return j.saveWitness(w)
+	return f.save(w)
 }

@@ -219,9 +219,10 @@ type Journal struct {
 	logIndex  // the log and what is indexed from it (store.go, checkpoint.go)
 	openIndex // what is opened from the log, and what waits (model.go)
 
-	repairs       []Repair // what this process healed (repair.go)
-	stateFellBack bool     // the state's earlier copy was just used (loadState)
-	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
+	unsent        unsentFile // the unsent witness (repair.go); static
+	repairs       []Repair   // what this process healed (repair.go)
+	stateFellBack bool       // the state's earlier copy was just used (loadState)
+	refetching    bool       // this process subscribed from the start for a Refetch (sync.go)
 
 	trusts trustCache // see Journal.trust
 }
@@ -344,6 +345,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf,
+		unsent: unsentFile{path: filepath.Join(dir, "unsent"), key: &a.storageKey},
 		logIndex: logIndex{
 			signKey: a.Device.SignKey(),
 			path:    filepath.Join(dir, "log"),
@@ -680,10 +682,10 @@ func (j *Journal) tornTail() error {
 	// An entry the witness noted as saved that is not here now was in the
 	// part cut off. (One that was being written when a writer stopped was
 	// never noted: nobody was told it was saved.)
-	notes := j.loadWitness()
+	notes := j.unsent.load()
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
-		if err := j.pruneLost(notes, named); err != nil {
+		if err := j.unsent.pruneLost(notes, named); err != nil {
 			return err
 		}
 		j.st.noteLost(rep.Lost)

@@ -333,7 +333,7 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 	// then it names entries already sent, which only costs a note.
 	defer func() {
 		if n > 0 {
-			_ = j.withLock(j.pruneWitness)
+			_ = j.withLock(func() error { return j.unsent.prune(&j.logIndex) })
 		}
 	}()
 	for start := 0; start < len(out); start += window {
