@@ -73,11 +73,11 @@ type logMark struct {
 	crc    uint32 // its checksum
 }
 
-// mark returns the current log's mark up to j.offset. Call with the lock
+// mark returns the current log's mark up to offset. Call with the lock
 // held.
-func (j *logIndex) mark() (logMark, error) {
-	m := logMark{offset: j.offset, lastAt: j.lastAt}
-	fi, err := j.log.Stat()
+func (l *logIndex) mark() (logMark, error) {
+	m := logMark{offset: l.offset, lastAt: l.lastAt}
+	fi, err := l.log.Stat()
 	if err != nil {
 		return m, err
 	}
@@ -86,7 +86,7 @@ func (j *logIndex) mark() (logMark, error) {
 	}
 	if m.lastAt >= 0 && m.offset >= 4 {
 		var b [4]byte
-		if _, err := j.log.ReadAt(b[:], m.offset-4); err != nil {
+		if _, err := l.log.ReadAt(b[:], m.offset-4); err != nil {
 			return m, err
 		}
 		m.crc = binary.BigEndian.Uint32(b[:])
@@ -671,7 +671,7 @@ func (l *logIndex) encode(w *chunkWriter, m logMark, journal protocol.JournalID,
 // box key, then the gaps and how far ensureGrants checked.
 
 func (m *openIndex) blobFlags(s *stored) uint64 {
-	o := m.store.openedOf(s.Chain)
+	o := m.openedOf(s.Chain)
 	c, checked := m.grantChecks[s.ID]
 	switch {
 	case o != nil && o.s == s:
@@ -687,7 +687,7 @@ func (m *openIndex) blobFlags(s *stored) uint64 {
 func (m *openIndex) encodeBlob(e *encoder, s *stored, flags uint64) {
 	switch {
 	case flags&cpOpened != 0:
-		o := m.store.openedOf(s.Chain)
+		o := m.openedOf(s.Chain)
 		e.b = append(e.b, o.key[:]...)
 		p := o.payload.full()
 		e.payload(&p)
@@ -791,7 +791,7 @@ func (m *openIndex) decoded() {
 	// first decryptAll (tried is false).
 	for _, s := range m.store.order {
 		switch {
-		case s.Header.Kind == protocol.KindEntry && !s.Purged && s.opened == nil && (!ld.anyCopy || m.store.openedOf(s.Chain) == nil):
+		case s.Header.Kind == protocol.KindEntry && !s.Purged && s.opened == nil && (!ld.anyCopy || m.openedOf(s.Chain) == nil):
 			m.unopened = append(m.unopened, s)
 		case s.Header.Kind == protocol.KindGrant:
 			if _, ok := m.grantChecks[s.ID]; !ok {

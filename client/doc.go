@@ -26,32 +26,42 @@
 //
 // A [Journal] is the public facade over one journal's local files. It
 // holds the cross-process lock, the account's keys and the journal's
-// sealed state (members, invites, notices; methods on state read and
-// change only it), and every exported method takes the lock and composes
-// the four components below. Each component owns its fields: its methods
-// touch only them and what they are passed, and a step that needs two
-// components takes the other as a parameter or is the Journal's.
+// sealed state (members, invites, notices; the methods on state read and
+// change only it, and are handed the store where they look blobs up).
+// Every exported method takes the lock and composes the components below;
+// so do the unexported steps that need more than one of them (catching
+// up, appending, healing the log, applying what a sync brought, writing
+// grants). Each component owns its fields: its methods touch only them
+// and what they are passed.
 //
 //   - store (logIndex; store.go, checkpoint.go, index.go): the log file
 //     and what is indexed from it: every blob by id and by chain id, the
 //     relay's cursor, acknowledgements and purges, this device's chain
 //     head, damage met while reading back. It knows nothing of keys,
-//     trust or what an entry says: it is told whether a damaged record
-//     proves itself, and the checkpoint it encodes is sealed by the
-//     Journal.
-//   - trust (trust, trustCache; trust.go): who may author what, decided
-//     once from the state's members and rebuilt only when they change.
-//     It knows nothing of the log.
-//   - model (openIndex; model.go, status.go): what this device opened
-//     from the store with its keys under a trust it is passed: the opened
-//     entries without their text, grant checks, what waits for a key, and
-//     the answers derived from them that are costly to find again (gaps,
+//     trust or what an entry says: it is handed a callback to run after
+//     each batch it indexes, a proves function to tell whether a damaged
+//     record is this device's own, and the sealing of its checkpoint. The
+//     checkpoint's format is the store's; the model writes and reads its
+//     own part of it (checkpointPart).
+//   - trust (trust, trustCache; trust.go): who may author what, built by
+//     a trustCache from the state's members, rebuilt only when they
+//     change, and read through [Journal.trust]. It knows nothing of the
+//     log.
+//   - model (openIndex; model.go, and beside what asks: status.go,
+//     compare.go, view.go, adopt.go, sync.go): what this device opened
+//     from the store with its keys, under a trust it is passed, never
+//     builds: the opened entries without their text, grant checks, what
+//     waits for a key, and answers that are costly to find again (gaps,
 //     which entries still owe a grant). It reads the store and never
 //     appends to it.
 //   - sync (exchange; sync.go): one connection's exchange with the relay
-//     (send, pull, settle). It holds the connection and drives the store
-//     and the model only through the Journal, a locked step at a time.
+//     (send, pull, settle, watch). It holds the connection and what the
+//     exchange found, and drives the store and the model only through the
+//     Journal, each step under the Journal's lock.
 //
-// Calls go one way: Journal and sync call the model, the store and trust;
-// the model calls the store; the store and trust call nobody.
+// Calls go one way: the facade and an exchange call the model, the store
+// and trust; the model calls the store; the store and trust call nobody
+// (the store only calls back what it is handed). The unsent witness
+// (unsentFile, repair.go) is a small file of its own, handed the store
+// when it prunes.
 package client

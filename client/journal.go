@@ -844,9 +844,9 @@ func (m *Member) acceptIdentity(p *PendingIdentity, lastSeq func(device [32]byte
 // lastSeq returns the highest seq of the blobs held here from the device
 // with signing key author (0 if none): where a removal draws its line.
 // Call with the lock held.
-func (j *logIndex) lastSeq(author [32]byte) uint64 {
+func (l *logIndex) lastSeq(author [32]byte) uint64 {
 	var last uint64
-	for _, s := range j.order {
+	for _, s := range l.order {
 		if s.Header.Author == author && s.Header.Seq > last {
 			last = s.Header.Seq
 		}

@@ -248,7 +248,7 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 		}
 		o := s.opened // set on a chain's first blob, which most are
 		if o == nil {
-			o = m.store.openedOf(s.Chain)
+			o = m.openedOf(s.Chain)
 		}
 		if o == nil {
 			unreadable = append(unreadable, s)
@@ -335,7 +335,7 @@ func (m *openIndex) openNew(t *trust) {
 		}
 	}
 	for _, s := range try {
-		if m.store.openedOf(s.Chain) == nil && !m.open(s, t) {
+		if m.openedOf(s.Chain) == nil && !m.open(s, t) {
 			m.unopened = append(m.unopened, s)
 		}
 	}
@@ -457,6 +457,14 @@ func (m *openIndex) open(s *stored, t *trust) bool {
 		return false
 	}
 	return m.opened(s, ck, &p)
+}
+
+// openedOf returns the entry opened for chain id c, or nil.
+func (m *openIndex) openedOf(c protocol.BlobID) *openedEntry {
+	if s := m.store.chainOf(c); s != nil {
+		return s.opened
+	}
+	return nil
 }
 
 // offerPreopened keeps what preopen found for blob id, for open to use

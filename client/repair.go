@@ -112,8 +112,8 @@ type damage struct {
 // noteDamage records that blob s could not be read back from the log; the
 // lock holder heals the log before releasing the lock. Call with the lock
 // held.
-func (j *logIndex) noteDamage(s *stored, err error) {
-	j.damage = append(j.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
+func (l *logIndex) noteDamage(s *stored, err error) {
+	l.damage = append(l.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
 }
 
 // healDamage rebuilds the log if a read found damage. Call with the lock
@@ -427,8 +427,8 @@ func (j *Journal) Refetching() bool {
 
 // sentHead returns the newest blob of this device's own chain that the
 // relay has acknowledged. Call with the lock held.
-func (j *logIndex) sentHead() (uint64, protocol.BlobID) {
-	return sentHeadOf(j.order, j.signKey)
+func (l *logIndex) sentHead() (uint64, protocol.BlobID) {
+	return sentHeadOf(l.order, l.signKey)
 }
 
 // sentHeadOf returns the newest blob in order written by device me (held
@@ -448,13 +448,13 @@ func sentHeadOf(order []*stored, me [32]byte) (uint64, protocol.BlobID) {
 // should, may have held this device's own blob: a written record, an
 // adopted one, a pulled one whose author field names this device, or
 // something unrecognisable.
-func (j *logIndex) maybeOwn(p []byte) bool {
+func (l *logIndex) maybeOwn(p []byte) bool {
 	switch p[0] {
 	case recWritten, recAdopted:
 		return true
 	case recPulled:
 		a, ok := protocol.HeaderAuthor(p[min(len(p), 5+8):])
-		return !ok || a == j.signKey
+		return !ok || a == l.signKey
 	case recSeen, recAcked, recPurged, recPurge:
 		return false
 	}
@@ -585,12 +585,12 @@ func (f unsentFile) prune(l *logIndex) error {
 }
 
 // chainOfHex returns the blob with chain id id (hex), or nil.
-func (j *logIndex) chainOfHex(id string) *stored {
+func (l *logIndex) chainOfHex(id string) *stored {
 	c, ok := parseChainID(id)
 	if !ok {
 		return nil
 	}
-	return j.chainOf(c)
+	return l.chainOf(c)
 }
 
 // firstWords returns the first few words of text, to name an entry.
@@ -609,10 +609,10 @@ func firstWords(text string) string {
 // lostFromWitness returns the witness's entries that are no longer in the
 // index, and adds their ids to named. Call with the lock held, with the
 // log indexed.
-func (j *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
+func (l *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
 	var lost []LostItem
 	for _, n := range w.Notes {
-		if j.chainOfHex(n.ID) == nil && !named[n.ID] {
+		if l.chainOfHex(n.ID) == nil && !named[n.ID] {
 			lost = append(lost, LostItem(n))
 			named[n.ID] = true
 		}

@@ -214,17 +214,17 @@ type Journal struct {
 
 	mu       sync.Mutex // serialises goroutines; flock serialises processes
 	lockFile *os.File   // open for the Journal's life; flock'ed while locked
-	st       state
+	st       state      // the sealed state, read again under each lock
 
-	logIndex  // the log and what is indexed from it (store.go, checkpoint.go)
-	openIndex // what is opened from the log, and what waits (model.go)
+	// The components (doc.go), used only with the lock held.
+	logIndex             // store: the log and what is indexed from it (store.go, checkpoint.go)
+	trusts    trustCache // trust: who may author what (trust.go); see Journal.trust
+	openIndex            // model: what is opened from the log, and what waits (model.go)
 
 	unsent        unsentFile // the unsent witness (repair.go); static
 	repairs       []Repair   // what this process healed (repair.go)
 	stateFellBack bool       // the state's earlier copy was just used (loadState)
 	refetching    bool       // this process subscribed from the start for a Refetch (sync.go)
-
-	trusts trustCache // see Journal.trust
 }
 
 // logIndex is the journal's log and the index derived from it: every
@@ -272,7 +272,7 @@ type openIndex struct {
 	ownBox [32]byte        // this device's box key: its own slot; static
 
 	unopened []*stored // entries not opened yet
-	scanned  int       // j.order[:scanned] has been through decryptAll
+	scanned  int       // store.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
 	// grantItems the items of the valid ones, by entry chain id, while
 	// this process holds them (grantItemsAll: for every valid grant).
@@ -821,49 +821,41 @@ func (l *logIndex) index(typ byte, body []byte, at int64) error {
 
 // blob returns the blob with id, or nil. The index by id is built on
 // first use: a command that only reads never needs it.
-func (j *logIndex) blob(id protocol.BlobID) *stored {
-	if j.blobs.first == nil {
-		j.blobs = newBlobIndex(false, len(j.order))
-		for _, s := range j.order {
-			j.blobs.add(j.order, s)
+func (l *logIndex) blob(id protocol.BlobID) *stored {
+	if l.blobs.first == nil {
+		l.blobs = newBlobIndex(false, len(l.order))
+		for _, s := range l.order {
+			l.blobs.add(l.order, s)
 		}
 	}
-	return j.blobs.get(j.order, id)
+	return l.blobs.get(l.order, id)
 }
 
-// add appends s, whose Order is len(j.order), to the journal's blobs.
-func (j *logIndex) add(s *stored) {
-	j.order = append(j.order, s)
-	if j.blobs.first != nil {
-		j.blobs.add(j.order, s)
+// add appends s, whose Order is len(order), to the index.
+func (l *logIndex) add(s *stored) {
+	l.order = append(l.order, s)
+	if l.blobs.first != nil {
+		l.blobs.add(l.order, s)
 	}
-	if j.chain.first != nil {
-		j.chain.add(j.order, s)
+	if l.chain.first != nil {
+		l.chain.add(l.order, s)
 	}
 }
 
 // chainOf returns the first blob seen with chain id c, or nil.
-func (j *logIndex) chainOf(c protocol.BlobID) *stored {
-	if j.chain.first == nil {
-		j.chain = newBlobIndex(true, len(j.order))
-		for _, s := range j.order {
-			j.chain.add(j.order, s)
+func (l *logIndex) chainOf(c protocol.BlobID) *stored {
+	if l.chain.first == nil {
+		l.chain = newBlobIndex(true, len(l.order))
+		for _, s := range l.order {
+			l.chain.add(l.order, s)
 		}
 	}
-	return j.chain.get(j.order, c)
+	return l.chain.get(l.order, c)
 }
 
-// openedOf returns the entry opened for chain id c, or nil.
-func (j *logIndex) openedOf(c protocol.BlobID) *openedEntry {
-	if s := j.chainOf(c); s != nil {
-		return s.opened
-	}
-	return nil
-}
-
-func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
-	id := j.idOf(raw)
-	if s := j.blob(id); s != nil {
+func (l *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
+	id := l.idOf(raw)
+	if s := l.blob(id); s != nil {
 		if seq != 0 {
 			s.RelaySeq = seq
 		}
@@ -873,7 +865,7 @@ func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	if err != nil {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
-	s := &stored{ID: id, held: &heldBlob{raw: raw}, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at}
+	s := &stored{ID: id, held: &heldBlob{raw: raw}, Header: h, Order: len(l.order), RelaySeq: seq, Local: local, At: at}
 	if h.Kind == protocol.KindEntry {
 		// Parsed once: its content hash (the chain id) is computed once
 		// and used again when it is opened (openNew drops it).
@@ -886,21 +878,21 @@ func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
 		s.Chain = protocol.ChainID(raw)
 	}
 	if seq == 0 {
-		s.RelaySeq = j.acked[id]
+		s.RelaySeq = l.acked[id]
 	}
-	j.add(s)
+	l.add(s)
 	// Only blobs written here advance this device's own chain: a blob from
 	// the relay that claims to be ours is not trusted to.
-	if local && h.Author == j.signKey && h.Seq > j.ownSeq {
-		j.ownSeq, j.ownLast = h.Seq, s.Chain
+	if local && h.Author == l.signKey && h.Seq > l.ownSeq {
+		l.ownSeq, l.ownLast = h.Seq, s.Chain
 	}
 }
 
 // idOf returns the id of blob raw: the one the caller already computed
 // (see appendRecordsIDs), or its hash.
-func (j *logIndex) idOf(raw []byte) protocol.BlobID {
-	if len(j.knownIDs) > 0 && len(raw) > 0 {
-		if id, ok := j.knownIDs[&raw[0]]; ok {
+func (l *logIndex) idOf(raw []byte) protocol.BlobID {
+	if len(l.knownIDs) > 0 && len(raw) > 0 {
+		if id, ok := l.knownIDs[&raw[0]]; ok {
 			return id
 		}
 	}
@@ -958,18 +950,18 @@ func (l *logIndex) append(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
 // read back from the log and checked against the blob id. It returns nil
 // for a purged blob, and nil with the damage recorded (see repair.go) when
 // the log no longer holds the bytes it indexed.
-func (j *logIndex) raw(s *stored) []byte { return j.rawInto(s, nil) }
+func (l *logIndex) raw(s *stored) []byte { return l.rawInto(s, nil) }
 
 // rawInto is raw reading into buf when it is long enough, for a caller
 // that is done with the bytes before it uses buf again.
-func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
+func (l *logIndex) rawInto(s *stored, buf []byte) []byte {
 	if s.Purged {
 		return nil
 	}
 	if s.held != nil {
 		return s.held.raw
 	}
-	j.rawReads++
+	l.rawReads++
 	// One read is enough for most records (an entry of a page of text);
 	// a longer one takes a second for the rest.
 	rec := buf
@@ -977,25 +969,25 @@ func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
 		rec = make([]byte, rawGuess)
 	}
 	rec = rec[:cap(rec)]
-	n, err := j.log.ReadAt(rec, s.At)
+	n, err := l.log.ReadAt(rec, s.At)
 	if n < 5 {
 		if err == nil || err == io.EOF {
 			err = ErrDamagedRecord
 		}
-		j.noteDamage(s, err)
+		l.noteDamage(s, err)
 		return nil
 	}
-	l := int(binary.BigEndian.Uint32(rec[1:5]))
-	if l > maxRecord {
-		j.noteDamage(s, ErrDamagedRecord)
+	size := int(binary.BigEndian.Uint32(rec[1:5]))
+	if size > maxRecord {
+		l.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
-	if want := 5 + l + 4; want <= n {
+	if want := 5 + size + 4; want <= n {
 		rec = rec[:want]
 	} else {
 		rec = append(rec[:n], make([]byte, want-n)...)
-		if _, err := j.log.ReadAt(rec[n:], s.At+int64(n)); err != nil {
-			j.noteDamage(s, err)
+		if _, err := l.log.ReadAt(rec[n:], s.At+int64(n)); err != nil {
+			l.noteDamage(s, err)
 			return nil
 		}
 	}
@@ -1004,7 +996,7 @@ func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
 		body = body[8:]
 	}
 	if !ok || (typ != recWritten && typ != recPulled) || protocol.IDOf(body) != s.ID {
-		j.noteDamage(s, ErrDamagedRecord)
+		l.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
 	return body
@@ -1031,9 +1023,9 @@ func record(typ byte, parts ...[]byte) []byte {
 func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // outbox returns own blobs the relay has not acknowledged, oldest first.
-func (j *logIndex) outbox() []*stored {
+func (l *logIndex) outbox() []*stored {
 	var out []*stored
-	for _, s := range j.order {
+	for _, s := range l.order {
 		if s.Local && s.RelaySeq == 0 {
 			out = append(out, s)
 		}
