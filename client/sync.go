@@ -540,10 +540,10 @@ func startPreopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]by
 // preopen decrypts, as open would with this device's own slot, the
 // entries in blobs whose authors' box keys boxes holds, with this
 // device's keys. It needs no lock: it reads only the blobs, the keys and
-// boxes. What it finds
-// counts only if open, under the lock, finds the same author key trusted
-// for the entry; anything else (an author not known yet, an entry not
-// sealed to this device) is opened there as before.
+// boxes. What it finds counts only if open, under the lock, finds the
+// same author key trusted for the entry; anything else (an author not
+// known yet, an entry not sealed to this device) is opened there as
+// before.
 func preopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
 	out := make([]*preopened, len(blobs))
 	for i, m := range blobs {
