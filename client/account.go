@@ -1,26 +1,3 @@
-// Package client is the partner's side of Kintsugi: the key file, the local
-// store (ciphertext only at rest), the outbox, the sync engine and the
-// entry model. It is the only package that decrypts.
-//
-// # Local layout
-//
-//	HOME/identity.key             the key file (0600), see crypto.SealKeyFile
-//	HOME/current                  the id of the journal commands act on
-//	HOME/journals/ID/log          append-only record log of blobs (ciphertext)
-//	HOME/journals/ID/state        journal state, sealed with the storage key
-//	HOME/journals/ID/state.prev   its previous generation (repair.go)
-//	HOME/journals/ID/index        the checkpoint of the index, sealed (checkpoint.go)
-//	HOME/journals/ID/unsent       entries not yet acknowledged, sealed (repair.go)
-//	HOME/journals/ID/lock         flock(2) lock shared by every process on HOME
-//	HOME/drafts/ID                text from the editor not saved as an entry, sealed (draft.go)
-//	HOME/journals/ID/watching     shared flock(2) held by a connected `sync --watch` (watching.go)
-//
-// Every process takes the journal's lock for each read-modify-write, and
-// catches up on records other processes appended, so a `sync --watch` in one
-// terminal and a `write` in another both work. A command reads only what
-// changed since the checkpoint, and only the entries it shows
-// ([Journal.Reader]); damaged files are healed ([Journal.Repairs]).
-// docs/local-store.md describes all of it.
 package client
 
 import (

@@ -103,11 +103,11 @@ func (r *restoreMark) err() error {
 
 // restoreErr returns the problem that keeps a restored journal from
 // finishing, if any. Call with the lock held.
-func (j *Journal) restoreErr() error {
-	if j.st.Restored == nil {
+func (st *state) restoreErr() error {
+	if st.Restored == nil {
 		return nil
 	}
-	return j.st.Restored.err()
+	return st.Restored.err()
 }
 
 // Restoring reports whether the journal is still recovering this device's
@@ -118,17 +118,17 @@ func (j *Journal) Restoring() bool {
 	return r
 }
 
-// indexAdopted marks a pulled blob as this device's own. Call while
-// indexing the log.
-func (j *Journal) indexAdopted(id protocol.BlobID) {
-	s := j.blob(id)
-	if s == nil || s.Header.Author != j.signKey {
+// adopt marks a pulled blob as this device's own. Call while indexing
+// the log.
+func (l *logIndex) adopt(id protocol.BlobID) {
+	s := l.blob(id)
+	if s == nil || s.Header.Author != l.signKey {
 		return
 	}
 	s.Local = true
-	j.grantsDone = grantsKey{} // an adopted entry may lack a recipient
-	if s.Header.Seq > j.ownSeq {
-		j.ownSeq, j.ownLast = s.Header.Seq, s.Chain
+	l.adoptions++ // an adopted entry may lack a recipient (see ensureGrants)
+	if s.Header.Seq > l.ownSeq {
+		l.ownSeq, l.ownLast = s.Header.Seq, s.Chain
 	}
 }
 
@@ -165,7 +165,7 @@ func (j *Journal) adoptOwnChain() error {
 		copy(head[:], hexHead)
 		copies := oc.byChain[head]
 		if len(copies) == 0 || copies[0].Header.Seq != r.Seq {
-			served, _ := j.forwardOwn(nil, &oc)
+			served, _ := j.forwardOwn(nil, &oc, j.trust())
 			top := uint64(0)
 			if len(served) > 0 {
 				top = served[len(served)-1].Header.Seq
@@ -183,7 +183,7 @@ func (j *Journal) adoptOwnChain() error {
 			path = append(path, cur)
 		}
 	}
-	more, forked := j.forwardOwn(tip, &oc)
+	more, forked := j.forwardOwn(tip, &oc, j.trust())
 	if forked {
 		return j.restoreProblem("forked", 0)
 	}
@@ -202,14 +202,14 @@ func (j *Journal) adoptOwnChain() error {
 		}
 	}
 	if n := len(oc.byChain) - len(adopted); n > 0 {
-		j.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
+		j.st.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
 	}
 	j.st.Restored = nil
 	return j.saveState()
 }
 
 // restoreProblem records why restored mode cannot end yet; status shows
-// it while it holds (Journal.conditions). Call with the lock held.
+// it while it holds (state.conditions). Call with the lock held.
 func (j *Journal) restoreProblem(problem string, relayTop uint64) error {
 	r := j.st.Restored
 	r.Problem, r.RelayTop = problem, relayTop
@@ -222,7 +222,7 @@ func (j *Journal) restoreProblem(problem string, relayTop uint64) error {
 // blob (a purged record, or a grant to a device not in the member list),
 // kept only if a proven blob follows it. forked reports two proven blobs
 // at one step.
-func (j *Journal) forwardOwn(tip *stored, oc *ownChain) (path []*stored, forked bool) {
+func (m *openIndex) forwardOwn(tip *stored, oc *ownChain, t *trust) (path []*stored, forked bool) {
 	var prev protocol.BlobID
 	var seq uint64
 	if tip != nil {
@@ -232,7 +232,7 @@ func (j *Journal) forwardOwn(tip *stored, oc *ownChain) (path []*stored, forked 
 	for {
 		var proven, maybe []*stored
 		for _, c := range oc.after[prev] {
-			s, ok := j.provenOwn(oc.byChain[c], seq+1)
+			s, ok := m.provenOwn(oc.byChain[c], seq+1, t)
 			switch {
 			case s == nil:
 			case ok:
@@ -265,7 +265,7 @@ func (j *Journal) forwardOwn(tip *stored, oc *ownChain) (path []*stored, forked 
 // entry whose own slot opens or a grant this device sent to a member's
 // device proves it; a purged record or another well-formed grant is
 // returned unproven; anything else is nil.
-func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
+func (m *openIndex) provenOwn(copies []*stored, seq uint64, t *trust) (*stored, bool) {
 	var maybe *stored
 	for _, s := range copies {
 		if s.Header.Seq != seq {
@@ -277,16 +277,16 @@ func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
 		case s.Purged:
 			maybe = s
 		case s.Header.Kind == protocol.KindEntry:
-			if j.opensOwn(s) {
+			if m.opensOwn(s) {
 				return s, true
 			}
 		case s.Header.Kind == protocol.KindGrant:
-			g, err := protocol.ParseGrant(j.raw(s))
+			g, err := protocol.ParseGrant(m.store.raw(s))
 			if err != nil {
 				continue
 			}
-			for _, box := range j.recipients() {
-				if j.acct.keys.CheckSentGrant(g, box) == nil {
+			for _, box := range t.recipients {
+				if m.keys.CheckSentGrant(g, box) == nil {
 					return s, true
 				}
 			}
@@ -297,25 +297,25 @@ func (j *Journal) provenOwn(copies []*stored, seq uint64) (*stored, bool) {
 }
 
 // opensOwn reports whether this device's slot in entry s opens.
-func (j *Journal) opensOwn(s *stored) bool {
-	e, err := protocol.ParseEntry(j.raw(s))
+func (m *openIndex) opensOwn(s *stored) bool {
+	e, err := protocol.ParseEntry(m.store.raw(s))
 	if err != nil {
 		return false
 	}
-	_, err = j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
+	_, err = m.keys.EntryKey(e, m.ownBox)
 	return err == nil
 }
 
 // pickCopy chooses which copy of one chain id to adopt: one already
 // Local, else an entry whose own slot opens, else the first seen.
-func (j *Journal) pickCopy(copies []*stored) *stored {
+func (m *openIndex) pickCopy(copies []*stored) *stored {
 	for _, s := range copies {
 		if s.Local {
 			return s
 		}
 	}
 	for _, s := range copies {
-		if s.Header.Kind == protocol.KindEntry && !s.Purged && j.opensOwn(s) {
+		if s.Header.Kind == protocol.KindEntry && !s.Purged && m.opensOwn(s) {
 			return s
 		}
 	}

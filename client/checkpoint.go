@@ -73,11 +73,11 @@ type logMark struct {
 	crc    uint32 // its checksum
 }
 
-// mark returns the current log's mark up to j.offset. Call with the lock
+// mark returns the current log's mark up to offset. Call with the lock
 // held.
-func (j *logIndex) mark() (logMark, error) {
-	m := logMark{offset: j.offset, lastAt: j.lastAt}
-	fi, err := j.log.Stat()
+func (l *logIndex) mark() (logMark, error) {
+	m := logMark{offset: l.offset, lastAt: l.lastAt}
+	fi, err := l.log.Stat()
 	if err != nil {
 		return m, err
 	}
@@ -86,7 +86,7 @@ func (j *logIndex) mark() (logMark, error) {
 	}
 	if m.lastAt >= 0 && m.offset >= 4 {
 		var b [4]byte
-		if _, err := j.log.ReadAt(b[:], m.offset-4); err != nil {
+		if _, err := l.log.ReadAt(b[:], m.offset-4); err != nil {
 			return m, err
 		}
 		m.crc = binary.BigEndian.Uint32(b[:])
@@ -167,7 +167,8 @@ const (
 )
 
 // decodeCheckpoint restores the index from the checkpoint file's bytes,
-// reading them a piece at a time.
+// reading and opening them a piece at a time: the store's part and the
+// model's (see checkpointPart).
 func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	magic := make([]byte, len(checkpointMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
@@ -176,13 +177,40 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 		}
 		return fmt.Errorf("%w: it is not a checkpoint", errCheckpoint)
 	}
-	var err error
 	key, err := j.acct.checkpointKey()
 	if err != nil {
 		return err
 	}
 	cr := newAheadReader(&chunkReader{r: r, key: key})
 	defer cr.close()
+	return j.logIndex.decode(cr, j.st.ID, filepath.Base(j.dir), &j.openIndex)
+}
+
+// checkpointPart is what another component keeps in the checkpoint
+// beside the store's index: the model (openIndex) keeps what it opened.
+// Its part of each blob's record is flagged in the record's flags and
+// follows the store's part; its tail follows the store's.
+type checkpointPart interface {
+	// blobFlags returns the flags that say what the part holds for s;
+	// encodeBlob writes it.
+	blobFlags(s *stored) uint64
+	encodeBlob(e *encoder, s *stored, flags uint64)
+	encodeTail(e *encoder, records, blobs int)
+	// startDecode begins reading a checkpoint of n blobs; decodeBlob
+	// reads the part of s, the i-th.
+	startDecode(n int)
+	decodeBlob(d *decoder, s *stored, flags uint64, i int)
+	decodeTail(d *decoder, records, blobs int)
+	// decoded is called once the checkpoint decoded whole and the log
+	// still holds what it covers.
+	decoded()
+}
+
+// decode restores the index from the checkpoint's pieces (cr), and
+// part's from what follows the store's in them. journal is the journal's
+// id; dirID the name of its directory, which must be the same.
+func (l *logIndex) decode(cr *aheadReader, journal protocol.JournalID, dirID string, part checkpointPart) error {
+	var err error
 	d := &decoder{}
 	if d.b, err = cr.next(); err != nil {
 		return err
@@ -197,14 +225,15 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	if d.err != nil {
 		return d.err
 	}
-	if id.String() != filepath.Base(j.dir) {
+	if id.String() != dirID {
 		return fmt.Errorf("%w: it belongs to journal %s", errCheckpoint, id)
 	}
-	j.offset, j.lastAt = want.offset, want.lastAt
-	j.records = int(d.uvarint())
-	j.cursor = d.u64()
-	j.ownSeq = d.u64()
-	copy(j.ownLast[:], d.fixed(32))
+	l.offset, l.lastAt = want.offset, want.lastAt
+	l.records = int(d.uvarint())
+	l.cursor = d.u64()
+	l.ownSeq = d.u64()
+	copy(l.ownLast[:], d.fixed(32))
+	l.adoptions = 0
 	n := int(d.uvarint())
 	authors := make([][32]byte, d.uvarint())
 	for i := range authors {
@@ -213,21 +242,18 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	if d.err != nil || n > 1<<32 {
 		return fmt.Errorf("%w: bad blob count", errCheckpoint)
 	}
-	j.decrypted = decryptedCache{}
-	j.order = make([]*stored, 0, n)
-	j.blobs = blobIndex{} // built when first needed
+	part.startDecode(n)
+	l.order = make([]*stored, 0, n)
+	l.blobs = blobIndex{} // built when first needed
 	// The index by chain id is built when first needed (see chainOf),
 	// unless a chain has copies: every blob is its chain's first, and
 	// holds the entry opened for it, unless cpNotFirst says otherwise.
-	j.chain = blobIndex{chain: true}
-	var copies []*openedEntry
-	anyCopy := false
-	// One allocation for every blob, and one for every opened entry.
+	l.chain = blobIndex{chain: true}
+	// One allocation for every blob.
 	slab := make([]stored, n)
 	if n > 0 {
 		prefault(unsafe.Pointer(&slab[0]), uintptr(n)*unsafe.Sizeof(slab[0]))
 	}
-	var opened []openedEntry
 	for i := 0; i < n && d.err == nil; i++ {
 		if len(d.b) == 0 {
 			if d.b, err = cr.next(); err != nil {
@@ -243,10 +269,9 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 			copy(s.Chain[:], d.fixed(32))
 		}
 		s.Local, s.Purged = flags&cpLocal != 0, flags&cpPurged != 0
-		anyCopy = anyCopy || flags&cpNotFirst != 0
 		s.RelaySeq, s.At = d.uvarint(), int64(d.uvarint())
 		s.Header.Kind = protocol.Kind(d.byte())
-		s.Header.Journal = j.st.ID
+		s.Header.Journal = journal
 		if flags&cpThisJournal == 0 {
 			copy(s.Header.Journal[:], d.fixed(16))
 		}
@@ -259,31 +284,8 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 		if s.Header.Seq > 1 {
 			copy(s.Header.Prev[:], d.fixed(32))
 		}
-		j.order = append(j.order, s)
-		switch {
-		case flags&cpOpened != 0:
-			if len(opened) == cap(opened) {
-				opened = make([]openedEntry, 0, n-i)
-				prefault(unsafe.Pointer(unsafe.SliceData(opened)), uintptr(n-i)*unsafe.Sizeof(openedEntry{}))
-			}
-			// Written in place: the slot is zero (fresh from make).
-			opened = opened[:len(opened)+1]
-			o := &opened[len(opened)-1]
-			o.s = s
-			copy(o.key[:], d.fixed(32))
-			var p Payload
-			d.payload(&p)
-			o.setPayload(&p)
-			if flags&cpNotFirst == 0 {
-				s.opened = o
-			} else {
-				copies = append(copies, o)
-			}
-		case flags&cpGrant != 0:
-			c := grantCheck{ok: flags&cpGrantValid != 0}
-			copy(c.box[:], d.fixed(32))
-			j.grantChecks[s.ID] = c
-		}
+		l.order = append(l.order, s)
+		part.decodeBlob(d, s, flags, i)
 	}
 	if d.err == nil && len(d.b) == 0 {
 		d.b, err = cr.next()
@@ -294,62 +296,30 @@ func (j *Journal) decodeCheckpoint(r io.Reader) error {
 	for m := d.uvarint(); m > 0 && d.err == nil; m-- {
 		var id protocol.BlobID
 		copy(id[:], d.fixed(32))
-		j.acked[id] = d.uvarint()
+		l.acked[id] = d.uvarint()
 	}
 	for m := d.uvarint(); m > 0 && d.err == nil; m-- {
 		var id protocol.BlobID
 		copy(id[:], d.fixed(32))
-		j.purgeDone[id] = true
+		l.purgeDone[id] = true
 	}
-	if d.byte() == 1 {
-		g := &gapsCache{key: gapsKey{records: j.records}, saved: true}
-		copy(g.key.trust[:], d.fixed(32))
-		if json.Unmarshal(d.bytes(), &g.gaps) == nil {
-			j.gapsCache = g
-		}
-	}
-	j.grantsDone = grantsKey{}
-	if d.byte() == 1 {
-		g := grantsKey{valid: true}
-		copy(g.trust[:], d.fixed(32))
-		copy(g.held[:], d.fixed(32))
-		if g.upTo = int(d.uvarint()); g.upTo <= len(j.order) {
-			j.grantsDone = g
-		}
-	}
+	part.decodeTail(d, l.records, len(l.order))
 	if d.err != nil || len(d.b) != 0 || !cr.last || !cr.end {
 		return fmt.Errorf("%w: it does not decode", errCheckpoint)
 	}
 	// Does the log still hold what the checkpoint covers? If not, the
 	// index just decoded names what was there.
-	fi, err := j.log.Stat()
+	fi, err := l.log.Stat()
 	if err != nil {
 		return err
 	}
 	// The inode is not compared: a copy of the home (a new disk, a file
 	// restore) is the same log.
-	if got, err := j.mark(); fi.Size() < want.offset || err != nil || got.offset != want.offset || got.lastAt != want.lastAt || got.crc != want.crc {
+	if got, err := l.mark(); fi.Size() < want.offset || err != nil || got.offset != want.offset || got.lastAt != want.lastAt || got.crc != want.crc {
 		return errLogChanged
 	}
-	for _, o := range copies {
-		if first := j.chainOf(o.s.Chain); first != nil && first.opened == nil {
-			first.opened = o
-		}
-	}
-	// What did not open, and grants not checked, are tried again on the
-	// first decryptAll (tried is false).
-	for _, s := range j.order {
-		switch {
-		case s.Header.Kind == protocol.KindEntry && !s.Purged && s.opened == nil && (!anyCopy || j.openedOf(s.Chain) == nil):
-			j.unopened = append(j.unopened, s)
-		case s.Header.Kind == protocol.KindGrant:
-			if _, ok := j.grantChecks[s.ID]; !ok {
-				j.uncheckedGrants = append(j.uncheckedGrants, s)
-			}
-		}
-	}
-	j.scanned = len(j.order)
-	j.saved = j.records
+	part.decoded()
+	l.saved = l.records
 	return nil
 }
 
@@ -550,22 +520,23 @@ func (c *chunkWriter) flush(last bool) error {
 	return nil
 }
 
-// resetIndex forgets everything indexed, so the log is read again from its
-// start. Call with the lock held.
+// resetIndex forgets everything indexed and opened, so the log is read
+// again from its start. Call with the lock held.
 func (j *Journal) resetIndex() {
-	j.offset, j.lastAt, j.records, j.saved = 0, -1, 0, 0
-	j.order, j.scanned, j.unopened, j.uncheckedGrants = nil, 0, nil, nil
-	j.cursor, j.ownSeq, j.ownLast = 0, 0, protocol.BlobID{}
-	j.blobs = newBlobIndex(false, 0)
-	j.chain = newBlobIndex(true, 0)
-	j.acked = make(map[protocol.BlobID]uint64)
-	j.purgeDone = make(map[protocol.BlobID]bool)
-	j.grantChecks = make(map[protocol.BlobID]grantCheck)
-	j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
-	j.tried = false
-	j.gapsCache = nil
-	j.grantsDone = grantsKey{}
-	j.decrypted = decryptedCache{}
+	j.logIndex.reset()
+	j.openIndex.reset()
+}
+
+// reset forgets everything indexed. Call with the lock held.
+func (l *logIndex) reset() {
+	l.offset, l.lastAt, l.records, l.saved = 0, -1, 0, 0
+	l.order = nil
+	l.cursor, l.ownSeq, l.ownLast = 0, 0, protocol.BlobID{}
+	l.adoptions = 0
+	l.blobs = newBlobIndex(false, 0)
+	l.chain = newBlobIndex(true, 0)
+	l.acked = make(map[protocol.BlobID]uint64)
+	l.purgeDone = make(map[protocol.BlobID]bool)
 }
 
 // saveCheckpoint writes the index if it covers at least saveAfter records
@@ -596,21 +567,34 @@ func (j *Journal) saveCheckpoint(force bool) {
 	if _, err := rand.Read(w.id[:]); err != nil {
 		return
 	}
+	if j.logIndex.encode(w, m, j.st.ID, &j.openIndex) != nil {
+		return
+	}
+	if w.out.Flush() != nil || f.Sync() != nil || os.Rename(f.Name(), j.checkpointPath()) != nil {
+		return
+	}
+	j.saved = j.records
+	j.openIndex.checkpointSaved(j.records)
+}
+
+// encode writes the index as it stands at mark m to w, with part's
+// beside it, and seals the last piece. journal is the journal's id.
+func (l *logIndex) encode(w *chunkWriter, m logMark, journal protocol.JournalID, part checkpointPart) error {
 	e := &w.e
 	e.uvarint(checkpointVersion)
-	e.b = append(e.b, j.st.ID[:]...)
+	e.b = append(e.b, journal[:]...)
 	e.u64(m.ino)
 	e.u64(uint64(m.offset))
 	e.u64(uint64(m.lastAt + 1))
 	e.b = binary.BigEndian.AppendUint32(e.b, m.crc)
-	e.uvarint(uint64(j.records))
-	e.u64(j.cursor)
-	e.u64(j.ownSeq)
-	e.b = append(e.b, j.ownLast[:]...)
-	e.uvarint(uint64(len(j.order)))
+	e.uvarint(uint64(l.records))
+	e.u64(l.cursor)
+	e.u64(l.ownSeq)
+	e.b = append(e.b, l.ownLast[:]...)
+	e.uvarint(uint64(len(l.order)))
 	authors := make(map[[32]byte]uint64)
 	var table [][32]byte
-	for _, s := range j.order {
+	for _, s := range l.order {
 		if _, ok := authors[s.Header.Author]; !ok {
 			authors[s.Header.Author] = uint64(len(table))
 			table = append(table, s.Header.Author)
@@ -620,10 +604,10 @@ func (j *Journal) saveCheckpoint(force bool) {
 	for _, a := range table {
 		e.b = append(e.b, a[:]...)
 	}
-	if w.flush(false) != nil {
-		return
+	if err := w.flush(false); err != nil {
+		return err
 	}
-	for _, s := range j.order {
+	for _, s := range l.order {
 		var flags uint64
 		if s.Local {
 			flags |= cpLocal
@@ -634,22 +618,13 @@ func (j *Journal) saveCheckpoint(force bool) {
 		if s.Chain == s.ID {
 			flags |= cpChainIsID
 		}
-		if s.Header.Journal == j.st.ID {
+		if s.Header.Journal == journal {
 			flags |= cpThisJournal
 		}
-		if j.chainOf(s.Chain) != s {
+		if l.chainOf(s.Chain) != s {
 			flags |= cpNotFirst
 		}
-		o := j.openedOf(s.Chain)
-		c, checked := j.grantChecks[s.ID]
-		switch {
-		case o != nil && o.s == s:
-			flags |= cpOpened
-		case checked && c.ok:
-			flags |= cpGrant | cpGrantValid
-		case checked:
-			flags |= cpGrant
-		}
+		flags |= part.blobFlags(s)
 		e.uvarint(flags)
 		e.b = append(e.b, s.ID[:]...)
 		if flags&cpChainIsID == 0 {
@@ -666,34 +641,65 @@ func (j *Journal) saveCheckpoint(force bool) {
 		if s.Header.Seq > 1 {
 			e.b = append(e.b, s.Header.Prev[:]...)
 		}
-		switch {
-		case flags&cpOpened != 0:
-			e.b = append(e.b, o.key[:]...)
-			p := o.payload.full()
-			e.payload(&p)
-		case flags&cpGrant != 0:
-			e.b = append(e.b, c.box[:]...)
-		}
+		part.encodeBlob(e, s, flags)
 		if len(e.b) >= chunkSize {
-			if w.flush(false) != nil {
-				return
+			if err := w.flush(false); err != nil {
+				return err
 			}
 		}
 	}
-	if len(e.b) > 0 && w.flush(false) != nil {
-		return
+	if len(e.b) > 0 {
+		if err := w.flush(false); err != nil {
+			return err
+		}
 	}
-	e.uvarint(uint64(len(j.acked)))
-	for id, seq := range j.acked {
+	e.uvarint(uint64(len(l.acked)))
+	for id, seq := range l.acked {
 		e.b = append(e.b, id[:]...)
 		e.uvarint(seq)
 	}
-	e.uvarint(uint64(len(j.purgeDone)))
-	for id := range j.purgeDone {
+	e.uvarint(uint64(len(l.purgeDone)))
+	for id := range l.purgeDone {
 		e.b = append(e.b, id[:]...)
 	}
+	part.encodeTail(e, l.records, len(l.order))
+	return w.flush(true)
+}
+
+// The model's part of the checkpoint (checkpointPart): each opened
+// entry's content key and payload without its text, each checked grant's
+// box key, then the gaps and how far ensureGrants checked.
+
+func (m *openIndex) blobFlags(s *stored) uint64 {
+	o := m.openedOf(s.Chain)
+	c, checked := m.grantChecks[s.ID]
+	switch {
+	case o != nil && o.s == s:
+		return cpOpened
+	case checked && c.ok:
+		return cpGrant | cpGrantValid
+	case checked:
+		return cpGrant
+	}
+	return 0
+}
+
+func (m *openIndex) encodeBlob(e *encoder, s *stored, flags uint64) {
+	switch {
+	case flags&cpOpened != 0:
+		o := m.openedOf(s.Chain)
+		e.b = append(e.b, o.key[:]...)
+		p := o.payload.full()
+		e.payload(&p)
+	case flags&cpGrant != 0:
+		c := m.grantChecks[s.ID]
+		e.b = append(e.b, c.box[:]...)
+	}
+}
+
+func (m *openIndex) encodeTail(e *encoder, records, blobs int) {
 	// The gaps, if they were found for what this checkpoint covers.
-	if g := j.gapsCache; g != nil && g.key.records == j.records {
+	if g := m.gapsCache; g != nil && g.key.records == records {
 		b, _ := json.Marshal(g.gaps)
 		e.b = append(e.b, 1)
 		e.b = append(e.b, g.key.trust[:]...)
@@ -702,7 +708,7 @@ func (j *Journal) saveCheckpoint(force bool) {
 		e.b = append(e.b, 0)
 	}
 	// How far ensureGrants checked, if it covers no more than this.
-	if g := j.grantsDone; g.valid && g.upTo <= len(j.order) {
+	if g := m.grantsDone; g.valid && g.upTo <= blobs && g.adoptions == m.store.adoptions {
 		e.b = append(e.b, 1)
 		e.b = append(e.b, g.trust[:]...)
 		e.b = append(e.b, g.held[:]...)
@@ -710,24 +716,124 @@ func (j *Journal) saveCheckpoint(force bool) {
 	} else {
 		e.b = append(e.b, 0)
 	}
-	if w.flush(true) != nil || w.out.Flush() != nil || f.Sync() != nil || os.Rename(f.Name(), j.checkpointPath()) != nil {
-		return
+}
+
+// checkpointLoad is what the model keeps while a checkpoint decodes.
+type checkpointLoad struct {
+	n       int
+	opened  []openedEntry  // one allocation for every opened entry
+	copies  []*openedEntry // opened on a blob that is not its chain's first
+	anyCopy bool           // a chain has copies
+}
+
+func (m *openIndex) startDecode(n int) {
+	m.decrypted = decryptedCache{}
+	m.loading = &checkpointLoad{n: n}
+}
+
+func (m *openIndex) decodeBlob(d *decoder, s *stored, flags uint64, i int) {
+	ld := m.loading
+	ld.anyCopy = ld.anyCopy || flags&cpNotFirst != 0
+	switch {
+	case flags&cpOpened != 0:
+		if len(ld.opened) == cap(ld.opened) {
+			ld.opened = make([]openedEntry, 0, ld.n-i)
+			prefault(unsafe.Pointer(unsafe.SliceData(ld.opened)), uintptr(ld.n-i)*unsafe.Sizeof(openedEntry{}))
+		}
+		// Written in place: the slot is zero (fresh from make).
+		ld.opened = ld.opened[:len(ld.opened)+1]
+		o := &ld.opened[len(ld.opened)-1]
+		o.s = s
+		copy(o.key[:], d.fixed(32))
+		var p Payload
+		d.payload(&p)
+		o.setPayload(&p)
+		if flags&cpNotFirst == 0 {
+			s.opened = o
+		} else {
+			ld.copies = append(ld.copies, o)
+		}
+	case flags&cpGrant != 0:
+		c := grantCheck{ok: flags&cpGrantValid != 0}
+		copy(c.box[:], d.fixed(32))
+		m.grantChecks[s.ID] = c
 	}
-	j.saved = j.records
-	if g := j.gapsCache; g != nil {
-		g.saved = g.key.records == j.records
+}
+
+func (m *openIndex) decodeTail(d *decoder, records, blobs int) {
+	if d.byte() == 1 {
+		g := &gapsCache{key: gapsKey{records: records}, saved: true}
+		copy(g.key.trust[:], d.fixed(32))
+		if json.Unmarshal(d.bytes(), &g.gaps) == nil {
+			m.gapsCache = g
+		}
 	}
+	m.grantsDone = grantsKey{}
+	if d.byte() == 1 {
+		g := grantsKey{valid: true}
+		copy(g.trust[:], d.fixed(32))
+		copy(g.held[:], d.fixed(32))
+		if g.upTo = int(d.uvarint()); g.upTo <= blobs {
+			m.grantsDone = g
+		}
+	}
+}
+
+func (m *openIndex) decoded() {
+	ld := m.loading
+	m.loading = nil
+	for _, o := range ld.copies {
+		if first := m.store.chainOf(o.s.Chain); first != nil && first.opened == nil {
+			first.opened = o
+		}
+	}
+	// What did not open, and grants not checked, are tried again on the
+	// first decryptAll (tried is false).
+	for _, s := range m.store.order {
+		switch {
+		case s.Header.Kind == protocol.KindEntry && !s.Purged && s.opened == nil && (!ld.anyCopy || m.openedOf(s.Chain) == nil):
+			m.unopened = append(m.unopened, s)
+		case s.Header.Kind == protocol.KindGrant:
+			if _, ok := m.grantChecks[s.ID]; !ok {
+				m.uncheckedGrants = append(m.uncheckedGrants, s)
+			}
+		}
+	}
+	m.scanned = len(m.store.order)
+}
+
+// checkpointSaved notes that the checkpoint on disk now covers records.
+func (m *openIndex) checkpointSaved(records int) {
+	if g := m.gapsCache; g != nil {
+		g.saved = g.key.records == records
+	}
+}
+
+// gapsUnsaved reports whether the gaps were found for what the index
+// covers (records) and the checkpoint on disk lacks them, in a journal
+// long enough (blobs) for that to be worth a checkpoint.
+func (m *openIndex) gapsUnsaved(records, blobs int) bool {
+	g := m.gapsCache
+	return g != nil && !g.saved && g.key.records == records && blobs >= gapsWorthSaving
+}
+
+// reset forgets everything opened. Call with the lock held.
+func (m *openIndex) reset() {
+	m.scanned, m.unopened, m.uncheckedGrants = 0, nil, nil
+	m.grantChecks = make(map[protocol.BlobID]grantCheck)
+	m.grantItems, m.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
+	m.tried = false
+	m.gapsCache = nil
+	m.grantsDone = grantsKey{}
+	m.decrypted = decryptedCache{}
+	m.loading = nil
 }
 
 // worthSaving reports whether Close should write the checkpoint: enough
 // new records to index, or a walk of a long journal's chains (gaps) that
 // the next command would otherwise repeat. Call with j.mu held.
 func (j *Journal) worthSaving() bool {
-	if j.records-j.saved >= saveAfter {
-		return true
-	}
-	g := j.gapsCache
-	return g != nil && !g.saved && g.key.records == j.records && len(j.order) >= gapsWorthSaving
+	return j.records-j.saved >= saveAfter || j.openIndex.gapsUnsaved(j.records, len(j.order))
 }
 
 // encoder and decoder are the checkpoint's byte helpers.

@@ -123,10 +123,7 @@ func TestTextsReadBackAnyLength(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	aj, _ := pairedOn(t, relay)
-	var lengths []int
-	for _, n := range []int{1, rawGuess / 2, rawGuess - 300, rawGuess - 200, rawGuess - 100, rawGuess, rawGuess + 1, 3 * rawGuess} {
-		lengths = append(lengths, n)
-	}
+	lengths := []int{1, rawGuess / 2, rawGuess - 300, rawGuess - 200, rawGuess - 100, rawGuess, rawGuess + 1, 3 * rawGuess}
 	// The longest text an entry holds: the payload's JSON around it
 	// takes the rest.
 	longest := crypto.MaxPayload - 200

@@ -66,10 +66,10 @@ type Comparison struct {
 func (j *Journal) Compare() (Comparison, error) {
 	var c Comparison
 	err := j.withLock(func() error {
-		if j.partner() == nil {
+		if j.st.partner() == nil {
 			return ErrNotPaired
 		}
-		opened, _ := j.decryptAll()
+		opened, _ := j.decryptAll(j.trust())
 		heads := j.heads(opened)
 		list := make([]crypto.ChainHead, 0, len(heads))
 		for _, o := range heads {
@@ -90,7 +90,7 @@ func (j *Journal) Compare() (Comparison, error) {
 
 // heads returns, per device, the newest entry in opened that the compare
 // code counts (see above). Call with the lock held, after decryptAll.
-func (j *logIndex) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
+func (m *openIndex) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
 	heads := make(map[[32]byte]*openedEntry)
 	for _, o := range opened {
 		if o.s.RelaySeq == 0 || o.payload.Kind == KindTogetherAnswer || o.payload.Kind == KindInvite {
@@ -111,15 +111,15 @@ func (j *logIndex) heads(opened []*openedEntry) map[[32]byte]*openedEntry {
 // partnerHeads returns a Head for every device of the partner's (removed
 // ones too), with Seq zero for one nothing is held from: when each was
 // last heard from. Call with the lock held, after decryptAll.
-func (j *Journal) partnerHeads(opened []*openedEntry) []Head {
-	heads := j.heads(opened)
+func (m *openIndex) partnerHeads(opened []*openedEntry, t *trust) []Head {
+	heads := m.heads(opened)
 	out := []Head{}
-	for d, rd := range j.roster() {
+	for d, rd := range t.roster {
 		if rd.member.Self {
 			continue
 		}
 		if o := heads[d]; o != nil {
-			out = append(out, j.headOf(o))
+			out = append(out, m.headOf(o))
 			continue
 		}
 		out = append(out, Head{Who: rd.member.Name, Device: rd.cert.Name, DeviceID: DeviceID(d), Removed: rd.removed != nil})
@@ -129,9 +129,9 @@ func (j *Journal) partnerHeads(opened []*openedEntry) []Head {
 }
 
 // headOf describes a head. Call with the lock held.
-func (j *logIndex) headOf(o *openedEntry) Head {
+func (m *openIndex) headOf(o *openedEntry) Head {
 	d := o.s.Header.Author
-	h := Head{DeviceID: DeviceID(d), ThisDevice: d == j.signKey, Seq: o.s.Header.Seq, Chain: o.s.Chain.String(), Written: o.payload.Created}
+	h := Head{DeviceID: DeviceID(d), ThisDevice: d == m.store.signKey, Seq: o.s.Header.Seq, Chain: o.s.Chain.String(), Written: o.payload.Created}
 	if o.author != nil {
 		h.Who, h.Device, h.Removed, h.Mine = o.author.member.Name, o.author.cert.Name, o.author.removed != nil, o.author.member.Self
 	}

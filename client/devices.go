@@ -102,7 +102,7 @@ type linkedJournal struct {
 // the lock held.
 func (j *Journal) selfRecord(title string) memberRecord {
 	r := j.acct.record(title)
-	if self := j.self(); self != nil {
+	if self := j.st.self(); self != nil {
 		r.Devices = nil
 		for _, c := range MemberDevices(*self) {
 			if self.removed(c.Sign) == nil && crypto.Equal(c.Identity[:], self.Identity) {
@@ -114,10 +114,10 @@ func (j *Journal) selfRecord(title string) memberRecord {
 }
 
 // self returns this person's member record. Call with the lock held.
-func (j *Journal) self() *Member {
-	for i := range j.st.Members {
-		if j.st.Members[i].Self {
-			return &j.st.Members[i]
+func (st *state) self() *Member {
+	for i := range st.Members {
+		if st.Members[i].Self {
+			return &st.Members[i]
 		}
 	}
 	return nil
@@ -125,8 +125,8 @@ func (j *Journal) self() *Member {
 
 // left returns when this person left the journal, or nil. Call with the
 // lock held.
-func (j *Journal) left() *time.Time {
-	if m := j.self(); m != nil {
+func (st *state) left() *time.Time {
+	if m := st.self(); m != nil {
 		return m.Left
 	}
 	return nil
@@ -187,7 +187,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	var js []*Journal
 	for _, j := range all {
 		var gone bool
-		if err := j.withLock(func() error { gone = j.left() != nil; return nil }); err != nil {
+		if err := j.withLock(func() error { gone = j.st.left() != nil; return nil }); err != nil {
 			return "", time.Time{}, err
 		}
 		if !gone {
@@ -354,7 +354,7 @@ func (j *Journal) relayAddDevice(ctx context.Context, device [32]byte) error {
 // it. Doing it again changes nothing.
 func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 	return j.withLock(func() error {
-		self := j.self()
+		self := j.st.self()
 		if self == nil {
 			return errors.New("journal state has no member for you")
 		}
@@ -364,8 +364,8 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 				return err
 			}
 		}
-		if !j.wroteRecord(KindDevice, cert.Raw) {
-			if _, err := j.writeLocked(Payload{Kind: KindDevice, Device: cert.Raw}, j.recipients()); err != nil {
+		if !j.wroteRecord(KindDevice, cert.Raw, j.trust()) {
+			if _, err := j.writeLocked(Payload{Kind: KindDevice, Device: cert.Raw}, j.trust().recipients); err != nil {
 				return err
 			}
 		}
@@ -375,9 +375,9 @@ func (j *Journal) announceDevice(cert *crypto.DeviceCert) error {
 
 // wroteRecord reports whether this device already wrote a roster record
 // of kind about device. Call with the lock held.
-func (j *Journal) wroteRecord(kind string, device []byte) bool {
-	opened, _ := j.decryptAll()
-	me := j.signKey
+func (m *openIndex) wroteRecord(kind string, device []byte, t *trust) bool {
+	opened, _ := m.decryptAll(t)
+	me := m.store.signKey
 	for _, o := range opened {
 		if o.payload.Kind == kind && o.s.Header.Author == me && (device == nil || crypto.Equal(o.payload.Device, device)) {
 			return true
@@ -508,7 +508,7 @@ func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
 	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign}}
 	for _, j := range js {
 		err := j.withLock(func() error {
-			self := j.self()
+			self := j.st.self()
 			if self == nil {
 				return nil
 			}
@@ -587,9 +587,9 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	for _, j := range js {
 		var in, gone bool
 		err := j.withLock(func() error {
-			self := j.self()
+			self := j.st.self()
 			in = self != nil && hasDevice(self.Devices, d.sign) && self.removed(d.sign) == nil
-			gone = j.left() != nil
+			gone = j.st.left() != nil
 			return nil
 		})
 		if err != nil {
@@ -626,20 +626,21 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 	// The relay takes nothing more from the device now. Fetch what it
 	// stored before that, so the line drawn below (its last readable
 	// blob) leaves none of its earlier words out.
-	if err := j.pull(ctx, c); err != nil {
+	x := &exchange{j: j, c: c}
+	if _, err := x.pull(ctx); err != nil {
 		return err
 	}
 	err = j.withLock(func() error {
 		last := j.lastSeq(sign)
-		self := j.self()
+		self := j.st.self()
 		if self.removed(sign) == nil {
 			self.Removed = append(self.Removed, RemovedDevice{Sign: sign[:], Last: last, At: time.Now().UTC()})
 			if err := j.saveState(); err != nil {
 				return err
 			}
 		}
-		if !j.wroteRecord(KindDeviceRemoved, sign[:]) {
-			_, err := j.writeLocked(Payload{Kind: KindDeviceRemoved, Device: sign[:], Seq: last}, j.recipients())
+		if !j.wroteRecord(KindDeviceRemoved, sign[:], j.trust()) {
+			_, err := j.writeLocked(Payload{Kind: KindDeviceRemoved, Device: sign[:], Seq: last}, j.trust().recipients)
 			return err
 		}
 		return nil
@@ -647,7 +648,8 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 	if err != nil {
 		return err
 	}
-	return j.pushOn(ctx, c)
+	_, err = x.push(ctx)
+	return err
 }
 
 // Leave takes this person out of the journal: the partner is told, the
@@ -658,7 +660,7 @@ func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
 func (j *Journal) Leave(ctx context.Context) error {
 	var gone *time.Time
 	var told bool
-	if err := j.withLock(func() error { gone, told = j.left(), j.st.LeftRelay; return nil }); err != nil {
+	if err := j.withLock(func() error { gone, told = j.st.left(), j.st.LeftRelay; return nil }); err != nil {
 		return err
 	}
 	if gone != nil && told {
@@ -676,16 +678,16 @@ func (j *Journal) Leave(ctx context.Context) error {
 		// already written, here or on another of this person's devices,
 		// and only the relay is left to tell.)
 		err = j.withLock(func() error {
-			if j.wroteRecord(KindLeave, nil) {
+			if j.wroteRecord(KindLeave, nil, j.trust()) {
 				return nil // an earlier attempt wrote it
 			}
-			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.recipients())
+			_, err := j.writeLocked(Payload{Kind: KindLeave}, j.trust().recipients)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if err := j.pushOn(ctx, c); err != nil {
+		if _, err := (&exchange{j: j, c: c}).push(ctx); err != nil {
 			return err
 		}
 	}
@@ -701,7 +703,7 @@ func (j *Journal) Leave(ctx context.Context) error {
 		return err
 	}
 	return j.withLock(func() error {
-		if self := j.self(); self.Left == nil {
+		if self := j.st.self(); self.Left == nil {
 			now := time.Now().UTC()
 			self.Left = &now
 		}
@@ -720,12 +722,12 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 	me := j.signKey
 	changed := false
 	warn := func(n Notice, s *stored) {
-		if j.raise(n, s.RelaySeq) {
+		if j.st.raise(n, s.RelaySeq) {
 			changed = true
 		}
 	}
 	for range 16 {
-		opened, _ := j.decryptAll()
+		opened, _ := j.decryptAll(j.trust())
 		sort.Slice(opened, func(a, b int) bool { return opened[a].s.Order < opened[b].s.Order })
 		more := false
 		for _, o := range opened {
@@ -743,7 +745,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 				if hasDevice(m.Devices, c.Sign) {
 					continue
 				}
-				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.roster()) {
+				if collides(&memberRecord{Identity: m.Identity, Devices: [][]byte{c.Raw}}, j.trust().roster) {
 					warn(Notice{Kind: NoticeDeviceCollides, Who: m.Name}, o.s)
 					continue
 				}
@@ -786,7 +788,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 				if !m.Self || o.s.Header.Author == me || len(o.payload.Secret) != 32 || o.payload.Expires == nil || !time.Now().Before(*o.payload.Expires) {
 					continue
 				}
-				if j.knowsInvite(o.payload.Secret) {
+				if j.st.knowsInvite(o.payload.Secret, &j.logIndex) {
 					continue
 				}
 				j.st.Invites = append(j.st.Invites, pendingInvite{Secret: o.payload.Secret, Expires: *o.payload.Expires, Again: o.payload.Again})
@@ -806,8 +808,8 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 
 // knowsInvite reports whether the invite with secret is pending here or
 // was answered by a join this device accepted. Call with the lock held.
-func (j *Journal) knowsInvite(secret []byte) bool {
-	for _, inv := range j.st.Invites {
+func (st *state) knowsInvite(secret []byte, l *logIndex) bool {
+	for _, inv := range st.Invites {
 		if crypto.Equal(inv.Secret, secret) {
 			return true
 		}
@@ -816,11 +818,11 @@ func (j *Journal) knowsInvite(secret []byte) bool {
 	if err != nil {
 		return true
 	}
-	for _, s := range j.acceptedJoins() {
+	for _, s := range st.acceptedJoins(l) {
 		if s.Purged {
 			continue
 		}
-		if jb, err := protocol.ParseJoin(j.raw(s)); err == nil && jb.InviteHash == keys.AuthHash {
+		if jb, err := protocol.ParseJoin(l.raw(s)); err == nil && jb.InviteHash == keys.AuthHash {
 			return true
 		}
 	}

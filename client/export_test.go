@@ -1,5 +1,7 @@
 package client
 
+import "github.com/kintsugi-journal/kintsugi/protocol"
+
 // ReceiveBatch is how many blobs of history a sync records at a time.
 const ReceiveBatch = receiveBatch
 
@@ -8,4 +10,9 @@ func PreopenedOf(j *Journal) int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.preUsed
+}
+
+// receive records blobs as an exchange with the relay receives them.
+func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
+	return (&exchange{j: j}).receive(blobs...)
 }

@@ -285,10 +285,10 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 	// Remember the invite before the relay does, so a join can always be
 	// opened once the relay has accepted the invite.
 	err = j.withLock(func() error {
-		if t := j.left(); t != nil {
+		if t := j.st.left(); t != nil {
 			return leftError(*t)
 		}
-		switch p := j.partner(); {
+		switch p := j.st.partner(); {
 		case p != nil && p.Left != nil && !again:
 			return fmt.Errorf("%w on %s", ErrPartnerLeft, p.Left.Local().Format("2 January 2006"))
 		case p != nil && !again:
@@ -303,7 +303,7 @@ func (j *Journal) invite(ctx context.Context, ttl time.Duration, again bool) (st
 		// This person's other devices learn of the invite (and only
 		// they: it is sealed to them alone), so whichever syncs first
 		// can open the join that answers it.
-		if others := j.ownDevices(); len(others) > 1 {
+		if others := j.trust().own; len(others) > 1 {
 			if _, err := j.writeLocked(Payload{Kind: KindInvite, Secret: code.Secret[:], Expires: &expires, Again: again}, others); err != nil {
 				return err
 			}
@@ -411,7 +411,7 @@ func (a *Account) Join(ctx context.Context, codeText string) (*Journal, error) {
 	}
 	// Hand over the join at once on the connection we have; a later sync
 	// would also do it from the outbox.
-	if err := j.pushOn(ctx, c); err != nil {
+	if _, err := (&exchange{j: j, c: c}).push(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -470,7 +470,7 @@ func (j *Journal) finishJoin() error {
 			if err != nil {
 				return err
 			}
-			blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(protocol.KindJoin), self)
+			blob, err := crypto.SealJoin(rand.Reader, keys, j.nextHeader(j.id, protocol.KindJoin), self)
 			if err != nil {
 				return err
 			}
@@ -496,7 +496,7 @@ func (j *Journal) Write(p Payload) (Entry, error) {
 	var e Entry
 	err := j.withLock(func() error {
 		var err error
-		e, err = j.writeLocked(p, j.recipientsFor(p.Kind))
+		e, err = j.writeLocked(p, j.trust().recipientsFor(p.Kind))
 		return err
 	})
 	return e, err
@@ -515,14 +515,14 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 	}
 	var out []Entry
 	err := j.withLock(func() error {
-		if err := j.writableLocked(); err != nil {
+		if err := j.st.writable(j.signKey); err != nil {
 			return err
 		}
-		recipients := j.recipients()
-		h := j.nextHeader(protocol.KindEntry)
+		recipients := j.trust().recipients
+		h := j.nextHeader(j.id, protocol.KindEntry)
 		recs := make([][]byte, 0, len(ps))
 		for _, p := range ps {
-			blob, e, err := j.sealPayload(p, h, recipients)
+			blob, e, err := j.acct.sealPayload(p, h, recipients)
 			if err != nil {
 				return err
 			}
@@ -535,7 +535,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		}
 		// Saved: a witness that cannot be written only means a repair
 		// could not name these if the log were later lost.
-		_ = j.witness(out...)
+		_ = j.unsent.note(out...)
 		return nil
 	})
 	if err != nil {
@@ -544,22 +544,12 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 	return out, nil
 }
 
-// recipientsFor returns who an entry of kind is sealed to: an invite
-// record carries a secret and goes to this person's own devices only;
-// everything else goes to every current device. Call with the lock held.
-func (j *Journal) recipientsFor(kind string) [][32]byte {
-	if kind == KindInvite {
-		return j.ownDevices()
-	}
-	return j.recipients()
-}
-
 // writeLocked seals p to recipients and stores it. Call with the lock held.
 func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
-	if err := j.writableLocked(); err != nil {
+	if err := j.st.writable(j.signKey); err != nil {
 		return Entry{}, err
 	}
-	blob, e, err := j.sealPayload(p, j.nextHeader(protocol.KindEntry), recipients)
+	blob, e, err := j.acct.sealPayload(p, j.nextHeader(j.id, protocol.KindEntry), recipients)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -571,13 +561,13 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	}
 	// The entry is saved; a witness that cannot be written only means a
 	// repair could not name it if the log were later lost.
-	_ = j.witness(e)
+	_ = j.unsent.note(e)
 	return e, nil
 }
 
 // sealPayload seals p under header h to recipients, and returns the blob
 // and the entry as this device will show it.
-func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byte) ([]byte, Entry, error) {
+func (a *Account) sealPayload(p Payload, h protocol.Header, recipients [][32]byte) ([]byte, Entry, error) {
 	p.V = 1
 	if p.Created.IsZero() {
 		p.Created = time.Now().UTC()
@@ -590,12 +580,12 @@ func (j *Journal) sealPayload(p Payload, h protocol.Header, recipients [][32]byt
 	if len(plain) > crypto.MaxPayload {
 		return nil, Entry{}, ErrTooLong
 	}
-	blob, _, err := j.acct.keys.SealEntry(rand.Reader, h, recipients, plain)
+	blob, _, err := a.keys.SealEntry(rand.Reader, h, recipients, plain)
 	if err != nil {
 		return nil, Entry{}, err
 	}
 	s := protocol.ChainID(blob).String()
-	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: j.acct.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
+	return blob, Entry{ID: s, Short: s[:ShortIDLen], Kind: p.Kind, Author: a.Name, Mine: true, Created: p.Created, Text: p.Text, Feelings: p.Feelings, Intensity: p.Intensity, Ref: p.Ref}, nil
 }
 
 // ErrTooLong: the entry does not fit in one entry: its text and details
@@ -681,11 +671,11 @@ func (j *Journal) TogetherAnswer(prefix, text string) (Entry, *Entry, error) {
 	var ans Entry
 	err = j.withLock(func() error {
 		var err error
-		ans, err = j.writeLocked(Payload{Kind: KindTogetherAnswer, Text: text, Ref: t.ID}, j.ownDevices())
+		ans, err = j.writeLocked(Payload{Kind: KindTogetherAnswer, Text: text, Ref: t.ID}, j.trust().own)
 		if err != nil {
 			return err
 		}
-		_, err = j.writeLocked(Payload{Kind: KindTogetherMark, Ref: t.ID, Held: ans.ID}, j.recipients())
+		_, err = j.writeLocked(Payload{Kind: KindTogetherMark, Ref: t.ID, Held: ans.ID}, j.trust().recipients)
 		if err != nil {
 			return err
 		}
@@ -776,7 +766,7 @@ func checkResponseKind(kind string) error {
 // Members returns the journal's members, this person first.
 func (j *Journal) Members() ([]Member, error) {
 	var ms []Member
-	err := j.withLock(func() error { ms = j.members(); return nil })
+	err := j.withLock(func() error { ms = j.st.members(); return nil })
 	return ms, err
 }
 
@@ -820,28 +810,29 @@ func (j *Journal) ConfirmVerified() error {
 				continue
 			}
 			if p := m.Pending; p != nil {
-				j.acceptIdentity(m, p)
+				m.acceptIdentity(p, j.lastSeq)
 			}
 			m.Verified = true
 		}
 		if err := j.saveState(); err != nil {
 			return err
 		}
-		if j.left() != nil {
+		if j.st.left() != nil {
 			return nil
 		}
 		return j.ensureGrants()
 	})
 }
 
-// acceptIdentity makes p the member's identity. Call with the lock held.
-func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
+// acceptIdentity makes p the member's identity. Its devices so far are
+// removed, each after the last of its blobs held here (lastSeq).
+func (m *Member) acceptIdentity(p *PendingIdentity, lastSeq func(device [32]byte) uint64) {
 	now := time.Now().UTC()
 	for _, c := range MemberDevices(*m) {
 		if m.removed(c.Sign) != nil {
 			continue
 		}
-		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: j.lastSeq(c.Sign), At: now})
+		m.Removed = append(m.Removed, RemovedDevice{Sign: c.Sign[:], Last: lastSeq(c.Sign), At: now})
 	}
 	m.Previous = append(m.Previous, m.Identity)
 	m.Identity, m.Name, m.JoinBlob = p.Identity, p.Name, p.JoinBlob
@@ -853,9 +844,9 @@ func (j *Journal) acceptIdentity(m *Member, p *PendingIdentity) {
 // lastSeq returns the highest seq of the blobs held here from the device
 // with signing key author (0 if none): where a removal draws its line.
 // Call with the lock held.
-func (j *logIndex) lastSeq(author [32]byte) uint64 {
+func (l *logIndex) lastSeq(author [32]byte) uint64 {
 	var last uint64
-	for _, s := range j.order {
+	for _, s := range l.order {
 		if s.Header.Author == author && s.Header.Seq > last {
 			last = s.Header.Seq
 		}

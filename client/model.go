@@ -195,7 +195,7 @@ type grantRef struct {
 }
 
 // openedEntry is an entry this device opened: what its payload says
-// without the text (Journal.text reads that back when it is shown), and its
+// without the text (openIndex.text reads that back when it is shown), and its
 // content key. There is one per readable entry, held for the whole
 // journal, so it is kept small.
 type openedEntry struct {
@@ -232,24 +232,23 @@ var noMore = &Payload{}
 // when the checkpoint holds it (checkpoint.go); what is new since the last
 // call is opened, and what could not be opened is tried again only when
 // something that could open it arrived (a grant, a change of members).
-func (j *Journal) decryptAll() (entries []*openedEntry, unreadable []*stored) {
-	t := j.trust()
-	j.openNew(t)
+func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*stored) {
+	m.openNew(t)
 	// A command often asks twice (its view, and status for the notices);
 	// the answer changes only with the records, what opened, and trust.
-	key := decryptedKey{trust: t, records: j.records, opens: j.opens}
-	if c := &j.decrypted; c.key == key {
+	key := decryptedKey{trust: t, records: m.store.records, opens: m.opens}
+	if c := &m.decrypted; c.key == key {
 		return c.entries[:len(c.entries):len(c.entries)], c.unreadable[:len(c.unreadable):len(c.unreadable)]
 	}
-	entries = make([]*openedEntry, 0, len(j.order))
-	defer func() { j.decrypted = decryptedCache{key, entries, unreadable} }()
-	for _, s := range j.order {
+	entries = make([]*openedEntry, 0, len(m.store.order))
+	defer func() { m.decrypted = decryptedCache{key, entries, unreadable} }()
+	for _, s := range m.store.order {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
 		}
 		o := s.opened // set on a chain's first blob, which most are
 		if o == nil {
-			o = j.openedOf(s.Chain)
+			o = m.openedOf(s.Chain)
 		}
 		if o == nil {
 			unreadable = append(unreadable, s)
@@ -288,19 +287,19 @@ type decryptedCache struct {
 // openNew checks the grants and opens the entries indexed since the last
 // call, and tries again the entries that did not open when something that
 // could open them arrived. Call with the lock held.
-func (j *Journal) openNew(t *trust) {
-	fresh := j.order[j.scanned:]
-	j.scanned = len(j.order)
+func (m *openIndex) openNew(t *trust) {
+	fresh := m.store.order[m.scanned:]
+	m.scanned = len(m.store.order)
 	// The members changed (or this is the first call): a state reloaded
 	// with the same members is not a change.
-	changed := !j.tried || j.triedKey != t.key.digest
-	j.tried, j.triedKey = true, t.key.digest
+	changed := !m.tried || m.triedKey != t.key.digest
+	m.tried, m.triedKey = true, t.key.digest
 	if changed {
 		// A grant from a device just accepted counts now.
-		pending := j.uncheckedGrants
-		j.uncheckedGrants = nil
+		pending := m.uncheckedGrants
+		m.uncheckedGrants = nil
 		for _, s := range pending {
-			j.checkGrant(s, t)
+			m.checkGrant(s, t)
 		}
 	}
 	var granted map[protocol.BlobID]bool // entries that new grants name
@@ -308,7 +307,7 @@ func (j *Journal) openNew(t *trust) {
 		if s.Header.Kind != protocol.KindGrant {
 			continue
 		}
-		for _, c := range j.checkGrant(s, t) {
+		for _, c := range m.checkGrant(s, t) {
 			if granted == nil {
 				granted = make(map[protocol.BlobID]bool)
 			}
@@ -318,17 +317,17 @@ func (j *Journal) openNew(t *trust) {
 	var try []*stored
 	switch {
 	case changed:
-		try, j.unopened = j.unopened, nil
+		try, m.unopened = m.unopened, nil
 	case granted != nil:
-		keep := j.unopened[:0]
-		for _, s := range j.unopened {
+		keep := m.unopened[:0]
+		for _, s := range m.unopened {
 			if granted[s.Chain] {
 				try = append(try, s)
 			} else {
 				keep = append(keep, s)
 			}
 		}
-		j.unopened = keep
+		m.unopened = keep
 	}
 	for _, s := range fresh {
 		if s.Header.Kind == protocol.KindEntry && !s.Purged {
@@ -336,8 +335,8 @@ func (j *Journal) openNew(t *trust) {
 		}
 	}
 	for _, s := range try {
-		if j.openedOf(s.Chain) == nil && !j.open(s, t) {
-			j.unopened = append(j.unopened, s)
+		if m.openedOf(s.Chain) == nil && !m.open(s, t) {
+			m.unopened = append(m.unopened, s)
 		}
 	}
 	// The bytes are read back from the log if they are needed again, and
@@ -345,32 +344,32 @@ func (j *Journal) openNew(t *trust) {
 	for _, s := range fresh {
 		s.held = nil
 	}
-	if len(j.unopened) == 0 && len(j.grantItems) > 0 {
-		j.grantItems, j.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
+	if len(m.unopened) == 0 && len(m.grantItems) > 0 {
+		m.grantItems, m.grantItemsAll = make(map[protocol.BlobID][]grantRef), false
 	}
 }
 
 // checkGrant checks grant s once per process (a check depends only on the
 // grant's bytes, its id, and the author's box key) and, when it is valid,
 // indexes its items. It returns the chain ids of the entries it names.
-func (j *Journal) checkGrant(s *stored, t *trust) []protocol.BlobID {
+func (m *openIndex) checkGrant(s *stored, t *trust) []protocol.BlobID {
 	rd, ok := t.accepts(s)
 	if !ok {
-		j.uncheckedGrants = append(j.uncheckedGrants, s)
+		m.uncheckedGrants = append(m.uncheckedGrants, s)
 		return nil
 	}
-	if c, ok := j.grantChecks[s.ID]; ok && c.box == rd.cert.Box {
+	if c, ok := m.grantChecks[s.ID]; ok && c.box == rd.cert.Box {
 		return nil // checked before, by this process or the checkpoint; see loadGrantItems
 	}
-	g, err := protocol.ParseGrant(j.raw(s))
-	c := grantCheck{box: rd.cert.Box, ok: err == nil && j.acct.keys.OpenGrant(g, rd.cert.Box) == nil}
-	j.grantChecks[s.ID] = c
+	g, err := protocol.ParseGrant(m.store.raw(s))
+	c := grantCheck{box: rd.cert.Box, ok: err == nil && m.keys.OpenGrant(g, rd.cert.Box) == nil}
+	m.grantChecks[s.ID] = c
 	if !c.ok {
 		return nil
 	}
 	var named []protocol.BlobID
 	for i := range g.Items {
-		j.grantItems[g.Items[i].Entry] = append(j.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
+		m.grantItems[g.Items[i].Entry] = append(m.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
 		named = append(named, g.Items[i].Entry)
 	}
 	return named
@@ -379,27 +378,27 @@ func (j *Journal) checkGrant(s *stored, t *trust) []protocol.BlobID {
 // loadGrantItems indexes the items of every valid grant, reading them back
 // from the log: needed only when an entry opened before this process did
 // not open with its own slot. Call with the lock held.
-func (j *Journal) loadGrantItems(t *trust) {
-	if j.grantItemsAll {
+func (m *openIndex) loadGrantItems(t *trust) {
+	if m.grantItemsAll {
 		return
 	}
-	j.grantItemsAll = true
-	j.grantItems = make(map[protocol.BlobID][]grantRef)
-	for _, s := range j.order[:j.scanned] {
+	m.grantItemsAll = true
+	m.grantItems = make(map[protocol.BlobID][]grantRef)
+	for _, s := range m.store.order[:m.scanned] {
 		if s.Header.Kind != protocol.KindGrant {
 			continue
 		}
-		if c, ok := j.grantChecks[s.ID]; ok && c.ok {
+		if c, ok := m.grantChecks[s.ID]; ok && c.ok {
 			rd, ok := t.accepts(s)
 			if !ok || rd.cert.Box != c.box {
 				continue
 			}
-			g, err := protocol.ParseGrant(j.raw(s))
+			g, err := protocol.ParseGrant(m.store.raw(s))
 			if err != nil {
 				continue
 			}
 			for i := range g.Items {
-				j.grantItems[g.Items[i].Entry] = append(j.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
+				m.grantItems[g.Items[i].Entry] = append(m.grantItems[g.Items[i].Entry], grantRef{&g.Items[i], s.Header.Author, rd.cert.Box})
 			}
 		}
 	}
@@ -407,17 +406,17 @@ func (j *Journal) loadGrantItems(t *trust) {
 
 // open tries to open entry s: with this device's own slot, else with a
 // grant from the entry's own author. It reports whether it opened.
-func (j *Journal) open(s *stored, t *trust) bool {
-	j.tries++
+func (m *openIndex) open(s *stored, t *trust) bool {
+	m.tries++
 	rd, ok := t.accepts(s)
 	if !ok {
 		return false
 	}
-	if pre := j.pre[s.ID]; pre != nil {
-		delete(j.pre, s.ID)
+	if pre := m.pre[s.ID]; pre != nil {
+		delete(m.pre, s.ID)
 		if pre.box == rd.cert.Box {
-			j.preUsed++
-			return j.opened(s, pre.key, &pre.payload)
+			m.preUsed++
+			return m.opened(s, pre.key, &pre.payload)
 		}
 	}
 	var e *protocol.Entry
@@ -426,22 +425,22 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	}
 	if e == nil {
 		var err error
-		if e, err = protocol.ParseEntry(j.raw(s)); err != nil {
+		if e, err = protocol.ParseEntry(m.store.raw(s)); err != nil {
 			return false
 		}
 	}
-	op := j.acct.keys
+	op := m.keys
 	ck, err := op.EntryKey(e, rd.cert.Box)
 	// A slot for this device that does not open to this entry's key
 	// failed authentication: the entry was changed on the way (its
 	// header, nonce or ciphertext, or the slot itself). No slot at all is
 	// an entry not sealed to this device, which may still be granted.
-	s.changed = err != nil && j.hasSlot(e)
+	s.changed = err != nil && m.hasSlot(e)
 	if err != nil {
-		if len(j.grantItems[s.Chain]) == 0 {
-			j.loadGrantItems(t)
+		if len(m.grantItems[s.Chain]) == 0 {
+			m.loadGrantItems(t)
 		}
-		for _, g := range j.grantItems[s.Chain] {
+		for _, g := range m.grantItems[s.Chain] {
 			if g.author != s.Header.Author {
 				continue // only the entry's own author may re-box it
 			}
@@ -457,23 +456,44 @@ func (j *Journal) open(s *stored, t *trust) bool {
 	if err != nil {
 		return false
 	}
-	return j.opened(s, ck, &p)
+	return m.opened(s, ck, &p)
 }
 
+// openedOf returns the entry opened for chain id c, or nil.
+func (m *openIndex) openedOf(c protocol.BlobID) *openedEntry {
+	if s := m.store.chainOf(c); s != nil {
+		return s.opened
+	}
+	return nil
+}
+
+// offerPreopened keeps what preopen found for blob id, for open to use
+// when it opens it. Call with the lock held.
+func (m *openIndex) offerPreopened(id protocol.BlobID, p *preopened) {
+	if m.pre == nil {
+		m.pre = make(map[protocol.BlobID]*preopened)
+	}
+	m.pre[id] = p
+}
+
+// forgetPreopened drops what preopen found and open did not use: it is
+// opened as before. Call with the lock held.
+func (m *openIndex) forgetPreopened() { clear(m.pre) }
+
 // opened records that s opened with ck to p.
-func (j *Journal) opened(s *stored, ck crypto.ContentKey, p *Payload) bool {
+func (m *openIndex) opened(s *stored, ck crypto.ContentKey, p *Payload) bool {
 	s.changed = false
 	o := &openedEntry{s: s, key: ck.Key}
 	o.setPayload(p)
-	j.opens++
-	j.chainOf(s.Chain).opened = o
+	m.opens++
+	m.store.chainOf(s.Chain).opened = o
 	return true
 }
 
 // hasSlot reports whether e carries a recipient slot under this device's
 // box key id.
-func (j *Journal) hasSlot(e *protocol.Entry) bool {
-	id := crypto.KeyID(j.acct.Device.BoxPublic)
+func (m *openIndex) hasSlot(e *protocol.Entry) bool {
+	id := crypto.KeyID(m.ownBox)
 	for i := range e.Recipients {
 		if e.Recipients[i].KeyID == id {
 			return true
@@ -520,16 +540,16 @@ func (s *summary) full() Payload {
 	return p
 }
 
-// text reads back the text of an opened entry from the log. Call with the
-// lock held.
 // textBufs holds buffers text reads records into: a long listing reads
 // thousands, and each is done with before the next.
 var textBufs = sync.Pool{New: func() any { b := make([]byte, rawGuess); return &b }}
 
-func (j *Journal) text(o *openedEntry) (string, error) {
+// text reads back the text of an opened entry from the log. Call with the
+// lock held.
+func (m *openIndex) text(o *openedEntry) (string, error) {
 	buf := textBufs.Get().(*[]byte)
 	defer textBufs.Put(buf)
-	raw := j.rawInto(o.s, *buf)
+	raw := m.store.rawInto(o.s, *buf)
 	if cap(raw) > cap(*buf) && cap(raw) <= 64<<10 {
 		*buf = raw[:0]
 	}
@@ -558,17 +578,16 @@ func (j *Journal) text(o *openedEntry) (string, error) {
 // verifiedSet returns the blobs this device has authenticated: entries it
 // opened and grants that checked, from authors the journal accepts. Call
 // with the lock held, after decryptAll.
-func (j *Journal) verifiedSet(opened []*openedEntry) map[protocol.BlobID]bool {
-	t := j.trust()
+func (m *openIndex) verifiedSet(opened []*openedEntry, t *trust) map[protocol.BlobID]bool {
 	verified := make(map[protocol.BlobID]bool, len(opened))
 	for _, o := range opened {
 		verified[o.s.ID] = true
 	}
-	for _, s := range j.order {
+	for _, s := range m.store.order {
 		if s.Header.Kind != protocol.KindGrant {
 			continue
 		}
-		if c, ok := j.grantChecks[s.ID]; ok && c.ok {
+		if c, ok := m.grantChecks[s.ID]; ok && c.ok {
 			if rd, ok := t.accepts(s); ok && rd.cert.Box == c.box {
 				verified[s.ID] = true
 			}

@@ -196,15 +196,15 @@ func noticeID(kind NoticeKind, who string) string {
 // already counted. n.Count is how much to add (1 if zero). A new
 // occurrence of a notice marked read shows again as new. It reports
 // whether the state changed. Call with the lock held.
-func (j *Journal) raise(n Notice, at uint64) bool {
+func (st *state) raise(n Notice, at uint64) bool {
 	n.ID = noticeID(n.Kind, n.Who)
 	n.Position = at
 	if n.Count == 0 {
 		n.Count = 1
 	}
 	now := time.Now().UTC()
-	for i := range j.st.Notices {
-		old := &j.st.Notices[i]
+	for i := range st.Notices {
+		old := &st.Notices[i]
 		if old.ID != n.ID {
 			continue
 		}
@@ -220,26 +220,26 @@ func (j *Journal) raise(n Notice, at uint64) bool {
 		return true
 	}
 	n.Since = now
-	j.st.Notices = append(j.st.Notices, n)
+	st.Notices = append(st.Notices, n)
 	return true
 }
 
 // identityNotice returns the notice of new keys answering an invite for
 // the partner, waiting to be confirmed, or nil. Call with the lock held.
-func (j *Journal) identityNotice() *Notice {
-	if p := j.partner(); p != nil && p.Pending != nil {
+func (st *state) identityNotice() *Notice {
+	if p := st.partner(); p != nil && p.Pending != nil {
 		return &Notice{Kind: NoticeIdentityChanged, Who: p.Name, NewName: p.Pending.Name, Count: 1, Since: p.Pending.Since}
 	}
 	return nil
 }
 
 // conditions returns the notices that hold now. Call with the lock held.
-func (j *Journal) conditions() []Notice {
+func (st *state) conditions() []Notice {
 	var out []Notice
-	if n := j.identityNotice(); n != nil {
+	if n := st.identityNotice(); n != nil {
 		out = append(out, *n)
 	}
-	if r := j.st.Restored; r != nil {
+	if r := st.Restored; r != nil {
 		n := Notice{Kind: NoticeRestorePending, Count: 1, Date: r.Since, Since: r.Since}
 		if r.Reason == reasonRepair {
 			n.Kind = NoticeRepairPending
@@ -260,14 +260,14 @@ func (j *Journal) conditions() []Notice {
 
 // notices returns the conditions that hold, then the stored notices
 // (marked read or not). Call with the lock held.
-func (j *Journal) notices() []Notice {
-	return append(j.conditions(), j.st.Notices...)
+func (st *state) notices() []Notice {
+	return append(st.conditions(), st.Notices...)
 }
 
 // Notices returns the notices that hold or are stored, read or not.
 func (j *Journal) Notices() ([]Notice, error) {
 	var out []Notice
-	err := j.withLock(func() error { out = j.notices(); return nil })
+	err := j.withLock(func() error { out = j.st.notices(); return nil })
 	return out, err
 }
 
@@ -279,7 +279,7 @@ func (j *Journal) Notices() ([]Notice, error) {
 func (j *Journal) Acknowledge(ids ...string) error {
 	return j.withLock(func() error {
 		for _, id := range ids {
-			for _, c := range j.conditions() {
+			for _, c := range j.st.conditions() {
 				if c.ID == id || string(c.Kind) == id {
 					return fmt.Errorf("%w (%s)", ErrNoticeHolds, id)
 				}

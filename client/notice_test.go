@@ -59,9 +59,9 @@ func TestNoticesDeduplicate(t *testing.T) {
 	}
 	err := aj.withLock(func() error {
 		for _, at := range []uint64{7, 7, 3, 0} {
-			aj.raise(Notice{Kind: NoticeDeviceInvalid, Who: "sam"}, at)
+			aj.st.raise(Notice{Kind: NoticeDeviceInvalid, Who: "sam"}, at)
 		}
-		aj.raise(Notice{Kind: NoticeDeviceInvalid, Who: "robin"}, 8)
+		aj.st.raise(Notice{Kind: NoticeDeviceInvalid, Who: "robin"}, 8)
 		return aj.saveState()
 	})
 	if err != nil {

@@ -35,10 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -114,18 +112,24 @@ type damage struct {
 // noteDamage records that blob s could not be read back from the log; the
 // lock holder heals the log before releasing the lock. Call with the lock
 // held.
-func (j *logIndex) noteDamage(s *stored, err error) {
-	j.damage = append(j.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
+func (l *logIndex) noteDamage(s *stored, err error) {
+	l.damage = append(l.damage, damage{id: s.ID, err: fmt.Errorf("read %s: %w", s.Chain.String()[:ShortIDLen], err)})
 }
 
 // healDamage rebuilds the log if a read found damage. Call with the lock
 // held.
 func (j *Journal) healDamage() error {
-	if len(j.damage) == 0 {
+	if !j.takeDamage() {
 		return nil
 	}
-	j.damage = nil
 	return j.rebuildLog(j.order, false)
+}
+
+// takeDamage reports whether reads met damage since the last call.
+func (l *logIndex) takeDamage() bool {
+	met := len(l.damage) > 0
+	l.damage = nil
+	return met
 }
 
 // Verify reads the whole log again, checks every record, and heals what is
@@ -138,8 +142,7 @@ func (j *Journal) Verify() error {
 		if err := j.catchUp(); err != nil {
 			return err
 		}
-		if len(j.damage) > 0 {
-			j.damage = nil
+		if j.takeDamage() {
 			if err := j.rebuildLog(known, false); err != nil {
 				return err
 			}
@@ -161,8 +164,8 @@ type salvaged struct {
 
 // scanLog keeps every whole record of log bytes p, skipping damage: after a
 // bad spot it goes on from the next whole record. A record whose checksum
-// fails is kept if its blob still proves itself (see proves).
-func (j *Journal) scanLog(p []byte) salvaged {
+// fails is kept if its blob still proves itself (see readBack).
+func (l *logIndex) scanLog(p []byte, proves func(blob []byte) bool) salvaged {
 	var sv salvaged
 	for len(p) > 0 {
 		if n, _, _, ok := nextRecord(p); ok {
@@ -171,12 +174,12 @@ func (j *Journal) scanLog(p []byte) salvaged {
 			continue
 		}
 		sv.bad = true
-		if rec, n := j.readBack(p); rec != nil {
+		if rec, n := readBack(p, proves); rec != nil {
 			sv.recs, sv.kept = append(sv.recs, rec), sv.kept+1
 			p = p[n:]
 			continue
 		}
-		if j.maybeOwn(p) {
+		if l.maybeOwn(p) {
 			sv.own = true
 		}
 		// Go on from the next whole record, if any.
@@ -205,9 +208,9 @@ func isRecordType(b byte) bool {
 
 // readBack tries to keep a record whose checksum fails or whose checksum
 // was cut off: a blob this device wrote whose body is whole and proves
-// itself. It returns the record with a good checksum and how many bytes of
-// p it used.
-func (j *Journal) readBack(p []byte) ([]byte, int) {
+// itself (proves says which do). It returns the record with a good
+// checksum and how many bytes of p it used.
+func readBack(p []byte, proves func(blob []byte) bool) ([]byte, int) {
 	if len(p) < 5 || p[0] != recWritten {
 		return nil, 0
 	}
@@ -224,7 +227,7 @@ func (j *Journal) readBack(p []byte) ([]byte, int) {
 	if tail := p[5+l:]; len(tail) >= 4 || string(tail) != string(sum[:len(tail)]) {
 		return nil, 0
 	}
-	if !j.proves(blob) {
+	if !proves(blob) {
 		return nil, 0
 	}
 	return record(recWritten, blob), len(p)
@@ -233,9 +236,9 @@ func (j *Journal) readBack(p []byte) ([]byte, int) {
 // proves reports whether blob is this device's own and authentic: an
 // entry whose own slot opens, or a grant this device sent to a member's
 // device. Call with the lock held.
-func (j *Journal) proves(blob []byte) bool {
+func (m *openIndex) proves(blob []byte, t *trust) bool {
 	h, err := protocol.ParseHeader(blob)
-	if err != nil || h.Author != j.signKey {
+	if err != nil || h.Author != m.store.signKey {
 		return false
 	}
 	switch h.Kind {
@@ -244,15 +247,15 @@ func (j *Journal) proves(blob []byte) bool {
 		if err != nil {
 			return false
 		}
-		_, err = j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
+		_, err = m.keys.EntryKey(e, m.ownBox)
 		return err == nil
 	case protocol.KindGrant:
 		g, err := protocol.ParseGrant(blob)
 		if err != nil {
 			return false
 		}
-		for _, box := range j.recipients() {
-			if j.acct.keys.CheckSentGrant(g, box) == nil {
+		for _, box := range t.recipients {
+			if m.keys.CheckSentGrant(g, box) == nil {
 				return true
 			}
 		}
@@ -266,39 +269,26 @@ func (j *Journal) proves(blob []byte) bool {
 // could not be read back; lost says the log itself was lost or cut short.
 // Call with the lock held.
 func (j *Journal) rebuildLog(known []*stored, lost bool) error {
-	path := filepath.Join(j.dir, "log")
-	fi, err := j.log.Stat()
+	p, err := j.readFrom(0)
 	if err != nil {
 		return err
 	}
-	p := make([]byte, fi.Size())
-	if _, err := j.log.ReadAt(p, 0); err != nil && err != io.EOF {
-		return err
-	}
-	sv := j.scanLog(p)
+	t := j.trust()
+	sv := j.scanLog(p, func(blob []byte) bool { return j.proves(blob, t) })
 	rep := Repair{Kind: RepairLog, Kept: sv.kept, Refetch: sv.bad || lost}
 	ownGone := sv.own
 	if sv.bad || lost {
-		if fi.Size() > 0 {
+		if len(p) > 0 {
+			path := j.logIndex.path
 			aside := asideName(path, "damaged")
 			if err := os.Link(path, aside); err != nil {
 				return fmt.Errorf("set the damaged log aside: %w", err)
 			}
 			rep.SetAside = aside
 		}
-		var buf []byte
-		for _, r := range sv.recs {
-			buf = append(buf, r...)
-		}
-		if err := writeFileAtomic(path, buf, false); err != nil {
-			return fmt.Errorf("write the repaired log: %w", err)
-		}
-		lg, err := os.OpenFile(path, os.O_RDWR, 0o600)
-		if err != nil {
+		if err := j.replace(sv.recs); err != nil {
 			return err
 		}
-		j.log.Close()
-		j.log = lg
 		// The checkpoint describes the old log; it would be set aside as
 		// not matching. It holds nothing the new log cannot give.
 		os.Remove(j.checkpointPath())
@@ -310,7 +300,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	// What is no longer here: entries the witness noted as unsent, and
 	// anything the index from before knew.
 	me := j.signKey
-	notes := j.loadWitness()
+	notes := j.unsent.load()
 	named := make(map[string]bool)
 	rep.Lost = j.lostFromWitness(notes, named)
 	if len(rep.Lost) > 0 {
@@ -346,7 +336,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	}
 	if len(rep.Lost) > 0 {
 		// Named now; a later repair need not name them again.
-		if err := j.pruneLost(notes, named); err != nil {
+		if err := j.unsent.pruneLost(notes, named); err != nil {
 			return err
 		}
 	}
@@ -368,7 +358,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 		j.st.Restored = r
 		rep.Waits = true
 	}
-	j.noteLost(rep.Lost)
+	j.st.noteLost(rep.Lost)
 	// Both generations of the state carry the repair mode and the
 	// refetch, so a damaged state cannot undo them.
 	if err := j.saveStateTwice(); err != nil {
@@ -385,10 +375,10 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 // noteLost keeps a notice of unsent entries a repair could not read back,
 // so status says so until the person marks it read. Call with the lock
 // held; the caller saves the state.
-func (j *Journal) noteLost(lost []LostItem) {
+func (st *state) noteLost(lost []LostItem) {
 	if len(lost) > 0 {
 		now := time.Now().UTC()
-		j.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
+		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
 	}
 }
 
@@ -397,26 +387,28 @@ func (j *Journal) noteLost(lost []LostItem) {
 // device's own history (after a restore or a repair). A command checks
 // it before asking for any words, so nobody writes only to be told it
 // cannot be saved.
-func (j *Journal) Writable() error { return j.withLock(j.writableLocked) }
+func (j *Journal) Writable() error {
+	return j.withLock(func() error { return j.st.writable(j.signKey) })
+}
 
-// writableLocked is Writable. Call with the lock held.
-func (j *Journal) writableLocked() error {
-	if t := j.left(); t != nil {
+// writable is Writable for the device with signing key device.
+func (st *state) writable(device [32]byte) error {
+	if t := st.left(); t != nil {
 		return fmt.Errorf("%w; what is here stays readable, and nothing new can be written", leftError(*t))
 	}
 	// This device was removed: the roster says so, or the relay did on
 	// the last exchange. What would be written could never be sent.
-	if self := j.self(); j.st.NotServed != nil || self != nil && self.removed(j.signKey) != nil {
+	if self := st.self(); st.NotServed != nil || self != nil && self.removed(device) != nil {
 		return fmt.Errorf("%w, so nothing written here could be sent", ErrNotServed)
 	}
-	return j.pausedErr()
+	return st.pausedErr()
 }
 
 // pausedErr returns why this device's chain cannot grow yet, or nil: its
 // next seq is not known until a sync has collected its own history (after
 // a restore or a repair), and writing now would fork the chain.
-func (j *Journal) pausedErr() error {
-	switch r := j.st.Restored; {
+func (st *state) pausedErr() error {
+	switch r := st.Restored; {
 	case r == nil:
 		return nil
 	case r.Reason == reasonRepair:
@@ -435,8 +427,8 @@ func (j *Journal) Refetching() bool {
 
 // sentHead returns the newest blob of this device's own chain that the
 // relay has acknowledged. Call with the lock held.
-func (j *logIndex) sentHead() (uint64, protocol.BlobID) {
-	return sentHeadOf(j.order, j.signKey)
+func (l *logIndex) sentHead() (uint64, protocol.BlobID) {
+	return sentHeadOf(l.order, l.signKey)
 }
 
 // sentHeadOf returns the newest blob in order written by device me (held
@@ -456,13 +448,13 @@ func sentHeadOf(order []*stored, me [32]byte) (uint64, protocol.BlobID) {
 // should, may have held this device's own blob: a written record, an
 // adopted one, a pulled one whose author field names this device, or
 // something unrecognisable.
-func (j *logIndex) maybeOwn(p []byte) bool {
+func (l *logIndex) maybeOwn(p []byte) bool {
 	switch p[0] {
 	case recWritten, recAdopted:
 		return true
 	case recPulled:
 		a, ok := protocol.HeaderAuthor(p[min(len(p), 5+8):])
-		return !ok || a == j.signKey
+		return !ok || a == l.signKey
 	case recSeen, recAcked, recPurged, recPurge:
 		return false
 	}
@@ -492,7 +484,11 @@ type unsentNote struct {
 	Words   string    `json:"words,omitempty"`
 }
 
-func (j *Journal) witnessPath() string { return filepath.Join(j.dir, "unsent") }
+// unsentFile is a journal's witness file (journals/ID/unsent).
+type unsentFile struct {
+	path string
+	key  *[32]byte // the storage key, which seals it
+}
 
 // unsentWitness is the witness file: notes of the most recent entries not
 // yet acknowledged (at most maxNotes, so writing stays cheap however long
@@ -506,30 +502,31 @@ type unsentWitness struct {
 // recent entries are the ones it names.
 const maxNotes = 256
 
-// loadWitness reads the witness; a missing one is empty, and a damaged
+// load reads the witness; a missing one is empty, and a damaged
 // one is set aside (so writing the next note does not replace it) and
 // empty.
-func (j *Journal) loadWitness() unsentWitness {
+func (f unsentFile) load() unsentWitness {
 	var w unsentWitness
-	b, err := os.ReadFile(j.witnessPath())
+	b, err := os.ReadFile(f.path)
 	if err != nil {
 		return w
 	}
-	plain, err := crypto.Open(&j.acct.storageKey, b)
+	plain, err := crypto.Open(f.key, b)
 	if err == nil {
 		err = json.Unmarshal(plain, &w)
 		clear(plain)
 	}
 	if err != nil {
-		os.Rename(j.witnessPath(), asideName(j.witnessPath(), "damaged"))
+		os.Rename(f.path, asideName(f.path, "damaged"))
 		return unsentWitness{}
 	}
 	return w
 }
 
-func (j *Journal) saveWitness(w unsentWitness) error {
+// save writes the witness; an empty one is removed.
+func (f unsentFile) save(w unsentWitness) error {
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
-		if err := os.Remove(j.witnessPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
@@ -538,43 +535,43 @@ func (j *Journal) saveWitness(w unsentWitness) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, plain)
+	sealed, err := crypto.Seal(rand.Reader, f.key, plain)
 	clear(plain)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(j.witnessPath(), sealed, false)
+	return writeFileAtomic(f.path, sealed, false)
 }
 
-// witness notes entries just written. Call with the lock held.
-func (j *Journal) witness(es ...Entry) error {
-	w := j.loadWitness()
+// note notes entries just written. Call with the lock held.
+func (f unsentFile) note(es ...Entry) error {
+	w := f.load()
 	for _, e := range es {
 		w.Notes = append(w.Notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
 	}
 	if over := len(w.Notes) - maxNotes; over > 0 {
 		w.Notes, w.Unnoted = slices.Clone(w.Notes[over:]), w.Unnoted+over
 	}
-	return j.saveWitness(w)
+	return f.save(w)
 }
 
-// pruneWitness forgets the entries the relay has acknowledged. Call with
-// the lock held.
-func (j *Journal) pruneWitness() error {
-	w := j.loadWitness()
+// prune forgets the entries the relay has acknowledged, as the store l
+// records them. Call with the lock held.
+func (f unsentFile) prune(l *logIndex) error {
+	w := f.load()
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
 		return nil
 	}
 	keep := w.Notes[:0]
 	for _, n := range w.Notes {
-		if s := j.chainOfHex(n.ID); s == nil || s.RelaySeq == 0 {
+		if s := l.chainOfHex(n.ID); s == nil || s.RelaySeq == 0 {
 			keep = append(keep, n)
 		}
 	}
 	unnoted := 0
 	if w.Unnoted > 0 {
 		unsent := 0
-		for _, s := range j.outbox() {
+		for _, s := range l.outbox() {
 			if s.Header.Kind == protocol.KindEntry {
 				unsent++
 			}
@@ -584,16 +581,16 @@ func (j *Journal) pruneWitness() error {
 	if len(keep) == len(w.Notes) && unnoted == w.Unnoted {
 		return nil
 	}
-	return j.saveWitness(unsentWitness{Notes: keep, Unnoted: unnoted})
+	return f.save(unsentWitness{Notes: keep, Unnoted: unnoted})
 }
 
 // chainOfHex returns the blob with chain id id (hex), or nil.
-func (j *logIndex) chainOfHex(id string) *stored {
+func (l *logIndex) chainOfHex(id string) *stored {
 	c, ok := parseChainID(id)
 	if !ok {
 		return nil
 	}
-	return j.chainOf(c)
+	return l.chainOf(c)
 }
 
 // firstWords returns the first few words of text, to name an entry.
@@ -612,10 +609,10 @@ func firstWords(text string) string {
 // lostFromWitness returns the witness's entries that are no longer in the
 // index, and adds their ids to named. Call with the lock held, with the
 // log indexed.
-func (j *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
+func (l *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []LostItem {
 	var lost []LostItem
 	for _, n := range w.Notes {
-		if j.chainOfHex(n.ID) == nil && !named[n.ID] {
+		if l.chainOfHex(n.ID) == nil && !named[n.ID] {
 			lost = append(lost, LostItem(n))
 			named[n.ID] = true
 		}
@@ -624,7 +621,7 @@ func (j *logIndex) lostFromWitness(w unsentWitness, named map[string]bool) []Los
 }
 
 // pruneLost drops from the witness the notes of entries named as lost.
-func (j *Journal) pruneLost(w unsentWitness, lost map[string]bool) error {
+func (f unsentFile) pruneLost(w unsentWitness, lost map[string]bool) error {
 	keep := w.Notes[:0]
 	for _, n := range w.Notes {
 		if !lost[n.ID] {
@@ -632,5 +629,5 @@ func (j *Journal) pruneLost(w unsentWitness, lost map[string]bool) error {
 		}
 	}
 	w.Notes = keep
-	return j.saveWitness(w)
+	return f.save(w)
 }

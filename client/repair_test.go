@@ -218,7 +218,7 @@ func TestDamageIsHealed(t *testing.T) {
 			if !tc.checkpoint {
 				os.Remove(aj.checkpointPath())
 			}
-			f := files{dir: aj.dir, log: filepath.Join(aj.dir, "log"), state: aj.statePath(), index: aj.checkpointPath(), witness: aj.witnessPath(), partnerAt: firstEntryAt(aj, sj)}
+			f := files{dir: aj.dir, log: filepath.Join(aj.dir, "log"), state: aj.statePath(), index: aj.checkpointPath(), witness: aj.unsent.path, partnerAt: firstEntryAt(aj, sj)}
 			aj.closeFiles()
 			tc.damage(t, aj, f)
 

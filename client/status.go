@@ -56,7 +56,8 @@ type Status struct {
 func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
-		opened, unreadable := j.decryptAll()
+		t := j.trust()
+		opened, unreadable := j.decryptAll(t)
 		held := make(map[string]bool)
 		for _, o := range opened {
 			if o.payload.Kind == KindTogetherMark && !o.author.member.Self {
@@ -70,7 +71,6 @@ func (j *Journal) Status() (Status, error) {
 			}
 		}
 		nHeld, strangers, changed := 0, 0, 0
-		t := j.trust()
 		for _, s := range unreadable {
 			_, accepted := t.accepts(s)
 			switch {
@@ -88,13 +88,13 @@ func (j *Journal) Status() (Status, error) {
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened)...), Notices: append([]Notice{}, j.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened, t, j.st.Members)...), Notices: append([]Notice{}, j.st.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
-			t := j.st.LastSync
-			st.LastSync = &t
+			last := j.st.LastSync
+			st.LastSync = &last
 		}
-		st.PartnerDevices = j.partnerHeads(opened)
+		st.PartnerDevices = j.partnerHeads(opened, t)
 		for _, m := range j.st.Members {
 			if !m.Self {
 				st.Partner, st.Verified, st.PartnerLeft = m.Name, m.Verified, m.Left
@@ -114,16 +114,16 @@ func (j *Journal) Status() (Status, error) {
 // kept, with them, in memory and in the checkpoint: a status on a journal
 // that has not changed walks no chain. Call with the lock held, after
 // decryptAll.
-func (j *Journal) gaps(opened []*openedEntry) []Notice {
-	key := gapsKey{records: j.records, trust: j.trust().key.digest}
-	if j.gapsCache != nil && j.gapsCache.key == key {
-		return j.gapsCache.gaps
+func (m *openIndex) gaps(opened []*openedEntry, t *trust, members []Member) []Notice {
+	key := gapsKey{records: m.store.records, trust: t.key.digest}
+	if m.gapsCache != nil && m.gapsCache.key == key {
+		return m.gapsCache.gaps
 	}
-	verified := j.verifiedSet(opened)
+	verified := m.verifiedSet(opened, t)
 	// A purged blob is accounted for when its author's own retraction
 	// (authenticated) names it.
 	purged := make(map[string]*stored)
-	for _, s := range j.order {
+	for _, s := range m.store.order {
 		if s.Purged {
 			purged[s.Chain.String()] = s
 		}
@@ -140,8 +140,8 @@ func (j *Journal) gaps(opened []*openedEntry) []Notice {
 			}
 		}
 	}
-	j.gapsCache = &gapsCache{key: key, gaps: j.missing(verified)}
-	return j.gapsCache.gaps
+	m.gapsCache = &gapsCache{key: key, gaps: m.missing(verified, t, members)}
+	return m.gapsCache.gaps
 }
 
 // gapsKey is what the gaps were found for; gapsCache the answer.
@@ -156,16 +156,16 @@ type gapsCache struct {
 	saved bool // the checkpoint on disk holds this answer
 }
 
-func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
-	roster := j.roster()
-	me := j.signKey
+func (m *openIndex) missing(verified map[protocol.BlobID]bool, t *trust, members []Member) []Notice {
+	roster := t.roster
+	me := m.store.signKey
 	accepted := make(map[string]bool)
-	for _, m := range j.st.Members {
-		if m.JoinBlob != "" {
-			accepted[m.JoinBlob] = true
+	for _, mb := range members {
+		if mb.JoinBlob != "" {
+			accepted[mb.JoinBlob] = true
 		}
 	}
-	for _, s := range j.order {
+	for _, s := range m.store.order {
 		// Own blobs are authentic: this device wrote them. A member's join
 		// is authentic if it is the one that was opened and accepted.
 		if s.Header.Author == me && s.Local {
@@ -176,7 +176,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 		}
 	}
 	byDevice := make(map[[32]byte][]*stored)
-	for _, s := range j.order {
+	for _, s := range m.store.order {
 		if verified[s.ID] {
 			byDevice[s.Header.Author] = append(byDevice[s.Header.Author], s)
 		}
@@ -207,7 +207,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 					break
 				}
 				wanted[cur.Header.Seq-1] = cur.Header.Prev
-				prev := j.chainOf(cur.Header.Prev)
+				prev := m.store.chainOf(cur.Header.Prev)
 				if prev != nil && prev.Purged && !verified[prev.ID] {
 					// A purged record no retraction of its author names:
 					// the relay may have dropped a real entry. Missing.
@@ -226,7 +226,7 @@ func (j *Journal) missing(verified map[protocol.BlobID]bool) []Notice {
 		for n, w := range wanted {
 			if got, ok := reached[n]; ok && got != w {
 				forked = true
-				if j.chainOf(w) == nil {
+				if m.store.chainOf(w) == nil {
 					absent++
 				}
 			}

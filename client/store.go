@@ -47,7 +47,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // stored is one blob known to the journal. Its bytes stay in the log: Raw
 // holds them only while this process still needs them (just written or
-// received, not yet opened); read them with [Journal.raw].
+// received, not yet opened); read them with logIndex.raw.
 type stored struct {
 	ID       protocol.BlobID // blob id: SHA-256 of the blob's bytes
 	Chain    protocol.BlobID // chain id (protocol.ChainID): how clients name it
@@ -68,7 +68,7 @@ type stored struct {
 	// entry decryptAll opened for the chain, if any (see openedOf).
 	opened *openedEntry
 	// held is the blob's bytes while this process holds them (see
-	// Journal.raw), from indexing until openNew has seen it.
+	// logIndex.raw), from indexing until openNew has seen it.
 	held *heldBlob
 }
 
@@ -214,17 +214,17 @@ type Journal struct {
 
 	mu       sync.Mutex // serialises goroutines; flock serialises processes
 	lockFile *os.File   // open for the Journal's life; flock'ed while locked
-	st       state
+	st       state      // the sealed state, read again under each lock
 
-	logIndex  // the log and what is indexed from it (store.go, checkpoint.go)
-	openIndex // what is opened from the log, and what waits (model.go)
+	// The components (doc.go), used only with the lock held.
+	logIndex             // store: the log and what is indexed from it (store.go, checkpoint.go)
+	trusts    trustCache // trust: who may author what (trust.go); see Journal.trust
+	openIndex            // model: what is opened from the log, and what waits (model.go)
 
-	repairs       []Repair // what this process healed (repair.go)
-	stateFellBack bool     // the state's earlier copy was just used (loadState)
-	refetching    bool     // this process subscribed from the start for a Refetch (sync.go)
-
-	tr    *trust                        // see Journal.trust
-	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
+	unsent        unsentFile // the unsent witness (repair.go); static
+	repairs       []Repair   // what this process healed (repair.go)
+	stateFellBack bool       // the state's earlier copy was just used (loadState)
+	refetching    bool       // this process subscribed from the start for a Refetch (sync.go)
 }
 
 // logIndex is the journal's log and the index derived from it: every
@@ -233,6 +233,7 @@ type Journal struct {
 // trust or what an entry says.
 type logIndex struct {
 	signKey [32]byte // this device's signing key: whose blobs are its own
+	path    string   // the log file's path
 	log     *os.File // append handle
 	offset  int64    // bytes of the log already indexed
 	lastAt  int64    // where the last indexed record starts (-1: none)
@@ -250,6 +251,10 @@ type logIndex struct {
 	// ownLast is this device's last blob, for the next header.
 	ownSeq  uint64
 	ownLast protocol.BlobID
+	// adoptions counts the adopt records indexed since the index was
+	// reset or loaded: each makes a pulled blob this device's own (see
+	// openIndex.grantsDone).
+	adoptions int
 
 	damage   []damage                  // blobs that could not be read back (repair.go)
 	rawReads int                       // blobs read back from the log, for tests
@@ -262,8 +267,12 @@ type logIndex struct {
 // checkpoint keeps them, sealed, across processes. It also keeps the
 // answers derived from them that are costly to find again.
 type openIndex struct {
+	store  *logIndex       // what it opens from (the Journal's); static
+	keys   *crypto.Keyring // this device's keys; static
+	ownBox [32]byte        // this device's box key: its own slot; static
+
 	unopened []*stored // entries not opened yet
-	scanned  int       // j.order[:scanned] has been through decryptAll
+	scanned  int       // store.order[:scanned] has been through decryptAll
 	// grantChecks caches the check of each grant (see grantCheck), and
 	// grantItems the items of the valid ones, by entry chain id, while
 	// this process holds them (grantItemsAll: for every valid grant).
@@ -281,6 +290,7 @@ type openIndex struct {
 	decrypted  decryptedCache                 // see decryptAll
 	gapsCache  *gapsCache                     // see gaps; kept in the checkpoint
 	grantsDone grantsKey                      // see ensureGrants; kept in the checkpoint
+	loading    *checkpointLoad                // while a checkpoint decodes
 }
 
 // OpenJournal opens the local store of journal id.
@@ -335,8 +345,10 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 	}
 	j := &Journal{
 		acct: a, dir: dir, lockFile: lf,
+		unsent: unsentFile{path: filepath.Join(dir, "unsent"), key: &a.storageKey},
 		logIndex: logIndex{
 			signKey: a.Device.SignKey(),
+			path:    filepath.Join(dir, "log"),
 			log:     lg, lastAt: -1,
 			blobs:     newBlobIndex(false, 0),
 			chain:     newBlobIndex(true, 0),
@@ -348,6 +360,7 @@ func (a *Account) openJournalDir(dir string) (*Journal, error) {
 			grantItems:  make(map[protocol.BlobID][]grantRef),
 		},
 	}
+	j.openIndex.store, j.openIndex.keys, j.openIndex.ownBox = &j.logIndex, a.keys, a.Device.BoxPublic
 	if err := j.withLock(func() error { return nil }); err != nil {
 		j.Close()
 		return nil, err
@@ -402,8 +415,10 @@ func (j *Journal) withLock(fn func() error) error {
 	if err := j.loadState(); err != nil {
 		return err
 	}
-	if err := j.followLog(); err != nil {
+	if replaced, err := j.follow(); err != nil {
 		return err
+	} else if replaced {
+		j.openIndex.reset() // what was opened is opened again from the new log
 	}
 	if !j.started {
 		j.started = true
@@ -431,32 +446,33 @@ func (j *Journal) withLock(fn func() error) error {
 	return errors.Join(err, j.healDamage())
 }
 
-// followLog makes sure the open log is the file at the log's path and has
+// follow makes sure the open log is the file at the log's path and has
 // not been cut short: another process may have repaired it (repair.go),
-// which replaces the file. If it has, the index is read again from the new
-// log (through its checkpoint, if any). Call with the lock held.
-func (j *Journal) followLog() error {
-	path := filepath.Join(j.dir, "log")
-	open, err := j.log.Stat()
+// which replaces the file. If it has, the new file is opened and the
+// index forgotten, to be read again from the new log (through its
+// checkpoint, if any); follow reports that it was. Call with the lock
+// held.
+func (l *logIndex) follow() (replaced bool, err error) {
+	open, err := l.log.Stat()
 	if err != nil {
-		return err
+		return false, err
 	}
-	now, err := os.Stat(path)
-	if err == nil && os.SameFile(open, now) && open.Size() >= j.offset {
-		return nil
+	now, err := os.Stat(l.path)
+	if err == nil && os.SameFile(open, now) && open.Size() >= l.offset {
+		return false, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return false, err
 	}
-	lg, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	lg, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return err
+		return false, err
 	}
-	j.log.Close()
-	j.log = lg
-	j.resetIndex()
-	j.started = false
-	return nil
+	l.log.Close()
+	l.log = lg
+	l.reset()
+	l.started = false
+	return true, nil
 }
 
 func (j *Journal) statePath() string { return filepath.Join(j.dir, "state") }
@@ -560,51 +576,68 @@ func (j *Journal) saveState() error {
 	return nil
 }
 
-// catchUp indexes records appended since the last call, streaming them
-// from the log, and cuts off a torn tail. Call with the lock held.
+// catchUp indexes the records appended since the last call and opens
+// what they bring. Call with the lock held.
 func (j *Journal) catchUp() error {
-	fi, err := j.log.Stat()
+	err := j.logIndex.catchUp(func() { j.openNew(j.trust()) })
+	if errors.Is(err, errTornTail) {
+		return j.tornTail()
+	}
+	return err
+}
+
+// errTornTail: the log's bytes from the store's offset on do not start
+// with a whole, checksummed record (see Journal.tornTail).
+var errTornTail = errors.New("the journal log ends in a torn record")
+
+// catchUp indexes records appended since the last call, streaming them
+// from the log. It calls batch after every openEvery records and once at
+// the end, when any were indexed, so the caller can consume what they
+// hold. It returns errTornTail, with offset at the torn record, if the
+// log does not end in whole records. Call with the lock held.
+func (l *logIndex) catchUp(batch func()) error {
+	fi, err := l.log.Stat()
 	if err != nil {
 		return err
 	}
-	if fi.Size() < j.offset {
-		return fmt.Errorf("journal log shrank from %d to %d bytes: was it replaced?", j.offset, fi.Size())
+	if fi.Size() < l.offset {
+		return fmt.Errorf("journal log shrank from %d to %d bytes: was it replaced?", l.offset, fi.Size())
 	}
-	if fi.Size() == j.offset {
+	if fi.Size() == l.offset {
 		return nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(j.log, j.offset, fi.Size()-j.offset), 1<<20)
+	r := bufio.NewReaderSize(io.NewSectionReader(l.log, l.offset, fi.Size()-l.offset), 1<<20)
 	var hdr [5]byte
-	for j.offset < fi.Size() {
-		rest := fi.Size() - j.offset
+	for l.offset < fi.Size() {
+		rest := fi.Size() - l.offset
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return j.tornTail()
+			return errTornTail
 		}
-		l := int64(binary.BigEndian.Uint32(hdr[1:]))
-		if l > maxRecord || rest < 5+l+4 {
-			return j.tornTail()
+		size := int64(binary.BigEndian.Uint32(hdr[1:]))
+		if size > maxRecord || rest < 5+size+4 {
+			return errTornTail
 		}
-		rec := make([]byte, 5+l+4)
+		rec := make([]byte, 5+size+4)
 		copy(rec, hdr[:])
 		if _, err := io.ReadFull(r, rec[5:]); err != nil {
 			return err
 		}
 		n, typ, body, ok := nextRecord(rec)
 		if !ok {
-			return j.tornTail()
+			return errTornTail
 		}
 
-		if err := j.index(typ, body, j.offset); err != nil {
+		if err := l.index(typ, body, l.offset); err != nil {
 			return err
 		}
-		j.lastAt = j.offset
-		j.offset += int64(n)
-		j.records++
-		if j.records%openEvery == 0 {
-			j.openNew(j.trust()) // keep only a batch of blob bodies in memory
+		l.lastAt = l.offset
+		l.offset += int64(n)
+		l.records++
+		if l.records%openEvery == 0 {
+			batch() // keep only a batch of blob bodies in memory
 		}
 	}
-	j.openNew(j.trust())
+	batch()
 	return nil
 }
 
@@ -612,15 +645,11 @@ func (j *Journal) catchUp() error {
 // it bounds the blob bodies held in memory while a long log is read.
 const openEvery = 1024
 
-// tornTail handles a log whose bytes from j.offset on do not start with a
-// whole, checksummed record. Call with the lock held.
+// tornTail handles a log whose bytes from the store's offset on do not
+// start with a whole, checksummed record. Call with the lock held.
 func (j *Journal) tornTail() error {
-	fi, err := j.log.Stat()
+	p, err := j.readFrom(j.offset)
 	if err != nil {
-		return err
-	}
-	p := make([]byte, fi.Size()-j.offset)
-	if _, err := j.log.ReadAt(p, j.offset); err != nil && err != io.EOF {
 		return err
 	}
 	// If a whole record follows, this is damage, not a torn tail.
@@ -632,12 +661,13 @@ func (j *Journal) tornTail() error {
 	// device's whose blob is whole and proves itself is kept; whatever
 	// else is there is set aside, never deleted, and cut off so appends
 	// stay aligned.
-	rec, _ := j.readBack(p)
-	aside := asideName(filepath.Join(j.dir, "log"), "torn")
+	t := j.trust()
+	rec, _ := readBack(p, func(blob []byte) bool { return j.proves(blob, t) })
+	aside := asideName(j.logIndex.path, "torn")
 	if err := writeFileAtomic(aside, p, true); err != nil {
 		return fmt.Errorf("set the end of the journal log aside: %w", err)
 	}
-	if err := j.log.Truncate(j.offset); err != nil {
+	if err := j.cut(); err != nil {
 		return fmt.Errorf("repair journal log: %w", err)
 	}
 	// A pulled record cut off comes back from the relay: the cursor is
@@ -652,13 +682,13 @@ func (j *Journal) tornTail() error {
 	// An entry the witness noted as saved that is not here now was in the
 	// part cut off. (One that was being written when a writer stopped was
 	// never noted: nobody was told it was saved.)
-	notes := j.loadWitness()
+	notes := j.unsent.load()
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
-		if err := j.pruneLost(notes, named); err != nil {
+		if err := j.unsent.pruneLost(notes, named); err != nil {
 			return err
 		}
-		j.noteLost(rep.Lost)
+		j.st.noteLost(rep.Lost)
 		if err := j.saveStateTwice(); err != nil {
 			return err
 		}
@@ -666,6 +696,42 @@ func (j *Journal) tornTail() error {
 	j.repairs = append(j.repairs, rep)
 	return nil
 }
+
+// readFrom returns the log's bytes from at on. Call with the lock held.
+func (l *logIndex) readFrom(at int64) ([]byte, error) {
+	fi, err := l.log.Stat()
+	if err != nil {
+		return nil, err
+	}
+	p := make([]byte, fi.Size()-at)
+	if _, err := l.log.ReadAt(p, at); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return p, nil
+}
+
+// replace makes recs the whole log, atomically, and opens the new file.
+// Call with the lock held; the index still describes the old file.
+func (l *logIndex) replace(recs [][]byte) error {
+	var buf []byte
+	for _, r := range recs {
+		buf = append(buf, r...)
+	}
+	if err := writeFileAtomic(l.path, buf, false); err != nil {
+		return fmt.Errorf("write the repaired log: %w", err)
+	}
+	lg, err := os.OpenFile(l.path, os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	l.log.Close()
+	l.log = lg
+	return nil
+}
+
+// cut cuts the log off at offset, so appends stay aligned after a torn
+// tail. Call with the lock held.
+func (l *logIndex) cut() error { return l.log.Truncate(l.offset) }
 
 // validRecordAfter reports whether a whole, checksummed record starts
 // anywhere in p. It runs only when the log needs repair.
@@ -697,56 +763,56 @@ func nextRecord(p []byte) (n int, typ byte, body []byte, ok bool) {
 
 // index adds one record, which starts at byte at of the log, to the
 // in-memory index. It keeps blob bodies (in Raw) without copying them.
-func (j *Journal) index(typ byte, body []byte, at int64) error {
+func (l *logIndex) index(typ byte, body []byte, at int64) error {
 	switch typ {
 	case recWritten:
-		j.addBlob(body, 0, true, at)
+		l.addBlob(body, 0, true, at)
 	case recPulled:
 		if len(body) < 8 {
 			return errors.New("journal log: short record")
 		}
 		seq := binary.BigEndian.Uint64(body)
-		j.addBlob(body[8:], seq, false, at)
-		j.cursor = max(j.cursor, seq)
+		l.addBlob(body[8:], seq, false, at)
+		l.cursor = max(l.cursor, seq)
 	case recSeen, recAcked:
 		if len(body) != 40 {
 			return errors.New("journal log: bad record")
 		}
 		seq := binary.BigEndian.Uint64(body)
 		id := protocol.BlobID(body[8:])
-		if s := j.blob(id); s != nil {
+		if s := l.blob(id); s != nil {
 			s.RelaySeq = seq
 		}
-		j.acked[id] = seq
+		l.acked[id] = seq
 		if typ == recSeen {
-			j.cursor = max(j.cursor, seq)
+			l.cursor = max(l.cursor, seq)
 		}
 	case recPurged:
 		if len(body) != 8+protocol.PurgedRecordSize {
 			return errors.New("journal log: bad purged record")
 		}
 		seq := binary.BigEndian.Uint64(body)
-		j.cursor = max(j.cursor, seq)
+		l.cursor = max(l.cursor, seq)
 		h, chain, err := protocol.ParsePurged(body[8:])
 		if err != nil {
 			return nil // the relay's nonsense was recorded; ignore it
 		}
 		id := protocol.IDOf(body[8:]) // a stand-in id: the real bytes are gone
-		if j.blob(id) != nil {
+		if l.blob(id) != nil {
 			return nil
 		}
-		s := &stored{ID: id, Chain: chain, Header: h, Order: len(j.order), RelaySeq: seq, Purged: true, At: at}
-		j.add(s)
+		s := &stored{ID: id, Chain: chain, Header: h, Order: len(l.order), RelaySeq: seq, Purged: true, At: at}
+		l.add(s)
 	case recPurge:
 		if len(body) != 32 {
 			return errors.New("journal log: bad purge record")
 		}
-		j.purgeDone[protocol.BlobID(body)] = true
+		l.purgeDone[protocol.BlobID(body)] = true
 	case recAdopted:
 		if len(body) != 32 {
 			return errors.New("journal log: bad adopt record")
 		}
-		j.indexAdopted(protocol.BlobID(body))
+		l.adopt(protocol.BlobID(body))
 	default:
 		return fmt.Errorf("journal log: unknown record type %q", typ)
 	}
@@ -755,49 +821,41 @@ func (j *Journal) index(typ byte, body []byte, at int64) error {
 
 // blob returns the blob with id, or nil. The index by id is built on
 // first use: a command that only reads never needs it.
-func (j *logIndex) blob(id protocol.BlobID) *stored {
-	if j.blobs.first == nil {
-		j.blobs = newBlobIndex(false, len(j.order))
-		for _, s := range j.order {
-			j.blobs.add(j.order, s)
+func (l *logIndex) blob(id protocol.BlobID) *stored {
+	if l.blobs.first == nil {
+		l.blobs = newBlobIndex(false, len(l.order))
+		for _, s := range l.order {
+			l.blobs.add(l.order, s)
 		}
 	}
-	return j.blobs.get(j.order, id)
+	return l.blobs.get(l.order, id)
 }
 
-// add appends s, whose Order is len(j.order), to the journal's blobs.
-func (j *logIndex) add(s *stored) {
-	j.order = append(j.order, s)
-	if j.blobs.first != nil {
-		j.blobs.add(j.order, s)
+// add appends s, whose Order is len(order), to the index.
+func (l *logIndex) add(s *stored) {
+	l.order = append(l.order, s)
+	if l.blobs.first != nil {
+		l.blobs.add(l.order, s)
 	}
-	if j.chain.first != nil {
-		j.chain.add(j.order, s)
+	if l.chain.first != nil {
+		l.chain.add(l.order, s)
 	}
 }
 
 // chainOf returns the first blob seen with chain id c, or nil.
-func (j *logIndex) chainOf(c protocol.BlobID) *stored {
-	if j.chain.first == nil {
-		j.chain = newBlobIndex(true, len(j.order))
-		for _, s := range j.order {
-			j.chain.add(j.order, s)
+func (l *logIndex) chainOf(c protocol.BlobID) *stored {
+	if l.chain.first == nil {
+		l.chain = newBlobIndex(true, len(l.order))
+		for _, s := range l.order {
+			l.chain.add(l.order, s)
 		}
 	}
-	return j.chain.get(j.order, c)
+	return l.chain.get(l.order, c)
 }
 
-// openedOf returns the entry opened for chain id c, or nil.
-func (j *logIndex) openedOf(c protocol.BlobID) *openedEntry {
-	if s := j.chainOf(c); s != nil {
-		return s.opened
-	}
-	return nil
-}
-
-func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
-	id := j.idOf(raw)
-	if s := j.blob(id); s != nil {
+func (l *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
+	id := l.idOf(raw)
+	if s := l.blob(id); s != nil {
 		if seq != 0 {
 			s.RelaySeq = seq
 		}
@@ -807,7 +865,7 @@ func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
 	if err != nil {
 		return // the relay refuses these; a stored one is ignored, not fatal
 	}
-	s := &stored{ID: id, held: &heldBlob{raw: raw}, Header: h, Order: len(j.order), RelaySeq: seq, Local: local, At: at}
+	s := &stored{ID: id, held: &heldBlob{raw: raw}, Header: h, Order: len(l.order), RelaySeq: seq, Local: local, At: at}
 	if h.Kind == protocol.KindEntry {
 		// Parsed once: its content hash (the chain id) is computed once
 		// and used again when it is opened (openNew drops it).
@@ -820,21 +878,21 @@ func (j *logIndex) addBlob(raw []byte, seq uint64, local bool, at int64) {
 		s.Chain = protocol.ChainID(raw)
 	}
 	if seq == 0 {
-		s.RelaySeq = j.acked[id]
+		s.RelaySeq = l.acked[id]
 	}
-	j.add(s)
+	l.add(s)
 	// Only blobs written here advance this device's own chain: a blob from
 	// the relay that claims to be ours is not trusted to.
-	if local && h.Author == j.signKey && h.Seq > j.ownSeq {
-		j.ownSeq, j.ownLast = h.Seq, s.Chain
+	if local && h.Author == l.signKey && h.Seq > l.ownSeq {
+		l.ownSeq, l.ownLast = h.Seq, s.Chain
 	}
 }
 
 // idOf returns the id of blob raw: the one the caller already computed
 // (see appendRecordsIDs), or its hash.
-func (j *logIndex) idOf(raw []byte) protocol.BlobID {
-	if len(j.knownIDs) > 0 && len(raw) > 0 {
-		if id, ok := j.knownIDs[&raw[0]]; ok {
+func (l *logIndex) idOf(raw []byte) protocol.BlobID {
+	if len(l.knownIDs) > 0 && len(raw) > 0 {
+		if id, ok := l.knownIDs[&raw[0]]; ok {
 			return id
 		}
 	}
@@ -844,13 +902,23 @@ func (j *logIndex) idOf(raw []byte) protocol.BlobID {
 // appendRecordsIDs is appendRecords for blob records whose ids the caller
 // has already computed (ids[&body[0]]), so each blob is hashed once.
 func (j *Journal) appendRecordsIDs(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
-	j.knownIDs = ids
-	defer func() { j.knownIDs = nil }()
-	return j.appendRecords(recs...)
+	if err := j.logIndex.append(ids, recs...); err != nil {
+		return err
+	}
+	j.openNew(j.trust())
+	return nil
 }
 
-// appendRecords appends records and fsyncs. Call with the lock held.
-func (j *Journal) appendRecords(recs ...[]byte) error {
+// appendRecords appends records, fsyncs, and opens what they bring. Call
+// with the lock held.
+func (j *Journal) appendRecords(recs ...[]byte) error { return j.appendRecordsIDs(nil, recs...) }
+
+// append appends records and fsyncs, and indexes them; ids are the blob
+// ids the caller already computed, if any (see appendRecordsIDs). Call
+// with the lock held.
+func (l *logIndex) append(ids map[*byte]protocol.BlobID, recs ...[]byte) error {
+	l.knownIDs = ids
+	defer func() { l.knownIDs = nil }()
 	n := 0
 	for _, r := range recs {
 		n += len(r)
@@ -859,23 +927,22 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 	for _, r := range recs {
 		buf = append(buf, r...)
 	}
-	if _, err := j.log.WriteAt(buf, j.offset); err != nil {
+	if _, err := l.log.WriteAt(buf, l.offset); err != nil {
 		return err
 	}
-	if err := j.log.Sync(); err != nil {
+	if err := l.log.Sync(); err != nil {
 		return err
 	}
 	// Index what was written from memory: the lock is held, so nobody
 	// appended since catchUp, and there is nothing to read back.
 	for _, r := range recs {
-		if err := j.index(r[0], r[5:len(r)-4], j.offset); err != nil {
+		if err := l.index(r[0], r[5:len(r)-4], l.offset); err != nil {
 			return err
 		}
-		j.lastAt = j.offset
-		j.offset += int64(len(r))
-		j.records++
+		l.lastAt = l.offset
+		l.offset += int64(len(r))
+		l.records++
 	}
-	j.openNew(j.trust())
 	return nil
 }
 
@@ -883,18 +950,18 @@ func (j *Journal) appendRecords(recs ...[]byte) error {
 // read back from the log and checked against the blob id. It returns nil
 // for a purged blob, and nil with the damage recorded (see repair.go) when
 // the log no longer holds the bytes it indexed.
-func (j *logIndex) raw(s *stored) []byte { return j.rawInto(s, nil) }
+func (l *logIndex) raw(s *stored) []byte { return l.rawInto(s, nil) }
 
 // rawInto is raw reading into buf when it is long enough, for a caller
 // that is done with the bytes before it uses buf again.
-func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
+func (l *logIndex) rawInto(s *stored, buf []byte) []byte {
 	if s.Purged {
 		return nil
 	}
 	if s.held != nil {
 		return s.held.raw
 	}
-	j.rawReads++
+	l.rawReads++
 	// One read is enough for most records (an entry of a page of text);
 	// a longer one takes a second for the rest.
 	rec := buf
@@ -902,25 +969,25 @@ func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
 		rec = make([]byte, rawGuess)
 	}
 	rec = rec[:cap(rec)]
-	n, err := j.log.ReadAt(rec, s.At)
+	n, err := l.log.ReadAt(rec, s.At)
 	if n < 5 {
 		if err == nil || err == io.EOF {
 			err = ErrDamagedRecord
 		}
-		j.noteDamage(s, err)
+		l.noteDamage(s, err)
 		return nil
 	}
-	l := int(binary.BigEndian.Uint32(rec[1:5]))
-	if l > maxRecord {
-		j.noteDamage(s, ErrDamagedRecord)
+	size := int(binary.BigEndian.Uint32(rec[1:5]))
+	if size > maxRecord {
+		l.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
-	if want := 5 + l + 4; want <= n {
+	if want := 5 + size + 4; want <= n {
 		rec = rec[:want]
 	} else {
 		rec = append(rec[:n], make([]byte, want-n)...)
-		if _, err := j.log.ReadAt(rec[n:], s.At+int64(n)); err != nil {
-			j.noteDamage(s, err)
+		if _, err := l.log.ReadAt(rec[n:], s.At+int64(n)); err != nil {
+			l.noteDamage(s, err)
 			return nil
 		}
 	}
@@ -929,7 +996,7 @@ func (j *logIndex) rawInto(s *stored, buf []byte) []byte {
 		body = body[8:]
 	}
 	if !ok || (typ != recWritten && typ != recPulled) || protocol.IDOf(body) != s.ID {
-		j.noteDamage(s, ErrDamagedRecord)
+		l.noteDamage(s, ErrDamagedRecord)
 		return nil
 	}
 	return body
@@ -956,9 +1023,9 @@ func record(typ byte, parts ...[]byte) []byte {
 func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // outbox returns own blobs the relay has not acknowledged, oldest first.
-func (j *logIndex) outbox() []*stored {
+func (l *logIndex) outbox() []*stored {
 	var out []*stored
-	for _, s := range j.order {
+	for _, s := range l.order {
 		if s.Local && s.RelaySeq == 0 {
 			out = append(out, s)
 		}
@@ -966,14 +1033,14 @@ func (j *logIndex) outbox() []*stored {
 	return out
 }
 
-// nextHeader returns the header for this device's next blob.
-func (j *Journal) nextHeader(kind protocol.Kind) protocol.Header {
+// nextHeader returns the header for this device's next blob in journal.
+func (l *logIndex) nextHeader(journal protocol.JournalID, kind protocol.Kind) protocol.Header {
 	return protocol.Header{
 		Kind:    kind,
-		Journal: j.id,
-		Author:  j.signKey,
-		Seq:     j.ownSeq + 1,
-		Prev:    j.ownLast,
+		Journal: journal,
+		Author:  l.signKey,
+		Seq:     l.ownSeq + 1,
+		Prev:    l.ownLast,
 	}
 }
 
@@ -983,15 +1050,15 @@ func (j *Journal) writeBlob(blob []byte) error {
 	if _, err := protocol.ParseHeader(blob); err != nil {
 		return fmt.Errorf("refusing to save a blob that would not be accepted: %w", err)
 	}
-	if err := j.pausedErr(); err != nil {
+	if err := j.st.pausedErr(); err != nil {
 		return err
 	}
 	return j.appendRecords(record(recWritten, blob))
 }
 
 // members returns the members sorted with self first.
-func (j *Journal) members() []Member {
-	ms := append([]Member(nil), j.st.Members...)
+func (st *state) members() []Member {
+	ms := append([]Member(nil), st.Members...)
 	sort.SliceStable(ms, func(a, b int) bool { return ms[a].Self && !ms[b].Self })
 	return ms
 }

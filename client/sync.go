@@ -50,8 +50,20 @@ const NewShown = 20
 // A relay that answers that this device is not a member gives
 // [ErrNotServed], remembered so writing is refused up front (Writable).
 func (j *Journal) Sync(ctx context.Context) (*SyncResult, error) {
-	res, err := j.sync(ctx)
+	res, err := (&exchange{j: j}).sync(ctx)
 	return res, j.noteNotServed(err)
+}
+
+// exchange is the sync component: one connection's exchange with the
+// relay (send, pull, settle), as Sync and Watch run it. It holds the
+// connection and what the exchange found; it drives the journal's store
+// and model only through the Journal, each step under the Journal's lock.
+type exchange struct {
+	j *Journal
+	c *relayConn // nil until the exchange dials
+	// before are the chain ids of the entries readable before the
+	// exchange (or its last settle): what is new is shown.
+	before map[protocol.BlobID]bool
 }
 
 // ErrNotServed: the relay no longer serves this device in this journal,
@@ -83,13 +95,14 @@ func (j *Journal) noteNotServed(err error) error {
 	return ErrNotServed
 }
 
-func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
+// sync dials, runs one exchange, and disconnects (see Sync).
+func (x *exchange) sync(ctx context.Context) (*SyncResult, error) {
+	j := x.j
 	res := &SyncResult{}
 	if err := j.checkNotLeft(); err != nil {
 		return res, err
 	}
-	before, err := j.readableIDs()
-	if err != nil {
+	if err := x.readable(); err != nil {
 		return nil, err
 	}
 	c, err := j.dial(ctx)
@@ -97,36 +110,37 @@ func (j *Journal) sync(ctx context.Context) (*SyncResult, error) {
 		return nil, err
 	}
 	defer c.Close()
+	x.c = c
 	send := func() error {
-		n, err := j.send(ctx, c)
+		n, err := x.send(ctx)
 		res.Pushed += n
 		return err
 	}
 	if err := send(); err != nil {
 		return res, err
 	}
-	n, err := j.pullCount(ctx, c)
+	n, err := x.pull(ctx)
 	res.Received += n
 	if err != nil {
 		return res, err
 	}
-	st, err := j.settle(before, send)
+	st, err := x.settle(send)
 	res.Joined, res.Notices, res.New, res.NewCount = st.Joined, st.Notices, st.New, st.NewCount
 	if err != nil {
 		return res, err
 	}
-	return res, j.withLock(j.restoreErr) // a restore that could not finish is said plainly
+	return res, j.withLock(j.st.restoreErr) // a restore that could not finish is said plainly
 }
 
-// send pushes the outbox on c, then asks the relay to purge what this
-// device retracted (which needs the retraction on the relay first). It
-// returns how many blobs the relay acknowledged.
-func (j *Journal) send(ctx context.Context, c *relayConn) (int, error) {
-	n, err := j.pushCount(ctx, c)
+// send pushes the outbox, then asks the relay to purge what this device
+// retracted (which needs the retraction on the relay first). It returns
+// how many blobs the relay acknowledged.
+func (x *exchange) send(ctx context.Context) (int, error) {
+	n, err := x.push(ctx)
 	if err != nil {
 		return n, err
 	}
-	return n, j.purgeRetracted(ctx, c)
+	return n, x.purgeRetracted(ctx)
 }
 
 // settled is what settle found.
@@ -139,16 +153,17 @@ type settled struct {
 
 // settle is the step Sync and Watch run once the relay has caught up:
 // apply what arrived, have send push what that produced, note the
-// partner's entries that are new since before (adding them to it), and
+// partner's entries that are new since x.before (adding them to it), and
 // record the exchange.
-func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (settled, error) {
+func (x *exchange) settle(send func() error) (settled, error) {
+	j := x.j
 	var st settled
 	var pending int
 	var err error
 	// New keys answering an invite for the partner are said by the sync
 	// that brings them, not only by status.
 	waiting := func() (n *Notice) {
-		_ = j.withLock(func() error { n = j.identityNotice(); return nil })
+		_ = j.withLock(func() error { n = j.st.identityNotice(); return nil })
 		return n
 	}
 	was := waiting()
@@ -164,7 +179,7 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 			return st, err
 		}
 	}
-	if st.New, st.NewCount, err = j.newSince(before); err != nil {
+	if st.New, st.NewCount, err = x.newSince(); err != nil {
 		return st, err
 	}
 	return st, j.withLock(func() error {
@@ -182,16 +197,13 @@ func (j *Journal) settle(before map[protocol.BlobID]bool, send func() error) (se
 	})
 }
 
-// pull subscribes on c and records everything the relay holds after the
-// cursor, until it says it has caught up. The subscription stays open; the
-// caller closes c.
-func (j *Journal) pull(ctx context.Context, c *relayConn) error {
-	_, err := j.pullCount(ctx, c)
-	return err
-}
-
-func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
-	if err := j.subscribe(ctx, c); err != nil {
+// pull subscribes and records everything the relay holds after the
+// cursor, until it says it has caught up, and returns how many blobs were
+// new to this device. The subscription stays open; the caller closes the
+// connection.
+func (x *exchange) pull(ctx context.Context) (int, error) {
+	j, c := x.j, x.c
+	if err := x.subscribe(ctx); err != nil {
 		return 0, err
 	}
 	// History is recorded in batches: one lock and one fsync per batch
@@ -200,7 +212,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 	var batch []*protocol.Blob
 	batchBytes, received := 0, 0
 	var boxes map[[32]byte][32]byte
-	if err := j.withLock(func() error { boxes = j.authorBoxes(); return nil }); err != nil {
+	if err := j.withLock(func() error { boxes = j.trust().authorBoxes(); return nil }); err != nil {
 		return 0, err
 	}
 	var inflight *preBatch
@@ -209,7 +221,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 			return nil
 		}
 		<-inflight.done
-		n, next, err := j.receivePre(inflight.blobs, inflight.pre)
+		n, next, err := x.receivePre(inflight.blobs, inflight.pre)
 		inflight = nil
 		received += n
 		if next != nil {
@@ -221,7 +233,7 @@ func (j *Journal) pullCount(ctx context.Context, c *relayConn) (int, error) {
 		if len(batch) == 0 {
 			return finish()
 		}
-		job := j.startPreopen(batch, boxes)
+		job := startPreopen(j.acct.keys, batch, boxes)
 		batch, batchBytes = nil, 0
 		err := finish()
 		inflight = job
@@ -288,16 +300,11 @@ func (c *relayConn) readErr() error {
 	return c.err
 }
 
-// pushOn pushes the outbox on an open connection.
-func (j *Journal) pushOn(ctx context.Context, c *relayConn) error {
-	_, err := j.pushCount(ctx, c)
-	return err
-}
-
-// pushCount sends every outbox blob (pipelined), waits for each
+// push sends every outbox blob (pipelined), waits for each
 // acknowledgement and records it durably. It returns how many were
 // acknowledged.
-func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
+func (x *exchange) push(ctx context.Context) (int, error) {
+	j, c := x.j, x.c
 	var out []*stored
 	if err := j.withLock(func() error { out = j.outbox(); return nil }); err != nil {
 		return 0, err
@@ -326,7 +333,7 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 	// then it names entries already sent, which only costs a note.
 	defer func() {
 		if n > 0 {
-			_ = j.withLock(j.pruneWitness)
+			_ = j.withLock(func() error { return j.unsent.prune(&j.logIndex) })
 		}
 	}()
 	for start := 0; start < len(out); start += window {
@@ -377,7 +384,10 @@ func (j *Journal) pushCount(ctx context.Context, c *relayConn) (int, error) {
 	return n, nil
 }
 
-func (j *Journal) subscribe(ctx context.Context, c *relayConn) error {
+// subscribe asks the relay for everything after the cursor (or, when a
+// repair asked for it, everything).
+func (x *exchange) subscribe(ctx context.Context) error {
+	j, c := x.j, x.c
 	var after uint64
 	err := j.withLock(func() error {
 		after = j.cursor
@@ -409,15 +419,16 @@ const (
 // receive records blobs from the relay, in order, with one fsync, and
 // returns how many were new to this device. Blobs for another journal, or
 // malformed, are set aside with a warning and recorded nowhere.
-func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
-	n, _, err := j.receivePre(blobs, nil)
+func (x *exchange) receive(blobs ...*protocol.Blob) (int, error) {
+	n, _, err := x.receivePre(blobs, nil)
 	return n, err
 }
 
 // receivePre is receive with what preopen found for each blob (pre is
 // nil, or as long as blobs). It also returns the authors' box keys as
 // they stand after the batch, for preopening the next one.
-func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map[[32]byte][32]byte, error) {
+func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map[[32]byte][32]byte, error) {
+	j := x.j
 	if len(blobs) == 0 {
 		return 0, nil, nil
 	}
@@ -425,7 +436,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 	var warnings []Notice
 	var boxes map[[32]byte][32]byte
 	err := j.withLock(func() error {
-		defer func() { boxes = j.authorBoxes() }()
+		defer func() { boxes = j.trust().authorBoxes() }()
 		var recs [][]byte
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
@@ -476,10 +487,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 			seen[id] = true
 			fresh++
 			if pre != nil && pre[i] != nil {
-				if j.pre == nil {
-					j.pre = make(map[protocol.BlobID]*preopened)
-				}
-				j.pre[id] = pre[i]
+				j.offerPreopened(id, pre[i])
 			}
 			rec := record(recPulled, seqBytes(m.Seq), m.Blob)
 			ids[&rec[5+8]] = id // hashed once: the index takes it from here
@@ -487,7 +495,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 		}
 		if len(warnings) > 0 {
 			for _, w := range warnings {
-				j.raise(w, w.Position)
+				j.st.raise(w, w.Position)
 			}
 			if err := j.saveState(); err != nil {
 				return err
@@ -496,7 +504,7 @@ func (j *Journal) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, map
 		if len(recs) == 0 {
 			return nil
 		}
-		defer clear(j.pre) // what was not opened is opened as before
+		defer j.forgetPreopened() // what was not opened is opened as before
 		return j.appendRecordsIDs(ids, recs...)
 	})
 	if err != nil {
@@ -519,23 +527,24 @@ type preBatch struct {
 	done  chan struct{}
 }
 
-// startPreopen preopens blobs in a goroutine.
-func (j *Journal) startPreopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) *preBatch {
+// startPreopen preopens blobs with keys in a goroutine.
+func startPreopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]byte][32]byte) *preBatch {
 	b := &preBatch{blobs: blobs, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.pre = j.preopen(blobs, boxes)
+		b.pre = preopen(keys, blobs, boxes)
 	}()
 	return b
 }
 
 // preopen decrypts, as open would with this device's own slot, the
-// entries in blobs whose authors' box keys boxes holds. It needs no lock:
-// it reads only the blobs, this device's keys and boxes. What it finds
-// counts only if open, under the lock, finds the same author key trusted
-// for the entry; anything else (an author not known yet, an entry not
-// sealed to this device) is opened there as before.
-func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
+// entries in blobs whose authors' box keys boxes holds, with this
+// device's keys. It needs no lock: it reads only the blobs, the keys and
+// boxes. What it finds counts only if open, under the lock, finds the
+// same author key trusted for the entry; anything else (an author not
+// known yet, an entry not sealed to this device) is opened there as
+// before.
+func preopen(keys *crypto.Keyring, blobs []*protocol.Blob, boxes map[[32]byte][32]byte) []*preopened {
 	out := make([]*preopened, len(blobs))
 	for i, m := range blobs {
 		if m.Purged || len(boxes) == 0 {
@@ -552,7 +561,7 @@ func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) [
 		if !ok {
 			continue
 		}
-		ck, err := j.acct.keys.EntryKey(e, box)
+		ck, err := keys.EntryKey(e, box)
 		if err != nil {
 			continue
 		}
@@ -565,39 +574,30 @@ func (j *Journal) preopen(blobs []*protocol.Blob, boxes map[[32]byte][32]byte) [
 	return out
 }
 
-// authorBoxes returns the box key of every device the journal trusts, by
-// signing key. Call with the lock held.
-func (j *Journal) authorBoxes() map[[32]byte][32]byte {
-	t := j.trust()
-	boxes := make(map[[32]byte][32]byte, len(t.roster))
-	for sign, rd := range t.roster {
-		boxes[sign] = rd.cert.Box
-	}
-	return boxes
-}
-
 // ErrRelayMisbehaved wraps problems that only a faulty or hostile relay
 // causes.
 var ErrRelayMisbehaved = errors.New("the relay sent something it should not have")
 
-// readableIDs returns the chain ids of the entries this device can read.
-func (j *Journal) readableIDs() (map[protocol.BlobID]bool, error) {
-	r, err := j.Reader()
+// readable notes, in x.before, the chain ids of the entries this device
+// can read.
+func (x *exchange) readable() error {
+	r, err := x.j.Reader()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ids := make(map[protocol.BlobID]bool, len(r.tl.sorted))
+	x.before = make(map[protocol.BlobID]bool, len(r.tl.sorted))
 	for _, o := range r.tl.sorted {
-		ids[o.s.Chain] = true
+		x.before[o.s.Chain] = true
 	}
-	return ids, nil
+	return nil
 }
 
 // newSince returns the newest NewShown of the partner's entries readable
-// now that were not in before, and how many there are; it adds them to
-// before.
-func (j *Journal) newSince(before map[protocol.BlobID]bool) ([]Entry, int, error) {
-	r, err := j.Reader()
+// now that were not in x.before, and how many there are; it adds them to
+// x.before.
+func (x *exchange) newSince() ([]Entry, int, error) {
+	before := x.before
+	r, err := x.j.Reader()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -647,7 +647,7 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 		if notices, err = j.applyRoster(); err != nil {
 			return err
 		}
-		if j.noteChanged() {
+		if _, unreadable := j.decryptAll(j.trust()); j.st.noteChanged(unreadable) {
 			if err := j.saveState(); err != nil {
 				return err
 			}
@@ -664,7 +664,7 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 			pending = len(j.outbox())
 			return nil // nothing new may be written until then
 		}
-		if j.left() != nil {
+		if j.st.left() != nil {
 			return nil // nothing more goes out from here
 		}
 		if err := j.ensureGrants(); err != nil {
@@ -676,12 +676,11 @@ func (j *Journal) apply() (joined []string, notices []Notice, pending int, err e
 	return joined, notices, pending, err
 }
 
-// noteChanged raises NoticeRelayChanged for each entry from the relay
-// that was changed on the way (see stored.changed), once per relay
-// position, and reports whether that changed the state. Call with the
-// lock held.
-func (j *Journal) noteChanged() bool {
-	_, unreadable := j.decryptAll()
+// noteChanged raises NoticeRelayChanged for each entry among unreadable
+// (as decryptAll returns them) from the relay that was changed on the way
+// (see stored.changed), once per relay position, and reports whether that
+// changed the state.
+func (st *state) noteChanged(unreadable []*stored) bool {
 	var changed []*stored
 	for _, s := range unreadable {
 		if s.changed && s.RelaySeq != 0 {
@@ -693,7 +692,7 @@ func (j *Journal) noteChanged() bool {
 	sort.Slice(changed, func(a, b int) bool { return changed[a].RelaySeq < changed[b].RelaySeq })
 	raised := false
 	for _, s := range changed {
-		raised = j.raise(Notice{Kind: NoticeRelayChanged}, s.RelaySeq) || raised
+		raised = st.raise(Notice{Kind: NoticeRelayChanged}, s.RelaySeq) || raised
 	}
 	return raised
 }
@@ -706,7 +705,7 @@ func leftError(t time.Time) error {
 // checkNotLeft returns ErrLeft if this person has left the journal.
 func (j *Journal) checkNotLeft() error {
 	return j.withLock(func() error {
-		if t := j.left(); t != nil {
+		if t := j.st.left(); t != nil {
 			return leftError(*t)
 		}
 		return nil
@@ -716,10 +715,10 @@ func (j *Journal) checkNotLeft() error {
 func (j *Journal) applyJoins() ([]string, []Notice, error) {
 	var joined []string
 	var notices []Notice
-	roster := j.roster()
+	roster := j.trust().roster
 	changed := false
 	warn := func(kind NoticeKind, s *stored) {
-		if j.raise(Notice{Kind: kind}, s.RelaySeq) {
+		if j.st.raise(Notice{Kind: kind}, s.RelaySeq) {
 			changed = true
 			if kind == NoticeLateJoin {
 				// Someone the journal does not take got in on the relay:
@@ -755,8 +754,8 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 				break
 			}
 		}
-		if inv == nil || j.hasPartner() && !inv.Again {
-			if j.hasPartner() && s.RelaySeq > j.pairedAt() {
+		if inv == nil || j.st.hasPartner() && !inv.Again {
+			if j.st.hasPartner() && s.RelaySeq > j.st.pairedAt(&j.logIndex) {
 				// A journal is for two; invites stop working once a
 				// partner has joined.
 				warn(NoticeLateJoin, s)
@@ -782,16 +781,16 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 		if !again {
 			j.st.Members = append(j.st.Members, Member{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, Joined: time.Now().UTC(), JoinBlob: s.Chain.String()})
 			joined = append(joined, rec.Name)
-			roster = j.roster()
+			roster = j.trust().roster
 			continue
 		}
-		p := j.partner()
+		p := j.st.partner()
 		if crypto.Equal(rec.Identity, p.Identity) {
 			// The same identity key: new devices of the same person, as
 			// their certificates prove.
 			p.Devices = append(p.Devices, rec.Devices...)
 			p.Left = nil
-			roster = j.roster()
+			roster = j.trust().roster
 			continue
 		}
 		p.Pending = &PendingIdentity{Name: rec.Name, Identity: rec.Identity, Devices: rec.Devices, JoinBlob: s.Chain.String(), Since: time.Now().UTC()}
@@ -808,13 +807,13 @@ func (j *Journal) applyJoins() ([]string, []Notice, error) {
 // device's own when it joined). A join before it is history, such as the
 // join of a partner's earlier identity, not a late answer to an invite.
 // Call with the lock held.
-func (j *Journal) pairedAt() uint64 {
+func (st *state) pairedAt(l *logIndex) uint64 {
 	var at uint64
-	for _, s := range j.acceptedJoins() {
+	for _, s := range st.acceptedJoins(l) {
 		at = max(at, s.RelaySeq)
 	}
-	me := j.signKey
-	for _, s := range j.order {
+	me := l.signKey
+	for _, s := range l.order {
 		if s.Header.Kind == protocol.KindJoin && s.Header.Author == me {
 			at = max(at, s.RelaySeq)
 		}
@@ -824,15 +823,15 @@ func (j *Journal) pairedAt() uint64 {
 
 // acceptedJoins returns the join blobs held here that were accepted for
 // a member or a member's pending new identity. Call with the lock held.
-func (j *Journal) acceptedJoins() []*stored {
+func (st *state) acceptedJoins(l *logIndex) []*stored {
 	var out []*stored
-	for _, m := range j.st.Members {
+	for _, m := range st.Members {
 		ids := []string{m.JoinBlob}
 		if m.Pending != nil {
 			ids = append(ids, m.Pending.JoinBlob)
 		}
 		for _, id := range ids {
-			if s := j.chainOfHex(id); s != nil { // none for "": nobody accepted yet
+			if s := l.chainOfHex(id); s != nil { // none for "": nobody accepted yet
 				out = append(out, s)
 			}
 		}
@@ -841,16 +840,16 @@ func (j *Journal) acceptedJoins() []*stored {
 }
 
 // partner returns the other member, or nil. Call with the lock held.
-func (j *Journal) partner() *Member {
-	for i := range j.st.Members {
-		if !j.st.Members[i].Self {
-			return &j.st.Members[i]
+func (st *state) partner() *Member {
+	for i := range st.Members {
+		if !st.Members[i].Self {
+			return &st.Members[i]
 		}
 	}
 	return nil
 }
 
-func (j *Journal) hasPartner() bool { return j.partner() != nil }
+func (st *state) hasPartner() bool { return st.partner() != nil }
 
 // collides reports whether any of r's devices reuses a signing or box key
 // already in the roster.
@@ -879,26 +878,54 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 // a change of members or of the answers held back (reveal-together) can
 // leave one short: while neither changed, only the entries indexed since
 // the last check are looked at (grantsDone, kept in the checkpoint).
-// Adopting this device's own entries after a restore forgets the check.
+// Adopting this device's own entries after a restore voids the check.
 func (j *Journal) ensureGrants() error {
-	me := j.signKey
-	held := j.heldAnswers()
-	key := grantsKey{trust: j.trust().key.digest, held: heldDigest(held)}
+	todo, key := j.owedGrants(j.trust())
+	targets := make([][32]byte, 0, len(todo))
+	for to := range todo {
+		targets = append(targets, to)
+	}
+	sort.Slice(targets, func(a, b int) bool { return string(targets[a][:]) < string(targets[b][:]) })
+	for _, to := range targets {
+		items := todo[to]
+		for len(items) > 0 {
+			n := min(len(items), protocol.MaxGrantItems)
+			blob, err := j.acct.keys.SealGrant(rand.Reader, j.nextHeader(j.id, protocol.KindGrant), to, items[:n])
+			if err != nil {
+				return err
+			}
+			if err := j.writeBlob(blob); err != nil {
+				return err
+			}
+			items = items[n:]
+		}
+	}
+	j.grantsChecked(key)
+	return nil
+}
+
+// owedGrants returns, for each current device's box key, the content keys
+// of this device's entries it is owed (see ensureGrants), and the key to
+// note the check under once they are granted (grantsChecked).
+func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, grantsKey) {
+	me := m.store.signKey
+	held := m.heldAnswers(t)
+	key := grantsKey{trust: t.key.digest, held: heldDigest(held)}
 	start := 0
-	if d := j.grantsDone; d.valid && d.trust == key.trust && d.held == key.held {
-		start = min(d.upTo, len(j.order))
+	if d := m.grantsDone; d.valid && d.trust == key.trust && d.held == key.held && d.adoptions == m.store.adoptions {
+		start = min(d.upTo, len(m.store.order))
 	}
 	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
 	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
 		if granted == nil {
 			granted = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
-			for _, s := range j.order {
+			for _, s := range m.store.order {
 				// Only grants written here count: a grant from the relay
 				// that claims to be ours must not stop us re-boxing for real.
 				if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
 					continue
 				}
-				g, err := protocol.ParseGrant(j.raw(s))
+				g, err := protocol.ParseGrant(m.store.raw(s))
 				if err != nil {
 					continue
 				}
@@ -913,12 +940,12 @@ func (j *Journal) ensureGrants() error {
 		return granted[kid][c]
 	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
-	rcpts := j.recipients()
-	for _, s := range j.order[start:] {
+	rcpts := t.recipients
+	for _, s := range m.store.order[start:] {
 		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
 			continue
 		}
-		e, err := protocol.ParseEntry(j.raw(s))
+		e, err := protocol.ParseEntry(m.store.raw(s))
 		if err != nil {
 			continue
 		}
@@ -933,7 +960,7 @@ func (j *Journal) ensureGrants() error {
 				continue
 			}
 			if ck == nil {
-				k, err := j.acct.keys.EntryKey(e, j.acct.Device.BoxPublic)
+				k, err := m.keys.EntryKey(e, m.ownBox)
 				if err != nil {
 					break // not openable by its own author: nothing to re-box
 				}
@@ -942,37 +969,25 @@ func (j *Journal) ensureGrants() error {
 			todo[to] = append(todo[to], crypto.GrantInput{Entry: s.Chain, Key: *ck})
 		}
 	}
-	targets := make([][32]byte, 0, len(todo))
-	for to := range todo {
-		targets = append(targets, to)
-	}
-	sort.Slice(targets, func(a, b int) bool { return string(targets[a][:]) < string(targets[b][:]) })
-	for _, to := range targets {
-		items := todo[to]
-		for len(items) > 0 {
-			n := min(len(items), protocol.MaxGrantItems)
-			blob, err := j.acct.keys.SealGrant(rand.Reader, j.nextHeader(protocol.KindGrant), to, items[:n])
-			if err != nil {
-				return err
-			}
-			if err := j.writeBlob(blob); err != nil {
-				return err
-			}
-			items = items[n:]
-		}
-	}
-	key.valid, key.upTo = true, len(j.order)
-	j.grantsDone = key
-	return nil
+	return todo, key
+}
+
+// grantsChecked notes that every own entry in the store was checked under
+// key, and what it owed is granted.
+func (m *openIndex) grantsChecked(key grantsKey) {
+	key.valid, key.upTo, key.adoptions = true, len(m.store.order), m.store.adoptions
+	m.grantsDone = key
 }
 
 // grantsKey is what ensureGrants last checked every own entry for: the
 // members (trust digest), the answers held back, and the log order up to
-// upTo.
+// upTo, with the store's adoptions as they were then (an adoption makes
+// an earlier blob this device's own).
 type grantsKey struct {
 	valid       bool
 	trust, held [32]byte
 	upTo        int
+	adoptions   int
 }
 
 // heldDigest names a set of held answers.
@@ -995,13 +1010,14 @@ func heldDigest(held map[protocol.BlobID]bool) [32]byte {
 // device wrote and then retracted, once both are on the relay. A relay that
 // does not know purge (an older one) is left alone: the retraction still
 // hides the words in every client.
-func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
+func (x *exchange) purgeRetracted(ctx context.Context) error {
+	j, c := x.j, x.c
 	type target struct{ id, chain protocol.BlobID }
 	var todo []target
 	err := j.withLock(func() error {
 		// Every chain id the sent retractions name, then one walk of
 		// the log for the blobs to purge.
-		opened, _ := j.decryptAll()
+		opened, _ := j.decryptAll(j.trust())
 		named := make(map[protocol.BlobID]bool)
 		for _, o := range opened {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
@@ -1052,8 +1068,8 @@ func (j *Journal) purgeRetracted(ctx context.Context, c *relayConn) error {
 // heldAnswers returns this device's reveal-together answers whose prompt
 // the partner has not answered yet: their keys must not be re-boxed for
 // anyone else. Call with the lock held.
-func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
-	opened, _ := j.decryptAll()
+func (m *openIndex) heldAnswers(t *trust) map[protocol.BlobID]bool {
+	opened, _ := m.decryptAll(t)
 	partnerAnswered := make(map[string]bool)
 	for _, o := range opened {
 		if o.payload.Kind != KindTogetherMark || o.author.member.Self {
@@ -1065,7 +1081,7 @@ func (j *Journal) heldAnswers() map[protocol.BlobID]bool {
 		if _, err := hex.Decode(held[:], []byte(o.payload.Held)); err != nil {
 			continue
 		}
-		if a := j.chainOf(held); a != nil && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
+		if a := m.store.chainOf(held); a != nil && !a.Purged && a.Header.Author == o.s.Header.Author && a.Header.Kind == protocol.KindEntry {
 			partnerAnswered[o.payload.Ref] = true
 		}
 	}
@@ -1098,8 +1114,8 @@ type Event struct {
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
 	for {
-		caughtUp := false // set by watchOnce's own goroutine, which sends Connected
-		err := j.noteNotServed(j.watchOnce(ctx, func(ev Event) {
+		caughtUp := false // set by watch's own goroutine, which sends Connected
+		err := j.noteNotServed((&exchange{j: j}).watch(ctx, func(ev Event) {
 			if ev.Connected {
 				caughtUp = true
 			}
@@ -1144,7 +1160,10 @@ func permanent(err error) bool {
 // wrote on this home.
 const outboxPoll = 500 * time.Millisecond
 
-func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
+// watch dials and stays connected until ctx is done or the connection
+// fails (see Watch).
+func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
+	j := x.j
 	if err := j.checkNotLeft(); err != nil {
 		return err
 	}
@@ -1153,6 +1172,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		return err
 	}
 	defer c.Close()
+	x.c = c
 	// Sends run in their own goroutine so the read loop is always
 	// drained; kick asks for one.
 	sendReq := make(chan struct{}, 1)
@@ -1166,7 +1186,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 				return
 			case <-sendReq:
 			}
-			n, err := j.send(sctx, c)
+			n, err := x.send(sctx)
 			if n > 0 {
 				onEvent(Event{Pushed: n})
 			}
@@ -1187,20 +1207,19 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 		return nil
 	}
 	kick()
-	before, err := j.readableIDs()
-	if err != nil {
+	if err := x.readable(); err != nil {
 		return err
 	}
 	// The same exchange as Sync: history in batches until the relay has
 	// caught up, then settle; then each live blob as it comes.
 	report := func() error {
-		st, err := j.settle(before, kick)
+		st, err := x.settle(kick)
 		if len(st.New) > 0 || len(st.Joined) > 0 || len(st.Notices) > 0 {
 			onEvent(Event{New: st.New, NewCount: st.NewCount, Joined: st.Joined, Notices: st.Notices})
 		}
 		return err
 	}
-	if _, err := j.pullCount(ctx, c); err != nil {
+	if _, err := x.pull(ctx); err != nil {
 		return err
 	}
 	if err := report(); err != nil {
@@ -1235,7 +1254,7 @@ func (j *Journal) watchOnce(ctx context.Context, onEvent func(Event)) error {
 				return c.readErr()
 			}
 			if b, ok := m.(*protocol.Blob); ok {
-				if _, err := j.receive(b); err != nil {
+				if _, err := x.receive(b); err != nil {
 					return err
 				}
 				if err := report(); err != nil {

@@ -39,7 +39,7 @@ func answerText(t *testing.T, j *Journal, byMe bool) (string, bool) {
 func canOpenPartnerAnswer(t *testing.T, j *Journal) (held int, opened bool) {
 	t.Helper()
 	j.withLock(func() error {
-		roster := j.roster()
+		roster := j.trust().roster
 		for _, s := range j.order {
 			rd, ok := roster[s.Header.Author]
 			if !ok || rd.member.Self || s.Header.Kind != protocol.KindEntry {
@@ -50,7 +50,7 @@ func canOpenPartnerAnswer(t *testing.T, j *Journal) (held int, opened bool) {
 				held++ // sealed to someone else's devices only
 			}
 		}
-		ents, _ := j.decryptAll()
+		ents, _ := j.decryptAll(j.trust())
 		for _, o := range ents {
 			if o.payload.Kind == KindTogetherAnswer && !o.author.member.Self {
 				opened = true

@@ -12,8 +12,8 @@ import (
 // trust is who may author what in this journal, decided in one place from
 // the members in the journal's state and read by everything else: the
 // listing, status, missing items, grants, and adopting this device's own
-// chain after a restore. [Journal.trust] builds it once and rebuilds it
-// only when the members change.
+// chain after a restore. A trustCache builds it once and rebuilds it only
+// when the members change; [Journal.trust] is the journal's.
 type trust struct {
 	journal protocol.JournalID
 	// roster maps device signing keys to the member and certificate the
@@ -66,16 +66,27 @@ func (t *trust) accepts(s *stored) (*rosterDevice, bool) {
 
 // trust returns the journal's trust decision for its current members.
 // Call with the lock held; the result is valid until the members change.
-func (j *Journal) trust() *trust {
-	key := j.trustKey()
-	if j.tr != nil && j.tr.key == key {
-		return j.tr
+func (j *Journal) trust() *trust { return j.trusts.of(&j.st) }
+
+// trustCache builds the trust for the members in a state, and keeps it,
+// with the certificates it parsed, until they change.
+type trustCache struct {
+	last  *trust
+	certs map[string]*crypto.DeviceCert // parsed certificates, by their bytes
+}
+
+// of returns the trust decision for the members in st. The result is
+// valid until the members change.
+func (tc *trustCache) of(st *state) *trust {
+	key := st.trustKey()
+	if tc.last != nil && tc.last.key == key {
+		return tc.last
 	}
-	t := &trust{journal: j.st.ID, roster: make(map[[32]byte]*rosterDevice), pending: make(map[[32]byte]bool), key: key}
-	for i := range j.st.Members {
-		m := &j.st.Members[i]
+	t := &trust{journal: st.ID, roster: make(map[[32]byte]*rosterDevice), pending: make(map[[32]byte]bool), key: key}
+	for i := range st.Members {
+		m := &st.Members[i]
 		for _, raw := range m.Devices {
-			c := j.cert(raw)
+			c := tc.cert(raw)
 			if c == nil || !m.certifies(c.Identity) {
 				continue
 			}
@@ -93,36 +104,37 @@ func (j *Journal) trust() *trust {
 		}
 		if m.Pending != nil {
 			for _, raw := range m.Pending.Devices {
-				if c := j.cert(raw); c != nil {
+				if c := tc.cert(raw); c != nil {
 					t.pending[c.Sign] = true
 				}
 			}
 		}
 	}
 	sort.Slice(t.recipients, func(a, b int) bool { return string(t.recipients[a][:]) < string(t.recipients[b][:]) })
-	j.tr = t
+	tc.last = t
 	return t
 }
 
 // cert parses a device certificate once per process (checking its
 // signature is the costly part of building the roster); nil if it does
 // not verify.
-func (j *Journal) cert(raw []byte) *crypto.DeviceCert {
-	if c, ok := j.certs[string(raw)]; ok {
+func (tc *trustCache) cert(raw []byte) *crypto.DeviceCert {
+	if c, ok := tc.certs[string(raw)]; ok {
 		return c
 	}
 	c, err := crypto.ParseDeviceCert(raw)
 	if err != nil {
 		c = nil
 	}
-	if j.certs == nil {
-		j.certs = make(map[string]*crypto.DeviceCert)
+	if tc.certs == nil {
+		tc.certs = make(map[string]*crypto.DeviceCert)
 	}
-	j.certs[string(raw)] = c
+	tc.certs[string(raw)] = c
 	return c
 }
 
-func (j *Journal) trustKey() trustKey {
+// trustKey returns the key of a trust built from the members in st.
+func (st *state) trustKey() trustKey {
 	h := sha256.New()
 	var n [8]byte
 	field := func(b []byte) {
@@ -137,7 +149,7 @@ func (j *Journal) trustKey() trustKey {
 			field([]byte{0})
 		}
 	}
-	for _, m := range j.st.Members {
+	for _, m := range st.Members {
 		flag(m.Self)
 		field(m.Identity)
 		for _, d := range m.Devices {
@@ -163,22 +175,31 @@ func (j *Journal) trustKey() trustKey {
 		}
 		field(nil)
 	}
-	field(j.st.ID[:])
-	k := trustKey{n: len(j.st.Members)}
+	field(st.ID[:])
+	k := trustKey{n: len(st.Members)}
 	h.Sum(k.digest[:0])
-	if len(j.st.Members) > 0 {
-		k.at = &j.st.Members[0]
+	if len(st.Members) > 0 {
+		k.at = &st.Members[0]
 	}
 	return k
 }
 
-// roster returns the trust's roster. Call with the lock held.
-func (j *Journal) roster() map[[32]byte]*rosterDevice { return j.trust().roster }
+// recipientsFor returns who an entry of kind is sealed to: an invite
+// record carries a secret and goes to this person's own devices only;
+// everything else goes to every current device.
+func (t *trust) recipientsFor(kind string) [][32]byte {
+	if kind == KindInvite {
+		return t.own
+	}
+	return t.recipients
+}
 
-// recipients returns the box keys of every current device of every
-// member. Call with the lock held.
-func (j *Journal) recipients() [][32]byte { return j.trust().recipients }
-
-// ownDevices returns the box keys of this person's own current devices.
-// Call with the lock held.
-func (j *Journal) ownDevices() [][32]byte { return j.trust().own }
+// authorBoxes returns the box key of every device the journal trusts, by
+// signing key.
+func (t *trust) authorBoxes() map[[32]byte][32]byte {
+	boxes := make(map[[32]byte][32]byte, len(t.roster))
+	for sign, rd := range t.roster {
+		boxes[sign] = rd.cert.Box
+	}
+	return boxes
+}

@@ -77,7 +77,7 @@ type Reader struct {
 func (j *Journal) Reader() (*Reader, error) {
 	var r *Reader
 	err := j.withLock(func() error {
-		r = &Reader{j: j, tl: j.timeline()}
+		r = &Reader{j: j, tl: j.timeline(j.trust())}
 		return nil
 	})
 	return r, err
@@ -108,7 +108,7 @@ func (r *Reader) heal() error {
 		if err := r.j.healDamage(); err != nil {
 			return err
 		}
-		r.tl = r.j.timeline()
+		r.tl = r.j.timeline(r.j.trust())
 		return nil
 	})
 }
@@ -543,9 +543,9 @@ type timeline struct {
 }
 
 // timeline builds the timeline. Call with the lock held.
-func (j *Journal) timeline() *timeline {
-	opened, _ := j.decryptAll()
-	tl := &timeline{sorted: make([]*openedEntry, 0, len(opened)), refs: make(map[protocol.BlobID][]*openedEntry), trust: j.trust()}
+func (m *openIndex) timeline(t *trust) *timeline {
+	opened, _ := m.decryptAll(t)
+	tl := &timeline{sorted: make([]*openedEntry, 0, len(opened)), refs: make(map[protocol.BlobID][]*openedEntry), trust: t}
 	for _, o := range opened {
 		if !rosterKinds[o.payload.Kind] {
 			tl.sorted = append(tl.sorted, o)
