@@ -167,6 +167,12 @@ type Notice struct {
 	Date time.Time `json:"date,omitzero"`
 	// Text is the sentence an earlier version recorded (NoticeLegacy).
 	Text string `json:"text,omitempty"`
+	// Lost names, for NoticeLostUnsent, the entries that could not be
+	// read back (the newest last, at most maxLostNamed), so the person can
+	// still learn which words to write again after the first note of it
+	// went by. Their first words stay in the sealed state, like the
+	// witness they came from.
+	Lost []LostItem `json:"lost,omitempty"`
 	// Acknowledged is set once the person marked it read.
 	Acknowledged bool `json:"acknowledged"`
 	// Holds is set on conditions: they show while they hold and cannot
@@ -182,6 +188,10 @@ var (
 	// away by itself once it no longer does.
 	ErrNoticeHolds = errors.New("that notice still holds, so it cannot be marked read yet")
 )
+
+// maxLostNamed bounds the entries a NoticeLostUnsent names; its Count
+// still counts them all.
+const maxLostNamed = 64
 
 func noticeID(kind NoticeKind, who string) string {
 	if who == "" {
@@ -211,12 +221,12 @@ func (st *state) raise(n Notice, at uint64) bool {
 		if at == 0 || at <= old.Position {
 			return false
 		}
-		count, since := old.Count+n.Count, old.Since
+		count, since, lost := old.Count+n.Count, old.Since, append(old.Lost, n.Lost...)
 		if old.Acknowledged {
-			count, since = n.Count, now
+			count, since, lost = n.Count, now, n.Lost
 		}
 		*old = n
-		old.Count, old.Since = count, since
+		old.Count, old.Since, old.Lost = count, since, lost[max(0, len(lost)-maxLostNamed):]
 		return true
 	}
 	n.Since = now

@@ -59,6 +59,9 @@ type Repair struct {
 	Kind string `json:"kind"`
 	// SetAside is where the damaged file was moved ("" if nothing was).
 	SetAside string `json:"set_aside,omitempty"`
+	// SetAsideEnd is set when SetAside holds only the damaged end of the
+	// file, cut off it, and the rest of the file stayed in place.
+	SetAsideEnd bool `json:"set_aside_end,omitempty"`
 	// Kept counts items read back from damaged records and kept.
 	Kept int `json:"kept,omitempty"`
 	// Lost lists items this device wrote, never acknowledged by the relay,
@@ -378,7 +381,7 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 func (st *state) noteLost(lost []LostItem) {
 	if len(lost) > 0 {
 		now := time.Now().UTC()
-		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now}, uint64(now.Unix()))
+		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now, Lost: lost[max(0, len(lost)-maxLostNamed):]}, uint64(now.Unix()))
 	}
 }
 

@@ -19,6 +19,16 @@ import (
 // else was lost (the partner's entries, this device's sent and unsent
 // ones), and that sync works afterwards: the partner receives the unsent
 // entry, nothing is missing, and writing works again.
+// anyLost reports whether a repair named an entry it could not read back.
+func anyLost(reps []Repair) bool {
+	for _, r := range reps {
+		if len(r.Lost) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func TestDamageIsHealed(t *testing.T) {
 	t.Parallel()
 	type files struct {
@@ -146,8 +156,8 @@ func TestDamageIsHealed(t *testing.T) {
 			},
 			want: func(t *testing.T, reps []Repair, unsent Entry) {
 				r := only(t, reps, RepairLog)
-				if len(r.Lost) != 1 || r.Lost[0].ID == "" || !strings.Contains(r.SetAside, "log.torn-") {
-					t.Fatalf("repair %+v, want the cut entry named", r)
+				if len(r.Lost) != 1 || r.Lost[0].ID == "" || !strings.Contains(r.SetAside, "log.torn-") || !r.SetAsideEnd {
+					t.Fatalf("repair %+v, want the cut entry named, and only the end set aside", r)
 				}
 			},
 			lostUnsent: true,
@@ -241,6 +251,31 @@ func TestDamageIsHealed(t *testing.T) {
 				}
 				if st := mustStatus(t, j); st.Outbox != 1 {
 					t.Fatalf("outbox %d after the repair, want the unsent entry", st.Outbox)
+				}
+			}
+			if tc.lostUnsent && anyLost(j.Repairs()) {
+				// status goes on naming what was lost, after the note
+				// of the repair went by: ids, and the first words.
+				var named []LostItem
+				for _, r := range j.Repairs() {
+					named = append(named, r.Lost...)
+				}
+				var notice *Notice
+				for _, n := range mustStatus(t, j).Notices {
+					if n.Kind == NoticeLostUnsent {
+						notice = &n
+					}
+				}
+				if notice == nil {
+					t.Fatal("status has no notice of the lost entry")
+				}
+				if len(notice.Lost) != len(named) {
+					t.Fatalf("the notice names %d lost entries, the repair %d", len(notice.Lost), len(named))
+				}
+				for i := range named {
+					if notice.Lost[i].ID != named[i].ID || notice.Lost[i].Words != named[i].Words || named[i].Words == "" {
+						t.Fatalf("the notice names %+v, the repair %+v", notice.Lost[i], named[i])
+					}
 				}
 			}
 			if tc.readFinds {

@@ -672,7 +672,7 @@ func (j *Journal) tornTail() error {
 	}
 	// A pulled record cut off comes back from the relay: the cursor is
 	// where the log now ends.
-	rep := Repair{Kind: RepairLog, SetAside: aside, Refetch: len(p) > 0 && p[0] == recPulled}
+	rep := Repair{Kind: RepairLog, SetAside: aside, SetAsideEnd: true, Refetch: len(p) > 0 && p[0] == recPulled}
 	if rec != nil {
 		if err := j.appendRecords(rec); err != nil {
 			return err

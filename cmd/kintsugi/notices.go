@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -85,7 +86,18 @@ func sentence(n client.Notice) string {
 		if n.Count != 1 {
 			what = fmt.Sprintf("%d entries you wrote on this device had", n.Count)
 		}
-		return fmt.Sprintf("on %s, %s not been sent yet and could not be read back after a file on this device was damaged; we are sorry. What was sent before is safe on the relay", n.Date.Local().Format("2 January 2006"), what)
+		named := ""
+		if len(n.Lost) > 0 {
+			// Which ones, so the words can be written again; their first
+			// words are in `status --json` (not here: this sentence may
+			// also go to a service's log).
+			lines := make([]string, len(n.Lost))
+			for i, l := range n.Lost {
+				lines[i] = lostLine(l, false)
+			}
+			named = ": " + strings.Join(lines, "; ")
+		}
+		return fmt.Sprintf("on %s, %s not been sent yet and could not be read back after a file on this device was damaged%s; we are sorry. What was sent before is safe on the relay", n.Date.Local().Format("2 January 2006"), what, named)
 	case client.NoticeRepairPending:
 		return fmt.Sprintf("this journal's file on this device was repaired on %s and has not yet collected this device's earlier entries from the relay; writing waits until `kintsugi sync` has done that", n.Date.Local().Format("2 Jan 2006"))
 	case client.NoticeRestoreOlder:

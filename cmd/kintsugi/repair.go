@@ -32,7 +32,11 @@ func (e *env) noteRepairs() {
 func (e *env) noteRepair(r client.Repair) {
 	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "kintsugi: note: "+format+"\n", args...) }
 	kept := func() {
-		if r.SetAside != "" {
+		switch {
+		case r.SetAside == "":
+		case r.SetAsideEnd:
+			say("(the damaged end of the file was kept, unchanged, at %s)", r.SetAside)
+		default:
 			say("(the damaged file was kept, unchanged, at %s)", r.SetAside)
 		}
 	}
