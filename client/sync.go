@@ -313,8 +313,9 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	type pending struct {
-		id protocol.BlobID
-		ch <-chan reply
+		id    protocol.BlobID // what the relay acknowledges
+		chain protocol.BlobID // what the person knows it by
+		ch    <-chan reply
 	}
 	const window = 64
 	var acks [][]byte
@@ -361,13 +362,13 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 				firstErr = err
 				break
 			}
-			ps = append(ps, pending{s.ID, ch})
+			ps = append(ps, pending{s.ID, s.Chain, ch})
 		}
 		for _, p := range ps {
 			ok, err := c.wait(ctx, p.ch)
 			if err != nil {
 				if firstErr == nil {
-					firstErr = fmt.Errorf("send %s: %w", p.id.String()[:ShortIDLen], err)
+					firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
 				}
 				continue
 			}

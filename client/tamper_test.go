@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -205,5 +207,30 @@ func TestTornLogTail(t *testing.T) {
 	}
 	if got := entryTexts(t, aj); len(got) != 2 {
 		t.Fatalf("first process sees %q", got)
+	}
+}
+
+// TestSendErrorNamesEntry: when the relay refuses to store an entry (here
+// the journal is over its quota), the error names the entry by the id
+// the person knows it by (its chain id, as log and show print it), not
+// by the blob id the relay deduplicates by.
+func TestSendErrorNamesEntry(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServerWithConfig(t, server.Config{JournalQuota: 16 << 10})
+	aj, _ := pairedOn(t, relay)
+	e, err := aj.Write(Payload{Kind: KindEntry, Text: strings.Repeat("too much to keep ", 2000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = aj.Sync(testCtx(t))
+	if err == nil {
+		t.Fatal("sync of an entry over the journal's quota succeeded")
+	}
+	if !strings.Contains(err.Error(), "send "+e.Short+":") {
+		t.Fatalf("sync error %q does not name entry %s", err, e.Short)
+	}
+	s := aj.chainOfHex(e.ID)
+	if s == nil || s.ID == s.Chain {
+		t.Fatal("the entry's blob id and chain id should differ for this test to mean anything")
 	}
 }
