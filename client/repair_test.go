@@ -286,9 +286,14 @@ func TestDamageIsHealed(t *testing.T) {
 			if err := j.Verify(); err != nil {
 				t.Fatalf("verify: %v", err)
 			}
-			// Sync works, and brings back everything the relay holds.
-			if _, err := j.Sync(ctx); err != nil {
+			// Sync works, and brings back everything the relay holds,
+			// without calling what this device had already shown new.
+			res, err := j.Sync(ctx)
+			if err != nil {
 				t.Fatalf("sync after the repair: %v", err)
+			}
+			if res.NewCount != 0 {
+				t.Fatalf("the sync after the repair calls %d entries new (%+v); this device had them all before", res.NewCount, res.New)
 			}
 			want := []string{"alex: sent", "sam: one", "sam: two", "alex: written offline"}
 			if tc.lostUnsent {
@@ -348,5 +353,34 @@ func must[T any](v T, err error) T {
 func must0(err error) {
 	if err != nil {
 		panic(err)
+	}
+}
+
+// TestRefetchShowsOnlyWhatIsNew: after a repair fetches everything again,
+// the sync still tells the person what the partner wrote since the last
+// sync, and only that.
+func TestRefetchShowsOnlyWhatIsNew(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	aj, sj := pairedOn(t, relay)
+	mustWrite(t, sj, "sam: seen before")
+	syncOK(t, sj)
+	if res := syncOK(t, aj); res.NewCount != 1 {
+		t.Fatalf("first sync: %d new, want 1", res.NewCount)
+	}
+	acct, id := aj.acct, aj.id
+	log := filepath.Join(aj.dir, "log")
+	aj.closeFiles()
+	must0(os.Remove(log))
+	mustWrite(t, sj, "sam: written since")
+	syncOK(t, sj)
+	j, err := acct.OpenJournal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	res := syncOK(t, j)
+	if res.NewCount != 1 || len(res.New) != 1 || res.New[0].Text != "sam: written since" {
+		t.Fatalf("the sync after the repair shows %d new: %+v, want only what sam wrote since", res.NewCount, res.New)
 	}
 }

@@ -168,6 +168,10 @@ type state struct {
 	Invites []pendingInvite `json:"invites,omitempty"`
 	// LastSync is the time of the last successful exchange with the relay.
 	LastSync time.Time `json:"last_sync,omitzero"`
+	// ShownSeq is the relay position up to which exchanges have recorded
+	// (and shown as new) what the relay holds. It outlives a damaged log:
+	// what a repair fetches again at or below it is not new to the person.
+	ShownSeq uint64 `json:"shown_seq,omitempty"`
 	// Notices are problems the client noticed, kept until marked read
 	// (notice.go).
 	Notices []Notice `json:"notices,omitempty"`

@@ -184,6 +184,7 @@ func (x *exchange) settle(send func() error) (settled, error) {
 	}
 	return st, j.withLock(func() error {
 		j.st.LastSync = time.Now().UTC()
+		j.st.ShownSeq = max(j.st.ShownSeq, j.cursor)
 		j.st.NotServed = nil // the relay served this exchange
 		if seq, head := j.sentHead(); seq > 0 && j.st.Restored == nil {
 			j.st.SentSeq, j.st.SentHead = seq, head.String()
@@ -604,13 +605,22 @@ func (x *exchange) newSince() ([]Entry, int, error) {
 	}
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
-	// Count what is new; build only the newest NewShown.
+	// Count what is new; build only the newest NewShown. What an
+	// exchange fetched again after a repair is new to the log, not to the
+	// person, up to where earlier exchanges had got (ShownSeq).
+	shown := uint64(0)
+	if r.j.refetching {
+		shown = r.j.st.ShownSeq
+	}
 	var fresh []*openedEntry
 	for _, o := range r.tl.sorted {
 		if before[o.s.Chain] {
 			continue
 		}
 		before[o.s.Chain] = true
+		if o.s.RelaySeq != 0 && o.s.RelaySeq <= shown {
+			continue
+		}
 		if !o.author.member.Self && !r.hidden(o) {
 			fresh = append(fresh, o)
 		}
