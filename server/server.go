@@ -366,6 +366,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub.direct = !cfg.ReadNewBlobsFromStore
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if feed, ok := cfg.Store.(ChangeFeed); ok {
+		// Other relays share the store: hear of what they change, until
+		// Close.
+		feed.WatchChanges(s.ctx, watcher{s})
+	}
 	return s, nil
 }
 
@@ -562,6 +567,11 @@ func (s *Server) Close(ctx context.Context) error {
 type hub struct {
 	mu   sync.Mutex
 	subs map[protocol.JournalID]map[*subscription]struct{} // guarded by mu
+	// heads holds, for each journal in subs, the highest sequence number
+	// the hub has woken its subscriptions for (announced here or
+	// reported by the store's change feed); guarded by mu. Reports of
+	// other relays' appends at or below it wake no one (changes.go).
+	heads map[protocol.JournalID]uint64
 
 	// direct is set unless Config.ReadNewBlobsFromStore is: the store's
 	// Read returns what Append stored ([Store.Read]), so announce may
@@ -574,6 +584,7 @@ func (h *hub) add(s *subscription) {
 	defer h.mu.Unlock()
 	if h.subs == nil {
 		h.subs = make(map[protocol.JournalID]map[*subscription]struct{})
+		h.heads = make(map[protocol.JournalID]uint64)
 	}
 	m := h.subs[s.journal]
 	if m == nil {
@@ -590,5 +601,6 @@ func (h *hub) remove(s *subscription) {
 	delete(m, s)
 	if len(m) == 0 {
 		delete(h.subs, s.journal)
+		delete(h.heads, s.journal)
 	}
 }
