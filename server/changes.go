@@ -58,7 +58,7 @@ type ChangeWatcher interface {
 // watcher is the Server's ChangeWatcher.
 type watcher struct{ s *Server }
 
-func (w watcher) JournalGrew(j protocol.JournalID, seq uint64) { w.s.hub.grew(j, seq) }
+func (w watcher) JournalGrew(j protocol.JournalID, seq uint64) { w.s.grew(j, seq) }
 func (w watcher) ResyncAll()                                   { w.s.hub.resyncAll() }
 func (w watcher) Watched() []protocol.JournalID                { return w.s.hub.watched() }
 
@@ -70,18 +70,84 @@ func (w watcher) DevicesRemoved(devices [][32]byte) {
 	}
 }
 
-// grew wakes j's subscriptions, unless the hub has already been told of
-// a blob at seq or later since they subscribed: whoever told it woke
-// them after that blob was readable.
-func (h *hub) grew(j protocol.JournalID, seq uint64) {
+// grew hands j's new blobs, up to seq, to j's subscriptions, unless the
+// hub has already been told of a blob at seq or later since they
+// subscribed: whoever told it woke them after that blob was readable.
+//
+// As with a put on this relay, the new blobs are read once, by a fetcher
+// goroutine per journal, and announced to every subscription, so that a
+// journal with many subscribers costs one read per change, not one per
+// subscriber. If that fails (or the store shows each device its own log,
+// with ReadNewBlobsFromStore), every subscription reads the store itself.
+func (s *Server) grew(j protocol.JournalID, seq uint64) {
+	h := &s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	subs := h.subs[j]
-	if len(subs) == 0 || seq <= h.heads[j] {
+	if len(h.subs[j]) == 0 || seq <= h.heads[j] {
 		return
 	}
+	from := h.heads[j]
 	h.heads[j] = seq
-	for s := range subs {
+	if !h.direct {
+		h.rereadLocked(j)
+		return
+	}
+	if _, running := h.fetching[j]; running {
+		h.fetching[j] = seq // the running fetcher goes on to seq
+		return
+	}
+	if h.fetching == nil {
+		h.fetching = make(map[protocol.JournalID]uint64)
+	}
+	h.fetching[j] = seq
+	go s.fetchGrown(j, from)
+}
+
+// fetchGrown reads j's blobs after from, up to the hub's fetching target,
+// and announces each as a put on this relay would, until it reaches the
+// target.
+func (s *Server) fetchGrown(j protocol.JournalID, from uint64) {
+	h := &s.hub
+	for {
+		h.mu.Lock()
+		to := h.fetching[j]
+		if from >= to {
+			delete(h.fetching, j)
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+		blobs, err := s.cfg.Store.Read(s.ctx, j, from, readBatch)
+		ok := err == nil && len(blobs) > 0
+		for _, b := range blobs {
+			if !ok || b.Seq > to {
+				break
+			}
+			if b.Seq != from+1 || b.Purged {
+				// A gap is for the pumps to report; a purged blob goes
+				// out with its mark, which only they send.
+				ok = false
+				break
+			}
+			h.announce(j, b.Seq, b.Blob)
+			from = b.Seq
+		}
+		if !ok {
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("reading a journal another relay appended to", "journal", j.String(), "err", err)
+			}
+			h.mu.Lock()
+			delete(h.fetching, j)
+			h.rereadLocked(j)
+			h.mu.Unlock()
+			return
+		}
+	}
+}
+
+// rereadLocked wakes j's subscriptions to read the store. h.mu is held.
+func (h *hub) rereadLocked(j protocol.JournalID) {
+	for s := range h.subs[j] {
 		s.reread.Store(true)
 		s.c.kick(s)
 	}
@@ -91,11 +157,8 @@ func (h *hub) grew(j protocol.JournalID, seq uint64) {
 func (h *hub) resyncAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, subs := range h.subs {
-		for s := range subs {
-			s.reread.Store(true)
-			s.c.kick(s)
-		}
+	for j := range h.subs {
+		h.rereadLocked(j)
 	}
 }
 

@@ -572,6 +572,10 @@ type hub struct {
 	// reported by the store's change feed); guarded by mu. Reports of
 	// other relays' appends at or below it wake no one (changes.go).
 	heads map[protocol.JournalID]uint64
+	// fetching holds, for each journal a fetcher goroutine is reading
+	// other relays' blobs of, the sequence number it reads up to;
+	// guarded by mu (changes.go).
+	fetching map[protocol.JournalID]uint64
 
 	// direct is set unless Config.ReadNewBlobsFromStore is: the store's
 	// Read returns what Append stored ([Store.Read]), so announce may
@@ -579,7 +583,9 @@ type hub struct {
 	direct bool
 }
 
-func (h *hub) add(s *subscription) {
+// add registers s, whose journal's last sequence number was last just
+// before; s reads everything up to there itself.
+func (h *hub) add(s *subscription, last uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs == nil {
@@ -590,6 +596,10 @@ func (h *hub) add(s *subscription) {
 	if m == nil {
 		m = make(map[*subscription]struct{})
 		h.subs[s.journal] = m
+		// The journal's first subscription: nothing up to last needs a
+		// wake-up. (With others, heads stays theirs: they may not have
+		// been woken for all of it yet.)
+		h.heads[s.journal] = last
 	}
 	m[s] = struct{}{}
 }

@@ -27,8 +27,9 @@ import (
 // their new last sequence numbers; a device removal sends the removed
 // devices. It is sent after the commit, from a goroutine of its own, and
 // never inside the append transaction: NOTIFY takes a lock that every
-// notifying commit in the database waits for, which halves ingest when
-// held by the appends. Commits that end while a NOTIFY is on its way are
+// notifying commit in the database waits for (held by the appends, it
+// halved ingest when this was planned; sent after the commit, its cost
+// is lost in the noise of kintsugi-bench's ingest). Commits that end while a NOTIFY is on its way are
 // named together in the next one, so a busy relay sends fewer NOTIFYs
 // than it commits groups. The notifying transaction commits with
 // synchronous_commit off: a lost notification is covered below, so it
@@ -360,6 +361,8 @@ func (f *feed) listenLoop() {
 // database's time once it listens.
 func (f *feed) listen() (*pgx.Conn, time.Time, error) {
 	cfg := f.st.pool.Config().ConnConfig.Copy()
+	// Named apart from the pool's sessions in pg_stat_activity.
+	cfg.RuntimeParams["application_name"] += " (changes)"
 	// The connection waits in silence for hours: TCP keepalives notice a
 	// database that vanished (a machine lost, a network cut) within
 	// about 20 s, instead of the system's default of minutes.
