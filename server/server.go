@@ -35,7 +35,9 @@
 // grows, a subscription is kicked and a pump goroutine, present only while
 // there is something to send, reads the store after its cursor, so nothing
 // outside a connection ever waits on that connection and an idle
-// connection costs only its reader and writer.
+// connection costs only its reader and writer. When several relays share
+// one store, the store's [ChangeFeed] tells each relay what the others
+// stored, and it wakes its subscriptions the same way (changes.go).
 package server
 
 import (

@@ -40,6 +40,13 @@
 //   - Purge: locks the journal's head, reads the blob's header, lets
 //     [server.PurgedRecord] decide and rewrites the row, keeping its
 //     sequence number.
+//   - Live push across relays ([server.ChangeFeed]): after each commit a
+//     NOTIFY names the journals that grew; each relay LISTENs on a
+//     session of its own and wakes its subscribers, and catches up after
+//     a lost session or notification (changes.go).
+//
+// [Import] fills an empty database from another store's export
+// (kintsugi-relay copy, from Badger).
 //
 // The schema is versioned and migrated by the relay itself (migrate.go).
 package pgstore
