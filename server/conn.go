@@ -884,7 +884,7 @@ func (c *conn) handleSubscribe(r *request) bool {
 	sub.state.Store(pumpRunning)
 	// Register before the first read so no append can slip between the
 	// read and the wait. The connection removes it when it ends.
-	c.s.hub.add(sub)
+	c.s.hub.add(sub, last)
 	c.subs[r.Journal] = sub
 	if !c.reply(c.ok(r.ID)) {
 		c.s.hub.remove(sub)

@@ -26,6 +26,7 @@ type subscription struct {
 	state   atomic.Int32              // pumpIdle, pumpRunning or pumpAgain
 	fresh   atomic.Pointer[freshBlob] // the newest blob announced by the hub, if not yet sent
 	stopped atomic.Bool               // set when the subscription must send nothing more (the device left)
+	reread  atomic.Bool               // set with a kick when another relay appended: the pump reads the store
 
 	// Owned by the running pump (pumps of one subscription never overlap).
 	cursor   uint64 // last seq sent
@@ -78,7 +79,11 @@ func (h *hub) announce(j protocol.JournalID, seq uint64, blob []byte) {
 	f := &freshBlob{journal: j, seq: seq, blob: blob}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.subs[j] {
+	subs := h.subs[j]
+	if len(subs) > 0 && seq > h.heads[j] {
+		h.heads[j] = seq
+	}
+	for s := range subs {
 		for {
 			old := s.fresh.Load()
 			if old != nil && old.seq >= seq {
@@ -232,12 +237,17 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			sentFresh = true
 			continue
 		}
-		if sentFresh {
-			// Every append announces itself once it is readable, so
-			// after an announced blob nothing newer is known: if one
-			// comes, its announcement kicks this pump again.
+		if sentFresh && !sub.reread.Load() {
+			// Every append on this relay announces itself once it is
+			// readable, so after an announced blob nothing newer is
+			// known: if one comes, its announcement kicks this pump
+			// again. An append on another relay sets reread before its
+			// kick (changes.go), and then the store is read.
 			return true
 		}
+		// Cleared before the read: a kick with reread set after this
+		// makes the pump look again.
+		sub.reread.Store(false)
 		blobs, err := c.s.cfg.Store.Read(c.ctx, sub.journal, sub.cursor, readBatch)
 		if err != nil {
 			if c.ctx.Err() == nil {

@@ -35,7 +35,9 @@
 // grows, a subscription is kicked and a pump goroutine, present only while
 // there is something to send, reads the store after its cursor, so nothing
 // outside a connection ever waits on that connection and an idle
-// connection costs only its reader and writer.
+// connection costs only its reader and writer. When several relays share
+// one store, the store's [ChangeFeed] tells each relay what the others
+// stored, and it wakes its subscriptions the same way (changes.go).
 package server
 
 import (
@@ -366,6 +368,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub.direct = !cfg.ReadNewBlobsFromStore
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if feed, ok := cfg.Store.(ChangeFeed); ok {
+		// Other relays share the store: hear of what they change, until
+		// Close.
+		feed.WatchChanges(s.ctx, watcher{s})
+	}
 	return s, nil
 }
 
@@ -562,6 +569,15 @@ func (s *Server) Close(ctx context.Context) error {
 type hub struct {
 	mu   sync.Mutex
 	subs map[protocol.JournalID]map[*subscription]struct{} // guarded by mu
+	// heads holds, for each journal in subs, the highest sequence number
+	// the hub has woken its subscriptions for (announced here or
+	// reported by the store's change feed); guarded by mu. Reports of
+	// other relays' appends at or below it wake no one (changes.go).
+	heads map[protocol.JournalID]uint64
+	// fetching holds, for each journal a fetcher goroutine is reading
+	// other relays' blobs of, the sequence number it reads up to;
+	// guarded by mu (changes.go).
+	fetching map[protocol.JournalID]uint64
 
 	// direct is set unless Config.ReadNewBlobsFromStore is: the store's
 	// Read returns what Append stored ([Store.Read]), so announce may
@@ -569,16 +585,23 @@ type hub struct {
 	direct bool
 }
 
-func (h *hub) add(s *subscription) {
+// add registers s, whose journal's last sequence number was last just
+// before; s reads everything up to there itself.
+func (h *hub) add(s *subscription, last uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs == nil {
 		h.subs = make(map[protocol.JournalID]map[*subscription]struct{})
+		h.heads = make(map[protocol.JournalID]uint64)
 	}
 	m := h.subs[s.journal]
 	if m == nil {
 		m = make(map[*subscription]struct{})
 		h.subs[s.journal] = m
+		// The journal's first subscription: nothing up to last needs a
+		// wake-up. (With others, heads stays theirs: they may not have
+		// been woken for all of it yet.)
+		h.heads[s.journal] = last
 	}
 	m[s] = struct{}{}
 }
@@ -590,5 +613,6 @@ func (h *hub) remove(s *subscription) {
 	delete(m, s)
 	if len(m) == 0 {
 		delete(h.subs, s.journal)
+		delete(h.heads, s.journal)
 	}
 }

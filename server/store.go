@@ -17,7 +17,9 @@ import (
 // and the PostgreSQL store (package server/pgstore), which several relay
 // processes may share. The conformance suite in server/storetest checks
 // every promise below for each of them, including, for a shared database,
-// with two stores open on it at once.
+// with two stores open on it at once. A store that several relays share
+// also implements [ChangeFeed], so that what one relay stores reaches
+// subscribers on the others.
 //
 // # What is the store's and what is the relay's
 //

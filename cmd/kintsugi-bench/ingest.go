@@ -11,6 +11,7 @@ import (
 
 // ingestResult is one durable-ingest run.
 type ingestResult struct {
+	Store     string  `json:"store"` // "badger" or "postgres"
 	Writers   int     `json:"writers"`
 	Layout    string  `json:"layout"` // "spread": a journal per writer; "shared": several writers per journal
 	Journals  int     `json:"journals"`
@@ -28,13 +29,15 @@ const ingestWarmup = 300 * time.Millisecond
 // runIngest measures durable ingest: writers connections, each its own
 // device, put blobs of blobSize bytes one at a time and wait for each
 // acknowledgement (which the relay sends only once the blob is synced to
-// disk). With perJournal > 1, that many writers share each journal.
-func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestResult, error) {
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+// disk). With perJournal > 1, that many writers share each journal. The
+// relay keeps its data in backend.
+func runIngest(o *options, backend string, writers, perJournal int, dur time.Duration) (*ingestResult, error) {
+	relays, err := startRelays(o, backend, 1)
 	if err != nil {
 		return nil, err
 	}
-	defer relay.stop()
+	defer relays.stop()
+	relay := relays.procs[0]
 
 	perJournal = max(1, min(perJournal, writers))
 	layout := "spread"
@@ -134,6 +137,7 @@ func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestR
 	}
 	p := percentiles(all)
 	return &ingestResult{
+		Store:     backend,
 		Writers:   writers,
 		Layout:    layout,
 		Journals:  nJournals,

@@ -34,6 +34,17 @@
 //     Not in the default run (a minute or more, and 1 GiB of disk): pick it
 //     with --only memory.
 //
+// With --store postgres://… (a PostgreSQL server where it may create and
+// drop databases and roles), ingest and push also run on PostgreSQL, each
+// beside its Badger run, a fresh database per run; push also runs across
+// two relays on one database (the writer on one, the subscribers on the
+// other); and the listener scenario runs:
+//
+//   - listener: two relays on one database; relay B's listening session
+//     is ended and B kept from connecting for 2 s while blobs are put on
+//     relay A; the time from letting B connect again to its subscriber
+//     having every missed blob.
+//
 // The load generator runs on the same machine as the relay and competes
 // with it for CPU; a relay serving remote clients would not pay for them.
 package main
@@ -121,9 +132,11 @@ type options struct {
 	progress          io.Writer
 	asJSON            bool
 	scenarioList      []string
+	store             string // --store: a PostgreSQL server's URL; "": Badger only
+	listenerRounds    int
 }
 
-var scenarios = []string{"ingest", "push", "idle", "sync", "client", "memory"}
+var scenarios = []string{"ingest", "push", "idle", "sync", "client", "memory", "listener"}
 
 // defaultScenarios are the scenarios run without --only.
 var defaultScenarios = []string{"ingest", "push", "idle", "sync"}
@@ -181,7 +194,9 @@ func benchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
-		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client, memory (default: all but client and memory)"},
+		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client, memory, listener (default: all but client and memory, and listener only with --store)"},
+		&cli.StringFlag{Name: "store", EnvVars: []string{"KINTSUGI_BENCH_STORE"}, Usage: "a PostgreSQL server's `URL` (postgres://…) where the benchmark may create and drop databases and roles: ingest and push also run on PostgreSQL, and so does the listener scenario"},
+		&cli.IntFlag{Name: "listener-rounds", Value: 5, Usage: "listener: rounds (the median and the longest are reported)"},
 		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
 		&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
 		&cli.IntSliceFlag{Name: "writers", Value: cli.NewIntSlice(1, 8, 64), Usage: "ingest: concurrent writers, one run each"},
@@ -207,26 +222,31 @@ func benchFlags() []cli.Flag {
 
 func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	o := &options{
-		dir:           c.String("dir"),
-		blobSize:      c.Int("blob-size"),
-		writers:       c.IntSlice("writers"),
-		shared:        c.Int("shared-writers"),
-		ingestTime:    c.Duration("ingest-time"),
-		subscribers:   c.IntSlice("subscribers"),
-		pushPuts:      c.Int("push-puts"),
-		idleConns:     c.IntSlice("idle-conns"),
-		idlePing:      c.Duration("idle-ping"),
-		syncEntries:   c.Int("sync-entries"),
-		syncRuns:      c.Int("sync-runs"),
-		clientEntries: c.IntSlice("client-entries"),
-		clientRuns:    c.Int("client-runs"),
-		memoryWriters: c.Int("memory-writers"),
-		memoryBudget:  c.String("memory-budget"),
-		relayBinary:   c.String("relay-binary"),
-		progress:      stderr,
-		relayProfiles: profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
-		asJSON:        c.Bool("json"),
-		only:          make(map[string]bool),
+		dir:            c.String("dir"),
+		blobSize:       c.Int("blob-size"),
+		writers:        c.IntSlice("writers"),
+		shared:         c.Int("shared-writers"),
+		ingestTime:     c.Duration("ingest-time"),
+		subscribers:    c.IntSlice("subscribers"),
+		pushPuts:       c.Int("push-puts"),
+		idleConns:      c.IntSlice("idle-conns"),
+		idlePing:       c.Duration("idle-ping"),
+		syncEntries:    c.Int("sync-entries"),
+		syncRuns:       c.Int("sync-runs"),
+		clientEntries:  c.IntSlice("client-entries"),
+		clientRuns:     c.Int("client-runs"),
+		memoryWriters:  c.Int("memory-writers"),
+		memoryBudget:   c.String("memory-budget"),
+		relayBinary:    c.String("relay-binary"),
+		progress:       stderr,
+		relayProfiles:  profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
+		asJSON:         c.Bool("json"),
+		only:           make(map[string]bool),
+		store:          strings.TrimSpace(c.String("store")),
+		listenerRounds: c.Int("listener-rounds"),
+	}
+	if o.store != "" && !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
+		return nil, &usageError{msg: "--store takes a postgres:// URL", hint: "for example postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"}
 	}
 	if c.Bool("quick") {
 		quick := func(name string, set func()) {
@@ -243,6 +263,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		quick("client-entries", func() { o.clientEntries = []int{200, 1000} })
 		quick("client-runs", func() { o.clientRuns = 1 })
 		quick("memory-total", func() { o.memoryTotal = 128 << 20 })
+		quick("listener-rounds", func() { o.listenerRounds = 2 })
 	}
 	if o.dir == "" {
 		o.dir = os.TempDir()
@@ -250,7 +271,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	for _, s := range c.StringSlice("only") {
 		s = strings.TrimSpace(s)
 		if !slices.Contains(scenarios, s) {
-			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync, client or memory (comma-separated)"}
+			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync, client, memory or listener (comma-separated)"}
 		}
 		o.only[s] = true
 	}
@@ -258,6 +279,12 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		for _, s := range defaultScenarios {
 			o.only[s] = true
 		}
+		if o.store != "" {
+			o.only["listener"] = true
+		}
+	}
+	if o.only["listener"] && o.store == "" {
+		return nil, &usageError{msg: "the listener scenario needs PostgreSQL", hint: "give a PostgreSQL server with --store postgres://…"}
 	}
 	for _, s := range scenarios {
 		if o.only[s] {
@@ -285,6 +312,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		positive("sync-runs", o.syncRuns),
 		positive("client-runs", o.clientRuns),
 		positive("memory-writers", o.memoryWriters),
+		positive("listener-rounds", o.listenerRounds),
 	); err != nil {
 		return nil, err
 	}
@@ -334,13 +362,14 @@ func parseMemorySizes(c *cli.Context, o *options) error {
 
 // results is everything one run measured.
 type results struct {
-	Env       envInfo        `json:"env"`
-	Ingest    []ingestResult `json:"ingest,omitempty"`
-	Push      []pushResult   `json:"push,omitempty"`
-	Idle      []idleResult   `json:"idle,omitempty"`
-	FirstSync *syncResult    `json:"first_sync,omitempty"`
-	Client    []clientResult `json:"client,omitempty"`
-	Memory    *memoryResult  `json:"memory,omitempty"`
+	Env       envInfo         `json:"env"`
+	Ingest    []ingestResult  `json:"ingest,omitempty"`
+	Push      []pushResult    `json:"push,omitempty"`
+	Idle      []idleResult    `json:"idle,omitempty"`
+	FirstSync *syncResult     `json:"first_sync,omitempty"`
+	Client    []clientResult  `json:"client,omitempty"`
+	Memory    *memoryResult   `json:"memory,omitempty"`
+	Listener  *listenerResult `json:"listener,omitempty"`
 }
 
 // envInfo describes where the figures were measured.
@@ -367,6 +396,10 @@ func runAll(o *options) (*results, error) {
 		Started:   time.Now().UTC().Format(time.RFC3339),
 	}}
 	say := func(format string, args ...any) { fmt.Fprintf(o.progress, "kintsugi-bench: "+format+"\n", args...) }
+	backends := []string{backendBadger}
+	if o.store != "" {
+		backends = append(backends, backendPostgres)
+	}
 	if o.only["ingest"] {
 		for _, w := range o.writers {
 			layouts := []int{1}
@@ -374,23 +407,35 @@ func runAll(o *options) (*results, error) {
 				layouts = append(layouts, o.shared)
 			}
 			for _, per := range layouts {
-				say("ingest: %d writers, %d per journal, %s", w, min(per, w), o.ingestTime)
-				r, err := runIngest(o, w, per, o.ingestTime)
-				if err != nil {
-					return nil, fmt.Errorf("ingest with %d writers: %w", w, err)
+				for _, backend := range backends {
+					say("ingest: %d writers, %d per journal, %s, on %s", w, min(per, w), o.ingestTime, backend)
+					r, err := runIngest(o, backend, w, per, o.ingestTime)
+					if err != nil {
+						return nil, fmt.Errorf("ingest with %d writers on %s: %w", w, backend, err)
+					}
+					res.Ingest = append(res.Ingest, *r)
 				}
-				res.Ingest = append(res.Ingest, *r)
 			}
 		}
 	}
 	if o.only["push"] {
+		type setup struct {
+			backend string
+			nodes   int
+		}
+		setups := []setup{{backendBadger, 1}}
+		if o.store != "" {
+			setups = append(setups, setup{backendPostgres, 1}, setup{backendPostgres, 2})
+		}
 		for _, n := range o.subscribers {
-			say("push: %d subscribers, %d puts", n, o.pushPuts)
-			r, err := runPush(o, n, o.pushPuts)
-			if err != nil {
-				return nil, fmt.Errorf("push with %d subscribers: %w", n, err)
+			for _, st := range setups {
+				say("push: %d subscribers, %d puts, on %s, %d relays", n, o.pushPuts, st.backend, st.nodes)
+				r, err := runPush(o, st.backend, st.nodes, n, o.pushPuts)
+				if err != nil {
+					return nil, fmt.Errorf("push with %d subscribers on %s: %w", n, st.backend, err)
+				}
+				res.Push = append(res.Push, *r)
 			}
-			res.Push = append(res.Push, *r)
 		}
 	}
 	if o.only["idle"] {
@@ -424,6 +469,14 @@ func runAll(o *options) (*results, error) {
 		}
 		res.Memory = r
 	}
+	if o.only["listener"] {
+		say("listener: %d rounds of a lost listening session on PostgreSQL", o.listenerRounds)
+		r, err := runListener(o, o.listenerRounds, listenerMissed)
+		if err != nil {
+			return nil, fmt.Errorf("listener: %w", err)
+		}
+		res.Listener = r
+	}
 	return res, nil
 }
 
@@ -432,19 +485,41 @@ func printTable(w io.Writer, r *results) {
 	fmt.Fprintf(w, "kintsugi-bench: %d CPUs, %s %s/%s, relay data on %s, load average at start %s\n", e.CPUs, e.GoVersion, e.OS, e.Arch, e.DataFS, e.LoadAvg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(r.Ingest) > 0 {
-		fmt.Fprintf(w, "\ndurable ingest: puts acknowledged after fsync (target: >= 40000/s with 64 writers)\n")
-		fmt.Fprintln(tw, "writers\tlayout\tjournals\tblob bytes\tblobs/s\tack p50 ms\tack p99 ms\t")
+		fmt.Fprintf(w, "\ndurable ingest: puts acknowledged after fsync (target: >= 40000/s with 64 writers; on PostgreSQL, >= 50%% of Badger's)\n")
+		fmt.Fprintln(tw, "store\twriters\tlayout\tjournals\tblob bytes\tblobs/s\tof badger\tack p50 ms\tack p99 ms\t")
 		for _, x := range r.Ingest {
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t\n", x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, x.AckP50ms, x.AckP99ms)
+			of := "-"
+			if x.Store != backendBadger {
+				for _, b := range r.Ingest {
+					if b.Store == backendBadger && b.Writers == x.Writers && b.Layout == x.Layout && b.PerSecond > 0 {
+						of = fmt.Sprintf("%.0f%%", 100*x.PerSecond/b.PerSecond)
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%.0f\t%s\t%.2f\t%.2f\t\n", x.Store, x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, of, x.AckP50ms, x.AckP99ms)
 		}
 		tw.Flush()
 	}
 	if len(r.Push) > 0 {
-		fmt.Fprintf(w, "\npush latency: put sent -> subscriber has the blob (target: p99 <= 2 ms at 100 subscribers)\n")
-		fmt.Fprintln(tw, "subscribers\tputs\tsamples\tp50 ms\tp99 ms\tput ack p50 ms\tput ack p99 ms\t")
+		fmt.Fprintf(w, "\npush latency: put sent -> subscriber has the blob (target: p99 <= 2 ms at 100 subscribers; across two relays, p99 <= 2x one relay's)\n")
+		fmt.Fprintln(tw, "store\trelays\tsubscribers\tputs\tsamples\tp50 ms\tp99 ms\tp99 of one relay's\tput ack p50 ms\tput ack p99 ms\t")
 		for _, x := range r.Push {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.Subscribers, x.Puts, x.Samples, x.P50ms, x.P99ms, x.AckP50ms, x.AckP99ms)
+			of := "-"
+			if x.Nodes > 1 {
+				for _, b := range r.Push {
+					if b.Store == x.Store && b.Nodes == 1 && b.Subscribers == x.Subscribers && b.P99ms > 0 {
+						of = fmt.Sprintf("%.1fx", x.P99ms/b.P99ms)
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t\n", x.Store, x.Nodes, x.Subscribers, x.Puts, x.Samples, x.P50ms, x.P99ms, of, x.AckP50ms, x.AckP99ms)
 		}
+		tw.Flush()
+	}
+	if l := r.Listener; l != nil {
+		fmt.Fprintf(w, "\nlost listener on PostgreSQL: relay B kept out %.0f s while %d blobs are put on relay A; from letting B in to its subscriber having them all (target: <= 2 s)\n", l.DownSeconds, l.Missed)
+		fmt.Fprintln(tw, "rounds\tmedian ms\tlongest ms\t")
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t\n", l.Rounds, l.RecoverP50ms, l.RecoverMaxms)
 		tw.Flush()
 	}
 	if len(r.Idle) > 0 {

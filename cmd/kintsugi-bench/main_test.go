@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/internal/pgtest"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
@@ -127,6 +128,52 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchPostgres runs ingest, push and listener with --store: each of
+// ingest and push beside its Badger run, push also across two relays, and
+// the lost-listener rounds. Like TestBenchJSON, it checks shapes and
+// counts, no measured figure.
+func TestBenchPostgres(t *testing.T) {
+	admin := pgtest.AdminURL(t)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(), "--store", admin,
+		"--only", "ingest,push,listener", "--writers", "2", "--shared-writers", "1", "--ingest-time", "200ms",
+		"--subscribers", "2", "--push-puts", "3", "--listener-rounds", "1",
+	}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var r results
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
+	}
+	if len(r.Ingest) != 2 || r.Ingest[0].Store != "badger" || r.Ingest[1].Store != "postgres" {
+		t.Fatalf("ingest: %+v", r.Ingest)
+	}
+	for _, x := range r.Ingest {
+		if x.Writers != 2 || x.Journals != 2 || x.PerSecond != float64(x.Blobs)/x.Seconds {
+			t.Errorf("ingest on %s: %+v", x.Store, x)
+		}
+	}
+	type setup struct {
+		store string
+		nodes int
+	}
+	want := []setup{{"badger", 1}, {"postgres", 1}, {"postgres", 2}}
+	if len(r.Push) != len(want) {
+		t.Fatalf("push: %+v", r.Push)
+	}
+	for i, x := range r.Push {
+		if (setup{x.Store, x.Nodes}) != want[i] || x.Subscribers != 2 || x.Samples != 6 || x.P99ms < x.P50ms {
+			t.Errorf("push run %d: %+v, want %+v", i, x, want[i])
+		}
+	}
+	if l := r.Listener; l == nil || l.Rounds != 1 || l.Missed != listenerMissed || l.RecoverMaxms < l.RecoverP50ms {
+		t.Errorf("listener: %+v", r.Listener)
+	}
+}
+
 // TestBenchTable checks the human-readable report names what was run.
 func TestBenchTable(t *testing.T) {
 	var out, errOut bytes.Buffer
@@ -158,6 +205,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--memory-writers", "0"},
 		{"--memory-budget", "some"},
 		{"extra"},
+		{"--only", "listener"}, // without --store
+		{"--store", "mysql://somewhere"},
+		{"--listener-rounds", "0"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"kintsugi-bench"}, args...), &out, &errOut)

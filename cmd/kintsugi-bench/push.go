@@ -12,6 +12,11 @@ import (
 
 // pushResult is one push-latency run.
 type pushResult struct {
+	Store string `json:"store"` // "badger" or "postgres"
+	// Nodes is 1 when the writer and the subscribers share a relay, 2
+	// when the writer puts on one relay and the subscribers are on
+	// another (on one PostgreSQL database).
+	Nodes       int     `json:"nodes"`
 	Subscribers int     `json:"subscribers"`
 	Puts        int     `json:"puts"`
 	Samples     int     `json:"samples"` // one per put per subscriber
@@ -31,13 +36,16 @@ const setupParallel = 16
 // each its own connection) receive it. A sample is the time from
 // sending the put to one subscriber reading the pushed blob, so every put
 // gives subs samples. Puts are sent one at a time: the next waits until
-// every subscriber has the previous one and its ack is back.
-func runPush(o *options, subs, puts int) (*pushResult, error) {
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+// every subscriber has the previous one and its ack is back. With nodes
+// 2 the writer is on one relay and the subscribers on another, both on
+// one PostgreSQL database.
+func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, error) {
+	relays, err := startRelays(o, backend, nodes)
 	if err != nil {
 		return nil, err
 	}
-	defer relay.stop()
+	defer relays.stop()
+	relay, subRelay := relays.procs[0], relays.procs[nodes-1]
 
 	writer, err := dialDevice(relay.wsURL())
 	if err != nil {
@@ -58,7 +66,7 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 		}
 	}()
 	err = parallel(subs, setupParallel, func(i int) error {
-		c, err := dialDevice(relay.wsURL())
+		c, err := dialDevice(subRelay.wsURL())
 		if err != nil {
 			return err
 		}
@@ -148,7 +156,7 @@ func runPush(o *options, subs, puts int) (*pushResult, error) {
 		all = append(all, l...)
 	}
 	p, a := percentiles(all), percentiles(acks)
-	return &pushResult{Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99}, nil
+	return &pushResult{Store: backend, Nodes: nodes, Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99}, nil
 }
 
 // parallel runs fn(0..n-1) with at most width at a time and returns the

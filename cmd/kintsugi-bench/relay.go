@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/pgstore"
 )
 
 // The relay under test runs in a child process: this same executable,
@@ -43,6 +44,14 @@ const childPingEnv = "KINTSUGI_BENCH_RELAY_PING"
 // each time its memory is read (--relay-memprofile): the last one wins.
 const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
 
+// childStoreEnv, if set, is the URL of the PostgreSQL database the child
+// relay keeps its data in, instead of Badger in its directory.
+const childStoreEnv = "KINTSUGI_BENCH_RELAY_STORE"
+
+// childPollEnv, if set, is how often a child relay on PostgreSQL reads
+// the heads of the journals its subscribers follow (a Go duration).
+const childPollEnv = "KINTSUGI_BENCH_RELAY_POLL"
+
 // memPath is served by the child only, on the relay's listener: it runs
 // a garbage collection and returns the child's memory figures as JSON.
 const memPath = "/bench/mem"
@@ -64,6 +73,7 @@ func runChild(dir string) int {
 	if os.Getenv(childHeapEnv) != "" {
 		runtime.MemProfileRate = 1 // exact attribution, for small per-connection objects
 	}
+	var err error
 	if path := os.Getenv(childProfileEnv); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -77,7 +87,19 @@ func runChild(dir string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	store, err := server.OpenBadger(dir, logger)
+	var store server.Store
+	if db := os.Getenv(childStoreEnv); db != "" {
+		pcfg := pgstore.Config{Migrate: true, Logger: logger}
+		if v := os.Getenv(childPollEnv); v != "" {
+			if pcfg.PollInterval, err = time.ParseDuration(v); err != nil {
+				fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+				return 1
+			}
+		}
+		store, err = pgstore.Open(context.Background(), db, pcfg)
+	} else {
+		store, err = server.OpenBadger(dir, logger)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
 		return 1
@@ -170,8 +192,10 @@ type profiles struct{ cpu, heap string }
 
 // relayOptions are the settings of one child relay.
 type relayOptions struct {
-	prof profiles
-	ping time.Duration // 0: the default ping interval
+	prof  profiles
+	ping  time.Duration // 0: the default ping interval
+	store string        // a PostgreSQL database's URL; "": Badger
+	poll  time.Duration // PostgreSQL: how often the relay polls heads; 0: its default
 }
 
 // relayProc is a running child relay.
@@ -203,6 +227,12 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	}
 	if ro.ping > 0 {
 		cmd.Env = append(cmd.Env, childPingEnv+"="+ro.ping.String())
+	}
+	if ro.store != "" {
+		cmd.Env = append(cmd.Env, childStoreEnv+"="+ro.store)
+	}
+	if ro.poll > 0 {
+		cmd.Env = append(cmd.Env, childPollEnv+"="+ro.poll.String())
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -261,4 +291,64 @@ func (p *relayProc) stop() error {
 		err = errors.Join(errors.New("the relay process did not stop within 30s"), <-done)
 	}
 	return errors.Join(err, os.RemoveAll(p.dir))
+}
+
+// relaySet is the relays of one run, on one store, and the database they
+// share if it is PostgreSQL.
+type relaySet struct {
+	procs []*relayProc
+	db    *benchDB // nil for Badger
+}
+
+// startRelays starts n relays on backend: for Badger, one (n must be 1);
+// for PostgreSQL, n sharing a fresh database, the second and later ones
+// as a role of their own (see benchDB.ownRole).
+func startRelays(o *options, backend string, n int) (*relaySet, error) {
+	return startRelaysWith(o, backend, n, relayOptions{})
+}
+
+// startRelaysWith is startRelays with options for every relay (its store
+// is set here).
+func startRelaysWith(o *options, backend string, n int, ro relayOptions) (*relaySet, error) {
+	rs := &relaySet{}
+	ro.prof = o.relayProfiles
+	if backend == backendPostgres {
+		db, err := newBenchDB(o.store)
+		if err != nil {
+			return nil, err
+		}
+		rs.db, ro.store = db, db.url
+	} else if n != 1 {
+		return nil, errors.New("only relays on PostgreSQL share their data")
+	}
+	for i := range n {
+		if i == 1 {
+			// The first relay has migrated the database by now.
+			u, err := rs.db.ownRole()
+			if err != nil {
+				rs.stop()
+				return nil, err
+			}
+			ro.store = u
+		}
+		p, err := startRelay(o.dir, ro)
+		if err != nil {
+			rs.stop()
+			return nil, err
+		}
+		rs.procs = append(rs.procs, p)
+	}
+	return rs, nil
+}
+
+// stop stops the relays and drops their database.
+func (rs *relaySet) stop() error {
+	var errs []error
+	for _, p := range rs.procs {
+		errs = append(errs, p.stop())
+	}
+	if rs.db != nil {
+		errs = append(errs, rs.db.drop())
+	}
+	return errors.Join(errs...)
 }

@@ -17,9 +17,16 @@ import (
 
 func TestMain(m *testing.M) {
 	if data := os.Getenv("KINTSUGI_CRASH_RELAY_DATA"); data != "" {
-		// Child: a real relay process for TestRelayHardKill to kill.
-		err := newApp(os.Stdout, os.Stderr).RunContext(context.Background(),
-			[]string{"kintsugi-relay", "serve", "--listen", os.Getenv("KINTSUGI_CRASH_RELAY_ADDR"), "--data", data, "--log-level", "error"})
+		// Child: a real relay process for the crash tests to kill, on
+		// Badger in data or on the PostgreSQL database named by
+		// KINTSUGI_CRASH_RELAY_STORE.
+		args := []string{"kintsugi-relay", "serve", "--listen", os.Getenv("KINTSUGI_CRASH_RELAY_ADDR"), "--log-level", "error"}
+		if db := os.Getenv("KINTSUGI_CRASH_RELAY_STORE"); db != "" {
+			args = append(args, "--store", db, "--store-pool-size", "4")
+		} else {
+			args = append(args, "--data", data)
+		}
+		err := newApp(os.Stdout, os.Stderr).RunContext(context.Background(), args)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

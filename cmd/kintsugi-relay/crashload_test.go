@@ -182,7 +182,8 @@ func readJournal(t *testing.T, url string, c *loadClient) []protocol.BlobID {
 // them in order after each reconnect.
 type loadClient struct {
 	t       *testing.T
-	url     string
+	urls    []string // relays to connect to, each connection to the next
+	dials   int      // connections tried; owned by run
 	key     ed25519.PrivateKey
 	journal protocol.JournalID
 	chain   servertest.Chain
@@ -199,7 +200,7 @@ type loadClient struct {
 }
 
 func newLoadClient(t *testing.T, url string) *loadClient {
-	c := &loadClient{t: t, url: url, key: servertest.NewKey(t), journal: servertest.NewJournalID(), acked: map[uint64]protocol.BlobID{}, ackedIDs: map[protocol.BlobID]struct{}{}}
+	c := &loadClient{t: t, urls: []string{url}, key: servertest.NewKey(t), journal: servertest.NewJournalID(), acked: map[uint64]protocol.BlobID{}, ackedIDs: map[protocol.BlobID]struct{}{}}
 	c.chain = servertest.Chain{Journal: c.journal}
 	copy(c.chain.Author[:], c.key.Public().(ed25519.PublicKey))
 	return c
@@ -302,7 +303,9 @@ func (c *loadClient) session(ctx context.Context, ws *websocket.Conn) {
 
 func (c *loadClient) dial() (*websocket.Conn, error) {
 	d := wire.Dialer{Timeout: 10 * time.Second}
-	w, _, err := d.Dial(context.Background(), c.url)
+	url := c.urls[c.dials%len(c.urls)]
+	c.dials++
+	w, _, err := d.Dial(context.Background(), url)
 	if err != nil {
 		return nil, err
 	}
@@ -405,11 +408,12 @@ func (g *gate) waitParked(n int, within time.Duration) bool {
 
 // crashRelay is a real relay process on a fixed loopback address.
 type crashRelay struct {
-	t    *testing.T
-	data string
-	addr string
-	url  string
-	cmd  *exec.Cmd
+	t     *testing.T
+	data  string
+	store string // a PostgreSQL URL, or "" for Badger in data
+	addr  string
+	url   string
+	cmd   *exec.Cmd
 }
 
 func newCrashRelay(t *testing.T) *crashRelay {
@@ -423,7 +427,7 @@ func (r *crashRelay) wsURL() string { return r.url }
 func (r *crashRelay) start() {
 	r.t.Helper()
 	r.cmd = exec.Command(os.Args[0])
-	r.cmd.Env = append(os.Environ(), "KINTSUGI_CRASH_RELAY_DATA="+r.data, "KINTSUGI_CRASH_RELAY_ADDR="+r.addr)
+	r.cmd.Env = append(os.Environ(), "KINTSUGI_CRASH_RELAY_DATA="+r.data, "KINTSUGI_CRASH_RELAY_ADDR="+r.addr, "KINTSUGI_CRASH_RELAY_STORE="+r.store)
 	r.cmd.Stderr = os.Stderr
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)

@@ -70,9 +70,10 @@ type head struct {
 
 // committed is called after each group commit with the heads it moved:
 // the journals it appended to, their last sequence numbers and byte
-// counts. It keeps the usage cache; a change feed to other relays sharing
-// the database would be sent from here, after the commit.
+// counts. It keeps the usage cache and hands the heads to the change
+// feed, which tells other relays after the commit (changes.go).
 func (s *Store) committed(heads map[protocol.JournalID]*head) {
+	s.feed.appended(heads)
 	counts := make(map[protocol.JournalID]int64, len(heads))
 	for j, h := range heads {
 		if h.moved {

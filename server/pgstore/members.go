@@ -25,12 +25,13 @@ func (s *Store) UpdateMembers(ctx context.Context, j protocol.JournalID, fn func
 		return err
 	}
 	defer done()
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	var m *server.Members // the last try's
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		ok, err := lockJournal(ctx, tx, j)
 		if err != nil {
 			return err
 		}
-		m := server.NewMembers(j)
+		m = server.NewMembers(j)
 		if ok {
 			if err := loadMembers(ctx, tx, m); err != nil {
 				return err
@@ -44,6 +45,19 @@ func (s *Store) UpdateMembers(ctx context.Context, j protocol.JournalID, fn func
 		}
 		return applyMembers(ctx, tx, m)
 	})
+	if err != nil {
+		return err
+	}
+	// Other relays close the removed devices' connections, as this
+	// relay does.
+	var removed [][32]byte
+	for _, c := range m.Changes() {
+		if c.Removed {
+			removed = append(removed, c.Device)
+		}
+	}
+	s.feed.devicesRemoved(removed)
+	return nil
 }
 
 // lockJournal locks j's row for a change to its members; ok is false if

@@ -40,11 +40,19 @@
 //   - Purge: locks the journal's head, reads the blob's header, lets
 //     [server.PurgedRecord] decide and rewrites the row, keeping its
 //     sequence number.
+//   - Live push across relays ([server.ChangeFeed]): after each commit a
+//     NOTIFY names the journals that grew; each relay LISTENs on a
+//     session of its own and wakes its subscribers, and catches up after
+//     a lost session or notification (changes.go).
+//
+// [Import] fills an empty database from another store's export
+// (kintsugi-relay copy, from Badger).
 //
 // The schema is versioned and migrated by the relay itself (migrate.go).
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -82,6 +90,12 @@ type Config struct {
 	// store opens, instead of refusing a database whose schema is older.
 	Migrate bool
 
+	// PollInterval is how often the store reads the heads of the
+	// journals its relay has subscribers to, in case a change
+	// notification from another relay was lost (changes.go).
+	// Default: DefaultPollInterval.
+	PollInterval time.Duration
+
 	// Logger receives the store's warnings. Default: discard.
 	Logger *slog.Logger
 }
@@ -90,6 +104,7 @@ type Config struct {
 const (
 	DefaultMaxConns         = 16
 	DefaultStatementTimeout = 30 * time.Second
+	DefaultPollInterval     = 10 * time.Second
 )
 
 // defaultConnectTimeout bounds connecting to the database, unless the URL
@@ -112,9 +127,14 @@ type Store struct {
 	id  string     // cached relay id; guarded by idm
 
 	usage usageCache
+
+	feed *feed // the change feed (changes.go); static
 }
 
-var _ server.Store = (*Store)(nil)
+var (
+	_ server.Store      = (*Store)(nil)
+	_ server.ChangeFeed = (*Store)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or a keyword/
 // value connection string; TLS and the rest as libpq's parameters, such
@@ -161,6 +181,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if st := statementTimeout(cfg); st > 0 {
 		s.opTimeout = st + 5*time.Second
 	}
+	s.feed = newFeed(s, logger, cmp.Or(cfg.PollInterval, DefaultPollInterval))
 	s.commits = server.StartCommitter(0, s.commitGroup)
 	return s, nil
 }
@@ -220,8 +241,10 @@ func poolConfig(url string, cfg Config) (*pgxpool.Config, error) {
 	return pcfg, nil
 }
 
-// Close waits for operations in flight, then closes the connections.
+// Close waits for operations in flight, sends the last change
+// notification, then closes the connections.
 func (s *Store) Close() error {
+	s.feed.stopWatching()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cl {
@@ -229,6 +252,7 @@ func (s *Store) Close() error {
 	}
 	s.cl = true
 	s.commits.Stop()
+	s.feed.close()
 	s.pool.Close()
 	return nil
 }

@@ -32,6 +32,10 @@
 // backend that does not set [Backend.SharedDatabase] (Badger: a directory
 // is held by one process).
 //
+// Such a backend must also have a change feed ([server.ChangeFeed]): what
+// one store appends, and the devices it removes, are reported to a
+// watcher of the other.
+//
 // What the suite cannot see: a crash. Durability is checked across a clean
 // Close; a backend's own tests should kill a process that is writing.
 package storetest
@@ -143,6 +147,7 @@ var cases = []testCase{
 	{"Reopen", testReopen},
 	{"CloseWithAppendsInFlight", testCloseInFlight},
 	{"Closed", testClosed},
+	{"ChangeFeed", testChangeFeed},
 }
 
 var raceCases = []raceCase{
