@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/internal/pgtest"
 	"github.com/kintsugi-journal/kintsugi/server/pgstore"
@@ -81,12 +84,78 @@ func TestServeOnPostgres(t *testing.T) {
 	}
 }
 
-// serve --migrate sets up an empty database itself.
+// serve --migrate sets up an empty database itself, and says so in its
+// log, so an operator has a record of the change.
 func TestServeMigrates(t *testing.T) {
 	db := pgtest.NewDatabase(t)
-	wsURL, _, _ := startRelayWith(t, "--store", db, "--migrate", "--store-pool-size", "2", "--store-statement-timeout", "5s")
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- newApp(pw, &logs).RunContext(ctx, []string{"kintsugi-relay", "serve", "--listen", "127.0.0.1:0", "--store", db, "--migrate", "--store-pool-size", "2", "--store-statement-timeout", "5s"})
+		pw.Close()
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "kintsugi-relay: listening on http://") {
+		t.Fatalf("start: %q, %v", line, err)
+	}
+	go io.Copy(io.Discard, pr)
+	if got := logs.String(); !strings.Contains(got, "migrated the database's schema") || !strings.Contains(got, "0001_initial.sql") {
+		t.Fatalf("serve --migrate logged %q, want the migration named", got)
+	}
+	wsURL := "ws://" + strings.Fields(strings.TrimPrefix(line, "kintsugi-relay: listening on http://"))[0] + "/v1/ws"
 	c := servertest.Dial(t, wsURL, servertest.NewKey(t))
 	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// migrate by a database user without the right to create tables says
+// that is what is missing; one that cannot log in is told to check the
+// connection instead, not the right to create tables.
+func TestMigrateHints(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	u, _ := url.Parse(db)
+	wrong := *u
+	wrong.User = url.UserPassword(u.User.Username(), "not-the-password")
+	for _, args := range [][]string{
+		{"migrate", "--store", wrong.String()},
+		{"serve", "--listen", "127.0.0.1:0", "--store", wrong.String(), "--migrate"},
+	} {
+		_, rep, code := runRelay(t, args...)
+		if code != exitFailure || !strings.Contains(rep, "hint: check --store (or KINTSUGI_RELAY_STORE)") || strings.Contains(rep, "create tables") {
+			t.Fatalf("%s with a wrong password: exit %d, %q", args[0], code, rep)
+		}
+	}
+	role := fmt.Sprintf("kintsugi_low_%x", time.Now().UnixNano())
+	pgtest.Exec(t, db, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD 'low-password'", role))
+	t.Cleanup(func() { pgtest.Exec(t, db, "DROP ROLE IF EXISTS "+role) })
+	pgtest.Exec(t, db, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+	low := *u
+	low.User = url.UserPassword(role, "low-password")
+	_, rep, code := runRelay(t, "migrate", "--store", low.String())
+	if code != exitFailure || !strings.Contains(rep, "hint: the database user needs the right to create tables") {
+		t.Fatalf("migrate without the right to create tables: exit %d, %q", code, rep)
+	}
+	noPassword(t, rep, "low-password")
 }
 
 // A relay older than the database's schema refuses it, and so does its

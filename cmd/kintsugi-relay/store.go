@@ -147,7 +147,7 @@ func pgError(err error, where string, migrating bool) error {
 	case errors.As(err, &se):
 		return &cliError{msg: fmt.Sprintf("%s: %v", where, se),
 			hint: "run 'kintsugi-relay migrate --store URL' once (with this relay's URL), or start the relay with --migrate", code: exitFailure, err: err}
-	case migrating:
+	case migrating && pgstore.NeedsPrivilege(err):
 		return &cliError{msg: fmt.Sprintf("cannot migrate the database at %s: %v", where, err),
 			hint: "the database user needs the right to create tables; nothing half-done is left (each migration is one transaction)", code: exitFailure, err: err}
 	}

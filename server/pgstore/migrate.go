@@ -99,6 +99,14 @@ func (e *SchemaError) Error() string {
 // knows, so that only a newer relay can use it.
 func (e *SchemaError) Newer() bool { return e.Have > e.Want }
 
+// NeedsPrivilege reports whether err is the database refusing for want of
+// a privilege (SQLSTATE 42501), such as creating tables while migrating,
+// rather than a failure to reach or log in to it.
+func NeedsPrivilege(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
 // MigrateResult says what [Migrate] did.
 type MigrateResult struct {
 	From, To int      // schema version before and after

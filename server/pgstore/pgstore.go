@@ -162,8 +162,13 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		return fail(fmt.Errorf("connect to the database: %w", err))
 	}
 	if cfg.Migrate {
-		if _, err := migrate(ctx, pool); err != nil {
+		res, err := migrate(ctx, pool)
+		if err != nil {
 			return fail(err)
+		}
+		// An operator keeps a record of every change to the schema.
+		if len(res.Applied) > 0 {
+			logger.Info("migrated the database's schema", "from", res.From, "to", res.To, "applied", strings.Join(res.Applied, ", "))
 		}
 	}
 	v, err := schemaVersion(ctx, pool)
