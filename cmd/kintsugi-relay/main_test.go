@@ -157,7 +157,7 @@ func TestErrors(t *testing.T) {
 		{"backup of postgres", []string{"backup", "--store", "postgres://db.example.org/k", "out.backup"}, exitUsage,
 			[]string{"kintsugi-relay: backup is for the Badger store; this relay's data is in PostgreSQL", "hint: back up PostgreSQL with its own tools, pg_dump or continuous archiving"}},
 		{"restore into postgres", []string{"restore", "--store", "postgres://db.example.org/k", "in.backup"}, exitUsage,
-			[]string{"kintsugi-relay: restore is for the Badger store"}},
+			[]string{"kintsugi-relay: restore is for the Badger store", "hint: restore PostgreSQL with its own tools, pg_restore"}},
 		{"metrics address in use", []string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", busy.Addr().String(), "--data", t.TempDir()}, exitFailure,
 			[]string{"address " + busy.Addr().String() + " is already in use", "pick another --metrics-listen address"}},
 	}

@@ -213,6 +213,10 @@ func notForPostgres(c *cli.Context, cmd string) error {
 	if strings.TrimSpace(c.String("store")) == "" {
 		return nil
 	}
+	hint := "back up PostgreSQL with its own tools, pg_dump or continuous archiving"
+	if cmd == "restore" {
+		hint = "restore PostgreSQL with its own tools, pg_restore or point-in-time recovery; to move a relay's Badger directory into PostgreSQL, use kintsugi-relay copy"
+	}
 	return &cliError{msg: fmt.Sprintf("%s is for the Badger store; this relay's data is in PostgreSQL (--store or KINTSUGI_RELAY_STORE)", cmd),
-		hint: "back up PostgreSQL with its own tools, pg_dump or continuous archiving (docs/operations.md, \"PostgreSQL\"); unset KINTSUGI_RELAY_STORE to use a Badger directory", code: exitUsage}
+		hint: hint + " (docs/operations.md, \"PostgreSQL\"); unset KINTSUGI_RELAY_STORE to use a Badger directory", code: exitUsage}
 }
