@@ -153,7 +153,7 @@ func cmdQuestions(e *env) *cli.Command {
 				return nil
 			}
 			for _, q := range qs {
-				e.printEntry(q, byID)
+				e.printEntry("", q, byID)
 				for _, id := range q.Responses {
 					e.printResponse(get(byID, id), byID)
 				}
@@ -172,6 +172,5 @@ func (e *env) printResponse(r client.Entry, byID entries) {
 	if r.ID == "" {
 		return
 	}
-	e.printf("  ↳ ")
-	e.printEntry(r, byID)
+	e.printEntry("  ↳ ", r, byID)
 }
