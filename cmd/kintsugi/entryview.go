@@ -98,11 +98,7 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 	case client.KindCommit:
 		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
 	case client.KindCheckin:
-		if en.Kept != nil && *en.Kept {
-			head = fmt.Sprintf("%s checked in on commitment %s: kept", who, shortOf(en.Ref))
-		} else {
-			head = fmt.Sprintf("%s checked in on commitment %s: not this time", who, shortOf(en.Ref))
-		}
+		head = fmt.Sprintf("%s checked in on commitment %s: %s", who, shortOf(en.Ref), keptWord(en))
 	case client.KindAgree:
 		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, agreementStates[en.State])
 		if en.Ref != "" {
@@ -168,6 +164,14 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 		head += " · asks to be heard, not answered"
 	}
 	return head, true
+}
+
+// keptWord says what a check-in says, as log does.
+func keptWord(c client.Entry) string {
+	if c.Kept != nil && *c.Kept {
+		return "kept"
+	}
+	return "not this time"
 }
 
 // entryText is en as log shows it: its short id, when it was written and
