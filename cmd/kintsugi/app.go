@@ -26,6 +26,7 @@ type env struct {
 	stdout, stderr io.Writer
 	home           client.Home
 	passFile       string
+	passFrom       string // where the last passphrase came from: passFromFile, passFromEnv, or "" (typed)
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
 	journals       int               // how many journals this home has, set by open
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	e.noteRepairs()
 	err = e.settleDraft(err)
 	err = inHome(e.home, err)
+	err = e.fromWhere(err)
 	if notFound != nil {
 		return notFound
 	}
@@ -272,10 +274,14 @@ func cmdJournal(e *env) *cli.Command {
 				Name:  "invite",
 				Usage: "make a one-time code for your partner to join (it is printed alone on the last line)",
 				Flags: []cli.Flag{
-					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultInviteTTL},
+					expiresFlag(client.DefaultInviteTTL),
 					&cli.BoolFlag{Name: "again", Usage: "for your partner, who is already here but set kintsugi up again (new keys), for example after losing their devices"},
 				},
 				Action: func(c *cli.Context) error {
+					ttl, err := parseExpires(c.String("expires"))
+					if err != nil {
+						return err
+					}
 					_, j, err := e.open()
 					if err != nil {
 						return err
@@ -285,7 +291,7 @@ func cmdJournal(e *env) *cli.Command {
 					if c.Bool("again") {
 						invite = j.InviteAgain
 					}
-					code, exp, err := invite(e.ctx, c.Duration("expires"))
+					code, exp, err := invite(e.ctx, ttl)
 					if p, _ := j.Partner(); errors.Is(err, client.ErrPartnerLeft) && p != nil && p.Left != nil {
 						who := clean(p.Name)
 						return fail(fmt.Sprintf("%s left this journal on %s; a journal is for the two of you, so it takes no one new", who, p.Left.Local().Format("2 January 2006")),
@@ -324,7 +330,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					j, err := a.Join(e.ctx, code)
 					if err != nil {
-						return err
+						return e.alreadyJoined(a, code, err)
 					}
 					defer j.Close()
 					p, _ := j.Partner()
@@ -683,7 +689,7 @@ func cmdLog(e *env) *cli.Command {
 				return err
 			}
 			if c.IsSet("n") && c.Int("n") < 1 {
-				return usageError(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
+				return usageError(fmt.Sprintf("-n needs 1 or more, not %d", c.Int("n")), "like `kintsugi log -n 10` for the last ten entries; without -n, log shows everything")
 			}
 			_, j, err := e.open()
 			if err != nil {
@@ -926,7 +932,16 @@ func cmdSync(e *env) *cli.Command {
 			}
 			defer j.Close()
 			if c.Bool("watch") {
-				return e.watch(j, c.Bool("json"))
+				err := e.watch(j, c.Bool("json"))
+				if err == nil && e.ctx.Err() != nil {
+					// Ctrl-C is how a watch ends; it says so, and exits
+					// as a stopped program does (130), for scripts.
+					if !c.Bool("json") {
+						fmt.Fprintf(e.stderr, "Stopped watching. What you write from now on goes with the next `kintsugi sync`.\n")
+					}
+					return &userError{silent: true, err: context.Canceled}
+				}
+				return err
 			}
 			res, err := j.Sync(e.ctx)
 			if err != nil && e.ctx.Err() != nil {

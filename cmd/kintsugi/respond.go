@@ -1,7 +1,7 @@
 package main
 
 import (
-	"strings"
+	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -86,12 +86,17 @@ func (e *env) sayReplaced(cm client.Entry, checkins []client.Entry, created time
 	if !ok {
 		return
 	}
-	when, each := "Today", "day"
+	when, each := "today", "day"
 	if cm.Every == "week" {
-		when, each = "This week", "week"
+		when, each = "this week", "week"
 	}
-	e.printf("%s already had a check-in (%s, %s). `kintsugi commitments` shows the latest of each %s, so %s now shows %s; both stay in the timeline.\n",
-		when, was.Short, keptWord(was), each, strings.ToLower(when), keptWord(client.Entry{Kept: &kept}))
+	now, before := keptWord(client.Entry{Kept: &kept}), keptWord(was)
+	shows := fmt.Sprintf(": %s now shows %s", when, now)
+	if now == before {
+		before, shows = "also "+before, ""
+	}
+	e.printf("It takes the place of %s's earlier check-in (%s, %s) in `kintsugi commitments`, which shows the latest of each %s%s. Both stay in the timeline.\n",
+		when, was.Short, before, each, shows)
 }
 
 func cmdAnswer(e *env) *cli.Command {
