@@ -47,21 +47,13 @@ func minSessionLength() time.Duration {
 // people write ("45 minutes", "2 hours", "1 hour 30 min").
 func parseSession(s string) (time.Duration, error) {
 	hint := "write how long, like --for 30m, --for 2h or --for 1h30m"
-	t := strings.ToLower(strings.Join(strings.Fields(s), ""))
-	if t == "" {
+	if strings.TrimSpace(s) == "" {
 		return 0, usageError("--for needs a length of time", hint)
 	}
-	for _, w := range []struct{ long, unit string }{
-		{"minutes", "m"}, {"minute", "m"}, {"mins", "m"}, {"min", "m"},
-		{"hours", "h"}, {"hour", "h"}, {"hrs", "h"}, {"hr", "h"},
-		{"seconds", "s"}, {"second", "s"}, {"secs", "s"}, {"sec", "s"},
-	} {
-		t = strings.ReplaceAll(t, w.long, w.unit)
-	}
-	if _, err := strconv.ParseFloat(t, 64); err == nil {
+	d, bare, err := parseLength(s)
+	if bare {
 		return 0, usageError(fmt.Sprintf("--for %s needs a unit", s), hint)
 	}
-	d, err := time.ParseDuration(t)
 	if err != nil {
 		return 0, usageError(fmt.Sprintf("--for %q is not a length of time kintsugi understands", s), hint)
 	}
@@ -265,7 +257,7 @@ func (e *env) sessionStatus(asJSON bool) error {
 		return e.json(out)
 	}
 	if on {
-		e.printf("Unlocked for another %s, until %s. `kintsugi lock` locks it now.\n", left(info.Expires), clock(info.Expires))
+		e.printf("Unlocked for %s, until %s. `kintsugi lock` locks it now.\n", left(info.Expires), clock(info.Expires))
 	} else {
 		e.printf("Locked: commands ask for your passphrase.\n")
 	}
@@ -281,7 +273,7 @@ func (e *env) sessionLine() {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	if info, err := agent.Status(ctx, dir); err == nil {
-		e.printf("Unlocked:   for another %s (`kintsugi lock` locks it now)\n", left(info.Expires))
+		e.printf("Unlocked:   for %s (`kintsugi lock` locks it now)\n", left(info.Expires))
 	}
 }
 
@@ -322,13 +314,33 @@ func span(d time.Duration) string {
 	return strings.Join(parts, " ")
 }
 
-// left says how long until t, rounded up to minutes.
-func left(t time.Time) string {
-	d := time.Until(t)
+// left says how much longer a session lasts, until t: "another hour",
+// "another 2 hours and 5 minutes" (see remaining).
+func left(t time.Time) string { return remaining(time.Until(t)) }
+
+// remaining says how much longer something lasts that has d to go,
+// rounded up to minutes, after "for": "another hour", "another 10
+// minutes", "another hour and 30 minutes", "less than a minute more".
+func remaining(d time.Duration) string {
 	if d < time.Minute {
-		return "less than a minute"
+		return "less than a minute more"
 	}
-	return span((d + time.Minute - 1).Truncate(time.Minute))
+	d = (d + time.Minute - 1).Truncate(time.Minute)
+	h, m := int(d.Hours()), int(d.Minutes())%60
+	var parts []string
+	switch {
+	case h == 1:
+		parts = append(parts, "hour")
+	case h > 1:
+		parts = append(parts, plural(h, "hour", "hours"))
+	}
+	switch {
+	case m == 1 && h == 0:
+		parts = append(parts, "minute")
+	case m > 0:
+		parts = append(parts, plural(m, "minute", "minutes"))
+	}
+	return "another " + strings.Join(parts, " and ")
 }
 
 // clock says when t is: "15:04" today, else with the day.

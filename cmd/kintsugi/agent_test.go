@@ -23,7 +23,8 @@ func TestParseSession(t *testing.T) {
 		{"1.5", 0, "needs a unit"},
 		{"", 0, "needs a length of time"},
 		{"soon", 0, "is not a length of time"},
-		{"1d", 0, "is not a length of time"},
+		{"1d", 24 * time.Hour, ""}, // days read as --expires reads them
+		{"2 days", 0, "longer than a day"},
 		{"59s", 0, "shorter than 1 minute"},
 		{"-5m", 0, "shorter than 1 minute"},
 		{"24h1s", 0, "longer than a day"},
@@ -55,6 +56,24 @@ func TestSpan(t *testing.T) {
 	} {
 		if got := span(d); got != want {
 			t.Errorf("span(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestRemaining(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour:                  "another hour",
+		time.Hour - 30*time.Second: "another hour",
+		10 * time.Minute:           "another 10 minutes",
+		time.Minute:                "another minute",
+		90 * time.Minute:           "another hour and 30 minutes",
+		2*time.Hour + time.Minute:  "another 2 hours and 1 minute",
+		24 * time.Hour:             "another 24 hours",
+		30 * time.Second:           "less than a minute more",
+		time.Hour + 61*time.Second: "another hour and 2 minutes",
+	} {
+		if got := remaining(d); got != want {
+			t.Errorf("remaining(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

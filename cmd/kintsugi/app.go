@@ -26,6 +26,7 @@ type env struct {
 	stdout, stderr io.Writer
 	home           client.Home
 	passFile       string
+	passFrom       string // where the last passphrase came from: passFromFile, passFromEnv, or "" (typed)
 	journal        string
 	opened         []*client.Journal // journals this command opened (see noteRepairs)
 	journals       int               // how many journals this home has, set by open
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	e.noteRepairs()
 	err = e.settleDraft(err)
 	err = inHome(e.home, err)
+	err = e.fromWhere(err)
 	if notFound != nil {
 		return notFound
 	}
@@ -272,10 +274,14 @@ func cmdJournal(e *env) *cli.Command {
 				Name:  "invite",
 				Usage: "make a one-time code for your partner to join (it is printed alone on the last line)",
 				Flags: []cli.Flag{
-					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultInviteTTL},
+					expiresFlag(client.DefaultInviteTTL),
 					&cli.BoolFlag{Name: "again", Usage: "for your partner, who is already here but set kintsugi up again (new keys), for example after losing their devices"},
 				},
 				Action: func(c *cli.Context) error {
+					ttl, err := parseExpires(c.String("expires"))
+					if err != nil {
+						return err
+					}
 					_, j, err := e.open()
 					if err != nil {
 						return err
@@ -285,7 +291,7 @@ func cmdJournal(e *env) *cli.Command {
 					if c.Bool("again") {
 						invite = j.InviteAgain
 					}
-					code, exp, err := invite(e.ctx, c.Duration("expires"))
+					code, exp, err := invite(e.ctx, ttl)
 					if p, _ := j.Partner(); errors.Is(err, client.ErrPartnerLeft) && p != nil && p.Left != nil {
 						who := clean(p.Name)
 						return fail(fmt.Sprintf("%s left this journal on %s; a journal is for the two of you, so it takes no one new", who, p.Left.Local().Format("2 January 2006")),
@@ -324,7 +330,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					j, err := a.Join(e.ctx, code)
 					if err != nil {
-						return err
+						return e.alreadyJoined(a, code, err)
 					}
 					defer j.Close()
 					p, _ := j.Partner()
@@ -683,7 +689,7 @@ func cmdLog(e *env) *cli.Command {
 				return err
 			}
 			if c.IsSet("n") && c.Int("n") < 1 {
-				return usageError(fmt.Sprintf("-n %d is not a number of entries", c.Int("n")), "-n takes 1 or more, like `kintsugi log -n 10` for the last ten; without -n, log shows everything")
+				return usageError(fmt.Sprintf("-n needs 1 or more, not %d", c.Int("n")), "like `kintsugi log -n 10` for the last ten entries; without -n, log shows everything")
 			}
 			_, j, err := e.open()
 			if err != nil {
@@ -725,14 +731,17 @@ func cmdLog(e *env) *cli.Command {
 			}
 			heading := ""
 			for _, en := range list {
+				text, ok := entryText(en, r)
+				if !ok {
+					continue // shown through another entry
+				}
 				if c.Bool("on-this-day") {
 					if h := agoHeading(en.Created, now); h != heading {
 						heading = h
 						e.printf("── %s\n\n", h)
 					}
 				}
-				e.printEntry(en, r)
-				e.printf("\n")
+				e.printf("%s\n", text)
 			}
 			e.notes(j, true, true)
 			return nil
@@ -871,7 +880,7 @@ func cmdShow(e *env) *cli.Command {
 				}
 				e.printf("(in response to %s %s %s)\n", owner, kindWord(p.Kind), p.Short)
 			}
-			e.printEntry(*en, byID)
+			e.printEntry("", *en, byID)
 			if c.Bool("history") {
 				if len(en.History) == 0 {
 					e.printf("    (never edited)\n")
@@ -887,142 +896,6 @@ func cmdShow(e *env) *cli.Command {
 			e.printThread(*en, byID, 1)
 			return nil
 		},
-	}
-}
-
-func (e *env) printEntry(en client.Entry, byID entries) {
-	when := en.Created.Local().Format("Mon 2 Jan 2006 15:04")
-	// On a person's own device, their own entries speak to them: "You
-	// followed up on your question", "Your answer to Sam's question".
-	who, whose := clean(en.Author), clean(en.Author)+"'s"
-	if en.Mine {
-		who, whose = "You", "Your"
-	}
-	of := func() string {
-		t, ok := byID.Get(en.Ref)
-		switch {
-		case !ok:
-			return " an entry"
-		case t.Mine:
-			return fmt.Sprintf(" your %s %s", kindWord(t.Kind), t.Short)
-		case t.Author == en.Author:
-			return fmt.Sprintf(" their %s %s", kindWord(t.Kind), t.Short)
-		}
-		return fmt.Sprintf(" %s's %s %s", clean(t.Author), kindWord(t.Kind), t.Short)
-	}
-	var head string
-	switch en.Kind {
-	case client.KindQuestion:
-		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
-		head = fmt.Sprintf("%s asked (%s)", who, state)
-	case client.KindAnswer:
-		switch {
-		case en.NeedTime && en.Mine:
-			head = fmt.Sprintf("You need time with%s", of())
-		case en.NeedTime:
-			head = fmt.Sprintf("%s needs time with%s", who, of())
-		default:
-			head = fmt.Sprintf("%s answered%s", who, of())
-		}
-	case client.KindFollowup:
-		head = fmt.Sprintf("%s followed up on%s", who, of())
-	case client.KindReply:
-		head = fmt.Sprintf("%s replied to%s", who, of())
-	case client.KindCommit:
-		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
-	case client.KindCheckin:
-		if en.Kept != nil && *en.Kept {
-			head = fmt.Sprintf("%s checked in on commitment %s: kept", who, shortOf(en.Ref))
-		} else {
-			head = fmt.Sprintf("%s checked in on commitment %s: not this time", who, shortOf(en.Ref))
-		}
-	case client.KindAgree:
-		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, map[string]string{"proposed": "waiting", "accepted": "accepted by both", "declined": "declined", "revised": "revised"}[en.State])
-		if en.Ref != "" {
-			head += " revising" + of()
-		}
-	case client.KindDecision:
-		if en.Decision == "accept" {
-			head = fmt.Sprintf("%s accepted%s", who, of())
-		} else {
-			head = fmt.Sprintf("%s declined%s", who, of())
-		}
-	case client.KindTogether:
-		head = fmt.Sprintf("%s asked a question for you both (%s)", who, togetherStates[en.State])
-	case client.KindRetraction:
-		e.printf("%s  %s  %s retracted an entry\n", en.Short, when, who)
-		return
-	case client.KindReflection:
-		head = fmt.Sprintf("%s reflected", who)
-		if p, ok := client.FindPrompt(en.Prompt); ok {
-			head += fmt.Sprintf(" on prompt %s: %q", p.ID, p.Text)
-		}
-	case client.KindTogetherAnswer:
-		head = fmt.Sprintf("%s answer to%s", whose, of())
-	case client.KindTogetherMark:
-		// A mark says an answer is there, still sealed. One's own answer
-		// is shown as itself, and so is the partner's once revealed: the
-		// mark would only say the same again.
-		q := get(byID, en.Ref)
-		if en.Mine || q.State == "revealed" {
-			return
-		}
-		head = fmt.Sprintf("%s answered%s", who, of())
-		switch q.State {
-		case "waiting-for-you":
-			head += "; it opens for you once you have answered too"
-		case "revealing":
-			head += "; you have both answered, so it opens on the next syncs"
-		}
-	case client.KindAck:
-		head = fmt.Sprintf("%s read%s and heard you", who, of())
-		if en.Mine {
-			head = fmt.Sprintf("You read%s and let them know", of())
-		}
-	default:
-		head = who
-	}
-	if en.Retracted != nil {
-		e.printf("%s  %s  %s retracted this on %s\n", en.Short, when, who, en.Retracted.Local().Format("Mon 2 Jan 2006, 15:04"))
-		return
-	}
-	if en.Edited {
-		head += " · edited"
-	}
-	if len(en.Feelings) > 0 {
-		head += " · feeling " + clean(strings.Join(en.Feelings, ", "))
-	}
-	if en.Intensity != nil {
-		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
-	}
-	if en.ListenOnly {
-		head += " · asks to be heard, not answered"
-	}
-	for _, t := range en.Tags {
-		head += " #" + clean(t)
-	}
-	if !en.Synced && en.Mine {
-		head += " · not sent yet"
-	}
-	e.printf("%s  %s  %s\n", en.Short, when, head)
-	if en.Text != "" {
-		e.printf("%s\n", indent(clean(en.Text)))
-	}
-}
-
-// printThread prints every response to en, and theirs, indented.
-func (e *env) printThread(en client.Entry, byID entries, depth int) {
-	if depth > 20 {
-		return
-	}
-	for _, id := range en.Responses {
-		r, ok := byID.Get(id)
-		if !ok {
-			continue
-		}
-		e.printf("%s↳ ", strings.Repeat("  ", depth))
-		e.printEntry(r, byID)
-		e.printThread(r, byID, depth+1)
 	}
 }
 
@@ -1059,7 +932,16 @@ func cmdSync(e *env) *cli.Command {
 			}
 			defer j.Close()
 			if c.Bool("watch") {
-				return e.watch(j, c.Bool("json"))
+				err := e.watch(j, c.Bool("json"))
+				if err == nil && e.ctx.Err() != nil {
+					// Ctrl-C is how a watch ends; it says so, and exits
+					// as a stopped program does (130), for scripts.
+					if !c.Bool("json") {
+						fmt.Fprintf(e.stderr, "Stopped watching. What you write from now on goes with the next `kintsugi sync`.\n")
+					}
+					return &userError{silent: true, err: context.Canceled}
+				}
+				return err
 			}
 			res, err := j.Sync(e.ctx)
 			if err != nil && e.ctx.Err() != nil {
@@ -1165,6 +1047,19 @@ func (e *env) printNew(j *client.Journal, fresh []client.Entry, count int, headi
 	if len(fresh) == 0 {
 		return
 	}
+	// Only what shows: an entry shown through another one (a sealed
+	// answer's mark once the answer itself is here) adds no line, and no
+	// blank line either.
+	byID := e.index(j)
+	var texts []string
+	for _, en := range fresh {
+		if s, ok := entryText(en, byID); ok {
+			texts = append(texts, s)
+		}
+	}
+	if len(texts) == 0 {
+		return
+	}
 	who := clean(partnerName(j))
 	switch {
 	case count > len(fresh):
@@ -1172,10 +1067,8 @@ func (e *env) printNew(j *client.Journal, fresh []client.Entry, count int, headi
 	case heading:
 		e.printf("New from %s:\n\n", who)
 	}
-	byID := e.index(j)
-	for _, en := range fresh {
-		e.printEntry(en, byID)
-		e.printf("\n")
+	for _, s := range texts {
+		e.printf("%s\n", s)
 	}
 	if count > len(fresh) {
 		e.printf("The rest are in the timeline whenever you want them: `kintsugi log -n %d`.\n", count)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -212,26 +211,24 @@ func (e *env) recoveryPhrase(file string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fail(fmt.Sprintf("could not read the recovery phrase file: %v", err), "check the path given to --phrase-file")
+			return "", noSecret(fmt.Sprintf("could not read the recovery phrase file: %v", err), "check the path given to --phrase-file")
 		}
 		s := string(bytes.TrimSpace(b))
 		clear(b)
 		if s == "" {
-			return "", fail("the recovery phrase file is empty", "put the recovery phrase that `kintsugi backup` printed in that file, or leave out --phrase-file to type it; nothing was changed")
+			return "", noSecret("the recovery phrase file is empty", "put the recovery phrase that `kintsugi backup` printed in that file, or leave out --phrase-file to type it; nothing was changed")
 		}
 		return s, nil
 	}
 	if p := os.Getenv("KINTSUGI_RECOVERY_PHRASE"); p != "" {
 		return p, nil
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	tty, err := openPrompter()
 	if err != nil {
-		return "", fail("the recovery phrase is needed and there is no terminal to ask on", "set KINTSUGI_RECOVERY_PHRASE or use --phrase-file")
+		return "", noSecret("the recovery phrase is needed and there is no terminal to ask on", "set KINTSUGI_RECOVERY_PHRASE or use --phrase-file")
 	}
 	defer tty.Close()
-	fmt.Fprint(tty, "recovery phrase (8 groups; it is not shown as you type): ")
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	b, err := tty.ask("recovery phrase (8 groups; it is not shown as you type): ")
 	if err != nil {
 		return "", err
 	}

@@ -232,3 +232,25 @@ func cmdHelp(app *cli.App) *cli.Command {
 		},
 	}
 }
+
+// flagHelp returns a flag's placeholder and its usage as help shows them.
+// urfave/cli takes the first `quoted` word of a flag's Usage as the
+// placeholder for its value ("--draft ID") and drops those backticks, so
+// a Usage names its value that way and writes a command in backticks only
+// after it (TestFlagPlaceholders checks every flag).
+func flagHelp(f cli.Flag) (placeholder, usage string) {
+	df, ok := f.(cli.DocGenerationFlag)
+	if !ok {
+		return "", ""
+	}
+	usage = df.GetUsage()
+	before, rest, ok := strings.Cut(usage, "`")
+	if !ok {
+		return "", usage
+	}
+	placeholder, after, ok := strings.Cut(rest, "`")
+	if !ok {
+		return "", usage
+	}
+	return placeholder, before + placeholder + after
+}

@@ -192,10 +192,7 @@ func (e *env) complete(app *cli.App, words []string) []candidate {
 					continue
 				}
 				seen[f.Names()[0]] = true
-				usage := ""
-				if df, ok := f.(cli.DocGenerationFlag); ok {
-					usage = df.GetUsage()
-				}
+				_, usage := flagHelp(f)
 				for _, n := range f.Names() {
 					add(dashed(n), usage)
 				}

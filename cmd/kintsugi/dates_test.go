@@ -55,3 +55,38 @@ func TestSparkline(t *testing.T) {
 		t.Fatalf("sparkline = %q, want %q", got, want)
 	}
 }
+
+// --expires takes lengths as people write them, days included, up to the
+// 7 days a relay accepts, and says what is wrong with any other.
+func TestParseExpires(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"2h":         2 * time.Hour,
+		"30m":        30 * time.Minute,
+		"3d":         72 * time.Hour,
+		"1 day":      24 * time.Hour,
+		"7 days":     7 * 24 * time.Hour,
+		"1w":         7 * 24 * time.Hour,
+		"1.5d":       36 * time.Hour,
+		"1d12h":      36 * time.Hour,
+		"2 hours":    2 * time.Hour,
+		"90 seconds": 90 * time.Second,
+	} {
+		got, err := parseExpires(in)
+		if err != nil || got != want {
+			t.Errorf("parseExpires(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"30d":  "--expires 30d is longer than 7 days, the longest a code can work",
+		"8d":   "--expires 8d is longer than 7 days, the longest a code can work",
+		"30":   "--expires 30 needs a unit",
+		"soon": `--expires "soon" is not a length of time kintsugi understands`,
+		"-5m":  "--expires -5m is less than a minute, too short for a code to be used",
+		"0s":   "--expires 0s is less than a minute, too short for a code to be used",
+	} {
+		_, err := parseExpires(in)
+		if got, _ := describe(err); err == nil || got != msg || exitStatus(err) != exitUsage {
+			t.Errorf("parseExpires(%q): %v (exit %d); want %q", in, err, exitStatus(err), msg)
+		}
+	}
+}

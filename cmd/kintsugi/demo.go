@@ -215,7 +215,7 @@ func runDemo(e *env, keep bool) (err error) {
 			byID[en.ID] = en
 		}
 		for _, en := range entries {
-			e.printEntry(en, byID)
+			e.printEntry("", en, byID)
 		}
 	}
 

@@ -24,7 +24,16 @@ func (e *env) confirm(c *cli.Context, what, question string) (bool, error) {
 	}
 	f, ok := e.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false, fail(what+" needs a confirmation", "run it in a terminal, or add --yes")
+		// A usage error: the command line lacks the --yes it needs here.
+		words := append([]string{"kintsugi"}, commandPath(c)...)
+		for _, a := range c.Args().Slice() {
+			if strings.ContainsAny(a, " \t'\"$`\\") {
+				a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			}
+			words = append(words, a)
+		}
+		again := strings.Join(words, " ") + " --yes"
+		return false, usageError(what+" needs a confirmation, and there is no terminal to ask on", fmt.Sprintf("run it in a terminal to be asked first, or, if you are sure, add --yes: `%s`", again))
 	}
 	fmt.Fprintf(e.stderr, "%s [y/N] ", question)
 	line, _ := bufio.NewReader(io.LimitReader(e.stdin, 64)).ReadString('\n')
@@ -62,14 +71,18 @@ func cmdDevice(e *env) *cli.Command {
 					"your other devices, open after each of them next syncs.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "a name for the new device, like \"laptop\"", Value: "new device"},
-					&cli.DurationFlag{Name: "expires", Usage: "how long the code works", Value: client.DefaultLinkTTL},
+					expiresFlag(client.DefaultLinkTTL),
 				},
 				Action: func(c *cli.Context) error {
+					ttl, err := parseExpires(c.String("expires"))
+					if err != nil {
+						return err
+					}
 					a, err := e.unlock()
 					if err != nil {
 						return err
 					}
-					code, exp, err := a.LinkDevice(e.ctx, c.String("name"), c.Duration("expires"))
+					code, exp, err := a.LinkDevice(e.ctx, c.String("name"), ttl)
 					if err != nil {
 						return err
 					}

@@ -33,7 +33,7 @@ type edited struct {
 	what, text string
 }
 
-var draftFlag = &cli.StringFlag{Name: "draft", Usage: "open a kept draft (`kintsugi draft` lists them) in your editor, and save it as this"}
+var draftFlag = &cli.StringFlag{Name: "draft", Usage: "open the kept draft `ID` in your editor, and save it as this (`kintsugi draft` lists them)"}
 
 // entryLimit says in words how much one entry holds (crypto.MaxPayload,
 // 512 KiB): about 500 KB, roughly 80,000 words of English at about six and

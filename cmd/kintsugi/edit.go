@@ -25,7 +25,7 @@ func cmdEdit(e *env) *cli.Command {
 			}
 			defer j.Close()
 			if !t.Mine {
-				return fail(fmt.Sprintf("%s is %s's entry; only its author can change it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it")
+				return usageError(fmt.Sprintf("%s is %s's entry; only its author can change it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it")
 			}
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s was retracted, so it cannot be edited", t.Short), "`kintsugi write` starts a new entry, whenever you want to")
@@ -82,7 +82,7 @@ func cmdRetract(e *env) *cli.Command {
 			}
 			defer j.Close()
 			if !t.Mine {
-				return fail(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "")
+				return usageError(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "")
 			}
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")

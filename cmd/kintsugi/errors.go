@@ -25,6 +25,18 @@ func (e *userError) Unwrap() error { return e.err }
 
 func fail(msg, hint string) error { return &userError{msg: msg, hint: hint} }
 
+// errNoSecret is wrapped by every error about a passphrase or recovery
+// phrase that kintsugi could not get: no terminal to ask on, an empty or
+// unreadable file, nothing typed, two that differ. Like a wrong one, it
+// exits with exitPassphrase: either way, what a script must fix is the
+// passphrase it gives.
+var errNoSecret = errors.New("no passphrase")
+
+// noSecret is an error about a passphrase or phrase kintsugi could not get.
+func noSecret(msg, hint string) error {
+	return &userError{msg: msg, hint: hint, err: errNoSecret}
+}
+
 // describe turns an error into one lowercase sentence and a hint. Every
 // message may be read by someone who is hurting: plain words, no blame, and
 // where something is safe, say so.
@@ -106,7 +118,7 @@ func describe(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrNoSuchDevice):
 		hint = "`kintsugi device list` shows your devices and their ids"
 	case errors.Is(err, client.ErrDamagedState):
-		hint = "nothing was changed, and the damaged files are still in the journal's folder. What the relay holds is safe: a backup brings this journal back (`kintsugi restore`), or your partner can invite you again"
+		hint = "nothing was changed, and the damaged files are still in the journal's folder. What the relay holds is safe. " + setUpAgain
 	case errors.Is(err, client.ErrRepairing):
 		hint = "run `kintsugi sync`; writing works again as soon as it has finished (nothing was saved from this command)"
 	case errors.Is(err, client.ErrDamagedRecord):
@@ -150,9 +162,9 @@ var exitStatuses = []struct {
 }{
 	{exitOK, "done"},
 	{exitFailure, "something else went wrong; the message says what"},
-	{exitUsage, "the command line is wrong: an unknown command or option, or a missing or bad value"},
+	{exitUsage, "the command line is wrong: an unknown command or option, or a missing or bad value (an invite code that is not whole, an entry of the wrong kind for the command, a confirmation that needs --yes without a terminal)"},
 	{exitNotFound, "what was named or needed is not here: no identity in this home, no journal, no such entry, device or notice (or an id too short to name just one)"},
-	{exitPassphrase, "the passphrase, or a backup's recovery phrase, does not unlock"},
+	{exitPassphrase, "the passphrase, or a backup's recovery phrase, does not unlock, or there was none to use (no terminal to ask on, an empty or unreadable file)"},
 	{exitUnreachable, "the relay could not be reached, or is shutting down; try again later"},
 	{exitRefused, "the relay answered and refused: not a member, an unknown or used invite, a rate or storage limit, another protocol version"},
 	{exitDamaged, "data on this device is damaged: a journal's files, the key file, or a backup file"},
@@ -170,8 +182,13 @@ func exitStatus(err error) int {
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, crypto.ErrWrongPassphrase), errors.Is(err, crypto.ErrWrongRecoveryPhrase), errors.Is(err, crypto.ErrBadPhrase):
+	case errors.Is(err, crypto.ErrWrongPassphrase), errors.Is(err, crypto.ErrWrongRecoveryPhrase), errors.Is(err, crypto.ErrBadPhrase),
+		errors.Is(err, errNoSecret):
 		return exitPassphrase
+	case errors.Is(err, protocol.ErrBadInviteCode), errors.Is(err, client.ErrLinkCodeOnly), errors.Is(err, client.ErrNotALinkCode):
+		// A code that is not whole, or of the other kind: a bad value
+		// on the command line (or pasted in).
+		return exitUsage
 	case errors.Is(err, client.ErrDamagedState), errors.Is(err, client.ErrDamagedRecord),
 		errors.Is(err, crypto.ErrBadKeyFile), errors.Is(err, crypto.ErrCorrupt), errors.Is(err, crypto.ErrBackupDamaged):
 		return exitDamaged
@@ -220,7 +237,17 @@ func inHome(home client.Home, err error) error {
 const notRelayHint = "check the address: it should be the relay's own, as whoever runs it gave it to you (a web page, a wrong path, or a proxy that does not pass WebSocket connections on answers like this)"
 
 // keyFileHint is the hint for a key file that fails its own check.
-const keyFileHint = "nothing was changed, and the file stays where it is. If you made a backup, `kintsugi restore FILE --home NEW-FOLDER` brings your identity and journals back in a new folder; if not, you can set kintsugi up again and your partner can invite you again"
+const keyFileHint = "nothing was changed, and the file stays where it is. " + setUpAgain
+
+// setUpAgain says what brings a person's journals back when what this
+// home holds of them cannot be read. A plain invite would not do: the
+// relay turns it away once a journal has both partners, and the
+// partner's client makes none then. An invite made again is for a
+// partner who set kintsugi up again with new keys (an identity whose
+// journal files are lost cannot carry on its own history without
+// splitting it), so the new keys are compared as a safety number.
+const setUpAgain = "If you made a backup, `kintsugi restore FILE --home NEW-FOLDER` brings your identity and journals back in a new folder. " +
+	"If not, set kintsugi up again in a new folder (`kintsugi init --name YOUR-NAME --home NEW-FOLDER`) and ask your partner for a code from `kintsugi journal invite --again`"
 
 // beforeAnything rewords the hint of a relay error from a command that
 // had nothing of the person's to keep yet (journal create): the usual
@@ -250,25 +277,31 @@ func beforeAnything(err error, done string) error {
 }
 
 // responseError words why a response of kind does not fit the entry t, as
-// client.CheckResponse reports it; partner is the partner's name.
+// client.CheckResponse reports it; partner is the partner's name. An entry
+// of the wrong kind for the command is a bad value on the command line
+// (exitUsage); an agreement settled meanwhile is not.
 func responseError(err error, t *client.Entry, kind, partner string) error {
 	switch {
 	case errors.Is(err, client.ErrNotAQuestion):
-		return fail(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
+		return usageError(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
 	case errors.Is(err, client.ErrOwnQuestion):
-		return fail(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
+		return usageError(fmt.Sprintf("%s is your own question; it is %s's to answer", t.Short, partner), "`kintsugi followup "+t.Short+"` adds to it")
 	case errors.Is(err, client.ErrReplyToQuestion):
-		return fail(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
+		return usageError(fmt.Sprintf("%s is a question", t.Short), "`kintsugi answer "+t.Short+"` answers it; `kintsugi followup "+t.Short+"` adds to it")
 	case errors.Is(err, client.ErrListenOnly):
-		return fail(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
+		return usageError(fmt.Sprintf("%s asked to be heard, not answered", clean(t.Author)), "`kintsugi ack "+t.Short+"` lets them know you read it; add --note for a few words")
 	case errors.Is(err, client.ErrOwnEntry) && kind == client.KindDecision:
-		return fail(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner), "")
+		return usageError(fmt.Sprintf("%s is your own proposal; it is %s's to accept or decline", t.Short, partner),
+			fmt.Sprintf("`kintsugi agreements` shows where it stands. To change it before %s decides, propose a new version: `kintsugi agree propose --revises %s TEXT`", partner, t.Short))
+	case errors.Is(err, client.ErrOwnEntry) && kind == client.KindAck:
+		return usageError(fmt.Sprintf("%s is your own entry", t.Short),
+			fmt.Sprintf("ack lets %s know you read one of theirs (`kintsugi log --author partner` lists them); to add to your own, `kintsugi reply %s`", partner, t.Short))
 	case errors.Is(err, client.ErrOwnEntry):
-		return fail(fmt.Sprintf("%s is your own entry", t.Short), "")
+		return usageError(fmt.Sprintf("%s is your own entry", t.Short), "")
 	case errors.Is(err, client.ErrNotYourCommitment):
-		return fail(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
+		return usageError(fmt.Sprintf("%s is not one of your commitments", t.Short), "`kintsugi commitments` lists them")
 	case errors.Is(err, client.ErrNotAnAgreement):
-		return fail(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
+		return usageError(fmt.Sprintf("%s is not an agreement", t.Short), "`kintsugi agreements` lists them")
 	case errors.Is(err, client.ErrAgreementSettled):
 		return fail(fmt.Sprintf("that agreement is already %s", t.State), "`kintsugi agreements` shows where each one stands")
 	}

@@ -105,8 +105,8 @@ func TestWatchSaysAnOutageOnce(t *testing.T) {
 	}()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("watch: %v", err)
+		if err := <-done; exitStatus(err) != exitInterrupted {
+			t.Errorf("watch stopped: %v", err)
 		}
 	}()
 
@@ -138,6 +138,29 @@ func TestWatchSaysAnOutageOnce(t *testing.T) {
 	}
 	if strings.Count(out, "lost the connection") != 1 || strings.Count(out, "cannot reach the relay yet") != 1 {
 		t.Errorf("outages not said once each:\n%s", out)
+	}
+}
+
+// Ctrl-C on a watch stops it calmly and exits 130, as a stopped program
+// does, so that a script can tell it from a watch that ended by itself.
+func TestWatchStoppedByCtrlC(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"kintsugi", "--home", home, "sync", "--watch"}, strings.NewReader(""), &syncBuffer{}, &stderr)
+	}()
+	waitFor(t, &stderr, "Connected and up to date.")
+	cancel() // Ctrl-C
+	err := <-done
+	if got := exitCode(err, &stderr); got != exitInterrupted {
+		t.Errorf("exit status %d, want %d (stopped)", got, exitInterrupted)
+	}
+	if out := stderr.String(); !strings.HasSuffix(out, "\nStopped watching. What you write from now on goes with the next `kintsugi sync`.\n") || strings.Contains(out, "kintsugi:") {
+		t.Errorf("stderr:\n%s", out)
 	}
 }
 
@@ -320,6 +343,71 @@ func TestPassphrasePrompts(t *testing.T) {
 	_, stderr, _ = kintsugi(t, context.Background(), "--home", home, "status")
 	if (*prompts)[0] != "passphrase: " || !strings.Contains(stderr, "kintsugi: hint: type the passphrase you chose for this device") {
 		t.Errorf("empty passphrase at unlock: %q\n%s", *prompts, stderr)
+	}
+}
+
+// noTTY makes the prompts find no terminal, as under cron or a service.
+func noTTY(t *testing.T) {
+	t.Helper()
+	t.Setenv("KINTSUGI_PASSPHRASE", "")
+	t.Setenv("KINTSUGI_RECOVERY_PHRASE", "")
+	old := openPrompter
+	openPrompter = func() (prompter, error) { return nil, errors.New("open /dev/tty: no such device or address") }
+	t.Cleanup(func() { openPrompter = old })
+}
+
+// With no terminal to ask on and no passphrase given, a command exits as
+// one with a wrong passphrase does (4): what a script must fix is the
+// passphrase it gives. The same for a backup's recovery phrase.
+func TestNoTerminalForSecrets(t *testing.T) {
+	home := newHome(t)
+	backup := filepath.Join(t.TempDir(), "alex.ksb")
+	must(t, "--home", home, "backup", backup)
+
+	noTTY(t)
+	_, stderr, err := kintsugi(t, context.Background(), "--home", home, "status")
+	if got := exitStatus(err); got != exitPassphrase {
+		t.Errorf("locked, no terminal: exit status %d, want %d", got, exitPassphrase)
+	}
+	if !strings.Contains(stderr, "kintsugi: a passphrase is needed and there is no terminal to ask on\n") ||
+		!strings.Contains(stderr, "kintsugi: hint: run `kintsugi unlock` in a terminal first, or set KINTSUGI_PASSPHRASE, or use --passphrase-file\n") {
+		t.Errorf("locked, no terminal:\n%s", stderr)
+	}
+
+	_, stderr, err = kintsugi(t, context.Background(), "--home", filepath.Join(t.TempDir(), "new"), "restore", backup)
+	if got := exitStatus(err); got != exitPassphrase || !strings.Contains(stderr, "the recovery phrase is needed and there is no terminal to ask on") {
+		t.Errorf("restore, no terminal: exit status %d\n%s", got, stderr)
+	}
+}
+
+// A wrong passphrase's hint fits where it came from: caps lock for one
+// typed, the file or the variable for one that was not.
+func TestWrongPassphraseSaysWhereItCameFrom(t *testing.T) {
+	home := newHome(t)
+	file := filepath.Join(t.TempDir(), "pass.txt")
+	if err := os.WriteFile(file, []byte("not it\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, env, file string
+		hint            string
+	}{
+		{"typed", "", "", "kintsugi: hint: check caps lock and try again; nothing was changed\n"},
+		{"variable", "not it either", "", "kintsugi: hint: it came from the KINTSUGI_PASSPHRASE environment variable: check that it holds this device's passphrase, exactly, or unset it to be asked; nothing was changed\n"},
+		{"file", "", file, "kintsugi: hint: it came from the file given to --passphrase-file (" + file + "): check that its first line is this device's passphrase, exactly; nothing was changed\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			useTTY(t, "not it")
+			t.Setenv("KINTSUGI_PASSPHRASE", c.env)
+			args := []string{"--home", home, "status"}
+			if c.file != "" {
+				args = append(args, "--passphrase-file", c.file)
+			}
+			_, stderr, err := kintsugi(t, context.Background(), args...)
+			if exitStatus(err) != exitPassphrase || !strings.Contains(stderr, "kintsugi: that passphrase does not unlock this key file\n"+c.hint) {
+				t.Errorf("exit status %d:\n%s", exitStatus(err), stderr)
+			}
+		})
 	}
 }
 

@@ -112,46 +112,12 @@ func writeJSONExport(w io.Writer, d *exportDoc) error {
 	})
 }
 
-// headline is how an entry is introduced in the markdown and html exports.
+// headline is how an entry is introduced in the markdown and html
+// exports: as log words it (entryHead), naming both partners, since
+// whoever reads an export is neither of them.
 func (d *exportDoc) headline(en client.Entry) string {
-	var b strings.Builder
-	b.WriteString(en.Author)
-	if en.Retracted != nil {
-		b.WriteString(" retracted this entry on " + en.Retracted.Local().Format("Mon 2 Jan 2006"))
-		return b.String()
-	}
-	if en.Edited {
-		defer b.WriteString(" (edited)")
-	}
-	switch en.Kind {
-	case client.KindQuestion:
-		b.WriteString(" asked")
-	case client.KindAnswer:
-		if en.NeedTime {
-			b.WriteString(" needs time with a question")
-		} else {
-			b.WriteString(" answered")
-		}
-	case client.KindReflection:
-		b.WriteString(" reflected")
-		if p, ok := client.FindPrompt(en.Prompt); ok {
-			fmt.Fprintf(&b, " (%s)", p.Text)
-		}
-	case client.KindEntry:
-		b.WriteString(" wrote")
-	default:
-		fmt.Fprintf(&b, " (%s)", kindWord(en.Kind))
-	}
-	if t, ok := d.byID.Get(en.Ref); ok && en.Ref != "" {
-		fmt.Fprintf(&b, ", in response to %s's %s %s", t.Author, kindWord(t.Kind), t.Short)
-	}
-	if len(en.Feelings) > 0 {
-		fmt.Fprintf(&b, " · feeling %s", strings.Join(en.Feelings, ", "))
-	}
-	if en.Intensity != nil {
-		fmt.Fprintf(&b, " (%d/10)", *en.Intensity)
-	}
-	return b.String()
+	head, _ := entryHead(en, d.byID, toReader)
+	return head
 }
 
 func writeMarkdown(w io.Writer, d *exportDoc) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -9,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
 // Which journal a command acts on. A home can hold several journals; one
@@ -87,4 +89,32 @@ func upperFirst(s string) string {
 		return s
 	}
 	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// alreadyJoined words err, from joining with code, when this home already
+// has the code's journal (a second `journal join`, or a person's own
+// invite used on their own device): it names the journal, says there is
+// nothing more to do, and how to use it. Other errors are returned as
+// they are.
+func (e *env) alreadyJoined(a *client.Account, code string, err error) error {
+	c, perr := protocol.ParseInviteCode(code)
+	if perr != nil {
+		return err
+	}
+	ids, lerr := a.Journals()
+	if lerr != nil || !slices.Contains(ids, c.Journal) {
+		return err
+	}
+	j, oerr := a.OpenJournal(c.Journal)
+	if oerr != nil {
+		return err
+	}
+	e.track(j)
+	defer j.Close()
+	hint := "there is nothing more to do here: `kintsugi sync` brings what is new"
+	if cur, cerr := a.CurrentID(""); cerr == nil && cur != c.Journal {
+		hint += fmt.Sprintf(", and `kintsugi journal use %s` makes it the journal you write in", c.Journal.String()[:8])
+	}
+	hint += ". An invite code from `kintsugi journal invite` is for your partner's own device"
+	return &userError{msg: fmt.Sprintf("this device is already in %s%s", journalName(j), withWhom(j)), hint: hint, err: err}
 }

@@ -16,10 +16,18 @@ import (
 )
 
 func main() {
+	os.Exit(runMain())
+}
+
+// runMain runs kintsugi as a program and returns its exit status. Ctrl-C
+// (and SIGTERM, SIGHUP) cancels the command's context, so that it can say
+// what it stopped and exit with exitInterrupted. The test scripts run
+// kintsugi through it too.
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	return exitCode(err, os.Stderr)
 }
 
 // exitCode prints err for a person and returns the process exit status

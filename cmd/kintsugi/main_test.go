@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -26,9 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"kintsugi": func() {
-			os.Exit(exitCode(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr), os.Stderr))
-		},
+		"kintsugi": func() { os.Exit(runMain()) },
 		// The editor step of `kintsugi write` alone, for a test that
 		// kills it (TestDraftLeftByAKilledWriteIsWiped).
 		"kintsugi-edit": func() {
@@ -161,11 +158,12 @@ func TestScripts(t *testing.T) {
 				}
 			},
 			"damage": func(ts *testscript.TestScript, neg bool, args []string) {
-				// damage log-end|log|log-junk|state HOME: cut the last byte
-				// of the home's one journal log, delete that log, append
-				// the start of a record a writer began and never finished,
-				// or overwrite the journal's state with garbage.
-				const usage = "usage: damage log-end|log|log-junk|state HOME"
+				// damage log-end|log|log-junk|state|states HOME: cut the
+				// last byte of the home's one journal log, delete that
+				// log, append the start of a record a writer began and
+				// never finished, overwrite the journal's state with
+				// garbage, or its state and the earlier copy too.
+				const usage = "usage: damage log-end|log|log-junk|state|states HOME"
 				if len(args) != 2 {
 					ts.Fatalf(usage)
 				}
@@ -189,6 +187,9 @@ func TestScripts(t *testing.T) {
 					ts.Check(errors.Join(err, f.Close()))
 				case "state":
 					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
+				case "states":
+					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
+					ts.Check(os.WriteFile(state+".prev", []byte("not a state either"), 0o600))
 				default:
 					ts.Fatalf(usage)
 				}

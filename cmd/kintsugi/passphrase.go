@@ -35,11 +35,11 @@ func cmdPassphrase(e *env) *cli.Command {
 			if f := c.String("new-passphrase-file"); f != "" {
 				b, err := os.ReadFile(f)
 				if err != nil {
-					return fail(fmt.Sprintf("could not read the new passphrase file: %v", err), "check the path given to --new-passphrase-file; nothing was changed")
+					return noSecret(fmt.Sprintf("could not read the new passphrase file: %v", err), "check the path given to --new-passphrase-file; nothing was changed")
 				}
 				nw = bytes.TrimRight(b, "\r\n")
 				if len(nw) == 0 {
-					return fail("the new passphrase file is empty", "put the new passphrase on the first line of that file; nothing was changed")
+					return noSecret("the new passphrase file is empty", "put the new passphrase on the first line of that file; nothing was changed")
 				}
 			} else {
 				if nw, err = promptPassphrase(askChangedPassphrase, true); err != nil {

@@ -48,7 +48,7 @@ func cmdReflect(e *env) *cli.Command {
 		Name:      "reflect",
 		Usage:     "write a reflection, on a prompt or on your own",
 		ArgsUsage: "[TEXT]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "prompt", Usage: "the prompt's id, like 5.2 (see `kintsugi prompts`)"}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "prompt", Usage: "answer the prompt `ID`, like 5.2 (`kintsugi prompts` lists them)"}},
 		Action: func(c *cli.Context) error {
 			p := client.Payload{Kind: client.KindReflection}
 			if id := c.String("prompt"); id != "" {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/kintsugi-journal/kintsugi/client"
@@ -11,7 +14,7 @@ import (
 func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error {
 	// Check the target before asking for any text, so nobody writes a
 	// long answer only to be told it cannot be saved.
-	j, _, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log` and `kintsugi questions` show ids")
+	j, byID, t, err := e.target(c, "which entry? the id is missing", "`kintsugi log` and `kintsugi questions` show ids")
 	if err != nil {
 		return err
 	}
@@ -28,6 +31,14 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 		}
 		if p.Text == "" && !textOptional {
 			return usageError("there is no text to save", "write it after the id, or pipe it in")
+		}
+	}
+	// The check-in that stands for this day or week so far, if any (read
+	// before this one is saved).
+	var checkins []client.Entry
+	if p.Kind == client.KindCheckin {
+		for _, id := range t.Responses {
+			checkins = append(checkins, get(byID, id))
 		}
 	}
 	r, now, err := j.Respond(t.ID, p)
@@ -53,8 +64,39 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	default:
 		e.printf("Saved your %s (%s)%s on this device.", kindWord(p.Kind), r.Short, e.in(j))
 	}
-	e.printf(" It will be sent on the next `kintsugi sync`.\n")
+	e.printf(" %s\n", e.whereItGoes(j))
+	if p.Kind == client.KindCheckin {
+		e.sayReplaced(*t, checkins, r.Created, *p.Kept)
+	}
 	return nil
+}
+
+// sayReplaced says plainly when a check-in on commitment cm, written at
+// created and saying kept (or not), takes the place of an earlier one of
+// the same day or week (of checkins, cm's responses before it): the
+// record shows one check-in for each (the latest, client.CheckinRecord),
+// and a person who checks in twice should not see the first one vanish
+// from it without a word.
+func (e *env) sayReplaced(cm client.Entry, checkins []client.Entry, created time.Time, kept bool) {
+	if created.IsZero() {
+		created = time.Now()
+	}
+	period := client.PeriodStart(cm.Every, created, time.Local)
+	was, ok := client.CheckinRecord(cm, checkins, time.Local)[period]
+	if !ok {
+		return
+	}
+	when, each := "today", "day"
+	if cm.Every == "week" {
+		when, each = "this week", "week"
+	}
+	now, before := keptWord(client.Entry{Kept: &kept}), keptWord(was)
+	shows := fmt.Sprintf(": %s now shows %s", when, now)
+	if now == before {
+		before, shows = "also "+before, ""
+	}
+	e.printf("It takes the place of %s's earlier check-in (%s, %s) in `kintsugi commitments`, which shows the latest of each %s%s. Both stay in the timeline.\n",
+		when, was.Short, before, each, shows)
 }
 
 func cmdAnswer(e *env) *cli.Command {
@@ -153,7 +195,7 @@ func cmdQuestions(e *env) *cli.Command {
 				return nil
 			}
 			for _, q := range qs {
-				e.printEntry(q, byID)
+				e.printEntry("", q, byID)
 				for _, id := range q.Responses {
 					e.printResponse(get(byID, id), byID)
 				}
@@ -172,6 +214,5 @@ func (e *env) printResponse(r client.Entry, byID entries) {
 	if r.ID == "" {
 		return
 	}
-	e.printf("  ↳ ")
-	e.printEntry(r, byID)
+	e.printEntry("  ↳ ", r, byID)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,21 +38,51 @@ const (
 
 // passphraseAs is passphrase with the terminal prompt given.
 func (e *env) passphraseAs(prompt string, confirm bool) ([]byte, error) {
+	e.passFrom = ""
 	if e.passFile != "" {
+		e.passFrom = passFromFile
 		b, err := os.ReadFile(e.passFile)
 		if err != nil {
-			return nil, fail(fmt.Sprintf("could not read the passphrase file: %v", err), "check the path given to --passphrase-file")
+			return nil, noSecret(fmt.Sprintf("could not read the passphrase file: %v", err), "check the path given to --passphrase-file")
 		}
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) == 0 {
-			return nil, fail("the passphrase file is empty", "put your passphrase on the first line of the file given to --passphrase-file")
+			return nil, noSecret("the passphrase file is empty", "put your passphrase on the first line of the file given to --passphrase-file")
 		}
 		return b, nil
 	}
 	if p := os.Getenv("KINTSUGI_PASSPHRASE"); p != "" {
+		e.passFrom = passFromEnv
 		return []byte(p), nil
 	}
 	return promptPassphrase(prompt, confirm)
+}
+
+// Where a passphrase came from, when it was not typed (env.passFrom).
+const (
+	passFromFile = "file"
+	passFromEnv  = "env"
+)
+
+// fromWhere rewords the hint of a wrong passphrase that was not typed:
+// "check caps lock" helps no one whose passphrase came from a file or the
+// environment. Other errors are returned as they are.
+func (e *env) fromWhere(err error) error {
+	var ue *userError
+	if !errors.Is(err, crypto.ErrWrongPassphrase) || errors.As(err, &ue) {
+		return err
+	}
+	var hint string
+	switch e.passFrom {
+	case passFromFile:
+		hint = fmt.Sprintf("it came from the file given to --passphrase-file (%s): check that its first line is this device's passphrase, exactly; nothing was changed", e.passFile)
+	case passFromEnv:
+		hint = "it came from the KINTSUGI_PASSPHRASE environment variable: check that it holds this device's passphrase, exactly, or unset it to be asked; nothing was changed"
+	default:
+		return err
+	}
+	msg, _ := describe(err)
+	return &userError{msg: msg, hint: hint, err: err}
 }
 
 // secretEnv names the environment variables that may carry a secret.
@@ -108,9 +139,9 @@ func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := openPrompter()
 	if err != nil {
 		if confirm {
-			return nil, fail("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
+			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
 		}
-		return nil, fail("a passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE or use --passphrase-file")
+		return nil, noSecret("a passphrase is needed and there is no terminal to ask on", "run `kintsugi unlock` in a terminal first, or set KINTSUGI_PASSPHRASE, or use --passphrase-file")
 	}
 	defer tty.Close()
 	p, err := tty.ask(prompt)
@@ -119,9 +150,9 @@ func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	}
 	if len(p) == 0 {
 		if confirm {
-			return nil, fail("the passphrase was empty, so nothing was changed", "run the command again and type a passphrase: a few words you will remember protect your keys well")
+			return nil, noSecret("the passphrase was empty, so nothing was changed", "run the command again and type a passphrase: a few words you will remember protect your keys well")
 		}
-		return nil, fail("the passphrase was empty", "type the passphrase you chose for this device, then press Enter")
+		return nil, noSecret("the passphrase was empty", "type the passphrase you chose for this device, then press Enter")
 	}
 	if confirm {
 		again, err := tty.ask("once more, to be sure: ")
@@ -129,7 +160,7 @@ func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 			return nil, err
 		}
 		if !crypto.Equal(p, again) {
-			return nil, fail("the two passphrases were different", "nothing was saved; run the command again")
+			return nil, noSecret("the two passphrases were different", "nothing was saved; run the command again")
 		}
 	}
 	return p, nil

@@ -95,7 +95,7 @@ func (e *env) listTogether(asJSON bool) error {
 		return nil
 	}
 	for _, p := range ps {
-		e.printEntry(p, byID)
+		e.printEntry("", p, byID)
 		for _, id := range p.Responses {
 			if r := get(byID, id); r.Kind == client.KindTogetherAnswer {
 				e.printResponse(r, byID)

@@ -219,7 +219,7 @@ func cmdAgreements(e *env) *cli.Command {
 				return nil
 			}
 			for _, a := range as {
-				e.printEntry(a, byID)
+				e.printEntry("", a, byID)
 				e.printThread(a, byID, 1)
 				if a.State == "proposed" && !a.Mine {
 					e.printf("    kintsugi agree accept %s   or   kintsugi agree decline %s --note \"...\"\n", a.Short, a.Short)
