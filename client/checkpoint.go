@@ -102,11 +102,13 @@ func (l *logIndex) mark() (logMark, error) {
 // A checkpoint that opens but whose log is gone, cut short or replaced
 // means the log was damaged: the log is rebuilt (repair.go), and the
 // checkpoint names what could not be recovered. A log that is empty in a
-// journal that has synced before, with no checkpoint, was lost too.
+// journal that has synced before, with no checkpoint, was lost too, if
+// the state or the unsent witness says it held something (a new journal
+// synced while waiting for the partner has an empty log, and is fine).
 func (j *Journal) loadCheckpoint() error {
 	f, err := os.Open(j.checkpointPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() && !j.st.Refetch {
+		if fi, err := j.log.Stat(); err == nil && fi.Size() == 0 && !j.st.LastSync.IsZero() && !j.st.Refetch && j.heldSomething() {
 			return j.rebuildLog(nil, true)
 		}
 		return nil
@@ -130,6 +132,17 @@ func (j *Journal) loadCheckpoint() error {
 		}
 	}
 	return nil
+}
+
+// heldSomething reports whether, by the state and the unsent witness
+// (which outlive the log), this device's log ever held a blob: one of its
+// own sent, one received and shown, or one written and not yet sent.
+func (j *Journal) heldSomething() bool {
+	if j.st.SentSeq > 0 || j.st.ShownSeq > 0 {
+		return true
+	}
+	w := j.unsent.load()
+	return len(w.Notes) > 0 || w.Unnoted > 0
 }
 
 // errCheckpointFormat: the checkpoint was written by another version of

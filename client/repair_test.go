@@ -384,3 +384,33 @@ func TestRefetchShowsOnlyWhatIsNew(t *testing.T) {
 		t.Fatalf("the sync after the repair shows %d new: %+v, want only what sam wrote since", res.NewCount, res.New)
 	}
 }
+
+// TestNewJournalSyncedEmpty: a journal just created, synced again and
+// again while the partner has not joined and nothing is written, has an
+// empty log and no checkpoint. That is not damage: nothing is repaired
+// and writing works.
+func TestNewJournalSyncedEmpty(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	acct := testAccount(t, "alex")
+	j, err := acct.CreateJournal(ctx, relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := j.id
+	for range 3 {
+		syncOK(t, j)
+		j.Close()
+		if j, err = acct.OpenJournal(id); err != nil {
+			t.Fatal(err)
+		}
+		if reps := j.Repairs(); len(reps) != 0 {
+			t.Fatalf("an empty new journal was repaired: %+v", reps)
+		}
+	}
+	defer j.Close()
+	if _, err := j.Write(Payload{Kind: KindEntry, Text: "the first words"}); err != nil {
+		t.Fatalf("write in a new journal synced while empty: %v", err)
+	}
+}
