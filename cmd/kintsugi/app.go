@@ -1012,7 +1012,12 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			}
 			// "could not reach the relay at URL: why" reads as "cannot
 			// reach the relay yet at URL: why", not the same words twice.
-			if detail, ok := strings.CutPrefix(msg, "could not reach the relay"); ok {
+			var relayErr *protocol.RelayError
+			if errors.As(ev.Disconnected, &relayErr) && relayErr.Code == protocol.CodeInternal {
+				// The relay answered, but its storage did not: the
+				// connection was fine.
+				what = "the relay could not store what was sent just now (" + msg + ")"
+			} else if detail, ok := strings.CutPrefix(msg, "could not reach the relay"); ok {
 				what += detail
 			} else if errors.Is(ev.Disconnected, protocol.ErrShuttingDown) {
 				what += ": it is stopping or restarting"

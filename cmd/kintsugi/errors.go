@@ -165,7 +165,7 @@ var exitStatuses = []struct {
 	{exitUsage, "the command line is wrong: an unknown command or option, or a missing or bad value (an invite code that is not whole, an entry of the wrong kind for the command, a confirmation that needs --yes without a terminal)"},
 	{exitNotFound, "what was named or needed is not here: no identity in this home, no journal, no such entry, device or notice (or an id too short to name just one)"},
 	{exitPassphrase, "the passphrase, or a backup's recovery phrase, does not unlock, or there was none to use (no terminal to ask on, an empty or unreadable file)"},
-	{exitUnreachable, "the relay could not be reached, or is shutting down; try again later"},
+	{exitUnreachable, "the relay could not be reached, is shutting down, or failed for a moment itself (its store did not answer); try again later"},
 	{exitRefused, "the relay answered and refused: not a member, an unknown or used invite, a rate or storage limit, another protocol version"},
 	{exitDamaged, "data on this device is damaged: a journal's files, the key file, or a backup file"},
 	{exitInterrupted, "stopped by Ctrl-C or a signal"},
@@ -197,7 +197,10 @@ func exitStatus(err error) int {
 		errors.Is(err, client.ErrNoSuchDevice), errors.Is(err, client.ErrDeviceAmbiguous), errors.Is(err, client.ErrNoSuchNotice),
 		errors.Is(err, client.ErrJournalAmbiguous), errors.Is(err, client.ErrNoSuchAuthor):
 		return exitNotFound
-	case errors.Is(err, client.ErrUnreachable), errors.Is(err, client.ErrNotARelay), errors.Is(err, protocol.ErrShuttingDown):
+	case errors.Is(err, client.ErrUnreachable), errors.Is(err, client.ErrNotARelay), errors.Is(err, protocol.ErrShuttingDown),
+		errors.As(err, &relayErr) && relayErr.Code == protocol.CodeInternal:
+		// The relay failing for a moment (its database down) is a passing
+		// fault, not a refusal: a script should try again later.
 		return exitUnreachable
 	case errors.As(err, &relayErr), errors.Is(err, protocol.ErrBadVersion), errors.Is(err, protocol.ErrAuthFailed),
 		errors.Is(err, protocol.ErrNotMember), errors.Is(err, protocol.ErrInviteUnknown), errors.Is(err, protocol.ErrJournalFull):

@@ -56,6 +56,7 @@ func TestExitStatus(t *testing.T) {
 		{"disk full", wrap(syscall.ENOSPC), exitFailure},
 		{"unreachable", wrap(client.ErrUnreachable), exitUnreachable},
 		{"relay shutting down", relay(protocol.CodeShuttingDown), exitUnreachable},
+		{"relay failed for a moment (its store down)", wrap(relay(protocol.CodeInternal)), exitUnreachable},
 		{"invite unknown", relay(protocol.CodeInviteUnknown), exitRefused},
 		{"link unknown", client.ErrLinkUnknown, exitRefused},
 		{"not a member", wrap(relay(protocol.CodeNotMember)), exitRefused},
