@@ -154,7 +154,7 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		var a protocol.Auth
 		if protocol.DecodeAs(frame, &a) == nil {
-			if pe := checkAuth(&a, "relay", make([]byte, 32)); pe == nil {
+			if pe := checkAuth(&a, protocol.Version, "relay", make([]byte, 32)); pe == nil {
 				t.Fatalf("frame %q: auth verified against a random challenge", frame)
 			}
 		}
