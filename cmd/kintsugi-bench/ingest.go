@@ -30,7 +30,7 @@ const ingestWarmup = 300 * time.Millisecond
 // acknowledgement (which the relay sends only once the blob is synced to
 // disk). With perJournal > 1, that many writers share each journal.
 func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestResult, error) {
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+	relay, err := startRelay(o.dir, o.relayOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -94,12 +94,13 @@ func runIngest(o *options, writers, perJournal int, dur time.Duration) (*ingestR
 			from, until := t0.Add(ingestWarmup), t0.Add(ingestWarmup+dur)
 			for {
 				id := c.id()
-				frame = putFrame(frame, id, j, ch.next())
+				blob := ch.next()
 				sent := time.Now()
 				if !sent.Before(until) {
 					return
 				}
-				if err := c.sendFrame(frame); err != nil {
+				var err error
+				if frame, err = c.sendPut(frame, id, j, blob); err != nil {
 					results[w].err = err
 					return
 				}

@@ -39,6 +39,10 @@ const childProfileEnv = "KINTSUGI_BENCH_RELAY_CPUPROFILE"
 // measurement includes ping and pong rounds.
 const childPingEnv = "KINTSUGI_BENCH_RELAY_PING"
 
+// childProtocolEnv, if set, is the newest protocol version the relay
+// speaks (server.Config.MaxProtocolVersion).
+const childProtocolEnv = "KINTSUGI_BENCH_RELAY_PROTOCOL"
+
 // childHeapEnv, if set, names a file the child writes a heap profile to
 // each time its memory is read (--relay-memprofile): the last one wins.
 const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
@@ -99,6 +103,12 @@ func runChild(dir string) int {
 	}
 	if v := os.Getenv(childPingEnv); v != "" {
 		if cfg.PingInterval, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+	}
+	if v := os.Getenv(childProtocolEnv); v != "" {
+		if cfg.MaxProtocolVersion, err = strconv.Atoi(v); err != nil {
 			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
 			return 1
 		}
@@ -170,8 +180,14 @@ type profiles struct{ cpu, heap string }
 
 // relayOptions are the settings of one child relay.
 type relayOptions struct {
-	prof profiles
-	ping time.Duration // 0: the default ping interval
+	prof     profiles
+	ping     time.Duration // 0: the default ping interval
+	protocol int           // the newest protocol version it speaks; 0: the newest there is
+}
+
+// relayOptions returns the settings of the command line for a child relay.
+func (o *options) relayOptions() relayOptions {
+	return relayOptions{prof: o.relayProfiles, protocol: o.protocol}
 }
 
 // relayProc is a running child relay.
@@ -203,6 +219,9 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	}
 	if ro.ping > 0 {
 		cmd.Env = append(cmd.Env, childPingEnv+"="+ro.ping.String())
+	}
+	if ro.protocol > 0 {
+		cmd.Env = append(cmd.Env, childProtocolEnv+"="+strconv.Itoa(ro.protocol))
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
