@@ -266,6 +266,9 @@ func (c *conn) writeQueued() bool {
 			c.writeClose(closing.code, closing.text)
 			return false
 		}
+		if !ok && cap(c.runBuf) > 4 {
+			c.runBuf = nil // an idle connection keeps no room for a burst
+		}
 		if !ok || c.ctx.Err() != nil {
 			return true // empty, or ending: the select sees which
 		}
