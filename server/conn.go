@@ -59,10 +59,6 @@ type conn struct {
 	slot   *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
 	opened time.Time
 
-	// version is the connection's protocol version, from the subprotocol
-	// the upgrade picked: protocol.Version1 or protocol.Version. Static.
-	version int
-
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
 	send   sendQueue          // drained only by writeLoop
@@ -89,6 +85,10 @@ type conn struct {
 	pumpMu       sync.Mutex     // guards pumpsStopped and subWG.Add
 	pumpsStopped bool           // set when the connection ends; guarded by pumpMu
 
+	// version is the connection's protocol version, from the subprotocol
+	// the upgrade picked: protocol.Version1 or protocol.Version. Static.
+	version uint8
+
 	// Owned by the reader goroutine; log and device are fixed once
 	// authentication succeeds, before any other goroutine reads them.
 	log     *slog.Logger
@@ -100,8 +100,6 @@ type conn struct {
 	pingsIn int           // pings from the client since its last message or pong
 
 	puts putPipe // puts waiting for the disk; see conn_put.go
-
-	runBuf []frame // owned by the writer; see writeRun
 }
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64) *conn {
@@ -109,7 +107,7 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64
 		sent:    sent,
 		s:       s,
 		ws:      ws,
-		version: max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1),
+		version: uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
 		opened:  time.Now(),
 		wdone:   make(chan struct{}),
 		req:     make(chan struct{}, 1),
@@ -265,9 +263,6 @@ func (c *conn) writeQueued() bool {
 			c.noteEnd(closing.text)
 			c.writeClose(closing.code, closing.text)
 			return false
-		}
-		if !ok && cap(c.runBuf) > 4 {
-			c.runBuf = nil // an idle connection keeps no room for a burst
 		}
 		if !ok || c.ctx.Err() != nil {
 			return true // empty, or ending: the select sees which
@@ -630,7 +625,7 @@ func (c *conn) noteReadError(err error) {
 func (c *conn) authenticate() bool {
 	challenge := make([]byte, protocol.ChallengeSize)
 	_, _ = rand.Read(challenge)
-	if !c.reply(&protocol.Hello{Type: protocol.TypeHello, Version: c.version, RelayID: c.s.relayID, Challenge: challenge}) {
+	if !c.reply(&protocol.Hello{Type: protocol.TypeHello, Version: int(c.version), RelayID: c.s.relayID, Challenge: challenge}) {
 		return false
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.AuthTimeout))
@@ -667,7 +662,7 @@ func (c *conn) authenticate() bool {
 		c.fail(reqError(0, protocol.CodeMalformed, "the auth message is malformed"), websocket.CloseProtocolError)
 		return false
 	}
-	if perr := checkAuth(&a, c.version, c.s.relayID, challenge); perr != nil {
+	if perr := checkAuth(&a, int(c.version), c.s.relayID, challenge); perr != nil {
 		c.fail(perr, websocket.ClosePolicyViolation)
 		return false
 	}
@@ -679,7 +674,7 @@ func (c *conn) authenticate() bool {
 	c.s.devices.add(c)
 	c.log = c.log.With("device", shortID(c.device[:]))
 	c.log.Info("device authenticated")
-	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: c.version})
+	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: int(c.version)})
 }
 
 // checkAuth verifies an Auth message against the connection's version

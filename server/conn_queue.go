@@ -67,14 +67,13 @@ func (q *sendQueue) spaceLocked() chan struct{} {
 	return q.space
 }
 
-// frontRun returns the front frame, followed by the frames right behind
-// it that merge with it into one frame of at most limit bytes (see
-// mergeKey), copied into *buf; nothing when the queue is empty. The
-// frames stay queued until popN.
-func (q *sendQueue) frontRun(buf *[]frame, limit int) []frame {
+// frontRun appends to run the front frame, followed by the frames right
+// behind it that merge with it into one frame of at most limit bytes (see
+// mergeKey); nothing when the queue is empty. The frames stay queued
+// until popN.
+func (q *sendQueue) frontRun(run []frame, limit int) []frame {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	run := (*buf)[:0]
 	if len(q.frames) == 0 {
 		return run
 	}
@@ -91,7 +90,6 @@ func (q *sendQueue) frontRun(buf *[]frame, limit int) []frame {
 			run = append(run, *next)
 		}
 	}
-	*buf = run
 	return run
 }
 

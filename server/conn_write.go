@@ -65,27 +65,30 @@ const progressChunk = 16 << 10
 // notes the deadline for the writes that follow.
 type progressConn struct {
 	net.Conn
-	sent  *atomic.Int64
-	chunk int // static: the most one Write writes, 0 for no bound
+	sent    *atomic.Int64
+	chunked bool // static: write at most progressChunk bytes a call
 
-	mu       sync.Mutex
-	deadline time.Time // guarded by mu: set by SetWriteDeadline
-	held     bool      // guarded by mu: writes are gathered in buf
-	buf      *[]byte   // guarded by mu: what is gathered; nil when nothing is
+	held     bool       // guarded by mu: writes are gathered in buf
+	mu       sync.Mutex // orders writes and their deadlines
+	deadline int64      // guarded by mu: set by SetWriteDeadline, unix nanoseconds; 0: none
+	buf      *[]byte    // guarded by mu: what is gathered; nil when nothing is
 }
 
-func newProgressConn(nc net.Conn, sent *atomic.Int64) *progressConn {
-	p := &progressConn{Conn: nc, sent: sent}
-	if _, ok := unsentBytes(nc); !ok {
-		p.chunk = progressChunk
-	}
-	return p
+// init makes p write to nc, counting into sent.
+func (p *progressConn) init(nc net.Conn, sent *atomic.Int64) {
+	p.Conn, p.sent = nc, sent
+	_, known := unsentBytes(nc)
+	p.chunked = !known
 }
 
 // SetWriteDeadline notes t as the deadline of the writes that follow.
 func (p *progressConn) SetWriteDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
 	p.mu.Lock()
-	p.deadline = t
+	p.deadline = d
 	p.mu.Unlock()
 	return nil
 }
@@ -142,7 +145,7 @@ func (p *progressConn) flush(deadline time.Time) error {
 	if p.buf == nil {
 		return nil
 	}
-	err := p.writeLocked(deadline, *p.buf, nil)
+	err := p.writeLocked(deadline.UnixNano(), *p.buf, nil)
 	p.releaseLocked()
 	return err
 }
@@ -154,13 +157,17 @@ func (p *progressConn) releaseLocked() {
 	p.buf = nil
 }
 
-// writeLocked writes a then b to the connection with deadline, counting
-// the bytes as they go.
-func (p *progressConn) writeLocked(deadline time.Time, a, b []byte) error {
-	if err := p.Conn.SetWriteDeadline(deadline); err != nil {
+// writeLocked writes a then b to the connection with deadline (unix
+// nanoseconds; 0: none), counting the bytes as they go.
+func (p *progressConn) writeLocked(deadline int64, a, b []byte) error {
+	var t time.Time
+	if deadline != 0 {
+		t = time.Unix(0, deadline)
+	}
+	if err := p.Conn.SetWriteDeadline(t); err != nil {
 		return err
 	}
-	if p.chunk == 0 && len(a) > 0 && len(b) > 0 {
+	if !p.chunked && len(a) > 0 && len(b) > 0 {
 		bufs := net.Buffers{a, b}
 		n, err := bufs.WriteTo(p.Conn)
 		p.sent.Add(n)
@@ -169,8 +176,8 @@ func (p *progressConn) writeLocked(deadline time.Time, a, b []byte) error {
 	for _, s := range [][]byte{a, b} {
 		for len(s) > 0 {
 			w := s
-			if p.chunk > 0 && len(w) > p.chunk {
-				w = w[:p.chunk]
+			if p.chunked && len(w) > progressChunk {
+				w = w[:progressChunk]
 			}
 			n, err := p.Conn.Write(w)
 			p.sent.Add(int64(n))
@@ -214,7 +221,8 @@ func mergesWith(first, next *frame, header int) bool {
 // the close frame at the front, if that is what is there, without
 // removing it, and ok false when the queue is empty.
 func (c *conn) writeRun(deadline time.Time) (closing *frame, ok bool, err error) {
-	run := c.send.frontRun(&c.runBuf, mergeLimit)
+	var one [1]frame // most runs are one frame: no allocation for them
+	run := c.send.frontRun(one[:0], mergeLimit)
 	if len(run) == 0 {
 		return nil, false, nil
 	}

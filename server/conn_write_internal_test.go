@@ -48,15 +48,14 @@ func TestFrontRun(t *testing.T) {
 	}
 	// The third run of j1 is cut at 250 bytes: 17 + 2×113 fit, the
 	// third blob does not.
-	var buf []frame
 	for _, want := range []int{3, 1, 2, 1, 2, 1, 1, 1, 1} {
-		run := q.frontRun(&buf, 250)
+		run := q.frontRun(nil, 250)
 		if len(run) != want {
 			t.Fatalf("run of %d frames, want %d (front: %q)", len(run), want, run[0].data)
 		}
 		q.popN(len(run))
 	}
-	if run := q.frontRun(&buf, 250); len(run) != 0 {
+	if run := q.frontRun(nil, 250); len(run) != 0 {
 		t.Fatalf("%d frames left", len(run))
 	}
 }
@@ -149,7 +148,7 @@ func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
 func TestProgressConnGathers(t *testing.T) {
 	cc := &countingConn{}
 	var sent atomic.Int64
-	p := &progressConn{Conn: cc, sent: &sent} // chunk 0: writes are not cut up
+	p := &progressConn{Conn: cc, sent: &sent} // not chunked: writes are not cut up
 	write := func(s string) {
 		if _, err := p.Write([]byte(s)); err != nil {
 			t.Fatal(err)

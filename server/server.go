@@ -491,7 +491,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// reader then holds only the small stack its read needs. The
 	// connection keeps its place in the counts until it ends.
 	c := newConn(s, ws, log, &hj.sent)
-	c.nc, c.br, c.out, c.slot = hj.nc, hj.br, hj.out, slot
+	c.nc, c.br, c.out, c.slot = hj.nc, hj.br, &hj.out, slot
 	slot.canEvict(c.evict)
 	handedOff = true
 	go func() {
