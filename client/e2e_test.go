@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,14 +16,25 @@ import (
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
 // TestTwoPartnersEndToEnd drives the whole core flow over a real relay on
-// 127.0.0.1 and then checks that no plaintext reached any disk.
+// 127.0.0.1 and then checks that no plaintext reached any disk: with a
+// relay that speaks protocol version 2, and with one that speaks only
+// version 1, which the client then speaks too.
 func TestTwoPartnersEndToEnd(t *testing.T) {
 	t.Parallel()
-	relay := servertest.NewServer(t)
+	for _, v := range []int{protocol.Version, protocol.Version1} {
+		t.Run(fmt.Sprintf("relay speaks up to v%d", v), func(t *testing.T) {
+			t.Parallel()
+			testTwoPartnersEndToEnd(t, servertest.NewServerWithConfig(t, server.Config{MaxProtocolVersion: v}))
+		})
+	}
+}
+
+func testTwoPartnersEndToEnd(t *testing.T, relay *servertest.Server) {
 	ctx := ctxFor(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 

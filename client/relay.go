@@ -57,12 +57,18 @@ func NormalizeRelayURL(s string) (string, error) {
 
 // relayConn is one authenticated connection to a relay. One goroutine reads
 // (readLoop); writes are serialised by wmu, as gorilla/websocket requires.
+//
+// It speaks the protocol version the relay picked (w.Version): on version
+// 2, puts go out as binary frames, and blobs and put acknowledgements come
+// in binary frames (docs/protocol.md §20); on version 1 (an older relay),
+// everything is JSON.
 type relayConn struct {
 	w       *wire.Conn      // static: dialing, handshake, framing, request ids
 	ws      *websocket.Conn // static: w.WS
 	relayID string          // static after the handshake: the id the relay gave in Hello
 
-	wmu sync.Mutex // serialises writes
+	wmu    sync.Mutex // serialises writes
+	putBuf []byte     // guarded by wmu: the last binary put frame, reused
 
 	mu      sync.Mutex
 	waiting map[uint64]chan reply // owned by mu
@@ -120,6 +126,18 @@ func dialRelay(ctx context.Context, relayURL string, s wire.Signer, wantID strin
 }
 
 func (c *relayConn) send(m any) error {
+	if p, ok := m.(*protocol.Put); ok {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		var err error
+		if c.putBuf, err = c.w.SendPut(c.putBuf, p.ID, p.Journal, p.Blob); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		}
+		if cap(c.putBuf) > 64<<10 {
+			c.putBuf = nil // a rare large blob's frame is not kept
+		}
+		return nil
+	}
 	b, err := protocol.Marshal(m)
 	if err != nil {
 		return err
@@ -138,13 +156,23 @@ func (c *relayConn) readLoop() {
 	var err error
 	for {
 		var frame []byte
-		frame, err = c.w.ReadFrameReused(readIdle) // decoded into copies below
+		var binary bool
+		// A text frame is decoded into copies below; a binary one is
+		// this loop's to keep, and the blobs decoded from it keep
+		// pointing into it.
+		binary, frame, err = c.w.ReadNext(readIdle)
 		if err != nil {
 			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
 			break
 		}
-		// Blobs are most of the bytes: decode a plainly encoded one in a
-		// single pass without encoding/json.
+		if binary {
+			if err = c.binaryFrame(frame); err != nil {
+				break
+			}
+			continue
+		}
+		// Blobs are most of the bytes of version 1: decode a plainly
+		// encoded one in a single pass without encoding/json.
 		if b, ok := protocol.FastBlob(frame); ok {
 			if err = c.push(&b); err != nil {
 				break
@@ -195,6 +223,34 @@ func (c *relayConn) readLoop() {
 		delete(c.waiting, id)
 	}
 	c.mu.Unlock()
+}
+
+// binaryFrame takes a binary frame of version 2: blobs are pushed, acks
+// delivered to the puts they answer. A frame that does not decode ends
+// the connection, as an undecodable JSON message does; one of a type this
+// client does not know is ignored, as unknown JSON messages are.
+func (c *relayConn) binaryFrame(frame []byte) error {
+	switch protocol.FrameType(frame) {
+	case protocol.FrameBlobs:
+		blobs, err := protocol.DecodeBlobs(frame, nil)
+		if err != nil {
+			return err
+		}
+		for i := range blobs {
+			if err := c.push(&blobs[i]); err != nil {
+				return err
+			}
+		}
+	case protocol.FrameAcks:
+		acks, err := protocol.DecodeAcks(frame, nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range acks {
+			c.deliver(a.ID, reply{ok: a.OK()})
+		}
+	}
+	return nil
 }
 
 // inbound is the union of the fields of every message a relay sends, so a

@@ -8,12 +8,16 @@ const InfoPath = "/v1/info"
 
 // RelayInfo is the relay information document served at [InfoPath].
 type RelayInfo struct {
-	Software        string      `json:"software"`         // "kintsugi-relay" for the reference relay
-	Version         string      `json:"version"`          // the software's version
-	ProtocolVersion int         `json:"protocol_version"` // [Version]
-	Subprotocol     string      `json:"subprotocol"`      // [Subprotocol]
-	RelayID         string      `json:"relay_id"`         // the id the relay sends in [Hello]
-	Limits          RelayLimits `json:"limits"`
+	Software        string `json:"software"`         // "kintsugi-relay" for the reference relay
+	Version         string `json:"version"`          // the software's version
+	ProtocolVersion int    `json:"protocol_version"` // the newest version the relay speaks: [Version]
+	Subprotocol     string `json:"subprotocol"`      // its subprotocol: [Subprotocol]
+	// Subprotocols lists every subprotocol the relay accepts, newest
+	// first. Added with version 2: a relay without it accepts
+	// [SubprotocolV1] only.
+	Subprotocols []string    `json:"subprotocols,omitempty"`
+	RelayID      string      `json:"relay_id"` // the id the relay sends in [Hello]
+	Limits       RelayLimits `json:"limits"`
 }
 
 // RelayLimits lists the limits a relay enforces. A zero number means the

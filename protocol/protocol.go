@@ -8,8 +8,12 @@
 //
 // # Protocol flow
 //
-//   - The client opens a WebSocket to /v1/ws with subprotocol [Subprotocol].
-//   - The relay sends [Hello]: its relay id and a fresh 32-byte challenge.
+//   - The client opens a WebSocket to /v1/ws offering the subprotocols of
+//     the versions it speaks, newest first ([Subprotocol], then
+//     [SubprotocolV1]); the relay picks the newest it speaks, and that is
+//     the connection's version ([VersionOf]).
+//   - The relay sends [Hello]: the version, its relay id and a fresh
+//     32-byte challenge.
 //   - The client sends [Auth]: its device signing key and an Ed25519
 //     signature over [AuthMessage] (context, relay id, challenge). A
 //     challenge is valid for one connection and one attempt.
@@ -23,7 +27,9 @@
 //     further [Blob] messages as they are stored, until the connection ends.
 //
 // Every message is one WebSocket text frame holding one JSON object with a
-// "type" field. Binary values are standard base64 with padding.
+// "type" field. Binary values are standard base64 with padding. On a
+// version 2 connection, blob pushes, puts and put acknowledgements are
+// binary frames instead (frames.go): [FrameBlobs], [FramePut], [FrameAcks].
 //
 // # Version history
 //
@@ -43,6 +49,12 @@
 //     sentence as an internal error), and [Invite.Again] marks an invite
 //     made again, which the rule lets through; an older relay ignores the
 //     field and admits every redeem.
+//   - 2: binary frames for blobs, puts and put acknowledgements, several
+//     blobs or acknowledgements to a frame; every other message and every
+//     rule as in version 1. Negotiated by the WebSocket subprotocol, so
+//     clients and relays of either version keep working together over
+//     version 1. [AuthMessage] is unchanged. The relay information
+//     document gained [RelayInfo.Subprotocols].
 package protocol
 
 import (
@@ -52,13 +64,46 @@ import (
 	"fmt"
 )
 
-// Version is the protocol version spoken by this package. It is sent in
-// [Hello] and [Auth]; a peer speaking another version is refused with
-// [CodeBadVersion].
-const Version = 1
+// Version is the newest protocol version spoken by this package; it
+// speaks [Version1] too. A connection's version is the one its WebSocket
+// subprotocol names; it is sent in [Hello], [Auth] and [Welcome], and a
+// peer sending another one is refused with [CodeBadVersion].
+const Version = 2
+
+// Version1 is the first protocol version: JSON text frames only.
+const Version1 = 1
 
 // Subprotocol is the WebSocket subprotocol name for [Version].
-const Subprotocol = "kintsugi.v1"
+const Subprotocol = "kintsugi.v2"
+
+// SubprotocolV1 is the WebSocket subprotocol name for [Version1].
+const SubprotocolV1 = "kintsugi.v1"
+
+// SubprotocolOf returns the WebSocket subprotocol name of version v, or ""
+// for a version this package does not speak.
+func SubprotocolOf(v int) string {
+	switch v {
+	case Version1:
+		return SubprotocolV1
+	case Version:
+		return Subprotocol
+	}
+	return ""
+}
+
+// VersionOf returns the protocol version a relay's answered WebSocket
+// subprotocol names: [Version] for [Subprotocol], [Version1] for
+// [SubprotocolV1] or none (what every relay before version 2 answered, or
+// a proxy that drops the header), and 0 for anything else.
+func VersionOf(subprotocol string) int {
+	switch subprotocol {
+	case Subprotocol:
+		return Version
+	case SubprotocolV1, "":
+		return Version1
+	}
+	return 0
+}
 
 // Path is the HTTP path of the WebSocket endpoint.
 const Path = "/v1/ws"
@@ -69,7 +114,7 @@ const (
 	// MaxBlobSize is the largest blob a relay must accept, in bytes.
 	MaxBlobSize = 1 << 20
 	// MaxMessageSize bounds one WebSocket message: a blob in base64 plus
-	// the JSON around it.
+	// the JSON around it, or (version 2) a binary frame.
 	MaxMessageSize = MaxBlobSize*4/3 + 4096
 	// ChallengeSize is the length of the relay's auth challenge.
 	ChallengeSize = 32

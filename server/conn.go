@@ -32,26 +32,30 @@ const closeWait = time.Second
 // message is about 200 bytes of JSON.
 const maxAuthMessage = 4096
 
-// frame is one item of a connection's send queue: a text message, or, when
-// data is nil, a close frame after which the writer stops.
+// frame is one item of a connection's send queue: a text message, a
+// binary one (version 2), or, when data is nil, a close frame after which
+// the writer stops. Its data is never changed once queued: a pushed blob's
+// message is shared by every subscriber that sends it.
 type frame struct {
-	data []byte
-	code int    // close code, when data is nil
-	text string // close reason, when data is nil
+	data   []byte
+	binary bool   // a binary frame of version 2 (protocol/frames.go)
+	code   int    // close code, when data is nil
+	text   string // close reason, when data is nil
 }
 
 // conn is one WebSocket connection.
 //
 // Goroutines: serve runs the reader (authentication and requests, in
-// order); writeLoop is the only goroutine that writes messages to ws; while
-// puts wait for the disk, an acker answers them (conn_put.go); while a
-// subscription has blobs to send, a pump sends them (conn_sub.go). They all
-// send through the send queue.
+// order); writeLoop is the only goroutine that writes messages to ws
+// (conn_write.go); while puts wait for the disk, an acker answers them
+// (conn_put.go); while a subscription has blobs to send, a pump sends
+// them (conn_sub.go). They all send through the send queue.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
 	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
 	br     *bufio.Reader // ws's read buffer, when hijacker provided it
+	out    *progressConn // what ws writes to, when hijacker provided it; see writeRun
 	slot   *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
 	opened time.Time
 
@@ -81,6 +85,10 @@ type conn struct {
 	pumpMu       sync.Mutex     // guards pumpsStopped and subWG.Add
 	pumpsStopped bool           // set when the connection ends; guarded by pumpMu
 
+	// version is the connection's protocol version, from the subprotocol
+	// the upgrade picked: protocol.Version1 or protocol.Version. Static.
+	version uint8
+
 	// Owned by the reader goroutine; log and device are fixed once
 	// authentication succeeds, before any other goroutine reads them.
 	log     *slog.Logger
@@ -99,6 +107,7 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64
 		sent:    sent,
 		s:       s,
 		ws:      ws,
+		version: uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
 		opened:  time.Now(),
 		wdone:   make(chan struct{}),
 		req:     make(chan struct{}, 1),
@@ -203,26 +212,8 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.send.ready:
-			for {
-				f, ok := c.send.front()
-				if !ok {
-					break
-				}
-				if f.data == nil {
-					c.noteEnd(f.text)
-					c.writeClose(f.code, f.text)
-					return
-				}
-				_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-					c.noteEnd("write failed: " + err.Error())
-					return
-				}
-				c.queued.Add(-int64(len(f.data)))
-				c.send.pop()
-				if c.ctx.Err() != nil {
-					break // let the select below see it
-				}
+			if !c.writeQueued() {
+				return
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
@@ -246,6 +237,35 @@ func (c *conn) writeLoop() {
 				c.writeClose(code, text)
 			}
 			return
+		}
+	}
+}
+
+// writeQueued writes what is queued, until the queue is empty or the
+// connection is ending, and reports whether the writer goes on. A close
+// frame in the queue is written, after everything before it, and ends the
+// writer.
+func (c *conn) writeQueued() bool {
+	for {
+		deadline := time.Now().Add(c.writeTimeout())
+		closing, ok, err := c.writeRun(deadline)
+		if err != nil {
+			c.noteEnd("write failed: " + err.Error())
+			return false
+		}
+		if !ok || closing != nil || c.ctx.Err() != nil {
+			if err := c.flushWrites(deadline); err != nil {
+				c.noteEnd("write failed: " + err.Error())
+				return false
+			}
+		}
+		if closing != nil {
+			c.noteEnd(closing.text)
+			c.writeClose(closing.code, closing.text)
+			return false
+		}
+		if !ok || c.ctx.Err() != nil {
+			return true // empty, or ending: the select sees which
 		}
 	}
 }
@@ -278,20 +298,18 @@ func (c *conn) drainForShutdown() {
 		// every answer is in the queue.
 		idle, changed := c.putsIdle()
 		for {
-			f, ok := c.send.front()
+			closing, ok, err := c.writeRun(deadline)
+			if err != nil {
+				return
+			}
 			if !ok {
 				break
 			}
-			if f.data != nil {
-				_ = c.ws.SetWriteDeadline(deadline)
-				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-					return
-				}
-				c.queued.Add(-int64(len(f.data)))
-			} // a close frame: the going-away close replaces it
-			c.send.pop()
+			if closing != nil {
+				c.send.pop() // the going-away close replaces it
+			}
 		}
-		if idle {
+		if c.flushWrites(deadline) != nil || idle {
 			return
 		}
 		select {
@@ -334,17 +352,17 @@ func (c *conn) enqueue(data []byte) bool {
 	return c.put(frame{data: data})
 }
 
-// tryEnqueue queues a Blob message pushing a blob of blobBytes if the send
+// tryEnqueue queues f, a message pushing a blob of blobBytes, if the send
 // queue has room for it right now, by count and by bytes, and reports
 // whether it did. It never waits. The blob is counted in the metrics
 // before the message can be written.
-func (c *conn) tryEnqueue(data []byte, blobBytes int) bool {
-	n := int64(len(data))
+func (c *conn) tryEnqueue(f frame, blobBytes int) bool {
+	n := int64(len(f.data))
 	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
 		return false
 	}
 	c.queued.Add(n)
-	if !c.send.pushIfRoom(frame{data: data}, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
+	if !c.send.pushIfRoom(f, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
 		c.queued.Add(-n)
 		return false
 	}
@@ -417,7 +435,11 @@ func (c *conn) dropSlow() {
 	c.abort(websocket.ClosePolicyViolation, why)
 	// The writer may be stuck in a write: send the close frame from here
 	// (WriteControl may run concurrently with writes) and drop the socket
-	// so the writer wakes up.
+	// so the writer wakes up. The close frame waits for the write under
+	// way (see progressConn), so the socket is dropped after closeWait
+	// whether it went or not.
+	t := time.AfterFunc(closeWait, func() { _ = c.ws.NetConn().Close() })
+	defer t.Stop()
 	c.writeClose(websocket.ClosePolicyViolation, why)
 	_ = c.ws.NetConn().Close()
 }
@@ -513,11 +535,17 @@ func (c *conn) readLoop() {
 			return
 		}
 		pong() // any message shows the client is there
-		if mt != websocket.TextMessage {
+		binary := mt == websocket.BinaryMessage
+		switch {
+		case binary && c.version < protocol.Version:
+			putFrameBuffer(buf)
 			c.fail(reqError(0, protocol.CodeMalformed, "messages must be text frames"), websocket.CloseUnsupportedData)
 			return
-		}
-		if !utf8.Valid(buf.Bytes()) {
+		case binary && protocol.FrameType(buf.Bytes()) != protocol.FramePut:
+			putFrameBuffer(buf)
+			c.fail(reqError(0, protocol.CodeMalformed, "the only binary frame a client may send is a put (type 0x01)"), websocket.CloseUnsupportedData)
+			return
+		case !binary && !utf8.Valid(buf.Bytes()):
 			putFrameBuffer(buf)
 			c.failInvalidUTF8()
 			return
@@ -526,7 +554,7 @@ func (c *conn) readLoop() {
 			putFrameBuffer(buf)
 			return
 		}
-		more := c.handle(buf.Bytes())
+		more := c.handle(buf.Bytes(), binary)
 		<-c.req
 		putFrameBuffer(buf)
 		if !more {
@@ -597,7 +625,7 @@ func (c *conn) noteReadError(err error) {
 func (c *conn) authenticate() bool {
 	challenge := make([]byte, protocol.ChallengeSize)
 	_, _ = rand.Read(challenge)
-	if !c.reply(&protocol.Hello{Type: protocol.TypeHello, Version: protocol.Version, RelayID: c.s.relayID, Challenge: challenge}) {
+	if !c.reply(&protocol.Hello{Type: protocol.TypeHello, Version: int(c.version), RelayID: c.s.relayID, Challenge: challenge}) {
 		return false
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.AuthTimeout))
@@ -634,7 +662,7 @@ func (c *conn) authenticate() bool {
 		c.fail(reqError(0, protocol.CodeMalformed, "the auth message is malformed"), websocket.CloseProtocolError)
 		return false
 	}
-	if perr := checkAuth(&a, c.s.relayID, challenge); perr != nil {
+	if perr := checkAuth(&a, int(c.version), c.s.relayID, challenge); perr != nil {
 		c.fail(perr, websocket.ClosePolicyViolation)
 		return false
 	}
@@ -646,13 +674,14 @@ func (c *conn) authenticate() bool {
 	c.s.devices.add(c)
 	c.log = c.log.With("device", shortID(c.device[:]))
 	c.log.Info("device authenticated")
-	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: protocol.Version})
+	return c.reply(&protocol.Welcome{Type: protocol.TypeWelcome, Version: int(c.version)})
 }
 
-// checkAuth verifies an Auth message against the connection's challenge.
-func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Error {
-	if a.Version != protocol.Version {
-		return reqError(0, protocol.CodeBadVersion, "this relay speaks protocol version %d, not %d", protocol.Version, a.Version)
+// checkAuth verifies an Auth message against the connection's version
+// and challenge.
+func checkAuth(a *protocol.Auth, version int, relayID string, challenge []byte) *protocol.Error {
+	if a.Version != version {
+		return reqError(0, protocol.CodeBadVersion, "this connection speaks protocol version %d, not %d", version, a.Version)
 	}
 	if len(a.Device) != ed25519.PublicKeySize {
 		return reqError(0, protocol.CodeAuthFailed, "the device key is %d bytes, want %d", len(a.Device), ed25519.PublicKeySize)
@@ -666,14 +695,21 @@ func checkAuth(a *protocol.Auth, relayID string, challenge []byte) *protocol.Err
 	return nil
 }
 
-// handle answers one request frame. It returns false when the connection
-// must stop reading. It must keep nothing of frame, whose buffer is reused
-// (readMessage): decoding copies what a request needs.
-func (c *conn) handle(frame []byte) bool {
+// handle answers one request frame: JSON text, or a binary put frame
+// (version 2). It returns false when the connection must stop reading. It
+// must keep nothing of frame, whose buffer is reused (readMessage):
+// decoding copies what a request needs.
+func (c *conn) handle(frame []byte, binary bool) bool {
 	start := time.Now()
 	now := c.s.cfg.Now()
 	k := checker{Device: c.device, MaxBlobSize: c.s.cfg.MaxBlobSize, InviteMaxTTL: c.s.cfg.InviteMaxTTL, Now: now}
-	r, perr := k.parse(frame)
+	var r *request
+	var perr *protocol.Error
+	if binary {
+		r, perr = k.parsePutFrame(frame)
+	} else {
+		r, perr = k.parse(frame)
+	}
 	if perr != nil || r.Type != protocol.TypePut {
 		// Everything but a put is handled after the puts before it.
 		c.waitPuts()
@@ -835,9 +871,13 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
 		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
+	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
+	if r.Binary {
+		// Acks queued together go out as one frame (writeRun).
+		return c.put(frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true})
+	}
 	ok := c.ok(r.ID)
 	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
-	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
 	return c.reply(ok)
 }
 

@@ -9,7 +9,7 @@ import "sync"
 // connection whether or not anything is ever queued).
 type sendQueue struct {
 	mu     sync.Mutex
-	frames []frame       // guarded by mu; frames[0] is being written or next
+	frames []frame       // guarded by mu; the front ones are being written (writeRun) or next
 	space  chan struct{} // guarded by mu; closed when a frame leaves; nil until someone waits
 	ready  chan struct{} // capacity 1; signalled when a frame is added
 }
@@ -67,22 +67,42 @@ func (q *sendQueue) spaceLocked() chan struct{} {
 	return q.space
 }
 
-// front returns the next frame without removing it.
-func (q *sendQueue) front() (frame, bool) {
+// frontRun appends to run the front frame, followed by the frames right
+// behind it that merge with it into one frame of at most limit bytes (see
+// mergeKey); nothing when the queue is empty. The frames stay queued
+// until popN.
+func (q *sendQueue) frontRun(run []frame, limit int) []frame {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.frames) == 0 {
-		return frame{}, false
+		return run
 	}
-	return q.frames[0], true
+	first := &q.frames[0]
+	run = append(run, *first)
+	if header, ok := mergeKey(first); ok {
+		size := len(first.data)
+		for i := 1; i < len(q.frames); i++ {
+			next := &q.frames[i]
+			if !mergesWith(first, next, header) || size+len(next.data)-header > limit {
+				break
+			}
+			size += len(next.data) - header
+			run = append(run, *next)
+		}
+	}
+	return run
 }
 
 // pop removes the front frame and wakes whoever waits for space.
-func (q *sendQueue) pop() {
+func (q *sendQueue) pop() { q.popN(1) }
+
+// popN removes the n frames at the front and wakes whoever waits for
+// space.
+func (q *sendQueue) popN(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.frames[0] = frame{}
-	q.frames = q.frames[1:]
+	clear(q.frames[:n])
+	q.frames = q.frames[n:]
 	if len(q.frames) == 0 {
 		q.frames = nil // let the buffer go
 	}

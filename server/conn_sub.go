@@ -41,17 +41,21 @@ const (
 )
 
 // freshBlob is a blob just appended, with its Blob message encoded once
-// for every subscriber that sends it. Subscribers that have sent
-// everything before it send it without reading the store, so a put
-// reaches many subscribers at the cost of one encoding.
+// for every subscriber that sends it (once per protocol version).
+// Subscribers that have sent everything before it send it without reading
+// the store, so a put reaches many subscribers at the cost of one
+// encoding.
 type freshBlob struct {
 	journal protocol.JournalID
 	seq     uint64
 	blob    []byte
 
 	once sync.Once
-	msg  []byte
+	msg  []byte // the JSON Blob message (version 1)
 	err  error
+
+	binOnce sync.Once
+	bin     []byte // the blobs frame (version 2)
 }
 
 func (f *freshBlob) message() ([]byte, error) {
@@ -59,6 +63,22 @@ func (f *freshBlob) message() ([]byte, error) {
 		f.msg, f.err = protocol.Marshal(&protocol.Blob{Type: protocol.TypeBlob, Journal: f.journal, Seq: f.seq, Blob: f.blob})
 	})
 	return f.msg, f.err
+}
+
+// frameFor returns f's message for connection c: a text frame on version
+// 1, a binary blobs frame of one entry on version 2 (which the writer
+// merges with the ones queued behind it).
+func (f *freshBlob) frameFor(c *conn) (frame, error) {
+	if c.version < protocol.Version {
+		msg, err := f.message()
+		return frame{data: msg}, err
+	}
+	f.binOnce.Do(func() {
+		b := make([]byte, 0, protocol.BlobsFrameHeader+protocol.BlobEntrySize(len(f.blob)))
+		b = protocol.AppendBlobsHeader(b, f.journal)
+		f.bin = protocol.AppendBlobEntry(b, f.seq, false, f.blob)
+	})
+	return frame{data: f.bin, binary: true}, nil
 }
 
 // announce tells every subscription of j that blob was stored at seq.
@@ -119,7 +139,7 @@ func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
 	// The subscription is ours until we set it idle or hand it to a pump.
 	sent := false
 	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil && !sub.stopped.Load() {
-		if msg, err := f.message(); err == nil && c.tryEnqueue(msg, len(f.blob)) {
+		if msg, err := f.frameFor(c); err == nil && c.tryEnqueue(msg, len(f.blob)) {
 			sub.cursor = f.seq
 			sub.fresh.CompareAndSwap(f, nil)
 			sent = true
@@ -217,19 +237,19 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			return false
 		}
 		if f := sub.fresh.Load(); f != nil && sub.caughtUp && f.seq == sub.cursor+1 {
-			msg, err := f.message()
+			msg, err := f.frameFor(c)
 			if err != nil {
 				c.log.Error("marshal blob", "err", err)
 				c.abort(websocket.CloseInternalServerErr, "internal error")
 				return false
 			}
-			if !c.waitRoom(len(msg)) || !c.pumpMaySend(sub) {
+			if !c.waitRoom(len(msg.data)) || !c.pumpMaySend(sub) {
 				return false
 			}
 			// Counted before queueing, so a client that has received a
 			// blob also sees it counted.
 			c.countBlobOut(len(f.blob))
-			if !c.enqueue(msg) {
+			if !c.put(msg) {
 				return false
 			}
 			sub.cursor = f.seq
@@ -256,24 +276,8 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 			}
 			return false
 		}
-		for _, b := range blobs {
-			if !c.pumpMaySend(sub) {
-				return false
-			}
-			if b.Seq != sub.cursor+1 {
-				c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", sub.cursor, "next", b.Seq)
-				c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
-				return false
-			}
-			// Flow control: the next blob waits for room in the queue.
-			if !c.waitRoom(len(b.Blob)*4/3) || !c.pumpMaySend(sub) {
-				return false
-			}
-			c.countBlobOut(len(b.Blob))
-			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
-				return false
-			}
-			sub.cursor = b.Seq
+		if !c.sendHistory(sub, blobs) {
+			return false
 		}
 		if len(blobs) > 0 {
 			continue
@@ -291,6 +295,76 @@ func (c *conn) pumpOnce(sub *subscription) bool {
 		}
 		return true
 	}
+}
+
+// sendHistory queues blobs, read from the store after sub's cursor, and
+// moves the cursor past them. On version 1 each blob is a message; on
+// version 2 blobs share frames of up to mergeLimit bytes. It returns false
+// if the connection is ending or failed, or the subscription was stopped.
+func (c *conn) sendHistory(sub *subscription, blobs []StoredBlob) bool {
+	var batch []byte // version 2: the frame being filled
+	var batchBlobs, batchBytes int
+	var last uint64 // the seq of batch's last blob
+	left := 0       // the bytes of the entries of the blobs not in a frame yet
+	for _, b := range blobs {
+		left += protocol.BlobEntrySize(len(b.Blob))
+	}
+	flush := func() bool {
+		if batchBlobs == 0 {
+			return true
+		}
+		// Flow control: a frame waits for room in the queue.
+		if !c.waitRoom(len(batch)) || !c.pumpMaySend(sub) {
+			return false
+		}
+		// Counted before queueing, so a client that has received a
+		// blob also sees it counted.
+		c.s.metrics.blobsOut.Add(float64(batchBlobs))
+		c.s.metrics.bytesOut.Add(float64(batchBytes))
+		if !c.put(frame{data: batch, binary: true}) {
+			return false
+		}
+		sub.cursor = last
+		batch, batchBlobs, batchBytes = nil, 0, 0
+		return true
+	}
+	for _, b := range blobs {
+		if !c.pumpMaySend(sub) {
+			return false
+		}
+		if want := max(sub.cursor, last) + 1; b.Seq != want {
+			c.log.Error("journal log has a gap", "journal", sub.journal.String(), "after", want-1, "next", b.Seq)
+			c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
+			return false
+		}
+		if c.version < protocol.Version {
+			// Flow control: the next blob waits for room in the queue.
+			if !c.waitRoom(len(b.Blob)*4/3) || !c.pumpMaySend(sub) {
+				return false
+			}
+			c.countBlobOut(len(b.Blob))
+			if !c.reply(&protocol.Blob{Type: protocol.TypeBlob, Journal: sub.journal, Seq: b.Seq, Blob: b.Blob, Purged: b.Purged}) {
+				return false
+			}
+			sub.cursor = b.Seq
+			continue
+		}
+		if batchBlobs > 0 && len(batch)+protocol.BlobEntrySize(len(b.Blob)) > mergeLimit && !flush() {
+			return false
+		}
+		if batchBlobs == 0 {
+			// Room for what is left of blobs, up to a full frame, and
+			// at least for this blob.
+			size := protocol.BlobsFrameHeader + max(min(left, mergeLimit-protocol.BlobsFrameHeader), protocol.BlobEntrySize(len(b.Blob)))
+			batch = protocol.AppendBlobsHeader(make([]byte, 0, size), sub.journal)
+		}
+		left -= protocol.BlobEntrySize(len(b.Blob))
+		batch = protocol.AppendBlobEntry(batch, b.Seq, b.Purged, b.Blob)
+		batchBlobs++
+		batchBytes += len(b.Blob)
+		last = b.Seq
+	}
+	return flush()
 }
 
 // pumpMaySend reports whether a pump may queue sub's next message: not

@@ -22,11 +22,13 @@ import (
 
 // hijacker hands gorilla's Upgrade a read buffer of readBufferSize over the
 // hijacked connection, and remembers both. Gorilla writes through a
-// progressConn, which counts the bytes into sent.
+// progressConn (conn_write.go), which counts the bytes into sent and lets
+// the connection's writer gather its frames.
 type hijacker struct {
 	http.ResponseWriter
 	nc   net.Conn
 	br   *bufio.Reader
+	out  progressConn // in here, not apart: one allocation less per connection
 	sent atomic.Int64
 }
 
@@ -46,35 +48,8 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		brw.Reader = bufio.NewReaderSize(nc, readBufferSize)
 		h.nc, h.br = nc, brw.Reader
 	}
-	return &progressConn{Conn: nc, sent: &h.sent}, brw, nil
-}
-
-// progressChunk is the most a progressConn writes in one call. It is the
-// unit in which a slow reader's progress is seen: a client must take at
-// least this much every Config.SendTimeout while its queue is full.
-const progressChunk = 16 << 10
-
-// progressConn counts the bytes written to a connection as they go, so
-// that a client reading a large frame slowly is seen to make progress
-// before the frame is complete (see conn.waitRoom). It writes in chunks
-// of progressChunk.
-type progressConn struct {
-	net.Conn
-	sent *atomic.Int64
-}
-
-func (p *progressConn) Write(b []byte) (int, error) {
-	total := 0
-	for len(b) > 0 {
-		n, err := p.Conn.Write(b[:min(len(b), progressChunk)])
-		total += n
-		p.sent.Add(int64(n))
-		if err != nil {
-			return total, err
-		}
-		b = b[n:]
-	}
-	return total, nil
+	h.out.init(nc, &h.sent)
+	return &h.out, brw, nil
 }
 
 // waitReadable returns when a message may be read without the reader

@@ -293,54 +293,54 @@ func TestSlowButSteadyReaderKeepsUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes megabytes at a reader's pace")
 	}
-	// Margins wide enough for a loaded machine under -race: a reader
-	// goroutine held up for a tenth of a second must not look stalled.
-	const sendTimeout = 400 * time.Millisecond
-	logs := &logRecorder{}
-	srv := servertest.NewServerWithConfig(t, server.Config{SendTimeout: sendTimeout, SendQueueBytes: 64 << 10, Logger: slog.New(logs)})
-	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	j := servertest.NewJournalID()
-	servertest.MustOK(t, writer.Create(j))
-	ch := servertest.Chain{Journal: j, Author: writer.Device}
-	// 6 blobs of about 1 MiB: more than loopback's socket buffers hold
-	// (about 4 MB), so the relay must wait for the reader.
-	const n = 6
-	pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
-	for i := range n {
-		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
-	}
-	slow := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
-	servertest.MustOK(t, slow.Subscribe(j, 0))
-	// Read 4 KB, pause 3 ms, read on: at most 1.3 MB a second, so each
-	// message takes over 750 ms, about twice SendTimeout, while bytes
-	// keep moving every few milliseconds.
-	piece := make([]byte, 4<<10)
-	var msg bytes.Buffer
-	blobs := 0
-	for blobs < n {
-		_ = slow.WS.SetReadDeadline(time.Now().Add(servertest.ReadTimeout))
-		_, r, err := slow.WS.NextReader()
-		if err != nil {
-			t.Fatalf("the relay closed a slow but steady reader after %d of %d blobs: %v", blobs, n, err)
+	forVersions(t, func(t *testing.T, v int) {
+		// Margins wide enough for a loaded machine under -race: a reader
+		// goroutine held up for a tenth of a second must not look stalled.
+		const sendTimeout = 400 * time.Millisecond
+		logs := &logRecorder{}
+		srv := servertest.NewServerWithConfig(t, server.Config{SendTimeout: sendTimeout, SendQueueBytes: 64 << 10, Logger: slog.New(logs)})
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		// 6 blobs of about 1 MiB: more than loopback's socket buffers hold
+		// (about 4 MB), so the relay must wait for the reader.
+		const n = 6
+		pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
+		for i := range n {
+			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
 		}
-		msg.Reset()
-		for {
-			k, err := r.Read(piece)
-			msg.Write(piece[:k])
-			if err == io.EOF {
-				break
-			}
+		slow := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, slow.Subscribe(j, 0))
+		// Read 4 KB, pause 3 ms, read on: at most 1.3 MB a second, so each
+		// message takes over 750 ms, about twice SendTimeout, while bytes
+		// keep moving every few milliseconds.
+		piece := make([]byte, 4<<10)
+		var msg bytes.Buffer
+		blobs := 0
+		for blobs < n {
+			_ = slow.WS.SetReadDeadline(time.Now().Add(servertest.ReadTimeout))
+			mt, r, err := slow.WS.NextReader()
 			if err != nil {
 				t.Fatalf("the relay closed a slow but steady reader after %d of %d blobs: %v", blobs, n, err)
 			}
-			time.Sleep(3 * time.Millisecond)
+			msg.Reset()
+			for {
+				k, err := r.Read(piece)
+				msg.Write(piece[:k])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("the relay closed a slow but steady reader after %d of %d blobs: %v", blobs, n, err)
+				}
+				time.Sleep(3 * time.Millisecond)
+			}
+			blobs += blobsIn(t, mt == websocket.BinaryMessage, msg.Bytes())
 		}
-		if env, _ := protocol.Decode(msg.Bytes()); env.Type == protocol.TypeBlob {
-			blobs++
+		slow.NextCaughtUp()
+		if n := logs.count(slog.LevelWarn, "closing slow connection"); n != 0 {
+			t.Fatalf("the relay logged %d slow connections", n)
 		}
-	}
-	slow.NextCaughtUp()
-	if n := logs.count(slog.LevelWarn, "closing slow connection"); n != 0 {
-		t.Fatalf("the relay logged %d slow connections", n)
-	}
+	})
 }

@@ -187,7 +187,7 @@ func FuzzAuthMessage(f *testing.F) {
 		if protocol.DecodeAs(frame, &a) != nil {
 			return
 		}
-		if perr := checkAuth(&a, relayID, challenge); perr == nil {
+		if perr := checkAuth(&a, protocol.Version, relayID, challenge); perr == nil {
 			if !ed25519.Verify(a.Device, protocol.AuthMessage(relayID, challenge), a.Signature) {
 				t.Fatal("accepted an auth whose signature does not verify")
 			}

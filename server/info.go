@@ -88,8 +88,9 @@ func (s *Server) Info() protocol.RelayInfo {
 	return protocol.RelayInfo{
 		Software:        "kintsugi-relay",
 		Version:         c.Version,
-		ProtocolVersion: protocol.Version,
-		Subprotocol:     protocol.Subprotocol,
+		ProtocolVersion: c.MaxProtocolVersion,
+		Subprotocol:     protocol.SubprotocolOf(c.MaxProtocolVersion),
+		Subprotocols:    s.upgrader.Subprotocols,
 		RelayID:         s.relayID,
 		Limits:          lim,
 	}

@@ -35,47 +35,47 @@ func TestStalledSubscriberIsBoundedByBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes tens of megabytes")
 	}
-	dropped := make(chan struct{})
-	var once sync.Once
-	logger := slog.New(notifyHandler{msg: "closing slow connection", fn: func() { once.Do(func() { close(dropped) }) }})
-	srv := servertest.NewServerWithConfig(t, server.Config{SendQueueBytes: 2 << 20, SendTimeout: 200 * time.Millisecond, Logger: logger})
-	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	j := servertest.NewJournalID()
-	servertest.MustOK(t, writer.Create(j))
-	ch := servertest.Chain{Journal: j, Author: writer.Device}
-	const n = 24 // 24 messages: far under SendQueue's 256, far over 2 MiB
-	pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
-	for i := range n {
-		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
-	}
-	stalled := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
-	servertest.MustOK(t, stalled.Subscribe(j, 0))
-	// Others are served meanwhile.
-	live := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
-	servertest.MustOK(t, live.Subscribe(j, n-1))
-	if b := live.NextBlob(); b.Seq != n {
-		t.Fatalf("live reader got seq %d", b.Seq)
-	}
-	// Wait for the relay to give up on the stalled reader (it logs when it
-	// does), then read what reached the socket before that.
-	select {
-	case <-dropped:
-	case <-time.After(servertest.ReadTimeout):
-		t.Fatal("the relay never closed the stalled reader")
-	}
-	got := 0
-	for {
-		data, err := stalled.Read()
-		if err != nil {
-			break
+	forVersions(t, func(t *testing.T, v int) {
+		dropped := make(chan struct{})
+		var once sync.Once
+		logger := slog.New(notifyHandler{msg: "closing slow connection", fn: func() { once.Do(func() { close(dropped) }) }})
+		srv := servertest.NewServerWithConfig(t, server.Config{SendQueueBytes: 2 << 20, SendTimeout: 200 * time.Millisecond, Logger: logger})
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		const n = 24 // 24 messages: far under SendQueue's 256, far over 2 MiB
+		pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-200)
+		for i := range n {
+			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
 		}
-		if env, _ := protocol.Decode(data); env.Type == protocol.TypeBlob {
-			got++
+		stalled := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, stalled.Subscribe(j, 0))
+		// Others are served meanwhile.
+		live := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, live.Subscribe(j, n-1))
+		if b := live.NextBlob(); b.Seq != n {
+			t.Fatalf("live reader got seq %d", b.Seq)
 		}
-	}
-	if got >= n {
-		t.Fatalf("the stalled reader received all %d blobs; it should have been dropped", got)
-	}
+		// Wait for the relay to give up on the stalled reader (it logs when it
+		// does), then read what reached the socket before that.
+		select {
+		case <-dropped:
+		case <-time.After(servertest.ReadTimeout):
+			t.Fatal("the relay never closed the stalled reader")
+		}
+		got := 0
+		for {
+			binary, data, err := stalled.ReadMessage()
+			if err != nil {
+				break
+			}
+			got += blobsIn(t, binary, data)
+		}
+		if got >= n {
+			t.Fatalf("the stalled reader received all %d blobs; it should have been dropped", got)
+		}
+	})
 }
 
 // notifyHandler is a slog.Handler that calls fn for records with message msg.

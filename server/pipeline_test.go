@@ -18,85 +18,87 @@ import (
 // every put sent before it.
 func TestPipelinedPuts(t *testing.T) {
 	t.Parallel()
-	_, c, ch := setup(t)
-	type sent struct {
-		id   uint64
-		blob []byte // nil for the invalid put and the subscribe
-		want uint64 // expected seq of a put
-		dup  bool
-	}
-	var reqs []sent
-	seq := uint64(0)
-	var blobs [][]byte
-	put := func(b []byte, dupOf int) {
-		id := c.NextID()
-		c.Send(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: ch.Journal, Blob: b})
-		s := sent{id: id, blob: b}
-		if dupOf >= 0 {
-			s.want, s.dup = uint64(dupOf+1), true
-		} else {
-			seq++
-			s.want = seq
-			blobs = append(blobs, b)
+	forVersions(t, func(t *testing.T, v int) {
+		_, c, ch := setupVersion(t, v)
+		type sent struct {
+			id   uint64
+			blob []byte // nil for the invalid put and the subscribe
+			want uint64 // expected seq of a put
+			dup  bool
 		}
-		reqs = append(reqs, s)
-	}
-	for i := range 40 {
-		b := ch.Next(fmt.Sprint("first ", i))
-		put(b, -1)
-		if i%9 == 4 {
-			put(b, i) // at once: the same commit, most likely
+		var reqs []sent
+		seq := uint64(0)
+		var blobs [][]byte
+		put := func(b []byte, dupOf int) {
+			id := c.NextID()
+			c.Send(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: ch.Journal, Blob: b})
+			s := sent{id: id, blob: b}
+			if dupOf >= 0 {
+				s.want, s.dup = uint64(dupOf+1), true
+			} else {
+				seq++
+				s.want = seq
+				blobs = append(blobs, b)
+			}
+			reqs = append(reqs, s)
 		}
-	}
-	// A put that fails validation, in the middle of the stream.
-	badID := c.NextID()
-	c.Send(&protocol.Put{Type: protocol.TypePut, ID: badID, Journal: ch.Journal, Blob: []byte{1, 2, 3}})
-	reqs = append(reqs, sent{id: badID})
-	subID := c.NextID()
-	c.Send(&protocol.Subscribe{Type: protocol.TypeSubscribe, ID: subID, Journal: ch.Journal, After: 0})
-	reqs = append(reqs, sent{id: subID})
-	subscribedAt := seq
-	for i := range 30 {
-		put(ch.Next(fmt.Sprint("second ", i)), -1)
-	}
+		for i := range 40 {
+			b := ch.Next(fmt.Sprint("first ", i))
+			put(b, -1)
+			if i%9 == 4 {
+				put(b, i) // at once: the same commit, most likely
+			}
+		}
+		// A put that fails validation, in the middle of the stream.
+		badID := c.NextID()
+		c.Send(&protocol.Put{Type: protocol.TypePut, ID: badID, Journal: ch.Journal, Blob: []byte{1, 2, 3}})
+		reqs = append(reqs, sent{id: badID})
+		subID := c.NextID()
+		c.Send(&protocol.Subscribe{Type: protocol.TypeSubscribe, ID: subID, Journal: ch.Journal, After: 0})
+		reqs = append(reqs, sent{id: subID})
+		subscribedAt := seq
+		for i := range 30 {
+			put(ch.Next(fmt.Sprint("second ", i)), -1)
+		}
 
-	for _, r := range reqs {
-		reply := c.Reply(r.id) // fails the test if another answer comes first
-		switch {
-		case r.id == badID:
-			wantError(t, reply, protocol.CodeInvalid)
-		case r.id == subID:
-			servertest.MustOK(t, reply)
-		default:
-			ok := servertest.MustOK(t, reply)
-			id := protocol.IDOf(r.blob)
-			if ok.Seq != r.want || ok.Duplicate != r.dup || !bytes.Equal(ok.BlobID, id[:]) {
-				t.Fatalf("put %d: seq %d duplicate %v, want seq %d duplicate %v", r.id, ok.Seq, ok.Duplicate, r.want, r.dup)
+		for _, r := range reqs {
+			reply := c.Reply(r.id) // fails the test if another answer comes first
+			switch {
+			case r.id == badID:
+				wantError(t, reply, protocol.CodeInvalid)
+			case r.id == subID:
+				servertest.MustOK(t, reply)
+			default:
+				ok := servertest.MustOK(t, reply)
+				id := protocol.IDOf(r.blob)
+				if ok.Seq != r.want || ok.Duplicate != r.dup || !bytes.Equal(ok.BlobID, id[:]) {
+					t.Fatalf("put %d: seq %d duplicate %v, want seq %d duplicate %v", r.id, ok.Seq, ok.Duplicate, r.want, r.dup)
+				}
 			}
 		}
-	}
-	// The subscription sends the history it found (at least every put
-	// before it), CaughtUp, then the rest live: the whole log in order.
-	caughtUp := false
-	for s := uint64(1); s <= seq; s++ {
-		env, data := c.Push()
-		if env.Type == protocol.TypeCaughtUp {
-			var cu protocol.CaughtUp
-			if err := protocol.DecodeAs(data, &cu); err != nil || cu.Seq != s-1 || cu.Seq < subscribedAt || caughtUp {
-				t.Fatalf("caught up at %d (%v) before blob %d; %d puts came before the subscribe", cu.Seq, err, s, subscribedAt)
+		// The subscription sends the history it found (at least every put
+		// before it), CaughtUp, then the rest live: the whole log in order.
+		caughtUp := false
+		for s := uint64(1); s <= seq; s++ {
+			env, data := c.Push()
+			if env.Type == protocol.TypeCaughtUp {
+				var cu protocol.CaughtUp
+				if err := protocol.DecodeAs(data, &cu); err != nil || cu.Seq != s-1 || cu.Seq < subscribedAt || caughtUp {
+					t.Fatalf("caught up at %d (%v) before blob %d; %d puts came before the subscribe", cu.Seq, err, s, subscribedAt)
+				}
+				caughtUp = true
+				s--
+				continue
 			}
-			caughtUp = true
-			s--
-			continue
+			var b protocol.Blob
+			if err := protocol.DecodeAs(data, &b); err != nil || b.Seq != s || !bytes.Equal(b.Blob, blobs[s-1]) {
+				t.Fatalf("push %d: seq %d, %v", s, b.Seq, err)
+			}
 		}
-		var b protocol.Blob
-		if err := protocol.DecodeAs(data, &b); err != nil || b.Seq != s || !bytes.Equal(b.Blob, blobs[s-1]) {
-			t.Fatalf("push %d: seq %d, %v", s, b.Seq, err)
+		if !caughtUp {
+			if cu := c.NextCaughtUp(); cu.Seq != seq {
+				t.Fatalf("caught up at %d, want %d", cu.Seq, seq)
+			}
 		}
-	}
-	if !caughtUp {
-		if cu := c.NextCaughtUp(); cu.Seq != seq {
-			t.Fatalf("caught up at %d, want %d", cu.Seq, seq)
-		}
-	}
+	})
 }

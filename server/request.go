@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"strings"
@@ -23,6 +24,7 @@ type request struct {
 	Again    bool            // invite: a partner invite made again
 	Blob     []byte          // put
 	Header   protocol.Header // put: the parsed blob header
+	Binary   bool            // put: sent as a binary frame (version 2), answered with an ack
 	After    uint64          // subscribe
 	BlobID   protocol.BlobID // purge
 	ChainID  protocol.BlobID // purge
@@ -170,6 +172,24 @@ func (k *checker) parse(frame []byte) (*request, *protocol.Error) {
 		return bad(protocol.CodeInvalid, "the journal id is missing or all zeros")
 	}
 	return r, nil
+}
+
+// parsePutFrame decodes and checks a binary put frame (version 2), as
+// parse does a JSON put. A frame that is too short or has id 0 is
+// answered with an Error with ID zero: the connection must be closed.
+// The blob is copied out of frame, whose buffer is reused.
+func (k *checker) parsePutFrame(frame []byte) (*request, *protocol.Error) {
+	m, err := protocol.DecodePut(frame)
+	if err != nil {
+		detail := strings.TrimPrefix(err.Error(), protocol.ErrMalformed.Error()+": ")
+		return nil, reqError(0, protocol.CodeMalformed, "%s", detail)
+	}
+	if len(m.Blob) > k.MaxBlobSize {
+		// Refused before the copy.
+		return nil, reqError(m.ID, protocol.CodeTooLarge, "the blob is %d bytes; this relay accepts at most %d", len(m.Blob), k.MaxBlobSize)
+	}
+	m.Blob = bytes.Clone(m.Blob)
+	return k.checkPut(&request{Type: protocol.TypePut, ID: m.ID, Binary: true}, &m)
 }
 
 // checkPut checks a decoded Put for request r.

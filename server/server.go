@@ -48,6 +48,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,13 @@ type Config struct {
 	// Default: "devel".
 	Version string
 
+	// MaxProtocolVersion is the newest protocol version the relay speaks
+	// (docs/protocol.md §20): protocol.Version, or protocol.Version1 to
+	// speak only version 1 (to see how clients fare with an older relay,
+	// or to step back from version 2). Clients that offer version 2 then
+	// speak version 1. Default: protocol.Version.
+	MaxProtocolVersion int
+
 	// ReadNewBlobsFromStore makes subscriptions read every new blob back
 	// from the store instead of being handed the blob that was just put.
 	// The two are the same for every store that keeps the [Store]
@@ -332,6 +340,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxProtocolVersion == 0 {
+		cfg.MaxProtocolVersion = protocol.Version
+	}
+	if cfg.MaxProtocolVersion < protocol.Version1 || cfg.MaxProtocolVersion > protocol.Version {
+		return nil, fmt.Errorf("max protocol version %d is outside %d..%d", cfg.MaxProtocolVersion, protocol.Version1, protocol.Version)
+	}
 	if err := applyLimitDefaults(&cfg); err != nil {
 		return nil, err
 	}
@@ -354,8 +368,12 @@ func New(cfg Config) (*Server, error) {
 		counter:   connCounter{max: cfg.MaxConns, maxUnauth: cfg.MaxUnauthConns, maxPerAddr: cfg.MaxConnsPerAddress},
 		closeDone: make(chan struct{}),
 	}
+	var subprotocols []string // newest first: Upgrade picks the first the client offers
+	for v := cfg.MaxProtocolVersion; v >= protocol.Version1; v-- {
+		subprotocols = append(subprotocols, protocol.SubprotocolOf(v))
+	}
 	s.upgrader = websocket.Upgrader{
-		Subprotocols: []string{protocol.Subprotocol},
+		Subprotocols: subprotocols,
 		// serveWebSocket applies the Origin policy before upgrading, to
 		// answer with its own code and count the refusal.
 		CheckOrigin:      func(*http.Request) bool { return true },
@@ -429,9 +447,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if cl.noHeader && s.noXFFWarned.CompareAndSwap(false, true) {
 		s.log.Warn("a trusted proxy sent a request without X-Forwarded-For; if it is a reverse proxy, make it set the header, or every client behind it shares its address (a local tool connecting directly can be ignored)", "proxy", r.RemoteAddr)
 	}
-	if !slices.Contains(websocket.Subprotocols(r), protocol.Subprotocol) {
+	if !slices.ContainsFunc(websocket.Subprotocols(r), func(p string) bool { return slices.Contains(s.upgrader.Subprotocols, p) }) {
 		log.Info("connection refused: subprotocol missing")
-		http.Error(w, "WebSocket subprotocol "+protocol.Subprotocol+" required", http.StatusBadRequest)
+		http.Error(w, "WebSocket subprotocol "+strings.Join(s.upgrader.Subprotocols, " or ")+" required", http.StatusBadRequest)
 		return
 	}
 	if origin := r.Header.Get("Origin"); !originAllowed(origin, s.cfg.AllowedOrigins) {
@@ -480,7 +498,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// reader then holds only the small stack its read needs. The
 	// connection keeps its place in the counts until it ends.
 	c := newConn(s, ws, log, &hj.sent)
-	c.nc, c.br, c.slot = hj.nc, hj.br, slot
+	c.nc, c.br, c.out, c.slot = hj.nc, hj.br, &hj.out, slot
 	slot.canEvict(c.evict)
 	handedOff = true
 	go func() {

@@ -82,14 +82,51 @@ func sendOversize(t *testing.T, c *servertest.Client, frame []byte) {
 	}
 }
 
-// setup starts a relay, connects a device and creates a journal.
+// setup starts a relay, connects a device speaking protocol version 1
+// and creates a journal.
 func setup(t *testing.T) (*servertest.Server, *servertest.Client, *servertest.Chain) {
 	t.Helper()
+	return setupVersion(t, protocol.Version1)
+}
+
+// setupVersion is setup with a device speaking protocol version v.
+func setupVersion(t *testing.T, v int) (*servertest.Server, *servertest.Client, *servertest.Chain) {
+	t.Helper()
 	srv := servertest.NewServer(t)
-	c := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	c := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
 	j := servertest.NewJournalID()
 	servertest.MustOK(t, c.Create(j))
 	return srv, c, &servertest.Chain{Journal: j, Author: c.Device}
+}
+
+// forVersions runs f, in parallel subtests, once on each protocol
+// version the relay speaks: what a connection does must not depend on
+// how its messages are framed.
+func forVersions(t *testing.T, f func(t *testing.T, v int)) {
+	t.Helper()
+	for _, v := range []int{protocol.Version1, protocol.Version} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			t.Parallel()
+			f(t, v)
+		})
+	}
+}
+
+// blobsIn counts the blobs a frame pushes: one for a JSON blob message,
+// each entry of a binary blobs frame (version 2).
+func blobsIn(t *testing.T, binary bool, data []byte) int {
+	t.Helper()
+	if binary {
+		blobs, err := protocol.DecodeBlobs(data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(blobs)
+	}
+	if env, _ := protocol.Decode(data); env.Type == protocol.TypeBlob {
+		return 1
+	}
+	return 0
 }
 
 func TestHealthz(t *testing.T) {
@@ -163,7 +200,7 @@ func TestAuth(t *testing.T) {
 		{
 			name: "wrong signature",
 			msg: func(h protocol.Hello) any {
-				return &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: pub,
+				return &protocol.Auth{Type: protocol.TypeAuth, Version: h.Version, Device: pub,
 					Signature: ed25519.Sign(other, protocol.AuthMessage(h.RelayID, h.Challenge))}
 			},
 			wantCode: protocol.CodeAuthFailed, wantClose: websocket.ClosePolicyViolation,
@@ -171,29 +208,29 @@ func TestAuth(t *testing.T) {
 		{
 			name: "signature for another relay",
 			msg: func(h protocol.Hello) any {
-				return &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: pub,
+				return &protocol.Auth{Type: protocol.TypeAuth, Version: h.Version, Device: pub,
 					Signature: ed25519.Sign(key, protocol.AuthMessage("another-relay", h.Challenge))}
 			},
 			wantCode: protocol.CodeAuthFailed, wantClose: websocket.ClosePolicyViolation,
 		},
 		{
 			name: "replayed signature from another connection",
-			msg: func(protocol.Hello) any {
-				return &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: pub, Signature: recorded}
+			msg: func(h protocol.Hello) any {
+				return &protocol.Auth{Type: protocol.TypeAuth, Version: h.Version, Device: pub, Signature: recorded}
 			},
 			wantCode: protocol.CodeAuthFailed, wantClose: websocket.ClosePolicyViolation,
 		},
 		{
 			name: "short device key",
 			msg: func(h protocol.Hello) any {
-				return &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: pub[:31], Signature: make([]byte, 64)}
+				return &protocol.Auth{Type: protocol.TypeAuth, Version: h.Version, Device: pub[:31], Signature: make([]byte, 64)}
 			},
 			wantCode: protocol.CodeAuthFailed, wantClose: websocket.ClosePolicyViolation,
 		},
 		{
 			name: "wrong version",
 			msg: func(h protocol.Hello) any {
-				return &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version + 1, Device: pub,
+				return &protocol.Auth{Type: protocol.TypeAuth, Version: h.Version + 1, Device: pub,
 					Signature: ed25519.Sign(key, protocol.AuthMessage(h.RelayID, h.Challenge))}
 			},
 			wantCode: protocol.CodeBadVersion, wantClose: websocket.ClosePolicyViolation,
@@ -211,35 +248,37 @@ func TestAuth(t *testing.T) {
 			wantCode: protocol.CodeMalformed, wantClose: websocket.CloseProtocolError,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := servertest.DialRaw(t, srv.WebSocketURL())
-			if c.Hello.Version != protocol.Version || len(c.Hello.Challenge) != protocol.ChallengeSize || c.Hello.RelayID != srv.Relay().RelayID() {
-				t.Fatalf("bad hello %+v", c.Hello)
-			}
-			if bytes.Equal(c.Hello.Challenge, first.Hello.Challenge) {
-				t.Fatal("challenge reused across connections")
-			}
-			if tt.msg == nil {
-				if err := c.Authenticate(key); err != nil {
-					t.Fatal(err)
+	for _, v := range []int{protocol.Version1, protocol.Version} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("v%d/%s", v, tt.name), func(t *testing.T) {
+				c := servertest.DialRawVersion(t, srv.WebSocketURL(), v)
+				if c.Version != v || c.Hello.Version != v || len(c.Hello.Challenge) != protocol.ChallengeSize || c.Hello.RelayID != srv.Relay().RelayID() {
+					t.Fatalf("bad hello %+v", c.Hello)
 				}
-				servertest.MustOK(t, c.Create(servertest.NewJournalID()))
-				return
-			}
-			if raw, ok := tt.msg(c.Hello).(json); ok {
-				c.SendFrame([]byte(raw))
-			} else {
-				c.Send(tt.msg(c.Hello))
-			}
-			e, err := readClosingError(t, c)
-			if e.Code != tt.wantCode {
-				t.Fatalf("code %s (%q), want %s", e.Code, e.Message, tt.wantCode)
-			}
-			if got := closeCode(err); got != tt.wantClose {
-				t.Fatalf("close %v, want code %d", err, tt.wantClose)
-			}
-		})
+				if bytes.Equal(c.Hello.Challenge, first.Hello.Challenge) {
+					t.Fatal("challenge reused across connections")
+				}
+				if tt.msg == nil {
+					if err := c.Authenticate(key); err != nil {
+						t.Fatal(err)
+					}
+					servertest.MustOK(t, c.Create(servertest.NewJournalID()))
+					return
+				}
+				if raw, ok := tt.msg(c.Hello).(json); ok {
+					c.SendFrame([]byte(raw))
+				} else {
+					c.Send(tt.msg(c.Hello))
+				}
+				e, err := readClosingError(t, c)
+				if e.Code != tt.wantCode {
+					t.Fatalf("code %s (%q), want %s", e.Code, e.Message, tt.wantCode)
+				}
+				if got := closeCode(err); got != tt.wantClose {
+					t.Fatalf("close %v, want code %d", err, tt.wantClose)
+				}
+			})
+		}
 	}
 }
 
@@ -258,62 +297,64 @@ func TestCreate(t *testing.T) {
 
 func TestPutRefusals(t *testing.T) {
 	t.Parallel()
-	srv, c, ch := setup(t)
-	stranger := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	otherJournal := servertest.NewJournalID()
-	servertest.MustOK(t, c.Create(otherJournal))
-	good := ch.Next("first")
+	forVersions(t, func(t *testing.T, v int) {
+		srv, c, ch := setupVersion(t, v)
+		stranger := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		otherJournal := servertest.NewJournalID()
+		servertest.MustOK(t, c.Create(otherJournal))
+		good := ch.Next("first")
 
-	truncated := good[:protocol.HeaderSize+10]
-	badVersion := bytes.Clone(good)
-	badVersion[0] = 9
-	badKind := bytes.Clone(good)
-	badKind[1] = 77
-	zeroSeq := servertest.JoinBlob(ch.Journal, c.Device, 0, protocol.BlobID{}, nil)
-	strayPrev := servertest.JoinBlob(ch.Journal, c.Device, 1, protocol.BlobID{1}, nil)
+		truncated := good[:protocol.HeaderSize+10]
+		badVersion := bytes.Clone(good)
+		badVersion[0] = 9
+		badKind := bytes.Clone(good)
+		badKind[1] = 77
+		zeroSeq := servertest.JoinBlob(ch.Journal, c.Device, 0, protocol.BlobID{}, nil)
+		strayPrev := servertest.JoinBlob(ch.Journal, c.Device, 1, protocol.BlobID{1}, nil)
 
-	tests := []struct {
-		name    string
-		client  *servertest.Client
-		journal protocol.JournalID
-		blob    []byte
-		code    protocol.Code
-		msg     string // substring of the message
-	}{
-		{"non-member", stranger, ch.Journal, servertest.JoinBlob(ch.Journal, stranger.Device, 1, protocol.BlobID{}, nil), protocol.CodeNotMember, "not a member"},
-		{"empty blob", c, ch.Journal, nil, protocol.CodeInvalid, "shorter than a header"},
-		{"truncated join", c, ch.Journal, truncated, protocol.CodeInvalid, "not a join"},
-		{"bad version", c, ch.Journal, badVersion, protocol.CodeInvalid, "version 9"},
-		{"unknown kind", c, ch.Journal, badKind, protocol.CodeInvalid, "unknown kind"},
-		{"sequence zero", c, ch.Journal, zeroSeq, protocol.CodeInvalid, "sequence number 0"},
-		{"prev on first blob", c, ch.Journal, strayPrev, protocol.CodeInvalid, "previous-blob link"},
-		{"header names another journal", c, otherJournal, good, protocol.CodeInvalid, "blob belongs to another journal"},
-		// Store-free checks come first, so this is invalid, not not-member.
-		{"author is another device", stranger, ch.Journal, good, protocol.CodeInvalid, "author"},
-		{"zero journal", c, protocol.JournalID{}, good, protocol.CodeInvalid, "blob belongs to another journal"},
-		{"over max blob size", c, ch.Journal, append(bytes.Clone(good), make([]byte, protocol.MaxBlobSize)...), protocol.CodeTooLarge, "at most"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := wantError(t, tt.client.Put(tt.journal, tt.blob), tt.code)
-			if !strings.Contains(e.Message, tt.msg) {
-				t.Errorf("message %q does not mention %q", e.Message, tt.msg)
-			}
-		})
-	}
+		tests := []struct {
+			name    string
+			client  *servertest.Client
+			journal protocol.JournalID
+			blob    []byte
+			code    protocol.Code
+			msg     string // substring of the message
+		}{
+			{"non-member", stranger, ch.Journal, servertest.JoinBlob(ch.Journal, stranger.Device, 1, protocol.BlobID{}, nil), protocol.CodeNotMember, "not a member"},
+			{"empty blob", c, ch.Journal, nil, protocol.CodeInvalid, "shorter than a header"},
+			{"truncated join", c, ch.Journal, truncated, protocol.CodeInvalid, "not a join"},
+			{"bad version", c, ch.Journal, badVersion, protocol.CodeInvalid, "version 9"},
+			{"unknown kind", c, ch.Journal, badKind, protocol.CodeInvalid, "unknown kind"},
+			{"sequence zero", c, ch.Journal, zeroSeq, protocol.CodeInvalid, "sequence number 0"},
+			{"prev on first blob", c, ch.Journal, strayPrev, protocol.CodeInvalid, "previous-blob link"},
+			{"header names another journal", c, otherJournal, good, protocol.CodeInvalid, "blob belongs to another journal"},
+			// Store-free checks come first, so this is invalid, not not-member.
+			{"author is another device", stranger, ch.Journal, good, protocol.CodeInvalid, "author"},
+			{"zero journal", c, protocol.JournalID{}, good, protocol.CodeInvalid, "blob belongs to another journal"},
+			{"over max blob size", c, ch.Journal, append(bytes.Clone(good), make([]byte, protocol.MaxBlobSize)...), protocol.CodeTooLarge, "at most"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				e := wantError(t, tt.client.Put(tt.journal, tt.blob), tt.code)
+				if !strings.Contains(e.Message, tt.msg) {
+					t.Errorf("message %q does not mention %q", e.Message, tt.msg)
+				}
+			})
+		}
 
-	// A member putting a blob whose header names another author.
-	invite(t, c, ch.Journal, stranger)
-	e := wantError(t, stranger.Put(ch.Journal, good), protocol.CodeInvalid)
-	if !strings.Contains(e.Message, "author") {
-		t.Errorf("message %q does not mention the author", e.Message)
-	}
+		// A member putting a blob whose header names another author.
+		invite(t, c, ch.Journal, stranger)
+		e := wantError(t, stranger.Put(ch.Journal, good), protocol.CodeInvalid)
+		if !strings.Contains(e.Message, "author") {
+			t.Errorf("message %q does not mention the author", e.Message)
+		}
 
-	// Every refusal left the connection open and nothing was stored.
-	ok := servertest.MustOK(t, c.Put(ch.Journal, good))
-	if ok.Seq != 1 || ok.Duplicate {
-		t.Fatalf("first accepted put: %+v", ok)
-	}
+		// Every refusal left the connection open and nothing was stored.
+		ok := servertest.MustOK(t, c.Put(ch.Journal, good))
+		if ok.Seq != 1 || ok.Duplicate {
+			t.Fatalf("first accepted put: %+v", ok)
+		}
+	})
 }
 
 // invite makes d a member of j through an invite from c.
@@ -330,28 +371,30 @@ func invite(t *testing.T, c *servertest.Client, j protocol.JournalID, d *servert
 
 func TestPutSequenceAndDuplicates(t *testing.T) {
 	t.Parallel()
-	_, c, ch := setup(t)
-	var blobs [][]byte
-	for i := range 20 {
-		b := ch.Next(fmt.Sprint("entry ", i))
-		blobs = append(blobs, b)
-		ok := servertest.MustOK(t, c.Put(ch.Journal, b))
-		id := sha256.Sum256(b)
-		if ok.Seq != uint64(i+1) || ok.Duplicate || !bytes.Equal(ok.BlobID, id[:]) {
-			t.Fatalf("put %d: %+v", i, ok)
+	forVersions(t, func(t *testing.T, v int) {
+		_, c, ch := setupVersion(t, v)
+		var blobs [][]byte
+		for i := range 20 {
+			b := ch.Next(fmt.Sprint("entry ", i))
+			blobs = append(blobs, b)
+			ok := servertest.MustOK(t, c.Put(ch.Journal, b))
+			id := sha256.Sum256(b)
+			if ok.Seq != uint64(i+1) || ok.Duplicate || !bytes.Equal(ok.BlobID, id[:]) {
+				t.Fatalf("put %d: %+v", i, ok)
+			}
 		}
-	}
-	for _, i := range []int{0, 7, 19} {
-		ok := servertest.MustOK(t, c.Put(ch.Journal, blobs[i]))
-		id := sha256.Sum256(blobs[i])
-		if ok.Seq != uint64(i+1) || !ok.Duplicate || !bytes.Equal(ok.BlobID, id[:]) {
-			t.Fatalf("duplicate put of %d: %+v", i, ok)
+		for _, i := range []int{0, 7, 19} {
+			ok := servertest.MustOK(t, c.Put(ch.Journal, blobs[i]))
+			id := sha256.Sum256(blobs[i])
+			if ok.Seq != uint64(i+1) || !ok.Duplicate || !bytes.Equal(ok.BlobID, id[:]) {
+				t.Fatalf("duplicate put of %d: %+v", i, ok)
+			}
 		}
-	}
-	ok := servertest.MustOK(t, c.Put(ch.Journal, ch.Next("after duplicates")))
-	if ok.Seq != 21 {
-		t.Fatalf("seq after duplicates = %d, want 21", ok.Seq)
-	}
+		ok := servertest.MustOK(t, c.Put(ch.Journal, ch.Next("after duplicates")))
+		if ok.Seq != 21 {
+			t.Fatalf("seq after duplicates = %d, want 21", ok.Seq)
+		}
+	})
 }
 
 func TestConcurrentPutsAreContiguous(t *testing.T) {
@@ -427,91 +470,95 @@ func TestConcurrentPutsAreContiguous(t *testing.T) {
 
 func TestSubscribe(t *testing.T) {
 	t.Parallel()
-	srv, owner, ch := setup(t)
-	var blobs [][]byte
-	for i := range 3 {
-		b := ch.Next(fmt.Sprint("history ", i))
-		blobs = append(blobs, b)
-		servertest.MustOK(t, owner.Put(ch.Journal, b))
-	}
-	partner := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	invite(t, owner, ch.Journal, partner)
-
-	// Replay, then caught_up, then live.
-	sub := servertest.Dial(t, srv.WebSocketURL(), owner.Key)
-	servertest.MustOK(t, sub.Subscribe(ch.Journal, 0))
-	for i, want := range blobs {
-		b := sub.NextBlob()
-		if b.Seq != uint64(i+1) || b.Journal != ch.Journal || !bytes.Equal(b.Blob, want) {
-			t.Fatalf("replayed blob %d: seq %d", i, b.Seq)
+	forVersions(t, func(t *testing.T, v int) {
+		srv, owner, ch := setupVersion(t, v)
+		var blobs [][]byte
+		for i := range 3 {
+			b := ch.Next(fmt.Sprint("history ", i))
+			blobs = append(blobs, b)
+			servertest.MustOK(t, owner.Put(ch.Journal, b))
 		}
-	}
-	if cu := sub.NextCaughtUp(); cu.Seq != 3 || cu.Journal != ch.Journal {
-		t.Fatalf("caught up %+v", cu)
-	}
-	pchain := servertest.Chain{Journal: ch.Journal, Author: partner.Device}
-	live := pchain.Next("live")
-	servertest.MustOK(t, partner.Put(ch.Journal, live))
-	if b := sub.NextBlob(); b.Seq != 4 || !bytes.Equal(b.Blob, live) {
-		t.Fatalf("live blob seq %d", b.Seq)
-	}
-	// A duplicate put pushes nothing; the next new blob is next.
-	servertest.MustOK(t, partner.Put(ch.Journal, live))
-	live2 := pchain.Next("live 2")
-	servertest.MustOK(t, partner.Put(ch.Journal, live2))
-	if b := sub.NextBlob(); b.Seq != 5 || !bytes.Equal(b.Blob, live2) {
-		t.Fatalf("second live blob seq %d", b.Seq)
-	}
+		partner := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		invite(t, owner, ch.Journal, partner)
 
-	// The subscriber's own puts come back too, after their OK.
-	own := ch.Next("own")
-	servertest.MustOK(t, sub.Put(ch.Journal, own))
-	if b := sub.NextBlob(); b.Seq != 6 || !bytes.Equal(b.Blob, own) {
-		t.Fatalf("own blob seq %d", b.Seq)
-	}
-
-	// Same journal again on the same connection.
-	wantError(t, sub.Subscribe(ch.Journal, 0), protocol.CodeInvalid)
-
-	// Resume from a cursor; an empty remainder still gets caught_up.
-	resume := servertest.Dial(t, srv.WebSocketURL(), partner.Key)
-	servertest.MustOK(t, resume.Subscribe(ch.Journal, 4))
-	for _, want := range []uint64{5, 6} {
-		if b := resume.NextBlob(); b.Seq != want {
-			t.Fatalf("resumed blob seq %d, want %d", b.Seq, want)
+		// Replay, then caught_up, then live.
+		sub := servertest.DialVersion(t, srv.WebSocketURL(), owner.Key, v)
+		servertest.MustOK(t, sub.Subscribe(ch.Journal, 0))
+		for i, want := range blobs {
+			b := sub.NextBlob()
+			if b.Seq != uint64(i+1) || b.Journal != ch.Journal || !bytes.Equal(b.Blob, want) {
+				t.Fatalf("replayed blob %d: seq %d", i, b.Seq)
+			}
 		}
-	}
-	if cu := resume.NextCaughtUp(); cu.Seq != 6 {
-		t.Fatalf("resumed caught up at %d", cu.Seq)
-	}
-	atEnd := servertest.Dial(t, srv.WebSocketURL(), partner.Key)
-	servertest.MustOK(t, atEnd.Subscribe(ch.Journal, 6))
-	if cu := atEnd.NextCaughtUp(); cu.Seq != 6 {
-		t.Fatalf("caught up at %d", cu.Seq)
-	}
+		if cu := sub.NextCaughtUp(); cu.Seq != 3 || cu.Journal != ch.Journal {
+			t.Fatalf("caught up %+v", cu)
+		}
+		pchain := servertest.Chain{Journal: ch.Journal, Author: partner.Device}
+		live := pchain.Next("live")
+		servertest.MustOK(t, partner.Put(ch.Journal, live))
+		if b := sub.NextBlob(); b.Seq != 4 || !bytes.Equal(b.Blob, live) {
+			t.Fatalf("live blob seq %d", b.Seq)
+		}
+		// A duplicate put pushes nothing; the next new blob is next.
+		servertest.MustOK(t, partner.Put(ch.Journal, live))
+		live2 := pchain.Next("live 2")
+		servertest.MustOK(t, partner.Put(ch.Journal, live2))
+		if b := sub.NextBlob(); b.Seq != 5 || !bytes.Equal(b.Blob, live2) {
+			t.Fatalf("second live blob seq %d", b.Seq)
+		}
 
-	// Refusals.
-	wantError(t, atEnd.Subscribe(servertest.NewJournalID(), 0), protocol.CodeNotMember)
-	stranger := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	wantError(t, stranger.Subscribe(ch.Journal, 0), protocol.CodeNotMember)
-	wantError(t, stranger.Subscribe(protocol.JournalID{}, 0), protocol.CodeInvalid)
-	fresh := servertest.Dial(t, srv.WebSocketURL(), owner.Key)
-	wantError(t, fresh.Subscribe(ch.Journal, 7), protocol.CodeInvalid)
+		// The subscriber's own puts come back too, after their OK.
+		own := ch.Next("own")
+		servertest.MustOK(t, sub.Put(ch.Journal, own))
+		if b := sub.NextBlob(); b.Seq != 6 || !bytes.Equal(b.Blob, own) {
+			t.Fatalf("own blob seq %d", b.Seq)
+		}
+
+		// Same journal again on the same connection.
+		wantError(t, sub.Subscribe(ch.Journal, 0), protocol.CodeInvalid)
+
+		// Resume from a cursor; an empty remainder still gets caught_up.
+		resume := servertest.DialVersion(t, srv.WebSocketURL(), partner.Key, v)
+		servertest.MustOK(t, resume.Subscribe(ch.Journal, 4))
+		for _, want := range []uint64{5, 6} {
+			if b := resume.NextBlob(); b.Seq != want {
+				t.Fatalf("resumed blob seq %d, want %d", b.Seq, want)
+			}
+		}
+		if cu := resume.NextCaughtUp(); cu.Seq != 6 {
+			t.Fatalf("resumed caught up at %d", cu.Seq)
+		}
+		atEnd := servertest.DialVersion(t, srv.WebSocketURL(), partner.Key, v)
+		servertest.MustOK(t, atEnd.Subscribe(ch.Journal, 6))
+		if cu := atEnd.NextCaughtUp(); cu.Seq != 6 {
+			t.Fatalf("caught up at %d", cu.Seq)
+		}
+
+		// Refusals.
+		wantError(t, atEnd.Subscribe(servertest.NewJournalID(), 0), protocol.CodeNotMember)
+		stranger := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		wantError(t, stranger.Subscribe(ch.Journal, 0), protocol.CodeNotMember)
+		wantError(t, stranger.Subscribe(protocol.JournalID{}, 0), protocol.CodeInvalid)
+		fresh := servertest.DialVersion(t, srv.WebSocketURL(), owner.Key, v)
+		wantError(t, fresh.Subscribe(ch.Journal, 7), protocol.CodeInvalid)
+	})
 }
 
 func TestSubscribeEmptyJournal(t *testing.T) {
 	t.Parallel()
-	srv, owner, ch := setup(t)
-	servertest.MustOK(t, owner.Subscribe(ch.Journal, 0))
-	if cu := owner.NextCaughtUp(); cu.Seq != 0 {
-		t.Fatalf("caught up at %d", cu.Seq)
-	}
-	other := servertest.Dial(t, srv.WebSocketURL(), owner.Key)
-	b := ch.Next("x")
-	servertest.MustOK(t, other.Put(ch.Journal, b))
-	if got := owner.NextBlob(); got.Seq != 1 {
-		t.Fatalf("seq %d", got.Seq)
-	}
+	forVersions(t, func(t *testing.T, v int) {
+		srv, owner, ch := setupVersion(t, v)
+		servertest.MustOK(t, owner.Subscribe(ch.Journal, 0))
+		if cu := owner.NextCaughtUp(); cu.Seq != 0 {
+			t.Fatalf("caught up at %d", cu.Seq)
+		}
+		other := servertest.DialVersion(t, srv.WebSocketURL(), owner.Key, v)
+		b := ch.Next("x")
+		servertest.MustOK(t, other.Put(ch.Journal, b))
+		if got := owner.NextBlob(); got.Seq != 1 {
+			t.Fatalf("seq %d", got.Seq)
+		}
+	})
 }
 
 // clock is a settable Config.Now.
@@ -800,45 +847,44 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes tens of megabytes")
 	}
-	srv := servertest.NewServerWithConfig(t, server.Config{SendQueue: 2, SendTimeout: 100 * time.Millisecond})
-	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
-	j := servertest.NewJournalID()
-	servertest.MustOK(t, writer.Create(j))
-	slow := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
-	servertest.MustOK(t, slow.Subscribe(j, 0))
-	slow.NextCaughtUp()
-	// slow now reads nothing while writer fills the journal with far more
-	// than loopback socket buffers hold. Every put must still succeed.
-	ch := servertest.Chain{Journal: j, Author: writer.Device}
-	const n = 24
-	pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-100)
-	for i := range n {
-		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
-	}
-	live := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
-	servertest.MustOK(t, live.Subscribe(j, n-1))
-	if b := live.NextBlob(); b.Seq != n {
-		t.Fatalf("seq %d", b.Seq)
-	}
-	// The slow client gets what fitted in the buffers, then the end.
-	got := 0
-	for {
-		data, err := slow.Read()
-		if err != nil {
-			// 1006 means the socket dropped before the close frame could
-			// get through the full buffers.
-			if code := closeCode(err); code != -1 && code != websocket.ClosePolicyViolation && code != websocket.CloseAbnormalClosure {
-				t.Fatalf("closed with %v", err)
+	forVersions(t, func(t *testing.T, v int) {
+		srv := servertest.NewServerWithConfig(t, server.Config{SendQueue: 2, SendTimeout: 100 * time.Millisecond})
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		slow := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, slow.Subscribe(j, 0))
+		slow.NextCaughtUp()
+		// slow now reads nothing while writer fills the journal with far more
+		// than loopback socket buffers hold. Every put must still succeed.
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		const n = 24
+		pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-100)
+		for i := range n {
+			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
+		}
+		live := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, live.Subscribe(j, n-1))
+		if b := live.NextBlob(); b.Seq != n {
+			t.Fatalf("seq %d", b.Seq)
+		}
+		// The slow client gets what fitted in the buffers, then the end.
+		got := 0
+		for {
+			binary, data, err := slow.ReadMessage()
+			if err != nil {
+				// 1006 means the socket dropped before the close frame could
+				// get through the full buffers.
+				if code := closeCode(err); code != -1 && code != websocket.ClosePolicyViolation && code != websocket.CloseAbnormalClosure {
+					t.Fatalf("closed with %v", err)
+				}
+				break
 			}
-			break
+			got += blobsIn(t, binary, data)
 		}
-		env, _ := protocol.Decode(data)
-		if env.Type == protocol.TypeBlob {
-			got++
+		if got >= n {
+			t.Fatalf("slow client received all %d blobs; it should have been dropped", got)
 		}
-	}
-	if got >= n {
-		t.Fatalf("slow client received all %d blobs; it should have been dropped", got)
-	}
-	t.Logf("slow client received %d of %d blobs before the relay dropped it", got, n)
+		t.Logf("slow client received %d of %d blobs before the relay dropped it", got, n)
+	})
 }

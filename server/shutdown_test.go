@@ -159,66 +159,64 @@ func (g *pipeGatedStore) StartAppend(ctx context.Context, j protocol.JournalID, 
 // is stored and acknowledged, in order, before the shutting-down error.
 func TestCloseDrainsPipelinedPuts(t *testing.T) {
 	t.Parallel()
-	st, err := server.OpenBadger(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	const puts = 3
-	gs := &pipeGatedStore{Store: st, st: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	relay, err := server.New(server.Config{Store: gs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(relay)
-	defer hs.Close()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
-
-	key := servertest.NewKey(t)
-	w := servertest.Dial(t, url, key)
-	sub := servertest.Dial(t, url, key)
-	j := servertest.NewJournalID()
-	servertest.MustOK(t, w.Create(j))
-	servertest.MustOK(t, sub.Subscribe(j, 0))
-	sub.NextCaughtUp()
-
-	close(gs.armed)
-	ch := servertest.Chain{Journal: j, Author: w.Device}
-	var ids []uint64
-	for i := range puts {
-		id := w.NextID()
-		ids = append(ids, id)
-		w.Send(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: j, Blob: ch.Next("pipelined at shutdown " + string(rune('a'+i)))})
-	}
-	for range puts {
-		<-gs.started // the relay has started every put
-	}
-	<-gs.entered // and the first is durable, its answer held
-
-	closed := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		closed <- relay.Close(ctx)
-	}()
-	expectGoodbye(t, sub)
-	close(gs.release)
-
-	for i, id := range ids {
-		data, err := w.Read()
+	forVersions(t, func(t *testing.T, v int) {
+		st, err := server.OpenBadger(t.TempDir(), nil)
 		if err != nil {
-			t.Fatalf("pipelined put %d was not answered: %v", i+1, err)
+			t.Fatal(err)
 		}
-		var ok protocol.OK
-		if protocol.DecodeAs(data, &ok) != nil || ok.Type != protocol.TypeOK || ok.ID != id || ok.Seq != uint64(i+1) {
-			t.Fatalf("pipelined put %d got %s, want its ok", i+1, data)
+		defer st.Close()
+		const puts = 3
+		gs := &pipeGatedStore{Store: st, st: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
+		relay, err := server.New(server.Config{Store: gs})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	expectGoodbye(t, w)
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	if last, err := st.LastSeq(context.Background(), j); err != nil || last != puts {
-		t.Fatalf("stored %d blobs (%v); the %d acknowledged must be there", last, err, puts)
-	}
+		hs := httptest.NewServer(relay)
+		defer hs.Close()
+		url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
+
+		key := servertest.NewKey(t)
+		w := servertest.DialVersion(t, url, key, v)
+		sub := servertest.DialVersion(t, url, key, v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, w.Create(j))
+		servertest.MustOK(t, sub.Subscribe(j, 0))
+		sub.NextCaughtUp()
+
+		close(gs.armed)
+		ch := servertest.Chain{Journal: j, Author: w.Device}
+		var ids []uint64
+		for i := range puts {
+			id := w.NextID()
+			ids = append(ids, id)
+			w.Send(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: j, Blob: ch.Next("pipelined at shutdown " + string(rune('a'+i)))})
+		}
+		for range puts {
+			<-gs.started // the relay has started every put
+		}
+		<-gs.entered // and the first is durable, its answer held
+
+		closed := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			closed <- relay.Close(ctx)
+		}()
+		expectGoodbye(t, sub)
+		close(gs.release)
+
+		for i, id := range ids {
+			ok := w.Reply(id) // fails the test if the connection ends first
+			if ok.OK == nil || ok.OK.Seq != uint64(i+1) {
+				t.Fatalf("pipelined put %d got %+v, want its ok", i+1, ok)
+			}
+		}
+		expectGoodbye(t, w)
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		if last, err := st.LastSeq(context.Background(), j); err != nil || last != puts {
+			t.Fatalf("stored %d blobs (%v); the %d acknowledged must be there", last, err, puts)
+		}
+	})
 }

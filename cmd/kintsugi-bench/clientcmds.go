@@ -266,7 +266,7 @@ func runClient(o *options, sizes []int, runs int) ([]clientResult, error) {
 
 // size measures the commands on a journal of n entries.
 func (b *clientBench) size(o *options, parent string, n, runs int, say func(string, ...any)) (*clientResult, error) {
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+	relay, err := startRelay(o.dir, o.relayOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ type syncResult struct {
 // writes them with the real client and pushes them to the relay; then
 // sam's device, which joined before any was written, fetches them.
 func runFirstSync(o *options, n, runs int) (*syncResult, error) {
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles})
+	relay, err := startRelay(o.dir, o.relayOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -163,9 +163,10 @@ func runFirstSync(o *options, n, runs int) (*syncResult, error) {
 }
 
 // rawFetch subscribes to journal from the start as sam's device and reads
-// every blob up to CaughtUp, decoding each message fully (blobs with
-// protocol.FastBlob, as the client does). It returns the
-// time taken, the blobs read and their total size.
+// every blob up to CaughtUp, decoding each message fully, as the client
+// does: binary blobs frames (version 2) without copying the blobs out,
+// JSON blobs (version 1) with protocol.FastBlob. It returns the time
+// taken, the blobs read and their total size.
 func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (time.Duration, int, int, error) {
 	start := time.Now()
 	c, err := dialAs(wsURL, sam.AuthSigner())
@@ -177,10 +178,24 @@ func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (ti
 		return 0, 0, 0, err
 	}
 	blobs, size := 0, 0
+	var batch []protocol.Blob
 	for {
-		data, err := c.read()
+		binary, data, err := c.w.ReadNext(ioTimeout)
 		if err != nil {
 			return 0, 0, 0, err
+		}
+		if binary {
+			if batch, err = protocol.DecodeBlobs(data, batch[:0]); err != nil {
+				return 0, 0, 0, err
+			}
+			for _, b := range batch {
+				if b.Seq != uint64(blobs+1) {
+					return 0, 0, 0, fmt.Errorf("fetched seq %d, want %d", b.Seq, blobs+1)
+				}
+				blobs++
+				size += len(b.Blob)
+			}
+			continue
 		}
 		// As the real client does: the one-pass decoder for blobs,
 		// encoding/json for anything else.

@@ -42,7 +42,9 @@ func runIdle(o *options, counts []int) ([]idleResult, error) {
 	if err := raiseFileLimit(need); err != nil {
 		return nil, err
 	}
-	relay, err := startRelay(o.dir, relayOptions{prof: o.relayProfiles, ping: o.idlePing})
+	ro := o.relayOptions()
+	ro.ping = o.idlePing
+	relay, err := startRelay(o.dir, ro)
 	if err != nil {
 		return nil, err
 	}

@@ -97,12 +97,13 @@ func runIngest(o *options, backend string, writers, perJournal int, dur time.Dur
 			from, until := t0.Add(ingestWarmup), t0.Add(ingestWarmup+dur)
 			for {
 				id := c.id()
-				frame = putFrame(frame, id, j, ch.next())
+				blob := ch.next()
 				sent := time.Now()
 				if !sent.Before(until) {
 					return
 				}
-				if err := c.sendFrame(frame); err != nil {
+				var err error
+				if frame, err = c.sendPut(frame, id, j, blob); err != nil {
 					results[w].err = err
 					return
 				}

@@ -90,8 +90,8 @@ func runListener(o *options, rounds, missed int) (*listenerResult, error) {
 		}
 		for range missed {
 			id := writer.id()
-			frame = putFrame(frame, id, j, ch.next())
-			if err := writer.sendFrame(frame); err != nil {
+			var err error
+			if frame, err = writer.sendPut(frame, id, j, ch.next()); err != nil {
 				return nil, err
 			}
 			if _, err := writer.waitOK(id); err != nil {
@@ -104,12 +104,16 @@ func runListener(o *options, rounds, missed int) (*listenerResult, error) {
 		if err := pgExec(db.admin, "ALTER ROLE "+db.role+" LOGIN"); err != nil {
 			return nil, err
 		}
+		var seqs []uint64
 		for want := seq - uint64(missed) + 1; want <= seq; {
-			data, err := sub.read()
+			binary, data, err := sub.readMessage()
 			if err != nil {
 				return nil, fmt.Errorf("round %d: the subscriber on relay B: %w", round, err)
 			}
-			if got, ok := frameSeq(data); ok {
+			if seqs, err = blobSeqs(binary, data, seqs[:0]); err != nil {
+				return nil, fmt.Errorf("round %d: the subscriber on relay B: %w", round, err)
+			}
+			for _, got := range seqs {
 				if got != want {
 					return nil, fmt.Errorf("round %d: the subscriber got seq %d, want %d", round, got, want)
 				}

@@ -45,6 +45,10 @@
 //     relay A; the time from letting B connect again to its subscriber
 //     having every missed blob.
 //
+// The relays speak the newest protocol version (--protocol 1 limits them to
+// version 1, JSON frames only), and every client, raw or real, speaks what
+// the relay picks, as real clients do.
+//
 // The load generator runs on the same machine as the relay and competes
 // with it for CPU; a relay serving remote clients would not pay for them.
 package main
@@ -68,6 +72,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
 )
 
@@ -129,6 +134,7 @@ type options struct {
 	memoryBudgetBytes int64
 	relayBinary       string   // memory: the kintsugi-relay to run; "": build one
 	relayProfiles     profiles // --relay-cpuprofile, --relay-memprofile
+	protocol          int      // --protocol: the newest protocol version the relays speak
 	progress          io.Writer
 	asJSON            bool
 	scenarioList      []string
@@ -217,6 +223,7 @@ func benchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "memory-writers", Value: 8, Usage: "memory: concurrent writers, each its own device and journal"},
 		&cli.StringFlag{Name: "memory-budget", Usage: "memory: the relay's --memory-budget (default: the relay's default)"},
 		&cli.StringFlag{Name: "relay-binary", Usage: "memory: the kintsugi-relay `file` to run (default: build one from this repository)"},
+		&cli.IntFlag{Name: "protocol", Value: protocol.Version, Usage: "the newest protocol `version` the relay speaks, and so the one every client speaks (1: JSON frames only; not for memory, which runs the kintsugi-relay command)"},
 	}
 }
 
@@ -238,6 +245,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		memoryWriters:  c.Int("memory-writers"),
 		memoryBudget:   c.String("memory-budget"),
 		relayBinary:    c.String("relay-binary"),
+		protocol:       c.Int("protocol"),
 		progress:       stderr,
 		relayProfiles:  profiles{cpu: c.String("relay-cpuprofile"), heap: c.String("relay-memprofile")},
 		asJSON:         c.Bool("json"),
@@ -329,6 +337,9 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	if o.idlePing <= 0 {
 		return nil, &usageError{msg: "--idle-ping must be positive", hint: "for example --idle-ping 1s"}
 	}
+	if o.protocol < protocol.Version1 || o.protocol > protocol.Version {
+		return nil, &usageError{msg: fmt.Sprintf("--protocol %d is not a version this relay speaks", o.protocol), hint: fmt.Sprintf("give %d or %d", protocol.Version1, protocol.Version)}
+	}
 	if o.ingestTime <= 0 {
 		return nil, &usageError{msg: "--ingest-time must be positive", hint: "for example --ingest-time 3s"}
 	}
@@ -379,6 +390,7 @@ type envInfo struct {
 	OS        string   `json:"os"`
 	Arch      string   `json:"arch"`
 	DataFS    string   `json:"data_fs"`  // file system of --dir: fsync on tmpfs costs nothing
+	Protocol  int      `json:"protocol"` // the newest protocol version the relays spoke (--protocol)
 	LoadAvg   string   `json:"load_avg"` // /proc/loadavg at the start: other work on the machine skews figures
 	Scenarios []string `json:"scenarios"`
 	Started   string   `json:"started"`
@@ -391,6 +403,7 @@ func runAll(o *options) (*results, error) {
 		OS:        runtime.GOOS,
 		Arch:      runtime.GOARCH,
 		DataFS:    fsName(o.dir),
+		Protocol:  o.protocol,
 		LoadAvg:   loadAvg(),
 		Scenarios: o.scenarioList,
 		Started:   time.Now().UTC().Format(time.RFC3339),
@@ -482,7 +495,7 @@ func runAll(o *options) (*results, error) {
 
 func printTable(w io.Writer, r *results) {
 	e := r.Env
-	fmt.Fprintf(w, "kintsugi-bench: %d CPUs, %s %s/%s, relay data on %s, load average at start %s\n", e.CPUs, e.GoVersion, e.OS, e.Arch, e.DataFS, e.LoadAvg)
+	fmt.Fprintf(w, "kintsugi-bench: %d CPUs, %s %s/%s, relay data on %s, protocol version %d, load average at start %s\n", e.CPUs, e.GoVersion, e.OS, e.Arch, e.DataFS, e.Protocol, e.LoadAvg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(r.Ingest) > 0 {
 		fmt.Fprintf(w, "\ndurable ingest: puts acknowledged after fsync (target: >= 40000/s with 64 writers; on PostgreSQL, >= 50%% of Badger's)\n")

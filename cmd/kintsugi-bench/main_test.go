@@ -78,7 +78,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := dec.Decode(&r); err != nil {
 		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
 	}
-	if r.Env.CPUs < 1 || r.Env.GoVersion == "" || strings.Join(r.Env.Scenarios, ",") != "ingest,push,idle,sync" {
+	if r.Env.CPUs < 1 || r.Env.GoVersion == "" || strings.Join(r.Env.Scenarios, ",") != "ingest,push,idle,sync" || r.Env.Protocol != protocol.Version {
 		t.Errorf("env: %+v", r.Env)
 	}
 
@@ -174,6 +174,27 @@ func TestBenchPostgres(t *testing.T) {
 	}
 }
 
+// TestBenchProtocol1: with --protocol 1 the relays speak only version 1,
+// and the scenarios that send and read frames themselves still run.
+func TestBenchProtocol1(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--protocol", "1", "--only", "ingest,push,sync", "--dir", t.TempDir(),
+		"--writers", "2", "--shared-writers", "1", "--ingest-time", "200ms",
+		"--subscribers", "2", "--push-puts", "5",
+		"--sync-entries", "20", "--sync-runs", "1",
+	}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var r results
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Env.Protocol != 1 || len(r.Ingest) != 1 || len(r.Push) != 1 || r.Push[0].Samples != 10 || r.FirstSync == nil || r.FirstSync.FetchedBlobs <= 20 {
+		t.Fatalf("report: %s", out.String())
+	}
+}
+
 // TestBenchTable checks the human-readable report names what was run.
 func TestBenchTable(t *testing.T) {
 	var out, errOut bytes.Buffer
@@ -204,6 +225,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--memory-total", "0"},
 		{"--memory-writers", "0"},
 		{"--memory-budget", "some"},
+		{"--protocol", "0"},
+		{"--protocol", "3"},
 		{"extra"},
 		{"--only", "listener"}, // without --store
 		{"--store", "mysql://somewhere"},
@@ -244,6 +267,17 @@ func TestPutFrame(t *testing.T) {
 	}
 	if _, ok := frameSeq([]byte(`{"type":"caught_up","journal":"00","seq":3}`)); ok {
 		t.Fatal("frameSeq took caught_up for a blob")
+	}
+	// Version 2: every blob of a blobs frame, nothing from another frame.
+	f := protocol.AppendBlobsHeader(nil, ch.journal)
+	for seq := uint64(7); seq <= 9; seq++ {
+		f = protocol.AppendBlobEntry(f, seq, false, ch.next())
+	}
+	if seqs, err := blobSeqs(true, f, nil); err != nil || !slices.Equal(seqs, []uint64{7, 8, 9}) {
+		t.Fatalf("blobSeqs of a blobs frame: %v, %v", seqs, err)
+	}
+	if seqs, err := blobSeqs(true, protocol.AppendAcks(nil, protocol.Ack{ID: 1}), nil); err != nil || len(seqs) != 0 {
+		t.Fatalf("blobSeqs of an acks frame: %v, %v", seqs, err)
 	}
 }
 

@@ -250,8 +250,8 @@ func runMemory(o *options) (*memoryResult, error) {
 					return // the total is claimed
 				}
 				id := c.id()
-				frame = putFrame(frame, id, j, ch.next())
-				if err := c.sendFrame(frame); err != nil {
+				var err error
+				if frame, err = c.sendPut(frame, id, j, ch.next()); err != nil {
 					errs[w] = err
 					return
 				}

@@ -98,31 +98,35 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 		go func() {
 			defer readers.Done()
 			want := uint64(1)
+			var seqs []uint64
+			fail := func(err error) {
+				subErr[i] = err
+				// Let the writer go on; the error is reported.
+				for ; want <= uint64(puts); want++ {
+					got.Done()
+				}
+			}
 			for want <= uint64(puts) {
-				data, err := c.read()
+				binary, data, err := c.readMessage()
 				if err != nil {
-					subErr[i] = err
-					// Let the writer go on; the error is reported.
-					for ; want <= uint64(puts); want++ {
-						got.Done()
-					}
+					fail(err)
 					return
 				}
 				now := time.Since(base)
-				seq, ok := frameSeq(data)
-				if !ok {
-					continue // a ping answer or similar; not ours
-				}
-				if seq != want {
-					subErr[i] = fmt.Errorf("subscriber %d got seq %d, want %d", i, seq, want)
-					for ; want <= uint64(puts); want++ {
-						got.Done()
-					}
+				// Not a push (a ping answer or similar): no seqs.
+				if seqs, err = blobSeqs(binary, data, seqs[:0]); err != nil {
+					fail(err)
 					return
 				}
-				lat[i] = append(lat[i], now-time.Duration(sent[seq].Load()))
-				want++
-				got.Done()
+				for _, seq := range seqs {
+					if seq != want {
+						fail(fmt.Errorf("subscriber %d got seq %d, want %d", i, seq, want))
+						return
+					}
+					lat[i] = append(lat[i], now-time.Duration(sent[seq].Load()))
+					want++
+					got.Done()
+				}
 			}
 		}()
 	}
@@ -132,9 +136,9 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 	for seq := uint64(1); seq <= uint64(puts); seq++ {
 		got.Add(subs)
 		id := writer.id()
-		frame = putFrame(frame, id, j, ch.next())
+		blob := ch.next()
 		sent[seq].Store(int64(time.Since(base)))
-		if err := writer.sendFrame(frame); err != nil {
+		if frame, err = writer.sendPut(frame, id, j, blob); err != nil {
 			return nil, err
 		}
 		ok, err := writer.waitOK(id)

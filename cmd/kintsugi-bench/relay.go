@@ -40,6 +40,10 @@ const childProfileEnv = "KINTSUGI_BENCH_RELAY_CPUPROFILE"
 // measurement includes ping and pong rounds.
 const childPingEnv = "KINTSUGI_BENCH_RELAY_PING"
 
+// childProtocolEnv, if set, is the newest protocol version the relay
+// speaks (server.Config.MaxProtocolVersion).
+const childProtocolEnv = "KINTSUGI_BENCH_RELAY_PROTOCOL"
+
 // childHeapEnv, if set, names a file the child writes a heap profile to
 // each time its memory is read (--relay-memprofile): the last one wins.
 const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
@@ -125,6 +129,12 @@ func runChild(dir string) int {
 			return 1
 		}
 	}
+	if v := os.Getenv(childProtocolEnv); v != "" {
+		if cfg.MaxProtocolVersion, err = strconv.Atoi(v); err != nil {
+			fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
+			return 1
+		}
+	}
 	relay, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
@@ -192,10 +202,16 @@ type profiles struct{ cpu, heap string }
 
 // relayOptions are the settings of one child relay.
 type relayOptions struct {
-	prof  profiles
-	ping  time.Duration // 0: the default ping interval
-	store string        // a PostgreSQL database's URL; "": Badger
-	poll  time.Duration // PostgreSQL: how often the relay polls heads; 0: its default
+	prof     profiles
+	ping     time.Duration // 0: the default ping interval
+	store    string        // a PostgreSQL database's URL; "": Badger
+	poll     time.Duration // PostgreSQL: how often the relay polls heads; 0: its default
+	protocol int           // the newest protocol version it speaks; 0: the newest there is
+}
+
+// relayOptions returns the settings of the command line for a child relay.
+func (o *options) relayOptions() relayOptions {
+	return relayOptions{prof: o.relayProfiles, protocol: o.protocol}
 }
 
 // relayProc is a running child relay.
@@ -233,6 +249,9 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	}
 	if ro.poll > 0 {
 		cmd.Env = append(cmd.Env, childPollEnv+"="+ro.poll.String())
+	}
+	if ro.protocol > 0 {
+		cmd.Env = append(cmd.Env, childProtocolEnv+"="+strconv.Itoa(ro.protocol))
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -311,7 +330,7 @@ func startRelays(o *options, backend string, n int) (*relaySet, error) {
 // is set here).
 func startRelaysWith(o *options, backend string, n int, ro relayOptions) (*relaySet, error) {
 	rs := &relaySet{}
-	ro.prof = o.relayProfiles
+	ro.prof, ro.protocol = o.relayProfiles, o.protocol
 	if backend == backendPostgres {
 		db, err := newBenchDB(o.store)
 		if err != nil {

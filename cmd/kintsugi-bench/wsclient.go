@@ -19,8 +19,9 @@ import (
 )
 
 // rawConn is one authenticated device connection speaking the wire
-// protocol directly, as a client would, through the wire client. It is
-// used by one goroutine at a time.
+// protocol directly, as a client would, through the wire client: the
+// newest version the relay speaks (--protocol limits it), with the frames
+// of that version. It is used by one goroutine at a time.
 type rawConn struct {
 	w      *wire.Conn
 	ws     *websocket.Conn // w.WS
@@ -40,7 +41,8 @@ func dialDevice(wsURL string) (*rawConn, error) {
 	return dialAs(wsURL, crypto.AuthKey(key))
 }
 
-// dialAs connects to wsURL and authenticates as the device s signs for.
+// dialAs connects to wsURL and authenticates as the device s signs for,
+// offering every protocol version.
 func dialAs(wsURL string, s wire.Signer) (*rawConn, error) {
 	d := wire.Dialer{ReadLimit: 2 * protocol.MaxMessageSize, Timeout: ioTimeout}
 	w, _, err := d.Dial(context.Background(), wsURL)
@@ -60,9 +62,22 @@ func (c *rawConn) close() { _ = c.ws.Close() }
 
 func (c *rawConn) send(m any) error { return c.w.Send(m) }
 
-func (c *rawConn) sendFrame(data []byte) error { return c.w.WriteFrame(data) }
+// sendPut sends a put of blob to j as request id, as a client of the
+// connection's version does: a binary put frame on version 2, a JSON put
+// (built by putFrame) on version 1. buf is reused for the frame.
+func (c *rawConn) sendPut(buf []byte, id uint64, j protocol.JournalID, blob []byte) ([]byte, error) {
+	if c.w.Version >= protocol.Version {
+		buf = protocol.AppendPut(buf[:0], id, j, blob)
+		return buf, c.w.WriteBinary(buf)
+	}
+	buf = putFrame(buf, id, j, blob)
+	return buf, c.w.WriteFrame(buf)
+}
 
 func (c *rawConn) read() ([]byte, error) { return c.w.ReadFrame(ioTimeout) }
+
+// readMessage reads one frame and says whether it is binary.
+func (c *rawConn) readMessage() (bool, []byte, error) { return c.w.ReadMessage(ioTimeout) }
 
 // readAs reads one message and decodes it as type want; an Error from the
 // relay is returned as an error.
@@ -171,6 +186,26 @@ func (ch *chain) next() []byte {
 	b[protocol.HeaderSize+protocol.NonceSize] = entryRecipients
 	ch.prev = protocol.ChainID(b)
 	return b
+}
+
+// blobSeqs appends to dst the seqs of the blobs a frame pushes: those of a
+// binary blobs frame (version 2, which may hold several), or of a JSON
+// Blob message (see frameSeq). Any other frame adds nothing.
+func blobSeqs(binary bool, frame []byte, dst []uint64) ([]uint64, error) {
+	if !binary {
+		if seq, ok := frameSeq(frame); ok {
+			dst = append(dst, seq)
+		}
+		return dst, nil
+	}
+	if protocol.FrameType(frame) != protocol.FrameBlobs {
+		return dst, nil
+	}
+	blobs, err := protocol.DecodeBlobs(frame, nil)
+	for _, b := range blobs {
+		dst = append(dst, b.Seq)
+	}
+	return dst, err
 }
 
 // frameSeq returns the seq of a Blob frame without a full decode, which

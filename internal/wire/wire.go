@@ -1,8 +1,9 @@
 // Package wire is the one client side of the relay protocol. It dials a
-// relay's WebSocket with the protocol's subprotocol and read limit, runs
-// the Hello/Auth/Welcome handshake with a [Signer] (optionally only with
-// an expected relay id), frames messages with package protocol, and hands out
-// request ids.
+// relay's WebSocket offering the protocol's subprotocols (version 2, then
+// version 1; the relay's pick is [Conn.Version]) with the protocol's read
+// limit, runs the Hello/Auth/Welcome handshake with a [Signer] (optionally
+// only with an expected relay id), frames messages with package protocol,
+// and hands out request ids.
 //
 // Three callers build on [Conn] and add only what is their own: the
 // journal client (package client) adds its read loop, pushes and pacer;
@@ -61,12 +62,18 @@ type Signer interface {
 const DefaultTimeout = 10 * time.Second
 
 // Dialer holds the options for connecting to a relay. The zero value
-// dials with the protocol's subprotocol, read limit and [DefaultTimeout].
+// dials offering every protocol version, with the protocol's read limit
+// and [DefaultTimeout].
 type Dialer struct {
 	// WebSocket is the dialer to copy (TLS settings, proxy); nil means a
-	// zero websocket.Dialer. Empty Subprotocols become the protocol's and
-	// a zero HandshakeTimeout becomes Timeout.
+	// zero websocket.Dialer. Empty Subprotocols become those of the
+	// versions up to MaxVersion, newest first, and a zero HandshakeTimeout
+	// becomes Timeout.
 	WebSocket *websocket.Dialer
+	// MaxVersion is the newest protocol version to offer; 0 means
+	// protocol.Version. protocol.Version1 speaks version 1 whatever the
+	// relay speaks.
+	MaxVersion int
 	// Header is sent with the upgrade request (Origin, X-Forwarded-For).
 	Header http.Header
 	// ReadLimit bounds one incoming frame; 0 means protocol.MaxMessageSize.
@@ -85,11 +92,17 @@ type Conn struct {
 	WS    *websocket.Conn // static: the connection, for raw access
 	URL   string          // static: the address dialed
 	Hello protocol.Hello  // static after Dial: the relay's greeting
+	// Version is the connection's protocol version, named by the
+	// subprotocol the relay picked: protocol.Version1 or protocol.Version.
+	// Static.
+	Version int
 
 	timeout      time.Duration // static: each read of the handshake
 	writeTimeout time.Duration // static: each write
 	lastID       atomic.Uint64
-	frame        []byte // ReadFrameReused's buffer; owned by the reader
+	frame        []byte         // ReadNext's buffer for text frames; owned by the reader
+	binaryHint   int            // ReadNext: the size of the last binary frame; owned by the reader
+	acks         []protocol.Ack // Reply: acks read before their turn; owned by the reader
 }
 
 // Dial connects to the relay at wsURL. On a failed upgrade the error is
@@ -104,7 +117,13 @@ func (d *Dialer) Dial(ctx context.Context, wsURL string) (*Conn, *http.Response,
 		wd = *d.WebSocket
 	}
 	if len(wd.Subprotocols) == 0 {
-		wd.Subprotocols = []string{protocol.Subprotocol}
+		v := d.MaxVersion
+		if v == 0 {
+			v = protocol.Version
+		}
+		for ; v >= protocol.Version1; v-- {
+			wd.Subprotocols = append(wd.Subprotocols, protocol.SubprotocolOf(v))
+		}
 	}
 	if wd.HandshakeTimeout == 0 {
 		wd.HandshakeTimeout = timeout
@@ -120,7 +139,11 @@ func (d *Dialer) Dial(ctx context.Context, wsURL string) (*Conn, *http.Response,
 		limit = protocol.MaxMessageSize
 	}
 	ws.SetReadLimit(limit)
-	c := &Conn{WS: ws, URL: wsURL, timeout: timeout, writeTimeout: d.WriteTimeout}
+	c := &Conn{WS: ws, URL: wsURL, Version: protocol.VersionOf(ws.Subprotocol()), timeout: timeout, writeTimeout: d.WriteTimeout}
+	if c.Version == 0 {
+		ws.Close()
+		return nil, resp, fmt.Errorf("%w: the relay picked the subprotocol %q, which this client does not speak", protocol.ErrBadVersion, ws.Subprotocol())
+	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = timeout
 	}
@@ -144,12 +167,12 @@ func (c *Conn) ReadHello() error {
 // Authenticate checks the Hello that [Conn.ReadHello] read, signs its challenge with s and
 // waits for Welcome. If wantRelayID is not empty, a relay presenting
 // another id is refused with [ErrRelayChanged] before anything is signed
-// or sent. A relay speaking another protocol version is refused with
-// [protocol.ErrBadVersion].
+// or sent. A relay whose Hello names another version than the connection's
+// is refused with [protocol.ErrBadVersion].
 func (c *Conn) Authenticate(s Signer, wantRelayID string) error {
 	h := &c.Hello
-	if h.Version != protocol.Version {
-		return fmt.Errorf("%w (it speaks version %d, this kintsugi speaks %d)", protocol.ErrBadVersion, h.Version, protocol.Version)
+	if h.Version != c.Version {
+		return fmt.Errorf("%w (it speaks version %d on a connection of version %d)", protocol.ErrBadVersion, h.Version, c.Version)
 	}
 	if len(h.Challenge) != protocol.ChallengeSize {
 		return fmt.Errorf("%w: the relay sent a malformed challenge", ErrUnreachable)
@@ -157,7 +180,7 @@ func (c *Conn) Authenticate(s Signer, wantRelayID string) error {
 	if wantRelayID != "" && h.RelayID != wantRelayID {
 		return fmt.Errorf("%w (%s): nothing was sent or signed", ErrRelayChanged, c.URL)
 	}
-	auth := &protocol.Auth{Type: protocol.TypeAuth, Version: protocol.Version, Device: s.SignPublic(), Signature: s.SignAuth(h.RelayID, h.Challenge)}
+	auth := &protocol.Auth{Type: protocol.TypeAuth, Version: c.Version, Device: s.SignPublic(), Signature: s.SignAuth(h.RelayID, h.Challenge)}
 	if err := c.Send(auth); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
@@ -214,30 +237,82 @@ func (c *Conn) WriteFrame(frame []byte) error {
 	return c.WS.WriteMessage(websocket.TextMessage, frame)
 }
 
-// ReadFrame reads one frame. A timeout above zero sets the read deadline;
-// zero leaves the deadline as it is.
-func (c *Conn) ReadFrame(timeout time.Duration) ([]byte, error) {
-	if timeout > 0 {
-		c.WS.SetReadDeadline(time.Now().Add(timeout))
+// WriteBinary writes one binary frame (version 2) as it is.
+func (c *Conn) WriteBinary(frame []byte) error {
+	c.WS.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	return c.WS.WriteMessage(websocket.BinaryMessage, frame)
+}
+
+// SendPut writes a put of blob to journal j as request id: a binary put
+// frame on a version 2 connection, a JSON one on version 1. buf, if not
+// nil, is reused for the frame.
+func (c *Conn) SendPut(buf []byte, id uint64, j protocol.JournalID, blob []byte) ([]byte, error) {
+	if c.Version >= protocol.Version {
+		buf = protocol.AppendPut(buf[:0], id, j, blob)
+		return buf, c.WriteBinary(buf)
 	}
-	_, frame, err := c.WS.ReadMessage()
+	b, err := protocol.Marshal(&protocol.Put{Type: protocol.TypePut, ID: id, Journal: j, Blob: blob})
+	if err != nil {
+		return buf, err
+	}
+	return buf, c.WriteFrame(b)
+}
+
+// ReadFrame reads one frame, text or binary. A timeout above zero sets
+// the read deadline; zero leaves the deadline as it is.
+func (c *Conn) ReadFrame(timeout time.Duration) ([]byte, error) {
+	_, frame, err := c.ReadMessage(timeout)
 	return frame, err
 }
 
-// ReadFrameReused is ReadFrame into a buffer the Conn keeps: the frame
-// is valid only until the next read, so the caller must copy what it
-// keeps. A reader of a long history (thousands of frames) saves an
-// allocation, and the copies of a growing one, per frame. Only one
-// goroutine may read.
-func (c *Conn) ReadFrameReused(timeout time.Duration) ([]byte, error) {
+// ReadMessage is ReadFrame that also says whether the frame is binary.
+func (c *Conn) ReadMessage(timeout time.Duration) (binary bool, frame []byte, err error) {
 	if timeout > 0 {
 		c.WS.SetReadDeadline(time.Now().Add(timeout))
 	}
-	_, r, err := c.WS.NextReader()
-	if err != nil {
-		return nil, err
+	mt, frame, err := c.WS.ReadMessage()
+	return mt == websocket.BinaryMessage, frame, err
+}
+
+// ReadNext reads one frame for a reader of a long history (thousands of
+// frames), with as few allocations and copies as it can. A text frame is
+// read into a buffer the Conn keeps: it is valid only until the next
+// read, so the caller must copy what it keeps. A binary frame (version 2)
+// is read into a buffer of its own, sized after the previous one, which
+// the caller owns: the blobs decoded from it may stay slices of it, so
+// their bytes are copied once, from the connection into the frame. Only
+// one goroutine may read.
+func (c *Conn) ReadNext(timeout time.Duration) (binary bool, frame []byte, err error) {
+	if timeout > 0 {
+		c.WS.SetReadDeadline(time.Now().Add(timeout))
 	}
-	b := c.frame[:0]
+	mt, r, err := c.WS.NextReader()
+	if err != nil {
+		return false, nil, err
+	}
+	if mt == websocket.BinaryMessage {
+		b, err := readAll(r, make([]byte, 0, max(c.binaryHint, 512)))
+		if err != nil {
+			return false, nil, err
+		}
+		// Room for one more blob than this frame had, so a frame a
+		// little larger than the last is still read without a copy.
+		c.binaryHint = len(b) + len(b)/8
+		return true, b, nil
+	}
+	b, err := readAll(r, c.frame[:0])
+	if err != nil {
+		return false, nil, err
+	}
+	// A rare large frame is not kept for the rest of the connection.
+	if cap(b) <= 64<<10 {
+		c.frame = b
+	}
+	return false, b, nil
+}
+
+// readAll reads r to its end into b's spare room, growing b as needed.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
@@ -245,17 +320,12 @@ func (c *Conn) ReadFrameReused(timeout time.Duration) ([]byte, error) {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
-			break
+			return b, nil
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	// A rare large frame is not kept for the rest of the connection.
-	if cap(b) <= 64<<10 {
-		c.frame = b
-	}
-	return b, nil
 }
 
 // Reply is the answer to one request: exactly one of OK and Err is set.
@@ -265,15 +335,44 @@ type Reply struct {
 }
 
 // Reply reads frames until the OK or Error for request id, each read
-// bounded by timeout. Blob and CaughtUp frames read meanwhile are passed
-// to push, or dropped if push is nil. A reply to another request, or any
-// other message, is an error: a Conn that uses Reply has one request in
-// flight at a time.
-func (c *Conn) Reply(id uint64, timeout time.Duration, push func(frame []byte)) (Reply, error) {
+// bounded by timeout. Blob and CaughtUp frames, and (version 2) blobs
+// frames, read meanwhile are passed to push, or dropped if push is nil. A
+// reply to another request, or any other message, is an error: a Conn
+// that uses Reply has one request in flight at a time, except that puts
+// sent as binary frames may be answered in bursts (one acks frame for
+// several): Reply keeps the acks after id's for the next calls, which
+// must ask for them in order.
+func (c *Conn) Reply(id uint64, timeout time.Duration, push func(binary bool, frame []byte)) (Reply, error) {
 	for {
-		frame, err := c.ReadFrame(timeout)
+		if len(c.acks) > 0 {
+			a := c.acks[0]
+			c.acks = c.acks[1:]
+			if a.ID != id {
+				return Reply{}, fmt.Errorf("%w: ack for request %d while waiting for %d", protocol.ErrMalformed, a.ID, id)
+			}
+			return Reply{OK: a.OK()}, nil
+		}
+		binary, frame, err := c.ReadMessage(timeout)
 		if err != nil {
 			return Reply{}, err
+		}
+		if binary {
+			switch protocol.FrameType(frame) {
+			case protocol.FrameAcks:
+				if c.acks, err = protocol.DecodeAcks(frame, c.acks); err != nil {
+					return Reply{}, err
+				}
+			case protocol.FrameBlobs:
+				if _, err := protocol.DecodeBlobs(frame, nil); err != nil {
+					return Reply{}, err
+				}
+				if push != nil {
+					push(true, frame)
+				}
+			default:
+				return Reply{}, fmt.Errorf("%w: unexpected binary frame of type %#02x while waiting for reply %d", protocol.ErrMalformed, protocol.FrameType(frame), id)
+			}
+			continue
 		}
 		env, err := protocol.Decode(frame)
 		if err != nil {
@@ -282,7 +381,7 @@ func (c *Conn) Reply(id uint64, timeout time.Duration, push func(frame []byte)) 
 		switch env.Type {
 		case protocol.TypeBlob, protocol.TypeCaughtUp:
 			if push != nil {
-				push(frame)
+				push(false, frame)
 			}
 		case protocol.TypeOK:
 			var ok protocol.OK

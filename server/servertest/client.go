@@ -23,14 +23,23 @@ const ReadTimeout = 20 * time.Second
 // from the test goroutine. It is not safe for concurrent use. The wire
 // client does the dialing, handshake and framing; Client adds raw frames
 // and fails the test instead of returning errors.
+//
+// It speaks protocol version 1 unless dialed with [DialVersion] or
+// [DialRawVersion]. On version 2 it sends puts as binary frames and
+// takes each blob of a blobs frame as the JSON Blob message it stands
+// for, so a test reads pushes the same way on either version; BlobFrames
+// counts the frames they came in.
 type Client struct {
-	t      testing.TB
-	conn   *wire.Conn
-	WS     *websocket.Conn    // conn.WS, for hostile tests
-	Key    ed25519.PrivateKey // the device key; nil until Authenticate
-	Device [32]byte           // the device's public key
-	Hello  protocol.Hello     // the relay's Hello
-	pushes [][]byte           // Blob and CaughtUp frames read while waiting for replies
+	t       testing.TB
+	conn    *wire.Conn
+	WS      *websocket.Conn    // conn.WS, for hostile tests
+	Key     ed25519.PrivateKey // the device key; nil until Authenticate
+	Device  [32]byte           // the device's public key
+	Hello   protocol.Hello     // the relay's Hello
+	Version int                // the connection's protocol version
+	// BlobFrames counts the binary blobs frames read (version 2).
+	BlobFrames int
+	pushes     [][]byte // Blob and CaughtUp frames read while waiting for replies
 }
 
 // NewKey returns a fresh device key.
@@ -69,9 +78,14 @@ func (c *Client) Authenticate(key ed25519.PrivateKey) error {
 	return c.conn.Authenticate(crypto.AuthKey(key), "")
 }
 
-// Send writes one message.
+// Send writes one message. On a version 2 connection a *protocol.Put goes
+// as a binary put frame.
 func (c *Client) Send(m any) {
 	c.t.Helper()
+	if p, ok := m.(*protocol.Put); ok && c.Version >= protocol.Version {
+		c.SendBinary(protocol.AppendPut(nil, p.ID, p.Journal, p.Blob))
+		return
+	}
 	data, err := protocol.Marshal(m)
 	if err != nil {
 		c.t.Fatal(err)
@@ -87,6 +101,14 @@ func (c *Client) SendFrame(data []byte) {
 	}
 }
 
+// SendBinary writes one raw binary frame.
+func (c *Client) SendBinary(data []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteBinary(data); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
 // Read reads one frame, returning the read error (for example a
 // *websocket.CloseError) if the connection ended.
 func (c *Client) Read() ([]byte, error) {
@@ -96,6 +118,16 @@ func (c *Client) Read() ([]byte, error) {
 		c.t.Fatalf("no message from the relay within %s", ReadTimeout)
 	}
 	return data, err
+}
+
+// ReadMessage is Read that also says whether the frame is binary.
+func (c *Client) ReadMessage() (binary bool, data []byte, err error) {
+	binary, data, err = c.conn.ReadMessage(ReadTimeout)
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatalf("no message from the relay within %s", ReadTimeout)
+	}
+	return binary, data, err
 }
 
 // ReadFrame reads one frame and fails the test if the connection ended.
@@ -115,7 +147,7 @@ func (c *Client) NextID() uint64 { return c.conn.NextID() }
 // and CaughtUp messages read meanwhile are kept for [Client.Push].
 func (c *Client) Reply(id uint64) Reply {
 	c.t.Helper()
-	r, err := c.conn.Reply(id, ReadTimeout, func(frame []byte) { c.pushes = append(c.pushes, frame) })
+	r, err := c.conn.Reply(id, ReadTimeout, c.keepPush)
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.t.Fatalf("no reply to request %d within %s", id, ReadTimeout)
@@ -130,12 +162,15 @@ func (c *Client) Reply(id uint64) Reply {
 // or the next frame read.
 func (c *Client) Push() (protocol.Envelope, []byte) {
 	c.t.Helper()
-	var data []byte
-	if len(c.pushes) > 0 {
-		data, c.pushes = c.pushes[0], c.pushes[1:]
-	} else {
-		data = c.ReadFrame()
+	for len(c.pushes) == 0 {
+		binary, data, err := c.conn.ReadMessage(ReadTimeout)
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		c.keepPush(binary, data)
 	}
+	data := c.pushes[0]
+	c.pushes = c.pushes[1:]
 	env, err := protocol.Decode(data)
 	if err != nil {
 		c.t.Fatal(err)
@@ -144,6 +179,28 @@ func (c *Client) Push() (protocol.Envelope, []byte) {
 		c.t.Fatalf("expected a blob or caught_up message, got %s", data)
 	}
 	return env, data
+}
+
+// keepPush keeps a pushed frame for Push: a JSON frame as it is, a blobs
+// frame as the JSON Blob message of each of its blobs.
+func (c *Client) keepPush(binary bool, frame []byte) {
+	c.t.Helper()
+	if !binary {
+		c.pushes = append(c.pushes, frame)
+		return
+	}
+	blobs, err := protocol.DecodeBlobs(frame, nil)
+	if err != nil {
+		c.t.Fatalf("a binary frame that is not a blobs frame: %v", err)
+	}
+	c.BlobFrames++
+	for _, b := range blobs {
+		data, err := protocol.Marshal(&b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.pushes = append(c.pushes, data)
+	}
 }
 
 // NextBlob reads the next push and fails unless it is a Blob.

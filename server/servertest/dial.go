@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"io"
 	"net/http"
 	"testing"
@@ -13,12 +14,34 @@ import (
 )
 
 // DialRawWith is [DialRaw] with a dialer and request headers of the
-// test's choosing (TLS settings, Origin, X-Forwarded-For). d's
-// Subprotocols are set to the relay's if empty. The connection is closed
-// when the test ends.
+// test's choosing (TLS settings, Origin, X-Forwarded-For). If d's
+// Subprotocols are empty, the client offers protocol version 1 only. The
+// connection is closed when the test ends.
 func DialRawWith(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header) *Client {
 	t.Helper()
-	wd := wire.Dialer{WebSocket: d, Header: h, ReadLimit: 2 * protocol.MaxMessageSize, Timeout: ReadTimeout}
+	return dialRaw(t, d, wsURL, h, protocol.Version1)
+}
+
+// DialRawVersion is [DialRaw] offering the protocol versions up to
+// version, newest first. The relay picks one: [Client.Version].
+func DialRawVersion(t testing.TB, wsURL string, version int) *Client {
+	t.Helper()
+	return dialRaw(t, &websocket.Dialer{}, wsURL, nil, version)
+}
+
+// DialVersion is [Dial] offering the protocol versions up to version.
+func DialVersion(t testing.TB, wsURL string, key ed25519.PrivateKey, version int) *Client {
+	t.Helper()
+	c := DialRawVersion(t, wsURL, version)
+	if err := c.Authenticate(key); err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return c
+}
+
+func dialRaw(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header, version int) *Client {
+	t.Helper()
+	wd := wire.Dialer{WebSocket: d, Header: h, MaxVersion: version, ReadLimit: 2 * protocol.MaxMessageSize, Timeout: ReadTimeout}
 	conn, resp, err := wd.Dial(context.Background(), wsURL)
 	if err != nil {
 		t.Fatalf("dial %s: %v", wsURL, err)
@@ -26,7 +49,7 @@ func DialRawWith(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("dial %s: status %s", wsURL, resp.Status)
 	}
-	c := &Client{t: t, conn: conn, WS: conn.WS}
+	c := &Client{t: t, conn: conn, WS: conn.WS, Version: conn.Version}
 	t.Cleanup(func() { conn.WS.Close() })
 	if err := conn.ReadHello(); err != nil {
 		t.Fatalf("first message is not a hello: %v", err)
@@ -35,12 +58,16 @@ func DialRawWith(t testing.TB, d *websocket.Dialer, wsURL string, h http.Header)
 	return c
 }
 
-// Refused tries to open a WebSocket to wsURL with headers h and expects
-// the relay to refuse the upgrade. It returns the HTTP response (with its
-// body read into body); the test fails if the upgrade succeeds.
-func Refused(t testing.TB, wsURL string, h http.Header) (resp *http.Response, body string) {
+// Refused tries to open a WebSocket to wsURL with headers h, offering
+// subprotocols (by default protocol.Subprotocol), and expects the relay
+// to refuse the upgrade. It returns the HTTP response (with its body read
+// into body); the test fails if the upgrade succeeds.
+func Refused(t testing.TB, wsURL string, h http.Header, subprotocols ...string) (resp *http.Response, body string) {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: ReadTimeout}
+	if len(subprotocols) == 0 {
+		subprotocols = []string{protocol.Subprotocol}
+	}
+	d := websocket.Dialer{Subprotocols: subprotocols, HandshakeTimeout: ReadTimeout}
 	ws, resp, err := d.Dial(wsURL, h)
 	if err == nil {
 		ws.Close()
