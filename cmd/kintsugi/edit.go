@@ -82,7 +82,7 @@ func cmdRetract(e *env) *cli.Command {
 			}
 			defer j.Close()
 			if !t.Mine {
-				return usageError(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "")
+				return usageError(fmt.Sprintf("%s is %s's entry; only its author can retract it", t.Short, clean(t.Author)), "`kintsugi reply "+t.Short+"` responds to it, in your own words")
 			}
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")

@@ -103,6 +103,8 @@ func describe(err error) (msg, hint string) {
 		hint = "copy the whole code again, exactly as it was given to you (an invite from your partner, or a link code from your other device)"
 	case errors.Is(err, crypto.ErrInvitePacket):
 		hint = "ask your partner for a fresh invite, and compare safety numbers once you are paired"
+	case errors.Is(err, client.ErrNotYours):
+		hint = "you can change or retract only what you wrote; to respond to it, use `kintsugi reply` or `kintsugi ack`"
 	case errors.Is(err, client.ErrAmbiguous):
 		hint = "use more characters of the id, as shown by `kintsugi log`"
 	case errors.Is(err, client.ErrNoSuchAuthor):
@@ -185,7 +187,8 @@ func exitStatus(err error) int {
 	case errors.Is(err, crypto.ErrWrongPassphrase), errors.Is(err, crypto.ErrWrongRecoveryPhrase), errors.Is(err, crypto.ErrBadPhrase),
 		errors.Is(err, errNoSecret):
 		return exitPassphrase
-	case errors.Is(err, protocol.ErrBadInviteCode), errors.Is(err, client.ErrLinkCodeOnly), errors.Is(err, client.ErrNotALinkCode):
+	case errors.Is(err, protocol.ErrBadInviteCode), errors.Is(err, client.ErrLinkCodeOnly), errors.Is(err, client.ErrNotALinkCode),
+		errors.Is(err, client.ErrNotYours):
 		// A code that is not whole, or of the other kind: a bad value
 		// on the command line (or pasted in).
 		return exitUsage

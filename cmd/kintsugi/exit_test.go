@@ -35,6 +35,7 @@ func TestExitStatus(t *testing.T) {
 		{"invite code cut short", fmt.Errorf("%w: it is too short or too long", protocol.ErrBadInviteCode), exitUsage},
 		{"link code given to journal join", client.ErrLinkCodeOnly, exitUsage},
 		{"invite given to device join", client.ErrNotALinkCode, exitUsage},
+		{"someone else's entry to change", client.ErrNotYours, exitUsage},
 		{"wrong recovery phrase", wrap(crypto.ErrWrongRecoveryPhrase), exitPassphrase},
 		{"mistyped phrase group", crypto.ErrBadPhrase, exitPassphrase},
 		{"damaged state", wrap(client.ErrDamagedState), exitDamaged},
