@@ -16,13 +16,15 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
-// gatedStore holds appends, once they have stored their blob, at a gate
-// while armed: the moment a relay has made a write durable but not yet
-// acknowledged it.
+// gatedStore lets the relay pipeline puts (it starts appends on the real
+// store) and, while armed, holds the answer of each append it starts once
+// that append is durable: the moment a relay has made a write durable but
+// not yet acknowledged it.
 type gatedStore struct {
 	server.Store
 	armed   chan struct{} // closed to arm the gate
-	entered chan struct{} // receives once per held append
+	started chan struct{} // receives once per append started while armed
+	entered chan struct{} // receives when the first held append is durable
 	release chan struct{} // closed to let held appends be answered
 }
 
@@ -31,12 +33,36 @@ func (g *gatedStore) StartAppend(ctx context.Context, j protocol.JournalID, blob
 	select {
 	case <-g.armed:
 		server.HoldAppend(p, func() {
-			g.entered <- struct{}{}
+			select {
+			case g.entered <- struct{}{}:
+			default:
+			}
 			<-g.release
 		})
+		g.started <- struct{}{}
 	default:
 	}
 	return p
+}
+
+// startGated starts a relay on a Badger store behind a gatedStore that
+// can hold up to puts appends, and returns the gate, the real store and
+// the relay's HTTP server. Both are closed when the test ends.
+func startGated(t *testing.T, puts int) (*gatedStore, *server.BadgerStore, *server.Server, *httptest.Server) {
+	t.Helper()
+	st, err := server.OpenBadger(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	gs := &gatedStore{Store: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	relay, err := server.New(server.Config{Store: gs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(relay)
+	t.Cleanup(hs.Close)
+	return gs, st, relay, hs
 }
 
 // A graceful stop drains: a put the relay is storing when the stop begins
@@ -44,18 +70,7 @@ func (g *gatedStore) StartAppend(ctx context.Context, j protocol.JournalID, blob
 // error and a going-away close; a subscriber gets the same goodbye.
 func TestCloseDrainsInFlightPut(t *testing.T) {
 	t.Parallel()
-	st, err := server.OpenBadger(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	gs := &gatedStore{Store: st, armed: make(chan struct{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	relay, err := server.New(server.Config{Store: gs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(relay)
-	defer hs.Close()
+	gs, st, relay, hs := startGated(t, 1)
 	url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
 
 	key := servertest.NewKey(t)
@@ -125,54 +140,14 @@ func expectGoodbye(t *testing.T, c *servertest.Client) {
 	}
 }
 
-// pipeGatedStore lets the relay pipeline puts (it starts appends on the
-// real store) and, while armed, holds the answer of each append it starts
-// once that append is durable: puts waiting in a connection's pipe.
-type pipeGatedStore struct {
-	server.Store
-	st      *server.BadgerStore
-	armed   chan struct{} // closed to arm the gate
-	started chan struct{} // receives once per append started while armed
-	entered chan struct{} // receives when the first held append is durable
-	release chan struct{} // closed to let held appends be answered
-}
-
-func (g *pipeGatedStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
-	p := g.st.StartAppend(ctx, j, blob)
-	select {
-	case <-g.armed:
-		server.HoldAppend(p, func() {
-			select {
-			case g.entered <- struct{}{}:
-			default:
-			}
-			<-g.release
-		})
-		g.started <- struct{}{}
-	default:
-	}
-	return p
-}
-
 // A graceful stop answers pipelined puts too: every put the relay has
 // started when the stop begins, answered or still waiting for the disk,
 // is stored and acknowledged, in order, before the shutting-down error.
 func TestCloseDrainsPipelinedPuts(t *testing.T) {
 	t.Parallel()
 	forVersions(t, func(t *testing.T, v int) {
-		st, err := server.OpenBadger(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
 		const puts = 3
-		gs := &pipeGatedStore{Store: st, st: st, armed: make(chan struct{}), started: make(chan struct{}, puts), entered: make(chan struct{}, 1), release: make(chan struct{})}
-		relay, err := server.New(server.Config{Store: gs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(relay)
-		defer hs.Close()
+		gs, st, relay, hs := startGated(t, puts)
 		url := "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.Path
 
 		key := servertest.NewKey(t)
