@@ -92,7 +92,9 @@ type Committer struct {
 
 // StartCommitter starts a committer that writes each group with commit.
 // commit runs on the committer's goroutine only, one group at a time; it
-// must set Seq and Dup, or Err, on every request of the group. maxBytes
+// gets every request with its results zero (AppendRequest.wait recycles
+// them so) and must set Seq and Dup, or Err, on every request of the
+// group, starting again from zero if it retries. maxBytes
 // bounds the blob bytes of a group beyond its first append (0: the
 // default, 4 MiB).
 func StartCommitter(maxBytes int, commit func(group []*AppendRequest)) *Committer {
@@ -198,9 +200,6 @@ func (c *Committer) loop() {
 			default:
 				break fill
 			}
-		}
-		for _, r := range group {
-			r.Seq, r.Dup, r.Err = 0, false, nil
 		}
 		c.commit(group)
 		for i, r := range group {
