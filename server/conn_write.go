@@ -19,9 +19,9 @@ import (
 //
 //   - On a version 2 connection, frames that can be one frame are written
 //     as one: binary blobs frames of one journal, one after the other, and
-//     acks frames (mergeRun). A subscriber that fell behind by a hundred
-//     pushes, or a burst of pipelined puts answered together, costs one
-//     frame.
+//     acks frames (writeRun, sendQueue.frontRun). A subscriber that fell
+//     behind by a hundred pushes, or a burst of pipelined puts answered
+//     together, costs one frame.
 //   - Whatever the writer writes while more is queued behind it, of either
 //     version, is gathered in a buffer and written with one system call
 //     when the queue runs dry, or when the buffer is full (progressConn).
@@ -191,7 +191,7 @@ func (p *progressConn) writeLocked(deadline int64, a, b []byte) error {
 }
 
 // mergeKey says whether f is a frame that merges with the same kind of
-// frame right behind it in the queue (see mergeRun), and how many bytes
+// frame right behind it in the queue (see writeRun), and how many bytes
 // of header such a frame has, which a merged frame keeps once.
 func mergeKey(f *frame) (header int, ok bool) {
 	if !f.binary {
