@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,7 +87,7 @@ func TestServeOnPostgres(t *testing.T) {
 // log, so an operator has a record of the change.
 func TestServeMigrates(t *testing.T) {
 	db := pgtest.NewDatabase(t)
-	var logs lockedBuffer
+	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -108,24 +107,6 @@ func TestServeMigrates(t *testing.T) {
 	wsURL := "ws://" + strings.Fields(strings.TrimPrefix(line, "kintsugi-relay: listening on http://"))[0] + "/v1/ws"
 	c := servertest.Dial(t, wsURL, servertest.NewKey(t))
 	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // migrate by a database user without the right to create tables says
