@@ -84,7 +84,8 @@ func TestServeOnPostgres(t *testing.T) {
 }
 
 // serve --migrate sets up an empty database itself, and says so in its
-// log, so an operator has a record of the change.
+// log, so an operator has a record of the change; the log does not show
+// the database password.
 func TestServeMigrates(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	var logs syncBuffer
@@ -104,6 +105,7 @@ func TestServeMigrates(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "migrated the database's schema") || !strings.Contains(got, "0001_initial.sql") {
 		t.Fatalf("serve --migrate logged %q, want the migration named", got)
 	}
+	noPassword(t, logs.String(), password(t, db))
 	wsURL := "ws://" + strings.Fields(strings.TrimPrefix(line, "kintsugi-relay: listening on http://"))[0] + "/v1/ws"
 	c := servertest.Dial(t, wsURL, servertest.NewKey(t))
 	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
