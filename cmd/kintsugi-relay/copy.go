@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,14 +38,8 @@ read; keep it until the relays on PostgreSQL serve.`,
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return &cliError{msg: fmt.Sprintf("copy takes no arguments, got %q", c.Args().First()), hint: "give the data directory with --data and the database with --store", code: exitUsage}
-			}
-			url := strings.TrimSpace(c.String("store"))
-			if url == "" {
-				return &cliError{msg: "copy needs the database to copy into", hint: "give its URL with --store (or KINTSUGI_RELAY_STORE)", code: exitUsage}
-			}
-			if err := checkStoreURL(url); err != nil {
+			url, err := storeArg(c, "give the data directory with --data and the database with --store", "copy needs the database to copy into")
+			if err != nil {
 				return err
 			}
 			return copyToPostgres(c, stdout, c.String("data"), url, c.Bool("json"))

@@ -103,6 +103,21 @@ func TestCrashLoad(t *testing.T) {
 	for _, c := range clients {
 		c.stopGenerating.Store(true)
 	}
+	waitOutboxes(t, clients)
+	checkAcked(t, relay.wsURL(), clients, true)
+	var acked, dups int64
+	for _, c := range clients {
+		acked += int64(c.ackedCount())
+		dups += c.dups.Load()
+	}
+	t.Logf("crash load: %d rounds, %d clients, %d blobs acknowledged, 0 lost, %d resent blobs the relay already had, %s",
+		rounds, n, acked, dups, time.Since(start).Round(time.Millisecond))
+}
+
+// waitOutboxes waits until every client has delivered its outbox,
+// failing t if that takes more than two minutes.
+func waitOutboxes(t *testing.T, clients []*loadClient) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, c := range clients {
 		for c.pending() > 0 {
@@ -112,14 +127,6 @@ func TestCrashLoad(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	checkAcked(t, relay.wsURL(), clients, true)
-	var acked, dups int64
-	for _, c := range clients {
-		acked += int64(c.ackedCount())
-		dups += c.dups.Load()
-	}
-	t.Logf("crash load: %d rounds, %d clients, %d blobs acknowledged, 0 lost, %d resent blobs the relay already had, %s",
-		rounds, n, acked, dups, time.Since(start).Round(time.Millisecond))
 }
 
 // checkAcked reads every client's journal from the relay and checks that

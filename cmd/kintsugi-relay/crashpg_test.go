@@ -83,15 +83,7 @@ func TestCrashLoadPostgres(t *testing.T) {
 	for _, c := range clients {
 		c.stopGenerating.Store(true)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, c := range clients {
-		for c.pending() > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("outboxes not delivered in time: %d blobs left in one", c.pending())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	waitOutboxes(t, clients)
 	for _, node := range nodes {
 		checkAcked(t, node.wsURL(), clients, true)
 	}

@@ -203,18 +203,18 @@ func TestEnvironment(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe buffer that closes started on its first
-// write.
+// syncBuffer is a goroutine-safe buffer that closes started, if set, on
+// its first write.
 type syncBuffer struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
-	started chan struct{}
+	started chan struct{} // nil: no signal
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf.Len() == 0 && len(p) > 0 {
+	if b.started != nil && b.buf.Len() == 0 && len(p) > 0 {
 		close(b.started)
 	}
 	return b.buf.Write(p)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,10 +84,11 @@ func TestServeOnPostgres(t *testing.T) {
 }
 
 // serve --migrate sets up an empty database itself, and says so in its
-// log, so an operator has a record of the change.
+// log, so an operator has a record of the change; the log does not show
+// the database password.
 func TestServeMigrates(t *testing.T) {
 	db := pgtest.NewDatabase(t)
-	var logs lockedBuffer
+	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -105,27 +105,10 @@ func TestServeMigrates(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "migrated the database's schema") || !strings.Contains(got, "0001_initial.sql") {
 		t.Fatalf("serve --migrate logged %q, want the migration named", got)
 	}
+	noPassword(t, logs.String(), password(t, db))
 	wsURL := "ws://" + strings.Fields(strings.TrimPrefix(line, "kintsugi-relay: listening on http://"))[0] + "/v1/ws"
 	c := servertest.Dial(t, wsURL, servertest.NewKey(t))
 	servertest.MustOK(t, c.Create(servertest.NewJournalID()))
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // migrate by a database user without the right to create tables says

@@ -171,14 +171,8 @@ start.`,
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return &cliError{msg: fmt.Sprintf("migrate takes no arguments, got %q", c.Args().First()), hint: "give the database with --store", code: exitUsage}
-			}
-			url := strings.TrimSpace(c.String("store"))
-			if url == "" {
-				return &cliError{msg: "migrate needs the database", hint: "give its URL with --store (or KINTSUGI_RELAY_STORE)", code: exitUsage}
-			}
-			if err := checkStoreURL(url); err != nil {
+			url, err := storeArg(c, "give the database with --store", "migrate needs the database")
+			if err != nil {
 				return err
 			}
 			where := pgstore.Where(url)
@@ -205,6 +199,20 @@ start.`,
 			return nil
 		},
 	}
+}
+
+// storeArg returns the --store URL of a command that takes no arguments
+// and needs a database: usage says how to give the command what it
+// needs, missing what to say when --store is not given.
+func storeArg(c *cli.Context, usage, missing string) (string, error) {
+	if c.NArg() > 0 {
+		return "", &cliError{msg: fmt.Sprintf("%s takes no arguments, got %q", c.Command.Name, c.Args().First()), hint: usage, code: exitUsage}
+	}
+	url := strings.TrimSpace(c.String("store"))
+	if url == "" {
+		return "", &cliError{msg: missing, hint: "give its URL with --store (or KINTSUGI_RELAY_STORE)", code: exitUsage}
+	}
+	return url, checkStoreURL(url)
 }
 
 // notForPostgres refuses a Badger-only command when the relay's data is
