@@ -145,6 +145,9 @@ func (s *Store) commitTx(ctx context.Context, group []*server.AppendRequest) (_ 
 	var insJ, insID, insData [][]byte
 	var insSeq []int64
 	for _, r := range group {
+		// Each try starts from zero (the Committer's contract): a try
+		// that sets results and then fails must not leave them behind.
+		r.Seq, r.Dup, r.Err = 0, false, nil
 		h := heads[r.Journal]
 		if h == nil {
 			r.Err = protocol.ErrNotFound
