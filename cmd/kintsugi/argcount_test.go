@@ -17,37 +17,31 @@ func TestExtraArgsRefused(t *testing.T) {
 	var notFound error
 	app := newApp(&env{}, &notFound)
 	checked := 0
-	var walk func(cmds []*cli.Command, path []string)
-	walk = func(cmds []*cli.Command, path []string) {
-		for _, c := range cmds {
-			p := append(append([]string{}, path...), c.Name)
-			walk(c.Subcommands, p)
-			n, ok := maxArgs(c.ArgsUsage)
-			// help and completion check their own arguments, and the
-			// hidden commands are for scripts and docs.
-			if c.Action == nil || !ok || c.Hidden || c.Name == "help" || c.Name == "completion" {
-				continue
-			}
-			args := append([]string{"kintsugi", "--home", t.TempDir() + "/none"}, p...)
-			for _, f := range c.Flags {
-				// finishApp checks required flags itself (see checkRequired).
-				if sf, ok := f.(*cli.StringFlag); ok && strings.HasSuffix(sf.Usage, "(required)") {
-					args = append(args, "--"+f.Names()[0]+"=x")
-				}
-			}
-			for i := range n {
-				args = append(args, "abcd"+strings.Repeat("0", i))
-			}
-			args = append(args, "one-too-many")
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
-			if err == nil || !strings.Contains(err.Error(), "one-too-many") || exitStatus(err) != exitUsage {
-				t.Errorf("%s: got %v (exit %d), want a usage error naming \"one-too-many\"", strings.Join(args[3:], " "), err, exitStatus(err))
-			}
-			checked++
+	eachCommand(app.Commands, nil, func(p []string, c *cli.Command) {
+		n, ok := maxArgs(c.ArgsUsage)
+		// help and completion check their own arguments, and the
+		// hidden commands are for scripts and docs.
+		if c.Action == nil || !ok || c.Hidden || c.Name == "help" || c.Name == "completion" {
+			return
 		}
-	}
-	walk(app.Commands, nil)
+		args := append([]string{"kintsugi", "--home", t.TempDir() + "/none"}, p...)
+		for _, f := range c.Flags {
+			// finishApp checks required flags itself (see checkRequired).
+			if sf, ok := f.(*cli.StringFlag); ok && strings.HasSuffix(sf.Usage, "(required)") {
+				args = append(args, "--"+f.Names()[0]+"=x")
+			}
+		}
+		for i := range n {
+			args = append(args, "abcd"+strings.Repeat("0", i))
+		}
+		args = append(args, "one-too-many")
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "one-too-many") || exitStatus(err) != exitUsage {
+			t.Errorf("%s: got %v (exit %d), want a usage error naming \"one-too-many\"", strings.Join(args[3:], " "), err, exitStatus(err))
+		}
+		checked++
+	})
 	if checked < 20 {
 		t.Errorf("checked %d commands, want every fixed-argument one", checked)
 	}
@@ -62,5 +56,15 @@ func TestMaxArgs(t *testing.T) {
 		if n != want {
 			t.Errorf("maxArgs(%q) = %d, want %d", usage, n, want)
 		}
+	}
+}
+
+// eachCommand calls fn with every command under cmds, subcommands first,
+// and the path of names that runs it (path and then its own name).
+func eachCommand(cmds []*cli.Command, path []string, fn func(path []string, c *cli.Command)) {
+	for _, c := range cmds {
+		p := append(append([]string{}, path...), c.Name)
+		eachCommand(c.Subcommands, p, fn)
+		fn(p, c)
 	}
 }

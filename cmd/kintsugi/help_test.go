@@ -36,15 +36,10 @@ func TestFlagPlaceholders(t *testing.T) {
 			}
 		}
 	}
-	var walk func(cmds []*cli.Command, path string)
-	walk = func(cmds []*cli.Command, path string) {
-		for _, c := range cmds {
-			check(path+" "+c.Name, c.Flags)
-			walk(c.Subcommands, path+" "+c.Name)
-		}
-	}
 	check("kintsugi", app.Flags)
-	walk(app.Commands, "kintsugi")
+	eachCommand(app.Commands, []string{"kintsugi"}, func(path []string, c *cli.Command) {
+		check(strings.Join(path, " "), c.Flags)
+	})
 	if checked < 50 {
 		t.Fatalf("only %d flags checked", checked)
 	}

@@ -86,18 +86,26 @@ func sentence(n client.Notice) string {
 		if n.Count != 1 {
 			what = fmt.Sprintf("%d entries you wrote on this device had", n.Count)
 		}
-		named := ""
-		if len(n.Lost) > 0 {
-			// Which ones, so the words can be written again; their first
-			// words are in `status --json` (not here: this sentence may
-			// also go to a service's log).
-			lines := make([]string, len(n.Lost))
-			for i, l := range n.Lost {
-				lines[i] = lostLine(l, false)
-			}
-			named = ": " + strings.Join(lines, "; ")
+		said := fmt.Sprintf("on %s, %s not been sent yet and could not be read back after a file on this device was damaged; we are sorry. What was sent before is safe on the relay", n.Date.Local().Format("2 January 2006"), what)
+		if len(n.Lost) == 0 {
+			return said
 		}
-		return fmt.Sprintf("on %s, %s not been sent yet and could not be read back after a file on this device was damaged%s; we are sorry. What was sent before is safe on the relay", n.Date.Local().Format("2 January 2006"), what, named)
+		// Which ones, after the apology rather than between the loss and
+		// it, so the words can be written again; their first words are in
+		// `status --json` (not here: this sentence may also go to a
+		// service's log).
+		lines := make([]string, len(n.Lost))
+		for i, l := range n.Lost {
+			lines[i] = lostLine(l, false)
+		}
+		switch {
+		case len(n.Lost) == 1 && n.Count <= 1:
+			return said + ". If you want to write it again, it was " + lines[0]
+		case len(n.Lost) < n.Count:
+			// The client names only the newest of many.
+			return said + fmt.Sprintf(". If you want to write them again, the newest %d of them were: %s", len(n.Lost), strings.Join(lines, "; "))
+		}
+		return said + ". If you want to write them again, they were: " + strings.Join(lines, "; ")
 	case client.NoticeRepairPending:
 		return fmt.Sprintf("this journal's file on this device was repaired on %s and has not yet collected this device's earlier entries from the relay; writing waits until `kintsugi sync` has done that", n.Date.Local().Format("2 Jan 2006"))
 	case client.NoticeRestoreOlder:

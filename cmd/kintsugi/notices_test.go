@@ -108,3 +108,34 @@ func TestLostLine(t *testing.T) {
 		t.Fatalf("lostLine of an unknown entry = %q, want %q", got, want)
 	}
 }
+
+// TestLostUnsentSentence: the apology comes right after the loss, and the
+// lost entries are named after it, never with their first words (this
+// sentence may go to a service's log); when the client names only the
+// newest of many, the sentence says so.
+func TestLostUnsentSentence(t *testing.T) {
+	item := func(id string) client.LostItem {
+		return client.LostItem{ID: id, Kind: client.KindAnswer, Created: time.Date(2026, 11, 3, 18, 30, 0, 0, time.Local), Words: "I was with them"}
+	}
+	date := time.Date(2026, 11, 4, 9, 0, 0, 0, time.Local)
+	for _, c := range []struct {
+		n    client.Notice
+		want string
+	}{
+		{client.Notice{Kind: client.NoticeLostUnsent, Count: 1, Date: date, Lost: []client.LostItem{item("0123456789abcdef")}},
+			"on 4 November 2026, an entry you wrote on this device had not been sent yet and could not be read back after a file on this device was damaged; we are sorry. What was sent before is safe on the relay. If you want to write it again, it was an answer written Tue 3 Nov 2026, 18:30 (01234567)"},
+		{client.Notice{Kind: client.NoticeLostUnsent, Count: 2, Date: date, Lost: []client.LostItem{item("0123456789abcdef"), item("fedcba9876543210")}},
+			"; we are sorry. What was sent before is safe on the relay. If you want to write them again, they were: an answer written Tue 3 Nov 2026, 18:30 (01234567); an answer written Tue 3 Nov 2026, 18:30 (fedcba98)"},
+		{client.Notice{Kind: client.NoticeLostUnsent, Count: 70, Date: date, Lost: []client.LostItem{item("0123456789abcdef"), item("fedcba9876543210")}},
+			"70 entries you wrote on this device had not been sent yet"},
+		{client.Notice{Kind: client.NoticeLostUnsent, Count: 70, Date: date, Lost: []client.LostItem{item("0123456789abcdef"), item("fedcba9876543210")}},
+			"If you want to write them again, the newest 2 of them were: an answer written"},
+		{client.Notice{Kind: client.NoticeLostUnsent, Count: 3, Date: date},
+			"3 entries you wrote on this device had not been sent yet and could not be read back after a file on this device was damaged; we are sorry. What was sent before is safe on the relay"},
+	} {
+		s := sentence(c.n)
+		if !strings.Contains(s, c.want) || strings.Contains(s, "I was with them") || strings.HasSuffix(s, ".") {
+			t.Errorf("sentence = %q, want it to contain %q, without the first words or a final period", s, c.want)
+		}
+	}
+}
