@@ -401,8 +401,9 @@ func (c *chunkReader) atEnd() bool {
 
 // aheadReader reads and opens a checkpoint's pieces in a goroutine, a
 // piece or two ahead of the decoder, so that reading the file and
-// decrypting overlap with decoding on a second core. Plaintext buffers
-// (at most three, about 1 MiB each) are cleared when it is closed.
+// decrypting overlap with decoding on a second core. Every plaintext
+// buffer it makes (three of about 1 MiB, and one more for each longer
+// piece) is in bufs, and cleared when it is closed.
 type aheadReader struct {
 	cr     *chunkReader // used by the goroutine only
 	pieces chan piece
@@ -461,7 +462,6 @@ func (a *aheadReader) run() {
 		select {
 		case a.pieces <- p:
 		case <-a.stop:
-			clear(p.buf[:cap(p.buf)])
 			return
 		}
 		if err != nil || p.last {
@@ -487,20 +487,13 @@ func (a *aheadReader) next() ([]byte, error) {
 	return p.b, p.err
 }
 
-// close stops the goroutine and clears every plaintext buffer.
+// close stops the goroutine and clears every plaintext buffer: the one
+// held, one waiting in pieces and the free ones are all in bufs.
 func (a *aheadReader) close() {
 	close(a.stop)
 	<-a.done
 	for _, b := range a.bufs {
 		clear(b[:cap(b)])
-	}
-	select {
-	case p := <-a.pieces:
-		clear(p.buf[:cap(p.buf)])
-	default:
-	}
-	if a.held != nil {
-		clear(a.held[:cap(a.held)])
 	}
 }
 

@@ -52,6 +52,40 @@ func lyingPair(t *testing.T) *lyingRelay {
 	return &lyingRelay{relay: relay, liar: liar, alex: alex, sam: sam, aj: aj, sj: sj}
 }
 
+// joinWithheld has alex start a journal through a lying relay, write an
+// entry from before sam joins and invite sam, who then joins while serve
+// (toAlex or toSam) has the relay withhold what withheld matches.
+func joinWithheld(t *testing.T, serve func(*lyingRelay, servertest.View), withheld servertest.Match) *lyingRelay {
+	t.Helper()
+	relay, liar := servertest.NewLyingServer(t)
+	ctx := ctxFor(t)
+	p := &lyingRelay{relay: relay, liar: liar, alex: newAccount(t, "alex"), sam: newAccount(t, "sam")}
+	var err error
+	if p.aj, err = p.alex.CreateJournal(ctx, relay.URL(), ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.aj.Close() })
+	write(t, p.aj, "alex: from before you joined")
+	mustSync(t, p.aj)
+	code, _, err := p.aj.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(p, servertest.Drop(withheld))
+	if p.sj, err = p.sam.Join(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.sj.Close() })
+	return p
+}
+
+// ofKind matches the blobs of kind k that were not purged.
+func ofKind(k protocol.Kind) servertest.Match {
+	return func(b server.StoredBlob) bool {
+		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == k
+	}
+}
+
 // end is how many blobs the relay really holds for journal j.
 func (p *lyingRelay) end(t *testing.T, j protocol.JournalID) int {
 	t.Helper()
@@ -714,29 +748,9 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 // Once the join is delivered, everything opens.
 func TestLyingRelayWithholdsAJoin(t *testing.T) {
 	t.Parallel()
-	relay, liar := servertest.NewLyingServer(t)
-	ctx := ctxFor(t)
-	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
-	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	write(t, aj, "alex: from before you joined")
-	mustSync(t, aj)
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	isJoin := func(b server.StoredBlob) bool {
-		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == protocol.KindJoin
-	}
-	liar.ServeTo(alex.Device.SignKey(), servertest.Drop(isJoin))
-	sj, err := sam.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
+	isJoin := ofKind(protocol.KindJoin)
+	p := joinWithheld(t, (*lyingRelay).toAlex, isJoin)
+	aj, sj := p.aj, p.sj
 	write(t, sj, "sam: hello")
 	mustSync(t, sj)
 	if r := mustSync(t, aj); len(r.Joined) != 0 || len(r.New) != 0 {
@@ -755,7 +769,7 @@ func TestLyingRelayWithholdsAJoin(t *testing.T) {
 		t.Fatalf("sam's status: unreadable %d, want 1 (alex's history, not re-boxed yet)", st.Unreadable)
 	}
 
-	liar.ServeTo(alex.Device.SignKey(), servertest.Later(isJoin))
+	p.toAlex(servertest.Later(isJoin))
 	if r := mustSync(t, aj); !slices.Equal(r.Joined, []string{"sam"}) || !slices.Equal(newTexts(r), []string{"sam: hello"}) {
 		t.Fatalf("alex, once the join arrives: joined %q, new %q", r.Joined, newTexts(r))
 	}
@@ -893,30 +907,9 @@ func differ(t *testing.T, p *lyingRelay) {
 // is delivered, everything opens.
 func TestLyingRelayWithholdsAGrant(t *testing.T) {
 	t.Parallel()
-	relay, liar := servertest.NewLyingServer(t)
-	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
-	ctx := ctxFor(t)
-	aj, err := alex.CreateJournal(ctx, relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aj.Close()
-	write(t, aj, "alex: from before you joined")
-	mustSync(t, aj)
-	code, _, err := aj.Invite(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	isGrant := func(b server.StoredBlob) bool {
-		return !b.Purged && len(b.Blob) > 1 && protocol.Kind(b.Blob[1]) == protocol.KindGrant
-	}
-	liar.ServeTo(sam.Device.SignKey(), servertest.Drop(isGrant))
-	sj, err := sam.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	p := &lyingRelay{relay: relay, liar: liar, alex: alex, sam: sam, aj: aj, sj: sj}
+	isGrant := ofKind(protocol.KindGrant)
+	p := joinWithheld(t, (*lyingRelay).toSam, isGrant)
+	aj, sj := p.aj, p.sj
 	mustSync(t, aj) // alex re-boxes its history for sam: the grant
 	mustSync(t, sj)
 	if got := texts(t, sj); len(got) != 0 {
@@ -937,7 +930,7 @@ func TestLyingRelayWithholdsAGrant(t *testing.T) {
 	// stops at the grant, so neither earlier item is accounted for.
 	same(t, "sam's missing", gaps(status(t, sj)), missingFrom(alexsDevice, 2))
 
-	liar.ServeTo(sam.Device.SignKey(), servertest.Later(isGrant))
+	p.toSam(servertest.Later(isGrant))
 	mustSync(t, sj)
 	same(t, "sam reads", texts(t, sj), "alex: from before you joined", "alex: after you joined")
 	clean(t, "sam", sj)

@@ -550,7 +550,10 @@ func (m *openIndex) text(o *openedEntry) (string, error) {
 	buf := textBufs.Get().(*[]byte)
 	defer textBufs.Put(buf)
 	raw := m.store.rawInto(o.s, *buf)
-	if cap(raw) > cap(*buf) && cap(raw) <= 64<<10 {
+	// A longer record was read into a new buffer: the pool keeps it,
+	// unless it is a held blob's own bytes (rawInto returns those as
+	// they are), which the next text would overwrite.
+	if o.s.held == nil && cap(raw) > cap(*buf) && cap(raw) <= 64<<10 {
 		*buf = raw[:0]
 	}
 	e, err := protocol.ParseEntry(raw)

@@ -9,10 +9,10 @@ import (
 )
 
 // prefault asks the kernel to back n bytes at p with memory now, in one
-// call, instead of one page fault per 4 KiB page as they are first
+// call, instead of one page fault per page as they are first
 // written. Errors are ignored: it is only a hint.
 func prefault(p unsafe.Pointer, n uintptr) {
-	const page = 4096
+	page := uintptr(unix.Getpagesize()) // not always 4 KiB (arm64, ppc64)
 	start := (uintptr(p) + page - 1) &^ (page - 1)
 	end := (uintptr(p) + n) &^ (page - 1)
 	if end <= start {

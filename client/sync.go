@@ -439,6 +439,9 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 	var boxes map[[32]byte][32]byte
 	err := j.withLock(func() error {
 		defer func() { boxes = j.trust().authorBoxes() }()
+		// What was offered and not opened is opened as before; nothing
+		// decrypted stays behind, not even when recording fails.
+		defer j.forgetPreopened()
 		var recs [][]byte
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
@@ -506,7 +509,6 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 		if len(recs) == 0 {
 			return nil
 		}
-		defer j.forgetPreopened() // what was not opened is opened as before
 		return j.appendRecordsIDs(ids, recs...)
 	})
 	if err != nil {
