@@ -125,7 +125,8 @@ func (r *Reader) query(q Query) ([]Entry, error) {
 	// first: a long listing otherwise copies its entries over and over as
 	// it grows.
 	room := q.Last
-	if room <= 0 {
+	// A search (Contains) keeps few of the candidates: let it grow.
+	if room <= 0 && q.Contains == "" {
 		for _, o := range sorted {
 			if q.matchSummary(o) {
 				room++
