@@ -96,11 +96,11 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 	case client.KindReply:
 		head = fmt.Sprintf("%s replied to%s", who, of())
 	case client.KindCommit:
-		head = fmt.Sprintf("%s committed (each %s)", who, en.Every)
+		head = fmt.Sprintf("%s committed (each %s)", who, clean(en.Every))
 	case client.KindCheckin:
 		head = fmt.Sprintf("%s checked in on commitment %s: %s", who, shortOf(en.Ref), keptWord(en))
 	case client.KindAgree:
-		head = fmt.Sprintf("%s proposed a %s (%s)", who, en.Category, agreementStates[en.State])
+		head = fmt.Sprintf("%s proposed %s (%s)", who, article(clean(en.Category)), agreementStates[en.State])
 		if en.Ref != "" {
 			head += " revising" + of()
 		}
