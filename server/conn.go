@@ -766,7 +766,8 @@ func (c *conn) internal(r *request, err error) bool {
 		return false // shutting down or gone; the writer says so
 	}
 	c.log.Error("store operation failed", "request", r.Type, "journal", r.Journal.String(), "err", err)
-	return c.reply(reqError(r.ID, protocol.CodeInternal, "the relay could not complete the %s request; nothing was changed", r.Type))
+	// People read this sentence through their client: no protocol words.
+	return c.reply(reqError(r.ID, protocol.CodeInternal, "the relay could not store or read that just now (its storage did not answer); nothing was changed"))
 }
 
 // requireMember answers r with not-member unless the device is a member of

@@ -52,7 +52,8 @@ func TestDatabaseDownAsPartnersSeeIt(t *testing.T) {
 	id := written[0].Short
 	down()
 	_, stderr, err := kintsugi(t, context.Background(), "--home", home, "sync")
-	if code := exitStatus(err); code != exitUnreachable || !strings.Contains(stderr, "send "+id+":") {
+	if code := exitStatus(err); code != exitUnreachable || !strings.Contains(stderr, "send "+id+":") ||
+		!strings.Contains(stderr, "its storage did not answer") || strings.Contains(stderr, "put request") {
 		t.Fatalf("sync with the database down: exit %d, %q; want %d naming entry %s", code, stderr, exitUnreachable, id)
 	}
 
