@@ -59,6 +59,10 @@ type Query struct {
 	// what was written today does not crowd out what came before. A day a
 	// month lacks (the 31st in April) has nothing from that month.
 	OnThisDay time.Time
+	// Match, if not nil, keeps the entries it returns true for. It sees
+	// each entry as built, after the other filters and without its text
+	// (Answered, Mine, Responses and the rest are there).
+	Match func(*Entry) bool
 	// NoText leaves every entry's Text (and its versions') empty: for a
 	// view that needs only what an entry says about itself (kind, time,
 	// feelings), which then costs no decryption.
@@ -148,7 +152,7 @@ func (r *Reader) query(q Query) ([]Entry, error) {
 			continue
 		}
 		e, plan := r.build(o)
-		if e.Hidden && !q.Hidden || !q.matchEntry(&e) {
+		if e.Hidden && !q.Hidden || !q.matchEntry(&e) || q.Match != nil && !q.Match(&e) {
 			continue
 		}
 		if q.Contains != "" {
@@ -396,21 +400,9 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 	}
 	switch e.Kind {
 	case KindQuestion:
-		e.State = "open"
-		for _, x := range responses {
-			// Only the partner answers a question.
-			if x.payload.Kind != KindAnswer || x.author.member.Self == o.author.member.Self {
-				continue
-			}
+		e.State = r.questionState(o, func(x *openedEntry) {
 			e.Answers = append(e.Answers, x.s.Chain.String())
-			if x.payload.NeedTime {
-				if e.State == "open" {
-					e.State = "needs-time"
-				}
-			} else {
-				e.State = "answered"
-			}
-		}
+		})
 		a := e.State == "answered"
 		e.Answered = &a
 	case KindTogether:
@@ -482,6 +474,68 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 		plan = append(plan, x)
 	}
 	return e, plan
+}
+
+// questionState returns the state of question o: "open", "answered" once
+// the partner answered it, "needs-time" while the partner's only answers
+// say they need time. answer, if not nil, is called with each answer, in
+// order. Call with j.mu held.
+func (r *Reader) questionState(o *openedEntry, answer func(*openedEntry)) string {
+	state := "open"
+	for _, x := range r.tl.refs[o.s.Chain] {
+		// Only the partner answers a question.
+		if x.payload.Kind != KindAnswer || x.author.member.Self == o.author.member.Self {
+			continue
+		}
+		if answer != nil {
+			answer(x)
+		}
+		if !x.payload.NeedTime {
+			state = "answered"
+		} else if state == "open" {
+			state = "needs-time"
+		}
+	}
+	return state
+}
+
+// QuestionTally counts a journal's questions by who asked and what state
+// they are in (Entry.State): the numbers behind a listing that shows only
+// some of them.
+type QuestionTally struct {
+	// Mine are the questions this person asked, Partner's the others.
+	Mine, Partner QuestionCount
+}
+
+// QuestionCount counts questions by state.
+type QuestionCount struct {
+	Open, NeedsTime, Answered int
+}
+
+// Questions counts the questions Query lists for KindQuestion, from what
+// the index holds: no text is read and no entry is built.
+func (r *Reader) Questions() QuestionTally {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	var t QuestionTally
+	for _, o := range r.tl.sorted {
+		if o.payload.Kind != KindQuestion {
+			continue
+		}
+		c := &t.Partner
+		if o.author.member.Self {
+			c = &t.Mine
+		}
+		switch r.questionState(o, nil) {
+		case "answered":
+			c.Answered++
+		case "needs-time":
+			c.NeedsTime++
+		default:
+			c.Open++
+		}
+	}
+	return t
 }
 
 // hidden reports whether views show o through another entry (build sets

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -150,44 +151,77 @@ func cmdAck(e *env) *cli.Command {
 	}
 }
 
+// questionsShown is how many questions `kintsugi questions` prints when
+// neither -n nor --all says otherwise: the newest, as `gh issue list`
+// shows its newest 30. Two partners rarely have more open at once, and a
+// listing of every question with every answer grows with the journal's
+// whole life (10,000 questions is about 10 MB of words). What is left out
+// is never left out silently: a last line says how many earlier
+// questions there are and how many of them wait on this person.
+// --json lists every question that matches unless -n is given, since a
+// script asked for all of them.
+const questionsShown = 20
+
 func cmdQuestions(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "questions",
 		Usage: "list hard questions: open, needing time, answered",
+		Description: fmt.Sprintf("Shows the newest %d that match, oldest first, and says how many earlier ones there are;\n"+
+			"-n chooses how many, --all shows every one.", questionsShown),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "open", Usage: "only the ones not answered yet (including \"I need time\")"},
 			&cli.BoolFlag{Name: "answered", Usage: "only the answered ones"},
 			&cli.BoolFlag{Name: "waiting-on-me", Usage: "only your partner's questions you have not answered yet"},
+			&cli.IntFlag{Name: "n", Usage: fmt.Sprintf("only the last N that match (without -n: the last %d, or all with --json)", questionsShown)},
+			&cli.BoolFlag{Name: "all", Usage: "every question that matches, however many"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
 			defer e.buffered()()
-			j, byID, all, err := e.entriesOf(client.KindQuestion)
+			if c.IsSet("n") && c.Int("n") < 1 {
+				return usageError(fmt.Sprintf("-n needs 1 or more, not %d", c.Int("n")), "like `kintsugi questions -n 50`; --all shows every question")
+			}
+			if c.IsSet("n") && c.Bool("all") {
+				return usageError("-n and --all ask for different things", "use one: -n 50 for the last fifty, --all for every question")
+			}
+			open, answered, waiting := c.Bool("open"), c.Bool("answered"), c.Bool("waiting-on-me")
+			keep := func(done, mine bool) bool {
+				return !(open && done || answered && !done || waiting && (done || mine))
+			}
+			match := func(en *client.Entry) bool { return keep(*en.Answered, en.Mine) }
+			limit := questionsShown
+			switch {
+			case c.IsSet("n"):
+				limit = c.Int("n")
+			case c.Bool("all"), c.Bool("json"):
+				limit = 0
+			}
+			_, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			qs := []client.Entry{}
-			for _, en := range all {
-				answered := *en.Answered
-				switch {
-				case c.Bool("open") && answered,
-					c.Bool("answered") && !answered,
-					c.Bool("waiting-on-me") && (answered || en.Mine):
-					continue
-				}
-				qs = append(qs, en)
+			r, err := j.Reader()
+			if err != nil {
+				return err
+			}
+			qs, err := r.Query(client.Query{Kinds: map[string]bool{client.KindQuestion: true}, Hidden: true, Match: match, Last: limit})
+			if err != nil {
+				return err
+			}
+			if qs == nil {
+				qs = []client.Entry{}
 			}
 			if c.Bool("json") {
 				return e.json(qs)
 			}
 			if len(qs) == 0 {
 				switch {
-				case c.Bool("waiting-on-me"):
+				case waiting:
 					e.printf("Nothing is waiting on you.\n")
-				case c.Bool("open"):
+				case open:
 					e.printf("No open questions.\n")
-				case c.Bool("answered"):
+				case answered:
 					e.printf("No answered questions yet.\n")
 				default:
 					e.printf("No questions yet. Either of you can ask one with `kintsugi ask`.\n")
@@ -195,18 +229,71 @@ func cmdQuestions(e *env) *cli.Command {
 				return nil
 			}
 			for _, q := range qs {
-				e.printEntry("", q, byID)
+				e.printEntry("", q, r)
 				for _, id := range q.Responses {
-					e.printResponse(get(byID, id), byID)
+					e.printResponse(get(r, id), r)
 				}
 				if !*q.Answered && !q.Mine {
 					e.printf("    when you are ready: kintsugi answer %s   (or --need-time)\n", q.Short)
 				}
 				e.printf("\n")
 			}
+			if limit > 0 {
+				e.printEarlierQuestions(c, qs, r.Questions(), keep, partnerName(j))
+			}
 			return nil
 		},
 	}
+}
+
+// printEarlierQuestions ends a listing of the last questions that keep
+// chose, if it left out earlier ones: how many there are, how many of them
+// wait on this person (unless the listing is of those already), and how
+// to see them. The counts come from the journal's tally, so nothing left
+// out is read.
+func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t client.QuestionTally, keep func(done, mine bool) bool, partner string) {
+	total, waiting := 0, 0
+	for _, cell := range []struct {
+		mine bool
+		n    client.QuestionCount
+	}{{true, t.Mine}, {false, t.Partner}} {
+		if keep(true, cell.mine) {
+			total += cell.n.Answered
+		}
+		if keep(false, cell.mine) {
+			total += cell.n.Open + cell.n.NeedsTime
+			if !cell.mine {
+				waiting += cell.n.Open + cell.n.NeedsTime
+			}
+		}
+	}
+	for _, q := range shown {
+		if !*q.Answered && !q.Mine {
+			waiting--
+		}
+	}
+	earlier := total - len(shown)
+	if earlier <= 0 {
+		return
+	}
+	e.printf("Showing the newest %s; %s not shown (to see every one: kintsugi questions %s).\n",
+		plural(len(shown), "question", "questions"), plural(earlier, "earlier one is", "earlier ones are"), questionsMoreArgs(c))
+	if waiting > 0 && !c.Bool("waiting-on-me") {
+		e.printf("Of those, %s from %s and not answered yet; when you are ready: kintsugi questions --waiting-on-me\n",
+			plural(waiting, "is", "are"), partner)
+	}
+}
+
+// questionsMoreArgs is the arguments that list every question the
+// listing c chose from: its filters and --all.
+func questionsMoreArgs(c *cli.Context) string {
+	var args []string
+	for _, f := range []string{"open", "answered", "waiting-on-me"} {
+		if c.Bool(f) {
+			args = append(args, "--"+f)
+		}
+	}
+	return strings.Join(append(args, "--all"), " ")
 }
 
 // printResponse prints a response indented under the entry it belongs to.
