@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -129,6 +130,22 @@ type ivFile struct {
 		Chain        hx       `json:"chain_id"`
 		Opens        []ivOpen `json:"opens"`
 	} `json:"grant"`
+	Auth struct {
+		RelayID   string `json:"relay_id"`
+		Challenge hx     `json:"challenge"`
+		Device    string `json:"device"`
+		Message   hx     `json:"message"`
+		Signature hx     `json:"signature"`
+	} `json:"auth"`
+	Safety  string `json:"safety_number"`
+	Compare struct {
+		Heads []struct {
+			Device string `json:"device"`
+			Seq    uint64 `json:"seq"`
+			Chain  hx     `json:"chain_id"`
+		} `json:"heads"`
+		Code string `json:"code"`
+	} `json:"compare"`
 }
 
 // ivKeys are one device's keys as the independent reader holds them.
@@ -458,6 +475,56 @@ func TestKeyedVectorsIndependent(t *testing.T) {
 			t.Errorf("%s opens the entry without the grant", g.To)
 		}
 	})
+
+	t.Run("auth, safety number, compare code", func(t *testing.T) {
+		// §3: AuthMessage = context || len(relay id) || relay id || challenge.
+		a := f.Auth
+		m := append([]byte("kintsugi auth v1\x00"), byte(len(a.RelayID)))
+		m = append(append(m, a.RelayID...), a.Challenge...)
+		if !bytes.Equal(m, a.Message) || !ed25519.Verify(devs[a.Device].signPub, m, a.Signature) {
+			t.Error("auth message or signature wrong")
+		}
+		var seed []byte
+		for _, d := range f.Devices {
+			if d.Name == a.Device {
+				seed = d.SignSeed
+			}
+		}
+		if !bytes.Equal(ed25519.Sign(ed25519.NewKeyFromSeed(seed), m), a.Signature) {
+			t.Error("signing the auth message again gives another signature")
+		}
+		if got := ivSafetyNumber(f.Identities[0].Public, f.Identities[1].Public); got != f.Safety {
+			t.Errorf("safety number %q, file says %q", got, f.Safety)
+		}
+		var heads [][3][]byte
+		for _, h := range f.Compare.Heads {
+			heads = append(heads, [3][]byte{devs[h.Device].signPub, binary.BigEndian.AppendUint64(nil, h.Seq), h.Chain})
+		}
+		if len(heads) != 1 || !bytes.Equal(heads[0][2], e.Chain) {
+			t.Fatal("the one head should be the entry")
+		}
+		if got := ivCompareCode(f.Journal, heads); got != f.Compare.Code {
+			t.Errorf("compare code %q, file says %q", got, f.Compare.Code)
+		}
+	})
+}
+
+// ivCompareCode is the compare code of §17 for heads already sorted by
+// device signing key.
+func ivCompareCode(journal []byte, heads [][3][]byte) string {
+	m := append([]byte("kintsugi compare v1\x00"), journal...)
+	m = binary.BigEndian.AppendUint32(m, uint32(len(heads)))
+	for _, h := range heads {
+		m = append(append(append(m, h[0]...), h[1]...), h[2]...)
+	}
+	d := sha256.Sum256(m)
+	var groups []string
+	for i := 0; i < 20; i += 5 {
+		var c [8]byte
+		copy(c[3:], d[i:i+5])
+		groups = append(groups, fmt.Sprintf("%05d", binary.BigEndian.Uint64(c[:])%100000))
+	}
+	return strings.Join(groups, " ")
 }
 
 // ivOpenGrant follows "Checks on receipt" of §13 for a grant of one

@@ -77,6 +77,30 @@ type keyedVectors struct {
 	Join       kvJoin       `json:"join"`
 	Entry      kvEntry      `json:"entry"`
 	Grant      kvGrant      `json:"grant"`
+	Auth       kvAuth       `json:"auth"`
+	Safety     string       `json:"safety_number"` // of the two identities (§17)
+	Compare    kvCompare    `json:"compare"`
+}
+
+// kvAuth is a device's answer to a relay's challenge (§3).
+type kvAuth struct {
+	RelayID   string   `json:"relay_id"`
+	Challenge hexBytes `json:"challenge"`
+	Device    string   `json:"device"`
+	Message   hexBytes `json:"message"`   // AuthMessage
+	Signature hexBytes `json:"signature"` // Ed25519 by the device's signing key
+}
+
+// kvCompare is the compare code (§17) over the journal's heads.
+type kvCompare struct {
+	Heads []kvHead `json:"heads"`
+	Code  string   `json:"code"`
+}
+
+type kvHead struct {
+	Device string   `json:"device"`
+	Seq    uint64   `json:"seq"`
+	Chain  hexBytes `json:"chain_id"`
 }
 
 type kvIdentity struct {
@@ -374,6 +398,16 @@ func makeKeyedVectors(t *testing.T) keyedVectors {
 	}
 	v.Grant = grant
 
+	// Alex's phone answers a relay's challenge; the two compare codes.
+	auth := kvAuth{RelayID: "3f9c2a7d51e04b8c9a6e1d2f7b3c4a58", Challenge: vectorBytes("relay challenge", 32), Device: "alex-phone"}
+	auth.Message = protocol.AuthMessage(auth.RelayID, auth.Challenge)
+	auth.Signature = NewKeyring(devs["alex-phone"]).SignAuth(auth.RelayID, auth.Challenge)
+	v.Auth = auth
+	v.Safety = SafetyNumber(ids["alex"].Public, ids["sam"].Public)
+	// Only entries are heads (grants and joins never are), so the one
+	// head is Alex's phone's entry.
+	v.Compare = kvCompare{Heads: []kvHead{{Device: "alex-phone", Seq: 1, Chain: entry.Chain}},
+		Code: CompareCode(journal, []ChainHead{{Device: devs["alex-phone"].SignKey(), Seq: 1, Chain: [32]byte(entry.Chain)}})}
 	return v
 }
 
