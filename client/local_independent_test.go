@@ -9,7 +9,9 @@ package client_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -18,6 +20,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/crypto/argon2"
@@ -79,6 +82,18 @@ type liVectors struct {
 		} `json:"records"`
 		File liHex `json:"file"`
 	} `json:"log"`
+	Link struct {
+		Device      string `json:"device"`
+		Relay       string `json:"relay"`
+		Secret      liHex  `json:"secret"`
+		Code        string `json:"code"`
+		Token       liHex  `json:"token"`
+		AuthHash    liHex  `json:"auth_hash"`
+		Key         liHex  `json:"key"`
+		JSON        string `json:"json"`
+		PacketNonce liHex  `json:"packet_nonce"`
+		Packet      liHex  `json:"packet"`
+	} `json:"link"`
 }
 
 func TestLocalVectorsIndependent(t *testing.T) {
@@ -99,7 +114,7 @@ func TestLocalVectorsIndependent(t *testing.T) {
 		devices[string(pub)] = d.Cert
 	}
 
-	var storageKey []byte
+	var storageKey, identitySeed []byte
 	t.Run("key file", func(t *testing.T) {
 		kf := v.KeyFile
 		// §18 Key file: the JSON fields, then the check over the compact
@@ -167,7 +182,7 @@ func TestLocalVectorsIndependent(t *testing.T) {
 		if !bytes.Equal(devices[string(boxPub)], c) {
 			t.Fatal("the key file's device is not in the vector's devices")
 		}
-		storageKey = s.StorageKey
+		storageKey, identitySeed = s.StorageKey, s.IdentitySeed
 	})
 
 	t.Run("state", func(t *testing.T) {
@@ -200,6 +215,59 @@ func TestLocalVectorsIndependent(t *testing.T) {
 					t.Fatal("a member's certificate is not one of the vector's devices")
 				}
 			}
+		}
+	})
+
+	t.Run("link", func(t *testing.T) {
+		l := v.Link
+		// §14: a link code is an invite code with the prefix kl1.
+		rest, ok := strings.CutPrefix(l.Code, "kl1")
+		if !ok {
+			t.Fatal("code does not start with kl1")
+		}
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(rest))
+		if err != nil || len(raw) < 54 {
+			t.Fatalf("code does not decode: %v", err)
+		}
+		body, check := raw[:len(raw)-4], raw[len(raw)-4:]
+		if sum := sha256.Sum256(body); !bytes.Equal(sum[:4], check) || body[0] != 1 || !bytes.Equal(body[1:17], v.State.Journal) || !bytes.Equal(body[17:49], l.Secret) || string(body[49:]) != l.Relay {
+			t.Fatal("code does not hold the journal, secret and relay")
+		}
+		token, _ := hkdf.Key(sha256.New, l.Secret, nil, "kintsugi link token v1", 32)
+		key, _ := hkdf.Key(sha256.New, l.Secret, nil, "kintsugi link key v1", 32)
+		if auth := sha256.Sum256(token); !bytes.Equal(token, l.Token) || !bytes.Equal(auth[:], l.AuthHash) || !bytes.Equal(key, l.Key) {
+			t.Fatal("derived link keys differ")
+		}
+		// The invite packet construction under the link key.
+		msg := append(bytes.Clone([]byte(v.State.Journal)), l.JSON...)
+		if again := secretbox.Seal(bytes.Clone(l.PacketNonce), msg, (*[24]byte)(l.PacketNonce), (*[32]byte)(key)); !bytes.Equal(again, l.Packet) {
+			t.Fatal("sealing the link packet again gives other bytes")
+		}
+		plain, ok := secretbox.Open(nil, l.Packet[24:], (*[24]byte)(l.Packet[:24]), (*[32]byte)(key))
+		if !ok || !bytes.Equal(plain[:16], v.State.Journal) || string(plain[16:]) != l.JSON {
+			t.Fatal("the link packet does not open")
+		}
+		var p struct {
+			V            int    `json:"v"`
+			IdentitySeed []byte `json:"identity_seed"`
+			BoxPrivate   []byte `json:"box_private"`
+			SignSeed     []byte `json:"sign_seed"`
+			Cert         []byte `json:"cert"`
+			Journals     []struct {
+				ID      string            `json:"id"`
+				Members []json.RawMessage `json:"members"`
+			} `json:"journals"`
+		}
+		if err := json.Unmarshal(plain[16:], &p); err != nil || p.V != 1 || len(p.Journals) != 1 || p.Journals[0].ID != hex.EncodeToString(v.State.Journal) || len(p.Journals[0].Members) == 0 {
+			t.Fatalf("link packet JSON: %v", err)
+		}
+		if identitySeed == nil || !bytes.Equal(p.IdentitySeed, identitySeed) {
+			t.Fatal("the link packet's identity is not the key file's")
+		}
+		boxPub, _ := curve25519.X25519(p.BoxPrivate, curve25519.Basepoint)
+		c := p.Cert
+		if !bytes.Equal(devices[string(boxPub)], c) || len(c) < 97 || !bytes.Equal(c[33:65], ed25519.NewKeyFromSeed(p.SignSeed).Public().(ed25519.PublicKey)) {
+			t.Fatal("the new device's keys do not match its certificate")
 		}
 	})
 

@@ -64,6 +64,21 @@ type localVectors struct {
 	KeyFile lvKeyFile    `json:"key_file"`
 	State   lvState      `json:"state"`
 	Log     lvLog        `json:"log"`
+	Link    lvLink       `json:"link"`
+}
+
+// lvLink is a device link code and its packet (§14 Linking a device).
+type lvLink struct {
+	Device      string `json:"device"` // the device being linked
+	Relay       string `json:"relay"`
+	Secret      lvHex  `json:"secret"`
+	Code        string `json:"code"`
+	Token       lvHex  `json:"token"`
+	AuthHash    lvHex  `json:"auth_hash"`
+	Key         lvHex  `json:"key"`
+	JSON        string `json:"json"` // the link packet JSON
+	PacketNonce lvHex  `json:"packet_nonce"`
+	Packet      lvHex  `json:"packet"`
 }
 
 type lvDeviceID struct {
@@ -111,7 +126,7 @@ type lvLog struct {
 	File    lvHex      `json:"file"` // the records back to back, as the log file holds them
 }
 
-const localComment = "Local storage vectors of the reference client, docs/protocol.md §18 and §19. " +
+const localComment = "Local storage vectors of the reference client, and a device link packet, docs/protocol.md §14, §18 and §19. " +
 	"Keys, passphrase, salts and nonces are fixed stand-ins (SHA-256 of labels, as in crypto/testdata/keyed.json), NOT secrets: never use them. " +
 	"The key file uses the smallest argon2id setting allowed (t=1, m=8192 KiB, p=1), which only tests and demos use. " +
 	"The log shows each record type once; it is not a history a client would write. " +
@@ -261,6 +276,31 @@ func makeLocalVectors(t *testing.T) localVectors {
 		v.Log.Records = append(v.Log.Records, rec)
 		v.Log.File = append(v.Log.File, rec.Record...)
 	}
+
+	// Alex's phone links Alex's laptop: the laptop's keys and the
+	// journal travel in the link packet.
+	laptop := devs["alex-laptop"]
+	link := lvLink{Device: "alex-laptop", Relay: st.Relay, Secret: lvBytes("link secret", 32), PacketNonce: lvBytes("link packet nonce", 24)}
+	code := protocol.InviteCode{Relay: link.Relay, Journal: journal, Secret: [32]byte(link.Secret), Link: true}
+	link.Code = code.String()
+	keys, err := crypto.DeriveLink(code.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.Token, link.AuthHash, link.Key = bytes.Clone(keys.Token[:]), bytes.Clone(keys.AuthHash[:]), bytes.Clone(keys.Key[:])
+	pkt := linkPacket{V: 1, Name: "Alex", IdentitySeed: ids["alex"].Private.Seed(), BoxPrivate: bytes.Clone(laptop.BoxPrivate[:]), SignSeed: laptop.SignPrivate.Seed(), Cert: certs["alex-laptop"],
+		Journals: []linkedJournal{{ID: journal, Relay: st.Relay, RelayID: st.RelayID, Title: st.Title, Created: st.Created, Members: st.Members}}}
+	plain, _ = json.Marshal(pkt)
+	link.JSON = string(plain)
+	r = newLVRand(link.PacketNonce)
+	if link.Packet, err = crypto.SealInvitePacket(r, keys, journal, plain); err != nil {
+		t.Fatal(err)
+	}
+	r.done(t, "link packet")
+	if got, err := crypto.OpenInvitePacket(keys, journal, link.Packet); err != nil || string(got) != link.JSON {
+		t.Fatalf("the link packet does not open: %v", err)
+	}
+	v.Link = link
 	return v
 }
 
