@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -142,7 +143,7 @@ func createHome(home Home, s *secrets, passphrase []byte, kdf crypto.KDFParams) 
 	if err := os.MkdirAll(home.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	file, err := sealSecrets(s, passphrase, kdf)
+	file, err := sealSecrets(rand.Reader, s, passphrase, kdf)
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +153,16 @@ func createHome(home Home, s *secrets, passphrase []byte, kdf crypto.KDFParams) 
 	return accountFrom(home, s)
 }
 
-// sealSecrets seals s under passphrase as a key file's bytes.
-func sealSecrets(s *secrets, passphrase []byte, kdf crypto.KDFParams) ([]byte, error) {
+// sealSecrets seals s under passphrase as a key file's bytes, with salt
+// and nonce from random (crypto/rand.Reader; fixed bytes only in the
+// test vectors).
+func sealSecrets(random io.Reader, s *secrets, passphrase []byte, kdf crypto.KDFParams) ([]byte, error) {
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(plain)
-	return crypto.SealKeyFile(rand.Reader, passphrase, plain, kdf)
+	return crypto.SealKeyFile(random, passphrase, plain, kdf)
 }
 
 // writeKeyFile puts a sealed key file in place, never over an existing

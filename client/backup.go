@@ -326,7 +326,7 @@ func (b *Backup) Restore(home Home, passphrase []byte, kdf crypto.KDFParams) (*A
 		return nil, errors.New("the passphrase is empty")
 	}
 	sec := b.c.secrets()
-	keyFile, err := sealSecrets(sec, passphrase, kdf)
+	keyFile, err := sealSecrets(rand.Reader, sec, passphrase, kdf)
 	if err != nil {
 		return nil, err
 	}

@@ -544,6 +544,18 @@ func (j *Journal) openState(b []byte) (*state, error) {
 	return &st, nil
 }
 
+// sealState is the state file's bytes: st's JSON sealed under the
+// storage key with a nonce from random (crypto/rand.Reader; fixed bytes
+// only in the test vectors).
+func sealState(random io.Reader, key *[32]byte, st *state) ([]byte, error) {
+	plain, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	return crypto.Seal(random, key, plain)
+}
+
 // saveStateTwice saves the state so that its previous generation is the
 // same: for a change that must survive the state being damaged next
 // (repair.go).
@@ -557,12 +569,7 @@ func (j *Journal) saveStateTwice() error {
 // saveState writes the state atomically, keeping the one it replaces as
 // the previous generation. Call with the lock held.
 func (j *Journal) saveState() error {
-	plain, err := json.Marshal(j.st)
-	if err != nil {
-		return err
-	}
-	sealed, err := crypto.Seal(rand.Reader, &j.acct.storageKey, plain)
-	clear(plain)
+	sealed, err := sealState(rand.Reader, &j.acct.storageKey, &j.st)
 	if err != nil {
 		return err
 	}

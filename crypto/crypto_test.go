@@ -325,9 +325,18 @@ type vector struct {
 	Name      string `json:"name"`
 	Blob      string `json:"blob"`       // hex
 	Journal   string `json:"journal"`    // hex
-	Reader    int    `json:"reader"`     // seed of the opening device
+	Reader    int    `json:"reader"`     // which device opens: 1, 2 or 3 (a label)
 	AuthorBox string `json:"author_box"` // hex box key the opener attributes the entry to
 	Expect    string `json:"expect"`     // "open:<plaintext>" or "error"
+	// ReaderBoxPrivate is the opening device's X25519 private key, so
+	// the vector can be opened without Go's generator.
+	ReaderBoxPrivate string `json:"reader_box_private"`
+	// SealerBoxPrivate and ContentKey are the author device's private key
+	// and the content key the blob (before any tampering) was sealed
+	// with; its nonces are in the blob. With them every byte of the blob
+	// can be made again.
+	SealerBoxPrivate string `json:"sealer_box_private"`
+	ContentKey       string `json:"content_key"`
 }
 
 // makeVectors builds the known-answer vectors from fixed seeds. Changing the
@@ -338,11 +347,13 @@ func makeVectors(t *testing.T) []vector {
 	h := testHeader(alice, protocol.KindEntry)
 	jid := hex.EncodeToString(h.Journal[:])
 	hx := hex.EncodeToString
+	keys := map[string]string{} // sealed blob (hex) → its content key (hex)
 	seal := func(seed byte, rcpts [][32]byte, msg string) []byte {
-		b, _, err := SealEntry(detRand(seed), alice, h, rcpts, []byte(msg))
+		b, ck, err := SealEntry(detRand(seed), alice, h, rcpts, []byte(msg))
 		if err != nil {
 			t.Fatal(err)
 		}
+		keys[hx(b)] = hx(ck.Key[:])
 		return b
 	}
 	both := [][32]byte{alice.BoxPublic, bob.BoxPublic}
@@ -417,6 +428,18 @@ func makeVectors(t *testing.T) []vector {
 	}
 	// Bob claiming Alex's entry: his own key as the author key.
 	v = append(v, vector{Name: "author key of the reader", Blob: hx(base), Journal: jid, Reader: 2, AuthorBox: hx(bob.BoxPublic[:]), Expect: "error"})
+	// Every vector gives the keys to open it and to seal it again: a
+	// tampered blob was sealed as the base blob was.
+	readers := map[int]*Device{1: alice, 2: bob, 3: eve}
+	for i := range v {
+		v[i].ReaderBoxPrivate = hx(readers[v[i].Reader].BoxPrivate[:])
+		v[i].SealerBoxPrivate = hx(alice.BoxPrivate[:])
+		k, ok := keys[v[i].Blob]
+		if !ok {
+			k = keys[hx(base)]
+		}
+		v[i].ContentKey = k
+	}
 	return v
 }
 
@@ -448,7 +471,15 @@ func TestVectors(t *testing.T) {
 			blob, _ := hex.DecodeString(v.Blob)
 			jb, _ := hex.DecodeString(v.Journal)
 			ab, _ := hex.DecodeString(v.AuthorBox)
-			got, err := NewKeyring(mustDevice(t, detRand(byte(v.Reader)))).OpenEntry(blob, protocol.JournalID(jb), [32]byte(ab))
+			if fresh[i] != v {
+				t.Fatal("the recorded keys are not the ones the code uses")
+			}
+			rb, _ := hex.DecodeString(v.ReaderBoxPrivate)
+			reader, err := DeviceFromSeeds(rb, make([]byte, 32)) // the signing key plays no part in opening
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := NewKeyring(reader).OpenEntry(blob, protocol.JournalID(jb), [32]byte(ab))
 			switch {
 			case strings.HasPrefix(v.Expect, "open:"):
 				if err != nil || string(got) != strings.TrimPrefix(v.Expect, "open:") {
