@@ -21,7 +21,19 @@ type ingestResult struct {
 	PerSecond float64 `json:"blobs_per_second"`
 	AckP50ms  float64 `json:"ack_p50_ms"`
 	AckP99ms  float64 `json:"ack_p99_ms"`
+	// RelayCPUPerPutUs is the relay process's CPU time (user + system,
+	// from its own getrusage) over the whole run, warm-up included,
+	// divided by every put it acknowledged in that time.
+	RelayCPUPerPutUs float64 `json:"relay_cpu_per_put_us"`
+	// FailedWriters counts writers whose connection failed during the
+	// run; their puts until then are counted, and the run goes on with
+	// the others. Failures says why (the first few).
+	FailedWriters int      `json:"failed_writers,omitempty"`
+	Failures      []string `json:"failures,omitempty"`
 }
+
+// maxFailures is how many failures a result keeps the words of.
+const maxFailures = 3
 
 // ingestWarmup is run before the measured window and not counted.
 const ingestWarmup = 300 * time.Millisecond
@@ -78,8 +90,9 @@ func runIngest(o *options, backend string, writers, perJournal int, dur time.Dur
 	}
 
 	type writerResult struct {
-		lat []time.Duration
-		err error
+		lat  []time.Duration
+		puts int // acknowledged, warm-up included
+		err  error
 	}
 	results := make([]writerResult, writers)
 	start := make(chan struct{})
@@ -118,35 +131,60 @@ func runIngest(o *options, backend string, writers, perJournal int, dur time.Dur
 					return
 				}
 				last = ok.Seq
+				results[w].puts++
+				if o.breakFirst && w == 0 {
+					c.close()
+				}
 				if !sent.Before(from) {
 					results[w].lat = append(results[w].lat, lat)
 				}
 			}
 		}()
 	}
+	cpu0, err := relay.cpu()
+	if err != nil {
+		return nil, err
+	}
 	t0 = time.Now()
 	close(start)
 	wg.Wait()
+	cpu1, err := relay.cpu()
+	if err != nil {
+		return nil, err
+	}
 	var all []time.Duration
 	var errs []error
+	var failures []string
+	puts := 0
 	for _, r := range results {
 		all = append(all, r.lat...)
-		errs = append(errs, r.err)
+		puts += r.puts
+		if r.err != nil {
+			errs = append(errs, r.err)
+			if len(failures) < maxFailures {
+				failures = append(failures, r.err.Error())
+			}
+		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	// One failed connection does not throw the run away: the others'
+	// figures stand, and the result says how many failed and why.
+	if len(all) == 0 {
+		return nil, errors.Join(append(errs, errors.New("no put was acknowledged in the measured window"))...)
 	}
 	p := percentiles(all)
 	return &ingestResult{
-		Store:     backend,
-		Writers:   writers,
-		Layout:    layout,
-		Journals:  nJournals,
-		BlobBytes: o.blobSize,
-		Blobs:     len(all),
-		Seconds:   dur.Seconds(),
-		PerSecond: float64(len(all)) / dur.Seconds(),
-		AckP50ms:  p.p50,
-		AckP99ms:  p.p99,
+		RelayCPUPerPutUs: float64(cpu1-cpu0) / float64(time.Microsecond) / float64(max(puts, 1)),
+		FailedWriters:    len(errs),
+		Failures:         failures,
+		Store:            backend,
+		Writers:          writers,
+		Layout:           layout,
+		Journals:         nJournals,
+		BlobBytes:        o.blobSize,
+		Blobs:            len(all),
+		Seconds:          dur.Seconds(),
+		PerSecond:        float64(len(all)) / dur.Seconds(),
+		AckP50ms:         p.p50,
+		AckP99ms:         p.p99,
 	}, nil
 }

@@ -20,13 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		// The relay child of a benchmark run started by a test.
-		os.Exit(runChild(dir))
-	}
-	if os.Getenv(runnerEnv) != "" {
-		// The runner of a kintsugi command, in the client scenario.
-		os.Exit(runRunner(os.Args[1:]))
+	// A relay, floor server or runner of a benchmark run a test started.
+	if code, ok := runAsChild(); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
@@ -56,6 +52,8 @@ func TestBenchJSON(t *testing.T) {
 	for scenario, keys := range map[string][]string{
 		"idle":       {"goroutines_per_conn", "rss_bytes_per_conn", "relay_rss_bytes", "baseline_rss_bytes"},
 		"first_sync": {"fetch_ms", "sync_ms", "fetch_decrypt_ms"},
+		"ingest":     {"relay_cpu_per_put_us"},
+		"push":       {"floor"},
 	} {
 		objs, _ := raw[scenario].([]any)
 		if o, ok := raw[scenario].(map[string]any); ok {
@@ -99,7 +97,7 @@ func TestBenchJSON(t *testing.T) {
 		if x.BlobBytes != 1024 || x.Seconds != 0.2 || x.PerSecond != float64(x.Blobs)/x.Seconds {
 			t.Errorf("ingest run %d: %+v", i, x)
 		}
-		if x.AckP99ms < x.AckP50ms {
+		if x.AckP99ms < x.AckP50ms || x.FailedWriters != 0 {
 			t.Errorf("ingest run %d latencies: %+v", i, x)
 		}
 	}
@@ -109,8 +107,11 @@ func TestBenchJSON(t *testing.T) {
 	}
 	for i, x := range r.Push {
 		subs := []int{1, 3}[i]
-		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P99ms < x.P50ms || x.AckP99ms < x.AckP50ms {
+		if x.Subscribers != subs || x.Puts != 5 || x.Samples != subs*5 || x.P99ms < x.P50ms || x.AckP99ms < x.AckP50ms || x.FailedSubscribers != 0 {
 			t.Errorf("push run %d: %+v", i, x)
+		}
+		if x.Floor == nil || x.Floor.P99ms < x.Floor.P50ms {
+			t.Errorf("push run %d: floor %+v", i, x.Floor)
 		}
 	}
 
@@ -482,5 +483,18 @@ func TestMemoryScenario(t *testing.T) {
 	// The kernel's peak is at least every reading it was taken after.
 	if m.StartRSSBytes == 0 || m.PeakRSSBytes < m.StartRSSBytes || m.PeakRSSBytes < m.EndRSSBytes {
 		t.Errorf("memory readings: %+v", m)
+	}
+}
+
+// One writer whose connection fails does not throw the run away: the
+// others' figures stand, and the result says one failed and why.
+func TestIngestSurvivesAFailedWriter(t *testing.T) {
+	o := &options{dir: t.TempDir(), blobSize: 1024, protocol: protocol.Version, breakFirst: true}
+	r, err := runIngest(o, backendBadger, 3, 1, 300*time.Millisecond)
+	if err != nil {
+		t.Fatalf("the run was thrown away: %v", err)
+	}
+	if r.FailedWriters != 1 || len(r.Failures) != 1 || r.Blobs == 0 {
+		t.Errorf("%+v", r)
 	}
 }

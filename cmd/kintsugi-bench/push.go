@@ -26,6 +26,15 @@ type pushResult struct {
 	// the put's own durable commit, which comes before any push.
 	AckP50ms float64 `json:"ack_p50_ms"`
 	AckP99ms float64 `json:"ack_p99_ms"`
+	// FailedSubscribers counts subscribers whose connection failed or
+	// that read something out of order; their samples until then count,
+	// and the run goes on with the others. Failures says why.
+	FailedSubscribers int `json:"failed_subscribers,omitempty"`
+	// Floor is the raw fan-out floor (floor.go) at this many subscribers,
+	// measured in the same run just before; P99ms / Floor.P99ms is how
+	// far the relay is from it.
+	Floor    *floorResult `json:"floor,omitempty"`
+	Failures []string     `json:"failures,omitempty"`
 }
 
 // setupParallel bounds concurrent connection setup.
@@ -152,15 +161,28 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 		got.Wait()
 	}
 	readers.Wait()
-	if err := errors.Join(subErr...); err != nil {
-		return nil, err
-	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
+	var errs []error
+	var failures []string
+	for _, err := range subErr {
+		if err != nil {
+			errs = append(errs, err)
+			if len(failures) < maxFailures {
+				failures = append(failures, err.Error())
+			}
+		}
+	}
+	// One failed subscriber does not throw the run away (see
+	// ingestResult.FailedWriters); every one failing does.
+	if len(errs) == subs {
+		return nil, errors.Join(errs...)
+	}
 	p, a := percentiles(all), percentiles(acks)
-	return &pushResult{Store: backend, Nodes: nodes, Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99}, nil
+	return &pushResult{Store: backend, Nodes: nodes, Subscribers: subs, Puts: puts, Samples: len(all), P50ms: p.p50, P99ms: p.p99, AckP50ms: a.p50, AckP99ms: a.p99,
+		FailedSubscribers: len(errs), Failures: failures}, nil
 }
 
 // parallel runs fn(0..n-1) with at most width at a time and returns the

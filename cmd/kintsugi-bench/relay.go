@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/server"
@@ -59,6 +60,16 @@ const childPollEnv = "KINTSUGI_BENCH_RELAY_POLL"
 // memPath is served by the child only, on the relay's listener: it runs
 // a garbage collection and returns the child's memory figures as JSON.
 const memPath = "/bench/mem"
+
+// cpuPath is served by the child only: the CPU time the relay process
+// has used so far (getrusage), as JSON.
+const cpuPath = "/bench/cpu"
+
+// cpuStats is the child relay's CPU time so far, in microseconds.
+type cpuStats struct {
+	UserUs int64 `json:"user_us"`
+	SysUs  int64 `json:"sys_us"`
+}
 
 // memStats is the child relay's memory after a forced GC.
 type memStats struct {
@@ -162,6 +173,15 @@ func runChild(dir string) int {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
+	mux.HandleFunc(cpuPath, func(w http.ResponseWriter, _ *http.Request) {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(cpuStats{UserUs: ru.Utime.Nano() / 1e3, SysUs: ru.Stime.Nano() / 1e3})
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
@@ -229,30 +249,39 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	if err != nil {
 		return nil, err
 	}
+	env := []string{childEnv + "=" + dir}
+	if prof.cpu != "" {
+		env = append(env, childProfileEnv+"="+prof.cpu)
+	}
+	if prof.heap != "" {
+		env = append(env, childHeapEnv+"="+prof.heap)
+	}
+	if ro.ping > 0 {
+		env = append(env, childPingEnv+"="+ro.ping.String())
+	}
+	if ro.store != "" {
+		env = append(env, childStoreEnv+"="+ro.store)
+	}
+	if ro.poll > 0 {
+		env = append(env, childPollEnv+"="+ro.poll.String())
+	}
+	if ro.protocol > 0 {
+		env = append(env, childProtocolEnv+"="+strconv.Itoa(ro.protocol))
+	}
+	return startChild(dir, env)
+}
+
+// startChild starts this executable again as a child server with env
+// added to its environment (the variable that says which server), and
+// waits until it says where it listens. dir, if not "", is its data
+// directory, removed when it stops.
+func startChild(dir string, env []string) (*relayProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	if prof.cpu != "" {
-		cmd.Env = append(cmd.Env, childProfileEnv+"="+prof.cpu)
-	}
-	if prof.heap != "" {
-		cmd.Env = append(cmd.Env, childHeapEnv+"="+prof.heap)
-	}
-	if ro.ping > 0 {
-		cmd.Env = append(cmd.Env, childPingEnv+"="+ro.ping.String())
-	}
-	if ro.store != "" {
-		cmd.Env = append(cmd.Env, childStoreEnv+"="+ro.store)
-	}
-	if ro.poll > 0 {
-		cmd.Env = append(cmd.Env, childPollEnv+"="+ro.poll.String())
-	}
-	if ro.protocol > 0 {
-		cmd.Env = append(cmd.Env, childProtocolEnv+"="+strconv.Itoa(ro.protocol))
-	}
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -270,7 +299,7 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
 	if err != nil || !ok {
 		p.stop()
-		return nil, fmt.Errorf("the relay process did not start (it said %q)", strings.TrimSpace(line))
+		return nil, fmt.Errorf("the child process did not start (it said %q)", strings.TrimSpace(line))
 	}
 	p.addr = addr
 	return p, nil
@@ -294,6 +323,23 @@ func (p *relayProc) mem() (memStats, error) {
 		return st, fmt.Errorf("memory probe: %s", resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// cpu asks the relay how much CPU time (user + system) it has used.
+func (p *relayProc) cpu() (time.Duration, error) {
+	var st cpuStats
+	resp, err := http.Get(p.httpURL() + cpuPath)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("CPU probe: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, err
+	}
+	return time.Duration(st.UserUs+st.SysUs) * time.Microsecond, nil
 }
 
 // stop closes the relay's stdin, which makes it shut down cleanly, waits
