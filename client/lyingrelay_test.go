@@ -1042,3 +1042,34 @@ func TestLyingRelayWithholdsALeave(t *testing.T) {
 		t.Fatal("alex's status does not say sam left")
 	}
 }
+
+// No false alarm for a device linked later: the partner's entries from
+// before it was linked carry no slot for it and nothing vouches for one
+// (to_since starts at the first entry sealed to it). While the relay holds
+// back the grants that re-box them they wait, counted as unreadable and
+// never as changed on the way; once the grants arrive they open.
+func TestLyingRelayWithholdsGrantsFromALinkedDevice(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	write(t, p.aj, "alex: before the laptop", "alex: also before")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	isGrant := ofKind(protocol.KindGrant)
+	p.liar.Serve(servertest.Drop(isGrant))
+	_, lj := linkDevice(t, p.sam, "laptop")
+	mustSync(t, p.sj)
+	mustSync(t, p.aj) // alex learns of the laptop and re-boxes for it
+	write(t, p.aj, "alex: after the laptop")
+	mustSync(t, p.aj)
+	mustSync(t, lj)
+	same(t, "the laptop reads", texts(t, lj), "alex: after the laptop")
+	if st := status(t, lj); st.Changed != 0 || st.Unreadable < 2 || hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("the laptop without the grants: changed %d, unreadable %d, notices %+v", st.Changed, st.Unreadable, shown(st))
+	}
+	p.liar.Serve(servertest.Later(isGrant))
+	mustSync(t, lj)
+	same(t, "the laptop reads", texts(t, lj), "alex: before the laptop", "alex: also before", "alex: after the laptop")
+	if st := status(t, lj); st.Changed != 0 || st.Unreadable != 0 || hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("the laptop with the grants: changed %d, unreadable %d, notices %+v", st.Changed, st.Unreadable, shown(st))
+	}
+}
