@@ -302,11 +302,12 @@ type openIndex struct {
 	decrypted  decryptedCache                 // see decryptAll
 	gapsCache  *gapsCache                     // see gaps; kept in the checkpoint
 	grantsDone grantsKey                      // see ensureGrants; kept in the checkpoint
+	loading    *checkpointLoad                // while a checkpoint decodes
+
 	// claims are, per author device, the seqs its opened entries say
 	// carried this device's slot (tosince.go); kept in the checkpoint.
 	claims map[[32]byte][]claimSpan
 	ownKid string // this device's key id in hex, once needed
-	loading    *checkpointLoad                // while a checkpoint decodes
 }
 
 // OpenJournal opens the local store of journal id.
