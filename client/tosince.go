@@ -142,6 +142,14 @@ func (m *openIndex) addClaim(author [32]byte, c claimSpan) {
 	if m.claims == nil {
 		m.claims = make(map[[32]byte][]claimSpan)
 	}
+	// Entries mostly open in the order written, each extending the
+	// author's last range: no sort for those.
+	if spans := m.claims[author]; len(spans) > 0 {
+		if last := &spans[len(spans)-1]; last.from <= c.from && c.from <= last.to+1 {
+			last.to = max(last.to, c.to)
+			return
+		}
+	}
 	spans := append(m.claims[author], c)
 	slices.SortFunc(spans, func(a, b claimSpan) int {
 		switch {

@@ -229,3 +229,26 @@ func TestClaimsAfterARestoreStartAgain(t *testing.T) {
 	syncOK(t, sj)
 	clean(t, "sam", sj)
 }
+
+// The ranges a reader keeps merge whatever order the claims come in, and
+// cover exactly what was claimed.
+func TestClaimRangesMerge(t *testing.T) {
+	t.Parallel()
+	var m openIndex
+	a, b := [32]byte{1}, [32]byte{2}
+	for _, c := range []claimSpan{{5, 9}, {1, 3}, {12, 14}, {4, 4}, {6, 11}, {20, 20}} {
+		m.addClaim(a, c)
+	}
+	m.addClaim(b, claimSpan{2, 3})
+	if got := m.claims[a]; len(got) != 2 || got[0] != (claimSpan{1, 14}) || got[1] != (claimSpan{20, 20}) {
+		t.Fatalf("merged ranges %v, want [1 14] [20 20]", got)
+	}
+	for seq, want := range map[uint64]bool{0: false, 1: true, 14: true, 15: false, 19: false, 20: true, 21: false} {
+		if got := m.claimed(&stored{Header: protocol.Header{Author: a, Seq: seq}}); got != want {
+			t.Errorf("seq %d claimed %v, want %v", seq, got, want)
+		}
+	}
+	if m.claimed(&stored{Header: protocol.Header{Author: b, Seq: 5}}) {
+		t.Error("another author's range counted")
+	}
+}
