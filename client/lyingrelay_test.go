@@ -699,8 +699,10 @@ func TestForkedDeviceIsReported(t *testing.T) {
 
 // The documented limit of slot stripping: the recipient table is outside
 // the content hash, so a copy without this device's slot is the same entry
-// but cannot be read here. Once the whole copy arrives it opens, once, and
-// nothing is left counted as unreadable.
+// but cannot be read here, and when it is the author's newest entry nothing
+// later vouches for the slot (to_since; TestStrippedSlotIsChangedNotLate
+// covers an entry that something does). Once the whole copy arrives it
+// opens, once, and nothing is left counted as unreadable.
 func TestLyingRelayStripsASlot(t *testing.T) {
 	t.Parallel()
 	p := lyingPair(t)
@@ -729,8 +731,9 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 	if r := mustSync(t, p.aj); len(r.New) != 0 {
 		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
 	}
-	// Without a slot for this device, the copy looks like an entry not
-	// sealed to it (yet): counted as waiting, not as changed (limit 4.1).
+	// Without a slot for this device and with no later entry vouching for
+	// one, the copy looks like an entry not sealed to it (yet): counted as
+	// waiting, not as changed (limit 4.1).
 	if st := status(t, p.aj); st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
 		t.Fatalf("alex's status with the stripped copy: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
 	}
