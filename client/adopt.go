@@ -204,6 +204,9 @@ func (j *Journal) adoptOwnChain() error {
 	if n := len(oc.byChain) - len(adopted); n > 0 {
 		j.st.raise(Notice{Kind: NoticeRestoreStrays, Count: n}, 0)
 	}
+	// Claims about slots start again after the adopted chain: this home
+	// vouches only for what it writes itself (tosince.go).
+	j.st.ClaimsFrom = j.ownSeq + 1
 	j.st.Restored = nil
 	return j.saveState()
 }

@@ -49,7 +49,7 @@ const (
 	// "KSI1" started the earlier ones, sealed with crypto.Seal, which are
 	// rebuilt without a word (errCheckpointFormat).
 	checkpointMagic   = "KSI2"
-	checkpointVersion = 7
+	checkpointVersion = 8
 	// saveAfter is how many records a process must index beyond the
 	// checkpoint before Close saves a new one: below it, reading the tail
 	// is cheaper than writing the whole index again.
@@ -722,6 +722,7 @@ func (m *openIndex) encodeTail(e *encoder, records, blobs int) {
 	} else {
 		e.b = append(e.b, 0)
 	}
+	m.encodeClaims(e)
 }
 
 // checkpointLoad is what the model keeps while a checkpoint decodes.
@@ -783,6 +784,7 @@ func (m *openIndex) decodeTail(d *decoder, records, blobs int) {
 			m.grantsDone = g
 		}
 	}
+	m.decodeClaims(d)
 }
 
 func (m *openIndex) decoded() {
@@ -833,6 +835,7 @@ func (m *openIndex) reset() {
 	m.grantsDone = grantsKey{}
 	m.decrypted = decryptedCache{}
 	m.loading = nil
+	m.claims = nil
 }
 
 // worthSaving reports whether Close should write the checkpoint: enough

@@ -521,7 +521,9 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		recipients := j.trust().recipients
 		h := j.nextHeader(j.id, protocol.KindEntry)
 		recs := make([][]byte, 0, len(ps))
+		claims := j.ownClaims(h.Seq)
 		for _, p := range ps {
+			p.ToSince, claims = toSince(claims, h.Seq, recipients)
 			blob, e, err := j.acct.sealPayload(p, h, recipients)
 			if err != nil {
 				return err
@@ -549,7 +551,9 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	if err := j.st.writable(j.signKey); err != nil {
 		return Entry{}, err
 	}
-	blob, e, err := j.acct.sealPayload(p, j.nextHeader(j.id, protocol.KindEntry), recipients)
+	h := j.nextHeader(j.id, protocol.KindEntry)
+	p.ToSince, _ = toSince(j.ownClaims(h.Seq), h.Seq, recipients)
+	blob, e, err := j.acct.sealPayload(p, h, recipients)
 	if err != nil {
 		return Entry{}, err
 	}

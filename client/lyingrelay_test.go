@@ -699,8 +699,10 @@ func TestForkedDeviceIsReported(t *testing.T) {
 
 // The documented limit of slot stripping: the recipient table is outside
 // the content hash, so a copy without this device's slot is the same entry
-// but cannot be read here. Once the whole copy arrives it opens, once, and
-// nothing is left counted as unreadable.
+// but cannot be read here, and when it is the author's newest entry nothing
+// later vouches for the slot (to_since; TestStrippedSlotIsChangedNotLate
+// covers an entry that something does). Once the whole copy arrives it
+// opens, once, and nothing is left counted as unreadable.
 func TestLyingRelayStripsASlot(t *testing.T) {
 	t.Parallel()
 	p := lyingPair(t)
@@ -729,8 +731,9 @@ func TestLyingRelayStripsASlot(t *testing.T) {
 	if r := mustSync(t, p.aj); len(r.New) != 0 {
 		t.Fatalf("a copy without alex's slot opened: %q", newTexts(r))
 	}
-	// Without a slot for this device, the copy looks like an entry not
-	// sealed to it (yet): counted as waiting, not as changed (limit 4.1).
+	// Without a slot for this device and with no later entry vouching for
+	// one, the copy looks like an entry not sealed to it (yet): counted as
+	// waiting, not as changed (limit 4.1).
 	if st := status(t, p.aj); st.Unreadable != 1 || st.Changed != 0 || len(st.Missing) != 0 {
 		t.Fatalf("alex's status with the stripped copy: unreadable %d, changed %d, missing %+v", st.Unreadable, st.Changed, st.Missing)
 	}
@@ -1040,5 +1043,36 @@ func TestLyingRelayWithholdsALeave(t *testing.T) {
 	}
 	if st := status(t, p.aj); st.PartnerLeft == nil {
 		t.Fatal("alex's status does not say sam left")
+	}
+}
+
+// No false alarm for a device linked later: the partner's entries from
+// before it was linked carry no slot for it and nothing vouches for one
+// (to_since starts at the first entry sealed to it). While the relay holds
+// back the grants that re-box them they wait, counted as unreadable and
+// never as changed on the way; once the grants arrive they open.
+func TestLyingRelayWithholdsGrantsFromALinkedDevice(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	write(t, p.aj, "alex: before the laptop", "alex: also before")
+	mustSync(t, p.aj)
+	mustSync(t, p.sj)
+	isGrant := ofKind(protocol.KindGrant)
+	p.liar.Serve(servertest.Drop(isGrant))
+	_, lj := linkDevice(t, p.sam, "laptop")
+	mustSync(t, p.sj)
+	mustSync(t, p.aj) // alex learns of the laptop and re-boxes for it
+	write(t, p.aj, "alex: after the laptop")
+	mustSync(t, p.aj)
+	mustSync(t, lj)
+	same(t, "the laptop reads", texts(t, lj), "alex: after the laptop")
+	if st := status(t, lj); st.Changed != 0 || st.Unreadable < 2 || hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("the laptop without the grants: changed %d, unreadable %d, notices %+v", st.Changed, st.Unreadable, shown(st))
+	}
+	p.liar.Serve(servertest.Later(isGrant))
+	mustSync(t, lj)
+	same(t, "the laptop reads", texts(t, lj), "alex: before the laptop", "alex: also before", "alex: after the laptop")
+	if st := status(t, lj); st.Changed != 0 || st.Unreadable != 0 || hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("the laptop with the grants: changed %d, unreadable %d, notices %+v", st.Changed, st.Unreadable, shown(st))
 	}
 }

@@ -113,6 +113,11 @@ type Payload struct {
 	Secret  []byte     `json:"secret,omitempty"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Again   bool       `json:"again,omitempty"`
+	// ToSince maps each recipient's key id (16 hex digits) to the
+	// author's seq from which every entry its device wrote in this
+	// journal, up to this one, carried a slot for that key id (see
+	// tosince.go). Readers keep only what it says about themselves.
+	ToSince map[string]uint64 `json:"to_since,omitempty"`
 }
 
 // retracts returns the chain ids (hex) a retraction names: the entry and
@@ -251,6 +256,12 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 			o = m.openedOf(s.Chain)
 		}
 		if o == nil {
+			// Without a slot for this device, yet within what a later
+			// entry of its author says carried one: the slot was
+			// stripped on the way (tosince.go).
+			if s.noSlot && !s.changed && m.claimed(s) {
+				s.changed = true
+			}
 			unreadable = append(unreadable, s)
 			continue
 		}
@@ -434,8 +445,14 @@ func (m *openIndex) open(s *stored, t *trust) bool {
 	// A slot for this device that does not open to this entry's key
 	// failed authentication: the entry was changed on the way (its
 	// header, nonce or ciphertext, or the slot itself). No slot at all is
-	// an entry not sealed to this device, which may still be granted.
-	s.changed = err != nil && m.hasSlot(e)
+	// an entry not sealed to this device, which may still be granted,
+	// unless a later entry of its author says it carried one (claimed,
+	// checked by decryptAll).
+	s.changed, s.noSlot = false, false
+	if err != nil {
+		has := m.hasSlot(e)
+		s.changed, s.noSlot = has, !has
+	}
 	if err != nil {
 		if len(m.grantItems[s.Chain]) == 0 {
 			m.loadGrantItems(t)
@@ -482,7 +499,8 @@ func (m *openIndex) forgetPreopened() { clear(m.pre) }
 
 // opened records that s opened with ck to p.
 func (m *openIndex) opened(s *stored, ck crypto.ContentKey, p *Payload) bool {
-	s.changed = false
+	s.changed, s.noSlot = false, false
+	m.noteClaim(s, p)
 	o := &openedEntry{s: s, key: ck.Key}
 	o.setPayload(p)
 	m.opens++

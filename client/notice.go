@@ -84,9 +84,11 @@ const (
 	// repair's time in Unix seconds, so each repair counts.
 	NoticeLostUnsent NoticeKind = "lost-unsent"
 	// NoticeRelayChanged: the relay sent Count entries that carry a slot
-	// for this device but do not authenticate: they were changed on the
-	// way (a body moved under another header, a changed byte, an altered
-	// slot), or were sealed by someone other than the device they name.
+	// for this device but do not authenticate, or lack the slot a later
+	// entry of their author says they carried (to_since): they were
+	// changed on the way (a body moved under another header, a changed
+	// byte, an altered or stripped slot), or were sealed by someone other
+	// than the device they name.
 	// They are set aside and never shown; Status.Changed counts those in
 	// the journal. Position is the latest.
 	NoticeRelayChanged NoticeKind = "relay-changed"

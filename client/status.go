@@ -23,8 +23,10 @@ type Status struct {
 	// to it, waiting for their author to re-box them (a grant).
 	Unreadable int `json:"unreadable"`
 	// Changed counts entries that carry a slot for this device and do not
-	// authenticate: changed on the way, or not sealed by the device they
-	// name (NoticeRelayChanged). They never open; they are not shown.
+	// authenticate, or lack the slot a later entry of their author says
+	// they carried (its to_since): changed on the way, or not sealed by
+	// the device they name (NoticeRelayChanged). They never open; they
+	// are not shown.
 	Changed int `json:"changed"`
 	// Strangers counts items from a device that is not in the journal's
 	// roster, or written by a removed device after its removal: set aside,

@@ -59,9 +59,13 @@ type stored struct {
 	// author retracted the blob and the relay dropped its bytes.
 	Purged bool
 	// changed: decryptAll found a slot for this device in this entry
-	// that does not open to its key (open): it was changed on the way.
-	// Set again by every process, since each retries what did not open.
+	// that does not open to its key (open), or no slot where a later
+	// entry of its author says there was one (noSlot, claimed): it was
+	// changed on the way. Set again by every process, since each retries
+	// what did not open.
 	changed bool
+	// noSlot: open found no slot for this device in this entry.
+	noSlot bool
 	// At is where the blob's record starts in the log.
 	At int64
 	// opened is, on the first blob seen with this chain id (j.chain), the
@@ -203,6 +207,10 @@ type state struct {
 	// another device); writing is refused up front while it is set. A
 	// later exchange the relay serves clears it.
 	NotServed *time.Time `json:"not_served,omitempty"`
+	// ClaimsFrom is this device's first seq written after its last
+	// restore or repair ended: its entries' to_since claims continue
+	// only from entries at or after it (tosince.go).
+	ClaimsFrom uint64 `json:"claims_from,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that
@@ -295,6 +303,11 @@ type openIndex struct {
 	gapsCache  *gapsCache                     // see gaps; kept in the checkpoint
 	grantsDone grantsKey                      // see ensureGrants; kept in the checkpoint
 	loading    *checkpointLoad                // while a checkpoint decodes
+
+	// claims are, per author device, the seqs its opened entries say
+	// carried this device's slot (tosince.go); kept in the checkpoint.
+	claims map[[32]byte][]claimSpan
+	ownKid string // this device's key id in hex, once needed
 }
 
 // OpenJournal opens the local store of journal id.

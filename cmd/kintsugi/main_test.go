@@ -18,6 +18,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/net/html"
 
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
@@ -46,6 +48,9 @@ func TestMain(m *testing.M) {
 //	relay stop|start          stop the script's relay, or start it again on the same port
 //	relay withhold ID         the relay stops serving the entry whose id starts with ID
 //	relay release ID          the relay serves that entry again, after everything else
+//	relay strip ID HOME       the relay serves the entry whose id starts with ID without
+//	                          the recipient slot of HOME's device (unlocked with
+//	                          $KINTSUGI_PASSPHRASE), as a relay that strips it would
 //	relay honest              the relay serves everything as stored, and keeps the two-person rule
 //	relay old                 the relay admits every invite, as relays before the two-person rule did
 //	exits N PROG ARGS...      run PROG like exec, and fail unless its exit status is N
@@ -100,7 +105,7 @@ func TestScripts(t *testing.T) {
 				mu.Lock()
 				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID"
+				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID|strip ID HOME"
 				if len(args) == 0 {
 					ts.Fatalf(usage)
 				}
@@ -130,6 +135,13 @@ func TestScripts(t *testing.T) {
 					} else {
 						liar.Serve(servertest.Later(m))
 					}
+				case "strip":
+					if len(args) != 3 {
+						ts.Fatalf(usage)
+					}
+					a, err := client.Unlock(client.Home{Dir: ts.MkAbs(args[2])}, []byte(ts.Getenv("KINTSUGI_PASSPHRASE")))
+					ts.Check(err)
+					liar.Serve(servertest.Strip(crypto.KeyID(a.Device.BoxPublic), servertest.ChainPrefix(args[1])))
 				default:
 					ts.Fatalf(usage)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,6 +272,18 @@ func ChainIs(id string) Match {
 	}
 }
 
+// ChainPrefix matches the blob, or purged record, whose chain id starts
+// with prefix (hex, as clients print entry ids).
+func ChainPrefix(prefix string) Match {
+	return func(b server.StoredBlob) bool {
+		if b.Purged {
+			_, c, err := protocol.ParsePurged(b.Blob)
+			return err == nil && strings.HasPrefix(c.String(), prefix)
+		}
+		return strings.HasPrefix(protocol.ChainID(b.Blob).String(), prefix)
+	}
+}
+
 // AnyOf matches a blob any of ms matches.
 func AnyOf(ms ...Match) Match {
 	return func(b server.StoredBlob) bool {
@@ -300,6 +313,51 @@ func Later(m Match) View {
 		}
 		return append(slices.DeleteFunc(log, m), late...)
 	}
+}
+
+// Strip removes the recipient slots with key id kid (protocol.md §10)
+// from every entry m matches, and lowers the recipient count to match:
+// the entry then looks like one its author never sealed to that device.
+// Its chain id does not change (it leaves out the table); its blob id
+// does. An entry whose only slots are kid's is left as it is, since a
+// count of zero does not parse.
+func Strip(kid [protocol.KeyIDSize]byte, m Match) View {
+	return func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		for i, b := range log {
+			if b.Purged || !m(b) {
+				continue
+			}
+			if out := stripSlot(b.Blob, kid); out != nil {
+				log[i] = server.StoredBlob{Blob: out}
+			}
+		}
+		return log
+	}
+}
+
+// stripSlot returns entry blob without kid's slots, or nil if it is not
+// an entry, has none, or has nothing else.
+func stripSlot(blob []byte, kid [protocol.KeyIDSize]byte) []byte {
+	e, err := protocol.ParseEntry(blob)
+	if err != nil {
+		return nil
+	}
+	slots := blob[protocol.HeaderSize+protocol.NonceSize+1:]
+	var keep [][]byte
+	for i, r := range e.Recipients {
+		if r.KeyID != kid {
+			keep = append(keep, slots[i*protocol.RecipientSize:(i+1)*protocol.RecipientSize])
+		}
+	}
+	if len(keep) == len(e.Recipients) || len(keep) == 0 {
+		return nil
+	}
+	out := slices.Clone(blob[:protocol.HeaderSize+protocol.NonceSize])
+	out = append(out, byte(len(keep)))
+	for _, k := range keep {
+		out = append(out, k...)
+	}
+	return append(out, e.Ciphertext...)
 }
 
 // Swap exchanges the positions of the first blob a matches and the first

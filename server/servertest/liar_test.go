@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -99,4 +101,48 @@ func TestLiarServesEachDeviceItsView(t *testing.T) {
 	liar.Honest()
 	d := servertest.Dial(t, s.WebSocketURL(), b.Key)
 	sameBlobs(t, "honest again", history(t, d, j, 0), b1, b2, b3, b4)
+}
+
+// Strip removes one device's slot from the entries it matches and lowers
+// the count: the chain id stays, the other slot still opens, and the
+// device whose slot went finds none. Entries it does not match, and an
+// entry sealed to that device alone, are served as stored.
+func TestStripRemovesOneSlot(t *testing.T) {
+	author, other := mustDevice(t), mustDevice(t)
+	h := protocol.Header{Kind: protocol.KindEntry, Seq: 1}
+	h.Author = author.SignKey()
+	seal := func(to ...[32]byte) []byte {
+		b, _, err := crypto.SealEntry(rand.Reader, author, h, to, []byte(`{"v":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	both, alone, untouched := seal(author.BoxPublic, other.BoxPublic), seal(other.BoxPublic), seal(author.BoxPublic, other.BoxPublic)
+	kid := crypto.KeyID(other.BoxPublic)
+	log := []server.StoredBlob{{Blob: both}, {Blob: alone}, {Blob: untouched}}
+	match := servertest.AnyOf(servertest.ChainPrefix(protocol.ChainID(both).String()[:8]), servertest.ChainPrefix(protocol.ChainID(alone).String()))
+	out := servertest.Strip(kid, match)(protocol.JournalID{}, log)
+	e, err := protocol.ParseEntry(out[0].Blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Recipients) != 1 || e.Recipients[0].KeyID == kid || e.ContentHash() != protocol.ChainID(both) || bytes.Equal(out[0].Blob, both) {
+		t.Fatalf("stripped entry: %d recipients, chain id kept %v", len(e.Recipients), e.ContentHash() == protocol.ChainID(both))
+	}
+	if _, err := crypto.NewKeyring(author).EntryKey(e, author.BoxPublic); err != nil {
+		t.Fatalf("the author's own slot no longer opens: %v", err)
+	}
+	if !bytes.Equal(out[1].Blob, alone) || !bytes.Equal(out[2].Blob, untouched) {
+		t.Fatal("an entry with only that slot, or one not matched, was changed")
+	}
+}
+
+func mustDevice(t *testing.T) *crypto.Device {
+	t.Helper()
+	d, err := crypto.NewDevice(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
