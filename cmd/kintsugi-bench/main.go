@@ -49,6 +49,19 @@
 // version 1, JSON frames only), and every client, raw or real, speaks what
 // the relay picks, as real clients do.
 //
+// Ingest reports the relay's own CPU time per acknowledged put (getrusage
+// in the relay process). Push also measures, in the same run, the raw
+// fan-out floor: gorilla/websocket alone, no store and no protocol,
+// fanning the same messages out to as many subscribers (floor.go), and
+// reports p99 against it. A writer or subscriber whose connection fails
+// is counted and named; the others' figures stand.
+//
+//	go run ./cmd/kintsugi-bench --compare HEAD~3 --only ingest,push
+//
+// --compare REV checks revision REV out into a temporary worktree, builds
+// its kintsugi-bench, and runs this build and REV's in turn (A/B/A/B) with
+// the same flags, printing both with their ratios (compare.go).
+//
 // The load generator runs on the same machine as the relay and competes
 // with it for CPU; a relay serving remote clients would not pay for them.
 package main
@@ -104,6 +117,23 @@ func runAsChild() (int, bool) {
 		return runRunner(os.Args[1:]), true
 	}
 	return 0, false
+}
+
+// withoutFlag returns args without the flag name and its value (as
+// "--name v", "-name v" or "--name=v").
+func withoutFlag(args []string, name string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--"+name || a == "-"+name:
+			i++ // and its value
+		case strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // usageError is a bad command line.
@@ -184,6 +214,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
+			if rev := c.String("compare"); rev != "" {
+				if o.asJSON {
+					return &usageError{msg: "--compare prints a table, not JSON", hint: "leave out --json; each run's JSON is read by the comparison"}
+				}
+				return runCompare(rev, withoutFlag(args[1:], "compare"), stdout, stderr)
+			}
 			if path := c.String("cpuprofile"); path != "" {
 				f, err := os.Create(path)
 				if err != nil {
@@ -215,6 +251,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func benchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+		&cli.StringFlag{Name: "compare", Usage: "run the same benchmark on this build and on revision `REV` of the repository, alternating (A/B/A/B), and print both with their ratios"},
 		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
 		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client, memory, listener (default: all but client and memory, and listener only with --store)"},
 		&cli.StringFlag{Name: "store", EnvVars: []string{"KINTSUGI_BENCH_STORE"}, Usage: "a PostgreSQL server's `URL` (postgres://…) where the benchmark may create and drop databases and roles: ingest and push also run on PostgreSQL, and so does the listener scenario"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"reflect"
@@ -496,5 +497,63 @@ func TestIngestSurvivesAFailedWriter(t *testing.T) {
 	}
 	if r.FailedWriters != 1 || len(r.Failures) != 1 || r.Blobs == 0 {
 		t.Errorf("%+v", r)
+	}
+}
+
+// --compare runs the benchmark again with the same flags, less its own.
+func TestWithoutFlag(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"--compare HEAD~1 --only ingest", "--only ingest"},
+		{"--only ingest --compare=main", "--only ingest"},
+		{"-compare v1 --writers 8", "--writers 8"},
+		{"--only ingest", "--only ingest"},
+		{"--comparex 1", "--comparex 1"},
+	} {
+		if got := strings.Join(withoutFlag(strings.Fields(c.in), "compare"), " "); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// The comparison reads each build's report as plain JSON: a figure an
+// older bench does not report is missing on its side only, and figures
+// of several runs gather under one name.
+func TestFiguresOfOlderReports(t *testing.T) {
+	parse := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	newer := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":100,"ack_p99_ms":2,"relay_cpu_per_put_us":40}],
+		"first_sync":{"fetch_ms":50,"sync_ms":300,"fetch_decrypt_ms":400}}`
+	older := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":50,"ack_p99_ms":4}]}`
+	a := figuresOf([]map[string]any{parse(newer), parse(newer)})
+	b := figuresOf([]map[string]any{parse(older)})
+	cpu := "ingest badger, 64 writers, spread: relay CPU µs/put"
+	if got := a.values[cpu]; len(got) != 2 || got[0] != 40 {
+		t.Errorf("this build's %s: %v", cpu, got)
+	}
+	if _, ok := b.values[cpu]; ok {
+		t.Errorf("the older report has no %s, got %v", cpu, b.values[cpu])
+	}
+	rate := "ingest badger, 64 writers, spread: blobs/s"
+	if mean(a.values[rate])/mean(b.values[rate]) != 2 {
+		t.Errorf("%s: %v against %v", rate, a.values[rate], b.values[rate])
+	}
+	if a.values["first sync: sync ms"][0] != 300 {
+		t.Errorf("first sync: %v", a.values)
+	}
+}
+
+// A revision that does not exist is a usage error, before anything is
+// built.
+func TestCompareUnknownRevision(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--compare", "no-such-revision-anywhere", "--only", "ingest"}, &out, &errOut)
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "names no commit") {
+		t.Errorf("got %v", err)
 	}
 }
