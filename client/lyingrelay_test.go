@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -1075,4 +1076,42 @@ func TestLyingRelayWithholdsGrantsFromALinkedDevice(t *testing.T) {
 	if st := status(t, lj); st.Changed != 0 || st.Unreadable != 0 || hasShown(st, client.NoticeRelayChanged) {
 		t.Fatalf("the laptop with the grants: changed %d, unreadable %d, notices %+v", st.Changed, st.Unreadable, shown(st))
 	}
+}
+
+// A relay that skipped entries and then serves them in their place, below
+// what this device has already been sent, is asked again at each sync:
+// what is held comes again without being recorded again, and the gap
+// closes when the entries arrive, shown as new.
+func TestLyingRelaySkipsThenServesInPlace(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three")
+	mustSync(t, p.sj)
+
+	p.toAlex(servertest.Drop(entries(s[1])))
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: one", "sam: three")
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1))
+
+	// Asked again while the relay still skips it: nothing new, nothing
+	// recorded twice.
+	logFile := filepath.Join(p.alex.Home.Dir, "journals", p.aj.ID().String(), "log")
+	before := fileSize(t, logFile)
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)))
+	if after := fileSize(t, logFile); after != before {
+		t.Errorf("asking again recorded %d more bytes of what was held", after-before)
+	}
+
+	p.liar.Honest()
+	same(t, "new for alex", newTexts(mustSync(t, p.aj)), "sam: two")
+	same(t, "alex reads", texts(t, p.aj), "sam: one", "sam: two", "sam: three")
+	clean(t, "alex", p.aj)
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }

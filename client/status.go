@@ -146,6 +146,78 @@ func (m *openIndex) gaps(opened []*openedEntry, t *trust, members []Member) []No
 	return m.gapsCache.gaps
 }
 
+// gapWindow bounds how far back, in relay positions, a sync asks the
+// relay again for items this device knows exist and has not received. A
+// relay that skipped an item and later serves it in its place (it was
+// down, restored, or stopped lying) is then asked again at every sync,
+// and the gap's notice clears when the item arrives; a gap further back
+// than the window stays reported. Every sync with a gap downloads up to
+// this many items again (about 2 MiB of 1 KiB entries), skipping what is
+// held without recording it.
+const gapWindow = 2048
+
+// gapStart returns the relay position to ask from so that the earliest
+// item missing from a device's history (NoticeMissingItems) comes again,
+// if the relay holds it there: right after the item held just before it,
+// since a device sends its items in order. It is bounded by gapWindow
+// below the cursor, and ok is false when there is no gap or nothing to
+// ask for again. Call with the lock held.
+func (j *Journal) gapStart() (from uint64, ok bool) {
+	if j.cursor == 0 {
+		return 0, false
+	}
+	t := j.trust()
+	opened, _ := j.decryptAll(t)
+	gapped := make(map[string]bool)
+	for _, g := range j.gaps(opened, t, j.st.Members) {
+		if g.Kind == NoticeMissingItems {
+			gapped[g.DeviceID] = true
+		}
+	}
+	if len(gapped) == 0 {
+		return 0, false
+	}
+	// Each gapped device's items by seq: their relay positions.
+	ids := make(map[[32]byte]string)
+	held := make(map[[32]byte]map[uint64]uint64)
+	for _, s := range j.store.order {
+		a := s.Header.Author
+		id, seen := ids[a]
+		if !seen {
+			id = DeviceID(a)
+			ids[a] = id
+		}
+		if !gapped[id] {
+			continue
+		}
+		if held[a] == nil {
+			held[a] = make(map[uint64]uint64)
+		}
+		held[a][s.Header.Seq] = s.RelaySeq
+	}
+	from = j.cursor
+	for _, seqs := range held {
+		first := uint64(1) // the earliest seq not held
+		for hasSeq(seqs, first) {
+			first++
+		}
+		if first == 1 {
+			from = 0 // the device's first item is missing: from the start
+		} else {
+			from = min(from, seqs[first-1])
+		}
+	}
+	from = max(from, j.cursor-min(j.cursor, gapWindow))
+	return from, from < j.cursor
+}
+
+// hasSeq reports whether seqs holds seq (a held item of this device not
+// yet on the relay has relay position 0).
+func hasSeq(seqs map[uint64]uint64, seq uint64) bool {
+	_, ok := seqs[seq]
+	return ok
+}
+
 // gapsKey is what the gaps were found for; gapsCache the answer.
 type gapsKey struct {
 	records int

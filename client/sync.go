@@ -64,6 +64,10 @@ type exchange struct {
 	// before are the chain ids of the entries readable before the
 	// exchange (or its last settle): what is new is shown.
 	before map[protocol.BlobID]bool
+	// again is set when the exchange asked the relay for positions it
+	// had already sent (gapStart): what is held already is skipped, not
+	// recorded again.
+	again bool
 }
 
 // ErrNotServed: the relay no longer serves this device in this journal,
@@ -396,6 +400,8 @@ func (x *exchange) subscribe(ctx context.Context) error {
 		if j.st.Refetch {
 			after = 0 // a repair lost some of what the relay holds (repair.go)
 			j.refetching = true
+		} else if from, ok := j.gapStart(); ok {
+			after, x.again = from, true
 		}
 		return nil
 	})
@@ -446,6 +452,9 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
 		seen := make(map[protocol.BlobID]bool)
 		cursor := j.cursor
+		// Positions already sent come again after a repair (Refetch) or
+		// when this exchange asked again for missing items (gapStart).
+		again := j.st.Refetch || x.again
 		for i, m := range blobs {
 			if m.Journal != j.id {
 				return fmt.Errorf("%w: the relay sent a blob for another journal", ErrRelayMisbehaved)
@@ -453,12 +462,12 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 			// A replay of something already recorded is skipped, unless a
 			// repair asked for everything again (Refetch): then only what
 			// is already held is.
-			if m.Seq <= cursor && !j.st.Refetch {
+			if m.Seq <= cursor && !again {
 				continue
 			}
 			cursor = max(cursor, m.Seq)
 			if m.Purged {
-				if j.blob(protocol.IDOf(m.Blob)) != nil && j.st.Refetch {
+				if j.blob(protocol.IDOf(m.Blob)) != nil && again {
 					continue
 				}
 				if h, _, err := protocol.ParsePurged(m.Blob); err != nil || h.Journal != j.id || h.Kind != protocol.KindEntry {
@@ -474,7 +483,7 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
-			if s := j.blob(id); s != nil && s.RelaySeq != 0 && j.st.Refetch {
+			if s := j.blob(id); s != nil && s.RelaySeq != 0 && again {
 				continue
 			}
 			if j.blob(id) == nil && h.Author == j.signKey && j.st.Restored == nil {
