@@ -599,7 +599,7 @@ var ErrTooLong = errors.New("this is more than one entry can hold")
 // ErrNotYours: only an entry's author can revise or retract it.
 var ErrNotYours = errors.New("only its author can change or retract an entry")
 
-// ErrRetracted: a retracted entry cannot be revised.
+// ErrRetracted: a retracted entry cannot be revised or responded to.
 var ErrRetracted = errors.New("that entry was retracted")
 
 // Revise writes a new revision of the caller's entry whose id starts with
@@ -715,13 +715,18 @@ func (j *Journal) Respond(prefix string, p Payload) (Entry, *Entry, error) {
 }
 
 // CheckResponse reports whether a response of kind fits the entry t, with
-// the error Respond would return: ErrNotAQuestion, ErrOwnQuestion,
+// the error Respond would return: ErrRetracted (its author withdrew it),
+// ErrNotAQuestion, ErrOwnQuestion,
 // ErrReplyToQuestion, ErrListenOnly, ErrOwnEntry, ErrNotYourCommitment,
 // ErrNotAnAgreement or ErrAgreementSettled. Check before asking for any
 // text, so nobody writes a long answer only to be told it cannot be saved.
 func CheckResponse(t Entry, kind string) error {
 	if err := checkResponseKind(kind); err != nil {
 		return err
+	}
+	if t.Retracted != nil {
+		// Its author withdrew it: nothing more can be added to it.
+		return ErrRetracted
 	}
 	switch kind {
 	case KindAnswer, KindFollowup:

@@ -456,6 +456,10 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 	e.Hidden = r.hidden(o)
 	if when := r.retracted(o); when != nil {
 		e.Retracted = when
+		if e.Kind == KindQuestion {
+			// Withdrawn: no longer open, and waiting on no one.
+			e.State = "retracted"
+		}
 		blank(&e)
 		return e, nil
 	}
@@ -476,9 +480,10 @@ func (r *Reader) build(o *openedEntry) (Entry, textPlan) {
 	return e, plan
 }
 
-// questionState returns the state of question o: "open", "answered" once
-// the partner answered it, "needs-time" while the partner's only answers
-// say they need time. answer, if not nil, is called with each answer, in
+// questionState returns the state of question o from its answers: "open",
+// "answered" once the partner answered it, "needs-time" while the
+// partner's only answers say they need time (build says "retracted"
+// instead when its author withdrew it). answer, if not nil, is called with each answer, in
 // order. Call with j.mu held.
 func (r *Reader) questionState(o *openedEntry, answer func(*openedEntry)) string {
 	state := "open"
@@ -509,7 +514,7 @@ type QuestionTally struct {
 
 // QuestionCount counts questions by state.
 type QuestionCount struct {
-	Open, NeedsTime, Answered int
+	Open, NeedsTime, Answered, Retracted int
 }
 
 // Questions counts the questions Query lists for KindQuestion, from what
@@ -525,6 +530,10 @@ func (r *Reader) Questions() QuestionTally {
 		c := &t.Partner
 		if o.author.member.Self {
 			c = &t.Mine
+		}
+		if r.retracted(o) != nil {
+			c.Retracted++
+			continue
 		}
 		switch r.questionState(o, nil) {
 		case "answered":

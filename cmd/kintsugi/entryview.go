@@ -81,6 +81,9 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 		}
 	case client.KindQuestion:
 		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
+		if en.State == "needs-time" && !mine {
+			state = "you need time" // the partner asked; "needs time" would read as theirs
+		}
 		head = fmt.Sprintf("%s asked (%s)", who, state)
 	case client.KindAnswer:
 		switch {

@@ -288,6 +288,13 @@ func beforeAnything(err error, done string) error {
 // (exitUsage); an agreement settled meanwhile is not.
 func responseError(err error, t *client.Entry, kind, partner string) error {
 	switch {
+	case errors.Is(err, client.ErrRetracted):
+		who := clean(t.Author)
+		if t.Mine {
+			who = "you"
+		}
+		return usageError(fmt.Sprintf("%s was retracted (%s withdrew it), so nothing more can be added to it", t.Short, who),
+			"`kintsugi show "+t.Short+"` shows its thread as it stands")
 	case errors.Is(err, client.ErrNotAQuestion):
 		return usageError(fmt.Sprintf("%s is not a question", t.Short), "`kintsugi reply "+t.Short+"` responds to an entry")
 	case errors.Is(err, client.ErrOwnQuestion):

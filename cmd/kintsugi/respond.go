@@ -172,7 +172,7 @@ func cmdQuestions(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "open", Usage: "only the ones not answered yet (including \"I need time\")"},
 			&cli.BoolFlag{Name: "answered", Usage: "only the answered ones"},
 			&cli.BoolFlag{Name: "waiting-on-me", Usage: "only your partner's questions you have not answered yet"},
-			&cli.IntFlag{Name: "n", Usage: fmt.Sprintf("only the last N that match (without -n: the last %d, or all with --json)", questionsShown)},
+			&cli.IntFlag{Name: "n", Value: questionsShown, Usage: "only the last N that match (with --json and no -n: every one)"},
 			&cli.BoolFlag{Name: "all", Usage: "every question that matches, however many"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
@@ -185,10 +185,21 @@ func cmdQuestions(e *env) *cli.Command {
 				return usageError("-n and --all ask for different things", "use one: -n 50 for the last fifty, --all for every question")
 			}
 			open, answered, waiting := c.Bool("open"), c.Bool("answered"), c.Bool("waiting-on-me")
-			keep := func(done, mine bool) bool {
-				return !(open && done || answered && !done || waiting && (done || mine))
+			if answered && (open || waiting) {
+				other := "--open"
+				if waiting {
+					other = "--waiting-on-me"
+				}
+				return usageError(fmt.Sprintf("--answered and %s ask for different questions", other), "use one of them; without either, questions lists them all")
 			}
-			match := func(en *client.Entry) bool { return keep(*en.Answered, en.Mine) }
+			// keep applies the filters to a question in state (Entry.State)
+			// asked by this person or not; a withdrawn question is neither
+			// open nor answered.
+			keep := func(state string, mine bool) bool {
+				waits := state == "open" || state == "needs-time"
+				return !(open && !waits || answered && state != "answered" || waiting && (!waits || mine))
+			}
+			match := func(en *client.Entry) bool { return keep(en.State, en.Mine) }
 			limit := questionsShown
 			switch {
 			case c.IsSet("n"):
@@ -233,8 +244,12 @@ func cmdQuestions(e *env) *cli.Command {
 				for _, id := range q.Responses {
 					e.printResponse(get(r, id), r)
 				}
-				if !*q.Answered && !q.Mine {
+				switch {
+				case q.Mine:
+				case q.State == "open":
 					e.printf("    when you are ready: kintsugi answer %s   (or --need-time)\n", q.Short)
+				case q.State == "needs-time":
+					e.printf("    when you are ready: kintsugi answer %s\n", q.Short)
 				}
 				e.printf("\n")
 			}
@@ -251,27 +266,29 @@ func cmdQuestions(e *env) *cli.Command {
 // wait on this person (unless the listing is of those already), and how
 // to see them. The counts come from the journal's tally, so nothing left
 // out is read.
-func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t client.QuestionTally, keep func(done, mine bool) bool, partner string) {
+func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t client.QuestionTally, keep func(state string, mine bool) bool, partner string) {
 	total, waiting := 0, 0
 	for _, cell := range []struct {
 		mine bool
 		n    client.QuestionCount
 	}{{true, t.Mine}, {false, t.Partner}} {
-		if keep(true, cell.mine) {
-			total += cell.n.Answered
-		}
-		if keep(false, cell.mine) {
-			total += cell.n.Open + cell.n.NeedsTime
-			if !cell.mine {
-				waiting += cell.n.Open + cell.n.NeedsTime
+		for state, n := range map[string]int{"open": cell.n.Open, "needs-time": cell.n.NeedsTime, "answered": cell.n.Answered, "retracted": cell.n.Retracted} {
+			if keep(state, cell.mine) {
+				total += n
 			}
 		}
-	}
-	for _, q := range shown {
-		if !*q.Answered && !q.Mine {
-			waiting--
+		waiting += cell.n.Open + cell.n.NeedsTime
+		if cell.mine {
+			waiting -= cell.n.Open + cell.n.NeedsTime
 		}
 	}
+	shownWaiting := 0
+	for _, q := range shown {
+		if (q.State == "open" || q.State == "needs-time") && !q.Mine {
+			shownWaiting++
+		}
+	}
+	waiting -= shownWaiting
 	earlier := total - len(shown)
 	if earlier <= 0 {
 		return
@@ -279,8 +296,14 @@ func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t clie
 	e.printf("Showing the newest %s; %s not shown (to see every one: kintsugi questions %s).\n",
 		plural(len(shown), "question", "questions"), plural(earlier, "earlier one is", "earlier ones are"), questionsMoreArgs(c))
 	if waiting > 0 && !c.Bool("waiting-on-me") {
-		e.printf("Of those, %s from %s and not answered yet; when you are ready: kintsugi questions --waiting-on-me\n",
-			plural(waiting, "is", "are"), partner)
+		// The listing of those shows the newest questionsShown: ask for
+		// all of them when there are more.
+		more := "--waiting-on-me"
+		if waiting+shownWaiting > questionsShown {
+			more += " --all"
+		}
+		e.printf("Of those, %s from %s and not answered yet; when you are ready: kintsugi questions %s\n",
+			plural(waiting, "is", "are"), partner, more)
 	}
 }
 
