@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,6 +27,40 @@ var ErrRelayChanged = wire.ErrRelayChanged
 // so the CLI can say "saved here; it will sync later" instead of failing.
 // It is the wire client's error, so the handshake can return it.
 var ErrUnreachable = wire.ErrUnreachable
+
+// ErrConnectionLost: the connection to the relay was made, and then lost
+// while in use (the relay stopped or restarted, the network dropped). It
+// is an ErrUnreachable: what was not sent is sent on the next sync.
+var ErrConnectionLost error = &lostError{}
+
+type lostError struct{}
+
+func (*lostError) Error() string        { return "the connection to the relay was lost" }
+func (*lostError) Is(target error) bool { return target == ErrUnreachable }
+
+// connectionLost words err, a failure to read from or write to an
+// established connection, as ErrConnectionLost with what happened in
+// plain words rather than the socket's.
+func connectionLost(err error) error {
+	var ce *websocket.CloseError
+	var netErr net.Error
+	why := ""
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.CloseGoingAway:
+		why = "the relay is stopping or restarting"
+	// 1006 means no close frame came: its text is gorilla's, not the relay's.
+	case errors.As(err, &ce) && ce.Text != "" && ce.Code != websocket.CloseAbnormalClosure:
+		why = "the relay closed it: " + ce.Text
+	case errors.As(err, &netErr) && netErr.Timeout():
+		why = "the relay stopped answering"
+	case errors.As(err, &ce), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		why = "it closed without a word; the relay may have stopped or restarted, or the network dropped"
+	default:
+		why = plainNetError(err)
+	}
+	return fmt.Errorf("%w (%s)", ErrConnectionLost, why)
+}
 
 // ErrNotARelay means something answered at the relay's address, but not
 // as a Kintsugi relay: a web site, a wrong path, or a proxy that does not
@@ -131,7 +167,7 @@ func (c *relayConn) send(m any) error {
 		defer c.wmu.Unlock()
 		var err error
 		if c.putBuf, err = c.w.SendPut(c.putBuf, p.ID, p.Journal, p.Blob); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnreachable, err)
+			return connectionLost(err)
 		}
 		if cap(c.putBuf) > 64<<10 {
 			c.putBuf = nil // a rare large blob's frame is not kept
@@ -145,7 +181,7 @@ func (c *relayConn) send(m any) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.w.WriteFrame(b); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return connectionLost(err)
 	}
 	return nil
 }
@@ -162,7 +198,7 @@ func (c *relayConn) readLoop() {
 		// pointing into it.
 		binary, frame, err = c.w.ReadNext(readIdle)
 		if err != nil {
-			err = fmt.Errorf("%w: %v", ErrUnreachable, err)
+			err = connectionLost(err)
 			break
 		}
 		if binary {

@@ -1017,6 +1017,8 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 				// The relay answered, but its storage did not: the
 				// connection was fine.
 				what = "the relay could not store what was sent just now (" + msg + ")"
+			} else if errors.Is(ev.Disconnected, client.ErrConnectionLost) {
+				what = msg // "the connection to the relay was lost (why)"
 			} else if detail, ok := strings.CutPrefix(msg, "could not reach the relay"); ok {
 				what += detail
 			} else if errors.Is(ev.Disconnected, protocol.ErrShuttingDown) {
