@@ -318,6 +318,42 @@ func TestLyingRelayRollsBack(t *testing.T) {
 	}
 }
 
+// Once a relay has said it holds fewer items than this device was sent,
+// nothing more is sent to it: an entry written then stays waiting here
+// (what a rolled-back relay acknowledges could vanish when it is put
+// back, with this device believing it sent), and goes once the relay
+// has what it had again.
+func TestLyingRelayRolledBackGetsNothingMore(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	write(t, p.sj, "sam: one", "sam: two")
+	mustSync(t, p.sj)
+	mustSync(t, p.aj)
+
+	p.toAlex(servertest.RollBack(2))
+	if _, err := p.aj.Sync(ctx); !errors.Is(err, client.ErrRelayMisbehaved) {
+		t.Fatalf("sync against a rolled-back relay: %v", err)
+	}
+	write(t, p.aj, "alex: written after the rollback was seen")
+	res, err := p.aj.Sync(ctx)
+	if !errors.Is(err, client.ErrRelayMisbehaved) || strings.Contains(err.Error(), "Nothing here was changed") {
+		t.Fatalf("second sync against a rolled-back relay: %v", err)
+	}
+	if res.Pushed != 0 {
+		t.Fatalf("sent %d to a relay known to be behind", res.Pushed)
+	}
+	if st := status(t, p.aj); st.Outbox != 1 {
+		t.Fatalf("alex's outbox after the refused sync: %d, want the new entry still waiting", st.Outbox)
+	}
+
+	p.liar.Honest()
+	if res := mustSync(t, p.aj); res.Pushed != 1 {
+		t.Fatalf("once the relay has everything again, sent %d, want 1", res.Pushed)
+	}
+	same(t, "new for sam", newTexts(mustSync(t, p.sj)), "alex: written after the rollback was seen")
+}
+
 // Each partner is shown a different history at the same time: the blob at
 // a given seq differs between them. Every gap is reported on the side that
 // has it. Withholding each side's newest entries is the documented limit:

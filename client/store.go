@@ -202,6 +202,11 @@ type state struct {
 	// history from (repair.go, adopt.go).
 	SentSeq  uint64 `json:"sent_seq,omitempty"`
 	SentHead string `json:"sent_head,omitempty"`
+	// RelayBehind, if not 0, is the cursor this device had when the relay
+	// said it holds fewer items than that (restored from an older
+	// backup, or lying). Nothing is sent to it until a subscribe is
+	// accepted again (sync.go push).
+	RelayBehind uint64 `json:"relay_behind,omitempty"`
 	// NotServed is when the relay last answered that this device is not
 	// a member of the journal (it was removed, or its person left from
 	// another device); writing is refused up front while it is set. A

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -68,6 +69,9 @@ type exchange struct {
 	// had already sent (gapStart): what is held already is skipped, not
 	// recorded again.
 	again bool
+	// served is set once the relay accepted this exchange's subscribe:
+	// it is not behind this device (state.RelayBehind).
+	served atomic.Bool
 }
 
 // ErrNotServed: the relay no longer serves this device in this journal,
@@ -311,7 +315,16 @@ func (c *relayConn) readErr() error {
 func (x *exchange) push(ctx context.Context) (int, error) {
 	j, c := x.j, x.c
 	var out []*stored
-	if err := j.withLock(func() error { out = j.outbox(); return nil }); err != nil {
+	if err := j.withLock(func() error {
+		// A relay that said it holds fewer items than this device was
+		// sent (restored from an older backup) gets nothing until it
+		// accepts a subscribe again: what it acknowledged could vanish
+		// when it is put back, with this device believing it sent.
+		if j.st.RelayBehind == 0 || x.served.Load() {
+			out = j.outbox()
+		}
+		return nil
+	}); err != nil {
 		return 0, err
 	}
 	if len(out) == 0 {
@@ -412,9 +425,25 @@ func (x *exchange) subscribe(ctx context.Context) error {
 		return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: n, Journal: j.id, After: after}
 	})
 	if errors.Is(err, protocol.ErrInvalid) && after > 0 {
-		return fmt.Errorf("%w: it has fewer items than this device already received (%d); it may have been restored from an older backup, or it is not telling the truth. Nothing here was changed", ErrRelayMisbehaved, after)
+		if serr := j.withLock(func() error {
+			j.st.RelayBehind = after
+			return j.saveState()
+		}); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("%w: it has fewer items than this device already received (%d); it may have been restored from an older backup, or it is not telling the truth. Nothing more is sent to it until it has them again", ErrRelayMisbehaved, after)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	x.served.Store(true)
+	return j.withLock(func() error {
+		if j.st.RelayBehind == 0 {
+			return nil
+		}
+		j.st.RelayBehind = 0
+		return j.saveState()
+	})
 }
 
 // History is recorded in batches of at most receiveBatch blobs or
