@@ -111,11 +111,15 @@ func (s *BadgerStore) Backup(ctx context.Context, w io.Writer) (BackupInfo, erro
 	// own moment and a journal's last-sequence record could be newer than
 	// its log.
 	stream.NumGo = 1
-	if _, err := stream.Backup(cw, 0); err != nil {
+	iw := &inlineWriter{s: s, w: cw} // blobs in segments go into the file inline; see backup_segs.go
+	if _, err := stream.Backup(iw, 0); err != nil {
 		if cw.err != nil {
 			err = cw.err
 		}
 		return BackupInfo{}, fmt.Errorf("stream the store: %w", err)
+	}
+	if err := iw.close(); err != nil {
+		return BackupInfo{}, err
 	}
 	trailer := append([]byte(backupTrailerMagic), binary.BigEndian.AppendUint64(nil, uint64(cw.n-start))...)
 	trailer = sum.Sum(trailer)
@@ -478,7 +482,12 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return newBadgerStore(db), nil
+	segs, err := openSegLog(db, dir, true, logger)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
+	}
+	return newBadgerStore(db, segs), nil
 }
 
 func syncDir(dir string) error {

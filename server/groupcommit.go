@@ -224,15 +224,18 @@ func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blo
 func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	var last map[protocol.JournalID]uint64  // journals this group appended to
 	var counts map[protocol.JournalID]int64 // their usage counts, as committed
+	var sw segWrite                         // the segment's record, as committed
 	// Taken for the transaction only, so a split group below retakes it.
 	s.usageMu.Lock() // see BadgerStore.usageMu
 	err := s.update(func(txn *badger.Txn) error {
 		last = make(map[protocol.JournalID]uint64)
 		counts = make(map[protocol.JournalID]int64)
+		sw = segWrite{}
 		added := make(map[protocol.JournalID]int64) // blob bytes this group added per journal
 		for _, r := range group {
 			r.Seq, r.Dup, r.Err = 0, false, nil
 		}
+		var fresh []*AppendRequest // appends that store their blob
 		for _, r := range group {
 			err := s.appendInTxn(txn, r, last)
 			if errors.Is(err, protocol.ErrNotFound) {
@@ -244,7 +247,11 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 			}
 			if !r.Dup {
 				added[r.Journal] += int64(len(r.Blob))
+				fresh = append(fresh, r)
 			}
+		}
+		if err := s.storeBlobs(txn, fresh, &sw); err != nil {
+			return err
 		}
 		for j, seq := range last {
 			if err := txn.Set(key(pfxLastSeq, j[:]), u64(seq)); err != nil {
@@ -264,6 +271,9 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	})
 	if err == nil {
 		s.usage.set(counts) // before usageMu goes, so counts are set in commit order
+		if sw.seg != 0 {
+			s.segs.segs[sw.seg] = sw.info
+		}
 	}
 	s.usageMu.Unlock()
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
@@ -297,8 +307,9 @@ func (s *BadgerStore) remember(j protocol.JournalID, seq uint64) {
 	s.last[j] = seq
 }
 
-// appendInTxn stores r.blob at the end of r.j's log in txn, or finds it
-// already there, and sets r.seq and r.dup. last holds the last sequence
+// appendInTxn gives r.blob the next sequence number of r.j's log in txn
+// (the caller stores it there, see storeBlobs), or finds it already
+// there, and sets r.seq and r.dup. last holds the last sequence
 // number of each journal this group has appended to; the caller writes
 // them. It returns protocol.ErrNotFound, having written nothing, if the
 // journal does not exist.
@@ -335,13 +346,47 @@ func (s *BadgerStore) appendInTxn(txn *badger.Txn, r *AppendRequest, last map[pr
 		return err
 	}
 	seq++
-	if err := txn.Set(key(pfxLog, j[:], u64(seq)), r.Blob); err != nil {
-		return err
-	}
 	if err := txn.Set(bk, u64(seq)); err != nil {
 		return err
 	}
 	last[j] = seq
 	r.Seq = seq
 	return nil
+}
+
+// storeBlobs stores the blobs of fresh, each at its log record (r.Journal,
+// r.Seq), in txn. With segments (seglog.go), it first writes their bytes
+// to the active segment durably, and the log records refer to them; sw
+// gets the segment's new record, which the transaction also writes.
+// Stores without segments (in memory) keep blobs inline.
+func (s *BadgerStore) storeBlobs(txn *badger.Txn, fresh []*AppendRequest, sw *segWrite) error {
+	if s.segs == nil || len(fresh) == 0 {
+		for _, r := range fresh {
+			if err := txn.Set(key(pfxLog, r.Journal[:], u64(r.Seq)), r.Blob); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	blobs := make([][]byte, len(fresh))
+	ids := make([]protocol.BlobID, len(fresh))
+	size := 0
+	for i, r := range fresh {
+		blobs[i], ids[i] = r.Blob, r.ID
+		size += len(r.Blob)
+	}
+	if err := s.segs.startGroup(size); err != nil {
+		return err
+	}
+	refs, w, err := s.segs.write(blobs, ids)
+	if err != nil {
+		return err
+	}
+	for i, r := range fresh {
+		if err := txn.Set(key(pfxLog, r.Journal[:], u64(r.Seq)), refs[i].encode()); err != nil {
+			return err
+		}
+	}
+	*sw = w
+	return txn.Set(segKey(w.seg), w.info.encode())
 }

@@ -112,7 +112,18 @@ func ensureUsage(db *badger.DB) error {
 			}
 			var j protocol.JournalID
 			copy(j[:], k[len(pfxLog):])
-			counts[j] += item.ValueSize()
+			n := item.ValueSize()
+			if n == segRefSize { // a blob in a segment counts its own length
+				if err := item.Value(func(v []byte) error {
+					if r, ok := decodeSegRef(v); ok {
+						n = r.n
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			counts[j] += n
 		}
 		return nil
 	}); err != nil {
