@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -152,9 +153,14 @@ type segLog struct {
 	next   uint32             // number of the next new segment
 	buf    []byte             // a group's bytes, reused
 
-	rmu sync.Mutex          // guards rf
-	rf  map[uint32]*os.File // segments open for reading
+	rmu  sync.Mutex          // guards rf and gone
+	rf   map[uint32]*os.File // segments open for reading
+	gone map[uint32]bool     // segments deleted: not to be opened again
 }
+
+// testHookSegSynced, if set (by tests), runs after a group's bytes are
+// durable in their segment and before its index commits.
+var testHookSegSynced func()
 
 // openSegLog opens the segment log of the store in dataDir, repairing
 // what a crash left (unless readOnly): it cuts torn tails, removes
@@ -167,6 +173,7 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		log:  logger.With("component", "segments"),
 		segs: make(map[uint32]segInfo),
 		rf:   make(map[uint32]*os.File),
+		gone: make(map[uint32]bool),
 	}
 	if !readOnly {
 		if err := os.Mkdir(l.dir, 0o700); err == nil {
@@ -364,6 +371,9 @@ func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, segWrit
 		l.w = nil
 		return nil, segWrite{}, fmt.Errorf("write blobs to segment %s: %w", segName(l.active), err)
 	}
+	if testHookSegSynced != nil {
+		testHookSegSynced()
+	}
 	info.end += int64(len(l.buf))
 	info.live += int64(len(blobs))
 	return refs, segWrite{seg: l.active, info: info}, nil
@@ -387,6 +397,9 @@ func (l *segLog) file(seg uint32) (*os.File, error) {
 	if f, ok := l.rf[seg]; ok {
 		return f, nil
 	}
+	if l.gone[seg] {
+		return nil, os.ErrNotExist
+	}
 	f, err := os.Open(filepath.Join(l.dir, segName(seg)))
 	if err != nil {
 		return nil, err
@@ -399,6 +412,7 @@ func (l *segLog) file(seg uint32) (*os.File, error) {
 func (l *segLog) forget(seg uint32) {
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
+	l.gone[seg] = true
 	if f, ok := l.rf[seg]; ok {
 		f.Close()
 		delete(l.rf, seg)
@@ -510,4 +524,77 @@ func (s *BadgerStore) damaged(j protocol.JournalID, seq uint64, err error) {
 	if s.segs != nil && errors.Is(err, ErrDamaged) {
 		s.segs.log.Error("a stored blob is damaged and is not served", "journal", j.String(), "seq", seq, "err", err)
 	}
+}
+
+// BlobDamage names a damaged blob: where it is and what is wrong, never
+// its bytes.
+type BlobDamage struct {
+	Journal protocol.JournalID `json:"journal"`
+	Seq     uint64             `json:"seq"`
+	Problem string             `json:"problem"`
+}
+
+// VerifyResult is what [BadgerStore.VerifyBlobs] found.
+type VerifyResult struct {
+	Blobs   int // log entries looked at, purged ones included
+	Checked int // blobs read from their segment and found whole
+	Inline  int // blobs stored inline by an older relay (Badger checksums those)
+	// Damaged lists damaged blobs, at most maxDamageListed of them;
+	// DamagedCount counts them all.
+	Damaged      []BlobDamage
+	DamagedCount int
+}
+
+const maxDamageListed = 1000
+
+// VerifyBlobs reads every blob kept in a segment and checks it against its
+// id: it finds what a read would refuse, without waiting for someone to
+// read it. Damaged blobs are listed (and logged), not repaired.
+func (s *BadgerStore) VerifyBlobs(ctx context.Context) (VerifyResult, error) {
+	var res VerifyResult
+	done, err := s.begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfxLog})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Item().Key()
+			if len(k) != len(pfxLog)+protocol.JournalIDSize+8 {
+				return fmt.Errorf("log key is %d bytes", len(k))
+			}
+			j := protocol.JournalID(k[len(pfxLog):])
+			seq := binary.BigEndian.Uint64(k[len(pfxLog)+protocol.JournalIDSize:])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			res.Blobs++
+			if _, ok := decodeSegRef(v); !ok {
+				if len(v) == 0 || v[0] != purgedMark {
+					res.Inline++
+				}
+				continue
+			}
+			if _, err := s.loadValue(v, s.currentLog(it.Item().KeyCopy(nil))); err != nil {
+				if !errors.Is(err, ErrDamaged) {
+					return err
+				}
+				s.damaged(j, seq, err)
+				res.DamagedCount++
+				if len(res.Damaged) < maxDamageListed {
+					res.Damaged = append(res.Damaged, BlobDamage{Journal: j, Seq: seq, Problem: strings.TrimPrefix(err.Error(), ErrDamaged.Error()+": ")})
+				}
+				continue
+			}
+			res.Checked++
+		}
+		return nil
+	})
+	return res, err
 }
