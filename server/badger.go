@@ -615,6 +615,9 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			seq := binary.BigEndian.Uint64(k[len(prefix):])
 			if v, err = s.loadValue(v, s.currentLog(item.KeyCopy(nil))); err != nil {
 				s.damaged(j, seq, err)
+				if len(out) > 0 && errors.Is(err, ErrDamaged) {
+					break // serve what comes before it; the next Read fails on it
+				}
 				return fmt.Errorf("journal %s, blob %d: %w", j, seq, err)
 			}
 			sb := StoredBlob{Seq: seq, Blob: v}

@@ -536,13 +536,13 @@ type BlobDamage struct {
 
 // VerifyResult is what [BadgerStore.VerifyBlobs] found.
 type VerifyResult struct {
-	Blobs   int // log entries looked at, purged ones included
-	Checked int // blobs read from their segment and found whole
-	Inline  int // blobs stored inline by an older relay (Badger checksums those)
+	Blobs   int `json:"blobs"`   // log entries looked at, purged ones included
+	Checked int `json:"checked"` // blobs read from their segment and found whole
+	Inline  int `json:"inline"`  // blobs stored inline by an older relay (Badger checksums those)
 	// Damaged lists damaged blobs, at most maxDamageListed of them;
 	// DamagedCount counts them all.
-	Damaged      []BlobDamage
-	DamagedCount int
+	Damaged      []BlobDamage `json:"damaged"`
+	DamagedCount int          `json:"damaged_count"`
 }
 
 const maxDamageListed = 1000
