@@ -343,9 +343,30 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	if db, err = badger.Open(opt); err != nil {
 		return res, fmt.Errorf("create the store in %s: %w", dir, err)
 	}
+	segs, err := openSegLog(db, dir, false, opts.Logger)
+	if err != nil {
+		return res, fmt.Errorf("create the store in %s: %w", dir, err)
+	}
+	defer segs.close()
 	load := &progressReader{r: io.NewSectionReader(r, sec.off, sec.n), progress: report("load")}
-	if err = db.Load(&ctxReader{ctx: ctx, r: load}, 16); err != nil {
+	// Blobs go to segments on the way in (outline), Badger loads the rest.
+	pr, pw := io.Pipe()
+	outlined := make(chan error, 1)
+	go func() {
+		err := outline(&ctxReader{ctx: ctx, r: load}, pw, segs)
+		pw.CloseWithError(err)
+		outlined <- err
+	}()
+	err = db.Load(pr, 16)
+	pr.CloseWithError(errors.New("the load stopped"))
+	if oerr := <-outlined; oerr != nil {
+		return res, fmt.Errorf("load the backup: %w", oerr)
+	}
+	if err != nil {
 		return res, fmt.Errorf("load the backup: %w", err)
+	}
+	if err = segs.restoreFinish(db); err != nil {
+		return res, fmt.Errorf("write the backup's blobs: %w", err)
 	}
 	if res.RelayID, res.Journals, res.Blobs, err = checkRestored(db); err != nil {
 		return res, err

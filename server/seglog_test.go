@@ -299,7 +299,7 @@ func TestSegmentDamage(t *testing.T) {
 // TestLegacyInlineStore opens a store written the way relays wrote before
 // segments, with blobs inline in Badger: its blobs are served, purged (and
 // gone from the files after a GC pass), deduplicated, backed up and
-// restored, and new blobs go to segments after them.
+// restored (into segments), and new blobs go to segments after them.
 func TestLegacyInlineStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -364,6 +364,10 @@ func TestLegacyInlineStore(t *testing.T) {
 	rdir := t.TempDir()
 	if _, err := RestoreBadger(ctx, rdir, bytes.NewReader(backup.Bytes()), int64(backup.Len()), RestoreOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The restore wrote the blobs to segments again, old ones included.
+	if hits := filesContain(t, rdir, freshMarker); len(hits) != 1 || hits[0] != segName(1) {
+		t.Fatalf("the restored blob is in %v, want %s", hits, segName(1))
 	}
 	r := openTestStore(t, rdir)
 	want := readAll(t, s, j)
