@@ -63,6 +63,11 @@ type BadgerStore struct {
 	// which keeps them inline.
 	segs *segLog
 
+	// testPurgeCommitted, if set (by tests), runs after a purge of a blob
+	// in a segment has committed and before its bytes are punched out;
+	// an error stops the purge there, as a crash would.
+	testPurgeCommitted func() error
+
 	// last caches, for journals the committer has appended to, the last
 	// sequence number it committed. Owned by commitGroup, which only the
 	// committer's goroutine runs.
@@ -532,6 +537,11 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		return seq, nil
 	}
 	s.segs.segs[hole.seg] = info
+	if s.testPurgeCommitted != nil {
+		if err := s.testPurgeCommitted(); err != nil {
+			return seq, err
+		}
+	}
 	if err := s.punchHoles(); err != nil {
 		return seq, err
 	}

@@ -381,3 +381,57 @@ func TestLegacyInlineStore(t *testing.T) {
 		}
 	}
 }
+
+// A purge that committed but did not punch its blob's bytes out (the
+// relay died in between) leaves a hole record: the next start punches
+// them, and so does purging the blob again.
+func TestPurgeFinishesAfterInterruption(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, finish := range []string{"reopen", "purge again"} {
+		t.Run(finish, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := OpenBadger(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { s.Close() }()
+			j, dev := protocol.JournalID{6}, [32]byte{6}
+			if err := s.CreateJournal(ctx, j, dev); err != nil {
+				t.Fatal(err)
+			}
+			blob, marker := markedBlob(t, j, dev)
+			if _, _, _, err := s.Append(ctx, j, blob); err != nil {
+				t.Fatal(err)
+			}
+			s.testPurgeCommitted = func() error { return errors.New("interrupted") }
+			if _, err := s.Purge(ctx, j, protocol.IDOf(blob), dev, protocol.BlobID{9}); err == nil {
+				t.Fatal("the interrupted purge succeeded")
+			}
+			s.testPurgeCommitted = nil
+			if hits := filesContain(t, dir, marker); len(hits) == 0 {
+				t.Fatal("the bytes are gone before the punch: this test could not see the interruption")
+			}
+			// Readers already get the purged record: the index changed first.
+			if got := readAll(t, s, j); len(got) != 1 || !got[0].Purged {
+				t.Fatalf("read after the interrupted purge: %+v", got)
+			}
+			switch finish {
+			case "reopen":
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if s, err = OpenBadger(dir, nil); err != nil {
+					t.Fatal(err)
+				}
+			case "purge again":
+				if _, err := s.Purge(ctx, j, protocol.IDOf(blob), dev, protocol.BlobID{9}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if hits := filesContain(t, dir, marker); len(hits) > 0 {
+				t.Fatalf("the purged bytes are still in %v", hits)
+			}
+		})
+	}
+}

@@ -192,8 +192,9 @@ func (s *BadgerStore) Size() (lsm, vlog int64) {
 // Check implements [Store]: it reports whether the store is open and can
 // read: it returns
 // ErrStoreClosed after Close, an error if the data directory's manifest
-// is gone (the directory was removed or moved away under the running
-// relay, which a read from Badger's memory would not notice), or the
+// or its blobs/ directory is gone (the directory was removed or moved
+// away under the running relay, which a read from Badger's memory would
+// not notice), or the
 // error of a small read.
 func (s *BadgerStore) Check(ctx context.Context) error {
 	done, err := s.begin(ctx)
@@ -204,6 +205,11 @@ func (s *BadgerStore) Check(ctx context.Context) error {
 	if o := s.db.Opts(); !o.InMemory {
 		if _, err := os.Stat(filepath.Join(o.Dir, badger.ManifestFilename)); err != nil {
 			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	if s.segs != nil {
+		if _, err := os.Stat(s.segs.dir); err != nil {
+			return fmt.Errorf("blob segments: %w", err)
 		}
 	}
 	return s.db.View(func(txn *badger.Txn) error {
