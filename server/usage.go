@@ -37,10 +37,11 @@ var (
 )
 
 // sizer reports the store's size on disk, for metrics. Only BadgerStore
-// has it: the figures are Badger's own (PostgreSQL has its own views of
-// table sizes).
+// has it: the figures are Badger's own and the segment files' (PostgreSQL
+// has its own views of table sizes).
 type sizer interface {
 	Size() (lsm, vlog int64)
+	BlobBytes() int64
 }
 
 var _ sizer = (*BadgerStore)(nil)
@@ -176,6 +177,15 @@ func (s *BadgerStore) HasBlob(ctx context.Context, j protocol.JournalID, id prot
 		return err
 	})
 	return ok, err
+}
+
+// BlobBytes returns the disk space the blob segments occupy (a purged
+// blob's punched-out bytes do not count).
+func (s *BadgerStore) BlobBytes() int64 {
+	if s.segs == nil {
+		return 0
+	}
+	return diskUsage(s.segs.dir)
 }
 
 // Size returns the bytes of Badger's LSM tables and value log, as Badger
