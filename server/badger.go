@@ -31,22 +31,28 @@ import (
 //	m/<journal 16><dev 32> → member since, unix seconds (8) | person (32); see devices.go
 //	x/<journal 16><dev 32> → removed at, unix seconds (8): a device removed for good
 //	s/<journal 16>        → last sequence number (8); absent when the log is empty
-//	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
+//	l/<journal 16><seq 8> → where the blob is in a segment file (seglog.go), or, for a
+//	                        blob stored by an older relay, its bytes (the log; a
+//	                        prefix scan reads it in order); purgedMark | record once purged
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
 //	a/<auth hash 32>      → the same, for a partner invite made again (not held to the two-person rule)
 //	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
 //	u, u/<journal 16>     → blob bytes per journal (see usage.go)
+//	g/<segment 4>, h/<segment 4><offset 8> → segment files and bytes still to punch (seglog.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns. Appends are written by one committer
 // goroutine that groups the appends waiting at the time into one
 // transaction, so many writers share one sync (group commit; see
 // groupcommit.go). The committer alone assigns sequence numbers. Purges
-// and group commits take turns (usageMu), as both change usage counts. A
-// purge overwrites a blob's log value with a version that discards earlier
-// ones; [BadgerStore.StartGC] later compacts the store so the purged bytes
-// leave its files (gc.go).
+// and group commits take turns (usageMu), as both change usage counts.
+// Blob bytes live in segment files beside Badger, which a group writes and
+// syncs before its transaction commits, and from which a purge punches
+// them out before it returns (seglog.go). A purge of a blob an older relay
+// stored inline overwrites its log value with a version that discards
+// earlier ones; [BadgerStore.StartGC] later compacts the store so those
+// bytes leave its files (gc.go).
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.

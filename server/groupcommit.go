@@ -21,8 +21,9 @@ import (
 // So appends do not open their own transactions. Append hands its blob to
 // the store's committer goroutine and waits. The committer takes every
 // append that is waiting, up to maxGroup appends or Committer.maxBytes, and
-// writes them all in one synced transaction: one write, one sync. Then it
-// answers each of them. While that sync runs, the next appends queue up
+// writes them all at once: for BadgerStore, their bytes to a segment file
+// with one write and one fdatasync, then their index records in one synced
+// transaction (seglog.go). Then it answers each of them. While that sync runs, the next appends queue up
 // and form the next group, so under load a group holds about as many
 // appends as there are writers waiting, and a lone writer pays one sync as
 // before.
