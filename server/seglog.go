@@ -164,9 +164,9 @@ var testHookSegSynced func()
 
 // openSegLog opens the segment log of the store in dataDir, repairing
 // what a crash left (unless readOnly): it cuts torn tails, removes
-// segments nothing acknowledged, punches holes a purge left to punch, and
-// deletes segments with no live blob. Damage it finds is logged, not
-// repaired.
+// segments nothing acknowledged and deletes segments with no live blob
+// (holes a purge left to punch are punched by BadgerStore.punchHoles).
+// Damage it finds is logged, not repaired.
 func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logger) (*segLog, error) {
 	l := &segLog{
 		dir:  filepath.Join(dataDir, segDirName),
@@ -266,7 +266,9 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 			}
 		}
 	}
-	syncDir(l.dir)
+	if err := syncDir(l.dir); err != nil {
+		return nil, err
+	}
 	// Go on writing the newest segment if it is whole and has room.
 	if info, ok := l.segs[newest]; ok && newest > 0 && info.end < segRollSize {
 		path := filepath.Join(l.dir, segName(newest))
