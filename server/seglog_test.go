@@ -435,3 +435,44 @@ func TestPurgeFinishesAfterInterruption(t *testing.T) {
 		})
 	}
 }
+
+// A reader whose snapshot predates a purge holds a reference to bytes the
+// purge has since punched out: it gets the purged record, not zeros and
+// not a damage error.
+func TestReadAcrossAPurge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	j, dev := protocol.JournalID{9}, [32]byte{9}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, blob); err != nil {
+		t.Fatal(err)
+	}
+	k := key(pfxLog, j[:], u64(1))
+	txn := s.db.NewTransaction(false) // the reader's snapshot, before the purge
+	defer txn.Discard()
+	item, err := txn.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := item.ValueCopy(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := decodeSegRef(old); !ok {
+		t.Fatal("the log record is not a segment reference")
+	}
+	if _, err := s.Purge(ctx, j, protocol.IDOf(blob), dev, protocol.BlobID{9}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.loadValue(old, nil); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("the punched bytes read as whole: %v", err)
+	}
+	v, err := s.loadValue(old, s.currentLog(k))
+	if err != nil || len(v) == 0 || v[0] != purgedMark {
+		t.Fatalf("read across the purge: %x, %v", v, err)
+	}
+}
