@@ -153,23 +153,23 @@ const badgerBitDelete = 1 << 0
 // starting a new one past segRollSize. Nothing is synced until
 // restoreFinish, which a restore runs before it calls the directory done.
 func (l *segLog) restoreAppend(blob []byte) (segRef, error) {
-	info := l.segs[l.active]
-	if l.w == nil || (info.end > 0 && info.end+int64(len(blob)) > segRollSize) {
+	if l.w == nil || (l.wend > 0 && l.wend+int64(len(blob)) > l.rollSize) {
 		if err := l.restoreSync(); err != nil {
 			return segRef{}, err
 		}
 		if err := l.startGroup(len(blob)); err != nil {
 			return segRef{}, err
 		}
-		info = l.segs[l.active]
 	}
-	ref := segRef{seg: l.active, off: info.end, n: int64(len(blob)), id: protocol.IDOf(blob)}
-	if err := writeFull(l.w, blob, info.end); err != nil {
+	ref := segRef{seg: l.wseg, off: l.wend, n: int64(len(blob)), id: protocol.IDOf(blob)}
+	if err := writeFull(l.w, blob, l.wend); err != nil {
 		return segRef{}, err
 	}
-	info.end += ref.n
+	l.wend += ref.n
+	info := l.segs[l.wseg]
+	info.end = l.wend
 	info.live++
-	l.segs[l.active] = info
+	l.segs[l.wseg] = info
 	return ref, nil
 }
 

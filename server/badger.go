@@ -190,11 +190,14 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 // with its committer running.
 func newBadgerStore(db *badger.DB, segs *segLog) *BadgerStore {
 	s := &BadgerStore{db: db, now: time.Now, segs: segs}
-	groupBytes := maxGroupBytes // with segments, a group's transaction holds only small records
 	if segs == nil {
-		groupBytes = int(min(maxGroupBytes, db.MaxBatchSize()*3/4))
+		s.commits = StartCommitter(int(min(maxGroupBytes, db.MaxBatchSize()*3/4)), s.commitGroup)
+		return s
 	}
-	s.commits = StartCommitter(groupBytes, s.commitGroup)
+	// With segments a group's transaction holds only small records, and
+	// its blobs are written (and synced) to a segment first, while the
+	// group before commits its index.
+	s.commits = StartPipelinedCommitter(maxGroupBytes, s.prepareGroup, s.commitGroup)
 	return s
 }
 
@@ -551,7 +554,7 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 	if err := s.punchHoles(); err != nil {
 		return seq, err
 	}
-	if info.live == 0 && hole.seg != s.segs.active {
+	if info.live == 0 && hole.seg < s.segs.newest() {
 		if err := s.segs.remove(s.db, hole.seg); err != nil {
 			s.segs.log.Warn("could not delete a segment whose blobs were all purged; will try at the next start", "segment", segName(hole.seg), "err", err)
 		}

@@ -146,12 +146,20 @@ type segLog struct {
 	dir string
 	log *slog.Logger
 
-	// writer
-	segs   map[uint32]segInfo // every segment the index records, as committed
-	active uint32             // segment new groups go to; 0: start a new one
-	w      *os.File           // active, open for writing; nil until the first group
-	next   uint32             // number of the next new segment
-	buf    []byte             // a group's bytes, reused
+	rollSize int64 // static: a segment past it takes no new group
+
+	// The index's view, changed by the commits of groups and by purges,
+	// which take turns (BadgerStore.usageMu).
+	segs map[uint32]segInfo // every segment the index records, as committed
+
+	// The writer's view, used by the committer goroutine alone, which
+	// writes each group's bytes before the group's index commits (and,
+	// pipelined, while the group before it commits; see groupcommit.go).
+	w    *os.File // the segment being written; nil: start a new one
+	wseg uint32   // its number
+	wend int64    // where the next group goes in it
+	next uint32   // number of the next new segment
+	buf  []byte   // a group's bytes, reused
 
 	rmu  sync.Mutex          // guards rf and gone
 	rf   map[uint32]*os.File // segments open for reading
@@ -169,11 +177,12 @@ var testHookSegSynced func()
 // Damage it finds is logged, not repaired.
 func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logger) (*segLog, error) {
 	l := &segLog{
-		dir:  filepath.Join(dataDir, segDirName),
-		log:  logger.With("component", "segments"),
-		segs: make(map[uint32]segInfo),
-		rf:   make(map[uint32]*os.File),
-		gone: make(map[uint32]bool),
+		dir:      filepath.Join(dataDir, segDirName),
+		log:      logger.With("component", "segments"),
+		rollSize: segRollSize,
+		segs:     make(map[uint32]segInfo),
+		rf:       make(map[uint32]*os.File),
+		gone:     make(map[uint32]bool),
 	}
 	if !readOnly {
 		if err := os.Mkdir(l.dir, 0o700); err == nil {
@@ -260,7 +269,7 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		if !onDisk[seg] && info.live > 0 {
 			l.log.Error("a segment file is missing: its blobs are damaged and will not be served", "segment", segName(seg), "blobs", info.live)
 		}
-		if info.live == 0 && seg != newest {
+		if info.live == 0 && seg < newest {
 			if err := l.remove(db, seg); err != nil {
 				return nil, err
 			}
@@ -270,13 +279,13 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		return nil, err
 	}
 	// Go on writing the newest segment if it is whole and has room.
-	if info, ok := l.segs[newest]; ok && newest > 0 && info.end < segRollSize {
+	if info, ok := l.segs[newest]; ok && newest > 0 && info.end < l.rollSize {
 		path := filepath.Join(l.dir, segName(newest))
 		if fi, err := os.Stat(path); err == nil && fi.Size() == info.end {
 			if l.w, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
 				return nil, err
 			}
-			l.active = newest
+			l.wseg, l.wend = newest, info.end
 		}
 	}
 	return l, nil
@@ -310,17 +319,11 @@ func (l *segLog) close() error {
 	return err
 }
 
-// segWrite is a group's pending change to the segment log, applied with
-// commit once the group's transaction has committed.
-type segWrite struct {
-	seg  uint32
-	info segInfo
-}
-
 // startGroup makes sure a segment can take size more bytes, starting a new
-// one if the active one is full (or was left unusable by a failed write).
+// one if the one being written is full (or was left unusable by a failed
+// write).
 func (l *segLog) startGroup(size int) error {
-	if l.w != nil && l.segs[l.active].end > 0 && l.segs[l.active].end+int64(size) > segRollSize {
+	if l.w != nil && l.wend > 0 && l.wend+int64(size) > l.rollSize {
 		l.w.Close()
 		l.w = nil
 	}
@@ -340,45 +343,51 @@ func (l *segLog) startGroup(size int) error {
 	}
 	l.next++
 	// A segment left behind whose blobs were all purged meanwhile is
-	// deleted at the next open.
-	l.w, l.active = f, seg
-	l.segs[seg] = segInfo{}
+	// deleted by the next purge in it, or at the next open.
+	l.w, l.wseg, l.wend = f, seg, 0
 	return nil
 }
 
-// write appends blobs to the active segment, durably (one pwrite, one
-// fdatasync), and returns the references to them and the segment's new
-// record. Until the index commits, the bytes are a tail that opening the
-// store would cut: a group written again after a failed commit simply
-// overwrites them.
-func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, segWrite, error) {
-	info := l.segs[l.active]
+// write appends blobs to the segment being written, durably (one pwrite,
+// one fdatasync), and returns the references to them. Until an index
+// commit records them, the bytes are a tail that opening the store would
+// cut.
+func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, error) {
+	size := 0
+	for _, b := range blobs {
+		size += len(b)
+	}
+	if err := l.startGroup(size); err != nil {
+		return nil, err
+	}
 	l.buf = l.buf[:0]
 	refs := make([]segRef, len(blobs))
 	for i, b := range blobs {
-		refs[i] = segRef{seg: l.active, off: info.end + int64(len(l.buf)), n: int64(len(b)), id: ids[i]}
+		refs[i] = segRef{seg: l.wseg, off: l.wend + int64(len(l.buf)), n: int64(len(b)), id: ids[i]}
 		l.buf = append(l.buf, b...)
 	}
-	err := writeFull(l.w, l.buf, info.end)
+	err := writeFull(l.w, l.buf, l.wend)
 	if err == nil {
 		err = unix.Fdatasync(int(l.w.Fd()))
 	}
+	n := int64(len(l.buf))
 	if cap(l.buf) > 2*maxGroupBytes {
 		l.buf = nil // one very large group should not pin its buffer
 	}
 	if err != nil {
 		// After a failed write or sync the file's cached state is not to
-		// be trusted: the next group starts a new segment.
+		// be trusted: the next group starts a new segment, and these
+		// bytes, past every committed end of this one, are cut at the
+		// next open.
 		l.w.Close()
 		l.w = nil
-		return nil, segWrite{}, fmt.Errorf("write blobs to segment %s: %w", segName(l.active), err)
+		return nil, fmt.Errorf("write blobs to segment %s: %w", segName(l.wseg), err)
 	}
 	if testHookSegSynced != nil {
 		testHookSegSynced()
 	}
-	info.end += int64(len(l.buf))
-	info.live += int64(len(blobs))
-	return refs, segWrite{seg: l.active, info: info}, nil
+	l.wend += n
+	return refs, nil
 }
 
 func writeFull(f *os.File, b []byte, off int64) error {
@@ -599,4 +608,16 @@ func (s *BadgerStore) VerifyBlobs(ctx context.Context) (VerifyResult, error) {
 		return nil
 	})
 	return res, err
+}
+
+// newest returns the newest segment the index records (0: none). Only it
+// can still receive groups whose index has not committed: the writer
+// fills segments in order, and index commits follow in the same order.
+// Called with BadgerStore.usageMu held.
+func (l *segLog) newest() uint32 {
+	var n uint32
+	for seg := range l.segs {
+		n = max(n, seg)
+	}
+	return n
 }

@@ -476,3 +476,59 @@ func TestReadAcrossAPurge(t *testing.T) {
 		t.Fatalf("read across the purge: %x, %v", v, err)
 	}
 }
+
+// The committer writes a group's blobs before it knows whether the store
+// has them: a blob sent again, also after it was purged, and a blob for a
+// journal that does not exist leave no copy of their bytes behind.
+func TestUnstoredCopiesLeaveNoBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	j, dev := protocol.JournalID{10}, [32]byte{10}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	count := func(marker []byte) int {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, segDirName, segName(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(data, marker)
+	}
+	blob, marker := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, blob); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _, dup, err := s.Append(ctx, j, blob); err != nil || !dup || seq != 1 {
+		t.Fatalf("append again: %d %v %v", seq, dup, err)
+	}
+	if n := count(marker); n != 1 {
+		t.Fatalf("the blob is in its segment %d times after it was sent twice", n)
+	}
+	if _, err := s.Purge(ctx, j, protocol.IDOf(blob), dev, protocol.BlobID{9}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _, dup, err := s.Append(ctx, j, blob); err != nil || !dup || seq != 1 {
+		t.Fatalf("append after the purge: %d %v %v", seq, dup, err)
+	}
+	if hits := filesContain(t, dir, marker); len(hits) > 0 {
+		t.Fatalf("a purged blob sent again is in %v", hits)
+	}
+	other, otherMarker := markedBlob(t, protocol.JournalID{11}, dev)
+	if _, _, _, err := s.Append(ctx, protocol.JournalID{11}, other); !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("append to a journal that does not exist: %v", err)
+	}
+	if hits := filesContain(t, dir, otherMarker); len(hits) > 0 {
+		t.Fatalf("a blob for a journal that does not exist is in %v", hits)
+	}
+	// The store goes on as before.
+	next, _ := markedBlob(t, j, dev)
+	if seq, _, _, err := s.Append(ctx, j, next); err != nil || seq != 2 {
+		t.Fatalf("append: %d %v", seq, err)
+	}
+	if got := readAll(t, s, j); len(got) != 2 || !got[0].Purged || !bytes.Equal(got[1].Blob, next) {
+		t.Fatalf("read: %+v", got)
+	}
+}
