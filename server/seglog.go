@@ -45,13 +45,19 @@ import (
 // older relay (or purgedMark and a purged record); both still read.
 //
 // Durability, per group commit: the group's blobs are written to the
-// active segment with one pwrite and made durable with one fdatasync;
-// only then is the group's Badger transaction (index records, the
-// segment's new committed end, last sequence numbers, usage) committed,
-// synced. A put is acknowledged after both. A crash between the two leaves
-// bytes past the segment's committed end: a torn tail of a group nobody
-// was told about, which opening the store cuts off. A new segment file's
-// directory entry is synced before anything is written to it.
+// segment being filled with one pwrite and made durable with one
+// fdatasync; only then is the group's Badger transaction (index records,
+// the segment's new committed end, last sequence numbers, usage)
+// committed, synced. A put is acknowledged after both. A crash between
+// the two leaves bytes past the segment's committed end: a torn tail of a
+// group nobody was told about, which opening the store cuts off. A new
+// segment file's directory entry is synced before anything is written to
+// it. The committer is pipelined (groupcommit.go): group N+1's blobs are
+// written and synced while group N's index commits, so the blobs are
+// written before the store knows which of them it already holds; the
+// bytes of a blob that turns out to be stored already (or whose journal
+// does not exist), and of a group whose commit failed, are punched out
+// like a purge's before anything later is acknowledged.
 //
 // Purge: the purged record replaces the index record, and a hole record
 // (h/) names the bytes to remove, in one synced transaction; then the
