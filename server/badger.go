@@ -75,8 +75,8 @@ type BadgerStore struct {
 	testPurgeCommitted func() error
 
 	// last caches, for journals the committer has appended to, the last
-	// sequence number it committed. Owned by commitGroup, which only the
-	// committer's goroutine runs.
+	// sequence number it committed. Owned by commitGroup, which runs one
+	// group at a time, in order.
 	last map[protocol.JournalID]uint64
 
 	// usageMu is held by the committer while it commits a group and by
@@ -563,7 +563,7 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 }
 
 // punchHoles punches out the bytes every hole record names and drops the
-// records. Purge calls it with usageMu held.
+// records. Purge and commitGroup call it with usageMu held.
 func (s *BadgerStore) punchHoles() error {
 	if s.segs == nil {
 		return nil
@@ -588,15 +588,23 @@ func (s *BadgerStore) punchHoles() error {
 	if err != nil {
 		return err
 	}
+	if len(holes) == 0 {
+		return nil
+	}
 	for _, h := range holes {
 		if err := s.segs.punch(h.seg, h.off, h.n); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove a purged blob's bytes from segment %s: %w", segName(h.seg), err)
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(holeKey(h.seg, h.off)) }); err != nil {
-			return err
-		}
 	}
-	return nil
+	// Every hole is punched and synced: the records can go, together.
+	return s.update(func(txn *badger.Txn) error {
+		for _, h := range holes {
+			if err := txn.Delete(holeKey(h.seg, h.off)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Read implements [Store].

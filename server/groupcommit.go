@@ -285,9 +285,11 @@ func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blo
 	return s.commits.Start(j, blob, done)
 }
 
-// commitGroup writes group in one synced transaction and sets each
-// append's result. An append to a journal that does not exist fails alone;
-// any other failure fails the whole group, which then changed nothing.
+// commitGroup writes group's index records (with segments; the blobs
+// themselves without) in one synced transaction and sets each append's
+// result. An append to a journal that does not exist fails alone; any
+// other failure fails the whole group, which then changed nothing. With
+// segments, prepareGroup has written the group's blobs before.
 func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	var last map[protocol.JournalID]uint64  // journals this group appended to
 	var counts map[protocol.JournalID]int64 // their usage counts, as committed
