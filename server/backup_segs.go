@@ -70,6 +70,12 @@ func (iw *inlineWriter) chunk(b []byte) error {
 		if bytes.HasPrefix(kv.Key, pfxLog) && len(kv.Value) == segRefSize {
 			v, err := iw.s.loadValue(kv.Value, iw.s.currentLog(kv.Key))
 			if err != nil {
+				if k := kv.Key[len(pfxLog):]; len(k) == protocol.JournalIDSize+8 {
+					j := protocol.JournalID(k)
+					seq := binary.BigEndian.Uint64(k[protocol.JournalIDSize:])
+					iw.s.damaged(j, seq, err)
+					return fmt.Errorf("journal %s, entry %d: %w", j, seq, err)
+				}
 				return fmt.Errorf("log record %x: %w", kv.Key[len(pfxLog):], err)
 			}
 			kv.Value = v
