@@ -113,6 +113,9 @@ func (s *BadgerStore) Backup(ctx context.Context, w io.Writer) (BackupInfo, erro
 	stream.NumGo = 1
 	iw := &inlineWriter{s: s, w: cw} // blobs in segments go into the file inline; see backup_segs.go
 	if _, err := stream.Backup(iw, 0); err != nil {
+		if iw.err != nil {
+			err = iw.err // a damaged blob, or cw's error
+		}
 		if cw.err != nil {
 			err = cw.err
 		}

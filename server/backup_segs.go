@@ -31,9 +31,13 @@ type inlineWriter struct {
 	s   *BadgerStore
 	w   io.Writer
 	buf []byte // bytes of an incomplete chunk
+	err error  // the first failure (Badger's stream reports its own cancellation instead)
 }
 
 func (iw *inlineWriter) Write(p []byte) (int, error) {
+	if iw.err != nil {
+		return 0, iw.err
+	}
 	iw.buf = append(iw.buf, p...)
 	for len(iw.buf) >= 8 {
 		n := binary.LittleEndian.Uint64(iw.buf)
@@ -41,6 +45,7 @@ func (iw *inlineWriter) Write(p []byte) (int, error) {
 			break
 		}
 		if err := iw.chunk(iw.buf[8 : 8+n]); err != nil {
+			iw.err = err
 			return 0, err
 		}
 		iw.buf = append(iw.buf[:0], iw.buf[8+n:]...)

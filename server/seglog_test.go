@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -291,6 +292,10 @@ func TestSegmentDamage(t *testing.T) {
 			}
 			if res.Blobs != 3 || len(res.Damaged) != 1 || res.Damaged[0].Journal != j || res.Damaged[0].Seq != damagedSeq {
 				t.Fatalf("verify: %+v", res)
+			}
+			// A backup does not copy the wrong bytes: it fails, naming the entry.
+			if _, err := s.Backup(ctx, io.Discard); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), fmt.Sprintf("entry %d", damagedSeq)) {
+				t.Fatalf("backup of a damaged store: %v", err)
 			}
 		})
 	}
