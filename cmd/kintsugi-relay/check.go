@@ -24,7 +24,9 @@ holds, is damaged: check names it (journal and entry number, never its
 contents) and exits with status 1. The relay never serves a damaged blob;
 it logs it when asked for it. If a relay is running on the data directory
 the check runs inside it, through its admin socket, while it keeps
-serving; otherwise the directory is read directly, without changing it.
+serving; otherwise the directory is read directly (read-only, unless the
+last relay on it was killed: then it is first repaired exactly as
+starting the relay would).
 Blobs stored by relays older than segment files are kept inside Badger,
 which checksums them itself; they are counted, not read.`,
 		OnUsageError: usageError("check"),
