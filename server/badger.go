@@ -73,6 +73,9 @@ type BadgerStore struct {
 	// in a segment has committed and before its bytes are punched out;
 	// an error stops the purge there, as a crash would.
 	testPurgeCommitted func() error
+	// testCommitErr, if set (by tests), fails group commits with its error,
+	// as a failing disk would; read by the committing goroutine.
+	testCommitErr func() error
 
 	// last caches, for journals the committer has appended to, the last
 	// sequence number it committed. Owned by commitGroup, which runs one

@@ -338,6 +338,11 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 				return err
 			}
 		}
+		if s.testCommitErr != nil {
+			if err := s.testCommitErr(); err != nil {
+				return err
+			}
+		}
 		for j, seq := range last {
 			if err := txn.Set(key(pfxLastSeq, j[:]), u64(seq)); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -535,5 +536,45 @@ func TestUnstoredCopiesLeaveNoBytes(t *testing.T) {
 	}
 	if got := readAll(t, s, j); len(got) != 2 || !got[0].Purged || !bytes.Equal(got[1].Blob, next) {
 		t.Fatalf("read: %+v", got)
+	}
+}
+
+// A group whose index commit fails was written to its segment already:
+// its bytes are punched out before a later group's commit moves the
+// segment's end past them, so a failed write leaves no ciphertext.
+func TestFailedCommitLeavesNoBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	j, dev := protocol.JournalID{12}, [32]byte{12}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	s.testCommitErr = func() error {
+		if fail.Load() {
+			return errors.New("the disk failed")
+		}
+		return nil
+	}
+	fail.Store(true)
+	lost, lostMarker := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, lost); err == nil {
+		t.Fatal("the append succeeded although its commit failed")
+	}
+	fail.Store(false)
+	kept, keptMarker := markedBlob(t, j, dev)
+	if seq, _, _, err := s.Append(ctx, j, kept); err != nil || seq != 1 {
+		t.Fatalf("append after the failure: %d %v", seq, err)
+	}
+	if hits := filesContain(t, dir, lostMarker); len(hits) > 0 {
+		t.Fatalf("the failed write's bytes are in %v", hits)
+	}
+	if hits := filesContain(t, dir, keptMarker); len(hits) != 1 {
+		t.Fatalf("the stored blob is in %v", hits)
+	}
+	if got := readAll(t, s, j); len(got) != 1 || !bytes.Equal(got[0].Blob, kept) {
+		t.Fatalf("read: %d blobs", len(got))
 	}
 }
