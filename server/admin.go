@@ -29,13 +29,15 @@ import (
 // most 4 KiB:
 //
 //	{"op":"backup"}
+//	{"op":"verify"}
 //
 // The relay answers with frames, each a type byte, a uint32 big-endian
 // payload length (at most 1 MiB) and the payload:
 //
 //	'D'  data: the next bytes of the result (for backup, the backup file)
 //	'E'  error: a lowercase sentence; the last frame
-//	'Z'  end: a JSON summary (for backup, the [BackupInfo]); the last frame
+//	'Z'  end: a JSON summary (for backup, the [BackupInfo]; for verify, the
+//	     [VerifyResult]); the last frame
 const AdminSocketName = "admin.sock"
 
 const (
@@ -48,6 +50,7 @@ const (
 	frameEnd   = 'Z'
 
 	adminOpBackup = "backup"
+	adminOpVerify = "verify"
 )
 
 // adminRequestTimeout bounds reading the request; adminWriteTimeout bounds
@@ -73,7 +76,7 @@ func parseAdminRequest(line []byte) (adminRequest, error) {
 		return r, errors.New("the request is not a json object")
 	}
 	switch r.Op {
-	case adminOpBackup:
+	case adminOpBackup, adminOpVerify:
 		return r, nil
 	case "":
 		return r, errors.New("the request has no op")
@@ -232,7 +235,28 @@ func (a *AdminServer) serveConn(c net.Conn) {
 	switch req.Op {
 	case adminOpBackup:
 		a.backup(c)
+	case adminOpVerify:
+		a.verify(c)
 	}
+}
+
+func (a *AdminServer) verify(c net.Conn) {
+	start := time.Now()
+	a.log.Info("blob check started")
+	res, err := a.store.VerifyBlobs(a.ctx)
+	if err != nil {
+		msg := "the check failed: " + err.Error()
+		if a.ctx.Err() != nil || errors.Is(err, ErrStoreClosed) {
+			msg = "the relay is shutting down; run the check again once it is back"
+		}
+		a.log.Warn("blob check failed", "err", err)
+		a.fail(c, msg)
+		return
+	}
+	summary, _ := json.Marshal(res)
+	_ = c.SetWriteDeadline(time.Now().Add(adminWriteTimeout))
+	_ = writeFrame(c, frameEnd, summary)
+	a.log.Info("blob check done", "blobs", res.Blobs, "damaged", res.DamagedCount, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 func (a *AdminServer) fail(c net.Conn, msg string) {
@@ -301,19 +325,62 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 // the relay is not running (the socket is missing or stale).
 var ErrNoAdmin = errors.New("no relay answers on the admin socket")
 
-// AdminBackup asks the relay running on dataDir for a backup and writes
-// the backup file to w. progress, if not nil, is called with the bytes
-// written so far. It returns [ErrNoAdmin] if no relay answers.
-func AdminBackup(ctx context.Context, dataDir string, w io.Writer, progress func(int64)) (BackupInfo, error) {
-	var info BackupInfo
+// AdminVerify asks the relay running on dataDir to check every blob it
+// keeps in a segment ([BadgerStore.VerifyBlobs]). It returns
+// [ErrNoAdmin] if no relay answers.
+func AdminVerify(ctx context.Context, dataDir string) (VerifyResult, error) {
+	var res VerifyResult
+	c, err := dialAdmin(ctx, dataDir)
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if _, err := c.Write([]byte(`{"op":"verify"}` + "\n")); err != nil {
+		return res, fmt.Errorf("send the request: %w", err)
+	}
+	typ, p, err := readFrame(bufio.NewReader(c), nil)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return res, ctx.Err()
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return res, errors.New("the relay closed the connection before the check was complete (see its log)")
+	case err != nil:
+		return res, err
+	case typ == frameError:
+		return res, fmt.Errorf("the relay says: %s", truncate(string(bytes.ToValidUTF8(p, nil)), 300))
+	case typ != frameEnd:
+		return res, errors.New("the relay answered the check with data it should not send")
+	}
+	if err := json.Unmarshal(p, &res); err != nil {
+		return res, fmt.Errorf("the relay sent an unreadable summary: %v", err)
+	}
+	return res, nil
+}
+
+// dialAdmin connects to the admin socket of the relay on dataDir.
+func dialAdmin(ctx context.Context, dataDir string) (net.Conn, error) {
 	path := filepath.Join(dataDir, AdminSocketName)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return info, fmt.Errorf("%w (%s)", ErrNoAdmin, path)
+			return nil, fmt.Errorf("%w (%s)", ErrNoAdmin, path)
 		}
-		return info, fmt.Errorf("connect to the relay's admin socket: %w", err)
+		return nil, fmt.Errorf("connect to the relay's admin socket: %w", err)
+	}
+	return c, nil
+}
+
+// AdminBackup asks the relay running on dataDir for a backup and writes
+// the backup file to w. progress, if not nil, is called with the bytes
+// written so far. It returns [ErrNoAdmin] if no relay answers.
+func AdminBackup(ctx context.Context, dataDir string, w io.Writer, progress func(int64)) (BackupInfo, error) {
+	var info BackupInfo
+	c, err := dialAdmin(ctx, dataDir)
+	if err != nil {
+		return info, err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })

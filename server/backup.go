@@ -111,11 +111,18 @@ func (s *BadgerStore) Backup(ctx context.Context, w io.Writer) (BackupInfo, erro
 	// own moment and a journal's last-sequence record could be newer than
 	// its log.
 	stream.NumGo = 1
-	if _, err := stream.Backup(cw, 0); err != nil {
+	iw := &inlineWriter{s: s, w: cw} // blobs in segments go into the file inline; see backup_segs.go
+	if _, err := stream.Backup(iw, 0); err != nil {
+		if iw.err != nil {
+			err = iw.err // a damaged blob, or cw's error
+		}
 		if cw.err != nil {
 			err = cw.err
 		}
 		return BackupInfo{}, fmt.Errorf("stream the store: %w", err)
+	}
+	if err := iw.close(); err != nil {
+		return BackupInfo{}, err
 	}
 	trailer := append([]byte(backupTrailerMagic), binary.BigEndian.AppendUint64(nil, uint64(cw.n-start))...)
 	trailer = sum.Sum(trailer)
@@ -339,9 +346,30 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	if db, err = badger.Open(opt); err != nil {
 		return res, fmt.Errorf("create the store in %s: %w", dir, err)
 	}
+	segs, err := openSegLog(db, dir, false, opts.Logger)
+	if err != nil {
+		return res, fmt.Errorf("create the store in %s: %w", dir, err)
+	}
+	defer segs.close()
 	load := &progressReader{r: io.NewSectionReader(r, sec.off, sec.n), progress: report("load")}
-	if err = db.Load(&ctxReader{ctx: ctx, r: load}, 16); err != nil {
+	// Blobs go to segments on the way in (outline), Badger loads the rest.
+	pr, pw := io.Pipe()
+	outlined := make(chan error, 1)
+	go func() {
+		err := outline(&ctxReader{ctx: ctx, r: load}, pw, segs)
+		pw.CloseWithError(err)
+		outlined <- err
+	}()
+	err = db.Load(pr, 16)
+	pr.CloseWithError(errors.New("the load stopped"))
+	if oerr := <-outlined; oerr != nil {
+		return res, fmt.Errorf("load the backup: %w", oerr)
+	}
+	if err != nil {
 		return res, fmt.Errorf("load the backup: %w", err)
+	}
+	if err = segs.restoreFinish(db); err != nil {
+		return res, fmt.Errorf("write the backup's blobs: %w", err)
 	}
 	if res.RelayID, res.Journals, res.Blobs, err = checkRestored(db); err != nil {
 		return res, err
@@ -478,7 +506,12 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return newBadgerStore(db), nil
+	segs, err := openSegLog(db, dir, true, logger)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
+	}
+	return newBadgerStore(db, segs), nil
 }
 
 func syncDir(dir string) error {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,22 +31,28 @@ import (
 //	m/<journal 16><dev 32> → member since, unix seconds (8) | person (32); see devices.go
 //	x/<journal 16><dev 32> → removed at, unix seconds (8): a device removed for good
 //	s/<journal 16>        → last sequence number (8); absent when the log is empty
-//	l/<journal 16><seq 8> → blob bytes (the log; a prefix scan reads it in order)
+//	l/<journal 16><seq 8> → where the blob is in a segment file (seglog.go), or, for a
+//	                        blob stored by an older relay, its bytes (the log; a
+//	                        prefix scan reads it in order); purgedMark | record once purged
 //	b/<journal 16><id 32> → sequence number (8) of the blob with that id (dedup index)
 //	i/<auth hash 32>      → journal (16) | expires, unix seconds (8) | packet
 //	a/<auth hash 32>      → the same, for a partner invite made again (not held to the two-person rule)
 //	k/<auth hash 32>      → the same, for a device link (redeeming adds no member)
 //	u, u/<journal 16>     → blob bytes per journal (see usage.go)
+//	g/<segment 4>, h/<segment 4><offset 8> → segment files and bytes still to punch (seglog.go)
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns. Appends are written by one committer
 // goroutine that groups the appends waiting at the time into one
 // transaction, so many writers share one sync (group commit; see
 // groupcommit.go). The committer alone assigns sequence numbers. Purges
-// and group commits take turns (usageMu), as both change usage counts. A
-// purge overwrites a blob's log value with a version that discards earlier
-// ones; [BadgerStore.StartGC] later compacts the store so the purged bytes
-// leave its files (gc.go).
+// and group commits take turns (usageMu), as both change usage counts.
+// Blob bytes live in segment files beside Badger, which a group writes and
+// syncs before its transaction commits, and from which a purge punches
+// them out before it returns (seglog.go). A purge of a blob an older relay
+// stored inline overwrites its log value with a version that discards
+// earlier ones; [BadgerStore.StartGC] later compacts the store so those
+// bytes leave its files (gc.go).
 // Invite records carry a Badger TTL a day past their expiry (by wall clock)
 // so expired invites are eventually dropped; redemption checks expiry
 // against the caller's clock independently.
@@ -58,9 +65,21 @@ type BadgerStore struct {
 
 	commits *Committer // group commit of appends; see groupcommit.go
 
+	// segs holds blob bytes (seglog.go); nil for a store in memory,
+	// which keeps them inline.
+	segs *segLog
+
+	// testPurgeCommitted, if set (by tests), runs after a purge of a blob
+	// in a segment has committed and before its bytes are punched out;
+	// an error stops the purge there, as a crash would.
+	testPurgeCommitted func() error
+	// testCommitErr, if set (by tests), fails group commits with its error,
+	// as a failing disk would; read by the committing goroutine.
+	testCommitErr func() error
+
 	// last caches, for journals the committer has appended to, the last
-	// sequence number it committed. Owned by commitGroup, which only the
-	// committer's goroutine runs.
+	// sequence number it committed. Owned by commitGroup, which runs one
+	// group at a time, in order.
 	last map[protocol.JournalID]uint64
 
 	// usageMu is held by the committer while it commits a group and by
@@ -156,13 +175,32 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	return newBadgerStore(db), nil
+	segs, err := openSegLog(db, dir, false, logger)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
+	}
+	s := newBadgerStore(db, segs)
+	// Purges that committed but may not have punched their blob's bytes.
+	if err := s.punchHoles(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	return s, nil
 }
 
-// newBadgerStore returns a store over db, with its committer running.
-func newBadgerStore(db *badger.DB) *BadgerStore {
-	s := &BadgerStore{db: db, now: time.Now}
-	s.commits = StartCommitter(int(min(maxGroupBytes, db.MaxBatchSize()*3/4)), s.commitGroup)
+// newBadgerStore returns a store over db and segs (nil: blobs inline),
+// with its committer running.
+func newBadgerStore(db *badger.DB, segs *segLog) *BadgerStore {
+	s := &BadgerStore{db: db, now: time.Now, segs: segs}
+	if segs == nil {
+		s.commits = StartCommitter(int(min(maxGroupBytes, db.MaxBatchSize()*3/4)), s.commitGroup)
+		return s
+	}
+	// With segments a group's transaction holds only small records, and
+	// its blobs are written (and synced) to a segment first, while the
+	// group before commits its index.
+	s.commits = StartPipelinedCommitter(maxGroupBytes, s.prepareGroup, s.commitGroup)
 	return s
 }
 
@@ -182,7 +220,13 @@ func (s *BadgerStore) Close() error {
 	}
 	s.cl = true
 	s.commits.Stop()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.segs != nil {
+		if serr := s.segs.close(); err == nil {
+			err = serr
+		}
+	}
+	return err
 }
 
 // begin guards an operation against Close. Call the returned func when done.
@@ -416,7 +460,12 @@ func (s *BadgerStore) Append(ctx context.Context, j protocol.JournalID, blob []b
 // blob; no blob starts with it (blobs start with their format version).
 const purgedMark = 0xFF
 
-// Purge implements [Store].
+// Purge implements [Store]. For a blob in a segment, the purged record
+// replaces its index record and a hole record names its bytes, in one
+// synced transaction; then the bytes are punched out of the segment and
+// synced, and only then does Purge return (seglog.go). A blob stored
+// inline by an older relay is overwritten in Badger, whose files the GC
+// then compacts (gc.go).
 func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protocol.BlobID, device [32]byte, chain protocol.BlobID) (uint64, error) {
 	done, err := s.begin(ctx)
 	if err != nil {
@@ -427,8 +476,11 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 	defer s.usageMu.Unlock()
 	var seq uint64
 	var counts map[protocol.JournalID]int64 // the count Purge committed
+	var hole segRef                         // the bytes to punch out; n 0 for an inline blob
+	var info segInfo                        // hole's segment, as committed
+	already := false
 	err = s.update(func(txn *badger.Txn) error {
-		counts = nil
+		counts, hole, already = nil, segRef{}, false
 		item, err := txn.Get(key(pfxBlobByID, j[:], id[:]))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return protocol.ErrNotFound
@@ -444,12 +496,19 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		if err != nil {
 			return err
 		}
-		blob, err := item.ValueCopy(nil)
+		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
 		}
+		ref, inSeg := decodeSegRef(v)
+		blob, err := s.loadValue(v, nil) // Purge alone changes log records: no newer one to look for
+		if err != nil {
+			s.damaged(j, seq, err)
+			return err
+		}
 		if len(blob) > 0 && blob[0] == purgedMark {
-			return nil // already purged
+			already = true
+			return nil
 		}
 		rec, err := PurgedRecord(blob, device, chain)
 		if err != nil {
@@ -461,15 +520,94 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 			return err
 		}
 		counts = map[protocol.JournalID]int64{j: used}
+		if inSeg {
+			info = s.segs.segs[ref.seg]
+			info.live--
+			if err := txn.Set(segKey(ref.seg), info.encode()); err != nil {
+				return err
+			}
+			if err := txn.Set(holeKey(ref.seg, ref.off), u64(uint64(ref.n))); err != nil {
+				return err
+			}
+			hole = ref
+			return txn.Set(lk, rec)
+		}
 		// WithDiscard makes the blob's earlier version garbage at once, so
 		// backups skip it and compaction drops it (see compactPurged).
 		return txn.SetEntry(badger.NewEntry(lk, rec).WithDiscard())
 	})
-	if err == nil {
-		s.usage.set(counts) // still under usageMu
-		s.maint.purges.Add(1)
+	if err != nil {
+		return seq, err
 	}
-	return seq, err
+	if already {
+		// A purge whose punch failed left its hole record: try again.
+		return seq, s.punchHoles()
+	}
+	s.usage.set(counts) // still under usageMu
+	if hole.seg == 0 {  // an inline blob (segments are numbered from 1)
+		s.maint.purges.Add(1)
+		return seq, nil
+	}
+	s.segs.segs[hole.seg] = info
+	if s.testPurgeCommitted != nil {
+		if err := s.testPurgeCommitted(); err != nil {
+			return seq, err
+		}
+	}
+	if err := s.punchHoles(); err != nil {
+		return seq, err
+	}
+	if info.live == 0 && hole.seg < s.segs.newest() {
+		if err := s.segs.remove(s.db, hole.seg); err != nil {
+			s.segs.log.Warn("could not delete a segment whose blobs were all purged; will try at the next start", "segment", segName(hole.seg), "err", err)
+		}
+	}
+	return seq, nil
+}
+
+// punchHoles punches out the bytes every hole record names and drops the
+// records. Purge and commitGroup call it with usageMu held.
+func (s *BadgerStore) punchHoles() error {
+	if s.segs == nil {
+		return nil
+	}
+	var holes []segRef
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfxHole})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			n, err := u64Value(it.Item(), "hole")
+			if err != nil {
+				return err
+			}
+			if len(k) != len(pfxHole)+12 {
+				return fmt.Errorf("hole record %x is damaged", k)
+			}
+			holes = append(holes, segRef{seg: binary.BigEndian.Uint32(k[len(pfxHole):]), off: int64(binary.BigEndian.Uint64(k[len(pfxHole)+4:])), n: int64(n)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(holes) == 0 {
+		return nil
+	}
+	for _, h := range holes {
+		if err := s.segs.punch(h.seg, h.off, h.n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove a purged blob's bytes from segment %s: %w", segName(h.seg), err)
+		}
+	}
+	// Every hole is punched and synced: the records can go, together.
+	return s.update(func(txn *badger.Txn) error {
+		for _, h := range holes {
+			if err := txn.Delete(holeKey(h.seg, h.off)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Read implements [Store].
@@ -504,7 +642,15 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			if err != nil {
 				return err
 			}
-			sb := StoredBlob{Seq: binary.BigEndian.Uint64(k[len(prefix):]), Blob: v}
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			if v, err = s.loadValue(v, s.currentLog(item.KeyCopy(nil))); err != nil {
+				s.damaged(j, seq, err)
+				if len(out) > 0 && errors.Is(err, ErrDamaged) {
+					break // serve what comes before it; the next Read fails on it
+				}
+				return fmt.Errorf("journal %s, blob %d: %w", j, seq, err)
+			}
+			sb := StoredBlob{Seq: seq, Blob: v}
 			if len(v) > 0 && v[0] == purgedMark {
 				sb.Blob, sb.Purged = v[1:], true
 			}

@@ -104,7 +104,7 @@ func (s *BadgerStore) Export(ctx context.Context, sink ExportSink) error {
 			if err != nil {
 				return err
 			}
-			if err := exportJournal(ctx, txn, &ej, sink); err != nil {
+			if err := s.exportJournal(ctx, txn, &ej, sink); err != nil {
 				return fmt.Errorf("journal %s: %w", ej.ID, err)
 			}
 		}
@@ -113,7 +113,7 @@ func (s *BadgerStore) Export(ctx context.Context, sink ExportSink) error {
 	})
 }
 
-func exportJournal(ctx context.Context, txn *badger.Txn, ej *ExportedJournal, sink ExportSink) error {
+func (s *BadgerStore) exportJournal(ctx context.Context, txn *badger.Txn, ej *ExportedJournal, sink ExportSink) error {
 	j := ej.ID
 	m, _, err := loadMembers(txn, j)
 	if err != nil {
@@ -173,7 +173,12 @@ func exportJournal(ctx context.Context, txn *badger.Txn, ej *ExportedJournal, si
 		if err != nil {
 			return err
 		}
-		sb := StoredBlob{Seq: binary.BigEndian.Uint64(k[len(prefix):]), Blob: v}
+		seq := binary.BigEndian.Uint64(k[len(prefix):])
+		if v, err = s.loadValue(v, s.currentLog(it.Item().KeyCopy(nil))); err != nil {
+			s.damaged(j, seq, err)
+			return fmt.Errorf("blob %d: %w", seq, err)
+		}
+		sb := StoredBlob{Seq: seq, Blob: v}
 		if len(v) > 0 && v[0] == purgedMark {
 			sb.Blob, sb.Purged = v[1:], true
 			purged[sb.Seq] = sb

@@ -207,7 +207,7 @@ func FuzzStoredRecords(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := newBadgerStore(db)
+	s := newBadgerStore(db, nil)
 	f.Cleanup(func() { s.Close() })
 	var n atomic.Uint64
 	dev := [32]byte{3}

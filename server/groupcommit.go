@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -21,8 +22,9 @@ import (
 // So appends do not open their own transactions. Append hands its blob to
 // the store's committer goroutine and waits. The committer takes every
 // append that is waiting, up to maxGroup appends or Committer.maxBytes, and
-// writes them all in one synced transaction: one write, one sync. Then it
-// answers each of them. While that sync runs, the next appends queue up
+// writes them all at once: for BadgerStore, their bytes to a segment file
+// with one write and one fdatasync, then their index records in one synced
+// transaction (seglog.go). Then it answers each of them. While that sync runs, the next appends queue up
 // and form the next group, so under load a group holds about as many
 // appends as there are writers waiting, and a lone writer pays one sync as
 // before.
@@ -71,6 +73,14 @@ type AppendRequest struct {
 	Dup bool
 	Err error
 
+	// Set by a pipelined committer's prepare function (BadgerStore):
+	// where the blob's bytes were written, whether this append wrote them
+	// (an earlier append of the same blob to the same journal in the group
+	// shares them), or why writing failed.
+	ref     segRef
+	owner   bool
+	prepErr error
+
 	done chan struct{} // capacity 1; the committer sends once
 }
 
@@ -83,10 +93,11 @@ var appendReqPool = sync.Pool{New: func() any { return &AppendRequest{done: make
 // answers them all. Appends are handed over in the order they were
 // started. [BadgerStore] and the PostgreSQL store both use it.
 type Committer struct {
-	reqs     chan *AppendRequest // appends waiting for a group
-	stop     chan struct{}       // closed by Stop
-	done     chan struct{}       // closed when the committer has returned
-	maxBytes int                 // static
+	reqs     chan *AppendRequest          // appends waiting for a group
+	stop     chan struct{}                // closed by Stop
+	done     chan struct{}                // closed when the committer has returned
+	maxBytes int                          // static
+	prepare  func(group []*AppendRequest) // nil: not pipelined
 	commit   func(group []*AppendRequest)
 }
 
@@ -101,11 +112,32 @@ func StartCommitter(maxBytes int, commit func(group []*AppendRequest)) *Committe
 	if maxBytes <= 0 {
 		maxBytes = maxGroupBytes
 	}
+	return startCommitter(maxBytes, nil, commit)
+}
+
+// StartPipelinedCommitter starts a committer that hands each group to
+// prepare and then to commit, in order, and answers the group after
+// commit; while commit runs for one group, prepare already runs for the
+// next (on another goroutine). prepare sees each group once, with its
+// results zero, and may only set the fields prepare owns (the segment
+// references); commit must not depend on anything prepare did for a later
+// group. BadgerStore prepares a group by writing and syncing its blobs to
+// a segment, and commits it by committing its index records, so one
+// group's segment sync overlaps the index commit of the group before.
+func StartPipelinedCommitter(maxBytes int, prepare, commit func(group []*AppendRequest)) *Committer {
+	return startCommitter(maxBytes, prepare, commit)
+}
+
+func startCommitter(maxBytes int, prepare, commit func(group []*AppendRequest)) *Committer {
+	if maxBytes <= 0 {
+		maxBytes = maxGroupBytes
+	}
 	c := &Committer{
 		reqs:     make(chan *AppendRequest, maxGroup),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		maxBytes: maxBytes,
+		prepare:  prepare,
 		commit:   commit,
 	}
 	go c.loop()
@@ -136,7 +168,7 @@ func (c *Committer) Start(j protocol.JournalID, blob []byte, release func()) *Pe
 func (r *AppendRequest) wait() (uint64, bool, error) {
 	<-r.done
 	seq, dup, err := r.Seq, r.Dup, r.Err
-	*r = AppendRequest{done: r.done}
+	*r = AppendRequest{done: r.done} // also clears what prepare set
 	appendReqPool.Put(r)
 	return seq, dup, err
 }
@@ -173,15 +205,40 @@ func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
 
 func (c *Committer) loop() {
 	defer close(c.done)
-	group := make([]*AppendRequest, 0, maxGroup)
+	// Pipelined: a second goroutine commits and answers each prepared
+	// group while this one forms and prepares the next. The hand-over
+	// waits until the committing goroutine has finished the group before,
+	// so at most two groups are in flight, and they alternate between two
+	// slices.
+	var finish chan []*AppendRequest
+	if c.prepare != nil {
+		finish = make(chan []*AppendRequest)
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for group := range finish {
+				c.commitAndAnswer(group)
+			}
+		}()
+		defer func() {
+			close(finish)
+			<-finished
+		}()
+	}
+	slices := [2][]*AppendRequest{make([]*AppendRequest, 0, maxGroup), make([]*AppendRequest, 0, maxGroup)}
+	turn := 0
 	var next *AppendRequest // taken from reqs, but too large for the last group
 	for {
+		group := slices[turn][:0]
+		if c.prepare != nil {
+			turn ^= 1
+		}
 		if next != nil {
-			group, next = append(group[:0], next), nil
+			group, next = append(group, next), nil
 		} else {
 			select {
 			case r := <-c.reqs:
-				group = append(group[:0], r)
+				group = append(group, r)
 			case <-c.stop:
 				return
 			}
@@ -201,11 +258,21 @@ func (c *Committer) loop() {
 				break fill
 			}
 		}
-		c.commit(group)
-		for i, r := range group {
-			r.done <- struct{}{}
-			group[i] = nil
+		if c.prepare == nil {
+			c.commitAndAnswer(group)
+			continue
 		}
+		c.prepare(group)
+		finish <- group
+	}
+}
+
+// commitAndAnswer commits group and answers each of its appends.
+func (c *Committer) commitAndAnswer(group []*AppendRequest) {
+	c.commit(group)
+	for i, r := range group {
+		r.done <- struct{}{}
+		group[i] = nil
 	}
 }
 
@@ -218,25 +285,41 @@ func (s *BadgerStore) StartAppend(ctx context.Context, j protocol.JournalID, blo
 	return s.commits.Start(j, blob, done)
 }
 
-// commitGroup writes group in one synced transaction and sets each
-// append's result. An append to a journal that does not exist fails alone;
-// any other failure fails the whole group, which then changed nothing.
+// commitGroup writes group's index records (with segments; the blobs
+// themselves without) in one synced transaction and sets each append's
+// result. An append to a journal that does not exist fails alone; any
+// other failure fails the whole group, which then changed nothing. With
+// segments, prepareGroup has written the group's blobs before.
 func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	var last map[protocol.JournalID]uint64  // journals this group appended to
 	var counts map[protocol.JournalID]int64 // their usage counts, as committed
+	var segUpd map[uint32]segInfo           // the segments' records, as committed
+	var holes bool                          // blobs written again that the store had: their bytes go
 	// Taken for the transaction only, so a split group below retakes it.
 	s.usageMu.Lock() // see BadgerStore.usageMu
 	err := s.update(func(txn *badger.Txn) error {
 		last = make(map[protocol.JournalID]uint64)
 		counts = make(map[protocol.JournalID]int64)
+		segUpd = make(map[uint32]segInfo)
+		holes = false
 		added := make(map[protocol.JournalID]int64) // blob bytes this group added per journal
 		for _, r := range group {
 			r.Seq, r.Dup, r.Err = 0, false, nil
 		}
 		for _, r := range group {
+			if r.prepErr != nil {
+				r.Err = r.prepErr
+				continue
+			}
 			err := s.appendInTxn(txn, r, last)
 			if errors.Is(err, protocol.ErrNotFound) {
 				r.Err = err
+				if s.segs != nil && r.owner { // written for a journal that does not exist
+					holes = true
+					if err := s.segHole(txn, r, segUpd); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			if err != nil {
@@ -244,6 +327,20 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 			}
 			if !r.Dup {
 				added[r.Journal] += int64(len(r.Blob))
+			}
+			if err := s.storeBlob(txn, r, segUpd); err != nil {
+				return err
+			}
+			holes = holes || (s.segs != nil && r.Dup && r.owner)
+		}
+		for seg, info := range segUpd {
+			if err := txn.Set(segKey(seg), info.encode()); err != nil {
+				return err
+			}
+		}
+		if s.testCommitErr != nil {
+			if err := s.testCommitErr(); err != nil {
+				return err
 			}
 		}
 		for j, seq := range last {
@@ -264,6 +361,20 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	})
 	if err == nil {
 		s.usage.set(counts) // before usageMu goes, so counts are set in commit order
+		for seg, info := range segUpd {
+			s.segs.segs[seg] = info
+		}
+		if holes {
+			// A blob sent again was written before the group knew the
+			// store had it (perhaps purged): its copy goes before the
+			// answer, as a purge's bytes do.
+			if perr := s.punchHoles(); perr != nil {
+				s.segs.log.Warn("could not remove the bytes of a blob sent twice; will try again at the next purge or start", "err", perr)
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
+		s.discardWritten(group)
 	}
 	s.usageMu.Unlock()
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
@@ -284,6 +395,110 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	}
 }
 
+// prepareGroup writes the blobs of group to the segment log, durably,
+// before the group's index commits (commitGroup): with one pwrite and one
+// fdatasync, and sets each append's reference to its bytes. A blob sent
+// twice to one journal in the group is written once. The committer runs it
+// while the group before is committing. It knows nothing of what the store
+// holds: a blob it writes may turn out to be one the journal already had,
+// and commitGroup then removes the copy.
+func (s *BadgerStore) prepareGroup(group []*AppendRequest) {
+	type blobKey struct {
+		j  protocol.JournalID
+		id protocol.BlobID
+	}
+	first := make(map[blobKey]*AppendRequest, len(group))
+	var blobs [][]byte
+	var ids []protocol.BlobID
+	var owners []*AppendRequest
+	for _, r := range group {
+		k := blobKey{r.Journal, r.ID}
+		if _, ok := first[k]; ok {
+			continue
+		}
+		first[k] = r
+		r.owner = true
+		owners = append(owners, r)
+		blobs, ids = append(blobs, r.Blob), append(ids, r.ID)
+	}
+	refs, err := s.segs.write(blobs, ids)
+	for i, r := range owners {
+		if err != nil {
+			r.prepErr = err
+			continue
+		}
+		r.ref = refs[i]
+	}
+	for _, r := range group {
+		if !r.owner {
+			o := first[blobKey{r.Journal, r.ID}]
+			r.ref, r.prepErr = o.ref, o.prepErr
+		}
+	}
+}
+
+// storeBlob stores r's blob at its log record (r.Journal, r.Seq) in txn:
+// inline for a store without segments (in memory), else as a reference to
+// the bytes prepareGroup wrote, counted in its segment's record in segUpd.
+// For an append that found its blob already stored (r.Dup) and wrote a
+// copy anyway, it records the copy as a hole to punch out.
+func (s *BadgerStore) storeBlob(txn *badger.Txn, r *AppendRequest, segUpd map[uint32]segInfo) error {
+	if s.segs == nil {
+		if r.Dup {
+			return nil
+		}
+		return txn.Set(key(pfxLog, r.Journal[:], u64(r.Seq)), r.Blob)
+	}
+	if !r.owner {
+		return nil // its bytes are another append's
+	}
+	if r.Dup {
+		return s.segHole(txn, r, segUpd)
+	}
+	info := s.segCommitted(r, segUpd)
+	info.live++
+	segUpd[r.ref.seg] = info
+	return txn.Set(key(pfxLog, r.Journal[:], u64(r.Seq)), r.ref.encode())
+}
+
+// segCommitted returns the record of r's segment as it will be once this
+// group commits, with the committed end moved past r's bytes: every byte
+// the writer put before them is referenced or a hole by then.
+func (s *BadgerStore) segCommitted(r *AppendRequest, segUpd map[uint32]segInfo) segInfo {
+	info, ok := segUpd[r.ref.seg]
+	if !ok {
+		info = s.segs.segs[r.ref.seg]
+	}
+	info.end = max(info.end, r.ref.off+r.ref.n)
+	return info
+}
+
+// segHole records r's bytes, which nothing will refer to, as a hole to
+// punch out once the group has committed.
+func (s *BadgerStore) segHole(txn *badger.Txn, r *AppendRequest, segUpd map[uint32]segInfo) error {
+	segUpd[r.ref.seg] = s.segCommitted(r, segUpd)
+	return txn.Set(holeKey(r.ref.seg, r.ref.off), u64(uint64(r.ref.n)))
+}
+
+// discardWritten punches out the bytes prepareGroup wrote for group, whose
+// index did not commit: a later group's commit will move the segment's
+// committed end past them, and they must not stay there unreferenced.
+// Best effort: if the disk fails here, it is failing for every write.
+func (s *BadgerStore) discardWritten(group []*AppendRequest) {
+	if s.segs == nil {
+		return
+	}
+	for _, r := range group {
+		if !r.owner || r.prepErr != nil || r.ref.n == 0 {
+			continue
+		}
+		if err := s.segs.punch(r.ref.seg, r.ref.off, r.ref.n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.segs.log.Error("could not remove the bytes of a write that failed", "segment", segName(r.ref.seg), "err", err)
+			return
+		}
+	}
+}
+
 // maxCached bounds the commit function's cache of journals and their last
 // sequence numbers; past it the cache starts again empty.
 const maxCached = 1 << 16
@@ -297,8 +512,9 @@ func (s *BadgerStore) remember(j protocol.JournalID, seq uint64) {
 	s.last[j] = seq
 }
 
-// appendInTxn stores r.blob at the end of r.j's log in txn, or finds it
-// already there, and sets r.seq and r.dup. last holds the last sequence
+// appendInTxn gives r.blob the next sequence number of r.j's log in txn
+// (the caller stores it there, see storeBlobs), or finds it already
+// there, and sets r.seq and r.dup. last holds the last sequence
 // number of each journal this group has appended to; the caller writes
 // them. It returns protocol.ErrNotFound, having written nothing, if the
 // journal does not exist.
@@ -335,9 +551,6 @@ func (s *BadgerStore) appendInTxn(txn *badger.Txn, r *AppendRequest, last map[pr
 		return err
 	}
 	seq++
-	if err := txn.Set(key(pfxLog, j[:], u64(seq)), r.Blob); err != nil {
-		return err
-	}
 	if err := txn.Set(bk, u64(seq)); err != nil {
 		return err
 	}

@@ -378,7 +378,7 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	srv := servertest.NewServerWithConfig(t, server.Config{MaxBlobSize: 1000})
 	before := scrape(t, srv)
-	for _, name := range []string{"kintsugi_relay_connections", "kintsugi_relay_subscriptions", `kintsugi_relay_storage_bytes{part="lsm"}`, `kintsugi_relay_storage_bytes{part="vlog"}`, "go_goroutines"} {
+	for _, name := range []string{"kintsugi_relay_connections", "kintsugi_relay_subscriptions", `kintsugi_relay_storage_bytes{part="lsm"}`, `kintsugi_relay_storage_bytes{part="vlog"}`, `kintsugi_relay_storage_bytes{part="blobs"}`, "go_goroutines"} {
 		if _, ok := before[name]; !ok {
 			t.Errorf("metric %s missing", name)
 		}
@@ -420,6 +420,9 @@ func TestMetrics(t *testing.T) {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
+	}
+	if m[`kintsugi_relay_storage_bytes{part="blobs"}`] <= 0 {
+		t.Errorf("the blob segments take no space after two puts")
 	}
 
 	resp, err := http.Get(srv.URL() + "/metrics")

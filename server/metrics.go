@@ -69,12 +69,13 @@ func newMetrics(store Store) *metrics {
 	if sz, ok := store.(sizer); ok {
 		storage := func(part string, f func() float64) prometheus.GaugeFunc {
 			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "storage_bytes",
-				Help:        "Size of the store on disk as Badger last measured it (refreshed about once a minute), by part: lsm (keys and small values) or vlog (value log).",
+				Help:        "Size of the store on disk, by part: lsm (Badger's tables: the index, members, invites) and vlog (Badger's value log), as Badger last measured them (refreshed about once a minute), and blobs (the segment files holding the blobs, measured when scraped).",
 				ConstLabels: prometheus.Labels{"part": part}}, f)
 		}
 		m.reg.MustRegister(
 			storage("lsm", func() float64 { lsm, _ := sz.Size(); return float64(lsm) }),
 			storage("vlog", func() float64 { _, vlog := sz.Size(); return float64(vlog) }),
+			storage("blobs", func() float64 { return float64(sz.BlobBytes()) }),
 		)
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -37,10 +37,11 @@ var (
 )
 
 // sizer reports the store's size on disk, for metrics. Only BadgerStore
-// has it: the figures are Badger's own (PostgreSQL has its own views of
-// table sizes).
+// has it: the figures are Badger's own and the segment files' (PostgreSQL
+// has its own views of table sizes).
 type sizer interface {
 	Size() (lsm, vlog int64)
+	BlobBytes() int64
 }
 
 var _ sizer = (*BadgerStore)(nil)
@@ -112,7 +113,18 @@ func ensureUsage(db *badger.DB) error {
 			}
 			var j protocol.JournalID
 			copy(j[:], k[len(pfxLog):])
-			counts[j] += item.ValueSize()
+			n := item.ValueSize()
+			if n == segRefSize { // a blob in a segment counts its own length
+				if err := item.Value(func(v []byte) error {
+					if r, ok := decodeSegRef(v); ok {
+						n = r.n
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			counts[j] += n
 		}
 		return nil
 	}); err != nil {
@@ -167,6 +179,15 @@ func (s *BadgerStore) HasBlob(ctx context.Context, j protocol.JournalID, id prot
 	return ok, err
 }
 
+// BlobBytes returns the disk space the blob segments occupy (a purged
+// blob's punched-out bytes do not count).
+func (s *BadgerStore) BlobBytes() int64 {
+	if s.segs == nil {
+		return 0
+	}
+	return diskUsage(s.segs.dir)
+}
+
 // Size returns the bytes of Badger's LSM tables and value log, as Badger
 // last measured them (it refreshes the figures about once a minute).
 func (s *BadgerStore) Size() (lsm, vlog int64) {
@@ -181,8 +202,9 @@ func (s *BadgerStore) Size() (lsm, vlog int64) {
 // Check implements [Store]: it reports whether the store is open and can
 // read: it returns
 // ErrStoreClosed after Close, an error if the data directory's manifest
-// is gone (the directory was removed or moved away under the running
-// relay, which a read from Badger's memory would not notice), or the
+// or its blobs/ directory is gone (the directory was removed or moved
+// away under the running relay, which a read from Badger's memory would
+// not notice), or the
 // error of a small read.
 func (s *BadgerStore) Check(ctx context.Context) error {
 	done, err := s.begin(ctx)
@@ -193,6 +215,11 @@ func (s *BadgerStore) Check(ctx context.Context) error {
 	if o := s.db.Opts(); !o.InMemory {
 		if _, err := os.Stat(filepath.Join(o.Dir, badger.ManifestFilename)); err != nil {
 			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	if s.segs != nil {
+		if _, err := os.Stat(s.segs.dir); err != nil {
+			return fmt.Errorf("blob segments: %w", err)
 		}
 	}
 	return s.db.View(func(txn *badger.Txn) error {

@@ -131,7 +131,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				}
 				return serve(c.Context, stdout, logger, opts, ops)
 			},
-		}, migrateCommand(stdout), copyCommand(stdout), backupCommand(stdout, stderr), restoreCommand(stdout, stderr), healthCommand(stdout)},
+		}, migrateCommand(stdout), copyCommand(stdout), backupCommand(stdout, stderr), restoreCommand(stdout, stderr), checkCommand(stdout), healthCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
 				fmt.Fprintf(stdout, "kintsugi-relay %s\n", version.Get())
