@@ -212,8 +212,11 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.send.ready:
+			if !c.send.claim() {
+				continue // an announcer is writing; it signals when it is done
+			}
 			if !c.writeQueued() {
-				return
+				return // holding the token: nothing is written after the end
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
@@ -221,6 +224,9 @@ func (c *conn) writeLoop() {
 				return
 			}
 		case <-c.ctx.Done():
+			for !c.send.claim() {
+				<-c.send.ready // an announcer signals once it is done
+			}
 			c.endMu.Lock()
 			code, text := c.endCode, c.endText
 			c.endMu.Unlock()
@@ -241,8 +247,9 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeQueued writes what is queued, until the queue is empty or the
-// connection is ending, and reports whether the writer goes on. A close
+// writeQueued writes what is queued, holding the write token (claim),
+// until the queue is empty or the connection is ending, and reports
+// whether the writer goes on. When it goes on the token is given back. A close
 // frame in the queue is written, after everything before it, and ends the
 // writer.
 func (c *conn) writeQueued() bool {
@@ -264,8 +271,12 @@ func (c *conn) writeQueued() bool {
 			c.writeClose(closing.code, closing.text)
 			return false
 		}
-		if !ok || c.ctx.Err() != nil {
-			return true // empty, or ending: the select sees which
+		if c.ctx.Err() != nil {
+			c.send.release()
+			return true // ending: the select sees it
+		}
+		if !ok && c.send.releaseIfEmpty() {
+			return true // empty, and the token given back
 		}
 	}
 }

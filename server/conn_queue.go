@@ -1,6 +1,9 @@
 package server
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // sendQueue is a connection's send queue: the messages waiting for its
 // writer, in order. Its buffer is allocated as messages arrive and dropped
@@ -11,7 +14,12 @@ type sendQueue struct {
 	mu     sync.Mutex
 	frames []frame       // guarded by mu; the front ones are being written (writeRun) or next
 	space  chan struct{} // guarded by mu; closed when a frame leaves; nil until someone waits
-	ready  chan struct{} // capacity 1; signalled when a frame is added
+	ready  chan struct{} // capacity 1; signalled when a frame is added, and when an announcer gives back the write token with work left
+
+	// writing is the connection's write token: set while a goroutine
+	// writes messages to the connection, the writer (claim) or an
+	// announcer writing a push itself (claimIdle). Guarded by mu.
+	writing bool
 }
 
 func (q *sendQueue) init() { q.ready = make(chan struct{}, 1) }
@@ -117,4 +125,76 @@ func (q *sendQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.frames)
+}
+
+// claim takes the write token for the writer and reports whether it did.
+// If an announcer holds it, it signals ready when it gives it back with
+// work left (see releaseDirect), and the writer tries again.
+func (q *sendQueue) claim() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// claimIdle takes the write token if nothing is queued and nobody writes,
+// and reports whether it did.
+func (q *sendQueue) claimIdle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writing || len(q.frames) > 0 {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// releaseIfEmpty gives the write token back if nothing is queued and
+// reports whether it did. The writer calls it once it has written
+// everything, so that a frame queued meanwhile is not left behind.
+func (q *sendQueue) releaseIfEmpty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.frames) > 0 {
+		return false
+	}
+	q.writing = false
+	return true
+}
+
+// release gives the write token back.
+func (q *sendQueue) release() {
+	q.mu.Lock()
+	q.writing = false
+	q.mu.Unlock()
+}
+
+// releaseDirect gives back the write token an announcer took with
+// claimIdle, first queueing f if it is not nil (it was not written), and
+// signals ready when the writer has work: something queued, the rest of
+// a frame to write (partial), or the end of the connection (ctx), for
+// which the writer may be waiting for the token. ctx is looked at under
+// the lock, after any claim that failed because the announcer held it.
+func (q *sendQueue) releaseDirect(f *frame, partial bool, ctx context.Context) {
+	q.mu.Lock()
+	if f != nil {
+		q.frames = append(q.frames, *f)
+	}
+	q.writing = false
+	wake := partial || len(q.frames) > 0 || ctx.Err() != nil
+	q.mu.Unlock()
+	if wake {
+		q.signal()
+	}
+}
+
+// signal wakes the writer.
+func (q *sendQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
 }

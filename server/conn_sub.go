@@ -83,8 +83,8 @@ func (f *freshBlob) frameFor(c *conn) (frame, error) {
 
 // announce tells every subscription of j that blob was stored at seq.
 // A subscription that is idle and has sent everything before it gets the
-// blob's message queued right here, without a goroutine; any other is
-// kicked. It never blocks.
+// blob's message written or queued right here (deliver), without waking
+// a goroutine; any other is kicked. It never blocks.
 //
 // Only a hub whose store reads back exactly what was appended, at the
 // sequence numbers the appends returned (BadgerStore), hands out the blob
@@ -128,8 +128,9 @@ func (h *hub) notify(j protocol.JournalID) {
 	}
 }
 
-// deliver queues f's message for sub if no pump is running, sub has sent
-// everything before f and the send queue has room. Otherwise a pump takes
+// deliver writes f's message for sub (pushDirect), or queues it, if no
+// pump is running, sub has sent everything before f and the send queue
+// has room. Otherwise a pump takes
 // over. It reports false only if a pump was already running; the caller
 // then kicks it.
 func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
@@ -139,7 +140,7 @@ func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
 	// The subscription is ours until we set it idle or hand it to a pump.
 	sent := false
 	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil && !sub.stopped.Load() {
-		if msg, err := f.frameFor(c); err == nil && c.tryEnqueue(msg, len(f.blob)) {
+		if msg, err := f.frameFor(c); err == nil && (c.pushDirect(msg, len(f.blob)) || c.tryEnqueue(msg, len(f.blob))) {
 			sub.cursor = f.seq
 			sub.fresh.CompareAndSwap(f, nil)
 			sent = true

@@ -13,3 +13,7 @@ func HoldAppend(p *PendingAppend, hold func()) {
 		done()
 	}
 }
+
+// DirectPushes returns how many pushed blobs s wrote from the goroutine
+// that announced them rather than from a connection's writer. For tests.
+func DirectPushes(s *Server) int64 { return s.directPushes.Load() }

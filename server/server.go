@@ -293,6 +293,11 @@ type Server struct {
 	noXFFWarned atomic.Bool // a trusted proxy without X-Forwarded-For was logged
 	storeDown   atomic.Bool // the last readiness check failed (info.go)
 
+	// directPushes counts pushed blobs written by the goroutine that
+	// announced them, not by a connection's writer (conn.pushDirect).
+	// For tests.
+	directPushes atomic.Int64
+
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
 

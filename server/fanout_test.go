@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// A push to caught-up subscribers is written by the goroutine that
+// stored the blob, and a subscriber that reads nothing holds up neither
+// that goroutine nor anyone else: every put is acknowledged and the
+// subscribers that read get every blob, in order, while it fills its
+// socket's buffers and is dropped.
+func TestSlowSubscriberDoesNotHoldUpFanOut(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("writes megabytes")
+	}
+	forVersions(t, func(t *testing.T, v int) {
+		srv := servertest.NewServerWithConfig(t, server.Config{SendQueue: 4, SendTimeout: 100 * time.Millisecond})
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		slow := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, slow.Subscribe(j, 0))
+		slow.NextCaughtUp() // and then reads nothing
+		live := make([]*servertest.Client, 3)
+		for i := range live {
+			live[i] = servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+			servertest.MustOK(t, live[i].Subscribe(j, 0))
+			live[i].NextCaughtUp()
+		}
+		// Blobs small enough to be written directly, many more than
+		// loopback's socket buffers hold (about 4 MB).
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		const n = 160
+		pad := strings.Repeat("x", 40<<10)
+		before := server.DirectPushes(srv.Relay())
+		for i := range n {
+			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
+			for _, c := range live {
+				if b := c.NextBlob(); b.Seq != uint64(i+1) {
+					t.Fatalf("a live subscriber got seq %d, want %d", b.Seq, i+1)
+				}
+			}
+		}
+		// Each live subscriber was idle when each blob came: every push
+		// to it was written directly.
+		if got := server.DirectPushes(srv.Relay()) - before; got < int64(n*len(live)) {
+			t.Fatalf("%d pushes written directly, want at least %d", got, n*len(live))
+		}
+		got := 0
+		for {
+			binary, data, err := slow.ReadMessage()
+			if err != nil {
+				break
+			}
+			got += blobsIn(t, binary, data)
+		}
+		if got >= n {
+			t.Fatalf("the subscriber that read nothing received all %d blobs; it should have been dropped", got)
+		}
+	})
+}
+
