@@ -46,8 +46,9 @@ type frame struct {
 // conn is one WebSocket connection.
 //
 // Goroutines: serve runs the reader (authentication and requests, in
-// order); writeLoop is the only goroutine that writes messages to ws
-// (conn_write.go); while puts wait for the disk, an acker answers them
+// order); writer, while there is something to write, is the only
+// goroutine that writes messages to ws (conn_write.go), apart from a
+// push or ping written directly to an idle connection (pushDirect); while puts wait for the disk, an acker answers them
 // (conn_put.go); while a subscription has blobs to send, a pump sends
 // them (conn_sub.go). They all send through the send queue.
 type conn struct {
@@ -61,10 +62,12 @@ type conn struct {
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
-	send   sendQueue          // drained only by writeLoop
+	send   sendQueue          // drained only by writer
 	sent   *atomic.Int64      // bytes written to the socket, counted as they go; see progress
 	queued atomic.Int64       // bytes of messages in send; see waitRoom
-	wdone  chan struct{}      // closed when writeLoop has returned
+	wdone  chan struct{}      // closed when the writer has ended the connection (finish)
+
+	pingSlot int // the pinger's slot; -1 when not in it; guarded by s.pinger.mu
 
 	// closing is set once a close frame has been queued (by fail).
 	closing atomic.Bool
@@ -104,25 +107,28 @@ type conn struct {
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64) *conn {
 	c := &conn{
-		sent:    sent,
-		s:       s,
-		ws:      ws,
-		version: uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
-		opened:  time.Now(),
-		wdone:   make(chan struct{}),
-		req:     make(chan struct{}, 1),
-		log:     log,
-		members: make(map[protocol.JournalID]bool),
-		subs:    make(map[protocol.JournalID]*subscription),
-		limiter: newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
+		sent:     sent,
+		s:        s,
+		ws:       ws,
+		version:  uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
+		opened:   time.Now(),
+		wdone:    make(chan struct{}),
+		pingSlot: -1,
+		req:      make(chan struct{}, 1),
+		log:      log,
+		members:  make(map[protocol.JournalID]bool),
+		subs:     make(map[protocol.JournalID]*subscription),
+		limiter:  newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
-	c.send.init()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.send.init(func() { go c.writer() }, func() bool { return c.ctx.Err() != nil })
 	// Once the connection is ending (closed by either side, or the relay
-	// shutting down), give the writer a moment to send its close frame,
-	// then cut the socket, so a peer that stopped reading cannot hold a
-	// writer (and a graceful shutdown) for a whole write timeout.
+	// shutting down), start the writer if none runs, give it a moment to
+	// send its close frame, then cut the socket, so a peer that stopped
+	// reading cannot hold a writer (and a graceful shutdown) for a whole
+	// write timeout.
 	context.AfterFunc(c.ctx, func() {
+		c.send.wake()
 		time.AfterFunc(2*closeWait, func() { _ = ws.NetConn().Close() })
 	})
 	return c
@@ -137,7 +143,7 @@ func (c *conn) serve() {
 	c.s.metrics.connsTotal.Inc()
 	c.s.metrics.conns.Inc()
 	defer c.s.metrics.conns.Dec()
-	go c.writeLoop()
+	c.s.pinger.add(c)
 	c.readLoop()
 	if !c.closing.Load() {
 		// The reader stopped on its own (the peer left, timed out or sent
@@ -202,54 +208,95 @@ func (c *conn) writeTimeout() time.Duration {
 	return max(10*time.Second, 2*c.s.cfg.PingInterval)
 }
 
-// writeLoop is the connection's only message writer.
-func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	defer c.ws.Close() // unblocks the reader
-	defer c.cancel()
-	ping := time.NewTicker(c.s.cfg.PingInterval)
-	defer ping.Stop()
+// writer is the connection's only message writer. It runs while there is
+// something to write, holding the write token (sendQueue.writing): the
+// goroutine that gave it work started it. It writes the pings due and
+// what is queued until there is nothing left, then ends; or, once the
+// connection is ending, it writes the close frame (or, when the relay
+// shuts down, what is queued and the going-away close), cuts the socket
+// and ends, holding the token for good so that nothing more is written.
+func (c *conn) writer() {
+	c.s.writersRunning.Add(1)
+	c.s.writersStarted.Add(1)
+	defer c.s.writersRunning.Add(-1)
 	for {
-		select {
-		case <-c.send.ready:
-			if !c.send.claim() {
-				continue // an announcer is writing; it signals when it is done
-			}
-			if !c.writeQueued() {
-				return // holding the token: nothing is written after the end
-			}
-		case <-ping.C:
+		if c.ctx.Err() != nil {
+			c.writeEnd()
+			c.finish()
+			return
+		}
+		if c.send.takePing() {
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
 				c.noteEnd("ping failed: " + err.Error())
+				c.finish()
 				return
 			}
-		case <-c.ctx.Done():
-			for !c.send.claim() {
-				<-c.send.ready // an announcer signals once it is done
-			}
-			c.endMu.Lock()
-			code, text := c.endCode, c.endText
-			c.endMu.Unlock()
-			if text == "" && c.s.ctx.Err() != nil {
-				c.noteEnd("relay shutting down")
-				c.drainForShutdown()
-				msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
-				_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
-				_ = c.ws.WriteMessage(websocket.TextMessage, msg)
-				c.writeClose(websocket.CloseGoingAway, string(protocol.CodeShuttingDown))
-				return
-			}
-			if code != 0 {
-				c.writeClose(code, text)
-			}
+		}
+		if !c.writeQueued() {
+			c.finish()
+			return
+		}
+		if c.send.releaseIdle() {
 			return
 		}
 	}
 }
 
-// writeQueued writes what is queued, holding the write token (claim),
-// until the queue is empty or the connection is ending, and reports
-// whether the writer goes on. When it goes on the token is given back. A close
+// finish ends the connection from its writer: it cancels the context,
+// closes the socket, which unblocks the reader, and tells serve.
+func (c *conn) finish() {
+	c.cancel()
+	c.s.pinger.remove(c)
+	_ = c.ws.Close()
+	close(c.wdone)
+}
+
+// writeEnd writes what ends a connection whose context is canceled: the
+// close frame abort chose, if any; or, when the relay is shutting down,
+// the replies to the requests in flight and a going-away close.
+func (c *conn) writeEnd() {
+	c.endMu.Lock()
+	code, text := c.endCode, c.endText
+	c.endMu.Unlock()
+	if text == "" && c.s.ctx.Err() != nil {
+		c.noteEnd("relay shutting down")
+		c.drainForShutdown()
+		msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
+		_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
+		_ = c.ws.WriteMessage(websocket.TextMessage, msg)
+		c.writeClose(websocket.CloseGoingAway, string(protocol.CodeShuttingDown))
+		return
+	}
+	if code != 0 {
+		c.writeClose(code, text)
+	}
+}
+
+// pingFrame is a ping with no payload, as the relay sends them.
+var pingFrame = []byte{wsFinal | websocket.PingMessage, 0}
+
+// ping writes a ping (the pinger calls it every PingInterval): from the
+// calling goroutine if the connection is idle and its socket takes it at
+// once, as pushDirect does; otherwise its writer writes it.
+func (c *conn) ping() {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if !c.send.claimIdle() {
+		c.send.notePing()
+		return
+	}
+	taken, partial, err := c.out.tryWrite(c.ctx, pingFrame, nil, time.Now().Add(c.writeTimeout()))
+	if err != nil {
+		c.noteEnd("ping failed: " + err.Error())
+		c.cancel() // the writer ends the connection
+		taken = true
+	}
+	c.send.releaseDirect(nil, !taken, partial)
+}
+
+// writeQueued writes what is queued, until the queue is empty or the
+// connection is ending, and reports whether the writer goes on. A close
 // frame in the queue is written, after everything before it, and ends the
 // writer.
 func (c *conn) writeQueued() bool {
@@ -271,12 +318,8 @@ func (c *conn) writeQueued() bool {
 			c.writeClose(closing.code, closing.text)
 			return false
 		}
-		if c.ctx.Err() != nil {
-			c.send.release()
-			return true // ending: the select sees it
-		}
-		if !ok && c.send.releaseIfEmpty() {
-			return true // empty, and the token given back
+		if !ok || c.ctx.Err() != nil {
+			return true // empty, or ending: the writer sees which
 		}
 	}
 }

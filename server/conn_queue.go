@@ -1,9 +1,6 @@
 package server
 
-import (
-	"context"
-	"sync"
-)
+import "sync"
 
 // sendQueue is a connection's send queue: the messages waiting for its
 // writer, in order. Its buffer is allocated as messages arrive and dropped
@@ -14,15 +11,60 @@ type sendQueue struct {
 	mu     sync.Mutex
 	frames []frame       // guarded by mu; the front ones are being written (writeRun) or next
 	space  chan struct{} // guarded by mu; closed when a frame leaves; nil until someone waits
-	ready  chan struct{} // capacity 1; signalled when a frame is added, and when an announcer gives back the write token with work left
+	ready  chan struct{} // capacity 1; signalled when a frame is added while the writer runs
 
 	// writing is the connection's write token: set while a goroutine
-	// writes messages to the connection, the writer (claim) or an
-	// announcer writing a push itself (claimIdle). Guarded by mu.
+	// may write messages to the connection, the writer goroutine or an
+	// announcer writing a push or ping itself (claimIdle). There is a
+	// writer goroutine only while there is something to write: whoever
+	// gives work to a connection whose token is free takes the token and
+	// starts one (start); whoever holds the token gives it back only
+	// when there is no work left, under mu, so no work is left behind.
+	// Work is a queued frame, a ping due, the rest of a frame partly
+	// written, or the end of the connection.
 	writing bool
+	pingDue bool        // guarded by mu: a ping is to be written
+	start   func()      // static: starts a writer goroutine, which holds the token
+	ended   func() bool // static: whether the connection is ending (its context is canceled)
 }
 
-func (q *sendQueue) init() { q.ready = make(chan struct{}, 1) }
+// init sets the queue up: start starts a writer goroutine for it, and
+// ended reports whether the connection is ending.
+func (q *sendQueue) init(start func(), ended func() bool) {
+	q.ready = make(chan struct{}, 1)
+	q.start, q.ended = start, ended
+}
+
+// wakeLocked makes sure a writer will look at the queue after the caller
+// unlocks mu, and reports whether the caller must start one (it has taken
+// the token for it).
+func (q *sendQueue) wakeLocked() (start bool) {
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// wake starts a writer, or signals the running one.
+func (q *sendQueue) wake() {
+	q.mu.Lock()
+	start := q.wakeLocked()
+	q.mu.Unlock()
+	q.started(start)
+}
+
+// started starts a writer if start, or else signals the one running.
+func (q *sendQueue) started(start bool) {
+	if start {
+		q.start()
+		return
+	}
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
 
 // push adds f if fewer than limit frames are queued. Otherwise it returns
 // false and a channel that is closed once a frame has left the queue.
@@ -34,11 +76,9 @@ func (q *sendQueue) push(f frame, limit int) (bool, <-chan struct{}) {
 		return false, ch
 	}
 	q.frames = append(q.frames, f)
+	start := q.wakeLocked()
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.started(start)
 	return true, nil
 }
 
@@ -53,11 +93,9 @@ func (q *sendQueue) pushIfRoom(f frame, limit int, added func()) bool {
 	}
 	added()
 	q.frames = append(q.frames, f)
+	start := q.wakeLocked()
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.started(start)
 	return true
 }
 
@@ -127,21 +165,9 @@ func (q *sendQueue) len() int {
 	return len(q.frames)
 }
 
-// claim takes the write token for the writer and reports whether it did.
-// If an announcer holds it, it signals ready when it gives it back with
-// work left (see releaseDirect), and the writer tries again.
-func (q *sendQueue) claim() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.writing {
-		return false
-	}
-	q.writing = true
-	return true
-}
-
 // claimIdle takes the write token if nothing is queued and nobody writes,
-// and reports whether it did.
+// and reports whether it did. The caller writes, without waiting, and
+// gives the token back with releaseDirect.
 func (q *sendQueue) claimIdle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -152,49 +178,52 @@ func (q *sendQueue) claimIdle() bool {
 	return true
 }
 
-// releaseIfEmpty gives the write token back if nothing is queued and
-// reports whether it did. The writer calls it once it has written
-// everything, so that a frame queued meanwhile is not left behind.
-func (q *sendQueue) releaseIfEmpty() bool {
+// releaseDirect gives back the token an announcer took with claimIdle,
+// first queueing f if it is not nil (it was not written) and noting a
+// ping due if ping (it was not written). If there is work, the token
+// goes to a new writer instead: partial says the socket took only part
+// of a frame.
+func (q *sendQueue) releaseDirect(f *frame, ping, partial bool) {
+	q.mu.Lock()
+	if f != nil {
+		q.frames = append(q.frames, *f)
+	}
+	q.pingDue = q.pingDue || ping
+	start := partial || q.pingDue || len(q.frames) > 0 || q.ended()
+	q.writing = start
+	q.mu.Unlock()
+	if start {
+		q.start()
+	}
+}
+
+// releaseIdle gives the writer's token back and reports true, if there is
+// no work; the writer goroutine then ends. The writer has flushed
+// everything it wrote.
+func (q *sendQueue) releaseIdle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.frames) > 0 {
+	if q.pingDue || len(q.frames) > 0 || q.ended() {
 		return false
 	}
 	q.writing = false
 	return true
 }
 
-// release gives the write token back.
-func (q *sendQueue) release() {
+// notePing notes that a ping is due and makes sure a writer writes it.
+func (q *sendQueue) notePing() {
 	q.mu.Lock()
-	q.writing = false
+	q.pingDue = true
+	start := q.wakeLocked()
 	q.mu.Unlock()
+	q.started(start)
 }
 
-// releaseDirect gives back the write token an announcer took with
-// claimIdle, first queueing f if it is not nil (it was not written), and
-// signals ready when the writer has work: something queued, the rest of
-// a frame to write (partial), or the end of the connection (ctx), for
-// which the writer may be waiting for the token. ctx is looked at under
-// the lock, after any claim that failed because the announcer held it.
-func (q *sendQueue) releaseDirect(f *frame, partial bool, ctx context.Context) {
+// takePing reports whether a ping is due, and clears it.
+func (q *sendQueue) takePing() bool {
 	q.mu.Lock()
-	if f != nil {
-		q.frames = append(q.frames, *f)
-	}
-	q.writing = false
-	wake := partial || len(q.frames) > 0 || ctx.Err() != nil
-	q.mu.Unlock()
-	if wake {
-		q.signal()
-	}
-}
-
-// signal wakes the writer.
-func (q *sendQueue) signal() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	defer q.mu.Unlock()
+	due := q.pingDue
+	q.pingDue = false
+	return due
 }

@@ -17,7 +17,7 @@ import (
 
 // The write path.
 //
-// A connection's writer (writeLoop) writes what its send queue holds. Two
+// A connection's writer (conn.writer) writes what its send queue holds. Two
 // things keep that cheap when much is queued:
 //
 //   - On a version 2 connection, frames that can be one frame are written
@@ -412,6 +412,6 @@ func (c *conn) pushDirect(f frame, blobBytes int) bool {
 		c.queued.Add(int64(len(f.data)))
 		rest = &f
 	}
-	c.send.releaseDirect(rest, partial, c.ctx)
+	c.send.releaseDirect(rest, false, partial)
 	return true
 }

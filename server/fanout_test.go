@@ -67,3 +67,40 @@ func TestSlowSubscriberDoesNotHoldUpFanOut(t *testing.T) {
 	})
 }
 
+// An idle subscribed connection has no writer goroutine, and a push to it
+// is written without starting one: the only writer a put starts is the
+// one that sends its writer the acknowledgement.
+func TestIdleSubscriberHasNoWriter(t *testing.T) {
+	t.Parallel()
+	forVersions(t, func(t *testing.T, v int) {
+		srv := servertest.NewServer(t) // pings every 30 s: none during the test
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		sub := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, sub.Subscribe(j, 0))
+		sub.NextCaughtUp()
+		idle := func() {
+			t.Helper()
+			for deadline := time.Now().Add(servertest.ReadTimeout); server.WritersRunning(srv.Relay()) != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d writer goroutines still run for two idle connections", server.WritersRunning(srv.Relay()))
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		for i := range 3 {
+			// Both connections have written everything: their writers end.
+			idle()
+			started := server.WritersStarted(srv.Relay())
+			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint("entry ", i))))
+			if b := sub.NextBlob(); b.Seq != uint64(i+1) {
+				t.Fatalf("pushed seq %d, want %d", b.Seq, i+1)
+			}
+			if got := server.WritersStarted(srv.Relay()) - started; got != 1 {
+				t.Fatalf("a put and its push started %d writers, want 1 (for the acknowledgement)", got)
+			}
+		}
+	})
+}

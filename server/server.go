@@ -283,6 +283,7 @@ type Server struct {
 	log       *slog.Logger
 	upgrader  websocket.Upgrader // read-only after New
 	hub       hub
+	pinger    pinger // pings every connection
 	devices   deviceConns
 	metrics   *metrics        // read-only after New
 	journals  journalLimiters // per-journal put rate
@@ -297,6 +298,10 @@ type Server struct {
 	// announced them, not by a connection's writer (conn.pushDirect).
 	// For tests.
 	directPushes atomic.Int64
+	// writersRunning and writersStarted count connection writer
+	// goroutines running and started (conn.writer). For tests.
+	writersRunning atomic.Int64
+	writersStarted atomic.Int64
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -390,6 +395,7 @@ func New(cfg Config) (*Server, error) {
 		WriteBufferPool: &writeBufferPool,
 	}
 	s.hub.direct = !cfg.ReadNewBlobsFromStore
+	s.pinger.init(cfg.PingInterval)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if feed, ok := cfg.Store.(ChangeFeed); ok {
 		// Other relays share the store: hear of what they change, until
