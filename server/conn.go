@@ -52,13 +52,16 @@ type frame struct {
 // (conn_put.go); while a subscription has blobs to send, a pump sends
 // them (conn_sub.go). They all send through the send queue.
 type conn struct {
-	s      *Server
-	ws     *websocket.Conn
-	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
-	br     *bufio.Reader // ws's read buffer, when hijacker provided it
-	out    *progressConn // what ws writes to, when hijacker provided it; see writeRun
-	slot   *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
-	opened time.Time
+	s  *Server
+	ws *websocket.Conn
+	nc net.Conn      // ws's connection, when hijacker saw it; see waitReadable
+	br *bufio.Reader // ws's read buffer, when hijacker provided it; lent only while reading (see waitReadable)
+	// brHolder is an empty bufio.Reader that takes br's buffer back to
+	// readBuffers; owned by the reader goroutine.
+	brHolder *bufio.Reader
+	out      *progressConn // what ws writes to, when hijacker provided it; see writeRun
+	slot     *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
+	opened   time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
@@ -152,6 +155,9 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
+	if c.br != nil {
+		c.s.readBuffersLent.Add(-1) // the reader held one to its end
+	}
 	c.waitPuts()
 	c.s.devices.remove(c)
 	c.stopPumps()

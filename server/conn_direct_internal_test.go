@@ -133,3 +133,34 @@ func TestFrameHeader(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPeek measures the MSG_PEEK system call the reader makes before
+// a message when its read buffer is empty (waitSocketReadable), on a
+// socket with data waiting: its cost per message on a busy connection,
+// recorded in docs/performance.md.
+func BenchmarkPeek(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = c.Write([]byte("x"))
+			defer c.Close()
+			time.Sleep(time.Minute)
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	if !waitSocketReadable(nc) { // the byte has arrived
+		b.Fatal("cannot wait on a TCP connection")
+	}
+	for b.Loop() {
+		waitSocketReadable(nc)
+	}
+}

@@ -19,11 +19,20 @@ func waitSocketReadable(nc net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	// Read calls peek; when it says "not yet" the runtime parks until the
-	// socket is readable and calls it again. Peeking (rather than
-	// trusting a readiness event) also catches data that arrived earlier
-	// and is still unread.
-	_ = rc.Read(peek)
+	// Read calls the function; when it says "not yet" the runtime parks
+	// until the socket is readable and calls it again. Peeking first
+	// (rather than waiting for a readiness event) catches data that
+	// arrived earlier and is still unread, whose event the runtime has
+	// already cleared. Once woken by an event, the data is there: no
+	// second peek.
+	parked := false
+	_ = rc.Read(func(fd uintptr) bool {
+		if parked {
+			return true
+		}
+		parked = true
+		return peek(fd)
+	})
 	return true
 }
 

@@ -22,3 +22,7 @@ func DirectPushes(s *Server) int64 { return s.directPushes.Load() }
 // now, and WritersStarted how many it has started. For tests.
 func WritersRunning(s *Server) int64 { return s.writersRunning.Load() }
 func WritersStarted(s *Server) int64 { return s.writersStarted.Load() }
+
+// ReadBuffersLent returns how many of s's connections hold a read
+// buffer. For tests.
+func ReadBuffersLent(s *Server) int64 { return s.readBuffersLent.Load() }

@@ -302,6 +302,9 @@ type Server struct {
 	// goroutines running and started (conn.writer). For tests.
 	writersRunning atomic.Int64
 	writersStarted atomic.Int64
+	// readBuffersLent counts connections holding a read buffer
+	// (conn.waitReadable). For tests.
+	readBuffersLent atomic.Int64
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -510,6 +513,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// connection keeps its place in the counts until it ends.
 	c := newConn(s, ws, log, &hj.sent)
 	c.nc, c.br, c.out, c.slot = hj.nc, hj.br, &hj.out, slot
+	if c.br != nil {
+		s.readBuffersLent.Add(1) // until the reader first waits
+	}
 	slot.canEvict(c.evict)
 	handedOff = true
 	go func() {

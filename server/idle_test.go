@@ -104,3 +104,34 @@ func TestIdleSubscriberHasNoWriter(t *testing.T) {
 		}
 	})
 }
+
+// An idle connection holds no read buffer: it is lent while a message is
+// read and given back while the connection waits for the next one.
+func TestIdleConnectionHoldsNoReadBuffer(t *testing.T) {
+	t.Parallel()
+	srv := servertest.NewServer(t)
+	writer := servertest.Dial(t, srv.WebSocketURL(), servertest.NewKey(t))
+	j := servertest.NewJournalID()
+	servertest.MustOK(t, writer.Create(j))
+	sub := servertest.Dial(t, srv.WebSocketURL(), writer.Key)
+	servertest.MustOK(t, sub.Subscribe(j, 0))
+	sub.NextCaughtUp()
+	idle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(servertest.ReadTimeout); server.ReadBuffersLent(srv.Relay()) != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle connections hold a read buffer", server.ReadBuffersLent(srv.Relay()))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	idle()
+	ch := servertest.Chain{Journal: j, Author: writer.Device}
+	for i := range 3 {
+		servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint("entry ", i))))
+		if b := sub.NextBlob(); b.Seq != uint64(i+1) {
+			t.Fatalf("pushed seq %d, want %d", b.Seq, i+1)
+		}
+		idle()
+	}
+}
