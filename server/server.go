@@ -507,6 +507,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		log.Info("websocket upgrade failed", "err", err)
 		return
 	}
+	// The connection keeps hj (its progressConn is in it), but not the
+	// HTTP server's response: through it, the request, its headers and
+	// the HTTP connection's 4 KB read and write buffers, about 10 KB that
+	// an idle connection would otherwise hold for its whole life.
+	hj.ResponseWriter = nil
 	// Serve the connection on a fresh goroutine and let this one, which
 	// the HTTP server grew a deep stack on, end: an idle connection's
 	// reader then holds only the small stack its read needs. The
