@@ -12,8 +12,8 @@ import (
 // subscription is one Subscribe on a connection.
 //
 // A subscription has no goroutine of its own while it has nothing to send:
-// an idle subscribed connection costs its reader and writer goroutines
-// only. When the journal grows, the hub kicks the subscription, which
+// an idle subscribed connection costs its reader goroutine only (its
+// writer runs only while something is queued, see conn.writer). When the journal grows, the hub kicks the subscription, which
 // starts a pump goroutine if none is running; the pump sends everything
 // after the cursor and ends once it has caught up. Kicks that arrive while
 // a pump runs make it look again before it ends, so no blob is missed; the
@@ -84,7 +84,10 @@ func (f *freshBlob) frameFor(c *conn) (frame, error) {
 // announce tells every subscription of j that blob was stored at seq.
 // A subscription that is idle and has sent everything before it gets the
 // blob's message written or queued right here (deliver), without waking
-// a goroutine; any other is kicked. It never blocks.
+// a goroutine; any other is kicked. It never blocks. The writes are made
+// under the hub's lock, on purpose: remove waits for the announcements in
+// flight, so a device removed from the journal gets nothing once its
+// removal is answered (stopSub).
 //
 // Only a hub whose store reads back exactly what was appended, at the
 // sequence numbers the appends returned (BadgerStore), hands out the blob
