@@ -174,14 +174,6 @@ func (p *progressConn) writePendingLocked(deadline int64) error {
 	return err
 }
 
-// hasPending reports whether part of a frame tryWrite began is still to
-// be written (by flush, or the next write).
-func (p *progressConn) hasPending() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pending != nil
-}
-
 // tryWrite writes the frame hdr+data to the socket from the calling
 // goroutine without ever waiting: with one non-blocking system call, and
 // only if nothing else is being written or waits to be written and ctx is
