@@ -220,6 +220,8 @@ func (c *conn) stopSub(sub *subscription) {
 // it, when the connection fails.
 func (c *conn) pump(sub *subscription) {
 	defer c.subWG.Done()
+	c.s.pumpsRunning.Add(1)
+	defer c.s.pumpsRunning.Add(-1)
 	for {
 		if !c.pumpOnce(sub) {
 			return

@@ -26,3 +26,6 @@ func WritersStarted(s *Server) int64 { return s.writersStarted.Load() }
 // ReadBuffersLent returns how many of s's connections hold a read
 // buffer. For tests.
 func ReadBuffersLent(s *Server) int64 { return s.readBuffersLent.Load() }
+
+// PumpsRunning returns how many subscription pumps s runs now. For tests.
+func PumpsRunning(s *Server) int64 { return s.pumpsRunning.Load() }

@@ -10,6 +10,19 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
+// waitIdle waits until srv runs no writer goroutine and no subscription
+// pump: every connection has written everything and every subscription
+// is idle.
+func waitIdle(t *testing.T, srv *servertest.Server) {
+	t.Helper()
+	for deadline := time.Now().Add(servertest.ReadTimeout); server.WritersRunning(srv.Relay()) != 0 || server.PumpsRunning(srv.Relay()) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writer goroutines and %d pumps still run for idle connections", server.WritersRunning(srv.Relay()), server.PumpsRunning(srv.Relay()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A push to caught-up subscribers is written by the goroutine that
 // stored the blob, and a subscriber that reads nothing holds up neither
 // that goroutine nor anyone else: every put is acknowledged and the
@@ -39,6 +52,7 @@ func TestSlowSubscriberDoesNotHoldUpFanOut(t *testing.T) {
 		ch := servertest.Chain{Journal: j, Author: writer.Device}
 		const n = 160
 		pad := strings.Repeat("x", 40<<10)
+		waitIdle(t, srv) // the subscriptions' first pumps have ended
 		before := server.DirectPushes(srv.Relay())
 		for i := range n {
 			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
@@ -80,19 +94,10 @@ func TestIdleSubscriberHasNoWriter(t *testing.T) {
 		sub := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
 		servertest.MustOK(t, sub.Subscribe(j, 0))
 		sub.NextCaughtUp()
-		idle := func() {
-			t.Helper()
-			for deadline := time.Now().Add(servertest.ReadTimeout); server.WritersRunning(srv.Relay()) != 0; {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d writer goroutines still run for two idle connections", server.WritersRunning(srv.Relay()))
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
 		ch := servertest.Chain{Journal: j, Author: writer.Device}
 		for i := range 3 {
 			// Both connections have written everything: their writers end.
-			idle()
+			waitIdle(t, srv)
 			started := server.WritersStarted(srv.Relay())
 			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint("entry ", i))))
 			if b := sub.NextBlob(); b.Seq != uint64(i+1) {

@@ -302,6 +302,7 @@ type Server struct {
 	// goroutines running and started (conn.writer). For tests.
 	writersRunning atomic.Int64
 	writersStarted atomic.Int64
+	pumpsRunning   atomic.Int64 // subscription pumps running (conn.pump); for tests
 	// readBuffersLent counts connections holding a read buffer
 	// (conn.waitReadable). For tests.
 	readBuffersLent atomic.Int64
