@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -139,4 +140,44 @@ func TestIdleConnectionHoldsNoReadBuffer(t *testing.T) {
 		}
 		idle()
 	}
+}
+
+// A subscriber that stops reading for a while, and then reads on, gets
+// every blob whole and in order: pushes written directly until its
+// socket is full, one the socket took only part of, whose rest the
+// writer sends, and the ones queued behind it.
+func TestLaggingSubscriberGetsEveryBlobInOrder(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("writes megabytes")
+	}
+	forVersions(t, func(t *testing.T, v int) {
+		srv := servertest.NewServer(t)
+		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
+		j := servertest.NewJournalID()
+		servertest.MustOK(t, writer.Create(j))
+		lag := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		servertest.MustOK(t, lag.Subscribe(j, 0))
+		lag.NextCaughtUp()
+		waitIdle(t, srv)
+		// 6 MB in all, more than loopback's socket buffers hold and less
+		// than the send queue (8 MiB), so lag is not dropped.
+		ch := servertest.Chain{Journal: j, Author: writer.Device}
+		const n = 150
+		sent := make([][]byte, n)
+		before := server.DirectPushes(srv.Relay())
+		for i := range n {
+			sent[i] = ch.Next(fmt.Sprint(i, strings.Repeat(string(rune('a'+i%26)), 40<<10)))
+			servertest.MustOK(t, writer.Put(j, sent[i]))
+		}
+		if server.DirectPushes(srv.Relay()) == before {
+			t.Fatal("no push was written directly")
+		}
+		for i := range n {
+			b := lag.NextBlob()
+			if b.Seq != uint64(i+1) || !bytes.Equal(b.Blob, sent[i]) {
+				t.Fatalf("blob %d: got seq %d, %d bytes, same as sent: %v", i+1, b.Seq, len(b.Blob), bytes.Equal(b.Blob, sent[i]))
+			}
+		}
+	})
 }
