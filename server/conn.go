@@ -417,12 +417,19 @@ func (c *conn) enqueue(data []byte) bool {
 // whether it did. It never waits. The blob is counted in the metrics
 // before the message can be written.
 func (c *conn) tryEnqueue(f frame, blobBytes int) bool {
+	return c.tryEnqueueThen(f, func() { c.countBlobOut(blobBytes) })
+}
+
+// tryEnqueueThen queues f if the send queue has room for it right now, by
+// count and by bytes, calling added first (before the writer can see f),
+// and reports whether it did. It never waits.
+func (c *conn) tryEnqueueThen(f frame, added func()) bool {
 	n := int64(len(f.data))
 	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
 		return false
 	}
 	c.queued.Add(n)
-	if !c.send.pushIfRoom(f, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
+	if !c.send.pushIfRoom(f, c.s.cfg.SendQueue, added) {
 		c.queued.Add(-n)
 		return false
 	}
@@ -930,16 +937,34 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 	} else {
 		c.s.metrics.blobsIn.Inc()
 		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
-		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
 	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
+	var answer frame
 	if r.Binary {
 		// Acks queued together go out as one frame (writeRun).
-		return c.put(frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true})
+		answer = frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true}
+	} else {
+		ok := c.ok(r.ID)
+		ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+		data, err := protocol.Marshal(ok)
+		if err != nil {
+			c.log.Error("marshal reply", "err", err)
+			c.abort(websocket.CloseInternalServerErr, "internal error")
+			return false
+		}
+		answer = frame{data: data}
 	}
-	ok := c.ok(r.ID)
-	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
-	return c.reply(ok)
+	// The answer is queued before the blob is announced when that takes
+	// no waiting: the announcement writes to idle subscribers itself
+	// (pushDirect), and the putting device need not wait for that. When
+	// the queue is full, the announcement, which never waits, goes first.
+	// (On a connection subscribed to the same journal, the put's answer
+	// and its own push may so come in either order.)
+	queued := c.tryEnqueueThen(answer, func() {})
+	if !dup {
+		c.s.hub.announce(r.Journal, seq, r.Blob)
+	}
+	return queued || c.put(answer)
 }
 
 func (c *conn) handlePurge(r *request) bool {
