@@ -46,25 +46,31 @@ type frame struct {
 // conn is one WebSocket connection.
 //
 // Goroutines: serve runs the reader (authentication and requests, in
-// order); writeLoop is the only goroutine that writes messages to ws
-// (conn_write.go); while puts wait for the disk, an acker answers them
+// order); writer, while there is something to write, is the only
+// goroutine that writes messages to ws (conn_write.go), apart from a
+// push or ping written directly to an idle connection (pushDirect); while puts wait for the disk, an acker answers them
 // (conn_put.go); while a subscription has blobs to send, a pump sends
 // them (conn_sub.go). They all send through the send queue.
 type conn struct {
-	s      *Server
-	ws     *websocket.Conn
-	nc     net.Conn      // ws's connection, when hijacker saw it; see waitReadable
-	br     *bufio.Reader // ws's read buffer, when hijacker provided it
-	out    *progressConn // what ws writes to, when hijacker provided it; see writeRun
-	slot   *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
-	opened time.Time
+	s  *Server
+	ws *websocket.Conn
+	nc net.Conn      // ws's connection, when hijacker saw it; see waitReadable
+	br *bufio.Reader // ws's read buffer, when hijacker provided it; lent only while reading (see waitReadable)
+	// brHolder is an empty bufio.Reader that takes br's buffer back to
+	// readBuffers; owned by the reader goroutine.
+	brHolder *bufio.Reader
+	out      *progressConn // what ws writes to, when hijacker provided it; see writeRun
+	slot     *connSlot     // the connection's place in the counts; nil in tests that build a conn by hand
+	opened   time.Time
 
 	ctx    context.Context    // canceled when the connection is ending
 	cancel context.CancelFunc // see abort
-	send   sendQueue          // drained only by writeLoop
+	send   sendQueue          // drained only by writer
 	sent   *atomic.Int64      // bytes written to the socket, counted as they go; see progress
 	queued atomic.Int64       // bytes of messages in send; see waitRoom
-	wdone  chan struct{}      // closed when writeLoop has returned
+	wdone  chan struct{}      // closed when the writer has ended the connection (finish)
+
+	pingSlot int // the pinger's slot; -1 when not in it; guarded by s.pinger.mu
 
 	// closing is set once a close frame has been queued (by fail).
 	closing atomic.Bool
@@ -104,25 +110,28 @@ type conn struct {
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger, sent *atomic.Int64) *conn {
 	c := &conn{
-		sent:    sent,
-		s:       s,
-		ws:      ws,
-		version: uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
-		opened:  time.Now(),
-		wdone:   make(chan struct{}),
-		req:     make(chan struct{}, 1),
-		log:     log,
-		members: make(map[protocol.JournalID]bool),
-		subs:    make(map[protocol.JournalID]*subscription),
-		limiter: newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
+		sent:     sent,
+		s:        s,
+		ws:       ws,
+		version:  uint8(max(protocol.VersionOf(ws.Subprotocol()), protocol.Version1)),
+		opened:   time.Now(),
+		wdone:    make(chan struct{}),
+		pingSlot: -1,
+		req:      make(chan struct{}, 1),
+		log:      log,
+		members:  make(map[protocol.JournalID]bool),
+		subs:     make(map[protocol.JournalID]*subscription),
+		limiter:  newLimiter(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
-	c.send.init()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.send.init(func() { go c.writer() }, func() bool { return c.ctx.Err() != nil })
 	// Once the connection is ending (closed by either side, or the relay
-	// shutting down), give the writer a moment to send its close frame,
-	// then cut the socket, so a peer that stopped reading cannot hold a
-	// writer (and a graceful shutdown) for a whole write timeout.
+	// shutting down), start the writer if none runs, give it a moment to
+	// send its close frame, then cut the socket, so a peer that stopped
+	// reading cannot hold a writer (and a graceful shutdown) for a whole
+	// write timeout.
 	context.AfterFunc(c.ctx, func() {
+		c.send.wake()
 		time.AfterFunc(2*closeWait, func() { _ = ws.NetConn().Close() })
 	})
 	return c
@@ -137,7 +146,7 @@ func (c *conn) serve() {
 	c.s.metrics.connsTotal.Inc()
 	c.s.metrics.conns.Inc()
 	defer c.s.metrics.conns.Dec()
-	go c.writeLoop()
+	c.s.pinger.add(c)
 	c.readLoop()
 	if !c.closing.Load() {
 		// The reader stopped on its own (the peer left, timed out or sent
@@ -146,6 +155,9 @@ func (c *conn) serve() {
 	}
 	<-c.wdone
 	c.cancel()
+	if c.br != nil {
+		c.s.readBuffersLent.Add(-1) // the reader held one to its end
+	}
 	c.waitPuts()
 	c.s.devices.remove(c)
 	c.stopPumps()
@@ -202,43 +214,91 @@ func (c *conn) writeTimeout() time.Duration {
 	return max(10*time.Second, 2*c.s.cfg.PingInterval)
 }
 
-// writeLoop is the connection's only message writer.
-func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	defer c.ws.Close() // unblocks the reader
-	defer c.cancel()
-	ping := time.NewTicker(c.s.cfg.PingInterval)
-	defer ping.Stop()
+// writer is the connection's only message writer. It runs while there is
+// something to write, holding the write token (sendQueue.writing): the
+// goroutine that gave it work started it. It writes the pings due and
+// what is queued until there is nothing left, then ends; or, once the
+// connection is ending, it writes the close frame (or, when the relay
+// shuts down, what is queued and the going-away close), cuts the socket
+// and ends, holding the token for good so that nothing more is written.
+func (c *conn) writer() {
+	c.s.writersRunning.Add(1)
+	c.s.writersStarted.Add(1)
+	defer c.s.writersRunning.Add(-1)
 	for {
-		select {
-		case <-c.send.ready:
-			if !c.writeQueued() {
-				return
-			}
-		case <-ping.C:
+		if c.ctx.Err() != nil {
+			c.writeEnd()
+			c.finish()
+			return
+		}
+		if c.send.takePing() {
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout())); err != nil {
 				c.noteEnd("ping failed: " + err.Error())
+				c.finish()
 				return
 			}
-		case <-c.ctx.Done():
-			c.endMu.Lock()
-			code, text := c.endCode, c.endText
-			c.endMu.Unlock()
-			if text == "" && c.s.ctx.Err() != nil {
-				c.noteEnd("relay shutting down")
-				c.drainForShutdown()
-				msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
-				_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
-				_ = c.ws.WriteMessage(websocket.TextMessage, msg)
-				c.writeClose(websocket.CloseGoingAway, string(protocol.CodeShuttingDown))
-				return
-			}
-			if code != 0 {
-				c.writeClose(code, text)
-			}
+		}
+		if !c.writeQueued() {
+			c.finish()
+			return
+		}
+		if c.send.releaseIdle() {
 			return
 		}
 	}
+}
+
+// finish ends the connection from its writer: it cancels the context,
+// closes the socket, which unblocks the reader, and tells serve.
+func (c *conn) finish() {
+	c.cancel()
+	c.s.pinger.remove(c)
+	_ = c.ws.Close()
+	close(c.wdone)
+}
+
+// writeEnd writes what ends a connection whose context is canceled: the
+// close frame abort chose, if any; or, when the relay is shutting down,
+// the replies to the requests in flight and a going-away close.
+func (c *conn) writeEnd() {
+	c.endMu.Lock()
+	code, text := c.endCode, c.endText
+	c.endMu.Unlock()
+	if text == "" && c.s.ctx.Err() != nil {
+		c.noteEnd("relay shutting down")
+		c.drainForShutdown()
+		msg, _ := protocol.Marshal(reqError(0, protocol.CodeShuttingDown, "the relay is shutting down; reconnect later"))
+		_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
+		_ = c.ws.WriteMessage(websocket.TextMessage, msg)
+		c.writeClose(websocket.CloseGoingAway, string(protocol.CodeShuttingDown))
+		return
+	}
+	if code != 0 {
+		c.writeClose(code, text)
+	}
+}
+
+// pingFrame is a ping with no payload, as the relay sends them.
+var pingFrame = []byte{wsFinal | websocket.PingMessage, 0}
+
+// ping writes a ping (the pinger calls it every PingInterval): from the
+// calling goroutine if the connection is idle and its socket takes it at
+// once, as pushDirect does; otherwise its writer writes it.
+func (c *conn) ping() {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if !c.send.claimIdle() {
+		c.send.notePing()
+		return
+	}
+	taken, partial, err := c.out.tryWrite(c.ctx, pingFrame, nil, time.Now().Add(c.writeTimeout()))
+	if err != nil {
+		c.noteEnd("ping failed: " + err.Error())
+		c.cancel() // the writer ends the connection
+		taken = true
+	}
+	c.send.releaseDirect(nil, !taken, partial)
 }
 
 // writeQueued writes what is queued, until the queue is empty or the
@@ -265,7 +325,7 @@ func (c *conn) writeQueued() bool {
 			return false
 		}
 		if !ok || c.ctx.Err() != nil {
-			return true // empty, or ending: the select sees which
+			return true // empty, or ending: the writer sees which
 		}
 	}
 }
@@ -357,12 +417,19 @@ func (c *conn) enqueue(data []byte) bool {
 // whether it did. It never waits. The blob is counted in the metrics
 // before the message can be written.
 func (c *conn) tryEnqueue(f frame, blobBytes int) bool {
+	return c.tryEnqueueThen(f, func() { c.countBlobOut(blobBytes) })
+}
+
+// tryEnqueueThen queues f if the send queue has room for it right now, by
+// count and by bytes, calling added first (before the writer can see f),
+// and reports whether it did. It never waits.
+func (c *conn) tryEnqueueThen(f frame, added func()) bool {
 	n := int64(len(f.data))
 	if q := c.queued.Load(); q > 0 && q+n > int64(c.s.cfg.SendQueueBytes) {
 		return false
 	}
 	c.queued.Add(n)
-	if !c.send.pushIfRoom(f, c.s.cfg.SendQueue, func() { c.countBlobOut(blobBytes) }) {
+	if !c.send.pushIfRoom(f, c.s.cfg.SendQueue, added) {
 		c.queued.Add(-n)
 		return false
 	}
@@ -870,16 +937,34 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 	} else {
 		c.s.metrics.blobsIn.Inc()
 		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
-		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}
 	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
+	var answer frame
 	if r.Binary {
 		// Acks queued together go out as one frame (writeRun).
-		return c.put(frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true})
+		answer = frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true}
+	} else {
+		ok := c.ok(r.ID)
+		ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+		data, err := protocol.Marshal(ok)
+		if err != nil {
+			c.log.Error("marshal reply", "err", err)
+			c.abort(websocket.CloseInternalServerErr, "internal error")
+			return false
+		}
+		answer = frame{data: data}
 	}
-	ok := c.ok(r.ID)
-	ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
-	return c.reply(ok)
+	// The answer is queued before the blob is announced when that takes
+	// no waiting: the announcement writes to idle subscribers itself
+	// (pushDirect), and the putting device need not wait for that. When
+	// the queue is full, the announcement, which never waits, goes first.
+	// (On a connection subscribed to the same journal, the put's answer
+	// and its own push may so come in either order.)
+	queued := c.tryEnqueueThen(answer, func() {})
+	if !dup {
+		c.s.hub.announce(r.Journal, seq, r.Blob)
+	}
+	return queued || c.put(answer)
 }
 
 func (c *conn) handlePurge(r *request) bool {

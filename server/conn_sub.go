@@ -12,8 +12,8 @@ import (
 // subscription is one Subscribe on a connection.
 //
 // A subscription has no goroutine of its own while it has nothing to send:
-// an idle subscribed connection costs its reader and writer goroutines
-// only. When the journal grows, the hub kicks the subscription, which
+// an idle subscribed connection costs its reader goroutine only (its
+// writer runs only while something is queued, see conn.writer). When the journal grows, the hub kicks the subscription, which
 // starts a pump goroutine if none is running; the pump sends everything
 // after the cursor and ends once it has caught up. Kicks that arrive while
 // a pump runs make it look again before it ends, so no blob is missed; the
@@ -83,8 +83,11 @@ func (f *freshBlob) frameFor(c *conn) (frame, error) {
 
 // announce tells every subscription of j that blob was stored at seq.
 // A subscription that is idle and has sent everything before it gets the
-// blob's message queued right here, without a goroutine; any other is
-// kicked. It never blocks.
+// blob's message written or queued right here (deliver), without waking
+// a goroutine; any other is kicked. It never blocks. The writes are made
+// under the hub's lock, on purpose: remove waits for the announcements in
+// flight, so a device removed from the journal gets nothing once its
+// removal is answered (stopSub).
 //
 // Only a hub whose store reads back exactly what was appended, at the
 // sequence numbers the appends returned (BadgerStore), hands out the blob
@@ -128,8 +131,9 @@ func (h *hub) notify(j protocol.JournalID) {
 	}
 }
 
-// deliver queues f's message for sub if no pump is running, sub has sent
-// everything before f and the send queue has room. Otherwise a pump takes
+// deliver writes f's message for sub (pushDirect), or queues it, if no
+// pump is running, sub has sent everything before f and the send queue
+// has room. Otherwise a pump takes
 // over. It reports false only if a pump was already running; the caller
 // then kicks it.
 func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
@@ -139,7 +143,7 @@ func (c *conn) deliver(sub *subscription, f *freshBlob) bool {
 	// The subscription is ours until we set it idle or hand it to a pump.
 	sent := false
 	if sub.caughtUp && sub.cursor+1 == f.seq && c.ctx.Err() == nil && !sub.stopped.Load() {
-		if msg, err := f.frameFor(c); err == nil && c.tryEnqueue(msg, len(f.blob)) {
+		if msg, err := f.frameFor(c); err == nil && (c.pushDirect(msg, len(f.blob)) || c.tryEnqueue(msg, len(f.blob))) {
 			sub.cursor = f.seq
 			sub.fresh.CompareAndSwap(f, nil)
 			sent = true
@@ -216,6 +220,8 @@ func (c *conn) stopSub(sub *subscription) {
 // it, when the connection fails.
 func (c *conn) pump(sub *subscription) {
 	defer c.subWG.Done()
+	c.s.pumpsRunning.Add(1)
+	defer c.s.pumpsRunning.Add(-1)
 	for {
 		if !c.pumpOnce(sub) {
 			return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 )
 
@@ -59,19 +60,57 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // idle connection every PingInterval) it takes itself, doing what the
 // pong handler does: otherwise the first pong would put the reader back
 // inside ReadMessage, waiting there for the next message.
+//
+// While it waits, the read buffer, which is empty then, goes back to a
+// pool (readBuffers): an idle connection holds none.
 func (c *conn) waitReadable(pong func()) {
 	if c.br == nil {
 		return
 	}
 	for {
-		if c.br.Buffered() == 0 && !waitSocketReadable(c.nc) {
-			return
+		if c.br.Buffered() == 0 {
+			c.returnReadBuffer()
+			ok := waitSocketReadable(c.nc)
+			c.borrowReadBuffer()
+			if !ok {
+				return
+			}
 		}
 		if !c.skipPong() {
 			return
 		}
 		pong()
 	}
+}
+
+// readBuffers holds read buffers of readBufferSize, each in a
+// bufio.Reader that reads nothing (a holder), for connections to borrow
+// while they read.
+var readBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// returnReadBuffer gives c's read buffer, which must hold no data, back
+// to readBuffers, leaving c.br without a buffer until borrowReadBuffer.
+// gorilla keeps its pointer to c.br; only the reader goroutine, which
+// calls both, uses it.
+func (c *conn) returnReadBuffer() {
+	h := c.brHolder
+	if h == nil {
+		h = new(bufio.Reader)
+	}
+	c.brHolder = nil
+	*h, *c.br = *c.br, bufio.Reader{}
+	readBuffers.Put(h)
+	c.s.readBuffersLent.Add(-1)
+}
+
+// borrowReadBuffer gives c.br a buffer from readBuffers, reading from the
+// connection, and keeps the emptied holder for returnReadBuffer.
+func (c *conn) borrowReadBuffer() {
+	h := readBuffers.Get().(*bufio.Reader)
+	*c.br, *h = *h, bufio.Reader{}
+	c.br.Reset(c.nc)
+	c.brHolder = h
+	c.s.readBuffersLent.Add(1)
 }
 
 // WebSocket frame header bits (RFC 6455, section 5.2).

@@ -2,9 +2,12 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -14,7 +17,7 @@ import (
 
 // The write path.
 //
-// A connection's writer (writeLoop) writes what its send queue holds. Two
+// A connection's writer (conn.writer) writes what its send queue holds. Two
 // things keep that cheap when much is queued:
 //
 //   - On a version 2 connection, frames that can be one frame are written
@@ -68,10 +71,13 @@ type progressConn struct {
 	sent    *atomic.Int64
 	chunked bool // static: write at most progressChunk bytes a call
 
+	raw syscall.RawConn // static: nc's descriptor, for tryWrite; nil where there is none (TLS, a pipe)
+
 	held     bool       // guarded by mu: writes are gathered in buf
 	mu       sync.Mutex // orders writes and their deadlines
 	deadline int64      // guarded by mu: set by SetWriteDeadline, unix nanoseconds; 0: none
 	buf      *[]byte    // guarded by mu: what is gathered; nil when nothing is
+	pending  []byte     // guarded by mu: the unwritten tail of a frame tryWrite began; written before anything else
 }
 
 // init makes p write to nc, counting into sent.
@@ -79,6 +85,7 @@ func (p *progressConn) init(nc net.Conn, sent *atomic.Int64) {
 	p.Conn, p.sent = nc, sent
 	_, known := unsentBytes(nc)
 	p.chunked = !known
+	p.raw = rawConn(nc)
 }
 
 // SetWriteDeadline notes t as the deadline of the writes that follow.
@@ -99,6 +106,9 @@ func (p *progressConn) SetWriteDeadline(t time.Time) error {
 func (p *progressConn) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.writePendingLocked(p.deadline); err != nil {
+		return 0, err
+	}
 	if p.held {
 		if p.buf == nil {
 			p.buf = holdBufs.Get().(*[]byte)
@@ -142,12 +152,79 @@ func (p *progressConn) flush(deadline time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.held = false
+	if err := p.writePendingLocked(deadline.UnixNano()); err != nil {
+		return err
+	}
 	if p.buf == nil {
 		return nil
 	}
 	err := p.writeLocked(deadline.UnixNano(), *p.buf, nil)
 	p.releaseLocked()
 	return err
+}
+
+// writePendingLocked writes what is left of a frame tryWrite began, with
+// deadline (unix nanoseconds; 0: none).
+func (p *progressConn) writePendingLocked(deadline int64) error {
+	if p.pending == nil {
+		return nil
+	}
+	err := p.writeLocked(deadline, p.pending, nil)
+	p.pending = nil
+	return err
+}
+
+// tryWrite writes the frame hdr+data to the socket from the calling
+// goroutine without ever waiting: with one non-blocking system call, and
+// only if nothing else is being written or waits to be written and ctx is
+// live. It reports whether it took the frame. If the socket took only
+// part of it, the rest is kept and goes out before anything else (see
+// flush), and partial is true: the caller must make sure a writer
+// flushes it. If the socket
+// took nothing, or p was busy, the frame was not taken and nothing was
+// written. An error means the connection is broken.
+//
+// The caller must hold the connection's write token (sendQueue.claimIdle),
+// so that no message gorilla is writing can be split by this frame: every
+// other write to the connection is then a control frame, which gorilla
+// writes with one call to Write.
+func (p *progressConn) tryWrite(ctx context.Context, hdr, data []byte, deadline time.Time) (taken, partial bool, err error) {
+	if p == nil || p.raw == nil || !p.mu.TryLock() {
+		return false, false, nil
+	}
+	defer p.mu.Unlock()
+	// The context is looked at under the lock: a close frame written
+	// once the connection is ending is written after it was canceled, so
+	// no frame of this follows it.
+	if p.held || p.buf != nil || p.pending != nil || ctx.Err() != nil {
+		return false, false, nil
+	}
+	// The descriptor refuses to write once an earlier deadline has
+	// passed; this write itself never waits for it.
+	if err := p.Conn.SetWriteDeadline(deadline); err != nil {
+		return false, false, err
+	}
+	n, err := writeOnce(p.raw, hdr, data)
+	if n > 0 {
+		p.sent.Add(int64(n))
+	}
+	if err != nil {
+		return false, false, err
+	}
+	if n == 0 {
+		return false, false, nil
+	}
+	if n < len(hdr)+len(data) {
+		rest := make([]byte, 0, len(hdr)+len(data)-n)
+		if n < len(hdr) {
+			rest = append(append(rest, hdr[n:]...), data...)
+		} else {
+			rest = append(rest, data[n-len(hdr):]...)
+		}
+		p.pending = rest
+		return true, true, nil
+	}
+	return true, false, nil
 }
 
 // releaseLocked returns the gathering buffer to the pool.
@@ -270,4 +347,63 @@ func (c *conn) writeRun(deadline time.Time) (closing *frame, ok bool, err error)
 // flushWrites writes what the writer gathered (see writeRun).
 func (c *conn) flushWrites(deadline time.Time) error {
 	return c.out.flush(deadline)
+}
+
+// maxDirectFrame bounds a pushed frame that an announcer writes itself
+// (see conn.pushDirect): one that does not fit in the socket at once is
+// copied until the writer sends the rest.
+const maxDirectFrame = holdSize
+
+// appendFrameHeader appends the header of an unmasked, final WebSocket
+// frame of n bytes, text or binary (RFC 6455 §5.2), as the relay sends
+// them: no extension bits, so no compression.
+func appendFrameHeader(b []byte, binaryFrame bool, n int) []byte {
+	op := byte(websocket.TextMessage)
+	if binaryFrame {
+		op = websocket.BinaryMessage
+	}
+	b = append(b, wsFinal|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// pushDirect writes f, a frame pushing a blob of blobBytes, from the
+// calling goroutine (the one that announces the blob, see hub.announce)
+// if the connection is idle: nothing queued and nothing being written.
+// It never waits: if the socket takes nothing at once, f is queued for
+// the writer instead; if it takes part, the writer is woken to write the
+// rest. It reports false, having done nothing, if the connection is not
+// idle or cannot be written to this way; the caller then queues f.
+//
+// This spares a caught-up subscriber's writer a wake-up, and the
+// announcer a goroutine switch, per pushed blob: most pushes go to
+// subscribers that are idle.
+func (c *conn) pushDirect(f frame, blobBytes int) bool {
+	if c.out == nil || c.out.raw == nil || len(f.data) > maxDirectFrame || !c.send.claimIdle() {
+		return false
+	}
+	// Counted before it can arrive, as tryEnqueue does.
+	c.countBlobOut(blobBytes)
+	var hb [10]byte
+	taken, partial, err := c.out.tryWrite(c.ctx, appendFrameHeader(hb[:0], f.binary, len(f.data)), f.data, time.Now().Add(c.writeTimeout()))
+	if err != nil {
+		c.noteEnd("write failed: " + err.Error())
+		c.cancel() // the writer ends the connection
+		taken = true
+	}
+	var rest *frame
+	if taken {
+		c.s.directPushes.Add(1)
+	} else {
+		c.queued.Add(int64(len(f.data)))
+		rest = &f
+	}
+	c.send.releaseDirect(rest, false, partial)
+	return true
 }

@@ -31,7 +31,7 @@ func ackFrame(id uint64) frame {
 func TestFrontRun(t *testing.T) {
 	j1, j2 := protocol.JournalID{1}, protocol.JournalID{2}
 	var q sendQueue
-	q.init()
+	q.init(func() {}, func() bool { return false })
 	for _, f := range []frame{
 		ackFrame(1), ackFrame(2), ackFrame(3),
 		{data: []byte(`{"type":"ok","id":4}`)},
@@ -73,7 +73,7 @@ func TestWriteRunMerges(t *testing.T) {
 		}
 		defer ws.Close()
 		c := &conn{ws: ws, s: &Server{}}
-		c.send.init()
+		c.send.init(func() {}, func() bool { return false }) // the test writes, as the writer would
 		for _, f := range []frame{
 			blobsFrame(j, 1, "one"), blobsFrame(j, 2, "two"), blobsFrame(j, 3, "three"),
 			{data: []byte(`{"type":"caught_up"}`)},

@@ -13,3 +13,19 @@ func HoldAppend(p *PendingAppend, hold func()) {
 		done()
 	}
 }
+
+// DirectPushes returns how many pushed blobs s wrote from the goroutine
+// that announced them rather than from a connection's writer. For tests.
+func DirectPushes(s *Server) int64 { return s.directPushes.Load() }
+
+// WritersRunning returns how many connection writer goroutines s runs
+// now, and WritersStarted how many it has started. For tests.
+func WritersRunning(s *Server) int64 { return s.writersRunning.Load() }
+func WritersStarted(s *Server) int64 { return s.writersStarted.Load() }
+
+// ReadBuffersLent returns how many of s's connections hold a read
+// buffer. For tests.
+func ReadBuffersLent(s *Server) int64 { return s.readBuffersLent.Load() }
+
+// PumpsRunning returns how many subscription pumps s runs now. For tests.
+func PumpsRunning(s *Server) int64 { return s.pumpsRunning.Load() }

@@ -64,7 +64,7 @@ import (
 //     package's: it is process-wide.
 //
 // What no setting bounds: connections. An idle subscribed connection costs
-// about 25 KB; one catching up on large entries holds up to its send
+// about 12–16 KB; one catching up on large entries holds up to its send
 // queue (DefaultSendQueueBytes) and a request in flight. The budget is a
 // target the relay sizes itself for, not a cap the kernel enforces.
 

@@ -283,6 +283,7 @@ type Server struct {
 	log       *slog.Logger
 	upgrader  websocket.Upgrader // read-only after New
 	hub       hub
+	pinger    pinger // pings every connection
 	devices   deviceConns
 	metrics   *metrics        // read-only after New
 	journals  journalLimiters // per-journal put rate
@@ -292,6 +293,19 @@ type Server struct {
 
 	noXFFWarned atomic.Bool // a trusted proxy without X-Forwarded-For was logged
 	storeDown   atomic.Bool // the last readiness check failed (info.go)
+
+	// directPushes counts pushed blobs written by the goroutine that
+	// announced them, not by a connection's writer (conn.pushDirect).
+	// For tests.
+	directPushes atomic.Int64
+	// writersRunning and writersStarted count connection writer
+	// goroutines running and started (conn.writer). For tests.
+	writersRunning atomic.Int64
+	writersStarted atomic.Int64
+	pumpsRunning   atomic.Int64 // subscription pumps running (conn.pump); for tests
+	// readBuffersLent counts connections holding a read buffer
+	// (conn.waitReadable). For tests.
+	readBuffersLent atomic.Int64
 
 	ctx    context.Context    // canceled by Close; parent of every connection's context
 	cancel context.CancelFunc // called once by Close
@@ -385,6 +399,7 @@ func New(cfg Config) (*Server, error) {
 		WriteBufferPool: &writeBufferPool,
 	}
 	s.hub.direct = !cfg.ReadNewBlobsFromStore
+	s.pinger.init(cfg.PingInterval)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if feed, ok := cfg.Store.(ChangeFeed); ok {
 		// Other relays share the store: hear of what they change, until
@@ -493,12 +508,20 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		log.Info("websocket upgrade failed", "err", err)
 		return
 	}
+	// The connection keeps hj (its progressConn is in it), but not the
+	// HTTP server's response: through it, the request, its headers and
+	// the HTTP connection's 4 KB read and write buffers, about 10 KB that
+	// an idle connection would otherwise hold for its whole life.
+	hj.ResponseWriter = nil
 	// Serve the connection on a fresh goroutine and let this one, which
 	// the HTTP server grew a deep stack on, end: an idle connection's
 	// reader then holds only the small stack its read needs. The
 	// connection keeps its place in the counts until it ends.
 	c := newConn(s, ws, log, &hj.sent)
 	c.nc, c.br, c.out, c.slot = hj.nc, hj.br, &hj.out, slot
+	if c.br != nil {
+		s.readBuffersLent.Add(1) // until the reader first waits
+	}
 	slot.canEvict(c.evict)
 	handedOff = true
 	go func() {

@@ -151,8 +151,9 @@ func (pipeAddr) String() string  { return "pipe" }
 // bubbleRelay is a relay served over a pipeListener inside the current
 // bubble. It is stopped by the test's cleanup, inside the bubble.
 type bubbleRelay struct {
-	ln   *pipeListener
-	logs *logRecorder
+	ln    *pipeListener
+	logs  *logRecorder
+	relay *server.Server
 }
 
 func newBubbleRelay(t *testing.T, cfg server.Config) *bubbleRelay {
@@ -172,7 +173,7 @@ func newBubbleRelay(t *testing.T, cfg server.Config) *bubbleRelay {
 		}
 		_ = hs.Close()
 	})
-	return &bubbleRelay{ln: ln, logs: logs}
+	return &bubbleRelay{ln: ln, logs: logs, relay: relay}
 }
 
 const bubbleURL = "ws://relay.test" + protocol.Path
@@ -228,6 +229,61 @@ func TestIdleConnectionAnsweringPingsStaysOpen(t *testing.T) {
 		}
 		if env, _ := protocol.Decode(data); env.Type != protocol.TypeError || env.ID != 7 {
 			t.Fatalf("after an hour of pings the relay answered %s", data)
+		}
+	})
+}
+
+// Every connection is pinged every PingInterval, the first time one
+// interval after it opened (less at most a sixteenth of it: connections
+// share one timer wheel), and between pings no writer goroutine runs.
+func TestPingsEveryIntervalFromOneTimer(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 30 * time.Second
+		r := newBubbleRelay(t, server.Config{PingInterval: interval})
+		var mu sync.Mutex
+		pings := make([][]time.Time, 3)
+		opened := make([]time.Time, 3)
+		for i := range pings {
+			time.Sleep(time.Duration(i) * 7 * time.Second) // at 0, 7 s and 21 s
+			c := r.dial(t)
+			opened[i] = time.Now()
+			c.WS.SetPingHandler(func(data string) error {
+				mu.Lock()
+				pings[i] = append(pings[i], time.Now())
+				mu.Unlock()
+				return c.WS.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			})
+			go func() {
+				for {
+					if _, _, err := c.WS.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(5 * interval)
+		synctest.Wait()
+		if n := server.WritersRunning(r.relay); n != 0 {
+			t.Errorf("%d writer goroutines run between pings", n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, p := range pings {
+			if len(p) < 4 {
+				t.Fatalf("connection %d got %d pings in 5 intervals", i, len(p))
+			}
+			if first := p[0].Sub(opened[i]); first > interval || first <= interval-interval/16 {
+				t.Errorf("connection %d got its first ping %s after opening, want within %s before %s", i, first, interval/16, interval)
+			}
+			for k := 1; k < len(p); k++ {
+				if d := p[k].Sub(p[k-1]); d != interval {
+					t.Errorf("connection %d: pings %d and %d %s apart, want %s", i, k-1, k, d, interval)
+				}
+			}
+		}
+		if got := r.closed(); len(got) != 0 {
+			t.Fatalf("connections closed: %q", got)
 		}
 	})
 }
