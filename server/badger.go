@@ -620,46 +620,81 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 		return nil, err
 	}
 	defer done()
-	var out []StoredBlob
+	// The index first, then the bytes: blobs stored one after another
+	// in a segment (a journal's history mostly is) are read with one
+	// pread per run instead of one each (segLog.readRuns).
+	type item struct {
+		seq  uint64
+		v    []byte
+		key  []byte
+		blob []byte // read from its segment, checked; nil: not read yet
+	}
+	var items []item
 	err = s.db.View(func(txn *badger.Txn) error {
 		prefix := key(pfxLog, j[:])
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		size := 0
 		for it.Seek(key(prefix, u64(after+1))); it.Valid(); it.Next() {
-			if len(out) >= max || (len(out) > 0 && size >= readBatchBytes) {
+			if len(items) >= max || (len(items) > 0 && size >= readBatchBytes) {
 				break
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			item := it.Item()
-			k := item.Key()
+			k := it.Item().Key()
 			if len(k) != len(prefix)+8 {
 				return fmt.Errorf("log key is %d bytes", len(k))
 			}
-			v, err := item.ValueCopy(nil)
+			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			seq := binary.BigEndian.Uint64(k[len(prefix):])
-			if v, err = s.loadValue(v, s.currentLog(item.KeyCopy(nil))); err != nil {
-				s.damaged(j, seq, err)
-				if len(out) > 0 && errors.Is(err, ErrDamaged) {
-					break // serve what comes before it; the next Read fails on it
-				}
-				return fmt.Errorf("journal %s, blob %d: %w", j, seq, err)
+			n := len(v)
+			if r, ok := decodeSegRef(v); ok {
+				n = int(r.n)
 			}
-			sb := StoredBlob{Seq: seq, Blob: v}
-			if len(v) > 0 && v[0] == purgedMark {
-				sb.Blob, sb.Purged = v[1:], true
-			}
-			out = append(out, sb)
-			size += len(v)
+			items = append(items, item{seq: binary.BigEndian.Uint64(k[len(prefix):]), v: v, key: it.Item().KeyCopy(nil)})
+			size += n
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if s.segs != nil {
+		refs := make([]segRef, len(items))
+		ok := make([]bool, len(items))
+		for i := range items {
+			refs[i], ok[i] = decodeSegRef(items[i].v)
+		}
+		blobs := s.segs.readRuns(refs, ok)
+		for i := range items {
+			items[i].blob = blobs[i]
+		}
+	}
+	out := make([]StoredBlob, 0, len(items))
+	for _, it := range items {
+		v := it.blob
+		if v == nil {
+			// Inline (older relays), or not read in a run: read on its
+			// own, which names damage or finds a purge since the index
+			// was read.
+			if v, err = s.loadValue(it.v, s.currentLog(it.key)); err != nil {
+				s.damaged(j, it.seq, err)
+				if len(out) > 0 && errors.Is(err, ErrDamaged) {
+					break // serve what comes before it; the next Read fails on it
+				}
+				return nil, fmt.Errorf("journal %s, blob %d: %w", j, it.seq, err)
+			}
+		}
+		sb := StoredBlob{Seq: it.seq, Blob: v}
+		if len(v) > 0 && v[0] == purgedMark {
+			sb.Blob, sb.Purged = v[1:], true
+		}
+		out = append(out, sb)
+	}
+	return out, nil
 }
 
 // LastSeq implements [Store].

@@ -457,6 +457,54 @@ func (l *segLog) read(r segRef) ([]byte, error) {
 	return b, nil
 }
 
+// readRuns reads the blobs refs locate (those with ok set), checked
+// against their ids, and returns them by index; nil where a blob was not
+// read (ok unset, or its run could not be read or its bytes are not its
+// blob: the caller reads it on its own, which names the damage or finds
+// a purge). Blobs stored one after another in a segment are read with
+// one pread of up to runBytes: a first sync of 10,000 blobs made 10,000
+// system calls. The blobs of a run share one buffer, each capped at its
+// own end.
+func (l *segLog) readRuns(refs []segRef, ok []bool) [][]byte {
+	out := make([][]byte, len(refs))
+	for i := 0; i < len(refs); {
+		if !ok[i] {
+			i++
+			continue
+		}
+		first, end := refs[i], refs[i].off+refs[i].n
+		k := i + 1
+		for k < len(refs) && ok[k] && refs[k].seg == first.seg && refs[k].off == end && end+refs[k].n-first.off <= runBytes {
+			end += refs[k].n
+			k++
+		}
+		if k == i+1 {
+			i = k // a lone blob: read on its own
+			continue
+		}
+		f, err := l.file(first.seg)
+		if err != nil {
+			i = k
+			continue
+		}
+		buf := make([]byte, end-first.off)
+		if n, _ := f.ReadAt(buf, first.off); n == len(buf) {
+			for x := i; x < k; x++ {
+				at := refs[x].off - first.off
+				b := buf[at : at+refs[x].n : at+refs[x].n]
+				if sha256.Sum256(b) == refs[x].id {
+					out[x] = b
+				}
+			}
+		}
+		i = k
+	}
+	return out
+}
+
+// runBytes is the most one pread of readRuns reads.
+const runBytes = 1 << 20
+
 // punch removes n bytes at off from seg durably: a hole where the
 // filesystem can punch one, zeros where it cannot.
 func (l *segLog) punch(seg uint32, off, n int64) error {
