@@ -354,6 +354,36 @@ func TestLyingRelayRolledBackGetsNothingMore(t *testing.T) {
 	same(t, "new for sam", newTexts(mustSync(t, p.sj)), "alex: written after the rollback was seen")
 }
 
+// Asking again for a missing item subscribes from below the cursor, which
+// a rolled-back relay accepts: its end, not its acceptance, shows it is
+// behind, and then nothing is sent to it.
+func TestLyingRelayRolledBackWhileAskingAgain(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	ctx := ctxFor(t)
+	s := write(t, p.sj, "sam: one", "sam: two", "sam: three", "sam: four")
+	mustSync(t, p.sj)
+	p.toAlex(servertest.Drop(entries(s[1])))
+	mustSync(t, p.aj)
+	same(t, "alex's missing", gaps(status(t, p.aj)), missingFrom(samsDevice, 1))
+
+	// Rolled back to just before its last blob: above where alex asks
+	// again from, below alex's cursor.
+	drop := servertest.Drop(entries(s[1]))
+	p.toAlex(func(j protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		log = drop(j, log)
+		return log[:len(log)-1]
+	})
+	if _, err := p.aj.Sync(ctx); !errors.Is(err, client.ErrRelayMisbehaved) {
+		t.Fatalf("sync against a rolled-back relay while asking again: %v", err)
+	}
+	write(t, p.aj, "alex: written while the relay is behind")
+	res, err := p.aj.Sync(ctx)
+	if !errors.Is(err, client.ErrRelayMisbehaved) || res.Pushed != 0 {
+		t.Fatalf("second sync: sent %d, %v", res.Pushed, err)
+	}
+}
+
 // Each partner is shown a different history at the same time: the blob at
 // a given seq differs between them. Every gap is reported on the side that
 // has it. Withholding each side's newest entries is the documented limit:

@@ -198,7 +198,10 @@ func (j *Journal) gapStart() (from uint64, ok bool) {
 	from = j.cursor
 	for _, seqs := range held {
 		first := uint64(1) // the earliest seq not held
-		for hasSeq(seqs, first) {
+		for {
+			if _, ok := seqs[first]; !ok {
+				break
+			}
 			first++
 		}
 		if first == 1 {
@@ -209,13 +212,6 @@ func (j *Journal) gapStart() (from uint64, ok bool) {
 	}
 	from = max(from, j.cursor-min(j.cursor, gapWindow))
 	return from, from < j.cursor
-}
-
-// hasSeq reports whether seqs holds seq (a held item of this device not
-// yet on the relay has relay position 0).
-func hasSeq(seqs map[uint64]uint64, seq uint64) bool {
-	_, ok := seqs[seq]
-	return ok
 }
 
 // gapsKey is what the gaps were found for; gapsCache the answer.

@@ -69,6 +69,9 @@ type exchange struct {
 	// had already sent (gapStart): what is held already is skipped, not
 	// recorded again.
 	again bool
+	// top is the cursor when the exchange subscribed: a relay whose
+	// history ends below it is behind this device.
+	top uint64
 	// served is set once the relay accepted this exchange's subscribe:
 	// it is not behind this device (state.RelayBehind).
 	served atomic.Bool
@@ -294,7 +297,18 @@ func (x *exchange) pull(ctx context.Context) (int, error) {
 			return received, err
 		}
 		if caughtUp {
-			return received, finish()
+			if err := finish(); err != nil {
+				return received, err
+			}
+			if x.again && !x.served.Load() {
+				// Asked again from below the cursor (gapStart): the
+				// relay must still reach it.
+				if cu := m.(*protocol.CaughtUp); cu.Seq < x.top {
+					return received, x.behind(x.top)
+				}
+				return received, x.notBehind()
+			}
+			return received, nil
 		}
 	}
 }
@@ -409,7 +423,7 @@ func (x *exchange) subscribe(ctx context.Context) error {
 	j, c := x.j, x.c
 	var after uint64
 	err := j.withLock(func() error {
-		after = j.cursor
+		after, x.top = j.cursor, j.cursor
 		if j.st.Refetch {
 			after = 0 // a repair lost some of what the relay holds (repair.go)
 			j.refetching = true
@@ -425,18 +439,35 @@ func (x *exchange) subscribe(ctx context.Context) error {
 		return &protocol.Subscribe{Type: protocol.TypeSubscribe, ID: n, Journal: j.id, After: after}
 	})
 	if errors.Is(err, protocol.ErrInvalid) && after > 0 {
-		if serr := j.withLock(func() error {
-			j.st.RelayBehind = after
-			return j.saveState()
-		}); serr != nil {
-			return serr
-		}
-		return fmt.Errorf("%w: it has fewer items than this device already received (%d); it may have been restored from an older backup, or it is not telling the truth. Nothing more is sent to it until it has them again", ErrRelayMisbehaved, after)
+		return x.behind(x.top)
 	}
-	if err != nil {
+	if err != nil || x.again {
+		// Asked from below the cursor, the relay's acceptance says
+		// nothing about its end: its caught_up does (pull).
 		return err
 	}
+	return x.notBehind()
+}
+
+// behind records that the relay holds fewer items than this device was
+// sent (top, its cursor): nothing more is sent to it until it accepts a
+// subscribe again (state.RelayBehind, push), and says so.
+func (x *exchange) behind(top uint64) error {
+	j := x.j
+	if err := j.withLock(func() error {
+		j.st.RelayBehind = top
+		return j.saveState()
+	}); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: it has fewer items than this device already received (%d); it may have been restored from an older backup, or it is not telling the truth. Nothing more is sent to it until it has them again", ErrRelayMisbehaved, top)
+}
+
+// notBehind records that the relay holds at least what this device was
+// sent: pushes may go.
+func (x *exchange) notBehind() error {
 	x.served.Store(true)
+	j := x.j
 	return j.withLock(func() error {
 		if j.st.RelayBehind == 0 {
 			return nil
