@@ -624,12 +624,12 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 	// in a segment (a journal's history mostly is) are read with one
 	// pread per run instead of one each (segLog.readRuns).
 	type item struct {
-		seq  uint64
-		v    []byte
-		key  []byte
-		blob []byte // read from its segment, checked; nil: not read yet
+		seq    uint64
+		v, key []byte
 	}
 	var items []item
+	var refs []segRef
+	var isRef []bool
 	err = s.db.View(func(txn *badger.Txn) error {
 		prefix := key(pfxLog, j[:])
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -650,32 +650,26 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			if err != nil {
 				return err
 			}
-			n := len(v)
-			if r, ok := decodeSegRef(v); ok {
-				n = int(r.n)
+			r, ok := decodeSegRef(v)
+			size += len(v)
+			if ok {
+				size += int(r.n) - len(v)
 			}
 			items = append(items, item{seq: binary.BigEndian.Uint64(k[len(prefix):]), v: v, key: it.Item().KeyCopy(nil)})
-			size += n
+			refs, isRef = append(refs, r), append(isRef, ok)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	blobs := make([][]byte, len(items))
 	if s.segs != nil {
-		refs := make([]segRef, len(items))
-		ok := make([]bool, len(items))
-		for i := range items {
-			refs[i], ok[i] = decodeSegRef(items[i].v)
-		}
-		blobs := s.segs.readRuns(refs, ok)
-		for i := range items {
-			items[i].blob = blobs[i]
-		}
+		blobs = s.segs.readRuns(refs, isRef)
 	}
 	out := make([]StoredBlob, 0, len(items))
-	for _, it := range items {
-		v := it.blob
+	for i, it := range items {
+		v := blobs[i]
 		if v == nil {
 			// Inline (older relays), or not read in a run: read on its
 			// own, which names damage or finds a purge since the index
