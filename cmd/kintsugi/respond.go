@@ -196,8 +196,7 @@ func cmdQuestions(e *env) *cli.Command {
 			// asked by this person or not; a withdrawn question is neither
 			// open nor answered.
 			keep := func(state string, mine bool) bool {
-				waits := state == "open" || state == "needs-time"
-				return !(open && !waits || answered && state != "answered" || waiting && (!waits || mine))
+				return !(open && !unanswered(state) || answered && state != "answered" || waiting && (!unanswered(state) || mine))
 			}
 			match := func(en *client.Entry) bool { return keep(en.State, en.Mine) }
 			limit := questionsShown
@@ -267,24 +266,26 @@ func cmdQuestions(e *env) *cli.Command {
 // to see them. The counts come from the journal's tally, so nothing left
 // out is read.
 func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t client.QuestionTally, keep func(state string, mine bool) bool, partner string) {
+	// total: the questions the listing chose from; waiting: those of
+	// them the partner asked and this person has not answered.
 	total, waiting := 0, 0
 	for _, cell := range []struct {
 		mine bool
 		n    client.QuestionCount
 	}{{true, t.Mine}, {false, t.Partner}} {
 		for state, n := range map[string]int{"open": cell.n.Open, "needs-time": cell.n.NeedsTime, "answered": cell.n.Answered, "retracted": cell.n.Retracted} {
-			if keep(state, cell.mine) {
-				total += n
+			if !keep(state, cell.mine) {
+				continue
 			}
-		}
-		waiting += cell.n.Open + cell.n.NeedsTime
-		if cell.mine {
-			waiting -= cell.n.Open + cell.n.NeedsTime
+			total += n
+			if !cell.mine && unanswered(state) {
+				waiting += n
+			}
 		}
 	}
 	shownWaiting := 0
 	for _, q := range shown {
-		if (q.State == "open" || q.State == "needs-time") && !q.Mine {
+		if !q.Mine && unanswered(q.State) {
 			shownWaiting++
 		}
 	}
@@ -306,6 +307,10 @@ func (e *env) printEarlierQuestions(c *cli.Context, shown []client.Entry, t clie
 			plural(waiting, "is", "are"), partner, more)
 	}
 }
+
+// unanswered reports whether a question in state waits for an answer:
+// open, or answered so far only with "I need time".
+func unanswered(state string) bool { return state == "open" || state == "needs-time" }
 
 // questionsMoreArgs is the arguments that list every question the
 // listing c chose from: its filters and --all.
