@@ -47,12 +47,14 @@ func runFloorChild() int {
 		}
 		switch string(hello) {
 		case "sub":
-			mu.Lock()
-			subs = append(subs, c)
-			mu.Unlock()
+			// Answer before the publisher can see it: a gorilla
+			// connection takes one writer at a time.
 			if c.WriteMessage(websocket.TextMessage, []byte("ok")) != nil {
 				return
 			}
+			mu.Lock()
+			subs = append(subs, c)
+			mu.Unlock()
 			// Hold the connection until the subscriber goes.
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
