@@ -95,6 +95,9 @@ type linkedJournal struct {
 	Created time.Time          `json:"created"`
 	Members []Member           `json:"members"`
 	Invites []pendingInvite    `json:"invites,omitempty"`
+	// Account marks the account journal (accountjournal.go) in a link
+	// packet.
+	Account bool `json:"account,omitempty"`
 }
 
 // selfRecord is what this person tells a partner who joins: every
@@ -229,12 +232,21 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if err := linkPacketFits(js, certRaw); err != nil {
 		return "", time.Time{}, err
 	}
+	// The person's own channel goes along: journals created, joined or
+	// left later follow on every device (accountjournal.go). It lives on
+	// the relay of the journal that carries the code.
+	aj, err := a.ensureAccountJournal(ctx, js[0].relay, js)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer aj.Close()
+	js = append(js, aj)
 	// The relays first: if one cannot be reached, nothing is announced
 	// anywhere (a relay that already added the device serves a key that
 	// nobody else knows, which is harmless).
 	for _, j := range js {
 		if err := j.relayAddDevice(ctx, cert.Sign); err != nil {
-			return "", time.Time{}, fmt.Errorf("journal %q: %w", j.Title(), err)
+			return "", time.Time{}, fmt.Errorf("%s: %w", j.name(), err)
 		}
 	}
 	pkt := linkPacket{V: 1, Name: a.Name, IdentitySeed: a.Identity.Private.Seed(), BoxPrivate: dev.BoxPrivate[:], SignSeed: dev.SignPrivate.Seed(), Cert: certRaw}
@@ -242,7 +254,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		// Learn of anyone who joined since the last sync first, so the
 		// new device starts with the whole roster.
 		if _, err := j.Sync(ctx); err != nil {
-			return "", time.Time{}, fmt.Errorf("journal %q: %w", j.Title(), err)
+			return "", time.Time{}, fmt.Errorf("%s: %w", j.name(), err)
 		}
 		if err := j.announceDevice(cert); err != nil {
 			return "", time.Time{}, err
@@ -250,7 +262,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		err := j.withLock(func() error {
 			// Open invites go along, so a partner who joins before the new
 			// device first syncs is recognised there too.
-			pkt.Journals = append(pkt.Journals, linkedJournal{ID: j.id, Relay: j.relay, RelayID: j.st.RelayID, Title: j.st.Title, Created: j.st.Created, Members: j.st.Members, Invites: j.st.Invites})
+			pkt.Journals = append(pkt.Journals, linkedJournal{ID: j.id, Relay: j.relay, RelayID: j.st.RelayID, Title: j.st.Title, Created: j.st.Created, Members: j.st.Members, Invites: j.st.Invites, Account: j.st.Account})
 			return nil
 		})
 		if err != nil {
@@ -259,7 +271,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 		// Hand the announcement and the re-boxed history over now; a later
 		// sync would also do it from the outbox.
 		if _, err := j.Sync(ctx); err != nil {
-			return "", time.Time{}, fmt.Errorf("journal %q: %w", j.Title(), err)
+			return "", time.Time{}, fmt.Errorf("%s: %w", j.name(), err)
 		}
 	}
 	plain, err := json.Marshal(pkt)
@@ -456,7 +468,7 @@ func JoinLink(ctx context.Context, home Home, codeText string, passphrase []byte
 		if err != nil {
 			return nil, errBadLinkPacket
 		}
-		st := state{Version: 1, ID: lj.ID, Relay: u, RelayID: lj.RelayID, Title: cleanName(lj.Title), Created: lj.Created, Members: lj.Members, Invites: lj.Invites}
+		st := state{Version: 1, ID: lj.ID, Relay: u, RelayID: lj.RelayID, Title: cleanName(lj.Title), Created: lj.Created, Members: lj.Members, Invites: lj.Invites, Account: lj.Account}
 		if lj.ID == code.Journal && u == relay && st.RelayID != relayID {
 			return nil, fmt.Errorf("%w (%s): nothing was saved", ErrRelayChanged, relay)
 		}
@@ -467,7 +479,11 @@ func JoinLink(ctx context.Context, home Home, codeText string, passphrase []byte
 		return nil, err
 	}
 	for _, st := range states {
-		j, err := a.newJournal(st)
+		dir := a.Home.journalDir(st.ID.String())
+		if st.Account {
+			dir = a.Home.accountDir(st.ID.String())
+		}
+		j, err := a.newJournalIn(dir, st)
 		if err != nil {
 			return a, err
 		}
@@ -488,24 +504,68 @@ type Device struct {
 	Created time.Time  `json:"created"`
 	This    bool       `json:"this_device"`
 	Removed *time.Time `json:"removed,omitempty"`
-	sign    [32]byte
+	// LastSync is when the device last synced, as far as this device
+	// knows: from the account records it wrote (within an hour), or this
+	// device's own last sync. Nil when nothing says.
+	LastSync *time.Time `json:"last_sync,omitempty"`
+	sign     [32]byte
+	raw      []byte // the certificate
 }
 
-// Devices lists this person's devices known in any journal here, this
-// device first, then by when they were made.
+// Devices lists this person's devices known in any journal here and in
+// the record the person's devices share, this device first, then by when
+// they were made.
 func (a *Account) Devices() ([]Device, error) {
 	js, err := a.openAll()
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(js)
-	return a.devicesIn(js)
+	aj, err := a.openAccountJournal()
+	switch {
+	case err == nil:
+		defer aj.Close()
+		js = append(js, aj)
+	case !errors.Is(err, ErrNoAccountJournal):
+		return nil, err
+	}
+	devs, err := a.devicesIn(js)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[[32]byte]time.Time)
+	for _, j := range js {
+		err := j.withLock(func() error {
+			if !j.st.LastSync.IsZero() && j.st.LastSync.After(seen[a.Cert.Sign]) {
+				seen[a.Cert.Sign] = j.st.LastSync
+			}
+			if !j.st.Account {
+				return nil
+			}
+			opened, _ := j.decryptAll(j.trust())
+			for _, o := range opened {
+				if o.payload.Kind == KindAccount && o.payload.Created.After(seen[o.s.Header.Author]) {
+					seen[o.s.Header.Author] = o.payload.Created
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for i := range devs {
+		if t, ok := seen[devs[i].sign]; ok {
+			devs[i].LastSync = &t
+		}
+	}
+	return devs, nil
 }
 
 // devicesIn lists this person's devices known in the open journals js,
 // as Devices does.
 func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
-	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign}}
+	byKey := map[[32]byte]*Device{a.Cert.Sign: {ID: DeviceID(a.Cert.Sign), Name: a.Cert.Name, Created: a.Cert.Created, This: true, sign: a.Cert.Sign, raw: a.Cert.Raw}}
 	for _, j := range js {
 		err := j.withLock(func() error {
 			self := j.st.self()
@@ -515,7 +575,7 @@ func (a *Account) devicesIn(js []*Journal) ([]Device, error) {
 			for _, c := range MemberDevices(*self) {
 				d := byKey[c.Sign]
 				if d == nil {
-					d = &Device{ID: DeviceID(c.Sign), Name: c.Name, Created: c.Created, sign: c.Sign}
+					d = &Device{ID: DeviceID(c.Sign), Name: c.Name, Created: c.Created, sign: c.Sign, raw: c.Raw}
 					byKey[c.Sign] = d
 				}
 				if r := self.removed(c.Sign); r != nil && d.Removed == nil {
@@ -571,11 +631,23 @@ func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
 // is sealed to it, and the partner's client is told. It returns the device
 // and how many journals it was removed from.
 func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int, error) {
+	// Learn first of journals created or joined on the person's other
+	// devices, so the device is removed from those too. Those this sync
+	// misses are aligned by the other devices when they next sync.
+	_, _ = a.SyncAccount(ctx)
 	js, err := a.openAll()
 	if err != nil {
 		return nil, 0, err
 	}
 	defer closeAll(js)
+	aj, err := a.openAccountJournal()
+	switch {
+	case err == nil:
+		defer aj.Close()
+		js = append(js, aj)
+	case !errors.Is(err, ErrNoAccountJournal):
+		return nil, 0, err
+	}
 	d, err := a.findDevice(js, which)
 	if err != nil {
 		return nil, 0, err
@@ -585,11 +657,11 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	}
 	n := 0
 	for _, j := range js {
-		var in, gone bool
+		var in, gone, own bool
 		err := j.withLock(func() error {
 			self := j.st.self()
 			in = self != nil && hasDevice(self.Devices, d.sign) && self.removed(d.sign) == nil
-			gone = j.st.left() != nil
+			gone, own = j.st.left() != nil, j.st.Account
 			return nil
 		})
 		if err != nil {
@@ -599,9 +671,11 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 			continue
 		}
 		if err := j.removeOwnDevice(ctx, d.sign); err != nil {
-			return d, n, fmt.Errorf("journal %q: %w", j.Title(), err)
+			return d, n, fmt.Errorf("%s: %w", j.name(), err)
 		}
-		n++
+		if !own {
+			n++
+		}
 	}
 	return d, n, nil
 }

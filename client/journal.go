@@ -105,7 +105,19 @@ func (a *Account) CreateJournal(ctx context.Context, relay, title string) (*Jour
 }
 
 func (a *Account) newJournal(st state) (*Journal, error) {
-	dir := a.Home.journalDir(st.ID.String())
+	j, err := a.newJournalIn(a.Home.journalDir(st.ID.String()), st)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.SetCurrent(st.ID); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// newJournalIn saves st as a new journal in dir and opens it.
+func (a *Account) newJournalIn(dir string, st state) (*Journal, error) {
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		return nil, fmt.Errorf("this home already has journal %s", st.ID)
 	}
@@ -118,9 +130,6 @@ func (a *Account) newJournal(st state) (*Journal, error) {
 		j.st = st
 		return j.saveState()
 	})
-	if err == nil {
-		err = a.SetCurrent(st.ID)
-	}
 	if err != nil {
 		j.Close()
 		return nil, err

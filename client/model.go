@@ -66,7 +66,7 @@ const (
 )
 
 // rosterKinds are the kinds of roster records.
-var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true}
+var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true, KindAccount: true}
 
 // responseKinds are the kinds that hang off another entry through Ref.
 var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true, KindTogetherAnswer: true, KindTogetherMark: true}
@@ -118,6 +118,9 @@ type Payload struct {
 	// journal, up to this one, carried a slot for that key id (see
 	// tosince.go). Readers keep only what it says about themselves.
 	ToSince map[string]uint64 `json:"to_since,omitempty"`
+	// Account is, in an account record (accountjournal.go), what its
+	// device says of the person's journals.
+	Account *accountRecord `json:"account,omitempty"`
 }
 
 // retracts returns the chain ids (hex) a retraction names: the entry and

@@ -216,6 +216,9 @@ type state struct {
 	// restore or repair ended: its entries' to_since claims continue
 	// only from entries at or after it (tosince.go).
 	ClaimsFrom uint64 `json:"claims_from,omitempty"`
+	// Account is set on the account journal, the person's own channel
+	// between their devices (accountjournal.go).
+	Account bool `json:"account,omitempty"`
 }
 
 // Journal is one journal's local store, opened by one process. Methods that

@@ -264,6 +264,7 @@ func cmdJournal(e *env) *cli.Command {
 						return beforeAnything(err, "no journal was made on this device yet")
 					}
 					defer j.Close()
+					e.follow(a, false)
 					e.printf("Your journal is ready (id %s) on %s.\n", j.ID().String()[:8], j.Relay())
 					e.sayCurrent(a, j)
 					e.printf("When you are both ready, run `kintsugi journal invite` and give the code to your partner.\n")
@@ -340,6 +341,7 @@ func cmdJournal(e *env) *cli.Command {
 					}
 					e.printf("You have joined %s's journal.\n", name)
 					e.sayCurrent(a, j)
+					e.follow(a, false)
 					if res, err := j.Sync(e.ctx); err == nil && res.Received > 0 {
 						e.printf("%s arrived. Anything written before you joined opens once %s syncs.\n", plural(res.Received, "item", "items"), name)
 					}
@@ -926,11 +928,14 @@ func cmdSync(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts (one object per line with --watch)"},
 		},
 		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
+			a, j, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer j.Close()
+			// What the person did on their other devices first: a journal
+			// joined there is then here to sync.
+			followed := e.follow(a, c.Bool("json"))
 			if c.Bool("watch") {
 				err := e.watch(j, c.Bool("json"))
 				if err == nil && e.ctx.Err() != nil {
@@ -958,7 +963,11 @@ func cmdSync(e *env) *cli.Command {
 				if res.New == nil {
 					res.New = []client.Entry{}
 				}
-				return e.json(map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": sentences(res.Notices), "roster_changes": orEmpty(res.Notices), "new": res.New, "new_count": res.NewCount})
+				out := map[string]any{"pushed": res.Pushed, "received": res.Received, "joined": res.Joined, "notices": sentences(res.Notices), "roster_changes": orEmpty(res.Notices), "new": res.New, "new_count": res.NewCount}
+				if followed != nil {
+					out["from_your_devices"] = map[string]any{"journals_added": orEmpty(followed.Added), "journals_left": orEmpty(followed.Left), "verified": orEmpty(followed.Verified)}
+				}
+				return e.json(out)
 			}
 			for _, n := range res.Joined {
 				e.printf("%s has joined the journal. Compare safety numbers together: `kintsugi verify`.\n", clean(n))
@@ -1116,10 +1125,18 @@ func cmdStatus(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			// The record this person's devices share, when there is one:
+			// what a relay did to it is said here too.
+			own, ownErr := a.AccountStatus()
+			hasOwn := ownErr == nil
 			if c.Bool("json") {
-				return e.json(map[string]any{"name": a.Name, "identity": fmt.Sprintf("%x", a.Identity.Public), "home": e.home.Dir, "journal": statusJSON{
+				out := map[string]any{"name": a.Name, "identity": fmt.Sprintf("%x", a.Identity.Public), "home": e.home.Dir, "journal": statusJSON{
 					Status: st, Warnings: sentences(unread(st.Notices)), Missing: sentences(st.Missing),
-				}})
+				}}
+				if hasOwn {
+					out["your_devices"] = statusJSON{Status: own, Warnings: sentences(unread(own.Notices)), Missing: sentences(own.Missing)}
+				}
+				return e.json(out)
 			}
 			title := st.Title
 			if title == "" {
@@ -1192,6 +1209,17 @@ func cmdStatus(e *env) *cli.Command {
 				e.printf("Warning:    %s\n", sentence(n))
 				readable = readable || !n.Holds
 			}
+			if hasOwn {
+				// Said apart, so nobody takes it for the journal with
+				// their partner.
+				for _, m := range own.Missing {
+					e.printf("Your devices: in the record they share, %s\n", lowerFirst(sentence(m)))
+				}
+				for _, n := range unread(own.Notices) {
+					e.printf("Your devices: in the record they share, %s\n", lowerFirst(sentence(n)))
+					readable = readable || !n.Holds
+				}
+			}
 			if readable {
 				e.printf("            These stay until you mark them read: `kintsugi status --ack all`. If something happens again, it shows again.\n")
 			}
@@ -1220,6 +1248,11 @@ func (e *env) acknowledge(j *client.Journal, ids []string, asJSON bool) error {
 		if n, err = j.AcknowledgeAll(); err != nil {
 			return err
 		}
+		own, err := e.acct.AcknowledgeAccountNotices()
+		if err != nil {
+			return err
+		}
+		n += own
 	} else {
 		before, err := j.Notices()
 		if err != nil {
@@ -1246,9 +1279,9 @@ func (e *env) acknowledge(j *client.Journal, ids []string, asJSON bool) error {
 }
 
 // orEmpty returns ns, or an empty list for JSON instead of null.
-func orEmpty(ns []client.Notice) []client.Notice {
+func orEmpty[T any](ns []T) []T {
 	if ns == nil {
-		return []client.Notice{}
+		return []T{}
 	}
 	return ns
 }

@@ -139,6 +139,7 @@ func cmdDevice(e *env) *cli.Command {
 						}
 						j.Close()
 					}
+					e.follow(a, false)
 					e.printf("Your partner's earlier entries open here after their next sync.\n")
 					return nil
 				},
@@ -171,7 +172,14 @@ func cmdDevice(e *env) *cli.Command {
 						case d.Removed != nil:
 							note = "  (removed " + d.Removed.Local().Format("2 Jan 2006") + ")"
 						}
-						e.printf("%s  %-20s  since %s%s\n", d.ID, clean(name), d.Created.Local().Format("2 Jan 2006"), note)
+						synced := "  last synced: not known here"
+						if d.LastSync != nil {
+							synced = "  last synced " + d.LastSync.Local().Format("Mon 2 Jan 15:04")
+						}
+						if d.Removed != nil {
+							synced = ""
+						}
+						e.printf("%s  %-20s  linked %s%s%s\n", d.ID, clean(name), d.Created.Local().Format("2 Jan 2006"), synced, note)
 					}
 					return nil
 				},
@@ -223,7 +231,7 @@ func cmdLeave(e *env) *cli.Command {
 			"already read.",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "do not ask to confirm"}},
 		Action: func(c *cli.Context) error {
-			_, j, err := e.open()
+			a, j, err := e.open()
 			if err != nil {
 				return err
 			}
@@ -236,6 +244,7 @@ func cmdLeave(e *env) *cli.Command {
 			if err := j.Leave(e.ctx); err != nil {
 				return err
 			}
+			e.follow(a, true)
 			e.printf("You have left the journal. %s has been told, and nothing new will be shared with you.\n", name)
 			e.printf("Everything already on this device stays readable here; `kintsugi export` still works. %s keeps what they already read.\n", name)
 			e.printf("Take care of yourself.\n")

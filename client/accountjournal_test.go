@@ -1,0 +1,251 @@
+package client_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// syncAccount syncs a's account journal and fails the test on an error.
+func syncAccount(t *testing.T, a *client.Account) *client.AccountResult {
+	t.Helper()
+	res, err := a.SyncAccount(ctxFor(t))
+	if err != nil {
+		t.Fatalf("sync the account journal: %v", err)
+	}
+	return res
+}
+
+// openByID opens journal id in a's home.
+func openByID(t *testing.T, a *client.Account, id protocol.JournalID) *client.Journal {
+	t.Helper()
+	j, err := a.OpenJournal(id)
+	if err != nil {
+		t.Fatalf("open journal %s: %v", id, err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// anySealedTo reports whether any entry the relay holds in journal id
+// after position after carries a slot for the box key box.
+func anySealedTo(t *testing.T, relay *servertest.Server, id protocol.JournalID, after uint64, box [32]byte) bool {
+	t.Helper()
+	blobs, err := relay.Store().Read(ctxFor(t), id, after, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := crypto.KeyID(box)
+	for _, b := range blobs {
+		e, err := protocol.ParseEntry(b.Blob)
+		if err != nil {
+			continue
+		}
+		for _, r := range e.Recipients {
+			if r.KeyID == kid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The whole story with a real relay: a journal created on one
+// device follows on the other and can be written to there; revoking the
+// new device shuts it out of both journals.
+func TestJournalsFollowThePersonsDevices(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	write(t, sj, "sam, before the laptop")
+	mustSync(t, sj)
+	mustSync(t, aj)
+
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	if !laptop.HasAccountJournal() || !alex.HasAccountJournal() {
+		t.Fatal("linking should give both devices the record they share")
+	}
+	// The shared record is not a journal people pick.
+	if ids, _ := laptop.Journals(); len(ids) != 1 || ids[0] != aj.ID() {
+		t.Fatalf("laptop lists journals %v", ids)
+	}
+
+	// A second journal, created on the old device after the link.
+	j2, err := alex.CreateJournal(ctx, relay.URL(), "just for us")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	write(t, j2, "alex, in the second journal")
+	mustSync(t, j2)
+
+	res := syncAccount(t, laptop)
+	if len(res.Added) != 1 || res.Added[0].ID != j2.ID() || res.Added[0].Title != "just for us" {
+		t.Fatalf("laptop was told %+v", res)
+	}
+	l2 := openByID(t, laptop, j2.ID())
+	mustSync(t, l2)
+	if got := texts(t, l2); !slices.Contains(got, "alex, in the second journal") {
+		t.Fatalf("laptop reads %q in the second journal", got)
+	}
+	write(t, l2, "laptop, in the second journal")
+	mustSync(t, l2)
+	mustSync(t, j2)
+	if got := texts(t, j2); !slices.Contains(got, "laptop, in the second journal") {
+		t.Fatalf("the old device reads %q in the second journal", got)
+	}
+	// Once taken in, nothing is added twice.
+	if res := syncAccount(t, laptop); len(res.Added) != 0 {
+		t.Fatalf("a second sync added %+v", res.Added)
+	}
+
+	// Device list on the old device: both, when each last synced.
+	syncAccount(t, alex)
+	devs, err := alex.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 2 || !devs[0].This || devs[1].Name != "laptop" || devs[1].LastSync == nil || devs[0].LastSync == nil {
+		t.Fatalf("devices %+v", devs)
+	}
+
+	// Revoke the laptop from the old device: gone from both journals.
+	after1, _ := relay.Store().LastSeq(ctx, aj.ID())
+	after2, _ := relay.Store().LastSeq(ctx, j2.ID())
+	d, n, err := alex.RemoveDevice(ctx, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || d.Name != "laptop" {
+		t.Fatalf("removed %+v from %d journals", d, n)
+	}
+	write(t, aj, "alex, after the laptop was removed")
+	mustSync(t, aj)
+	write(t, j2, "alex, after, in the second journal")
+	mustSync(t, j2)
+	for _, j := range []*client.Journal{lj, l2} {
+		if _, err := j.Sync(ctx); !errors.Is(err, client.ErrNotServed) {
+			t.Fatalf("the removed laptop synced: %v", err)
+		}
+	}
+	box := laptop.Device.BoxPublic
+	if anySealedTo(t, relay, aj.ID(), after1, box) || anySealedTo(t, relay, j2.ID(), after2, box) {
+		t.Fatal("something written after the removal was sealed to the removed laptop")
+	}
+	for _, j := range []*client.Journal{lj, l2} {
+		for _, s := range texts(t, j) {
+			if s == "alex, after the laptop was removed" || s == "alex, after, in the second journal" {
+				t.Fatalf("the removed laptop reads %q", s)
+			}
+		}
+	}
+}
+
+// A journal joined on one device after a link follows on the other: the
+// other device is added there on the relay and announced to the partner,
+// who then reads what it writes as the person's.
+func TestJoinedJournalFollowsAndPartnerReadsIt(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, sj)
+	laptop, _ := linkDevice(t, alex, "laptop")
+
+	// Sam starts another journal; Alex joins it on the old device.
+	s3, err := sam.CreateJournal(ctx, relay.URL(), "sam's second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3.Close() })
+	code, _, err := s3.Invite(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a3, err := alex.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a3.Close() })
+	mustSync(t, s3)
+	write(t, s3, "sam, in the second")
+	mustSync(t, s3)
+	res := syncAccount(t, alex)
+	if res.DevicesAdded != 1 {
+		t.Fatalf("the old device aligned %+v", res)
+	}
+	mustSync(t, s3) // sam learns of the laptop and re-boxes for it
+
+	res = syncAccount(t, laptop)
+	if len(res.Added) != 1 || res.Added[0].ID != s3.ID() {
+		t.Fatalf("laptop was told %+v", res)
+	}
+	l3 := openByID(t, laptop, s3.ID())
+	mustSync(t, l3)
+	if got := texts(t, l3); !slices.Contains(got, "sam, in the second") {
+		t.Fatalf("laptop reads %q", got)
+	}
+	write(t, l3, "alex's laptop, in the second")
+	mustSync(t, l3)
+	mustSync(t, s3)
+	es, err := s3.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, e := range es {
+		if e.Text == "alex's laptop, in the second" {
+			seen = e.Author == "alex" && !e.Mine
+		}
+	}
+	if !seen {
+		t.Fatalf("sam reads %q", texts(t, s3))
+	}
+	_ = aj
+}
+
+// Leaving and verifying on one device follow on the other.
+func TestLeavingAndVerifyingFollow(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, sj)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+
+	if err := aj.ConfirmVerified(); err != nil {
+		t.Fatal(err)
+	}
+	syncAccount(t, alex)
+	res := syncAccount(t, laptop)
+	if !slices.Equal(res.Verified, []string{"sam"}) {
+		t.Fatalf("laptop was told %+v", res)
+	}
+	if st := status(t, lj); !st.Verified {
+		t.Fatalf("the laptop does not count sam as verified: %+v", st)
+	}
+
+	if err := aj.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	syncAccount(t, alex)
+	res = syncAccount(t, laptop)
+	if len(res.Left) != 1 || res.Left[0].ID != aj.ID() {
+		t.Fatalf("laptop was told %+v", res)
+	}
+	if err := lj.Writable(); !errors.Is(err, client.ErrLeft) {
+		t.Fatalf("the laptop can still write in a journal its person left: %v", err)
+	}
+}
