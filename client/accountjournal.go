@@ -529,3 +529,14 @@ func (a *Account) AcknowledgeAccountNotices() (int, error) {
 	defer aj.Close()
 	return aj.AcknowledgeAll()
 }
+
+// AccountJournalID returns the id of the record the person's devices
+// share, or ErrNoAccountJournal.
+func (a *Account) AccountJournalID() (protocol.JournalID, error) {
+	aj, err := a.openAccountJournal()
+	if err != nil {
+		return protocol.JournalID{}, err
+	}
+	defer aj.Close()
+	return aj.ID(), nil
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
@@ -247,5 +248,103 @@ func TestLeavingAndVerifyingFollow(t *testing.T) {
 	}
 	if err := lj.Writable(); !errors.Is(err, client.ErrLeft) {
 		t.Fatalf("the laptop can still write in a journal its person left: %v", err)
+	}
+}
+
+// lyingAccount links a laptop for alex through a lying relay (honest so
+// far), creates a second journal on alex's old device and has it write the
+// account record that says so. It returns the laptop, the id of the
+// shared record, the record's position there and the second journal.
+func lyingAccount(t *testing.T) (p *lyingRelay, laptop *client.Account, own protocol.JournalID, at uint64, j2 *client.Journal) {
+	t.Helper()
+	p = lyingPair(t)
+	laptop, _ = linkDevice(t, p.alex, "laptop")
+	syncAccount(t, laptop)
+	j2, err := p.alex.CreateJournal(ctxFor(t), p.relay.URL(), "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, p.alex)
+	if own, err = p.alex.AccountJournalID(); err != nil {
+		t.Fatal(err)
+	}
+	return p, laptop, own, uint64(p.end(t, own)), j2
+}
+
+// atSeq matches the blob the relay stored at position seq.
+func atSeq(seq uint64) servertest.Match {
+	return func(b server.StoredBlob) bool { return b.Seq == seq }
+}
+
+func accountStatus(t *testing.T, a *client.Account) client.Status {
+	t.Helper()
+	st, err := a.AccountStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A record the relay withholds while serving a later one from the same
+// device is a gap, named in the shared record's status; the later record
+// still brings everything, since each says all its device knows.
+func TestLyingRelayDropsAnAccountRecord(t *testing.T) {
+	t.Parallel()
+	p, laptop, own, at, j2 := lyingAccount(t)
+	j3, err := p.alex.CreateJournal(ctxFor(t), p.relay.URL(), "third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j3.Close() })
+	syncAccount(t, p.alex)
+	p.liar.ServeTo(laptop.Device.SignKey(), servertest.In(own, servertest.Drop(atSeq(at))))
+	res := syncAccount(t, laptop)
+	var added []protocol.JournalID
+	for _, jn := range res.Added {
+		added = append(added, jn.ID)
+	}
+	if len(added) != 2 || !slices.Contains(added, j2.ID()) || !slices.Contains(added, j3.ID()) {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+	same(t, "laptop's missing", gaps(accountStatus(t, laptop)), missingFrom(alexsDevice, 1))
+}
+
+// A record served again at a new position changes nothing (records only
+// ever add) and is said.
+func TestLyingRelayReplaysAnAccountRecord(t *testing.T) {
+	t.Parallel()
+	p, laptop, own, at, j2 := lyingAccount(t)
+	p.liar.ServeTo(laptop.Device.SignKey(), servertest.In(own, servertest.Twice(atSeq(at))))
+	res := syncAccount(t, laptop)
+	if len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+	if st := accountStatus(t, laptop); !hasShown(st, client.NoticeRelayReplayed) || len(st.Missing) != 0 {
+		t.Fatalf("laptop's shared record: %+v", st)
+	}
+	if ids, _ := laptop.Journals(); len(ids) != 2 {
+		t.Fatalf("laptop has journals %v", ids)
+	}
+}
+
+// A record changed on the way (a forgery: the relay cannot seal one) is
+// set aside and said; nothing it would say is taken in.
+func TestLyingRelayForgesAnAccountRecord(t *testing.T) {
+	t.Parallel()
+	p, laptop, own, at, _ := lyingAccount(t)
+	p.liar.ServeTo(laptop.Device.SignKey(), servertest.In(own, servertest.Replace(atSeq(at), func(blob []byte) []byte {
+		blob[len(blob)-1] ^= 1
+		return blob
+	})))
+	res := syncAccount(t, laptop)
+	if len(res.Added) != 0 {
+		t.Fatalf("laptop took in a forged record: %+v", res.Added)
+	}
+	if st := accountStatus(t, laptop); st.Changed != 1 || !hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("laptop's shared record: changed %d, notices %+v", st.Changed, st.Notices)
+	}
+	if ids, _ := laptop.Journals(); len(ids) != 1 {
+		t.Fatalf("laptop has journals %v", ids)
 	}
 }

@@ -54,6 +54,11 @@ const (
 	// from this device that it never wrote; it was set aside. Position is
 	// the latest.
 	NoticeRelayForgedOwn NoticeKind = "relay-forged-own"
+	// NoticeRelayReplayed: the relay sent, at a new position, an item it
+	// had already sent at another: an honest relay stores each item once
+	// (puts are deduplicated), so its history contradicts itself. Nothing
+	// is shown twice or changed. Position is the latest.
+	NoticeRelayReplayed NoticeKind = "relay-replayed"
 	// NoticeRestoreStrays: when a restore finished, Count items claiming
 	// to come from this device were not part of its history; set aside.
 	NoticeRestoreStrays NoticeKind = "restore-strays"

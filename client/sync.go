@@ -510,7 +510,7 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 		defer j.forgetPreopened()
 		var recs [][]byte
 		ids := make(map[*byte]protocol.BlobID, len(blobs))
-		seen := make(map[protocol.BlobID]bool)
+		seen := make(map[protocol.BlobID]uint64) // blob id → the position it came at
 		cursor := j.cursor
 		// Positions already sent come again after a repair (Refetch) or
 		// when this exchange asked again for missing items (gapStart).
@@ -554,11 +554,20 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				warnings = append(warnings, Notice{Kind: NoticeRelayForgedOwn, Position: m.Seq})
 				continue
 			}
-			if j.blob(id) != nil || seen[id] {
+			if s, at := j.blob(id), seen[id]; s != nil || at != 0 {
+				// Held already. At another position than before, the
+				// relay's history contradicts itself: it stores each
+				// item once. Nothing is shown twice; the person is told.
+				if at == 0 && s.RelaySeq != 0 && !again {
+					at = s.RelaySeq
+				}
+				if at != 0 && at != m.Seq {
+					warnings = append(warnings, Notice{Kind: NoticeRelayReplayed, Position: m.Seq})
+				}
 				recs = append(recs, record(recSeen, seqBytes(m.Seq), id[:]))
 				continue
 			}
-			seen[id] = true
+			seen[id] = m.Seq
 			fresh++
 			if pre != nil && pre[i] != nil {
 				j.offerPreopened(id, pre[i])

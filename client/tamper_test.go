@@ -176,9 +176,11 @@ func TestRelayMisbehaviourOnReceive(t *testing.T) {
 		t.Fatalf("entries changed: %q -> %q", before, after)
 	}
 	st, _ := aj.Status()
-	// The moved and the truncated blob: one notice, counted twice.
-	if got := unread(st); len(got) != 1 || got[0].Kind != NoticeRelayBadItem || got[0].Count != 2 || got[0].Position != 101 {
-		t.Fatalf("blobs set aside were not recorded as one notice: %+v", got)
+	// The moved and the truncated blob: one notice, counted twice; the
+	// replay at a new position: one of its own.
+	if got := unread(st); len(got) != 2 || got[0].Kind != NoticeRelayBadItem || got[0].Count != 2 || got[0].Position != 101 ||
+		got[1].Kind != NoticeRelayReplayed || got[1].Count != 1 || got[1].Position != 102 {
+		t.Fatalf("blobs set aside were not recorded as two notices: %+v", got)
 	}
 }
 

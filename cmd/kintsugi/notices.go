@@ -32,6 +32,10 @@ func sentence(n client.Notice) string {
 	case client.NoticeRelayBadItem:
 		return at("the relay sent something that is not a valid entry for this journal (position %d); it was set aside",
 			"the relay sent %d things that are not valid entries for this journal (the latest at position %d); they were set aside")
+	case client.NoticeRelayReplayed:
+		return at("the relay sent again, at a new place in its history, something it had already sent (position %d); nothing was shown twice and nothing changed",
+			"the relay sent again, at new places in its history, %d things it had already sent (the latest at position %d); nothing was shown twice and nothing changed") +
+			". A relay keeps each item once, so this should not happen; a relay restored from an older copy can do it once. If it keeps happening, tell whoever runs the relay"
 	case client.NoticeRelayForgedOwn:
 		// What this usually is: this device's backup restored on another
 		// machine, which now writes as this device. Two machines writing
