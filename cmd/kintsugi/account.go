@@ -12,17 +12,16 @@ import (
 // joined there, journals left there, partners verified there. A home with
 // no such record (one device, or linked before devices shared one) has
 // nothing to follow. It never fails the command: what could not be
-// followed now is followed at the next sync, and it says so once.
+// followed now is followed at the next sync, and it says so on stderr.
+// quiet leaves out what followed (for --json, which reports it itself).
 func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 	res, err := a.SyncAccount(e.ctx)
 	if errors.Is(err, client.ErrNoAccountJournal) {
 		return nil
 	}
 	if err != nil {
-		if !quiet {
-			msg, _ := describe(err)
-			fmt.Fprintf(e.stderr, "kintsugi: your other devices could not be brought up to date just now (%s); the next `kintsugi sync` tries again.\n", msg)
-		}
+		msg, _ := describe(err)
+		fmt.Fprintf(e.stderr, "kintsugi: your other devices could not be brought up to date just now (%s); the next `kintsugi sync` tries again.\n", msg)
 		return res
 	}
 	if quiet {
