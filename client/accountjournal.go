@@ -183,10 +183,17 @@ func (a *Account) SyncAccount(ctx context.Context) (*AccountResult, error) {
 	if err := a.takeIn(records, res); err != nil {
 		return res, err
 	}
-	if err := a.alignDevices(ctx, aj, res); err != nil {
+	// Each journal is opened once here: opening a long one reads its
+	// checkpoint.
+	js, err := a.openAll()
+	if err != nil {
 		return res, err
 	}
-	wrote, err := a.writeAccountRecord(aj)
+	defer closeAll(js)
+	if err := a.alignDevices(ctx, aj, js, res); err != nil {
+		return res, err
+	}
+	wrote, err := a.writeAccountRecord(aj, js)
 	if err != nil {
 		return res, err
 	}
@@ -355,7 +362,7 @@ func (a *Account) followJournal(lj linkedJournal, res *AccountResult) error {
 // one removed in the account journal is removed there too. So a journal
 // joined on one device reaches the others, and a revoked device is
 // removed from journals the revoking device did not know of.
-func (a *Account) alignDevices(ctx context.Context, aj *Journal, res *AccountResult) error {
+func (a *Account) alignDevices(ctx context.Context, aj *Journal, js []*Journal, res *AccountResult) error {
 	var current []*crypto.DeviceCert
 	var removed [][32]byte
 	err := aj.withLock(func() error {
@@ -375,11 +382,6 @@ func (a *Account) alignDevices(ctx context.Context, aj *Journal, res *AccountRes
 	if err != nil || len(current)+len(removed) == 0 {
 		return err
 	}
-	js, err := a.openAll()
-	if err != nil {
-		return err
-	}
-	defer closeAll(js)
 	for _, j := range js {
 		var add []*crypto.DeviceCert
 		var drop [][32]byte
@@ -429,14 +431,9 @@ func (a *Account) alignDevices(ctx context.Context, aj *Journal, res *AccountRes
 	return nil
 }
 
-// ownRecord is this device's word on its journals, as an account record
-// says it.
-func (a *Account) ownRecord() (accountRecord, error) {
-	js, err := a.openAll()
-	if err != nil {
-		return accountRecord{}, err
-	}
-	defer closeAll(js)
+// ownRecord is this device's word on its journals js, as an account
+// record says it.
+func ownRecord(js []*Journal) (accountRecord, error) {
 	rec := accountRecord{Journals: []linkedJournal{}}
 	for _, j := range js {
 		err := j.withLock(func() error {
@@ -451,11 +448,12 @@ func (a *Account) ownRecord() (accountRecord, error) {
 	return rec, nil
 }
 
-// writeAccountRecord writes this device's account record in the account
+// writeAccountRecord writes this device's account record (on the
+// journals js, every one in the home) in the account
 // journal if what it says changed since the last one this device wrote,
 // or that one is older than accountRefresh. It reports whether it wrote.
-func (a *Account) writeAccountRecord(aj *Journal) (bool, error) {
-	rec, err := a.ownRecord()
+func (a *Account) writeAccountRecord(aj *Journal, js []*Journal) (bool, error) {
+	rec, err := ownRecord(js)
 	if err != nil {
 		return false, err
 	}
