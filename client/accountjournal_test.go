@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -346,5 +347,67 @@ func TestLyingRelayForgesAnAccountRecord(t *testing.T) {
 	}
 	if ids, _ := laptop.Journals(); len(ids) != 1 {
 		t.Fatalf("laptop has journals %v", ids)
+	}
+}
+
+// A device restored from its backup keeps following the person's other
+// devices: the shared record is in the backup, restored like a journal.
+func TestRestoredDeviceKeepsFollowing(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, _, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	syncAccount(t, laptop)
+
+	path := filepath.Join(t.TempDir(), "laptop.ksb")
+	res, err := laptop.WriteBackup(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range res.Journals {
+		if b.ID != aj.ID().String() {
+			t.Fatalf("the backup lists %+v as a journal", b)
+		}
+	}
+	data, err := client.ReadBackupFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phrase, err := crypto.ParseRecoveryPhrase(res.Phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.OpenBackup(data, phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if len(b.Journals()) != 1 {
+		t.Fatalf("the backup lists %+v", b.Journals())
+	}
+	restored, err := b.Restore(client.Home{Dir: filepath.Join(t.TempDir(), "restored")}, []byte(pass), crypto.TestingKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !restored.HasAccountJournal() {
+		t.Fatal("the restored device does not share the record")
+	}
+	syncAccount(t, restored) // finishes the restore of the record
+
+	j2, err := alex.CreateJournal(ctx, relay.URL(), "after the restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	if res := syncAccount(t, restored); len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+		t.Fatalf("the restored laptop was told %+v", res)
+	}
+	if st := accountStatus(t, restored); len(st.Missing) != 0 || len(st.Notices) != 0 {
+		t.Fatalf("the restored laptop's shared record: %+v", st)
 	}
 }

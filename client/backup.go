@@ -75,6 +75,9 @@ type backupJournal struct {
 	// Outbox holds blobs this device wrote that the relay had not yet
 	// acknowledged, so a restore sends them instead of losing them.
 	Outbox [][]byte `json:"outbox,omitempty"`
+	// Account marks the account journal, the record the person's devices
+	// share (accountjournal.go); it is not listed as a journal.
+	Account bool `json:"account,omitempty"`
 }
 
 // BackupJournal describes a journal in a backup.
@@ -134,6 +137,24 @@ func (a *Account) WriteBackup(path string) (*BackupResult, error) {
 		}
 		c.Journals = append(c.Journals, bj)
 		res.Journals = append(res.Journals, bj.describe())
+	}
+	// The record this person's devices share goes along, so a restored
+	// device keeps following them.
+	switch aj, err := a.openAccountJournal(); {
+	case err == nil:
+		var bj backupJournal
+		err = aj.withLock(func() error {
+			bj = aj.backupLocked()
+			return nil
+		})
+		aj.Close()
+		if err != nil {
+			return nil, err
+		}
+		bj.Account = true
+		c.Journals = append(c.Journals, bj)
+	case !errors.Is(err, ErrNoAccountJournal):
+		return nil, err
 	}
 	plain, err := json.Marshal(c)
 	if err != nil {
@@ -295,7 +316,9 @@ func (b *Backup) Created() time.Time { return b.c.Created }
 func (b *Backup) Journals() []BackupJournal {
 	var out []BackupJournal
 	for i := range b.c.Journals {
-		out = append(out, b.c.Journals[i].describe())
+		if !b.c.Journals[i].Account {
+			out = append(out, b.c.Journals[i].describe())
+		}
 	}
 	return out
 }
@@ -336,7 +359,7 @@ func (b *Backup) Restore(home Home, passphrase []byte, kdf crypto.KDFParams) (*A
 	}
 	// Check every journal before writing anything.
 	for _, bj := range b.c.Journals {
-		if err := a.checkRestorable(bj.ID); err != nil {
+		if err := a.checkRestorable(bj.dir(a.Home), bj.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -364,8 +387,7 @@ func (b *Backup) Restore(home Home, passphrase []byte, kdf crypto.KDFParams) (*A
 // unless it is what an interrupted restore of the same identity left
 // (its state opens with this storage key and is still in restored mode:
 // nothing can have been written there).
-func (a *Account) checkRestorable(id protocol.JournalID) error {
-	dir := a.Home.journalDir(id.String())
+func (a *Account) checkRestorable(dir string, id protocol.JournalID) error {
 	b, err := os.ReadFile(filepath.Join(dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
@@ -387,15 +409,23 @@ func (a *Account) checkRestorable(id protocol.JournalID) error {
 	return fmt.Errorf("%w (%s)", ErrHomeHasJournal, dir)
 }
 
+// dir is where the journal lives in home.
+func (bj *backupJournal) dir(home Home) string {
+	if bj.Account {
+		return home.accountDir(bj.ID.String())
+	}
+	return home.journalDir(bj.ID.String())
+}
+
 func (a *Account) restoreJournal(bj backupJournal, since time.Time) error {
-	dir := a.Home.journalDir(bj.ID.String())
+	dir := bj.dir(a.Home)
 	// What an interrupted restore left (checked by checkRestorable).
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	st := state{
 		Version: 1, ID: bj.ID, Relay: bj.Relay, RelayID: bj.RelayID, Title: bj.Title, Created: bj.Created,
-		Members: bj.Members, Invites: bj.Invites,
+		Members: bj.Members, Invites: bj.Invites, Account: bj.Account,
 		Restored: &restoreMark{Seq: bj.OwnSeq, Head: bj.OwnHead, Since: since},
 	}
 	me := a.Device.SignKey()
