@@ -48,6 +48,13 @@ import (
 // journal.
 const KindAccount = "account"
 
+// KindAccountJournal hands the account journal to the person's devices
+// that were linked before it existed: a roster record in a journal they
+// share, sealed to the person's own devices only, whose Account names the
+// account journal (one element, with Account set). A device without an
+// account journal takes it up from the first one it reads.
+const KindAccountJournal = "account-journal"
+
 // accountRecord is what an account record says (Payload.Account).
 type accountRecord struct {
 	Journals []linkedJournal `json:"journals"`
@@ -69,28 +76,33 @@ var ErrNoAccountJournal = errors.New("this device shares no record with your oth
 // openAccountJournal opens the account journal, or returns
 // ErrNoAccountJournal.
 func (a *Account) openAccountJournal() (*Journal, error) {
-	ents, err := os.ReadDir(filepath.Join(a.Home.Dir, "account"))
-	if err != nil && !os.IsNotExist(err) {
+	dir, err := a.accountJournalDir()
+	if err != nil {
 		return nil, err
 	}
-	for _, e := range ents {
-		if _, err := protocol.ParseJournalID(e.Name()); err != nil || !hasState(a.Home.accountDir(e.Name())) {
-			continue
-		}
-		return a.openJournalDir(a.Home.accountDir(e.Name()))
+	return a.openJournalDir(dir)
+}
+
+// accountJournalDir returns the account journal's directory, or
+// ErrNoAccountJournal.
+func (a *Account) accountJournalDir() (string, error) {
+	ents, err := os.ReadDir(filepath.Join(a.Home.Dir, "account"))
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
 	}
-	return nil, ErrNoAccountJournal
+	for _, e := range ents {
+		if _, err := protocol.ParseJournalID(e.Name()); err == nil && hasState(a.Home.accountDir(e.Name())) {
+			return a.Home.accountDir(e.Name()), nil
+		}
+	}
+	return "", ErrNoAccountJournal
 }
 
 // HasAccountJournal reports whether this device shares an account journal
 // with the person's other devices.
 func (a *Account) HasAccountJournal() bool {
-	aj, err := a.openAccountJournal()
-	if err != nil {
-		return false
-	}
-	aj.Close()
-	return true
+	_, err := a.accountJournalDir()
+	return err == nil
 }
 
 // ensureAccountJournal opens the account journal, creating it on relay
@@ -139,7 +151,53 @@ func (a *Account) ensureAccountJournal(ctx context.Context, relay string, js []*
 		}
 	}
 	st := state{Version: 1, ID: id, Relay: relay, RelayID: c.relayID, Created: time.Now().UTC(), Members: []Member{self}, Account: true}
-	return a.newJournalIn(a.Home.accountDir(id.String()), st)
+	aj, err = a.newJournalIn(a.Home.accountDir(id.String()), st)
+	if err != nil {
+		return nil, err
+	}
+	// Devices linked before there was an account journal learn of it
+	// from a record in the journals they share with this one.
+	if len(self.Devices) > 1 {
+		lj := linkedJournal{ID: st.ID, Relay: st.Relay, RelayID: st.RelayID, Created: st.Created, Members: st.Members, Account: true}
+		for _, j := range js {
+			err := j.withLock(func() error {
+				if j.st.writable(j.signKey) != nil || len(j.trust().own) < 2 {
+					return nil
+				}
+				_, err := j.writeLocked(Payload{Kind: KindAccountJournal, Account: &accountRecord{Journals: []linkedJournal{lj}}}, j.trust().own)
+				return err
+			})
+			if err != nil {
+				aj.Close()
+				return nil, err
+			}
+		}
+	}
+	return aj, nil
+}
+
+// takeUpAccountJournal makes the account journal that p, a
+// KindAccountJournal record from another of this person's devices, names,
+// if this home has none yet and it lists this device. It reports whether
+// it did.
+func (a *Account) takeUpAccountJournal(p *Payload) (bool, error) {
+	if p.Account == nil || len(p.Account.Journals) != 1 || !p.Account.Journals[0].Account {
+		return false, nil
+	}
+	if _, err := a.accountJournalDir(); !errors.Is(err, ErrNoAccountJournal) {
+		return false, nil // has one, or cannot tell: leave it
+	}
+	st, ok := a.adoptable(p.Account.Journals[0])
+	if !ok {
+		return false, nil
+	}
+	st.Account = true
+	aj, err := a.newJournalIn(a.Home.accountDir(st.ID.String()), st)
+	if err != nil {
+		return false, err
+	}
+	aj.Close()
+	return true, nil
 }
 
 // AccountResult is what a sync of the account journal brought.

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -409,5 +410,120 @@ func TestRestoredDeviceKeepsFollowing(t *testing.T) {
 	}
 	if st := accountStatus(t, restored); len(st.Missing) != 0 || len(st.Notices) != 0 {
 		t.Fatalf("the restored laptop's shared record: %+v", st)
+	}
+}
+
+// Devices linked before devices shared a record take it up from a record
+// in a journal they share, once another device creates it.
+func TestDevicesLinkedBeforeTakeUpTheRecord(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, sj)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	// As an earlier version left them: linked, with no shared record.
+	for _, a := range []*client.Account{alex, laptop} {
+		if err := os.RemoveAll(filepath.Join(a.Home.Dir, "account")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSync(t, aj)
+
+	// The phone links a tablet: the record is made, with the laptop in it.
+	tablet, _ := linkDevice(t, alex, "tablet")
+	if _, err := laptop.SyncAccount(ctx); !errors.Is(err, client.ErrNoAccountJournal) {
+		t.Fatalf("the laptop has a shared record before its sync: %v", err)
+	}
+	mustSync(t, lj)
+	if !laptop.HasAccountJournal() {
+		t.Fatal("the laptop did not take up the shared record")
+	}
+	syncAccount(t, laptop)
+
+	j2, err := alex.CreateJournal(ctx, relay.URL(), "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	for who, a := range map[string]*client.Account{"laptop": laptop, "tablet": tablet} {
+		if res := syncAccount(t, a); len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+			t.Fatalf("the %s was told %+v", who, res)
+		}
+	}
+	// Sam never reads the record meant for Alex's devices.
+	mustSync(t, sj)
+	// Nor is it re-boxed for Sam, nor counted as something Sam cannot
+	// read yet.
+	blobs, err := relay.Store().Read(ctx, aj.ID(), 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := 0
+	for _, b := range blobs {
+		e, err := protocol.ParseEntry(b.Blob)
+		if err == nil && e.Header.Author == alex.Device.SignKey() && len(e.Recipients) == 2 {
+			private++
+		}
+	}
+	if private != 1 {
+		t.Fatalf("%d entries of alex's are sealed to two devices, want the one record", private)
+	}
+	if grantedTo(t, relay, aj.ID(), sam.Device.BoxPublic) {
+		t.Fatal("alex's device re-boxed something for sam: the record meant for alex's devices")
+	}
+	if st := status(t, sj); st.Unreadable != 0 || st.Changed != 0 || st.Entries != 0 {
+		t.Fatalf("sam's status: %+v", st)
+	}
+}
+
+// grantedTo reports whether the relay holds a grant in journal id for the
+// device with box key box.
+func grantedTo(t *testing.T, relay *servertest.Server, id protocol.JournalID, box [32]byte) bool {
+	t.Helper()
+	blobs, err := relay.Store().Read(ctxFor(t), id, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if g, err := protocol.ParseGrant(b.Blob); err == nil && g.KeyID == crypto.KeyID(box) {
+			return true
+		}
+	}
+	return false
+}
+
+// An invite made on a person's device with others is handed to those
+// others only: never re-boxed for the partner, who must not learn its
+// secret (an invite made again may be for the partner's new keys).
+func TestInviteRecordIsNeverReboxedForThePartner(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, sj)
+	_, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	mustSync(t, sj)
+	if _, _, err := aj.InviteAgain(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	mustSync(t, aj)
+	mustSync(t, sj)
+	if grantedTo(t, relay, aj.ID(), sam.Device.BoxPublic) {
+		t.Fatal("alex's device re-boxed the invite record for sam")
+	}
+	// Once Alex writes again, Sam's client knows the record was left out
+	// on purpose, and no longer counts it as waiting.
+	write(t, aj, "alex, after the invite")
+	mustSync(t, aj)
+	mustSync(t, sj)
+	if st := status(t, sj); st.Unreadable != 0 || st.Changed != 0 {
+		t.Fatalf("sam counts %d items it cannot read, %d changed", st.Unreadable, st.Changed)
 	}
 }

@@ -856,6 +856,15 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 					warn(n, o.s)
 					notices = append(notices, rosterNotice(n))
 				}
+			case KindAccountJournal:
+				if !m.Self || o.s.Header.Author == me {
+					continue
+				}
+				if p, err := j.fullPayload(o); err == nil {
+					if _, err := j.acct.takeUpAccountJournal(&p); err != nil {
+						return notices, err
+					}
+				}
 			case KindInvite:
 				// An invite made on another of this person's devices, so
 				// this one can open the join that answers it too.

@@ -66,7 +66,7 @@ const (
 )
 
 // rosterKinds are the kinds of roster records.
-var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true, KindAccount: true}
+var rosterKinds = map[string]bool{KindDevice: true, KindDeviceRemoved: true, KindLeave: true, KindInvite: true, KindAccount: true, KindAccountJournal: true}
 
 // responseKinds are the kinds that hang off another entry through Ref.
 var responseKinds = map[string]bool{KindAnswer: true, KindFollowup: true, KindReply: true, KindAck: true, KindCheckin: true, KindDecision: true, KindTogetherAnswer: true, KindTogetherMark: true}

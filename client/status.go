@@ -72,7 +72,8 @@ func (j *Journal) Status() (Status, error) {
 				entries++
 			}
 		}
-		nHeld, strangers, changed := 0, 0, 0
+		nHeld, strangers, changed, private := 0, 0, 0, 0
+		var span map[[32]byte][2]uint64 // per author device: the first and last seq that opened here
 		for _, s := range unreadable {
 			_, accepted := t.accepts(s)
 			switch {
@@ -85,12 +86,24 @@ func (j *Journal) Status() (Status, error) {
 				strangers++
 			case s.changed:
 				changed++
+			case s.noSlot:
+				// Sealed without this device, between entries of the
+				// same device that were sealed to it: left out on
+				// purpose (a record for the partner's own devices), not
+				// waiting for anything. (A slot stripped on the way is
+				// named by the later entry's to_since: changed, above.)
+				if span == nil {
+					span = openedSpans(opened)
+				}
+				if sp, ok := span[s.Header.Author]; ok && sp[0] < s.Header.Seq && s.Header.Seq < sp[1] {
+					private++
+				}
 			}
 		}
 		st = Status{
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
-			Unreadable: len(unreadable) - nHeld - strangers - changed, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened, t, j.st.Members)...), Notices: append([]Notice{}, j.st.notices()...),
+			Unreadable: len(unreadable) - nHeld - strangers - changed - private, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened, t, j.st.Members)...), Notices: append([]Notice{}, j.st.notices()...),
 		}
 		if !j.st.LastSync.IsZero() {
 			last := j.st.LastSync
@@ -319,6 +332,21 @@ func (m *openIndex) missing(verified map[protocol.BlobID]bool, t *trust, members
 			g.Kind, g.ID = NoticeForkedHistory, noticeID(NoticeForkedHistory, g.DeviceID)
 			out = append(out, g)
 		}
+	}
+	return out
+}
+
+// openedSpans returns, per author device, the first and last seq of its
+// entries that opened.
+func openedSpans(opened []*openedEntry) map[[32]byte][2]uint64 {
+	out := make(map[[32]byte][2]uint64)
+	for _, o := range opened {
+		a, seq := o.s.Header.Author, o.s.Header.Seq
+		sp, ok := out[a]
+		if !ok {
+			sp = [2]uint64{seq, seq}
+		}
+		out[a] = [2]uint64{min(sp[0], seq), max(sp[1], seq)}
 	}
 	return out
 }

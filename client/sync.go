@@ -1044,8 +1044,15 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		for _, r := range e.Recipients {
 			has[r.KeyID] = true
 		}
+		// A record sealed to the person's own devices only stays theirs:
+		// it is re-boxed for a new device of theirs, never for the
+		// partner's.
+		targets := rcpts
+		if o := m.openedOf(s.Chain); o != nil && ownOnly[o.payload.Kind] {
+			targets = t.own
+		}
 		var ck *crypto.ContentKey
-		for _, to := range rcpts {
+		for _, to := range targets {
 			kid := crypto.KeyID(to)
 			if has[kid] || grantedTo(kid, s.Chain) {
 				continue

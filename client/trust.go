@@ -187,8 +187,14 @@ func (st *state) trustKey() trustKey {
 // recipientsFor returns who an entry of kind is sealed to: an invite
 // record carries a secret and goes to this person's own devices only;
 // everything else goes to every current device.
+// ownOnly are the kinds sealed to the person's own devices only (never to
+// the partner's, and never re-boxed for them): an invite's secret, and the
+// account journal's whereabouts. (A reveal-together answer is held back
+// until it is released: heldAnswers.)
+var ownOnly = map[string]bool{KindInvite: true, KindAccountJournal: true}
+
 func (t *trust) recipientsFor(kind string) [][32]byte {
-	if kind == KindInvite {
+	if ownOnly[kind] {
 		return t.own
 	}
 	return t.recipients
