@@ -233,6 +233,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--only", "listener"}, // without --store
 		{"--store", "mysql://somewhere"},
 		{"--listener-rounds", "0"},
+		{"--link-entries", "0"},
+		{"--link-runs", "0"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"kintsugi-bench"}, args...), &out, &errOut)
@@ -442,6 +444,37 @@ func TestClientScenario(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "sync,sync + log,log -n 10,show ID,status,questions,log" {
 		t.Errorf("commands: %s", got)
+	}
+}
+
+// TestLinkScenario runs the link scenario on a tiny journal and checks the
+// report: the sizes asked for and the handover's shape, not a time.
+func TestLinkScenario(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "link", "--dir", t.TempDir(),
+		"--link-entries", "21", "--link-runs", "2"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var r results
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
+	}
+	l := r.Link
+	if l == nil || strings.Join(r.Env.Scenarios, ",") != "link" {
+		t.Fatalf("report: %+v", r)
+	}
+	// 21 entries fit in one grant for the laptop: alex's own and, handed
+	// over, sam's; each item is 136 bytes.
+	if l.Entries != 21 || l.Runs != 2 || l.HandoverBlobs != 1 || l.HandoverBytes < 21*136 {
+		t.Errorf("link: %+v", l)
+	}
+	var table bytes.Buffer
+	printTable(&table, &r)
+	if !strings.Contains(table.String(), "handover bytes") {
+		t.Errorf("the table has no link figures:\n%s", table.String())
 	}
 }
 
