@@ -248,3 +248,69 @@ func TestEntryOpenedLateIsHandedOver(t *testing.T) {
 	syncOK(t, tj)
 	readsAll(t, "the tablet", tj, "sam, before any new device")
 }
+
+// A removed device of this person is trusted for its handover as for
+// anything else it wrote: up to the last of its blobs the remover held.
+// A grant it writes after its removal opens nothing.
+func TestRemovedDeviceHandsOverOnlyUpToItsRemoval(t *testing.T) {
+	t.Parallel()
+	relay, liar := servertest.NewLyingServer(t)
+	aj, sj := pairedOn(t, relay)
+	alex := aj.acct
+	_, bj := linkFrom(t, alex, "phone")
+	syncOK(t, bj)
+	syncOK(t, sj)
+	before := mustChain(t, mustWrite(t, sj, "granted before the removal").ID)
+	after := mustChain(t, mustWrite(t, sj, "granted after the removal").ID)
+	syncOK(t, sj)
+	syncOK(t, bj)
+	syncOK(t, aj)
+
+	// The laptop never sees the old device's handover, only the phone's.
+	laptop, lj := linkFrom(t, alex, "laptop")
+	old := alex.Device.SignKey()
+	liar.ServeTo(laptop.Device.SignKey(), servertest.Drop(func(b server.StoredBlob) bool {
+		h, err := protocol.ParseHeader(b.Blob)
+		return !b.Purged && err == nil && h.Kind == protocol.KindGrant && h.Author == old
+	}))
+	grant := func(c protocol.BlobID) []byte {
+		t.Helper()
+		var blob []byte
+		if err := bj.withLock(func() error {
+			o := bj.openedOf(c)
+			if o == nil {
+				t.Fatal("the phone cannot read sam's entry")
+			}
+			var err error
+			items := []crypto.GrantInput{{Entry: c, Key: crypto.ContentKey{Key: o.key, Hash: c}}}
+			if blob, err = bj.acct.keys.SealGrant(rand.Reader, bj.nextHeader(bj.id, protocol.KindGrant), laptop.Device.BoxPublic, items); err != nil {
+				return err
+			}
+			return bj.writeBlob(blob)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return blob
+	}
+	grant(before)
+	syncOK(t, bj)
+	syncOK(t, aj)
+	if _, _, err := alex.RemoveDevice(testCtx(t), "phone"); err != nil {
+		t.Fatal(err)
+	}
+	late := grant(after) // the relay no longer takes it; a lying one could serve it
+
+	syncOK(t, lj)
+	var cur uint64
+	lj.withLock(func() error { cur = lj.cursor; return nil })
+	if _, err := lj.receive(&protocol.Blob{Journal: lj.id, Seq: cur + 1, Blob: late}); err != nil {
+		t.Fatal(err)
+	}
+	got := entryTexts(t, lj)
+	if !slices.Contains(got, "granted before the removal") {
+		t.Fatalf("the laptop does not read what the phone handed over before its removal: %q", got)
+	}
+	if slices.Contains(got, "granted after the removal") {
+		t.Fatalf("the laptop read an entry through a grant the phone wrote after its removal: %q", got)
+	}
+}
