@@ -560,7 +560,8 @@ func TestFiguresOfOlderReports(t *testing.T) {
 		return m
 	}
 	newer := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":100,"ack_p99_ms":2,"relay_cpu_per_put_us":40}],
-		"first_sync":{"fetch_ms":50,"sync_ms":300,"fetch_decrypt_ms":400}}`
+		"first_sync":{"fetch_ms":50,"sync_ms":300,"fetch_decrypt_ms":400},
+		"link":{"link_ms":200,"read_all_ms":550,"handover_bytes":1360516}}`
 	older := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":50,"ack_p99_ms":4}]}`
 	a := figuresOf([]map[string]any{parse(newer), parse(newer)})
 	b := figuresOf([]map[string]any{parse(older)})
@@ -577,6 +578,12 @@ func TestFiguresOfOlderReports(t *testing.T) {
 	}
 	if a.values["first sync: sync ms"][0] != 300 {
 		t.Errorf("first sync: %v", a.values)
+	}
+	if got := a.values["link: first sync + read ms"]; len(got) != 2 || got[0] != 550 {
+		t.Errorf("link: %v", a.values)
+	}
+	if _, ok := b.values["link: first sync + read ms"]; ok {
+		t.Errorf("the older report has no link figures, got %v", b.values)
 	}
 }
 
