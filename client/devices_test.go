@@ -61,7 +61,7 @@ func TestLinkedDeviceReadsWholeHistoryAndIsTrusted(t *testing.T) {
 		t.Fatal("the linked device should share the identity and have its own keys")
 	}
 	mustSync(t, lj)
-	// Alex's own history was re-boxed at once; Sam's waits for Sam's client.
+	// Alex's own history was re-boxed at once (and Sam's handed over: handover_test.go).
 	if got := texts(t, lj); !slices.Contains(got, "alex before the laptop") {
 		t.Fatalf("laptop reads %q", got)
 	}

@@ -195,7 +195,7 @@ type grantCheck struct {
 }
 
 // grantRef is one item of a valid grant: a content key re-boxed for this
-// device by the entry's author.
+// device by the entry's author, or handed over by a device of this person.
 type grantRef struct {
 	item   *protocol.GrantItem
 	author [32]byte
@@ -343,14 +343,25 @@ func (m *openIndex) openNew(t *trust) {
 		}
 		m.unopened = keep
 	}
+	retried := len(try)
 	for _, s := range fresh {
 		if s.Header.Kind == protocol.KindEntry && !s.Purged {
 			try = append(try, s)
 		}
 	}
-	for _, s := range try {
-		if m.openedOf(s.Chain) == nil && !m.open(s, t) {
+	for i, s := range try {
+		if m.openedOf(s.Chain) != nil {
+			continue
+		}
+		if !m.open(s, t) {
 			m.unopened = append(m.unopened, s)
+			continue
+		}
+		if i < retried {
+			// Indexed before it opened: the last re-boxing check may
+			// have passed it by, and this device may now hand it over
+			// to this person's other devices (ensureGrants).
+			m.grantsDone.valid = false
 		}
 	}
 	// The bytes are read back from the log if they are needed again, and
@@ -419,7 +430,8 @@ func (m *openIndex) loadGrantItems(t *trust) {
 }
 
 // open tries to open entry s: with this device's own slot, else with a
-// grant from the entry's own author. It reports whether it opened.
+// grant from the entry's own author or from a device of this person. It
+// reports whether it opened.
 func (m *openIndex) open(s *stored, t *trust) bool {
 	m.tries++
 	rd, ok := t.accepts(s)
@@ -461,8 +473,11 @@ func (m *openIndex) open(s *stored, t *trust) bool {
 			m.loadGrantItems(t)
 		}
 		for _, g := range m.grantItems[s.Chain] {
-			if g.author != s.Header.Author {
-				continue // only the entry's own author may re-box it
+			// The entry's own author may re-box it, and so may any device
+			// of this person (a handover, §13 of docs/protocol.md); a
+			// partner's device only its own entries.
+			if g.author != s.Header.Author && !t.handsOver(g.author) {
+				continue
 			}
 			if ck, err = op.GrantKey(g.item, g.box, e); err == nil {
 				break

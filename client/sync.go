@@ -963,13 +963,18 @@ func collides(r *memberRecord, roster map[[32]byte]*rosterDevice) bool {
 
 // ensureGrants re-boxes the content key of every entry this device wrote
 // for every current device that is neither a recipient nor granted yet, so
-// a partner who joins later reads everything written before.
+// a partner who joins later reads everything written before. For the other
+// current devices of this person it also hands over every entry it reads
+// that others wrote (the partner's, and this person's other devices'), so
+// a device linked later reads the whole history without waiting for
+// anyone else to sync (§13 of docs/protocol.md).
 //
 // An entry is sealed to every current device when it is written, so only
 // a change of members or of the answers held back (reveal-together) can
-// leave one short: while neither changed, only the entries indexed since
-// the last check are looked at (grantsDone, kept in the checkpoint).
-// Adopting this device's own entries after a restore voids the check.
+// leave one short, or an entry indexed earlier that opened only later:
+// while none of that happened, only the entries indexed since the last
+// check are looked at (grantsDone, kept in the checkpoint). Adopting this
+// device's own entries after a restore voids the check.
 func (j *Journal) ensureGrants() error {
 	todo, key := j.owedGrants(j.trust())
 	targets := make([][32]byte, 0, len(todo))
@@ -996,45 +1001,84 @@ func (j *Journal) ensureGrants() error {
 }
 
 // owedGrants returns, for each current device's box key, the content keys
-// of this device's entries it is owed (see ensureGrants), and the key to
-// note the check under once they are granted (grantsChecked).
+// it is owed by this device (see ensureGrants), and the key to note the
+// check under once they are granted (grantsChecked).
 func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, grantsKey) {
 	me := m.store.signKey
-	held := m.heldAnswers(t)
+	held := m.heldAnswers(t) // opens what is new, too
 	key := grantsKey{trust: t.key.digest, held: heldDigest(held)}
 	start := 0
 	if d := m.grantsDone; d.valid && d.trust == key.trust && d.held == key.held && d.adoptions == m.store.adoptions {
 		start = min(d.upTo, len(m.store.order))
 	}
-	var granted map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
-	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
-		if granted == nil {
-			granted = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
-			for _, s := range m.store.order {
-				// Only grants written here count: a grant from the relay
-				// that claims to be ours must not stop us re-boxing for real.
-				if s.Header.Kind != protocol.KindGrant || s.Header.Author != me || !s.Local {
-					continue
-				}
-				g, err := protocol.ParseGrant(m.store.raw(s))
-				if err != nil {
-					continue
-				}
-				if granted[g.KeyID] == nil {
-					granted[g.KeyID] = make(map[protocol.BlobID]bool)
-				}
-				for _, it := range g.Items {
-					granted[g.KeyID][it.Entry] = true
-				}
+	handTo := m.handoverTargets(t)
+	// The entries already granted, by key id of the device they were
+	// granted to: ours, by grants written here, and handed over, by a
+	// grant from any current device of this person.
+	var ours, handed map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
+	index := func() {
+		if ours != nil {
+			return
+		}
+		ours = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
+		handed = make(map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool)
+		for _, s := range m.store.order {
+			if s.Header.Kind != protocol.KindGrant {
+				continue
+			}
+			var into map[[protocol.KeyIDSize]byte]map[protocol.BlobID]bool
+			switch rd, ok := t.accepts(s); {
+			case s.Header.Author == me && s.Local:
+				into = ours
+			case s.Header.Author == me:
+				// A grant from the relay that claims to be ours must not
+				// stop us re-boxing for real.
+				continue
+			case ok && rd.current() && t.handsOver(s.Header.Author):
+				into = handed
+			default:
+				continue
+			}
+			g, err := protocol.ParseGrant(m.store.raw(s))
+			if err != nil {
+				continue
+			}
+			if into[g.KeyID] == nil {
+				into[g.KeyID] = make(map[protocol.BlobID]bool)
+			}
+			for _, it := range g.Items {
+				into[g.KeyID][it.Entry] = true
 			}
 		}
-		return granted[kid][c]
+	}
+	grantedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
+		index()
+		return ours[kid][c]
+	}
+	handedTo := func(kid [protocol.KeyIDSize]byte, c protocol.BlobID) bool {
+		index()
+		return ours[kid][c] || handed[kid][c]
 	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := t.recipients
 	for _, s := range m.store.order[start:] {
-		if s.Header.Kind != protocol.KindEntry || s.Header.Author != me || !s.Local || held[s.Chain] {
+		if s.Header.Kind != protocol.KindEntry || s.Purged || held[s.Chain] {
 			continue
+		}
+		mine := s.Header.Author == me && s.Local
+		var o *openedEntry
+		if !mine {
+			// Someone else's: handed over to this person's other
+			// devices, if this device reads it.
+			if len(handTo) == 0 {
+				continue
+			}
+			if o = m.openedOf(s.Chain); o == nil || o.s != s {
+				continue
+			}
+			if _, ok := t.accepts(s); !ok {
+				continue
+			}
 		}
 		e, err := protocol.ParseEntry(m.store.raw(s))
 		if err != nil {
@@ -1043,6 +1087,16 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		has := make(map[[protocol.KeyIDSize]byte]bool, len(e.Recipients))
 		for _, r := range e.Recipients {
 			has[r.KeyID] = true
+		}
+		if !mine {
+			for _, to := range handTo {
+				kid := crypto.KeyID(to)
+				if has[kid] || handedTo(kid, s.Chain) {
+					continue
+				}
+				todo[to] = append(todo[to], crypto.GrantInput{Entry: s.Chain, Key: crypto.ContentKey{Key: o.key, Hash: e.ContentHash()}})
+			}
+			continue
 		}
 		// A record sealed to the person's own devices only stays theirs:
 		// it is re-boxed for a new device of theirs, never for the
@@ -1068,6 +1122,24 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		}
 	}
 	return todo, key
+}
+
+// handoverTargets returns the box keys of this person's other current
+// devices, certified by this person's identity key, that this device hands
+// history over to: none unless this device is itself such a device.
+func (m *openIndex) handoverTargets(t *trust) [][32]byte {
+	me := m.store.signKey
+	if rd, ok := t.roster[me]; !ok || !rd.current() || !t.handsOver(me) {
+		return nil
+	}
+	var to [][32]byte
+	for sign, rd := range t.roster {
+		if sign != me && rd.cert.Box != m.ownBox && rd.current() && t.handsOver(sign) {
+			to = append(to, rd.cert.Box)
+		}
+	}
+	slices.SortFunc(to, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return to
 }
 
 // grantsChecked notes that every own entry in the store was checked under

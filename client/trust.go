@@ -64,6 +64,17 @@ func (t *trust) accepts(s *stored) (*rosterDevice, bool) {
 	return rd, true
 }
 
+// handsOver reports whether the device with signing key sign may hand
+// over the content key of any entry it reads, not only of its own: a
+// device of this person, certified by this person's current identity key
+// (§13 of docs/protocol.md). The grant carrying it must still be accepted
+// from that device (accepts: not written after the device was removed),
+// and each key is still checked against its entry.
+func (t *trust) handsOver(sign [32]byte) bool {
+	rd, ok := t.roster[sign]
+	return ok && rd.member.Self && crypto.Equal(rd.cert.Identity[:], rd.member.Identity)
+}
+
 // trust returns the journal's trust decision for its current members.
 // Call with the lock held; the result is valid until the members change.
 func (j *Journal) trust() *trust { return j.trusts.of(&j.st) }

@@ -177,6 +177,11 @@ func figuresOf(reports []map[string]any) figures {
 			add("first sync: sync ms", x["sync_ms"])
 			add("first sync: sync + read ms", x["fetch_decrypt_ms"])
 		}
+		for _, x := range list(r, "link") {
+			add("link: device link ms", x["link_ms"])
+			add("link: first sync + read ms", x["read_all_ms"])
+			add("link: handover bytes", x["handover_bytes"])
+		}
 		for _, x := range list(r, "client") {
 			for _, c := range list(x, "commands") {
 				add(fmt.Sprintf("client %v entries, %v: wall ms", x["entries"], c["command"]), c["wall_ms"])

@@ -106,7 +106,7 @@ func runFirstSync(o *options, n, runs int) (*syncResult, error) {
 	var fetch, syncOnly, full []time.Duration
 	var total, count int
 	for range runs {
-		d, blobs, bytes, err := rawFetch(relay.wsURL(), sam, journal)
+		d, blobs, bytes, err := rawFetch(relay.wsURL(), sam, journal, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -166,8 +166,9 @@ func runFirstSync(o *options, n, runs int) (*syncResult, error) {
 // every blob up to CaughtUp, decoding each message fully, as the client
 // does: binary blobs frames (version 2) without copying the blobs out,
 // JSON blobs (version 1) with protocol.FastBlob. It returns the time
-// taken, the blobs read and their total size.
-func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (time.Duration, int, int, error) {
+// taken, the blobs read and their total size. each, if not nil, is shown
+// every blob, which it must not keep.
+func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID, each func(blob []byte)) (time.Duration, int, int, error) {
 	start := time.Now()
 	c, err := dialAs(wsURL, sam.AuthSigner())
 	if err != nil {
@@ -194,6 +195,9 @@ func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (ti
 				}
 				blobs++
 				size += len(b.Blob)
+				if each != nil {
+					each(b.Blob)
+				}
 			}
 			continue
 		}
@@ -205,6 +209,9 @@ func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (ti
 			}
 			blobs++
 			size += len(b.Blob)
+			if each != nil {
+				each(b.Blob)
+			}
 			continue
 		}
 		env, err := protocol.Decode(data)
@@ -222,6 +229,9 @@ func rawFetch(wsURL string, sam *client.Account, journal protocol.JournalID) (ti
 			}
 			blobs++
 			size += len(b.Blob)
+			if each != nil {
+				each(b.Blob)
+			}
 		case protocol.TypeCaughtUp:
 			return time.Since(start), blobs, size, nil
 		default:

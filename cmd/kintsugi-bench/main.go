@@ -27,6 +27,11 @@
 //     (first sync, log, show, status, questions), from an unlocked session
 //     (`kintsugi unlock`) so argon2id is not measured. Not in the default run,
 //     as it takes several minutes: pick it with --only client.
+//   - link: a person whose journal holds 10,000 entries, half of them the
+//     partner's, links a new device while the partner is offline: the
+//     time from the new device's first sync starting to every entry read,
+//     and the size of the history the linking device hands over (grants).
+//     Not in the default run: pick it with --only link.
 //   - memory: the real kintsugi-relay command (built with the go tool, or
 //     --relay-binary) stores 1 GiB of mixed 1 KiB–500 KiB blobs
 //     (--memory-total) from 8 writers; the relay process's peak RSS, and
@@ -170,6 +175,8 @@ type options struct {
 	syncRuns      int
 	clientEntries []int
 	clientRuns    int
+	linkEntries   int // link: entries in the journal, half the partner's
+	linkRuns      int
 	memoryTotal   int64  // memory: bytes of blobs to store
 	memoryWriters int    // memory: writers, a journal each
 	memoryBudget  string // memory: the relay's --memory-budget; "": its default
@@ -188,7 +195,7 @@ type options struct {
 	breakFirst bool
 }
 
-var scenarios = []string{"ingest", "push", "idle", "sync", "client", "memory", "listener"}
+var scenarios = []string{"ingest", "push", "idle", "sync", "link", "client", "memory", "listener"}
 
 // defaultScenarios are the scenarios run without --only.
 var defaultScenarios = []string{"ingest", "push", "idle", "sync"}
@@ -253,7 +260,7 @@ func benchFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 		&cli.StringFlag{Name: "compare", Usage: "run the same benchmark on this build and on revision `REV` of the repository, alternating (A/B/A/B), and print both with their ratios"},
 		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
-		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, client, memory, listener (default: all but client and memory, and listener only with --store)"},
+		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, link, client, memory, listener (default: all but link, client and memory, and listener only with --store)"},
 		&cli.StringFlag{Name: "store", EnvVars: []string{"KINTSUGI_BENCH_STORE"}, Usage: "a PostgreSQL server's `URL` (postgres://…) where the benchmark may create and drop databases and roles: ingest and push also run on PostgreSQL, and so does the listener scenario"},
 		&cli.IntFlag{Name: "listener-rounds", Value: 5, Usage: "listener: rounds (the median and the longest are reported)"},
 		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
@@ -266,6 +273,8 @@ func benchFlags() []cli.Flag {
 		&cli.IntSliceFlag{Name: "idle-conns", Value: cli.NewIntSlice(1000, 5000), Usage: "idle: connection counts to measure at"},
 		&cli.DurationFlag{Name: "idle-ping", Value: time.Second, Usage: "idle: the relay's ping interval (default relays ping every 30s); memory is read after 3 intervals"},
 		&cli.IntFlag{Name: "sync-entries", Value: 10000, Usage: "sync: entries the new device fetches"},
+		&cli.IntFlag{Name: "link-entries", Value: 10000, Usage: "link: entries in the journal (half of them the partner's) that the linked device reads"},
+		&cli.IntFlag{Name: "link-runs", Value: 3, Usage: "link: first syncs of the linked device (the median is reported)"},
 		&cli.StringFlag{Name: "relay-cpuprofile", Usage: "write a CPU profile of the relay process to `file` (of the last relay started: use with one scenario and size)"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (the clients) to `file`"},
 		&cli.StringFlag{Name: "relay-memprofile", Usage: "write a heap profile of the relay process to `file` each time the idle scenario reads its memory"},
@@ -295,6 +304,8 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		syncRuns:       c.Int("sync-runs"),
 		clientEntries:  c.IntSlice("client-entries"),
 		clientRuns:     c.Int("client-runs"),
+		linkEntries:    c.Int("link-entries"),
+		linkRuns:       c.Int("link-runs"),
 		memoryWriters:  c.Int("memory-writers"),
 		memoryBudget:   c.String("memory-budget"),
 		relayBinary:    c.String("relay-binary"),
@@ -323,6 +334,8 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		quick("sync-runs", func() { o.syncRuns = 1 })
 		quick("client-entries", func() { o.clientEntries = []int{200, 1000} })
 		quick("client-runs", func() { o.clientRuns = 1 })
+		quick("link-entries", func() { o.linkEntries = 1000 })
+		quick("link-runs", func() { o.linkRuns = 1 })
 		quick("memory-total", func() { o.memoryTotal = 128 << 20 })
 		quick("listener-rounds", func() { o.listenerRounds = 2 })
 	}
@@ -332,7 +345,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 	for _, s := range c.StringSlice("only") {
 		s = strings.TrimSpace(s)
 		if !slices.Contains(scenarios, s) {
-			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync, client, memory or listener (comma-separated)"}
+			return nil, &usageError{msg: fmt.Sprintf("unknown scenario %q", s), hint: "--only takes ingest, push, idle, sync, link, client, memory or listener (comma-separated)"}
 		}
 		o.only[s] = true
 	}
@@ -371,6 +384,8 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		positive("idle-conns", o.idleConns...),
 		positive("sync-entries", o.syncEntries),
 		positive("sync-runs", o.syncRuns),
+		positive("link-entries", o.linkEntries),
+		positive("link-runs", o.linkRuns),
 		positive("client-runs", o.clientRuns),
 		positive("memory-writers", o.memoryWriters),
 		positive("listener-rounds", o.listenerRounds),
@@ -431,6 +446,7 @@ type results struct {
 	Push      []pushResult    `json:"push,omitempty"`
 	Idle      []idleResult    `json:"idle,omitempty"`
 	FirstSync *syncResult     `json:"first_sync,omitempty"`
+	Link      *linkResult     `json:"link,omitempty"`
 	Client    []clientResult  `json:"client,omitempty"`
 	Memory    *memoryResult   `json:"memory,omitempty"`
 	Listener  *listenerResult `json:"listener,omitempty"`
@@ -526,6 +542,14 @@ func runAll(o *options) (*results, error) {
 		}
 		res.FirstSync = r
 	}
+	if o.only["link"] {
+		say("link: writing %d entries, half of them the partner's, then linking a device and %d first syncs", o.linkEntries, o.linkRuns)
+		r, err := runLink(o, o.linkEntries, o.linkRuns)
+		if err != nil {
+			return nil, fmt.Errorf("link: %w", err)
+		}
+		res.Link = r
+	}
 	if o.only["client"] {
 		say("client: the kintsugi command on journals of %v entries, %d runs each", o.clientEntries, o.clientRuns)
 		r, err := runClient(o, o.clientEntries, o.clientRuns)
@@ -620,6 +644,12 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "\nfirst sync of %d entries (%d blobs of about %d bytes; median of %d) (target: <= 300 ms with decryption)\n", s.Entries, s.FetchedBlobs, s.BlobBytes, s.Runs)
 		fmt.Fprintln(tw, "fetch ms\tsync (fetch, record, decrypt) ms\tsync + read every entry ms\t")
 		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t\n", s.FetchMs, s.SyncMs, s.FetchDecryptMs)
+		tw.Flush()
+	}
+	if l := r.Link; l != nil {
+		fmt.Fprintf(w, "\nlinking a device to %d entries, half of them the partner's, the partner offline (median of %d first syncs) (target: every entry read <= 5 s)\n", l.Entries, l.Runs)
+		fmt.Fprintln(tw, "device link ms\tfirst sync + read every entry ms\thandover grants\thandover bytes\t")
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%d\t%d\t\n", l.LinkMs, l.ReadAllMs, l.HandoverBlobs, l.HandoverBytes)
 		tw.Flush()
 	}
 	if len(r.Client) > 0 {

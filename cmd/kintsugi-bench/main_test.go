@@ -233,6 +233,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--only", "listener"}, // without --store
 		{"--store", "mysql://somewhere"},
 		{"--listener-rounds", "0"},
+		{"--link-entries", "0"},
+		{"--link-runs", "0"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"kintsugi-bench"}, args...), &out, &errOut)
@@ -445,6 +447,37 @@ func TestClientScenario(t *testing.T) {
 	}
 }
 
+// TestLinkScenario runs the link scenario on a tiny journal and checks the
+// report: the sizes asked for and the handover's shape, not a time.
+func TestLinkScenario(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "link", "--dir", t.TempDir(),
+		"--link-entries", "21", "--link-runs", "2"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var r results
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, out.String())
+	}
+	l := r.Link
+	if l == nil || strings.Join(r.Env.Scenarios, ",") != "link" {
+		t.Fatalf("report: %+v", r)
+	}
+	// 21 entries fit in one grant for the laptop: alex's own and, handed
+	// over, sam's; each item is 136 bytes.
+	if l.Entries != 21 || l.Runs != 2 || l.HandoverBlobs != 1 || l.HandoverBytes < 21*136 {
+		t.Errorf("link: %+v", l)
+	}
+	var table bytes.Buffer
+	printTable(&table, &r)
+	if !strings.Contains(table.String(), "handover bytes") {
+		t.Errorf("the table has no link figures:\n%s", table.String())
+	}
+}
+
 // TestMemoryScenario runs the memory scenario on a tiny volume: it builds
 // the kintsugi-relay command, so it needs the go tool. It checks the
 // report's shape and the sizes asked for, not what was measured.
@@ -527,7 +560,8 @@ func TestFiguresOfOlderReports(t *testing.T) {
 		return m
 	}
 	newer := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":100,"ack_p99_ms":2,"relay_cpu_per_put_us":40}],
-		"first_sync":{"fetch_ms":50,"sync_ms":300,"fetch_decrypt_ms":400}}`
+		"first_sync":{"fetch_ms":50,"sync_ms":300,"fetch_decrypt_ms":400},
+		"link":{"link_ms":200,"read_all_ms":550,"handover_bytes":1360516}}`
 	older := `{"ingest":[{"store":"badger","writers":64,"layout":"spread","blobs_per_second":50,"ack_p99_ms":4}]}`
 	a := figuresOf([]map[string]any{parse(newer), parse(newer)})
 	b := figuresOf([]map[string]any{parse(older)})
@@ -544,6 +578,12 @@ func TestFiguresOfOlderReports(t *testing.T) {
 	}
 	if a.values["first sync: sync ms"][0] != 300 {
 		t.Errorf("first sync: %v", a.values)
+	}
+	if got := a.values["link: first sync + read ms"]; len(got) != 2 || got[0] != 550 {
+		t.Errorf("link: %v", a.values)
+	}
+	if _, ok := b.values["link: first sync + read ms"]; ok {
+		t.Errorf("the older report has no link figures, got %v", b.values)
 	}
 }
 
