@@ -71,8 +71,12 @@ func TestJournalsFollowThePersonsDevices(t *testing.T) {
 	mustSync(t, sj)
 	mustSync(t, aj)
 
+	// Sam's devices are all offline from here on.
 	laptop, lj := linkDevice(t, alex, "laptop")
 	mustSync(t, lj)
+	if got := texts(t, lj); !slices.Contains(got, "sam, before the laptop") {
+		t.Fatalf("the laptop reads %q while sam is offline", got)
+	}
 	if !laptop.HasAccountJournal() || !alex.HasAccountJournal() {
 		t.Fatal("linking should give both devices the record they share")
 	}

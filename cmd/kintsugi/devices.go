@@ -66,9 +66,10 @@ func cmdDevice(e *env) *cli.Command {
 			{
 				Name:  "link",
 				Usage: "make a one-time code that sets up another device of yours (printed alone on the last line)",
-				Description: "The new device gets your identity and every journal here. What was written\n" +
-					"on this device opens there at once; your partner's entries, and those of\n" +
-					"your other devices, open after each of them next syncs.",
+				Description: "The new device gets your identity and every journal here. Everything this\n" +
+					"device can read opens there at its first sync, your partner's entries\n" +
+					"included. Journals you create, join or leave later follow on every one\n" +
+					"of your devices at its next sync.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "a name for the new device, like \"laptop\"", Value: "new device"},
 					expiresFlag(client.DefaultLinkTTL),
@@ -140,7 +141,6 @@ func cmdDevice(e *env) *cli.Command {
 						j.Close()
 					}
 					e.follow(a, false)
-					e.printf("Your partner's earlier entries open here after their next sync.\n")
 					return nil
 				},
 			},
