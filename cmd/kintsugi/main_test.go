@@ -105,7 +105,7 @@ func TestScripts(t *testing.T) {
 				mu.Lock()
 				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
 				mu.Unlock()
-				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID|strip ID HOME"
+				const usage = "usage: relay stop|start|honest|old|withhold ID|release ID|strip ID HOME|replay-shared HOME"
 				if len(args) == 0 {
 					ts.Fatalf(usage)
 				}
@@ -135,6 +135,17 @@ func TestScripts(t *testing.T) {
 					} else {
 						liar.Serve(servertest.Later(m))
 					}
+				case "replay-shared":
+					// Serve every item of the record HOME's devices share
+					// twice, as a relay replaying it would.
+					if len(args) != 2 {
+						ts.Fatalf(usage)
+					}
+					a, err := client.Unlock(client.Home{Dir: ts.MkAbs(args[1])}, []byte(ts.Getenv("KINTSUGI_PASSPHRASE")))
+					ts.Check(err)
+					own, err := a.AccountJournalID()
+					ts.Check(err)
+					liar.Serve(servertest.In(own, servertest.Twice(func(server.StoredBlob) bool { return true })))
 				case "strip":
 					if len(args) != 3 {
 						ts.Fatalf(usage)
