@@ -248,19 +248,19 @@ func (a *Account) SyncAccount(ctx context.Context) (*AccountResult, error) {
 		return res, err
 	}
 	defer closeAll(js)
-	if err := a.alignDevices(ctx, aj, js, res); err != nil {
-		return res, err
-	}
+	// A journal whose relay cannot be reached now is aligned at a later
+	// sync; the others, and this device's record, go ahead.
+	alignErr := a.alignDevices(ctx, aj, js, res)
 	wrote, err := a.writeAccountRecord(aj, js)
 	if err != nil {
-		return res, err
+		return res, errors.Join(alignErr, err)
 	}
 	if wrote {
 		if _, err := aj.Sync(ctx); err != nil {
-			return res, err
+			return res, errors.Join(alignErr, err)
 		}
 	}
-	return res, nil
+	return res, alignErr
 }
 
 // heardRecord is one account record from another device.
@@ -440,6 +440,7 @@ func (a *Account) alignDevices(ctx context.Context, aj *Journal, js []*Journal, 
 	if err != nil || len(current)+len(removed) == 0 {
 		return err
 	}
+	var errs []error
 	for _, j := range js {
 		var add []*crypto.DeviceCert
 		var drop [][32]byte
@@ -463,28 +464,37 @@ func (a *Account) alignDevices(ctx context.Context, aj *Journal, js []*Journal, 
 		if err != nil {
 			return err
 		}
-		for _, c := range add {
-			if err := j.relayAddDevice(ctx, c.Sign); err != nil {
-				return fmt.Errorf("%s: %w", j.name(), err)
-			}
-			if err := j.announceDevice(c); err != nil {
-				return err
-			}
+		if err := alignJournal(ctx, j, add, drop, res); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", j.name(), err))
 		}
-		if len(add) > 0 {
-			res.DevicesAdded++
-			if _, err := j.Sync(ctx); err != nil {
-				return fmt.Errorf("%s: %w", j.name(), err)
-			}
+	}
+	return errors.Join(errs...)
+}
+
+// alignJournal adds the devices add to journal j and removes drop from
+// it (see alignDevices).
+func alignJournal(ctx context.Context, j *Journal, add []*crypto.DeviceCert, drop [][32]byte, res *AccountResult) error {
+	for _, c := range add {
+		if err := j.relayAddDevice(ctx, c.Sign); err != nil {
+			return err
 		}
-		for _, sign := range drop {
-			if err := j.removeOwnDevice(ctx, sign); err != nil {
-				return fmt.Errorf("%s: %w", j.name(), err)
-			}
+		if err := j.announceDevice(c); err != nil {
+			return err
 		}
-		if len(drop) > 0 {
-			res.DevicesRemoved++
+	}
+	if len(add) > 0 {
+		res.DevicesAdded++
+		if _, err := j.Sync(ctx); err != nil {
+			return err
 		}
+	}
+	for _, sign := range drop {
+		if err := j.removeOwnDevice(ctx, sign); err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		res.DevicesRemoved++
 	}
 	return nil
 }

@@ -531,3 +531,40 @@ func TestInviteRecordIsNeverReboxedForThePartner(t *testing.T) {
 		t.Fatalf("sam counts %d items it cannot read, %d changed", st.Unreadable, st.Changed)
 	}
 }
+
+// A journal whose relay is down does not hold the others back: they are
+// aligned and the record is written; the error names the one that waits.
+func TestOneRelayDownDoesNotHoldBackTheOthers(t *testing.T) {
+	t.Parallel()
+	relay, other := servertest.NewServer(t), servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	pair(t, relay.URL(), alex, sam)
+	laptop, _ := linkDevice(t, alex, "laptop")
+	// Two journals created on the phone while the laptop's sync has not
+	// run: one on a relay that then goes down.
+	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	j3, err := alex.CreateJournal(ctx, relay.URL(), "here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j3.Close() })
+	other.Stop()
+	_, err = alex.SyncAccount(ctx)
+	if err == nil || !errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("syncing with one relay down: %v", err)
+	}
+	res := syncAccount(t, laptop)
+	if len(res.Added) != 1 || res.Added[0].ID != j3.ID() {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+	other.Start()
+	syncAccount(t, alex)
+	if res := syncAccount(t, laptop); len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+		t.Fatalf("laptop, once the other relay is back, took in %+v", res.Added)
+	}
+}
