@@ -16,7 +16,9 @@ import (
 // quiet leaves out what followed (for --json, which reports it itself).
 func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 	res, err := a.SyncAccount(e.ctx)
-	if errors.Is(err, client.ErrNoAccountJournal) {
+	if errors.Is(err, client.ErrNoAccountJournal) || errors.Is(err, client.ErrNotServed) {
+		// None, or this device was removed: the journal's own sync says
+		// so, in its words, and trying again would change nothing.
 		return nil
 	}
 	if err != nil {
@@ -28,7 +30,7 @@ func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 		return res
 	}
 	for _, jn := range res.Added {
-		e.printf("The journal %s followed from your other device; it is here now too.\n", followedName(jn))
+		e.printf("The journal %s followed from your other device; it is here now too (`kintsugi journal use %s` to write there).\n", followedName(jn), followedName(jn))
 	}
 	for _, jn := range res.Left {
 		e.printf("You left the journal %s on your other device, so this device no longer syncs it; what it holds stays readable.\n", followedName(jn))

@@ -1152,10 +1152,10 @@ func cmdStatus(e *env) *cli.Command {
 			switch {
 			case left:
 				msg, _ := describe(werr)
-				e.printf("Partner:    %s\n", clean(st.Partner))
+				e.printf("Partner:    %s\n", partnerOrNone(st.Partner))
 				e.printf("Writing:    %s\n", msg)
 			case removed:
-				e.printf("Partner:    %s\n", clean(st.Partner))
+				e.printf("Partner:    %s\n", partnerOrNone(st.Partner))
 				e.printf("Writing:    this device was removed from the journal, so nothing more goes out from it; what is here stays readable\n")
 			case st.Partner == "":
 				e.printf("Partner:    not joined yet\n")
@@ -1226,6 +1226,14 @@ func cmdStatus(e *env) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// partnerOrNone names the partner for status, or says none joined.
+func partnerOrNone(name string) string {
+	if name == "" {
+		return "not joined yet"
+	}
+	return clean(name)
 }
 
 // statusJSON is the journal part of `status --json`: client.Status (with
