@@ -568,3 +568,61 @@ func TestOneRelayDownDoesNotHoldBackTheOthers(t *testing.T) {
 		t.Fatalf("laptop, once the other relay is back, took in %+v", res.Added)
 	}
 }
+
+// A partner's new identity confirmed on one device is confirmed on the
+// person's other devices too (confirmation is the person's, not the
+// device's): the laptop stops warning, reads the new keys' words and
+// seals to them.
+func TestConfirmingANewIdentityFollows(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, sj)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	syncAccount(t, laptop)
+
+	code, _, err := aj.InviteAgain(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, aj)
+	mustSync(t, lj)
+	sam2 := newAccount(t, "sam")
+	s2, err := sam2.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	write(t, s2, "sam, with new keys")
+	mustSync(t, s2)
+	mustSync(t, aj)
+	mustSync(t, lj)
+	if st := status(t, lj); !hasShown(st, client.NoticeIdentityChanged) {
+		t.Fatalf("the laptop was not told of the new keys: %+v", st.Notices)
+	}
+
+	if err := aj.ConfirmVerified(); err != nil {
+		t.Fatal(err)
+	}
+	syncAccount(t, alex)
+	res := syncAccount(t, laptop)
+	if !slices.Equal(res.Verified, []string{"sam"}) {
+		t.Fatalf("the laptop was told %+v", res)
+	}
+	mustSync(t, lj)
+	st := status(t, lj)
+	if hasShown(st, client.NoticeIdentityChanged) || !st.Verified {
+		t.Fatalf("the laptop after the confirmation: %+v", st)
+	}
+	if got := texts(t, lj); !slices.Contains(got, "sam, with new keys") {
+		t.Fatalf("the laptop reads %q", got)
+	}
+	e := write(t, lj, "laptop, to the new keys")[0]
+	mustSync(t, lj)
+	if !sealedTo(t, relay, lj.ID(), e.ID, sam2.Device.BoxPublic) {
+		t.Fatal("the laptop does not seal to the confirmed new keys")
+	}
+}
