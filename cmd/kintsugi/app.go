@@ -994,7 +994,18 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 	// then that it is back. connected: a connection has been up before;
 	// down: the last attempt failed and that was said.
 	var connected, down bool
+	// What the person did on their other devices is followed when the
+	// watch starts (by sync) and again each time it connects again.
+	var reconnected bool
 	return j.Watch(e.ctx, func(ev client.Event) {
+		if ev.Connected {
+			if reconnected && e.acct != nil {
+				if res := e.follow(e.acct, asJSON); asJSON && res != nil && len(res.Added)+len(res.Left)+len(res.Verified) > 0 {
+					enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "from_your_devices", "journals_added": orEmpty(res.Added), "journals_left": orEmpty(res.Left), "verified": orEmpty(res.Verified)})
+				}
+			}
+			reconnected = true
+		}
 		if asJSON {
 			m := map[string]any{"time": time.Now().UTC()}
 			switch {

@@ -528,3 +528,34 @@ func TestPipedTooLong(t *testing.T) {
 		t.Errorf("stderr:\n%s", errOut.String())
 	}
 }
+
+// A watch that connects again follows what the person did meanwhile on
+// another device: a journal created there is named.
+func TestWatchFollowsOtherDevicesWhenItConnectsAgain(t *testing.T) {
+	phone := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", phone, "journal", "create", "--relay", r.URL())
+	link := strings.TrimSpace(must(t, "--home", phone, "device", "link", "--name", "laptop"))
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	must(t, "--home", laptop, "device", "join", link)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"kintsugi", "--home", laptop, "sync", "--watch"}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; exitStatus(err) != exitInterrupted {
+			t.Errorf("watch stopped: %v", err)
+		}
+	}()
+	waitFor(t, &stderr, "Connected and up to date.")
+	must(t, "--home", phone, "journal", "create", "--relay", r.URL(), "--title", "made meanwhile")
+	r.Stop()
+	waitFor(t, &stderr, "lost the connection to the relay")
+	r.Start()
+	waitFor(t, &stderr, "Connected again and up to date.")
+	waitFor(t, &stdout, `The journal "made meanwhile" followed from your other device`)
+}
