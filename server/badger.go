@@ -676,8 +676,12 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			// was read.
 			if v, err = s.loadValue(it.v, s.currentLog(it.key)); err != nil {
 				s.damaged(j, it.seq, err)
-				if len(out) > 0 && errors.Is(err, ErrDamaged) {
-					break // serve what comes before it; the next Read fails on it
+				if errors.Is(err, ErrDamaged) {
+					// Named, and left out: what comes after it is
+					// still served (one damaged blob must not shut a
+					// journal's people out of the rest).
+					out = append(out, StoredBlob{Seq: it.seq, Damaged: true})
+					continue
 				}
 				return nil, fmt.Errorf("journal %s, blob %d: %w", j, it.seq, err)
 			}

@@ -123,7 +123,7 @@ func (s *Server) fetchGrown(j protocol.JournalID, from uint64) {
 			if !ok || b.Seq > to {
 				break
 			}
-			if b.Seq != from+1 || b.Purged {
+			if b.Seq != from+1 || b.Purged || b.Damaged {
 				// A gap is for the pumps to report; a purged blob goes
 				// out with its mark, which only they send.
 				ok = false

@@ -343,6 +343,17 @@ func (c *conn) sendHistory(sub *subscription, blobs []StoredBlob) bool {
 			c.fail(reqError(0, protocol.CodeInternal, "the relay's copy of the journal is damaged"), websocket.CloseInternalServerErr)
 			return false
 		}
+		if b.Damaged {
+			// Nothing is served at its place (the store named it); the
+			// subscriber goes on past it, and its client names it as not
+			// arrived once a later blob of its author comes.
+			if !flush() {
+				return false
+			}
+			c.s.metrics.damagedSkipped.Inc()
+			sub.cursor = b.Seq
+			continue
+		}
 		if c.version < protocol.Version {
 			// Flow control: the next blob waits for room in the queue.
 			if !c.waitRoom(len(b.Blob)*4/3) || !c.pumpMaySend(sub) {

@@ -23,8 +23,10 @@ type metrics struct {
 	dupsIn     prometheus.Counter
 	blobsOut   prometheus.Counter
 	bytesOut   prometheus.Counter
-	putAck     prometheus.Histogram
-	rejections *prometheus.CounterVec // labels: code, limit
+	// damagedSkipped counts damaged blobs a subscriber was taken past.
+	damagedSkipped prometheus.Counter
+	putAck         prometheus.Histogram
+	rejections     *prometheus.CounterVec // labels: code, limit
 }
 
 func newMetrics(store Store) *metrics {
@@ -43,6 +45,8 @@ func newMetrics(store Store) *metrics {
 			Help: "Bytes of the blobs stored."}),
 		dupsIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "duplicate_puts_total",
 			Help: "Puts of a blob the journal already held (resends; nothing stored)."}),
+		damagedSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "damaged_blobs_skipped_total",
+			Help: "Damaged stored blobs a subscriber was taken past without them (each is named in the log; run kintsugi-relay check)."}),
 		blobsOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "blobs_out_total",
 			Help: "Blobs sent to subscribers (purged records included)."}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "bytes_out_total",
@@ -65,7 +69,7 @@ func newMetrics(store Store) *metrics {
 	} {
 		m.rejections.WithLabelValues(cl[0], cl[1])
 	}
-	m.reg.MustRegister(m.conns, m.connsTotal, m.subs, m.blobsIn, m.bytesIn, m.dupsIn, m.blobsOut, m.bytesOut, m.putAck, m.rejections)
+	m.reg.MustRegister(m.conns, m.connsTotal, m.subs, m.blobsIn, m.bytesIn, m.dupsIn, m.blobsOut, m.bytesOut, m.damagedSkipped, m.putAck, m.rejections)
 	if sz, ok := store.(sizer); ok {
 		storage := func(part string, f func() float64) prometheus.GaugeFunc {
 			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "storage_bytes",

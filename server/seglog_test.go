@@ -229,7 +229,8 @@ func segTornChild(dir string) {
 }
 
 // A damaged segment (a changed byte, or a file shorter than its index) is
-// named in the log and by VerifyBlobs, and its blob is never served.
+// named in the log and by VerifyBlobs; its blob is never served, and
+// Read marks its place so what comes after it still is.
 func TestSegmentDamage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -276,8 +277,13 @@ func TestSegmentDamage(t *testing.T) {
 				damagedSeq = 3
 			}
 			got, err := s.Read(ctx, j, damagedSeq-1, 1)
-			if !errors.Is(err, ErrDamaged) {
+			if err != nil || len(got) != 1 || !got[0].Damaged || got[0].Blob != nil || got[0].Seq != damagedSeq {
 				t.Fatalf("read of the damaged blob: %+v, %v", got, err)
+			}
+			// It is marked, and what comes after it is still served.
+			got, err = s.Read(ctx, j, 0, 10)
+			if err != nil || len(got) != 3 || !got[damagedSeq-1].Damaged || string(got[0].Blob) != "first blob" || (damagedSeq == 2 && string(got[2].Blob) != "third blob") {
+				t.Fatalf("read of the whole journal: %+v, %v", got, err)
 			}
 			if !strings.Contains(logs.String(), "damaged") || !strings.Contains(logs.String(), j.String()) {
 				t.Fatalf("the log does not name the damaged blob:\n%s", logs)

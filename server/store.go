@@ -119,8 +119,10 @@ type Store interface {
 	// when j holds nothing after after. At each sequence number it returns
 	// the bytes Append stored there (or, once purged, the purged record):
 	// so the relay may hand a blob it has just appended to subscribers
-	// without reading it back. The returned slices are owned by the
-	// caller.
+	// without reading it back. A blob whose stored bytes are damaged
+	// (ErrDamaged; named in the log) is returned with Damaged set and no
+	// bytes, so that the blobs after it are still served. The returned
+	// slices are owned by the caller.
 	Read(ctx context.Context, j protocol.JournalID, after uint64, max int) ([]StoredBlob, error)
 
 	// HasBlob reports whether j holds the blob with id (purged or not).
@@ -166,6 +168,10 @@ type StoredBlob struct {
 	// Purged marks a blob whose author purged it; Blob is then the purged
 	// record (protocol.PurgedRecordSize bytes).
 	Purged bool
+	// Damaged marks a blob whose stored bytes are damaged (ErrDamaged):
+	// Blob is nil. The relay serves nothing at its place; clients name it
+	// as not arrived once a later blob of its author comes.
+	Damaged bool
 }
 
 // InviteKind tells the kinds of invite apart.
