@@ -234,7 +234,7 @@ func (a *Account) SyncAccount(ctx context.Context) (*AccountResult, error) {
 		return nil, err
 	}
 	res := &AccountResult{}
-	records, err := aj.accountRecords(a)
+	records, err := aj.accountRecords()
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +272,7 @@ type heardRecord struct {
 
 // accountRecords returns the account records of the person's other
 // devices, in log order. Those that do not decode are skipped.
-func (aj *Journal) accountRecords(a *Account) ([]heardRecord, error) {
+func (aj *Journal) accountRecords() ([]heardRecord, error) {
 	var out []heardRecord
 	err := aj.withLock(func() error {
 		opened, _ := aj.decryptAll(aj.trust())
