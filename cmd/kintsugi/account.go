@@ -19,6 +19,12 @@ func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 	if errors.Is(err, client.ErrNoAccountJournal) {
 		return nil
 	}
+	if errors.Is(err, client.ErrNotServed) {
+		// Removed on another device: no later sync changes that, so
+		// nothing here promises one will.
+		fmt.Fprintf(e.stderr, "kintsugi: the relay no longer lets this device into the record your devices share; if you removed this device from another of yours, that is why, and journals no longer follow here; what is already here stays readable\n")
+		return res
+	}
 	if err != nil {
 		msg, _ := describe(err)
 		fmt.Fprintf(e.stderr, "kintsugi: your other devices could not be brought up to date just now (%s); the next `kintsugi sync` tries again.\n", msg)
