@@ -568,3 +568,38 @@ func TestOneRelayDownDoesNotHoldBackTheOthers(t *testing.T) {
 		t.Fatalf("laptop, once the other relay is back, took in %+v", res.Added)
 	}
 }
+
+// Revoking a device while one journal's relay is down still takes it out
+// of the record the person's devices share, so it learns nothing more
+// there, and the other devices remove it from the rest at their next sync.
+func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
+	t.Parallel()
+	relay, other := servertest.NewServer(t), servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	pair(t, relay.URL(), alex, sam)
+	laptop, _ := linkDevice(t, alex, "laptop")
+	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	if res := syncAccount(t, laptop); len(res.Added) != 1 {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+
+	other.Stop()
+	if _, _, err := alex.RemoveDevice(ctx, "laptop"); !errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("revoking with a relay down: %v", err)
+	}
+	if _, err := laptop.SyncAccount(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the revoked laptop still syncs the shared record: %v", err)
+	}
+	other.Start()
+	syncAccount(t, alex)
+	l2 := openByID(t, laptop, j2.ID())
+	if _, err := l2.Sync(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("once the relay is back, the revoked laptop still syncs the other journal: %v", err)
+	}
+}
