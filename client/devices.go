@@ -643,8 +643,12 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	aj, err := a.openAccountJournal()
 	switch {
 	case err == nil:
+		// The shared record first: once the device is out of it, the
+		// person's other devices remove it from every journal at their
+		// next sync (alignDevices), even one whose relay cannot be
+		// reached now.
 		defer aj.Close()
-		js = append(js, aj)
+		js = append([]*Journal{aj}, js...)
 	case !errors.Is(err, ErrNoAccountJournal):
 		return nil, 0, err
 	}
