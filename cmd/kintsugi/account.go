@@ -22,7 +22,8 @@ func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 	if errors.Is(err, client.ErrNotServed) {
 		// Removed on another device: no later sync changes that, so
 		// nothing here promises one will.
-		fmt.Fprintf(e.stderr, "kintsugi: the relay no longer lets this device into the record your devices share; if you removed this device from another of yours, that is why, and journals no longer follow here; what is already here stays readable\n")
+		fmt.Fprintf(e.stderr, "kintsugi: the relay no longer lets this device into the record your devices share\n")
+		fmt.Fprintf(e.stderr, "kintsugi: hint: if you removed this device from another of yours, that is why: journals no longer follow here, and what is already here stays readable\n")
 		return res
 	}
 	if err != nil {
