@@ -603,3 +603,50 @@ func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
 		t.Fatalf("once the relay is back, the revoked laptop still syncs the other journal: %v", err)
 	}
 }
+
+// Two devices linked by an earlier version, each linking another before
+// hearing of the other's shared record, end up with one shared record,
+// not two that never hear of each other: a device links only after taking
+// up a record already named to it.
+func TestDevicesLinkedBeforeShareOneRecord(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, _, _ := pair(t, relay.URL(), alex, sam)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	// As an earlier version left them: linked, with no shared record.
+	for _, a := range []*client.Account{alex, laptop} {
+		if err := os.RemoveAll(filepath.Join(a.Home.Dir, "account")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSync(t, aj)
+
+	// The phone links a tablet (making the record); the laptop, not
+	// synced since, links a desktop.
+	linkDevice(t, alex, "tablet")
+	desktop, _ := linkDevice(t, laptop, "desktop")
+	want, err := alex.AccountJournalID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for who, a := range map[string]*client.Account{"laptop": laptop, "desktop": desktop} {
+		if got, err := a.AccountJournalID(); err != nil || got != want {
+			t.Fatalf("the %s shares record %v (%v), the phone %v", who, got, err, want)
+		}
+	}
+	// And a journal created on the phone reaches the desktop.
+	j2, err := alex.CreateJournal(ctx, relay.URL(), "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	syncAccount(t, laptop)
+	syncAccount(t, alex)
+	if res := syncAccount(t, desktop); len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+		t.Fatalf("the desktop was told %+v", res)
+	}
+}
