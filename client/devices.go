@@ -234,7 +234,18 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	}
 	// The person's own channel goes along: journals created, joined or
 	// left later follow on every device (accountjournal.go). It lives on
-	// the relay of the journal that carries the code.
+	// the relay of the journal that carries the code. One that another
+	// device of this person made and named in a journal here is taken up
+	// first (applyRoster): making a second would split the person's
+	// devices into groups that never hear of each other.
+	for _, j := range js {
+		if a.HasAccountJournal() {
+			break
+		}
+		if _, err := j.Sync(ctx); err != nil {
+			return "", time.Time{}, fmt.Errorf("%s: %w", j.name(), err)
+		}
+	}
 	aj, err := a.ensureAccountJournal(ctx, js[0].relay, js)
 	if err != nil {
 		return "", time.Time{}, err
