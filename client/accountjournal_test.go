@@ -650,3 +650,34 @@ func TestDevicesLinkedBeforeShareOneRecord(t *testing.T) {
 		t.Fatalf("the desktop was told %+v", res)
 	}
 }
+
+// A relay that cannot be reached does not keep a revoked device in the
+// journals on other relays: revoking goes on to each of them, and says
+// what failed.
+func TestRevokeGoesOnPastARelayDown(t *testing.T) {
+	t.Parallel()
+	relay, other := servertest.NewServer(t), servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	pair(t, relay.URL(), alex, sam)
+	laptop, _ := linkDevice(t, alex, "laptop")
+	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	if res := syncAccount(t, laptop); len(res.Added) != 1 {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+
+	// The relay of the first journal and of the shared record goes down.
+	relay.Stop()
+	if _, n, err := alex.RemoveDevice(ctx, "laptop"); !errors.Is(err, client.ErrUnreachable) || n != 1 {
+		t.Fatalf("revoking with a relay down: removed from %d journals, %v", n, err)
+	}
+	l2 := openByID(t, laptop, j2.ID())
+	if _, err := l2.Sync(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the revoked laptop still syncs the journal on the relay that was up: %v", err)
+	}
+}
