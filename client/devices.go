@@ -640,7 +640,8 @@ func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
 // RemoveDevice removes one of this person's other devices from every
 // journal here: the relays refuse it at once, nothing written afterwards
 // is sealed to it, and the partner's client is told. It returns the device
-// and how many journals it was removed from.
+// and how many journals it was removed from; when one could not be done,
+// it goes on with the others and returns the first failure too.
 func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int, error) {
 	// Learn first of journals created or joined on the person's other
 	// devices, so the device is removed from those too. Those this sync
@@ -670,7 +671,12 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	if d.This {
 		return d, 0, ErrThisDevice
 	}
+	// A journal that cannot be done now does not keep the device in the
+	// others: a lost device is cut off wherever it can be. The first
+	// failure is returned; running it again, or the person's other
+	// devices (alignDevices), finish the rest.
 	n := 0
+	var first error
 	for _, j := range js {
 		var in, gone, own bool
 		err := j.withLock(func() error {
@@ -686,13 +692,16 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 			continue
 		}
 		if err := j.removeOwnDevice(ctx, d.sign); err != nil {
-			return d, n, fmt.Errorf("%s: %w", j.name(), err)
+			if first == nil {
+				first = fmt.Errorf("%s: %w", j.name(), err)
+			}
+			continue
 		}
 		if !own {
 			n++
 		}
 	}
-	return d, n, nil
+	return d, n, first
 }
 
 func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {
