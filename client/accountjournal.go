@@ -270,21 +270,38 @@ type heardRecord struct {
 	rec     accountRecord
 }
 
-// accountRecords returns the account records of the person's other
-// devices, in log order. Those that do not decode are skipped.
+// accountRecords returns, for each of the person's other devices, its
+// newest account record that decodes, in log order. A device's records
+// only add (its journals, left, verified), so its newest says all its
+// earlier ones did: reading only that keeps a sync as quick after a year
+// of records as after one.
 func (aj *Journal) accountRecords() ([]heardRecord, error) {
 	var out []heardRecord
 	err := aj.withLock(func() error {
 		opened, _ := aj.decryptAll(aj.trust())
+		byAuthor := make(map[[32]byte][]*openedEntry)
+		var order [][32]byte
 		for _, o := range opened {
 			if o.payload.Kind != KindAccount || !o.author.member.Self || o.s.Header.Author == aj.signKey {
 				continue
 			}
-			p, err := aj.fullPayload(o)
-			if err != nil || p.Account == nil {
-				continue
+			author := o.s.Header.Author
+			if byAuthor[author] == nil {
+				order = append(order, author)
 			}
-			out = append(out, heardRecord{author: o.s.Header.Author, created: p.Created, rec: *p.Account})
+			byAuthor[author] = append(byAuthor[author], o)
+		}
+		for _, author := range order {
+			recs := byAuthor[author]
+			sort.Slice(recs, func(x, y int) bool { return recs[x].s.Header.Seq > recs[y].s.Header.Seq })
+			for _, o := range recs {
+				p, err := aj.fullPayload(o)
+				if err != nil || p.Account == nil {
+					continue
+				}
+				out = append(out, heardRecord{author: author, created: p.Created, rec: *p.Account})
+				break
+			}
 		}
 		return nil
 	})

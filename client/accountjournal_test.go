@@ -569,6 +569,119 @@ func TestOneRelayDownDoesNotHoldBackTheOthers(t *testing.T) {
 	}
 }
 
+// Revoking a device while one journal's relay is down still takes it out
+// of the record the person's devices share, so it learns nothing more
+// there, and the other devices remove it from the rest at their next sync.
+func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
+	t.Parallel()
+	relay, other := servertest.NewServer(t), servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	pair(t, relay.URL(), alex, sam)
+	laptop, _ := linkDevice(t, alex, "laptop")
+	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	if res := syncAccount(t, laptop); len(res.Added) != 1 {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+
+	other.Stop()
+	if _, _, err := alex.RemoveDevice(ctx, "laptop"); !errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("revoking with a relay down: %v", err)
+	}
+	if _, err := laptop.SyncAccount(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the revoked laptop still syncs the shared record: %v", err)
+	}
+	other.Start()
+	syncAccount(t, alex)
+	l2 := openByID(t, laptop, j2.ID())
+	if _, err := l2.Sync(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("once the relay is back, the revoked laptop still syncs the other journal: %v", err)
+	}
+}
+
+// Two devices linked by an earlier version, each linking another before
+// hearing of the other's shared record, end up with one shared record,
+// not two that never hear of each other: a device links only after taking
+// up a record already named to it.
+func TestDevicesLinkedBeforeShareOneRecord(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, _, _ := pair(t, relay.URL(), alex, sam)
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	// As an earlier version left them: linked, with no shared record.
+	for _, a := range []*client.Account{alex, laptop} {
+		if err := os.RemoveAll(filepath.Join(a.Home.Dir, "account")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSync(t, aj)
+
+	// The phone links a tablet (making the record); the laptop, not
+	// synced since, links a desktop.
+	linkDevice(t, alex, "tablet")
+	desktop, _ := linkDevice(t, laptop, "desktop")
+	want, err := alex.AccountJournalID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for who, a := range map[string]*client.Account{"laptop": laptop, "desktop": desktop} {
+		if got, err := a.AccountJournalID(); err != nil || got != want {
+			t.Fatalf("the %s shares record %v (%v), the phone %v", who, got, err, want)
+		}
+	}
+	// And a journal created on the phone reaches the desktop.
+	j2, err := alex.CreateJournal(ctx, relay.URL(), "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	syncAccount(t, laptop)
+	syncAccount(t, alex)
+	if res := syncAccount(t, desktop); len(res.Added) != 1 || res.Added[0].ID != j2.ID() {
+		t.Fatalf("the desktop was told %+v", res)
+	}
+}
+
+// A relay that cannot be reached does not keep a revoked device in the
+// journals on other relays: revoking goes on to each of them, and says
+// what failed.
+func TestRevokeGoesOnPastARelayDown(t *testing.T) {
+	t.Parallel()
+	relay, other := servertest.NewServer(t), servertest.NewServer(t)
+	ctx := ctxFor(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	pair(t, relay.URL(), alex, sam)
+	laptop, _ := linkDevice(t, alex, "laptop")
+	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	syncAccount(t, alex)
+	if res := syncAccount(t, laptop); len(res.Added) != 1 {
+		t.Fatalf("laptop took in %+v", res.Added)
+	}
+
+	// The relay of the first journal and of the shared record goes down.
+	relay.Stop()
+	if _, n, err := alex.RemoveDevice(ctx, "laptop"); !errors.Is(err, client.ErrUnreachable) || n != 1 {
+		t.Fatalf("revoking with a relay down: removed from %d journals, %v", n, err)
+	}
+	l2 := openByID(t, laptop, j2.ID())
+	if _, err := l2.Sync(ctx); !errors.Is(err, client.ErrNotServed) {
+		t.Fatalf("the revoked laptop still syncs the journal on the relay that was up: %v", err)
+	}
+}
+
 // A partner's new identity confirmed on one device is confirmed on the
 // person's other devices too (confirmation is the person's, not the
 // device's): the laptop stops warning, reads the new keys' words and

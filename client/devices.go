@@ -234,7 +234,18 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	}
 	// The person's own channel goes along: journals created, joined or
 	// left later follow on every device (accountjournal.go). It lives on
-	// the relay of the journal that carries the code.
+	// the relay of the journal that carries the code. One that another
+	// device of this person made and named in a journal here is taken up
+	// first (applyRoster): making a second would split the person's
+	// devices into groups that never hear of each other.
+	for _, j := range js {
+		if a.HasAccountJournal() {
+			break
+		}
+		if _, err := j.Sync(ctx); err != nil {
+			return "", time.Time{}, fmt.Errorf("%s: %w", j.name(), err)
+		}
+	}
 	aj, err := a.ensureAccountJournal(ctx, js[0].relay, js)
 	if err != nil {
 		return "", time.Time{}, err
@@ -629,7 +640,8 @@ func (a *Account) findDevice(js []*Journal, which string) (*Device, error) {
 // RemoveDevice removes one of this person's other devices from every
 // journal here: the relays refuse it at once, nothing written afterwards
 // is sealed to it, and the partner's client is told. It returns the device
-// and how many journals it was removed from.
+// and how many journals it was removed from; when one could not be done,
+// it goes on with the others and returns the first failure too.
 func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int, error) {
 	// Learn first of journals created or joined on the person's other
 	// devices, so the device is removed from those too. Those this sync
@@ -643,8 +655,12 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	aj, err := a.openAccountJournal()
 	switch {
 	case err == nil:
+		// The shared record first: once the device is out of it, the
+		// person's other devices remove it from every journal at their
+		// next sync (alignDevices), even one whose relay cannot be
+		// reached now.
 		defer aj.Close()
-		js = append(js, aj)
+		js = append([]*Journal{aj}, js...)
 	case !errors.Is(err, ErrNoAccountJournal):
 		return nil, 0, err
 	}
@@ -655,7 +671,12 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 	if d.This {
 		return d, 0, ErrThisDevice
 	}
+	// A journal that cannot be done now does not keep the device in the
+	// others: a lost device is cut off wherever it can be. The first
+	// failure is returned; running it again, or the person's other
+	// devices (alignDevices), finish the rest.
 	n := 0
+	var first error
 	for _, j := range js {
 		var in, gone, own bool
 		err := j.withLock(func() error {
@@ -671,13 +692,16 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, int,
 			continue
 		}
 		if err := j.removeOwnDevice(ctx, d.sign); err != nil {
-			return d, n, fmt.Errorf("%s: %w", j.name(), err)
+			if first == nil {
+				first = fmt.Errorf("%s: %w", j.name(), err)
+			}
+			continue
 		}
 		if !own {
 			n++
 		}
 	}
-	return d, n, nil
+	return d, n, first
 }
 
 func (j *Journal) removeOwnDevice(ctx context.Context, sign [32]byte) error {

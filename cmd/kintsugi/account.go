@@ -23,7 +23,7 @@ func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 	}
 	if err != nil {
 		msg, _ := describe(err)
-		fmt.Fprintf(e.stderr, "kintsugi: your other devices could not be brought up to date just now (%s); the next `kintsugi sync` tries again.\n", msg)
+		fmt.Fprintf(e.stderr, "kintsugi: this device could not catch up with your other devices just now (%s); the next `kintsugi sync` tries again\n", msg)
 		return res
 	}
 	if quiet {
