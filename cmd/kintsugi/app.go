@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -987,6 +988,10 @@ func cmdSync(e *env) *cli.Command {
 	}
 }
 
+// followEvery is how often a running watch follows the person's other
+// devices while it stays connected (tests shorten it).
+var followEvery = 10 * time.Minute
+
 func (e *env) watch(j *client.Journal, asJSON bool) error {
 	fmt.Fprintf(e.stderr, "Staying connected to %s%s. Press Ctrl-C to stop.\n", j.Relay(), e.in(j))
 	enc := json.NewEncoder(e.stdout)
@@ -995,14 +1000,50 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 	// down: the last attempt failed and that was said.
 	var connected, down bool
 	// What the person did on their other devices is followed when the
-	// watch starts (by sync) and again each time it connects again.
+	// watch starts (by sync), each time it connects again, and every
+	// followEvery while it stays connected. out keeps what that prints
+	// apart from what the watch prints.
+	var out sync.Mutex
+	followNow := func() {
+		if e.acct == nil || !e.acct.HasAccountJournal() {
+			return
+		}
+		if res := e.follow(e.acct, asJSON); asJSON && res != nil && len(res.Added)+len(res.Left)+len(res.Verified) > 0 {
+			enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "from_your_devices", "journals_added": orEmpty(res.Added), "journals_left": orEmpty(res.Left), "verified": orEmpty(res.Verified)})
+		}
+	}
+	stopFollowing := make(chan struct{})
+	var following sync.WaitGroup
+	defer func() {
+		close(stopFollowing)
+		following.Wait() // nothing is printed after the watch returns
+	}()
+	every := followEvery
+	following.Add(1)
+	go func() {
+		defer following.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				out.Lock()
+				followNow()
+				out.Unlock()
+			case <-stopFollowing:
+				return
+			case <-e.ctx.Done():
+				return
+			}
+		}
+	}()
 	var reconnected bool
 	return j.Watch(e.ctx, func(ev client.Event) {
+		out.Lock()
+		defer out.Unlock()
 		if ev.Connected {
-			if reconnected && e.acct != nil {
-				if res := e.follow(e.acct, asJSON); asJSON && res != nil && len(res.Added)+len(res.Left)+len(res.Verified) > 0 {
-					enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "from_your_devices", "journals_added": orEmpty(res.Added), "journals_left": orEmpty(res.Left), "verified": orEmpty(res.Verified)})
-				}
+			if reconnected {
+				followNow()
 			}
 			reconnected = true
 		}

@@ -559,3 +559,36 @@ func TestWatchFollowsOtherDevicesWhenItConnectsAgain(t *testing.T) {
 	waitFor(t, &stderr, "Connected again and up to date.")
 	waitFor(t, &stdout, `The journal "made meanwhile" followed from your other device`)
 }
+
+// A watch that stays connected follows the other devices every so often
+// too (followEvery, shortened here).
+func TestWatchFollowsOtherDevicesWhileConnected(t *testing.T) {
+	old := followEvery
+	followEvery = 100 * time.Millisecond
+	t.Cleanup(func() { followEvery = old })
+	phone := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", phone, "journal", "create", "--relay", r.URL())
+	link := strings.TrimSpace(must(t, "--home", phone, "device", "link", "--name", "laptop"))
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	must(t, "--home", laptop, "device", "join", link)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"kintsugi", "--home", laptop, "sync", "--watch"}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; exitStatus(err) != exitInterrupted {
+			t.Errorf("watch stopped: %v", err)
+		}
+	}()
+	waitFor(t, &stderr, "Connected and up to date.")
+	must(t, "--home", phone, "journal", "create", "--relay", r.URL(), "--title", "made meanwhile")
+	waitFor(t, &stdout, `The journal "made meanwhile" followed from your other device`)
+	if strings.Count(stdout.String(), "followed from your other device") != 1 {
+		t.Errorf("said more than once:\n%s", stdout.String())
+	}
+}
