@@ -1101,8 +1101,10 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		// A record sealed to the person's own devices only stays theirs:
 		// it is re-boxed for a new device of theirs, never for the
 		// partner's.
+		// One whose kind is not known here (it did not open) is kept to
+		// the person's devices too: fail closed.
 		targets := rcpts
-		if o := m.openedOf(s.Chain); o != nil && ownOnly[o.payload.Kind] {
+		if o := m.openedOf(s.Chain); o == nil || ownOnly[o.payload.Kind] {
 			targets = t.own
 		}
 		var ck *crypto.ContentKey
