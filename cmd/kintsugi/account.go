@@ -30,13 +30,13 @@ func (e *env) follow(a *client.Account, quiet bool) *client.AccountResult {
 		return res
 	}
 	for _, jn := range res.Added {
-		e.printf("The journal %s followed from your other device; it is here now too (`kintsugi journal use %s` to write there).\n", followedName(jn), followedName(jn))
+		e.printf("The journal %s followed from another of your devices; it is here now too (`kintsugi journal use %s` to write there).\n", followedName(jn), followedName(jn))
 	}
 	for _, jn := range res.Left {
-		e.printf("You left the journal %s on your other device, so this device no longer syncs it; what it holds stays readable.\n", followedName(jn))
+		e.printf("You left the journal %s on another of your devices, so this device no longer syncs it; what it holds stays readable.\n", followedName(jn))
 	}
 	for _, who := range res.Verified {
-		e.printf("You confirmed %s's safety number on your other device; it counts here too.\n", clean(who))
+		e.printf("You confirmed %s's safety number on another of your devices; it counts here too.\n", clean(who))
 	}
 	return res
 }

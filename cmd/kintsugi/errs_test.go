@@ -557,7 +557,7 @@ func TestWatchFollowsOtherDevicesWhenItConnectsAgain(t *testing.T) {
 	waitFor(t, &stderr, "lost the connection to the relay")
 	r.Start()
 	waitFor(t, &stderr, "Connected again and up to date.")
-	waitFor(t, &stdout, `The journal "made meanwhile" followed from your other device`)
+	waitFor(t, &stdout, `The journal "made meanwhile" followed from another of your devices`)
 }
 
 // A watch that stays connected follows the other devices every so often
@@ -587,8 +587,8 @@ func TestWatchFollowsOtherDevicesWhileConnected(t *testing.T) {
 	}()
 	waitFor(t, &stderr, "Connected and up to date.")
 	must(t, "--home", phone, "journal", "create", "--relay", r.URL(), "--title", "made meanwhile")
-	waitFor(t, &stdout, `The journal "made meanwhile" followed from your other device`)
-	if strings.Count(stdout.String(), "followed from your other device") != 1 {
+	waitFor(t, &stdout, `The journal "made meanwhile" followed from another of your devices`)
+	if strings.Count(stdout.String(), "followed from another of your devices") != 1 {
 		t.Errorf("said more than once:\n%s", stdout.String())
 	}
 }
