@@ -120,6 +120,7 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdLog(e),
 			cmdShow(e),
 			cmdSync(e),
+			cmdUI(e),
 			cmdStatus(e),
 			cmdRemind(e),
 			cmdRepair(e),

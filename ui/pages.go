@@ -1,0 +1,306 @@
+package ui
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticRoot embed.FS
+
+// staticFS holds the style sheet and the script, served under /static/.
+var staticFS, _ = fs.Sub(staticRoot, "static")
+
+// pages are the page templates, each parsed with the layout.
+var pages = func() map[string]*template.Template {
+	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
+	out := map[string]*template.Template{}
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem"} {
+		t := template.Must(layout.Clone())
+		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
+	}
+	return out
+}()
+
+// page is what every page template gets.
+type page struct {
+	Title   string
+	Locked  bool   // no journal is open: no navigation, no Lock button
+	Journal string // the journal's title, or ""
+	CSRF    string
+	Notice  string   // a calm line at the top ("Saved your entry ...")
+	Error   *problem // what went wrong, when something did
+
+	// timeline
+	Entries  []entryView
+	Filter   filter
+	Kinds    []string
+	Feelings []string
+	Empty    string // what to say when Entries is empty
+	Page     int
+	Prev     string // links to the newer and older pages, or ""
+	Next     string
+	Pages    int
+	Live     bool // the page reloads its list as entries arrive
+
+	// entry
+	Entry     *entryView
+	RespondTo *entryView
+	Responses []entryView
+
+	// write
+	Form writeForm
+}
+
+// problem is an error as a person reads it.
+type problem struct {
+	Msg, Hint string
+}
+
+// entryView is an entry as a page shows it.
+type entryView struct {
+	client.Entry
+	Head     string // what it is, worded as the command line words it
+	When     string // when it was written, for people
+	Datetime string // the same, for machines (<time datetime>)
+	NotSent  bool
+}
+
+// render writes page name with status.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	p.CSRF = s.csrfToken()
+	var b bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&b, "layout.html", p); err != nil {
+		s.cfg.Logger.Error("a page could not be shown", "page", name, "err", err)
+		http.Error(w, "kintsugi: this page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}
+
+func (s *Server) csrfToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.csrf
+}
+
+// problem shows a page that says what went wrong and what to do. nav adds
+// the way back to the timeline (only for a person who has a session).
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, status int, msg, hint string, nav bool) {
+	s.render(w, r, status, "problem", &page{Title: "Kintsugi", Locked: !nav, Error: &problem{Msg: msg, Hint: hint}})
+}
+
+// failed shows err, worded as the command line words it.
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) {
+	msg, hint := s.cfg.Describe(err)
+	s.problem(w, r, http.StatusInternalServerError, msg, hint, true)
+}
+
+// view returns en as a page shows it; ok is false for an entry shown
+// through another one.
+func (s *Server) view(en client.Entry, byID Entries) (entryView, bool) {
+	head, ok := s.cfg.Head(en, byID)
+	if !ok {
+		return entryView{}, false
+	}
+	return entryView{
+		Entry:    en,
+		Head:     head,
+		When:     en.Created.Local().Format("Mon 2 Jan 2006 15:04"),
+		Datetime: en.Created.UTC().Format("2006-01-02T15:04:05Z"),
+		NotSent:  en.Mine && !en.Synced,
+	}, true
+}
+
+// plainHead is Config.Head's default: who wrote it, and the kind.
+func plainHead(en client.Entry, _ Entries) (string, bool) {
+	who := en.Author
+	if en.Mine {
+		who = "You"
+	}
+	if en.Kind == client.KindEntry {
+		return who, true
+	}
+	return who + " · " + en.Kind, true
+}
+
+// filter is the timeline's filters, from the URL: the ones `kintsugi log`
+// has that a page offers.
+type filter struct {
+	Kind, Feeling, Author, Search string
+}
+
+// query returns the filter as a client query.
+func (f filter) query() client.Query {
+	q := client.Query{Author: f.Author, Contains: f.Search, NoText: true}
+	if f.Kind != "" {
+		q.Kinds = map[string]bool{f.Kind: true}
+		q.Hidden = true // revisions and retractions, when asked for by kind
+	}
+	if f.Feeling != "" {
+		q.Feelings = map[string]bool{f.Feeling: true}
+	}
+	return q
+}
+
+// values returns the filter as URL values, for the links to other pages.
+func (f filter) values(page int) string {
+	v := url.Values{}
+	for k, x := range map[string]string{"kind": f.Kind, "feeling": f.Feeling, "author": f.Author, "q": f.Search} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	if len(v) == 0 {
+		return "/"
+	}
+	return "/?" + v.Encode()
+}
+
+// any reports whether any filter is set.
+func (f filter) any() bool { return f != filter{} }
+
+// timeline shows the journal, newest first, a page at a time.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	o := s.journal(r)
+	if o == nil {
+		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
+		return
+	}
+	qv := r.URL.Query()
+	f := filter{
+		Kind:    strings.ToLower(strings.TrimSpace(qv.Get("kind"))),
+		Feeling: strings.ToLower(strings.TrimSpace(qv.Get("feeling"))),
+		Author:  strings.ToLower(strings.TrimSpace(qv.Get("author"))),
+		Search:  strings.TrimSpace(qv.Get("q")),
+	}
+	p := &page{Title: "Timeline", Journal: o.j.Title(), Filter: f, Kinds: s.cfg.Kinds, Feelings: s.cfg.Feelings, Page: 1}
+	if f.Kind != "" && !slices.Contains(s.cfg.Kinds, f.Kind) {
+		p.Error = &problem{Msg: fmt.Sprintf("%q is not a kind of entry", f.Kind), Hint: "kinds are " + strings.Join(s.cfg.Kinds, ", ")}
+		s.render(w, r, http.StatusBadRequest, "timeline", p)
+		return
+	}
+	if n, err := strconv.Atoi(qv.Get("page")); err == nil && n > 1 {
+		p.Page = n
+	}
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	list, err := rd.Query(f.query())
+	if err != nil {
+		msg, hint := s.cfg.Describe(err)
+		p.Error = &problem{Msg: msg, Hint: hint}
+		s.render(w, r, http.StatusBadRequest, "timeline", p)
+		return
+	}
+	p.Pages = max(1, (len(list)+PageSize-1)/PageSize)
+	p.Page = min(p.Page, p.Pages)
+	// Newest first: page 1 is the last PageSize entries, reversed.
+	end := len(list) - (p.Page-1)*PageSize
+	start := max(0, end-PageSize)
+	for i := end - 1; i >= start; i-- {
+		en := list[i]
+		if en.Text == "" && en.Retracted == nil {
+			if full, ok := rd.Get(en.ID); ok {
+				en = full
+			}
+		}
+		if v, ok := s.view(en, rd); ok {
+			p.Entries = append(p.Entries, v)
+		}
+	}
+	if p.Page > 1 {
+		p.Prev = f.values(p.Page - 1)
+	}
+	if p.Page < p.Pages {
+		p.Next = f.values(p.Page + 1)
+	}
+	p.Live = p.Page == 1
+	switch {
+	case len(list) > 0:
+	case f.any() && rd.Len() > 0:
+		p.Empty = "Nothing matches those filters."
+	case o.j.Refetching():
+		p.Empty = "Nothing is on this device yet: what the relay holds arrives while this page is open."
+	default:
+		p.Empty = "Nothing here yet. Write when you are ready; there is no hurry."
+	}
+	if id := qv.Get("saved"); id != "" {
+		p.Notice = s.saved(o, id)
+	}
+	s.render(w, r, http.StatusOK, "timeline", p)
+}
+
+// saved says where an entry just written goes, as `kintsugi write` does.
+func (s *Server) saved(o *opened, short string) string {
+	if len(short) > client.ShortIDLen || strings.Trim(short, "0123456789abcdef") != "" {
+		return ""
+	}
+	msg := "Saved your entry (" + short + ") on this device. "
+	if p, err := o.j.Partner(); err == nil && p.Left != nil {
+		return msg + fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", p.Name, p.Left.Local().Format("2 January 2006"))
+	}
+	s.mu.Lock()
+	connected := o.connected
+	s.mu.Unlock()
+	if connected {
+		return msg + "It is being sent now."
+	}
+	return msg + "It will be sent as soon as the relay can be reached; it is safe here until then."
+}
+
+// entry shows one entry, what it responds to, and its responses.
+func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
+	o := s.journal(r)
+	if o == nil {
+		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
+		return
+	}
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	en, ok := rd.Get(r.PathValue("id"))
+	if !ok {
+		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "it may have been written on another device and not synced yet; the timeline shows everything this device has", true)
+		return
+	}
+	v, _ := s.view(en, rd)
+	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v}
+	if en.Ref != "" {
+		if t, ok := rd.Get(en.Ref); ok {
+			if tv, ok := s.view(t, rd); ok {
+				p.RespondTo = &tv
+			}
+		}
+	}
+	for _, id := range en.Responses {
+		if x, ok := rd.Get(id); ok {
+			if xv, ok := s.view(x, rd); ok {
+				p.Responses = append(p.Responses, xv)
+			}
+		}
+	}
+	s.render(w, r, http.StatusOK, "entry", p)
+}
