@@ -158,7 +158,7 @@ func New(cfg Config, ln net.Listener) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, token: randomToken(), hub: newHub()}
 	s.ip, s.port = tcp.IP.String(), fmt.Sprint(tcp.Port)
 	s.hosts = map[string]bool{
-		net.JoinHostPort(s.ip, s.port):       true,
+		net.JoinHostPort(s.ip, s.port):        true,
 		net.JoinHostPort("localhost", s.port): true,
 	}
 	return s, nil
