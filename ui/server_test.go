@@ -44,6 +44,18 @@ func (k *keys) Agent(context.Context) *client.Account {
 
 func (k *keys) Passphrase(p []byte) (*client.Account, error) { return client.Unlock(k.home, p) }
 
+func (k *keys) setAgent(on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.agent = on
+}
+
+func (k *keys) lockCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.locked
+}
+
 func (k *keys) LockAgent(context.Context) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
