@@ -23,7 +23,9 @@
 //   - The Host header must name the loopback address and port the server
 //     listens on (or localhost and that port), else 421: a rebound DNS name
 //     never reaches a page.
-//   - An Origin header, when there is one, must be this server's own.
+//   - An Origin header, when there is one, must be this server's own
+//     ("null", which browsers send for a page's own form posts under
+//     no-referrer, only with Sec-Fetch-Site: same-origin).
 //   - Every form carries the session's CSRF token, compared in constant
 //     time; a POST without it is refused with 403.
 //   - Every response has a strict Content-Security-Policy (no inline

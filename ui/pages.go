@@ -127,16 +127,26 @@ func (s *Server) view(en client.Entry, byID Entries) (entryView, bool) {
 	}, true
 }
 
-// plainHead is Config.Head's default: who wrote it, and the kind.
+// plainHead is Config.Head's default: who wrote it, the kind, and the
+// feelings, in the command line's words where it has them.
 func plainHead(en client.Entry, _ Entries) (string, bool) {
-	who := en.Author
+	head := en.Author
 	if en.Mine {
-		who = "You"
+		head = "You"
 	}
-	if en.Kind == client.KindEntry {
-		return who, true
+	if en.Kind != client.KindEntry {
+		head += " · " + en.Kind
 	}
-	return who + " · " + en.Kind, true
+	if len(en.Feelings) > 0 {
+		head += " · feeling " + strings.Join(en.Feelings, ", ")
+	}
+	if en.Intensity != nil {
+		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
+	}
+	if en.ListenOnly {
+		head += " · asks to be heard, not answered"
+	}
+	return head, true
 }
 
 // filter is the timeline's filters, from the URL: the ones `kintsugi log`

@@ -275,7 +275,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			http.Error(w, "kintsugi: this address is not the one kintsugi ui printed", http.StatusMisdirectedRequest)
 			return
 		}
-		if o := r.Header.Get("Origin"); o != "" && !s.sameOrigin(o) {
+		if o := r.Header.Get("Origin"); o != "" && !s.sameOrigin(o, r.Header.Get("Sec-Fetch-Site")) {
 			s.problem(w, r, http.StatusForbidden, "this page was asked for by another web site, so kintsugi refused", "open the address `kintsugi ui` printed, in its own tab", false)
 			return
 		}
@@ -299,8 +299,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin reports whether an Origin header names this server.
-func (s *Server) sameOrigin(origin string) bool {
+// sameOrigin reports whether an Origin header names this server. Under
+// Referrer-Policy: no-referrer a browser sends "Origin: null" with the
+// page's own form posts; null is accepted only when the browser also says
+// (Sec-Fetch-Site, which no page can set) that the request comes from
+// this origin.
+func (s *Server) sameOrigin(origin, fetchSite string) bool {
+	if origin == "null" {
+		return fetchSite == "same-origin"
+	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Scheme == "http" && s.hosts[strings.ToLower(u.Host)] && u.Path == ""
 }

@@ -305,6 +305,10 @@ func TestRefusals(t *testing.T) {
 		{"foreign origin", h.http, "GET", "/unlock", func(r *http.Request) { r.Header.Set("Origin", "http://evil.example") }, 403, "another web site"},
 		{"foreign origin, post", h.http, "POST", "/lock", func(r *http.Request) { r.Header.Set("Origin", "http://evil.example") }, 403, "another web site"},
 		{"null origin", h.http, "POST", "/lock", func(r *http.Request) { r.Header.Set("Origin", "null") }, 403, "another web site"},
+		{"null origin, cross-site", h.http, "POST", "/lock", func(r *http.Request) {
+			r.Header.Set("Origin", "null")
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+		}, 403, "another web site"},
 		{"post without csrf", h.http, "POST", "/write", func(r *http.Request) {
 			r.Body = io.NopCloser(strings.NewReader("text=hello"))
 			r.ContentLength = int64(len("text=hello"))
@@ -333,6 +337,15 @@ func TestRefusals(t *testing.T) {
 	status, _ := send(h.http, "GET", "/unlock", func(r *http.Request) { r.Header.Set("Origin", h.base) })
 	if status != http.StatusOK {
 		t.Errorf("same origin: %d", status)
+	}
+	// A browser posting the page's own form under no-referrer sends
+	// "Origin: null" and says it is same-origin.
+	status, _ = send(h.http, "GET", "/unlock", func(r *http.Request) {
+		r.Header.Set("Origin", "null")
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+	})
+	if status != http.StatusOK {
+		t.Errorf("null origin, same-origin: %d", status)
 	}
 	// localhost:PORT names the server too (a browser keeps its cookies
 	// apart from 127.0.0.1's; the test hands the cookie over).

@@ -1,0 +1,202 @@
+package ui_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/client/clienttest"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// The pages in a real browser: headless Chromium, driven with chromedp,
+// against two partners who each run their own ui server, and a real relay
+// on 127.0.0.1.
+//
+// Without Chromium the test is skipped, saying so, except in CI
+// (CI=true), where .ci/run installs it and a skip would hide a failure.
+//
+// KINTSUGI_UI_SCREENSHOTS=DIR also saves a screenshot of the timeline as
+// DIR/ui-timeline.png (DIR relative to the repository's root), for the
+// README: `KINTSUGI_UI_SCREENSHOTS=docs go test ./ui -run Browser`.
+
+// chromium returns the path of a Chromium or Chrome, or skips the test.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no Chromium found, and CI=true: .ci/run installs Debian's chromium; install it (apt-get install chromium)")
+	}
+	t.Skip("no Chromium found (chromium, chromium-browser, google-chrome): the browser tests are skipped. `apt-get install chromium` runs them")
+	return ""
+}
+
+// browser starts a headless browser and returns its first tab's context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.DisableGPU,
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root otherwise (CI containers)
+	}
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start the browser: %v", err)
+	}
+	return ctx
+}
+
+// timed bounds one step of the test: a failsafe, not a measurement.
+func timed(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 60*time.Second)
+}
+
+func TestBrowserLiveEntry(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	// A little history, so the timeline reads like one.
+	seven := 7
+	earlier := []client.Payload{
+		{Kind: client.KindEntry, Text: "We talked on the walk today. It was hard, and I am glad we did.", Feelings: []string{"hope", "fear"}, Intensity: &seven, Tags: []string{"sunday-talk"}},
+		{Kind: client.KindQuestion, Text: "When you were late on Thursdays, where were you?"},
+	}
+	for _, p := range earlier {
+		if _, err := aj.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clienttest.Sync(t, aj)
+	if _, err := sj.Write(client.Payload{Kind: client.KindEntry, Text: "I could not sleep. I keep going over it.", Feelings: []string{"grief"}, ListenOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Sync(t, sj)
+	clienttest.Sync(t, aj)
+
+	ha := start(t, alex, aj, nil)
+	hs := start(t, sam, sj, nil)
+	hs.keys.setAgent(true) // Sam unlocked with `kintsugi unlock`; Alex types the passphrase
+
+	tab := browser(t)
+	samTab, cancel := chromedp.NewContext(tab)
+	defer cancel()
+
+	// Sam opens the page: the link unlocks through the agent, and the
+	// timeline is there.
+	ctx, stop := timed(samTab)
+	defer stop()
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(1000, 900),
+		chromedp.Navigate(hs.srv.URL()),
+		chromedp.WaitVisible("#timeline"),
+	); err != nil {
+		t.Fatalf("Sam's timeline: %v", err)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, "token") {
+		t.Errorf("the token stays in the address bar: %s", loc)
+	}
+	// A mark that a reload would wipe: the new entry must arrive without one.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.kintsugiTestMark = true`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Alex unlocks with the passphrase and writes a feeling entry.
+	const words = "Reading what you wrote made me cry. I am here, and I am listening."
+	ctx2, stop2 := timed(tab)
+	defer stop2()
+	steps := []struct {
+		what string
+		do   chromedp.Action[chromedp.Void]
+	}{
+		{"open the link", chromedp.Navigate(ha.srv.URL())},
+		{"see the unlock page", chromedp.WaitVisible("#u-pass")},
+		{"type the passphrase", chromedp.SendKeys("#u-pass", clienttest.Passphrase)},
+		{"unlock", chromedp.Click(`form.unlock button[type="submit"]`)},
+		{"see the timeline", chromedp.WaitVisible("#timeline")},
+		{"go to the write page", chromedp.Click(`nav a[href="/write"]`)},
+		{"see the write page", chromedp.WaitVisible("#w-text")},
+		{"type", chromedp.SendKeys("#w-text", words)},
+		{"pick grief", chromedp.Click(`input[name="feeling"][value="grief"]`)},
+		{"pick hope", chromedp.Click(`input[name="feeling"][value="hope"]`)},
+		{"say how strong", chromedp.Click(`input[name="rate"]`)},
+		{"move the slider", chromedp.SetValue("#w-intensity", "6")},
+		{"tag it", chromedp.SendKeys("#w-tags", "evening")},
+		{"save", chromedp.Click(`form.write button[type="submit"]`)},
+		{"see it saved", chromedp.WaitVisible(".notice")},
+	}
+	for _, s := range steps {
+		step, cancel := context.WithTimeout(ctx2, 20*time.Second)
+		err := chromedp.Do(step, s.do)
+		cancel()
+		if err != nil {
+			loc, _ := chromedp.Run(ctx2, chromedp.Location())
+			html, _ := chromedp.Run(ctx2, chromedp.OuterHTML("main"))
+			t.Fatalf("Alex: %s: %v (at %s)\n%s", s.what, err, loc, html)
+		}
+	}
+	notice, err := chromedp.Run(ctx2, chromedp.Text(".notice"))
+	if err != nil || !strings.Contains(notice, "Saved your entry") {
+		t.Fatalf("Alex's notice: %q, %v", notice, err)
+	}
+
+	// It appears in Sam's open page, without a reload.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("timeline").textContent.includes(`+jsString(words)+`)`, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		t.Fatalf("Alex's entry did not appear in Sam's page: %v", err)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.kintsugiTestMark === true`))
+	if err != nil || !kept {
+		t.Errorf("Sam's page reloaded to show the entry (mark kept: %v, %v)", kept, err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Text("#timeline article"))
+	if err != nil || !strings.Contains(first, words) || !strings.Contains(first, "grief, hope (6/10)") {
+		t.Errorf("the newest entry on Sam's page: %q, %v", first, err)
+	}
+	if dir := os.Getenv("KINTSUGI_UI_SCREENSHOTS"); dir != "" {
+		screenshot(t, ctx, dir, "ui-timeline.png")
+	}
+
+	// No plaintext in either home or the relay's data.
+	relay.Stop()
+	needles := []string{words, earlier[0].Text, clienttest.Passphrase}
+	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
+		clienttest.AssertNoPlaintext(t, dir, needles)
+	}
+}
+
+// screenshot saves the page as dir/name, dir relative to the repository.
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir) // tests run in ui/
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", filepath.Join(dir, name))
+}
+
+// jsString quotes s for JavaScript (s holds no quote or backslash).
+func jsString(s string) string { return `"` + s + `"` }
