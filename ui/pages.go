@@ -190,11 +190,12 @@ func (f filter) any() bool { return f != filter{} }
 
 // timeline shows the journal, newest first, a page at a time.
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
-	o := s.journal(r)
+	o, release := s.journal(r)
 	if o == nil {
 		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
 		return
 	}
+	defer release()
 	qv := r.URL.Query()
 	f := filter{
 		Kind:    strings.ToLower(strings.TrimSpace(qv.Get("kind"))),
@@ -281,11 +282,12 @@ func (s *Server) saved(o *opened, short string) string {
 
 // entry shows one entry, what it responds to, and its responses.
 func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
-	o := s.journal(r)
+	o, release := s.journal(r)
 	if o == nil {
 		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
 		return
 	}
+	defer release()
 	rd, err := o.j.Reader()
 	if err != nil {
 		s.failed(w, r, err)

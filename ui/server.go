@@ -123,10 +123,10 @@ type Server struct {
 type opened struct {
 	acct      *client.Account
 	j         *client.Journal
-	fromAgent bool
 	stop      context.CancelFunc // ends the watch
 	done      chan struct{}      // closed when the watch has ended
 	connected bool               // the watch is connected and caught up (guarded by Server.mu)
+	use       sync.RWMutex       // read-held by each request using j; lock takes it to close j
 }
 
 // New returns a server for cfg that will answer on ln, which must listen

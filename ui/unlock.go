@@ -13,58 +13,84 @@ import (
 // and notes the person's request against the idle lock (a page fetching
 // itself for a live update, marked with the header liveHeader, is not the
 // person). It returns nil while locked: the caller sends the person to the
-// unlock page.
-func (s *Server) journal(r *http.Request) *opened {
+// unlock page. Otherwise the caller calls release when done with it: the
+// journal is not closed (by Lock, or the idle lock) while in use.
+func (s *Server) journal(r *http.Request) (o *opened, release func()) {
 	s.lockIfIdle()
-	s.mu.Lock()
-	o := s.open
-	if o != nil && r.Header.Get(liveHeader) == "" {
-		s.lastSeen = s.cfg.Now()
-	}
-	s.mu.Unlock()
-	if o != nil {
-		return o
+	if o, release := s.current(r.Header.Get(liveHeader) == ""); o != nil {
+		return o, release
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	a := s.cfg.Keys.Agent(ctx)
 	cancel()
 	if a == nil {
-		return nil
+		return nil, func() {}
 	}
-	o, err := s.openWith(a, true)
-	if err != nil {
+	if err := s.openWith(a); err != nil {
 		s.cfg.Logger.Warn("could not open the journal with the unlocked session", "err", err)
-		return nil
+		return nil, func() {}
 	}
-	return o
+	o, release = s.current(true)
+	if o == nil {
+		return nil, func() {}
+	}
+	return o, release
+}
+
+// current returns the open journal, in use until release, or nil; seen
+// notes the person's request against the idle lock.
+func (s *Server) current(seen bool) (o *opened, release func()) {
+	s.mu.Lock()
+	o = s.open
+	if o != nil && seen {
+		s.lastSeen = s.cfg.Now()
+	}
+	s.mu.Unlock()
+	if o == nil {
+		return nil, nil
+	}
+	o.use.RLock()
+	s.mu.Lock()
+	still := s.open == o
+	s.mu.Unlock()
+	if !still { // locked in between
+		o.use.RUnlock()
+		return nil, nil
+	}
+	return o, o.use.RUnlock
+}
+
+// unlocked reports whether the server is unlocked now (or the agent
+// unlocks it).
+func (s *Server) unlocked(r *http.Request) bool {
+	o, release := s.journal(r)
+	release()
+	return o != nil
 }
 
 // liveHeader marks the requests static/live.js makes on its own.
 const liveHeader = "X-Kintsugi-Live"
 
 // openWith opens the journal with a, starts the watch, and makes it the
-// server's.
-func (s *Server) openWith(a *client.Account, fromAgent bool) (*opened, error) {
+// server's, unless another request unlocked first.
+func (s *Server) openWith(a *client.Account) error {
 	j, err := s.cfg.Open(a)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	o := &opened{acct: a, j: j, fromAgent: fromAgent, stop: stop, done: make(chan struct{})}
+	o := &opened{acct: a, j: j, stop: stop, done: make(chan struct{})}
 	s.mu.Lock()
 	if s.open != nil {
-		// Another request unlocked first: keep that one.
-		prev := s.open
 		s.mu.Unlock()
 		stop()
-		close(o.done)
 		j.Close()
-		return prev, nil
+		return nil
 	}
 	s.open, s.lastSeen = o, s.cfg.Now()
 	s.mu.Unlock()
 	go s.watch(ctx, o)
-	return o, nil
+	return nil
 }
 
 // watch keeps the journal synced while it is open, and tells the open
@@ -110,14 +136,16 @@ func (s *Server) lock(agent bool) {
 	}
 	o.stop()
 	<-o.done
+	o.use.Lock() // wait for the requests using it
 	o.j.Close()
+	o.use.Unlock()
 	s.hub.send("locked")
 }
 
 // unlockPage asks for the passphrase, unless the server is unlocked (or
 // the agent unlocks it).
 func (s *Server) unlockPage(w http.ResponseWriter, r *http.Request) {
-	if s.journal(r) != nil {
+	if s.unlocked(r) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -147,7 +175,7 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusForbidden, "this form was not sent from a kintsugi page, so nothing was done", "go back to the timeline and try again from there", false)
 		return
 	}
-	if s.journal(r) != nil {
+	if s.unlocked(r) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -157,7 +185,7 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.cfg.Keys.Passphrase(pass)
 	if err == nil {
-		_, err = s.openWith(a, false)
+		err = s.openWith(a)
 	}
 	if err != nil {
 		msg, hint := s.cfg.Describe(err)

@@ -71,11 +71,12 @@ func (f writeForm) payload() (client.Payload, *problem) {
 // writePage shows the form, unless nothing can be written here now: then
 // it says why before anyone types.
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request) {
-	o := s.journal(r)
+	o, release := s.journal(r)
 	if o == nil {
 		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
 		return
 	}
+	defer release()
 	p := &page{Title: "Write", Journal: o.j.Title(), Feelings: s.cfg.Feelings, Form: writeForm{Intensity: 5}}
 	if err := o.j.Writable(); err != nil {
 		msg, hint := s.cfg.Describe(err)
@@ -101,7 +102,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request) {
 	} else if f.Rate {
 		f.Intensity = -1
 	}
-	o := s.journal(r)
+	o, release := s.journal(r)
 	if o == nil {
 		// Locked while the person wrote (the idle lock): nothing is lost
 		// if the page keeps their words, so show them again under the
@@ -109,6 +110,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusForbidden, "write", &page{Title: "Write", Locked: true, Feelings: s.cfg.Feelings, Form: f, Error: &problem{Msg: "kintsugi locked itself while you were writing, so this was not saved", Hint: "copy your words somewhere safe, unlock on the timeline, and save them again"}})
 		return
 	}
+	defer release()
 	p := &page{Title: "Write", Journal: o.j.Title(), Feelings: s.cfg.Feelings, Form: f}
 	pl, prob := f.payload()
 	if prob != nil {
