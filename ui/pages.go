@@ -28,7 +28,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var pages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem"} {
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions"} {
 		t := template.Must(layout.Clone())
 		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 	}
@@ -60,6 +60,14 @@ type page struct {
 	Entry     *entryView
 	RespondTo *entryView
 	Responses []entryView
+
+	// entry: the ways to respond
+	Forms respondForms
+
+	// questions
+	ForYou, FromYou []entryView
+	Tally           client.QuestionTally
+	Partner         string
 
 	// write
 	Form writeForm
@@ -267,20 +275,27 @@ func (s *Server) saved(o *opened, short string) string {
 	if len(short) > client.ShortIDLen || strings.Trim(short, "0123456789abcdef") != "" {
 		return ""
 	}
-	msg := "Saved your entry (" + short + ") on this device. "
+	return "Saved your entry (" + short + ") on this device. " + s.whereItGoes(o)
+}
+
+// whereItGoes says truly what happens to what was just written: a partner
+// who left no longer gets it; while the watch is connected it is sent
+// now; otherwise once the relay can be reached.
+func (s *Server) whereItGoes(o *opened) string {
 	if p, err := o.j.Partner(); err == nil && p.Left != nil {
-		return msg + fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", p.Name, p.Left.Local().Format("2 January 2006"))
+		return fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", p.Name, p.Left.Local().Format("2 January 2006"))
 	}
 	s.mu.Lock()
 	connected := o.connected
 	s.mu.Unlock()
 	if connected {
-		return msg + "It is being sent now."
+		return "It is being sent now."
 	}
-	return msg + "It will be sent as soon as the relay can be reached; it is safe here until then."
+	return "It will be sent as soon as the relay can be reached; it is safe here until then."
 }
 
-// entry shows one entry, what it responds to, and its responses.
+// entry shows one entry, what it responds to, its responses, and the
+// ways to respond to it.
 func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
 	o, release := s.journal(r)
 	if o == nil {
@@ -298,8 +313,15 @@ func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "it may have been written on another device and not synced yet; the timeline shows everything this device has", true)
 		return
 	}
+	s.entryPage(w, r, http.StatusOK, o, rd, en, nil, "", "")
+}
+
+// entryPage shows entry en with status; prob, draftAs and draftText say
+// why a response was refused and keep its words.
+func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, status int, o *opened, rd *client.Reader, en client.Entry, prob *problem, draftAs, draftText string) {
 	v, _ := s.view(en, rd)
-	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v}
+	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v, Forms: formsFor(en), Error: prob}
+	p.Forms.DraftAs, p.Forms.Draft = draftAs, draftText
 	if en.Ref != "" {
 		if t, ok := rd.Get(en.Ref); ok {
 			if tv, ok := s.view(t, rd); ok {
@@ -314,5 +336,8 @@ func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.render(w, r, http.StatusOK, "entry", p)
+	if q := r.URL.Query(); q.Get("saved") != "" {
+		p.Notice = s.savedResponse(o, en, q.Get("saved"), q.Get("as"))
+	}
+	s.render(w, r, status, "entry", p)
 }

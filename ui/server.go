@@ -241,6 +241,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS)))
 	mux.HandleFunc("GET /{$}", s.timeline)
 	mux.HandleFunc("GET /entry/{id}", s.entry)
+	mux.HandleFunc("POST /entry/{id}/respond", s.respond)
+	mux.HandleFunc("GET /questions", s.questions)
 	mux.HandleFunc("GET /write", s.writePage)
 	mux.HandleFunc("POST /write", s.write)
 	mux.HandleFunc("GET /unlock", s.unlockPage)

@@ -1,0 +1,187 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+)
+
+// Responding to an entry from its page: answer a question (or say "I need
+// time"), follow up on one, reply to an entry, or let the partner know it
+// was read (ack). The page offers only what client.CheckResponse allows
+// for the entry, and Journal.Respond checks again when it saves.
+
+// responses are the ways to respond the entry page offers, by the form's
+// "as" value.
+var responses = map[string]client.Payload{
+	"answer":   {Kind: client.KindAnswer},
+	"needtime": {Kind: client.KindAnswer, NeedTime: true},
+	"followup": {Kind: client.KindFollowup},
+	"reply":    {Kind: client.KindReply},
+	"ack":      {Kind: client.KindAck},
+}
+
+// textOptional are the responses that may have no text: "I need time" and
+// an acknowledgement say enough by themselves.
+var textOptional = map[string]bool{"needtime": true, "ack": true}
+
+// respondForms says which responses entry t takes from this person.
+type respondForms struct {
+	Answer, Followup, Reply, Ack bool
+	Draft                        string // the text of a response that was refused, kept
+	DraftAs                      string
+}
+
+// Offers reports whether the page has a form for response as.
+func (f respondForms) Offers(as string) bool {
+	switch as {
+	case "answer", "needtime":
+		return f.Answer
+	case "followup":
+		return f.Followup
+	case "reply":
+		return f.Reply
+	case "ack":
+		return f.Ack
+	}
+	return false
+}
+
+// Orphan returns the words of a refused response that no form on the page
+// takes, so the page can show them rather than lose them.
+func (f respondForms) Orphan() string {
+	if f.Offers(f.DraftAs) {
+		return ""
+	}
+	return f.Draft
+}
+
+func formsFor(t client.Entry) respondForms {
+	ok := func(kind string) bool { return client.CheckResponse(t, kind) == nil }
+	return respondForms{
+		Answer:   ok(client.KindAnswer),
+		Followup: ok(client.KindFollowup),
+		Reply:    ok(client.KindReply),
+		Ack:      ok(client.KindAck),
+	}
+}
+
+// respond saves a response to the entry named in the path.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
+	as := r.PostFormValue("as")
+	text := strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	o, release := s.journal(r)
+	if o == nil {
+		s.problem(w, r, http.StatusForbidden, "kintsugi locked itself before this was saved", "copy your words somewhere safe, unlock on the timeline, and save them again", false)
+		return
+	}
+	defer release()
+	p, ok := responses[as]
+	if !ok {
+		s.problem(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a way to respond", as), "go back to the entry and use one of its buttons", true)
+		return
+	}
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	t, found := rd.Get(r.PathValue("id"))
+	if !found {
+		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "the timeline shows everything this device has", true)
+		return
+	}
+	refuse := func(status int, msg, hint string) {
+		s.entryPage(w, r, status, o, rd, t, &problem{Msg: msg, Hint: hint}, as, text)
+	}
+	if strings.TrimSpace(text) == "" && !textOptional[as] {
+		refuse(http.StatusBadRequest, "there is no text to save", "write in the box, then save")
+		return
+	}
+	if err := client.CheckResponse(t, p.Kind); err != nil {
+		msg, _ := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, "this page shows the ways to respond to it")
+		return
+	}
+	if err := o.j.Writable(); err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	p.Text = text
+	saved, _, err := o.j.Respond(t.ID, p)
+	if err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	http.Redirect(w, r, "/entry/"+t.ID+"?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)
+}
+
+// savedResponse says what a response just saved does, as the command line
+// says it.
+func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) string {
+	if len(short) > client.ShortIDLen || strings.Trim(short, "0123456789abcdef") != "" {
+		return ""
+	}
+	var msg string
+	switch as {
+	case "ack":
+		msg = fmt.Sprintf("%s will see that you read it (%s).", t.Author, short)
+	case "needtime":
+		msg = fmt.Sprintf("Saved (%s): %s will see that you need time with this question. That is an honest answer too.", short, t.Author)
+	case "followup":
+		msg = fmt.Sprintf("Saved your follow-up (%s) on this device.", short)
+	case "answer", "reply":
+		msg = fmt.Sprintf("Saved your %s (%s) on this device.", as, short)
+	default:
+		return ""
+	}
+	return msg + " " + s.whereItGoes(o)
+}
+
+// questions lists the questions that wait on someone: the partner's that
+// wait on this person first, then this person's own.
+func (s *Server) questions(w http.ResponseWriter, r *http.Request) {
+	o, release := s.journal(r)
+	if o == nil {
+		http.Redirect(w, r, "/unlock", http.StatusSeeOther)
+		return
+	}
+	defer release()
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	waiting := func(mine bool) []entryView {
+		list, err := rd.Query(client.Query{
+			Kinds: map[string]bool{client.KindQuestion: true},
+			Match: func(e *client.Entry) bool {
+				return e.Mine == mine && (e.State == "open" || e.State == "needs-time")
+			},
+			Last: PageSize,
+		})
+		if err != nil {
+			return nil
+		}
+		var out []entryView
+		for i := len(list) - 1; i >= 0; i-- {
+			if v, ok := s.view(list[i], rd); ok {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	tally := rd.Questions()
+	p := &page{Title: "Questions", Journal: o.j.Title(), ForYou: waiting(false), FromYou: waiting(true), Tally: tally}
+	if pt, err := o.j.Partner(); err == nil {
+		p.Partner = pt.Name
+	} else {
+		p.Partner = "your partner"
+	}
+	s.render(w, r, http.StatusOK, "questions", p)
+}

@@ -1,0 +1,127 @@
+package ui_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/client/clienttest"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+func TestRespond(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	write := func(j *client.Journal, p client.Payload) client.Entry {
+		t.Helper()
+		en, err := j.Write(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return en
+	}
+	question := write(sj, client.Payload{Kind: client.KindQuestion, Text: "Did you tell anyone else?"})
+	heard := write(sj, client.Payload{Kind: client.KindEntry, Text: "Today was heavy.", ListenOnly: true})
+	plain := write(sj, client.Payload{Kind: client.KindEntry, Text: "We could walk on Sunday."})
+	clienttest.Sync(t, sj)
+	mine := write(aj, client.Payload{Kind: client.KindQuestion, Text: "What do you need from me this week?"})
+	clienttest.Sync(t, aj)
+
+	h := start(t, alex, aj, nil)
+	h.login()
+	h.unlock()
+
+	// The questions page: Sam's waits on Alex; Alex's own waits on Sam.
+	_, body := h.get("/questions")
+	forYou, fromYou := strings.Index(body, "Sam asked you"), strings.Index(body, "You asked")
+	q, m := strings.Index(body, question.Text), strings.Index(body, mine.Text)
+	if forYou < 0 || fromYou < 0 || !(forYou < q && q < fromYou && fromYou < m) {
+		t.Fatalf("questions page:\n%s", body)
+	}
+
+	// Each entry offers only the responses it takes.
+	offers := func(en client.Entry) string {
+		_, body := h.get("/entry/" + en.ID)
+		var got []string
+		for _, as := range []string{"answer", "needtime", "followup", "ack", "reply"} {
+			if strings.Contains(body, `name="as" value="`+as+`"`) {
+				got = append(got, as)
+			}
+		}
+		return strings.Join(got, ",")
+	}
+	for _, tc := range []struct {
+		en   client.Entry
+		want string
+	}{
+		{question, "answer,needtime,followup,ack"},
+		{mine, "followup"},
+		{heard, "ack"},
+		{plain, "ack,reply"},
+	} {
+		if got := offers(tc.en); got != tc.want {
+			t.Errorf("%q offers %s, want %s", tc.en.Text, got, tc.want)
+		}
+	}
+
+	_, page := h.get("/entry/" + question.ID)
+	csrf := h.csrf(page)
+	respond := func(en client.Entry, as, text string) (*http.Response, string) {
+		return h.post("/entry/"+en.ID+"/respond", url.Values{"csrf": {csrf}, "as": {as}, "text": {text}})
+	}
+	// An empty answer is refused, and saves nothing.
+	if resp, body := respond(question, "answer", " "); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "there is no text to save") {
+		t.Errorf("empty answer: %s", resp.Status)
+	}
+	// A reply to a listen-only entry is refused, keeping the words.
+	if resp, body := respond(heard, "reply", "but I think"); resp.StatusCode != http.StatusConflict || !strings.Contains(body, `<div class="text draft">but I think</div>`) || !strings.Contains(body, "this entry asked to be heard, not answered") {
+		t.Errorf("reply to listen-only: %s\n%s", resp.Status, body)
+	}
+	if resp, _ := respond(question, "shrug", "x"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("an unknown response: %s", resp.Status)
+	}
+	// "I need time", with no words, then an answer.
+	resp, _ := respond(question, "needtime", "")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("need time: %s", resp.Status)
+	}
+	_, body = h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Sam will see that you need time with this question. That is an honest answer too.") {
+		t.Errorf("after need time:\n%s", body)
+	}
+	if resp, _ := respond(question, "answer", "No. Nobody else."); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("answer: %s", resp.Status)
+	}
+	if resp, _ := respond(heard, "ack", "I hear you"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ack: %s", resp.Status)
+	}
+	if resp, _ := respond(plain, "reply", "Yes, let's."); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reply: %s", resp.Status)
+	}
+	if resp, _ := respond(mine, "followup", "Even a small thing."); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("follow-up: %s", resp.Status)
+	}
+	// What the client now holds.
+	r, err := aj.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.Get(question.ID)
+	if got.State != "answered" || len(got.Answers) != 2 {
+		t.Errorf("the question is %s with %d answers, want answered with 2", got.State, len(got.Answers))
+	}
+	for _, en := range []client.Entry{heard, plain, mine} {
+		if got, _ := r.Get(en.ID); len(got.Responses) != 1 {
+			t.Errorf("%q has %d responses, want 1", en.Text, len(got.Responses))
+		}
+	}
+	// The question no longer waits on Alex.
+	if _, body := h.get("/questions"); !strings.Contains(body, "Nothing waits on you.") {
+		t.Errorf("questions after answering:\n%s", body)
+	}
+}
