@@ -84,7 +84,7 @@ func (c *clock) add(d time.Duration) {
 // harness is a ui server for one account's journal, and a browser-like
 // HTTP client (with a cookie jar, not following redirects).
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *ui.Server
 	base  string // http://127.0.0.1:PORT
 	http  *http.Client
@@ -94,7 +94,7 @@ type harness struct {
 }
 
 // journalFor returns a journal of its own for a, on a relay of its own.
-func journalFor(t *testing.T, name string) (*client.Account, *client.Journal) {
+func journalFor(t testing.TB, name string) (*client.Account, *client.Journal) {
 	t.Helper()
 	relay := servertest.NewServer(t)
 	a := clienttest.NewAccount(t, name)
@@ -107,7 +107,7 @@ func journalFor(t *testing.T, name string) (*client.Account, *client.Journal) {
 }
 
 // start serves a's journal (j is the test's handle on it).
-func start(t *testing.T, a *client.Account, j *client.Journal, mod func(*ui.Config)) *harness {
+func start(t testing.TB, a *client.Account, j *client.Journal, mod func(*ui.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, keys: &keys{home: a.Home}, clock: &clock{now: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}, j: j}
 	cfg := ui.Config{
