@@ -126,13 +126,18 @@ func (s *Server) view(en client.Entry, byID Entries) (entryView, bool) {
 	if !ok {
 		return entryView{}, false
 	}
+	return viewWith(en, head), true
+}
+
+// viewWith returns en as a page shows it, under head.
+func viewWith(en client.Entry, head string) entryView {
 	return entryView{
 		Entry:    en,
 		Head:     head,
 		When:     en.Created.Local().Format("Mon 2 Jan 2006 15:04"),
 		Datetime: en.Created.UTC().Format("2006-01-02T15:04:05Z"),
 		NotSent:  en.Mine && !en.Synced,
-	}, true
+	}
 }
 
 // plainHead is Config.Head's default: who wrote it, the kind, and the
@@ -319,7 +324,13 @@ func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
 // entryPage shows entry en with status; prob, draftAs and draftText say
 // why a response was refused and keep its words.
 func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, status int, o *opened, rd *client.Reader, en client.Entry, prob *problem, draftAs, draftText string) {
-	v, _ := s.view(en, rd)
+	v, ok := s.view(en, rd)
+	if !ok {
+		// Shown through another entry in listings (a sealed answer's
+		// mark): on its own page, say plainly what it is.
+		head, _ := plainHead(en, rd)
+		v = viewWith(en, head)
+	}
 	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v, Forms: formsFor(en), Error: prob}
 	p.Forms.DraftAs, p.Forms.Draft = draftAs, draftText
 	if en.Ref != "" {
