@@ -18,7 +18,9 @@ import (
 
 // The pages in a real browser: headless Chromium, driven with chromedp,
 // against two partners who each run their own ui server, and a real relay
-// on 127.0.0.1.
+// on 127.0.0.1. Alex unlocks with the passphrase and writes a feeling
+// entry, which appears in Sam's open page without a reload; Sam answers
+// Alex's hard question, which appears in Alex's open page.
 //
 // Without Chromium the test is skipped, saying so, except in CI
 // (CI=true), where .ci/run installs it and a skip would hide a failure.
@@ -174,9 +176,48 @@ func TestBrowserLiveEntry(t *testing.T) {
 		screenshot(t, ctx, dir, "ui-timeline.png")
 	}
 
+	// Sam answers Alex's hard question from the questions page, and the
+	// answer appears in Alex's open timeline.
+	const answer = "I was at my sister's. I should have told you, and I am sorry I did not."
+	ctx3, stop3 := timed(samTab)
+	defer stop3()
+	for _, s := range []struct {
+		what string
+		do   chromedp.Action[chromedp.Void]
+	}{
+		{"go to the questions", chromedp.Click(`nav a[href="/questions"]`)},
+		{"see the question waiting", chromedp.WaitVisible(`section[aria-labelledby="h-for-you"] .more a`)},
+		{"open it", chromedp.Click(`section[aria-labelledby="h-for-you"] .more a`)},
+		{"see the answer form", chromedp.WaitVisible("#r-answer")},
+		{"type the answer", chromedp.SendKeys("#r-answer", answer)},
+		{"save it", chromedp.Submit("#r-answer")},
+		{"see it saved", chromedp.WaitVisible(".notice")},
+	} {
+		if err := chromedp.Do(ctx3, s.do); err != nil {
+			html, _ := chromedp.Run(ctx3, chromedp.OuterHTML("main"))
+			t.Fatalf("Sam: %s: %v\n%s", s.what, err, html)
+		}
+	}
+	if notice, err := chromedp.Run(ctx3, chromedp.Text(".notice")); err != nil || !strings.Contains(notice, "Saved your answer") {
+		t.Errorf("Sam's notice: %q, %v", notice, err)
+	}
+	ctx4, stop4 := timed(tab)
+	defer stop4()
+	if _, err := chromedp.Run(ctx4, chromedp.Poll[bool](`document.getElementById("timeline").textContent.includes(`+jsString(answer)+`)`, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		t.Fatalf("Sam's answer did not appear in Alex's page: %v", err)
+	}
+	clienttest.Sync(t, aj)
+	r, err := aj.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qs := r.Questions(); qs.Mine.Answered != 1 || qs.Mine.Open != 0 {
+		t.Errorf("Alex's questions after Sam answered: %+v", qs.Mine)
+	}
+
 	// No plaintext in either home or the relay's data.
 	relay.Stop()
-	needles := []string{words, earlier[0].Text, clienttest.Passphrase}
+	needles := []string{words, answer, earlier[0].Text, earlier[1].Text, clienttest.Passphrase}
 	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
 		clienttest.AssertNoPlaintext(t, dir, needles)
 	}
