@@ -55,6 +55,8 @@ type page struct {
 	Next     string
 	Pages    int
 	Live     bool // the page reloads its list as entries arrive
+	Sync     string   // how syncing goes, in a sentence, or ""
+	Notes    []string // what the listing leaves out, and why (Config.Notes)
 
 	// entry
 	Entry     *entryView
@@ -269,6 +271,10 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.Empty = "Nothing here yet. Write when you are ready; there is no hurry."
 	}
+	p.Sync = s.syncLine(o)
+	if s.cfg.Notes != nil {
+		p.Notes = s.cfg.Notes(o.j)
+	}
 	if id := qv.Get("saved"); id != "" {
 		p.Notice = s.saved(o, id)
 	}
@@ -297,6 +303,20 @@ func (s *Server) whereItGoes(o *opened) string {
 		return "It is being sent now."
 	}
 	return "It will be sent as soon as the relay can be reached; it is safe here until then."
+}
+
+// syncLine says how syncing goes: connected, trying again, or (before the
+// first attempt ends) nothing.
+func (s *Server) syncLine(o *opened) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case o.connected:
+		return "Connected to the relay and up to date. What your partner writes appears here as it arrives."
+	case o.down:
+		return "Cannot reach the relay right now; kintsugi keeps trying. What you write is safe on this device and is sent once the relay answers."
+	}
+	return ""
 }
 
 // entry shows one entry, what it responds to, its responses, and the

@@ -244,3 +244,28 @@ func TestPassphraseNotKept(t *testing.T) {
 		}
 	}
 }
+
+func TestTimelineSaysHowSyncGoes(t *testing.T) {
+	t.Parallel()
+	a, j := journalFor(t, "alex")
+	h := start(t, a, j, func(c *ui.Config) {
+		c.Notes = func(*client.Journal) []string {
+			return []string{"Note: 2 entries from Sam are not on this device yet."}
+		}
+	})
+	h.login()
+	h.unlock()
+	_, body := h.get("/")
+	if !strings.Contains(body, `<ul class="notes"><li>Note: 2 entries from Sam are not on this device yet.</li></ul>`) {
+		t.Errorf("the timeline does not show the notes:\n%s", body)
+	}
+	// The watch connects to the relay; the timeline then says so.
+	deadline := time.Now().Add(30 * time.Second) // a failsafe, not a measurement
+	for !strings.Contains(body, "Connected to the relay and up to date.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the timeline never says it is connected:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		_, body = h.get("/")
+	}
+}

@@ -60,6 +60,11 @@ type Config struct {
 	// shown through another one and is left out. Nil uses a plain
 	// "NAME wrote" line.
 	Head func(en client.Entry, byID Entries) (head string, ok bool)
+	// Notes returns what the timeline should say besides its entries, as
+	// `kintsugi log` says it under its listing: items the journal knows of
+	// but has not received, entries held back until a changed safety
+	// number is confirmed. Nil says nothing.
+	Notes func(j *client.Journal) []string
 	// Feelings are the feelings the write page offers to pick, and the
 	// timeline's feeling filter.
 	Feelings []string
@@ -126,6 +131,7 @@ type opened struct {
 	stop      context.CancelFunc // ends the watch
 	done      chan struct{}      // closed when the watch has ended
 	connected bool               // the watch is connected and caught up (guarded by Server.mu)
+	down      bool               // the watch's last attempt failed (guarded by Server.mu)
 	use       sync.RWMutex       // read-held by each request using j; lock takes it to close j
 }
 

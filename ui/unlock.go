@@ -99,18 +99,23 @@ func (s *Server) watch(ctx context.Context, o *opened) {
 	defer close(o.done)
 	err := o.j.Watch(ctx, func(ev client.Event) {
 		s.mu.Lock()
+		was := [2]bool{o.connected, o.down}
 		switch {
 		case ev.Connected:
-			o.connected = true
+			o.connected, o.down = true, false
 		case ev.Disconnected != nil:
-			o.connected = false
+			o.connected, o.down = false, true
 		}
+		changed := was != [2]bool{o.connected, o.down}
 		s.mu.Unlock()
 		if ev.Disconnected != nil {
 			s.cfg.Logger.Info("the relay cannot be reached", "retry_in", ev.RetryIn)
 		}
-		if ev.NewCount > 0 || len(ev.Joined) > 0 || len(ev.Notices) > 0 {
+		switch {
+		case ev.NewCount > 0 || len(ev.Joined) > 0 || len(ev.Notices) > 0:
 			s.hub.send("entries")
+		case changed:
+			s.hub.send("sync") // what the timeline says about syncing changed
 		}
 	})
 	if err != nil {

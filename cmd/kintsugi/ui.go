@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -72,6 +73,16 @@ func cmdUI(e *env) *cli.Command {
 				Describe: describe,
 				Head: func(en client.Entry, byID ui.Entries) (string, bool) {
 					return entryHead(en, byID, toYou)
+				},
+				Notes: func(j *client.Journal) []string {
+					// What `kintsugi log` notes under its listing, in
+					// the same words: printed into a buffer by a copy of
+					// the environment (requests run concurrently).
+					var b strings.Builder
+					quiet := *e
+					quiet.stdout = &b
+					quiet.notes(j, true, true)
+					return strings.FieldsFunc(b.String(), func(r rune) bool { return r == '\n' })
 				},
 				Feelings: feelingWords,
 				Kinds:    knownKinds,

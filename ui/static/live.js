@@ -18,12 +18,10 @@
   if (!window.EventSource) { return; }
   var events = new EventSource("/events");
   events.addEventListener("locked", function () { window.location.reload(); });
-  events.addEventListener("entries", function () {
+  // refresh fetches the page again and swaps in its timeline; news is
+  // what to say once it is there ("" says nothing).
+  function refresh(news) {
     var list = document.getElementById("timeline");
-    if (!list || !list.dataset.live) {
-      say("Something new arrived. The timeline shows it.");
-      return;
-    }
     fetch(window.location.href, { credentials: "same-origin", cache: "no-store", headers: { "X-Kintsugi-Live": "1" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
@@ -31,8 +29,22 @@
         var fresh = doc.getElementById("timeline");
         if (!fresh) { window.location.reload(); return; }
         list.replaceChildren.apply(list, Array.prototype.slice.call(fresh.childNodes));
-        say("Something new arrived; it is at the top.");
+        if (news) { say(news); }
       })
-      .catch(function () { say("Something new arrived. Reload the page to see it."); });
+      .catch(function () { if (news) { say("Something new arrived. Reload the page to see it."); } });
+  }
+  function onTimeline() {
+    var list = document.getElementById("timeline");
+    return list && list.dataset.live;
+  }
+  events.addEventListener("entries", function () {
+    if (onTimeline()) {
+      refresh("Something new arrived; it is at the top.");
+    } else {
+      say("Something new arrived. The timeline shows it.");
+    }
+  });
+  events.addEventListener("sync", function () {
+    if (onTimeline()) { refresh(""); }
   });
 })();
