@@ -54,7 +54,7 @@ type page struct {
 	Prev     string // links to the newer and older pages, or ""
 	Next     string
 	Pages    int
-	Live     bool // the page reloads its list as entries arrive
+	Live     bool     // the page reloads its list as entries arrive
 	Sync     string   // how syncing goes, in a sentence, or ""
 	Notes    []string // what the listing leaves out, and why (Config.Notes)
 
