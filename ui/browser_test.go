@@ -91,6 +91,23 @@ func TestBrowserLiveEntry(t *testing.T) {
 	if _, err := sj.Write(client.Payload{Kind: client.KindEntry, Text: "I could not sleep. I keep going over it.", Feelings: []string{"grief"}, ListenOnly: true}); err != nil {
 		t.Fatal(err)
 	}
+	// Months of feelings named, for the chart: grief easing, hope growing.
+	now := time.Now()
+	for m := 5; m >= 1; m-- {
+		when := now.AddDate(0, -m, 0)
+		grief, hope := 4+m, 7-m
+		for _, w := range []struct {
+			j *client.Journal
+			p client.Payload
+		}{
+			{sj, client.Payload{Kind: client.KindEntry, Text: "an earlier day", Feelings: []string{"grief", "anger"}, Intensity: &grief, Created: when}},
+			{aj, client.Payload{Kind: client.KindEntry, Text: "an earlier day", Feelings: []string{"guilt", "hope"}, Intensity: &hope, Created: when.Add(time.Hour)}},
+		} {
+			if _, err := w.j.Write(w.p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	clienttest.Sync(t, sj)
 	clienttest.Sync(t, aj)
 
@@ -213,6 +230,18 @@ func TestBrowserLiveEntry(t *testing.T) {
 	}
 	if qs := r.Questions(); qs.Mine.Answered != 1 || qs.Mine.Open != 0 {
 		t.Errorf("Alex's questions after Sam answered: %+v", qs.Mine)
+	}
+
+	// The feelings chart over months, in Sam's page.
+	if err := chromedp.Do(ctx3, chromedp.Click(`nav a[href="/feelings"]`), chromedp.WaitVisible("table.chart")); err != nil {
+		t.Fatalf("Sam's feelings chart: %v", err)
+	}
+	rows, err := chromedp.Run(ctx3, chromedp.Evaluate[int](`document.querySelectorAll("table.chart tbody tr").length`))
+	if err != nil || rows != 6 { // Alex: fear, grief, guilt, hope; Sam: anger, grief
+		t.Errorf("the chart has %d rows, want 6 (%v)", rows, err)
+	}
+	if dir := os.Getenv("KINTSUGI_UI_SCREENSHOTS"); dir != "" {
+		screenshot(t, ctx3, dir, "ui-feelings.png")
 	}
 
 	// No plaintext in either home or the relay's data.

@@ -28,7 +28,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var pages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions"} {
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings"} {
 		t := template.Must(layout.Clone())
 		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 	}
@@ -38,6 +38,7 @@ var pages = func() map[string]*template.Template {
 // page is what every page template gets.
 type page struct {
 	Title   string
+	Wide    bool   // the page needs more width (the chart)
 	Locked  bool   // no journal is open: no navigation, no Lock button
 	Journal string // the journal's title, or ""
 	CSRF    string
@@ -70,6 +71,12 @@ type page struct {
 	ForYou, FromYou []entryView
 	Tally           client.QuestionTally
 	Partner         string
+
+	// feelings
+	Chart        []chartRow
+	ChartHeads   []chartHead // the months, oldest first
+	ChartMonths  int
+	ChartChoices []int
 
 	// write
 	Form writeForm

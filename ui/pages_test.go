@@ -269,3 +269,43 @@ func TestTimelineSaysHowSyncGoes(t *testing.T) {
 		_, body = h.get("/")
 	}
 }
+
+func TestFeelingsChart(t *testing.T) {
+	t.Parallel()
+	a, j := journalFor(t, "alex")
+	n := func(i int) *int { return &i }
+	for _, p := range []client.Payload{
+		{Kind: client.KindEntry, Text: "a", Feelings: []string{"grief"}, Intensity: n(8), Created: time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)},
+		{Kind: client.KindEntry, Text: "b", Feelings: []string{"grief"}, Intensity: n(4), Created: time.Date(2026, 11, 12, 12, 0, 0, 0, time.UTC)},
+		{Kind: client.KindEntry, Text: "c", Feelings: []string{"hope"}, Created: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)},
+		{Kind: client.KindEntry, Text: "d", Feelings: []string{"anger"}, Intensity: n(9), Created: time.Date(2025, 1, 15, 12, 0, 0, 0, time.UTC)},
+	} {
+		if _, err := j.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := start(t, a, j, nil) // the clock says 6 December 2026
+	h.login()
+	h.unlock()
+	_, body := h.get("/feelings")
+	for _, want := range []string{
+		`<th scope="col">Jan <span class="yr">2026</span></th>`, `<th scope="col">Dec <span class="yr">2026</span></th>`,
+		`<th scope="row">grief</th>`, `<td class="lvl-8" title="named twice in November; the strongest 8 of 10">8`,
+		`<th scope="row">hope</th>`, `<td class="lvl-named" title="named once in December, without an intensity">·`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the chart lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "anger") || strings.Contains(body, "Dec 2025") {
+		t.Errorf("the chart shows more than 12 months")
+	}
+	_, body = h.get("/feelings?months=24")
+	if !strings.Contains(body, "anger") || !strings.Contains(body, `<th scope="col">Jan <span class="yr">2025</span></th>`) {
+		t.Errorf("24 months do not reach January 2025")
+	}
+	_, body = h.get("/feelings?months=7")
+	if strings.Count(body, `<th scope="col">`) != 2+12 {
+		t.Errorf("months=7 (not offered) should show the default 12 months")
+	}
+}

@@ -249,6 +249,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /entry/{id}", s.entry)
 	mux.HandleFunc("POST /entry/{id}/respond", s.respond)
 	mux.HandleFunc("GET /questions", s.questions)
+	mux.HandleFunc("GET /feelings", s.feelings)
 	mux.HandleFunc("GET /write", s.writePage)
 	mux.HandleFunc("POST /write", s.write)
 	mux.HandleFunc("GET /unlock", s.unlockPage)
