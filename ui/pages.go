@@ -28,7 +28,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var pages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings"} {
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings", "verify"} {
 		t := template.Must(layout.Clone())
 		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 	}
@@ -77,6 +77,9 @@ type page struct {
 	ChartHeads   []chartHead // the months, oldest first
 	ChartMonths  int
 	ChartChoices []int
+
+	// verify
+	Verify *verifyInfo
 
 	// write
 	Form writeForm

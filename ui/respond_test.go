@@ -125,3 +125,50 @@ func TestRespond(t *testing.T) {
 		t.Errorf("questions after answering:\n%s", body)
 	}
 }
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, _, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	sn, _, err := aj.SafetyNumber()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, alex, aj, nil)
+	h.login()
+	h.unlock()
+	_, body := h.get("/verify")
+	if !strings.Contains(body, "Safety number for you and Sam:") || !strings.Contains(body, "<code>"+sn[:35]+"</code><br><code>"+sn[36:]+"</code>") || !strings.Contains(body, "Compare it with Sam in person or on a call.") {
+		t.Fatalf("verify page:\n%s", body)
+	}
+	csrf := h.csrf(body)
+	if resp, body := h.post("/verify", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "nothing was recorded") {
+		t.Errorf("confirm without the box: %s", resp.Status)
+	}
+	if _, p, _ := aj.SafetyNumber(); p.Verified {
+		t.Fatal("verified without the box ticked")
+	}
+	resp, _ := h.post("/verify", url.Values{"csrf": {csrf}, "matches": {"1"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirm: %s", resp.Status)
+	}
+	if _, body := h.get(resp.Header.Get("Location")); !strings.Contains(body, "Noted that your safety numbers match, on this device.") {
+		t.Errorf("after confirming:\n%s", body)
+	}
+	if _, body := h.get("/verify"); !strings.Contains(body, "You and Sam have already compared safety numbers.") || strings.Contains(body, `action="/verify"`) {
+		t.Errorf("verify page after confirming:\n%s", body)
+	}
+	if _, p, _ := aj.SafetyNumber(); !p.Verified {
+		t.Error("the journal does not record the confirmation")
+	}
+
+	// Before the partner joins there is nothing to compare.
+	h2 := newHarness(t)
+	h2.login()
+	h2.unlock()
+	if resp, body := h2.get("/verify"); resp.StatusCode != http.StatusConflict || !strings.Contains(body, `class="problem"`) {
+		t.Errorf("verify before pairing: %s\n%s", resp.Status, body)
+	}
+}

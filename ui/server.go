@@ -250,6 +250,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /entry/{id}/respond", s.respond)
 	mux.HandleFunc("GET /questions", s.questions)
 	mux.HandleFunc("GET /feelings", s.feelings)
+	mux.HandleFunc("GET /verify", s.verifyPage)
+	mux.HandleFunc("POST /verify", s.verify)
 	mux.HandleFunc("GET /write", s.writePage)
 	mux.HandleFunc("POST /write", s.write)
 	mux.HandleFunc("GET /unlock", s.unlockPage)
