@@ -69,6 +69,7 @@ type page struct {
 
 	// questions
 	ForYou, FromYou []entryView
+	Both            []entryView // reveal-together questions
 	Tally           client.QuestionTally
 	Partner         string
 
@@ -152,8 +153,8 @@ func viewWith(en client.Entry, head string) entryView {
 	}
 }
 
-// plainHead is Config.Head's default: who wrote it, the kind, and the
-// feelings, in the command line's words where it has them.
+// plainHead is Config.Head's default: who wrote it, the kind, its state,
+// and the feelings, in the command line's words where it has them.
 func plainHead(en client.Entry, _ Entries) (string, bool) {
 	head := en.Author
 	if en.Mine {
@@ -161,6 +162,9 @@ func plainHead(en client.Entry, _ Entries) (string, bool) {
 	}
 	if en.Kind != client.KindEntry {
 		head += " · " + en.Kind
+	}
+	if en.State != "" {
+		head += " (" + en.State + ")"
 	}
 	if len(en.Feelings) > 0 {
 		head += " · feeling " + strings.Join(en.Feelings, ", ")

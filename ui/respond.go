@@ -31,6 +31,7 @@ var textOptional = map[string]bool{"needtime": true, "ack": true}
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
 	Answer, Followup, Reply, Ack bool
+	Together                     bool // a reveal-together question this person has not answered
 	Draft                        string // the text of a response that was refused, kept
 	DraftAs                      string
 }
@@ -46,6 +47,8 @@ func (f respondForms) Offers(as string) bool {
 		return f.Reply
 	case "ack":
 		return f.Ack
+	case "together":
+		return f.Together
 	}
 	return false
 }
@@ -61,6 +64,11 @@ func (f respondForms) Orphan() string {
 
 func formsFor(t client.Entry) respondForms {
 	ok := func(kind string) bool { return client.CheckResponse(t, kind) == nil }
+	if t.Kind == client.KindTogether {
+		// Answered with TogetherAnswer only, once each; nothing else
+		// responds to it.
+		return respondForms{Together: t.Retracted == nil && (t.State == "open" || t.State == "waiting-for-you")}
+	}
 	return respondForms{
 		Answer:   ok(client.KindAnswer),
 		Followup: ok(client.KindFollowup),
@@ -80,6 +88,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	p, ok := responses[as]
+	if as == "together" {
+		ok, p = true, client.Payload{Kind: client.KindTogetherAnswer}
+	}
 	if !ok {
 		s.problem(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a way to respond", as), "go back to the entry and use one of its buttons", true)
 		return
@@ -101,10 +112,16 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "there is no text to save", "write in the box, then save")
 		return
 	}
-	if err := client.CheckResponse(t, p.Kind); err != nil {
-		msg, _ := s.cfg.Describe(err)
-		refuse(http.StatusConflict, msg, "this page shows the ways to respond to it")
+	if as == "together" && !formsFor(t).Together {
+		refuse(http.StatusConflict, "you have already answered this one", "this page shows where it stands")
 		return
+	}
+	if as != "together" {
+		if err := client.CheckResponse(t, p.Kind); err != nil {
+			msg, _ := s.cfg.Describe(err)
+			refuse(http.StatusConflict, msg, "this page shows the ways to respond to it")
+			return
+		}
 	}
 	if err := o.j.Writable(); err != nil {
 		msg, hint := s.cfg.Describe(err)
@@ -112,7 +129,15 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Text = text
-	saved, _, err := o.j.Respond(t.ID, p)
+	var saved client.Entry
+	if as == "together" {
+		saved, _, err = o.j.TogetherAnswer(t.ID, text)
+		if t.State == "waiting-for-you" {
+			as = "together-both" // the notice says both open now
+		}
+	} else {
+		saved, _, err = o.j.Respond(t.ID, p)
+	}
 	if err != nil {
 		msg, hint := s.cfg.Describe(err)
 		refuse(http.StatusConflict, msg, hint)
@@ -137,6 +162,10 @@ func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) stri
 		msg = fmt.Sprintf("Saved your follow-up (%s) on this device.", short)
 	case "answer", "reply":
 		msg = fmt.Sprintf("Saved your %s (%s) on this device.", as, short)
+	case "together":
+		return fmt.Sprintf("Saved your answer (%s), sealed to your own devices. It opens for %s once they answer too.", short, s.partnerName(o))
+	case "together-both":
+		return fmt.Sprintf("Saved your answer (%s). %s has answered too, so both answers open for each other as your devices sync.", short, s.partnerName(o))
 	default:
 		return ""
 	}
@@ -176,12 +205,61 @@ func (s *Server) questions(w http.ResponseWriter, r *http.Request) {
 		}
 		return out
 	}
-	tally := rd.Questions()
-	p := &page{Title: "Questions", Journal: o.j.Title(), ForYou: waiting(false), FromYou: waiting(true), Tally: tally}
-	if pt, err := o.j.Partner(); err == nil {
-		p.Partner = pt.Name
-	} else {
-		p.Partner = "your partner"
+	var both []entryView
+	if list, err := rd.Query(client.Query{Kinds: map[string]bool{client.KindTogether: true}, Last: PageSize}); err == nil {
+		for i := len(list) - 1; i >= 0; i-- {
+			if v, ok := s.view(list[i], rd); ok {
+				both = append(both, v)
+			}
+		}
+	}
+	p := &page{Title: "Questions", Journal: o.j.Title(), ForYou: waiting(false), FromYou: waiting(true), Both: both, Tally: rd.Questions(), Partner: s.partnerName(o)}
+	if saved := r.URL.Query().Get("asked"); saved != "" && len(saved) <= client.ShortIDLen && strings.Trim(saved, "0123456789abcdef") == "" {
+		p.Notice = fmt.Sprintf("Saved your question (%s) on this device. %s", saved, s.whereItGoes(o))
 	}
 	s.render(w, r, http.StatusOK, "questions", p)
+}
+
+// partnerName is the partner's name, or "your partner" before they join.
+func (s *Server) partnerName(o *opened) string {
+	if pt, err := o.j.Partner(); err == nil {
+		return pt.Name
+	}
+	return "your partner"
+}
+
+// ask saves a hard question, or a question for both to answer
+// (reveal-together), from the questions page.
+func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
+	kind := r.PostFormValue("kind")
+	text := strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	o, release := s.journal(r)
+	if o == nil {
+		s.problem(w, r, http.StatusForbidden, "kintsugi locked itself before this was saved", "copy your words somewhere safe, unlock on the timeline, and save them again", false)
+		return
+	}
+	defer release()
+	if kind != client.KindQuestion && kind != client.KindTogether {
+		s.problem(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a kind of question", kind), "go back to the questions and use one of their forms", true)
+		return
+	}
+	refuse := func(status int, msg, hint string) {
+		s.render(w, r, status, "problem", &page{Title: "Questions", Journal: o.j.Title(), Error: &problem{Msg: msg, Hint: hint}, Forms: respondForms{Draft: text, DraftAs: "ask"}})
+	}
+	if strings.TrimSpace(text) == "" {
+		refuse(http.StatusBadRequest, "there is no text to save", "write the question in the box, then save")
+		return
+	}
+	if err := o.j.Writable(); err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	en, err := o.j.Write(client.Payload{Kind: kind, Text: text})
+	if err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusInternalServerError, msg, hint)
+		return
+	}
+	http.Redirect(w, r, "/questions?asked="+en.Short, http.StatusSeeOther)
 }

@@ -172,3 +172,89 @@ func TestVerify(t *testing.T) {
 		t.Errorf("verify before pairing: %s\n%s", resp.Status, body)
 	}
 }
+
+func TestRevealTogether(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	ha, hs := start(t, alex, aj, nil), start(t, sam, sj, nil)
+	for _, h := range []*harness{ha, hs} {
+		h.login()
+		h.unlock()
+	}
+	_, page := ha.get("/questions")
+	csrfA := ha.csrf(page)
+	// Asking: refusals keep the words.
+	if resp, body := ha.post("/ask", url.Values{"csrf": {csrfA}, "kind": {"poem"}, "text": {"x"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "is not a kind of question") {
+		t.Errorf("ask a poem: %s", resp.Status)
+	}
+	if resp, body := ha.post("/ask", url.Values{"csrf": {csrfA}, "kind": {"together"}, "text": {"  "}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "there is no text to save") {
+		t.Errorf("ask nothing: %s", resp.Status)
+	}
+	const q = "What is one thing you wish I understood?"
+	resp, _ := ha.post("/ask", url.Values{"csrf": {csrfA}, "kind": {"together"}, "text": {q}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ask: %s", resp.Status)
+	}
+	if _, body := ha.get(resp.Header.Get("Location")); !strings.Contains(body, "Saved your question (") || !strings.Contains(body, q) {
+		t.Errorf("after asking:\n%s", body)
+	}
+	list, err := aj.Entries()
+	if err != nil || len(list) != 1 || list[0].Kind != client.KindTogether {
+		t.Fatalf("entries after asking: %+v %v", list, err)
+	}
+	id := list[0].ID
+
+	// eventually waits (a failsafe, not a measurement) until h's page at
+	// path contains want, syncing the test's own handles meanwhile.
+	eventually := func(h *harness, path, want string) string {
+		t.Helper()
+		for range 200 {
+			clienttest.Sync(t, aj)
+			clienttest.Sync(t, sj)
+			if _, body := h.get(path); strings.Contains(body, want) {
+				return body
+			}
+		}
+		_, body := h.get(path)
+		t.Fatalf("%s never shows %q:\n%s", path, want, body)
+		return ""
+	}
+	eventually(hs, "/questions", q)
+
+	const alexSays, samSays = "That I am still here because I want to be.", "How small I felt, and for how long."
+	answer := func(h *harness, text string) string {
+		t.Helper()
+		_, page := h.get("/entry/" + id)
+		if !strings.Contains(page, `name="as" value="together"`) {
+			t.Fatalf("no answer form on the question's page:\n%s", page)
+		}
+		resp, _ := h.post("/entry/"+id+"/respond", url.Values{"csrf": {h.csrf(page)}, "as": {"together"}, "text": {text}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("answer: %s", resp.Status)
+		}
+		_, body := h.get(resp.Header.Get("Location"))
+		return body
+	}
+	if body := answer(ha, alexSays); !strings.Contains(body, "sealed to your own devices. It opens for Sam once they answer too.") || strings.Contains(body, `name="as" value="together"`) {
+		t.Errorf("after Alex answers:\n%s", body)
+	}
+	// Sam's page: Alex answered, but the words are not there to read.
+	eventually(hs, "/entry/"+id, "waiting-for-you")
+	if _, body := hs.get("/entry/" + id); strings.Contains(body, alexSays) {
+		t.Fatal("Sam can read Alex's answer before answering")
+	}
+	if body := answer(hs, samSays); !strings.Contains(body, "Alex has answered too, so both answers open for each other") {
+		t.Errorf("after Sam answers:\n%s", body)
+	}
+	// Then both open, for both.
+	eventually(hs, "/entry/"+id, alexSays)
+	eventually(ha, "/entry/"+id, samSays)
+	// Answering again is refused.
+	_, page = ha.get("/entry/" + id)
+	if resp, body := ha.post("/entry/"+id+"/respond", url.Values{"csrf": {ha.csrf(page)}, "as": {"together"}, "text": {"again"}}); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "you have already answered this one") {
+		t.Errorf("a second answer: %s", resp.Status)
+	}
+}

@@ -249,6 +249,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /entry/{id}", s.entry)
 	mux.HandleFunc("POST /entry/{id}/respond", s.respond)
 	mux.HandleFunc("GET /questions", s.questions)
+	mux.HandleFunc("POST /ask", s.ask)
 	mux.HandleFunc("GET /feelings", s.feelings)
 	mux.HandleFunc("GET /verify", s.verifyPage)
 	mux.HandleFunc("POST /verify", s.verify)
