@@ -31,7 +31,7 @@ var textOptional = map[string]bool{"needtime": true, "ack": true}
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
 	Answer, Followup, Reply, Ack bool
-	Together                     bool // a reveal-together question this person has not answered
+	Together                     bool   // a reveal-together question this person has not answered
 	Draft                        string // the text of a response that was refused, kept
 	DraftAs                      string
 }
