@@ -20,7 +20,9 @@ import (
 // against two partners who each run their own ui server, and a real relay
 // on 127.0.0.1. Alex unlocks with the passphrase and writes a feeling
 // entry, which appears in Sam's open page without a reload; Sam answers
-// Alex's hard question, which appears in Alex's open page.
+// Alex's hard question, which appears in Alex's open page; Sam reads the
+// feelings chart; both answer a question for both, and neither reads the
+// other's answer before answering.
 //
 // Without Chromium the test is skipped, saying so, except in CI
 // (CI=true), where .ci/run installs it and a skip would hide a failure.
@@ -244,9 +246,67 @@ func TestBrowserLiveEntry(t *testing.T) {
 		screenshot(t, ctx3, dir, "ui-feelings.png")
 	}
 
+	// A question for both: Alex asks it; Sam answers first; Alex cannot
+	// read Sam's answer until Alex has answered too; then both read both.
+	const both = "What is one thing you wish I understood?"
+	const samSays, alexSays = "How small I felt, and for how long.", "That I am still here because I want to be."
+	actx, stopA := timed(tab)
+	defer stopA()
+	sctx, stopS := timed(samTab)
+	defer stopS()
+	if err := chromedp.Do(actx,
+		chromedp.Click(`nav a[href="/questions"]`),
+		chromedp.WaitVisible("#a-together"),
+		chromedp.SendKeys("#a-together", both),
+		chromedp.Submit("#a-together"),
+		chromedp.WaitVisible(".notice"),
+	); err != nil {
+		t.Fatalf("Alex asks a question for both: %v", err)
+	}
+	var id string
+	for _, e := range mustEntries(t, aj) {
+		if e.Kind == client.KindTogether {
+			id = e.ID
+		}
+	}
+	if id == "" {
+		t.Fatal("Alex's question for both was not saved")
+	}
+	// reloadUntil reloads the entry's page in a tab until it contains
+	// want (a failsafe bound, not a measurement).
+	reloadUntil := func(ctx context.Context, h *harness, who, want string) {
+		t.Helper()
+		for range 100 {
+			if err := chromedp.Do(ctx, chromedp.Navigate(h.base+"/entry/"+id), chromedp.WaitVisible("main")); err != nil {
+				t.Fatalf("%s opens the question: %v", who, err)
+			}
+			if html, _ := chromedp.Run(ctx, chromedp.OuterHTML("main")); strings.Contains(html, want) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML("main"))
+		t.Fatalf("%s's page never shows %q:\n%s", who, want, html)
+	}
+	answerBoth := func(ctx context.Context, who, text string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.SendKeys("#r-together", text), chromedp.Submit("#r-together"), chromedp.WaitVisible(".notice")); err != nil {
+			t.Fatalf("%s answers the question for both: %v", who, err)
+		}
+	}
+	reloadUntil(sctx, hs, "Sam", `id="r-together"`)
+	answerBoth(sctx, "Sam", samSays)
+	reloadUntil(actx, ha, "Alex", "waiting-for-you")
+	if html, _ := chromedp.Run(actx, chromedp.OuterHTML("body")); strings.Contains(html, samSays) {
+		t.Fatal("Alex's page shows Sam's answer before Alex answered")
+	}
+	answerBoth(actx, "Alex", alexSays)
+	reloadUntil(actx, ha, "Alex", samSays)
+	reloadUntil(sctx, hs, "Sam", alexSays)
+
 	// No plaintext in either home or the relay's data.
 	relay.Stop()
-	needles := []string{words, answer, earlier[0].Text, earlier[1].Text, clienttest.Passphrase}
+	needles := []string{words, answer, samSays, alexSays, both, earlier[0].Text, earlier[1].Text, clienttest.Passphrase}
 	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
 		clienttest.AssertNoPlaintext(t, dir, needles)
 	}
@@ -266,6 +326,16 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", filepath.Join(dir, name))
+}
+
+// mustEntries returns j's entries.
+func mustEntries(t *testing.T, j *client.Journal) []client.Entry {
+	t.Helper()
+	list, err := j.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
 }
 
 // jsString quotes s for JavaScript (s holds no quote or backslash).
