@@ -95,6 +95,8 @@ func TestBrowserLiveEntry(t *testing.T) {
 	}
 	// Months of feelings named, for the chart: grief easing, hope growing.
 	now := time.Now()
+	samDays := []string{"", "A calmer week. We laughed once, and it surprised me.", "The counsellor asked what I need. I did not know.", "I read the old messages again. I wish I had not.", "Some days I cannot look at you.", "I found out today. I do not know what to do with this."}
+	alexDays := []string{"", "You let me hold your hand on the walk.", "I told you about my day without being asked.", "Therapy on Tuesday. I want to keep going.", "I keep saying sorry. I know it is not enough.", "I am ashamed. I will answer anything you ask."}
 	for m := 5; m >= 1; m-- {
 		when := now.AddDate(0, -m, 0)
 		grief, hope := 4+m, 7-m
@@ -102,8 +104,8 @@ func TestBrowserLiveEntry(t *testing.T) {
 			j *client.Journal
 			p client.Payload
 		}{
-			{sj, client.Payload{Kind: client.KindEntry, Text: "an earlier day", Feelings: []string{"grief", "anger"}, Intensity: &grief, Created: when}},
-			{aj, client.Payload{Kind: client.KindEntry, Text: "an earlier day", Feelings: []string{"guilt", "hope"}, Intensity: &hope, Created: when.Add(time.Hour)}},
+			{sj, client.Payload{Kind: client.KindEntry, Text: samDays[m], Feelings: []string{"grief", "anger"}, Intensity: &grief, Created: when}},
+			{aj, client.Payload{Kind: client.KindEntry, Text: alexDays[m], Feelings: []string{"guilt", "hope"}, Intensity: &hope, Created: when.Add(time.Hour)}},
 		} {
 			if _, err := w.j.Write(w.p); err != nil {
 				t.Fatal(err)
@@ -312,10 +314,11 @@ func TestBrowserLiveEntry(t *testing.T) {
 	}
 }
 
-// screenshot saves the page as dir/name, dir relative to the repository.
+// screenshot saves what the tab shows (its viewport) as dir/name, dir
+// relative to the repository.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
 	}
