@@ -38,7 +38,7 @@ func TestRespond(t *testing.T) {
 
 	// The questions page: Sam's waits on Alex; Alex's own waits on Sam.
 	_, body := h.get("/questions")
-	forYou, fromYou := strings.Index(body, "Sam asked you"), strings.Index(body, "You asked")
+	forYou, fromYou := strings.Index(body, "Asked of you"), strings.Index(body, "You asked")
 	q, m := strings.Index(body, question.Text), strings.Index(body, mine.Text)
 	if forYou < 0 || fromYou < 0 || !(forYou < q && q < fromYou && fromYou < m) {
 		t.Fatalf("questions page:\n%s", body)
