@@ -22,7 +22,8 @@ import (
 // entry, which appears in Sam's open page without a reload; Sam answers
 // Alex's hard question, which appears in Alex's open page; Sam reads the
 // feelings chart; both answer a question for both, and neither reads the
-// other's answer before answering.
+// other's answer before answering; Alex's commitment check-in shows on
+// the strip in both pages.
 //
 // Without Chromium the test is skipped, saying so, except in CI
 // (CI=true), where .ci/run installs it and a skip would hide a failure.
@@ -306,9 +307,38 @@ func TestBrowserLiveEntry(t *testing.T) {
 	reloadUntil(actx, ha, "Alex", samSays)
 	reloadUntil(sctx, hs, "Sam", alexSays)
 
+	// A commitment: Alex makes one and checks in; the check-in shows on
+	// the strip, in Alex's page and then in Sam's.
+	const promise = "I will tell you my plans each evening."
+	if err := chromedp.Do(actx,
+		chromedp.Click(`nav a[href="/commitments"]`),
+		chromedp.WaitVisible("#m-text"),
+		chromedp.SendKeys("#m-text", promise),
+		chromedp.Submit("#m-text"),
+		chromedp.WaitVisible(".notice"),
+		chromedp.Click(`form.checkin button[value="kept"]`),
+		chromedp.WaitVisible(".strip .kept"),
+	); err != nil {
+		html, _ := chromedp.Run(actx, chromedp.OuterHTML("main"))
+		t.Fatalf("Alex commits and checks in: %v\n%s", err, html)
+	}
+	for i := 0; ; i++ {
+		if err := chromedp.Do(sctx, chromedp.Navigate(hs.base+"/commitments"), chromedp.WaitVisible("main")); err != nil {
+			t.Fatalf("Sam's commitments: %v", err)
+		}
+		kept, err := chromedp.Run(sctx, chromedp.Evaluate[int](`document.querySelectorAll(".strip .kept").length`))
+		if err == nil && kept == 1 {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("Alex's check-in never shows on Sam's strip (%d, %v)", kept, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// No plaintext in either home or the relay's data.
 	relay.Stop()
-	needles := []string{words, answer, samSays, alexSays, both, earlier[0].Text, earlier[1].Text, clienttest.Passphrase}
+	needles := []string{words, answer, samSays, alexSays, both, promise, earlier[0].Text, earlier[1].Text, clienttest.Passphrase}
 	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
 		clienttest.AssertNoPlaintext(t, dir, needles)
 	}

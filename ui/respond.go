@@ -22,11 +22,15 @@ var responses = map[string]client.Payload{
 	"followup": {Kind: client.KindFollowup},
 	"reply":    {Kind: client.KindReply},
 	"ack":      {Kind: client.KindAck},
+	"kept":     {Kind: client.KindCheckin, Kept: ptr(true)},
+	"missed":   {Kind: client.KindCheckin, Kept: ptr(false)},
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // textOptional are the responses that may have no text: "I need time" and
 // an acknowledgement say enough by themselves.
-var textOptional = map[string]bool{"needtime": true, "ack": true}
+var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, "missed": true}
 
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
@@ -141,6 +145,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		msg, hint := s.cfg.Describe(err)
 		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	if p.Kind == client.KindCheckin {
+		http.Redirect(w, r, "/commitments?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/entry/"+t.ID+"?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)

@@ -5,10 +5,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/client/clienttest"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
+	"github.com/kintsugi-journal/kintsugi/ui"
 )
 
 func TestRespond(t *testing.T) {
@@ -256,5 +258,77 @@ func TestRevealTogether(t *testing.T) {
 	_, page = ha.get("/entry/" + id)
 	if resp, body := ha.post("/entry/"+id+"/respond", url.Values{"csrf": {ha.csrf(page)}, "as": {"together"}, "text": {"again"}}); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "you have already answered this one") {
 		t.Errorf("a second answer: %s", resp.Status)
+	}
+}
+
+func TestCommitments(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	samsOwn, err := sj.Write(client.Payload{Kind: client.KindCommit, Every: "week", Text: "I will come to every session."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Sync(t, sj)
+	clienttest.Sync(t, aj)
+	h := start(t, alex, aj, func(c *ui.Config) { c.Now = time.Now })
+	h.login()
+	h.unlock()
+	_, page := h.get("/commitments")
+	csrf := h.csrf(page)
+	if !strings.Contains(page, "I will come to every session.") || strings.Contains(page, `action="/entry/`+samsOwn.ID+`/respond"`) {
+		t.Errorf("Sam's commitment is missing, or offers Alex a check-in:\n%s", page)
+	}
+	for _, tc := range []struct {
+		form url.Values
+		says string
+	}{
+		{url.Values{"text": {"x"}, "every": {"month"}}, `&#34;month&#34; is not day or week`},
+		{url.Values{"text": {" "}, "every": {"day"}}, "there is no text to save"},
+	} {
+		tc.form.Set("csrf", csrf)
+		if resp, body := h.post("/commit", tc.form); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, tc.says) {
+			t.Errorf("%v: %s", tc.form, resp.Status)
+		}
+	}
+	const promise = "I will tell you my plans each evening."
+	resp, _ := h.post("/commit", url.Values{"csrf": {csrf}, "text": {promise}, "every": {"day"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("commit: %s", resp.Status)
+	}
+	_, body := h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Saved your commitment (") || !strings.Contains(body, promise) {
+		t.Fatalf("after committing:\n%s", body)
+	}
+	var cm client.Entry
+	for _, e := range mustEntries(t, aj) {
+		if e.Text == promise {
+			cm = e
+		}
+	}
+	if !strings.Contains(body, `action="/entry/`+cm.ID+`/respond"`) || !strings.Contains(body, `<span class="none" title="`) {
+		t.Fatalf("the new commitment has no check-in form or strip:\n%s", body)
+	}
+	// Kept, then an honest "not this time" the same day: the strip shows
+	// the latest.
+	resp, _ = h.post("/entry/"+cm.ID+"/respond", url.Values{"csrf": {csrf}, "as": {"kept"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/commitments?") {
+		t.Fatalf("check in: %s to %s", resp.Status, resp.Header.Get("Location"))
+	}
+	_, body = h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Saved your check-in (") || !strings.Contains(body, `<span class="kept"`) {
+		t.Errorf("after checking in:\n%s", body)
+	}
+	h.post("/entry/"+cm.ID+"/respond", url.Values{"csrf": {csrf}, "as": {"missed"}, "text": {"I forgot, and I am sorry."}})
+	_, body = h.get("/commitments")
+	i := strings.Index(body, promise)
+	if i < 0 || !strings.Contains(body[i:], `<span class="missed"`) || strings.Contains(body[i:], `<span class="kept"`) {
+		t.Errorf("the strip after a later 'not this time':\n%s", body)
+	}
+	// Checking in on Sam's commitment is refused.
+	if resp, _ := h.post("/entry/"+samsOwn.ID+"/respond", url.Values{"csrf": {csrf}, "as": {"kept"}}); resp.StatusCode != http.StatusConflict {
+		t.Errorf("check in on the partner's commitment: %s", resp.Status)
 	}
 }

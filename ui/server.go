@@ -251,6 +251,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /questions", s.questions)
 	mux.HandleFunc("POST /ask", s.ask)
 	mux.HandleFunc("GET /feelings", s.feelings)
+	mux.HandleFunc("GET /commitments", s.commitments)
+	mux.HandleFunc("POST /commit", s.commit)
 	mux.HandleFunc("GET /verify", s.verifyPage)
 	mux.HandleFunc("POST /verify", s.verify)
 	mux.HandleFunc("GET /write", s.writePage)
