@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 )
@@ -328,12 +330,29 @@ func (s *Server) syncLine(o *opened) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case o.stopped != nil:
+		msg, hint := s.cfg.Describe(o.stopped)
+		line := "Syncing has stopped: " + msg + "."
+		if hint != "" {
+			line += " " + upperFirst(hint) + "."
+		}
+		return line
 	case o.connected:
 		return "Connected to the relay and up to date. What your partner writes appears here as it arrives."
 	case o.down:
 		return "Cannot reach the relay right now; kintsugi keeps trying. What you write is safe on this device and is sent once the relay answers."
 	}
 	return ""
+}
+
+// upperFirst capitalises the first letter of s, for a hint that begins a
+// sentence.
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 || r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // entry shows one entry, what it responds to, its responses, and the

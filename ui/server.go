@@ -132,6 +132,7 @@ type opened struct {
 	done      chan struct{}      // closed when the watch has ended
 	connected bool               // the watch is connected and caught up (guarded by Server.mu)
 	down      bool               // the watch's last attempt failed (guarded by Server.mu)
+	stopped   error              // why the watch gave up, if it did (guarded by Server.mu)
 	use       sync.RWMutex       // read-held by each request using j; lock takes it to close j
 }
 
@@ -193,7 +194,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	idle := make(chan struct{})
-	go s.idleLoop(ctx, idle)
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	go s.idleLoop(idleCtx, idle)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error
@@ -201,6 +203,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	stopIdle()
 	s.hub.close() // ends the event streams, so Shutdown need not wait on them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	srv.Shutdown(sctx)

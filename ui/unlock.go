@@ -119,7 +119,13 @@ func (s *Server) watch(ctx context.Context, o *opened) {
 		}
 	})
 	if err != nil {
+		// Retrying cannot help (this device was removed, say): the
+		// timeline says why, in the command line's words.
 		s.cfg.Logger.Warn("syncing stopped", "err", err)
+		s.mu.Lock()
+		o.connected, o.down, o.stopped = false, false, err
+		s.mu.Unlock()
+		s.hub.send("sync")
 	}
 }
 
