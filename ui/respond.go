@@ -24,13 +24,15 @@ var responses = map[string]client.Payload{
 	"ack":      {Kind: client.KindAck},
 	"kept":     {Kind: client.KindCheckin, Kept: ptr(true)},
 	"missed":   {Kind: client.KindCheckin, Kept: ptr(false)},
+	"accept":   {Kind: client.KindDecision, Decision: "accept"},
+	"decline":  {Kind: client.KindDecision, Decision: "decline"},
 }
 
 func ptr[T any](v T) *T { return &v }
 
 // textOptional are the responses that may have no text: "I need time" and
 // an acknowledgement say enough by themselves.
-var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, "missed": true}
+var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, "missed": true, "accept": true, "decline": true}
 
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
@@ -147,8 +149,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusConflict, msg, hint)
 		return
 	}
-	if p.Kind == client.KindCheckin {
+	switch p.Kind {
+	case client.KindCheckin:
 		http.Redirect(w, r, "/commitments?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)
+		return
+	case client.KindDecision:
+		http.Redirect(w, r, "/agreements?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/entry/"+t.ID+"?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)

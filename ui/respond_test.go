@@ -332,3 +332,62 @@ func TestCommitments(t *testing.T) {
 		t.Errorf("check in on the partner's commitment: %s", resp.Status)
 	}
 }
+
+func TestAgreements(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	proposal, err := sj.Write(client.Payload{Kind: client.KindAgree, Category: "boundary", Text: "No contact with the other person, at all."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Sync(t, sj)
+	clienttest.Sync(t, aj)
+	h := start(t, alex, aj, nil)
+	h.login()
+	h.unlock()
+	_, page := h.get("/agreements")
+	csrf := h.csrf(page)
+	if !strings.Contains(page, proposal.Text) || !strings.Contains(page, `name="as" value="accept"`) {
+		t.Fatalf("Sam's proposal, with accept and decline:\n%s", page)
+	}
+	// Proposing: refusals keep the words.
+	if resp, body := h.post("/agree", url.Values{"csrf": {csrf}, "kind": {"rule"}, "text": {"keep me"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "is not boundary, value or practice") || !strings.Contains(body, ">keep me</textarea>") {
+		t.Errorf("a rule: %s\n%s", resp.Status, body)
+	}
+	resp, _ := h.post("/agree", url.Values{"csrf": {csrf}, "kind": {"practice"}, "text": {"A walk together on Sundays."}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("propose: %s", resp.Status)
+	}
+	if _, body := h.get(resp.Header.Get("Location")); !strings.Contains(body, "Saved your proposed agreement (") {
+		t.Errorf("after proposing:\n%s", body)
+	}
+	// Alex's own proposal offers no accept; Sam's does. Accept it.
+	resp, _ = h.post("/entry/"+proposal.ID+"/respond", url.Values{"csrf": {csrf}, "as": {"accept"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/agreements?") {
+		t.Fatalf("accept: %s to %s", resp.Status, resp.Header.Get("Location"))
+	}
+	_, body := h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "it now stands for both of you") || strings.Contains(body, `name="as" value="accept"`) {
+		t.Errorf("after accepting:\n%s", body)
+	}
+	r, _ := aj.Reader()
+	if got, _ := r.Get(proposal.ID); got.State != "accepted" {
+		t.Errorf("the proposal is %s, want accepted", got.State)
+	}
+	// A new version of it, from its page's link.
+	_, body = h.get("/agreements?revises=" + proposal.ID)
+	if !strings.Contains(body, `name="revises" value="`+proposal.ID+`"`) || !strings.Contains(body, ">"+proposal.Text+"</textarea>") {
+		t.Fatalf("the revise form:\n%s", body)
+	}
+	resp, _ = h.post("/agree", url.Values{"csrf": {csrf}, "kind": {"boundary"}, "revises": {proposal.ID}, "text": {"No contact, and tell me if they reach out."}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revise: %s", resp.Status)
+	}
+	r, _ = aj.Reader()
+	if got, _ := r.Get(proposal.ID); got.State != "revised" {
+		t.Errorf("the revised proposal is %s, want revised", got.State)
+	}
+}

@@ -256,6 +256,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /feelings", s.feelings)
 	mux.HandleFunc("GET /commitments", s.commitments)
 	mux.HandleFunc("POST /commit", s.commit)
+	mux.HandleFunc("GET /agreements", s.agreements)
+	mux.HandleFunc("POST /agree", s.propose)
 	mux.HandleFunc("GET /verify", s.verifyPage)
 	mux.HandleFunc("POST /verify", s.verify)
 	mux.HandleFunc("GET /write", s.writePage)
