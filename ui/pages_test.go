@@ -309,3 +309,38 @@ func TestFeelingsChart(t *testing.T) {
 		t.Errorf("months=7 (not offered) should show the default 12 months")
 	}
 }
+
+func TestPromptsAndReflect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.login()
+	h.unlock()
+	pr := client.Stages[4].Prompts[1]
+	_, body := h.get("/prompts")
+	if !strings.Contains(body, `href="/reflect?prompt=`+pr.ID+`"`) || !strings.Contains(body, client.Stages[6].Name) {
+		t.Fatalf("prompts page:\n%s", body)
+	}
+	_, body = h.get("/reflect?prompt=" + pr.ID)
+	if !strings.Contains(body, "Prompt "+pr.ID+":") {
+		t.Fatalf("reflect page:\n%s", body)
+	}
+	csrf := h.csrf(body)
+	if resp, _ := h.get("/reflect?prompt=9.9"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("prompt 9.9: %s", resp.Status)
+	}
+	if resp, body := h.post("/reflect", url.Values{"csrf": {csrf}, "prompt": {pr.ID}, "text": {" "}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "there is no text to save") {
+		t.Errorf("empty reflection: %s", resp.Status)
+	}
+	resp, _ := h.post("/reflect", url.Values{"csrf": {csrf}, "prompt": {pr.ID}, "text": {"What I learned about myself."}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reflect: %s", resp.Status)
+	}
+	if _, body := h.get(resp.Header.Get("Location")); !strings.Contains(body, "Saved your reflection (") {
+		t.Errorf("after reflecting:\n%s", body)
+	}
+	h.post("/reflect", url.Values{"csrf": {csrf}, "text": {"On my own."}})
+	list := mustEntries(t, h.j)
+	if len(list) != 2 || list[0].Kind != client.KindReflection || list[0].Prompt != pr.ID || list[1].Prompt != "" {
+		t.Errorf("reflections saved: %+v", list)
+	}
+}
