@@ -30,7 +30,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var pages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings", "verify", "commitments", "agreements", "prompts", "reflect"} {
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings", "verify", "commitments", "agreements", "prompts", "reflect", "status"} {
 		t := template.Must(layout.Clone())
 		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 	}
@@ -83,6 +83,10 @@ type page struct {
 
 	// verify
 	Verify *verifyInfo
+
+	// status
+	Status   *statusView
+	Warnings int // unread warnings, for the timeline's pointer to status
 
 	// commitments
 	Commitments []commitmentView
@@ -300,6 +304,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		p.Empty = "Nothing here yet. Write when you are ready; there is no hurry."
 	}
 	p.Sync = s.syncLine(o)
+	p.Warnings = unreadCount(o.j)
 	if s.cfg.Notes != nil {
 		p.Notes = s.cfg.Notes(o.j)
 	}

@@ -391,3 +391,50 @@ func TestAgreements(t *testing.T) {
 		t.Errorf("the revised proposal is %s, want revised", got.State)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, sj, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	h := start(t, alex, aj, func(c *ui.Config) {
+		c.Sentence = func(n client.Notice) string { return "notice " + string(n.Kind) + " about " + n.Who }
+	})
+	h.login()
+	h.unlock()
+	_, body := h.get("/status")
+	for _, want := range []string{"<dd>Alex</dd>", "Sam (safety number not compared yet)", "<dd>nothing</dd>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "Worth knowing") || strings.Contains(body, `action="/status/read"`) {
+		t.Errorf("status shows warnings with none to show")
+	}
+	// Sam leaves: a notice, on the timeline's pointer and the status page,
+	// until marked read.
+	if err := sj.Leave(clienttest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.Sync(t, aj)
+	_, body = h.get("/")
+	if !strings.Contains(body, `on the <a href="/status">status page</a>`) {
+		t.Errorf("the timeline does not point to the warning:\n%s", body)
+	}
+	_, body = h.get("/status")
+	if !strings.Contains(body, "notice partner-left about Sam.") || !strings.Contains(body, "left the journal on") {
+		t.Fatalf("status after Sam left:\n%s", body)
+	}
+	resp, _ := h.post("/status/read", url.Values{"csrf": {h.csrf(body)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("mark read: %s", resp.Status)
+	}
+	_, body = h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Marked 1 as read.") || strings.Contains(body, "notice partner-left") {
+		t.Errorf("status after marking read:\n%s", body)
+	}
+	if _, body := h.get("/"); strings.Contains(body, "worth knowing") {
+		t.Errorf("the timeline still points to a warning marked read")
+	}
+}

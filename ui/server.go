@@ -65,6 +65,9 @@ type Config struct {
 	// but has not received, entries held back until a changed safety
 	// number is confirmed. Nil says nothing.
 	Notes func(j *client.Journal) []string
+	// Sentence words a notice as `kintsugi status` does. Nil uses its
+	// kind.
+	Sentence func(client.Notice) string
 	// Feelings are the feelings the write page offers to pick, and the
 	// timeline's feeling filter.
 	Feelings []string
@@ -161,6 +164,9 @@ func New(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	if cfg.Head == nil {
 		cfg.Head = plainHead
+	}
+	if cfg.Sentence == nil {
+		cfg.Sentence = func(n client.Notice) string { return string(n.Kind) }
 	}
 	s := &Server{cfg: cfg, ln: ln, token: randomToken(), hub: newHub()}
 	s.ip, s.port = tcp.IP.String(), fmt.Sprint(tcp.Port)
@@ -261,6 +267,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /prompts", s.prompts)
 	mux.HandleFunc("GET /reflect", s.reflectPage)
 	mux.HandleFunc("POST /reflect", s.reflect)
+	mux.HandleFunc("GET /status", s.status)
+	mux.HandleFunc("POST /status/read", s.markRead)
 	mux.HandleFunc("GET /verify", s.verifyPage)
 	mux.HandleFunc("POST /verify", s.verify)
 	mux.HandleFunc("GET /write", s.writePage)

@@ -84,6 +84,7 @@ func cmdUI(e *env) *cli.Command {
 					quiet.notes(j, true, true)
 					return strings.FieldsFunc(b.String(), func(r rune) bool { return r == '\n' })
 				},
+				Sentence: sentence,
 				Feelings: feelingWords,
 				Kinds:    knownKinds,
 				IdleLock: defaultSession,
