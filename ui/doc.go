@@ -9,6 +9,17 @@
 // writes with [client.Journal.Write] and keeps a [client.Journal.Watch]
 // running while unlocked; it holds no journal logic of its own.
 //
+// # Pages
+//
+// The timeline (newest first, 50 a page, with the filters `kintsugi log`
+// has), an entry with its thread and the ways to respond to it, writing,
+// questions (hard ones, and reveal-together), commitments with their
+// record strip and check-ins, agreements, prompts and reflecting, the
+// feelings chart over months, the safety number, and status with its
+// warnings. Every page reads and every form posts without JavaScript;
+// static/live.js only brings new entries into an open timeline (GET
+// /events, server-sent events) and shows the slider's number.
+//
 // # Who may use it
 //
 // A page served on 127.0.0.1 is reachable by every process and every user
