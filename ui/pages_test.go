@@ -344,3 +344,48 @@ func TestPromptsAndReflect(t *testing.T) {
 		t.Errorf("reflections saved: %+v", list)
 	}
 }
+
+func TestExport(t *testing.T) {
+	t.Parallel()
+	a, j := journalFor(t, "alex")
+	var asked client.Query
+	h := start(t, a, j, func(c *ui.Config) {
+		c.Export = func(by string, j *client.Journal, q client.Query, format string) ([]byte, int, error) {
+			asked = q
+			r, err := j.Reader()
+			if err != nil {
+				return nil, 0, err
+			}
+			list, err := r.Query(q)
+			return []byte(fmt.Sprintf("%s exported %d as %s", by, len(list), format)), len(list), err
+		}
+	})
+	h.login()
+	h.unlock()
+	h.j.Write(client.Payload{Kind: client.KindEntry, Text: "for the counsellor", Feelings: []string{"hope"}})
+	_, page := h.get("/export")
+	if !strings.Contains(page, "is NOT encrypted") {
+		t.Errorf("the export page does not say the file is not encrypted")
+	}
+	csrf := h.csrf(page)
+	resp, body := h.post("/export", url.Values{"csrf": {csrf}, "format": {"markdown"}, "feeling": {"hope"}})
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="kintsugi-export-2026-12-06.md"`) || body != "alex exported 1 as markdown" {
+		t.Errorf("export: %s %q %q", resp.Status, resp.Header.Get("Content-Disposition"), body)
+	}
+	if !asked.Feelings["hope"] || asked.NoText {
+		t.Errorf("export asked for %+v", asked)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("the export may be cached")
+	}
+	if resp, _ := h.post("/export", url.Values{"csrf": {csrf}, "format": {"pdf"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("pdf: %s", resp.Status)
+	}
+	if resp, body := h.post("/export", url.Values{"csrf": {csrf}, "format": {"json"}, "q": {"nowhere"}}); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Nothing matches those choices") {
+		t.Errorf("nothing to export: %s", resp.Status)
+	}
+	// Without the form's token there is no download.
+	if resp, _ := h.post("/export", url.Values{"format": {"markdown"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("export without the token: %s", resp.Status)
+	}
+}

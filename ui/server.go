@@ -65,6 +65,10 @@ type Config struct {
 	// but has not received, entries held back until a changed safety
 	// number is confirmed. Nil says nothing.
 	Notes func(j *client.Journal) []string
+	// Export makes `kintsugi export`'s file of the entries q chooses
+	// from j, in format (markdown, json or html), for the person named by,
+	// and says how many entries it holds. Nil leaves export out.
+	Export func(by string, j *client.Journal, q client.Query, format string) ([]byte, int, error)
 	// Sentence words a notice as `kintsugi status` does. Nil uses its
 	// kind.
 	Sentence func(client.Notice) string
@@ -267,6 +271,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /prompts", s.prompts)
 	mux.HandleFunc("GET /reflect", s.reflectPage)
 	mux.HandleFunc("POST /reflect", s.reflect)
+	mux.HandleFunc("GET /export", s.exportPage)
+	mux.HandleFunc("POST /export", s.export)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /status/read", s.markRead)
 	mux.HandleFunc("GET /verify", s.verifyPage)

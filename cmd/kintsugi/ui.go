@@ -85,6 +85,7 @@ func cmdUI(e *env) *cli.Command {
 					return strings.FieldsFunc(b.String(), func(r rune) bool { return r == '\n' })
 				},
 				Sentence: sentence,
+				Export:   exportBytes,
 				Feelings: feelingWords,
 				Kinds:    knownKinds,
 				IdleLock: defaultSession,
