@@ -2,6 +2,8 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,18 +156,15 @@ func TestBrowserLiveEntry(t *testing.T) {
 		{"open the link", chromedp.Navigate(ha.srv.URL())},
 		{"see the unlock page", chromedp.WaitVisible("#u-pass")},
 		{"type the passphrase", chromedp.SendKeys("#u-pass", clienttest.Passphrase)},
-		{"unlock", chromedp.Click(`form.unlock button[type="submit"]`)},
-		{"see the timeline", chromedp.WaitVisible("#timeline")},
-		{"go to the write page", chromedp.Click(`nav a[href="/write"]`)},
-		{"see the write page", chromedp.WaitVisible("#w-text")},
+		{"unlock", goes(chromedp.Click(`form.unlock button[type="submit"]`), "#timeline")},
+		{"go to the write page", goes(chromedp.Click(`nav a[href="/write"]`), "#w-text")},
 		{"type", chromedp.SendKeys("#w-text", words)},
 		{"pick grief", chromedp.Click(`input[name="feeling"][value="grief"]`)},
 		{"pick hope", chromedp.Click(`input[name="feeling"][value="hope"]`)},
 		{"say how strong", chromedp.Click(`input[name="rate"]`)},
 		{"move the slider", chromedp.SetValue("#w-intensity", "6")},
 		{"tag it", chromedp.SendKeys("#w-tags", "evening")},
-		{"save", chromedp.Click(`form.write button[type="submit"]`)},
-		{"see it saved", chromedp.WaitVisible(".notice")},
+		{"save", goes(chromedp.Click(`form.write button[type="submit"]`), ".notice")},
 	}
 	for _, s := range steps {
 		step, cancel := context.WithTimeout(ctx2, 20*time.Second)
@@ -207,13 +206,10 @@ func TestBrowserLiveEntry(t *testing.T) {
 		what string
 		do   chromedp.Action[chromedp.Void]
 	}{
-		{"go to the questions", chromedp.Click(`nav a[href="/questions"]`)},
-		{"see the question waiting", chromedp.WaitVisible(`section[aria-labelledby="h-for-you"] .more a`)},
-		{"open it", chromedp.Click(`section[aria-labelledby="h-for-you"] .more a`)},
-		{"see the answer form", chromedp.WaitVisible("#r-answer")},
+		{"go to the questions", goes(chromedp.Click(`nav a[href="/questions"]`), `section[aria-labelledby="h-for-you"] .more a`)},
+		{"open it", goes(chromedp.Click(`section[aria-labelledby="h-for-you"] .more a`), "#r-answer")},
 		{"type the answer", chromedp.SendKeys("#r-answer", answer)},
-		{"save it", chromedp.Submit("#r-answer")},
-		{"see it saved", chromedp.WaitVisible(".notice")},
+		{"save it", goes(chromedp.Submit("#r-answer"), ".notice")},
 	} {
 		if err := chromedp.Do(ctx3, s.do); err != nil {
 			html, _ := chromedp.Run(ctx3, chromedp.OuterHTML("main"))
@@ -238,7 +234,7 @@ func TestBrowserLiveEntry(t *testing.T) {
 	}
 
 	// The feelings chart over months, in Sam's page.
-	if err := chromedp.Do(ctx3, chromedp.Click(`nav a[href="/feelings"]`), chromedp.WaitVisible("table.chart")); err != nil {
+	if err := chromedp.Do(ctx3, goes(chromedp.Click(`nav a[href="/feelings"]`), "table.chart")); err != nil {
 		t.Fatalf("Sam's feelings chart: %v", err)
 	}
 	rows, err := chromedp.Run(ctx3, chromedp.Evaluate[int](`document.querySelectorAll("table.chart tbody tr").length`))
@@ -258,11 +254,9 @@ func TestBrowserLiveEntry(t *testing.T) {
 	sctx, stopS := timed(samTab)
 	defer stopS()
 	if err := chromedp.Do(actx,
-		chromedp.Click(`nav a[href="/questions"]`),
-		chromedp.WaitVisible("#a-together"),
+		goes(chromedp.Click(`nav a[href="/questions"]`), "#a-together"),
 		chromedp.SendKeys("#a-together", both),
-		chromedp.Submit("#a-together"),
-		chromedp.WaitVisible(".notice"),
+		goes(chromedp.Submit("#a-together"), ".notice"),
 	); err != nil {
 		t.Fatalf("Alex asks a question for both: %v", err)
 	}
@@ -279,9 +273,13 @@ func TestBrowserLiveEntry(t *testing.T) {
 	// want (a failsafe bound, not a measurement).
 	reloadUntil := func(ctx context.Context, h *harness, who, want string) {
 		t.Helper()
-		for range 100 {
-			if err := chromedp.Do(ctx, chromedp.Navigate(h.base+"/entry/"+id), chromedp.WaitVisible("main")); err != nil {
-				t.Fatalf("%s opens the question: %v", who, err)
+		for i := range 100 {
+			step, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := chromedp.Do(step, chromedp.Navigate(h.base+"/entry/"+id))
+			cancel()
+			if err != nil {
+				t.Logf("%s opens the question (try %d): %v; trying again", who, i, err)
+				continue
 			}
 			if html, _ := chromedp.Run(ctx, chromedp.OuterHTML("main")); strings.Contains(html, want) {
 				return
@@ -293,7 +291,7 @@ func TestBrowserLiveEntry(t *testing.T) {
 	}
 	answerBoth := func(ctx context.Context, who, text string) {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.SendKeys("#r-together", text), chromedp.Submit("#r-together"), chromedp.WaitVisible(".notice")); err != nil {
+		if err := chromedp.Do(ctx, chromedp.SendKeys("#r-together", text), goes(chromedp.Submit("#r-together"), ".notice")); err != nil {
 			t.Fatalf("%s answers the question for both: %v", who, err)
 		}
 	}
@@ -311,13 +309,10 @@ func TestBrowserLiveEntry(t *testing.T) {
 	// the strip, in Alex's page and then in Sam's.
 	const promise = "I will tell you my plans each evening."
 	if err := chromedp.Do(actx,
-		chromedp.Click(`nav a[href="/commitments"]`),
-		chromedp.WaitVisible("#m-text"),
+		goes(chromedp.Click(`nav a[href="/commitments"]`), "#m-text"),
 		chromedp.SendKeys("#m-text", promise),
-		chromedp.Submit("#m-text"),
-		chromedp.WaitVisible(".notice"),
-		chromedp.Click(`form.checkin button[value="kept"]`),
-		chromedp.WaitVisible(".strip .kept"),
+		goes(chromedp.Submit("#m-text"), ".notice"),
+		goes(chromedp.Click(`form.checkin button[value="kept"]`), ".strip .kept"),
 	); err != nil {
 		html, _ := chromedp.Run(actx, chromedp.OuterHTML("main"))
 		t.Fatalf("Alex commits and checks in: %v\n%s", err, html)
@@ -371,5 +366,43 @@ func mustEntries(t *testing.T, j *client.Journal) []client.Entry {
 	return list
 }
 
-// jsString quotes s for JavaScript (s holds no quote or backslash).
-func jsString(s string) string { return `"` + s + `"` }
+// goes runs a, a click or a submit that loads another page, and waits
+// until the new page has loaded and shows sel. The old page is marked
+// first, so that neither its own sel nor its node ids are mistaken for
+// the new page's.
+func goes(a chromedp.Action[chromedp.Void], sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			mark := chromedp.Evaluate[bool](`window.kintsugiOldPage = true`)
+			for {
+				if _, err := mark(ctx, t); err == nil {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("marking the page: %w", ctx.Err())
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}),
+		a,
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			// Evaluating while the page changes fails ("target navigated"):
+			// that only means not yet.
+			check := chromedp.Evaluate[bool](`!window.kintsugiOldPage && document.readyState === "complete" && document.querySelector(` + jsString(sel) + `) !== null`)
+			for {
+				if ok, err := check(ctx, t); err == nil && ok {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("waiting for %s on the next page: %w", sel, ctx.Err())
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}),
+	)
+}
+
+// jsString quotes s for JavaScript.
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -401,7 +401,7 @@ func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, status int, o
 		head, _ := plainHead(en, rd)
 		v = viewWith(en, head)
 	}
-	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v, Forms: formsFor(en), Error: prob}
+	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v, Forms: formsFor(en), Error: prob, Partner: s.partnerName(o)}
 	p.Forms.DraftAs, p.Forms.Draft = draftAs, draftText
 	if en.Ref != "" {
 		if t, ok := rd.Get(en.Ref); ok {

@@ -389,3 +389,50 @@ func TestExport(t *testing.T) {
 		t.Errorf("export without the token: %s", resp.Status)
 	}
 }
+
+func TestEditAndRetract(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.login()
+	h.unlock()
+	five := 5
+	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "I said it badly.", Feelings: []string{"shame"}, Intensity: &five})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := h.get("/entry/" + en.ID)
+	if !strings.Contains(page, `name="as" value="edit"`) || !strings.Contains(page, ">I said it badly.</textarea>") || !strings.Contains(page, `name="as" value="retract"`) {
+		t.Fatalf("own entry's page:\n%s", page)
+	}
+	csrf := h.csrf(page)
+	change := func(form url.Values) (*http.Response, string) {
+		form.Set("csrf", csrf)
+		return h.post("/entry/"+en.ID+"/respond", form)
+	}
+	if resp, body := change(url.Values{"as": {"edit"}, "text": {" "}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "the new version is empty") {
+		t.Errorf("empty edit: %s", resp.Status)
+	}
+	resp, _ := change(url.Values{"as": {"edit"}, "text": {"What I meant was: I am sorry."}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit: %s", resp.Status)
+	}
+	_, body := h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Saved a new version (") || !strings.Contains(body, "Earlier versions") || !strings.Contains(body, "I said it badly.") {
+		t.Errorf("after editing:\n%s", body)
+	}
+	r, _ := h.j.Reader()
+	if got, _ := r.Get(en.ID); got.Text != "What I meant was: I am sorry." || !got.Edited || len(got.Feelings) != 1 || got.Intensity == nil || *got.Intensity != 5 {
+		t.Errorf("the entry after editing: %+v", got)
+	}
+	if resp, body := change(url.Values{"as": {"retract"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "nothing was retracted") {
+		t.Errorf("retract without the box: %s", resp.Status)
+	}
+	resp, _ = change(url.Values{"as": {"retract"}, "sure": {"1"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retract: %s", resp.Status)
+	}
+	_, body = h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "Retracted it (") || strings.Contains(body, "I am sorry") || strings.Contains(body, `name="as" value="edit"`) {
+		t.Errorf("after retracting:\n%s", body)
+	}
+}

@@ -38,6 +38,7 @@ var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, 
 type respondForms struct {
 	Answer, Followup, Reply, Ack bool
 	Together                     bool   // a reveal-together question this person has not answered
+	Change                       bool   // this person's own entry: edit or retract it
 	Draft                        string // the text of a response that was refused, kept
 	DraftAs                      string
 }
@@ -55,6 +56,8 @@ func (f respondForms) Offers(as string) bool {
 		return f.Ack
 	case "together":
 		return f.Together
+	case "edit", "retract":
+		return f.Change
 	}
 	return false
 }
@@ -68,7 +71,23 @@ func (f respondForms) Orphan() string {
 	return f.Draft
 }
 
+// changeable reports whether t is this person's own entry that they can
+// edit or retract (Journal.Revise and Retract take it).
+func changeable(t client.Entry) bool {
+	switch t.Kind {
+	case client.KindRevision, client.KindRetraction, client.KindTogetherAnswer, client.KindTogetherMark:
+		return false
+	}
+	return t.Mine && t.Retracted == nil
+}
+
 func formsFor(t client.Entry) respondForms {
+	f := formsFor1(t)
+	f.Change = changeable(t)
+	return f
+}
+
+func formsFor1(t client.Entry) respondForms {
 	ok := func(kind string) bool { return client.CheckResponse(t, kind) == nil }
 	if t.Kind == client.KindTogether {
 		// Answered with TogetherAnswer only, once each; nothing else
@@ -93,6 +112,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if as == "edit" || as == "retract" {
+		s.change(w, r, o, as, text)
+		return
+	}
 	p, ok := responses[as]
 	if as == "together" {
 		ok, p = true, client.Payload{Kind: client.KindTogetherAnswer}
@@ -178,6 +201,10 @@ func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) stri
 		msg = fmt.Sprintf("Saved your %s (%s) on this device.", as, short)
 	case "together":
 		return fmt.Sprintf("Saved your answer (%s), sealed to your own devices. It opens for %s once they answer too.", short, s.partnerName(o))
+	case "edit":
+		return fmt.Sprintf("Saved a new version (%s). %s will see that it was edited; every version stays in its history. %s", short, s.partnerName(o), s.whereItGoes(o))
+	case "retract":
+		return fmt.Sprintf("Retracted it (%s). %s", short, s.whereItGoes(o))
 	case "together-both":
 		return fmt.Sprintf("Saved your answer (%s). %s has answered too, so both answers open for each other as your devices sync.", short, s.partnerName(o))
 	default:
@@ -276,4 +303,53 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/questions?asked="+en.Short, http.StatusSeeOther)
+}
+
+// change edits or retracts this person's own entry, as `kintsugi edit`
+// (the text only; its feelings, intensity and tags stay) and `kintsugi
+// retract` do. Retracting needs the box ticked that says what it does and
+// does not do.
+func (s *Server) change(w http.ResponseWriter, r *http.Request, o *opened, as, text string) {
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	t, found := rd.Get(r.PathValue("id"))
+	if !found {
+		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "the timeline shows everything this device has", true)
+		return
+	}
+	refuse := func(status int, msg, hint string) {
+		s.entryPage(w, r, status, o, rd, t, &problem{Msg: msg, Hint: hint}, as, text)
+	}
+	if !changeable(t) {
+		refuse(http.StatusConflict, "only its author can change or retract this entry", "this page shows the ways to respond to it")
+		return
+	}
+	if err := o.j.Writable(); err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	var saved client.Entry
+	if as == "edit" {
+		if strings.TrimSpace(text) == "" {
+			refuse(http.StatusBadRequest, "the new version is empty, so nothing was changed", "to withdraw an entry, retract it below")
+			return
+		}
+		saved, _, err = o.j.Revise(t.ID, client.Payload{Text: text, Feelings: t.Feelings, Intensity: t.Intensity, Tags: t.Tags})
+	} else {
+		if r.PostFormValue("sure") != "1" {
+			refuse(http.StatusBadRequest, "nothing was retracted: the box saying you understand was not ticked", "tick it, then retract")
+			return
+		}
+		saved, _, err = o.j.Retract(t.ID)
+	}
+	if err != nil {
+		msg, hint := s.cfg.Describe(err)
+		refuse(http.StatusConflict, msg, hint)
+		return
+	}
+	http.Redirect(w, r, "/entry/"+t.ID+"?"+url.Values{"saved": {saved.Short}, "as": {as}}.Encode(), http.StatusSeeOther)
 }
