@@ -121,6 +121,7 @@ func newApp(e *env, notFound *error) *cli.App {
 			cmdLog(e),
 			cmdShow(e),
 			cmdSync(e),
+			cmdUI(e),
 			cmdStatus(e),
 			cmdRemind(e),
 			cmdRepair(e),

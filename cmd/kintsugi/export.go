@@ -43,33 +43,12 @@ func cmdExport(e *env) *cli.Command {
 				return err
 			}
 			defer j.Close()
-			r, err := j.Reader()
+			out, n, err := exportBytes(a.Name, j, f.query(), format)
 			if err != nil {
 				return err
 			}
-			chosen, err := r.Query(f.query())
-			if err != nil {
-				return err
-			}
-			doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: a.Name, Partner: partnerName(j), Entries: []client.Entry{}, byID: r}
-			for _, en := range chosen {
-				if en.Kind != client.KindTogetherMark {
-					doc.Entries = append(doc.Entries, en)
-				}
-			}
-			var buf bytes.Buffer
-			switch format {
-			case "json":
-				err = writeJSONExport(&buf, &doc)
-			case "markdown":
-				err = writeMarkdown(&buf, &doc)
-			case "html":
-				err = writeHTML(&buf, &doc)
-			}
-			if err != nil {
-				return err
-			}
-			said := fmt.Sprintf("Decrypted %s on this device for export; nothing went through the relay.\n", plural(len(doc.Entries), "entry", "entries"))
+			buf := bytes.NewBuffer(out)
+			said := fmt.Sprintf("Decrypted %s on this device for export; nothing went through the relay.\n", plural(n, "entry", "entries"))
 			if out := c.String("out"); out != "" {
 				fl, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
@@ -91,6 +70,38 @@ func cmdExport(e *env) *cli.Command {
 			return err
 		},
 	}
+}
+
+// exportBytes is the export of the entries q chooses from j, in format
+// (markdown, json or html), made by the person named by, and how many
+// entries it holds. kintsugi ui's export page uses it too.
+func exportBytes(by string, j *client.Journal, q client.Query, format string) ([]byte, int, error) {
+	r, err := j.Reader()
+	if err != nil {
+		return nil, 0, err
+	}
+	chosen, err := r.Query(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	doc := exportDoc{Title: j.Title(), Exported: time.Now(), By: by, Partner: partnerName(j), Entries: []client.Entry{}, byID: r}
+	for _, en := range chosen {
+		if en.Kind != client.KindTogetherMark {
+			doc.Entries = append(doc.Entries, en)
+		}
+	}
+	var buf bytes.Buffer
+	switch format {
+	case "json":
+		err = writeJSONExport(&buf, &doc)
+	case "markdown":
+		err = writeMarkdown(&buf, &doc)
+	case "html":
+		err = writeHTML(&buf, &doc)
+	default:
+		err = fmt.Errorf("%q is not an export format", format)
+	}
+	return buf.Bytes(), len(doc.Entries), err
 }
 
 type exportDoc struct {

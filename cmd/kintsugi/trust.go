@@ -102,18 +102,6 @@ func cmdCommitments(e *env) *cli.Command {
 // (last 12), from its start. It shows what happened, and counts nothing.
 func strip(cm client.Entry, byID entries, now time.Time) string {
 	loc := now.Location()
-	start := func(t time.Time) time.Time { return client.PeriodStart(cm.Every, t, loc) }
-	step, n := func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }, 28
-	if cm.Every == "week" {
-		step, n = func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }, 12
-	}
-	first := start(cm.Created)
-	last := start(now)
-	// Walk back n-1 periods from now, but not before the commitment.
-	from := last
-	for i := 1; i < n && from.After(first); i++ {
-		from = start(from.AddDate(0, 0, -1))
-	}
 	var checkins []client.Entry
 	for _, id := range cm.Responses {
 		checkins = append(checkins, get(byID, id))
@@ -127,7 +115,7 @@ func strip(cm client.Entry, byID entries, now time.Time) string {
 		}
 	}
 	var b strings.Builder
-	for p := from; !p.After(last); p = step(p) {
+	for _, p := range client.RecentPeriods(cm, now, loc) {
 		if m, ok := marks[p]; ok {
 			b.WriteString(m)
 		} else {
