@@ -30,7 +30,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var pages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings", "verify", "commitments", "agreements", "prompts", "reflect", "status", "export"} {
+	for _, name := range []string{"timeline", "entry", "write", "unlock", "problem", "questions", "feelings", "verify", "commitments", "agreements", "prompts", "reflect", "status", "export", "devices"} {
 		t := template.Must(layout.Clone())
 		out[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
 	}
@@ -87,6 +87,9 @@ type page struct {
 	// status
 	Status   *statusView
 	Warnings int // unread warnings, for the timeline's pointer to status
+
+	// devices
+	Devices *devicesInfo
 
 	// commitments
 	Commitments []commitmentView
