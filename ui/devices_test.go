@@ -15,6 +15,7 @@ import (
 	"github.com/kintsugi-journal/kintsugi/client/clienttest"
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 	"github.com/kintsugi-journal/kintsugi/ui"
 )
@@ -147,5 +148,71 @@ func TestDevices(t *testing.T) {
 	}
 	if d := deviceNamed(t, alex, "Alex-device"); d.Removed != nil {
 		t.Error("this device was removed")
+	}
+}
+
+// What a relay did to the record a person's devices share shows on the
+// status page under "Your devices", as `kintsugi status` says it, and
+// "Mark all read" marks it read with the rest, as `--ack all` does.
+func TestStatusYourDevices(t *testing.T) {
+	t.Parallel()
+	relay, liar := servertest.NewLyingServer(t)
+	alex, sam := clienttest.NewAccount(t, "Alex"), clienttest.NewAccount(t, "Sam")
+	aj, _, _ := clienttest.Pair(t, relay.URL(), alex, sam)
+	clienttest.Sync(t, aj)
+	ctx := clienttest.Context(t)
+	code, _, err := alex.LinkDevice(ctx, "laptop", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := client.JoinLink(ctx, client.Home{Dir: filepath.Join(t.TempDir(), "laptop")}, code, []byte(clienttest.Passphrase), crypto.TestingKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lj, err := laptop.Current("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lj.Close() })
+	if _, err := alex.SyncAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, laptop, lj, func(c *ui.Config) {
+		c.Sentence = func(n client.Notice) string { return "notice " + string(n.Kind) }
+	})
+	h.login()
+	h.unlock()
+	if _, body := h.get("/status"); strings.Contains(body, "Your devices") {
+		t.Fatalf("status speaks of the shared record with nothing to say:\n%s", body)
+	}
+
+	own, err := laptop.AccountJournalID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar.Serve(servertest.In(own, servertest.Twice(func(server.StoredBlob) bool { return true })))
+	if _, err := laptop.SyncAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, body := h.get("/status")
+	if !strings.Contains(body, `<h2 id="h-own">Your devices</h2>`) || !strings.Contains(body, "<li>notice relay-replayed.</li>") {
+		t.Fatalf("status does not show the shared record's notice:\n%s", body)
+	}
+	resp, _ := h.post("/status/read", url.Values{"csrf": {h.csrf(body)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("mark all read: %s", resp.Status)
+	}
+	_, body = h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "notice read.") && !strings.Contains(body, "notices read.") || strings.Contains(body, "relay-replayed") {
+		t.Errorf("status after marking all read:\n%s", body)
+	}
+	st, err := laptop.AccountStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Notices {
+		if !n.Acknowledged && !n.Holds {
+			t.Errorf("still unread in the shared record: %+v", n)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package ui_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -426,13 +427,29 @@ func TestStatus(t *testing.T) {
 	if !strings.Contains(body, "notice partner-left about Sam.") || !strings.Contains(body, "left the journal on") {
 		t.Fatalf("status after Sam left:\n%s", body)
 	}
-	resp, _ := h.post("/status/read", url.Values{"csrf": {h.csrf(body)}})
+	// Marked read on its own, as `kintsugi status --ack ID` does.
+	m := regexp.MustCompile(`name="notice" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the warning has no Mark read button:\n%s", body)
+	}
+	resp, _ := h.post("/status/read", url.Values{"csrf": {h.csrf(body)}, "notice": {m[1]}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("mark read: %s", resp.Status)
 	}
 	_, body = h.get(resp.Header.Get("Location"))
-	if !strings.Contains(body, "Marked 1 as read.") || strings.Contains(body, "notice partner-left") {
+	if !strings.Contains(body, "Marked 1 notice read.") || strings.Contains(body, "notice partner-left") {
 		t.Errorf("status after marking read:\n%s", body)
+	}
+	if ns, err := aj.Notices(); err != nil || len(ns) != 1 || !ns[0].Acknowledged {
+		t.Errorf("the journal's notices after marking read: %+v, %v", ns, err)
+	}
+	// Again: nothing new, and a made-up notice is refused.
+	resp, _ = h.post("/status/read", url.Values{"csrf": {h.csrf(body)}})
+	if _, body := h.get(resp.Header.Get("Location")); !strings.Contains(body, "Nothing new to mark read.") {
+		t.Errorf("marking read with nothing to mark:\n%s", body)
+	}
+	if resp, _ := h.post("/status/read", url.Values{"csrf": {h.csrf(body)}, "notice": {"no-such-notice"}}); resp.StatusCode != http.StatusConflict {
+		t.Errorf("marking a made-up notice read: %s", resp.Status)
 	}
 	if _, body := h.get("/"); strings.Contains(body, "worth knowing") {
 		t.Errorf("the timeline still points to a warning marked read")
