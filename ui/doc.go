@@ -15,8 +15,11 @@
 // has), an entry with its thread and the ways to respond to it, writing,
 // questions (hard ones, and reveal-together), commitments with their
 // record strip and check-ins, agreements, prompts and reflecting, the
-// feelings chart over months, the safety number, and status with its
-// warnings. Every page reads and every form posts without JavaScript;
+// feelings chart over months, the safety number, the person's devices
+// (linking one with a code shown once, removing one after a
+// confirmation), export, and status with its warnings (marked read one
+// at a time or all at once) and those of the record the person's devices
+// share. Every page reads and every form posts without JavaScript;
 // static/live.js only brings new entries into an open timeline (GET
 // /events, server-sent events) and shows the slider's number.
 //
