@@ -1,19 +1,17 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/client/clienttest"
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
@@ -145,37 +143,7 @@ func testTwoPartnersEndToEnd(t *testing.T, relay *servertest.Server) {
 	relay.Stop()
 	needles := append([]string{pass}, secrets...)
 	for _, dir := range []string{relay.DataDir(), alex.Home.Dir, sam.Home.Dir} {
-		assertNoPlaintext(t, dir, needles)
-	}
-}
-
-func assertNoPlaintext(t *testing.T, dir string, needles []string) {
-	t.Helper()
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		for _, n := range needles {
-			// Check a distinctive slice too, in case of partial leaks.
-			for _, s := range []string{n, n[:min(len(n), 12)]} {
-				if bytes.Contains(b, []byte(s)) {
-					t.Errorf("%s contains plaintext %q", path, s)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files == 0 {
-		t.Fatalf("%s holds no files: the scan checked nothing", dir)
+		clienttest.AssertNoPlaintext(t, dir, needles)
 	}
 }
 

@@ -529,35 +529,44 @@ func TestPipedTooLong(t *testing.T) {
 	}
 }
 
-// A watch that connects again follows what the person did meanwhile on
-// another device: a journal created there is named.
-func TestWatchFollowsOtherDevicesWhenItConnectsAgain(t *testing.T) {
-	phone := newHome(t)
-	r := servertest.NewServer(t)
+// watchingLaptop links a laptop to a phone with a journal on relay r and
+// starts `sync --watch` on the laptop, stopped when the test ends. It
+// returns the phone's home and the watch's output.
+func watchingLaptop(t *testing.T, r *servertest.Server) (phone string, stdout, stderr *syncBuffer) {
+	t.Helper()
+	phone = newHome(t)
 	must(t, "--home", phone, "journal", "create", "--relay", r.URL())
 	link := strings.TrimSpace(must(t, "--home", phone, "device", "link", "--name", "laptop"))
 	laptop := filepath.Join(t.TempDir(), "laptop")
 	must(t, "--home", laptop, "device", "join", link)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"kintsugi", "--home", laptop, "sync", "--watch"}, strings.NewReader(""), &stdout, &stderr)
+		done <- run(ctx, []string{"kintsugi", "--home", laptop, "sync", "--watch"}, strings.NewReader(""), stdout, stderr)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; exitStatus(err) != exitInterrupted {
 			t.Errorf("watch stopped: %v", err)
 		}
-	}()
-	waitFor(t, &stderr, "Connected and up to date.")
+	})
+	waitFor(t, stderr, "Connected and up to date.")
+	return phone, stdout, stderr
+}
+
+// A watch that connects again follows what the person did meanwhile on
+// another device: a journal created there is named.
+func TestWatchFollowsOtherDevicesWhenItConnectsAgain(t *testing.T) {
+	r := servertest.NewServer(t)
+	phone, stdout, stderr := watchingLaptop(t, r)
 	must(t, "--home", phone, "journal", "create", "--relay", r.URL(), "--title", "made meanwhile")
 	r.Stop()
-	waitFor(t, &stderr, "lost the connection to the relay")
+	waitFor(t, stderr, "lost the connection to the relay")
 	r.Start()
-	waitFor(t, &stderr, "Connected again and up to date.")
-	waitFor(t, &stdout, `The journal "made meanwhile" followed from another of your devices`)
+	waitFor(t, stderr, "Connected again and up to date.")
+	waitFor(t, stdout, `The journal "made meanwhile" followed from another of your devices`)
 }
 
 // A watch that stays connected follows the other devices every so often
@@ -566,28 +575,10 @@ func TestWatchFollowsOtherDevicesWhileConnected(t *testing.T) {
 	old := followEvery
 	followEvery = 100 * time.Millisecond
 	t.Cleanup(func() { followEvery = old })
-	phone := newHome(t)
 	r := servertest.NewServer(t)
-	must(t, "--home", phone, "journal", "create", "--relay", r.URL())
-	link := strings.TrimSpace(must(t, "--home", phone, "device", "link", "--name", "laptop"))
-	laptop := filepath.Join(t.TempDir(), "laptop")
-	must(t, "--home", laptop, "device", "join", link)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"kintsugi", "--home", laptop, "sync", "--watch"}, strings.NewReader(""), &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; exitStatus(err) != exitInterrupted {
-			t.Errorf("watch stopped: %v", err)
-		}
-	}()
-	waitFor(t, &stderr, "Connected and up to date.")
+	phone, stdout, _ := watchingLaptop(t, r)
 	must(t, "--home", phone, "journal", "create", "--relay", r.URL(), "--title", "made meanwhile")
-	waitFor(t, &stdout, `The journal "made meanwhile" followed from another of your devices`)
+	waitFor(t, stdout, `The journal "made meanwhile" followed from another of your devices`)
 	if strings.Count(stdout.String(), "followed from another of your devices") != 1 {
 		t.Errorf("said more than once:\n%s", stdout.String())
 	}
