@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"time"
 
@@ -238,16 +237,16 @@ func (a *Account) SyncAccount(ctx context.Context) (*AccountResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.takeIn(records, res); err != nil {
-		return res, err
-	}
 	// Each journal is opened once here: opening a long one reads its
 	// checkpoint.
 	js, err := a.openAll()
 	if err != nil {
 		return res, err
 	}
-	defer closeAll(js)
+	defer func() { closeAll(js) }()
+	if err := a.takeIn(records, &js, res); err != nil {
+		return res, err
+	}
 	// A journal whose relay cannot be reached now is aligned at a later
 	// sync; the others, and this device's record, go ahead.
 	alignErr := a.alignDevices(ctx, aj, js, res)
@@ -318,17 +317,18 @@ func (m *openIndex) fullPayload(o *openedEntry) (Payload, error) {
 	return openPayload(e, crypto.ContentKey{Key: o.key, Hash: e.ContentHash()})
 }
 
-// takeIn adopts the journals other devices are in and this one lacks,
-// and follows leaving and verifying done on them.
-func (a *Account) takeIn(records []heardRecord, res *AccountResult) error {
-	have, err := a.Journals()
-	if err != nil {
-		return err
+// takeIn adopts the journals other devices are in and this one lacks
+// (adding them, open, to *js, the journals of the home, open), and follows
+// leaving and verifying done on them.
+func (a *Account) takeIn(records []heardRecord, js *[]*Journal, res *AccountResult) error {
+	have := make(map[protocol.JournalID]*Journal, len(*js))
+	for _, j := range *js {
+		have[j.id] = j
 	}
 	for _, r := range records {
 		for _, lj := range r.rec.Journals {
-			if slices.Contains(have, lj.ID) {
-				if err := a.followJournal(lj, res); err != nil {
+			if j := have[lj.ID]; j != nil {
+				if err := followJournal(j, lj, res); err != nil {
 					return err
 				}
 				continue
@@ -341,8 +341,8 @@ func (a *Account) takeIn(records []heardRecord, res *AccountResult) error {
 			if err != nil {
 				return err
 			}
-			j.Close()
-			have = append(have, lj.ID)
+			*js = append(*js, j)
+			have[lj.ID] = j
 			res.Added = append(res.Added, JournalName{ID: lj.ID, Title: st.Title})
 		}
 	}
@@ -370,20 +370,15 @@ func (a *Account) adoptable(lj linkedJournal) (state, bool) {
 	return st, true
 }
 
-// followJournal applies to a journal this device has what another device
-// says of it: that the person left it, or verified the partner there.
-func (a *Account) followJournal(lj linkedJournal, res *AccountResult) error {
+// followJournal applies to journal j, open, what another device says of
+// it (lj): that the person left it, or verified the partner there.
+func followJournal(j *Journal, lj linkedJournal, res *AccountResult) error {
 	var said *Member
 	for i := range lj.Members {
 		if lj.Members[i].Self {
 			said = &lj.Members[i]
 		}
 	}
-	j, err := a.OpenJournal(lj.ID)
-	if err != nil {
-		return err
-	}
-	defer j.Close()
 	return j.withLock(func() error {
 		self := j.st.self()
 		if self == nil {
