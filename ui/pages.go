@@ -372,6 +372,23 @@ func upperFirst(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
+// entryOf reads the journal and finds the entry the request's path
+// names. When it cannot, it has answered the request (a kind page saying
+// so) and reports false.
+func (s *Server) entryOf(w http.ResponseWriter, r *http.Request, o *opened) (*client.Reader, client.Entry, bool) {
+	rd, err := o.j.Reader()
+	if err != nil {
+		s.failed(w, r, err)
+		return nil, client.Entry{}, false
+	}
+	en, ok := rd.Get(r.PathValue("id"))
+	if !ok {
+		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "it may have been written on another device and not synced yet; the timeline shows everything this device has", true)
+		return nil, client.Entry{}, false
+	}
+	return rd, en, true
+}
+
 // entry shows one entry, what it responds to, its responses, and the
 // ways to respond to it.
 func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
@@ -381,14 +398,8 @@ func (s *Server) entry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	rd, err := o.j.Reader()
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	en, ok := rd.Get(r.PathValue("id"))
+	rd, en, ok := s.entryOf(w, r, o)
 	if !ok {
-		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "it may have been written on another device and not synced yet; the timeline shows everything this device has", true)
 		return
 	}
 	s.entryPage(w, r, http.StatusOK, o, rd, en, nil, "", "")

@@ -124,14 +124,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a way to respond", as), "go back to the entry and use one of its buttons", true)
 		return
 	}
-	rd, err := o.j.Reader()
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	t, found := rd.Get(r.PathValue("id"))
+	rd, t, found := s.entryOf(w, r, o)
 	if !found {
-		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "the timeline shows everything this device has", true)
 		return
 	}
 	refuse := func(status int, msg, hint string) {
@@ -159,6 +153,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Text = text
 	var saved client.Entry
+	var err error
 	if as == "together" {
 		saved, _, err = o.j.TogetherAnswer(t.ID, text)
 		if t.State == "waiting-for-you" {
@@ -310,14 +305,8 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 // retract` do. Retracting needs the box ticked that says what it does and
 // does not do.
 func (s *Server) change(w http.ResponseWriter, r *http.Request, o *opened, as, text string) {
-	rd, err := o.j.Reader()
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	t, found := rd.Get(r.PathValue("id"))
+	rd, t, found := s.entryOf(w, r, o)
 	if !found {
-		s.problem(w, r, http.StatusNotFound, "there is no entry here with that id", "the timeline shows everything this device has", true)
 		return
 	}
 	refuse := func(status int, msg, hint string) {
@@ -333,6 +322,7 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, o *opened, as, t
 		return
 	}
 	var saved client.Entry
+	var err error
 	if as == "edit" {
 		if strings.TrimSpace(text) == "" {
 			refuse(http.StatusBadRequest, "the new version is empty, so nothing was changed", "to withdraw an entry, retract it below")
