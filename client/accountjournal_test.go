@@ -569,17 +569,16 @@ func TestOneRelayDownDoesNotHoldBackTheOthers(t *testing.T) {
 	}
 }
 
-// Revoking a device while one journal's relay is down still takes it out
-// of the record the person's devices share, so it learns nothing more
-// there, and the other devices remove it from the rest at their next sync.
-func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
-	t.Parallel()
-	relay, other := servertest.NewServer(t), servertest.NewServer(t)
-	ctx := ctxFor(t)
+// laptopAndJournalElsewhere pairs alex and sam on relay, links a laptop
+// for alex, and has alex's phone create a journal on a second relay,
+// other, which the laptop takes up.
+func laptopAndJournalElsewhere(t *testing.T) (relay, other *servertest.Server, alex, laptop *client.Account, j2 *client.Journal) {
+	t.Helper()
+	relay, other = servertest.NewServer(t), servertest.NewServer(t)
 	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
 	pair(t, relay.URL(), alex, sam)
-	laptop, _ := linkDevice(t, alex, "laptop")
-	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
+	laptop, _ = linkDevice(t, alex, "laptop")
+	j2, err := alex.CreateJournal(ctxFor(t), other.URL(), "elsewhere")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,6 +587,16 @@ func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
 	if res := syncAccount(t, laptop); len(res.Added) != 1 {
 		t.Fatalf("laptop took in %+v", res.Added)
 	}
+	return relay, other, alex, laptop, j2
+}
+
+// Revoking a device while one journal's relay is down still takes it out
+// of the record the person's devices share, so it learns nothing more
+// there, and the other devices remove it from the rest at their next sync.
+func TestRevokeWithOneRelayDownStillLeavesTheSharedRecord(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	_, other, alex, laptop, j2 := laptopAndJournalElsewhere(t)
 
 	other.Stop()
 	if _, _, err := alex.RemoveDevice(ctx, "laptop"); !errors.Is(err, client.ErrUnreachable) {
@@ -656,20 +665,8 @@ func TestDevicesLinkedBeforeShareOneRecord(t *testing.T) {
 // what failed.
 func TestRevokeGoesOnPastARelayDown(t *testing.T) {
 	t.Parallel()
-	relay, other := servertest.NewServer(t), servertest.NewServer(t)
 	ctx := ctxFor(t)
-	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
-	pair(t, relay.URL(), alex, sam)
-	laptop, _ := linkDevice(t, alex, "laptop")
-	j2, err := alex.CreateJournal(ctx, other.URL(), "elsewhere")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j2.Close() })
-	syncAccount(t, alex)
-	if res := syncAccount(t, laptop); len(res.Added) != 1 {
-		t.Fatalf("laptop took in %+v", res.Added)
-	}
+	relay, _, alex, laptop, j2 := laptopAndJournalElsewhere(t)
 
 	// The relay of the first journal and of the shared record goes down.
 	relay.Stop()
