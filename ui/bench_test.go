@@ -81,22 +81,7 @@ func BenchmarkLiveUpdate(b *testing.B) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	req, _ := http.NewRequest("GET", h.base+"/events", nil)
-	resp, err := h.http.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				events <- ev
-			}
-		}
-		close(events)
-	}()
+	events := eventStream(b, h.http, h.base)
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -118,4 +103,28 @@ func BenchmarkLiveUpdate(b *testing.B) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	b.ReportMetric(float64(m.HeapAlloc)/(1<<20), "heap-MiB")
+}
+
+// eventStream opens the server's event stream (GET /events) with client
+// c and returns the names of the events as they come; the channel closes
+// when the stream ends, and the stream is closed when the benchmark ends.
+func eventStream(b *testing.B, c *http.Client, base string) <-chan string {
+	b.Helper()
+	req, _ := http.NewRequest("GET", base+"/events", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { resp.Body.Close() })
+	events := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				events <- ev
+			}
+		}
+		close(events)
+	}()
+	return events
 }

@@ -55,22 +55,7 @@ func BenchmarkLiveMemory(b *testing.B) {
 	srv := startChild(b, alex.Home.Dir)
 	defer srv.stop()
 	heap, get := srv.heap, srv.get
-	req, _ := http.NewRequest("GET", srv.base+"/events", nil)
-	resp, err := srv.http.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				events <- ev
-			}
-		}
-		close(events)
-	}()
+	events := eventStream(b, srv.http, srv.base)
 
 	every := max(b.N/12, 1)
 	samples := []float64{heap()}
