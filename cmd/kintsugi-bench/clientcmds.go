@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
-	"github.com/kintsugi-journal/kintsugi/crypto"
 )
 
 // The client scenario runs the real kintsugi command, built once into a
@@ -397,16 +396,7 @@ const samAnswers = 3
 func (b *clientBench) prepare(relay *relayProc, work string, n int) (*clientResult, string, error) {
 	ctx := context.Background()
 	pass := []byte(b.pass)
-	mk := func(name string) (*client.Account, error) {
-		// Throw-away homes: the cheapest key-file setting, as in tests,
-		// so the figures leave out the passphrase's key derivation.
-		return client.Init(client.Home{Dir: filepath.Join(work, name)}, name, "bench", pass, crypto.TestingKDF)
-	}
-	alex, err := mk("alex")
-	if err != nil {
-		return nil, "", err
-	}
-	sam, err := mk("sam")
+	alex, sam, err := benchAccounts(work, pass)
 	if err != nil {
 		return nil, "", err
 	}

@@ -49,14 +49,7 @@ func runLink(o *options, n, runs int) (*linkResult, error) {
 
 	ctx := context.Background()
 	pass := []byte(rand.Text()) // never shown; the homes are deleted after the run
-	mk := func(name string) (*client.Account, error) {
-		return client.Init(client.Home{Dir: filepath.Join(work, name)}, name, "bench", pass, crypto.TestingKDF)
-	}
-	alex, err := mk("alex")
-	if err != nil {
-		return nil, err
-	}
-	sam, err := mk("sam")
+	alex, sam, err := benchAccounts(work, pass)
 	if err != nil {
 		return nil, err
 	}
