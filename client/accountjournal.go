@@ -177,26 +177,24 @@ func (a *Account) ensureAccountJournal(ctx context.Context, relay string, js []*
 
 // takeUpAccountJournal makes the account journal that p, a
 // KindAccountJournal record from another of this person's devices, names,
-// if this home has none yet and it lists this device. It reports whether
-// it did.
-func (a *Account) takeUpAccountJournal(p *Payload) (bool, error) {
+// if this home has none yet and it lists this device.
+func (a *Account) takeUpAccountJournal(p *Payload) error {
 	if p.Account == nil || len(p.Account.Journals) != 1 || !p.Account.Journals[0].Account {
-		return false, nil
+		return nil
 	}
 	if _, err := a.accountJournalDir(); !errors.Is(err, ErrNoAccountJournal) {
-		return false, nil // has one, or cannot tell: leave it
+		return nil // has one, or cannot tell: leave it
 	}
 	st, ok := a.adoptable(p.Account.Journals[0])
 	if !ok {
-		return false, nil
+		return nil
 	}
 	st.Account = true
 	aj, err := a.newJournalIn(a.Home.accountDir(st.ID.String()), st)
 	if err != nil {
-		return false, err
+		return err
 	}
-	aj.Close()
-	return true, nil
+	return aj.Close()
 }
 
 // AccountResult is what a sync of the account journal brought.

@@ -885,7 +885,7 @@ func (j *Journal) applyRoster() ([]Notice, error) {
 					continue
 				}
 				if p, err := j.fullPayload(o); err == nil {
-					if _, err := j.acct.takeUpAccountJournal(&p); err != nil {
+					if err := j.acct.takeUpAccountJournal(&p); err != nil {
 						return notices, err
 					}
 				}
