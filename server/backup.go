@@ -75,6 +75,9 @@ func (s *BadgerStore) Backup(ctx context.Context, w io.Writer) (BackupInfo, erro
 	defer done()
 	s.maint.heavy.Lock()
 	defer s.maint.heavy.Unlock()
+	if err := s.drainIndex(); err != nil { // every acknowledged blob into Badger's snapshot
+		return BackupInfo{}, err
+	}
 	info := BackupInfo{Format: backupFormat, Created: s.now().UTC().Truncate(time.Second)}
 	err = s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyRelayID)
@@ -346,7 +349,7 @@ func RestoreBadger(ctx context.Context, dir string, r io.ReaderAt, size int64, o
 	if db, err = badger.Open(opt); err != nil {
 		return res, fmt.Errorf("create the store in %s: %w", dir, err)
 	}
-	segs, err := openSegLog(db, dir, false, opts.Logger)
+	segs, _, err := openSegLog(db, dir, false, opts.Logger) // an empty directory: no tail
 	if err != nil {
 		return res, fmt.Errorf("create the store in %s: %w", dir, err)
 	}
@@ -481,7 +484,8 @@ func HasStore(dir string) bool {
 
 // OpenBadgerForBackup opens the store in dir, which no relay is using, for
 // a backup: read-only when it can. A store whose last writer was killed
-// may need its write-ahead log's torn tail cut first, which read-only mode
+// may need its write-ahead log's torn tail cut first, or blobs it
+// acknowledged indexed from its newest segment, which read-only mode
 // cannot do; then it opens the store for writing, which does exactly what
 // starting the relay would. Fails with an error [IsLocked] recognizes if a
 // relay holds the directory.
@@ -506,7 +510,12 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	segs, err := openSegLog(db, dir, true, logger)
+	segs, _, err := openSegLog(db, dir, true, logger)
+	if errors.Is(err, errTailNotIndexed) {
+		// As for Badger's torn tail: what starting the relay would do.
+		db.Close()
+		return OpenBadger(dir, logger)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)

@@ -72,7 +72,7 @@ func (iw *inlineWriter) chunk(b []byte) error {
 		if bytes.HasPrefix(kv.Key, pfxSegment) || bytes.HasPrefix(kv.Key, pfxHole) {
 			continue
 		}
-		if bytes.HasPrefix(kv.Key, pfxLog) && len(kv.Value) == segRefSize {
+		if bytes.HasPrefix(kv.Key, pfxLog) && isSegRefSize(int64(len(kv.Value))) {
 			v, err := iw.s.loadValue(kv.Value, iw.s.currentLog(kv.Key))
 			if err != nil {
 				if k := kv.Key[len(pfxLog):]; len(k) == protocol.JournalIDSize+8 {
@@ -144,7 +144,11 @@ func outline(r io.Reader, w io.Writer, l *segLog) error {
 			if _, ok := decodeSegRef(kv.Value); ok {
 				return fmt.Errorf("the backup holds a segment reference, not a blob (log record %x)", kv.Key[len(pfxLog):])
 			}
-			ref, err := l.restoreAppend(kv.Value)
+			k := kv.Key[len(pfxLog):]
+			if len(k) != protocol.JournalIDSize+8 {
+				return fmt.Errorf("the backup holds a log record with a %d-byte key", len(kv.Key))
+			}
+			ref, err := l.restoreAppend(protocol.JournalID(k), binary.BigEndian.Uint64(k[protocol.JournalIDSize:]), kv.Value)
 			if err != nil {
 				return err
 			}
@@ -160,23 +164,27 @@ func outline(r io.Reader, w io.Writer, l *segLog) error {
 // badger's structs.go), as its backup stream carries it.
 const badgerBitDelete = 1 << 0
 
-// restoreAppend appends blob to the segment being filled by a restore,
-// starting a new one past segRollSize. Nothing is synced until
-// restoreFinish, which a restore runs before it calls the directory done.
-func (l *segLog) restoreAppend(blob []byte) (segRef, error) {
-	if l.w == nil || (l.wend > 0 && l.wend+int64(len(blob)) > l.rollSize) {
+// restoreAppend appends blob, the log record seq of journal j, framed, to
+// the segment being filled by a restore, starting a new one past
+// segRollSize. Nothing is synced until restoreFinish, which a restore runs
+// before it calls the directory done.
+func (l *segLog) restoreAppend(j protocol.JournalID, seq uint64, blob []byte) (segRef, error) {
+	size := int64(recHdr + len(blob))
+	if l.w == nil || (l.wend > int64(len(segFileMagic)) && l.wend+size > l.rollSize) {
 		if err := l.restoreSync(); err != nil {
 			return segRef{}, err
 		}
-		if err := l.startGroup(len(blob)); err != nil {
+		if err := l.startGroup(int(size)); err != nil {
 			return segRef{}, err
 		}
 	}
-	ref := segRef{seg: l.wseg, off: l.wend, n: int64(len(blob)), id: protocol.IDOf(blob)}
-	if err := writeFull(l.w, blob, l.wend); err != nil {
+	id := protocol.IDOf(blob)
+	l.buf = appendRecord(l.buf[:0], segRecord{j: j, seq: seq, id: id, blob: blob})
+	ref := segRef{seg: l.wseg, off: l.wend + recHdr, n: int64(len(blob)), id: id, framed: true, crc: binary.BigEndian.Uint32(l.buf[12:])}
+	if err := writeFull(l.w, l.buf, l.wend); err != nil {
 		return segRef{}, err
 	}
-	l.wend += ref.n
+	l.wend += size
 	info := l.segs[l.wseg]
 	info.end = l.wend
 	info.live++

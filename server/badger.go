@@ -43,13 +43,14 @@ import (
 //
 // Writes go through Update transactions opened with SyncWrites, so a commit
 // has been fsynced when it returns. Appends are written by one committer
-// goroutine that groups the appends waiting at the time into one
-// transaction, so many writers share one sync (group commit; see
-// groupcommit.go). The committer alone assigns sequence numbers. Purges
-// and group commits take turns (usageMu), as both change usage counts.
-// Blob bytes live in segment files beside Badger, which a group writes and
-// syncs before its transaction commits, and from which a purge punches
-// them out before it returns (seglog.go). A purge of a blob an older relay
+// goroutine that groups the appends waiting at the time, so many writers
+// share one sync (group commit; see groupcommit.go). The committer alone
+// assigns sequence numbers. Blob bytes live in segment files beside
+// Badger, which a group writes and syncs before it is answered, and from
+// which a purge punches them out before it returns (seglog.go); their
+// index records commit just after, and are recovered from the segments if
+// the relay stops first (indexcommit.go). Purges and index commits take
+// turns (usageMu), as both change usage counts. A purge of a blob an older relay
 // stored inline overwrites its log value with a version that discards
 // earlier ones; [BadgerStore.StartGC] later compacts the store so those
 // bytes leave its files (gc.go).
@@ -73,14 +74,19 @@ type BadgerStore struct {
 	// in a segment has committed and before its bytes are punched out;
 	// an error stops the purge there, as a crash would.
 	testPurgeCommitted func() error
-	// testCommitErr, if set (by tests), fails group commits with its error,
-	// as a failing disk would; read by the committing goroutine.
-	testCommitErr func() error
+	// testIndexCommit, if set (by tests), runs inside each index
+	// transaction; an error fails it, as a failing disk would.
+	testIndexCommit func() error
 
 	// last caches, for journals the committer has appended to, the last
-	// sequence number it committed. Owned by commitGroup, which runs one
+	// sequence number it stored. Owned by commitGroup, which runs one
 	// group at a time, in order.
 	last map[protocol.JournalID]uint64
+
+	// pend holds the blobs acknowledged whose index records have not
+	// committed yet; indexLoop commits them (indexcommit.go).
+	pend      *pendingIndex
+	indexDone chan struct{} // closed when indexLoop has returned
 
 	// usageMu is held by the committer while it commits a group and by
 	// Purge while it commits: both change a journal's usage count, and
@@ -175,12 +181,21 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
 	}
-	segs, err := openSegLog(db, dir, false, logger)
+	segs, tail, err := openSegLog(db, dir, false, logger)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
 	}
 	s := newBadgerStore(db, segs)
+	// Blobs acknowledged whose index records had not committed.
+	if err := s.recoverTail(tail); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open relay store in %s: %w", dir, err)
+	}
+	if err := segs.resumeWriter(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
+	}
 	// Purges that committed but may not have punched their blob's bytes.
 	if err := s.punchHoles(); err != nil {
 		s.Close()
@@ -192,15 +207,16 @@ func OpenBadgerWith(dir string, cfg BadgerConfig) (*BadgerStore, error) {
 // newBadgerStore returns a store over db and segs (nil: blobs inline),
 // with its committer running.
 func newBadgerStore(db *badger.DB, segs *segLog) *BadgerStore {
-	s := &BadgerStore{db: db, now: time.Now, segs: segs}
+	s := &BadgerStore{db: db, now: time.Now, segs: segs, pend: newPendingIndex(), indexDone: make(chan struct{})}
 	if segs == nil {
+		close(s.indexDone)
 		s.commits = StartCommitter(int(min(maxGroupBytes, db.MaxBatchSize()*3/4)), s.commitGroup)
 		return s
 	}
-	// With segments a group's transaction holds only small records, and
-	// its blobs are written (and synced) to a segment first, while the
-	// group before commits its index.
-	s.commits = StartPipelinedCommitter(maxGroupBytes, s.prepareGroup, s.commitGroup)
+	// With segments a group's blobs go to a segment, and its index
+	// records, small, are committed by indexLoop (indexcommit.go).
+	go s.indexLoop()
+	s.commits = StartCommitter(maxGroupBytes, s.commitGroup)
 	return s
 }
 
@@ -220,6 +236,8 @@ func (s *BadgerStore) Close() error {
 	}
 	s.cl = true
 	s.commits.Stop()
+	s.pend.stop() // indexLoop commits what is pending, then returns
+	<-s.indexDone
 	err := s.db.Close()
 	if s.segs != nil {
 		if serr := s.segs.close(); err == nil {
@@ -472,6 +490,12 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 		return 0, err
 	}
 	defer done()
+	// The blob must be in Badger: a purge changes its log record. (A
+	// blob acknowledged after this point is not the one being purged,
+	// which the caller saw stored.)
+	if err := s.drainIndex(); err != nil {
+		return 0, err
+	}
 	s.usageMu.Lock()
 	defer s.usageMu.Unlock()
 	var seq uint64
@@ -630,14 +654,20 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 	var items []item
 	var refs []segRef
 	var isRef []bool
-	err = s.db.View(func(txn *badger.Txn) error {
+	// Badger's index, then what is acknowledged but not yet in it (the
+	// pending index, indexcommit.go): its blobs are the journal's newest.
+	txn, pending := s.readTxn(j)
+	defer txn.Discard()
+	err = func() error {
 		prefix := key(pfxLog, j[:])
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		size := 0
-		for it.Seek(key(prefix, u64(after+1))); it.Valid(); it.Next() {
-			if len(items) >= max || (len(items) > 0 && size >= readBatchBytes) {
-				break
+		full := func() bool { return len(items) >= max || (len(items) > 0 && size >= readBatchBytes) }
+		next := after + 1
+		for it.Seek(key(prefix, u64(next))); it.Valid(); it.Next() {
+			if full() {
+				return nil
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -655,11 +685,25 @@ func (s *BadgerStore) Read(ctx context.Context, j protocol.JournalID, after uint
 			if ok {
 				size += int(r.n) - len(v)
 			}
-			items = append(items, item{seq: binary.BigEndian.Uint64(k[len(prefix):]), v: v, key: it.Item().KeyCopy(nil)})
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			items = append(items, item{seq: seq, v: v, key: it.Item().KeyCopy(nil)})
 			refs, isRef = append(refs, r), append(isRef, ok)
+			next = seq + 1
+		}
+		for _, e := range pending {
+			if e.seq < next {
+				continue // committed since: Badger's view has it
+			}
+			if full() {
+				return nil
+			}
+			v := e.ref.encode()
+			items = append(items, item{seq: e.seq, v: v, key: key(prefix, u64(e.seq))})
+			refs, isRef = append(refs, e.ref), append(isRef, true)
+			size += int(e.ref.n)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -702,11 +746,12 @@ func (s *BadgerStore) LastSeq(ctx context.Context, j protocol.JournalID) (uint64
 		return 0, err
 	}
 	defer done()
-	var seq uint64
-	err = s.db.View(func(txn *badger.Txn) error {
-		seq, err = lastSeq(txn, j)
-		return err
-	})
+	txn, pending := s.readTxn(j)
+	defer txn.Discard()
+	seq, err := lastSeq(txn, j)
+	if len(pending) > 0 {
+		seq = max(seq, pending[len(pending)-1].seq)
+	}
 	return seq, err
 }
 

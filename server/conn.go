@@ -931,7 +931,9 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 	if err != nil {
 		return c.internal(r, err)
 	}
-	c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
+	if c.log.Enabled(c.ctx, slog.LevelDebug) { // the arguments cost more than the call, on every put
+		c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
+	}
 	if dup {
 		c.s.metrics.dupsIn.Inc()
 	} else {

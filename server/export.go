@@ -70,6 +70,9 @@ func (s *BadgerStore) Export(ctx context.Context, sink ExportSink) error {
 		return err
 	}
 	defer done()
+	if err := s.drainIndex(); err != nil { // every acknowledged blob into Badger's snapshot
+		return err
+	}
 	return s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyRelayID)
 		switch {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -33,31 +34,34 @@ import (
 //
 // Layout, under the data directory:
 //
-//	blobs/000001.seg, blobs/000002.seg, …   blob bytes, back to back, no framing
+//	blobs/000001.seg, blobs/000002.seg, …   segFileMagic, then framed records
 //
-// and in Badger (see the BadgerStore comment for the other tables):
+// (a segment written before records were framed holds bare blobs back to
+// back, and still reads), and in Badger (see the BadgerStore comment for
+// the other tables):
 //
-//	l/<journal 16><seq 8> → segMark | segment (4) | offset (8) | length (4) | blob id (32)
-//	g/<segment 4>         → committed end (8) | live blobs (8)
+//	l/<journal 16><seq 8> → segMarkFramed | segment (4) | offset (8) | length (4) | blob id (32) | CRC-32C (4)
+//	                        (segMark and no CRC: a blob in a segment from before framing)
+//	g/<segment 4>         → indexed end (8) | live blobs (8)
 //	h/<segment 4><off 8>  → length (8): a purged blob's bytes still to be punched out
 //
 // A log value that is not a segment reference is a blob stored inline by an
 // older relay (or purgedMark and a purged record); both still read.
 //
-// Durability, per group commit: the group's blobs are written to the
-// segment being filled with one pwrite and made durable with one
-// fdatasync; only then is the group's Badger transaction (index records,
-// the segment's new committed end, last sequence numbers, usage)
-// committed, synced. A put is acknowledged after both. A crash between
-// the two leaves bytes past the segment's committed end: a torn tail of a
-// group nobody was told about, which opening the store cuts off. A new
-// segment file's directory entry is synced before anything is written to
-// it. The committer is pipelined (groupcommit.go): group N+1's blobs are
-// written and synced while group N's index commits, so the blobs are
-// written before the store knows which of them it already holds; the
-// bytes of a blob that turns out to be stored already (or whose journal
-// does not exist), and of a group whose commit failed, are punched out
-// like a purge's before anything later is acknowledged.
+// Durability, per group commit: the group's new blobs are written to the
+// segment being filled, each framed with its journal, sequence number, id
+// and checksums, with one pwrite, and made durable with one fdatasync.
+// The appends are answered then. The group's Badger transaction (index
+// records, the segment's new indexed end, last sequence numbers, usage)
+// commits after, synced, on another goroutine (indexcommit.go). A crash
+// before it leaves records past the segment's indexed end, which opening
+// the store reads and indexes; a crash in the middle of a write leaves a
+// torn record after them, which opening the store cuts off (it was never
+// acknowledged). A new segment file's name and magic are synced before
+// anything is written to it. Sequence numbers and duplicates are decided
+// before the write, so only new blobs are written; a write that fails is
+// cut back out of its segment before the next group reuses its sequence
+// numbers.
 //
 // Purge: the purged record replaces the index record, and a hole record
 // (h/) names the bytes to remove, in one synced transaction; then the
@@ -69,10 +73,12 @@ import (
 // and opening the store punches again. A segment with no live blob left
 // (and not the one being written) is deleted.
 //
-// Every read checks the bytes against the blob id in the index record:
-// bytes that do not hash to it, or an index record pointing past the end
-// of its segment, are damage ([ErrDamaged]), named in the log, never
-// served.
+// Every read checks the bytes against the index record: the CRC-32C of a
+// framed blob (the SHA-256 of each blob, 9 ms of a first sync of 10,000,
+// is the client's to check: it is the blob's id), the blob id for a blob
+// from before framing. Bytes that do not match, or an index record
+// pointing past the end of its segment, are damage ([ErrDamaged]), named
+// in the log, never served.
 
 // segRollSize is the size past which the next group starts a new segment.
 const segRollSize = 64 << 20
@@ -80,13 +86,46 @@ const segRollSize = 64 << 20
 // segDirName is the directory of segment files inside the data directory.
 const segDirName = "blobs"
 
-// segMark starts a log value that refers to a blob in a segment; no blob
+// segMark starts a log value that refers to a blob in a segment written
+// before records were framed (no header, checked by its SHA-256); no blob
 // starts with it (blobs start with their format version), and it differs
 // from purgedMark.
 const segMark = 0xFE
 
-// segRefSize is the length of a segment reference.
-const segRefSize = 1 + 4 + 8 + 4 + 32
+// segMarkFramed starts a log value that refers to a blob in a framed
+// segment: the reference also carries the CRC-32C of the blob's bytes.
+const segMarkFramed = 0xFD
+
+// segRefSize and segRefFramedSize are the lengths of the two references.
+const (
+	segRefSize       = 1 + 4 + 8 + 4 + 32
+	segRefFramedSize = segRefSize + 4
+)
+
+// segFileMagic opens every segment written since records are framed;
+// older segments hold bare blobs from their first byte (a blob's first
+// byte is its format version, never 'K').
+const segFileMagic = "KSEG\x00\x00\x00\x02"
+
+// A framed record: the header, then the blob.
+//
+//	0   hcrc    uint32  CRC-32C (Castagnoli) of header bytes 4..72
+//	4   magic   "KR", version 1, 0
+//	8   length  uint32  the blob's length
+//	12  bcrc    uint32  CRC-32C of the blob
+//	16  journal [16]
+//	32  seq     uint64
+//	40  id      [32]    SHA-256 of the blob
+//	72  the blob
+//
+// Integers are big-endian. The header makes a segment self-describing:
+// opening the store reads the records past what the index holds and
+// indexes them again (see BadgerStore.recoverTail).
+const recHdr = 72
+
+var recMagic = [4]byte{'K', 'R', 1, 0}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Key prefixes of the segment index.
 var (
@@ -100,32 +139,75 @@ var ErrDamaged = errors.New("stored blob is damaged")
 
 // segRef locates a blob's bytes.
 type segRef struct {
-	seg uint32
-	off int64
-	n   int64
-	id  protocol.BlobID
+	seg    uint32
+	off    int64 // of the blob's first byte (past its header, if framed)
+	n      int64
+	id     protocol.BlobID
+	framed bool   // in a framed segment: crc checks it, a header precedes it
+	crc    uint32 // CRC-32C of the blob, if framed
 }
 
 func (r segRef) encode() []byte {
-	v := make([]byte, 0, segRefSize)
+	v := make([]byte, 0, segRefFramedSize)
 	v = append(v, segMark)
+	if r.framed {
+		v[0] = segMarkFramed
+	}
 	v = binary.BigEndian.AppendUint32(v, r.seg)
 	v = binary.BigEndian.AppendUint64(v, uint64(r.off))
 	v = binary.BigEndian.AppendUint32(v, uint32(r.n))
-	return append(v, r.id[:]...)
+	v = append(v, r.id[:]...)
+	if r.framed {
+		v = binary.BigEndian.AppendUint32(v, r.crc)
+	}
+	return v
 }
 
 // decodeSegRef reports whether v is a segment reference, and decodes it.
 func decodeSegRef(v []byte) (segRef, bool) {
-	if len(v) != segRefSize || v[0] != segMark {
+	switch {
+	case len(v) == segRefSize && v[0] == segMark:
+	case len(v) == segRefFramedSize && v[0] == segMarkFramed:
+	default:
 		return segRef{}, false
 	}
-	return segRef{
+	r := segRef{
 		seg: binary.BigEndian.Uint32(v[1:]),
 		off: int64(binary.BigEndian.Uint64(v[5:])),
 		n:   int64(binary.BigEndian.Uint32(v[13:])),
-		id:  protocol.BlobID(v[17:]),
-	}, true
+		id:  protocol.BlobID(v[17:49]),
+	}
+	if v[0] == segMarkFramed {
+		r.framed, r.crc = true, binary.BigEndian.Uint32(v[49:])
+	}
+	return r, true
+}
+
+// isSegRefSize reports whether a log value of n bytes may be a segment
+// reference (a blob can be as short, so decodeSegRef decides).
+func isSegRefSize(n int64) bool { return n == segRefSize || n == segRefFramedSize }
+
+// segRecord is one blob to write to a segment, with what its header says.
+type segRecord struct {
+	j    protocol.JournalID
+	seq  uint64
+	id   protocol.BlobID
+	blob []byte
+}
+
+// appendRecord appends rec, framed, to buf.
+func appendRecord(buf []byte, rec segRecord) []byte {
+	at := len(buf)
+	buf = append(buf, make([]byte, recHdr)...)
+	h := buf[at : at+recHdr]
+	copy(h[4:8], recMagic[:])
+	binary.BigEndian.PutUint32(h[8:], uint32(len(rec.blob)))
+	binary.BigEndian.PutUint32(h[12:], crc32.Checksum(rec.blob, castagnoli))
+	copy(h[16:32], rec.j[:])
+	binary.BigEndian.PutUint64(h[32:], rec.seq)
+	copy(h[40:72], rec.id[:])
+	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(h[4:], castagnoli))
+	return append(buf, rec.blob...)
 }
 
 // segInfo is what the index records of one segment.
@@ -167,21 +249,33 @@ type segLog struct {
 	next uint32   // number of the next new segment
 	buf  []byte   // a group's bytes, reused
 
+	// testWriteErr, if set (by tests), fails group writes with its
+	// error, as a failing disk would.
+	testWriteErr func() error
+
 	rmu  sync.Mutex          // guards rf and gone
 	rf   map[uint32]*os.File // segments open for reading
 	gone map[uint32]bool     // segments deleted: not to be opened again
 }
 
 // testHookSegSynced, if set (by tests), runs after a group's bytes are
-// durable in their segment and before its index commits.
+// durable in their segment and before the group is answered.
 var testHookSegSynced func()
+
+// errTailNotIndexed is openSegLog's answer, read-only, for a store whose
+// newest segment holds records its index does not: only opening it for
+// writing indexes them.
+var errTailNotIndexed = errors.New("the newest segment holds blobs its index does not yet record")
 
 // openSegLog opens the segment log of the store in dataDir, repairing
 // what a crash left (unless readOnly): it cuts torn tails, removes
-// segments nothing acknowledged and deletes segments with no live blob
-// (holes a purge left to punch are punched by BadgerStore.punchHoles).
-// Damage it finds is logged, not repaired.
-func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logger) (*segLog, error) {
+// segments that hold no record and deletes segments with no live blob
+// (holes a purge left to punch are punched by BadgerStore.punchHoles). It
+// returns the records of framed segments past what the index holds, in
+// the order they were written: blobs that were acknowledged but whose
+// index records had not committed, for the caller to index
+// (BadgerStore.recoverTail). Damage it finds is logged, not repaired.
+func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logger) (*segLog, []idxEntry, error) {
 	l := &segLog{
 		dir:      filepath.Join(dataDir, segDirName),
 		log:      logger.With("component", "segments"),
@@ -193,10 +287,10 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 	if !readOnly {
 		if err := os.Mkdir(l.dir, 0o700); err == nil {
 			if err := syncDir(dataDir); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		} else if !errors.Is(err, os.ErrExist) {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	err := db.View(func(txn *badger.Txn) error {
@@ -217,21 +311,22 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read the segment index: %w", err)
+		return nil, nil, fmt.Errorf("read the segment index: %w", err)
 	}
 	var newest uint32
 	for seg := range l.segs {
 		newest = max(newest, seg)
 	}
 	l.next = newest + 1
-	if readOnly {
-		return l, nil
-	}
 	ents, err := os.ReadDir(l.dir)
+	if readOnly && errors.Is(err, os.ErrNotExist) {
+		return l, nil, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	onDisk := map[uint32]bool{}
+	var tail []idxEntry
 	for _, e := range ents {
 		num, ok := strings.CutSuffix(e.Name(), ".seg")
 		n, err := strconv.ParseUint(num, 10, 32)
@@ -243,33 +338,67 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		l.next = max(l.next, seg+1)
 		info, recorded := l.segs[seg]
 		path := filepath.Join(l.dir, e.Name())
-		if !recorded {
-			if seg > newest {
-				// Created for a group whose index never committed.
-				l.log.Warn("removed a segment that holds no acknowledged blob (the relay stopped while writing it)", "segment", e.Name())
-				if err := os.Remove(path); err != nil {
-					return nil, err
-				}
-				continue
-			}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, nil, err
+		}
+		if !recorded && seg < newest {
 			l.log.Warn("a segment file the index does not know; left alone", "segment", e.Name())
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case fi.Size() > info.end:
-			l.log.Warn("cut the torn tail of a segment: bytes of a group that was never acknowledged (the relay stopped while writing it)",
-				"segment", e.Name(), "bytes", fi.Size()-info.end, "kept", info.end)
-			if err := truncateSync(path, info.end); err != nil {
-				return nil, err
-			}
-		case fi.Size() < info.end:
+		if fi.Size() < info.end {
 			l.log.Error("a segment is shorter than its index says: blobs past its end are damaged and will not be served",
 				"segment", e.Name(), "bytes", fi.Size(), "indexed", info.end)
+			continue
 		}
+		if fi.Size() == info.end && recorded {
+			continue
+		}
+		// Bytes past what the index holds: in a framed segment at the
+		// end of the log, records written and synced before the relay
+		// stopped, whose index records had not committed yet (and then a
+		// torn record the relay was writing); in a segment from before
+		// framing, only a group that was never acknowledged.
+		framed, err := isFramed(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if readOnly {
+			if framed && seg >= newest {
+				return nil, nil, errTailNotIndexed
+			}
+			continue
+		}
+		keep := info.end
+		if framed && seg >= newest {
+			from := max(info.end, int64(len(segFileMagic)))
+			recs, end, err := l.scan(seg, path, from)
+			if err != nil {
+				return nil, nil, err
+			}
+			tail, keep = append(tail, recs...), end
+			if len(recs) > 0 {
+				l.log.Warn("found blobs in a segment that the index did not yet record (the relay stopped before recording them); indexing them again",
+					"segment", e.Name(), "blobs", len(recs))
+			}
+		}
+		switch {
+		case !recorded && keep <= int64(len(segFileMagic)):
+			l.log.Warn("removed a segment that holds no acknowledged blob (the relay stopped while writing it)", "segment", e.Name())
+			if err := os.Remove(path); err != nil {
+				return nil, nil, err
+			}
+			delete(onDisk, seg)
+		case fi.Size() > keep:
+			l.log.Warn("cut the torn tail of a segment: bytes of a group that was never acknowledged (the relay stopped while writing it)",
+				"segment", e.Name(), "bytes", fi.Size()-keep, "kept", keep)
+			if err := truncateSync(path, keep); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if readOnly {
+		return l, nil, nil
 	}
 	for seg, info := range l.segs {
 		if !onDisk[seg] && info.live > 0 {
@@ -277,24 +406,88 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 		}
 		if info.live == 0 && seg < newest {
 			if err := l.remove(db, seg); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	if err := syncDir(l.dir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// Go on writing the newest segment if it is whole and has room.
-	if info, ok := l.segs[newest]; ok && newest > 0 && info.end < l.rollSize {
-		path := filepath.Join(l.dir, segName(newest))
-		if fi, err := os.Stat(path); err == nil && fi.Size() == info.end {
-			if l.w, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
-				return nil, err
-			}
-			l.wseg, l.wend = newest, info.end
+	return l, tail, nil
+}
+
+// isFramed reports whether the segment at path starts with segFileMagic.
+func isFramed(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var b [len(segFileMagic)]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return n == len(b) && string(b[:]) == segFileMagic, nil
+}
+
+// scan reads the framed records of segment seg from offset from to the
+// first that is not whole (a torn write, or the end), and returns them
+// with the offset just past the last whole one.
+func (l *segLog) scan(seg uint32, path string, from int64) ([]idxEntry, int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []idxEntry
+	off := from
+	for off+recHdr <= int64(len(data)) {
+		h := data[off : off+recHdr]
+		if [4]byte(h[4:8]) != recMagic || binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:], castagnoli) {
+			break
 		}
+		n := int64(binary.BigEndian.Uint32(h[8:]))
+		if off+recHdr+n > int64(len(data)) {
+			break
+		}
+		blob := data[off+recHdr : off+recHdr+n]
+		crc := binary.BigEndian.Uint32(h[12:])
+		id := protocol.BlobID(h[40:72])
+		if crc32.Checksum(blob, castagnoli) != crc || sha256.Sum256(blob) != id {
+			break
+		}
+		out = append(out, idxEntry{
+			j:    protocol.JournalID(h[16:32]),
+			seq:  binary.BigEndian.Uint64(h[32:]),
+			size: n,
+			ref:  segRef{seg: seg, off: off + recHdr, n: n, id: id, framed: true, crc: crc},
+		})
+		off += recHdr + n
 	}
-	return l, nil
+	return out, off, nil
+}
+
+// resumeWriter goes on writing the newest segment if it is framed, whole
+// and has room; otherwise the next group starts a new one.
+func (l *segLog) resumeWriter() error {
+	newest := l.newest()
+	info, ok := l.segs[newest]
+	if !ok || newest == 0 || info.end >= l.rollSize {
+		return nil
+	}
+	path := filepath.Join(l.dir, segName(newest))
+	if framed, err := isFramed(path); err != nil || !framed {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != info.end {
+		return nil
+	}
+	if l.w, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return err
+	}
+	l.wseg, l.wend = newest, info.end
+	return nil
 }
 
 func truncateSync(path string, size int64) error {
@@ -326,10 +519,9 @@ func (l *segLog) close() error {
 }
 
 // startGroup makes sure a segment can take size more bytes, starting a new
-// one if the one being written is full (or was left unusable by a failed
-// write).
+// one if the one being written is full (or none is open).
 func (l *segLog) startGroup(size int) error {
-	if l.w != nil && l.wend > 0 && l.wend+int64(size) > l.rollSize {
+	if l.w != nil && l.wend > int64(len(segFileMagic)) && l.wend+int64(size) > l.rollSize {
 		l.w.Close()
 		l.w = nil
 	}
@@ -337,42 +529,67 @@ func (l *segLog) startGroup(size int) error {
 		return nil
 	}
 	seg := l.next
-	f, err := os.OpenFile(filepath.Join(l.dir, segName(seg)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	path := filepath.Join(l.dir, segName(seg))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	// The file's name must be durable before anything acknowledged is in it.
-	if err := syncDir(l.dir); err != nil {
+	// The file's name and its first bytes must be durable before anything
+	// acknowledged is in it.
+	err = writeFull(f, []byte(segFileMagic), 0)
+	if err == nil {
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	if err == nil {
+		err = syncDir(l.dir)
+	}
+	if err != nil {
 		f.Close()
-		os.Remove(f.Name())
+		os.Remove(path)
 		return fmt.Errorf("create segment: %w", err)
 	}
 	l.next++
 	// A segment left behind whose blobs were all purged meanwhile is
 	// deleted by the next purge in it, or at the next open.
-	l.w, l.wseg, l.wend = f, seg, 0
+	l.w, l.wseg, l.wend = f, seg, int64(len(segFileMagic))
 	return nil
 }
 
-// write appends blobs to the segment being written, durably (one pwrite,
-// one fdatasync), and returns the references to them. Until an index
-// commit records them, the bytes are a tail that opening the store would
-// cut.
-func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, error) {
+// write appends recs to the segment being written, framed, durably (one
+// pwrite, one fdatasync), and returns the references to their blobs.
+// Until the index records them, opening the store finds them by their
+// headers (openSegLog).
+//
+// If the write or the sync fails, the segment is cut back to where the
+// group began and synced, so that none of the group's records (whose
+// sequence numbers the next group will use) can come back at the next
+// open. If even that fails, write returns errSegmentUnusable wrapped: the
+// store must take no more appends (BadgerStore.commitGroup), as a
+// database does after a failed fsync, because the kernel may have dropped
+// the pages it could not write.
+func (l *segLog) write(recs []segRecord) ([]segRef, error) {
 	size := 0
-	for _, b := range blobs {
-		size += len(b)
+	for _, r := range recs {
+		size += recHdr + len(r.blob)
 	}
 	if err := l.startGroup(size); err != nil {
 		return nil, err
 	}
 	l.buf = l.buf[:0]
-	refs := make([]segRef, len(blobs))
-	for i, b := range blobs {
-		refs[i] = segRef{seg: l.wseg, off: l.wend + int64(len(l.buf)), n: int64(len(b)), id: ids[i]}
-		l.buf = append(l.buf, b...)
+	refs := make([]segRef, len(recs))
+	for i, r := range recs {
+		at := len(l.buf)
+		l.buf = appendRecord(l.buf, r)
+		refs[i] = segRef{seg: l.wseg, off: l.wend + int64(at+recHdr), n: int64(len(r.blob)), id: r.id,
+			framed: true, crc: binary.BigEndian.Uint32(l.buf[at+12:])}
 	}
-	err := writeFull(l.w, l.buf, l.wend)
+	var err error
+	if l.testWriteErr != nil {
+		err = l.testWriteErr()
+	}
+	if err == nil {
+		err = writeFull(l.w, l.buf, l.wend)
+	}
 	if err == nil {
 		err = unix.Fdatasync(int(l.w.Fd()))
 	}
@@ -381,13 +598,14 @@ func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, error) 
 		l.buf = nil // one very large group should not pin its buffer
 	}
 	if err != nil {
-		// After a failed write or sync the file's cached state is not to
-		// be trusted: the next group starts a new segment, and these
-		// bytes, past every committed end of this one, are cut at the
-		// next open.
-		l.w.Close()
-		l.w = nil
-		return nil, fmt.Errorf("write blobs to segment %s: %w", segName(l.wseg), err)
+		werr := fmt.Errorf("write blobs to segment %s: %w", segName(l.wseg), err)
+		if terr := l.w.Truncate(l.wend); terr != nil {
+			return nil, fmt.Errorf("%w: %w (and cutting the group back failed: %v)", errSegmentUnusable, werr, terr)
+		}
+		if serr := unix.Fdatasync(int(l.w.Fd())); serr != nil {
+			return nil, fmt.Errorf("%w: %w (and syncing the cut failed: %v)", errSegmentUnusable, werr, serr)
+		}
+		return nil, werr
 	}
 	if testHookSegSynced != nil {
 		testHookSegSynced()
@@ -395,6 +613,10 @@ func (l *segLog) write(blobs [][]byte, ids []protocol.BlobID) ([]segRef, error) 
 	l.wend += n
 	return refs, nil
 }
+
+// errSegmentUnusable wraps a write failure the segment could not be
+// repaired from.
+var errSegmentUnusable = errors.New("the relay could not write to its disk and takes no more blobs until it is restarted")
 
 func writeFull(f *os.File, b []byte, off int64) error {
 	for len(b) > 0 {
@@ -451,10 +673,20 @@ func (l *segLog) read(r segRef) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: segment %s: %v", ErrDamaged, segName(r.seg), err)
 	}
-	if sha256.Sum256(b) != r.id {
+	if !r.check(b) {
 		return nil, fmt.Errorf("%w: the bytes at offset %d of segment %s are not the blob stored there", ErrDamaged, r.off, segName(r.seg))
 	}
 	return b, nil
+}
+
+// check reports whether b are the bytes r refers to: by their CRC-32C in
+// a framed segment (the relay's own record of them; clients check each
+// blob's id themselves), else by their SHA-256, the blob id.
+func (r segRef) check(b []byte) bool {
+	if r.framed {
+		return crc32.Checksum(b, castagnoli) == r.crc
+	}
+	return sha256.Sum256(b) == r.id
 }
 
 // readRuns reads the blobs refs locate (those with ok set), checked
@@ -474,8 +706,8 @@ func (l *segLog) readRuns(refs []segRef, ok []bool) [][]byte {
 		}
 		first, end := refs[i], refs[i].off+refs[i].n
 		k := i + 1
-		for k < len(refs) && ok[k] && refs[k].seg == first.seg && refs[k].off == end && end+refs[k].n-first.off <= runBytes {
-			end += refs[k].n
+		for k < len(refs) && ok[k] && refs[k].seg == first.seg && refs[k].off == end+refs[k].gap() && refs[k].off+refs[k].n-first.off <= runBytes {
+			end = refs[k].off + refs[k].n
 			k++
 		}
 		if k == i+1 {
@@ -492,7 +724,7 @@ func (l *segLog) readRuns(refs []segRef, ok []bool) [][]byte {
 			for x := i; x < k; x++ {
 				at := refs[x].off - first.off
 				b := buf[at : at+refs[x].n : at+refs[x].n]
-				if sha256.Sum256(b) == refs[x].id {
+				if refs[x].check(b) {
 					out[x] = b
 				}
 			}
@@ -500,6 +732,15 @@ func (l *segLog) readRuns(refs []segRef, ok []bool) [][]byte {
 		i = k
 	}
 	return out
+}
+
+// gap is how many bytes precede r's blob after the blob before it: its
+// header, in a framed segment.
+func (r segRef) gap() int64 {
+	if r.framed {
+		return recHdr
+	}
+	return 0
 }
 
 // runBytes is the most one pread of readRuns reads.
@@ -622,6 +863,9 @@ func (s *BadgerStore) VerifyBlobs(ctx context.Context) (VerifyResult, error) {
 		return res, err
 	}
 	defer done()
+	if err := s.drainIndex(); err != nil {
+		return res, err
+	}
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfxLog})
 		defer it.Close()

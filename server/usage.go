@@ -114,7 +114,7 @@ func ensureUsage(db *badger.DB) error {
 			var j protocol.JournalID
 			copy(j[:], k[len(pfxLog):])
 			n := item.ValueSize()
-			if n == segRefSize { // a blob in a segment counts its own length
+			if isSegRefSize(n) { // a blob in a segment counts its own length
 				if err := item.Value(func(v []byte) error {
 					if r, ok := decodeSegRef(v); ok {
 						n = r.n
@@ -153,15 +153,32 @@ func (s *BadgerStore) JournalUsage(ctx context.Context, j protocol.JournalID) (i
 		return 0, err
 	}
 	defer done()
-	if n, ok := s.usage.get(j); ok {
-		return n, nil
+	// What Badger counts, and the blobs acknowledged that it does not
+	// count yet (indexcommit.go), read under one lock: a group leaves
+	// the pending index as its count is set.
+	s.pend.mu.RLock()
+	defer s.pend.mu.RUnlock()
+	pending := func(after uint64) (n int64) {
+		for _, e := range s.pend.byJ[j] {
+			if e.seq > after {
+				n += e.size
+			}
+		}
+		return n
 	}
-	var used uint64
-	err = s.db.View(func(txn *badger.Txn) error {
-		used, err = getU64(txn, key(pfxUsage, j[:]), "usage")
-		return err
-	})
-	return int64(used), err
+	if n, ok := s.usage.get(j); ok {
+		return n + pending(0), nil
+	}
+	// Badger's snapshot may already hold a group that is still pending
+	// (committed, not yet dropped): count only what lies past its log.
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	used, err := getU64(txn, key(pfxUsage, j[:]), "usage")
+	if err != nil {
+		return 0, err
+	}
+	last, err := lastSeq(txn, j)
+	return int64(used) + pending(last), err
 }
 
 // HasBlob implements [Store].
@@ -171,7 +188,12 @@ func (s *BadgerStore) HasBlob(ctx context.Context, j protocol.JournalID, id prot
 		return false, err
 	}
 	defer done()
-	var ok bool
+	s.pend.mu.RLock()
+	_, ok := s.pend.byID[blobKey{j, id}]
+	s.pend.mu.RUnlock()
+	if ok {
+		return true, nil
+	}
 	err = s.db.View(func(txn *badger.Txn) error {
 		ok, err = exists(txn, key(pfxBlobByID, j[:], id[:]))
 		return err
@@ -221,6 +243,9 @@ func (s *BadgerStore) Check(ctx context.Context) error {
 		if _, err := os.Stat(s.segs.dir); err != nil {
 			return fmt.Errorf("blob segments: %w", err)
 		}
+	}
+	if err := s.pend.failed(); err != nil {
+		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {
 		_, err := exists(txn, keyRelayID)

@@ -41,7 +41,8 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check of a stopped relay: %d %q %s", rc, out, rep)
 	}
 
-	// Change one byte of the second blob (the blobs are back to back).
+	// Change one byte of the second blob: the segment's 8-byte magic, then
+	// each blob after its 72-byte record header (server/seglog.go).
 	s, err := server.OpenBadger(data, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(first[0].Blob)+40] ^= 1
+	b[8+72+len(first[0].Blob)+72+40] ^= 1
 	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
