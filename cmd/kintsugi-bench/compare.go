@@ -157,15 +157,23 @@ func figuresOf(reports []map[string]any) figures {
 		}
 		return out
 	}
+	// Builds from before --store (and before --nodes) name neither: they
+	// measured Badger, on one relay.
+	or := func(v any, def string) any {
+		if v == nil {
+			return def
+		}
+		return v
+	}
 	for _, r := range reports {
 		for _, x := range list(r, "ingest") {
-			name := fmt.Sprintf("ingest %v, %v writers, %v:", x["store"], x["writers"], x["layout"])
+			name := fmt.Sprintf("ingest %v, %v writers, %v:", or(x["store"], "badger"), x["writers"], x["layout"])
 			add(name+" blobs/s", x["blobs_per_second"])
 			add(name+" ack p99 ms", x["ack_p99_ms"])
 			add(name+" relay CPU µs/put", x["relay_cpu_per_put_us"])
 		}
 		for _, x := range list(r, "push") {
-			name := fmt.Sprintf("push %v, %v relays, %v subscribers:", x["store"], x["nodes"], x["subscribers"])
+			name := fmt.Sprintf("push %v, %v relays, %v subscribers:", or(x["store"], "badger"), or(x["nodes"], "1"), x["subscribers"])
 			add(name+" p50 ms", x["p50_ms"])
 			add(name+" p99 ms", x["p99_ms"])
 		}

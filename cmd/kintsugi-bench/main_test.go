@@ -585,6 +585,16 @@ func TestFiguresOfOlderReports(t *testing.T) {
 	if _, ok := b.values["link: first sync + read ms"]; ok {
 		t.Errorf("the older report has no link figures, got %v", b.values)
 	}
+	// A bench from before --store and --nodes names neither: its figures
+	// are Badger's on one relay, and line up with this build's.
+	oldest := figuresOf([]map[string]any{parse(`{"ingest":[{"writers":64,"layout":"spread","blobs_per_second":25}],
+		"push":[{"subscribers":100,"p99_ms":5}]}`)})
+	if got := oldest.values[rate]; len(got) != 1 || got[0] != 25 {
+		t.Errorf("an ingest figure without a store: %v", oldest.values)
+	}
+	if got := oldest.values["push badger, 1 relays, 100 subscribers: p99 ms"]; len(got) != 1 || got[0] != 5 {
+		t.Errorf("a push figure without a store or relays: %v", oldest.values)
+	}
 }
 
 // A revision that does not exist is a usage error, before anything is
