@@ -80,7 +80,9 @@ type pendingIndex struct {
 	mu      sync.RWMutex
 	changed sync.Cond // on mu: entries were added or committed, or err set
 	entries []idxEntry
-	busy    int // entries[:busy] are being committed
+	busy    int    // entries[:busy] are being committed
+	added   uint64 // entries ever added
+	done    uint64 // entries ever committed
 	byJ     map[protocol.JournalID][]idxEntry
 	byID    map[blobKey]uint64
 	err     error // a write failed for good (errIndexFailed, errSegmentUnusable)
@@ -100,6 +102,7 @@ func (p *pendingIndex) add(es []idxEntry) {
 	for len(p.entries) >= maxPendingIndex && p.err == nil && !p.stopped {
 		p.changed.Wait()
 	}
+	p.added += uint64(len(es))
 	for _, e := range es {
 		p.entries = append(p.entries, e)
 		p.byJ[e.j] = append(p.byJ[e.j], e)
@@ -139,6 +142,7 @@ func (p *pendingIndex) committed(also func()) {
 		}
 		delete(p.byID, blobKey{e.j, e.ref.id})
 	}
+	p.done += uint64(p.busy)
 	p.entries = append(p.entries[:0], p.entries[p.busy:]...)
 	if cap(p.entries) > 4*maxPendingIndex {
 		p.entries = append([]idxEntry(nil), p.entries...)
@@ -166,11 +170,12 @@ func (p *pendingIndex) failed() error {
 	return p.err
 }
 
-// drain waits until every entry pending now has committed.
+// drain waits until every entry pending now has committed (not those
+// added meanwhile: under steady appends the pending index is never empty).
 func (p *pendingIndex) drain() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.entries) > 0 && p.err == nil {
+	for target := p.added; p.done < target && p.err == nil; {
 		p.changed.Wait()
 	}
 	return p.err

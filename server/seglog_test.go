@@ -853,3 +853,86 @@ func TestReadRunsAcrossHeaders(t *testing.T) {
 		t.Fatal("the damaged blob was served from its run")
 	}
 }
+
+// A purge waits only for the blobs acknowledged before it to reach the
+// index, not for the pending index to empty, which under steady appends
+// it never does.
+func TestPurgeDuringSteadyAppends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	j, other, dev := protocol.JournalID{16}, protocol.JournalID{17}, [32]byte{16}
+	for _, jj := range []protocol.JournalID{j, other} {
+		if err := s.CreateJournal(ctx, jj, dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var blobs [][]byte
+	for range 3 {
+		b, _ := markedBlob(t, j, dev)
+		if _, _, _, err := s.Append(ctx, j, b); err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, b)
+	}
+	// Appends that keep the pending index from ever being empty: the
+	// index goroutine is held in each transaction until another append
+	// has joined the pending index.
+	added := func() uint64 {
+		s.pend.mu.RLock()
+		defer s.pend.mu.RUnlock()
+		return s.pend.added
+	}
+	var steady atomic.Bool
+	s.testIndexCommit = func() error {
+		if steady.Load() {
+			was := added()
+			for deadline := time.Now().Add(time.Second); added() == was && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		return nil
+	}
+	steady.Store(true)
+	defer steady.Store(false)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, _, err := s.Append(ctx, other, fmt.Appendf(nil, "steady %d %d", w, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for _, b := range blobs {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Purge(ctx, j, protocol.IDOf(b), dev, protocol.BlobID{9})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a purge is still waiting for the pending index to empty")
+		}
+	}
+	for _, b := range readAll(t, s, j) {
+		if !b.Purged {
+			t.Fatalf("blob %d is not purged", b.Seq)
+		}
+	}
+}
