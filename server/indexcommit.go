@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -473,8 +474,18 @@ func (s *BadgerStore) indexLoop() {
 			s.pend.fail(fmt.Errorf("%w: %w", errIndexFailed, err))
 			return
 		}
+		if len(es) < maxIndexBatch/16 {
+			time.Sleep(indexPause)
+		}
 	}
 }
+
+// indexPause is how long the index goroutine waits after committing a
+// small batch, so that under load each transaction (and each sync of
+// Badger's log) records more groups. Nothing waits for it but readers of
+// Badger alone: appends are answered before it, and reads see the pending
+// index.
+const indexPause = time.Millisecond
 
 // recoverTail indexes the records openSegLog found past what the index
 // held: blobs acknowledged before the relay stopped whose index records
