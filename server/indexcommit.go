@@ -485,7 +485,7 @@ func (s *BadgerStore) indexLoop() {
 // Badger's log) records more groups. Nothing waits for it but readers of
 // Badger alone: appends are answered before it, and reads see the pending
 // index.
-const indexPause = time.Millisecond
+const indexPause = 5 * time.Millisecond
 
 // recoverTail indexes the records openSegLog found past what the index
 // held: blobs acknowledged before the relay stopped whose index records
