@@ -157,6 +157,7 @@ func New(cfg Config, ln net.Listener) (*Server, error) {
 	if cfg.IdleLock <= 0 {
 		cfg.IdleLock = DefaultIdleLock
 	}
+	pages() // parsed now, so that the first page is as quick as the rest
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
