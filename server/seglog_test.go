@@ -676,6 +676,10 @@ func TestFailedIndexCommitKeepsAcknowledgedBlobs(t *testing.T) {
 	if _, _, _, err := s.Append(ctx, j, next); !errors.Is(err, errIndexFailed) || !strings.Contains(err.Error(), "restarted") {
 		t.Fatalf("append after the index failed: %v", err)
 	}
+	// The health check says so, for the operator.
+	if err := s.Check(ctx); !errors.Is(err, errIndexFailed) {
+		t.Fatalf("the health check after the index failed: %v", err)
+	}
 	if got := readAll(t, s, j); len(got) != 1 || !bytes.Equal(got[0].Blob, acked) {
 		t.Fatalf("read after the failure: %d blobs", len(got))
 	}
