@@ -867,17 +867,11 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var blobs [][]byte
-	for range 3 {
-		b, _ := markedBlob(t, j, dev)
-		if _, _, _, err := s.Append(ctx, j, b); err != nil {
-			t.Fatal(err)
-		}
-		blobs = append(blobs, b)
-	}
 	// Appends that keep the pending index from ever being empty: the
 	// index goroutine is held in each transaction until another append
-	// has joined the pending index.
+	// has joined the pending index. The hook is set before the first
+	// append, which the index goroutine waits for (under the pending
+	// index's lock): set later, it would race with the goroutine reading it.
 	added := func() uint64 {
 		s.pend.mu.RLock()
 		defer s.pend.mu.RUnlock()
@@ -892,6 +886,14 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 			}
 		}
 		return nil
+	}
+	var blobs [][]byte
+	for range 3 {
+		b, _ := markedBlob(t, j, dev)
+		if _, _, _, err := s.Append(ctx, j, b); err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, b)
 	}
 	steady.Store(true)
 	defer steady.Store(false)
