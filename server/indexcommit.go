@@ -44,9 +44,12 @@ import (
 // again (recoverTail), so nothing acknowledged is lost: the index is
 // recoverable instead of durable at the moment of the answer.
 //
-// What waits for the pending index to empty (drainIndex): a purge (it
-// changes a log record, which must be in Badger), backups, exports,
-// VerifyBlobs and Close.
+// What waits for the blobs acknowledged before it to be in Badger
+// (drainIndex; under steady appends the pending index never empties): a
+// purge (it changes a log record, which must be in Badger), backups,
+// exports, VerifyBlobs, and the compaction after purges, which blocks
+// Badger's writes while it flushes (gc.go). Close lets indexLoop commit
+// everything pending before it closes Badger.
 //
 // If an index commit fails (the disk is failing), the blobs already
 // answered stay readable from the pending index, further appends are
