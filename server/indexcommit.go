@@ -37,8 +37,10 @@ import (
 // the other.
 //
 // Every Badger commit is synced, in order, so after a crash the index
-// holds every group up to some point and none after it (a suffix of
-// groups may be lost, never one in the middle). The segments hold every
+// holds every blob up to some point, in the order they were written, and
+// none after it (a suffix may be lost, never one in the middle; a batch
+// ends at maxIndexBatch blobs, not at a group's end, so the suffix may
+// begin inside a group). The segments hold every
 // acknowledged blob with its header, past the end the index records for
 // each segment. Opening the store reads those records and indexes them
 // again (recoverTail), so nothing acknowledged is lost: the index is
