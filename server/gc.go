@@ -157,7 +157,8 @@ func (s *BadgerStore) gc(ctx context.Context, discardRatio float64) (GCResult, e
 //     flushes every memtable to a level-0 table (deleting its .mem file)
 //     and compacts level 0 into the base level, which drops the discarded
 //     versions it merges. Writes would fail while blocked, so store
-//     operations are held off (s.mu) for its duration, as Close does.
+//     operations are held off (s.mu) for its duration, as Close does,
+//     and the pending index (indexcommit.go) is committed first.
 //  2. Flatten compacts the remaining levels into one, so a blob written
 //     long ago to a deeper level meets its purged record.
 //
@@ -179,6 +180,14 @@ func (s *BadgerStore) compactPurged(ctx context.Context) (pause time.Duration, e
 	if s.cl {
 		s.mu.Unlock()
 		return 0, ErrStoreClosed
+	}
+	// s.mu does not hold off the index goroutine (indexcommit.go): the
+	// index records of blobs already answered commit first, or one would
+	// fail in the flush. No append can start meanwhile, so none is
+	// pending after this.
+	if err := s.drainIndex(); err != nil {
+		s.mu.Unlock()
+		return time.Since(start), err
 	}
 	err = s.db.DropPrefix(keyCompact)
 	s.mu.Unlock()

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"golang.org/x/sys/unix"
 
@@ -180,5 +185,58 @@ func TestBackupSkipsPurgedBytes(t *testing.T) {
 	}
 	if bytes.Contains(after.Bytes(), marker) {
 		t.Fatal("a backup taken after the purge still holds the purged bytes")
+	}
+}
+
+// The compaction after purges blocks Badger's writes while it flushes
+// (DropPrefix). The index records of blobs already answered commit on
+// their own goroutine, which store operations held off by s.mu do not
+// stop: one that commits in that window would fail, and the relay would
+// take no more blobs until restarted. The compaction must not start while
+// any is pending.
+func TestCompactionWithIndexPending(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	j, dev := protocol.JournalID{19}, [32]byte{19}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	// The index commit of the next blob has begun when the compaction
+	// starts; it waits until Badger refuses writes (the compaction's
+	// flush has begun), then commits. A store that waits for it before
+	// compacting never gets there: the wait ends after a while, and the
+	// commit goes ahead before the flush.
+	var hold atomic.Bool
+	inCommit := make(chan struct{})
+	s.testIndexCommit = func() error {
+		if !hold.CompareAndSwap(true, false) {
+			return nil
+		}
+		close(inCommit)
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+			err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("test/probe"), nil) })
+			if errors.Is(err, badger.ErrBlockedWrites) {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		return nil
+	}
+	hold.Store(true)
+	blob, _ := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, blob); err != nil {
+		t.Fatal(err)
+	}
+	<-inCommit
+	if _, err := s.compactPurged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.drainIndex(); err != nil {
+		t.Fatalf("the index commit failed: %v", err)
+	}
+	next, _ := markedBlob(t, j, dev)
+	if seq, _, _, err := s.Append(ctx, j, next); err != nil || seq != 2 {
+		t.Fatalf("append after the compaction: %d %v", seq, err)
 	}
 }

@@ -37,16 +37,21 @@ import (
 // the other.
 //
 // Every Badger commit is synced, in order, so after a crash the index
-// holds every group up to some point and none after it (a suffix of
-// groups may be lost, never one in the middle). The segments hold every
+// holds every blob up to some point, in the order they were written, and
+// none after it (a suffix may be lost, never one in the middle; a batch
+// ends at maxIndexBatch blobs, not at a group's end, so the suffix may
+// begin inside a group). The segments hold every
 // acknowledged blob with its header, past the end the index records for
 // each segment. Opening the store reads those records and indexes them
 // again (recoverTail), so nothing acknowledged is lost: the index is
 // recoverable instead of durable at the moment of the answer.
 //
-// What waits for the pending index to empty (drainIndex): a purge (it
-// changes a log record, which must be in Badger), backups, exports,
-// VerifyBlobs and Close.
+// What waits for the blobs acknowledged before it to be in Badger
+// (drainIndex; under steady appends the pending index never empties): a
+// purge (it changes a log record, which must be in Badger), backups,
+// exports, VerifyBlobs, and the compaction after purges, which blocks
+// Badger's writes while it flushes (gc.go). Close lets indexLoop commit
+// everything pending before it closes Badger.
 //
 // If an index commit fails (the disk is failing), the blobs already
 // answered stay readable from the pending index, further appends are

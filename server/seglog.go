@@ -228,8 +228,9 @@ func holeKey(seg uint32, off int64) []byte {
 
 func segName(seg uint32) string { return fmt.Sprintf("%06d.seg", seg) }
 
-// segLog is a store's segment files. The fields under "writer" are used
-// by the committer and by Purge, which take turns (BadgerStore.usageMu).
+// segLog is a store's segment files. The writer's fields are the
+// committer's alone; the index's view is shared by index commits and
+// purges, which take turns (BadgerStore.usageMu).
 type segLog struct {
 	dir string
 	log *slog.Logger
@@ -241,8 +242,8 @@ type segLog struct {
 	segs map[uint32]segInfo // every segment the index records, as committed
 
 	// The writer's view, used by the committer goroutine alone, which
-	// writes each group's bytes before the group's index commits (and,
-	// pipelined, while the group before it commits; see groupcommit.go).
+	// writes each group's bytes before the group's index commits (on the
+	// index goroutine, indexcommit.go).
 	w    *os.File // the segment being written; nil: start a new one
 	wseg uint32   // its number
 	wend int64    // where the next group goes in it
@@ -908,10 +909,11 @@ func (s *BadgerStore) VerifyBlobs(ctx context.Context) (VerifyResult, error) {
 	return res, err
 }
 
-// newest returns the newest segment the index records (0: none). Only it
-// can still receive groups whose index has not committed: the writer
-// fills segments in order, and index commits follow in the same order.
-// Called with BadgerStore.usageMu held.
+// newest returns the newest segment the index records (0: none). No
+// segment before it holds a blob whose index has not committed: the
+// writer fills segments in order, and index commits follow in the same
+// order (it and the segments after it may). Called with
+// BadgerStore.usageMu held.
 func (l *segLog) newest() uint32 {
 	var n uint32
 	for seg := range l.segs {

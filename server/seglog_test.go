@@ -149,13 +149,16 @@ const segChildEnv = "KINTSUGI_SEGMENT_CHILD_DIR"
 //     segment's records (recoverTail).
 //   - "torn record": a record cut short, as a crash in the middle of a
 //     write leaves it: opening the store cuts it off.
+//   - "roll-over": as "index commit", but every group starts a new
+//     segment, so the blobs the index lacks span five segment files, none
+//     of which it records.
 func TestSegmentTornTail(t *testing.T) {
 	t.Parallel()
 	if dir := os.Getenv(segChildEnv); dir != "" {
 		segTornChild(dir, os.Getenv(segChildEnv+"_HOW"))
 		return
 	}
-	for _, how := range []string{"segment synced", "index commit", "torn record"} {
+	for _, how := range []string{"segment synced", "index commit", "torn record", "roll-over"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
@@ -193,6 +196,9 @@ func TestSegmentTornTail(t *testing.T) {
 					t.Fatal(err)
 				}
 				f.Close()
+			}
+			if n := len(segFiles(t, dir)); how == "roll-over" && n < 6 {
+				t.Fatalf("the child wrote %d segments; want one per blob the index lacks, and more", n)
 			}
 			before := segFiles(t, dir)[segName(1)]
 			s, logs := openLogged(t, dir)
@@ -249,6 +255,9 @@ func segTornChild(dir, how string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if how == "roll-over" {
+		s.segs.rollSize = 1 // every group after a segment's first starts a new one
+	}
 	var holdIndex atomic.Bool
 	s.testIndexCommit = func() error {
 		if holdIndex.Load() {
@@ -257,8 +266,8 @@ func segTornChild(dir, how string) {
 		return nil
 	}
 	for i := range 20 {
-		if i == 18 && how == "index commit" {
-			holdIndex.Store(true) // the last two are answered, then the kill
+		if i == 18 && how == "index commit" || i == 15 && how == "roll-over" {
+			holdIndex.Store(true) // the last ones are answered, then the kill
 		}
 		blob := fmt.Sprintf("acked-%d", i)
 		if _, _, _, err := s.Append(ctx, j, []byte(blob)); err != nil {
@@ -871,17 +880,11 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var blobs [][]byte
-	for range 3 {
-		b, _ := markedBlob(t, j, dev)
-		if _, _, _, err := s.Append(ctx, j, b); err != nil {
-			t.Fatal(err)
-		}
-		blobs = append(blobs, b)
-	}
 	// Appends that keep the pending index from ever being empty: the
 	// index goroutine is held in each transaction until another append
-	// has joined the pending index.
+	// has joined the pending index. The hook is set before the first
+	// append, which the index goroutine waits for (under the pending
+	// index's lock): set later, it would race with the goroutine reading it.
 	added := func() uint64 {
 		s.pend.mu.RLock()
 		defer s.pend.mu.RUnlock()
@@ -896,6 +899,14 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 			}
 		}
 		return nil
+	}
+	var blobs [][]byte
+	for range 3 {
+		b, _ := markedBlob(t, j, dev)
+		if _, _, _, err := s.Append(ctx, j, b); err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, b)
 	}
 	steady.Store(true)
 	defer steady.Store(false)
