@@ -92,6 +92,7 @@ type pendingIndex struct {
 	byJ     map[protocol.JournalID][]idxEntry
 	byID    map[blobKey]uint64
 	err     error // a write failed for good (errIndexFailed, errSegmentUnusable)
+	idxErr  error // of those, the index's own failure: nothing commits any more
 	stopped bool
 }
 
@@ -105,7 +106,7 @@ func newPendingIndex() *pendingIndex {
 func (p *pendingIndex) add(es []idxEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.entries) >= maxPendingIndex && p.err == nil && !p.stopped {
+	for len(p.entries) >= maxPendingIndex && p.idxErr == nil && !p.stopped {
 		p.changed.Wait()
 	}
 	p.added += uint64(len(es))
@@ -158,13 +159,17 @@ func (p *pendingIndex) committed(also func()) {
 }
 
 // fail records that the store can take no more appends: the index, or
-// the segment being written, cannot be written. What is pending stays
-// readable (and indexLoop, unless it was what failed, goes on).
-func (p *pendingIndex) fail(err error) {
+// (index false) the segment being written, cannot be written. What is
+// pending stays readable; after a segment's failure indexLoop goes on
+// committing it, so a backup, an export or a purge still works.
+func (p *pendingIndex) fail(err error, index bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err == nil {
 		p.err = err
+	}
+	if index && p.idxErr == nil {
+		p.idxErr = err
 	}
 	p.changed.Broadcast()
 }
@@ -181,10 +186,10 @@ func (p *pendingIndex) failed() error {
 func (p *pendingIndex) drain() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for target := p.added; p.done < target && p.err == nil; {
+	for target := p.added; p.done < target && p.idxErr == nil; {
 		p.changed.Wait()
 	}
-	return p.err
+	return p.idxErr
 }
 
 // stop makes take return false once the entries are committed.
@@ -267,7 +272,7 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 		if err != nil {
 			s.segs.log.Error("could not write blobs to a segment", "err", err)
 			if errors.Is(err, errSegmentUnusable) {
-				s.pend.fail(err)
+				s.pend.fail(err, false)
 			}
 			failGroup(group, err)
 			return
@@ -476,7 +481,7 @@ func (s *BadgerStore) indexLoop() {
 		if err := s.commitIndex(es, s.pend.committed); err != nil {
 			s.segs.log.Error("could not record stored blobs in the index: the relay takes no more blobs until it is restarted, which indexes them from the segment files",
 				"blobs", len(es), "err", err)
-			s.pend.fail(fmt.Errorf("%w: %w", errIndexFailed, err))
+			s.pend.fail(fmt.Errorf("%w: %w", errIndexFailed, err), true)
 			return
 		}
 		if len(es) < maxIndexBatch/16 {

@@ -365,13 +365,16 @@ func openSegLog(db *badger.DB, dataDir string, readOnly bool, logger *slog.Logge
 			return nil, nil, err
 		}
 		if readOnly {
-			if framed && seg >= newest {
+			if framed {
 				return nil, nil, errTailNotIndexed
 			}
 			continue
 		}
 		keep := info.end
-		if framed && seg >= newest {
+		// (Below the newest segment a framed one has bytes past its
+		// indexed end only where an earlier start left damage in place:
+		// scanning names it again rather than cutting it.)
+		if framed {
 			from := max(info.end, int64(len(segFileMagic)))
 			recs, end, err := l.scan(seg, path, from)
 			if err != nil {
@@ -432,30 +435,45 @@ func isFramed(path string) (bool, error) {
 	return n == len(b) && string(b[:]) == segFileMagic, nil
 }
 
-// scan reads the framed records of segment seg from offset from to the
-// first that is not whole (a torn write, or the end), and returns them
-// with the offset just past the last whole one.
+// scan reads the framed records of segment seg from offset from and
+// returns them with the offset just past the last whole one. What is not
+// a whole record at the end is a torn write, left for the caller to cut.
+// Bytes that are not a whole record but are followed by one are not a
+// torn write (a group is written only after the one before it is
+// synced): the disk damaged them, or the machine lost power while the
+// relay wrote its last group and the kernel had written that group's
+// pages out of order. They are named in the log and left in place, and
+// scanning goes on after them. A record whose header is whole but whose
+// blob is not is returned all the same: its number is known, so reads
+// name it as damaged and serve what comes after it.
 func (l *segLog) scan(seg uint32, path string, from int64) ([]idxEntry, int64, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, err
 	}
 	var out []idxEntry
-	off := from
+	off, end := from, from
 	for off+recHdr <= int64(len(data)) {
-		h := data[off : off+recHdr]
-		if [4]byte(h[4:8]) != recMagic || binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:], castagnoli) {
-			break
-		}
-		n := int64(binary.BigEndian.Uint32(h[8:]))
-		if off+recHdr+n > int64(len(data)) {
-			break
+		h, n, ok := headerAt(data, off)
+		if !ok {
+			next := nextRecord(data, off+1)
+			if next < 0 {
+				break // a torn write
+			}
+			l.log.Error("bytes in a segment are not a whole record, yet whole records follow them: the disk damaged them, or the machine lost power while the relay wrote them; left in place, and the blobs in them are not served",
+				"segment", segName(seg), "offset", off, "bytes", next-off)
+			off = next
+			continue
 		}
 		blob := data[off+recHdr : off+recHdr+n]
 		crc := binary.BigEndian.Uint32(h[12:])
 		id := protocol.BlobID(h[40:72])
 		if crc32.Checksum(blob, castagnoli) != crc || sha256.Sum256(blob) != id {
-			break
+			if nextRecord(data, off+recHdr+n) < 0 {
+				break // a torn write
+			}
+			l.log.Error("a blob in a segment is damaged, yet whole records follow it: it is indexed, and named as damaged whenever it is read",
+				"segment", segName(seg), "offset", off, "journal", protocol.JournalID(h[16:32]).String(), "seq", binary.BigEndian.Uint64(h[32:]))
 		}
 		out = append(out, idxEntry{
 			j:    protocol.JournalID(h[16:32]),
@@ -464,8 +482,43 @@ func (l *segLog) scan(seg uint32, path string, from int64) ([]idxEntry, int64, e
 			ref:  segRef{seg: seg, off: off + recHdr, n: n, id: id, framed: true, crc: crc},
 		})
 		off += recHdr + n
+		end = off
 	}
-	return out, off, nil
+	return out, end, nil
+}
+
+// headerAt returns the record header at off in data and its blob's
+// length, if the header is whole (its magic and CRC) and its blob lies
+// within data.
+func headerAt(data []byte, off int64) ([]byte, int64, bool) {
+	if off+recHdr > int64(len(data)) {
+		return nil, 0, false
+	}
+	h := data[off : off+recHdr]
+	if [4]byte(h[4:8]) != recMagic || binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:], castagnoli) {
+		return nil, 0, false
+	}
+	n := int64(binary.BigEndian.Uint32(h[8:]))
+	if off+recHdr+n > int64(len(data)) {
+		return nil, 0, false
+	}
+	return h, n, true
+}
+
+// nextRecord returns the offset of the first whole record header at or
+// after from (its blob checked or not), or -1.
+func nextRecord(data []byte, from int64) int64 {
+	for off := from; off+recHdr <= int64(len(data)); off++ {
+		i := bytes.Index(data[off+4:], recMagic[:])
+		if i < 0 {
+			return -1
+		}
+		off += int64(i)
+		if _, _, ok := headerAt(data, off); ok {
+			return off
+		}
+	}
+	return -1
 }
 
 // resumeWriter goes on writing the newest segment if it is framed, whole
@@ -600,11 +653,16 @@ func (l *segLog) write(recs []segRecord) ([]segRef, error) {
 	}
 	if err != nil {
 		werr := fmt.Errorf("write blobs to segment %s: %w", segName(l.wseg), err)
-		if terr := l.w.Truncate(l.wend); terr != nil {
-			return nil, fmt.Errorf("%w: %w (and cutting the group back failed: %v)", errSegmentUnusable, werr, terr)
+		cerr := l.w.Truncate(l.wend)
+		if cerr == nil {
+			cerr = unix.Fdatasync(int(l.w.Fd()))
 		}
-		if serr := unix.Fdatasync(int(l.w.Fd())); serr != nil {
-			return nil, fmt.Errorf("%w: %w (and syncing the cut failed: %v)", errSegmentUnusable, werr, serr)
+		if cerr != nil {
+			// Nothing more is written (the store stops taking appends);
+			// the next start scans what is there.
+			l.w.Close()
+			l.w = nil
+			return nil, fmt.Errorf("%w: %w (and cutting the group back failed: %v)", errSegmentUnusable, werr, cerr)
 		}
 		return nil, werr
 	}

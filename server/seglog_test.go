@@ -951,3 +951,138 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 		}
 	}
 }
+
+// Damage among blobs the index did not record yet is named, not cut: a
+// blob whose header is whole is indexed and read as damaged, with what
+// follows it served; bytes that are no record at all are left in place
+// and named at every start, and nothing after them is taken for a torn
+// write.
+func TestDamageInUnindexedTail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, how := range []string{"blob", "header"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s, err := OpenBadger(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := protocol.JournalID{18}
+			if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if _, _, _, err := s.Append(ctx, j, fmt.Appendf(nil, "indexed %d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Three acknowledged blobs whose index records never
+			// committed, as a power loss leaves them; then damage in
+			// the middle one.
+			path := filepath.Join(dir, segDirName, segName(1))
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := make([]int, 3)
+			for i := range 3 {
+				b := fmt.Appendf(nil, "unindexed %d", i)
+				at[i] = len(data)
+				data = appendRecord(data, segRecord{j: j, seq: uint64(4 + i), id: protocol.IDOf(b), blob: b})
+			}
+			switch how {
+			case "blob":
+				data[at[1]+recHdr+2] ^= 0x20
+			case "header":
+				data[at[1]+20] ^= 0x20 // inside the journal id: the header's CRC fails
+			}
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, logs := openLogged(t, dir)
+			if segFiles(t, dir)[segName(1)] != int64(len(data)) {
+				t.Fatalf("opening cut the segment; log:\n%s", logs)
+			}
+			if !strings.Contains(logs.String(), "level=ERROR") {
+				t.Fatalf("opening did not name the damage as an error; log:\n%s", logs)
+			}
+			got := readAll(t, s, j)
+			switch how {
+			case "blob":
+				if len(got) != 6 || !got[4].Damaged || string(got[5].Blob) != "unindexed 2" || string(got[3].Blob) != "unindexed 0" {
+					t.Fatalf("read: %+v", got)
+				}
+			case "header":
+				// Its number is unknown, so the blob after it does not
+				// follow the journal's log and is not served either;
+				// the bytes stay for an operator to restore from.
+				if len(got) != 4 || string(got[3].Blob) != "unindexed 0" {
+					t.Fatalf("read: %+v", got)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				_, logs := openLogged(t, dir)
+				if !strings.Contains(logs.String(), "not a whole record") || segFiles(t, dir)[segName(1)] != int64(len(data)) {
+					t.Fatalf("a second start did not name the damage again, or cut it; log:\n%s", logs)
+				}
+			}
+		})
+	}
+}
+
+// A failed write that cannot even be cut back out of its segment stops
+// the store taking appends (the health check says so), but what it holds
+// is still read, backed up and purged, and a restart takes appends again.
+func TestUnusableSegmentStopsAppendsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenBadger(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, dev := protocol.JournalID{19}, [32]byte{19}
+	if err := s.CreateJournal(ctx, j, dev); err != nil {
+		t.Fatal(err)
+	}
+	kept, keptMarker := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, kept); err != nil {
+		t.Fatal(err)
+	}
+	// The disk fails the write, and the file can no longer be cut back.
+	s.segs.testWriteErr = func() error {
+		s.segs.w.Close()
+		return errors.New("the disk failed")
+	}
+	lost, _ := markedBlob(t, j, dev)
+	if _, _, _, err := s.Append(ctx, j, lost); !errors.Is(err, errSegmentUnusable) {
+		t.Fatalf("the append whose write failed: %v", err)
+	}
+	s.segs.testWriteErr = nil
+	if _, _, _, err := s.Append(ctx, j, lost); !errors.Is(err, errSegmentUnusable) || !strings.Contains(err.Error(), "restarted") {
+		t.Fatalf("an append after it: %v", err)
+	}
+	if err := s.Check(ctx); !errors.Is(err, errSegmentUnusable) {
+		t.Fatalf("the health check: %v", err)
+	}
+	var backup bytes.Buffer
+	if _, err := s.Backup(ctx, &backup); err != nil || !bytes.Contains(backup.Bytes(), keptMarker) {
+		t.Fatalf("a backup after the failure: %v", err)
+	}
+	if _, err := s.Purge(ctx, j, protocol.IDOf(kept), dev, protocol.BlobID{9}); err != nil {
+		t.Fatalf("a purge after the failure: %v", err)
+	}
+	if got := readAll(t, s, j); len(got) != 1 || !got[0].Purged {
+		t.Fatalf("read: %+v", got)
+	}
+	s.Close()
+	s = openTestStore(t, dir)
+	if seq, _, _, err := s.Append(ctx, j, lost); err != nil || seq != 2 {
+		t.Fatalf("append after a restart: %d %v", seq, err)
+	}
+}
