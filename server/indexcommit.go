@@ -25,16 +25,17 @@ import (
 //  3. index: a second goroutine commits the group's index records (log
 //     record → segment reference, dedup record, last sequence number,
 //     usage count, segment end) in one synced Badger transaction, taking
-//     every group that is waiting at once.
+//     every group that is waiting at once, and pausing after a small
+//     batch (indexPause) so that under load one transaction takes many.
 //
 // Between 2 and 3 the blobs are in the pending index, in memory: Read,
-// LastSeq and HasBlob add what it holds to what Badger holds, and the
-// committer's decisions see it, so a blob is readable the moment it is
-// acknowledged. Each reader takes the pending index's read lock while it
-// opens its Badger transaction, and the index goroutine drops a group
-// from the pending index (under the write lock) only after its
-// transaction has committed: whatever a reader misses in one it finds in
-// the other.
+// LastSeq, HasBlob and JournalUsage add what it holds to what Badger
+// holds, and the committer's decisions see it, so a blob is readable the
+// moment it is acknowledged. Each reader takes the pending index's read
+// lock while it opens its Badger transaction, and the index goroutine
+// drops a group from the pending index (under the write lock) only after
+// its transaction has committed: whatever a reader misses in one it
+// finds in the other.
 //
 // Every Badger commit is synced, in order, so after a crash the index
 // holds every blob up to some point, in the order they were written, and
