@@ -297,28 +297,8 @@ func TestSegmentDamage(t *testing.T) {
 	for _, how := range []string{"changed byte", "cut short"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := OpenBadger(dir, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			j := protocol.JournalID{2}
-			if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
-				t.Fatal(err)
-			}
-			blobs := []string{"first blob", "second blob", "third blob"}
-			for _, b := range blobs {
-				if _, _, _, err := s.Append(ctx, j, []byte(b)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, segDirName, segName(1))
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			path, data := closedStore(t, dir, j, "first blob", "second blob", "third blob")
 			switch how {
 			case "changed byte":
 				data[bytes.Index(data, []byte("second blob"))+1] ^= 0x20 // "se" becomes "sE"
@@ -660,10 +640,7 @@ func TestFailedIndexCommitKeepsAcknowledgedBlobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := OpenBadger(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTestStore(t, dir)
 	j, dev := protocol.JournalID{13}, [32]byte{13}
 	if err := s.CreateJournal(ctx, j, dev); err != nil {
 		t.Fatal(err)
@@ -959,35 +936,15 @@ func TestPurgeDuringSteadyAppends(t *testing.T) {
 // write.
 func TestDamageInUnindexedTail(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	for _, how := range []string{"blob", "header"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			s, err := OpenBadger(dir, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			j := protocol.JournalID{18}
-			if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 3 {
-				if _, _, _, err := s.Append(ctx, j, fmt.Appendf(nil, "indexed %d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			path, data := closedStore(t, dir, j, "indexed 0", "indexed 1", "indexed 2")
 			// Three acknowledged blobs whose index records never
 			// committed, as a power loss leaves them; then damage in
 			// the middle one.
-			path := filepath.Join(dir, segDirName, segName(1))
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
 			at := make([]int, 3)
 			for i := range 3 {
 				b := fmt.Appendf(nil, "unindexed %d", i)
@@ -1042,10 +999,7 @@ func TestUnusableSegmentStopsAppendsOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := OpenBadger(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTestStore(t, dir)
 	j, dev := protocol.JournalID{19}, [32]byte{19}
 	if err := s.CreateJournal(ctx, j, dev); err != nil {
 		t.Fatal(err)
@@ -1085,4 +1039,32 @@ func TestUnusableSegmentStopsAppendsOnly(t *testing.T) {
 	if seq, _, _, err := s.Append(ctx, j, lost); err != nil || seq != 2 {
 		t.Fatalf("append after a restart: %d %v", seq, err)
 	}
+}
+
+// closedStore makes a store in dir with journal j holding blobs, closes
+// it, and returns its first segment's path and bytes.
+func closedStore(t *testing.T, dir string, j protocol.JournalID, blobs ...string) (string, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := OpenBadger(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if _, _, _, err := s.Append(ctx, j, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, segDirName, segName(1))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, data
 }
