@@ -39,9 +39,10 @@ type putPipe struct {
 }
 
 type pendingPut struct {
-	r     *request
-	start time.Time // when the reader took the put, for the ack latency metric
-	p     *PendingAppend
+	r      *request
+	start  time.Time // when the reader took the put, for the ack latency metric
+	p      *PendingAppend
+	stored bool // guarded by putPipe.mu; its result is known, and the store counts it
 }
 
 // changedLocked returns a channel closed at the next change.
@@ -102,6 +103,13 @@ func (c *conn) ackLoop() {
 		pp.mu.Unlock()
 
 		seq, id, dup, err := next.p.Wait()
+		// The store counts the blob in its journal's usage from now on:
+		// the quota must not count it again as waiting (the answer may
+		// reach the client, and its next put, before the put leaves the
+		// pipe).
+		pp.mu.Lock()
+		next.stored = true
+		pp.mu.Unlock()
 		c.answerPut(next.r, next.start, seq, id, dup, err)
 
 		pp.mu.Lock()
@@ -136,7 +144,7 @@ func (c *conn) pendingBytes(j protocol.JournalID) int64 {
 	defer pp.mu.Unlock()
 	var n int64
 	for _, p := range pp.pending {
-		if p.r.Journal == j {
+		if p.r.Journal == j && !p.stored {
 			n += int64(len(p.r.Blob))
 		}
 	}
