@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -533,5 +534,63 @@ func TestBadgerReadsSnappyTables(t *testing.T) {
 	}
 	if seq, _, _, err := s.Append(ctx, j, []byte("next")); err != nil || seq != 4 {
 		t.Fatalf("append: %d %v", seq, err)
+	}
+}
+
+// In a store that keeps blobs inside Badger, a group whose transaction is
+// split in halves and fails in its second half has still committed its
+// first: the next group must not number its blobs again over it.
+func TestSplitCommitFailingHalfWayKeepsNumbers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newBadgerStore(db, nil)
+	t.Cleanup(func() { s.Close() })
+	j := protocol.JournalID{20}
+	if err := s.CreateJournal(ctx, j, [32]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var calls atomic.Int32
+	s.testIndexCommit = func() error {
+		switch calls.Add(1) {
+		case 1: // the group of A: held until B and C wait behind it
+			<-release
+		case 2: // B and C together
+			return badger.ErrTxnTooBig
+		case 4: // C, after B committed alone
+			return errors.New("the disk failed")
+		}
+		return nil
+	}
+	a := s.StartAppend(ctx, j, []byte("A"))
+	for calls.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	b := s.StartAppend(ctx, j, []byte("B"))
+	c := s.StartAppend(ctx, j, []byte("C"))
+	close(release)
+	if seq, _, _, err := a.Wait(); err != nil || seq != 1 {
+		t.Fatalf("A: %d %v", seq, err)
+	}
+	if _, _, _, err := b.Wait(); err == nil {
+		t.Fatal("B was answered as stored, though its group failed")
+	}
+	if _, _, _, err := c.Wait(); err == nil {
+		t.Fatal("C was answered as stored, though its group failed")
+	}
+	if seq, _, _, err := s.Append(ctx, j, []byte("D")); err != nil || seq != 3 {
+		t.Fatalf("D: %d %v; want 3, after B, which the first half stored", seq, err)
+	}
+	// B, sent again, is found where the first half put it.
+	if seq, _, dup, err := s.Append(ctx, j, []byte("B")); err != nil || !dup || seq != 2 {
+		t.Fatalf("B again: %d %v %v", seq, dup, err)
+	}
+	got := readAll(t, s, j)
+	if len(got) != 3 || string(got[1].Blob) != "B" || string(got[2].Blob) != "D" {
+		t.Fatalf("read: %+v", got)
 	}
 }

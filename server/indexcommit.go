@@ -261,6 +261,12 @@ func (s *BadgerStore) commitGroup(group []*AppendRequest) {
 	if s.segs == nil {
 		// In memory: the index records hold the blobs, committed now.
 		if err := s.commitIndex(es, now); err != nil {
+			// A batch split in halves may have committed its first
+			// half: the next group reads the journals' last numbers
+			// from Badger again rather than reuse numbers now taken
+			// (an append answered with this error and sent again is
+			// then found, as after any unclear failure).
+			s.last = nil
 			failGroup(group, err)
 			return
 		}
