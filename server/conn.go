@@ -962,7 +962,7 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 	// the queue is full, the announcement, which never waits, goes first.
 	// (On a connection subscribed to the same journal, the put's answer
 	// and its own push may so come in either order.)
-	queued := c.writeDirect(answer, false, 0) || c.tryEnqueueThen(answer, func() {})
+	queued := c.tryEnqueueThen(answer, func() {})
 	if !dup {
 		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}

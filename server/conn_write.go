@@ -385,21 +385,11 @@ func appendFrameHeader(b []byte, binaryFrame bool, n int) []byte {
 // announcer a goroutine switch, per pushed blob: most pushes go to
 // subscribers that are idle.
 func (c *conn) pushDirect(f frame, blobBytes int) bool {
-	return c.writeDirect(f, true, blobBytes)
-}
-
-// writeDirect writes f from the calling goroutine as pushDirect does; a
-// push (push set) of blobBytes is counted as one. answerPut writes a
-// put's answer this way: on an idle connection that spares waking its
-// writer for every acknowledgement.
-func (c *conn) writeDirect(f frame, push bool, blobBytes int) bool {
 	if c.out == nil || c.out.raw == nil || len(f.data) > maxDirectFrame || !c.send.claimIdle() {
 		return false
 	}
 	// Counted before it can arrive, as tryEnqueue does.
-	if push {
-		c.countBlobOut(blobBytes)
-	}
+	c.countBlobOut(blobBytes)
 	var hb [10]byte
 	taken, partial, err := c.out.tryWrite(c.ctx, appendFrameHeader(hb[:0], f.binary, len(f.data)), f.data, time.Now().Add(c.writeTimeout()))
 	if err != nil {
@@ -409,9 +399,7 @@ func (c *conn) writeDirect(f frame, push bool, blobBytes int) bool {
 	}
 	var rest *frame
 	if taken {
-		if push {
-			c.s.directPushes.Add(1)
-		}
+		c.s.directPushes.Add(1)
 	} else {
 		c.queued.Add(int64(len(f.data)))
 		rest = &f
