@@ -856,9 +856,13 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 		servertest.MustOK(t, slow.Subscribe(j, 0))
 		slow.NextCaughtUp()
 		// slow now reads nothing while writer fills the journal with far more
-		// than loopback socket buffers hold. Every put must still succeed.
+		// than loopback socket buffers hold: more than the largest send and
+		// receive buffers TCP may grow to here together (tcp_wmem and
+		// tcp_rmem allow 4 and 32 MiB; with 24 blobs the kernel took them
+		// all now and then, and the relay had no reason to drop slow).
+		// Every put must still succeed.
 		ch := servertest.Chain{Journal: j, Author: writer.Device}
-		const n = 24
+		const n = 48
 		pad := strings.Repeat("x", protocol.MaxBlobSize-protocol.HeaderSize-100)
 		for i := range n {
 			servertest.MustOK(t, writer.Put(j, ch.Next(fmt.Sprint(i, pad))))
