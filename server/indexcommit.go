@@ -235,9 +235,6 @@ func (s *BadgerStore) drainIndex() error {
 // fails alone; a failure to write fails the group's new blobs, whose
 // sequence numbers the next group then uses.
 func (s *BadgerStore) commitGroup(group []*AppendRequest) {
-	for _, r := range group {
-		r.Seq, r.Dup, r.Err = 0, false, nil
-	}
 	if err := s.pend.failed(); err != nil {
 		for _, r := range group {
 			r.Err = err
