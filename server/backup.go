@@ -75,7 +75,7 @@ func (s *BadgerStore) Backup(ctx context.Context, w io.Writer) (BackupInfo, erro
 	defer done()
 	s.maint.heavy.Lock()
 	defer s.maint.heavy.Unlock()
-	if err := s.drainIndex(); err != nil { // every acknowledged blob into Badger's snapshot
+	if err := s.pend.drain(); err != nil { // every acknowledged blob into Badger's snapshot
 		return BackupInfo{}, err
 	}
 	info := BackupInfo{Format: backupFormat, Created: s.now().UTC().Truncate(time.Second)}

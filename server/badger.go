@@ -493,7 +493,7 @@ func (s *BadgerStore) Purge(ctx context.Context, j protocol.JournalID, id protoc
 	// The blob must be in Badger: a purge changes its log record. (A
 	// blob acknowledged after this point is not the one being purged,
 	// which the caller saw stored.)
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		return 0, err
 	}
 	s.usageMu.Lock()

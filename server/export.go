@@ -70,7 +70,7 @@ func (s *BadgerStore) Export(ctx context.Context, sink ExportSink) error {
 		return err
 	}
 	defer done()
-	if err := s.drainIndex(); err != nil { // every acknowledged blob into Badger's snapshot
+	if err := s.pend.drain(); err != nil { // every acknowledged blob into Badger's snapshot
 		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {

@@ -185,7 +185,7 @@ func (s *BadgerStore) compactPurged(ctx context.Context) (pause time.Duration, e
 	// index records of blobs already answered commit first, or one would
 	// fail in the flush. No append can start meanwhile, so none is
 	// pending after this.
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		s.mu.Unlock()
 		return time.Since(start), err
 	}

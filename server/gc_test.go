@@ -232,7 +232,7 @@ func TestCompactionWithIndexPending(t *testing.T) {
 	if _, err := s.compactPurged(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		t.Fatalf("the index commit failed: %v", err)
 	}
 	next, _ := markedBlob(t, j, dev)

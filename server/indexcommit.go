@@ -48,7 +48,7 @@ import (
 // recoverable instead of durable at the moment of the answer.
 //
 // What waits for the blobs acknowledged before it to be in Badger
-// (drainIndex; under steady appends the pending index never empties): a
+// (pendingIndex.drain; under steady appends the pending index never empties): a
 // purge (it changes a log record, which must be in Badger), backups,
 // exports, VerifyBlobs, and the compaction after purges, which blocks
 // Badger's writes while it flushes (gc.go). Close lets indexLoop commit
@@ -223,11 +223,6 @@ func (s *BadgerStore) readTxn(j protocol.JournalID) (*badger.Txn, []idxEntry) {
 	txn := s.db.NewTransaction(false)
 	es := s.pend.byJ[j]
 	return txn, es[:len(es):len(es)]
-}
-
-// drainIndex waits until every blob acknowledged so far is in Badger.
-func (s *BadgerStore) drainIndex() error {
-	return s.pend.drain()
 }
 
 // commitGroup stores group (see the comment at the top of this file) and

@@ -922,7 +922,7 @@ func (s *BadgerStore) VerifyBlobs(ctx context.Context) (VerifyResult, error) {
 		return res, err
 	}
 	defer done()
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		return res, err
 	}
 	err = s.db.View(func(txn *badger.Txn) error {

@@ -503,7 +503,7 @@ func TestReadAcrossAPurge(t *testing.T) {
 	if _, _, _, err := s.Append(ctx, j, blob); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		t.Fatal(err)
 	}
 	k := key(pfxLog, j[:], u64(1))
@@ -793,7 +793,7 @@ func TestReadRunsAcrossHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.drainIndex(); err != nil {
+	if err := s.pend.drain(); err != nil {
 		t.Fatal(err)
 	}
 	var refs []segRef

@@ -105,7 +105,7 @@ func TestJournalUsage(t *testing.T) {
 // the store's in-memory copy of the counts.
 func storedUsage(t *testing.T, s *BadgerStore, j protocol.JournalID) int64 {
 	t.Helper()
-	if err := s.drainIndex(); err != nil { // every acknowledged blob counted in Badger
+	if err := s.pend.drain(); err != nil { // every acknowledged blob counted in Badger
 		t.Fatal(err)
 	}
 	var n int64
