@@ -47,12 +47,17 @@ func runFloorChild() int {
 		}
 		switch string(hello) {
 		case "sub":
-			// Answer before the publisher can see it: a gorilla
-			// connection takes one writer at a time.
+			// Answer and join under one lock: a gorilla connection
+			// takes one writer at a time, so the publisher must not
+			// see it before "ok" is written, and a publisher that
+			// dials once every "ok" has arrived must see it (were it
+			// added after the lock is let go, the first message could
+			// miss it and leave its subscriber waiting for good).
+			mu.Lock()
 			if c.WriteMessage(websocket.TextMessage, []byte("ok")) != nil {
+				mu.Unlock()
 				return
 			}
-			mu.Lock()
 			subs = append(subs, c)
 			mu.Unlock()
 			// Hold the connection until the subscriber goes.
@@ -149,7 +154,7 @@ func runFloor(o *options, subs, puts, size int) (*floorResult, error) {
 	sent := make([]atomic.Int64, puts+1) // by seq: ns since base when the message was sent
 	lat := make([][]time.Duration, subs)
 	errs := make([]error, subs)
-	var got sync.WaitGroup
+	got := newSeqCount(puts) // one per subscriber per message
 	var readers sync.WaitGroup
 	for i, c := range conns {
 		readers.Add(1)
@@ -160,25 +165,25 @@ func runFloor(o *options, subs, puts, size int) (*floorResult, error) {
 				_, msg, err := c.ReadMessage()
 				if err != nil || len(msg) < 8 || int(binary.BigEndian.Uint64(msg)) != want {
 					errs[i] = errors.Join(fmt.Errorf("floor subscriber %d: message %d did not arrive", i, want), err)
-					for ; want <= puts; want++ {
-						got.Done()
-					}
+					got.add(want, puts)
 					return
 				}
 				lat[i] = append(lat[i], time.Since(base)-time.Duration(sent[want].Load()))
-				got.Done()
+				if o.breakFirst && i == 0 {
+					c.Close()
+				}
+				got.add(want, want)
 			}
 		}()
 	}
 	msg := make([]byte, max(size, 8))
 	for seq := 1; seq <= puts; seq++ {
-		got.Add(subs)
 		binary.BigEndian.PutUint64(msg, uint64(seq))
 		sent[seq].Store(int64(time.Since(base)))
 		if err := pub.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 			return nil, err
 		}
-		got.Wait()
+		got.wait(seq, subs)
 	}
 	readers.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -191,7 +191,9 @@ type options struct {
 	store             string // --store: a PostgreSQL server's URL; "": Badger only
 	listenerRounds    int
 	// breakFirst, in tests, closes the first writer's connection (ingest)
-	// after its first acknowledged put, as a failing connection would.
+	// after its first acknowledged put, or the first subscriber's (push
+	// and the fan-out floor) after its first message, as a failing
+	// connection would.
 	breakFirst bool
 }
 

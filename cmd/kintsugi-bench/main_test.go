@@ -533,6 +533,31 @@ func TestIngestSurvivesAFailedWriter(t *testing.T) {
 	}
 }
 
+// One push subscriber whose connection fails does not throw the run away
+// (nor stop the writer): the others' figures stand, and the result says
+// one failed.
+func TestPushSurvivesAFailedSubscriber(t *testing.T) {
+	o := &options{dir: t.TempDir(), blobSize: 1024, protocol: protocol.Version, breakFirst: true}
+	r, err := runPush(o, backendBadger, 1, 3, 10)
+	if err != nil {
+		t.Fatalf("the run was thrown away: %v", err)
+	}
+	if r.FailedSubscribers != 1 || len(r.Failures) != 1 || r.Samples != 1+2*10 {
+		t.Errorf("%+v", r)
+	}
+}
+
+// A floor subscriber whose connection fails ends the floor's run with an
+// error that names it (a floor short of a subscriber is not the floor);
+// the other subscribers are let go, and nothing panics.
+func TestFloorNamesAFailedSubscriber(t *testing.T) {
+	o := &options{breakFirst: true}
+	_, err := runFloor(o, 3, 20, 64)
+	if err == nil || !strings.Contains(err.Error(), "floor subscriber 0: message 2 did not arrive") {
+		t.Fatalf("got %v, want subscriber 0's failure at message 2", err)
+	}
+}
+
 // --compare runs the benchmark again with the same flags, less its own.
 func TestWithoutFlag(t *testing.T) {
 	for _, c := range []struct{ in, want string }{

@@ -99,7 +99,7 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 	base := time.Now()
 	sent := make([]atomic.Int64, puts+1) // by seq: ns since base when the put was sent
 	lat := make([][]time.Duration, subs)
-	var got sync.WaitGroup // one per subscriber per put
+	got := newSeqCount(puts) // one per subscriber per put
 	subErr := make([]error, subs)
 	var readers sync.WaitGroup
 	for i, c := range conns {
@@ -111,9 +111,7 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 			fail := func(err error) {
 				subErr[i] = err
 				// Let the writer go on; the error is reported.
-				for ; want <= uint64(puts); want++ {
-					got.Done()
-				}
+				got.add(int(want), puts)
 			}
 			for want <= uint64(puts) {
 				binary, data, err := c.readMessage()
@@ -133,8 +131,11 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 						return
 					}
 					lat[i] = append(lat[i], now-time.Duration(sent[seq].Load()))
+					got.add(int(want), int(want))
 					want++
-					got.Done()
+				}
+				if o.breakFirst && i == 0 {
+					c.close()
 				}
 			}
 		}()
@@ -143,7 +144,6 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 	var frame []byte
 	var acks []time.Duration
 	for seq := uint64(1); seq <= uint64(puts); seq++ {
-		got.Add(subs)
 		id := writer.id()
 		blob := ch.next()
 		sent[seq].Store(int64(time.Since(base)))
@@ -158,7 +158,7 @@ func runPush(o *options, backend string, nodes, subs, puts int) (*pushResult, er
 		if ok.Seq != seq {
 			return nil, fmt.Errorf("the put was stored at seq %d, want %d", ok.Seq, seq)
 		}
-		got.Wait()
+		got.wait(int(seq), subs)
 	}
 	readers.Wait()
 	var all []time.Duration
@@ -202,4 +202,40 @@ func parallel(n, width int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// seqCount counts, for each message of a run, the subscribers done with
+// it: those that received it and those that failed before it. The sender
+// waits for every subscriber before the next message, so latencies are
+// measured one message at a time. (A WaitGroup per run cannot do this: a
+// failing subscriber must count for messages not yet sent.)
+type seqCount struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	n    []int // by message number, from 1
+}
+
+func newSeqCount(msgs int) *seqCount {
+	c := &seqCount{n: make([]int, msgs+1)}
+	c.cond.L = &c.mu
+	return c
+}
+
+// add counts one subscriber as done with messages from through to.
+func (c *seqCount) add(from, to int) {
+	c.mu.Lock()
+	for i := from; i <= to; i++ {
+		c.n[i]++
+	}
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// wait returns when subs subscribers are done with message seq.
+func (c *seqCount) wait(seq, subs int) {
+	c.mu.Lock()
+	for c.n[seq] < subs {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
 }
