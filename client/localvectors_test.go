@@ -171,7 +171,11 @@ func makeLocalVectors(t *testing.T) localVectors {
 		IdentitySeed: ids["alex"].Private.Seed(), BoxPrivate: bytes.Clone(phone.BoxPrivate[:]), SignSeed: phone.SignPrivate.Seed(),
 		Cert: certs["alex-phone"], StorageKey: lvBytes("alex-phone storage key", 32),
 	}
-	kf := lvKeyFile{Passphrase: "only a test vector, never a real passphrase", Params: crypto.TestingKDF,
+	// The protocol's floor, written out: this test binary lowers
+	// crypto.MinKDF and crypto.TestingKDF (see clienttest.CheapKDFMemoryKiB),
+	// and a vector must open in any client.
+	floor := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	kf := lvKeyFile{Passphrase: "only a test vector, never a real passphrase", Params: floor,
 		Salt: lvBytes("key file salt", 16), Nonce: lvBytes("key file nonce", 24)}
 	r := newLVRand(kf.Salt, kf.Nonce)
 	file, err := sealSecrets(r, &sec, []byte(kf.Passphrase), kf.Params)
