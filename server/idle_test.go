@@ -39,7 +39,7 @@ func TestSlowSubscriberDoesNotHoldUpFanOut(t *testing.T) {
 		writer := servertest.DialVersion(t, srv.WebSocketURL(), servertest.NewKey(t), v)
 		j := servertest.NewJournalID()
 		servertest.MustOK(t, writer.Create(j))
-		slow := servertest.DialVersion(t, srv.WebSocketURL(), writer.Key, v)
+		slow := servertest.DialSmallBuffer(t, srv.WebSocketURL(), writer.Key, v)
 		servertest.MustOK(t, slow.Subscribe(j, 0))
 		slow.NextCaughtUp() // and then reads nothing
 		live := make([]*servertest.Client, 3)
@@ -48,11 +48,12 @@ func TestSlowSubscriberDoesNotHoldUpFanOut(t *testing.T) {
 			servertest.MustOK(t, live[i].Subscribe(j, 0))
 			live[i].NextCaughtUp()
 		}
-		// Blobs small enough to be written directly, many more than
-		// loopback's socket buffers may hold (TCP may grow them to 4 MiB
-		// sent and 32 MiB received here).
+		// Blobs small enough to be written directly: 12.5 MiB of them,
+		// three times what the slow subscriber's socket buffers may hold
+		// (its fixed 128 KiB, and the relay's send buffer, which TCP
+		// grows to 4 MiB at most here; it took 73 and 98 blobs).
 		ch := servertest.Chain{Journal: j, Author: writer.Device}
-		const n = 960
+		const n = 320
 		pad := strings.Repeat("x", 40<<10)
 		waitIdle(t, srv) // the subscriptions' first pumps have ended
 		before := server.DirectPushes(srv.Relay())

@@ -3,8 +3,11 @@ package servertest
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"syscall"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -33,6 +36,34 @@ func DialRawVersion(t testing.TB, wsURL string, version int) *Client {
 func DialVersion(t testing.TB, wsURL string, key ed25519.PrivateKey, version int) *Client {
 	t.Helper()
 	c := DialRawVersion(t, wsURL, version)
+	if err := c.Authenticate(key); err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return c
+}
+
+// SmallReceiveBuffer is the receive buffer, in bytes, of a client from
+// [DialSmallBuffer].
+const SmallReceiveBuffer = 64 << 10
+
+// DialSmallBuffer is [DialVersion] for a client whose socket receive buffer
+// is fixed at [SmallReceiveBuffer] (the kernel doubles it for its own
+// bookkeeping) where loopback's may grow to 32 MiB here: TCP does not grow
+// a buffer set before connecting. A subscriber that reads slowly or not at
+// all then holds up the relay after a megabyte or two (that buffer and
+// what the relay's send buffer took), so a test of slow readers needs
+// that much data, not tens of megabytes. (The relay runs on Linux only,
+// as its segment log does.)
+func DialSmallBuffer(t testing.TB, wsURL string, key ed25519.PrivateKey, version int) *Client {
+	t.Helper()
+	nd := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, SmallReceiveBuffer)
+		})
+		return errors.Join(err, serr)
+	}}
+	c := dialRaw(t, &websocket.Dialer{NetDialContext: nd.DialContext}, wsURL, nil, version)
 	if err := c.Authenticate(key); err != nil {
 		t.Fatalf("authenticate: %v", err)
 	}
