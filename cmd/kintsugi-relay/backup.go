@@ -109,7 +109,7 @@ func backup(c *cli.Context, stdout, stderr io.Writer, data, target string, force
 		// A relay that is starting holds the directory a moment before
 		// its admin socket answers: give it a few seconds.
 		var ce *cliError
-		for i := 0; i < 30 && errors.As(err, &ce) && server.IsLocked(ce.err) && ctx.Err() == nil; i++ {
+		for waited := time.Duration(0); waited < startingGrace && errors.As(err, &ce) && server.IsLocked(ce.err) && ctx.Err() == nil; waited += 100 * time.Millisecond {
 			time.Sleep(100 * time.Millisecond)
 			if i2, err2 := server.AdminBackup(ctx, data, cw, nil); !errors.Is(err2, server.ErrNoAdmin) {
 				info, err, online = i2, err2, true
@@ -157,6 +157,12 @@ func backup(c *cli.Context, stdout, stderr io.Writer, data, target string, force
 	fmt.Fprintf(stdout, "kintsugi-relay: backup of relay %s written to %s (%s, %s, %.1f s)\n", orNone(res.RelayID), where, humanBytes(res.Bytes), how, res.Seconds)
 	return nil
 }
+
+// startingGrace is how long a backup waits for the admin socket of a
+// relay that holds its data directory (one that is starting) before it
+// says the relay does not answer. A variable so that the test of that
+// message need not wait it out.
+var startingGrace = 3 * time.Second
 
 // offlineBackup reads a data directory no relay is using.
 func offlineBackup(c *cli.Context, data string, w io.Writer) (server.BackupInfo, error) {
