@@ -83,6 +83,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -206,6 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := func(_ *cli.Context, err error, _ bool) error {
 		return &usageError{msg: strings.ToLower(err.Error()[:1]) + err.Error()[1:], hint: "run 'kintsugi-bench --help' for usage"}
 	}
+	var job func() error // what the command line asks for, once it is read
 	app := &cli.App{
 		Name:            "kintsugi-bench",
 		Usage:           "measure a Kintsugi relay on loopback, and the kintsugi command on long journals",
@@ -215,6 +217,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OnUsageError:    usage,
 		ExitErrHandler:  func(*cli.Context, error) {},
 		Flags:           benchFlags(),
+		// The action only reads the command line; the benchmark runs
+		// once the app has returned (see cliMu).
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return &usageError{msg: fmt.Sprintf("kintsugi-bench takes no arguments, got %q", c.Args().First()), hint: "pick scenarios with --only"}
@@ -227,33 +231,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if o.asJSON {
 					return &usageError{msg: "--compare prints a table, not JSON", hint: "leave out --json; each run's JSON is read by the comparison"}
 				}
-				return runCompare(rev, withoutFlag(args[1:], "compare"), stdout, stderr)
+				job = func() error { return runCompare(rev, withoutFlag(args[1:], "compare"), stdout, stderr) }
+				return nil
 			}
-			if path := c.String("cpuprofile"); path != "" {
-				f, err := os.Create(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			res, err := runAll(o)
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			printTable(stdout, res)
+			cpuprofile := c.String("cpuprofile")
+			job = func() error { return runAndReport(o, cpuprofile, stdout) }
 			return nil
 		},
 	}
-	return app.RunContext(ctx, args)
+	cliMu.Lock()
+	err := app.RunContext(ctx, args)
+	cliMu.Unlock()
+	if err != nil || job == nil {
+		return err
+	}
+	return job()
+}
+
+// cliMu lets one urfave/cli app run at a time in this process: an app
+// sets the package's help flag and command as it runs, so two at once
+// race. Tests run the command several times at once; each parses its
+// command line under cliMu and then benchmarks without it.
+var cliMu sync.Mutex
+
+// runAndReport runs the scenarios o asks for and prints the report, with
+// a CPU profile of this process written to cpuprofile if it is not "".
+func runAndReport(o *options, cpuprofile string, stdout io.Writer) error {
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := runAll(o)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printTable(stdout, res)
+	return nil
 }
 
 // benchFlags are the command's flags.

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 // asserts no measured figure: not a time, a rate, a memory size or a
 // goroutine count, which a loaded machine may push anywhere.
 func TestBenchJSON(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(),
 		"--writers", "1,4", "--shared-writers", "2", "--ingest-time", "200ms",
@@ -135,6 +136,7 @@ func TestBenchJSON(t *testing.T) {
 // the lost-listener rounds. Like TestBenchJSON, it checks shapes and
 // counts, no measured figure.
 func TestBenchPostgres(t *testing.T) {
+	t.Parallel()
 	admin := pgtest.AdminURL(t)
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--dir", t.TempDir(), "--store", admin,
@@ -179,6 +181,7 @@ func TestBenchPostgres(t *testing.T) {
 // TestBenchProtocol1: with --protocol 1 the relays speak only version 1,
 // and the scenarios that send and read frames themselves still run.
 func TestBenchProtocol1(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--protocol", "1", "--only", "ingest,push,sync", "--dir", t.TempDir(),
 		"--writers", "2", "--shared-writers", "1", "--ingest-time", "200ms",
@@ -199,6 +202,7 @@ func TestBenchProtocol1(t *testing.T) {
 
 // TestBenchTable checks the human-readable report names what was run.
 func TestBenchTable(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--only", "push", "--dir", t.TempDir(),
 		"--subscribers", "2", "--push-puts", "3"}, &out, &errOut)
@@ -216,6 +220,7 @@ func TestBenchTable(t *testing.T) {
 }
 
 func TestBenchUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--only", "nonsense"},
 		{"--writers", "0"},
@@ -413,6 +418,7 @@ func TestTextGen(t *testing.T) {
 // the kintsugi command, so it needs the go tool. It checks the report's
 // shape and that each command ran, not what it measured.
 func TestClientScenario(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the kintsugi command")
 	}
@@ -450,6 +456,7 @@ func TestClientScenario(t *testing.T) {
 // TestLinkScenario runs the link scenario on a tiny journal and checks the
 // report: the sizes asked for and the handover's shape, not a time.
 func TestLinkScenario(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--json", "--only", "link", "--dir", t.TempDir(),
 		"--link-entries", "21", "--link-runs", "2"}, &out, &errOut)
@@ -482,6 +489,7 @@ func TestLinkScenario(t *testing.T) {
 // the kintsugi-relay command, so it needs the go tool. It checks the
 // report's shape and the sizes asked for, not what was measured.
 func TestMemoryScenario(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the kintsugi-relay command")
 	}
@@ -523,6 +531,7 @@ func TestMemoryScenario(t *testing.T) {
 // One writer whose connection fails does not throw the run away: the
 // others' figures stand, and the result says one failed and why.
 func TestIngestSurvivesAFailedWriter(t *testing.T) {
+	t.Parallel()
 	o := &options{dir: t.TempDir(), blobSize: 1024, protocol: protocol.Version, breakFirst: true}
 	r, err := runIngest(o, backendBadger, 3, 1, 300*time.Millisecond)
 	if err != nil {
@@ -537,6 +546,7 @@ func TestIngestSurvivesAFailedWriter(t *testing.T) {
 // (nor stop the writer): the others' figures stand, and the result says
 // one failed.
 func TestPushSurvivesAFailedSubscriber(t *testing.T) {
+	t.Parallel()
 	o := &options{dir: t.TempDir(), blobSize: 1024, protocol: protocol.Version, breakFirst: true}
 	r, err := runPush(o, backendBadger, 1, 3, 10)
 	if err != nil {
@@ -551,6 +561,7 @@ func TestPushSurvivesAFailedSubscriber(t *testing.T) {
 // error that names it (a floor short of a subscriber is not the floor);
 // the other subscribers are let go, and nothing panics.
 func TestFloorNamesAFailedSubscriber(t *testing.T) {
+	t.Parallel()
 	o := &options{breakFirst: true}
 	_, err := runFloor(o, 3, 20, 64)
 	if err == nil || !strings.Contains(err.Error(), "floor subscriber 0: message 2 did not arrive") {
@@ -625,6 +636,7 @@ func TestFiguresOfOlderReports(t *testing.T) {
 // A revision that does not exist is a usage error, before anything is
 // built.
 func TestCompareUnknownRevision(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"kintsugi-bench", "--compare", "no-such-revision-anywhere", "--only", "ingest"}, &out, &errOut)
 	var ue *usageError
