@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -504,7 +505,7 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 		WithReadOnly(true).
 		WithLogger(badgerLogger{logger.With("component", "badger")})
 	db, err := badger.Open(opts)
-	if errors.Is(err, badger.ErrTruncateNeeded) {
+	if truncateNeeded(err) {
 		return OpenBadger(dir, logger)
 	}
 	if err != nil {
@@ -521,6 +522,15 @@ func OpenBadgerForBackup(dir string, logger *slog.Logger) (*BadgerStore, error) 
 		return nil, fmt.Errorf("open relay store in %s: blob segments: %w", dir, err)
 	}
 	return newBadgerStore(db, segs), nil
+}
+
+// truncateNeeded reports whether err is Badger refusing to open a store
+// read-only because its write-ahead log has a torn tail, as every relay
+// stopped by a crash or a kill leaves it. Badger builds that error with
+// its y.Wrap, which outside Badger's debug mode formats the cause into
+// the message rather than wrapping it, so errors.Is cannot see it.
+func truncateNeeded(err error) bool {
+	return err != nil && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()))
 }
 
 func syncDir(dir string) error {

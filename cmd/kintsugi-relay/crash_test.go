@@ -124,6 +124,17 @@ func TestRelayHardKill(t *testing.T) {
 		}
 		close(stop)
 		wg.Wait()
+		if round == 0 {
+			// An operator's first moves after a crash, before starting the
+			// relay again: check the stopped directory and back it up.
+			// Both repair what the kill left, as starting would.
+			if _, rep, rc := runCmd(ctx, "check", "--data", data); rc != 0 {
+				t.Fatalf("check after a hard kill: exit %d: %s", rc, rep)
+			}
+			if _, rep, rc := runCmd(ctx, "backup", "--data", data, filepath.Join(t.TempDir(), "after-kill.backup")); rc != 0 {
+				t.Fatalf("backup after a hard kill: exit %d: %s", rc, rep)
+			}
+		}
 		start()
 		// Read straight from the restarted relay, before the writer resends.
 		if _, err := sj.Sync(ctx); err != nil {
