@@ -151,6 +151,9 @@ func ListenAdmin(dataDir string, store *BadgerStore, logger *slog.Logger) (*Admi
 		logger = slog.New(slog.DiscardHandler)
 	}
 	path := filepath.Join(dataDir, AdminSocketName)
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("the admin socket's path %s is %d bytes, more than the %d a socket address holds; a data directory with a shorter path has one", path, len(path), maxSocketPath)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket; move it away", path)
@@ -321,6 +324,10 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// maxSocketPath is the longest path a Unix socket address holds (107
+// bytes on Linux, with room for the final NUL).
+const maxSocketPath = len(syscall.RawSockaddrUnix{}.Path) - 1
+
 // ErrNoAdmin means no relay answers on the data directory's admin socket:
 // the relay is not running (the socket is missing or stale).
 var ErrNoAdmin = errors.New("no relay answers on the admin socket")
@@ -362,6 +369,11 @@ func AdminVerify(ctx context.Context, dataDir string) (VerifyResult, error) {
 // dialAdmin connects to the admin socket of the relay on dataDir.
 func dialAdmin(ctx context.Context, dataDir string) (net.Conn, error) {
 	path := filepath.Join(dataDir, AdminSocketName)
+	if len(path) > maxSocketPath {
+		// No relay can listen there (ListenAdmin refuses it), and
+		// dialing it fails with a bare EINVAL.
+		return nil, fmt.Errorf("%w (%s is too long a path for a socket)", ErrNoAdmin, path)
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {

@@ -281,6 +281,21 @@ func TestAdminBackupWhileWriting(t *testing.T) {
 	}
 }
 
+// A data directory whose path is too long for a socket address has no
+// admin socket: the relay is told why at start, and a backup or check
+// hears "no relay answers", not a bare "invalid argument".
+func TestAdminSocketPathTooLong(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), strings.Repeat("d", 120))
+	src := openTestStore(t, dataDir)
+	if _, err := ListenAdmin(dataDir, src, nil); err == nil || !strings.Contains(err.Error(), "more than the 107 a socket address holds") {
+		t.Fatalf("listen on a long path: %v", err)
+	}
+	if _, err := AdminBackup(context.Background(), dataDir, &bytes.Buffer{}, nil); !errors.Is(err, ErrNoAdmin) {
+		t.Fatalf("backup on a long path: %v", err)
+	}
+}
+
 func TestAdminSocket(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
