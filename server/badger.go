@@ -147,7 +147,7 @@ type BadgerConfig struct {
 	// Logger receives Badger's own warnings and errors. Default: discard.
 	Logger *slog.Logger
 	// MemoryBudget is the memory the whole relay process should stay
-	// within, in bytes; the store sizes Badger's memtables and caches
+	// within, in bytes; the store sizes Badger's memtables (and its caches, none today)
 	// from it (see [PlanMemory]). Default: DefaultMemoryBudget.
 	MemoryBudget int64
 }

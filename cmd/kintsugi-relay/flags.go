@@ -65,7 +65,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "allow-origin", EnvVars: env("allow-origin"), Category: catServe,
 			Usage: "web `origin` (scheme://host[:port]) whose pages may connect; clients that send no Origin, like the kintsugi CLI, always may (\"*\" allows every origin)"},
 		&cli.StringFlag{Name: "memory-budget", Value: fmt.Sprintf("%dMiB", server.DefaultMemoryBudget>>20), EnvVars: env("memory-budget"), Category: catServe,
-			Usage: "`memory` the relay process should stay within (suffixes like MiB, GiB work): sizes the store's memtables and caches and the Go runtime's memory limit; at least " + humanize.IBytes(server.MinMemoryBudget)},
+			Usage: "`memory` the relay process should stay within (suffixes like MiB, GiB work): sizes the store's memtables (it keeps no block cache) and the Go runtime's memory limit; at least " + humanize.IBytes(server.MinMemoryBudget)},
 
 		&cli.StringFlag{Name: "tls-cert", EnvVars: env("tls-cert"), Category: catTLS, Usage: "PEM certificate chain `file`: serve HTTPS and WSS directly (with --tls-key)"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: env("tls-key"), Category: catTLS, Usage: "PEM private key `file` for --tls-cert"},
