@@ -67,6 +67,17 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check of a damaged segment: %d %q %s", rc, out, rep)
 	}
 
+	// A backup refuses the damaged blob and points to check, whether it
+	// reads the directory or asks the running relay.
+	backupSays := func(when string) {
+		t.Helper()
+		_, rep, rc := runCmd(ctx, "backup", "--data", data, filepath.Join(t.TempDir(), "b"))
+		if rc != 1 || !strings.Contains(rep, "stored blob is damaged") || !strings.Contains(rep, "kintsugi-relay check lists every damaged one") {
+			t.Fatalf("backup of a damaged store %s: %d %s", when, rc, rep)
+		}
+	}
+	backupSays("stopped")
+
 	// A relay started on it serves the blob before the damaged one, not it.
 	url, _ = startRelay(t, data)
 	c = servertest.Dial(t, url, key)
@@ -74,4 +85,5 @@ func TestCheck(t *testing.T) {
 	if b := c.NextBlob(); b.Seq != 1 {
 		t.Fatalf("first blob served is %d", b.Seq)
 	}
+	backupSays("running")
 }
