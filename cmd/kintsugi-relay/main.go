@@ -169,6 +169,18 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 			return &cliError{msg: fmt.Sprintf("cannot load the TLS certificate: %v", err), hint: "--tls-cert takes a PEM certificate chain and --tls-key its PEM private key, both readable by the relay", code: exitFailure, err: err}
 		}
 	}
+	// The address first: a start that fails because the port is taken
+	// leaves no new store behind in a data directory it would create.
+	ln, err := listenOn("--listen", listen)
+	if err != nil {
+		return err
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			ln.Close()
+		}
+	}()
 	store, err := openStore(ctx, opts, logger)
 	if err != nil {
 		return err
@@ -192,10 +204,6 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	if err != nil {
 		return fmt.Errorf("cannot start the relay: %w", err)
 	}
-	ln, err := listenOn("--listen", listen)
-	if err != nil {
-		return err
-	}
 	hs := opts.httpServer(ctx, relay, logger)
 	scheme := "http"
 	if certs != nil {
@@ -204,7 +212,6 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	}
 	metrics, err := startMetrics(ctx, logger, opts, relay)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer metrics.stop() // after the relay has drained: /readyz says so meanwhile
@@ -217,6 +224,7 @@ func serve(ctx context.Context, stdout io.Writer, logger *slog.Logger, opts *ser
 	}
 
 	serveErr := make(chan error, 1)
+	serving = true // Serve closes ln
 	go func() {
 		if certs != nil {
 			serveErr <- hs.ServeTLS(ln, "", "")

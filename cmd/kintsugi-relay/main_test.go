@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -118,13 +121,22 @@ func TestErrors(t *testing.T) {
 	}
 	defer st.Close()
 
+	// A start refused for its address makes no store: the data
+	// directory it names does not appear.
+	notMade := filepath.Join(t.TempDir(), "not-made")
+	defer func() {
+		if _, err := os.Stat(notMade); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a start refused for its address left %s behind (%v)", notMade, err)
+		}
+	}()
+
 	tests := []struct {
 		name string
 		args []string
 		code int
 		out  []string // substrings of the report
 	}{
-		{"address in use", []string{"serve", "--listen", busy.Addr().String(), "--data", t.TempDir()}, exitFailure,
+		{"address in use", []string{"serve", "--listen", busy.Addr().String(), "--data", notMade}, exitFailure,
 			[]string{"kintsugi-relay: address " + busy.Addr().String() + " is already in use", "hint: another program is listening there; pick another --listen"}},
 		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data", locked}, exitFailure,
 			[]string{"kintsugi-relay: the data directory " + locked + " is locked", "hint: another kintsugi-relay is using it"}},
