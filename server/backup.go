@@ -465,7 +465,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // checkRestoreMarker fails if dir holds an unfinished restore.
 func checkRestoreMarker(dir string) error {
 	if UnfinishedRestore(dir) {
-		return fmt.Errorf("%w (a restore was interrupted): empty it and run kintsugi-relay restore again", ErrUnfinishedRestore)
+		return fmt.Errorf("%w (a restore was interrupted): empty the directory and restore again", ErrUnfinishedRestore)
 	}
 	return nil
 }

@@ -206,7 +206,7 @@ func TestOpenRefusesUnfinishedRestore(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, restoreMarker), nil, 0o600)
 	_, err := OpenBadger(dir, nil)
-	if !errors.Is(err, ErrUnfinishedRestore) || !strings.Contains(err.Error(), "run kintsugi-relay restore again") {
+	if !errors.Is(err, ErrUnfinishedRestore) || !strings.Contains(err.Error(), "empty the directory and restore again") {
 		t.Fatalf("open: %v", err)
 	}
 }

@@ -178,7 +178,7 @@ func offlineBackup(c *cli.Context, data string, w io.Writer) (server.BackupInfo,
 			return server.BackupInfo{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
 				hint: "a relay older than this command has no admin socket, nor has one whose data directory's path is too long for a socket (its log says so at start): stop the relay and run the backup again, it then reads the directory directly", code: exitFailure, err: err}
 		case errors.Is(err, server.ErrUnfinishedRestore):
-			return server.BackupInfo{}, &cliError{msg: lowerFirst(err.Error()), code: exitFailure, err: err}
+			return server.BackupInfo{}, interruptedRestore(data, err)
 		case !server.HasStore(data):
 			return server.BackupInfo{}, &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
 		}
@@ -279,8 +279,7 @@ func restore(c *cli.Context, stdout, stderr io.Writer, data, file string, asJSON
 	}
 	if ents, err := os.ReadDir(data); err == nil && len(ents) > 0 {
 		if server.UnfinishedRestore(data) {
-			return &cliError{msg: fmt.Sprintf("the data directory %s holds a restore that was interrupted", data),
-				hint: fmt.Sprintf("empty it (rm -r %s/*) and run the restore again", data), code: exitFailure}
+			return interruptedRestore(data, nil)
 		}
 		if relayAnswers(data) {
 			return &cliError{msg: fmt.Sprintf("a relay is running on %s", data), hint: "a restore never overwrites data: restore into a new, empty directory, then point the relay at it", code: exitFailure}

@@ -281,8 +281,9 @@ func TestBackupRestoreErrors(t *testing.T) {
 		{"restore of a missing file", []string{"restore", "--data", filepath.Join(dir, "new"), filepath.Join(dir, "missing")}, exitFailure, []string{"cannot open the backup"}},
 		{"restore without file", []string{"restore"}, exitUsage, []string{"restore takes one argument"}},
 		{"restore over an interrupted restore", []string{"restore", "--data", interrupted, notBackup}, exitFailure, []string{"holds a restore that was interrupted", "hint: empty it"}},
-		{"serve an interrupted restore", []string{"serve", "--listen", "127.0.0.1:0", "--data", interrupted}, exitFailure, []string{"unfinished restore", "run kintsugi-relay restore again"}},
-		{"backup of an interrupted restore", []string{"backup", "--data", interrupted, filepath.Join(dir, "b")}, exitFailure, []string{"unfinished restore"}},
+		{"check of an interrupted restore", []string{"check", "--data", interrupted}, exitFailure, []string{"holds a restore that was interrupted", "hint: empty it"}},
+		{"serve an interrupted restore", []string{"serve", "--listen", "127.0.0.1:0", "--data", interrupted}, exitFailure, []string{"the data directory " + interrupted + " holds a restore that was interrupted", "hint: empty it (rm -r " + interrupted + "/*) and run kintsugi-relay restore again"}},
+		{"backup of an interrupted restore", []string{"backup", "--data", interrupted, filepath.Join(dir, "b")}, exitFailure, []string{"holds a restore that was interrupted", "hint: empty it"}},
 		{"bad gc ratio", []string{"serve", "--gc-discard-ratio", "1.5"}, exitUsage, []string{"--gc-discard-ratio 1.5 is not between 0 and 1"}},
 		{"negative gc interval", []string{"serve", "--gc-interval", "-1m"}, exitUsage, []string{"--gc-interval -1m0s is negative"}},
 	}

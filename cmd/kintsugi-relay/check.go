@@ -114,7 +114,7 @@ func offlineCheck(c *cli.Context, data string) (server.VerifyResult, error) {
 			return server.VerifyResult{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
 				hint: "a relay older than this command cannot check itself, nor can one whose data directory's path is too long for a socket (its log says so at start): stop it and run the check again, it then reads the directory directly", code: exitFailure, err: err}
 		case errors.Is(err, server.ErrUnfinishedRestore):
-			return server.VerifyResult{}, &cliError{msg: lowerFirst(err.Error()), code: exitFailure, err: err}
+			return server.VerifyResult{}, interruptedRestore(data, err)
 		case !server.HasStore(data):
 			return server.VerifyResult{}, &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
 		}

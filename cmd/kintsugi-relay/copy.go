@@ -74,7 +74,7 @@ func copyToPostgres(c *cli.Context, stdout io.Writer, data, url string, asJSON b
 		case server.IsLocked(err):
 			return &cliError{msg: fmt.Sprintf("a relay is using %s", data), hint: "stop the relay first: the copy must see everything it stored, and nothing may change meanwhile", code: exitFailure, err: err}
 		case errors.Is(err, server.ErrUnfinishedRestore):
-			return &cliError{msg: lowerFirst(err.Error()), code: exitFailure, err: err}
+			return interruptedRestore(data, err)
 		case !server.HasStore(data):
 			return &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
 		}

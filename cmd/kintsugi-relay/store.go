@@ -119,6 +119,9 @@ func openStore(ctx context.Context, opts *serveOptions, logger *slog.Logger) (*o
 		}
 		st, err := server.OpenBadgerWith(data, server.BadgerConfig{Logger: logger, MemoryBudget: opts.memory.Budget})
 		if err != nil {
+			if errors.Is(err, server.ErrUnfinishedRestore) {
+				return nil, interruptedRestore(data, err)
+			}
 			if server.IsLocked(err) {
 				return nil, &cliError{msg: fmt.Sprintf("the data directory %s is locked", data), hint: "another kintsugi-relay is using it; stop that relay or pick another --data", code: exitFailure, err: err}
 			}
