@@ -270,7 +270,11 @@ type restoreResult struct {
 func restore(c *cli.Context, stdout, stderr io.Writer, data, file string, asJSON bool) error {
 	f, err := os.Open(file)
 	if err != nil {
-		return &cliError{msg: fmt.Sprintf("cannot open the backup: %v", rootPathError(err)), code: exitFailure, err: err}
+		hint := "give the path of a file kintsugi-relay backup wrote"
+		if errors.Is(err, fs.ErrPermission) {
+			hint = "run the restore as a user who can read the backup file, or as root (sudo)"
+		}
+		return &cliError{msg: fmt.Sprintf("cannot open the backup: %v", rootPathError(err)), hint: hint, code: exitFailure, err: err}
 	}
 	defer f.Close()
 	fi, err := f.Stat()

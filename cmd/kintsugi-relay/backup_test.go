@@ -278,7 +278,7 @@ func TestBackupRestoreErrors(t *testing.T) {
 		{"backup of a non-store", []string{"backup", "--data", empty, filepath.Join(dir, "b")}, exitFailure, []string{"holds no relay data"}},
 		{"backup of a locked store without socket", []string{"backup", "--data", locked, filepath.Join(dir, "b")}, exitFailure, []string{"does not answer on its admin socket", "hint: a relay older"}},
 		{"restore of a non-backup", []string{"restore", "--data", filepath.Join(dir, "new"), notBackup}, exitFailure, []string{"not a usable relay backup", "hint: nothing was restored"}},
-		{"restore of a missing file", []string{"restore", "--data", filepath.Join(dir, "new"), filepath.Join(dir, "missing")}, exitFailure, []string{"cannot open the backup"}},
+		{"restore of a missing file", []string{"restore", "--data", filepath.Join(dir, "new"), filepath.Join(dir, "missing")}, exitFailure, []string{"cannot open the backup", "hint: give the path of a file kintsugi-relay backup wrote"}},
 		{"restore without file", []string{"restore"}, exitUsage, []string{"restore takes one argument"}},
 		{"restore over an interrupted restore", []string{"restore", "--data", interrupted, notBackup}, exitFailure, []string{"holds a restore that was interrupted", "hint: empty it"}},
 		{"check of an interrupted restore", []string{"check", "--data", interrupted}, exitFailure, []string{"holds a restore that was interrupted", "hint: empty it"}},

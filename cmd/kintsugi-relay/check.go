@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/dustin/go-humanize"
@@ -72,6 +73,9 @@ func check(c *cli.Context, stdout io.Writer, data string, asJSON bool) error {
 		}
 		if ctx.Err() != nil {
 			return &cliError{msg: "the check was interrupted", code: exitFailure, err: err}
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return &cliError{msg: fmt.Sprintf("the check failed: %v", err), hint: "run the check as the relay's user, or as root (sudo)", code: exitFailure, err: err}
 		}
 		return &cliError{msg: fmt.Sprintf("the check failed: %v", err), hint: "the relay's log may say more", code: exitFailure, err: err}
 	}
