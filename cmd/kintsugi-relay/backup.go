@@ -310,8 +310,8 @@ func restore(c *cli.Context, stdout, stderr io.Writer, data, file string, asJSON
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
-	fmt.Fprintf(stdout, "kintsugi-relay: restored relay %s into %s: %d journals, %d blobs, as of %s\n",
-		orNone(res.RelayID), data, res.Journals, res.Blobs, res.Backup.Created.Local().Format("2006-01-02 15:04:05 MST"))
+	fmt.Fprintf(stdout, "kintsugi-relay: restored relay %s into %s: %s, %s, as of %s\n",
+		orNone(res.RelayID), data, count(res.Journals, "journal"), count(res.Blobs, "blob"), res.Backup.Created.Local().Format("2006-01-02 15:04:05 MST"))
 	if os.Geteuid() == 0 {
 		fmt.Fprintln(stdout, "kintsugi-relay: the restored files belong to root: give them to the relay's user before starting it (systemd's StateDirectory= does that on start)")
 	}
