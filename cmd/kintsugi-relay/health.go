@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -70,7 +72,14 @@ func health(ctx context.Context, stdout io.Writer, u string, timeout time.Durati
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return &cliError{msg: fmt.Sprintf("cannot reach the relay at %s: %v", u, rootCause(unwrapURLError(err))), hint: "is it running, and listening on that address?", code: exitFailure, err: err}
+		hint := "is it running, and listening on that address?"
+		var unknown x509.UnknownAuthorityError
+		var hostname x509.HostnameError
+		var invalid x509.CertificateInvalidError
+		if errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+			hint = "it answered, but this machine does not trust its certificate for that name: use the name the certificate was issued for, or trust the authority that signed it"
+		}
+		return &cliError{msg: fmt.Sprintf("cannot reach the relay at %s: %v", u, rootCause(unwrapURLError(err))), hint: hint, code: exitFailure, err: err}
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))

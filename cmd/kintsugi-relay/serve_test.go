@@ -173,6 +173,10 @@ func TestTLS(t *testing.T) {
 	if _, _, err := (&websocket.Dialer{HandshakeTimeout: servertest.ReadTimeout}).Dial("wss://"+p.addr+protocol.Path, nil); err == nil {
 		t.Fatal("a client that does not trust the certificate connected")
 	}
+	// So is the health probe, which says it is the certificate.
+	if _, rep, rc := runCmd(context.Background(), "health", "https://"+p.addr); rc != exitFailure || !strings.Contains(rep, "does not trust its certificate") {
+		t.Fatalf("health of a relay with an untrusted certificate: exit %d: %s", rc, rep)
+	}
 	plain := &http.Client{Timeout: servertest.ReadTimeout}
 	if resp, err := plain.Get("http://" + p.addr + "/healthz"); err == nil {
 		resp.Body.Close()
