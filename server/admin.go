@@ -165,6 +165,8 @@ func ListenAdmin(dataDir string, store *BadgerStore, logger *slog.Logger) (*Admi
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("remove the stale admin socket: %w", err)
 		}
+		// Only a relay that never shut down leaves its socket behind.
+		logger.Warn("the last relay on this data directory did not shut down (it was killed, or the machine stopped); what it acknowledged was kept", "socket", path)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -316,9 +317,14 @@ func TestAdminSocket(t *testing.T) {
 	if _, err := AdminBackup(context.Background(), dataDir, &bytes.Buffer{}, nil); !errors.Is(err, ErrNoAdmin) {
 		t.Fatalf("backup with a stale socket: %v", err)
 	}
-	admin, err := ListenAdmin(dataDir, src, nil)
+	var logged bytes.Buffer
+	admin, err := ListenAdmin(dataDir, src, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatalf("listen over a stale socket: %v", err)
+	}
+	// and the operator hears that the last relay did not shut down.
+	if !strings.Contains(logged.String(), "the last relay on this data directory did not shut down") {
+		t.Errorf("no word of the unclean stop: %q", logged.String())
 	}
 	// A second relay on the same socket is refused.
 	if _, err := ListenAdmin(dataDir, src, nil); err == nil || !strings.Contains(err.Error(), "another process answers") {
