@@ -176,7 +176,7 @@ func offlineBackup(c *cli.Context, data string, w io.Writer) (server.BackupInfo,
 		switch {
 		case server.IsLocked(err):
 			return server.BackupInfo{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
-				hint: "a relay older than this command has no admin socket, nor has one whose data directory's path is too long for a socket (its log says so at start): stop the relay and run the backup again, it then reads the directory directly", code: exitFailure, err: err}
+				hint: "a relay older than this command has no admin socket, and neither has one whose data directory's path is too long for a socket (its log says so at start): stop the relay and run the backup again, it then reads the directory directly", code: exitFailure, err: err}
 		case errors.Is(err, server.ErrUnfinishedRestore):
 			return server.BackupInfo{}, interruptedRestore(data, err)
 		case !server.HasStore(data):

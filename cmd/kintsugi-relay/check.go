@@ -116,7 +116,7 @@ func offlineCheck(c *cli.Context, data string) (server.VerifyResult, error) {
 		switch {
 		case server.IsLocked(err):
 			return server.VerifyResult{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
-				hint: "a relay older than this command cannot check itself, nor can one whose data directory's path is too long for a socket (its log says so at start): stop it and run the check again, it then reads the directory directly", code: exitFailure, err: err}
+				hint: "a relay older than this command cannot check itself, and neither can one whose data directory's path is too long for a socket (its log says so at start): stop it and run the check again, it then reads the directory directly", code: exitFailure, err: err}
 		case errors.Is(err, server.ErrUnfinishedRestore):
 			return server.VerifyResult{}, interruptedRestore(data, err)
 		case !server.HasStore(data):

@@ -64,6 +64,7 @@ type cliError struct {
 }
 
 func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.err }
 
 // interruptedRestore is the error for a data directory that holds a
 // restore that did not finish: serve, backup, check and copy refuse it,
@@ -72,7 +73,6 @@ func interruptedRestore(data string, err error) *cliError {
 	return &cliError{msg: fmt.Sprintf("the data directory %s holds a restore that was interrupted", data),
 		hint: fmt.Sprintf("empty it (rm -r %s/*) and run kintsugi-relay restore again", data), code: exitFailure, err: err}
 }
-func (e *cliError) Unwrap() error { return e.err }
 
 // report prints err (if any) as "kintsugi-relay: <message>" plus a hint
 // line, and returns the exit code.
