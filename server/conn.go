@@ -22,8 +22,14 @@ import (
 	"github.com/kintsugi-journal/kintsugi/protocol"
 )
 
-// readBatch is how many blobs a subscription reads from the store at a time.
-const readBatch = 256
+// readBatch is how many blobs a subscription reads from the store at a
+// time; both stores also stop a read at about 4 MiB. 1,024 rather than
+// 256: a first sync of 10,000 blobs then takes 10 reads, not 40, and fills
+// whole 256 KiB frames instead of a full one and a short one per read (a
+// short frame also made the client grow its next frame's buffer). The
+// raw fetch of 10,000 × 1 KiB took 0.68–0.77× the time
+// (`kintsugi-bench --compare --only sync`, docs/performance.md).
+const readBatch = 1024
 
 // closeWait bounds writing a close frame.
 const closeWait = time.Second
