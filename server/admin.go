@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -264,6 +265,18 @@ func (a *AdminServer) verify(c net.Conn) {
 	a.log.Info("blob check done", "blobs", res.Blobs, "damaged", res.DamagedCount, "duration", time.Since(start).Round(time.Millisecond))
 }
 
+// relaySays is the error for an error frame whose words are p. The words
+// cross the socket as text, so a damaged blob the relay met (ErrDamaged)
+// is recognised by them and wrapped again, for callers to test with
+// errors.Is.
+func relaySays(p []byte) error {
+	msg := truncate(string(bytes.ToValidUTF8(p, nil)), 300)
+	if strings.Contains(msg, ErrDamaged.Error()) {
+		return fmt.Errorf("the relay says: %s (%w)", msg, ErrDamaged)
+	}
+	return fmt.Errorf("the relay says: %s", msg)
+}
+
 func (a *AdminServer) fail(c net.Conn, msg string) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = writeFrame(c, frameError, []byte(msg))
@@ -358,7 +371,7 @@ func AdminVerify(ctx context.Context, dataDir string) (VerifyResult, error) {
 	case err != nil:
 		return res, err
 	case typ == frameError:
-		return res, fmt.Errorf("the relay says: %s", truncate(string(bytes.ToValidUTF8(p, nil)), 300))
+		return res, relaySays(p)
 	case typ != frameEnd:
 		return res, errors.New("the relay answered the check with data it should not send")
 	}
@@ -434,7 +447,7 @@ func readBackupResponse(r io.Reader, w io.Writer, progress func(int64)) (BackupI
 				progress(n)
 			}
 		case frameError:
-			return info, fmt.Errorf("the relay says: %s", truncate(string(bytes.ToValidUTF8(p, nil)), 300))
+			return info, relaySays(p)
 		case frameEnd:
 			if err := json.Unmarshal(p, &info); err != nil {
 				return info, fmt.Errorf("the relay sent an unreadable summary: %v", err)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,8 +127,7 @@ func backup(c *cli.Context, stdout, stderr io.Writer, data, target string, force
 		if errors.Is(err, fs.ErrPermission) {
 			return &cliError{msg: fmt.Sprintf("the backup failed: %v", err), hint: "run the backup as the relay's user, or as root (sudo)", code: exitFailure, err: err}
 		}
-		// Through the admin socket the error arrives as words only.
-		if errors.Is(err, server.ErrDamaged) || strings.Contains(err.Error(), server.ErrDamaged.Error()) {
+		if errors.Is(err, server.ErrDamaged) {
 			return &cliError{msg: fmt.Sprintf("the backup failed: %v", err), hint: "a backup refuses a damaged blob, and nothing was written: kintsugi-relay check lists every damaged one; a backup from before the damage, restored onto a healthy disk, brings them back", code: exitFailure, err: err}
 		}
 		return &cliError{msg: fmt.Sprintf("the backup failed: %v", err), hint: "nothing was written; the relay's log may say more", code: exitFailure, err: err}
