@@ -167,20 +167,29 @@ func backup(c *cli.Context, stdout, stderr io.Writer, data, target string, force
 // message need not wait it out.
 var startingGrace = 3 * time.Second
 
+// offlineOpenError is the error for opening a stopped relay's data
+// directory (server.OpenBadgerForBackup) that failed with err: locked,
+// with its message and hint, when a relay holds it; an interrupted
+// restore; no store there; or err itself.
+func offlineOpenError(data string, err error, locked *cliError) error {
+	switch {
+	case server.IsLocked(err):
+		locked.code, locked.err = exitFailure, err
+		return locked
+	case errors.Is(err, server.ErrUnfinishedRestore):
+		return interruptedRestore(data, err)
+	case !server.HasStore(data):
+		return &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
+	}
+	return err
+}
+
 // offlineBackup reads a data directory no relay is using.
 func offlineBackup(c *cli.Context, data string, w io.Writer) (server.BackupInfo, error) {
 	store, err := server.OpenBadgerForBackup(data, nil)
 	if err != nil {
-		switch {
-		case server.IsLocked(err):
-			return server.BackupInfo{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
-				hint: "a relay older than this command has no admin socket, and neither has one whose data directory's path is too long for a socket (its log says so at start): stop the relay and run the backup again, it then reads the directory directly", code: exitFailure, err: err}
-		case errors.Is(err, server.ErrUnfinishedRestore):
-			return server.BackupInfo{}, interruptedRestore(data, err)
-		case !server.HasStore(data):
-			return server.BackupInfo{}, &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
-		}
-		return server.BackupInfo{}, err
+		return server.BackupInfo{}, offlineOpenError(data, err, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
+			hint: "a relay older than this command has no admin socket, and neither has one whose data directory's path is too long for a socket (its log says so at start): stop the relay and run the backup again, it then reads the directory directly"})
 	}
 	info, err := store.Backup(c.Context, w)
 	if cerr := store.Close(); err == nil && cerr != nil {

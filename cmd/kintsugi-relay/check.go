@@ -113,16 +113,8 @@ func check(c *cli.Context, stdout io.Writer, data string, asJSON bool) error {
 func offlineCheck(c *cli.Context, data string) (server.VerifyResult, error) {
 	store, err := server.OpenBadgerForBackup(data, nil)
 	if err != nil {
-		switch {
-		case server.IsLocked(err):
-			return server.VerifyResult{}, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
-				hint: "a relay older than this command cannot check itself, and neither can one whose data directory's path is too long for a socket (its log says so at start): stop it and run the check again, it then reads the directory directly", code: exitFailure, err: err}
-		case errors.Is(err, server.ErrUnfinishedRestore):
-			return server.VerifyResult{}, interruptedRestore(data, err)
-		case !server.HasStore(data):
-			return server.VerifyResult{}, &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
-		}
-		return server.VerifyResult{}, err
+		return server.VerifyResult{}, offlineOpenError(data, err, &cliError{msg: fmt.Sprintf("a relay is using %s but does not answer on its admin socket", data),
+			hint: "a relay older than this command cannot check itself, and neither can one whose data directory's path is too long for a socket (its log says so at start): stop it and run the check again, it then reads the directory directly"})
 	}
 	res, err := store.VerifyBlobs(c.Context)
 	if cerr := store.Close(); err == nil && cerr != nil {

@@ -70,13 +70,10 @@ func copyToPostgres(c *cli.Context, stdout io.Writer, data, url string, asJSON b
 	}
 	src, err := server.OpenBadgerForBackup(data, nil)
 	if err != nil {
-		switch {
-		case server.IsLocked(err):
-			return &cliError{msg: fmt.Sprintf("a relay is using %s", data), hint: "stop the relay first: the copy must see everything it stored, and nothing may change meanwhile", code: exitFailure, err: err}
-		case errors.Is(err, server.ErrUnfinishedRestore):
-			return interruptedRestore(data, err)
-		case !server.HasStore(data):
-			return &cliError{msg: fmt.Sprintf("%s holds no relay data", data), hint: "pass the relay's data directory with --data (or KINTSUGI_RELAY_DATA)", code: exitFailure, err: err}
+		err = offlineOpenError(data, err, &cliError{msg: fmt.Sprintf("a relay is using %s", data), hint: "stop the relay first: the copy must see everything it stored, and nothing may change meanwhile"})
+		var ce *cliError
+		if errors.As(err, &ce) {
+			return err
 		}
 		return &cliError{msg: fmt.Sprintf("cannot open the relay's data in %s: %v", data, err), code: exitFailure, err: err}
 	}
