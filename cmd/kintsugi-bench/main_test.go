@@ -557,9 +557,9 @@ func TestPushSurvivesAFailedSubscriber(t *testing.T) {
 	}
 }
 
-// A floor subscriber whose connection fails ends the floor's run with an
-// error that names it (a floor short of a subscriber is not the floor);
-// the other subscribers are let go, and nothing panics.
+// A floor subscriber whose connection fails makes the floor's run, which
+// goes on with the others to its end, fail with an error that names it
+// (a floor short of a subscriber is not the floor), and nothing panics.
 func TestFloorNamesAFailedSubscriber(t *testing.T) {
 	t.Parallel()
 	o := &options{breakFirst: true}

@@ -313,13 +313,12 @@ func (c *Conn) ReadNext(timeout time.Duration) (binary bool, frame []byte, err e
 // n bytes read into a buffer of hint bytes. The buffer has room for an
 // eighth more than the frame, so a frame a little larger than the last
 // is still read without a copy. While a history streams, the relay sends
-// full frames with a shorter one after each store read: the hint
-// shrinks slowly after a frame of at least a quarter of it, so the full
-// frame after a short one needs no copy either (docs/performance.md:
-// a first sync's raw fetch took about 0.85x the time). A much smaller
-// frame, a live push, sets it
-// at once: a pushed blob may keep its frame's buffer alive, and it should
-// not be a history frame's size.
+// full frames with a shorter one after each store read: the hint shrinks
+// slowly after a frame of at least a quarter of it, so the full frame
+// after a short one needs no copy either (docs/performance.md: a first
+// sync's raw fetch took about 0.85x the time). A much smaller frame, a
+// live push, sets it at once: a pushed blob may keep its frame's buffer
+// alive, and that should not be a history frame's size.
 func nextHint(hint, n int) int {
 	next := n + n/8
 	if n >= hint/4 {
