@@ -932,8 +932,9 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	return true // answered by the acker
 }
 
-// answerPut answers put r, read at start, with the outcome of its append.
-func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.BlobID, dup bool, err error) bool {
+// answerPut answers put r, read at start, with the outcome of its append;
+// alone says no other put of the connection waits for its answer.
+func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.BlobID, dup bool, err error, alone bool) bool {
 	if err != nil {
 		return c.internal(r, err)
 	}
@@ -950,7 +951,7 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 	var answer frame
 	if r.Binary {
 		// Acks queued together go out as one frame (writeRun).
-		answer = frame{data: protocol.AppendAcks(nil, protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true}
+		answer = frame{data: protocol.AppendAcks(make([]byte, 0, 1+protocol.AckEntrySize), protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true}
 	} else {
 		ok := c.ok(r.ID)
 		ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
@@ -962,13 +963,16 @@ func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.Bl
 		}
 		answer = frame{data: data}
 	}
-	// The answer is queued before the blob is announced when that takes
-	// no waiting: the announcement writes to idle subscribers itself
-	// (pushDirect), and the putting device need not wait for that. When
-	// the queue is full, the announcement, which never waits, goes first.
+	// The answer goes before the blob is announced when that takes no
+	// waiting: the announcement writes to idle subscribers itself
+	// (pushDirect), and the putting device need not wait for that. A put
+	// answered alone on an idle connection (a device that waits for each
+	// answer) is written from here, as pushDirect writes, sparing a
+	// writer goroutine per put; otherwise the answer is queued. When the
+	// queue is full, the announcement, which never waits, goes first.
 	// (On a connection subscribed to the same journal, the put's answer
 	// and its own push may so come in either order.)
-	queued := c.tryEnqueueThen(answer, func() {})
+	queued := (alone && c.writeDirect(answer, false, 0)) || c.tryEnqueueThen(answer, func() {})
 	if !dup {
 		c.s.hub.announce(r.Journal, seq, r.Blob)
 	}

@@ -109,8 +109,12 @@ func (c *conn) ackLoop() {
 		// pipe).
 		pp.mu.Lock()
 		next.stored = true
+		// A put with none behind it is answered on the spot when the
+		// connection is idle; answers to a burst go through the writer,
+		// which sends those queued together as one frame.
+		alone := len(pp.pending) == 1
 		pp.mu.Unlock()
-		c.answerPut(next.r, next.start, seq, id, dup, err)
+		c.answerPut(next.r, next.start, seq, id, dup, err, alone)
 
 		pp.mu.Lock()
 		pp.pending[0] = nil

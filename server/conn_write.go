@@ -385,11 +385,23 @@ func appendFrameHeader(b []byte, binaryFrame bool, n int) []byte {
 // announcer a goroutine switch, per pushed blob: most pushes go to
 // subscribers that are idle.
 func (c *conn) pushDirect(f frame, blobBytes int) bool {
+	return c.writeDirect(f, true, blobBytes)
+}
+
+// writeDirect writes f from the calling goroutine as pushDirect does; a
+// push (push set) of blobBytes is counted as one. answerPut writes a
+// put's answer this way: a device that waits for each answer (most do)
+// leaves its connection idle between puts, and starting a writer
+// goroutine for every answer cost a goroutine start, a stack grown
+// through gorilla's write path and a switch, per put.
+func (c *conn) writeDirect(f frame, push bool, blobBytes int) bool {
 	if c.out == nil || c.out.raw == nil || len(f.data) > maxDirectFrame || !c.send.claimIdle() {
 		return false
 	}
 	// Counted before it can arrive, as tryEnqueue does.
-	c.countBlobOut(blobBytes)
+	if push {
+		c.countBlobOut(blobBytes)
+	}
 	var hb [10]byte
 	taken, partial, err := c.out.tryWrite(c.ctx, appendFrameHeader(hb[:0], f.binary, len(f.data)), f.data, time.Now().Add(c.writeTimeout()))
 	if err != nil {
@@ -399,7 +411,9 @@ func (c *conn) pushDirect(f frame, blobBytes int) bool {
 	}
 	var rest *frame
 	if taken {
-		c.s.directPushes.Add(1)
+		if push {
+			c.s.directPushes.Add(1)
+		}
 	} else {
 		c.queued.Add(int64(len(f.data)))
 		rest = &f

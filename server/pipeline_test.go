@@ -102,3 +102,44 @@ func TestPipelinedPuts(t *testing.T) {
 		}
 	})
 }
+
+// TestPipelinedAcksShareFrames: on version 2 the answers to a burst of
+// pipelined puts come in a few acks frames, not one frame each (a
+// client pushing its outbox sends 64 at a time), and in order.
+func TestPipelinedAcksShareFrames(t *testing.T) {
+	t.Parallel()
+	_, c, ch := setupVersion(t, protocol.Version)
+	const n = 64
+	first := c.NextID()
+	for i := range n {
+		c.Send(&protocol.Put{Type: protocol.TypePut, ID: first + uint64(i), Journal: ch.Journal, Blob: ch.Next(fmt.Sprint("entry ", i))})
+		if i < n-1 {
+			c.NextID()
+		}
+	}
+	var acks []protocol.Ack
+	frames := 0
+	for len(acks) < n {
+		binary, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(acks), err)
+		}
+		if !binary {
+			t.Fatalf("after %d answers, a text frame: %s", len(acks), data)
+		}
+		if acks, err = protocol.DecodeAcks(data, acks); err != nil {
+			t.Fatal(err)
+		}
+		frames++
+	}
+	for i, a := range acks {
+		if a.ID != first+uint64(i) || a.Seq != uint64(i+1) || a.Duplicate {
+			t.Fatalf("answer %d: %+v, want request %d stored at %d", i, a, first+uint64(i), i+1)
+		}
+	}
+	// The puts reach the relay within a few group commits; their answers
+	// leave in about one frame a group. One frame a put is the bug.
+	if frames > n/4 {
+		t.Fatalf("%d answers came in %d frames", n, frames)
+	}
+}
