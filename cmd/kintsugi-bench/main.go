@@ -59,7 +59,10 @@
 // fan-out floor: gorilla/websocket alone, no store and no protocol,
 // fanning the same messages out to as many subscribers (floor.go), and
 // reports p99 against it. A writer or subscriber whose connection fails
-// is counted and named; the others' figures stand.
+// is counted and named; the others' figures stand. With --store-none,
+// ingest also runs beside each Badger run on the same relay with a store
+// that keeps nothing (none.go): Badger's figures less these are what its
+// store costs.
 //
 //	go run ./cmd/kintsugi-bench --compare HEAD~3 --only ingest,push
 //
@@ -190,6 +193,7 @@ type options struct {
 	asJSON            bool
 	scenarioList      []string
 	store             string // --store: a PostgreSQL server's URL; "": Badger only
+	storeNone         bool   // --store-none: ingest also runs on a store that keeps nothing (none.go)
 	listenerRounds    int
 	// breakFirst, in tests, closes the first writer's connection (ingest)
 	// after its first acknowledged put, or the first subscriber's (push
@@ -230,6 +234,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if rev := c.String("compare"); rev != "" {
 				if o.asJSON {
 					return &usageError{msg: "--compare prints a table, not JSON", hint: "leave out --json; each run's JSON is read by the comparison"}
+				}
+				if o.storeNone {
+					return &usageError{msg: "--store-none measures this build only", hint: "run it without --compare: its rows beside Badger's are the comparison"}
 				}
 				job = func() error { return runCompare(rev, withoutFlag(args[1:], "compare"), stdout, stderr) }
 				return nil
@@ -289,6 +296,7 @@ func benchFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "quick", Usage: "small sizes for a quick look (explicit flags still win)"},
 		&cli.StringSliceFlag{Name: "only", Usage: "scenarios to run: ingest, push, idle, sync, link, client, memory, listener (default: all but link, client and memory, and listener only with --store)"},
 		&cli.StringFlag{Name: "store", EnvVars: []string{"KINTSUGI_BENCH_STORE"}, Usage: "a PostgreSQL server's `URL` (postgres://…) where the benchmark may create and drop databases and roles: ingest and push also run on PostgreSQL, and so does the listener scenario"},
+		&cli.BoolFlag{Name: "store-none", Usage: "ingest also runs on a relay whose store keeps nothing (sequence numbers in memory; nothing written, synced or deduplicated): what a put costs the relay besides its store. Not a relay anyone could run"},
 		&cli.IntFlag{Name: "listener-rounds", Value: 5, Usage: "listener: rounds (the median and the longest are reported)"},
 		&cli.StringFlag{Name: "dir", Usage: "`directory` for the relay's temporary data and the client scenario's homes (default: the system temp dir); it must be on the disk you want to measure"},
 		&cli.IntFlag{Name: "blob-size", Value: 1024, Usage: "blob size in bytes for ingest and push"},
@@ -342,6 +350,7 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 		asJSON:         c.Bool("json"),
 		only:           make(map[string]bool),
 		store:          strings.TrimSpace(c.String("store")),
+		storeNone:      c.Bool("store-none"),
 		listenerRounds: c.Int("listener-rounds"),
 	}
 	if o.store != "" && !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
@@ -510,6 +519,10 @@ func runAll(o *options) (*results, error) {
 		backends = append(backends, backendPostgres)
 	}
 	if o.only["ingest"] {
+		backends := backends
+		if o.storeNone {
+			backends = append(backends, backendNone)
+		}
 		for _, w := range o.writers {
 			layouts := []int{1}
 			if o.shared > 1 && w > 1 {
@@ -622,6 +635,12 @@ func printTable(w io.Writer, r *results) {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%.0f\t%s\t%.2f\t%.2f\t%.0f\t\n", x.Store, x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, of, x.AckP50ms, x.AckP99ms, x.RelayCPUPerPutUs)
 		}
 		tw.Flush()
+		for _, x := range r.Ingest {
+			if x.Store == backendNone {
+				fmt.Fprintf(w, "  none: the same relay with a store that keeps nothing (--store-none): not durable, not a relay to run; badger's figures less these are its store's share\n")
+				break
+			}
+		}
 		for _, x := range r.Ingest {
 			if x.FailedWriters > 0 {
 				fmt.Fprintf(w, "  %s, %d writers, %s: %d of them failed during the run (%s); the figures are the others'\n", x.Store, x.Writers, x.Layout, x.FailedWriters, strings.Join(x.Failures, "; "))

@@ -240,6 +240,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--listener-rounds", "0"},
 		{"--link-entries", "0"},
 		{"--link-runs", "0"},
+		{"--store-none", "--compare", "HEAD"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"kintsugi-bench"}, args...), &out, &errOut)

@@ -22,6 +22,7 @@ import (
 const (
 	backendBadger   = "badger"
 	backendPostgres = "postgres"
+	backendNone     = "none" // --store-none: a relay whose store keeps nothing (none.go)
 )
 
 // benchDB is a database made for one run.

@@ -53,6 +53,10 @@ const childHeapEnv = "KINTSUGI_BENCH_RELAY_MEMPROFILE"
 // relay keeps its data in, instead of Badger in its directory.
 const childStoreEnv = "KINTSUGI_BENCH_RELAY_STORE"
 
+// childNoneEnv, if set, makes the child relay's store keep nothing
+// (--store-none, none.go).
+const childNoneEnv = "KINTSUGI_BENCH_RELAY_NONE"
+
 // childPollEnv, if set, is how often a child relay on PostgreSQL reads
 // the heads of the journals its subscribers follow (a Go duration).
 const childPollEnv = "KINTSUGI_BENCH_RELAY_POLL"
@@ -114,6 +118,9 @@ func runChild(dir string) int {
 		store, err = pgstore.Open(context.Background(), db, pcfg)
 	} else {
 		store, err = server.OpenBadger(dir, logger)
+		if err == nil && os.Getenv(childNoneEnv) != "" {
+			store = newNoneStore(store)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsugi-bench: relay: %v\n", err)
@@ -225,6 +232,7 @@ type relayOptions struct {
 	prof     profiles
 	ping     time.Duration // 0: the default ping interval
 	store    string        // a PostgreSQL database's URL; "": Badger
+	none     bool          // Badger, whose appends keep nothing (none.go)
 	poll     time.Duration // PostgreSQL: how often the relay polls heads; 0: its default
 	protocol int           // the newest protocol version it speaks; 0: the newest there is
 }
@@ -261,6 +269,9 @@ func startRelay(parent string, ro relayOptions) (*relayProc, error) {
 	}
 	if ro.store != "" {
 		env = append(env, childStoreEnv+"="+ro.store)
+	}
+	if ro.none {
+		env = append(env, childNoneEnv+"=1")
 	}
 	if ro.poll > 0 {
 		env = append(env, childPollEnv+"="+ro.poll.String())
@@ -365,7 +376,8 @@ type relaySet struct {
 	db    *benchDB // nil for Badger
 }
 
-// startRelays starts n relays on backend: for Badger, one (n must be 1);
+// startRelays starts n relays on backend: for Badger (or the store that
+// keeps nothing), one (n must be 1);
 // for PostgreSQL, n sharing a fresh database, the second and later ones
 // as a role of their own (see benchDB.ownRole).
 func startRelays(o *options, backend string, n int) (*relaySet, error) {
@@ -377,6 +389,7 @@ func startRelays(o *options, backend string, n int) (*relaySet, error) {
 func startRelaysWith(o *options, backend string, n int, ro relayOptions) (*relaySet, error) {
 	rs := &relaySet{}
 	ro.prof, ro.protocol = o.relayProfiles, o.protocol
+	ro.none = backend == backendNone
 	if backend == backendPostgres {
 		db, err := newBenchDB(o.store)
 		if err != nil {
