@@ -54,9 +54,11 @@ type frame struct {
 // Goroutines: serve runs the reader (authentication and requests, in
 // order); writer, while there is something to write, is the only
 // goroutine that writes messages to ws (conn_write.go), apart from a
-// push or ping written directly to an idle connection (pushDirect); while puts wait for the disk, an acker answers them
-// (conn_put.go); while a subscription has blobs to send, a pump sends
-// them (conn_sub.go). They all send through the send queue.
+// push, a ping or a put's answer written directly to an idle connection
+// (writeDirect, holding the write token); while puts wait for the disk,
+// an acker answers them (conn_put.go); while a subscription has blobs to
+// send, a pump sends them (conn_sub.go). What is not written directly
+// goes through the send queue.
 type conn struct {
 	s  *Server
 	ws *websocket.Conn
@@ -932,51 +934,87 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	return true // answered by the acker
 }
 
-// answerPut answers put r, read at start, with the outcome of its append;
-// alone says no other put of the connection waits for its answer.
-func (c *conn) answerPut(r *request, start time.Time, seq uint64, id protocol.BlobID, dup bool, err error, alone bool) bool {
-	if err != nil {
-		return c.internal(r, err)
+// answerPuts answers puts whose appends have ended (Ready), in order:
+// a run of binary puts stored without error shares one acks frame, and
+// any other put is answered on its own. alone says no other put of the
+// connection waits for its answer.
+func (c *conn) answerPuts(puts []*pendingPut, alone bool) {
+	for len(puts) > 0 {
+		n := 1
+		if _, _, _, err := puts[0].p.Wait(); err == nil && puts[0].r.Binary {
+			for n < len(puts) && puts[n].r.Binary {
+				if _, _, _, err := puts[n].p.Wait(); err != nil {
+					break
+				}
+				n++
+			}
+		}
+		c.answerRun(puts[:n], alone && n == len(puts))
+		puts = puts[n:]
 	}
-	if c.log.Enabled(c.ctx, slog.LevelDebug) { // the arguments cost more than the call, on every put
-		c.log.Debug("blob stored", "journal", r.Journal.String(), "seq", seq, "bytes", len(r.Blob), "kind", r.Header.Kind.String(), "duplicate", dup)
+}
+
+// answerRun answers the puts of a run (see answerPuts) with one frame.
+func (c *conn) answerRun(run []*pendingPut, alone bool) {
+	r := run[0].r
+	if _, _, _, err := run[0].p.Wait(); err != nil {
+		c.internal(r, err)
+		return
 	}
-	if dup {
-		c.s.metrics.dupsIn.Inc()
-	} else {
-		c.s.metrics.blobsIn.Inc()
-		c.s.metrics.bytesIn.Add(float64(len(r.Blob)))
-	}
-	c.s.metrics.putAck.Observe(time.Since(start).Seconds())
 	var answer frame
 	if r.Binary {
-		// Acks queued together go out as one frame (writeRun).
-		answer = frame{data: protocol.AppendAcks(make([]byte, 0, 1+protocol.AckEntrySize), protocol.Ack{ID: r.ID, Seq: seq, BlobID: id, Duplicate: dup}), binary: true}
+		// Acks queued together go out as one frame too (writeRun).
+		var buf [8]protocol.Ack
+		acks := buf[:0]
+		for _, p := range run {
+			seq, id, dup, _ := p.p.Wait()
+			acks = append(acks, protocol.Ack{ID: p.r.ID, Seq: seq, BlobID: id, Duplicate: dup})
+		}
+		answer = frame{data: protocol.AppendAcks(make([]byte, 0, 1+len(acks)*protocol.AckEntrySize), acks...), binary: true}
 	} else {
+		seq, id, dup, _ := run[0].p.Wait()
 		ok := c.ok(r.ID)
 		ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
 		data, err := protocol.Marshal(ok)
 		if err != nil {
 			c.log.Error("marshal reply", "err", err)
 			c.abort(websocket.CloseInternalServerErr, "internal error")
-			return false
+			return
 		}
 		answer = frame{data: data}
 	}
-	// The answer goes before the blob is announced when that takes no
-	// waiting: the announcement writes to idle subscribers itself
-	// (pushDirect), and the putting device need not wait for that. A put
-	// answered alone on an idle connection (a device that waits for each
-	// answer) is written from here, as pushDirect writes, sparing a
-	// writer goroutine per put; otherwise the answer is queued. When the
-	// queue is full, the announcement, which never waits, goes first.
-	// (On a connection subscribed to the same journal, the put's answer
-	// and its own push may so come in either order.)
-	queued := (alone && c.writeDirect(answer, false, 0)) || c.tryEnqueueThen(answer, func() {})
-	if !dup {
-		c.s.hub.announce(r.Journal, seq, r.Blob)
+	for _, p := range run {
+		seq, _, dup, _ := p.p.Wait()
+		if c.log.Enabled(c.ctx, slog.LevelDebug) { // the arguments cost more than the call, on every put
+			c.log.Debug("blob stored", "journal", p.r.Journal.String(), "seq", seq, "bytes", len(p.r.Blob), "kind", p.r.Header.Kind.String(), "duplicate", dup)
+		}
+		if dup {
+			c.s.metrics.dupsIn.Inc()
+		} else {
+			c.s.metrics.blobsIn.Inc()
+			c.s.metrics.bytesIn.Add(float64(len(p.r.Blob)))
+		}
+		c.s.metrics.putAck.Observe(time.Since(p.start).Seconds())
 	}
-	return queued || c.put(answer)
+	// The answer goes before the blobs are announced when that takes no
+	// waiting: the announcement writes to idle subscribers itself
+	// (pushDirect), and the putting device need not wait for that.
+	// Answers with no put waiting behind them on an idle connection (a
+	// device that waits for each answer) are written from here, as
+	// pushDirect writes, sparing a writer goroutine per put; otherwise
+	// the answer is queued. When the queue is full, the announcements,
+	// which never wait, go first. (On a connection subscribed to the
+	// same journal, a put's answer and its own push may so come in
+	// either order.)
+	queued := (alone && c.writeDirect(answer, false, 0)) || c.tryEnqueueThen(answer, func() {})
+	for _, p := range run {
+		if seq, _, dup, _ := p.p.Wait(); !dup {
+			c.s.hub.announce(p.r.Journal, seq, p.r.Blob)
+		}
+	}
+	if !queued {
+		c.put(answer)
+	}
 }
 
 func (c *conn) handlePurge(r *request) bool {

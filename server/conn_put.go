@@ -14,7 +14,8 @@ import (
 // before the reader looked at the next. Instead the reader starts the
 // append and reads on; an acker goroutine answers the puts in the order
 // they came, each once it is durable. Appends started in order are stored
-// in order, and puts waiting together share a group commit.
+// in order, and puts waiting together share a group commit; the acker
+// answers the puts a commit ended together in one acks frame.
 //
 // Before any other request the reader waits until every put before it is
 // answered, so other requests see the connection's puts done, as if each
@@ -87,7 +88,10 @@ func (c *conn) startPut(r *request, start time.Time) {
 	}
 }
 
-// ackLoop answers pending puts in order until there are none.
+// ackLoop answers pending puts in order until there are none. It waits
+// for the oldest put's append, then answers it together with the puts
+// right behind it whose appends have ended too (one group commit ends
+// many at once): their acks share one frame.
 func (c *conn) ackLoop() {
 	pp := &c.puts
 	for {
@@ -102,24 +106,33 @@ func (c *conn) ackLoop() {
 		next := pp.pending[0]
 		pp.mu.Unlock()
 
-		seq, id, dup, err := next.p.Wait()
-		// The store counts the blob in its journal's usage from now on:
-		// the quota must not count it again as waiting (the answer may
-		// reach the client, and its next put, before the put leaves the
-		// pipe).
+		next.p.Wait()
 		pp.mu.Lock()
-		next.stored = true
-		// A put with none behind it is answered on the spot when the
-		// connection is idle; answers to a burst go through the writer,
-		// which sends those queued together as one frame.
-		alone := len(pp.pending) == 1
+		n := 1
+		for n < len(pp.pending) && pp.pending[n].p.Ready() {
+			n++
+		}
+		batch := pp.pending[:n:n] // startPut appends only past it
+		// The store counts these blobs in their journals' usage from
+		// now on: the quota must not count them again as waiting (an
+		// answer may reach the client, and its next put, before the
+		// put leaves the pipe).
+		for _, p := range batch {
+			p.stored = true
+		}
+		// Puts with none behind them are answered on the spot when the
+		// connection is idle; otherwise their answer is queued for the
+		// writer, which sends acks queued together as one frame.
+		alone := len(pp.pending) == n
 		pp.mu.Unlock()
-		c.answerPut(next.r, next.start, seq, id, dup, err, alone)
+		c.answerPuts(batch, alone)
 
 		pp.mu.Lock()
-		pp.pending[0] = nil
-		pp.pending = pp.pending[1:]
-		pp.bytes -= len(next.r.Blob)
+		for i, p := range batch {
+			pp.bytes -= len(p.r.Blob)
+			pp.pending[i] = nil
+		}
+		pp.pending = pp.pending[n:]
 		pp.signalLocked()
 		pp.mu.Unlock()
 	}
@@ -157,7 +170,7 @@ func (c *conn) pendingBytes(j protocol.JournalID) int64 {
 
 // putsIdle reports whether no put waits for its answer, and returns a
 // channel closed at the next change of the pipe. A put's answer is
-// queued before the put leaves the pipe.
+// written or queued before the put leaves the pipe.
 func (c *conn) putsIdle() (bool, <-chan struct{}) {
 	pp := &c.puts
 	pp.mu.Lock()

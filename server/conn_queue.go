@@ -14,8 +14,9 @@ type sendQueue struct {
 	ready  chan struct{} // capacity 1; signalled when a frame is added while the writer runs
 
 	// writing is the connection's write token: set while a goroutine
-	// may write messages to the connection, the writer goroutine or an
-	// announcer writing a push or ping itself (claimIdle). There is a
+	// may write messages to the connection, the writer goroutine or a
+	// goroutine writing a push, a ping or a put's answer itself
+	// (claimIdle). There is a
 	// writer goroutine only while there is something to write: whoever
 	// gives work to a connection whose token is free takes the token and
 	// starts one (start); whoever holds the token gives it back only

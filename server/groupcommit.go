@@ -129,21 +129,24 @@ func (c *Committer) Start(j protocol.JournalID, blob []byte, release func()) *Pe
 	return &PendingAppend{id: r.ID, r: r, done: release}
 }
 
-// wait waits for the committer's answer and recycles r.
-func (r *AppendRequest) wait() (uint64, bool, error) {
-	<-r.done
+// take returns the committer's answer, which has come (r.done was
+// received), and recycles r.
+func (r *AppendRequest) take() (uint64, bool, error) {
 	seq, dup, err := r.Seq, r.Dup, r.Err
 	*r = AppendRequest{done: r.done}
 	appendReqPool.Put(r)
 	return seq, dup, err
 }
 
-// PendingAppend is an append started by [Store.StartAppend].
+// PendingAppend is an append started by [Store.StartAppend]. One
+// goroutine waits for it.
 type PendingAppend struct {
 	id   protocol.BlobID
-	r    *AppendRequest // nil if the append failed to start
-	err  error          // why it did not start
-	done func()         // releases the store for Close
+	r    *AppendRequest // nil once its result is known, or if it failed to start
+	seq  uint64         // its result, once r is nil
+	dup  bool
+	err  error  // why it failed, or did not start
+	done func() // releases the store for Close
 }
 
 // FailedAppend returns a PendingAppend of blob that did not start because
@@ -155,17 +158,37 @@ func FailedAppend(blob []byte, err error) *PendingAppend {
 // Wait waits for the append to be durable (or to fail) and returns its
 // sequence number, id and whether the journal already held the blob.
 func (p *PendingAppend) Wait() (uint64, protocol.BlobID, bool, error) {
-	if p.r == nil {
+	if p.r != nil {
+		<-p.r.done
+		p.finish()
+	}
+	if p.err != nil {
 		return 0, p.id, false, p.err
 	}
-	seq, dup, err := p.r.wait()
-	p.r = nil
-	p.err = err
-	p.done()
-	if err != nil {
-		return 0, p.id, false, err
+	return p.seq, p.id, p.dup, nil
+}
+
+// Ready reports, without waiting, whether the append's result is known:
+// then Wait returns it at once.
+func (p *PendingAppend) Ready() bool {
+	if p.r == nil {
+		return true
 	}
-	return seq, p.id, dup, nil
+	select {
+	case <-p.r.done:
+		p.finish()
+		return true
+	default:
+		return false
+	}
+}
+
+// finish keeps the committer's answer, which has come, and releases the
+// store.
+func (p *PendingAppend) finish() {
+	p.seq, p.dup, p.err = p.r.take()
+	p.r = nil
+	p.done()
 }
 
 func (c *Committer) loop() {

@@ -594,3 +594,41 @@ func TestSplitCommitFailingHalfWayKeepsNumbers(t *testing.T) {
 		t.Fatalf("read: %+v", got)
 	}
 }
+
+// TestPendingAppendReady: Ready says, without waiting, whether an
+// append's result is known; once it is, Wait returns it at once, the
+// same every time, and the store's hold is released exactly once.
+func TestPendingAppendReady(t *testing.T) {
+	gate := make(chan struct{})
+	c := StartCommitter(0, func(group []*AppendRequest) {
+		<-gate
+		for i, r := range group {
+			r.Seq, r.Dup = uint64(i+7), i > 0
+		}
+	})
+	defer c.Stop()
+	var released atomic.Int32
+	var j protocol.JournalID
+	p := c.Start(j, []byte("blob"), func() { released.Add(1) })
+	if p.Ready() {
+		t.Fatal("ready before its group committed")
+	}
+	close(gate)
+	for !p.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	for range 2 {
+		seq, id, dup, err := p.Wait()
+		if seq != 7 || dup || err != nil || id != protocol.IDOf([]byte("blob")) {
+			t.Fatalf("Wait after Ready: seq %d dup %v err %v", seq, dup, err)
+		}
+	}
+	if !p.Ready() || released.Load() != 1 {
+		t.Fatalf("ready %v, released %d times, want once", p.Ready(), released.Load())
+	}
+	// An append that failed to start is ready with its error.
+	failed := FailedAppend([]byte("x"), ErrStoreClosed)
+	if _, _, _, err := failed.Wait(); !failed.Ready() || !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("failed append: ready %v, err %v", failed.Ready(), err)
+	}
+}
