@@ -11,7 +11,10 @@ import (
 
 // ingestResult is one durable-ingest run.
 type ingestResult struct {
-	Store     string  `json:"store"` // "badger" or "postgres"
+	Store string `json:"store"` // "badger", "postgres", or "none" (--store-none: keeps nothing)
+	// Durable is false for a run on the store that keeps nothing
+	// (--store-none): its puts were acknowledged without being stored.
+	Durable   bool    `json:"durable"`
 	Writers   int     `json:"writers"`
 	Layout    string  `json:"layout"` // "spread": a journal per writer; "shared": several writers per journal
 	Journals  int     `json:"journals"`
@@ -42,7 +45,7 @@ const ingestWarmup = 300 * time.Millisecond
 // device, put blobs of blobSize bytes one at a time and wait for each
 // acknowledgement (which the relay sends only once the blob is synced to
 // disk). With perJournal > 1, that many writers share each journal. The
-// relay keeps its data in backend.
+// relay keeps its data in backend (or, for backendNone, keeps nothing).
 func runIngest(o *options, backend string, writers, perJournal int, dur time.Duration) (*ingestResult, error) {
 	relays, err := startRelays(o, backend, 1)
 	if err != nil {
@@ -177,6 +180,7 @@ func runIngest(o *options, backend string, writers, perJournal int, dur time.Dur
 		FailedWriters:    len(errs),
 		Failures:         failures,
 		Store:            backend,
+		Durable:          backend != backendNone,
 		Writers:          writers,
 		Layout:           layout,
 		Journals:         nJournals,

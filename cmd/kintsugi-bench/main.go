@@ -393,6 +393,9 @@ func parseOptions(c *cli.Context, stderr io.Writer) (*options, error) {
 			o.only["listener"] = true
 		}
 	}
+	if o.storeNone && !o.only["ingest"] {
+		return nil, &usageError{msg: "--store-none is for the ingest scenario", hint: "add ingest to --only, or leave --store-none out"}
+	}
 	if o.only["listener"] && o.store == "" {
 		return nil, &usageError{msg: "the listener scenario needs PostgreSQL", hint: "give a PostgreSQL server with --store postgres://…"}
 	}
@@ -620,10 +623,18 @@ func printTable(w io.Writer, r *results) {
 	e := r.Env
 	fmt.Fprintf(w, "kintsugi-bench: %d CPUs, %s %s/%s, relay data on %s, protocol version %d, load average at start %s\n", e.CPUs, e.GoVersion, e.OS, e.Arch, e.DataFS, e.Protocol, e.LoadAvg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if len(r.Ingest) > 0 {
+	var durable, none []ingestResult
+	for _, x := range r.Ingest {
+		if x.Durable {
+			durable = append(durable, x)
+		} else {
+			none = append(none, x)
+		}
+	}
+	if len(durable) > 0 {
 		fmt.Fprintf(w, "\ndurable ingest: puts acknowledged after fsync (target: >= 40000/s with 64 writers; on PostgreSQL, >= 50%% of Badger's)\n")
 		fmt.Fprintln(tw, "store\twriters\tlayout\tjournals\tblob bytes\tblobs/s\tof badger\tack p50 ms\tack p99 ms\trelay CPU µs/put\t")
-		for _, x := range r.Ingest {
+		for _, x := range durable {
 			of := "-"
 			if x.Store != backendBadger {
 				for _, b := range r.Ingest {
@@ -635,16 +646,18 @@ func printTable(w io.Writer, r *results) {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%.0f\t%s\t%.2f\t%.2f\t%.0f\t\n", x.Store, x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, of, x.AckP50ms, x.AckP99ms, x.RelayCPUPerPutUs)
 		}
 		tw.Flush()
-		for _, x := range r.Ingest {
-			if x.Store == backendNone {
-				fmt.Fprintf(w, "  none: the same relay with a store that keeps nothing (--store-none): not durable, not a relay to run; badger's figures less these are its store's share\n")
-				break
-			}
+	}
+	if len(none) > 0 {
+		fmt.Fprintf(w, "\nNOT DURABLE: the same relay with a store that keeps nothing (--store-none), not a relay anyone could run; roughly, badger's relay CPU per put less this is what its store costs\n")
+		fmt.Fprintln(tw, "store\twriters\tlayout\tjournals\tblob bytes\tblobs/s\tack p50 ms\tack p99 ms\trelay CPU µs/put\t")
+		for _, x := range none {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.0f\t\n", x.Store, x.Writers, x.Layout, x.Journals, x.BlobBytes, x.PerSecond, x.AckP50ms, x.AckP99ms, x.RelayCPUPerPutUs)
 		}
-		for _, x := range r.Ingest {
-			if x.FailedWriters > 0 {
-				fmt.Fprintf(w, "  %s, %d writers, %s: %d of them failed during the run (%s); the figures are the others'\n", x.Store, x.Writers, x.Layout, x.FailedWriters, strings.Join(x.Failures, "; "))
-			}
+		tw.Flush()
+	}
+	for _, x := range r.Ingest {
+		if x.FailedWriters > 0 {
+			fmt.Fprintf(w, "  %s, %d writers, %s: %d of them failed during the run (%s); the figures are the others'\n", x.Store, x.Writers, x.Layout, x.FailedWriters, strings.Join(x.Failures, "; "))
 		}
 	}
 	if len(r.Push) > 0 {

@@ -241,6 +241,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--link-entries", "0"},
 		{"--link-runs", "0"},
 		{"--store-none", "--compare", "HEAD"},
+		{"--store-none", "--only", "push"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"kintsugi-bench"}, args...), &out, &errOut)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server"
@@ -24,6 +25,9 @@ import (
 type noneStore struct {
 	server.Store
 	commits *server.Committer
+
+	mu     sync.RWMutex // read-held by each append until its answer; Close takes it
+	closed bool         // guarded by mu
 }
 
 func newNoneStore(s server.Store) *noneStore {
@@ -37,8 +41,17 @@ func newNoneStore(s server.Store) *noneStore {
 }
 
 // StartAppend gives blob the next sequence number of j and keeps nothing.
+// Like Badger's, it holds Close back until the append is answered.
 func (s *noneStore) StartAppend(ctx context.Context, j protocol.JournalID, blob []byte) *server.PendingAppend {
-	return s.commits.Start(j, blob, nil)
+	if err := ctx.Err(); err != nil {
+		return server.FailedAppend(blob, err)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return server.FailedAppend(blob, server.ErrStoreClosed)
+	}
+	return s.commits.Start(j, blob, s.mu.RUnlock)
 }
 
 // Append is StartAppend, waited for.
@@ -51,8 +64,15 @@ func (s *noneStore) JournalUsage(ctx context.Context, j protocol.JournalID) (int
 	return 0, nil
 }
 
-// Close stops the committer, then closes the Badger store.
+// Close waits for the appends in flight, stops the committer and closes
+// the Badger store; a second Close only closes the Badger store again.
 func (s *noneStore) Close() error {
-	s.commits.Stop()
+	s.mu.Lock()
+	stop := !s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if stop {
+		s.commits.Stop()
+	}
 	return s.Store.Close()
 }

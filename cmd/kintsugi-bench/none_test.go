@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/kintsugi-journal/kintsugi/protocol"
@@ -23,7 +25,6 @@ func TestNoneStoreKeepsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newNoneStore(b)
-	defer s.Close()
 	j, k := newJournalID(), newJournalID()
 	for _, jj := range []struct {
 		j      protocol.JournalID
@@ -52,6 +53,14 @@ func TestNoneStoreKeepsNothing(t *testing.T) {
 			t.Fatalf("Badger's last seq %d, %v", last, err)
 		}
 	}
+	// Closed, it refuses appends, as a store does; closing again is safe.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Append(ctx, j, []byte("late")); !errors.Is(err, server.ErrStoreClosed) {
+		t.Fatalf("append after Close: %v", err)
+	}
+	s.Close()
 }
 
 // TestRelayOnNoneStore: a child relay started for the none backend keeps
@@ -117,8 +126,27 @@ func TestBenchStoreNone(t *testing.T) {
 		t.Fatalf("ingest: %d runs, want %d: %+v", len(r.Ingest), len(want), r.Ingest)
 	}
 	for i, x := range r.Ingest {
-		if (run{x.Store, x.Writers}) != want[i] || x.Blobs == 0 || x.FailedWriters != 0 {
-			t.Errorf("ingest run %d: %+v, want %+v with puts acknowledged", i, x, want[i])
+		if (run{x.Store, x.Writers}) != want[i] || x.Blobs == 0 || x.FailedWriters != 0 || x.Durable != (x.Store == backendBadger) {
+			t.Errorf("ingest run %d: %+v, want %+v with puts acknowledged, durable only on badger", i, x, want[i])
 		}
 	}
+	// In the table the none runs stand apart from the durable ones,
+	// under words that say what they are not.
+	var table bytes.Buffer
+	printTable(&table, &r)
+	durable, notDurable, ok := strings.Cut(table.String(), "NOT DURABLE")
+	if !ok || hasRow(durable, backendNone) || !hasRow(notDurable, backendNone) || !hasRow(durable, backendBadger) || hasRow(notDurable, backendBadger) {
+		t.Errorf("the table does not set the none runs apart:\n%s", table.String())
+	}
+}
+
+// hasRow reports whether a line of text starts, past its spaces, with
+// the word store.
+func hasRow(text, store string) bool {
+	for line := range strings.SplitSeq(text, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == store {
+			return true
+		}
+	}
+	return false
 }
