@@ -79,6 +79,8 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	var moved, pos []string
+	help := false       // --help follows the command: its positionals do not matter
+	unfinished := false // a flag that needs a value ends the line without one
 	for i < len(args) {
 		a := args[i]
 		switch {
@@ -86,9 +88,18 @@ func reorderArgs(app *cli.App, args []string) []string {
 			pos = append(pos, args[i:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "-") && len(a) > 1 && isFlag(flags, a):
+			help = help || flagName(a) == "help" || flagName(a) == "h"
+			unfinished = takesValue(flags, a) && i+1 == len(args)
 			moved = append(moved, take(flags)...)
 		case strings.HasPrefix(a, "-") && len(path) > 0 && isGlobal(flags, a):
 			hoisted = append(hoisted, take(global)...)
+		case len(pos) > 0 && looksLikeOption(a):
+			// A mistyped option after the text (`write "..."
+			// --listen-onyl`) goes with the flags, to be refused as
+			// an option, instead of joining the text. Text that starts
+			// with a dash goes after --.
+			moved = append(moved, a)
+			i++
 		default:
 			pos = append(pos, a)
 			i++
@@ -98,7 +109,31 @@ func reorderArgs(app *cli.App, args []string) []string {
 	out = append(out, hoisted...)
 	out = append(out, path...)
 	out = append(out, moved...)
+	if help || unfinished {
+		// Help needs no positionals (urfave/cli would read the first
+		// as a subcommand to help with); a flag left without its value
+		// must not take the first positional as one: without them, the
+		// command line is refused for the flag.
+		return out
+	}
 	return append(out, pos...)
+}
+
+// looksLikeOption reports whether a is written as an option is: one or
+// two dashes and a name of letters, digits and dashes that starts with a
+// letter, perhaps with =value. "-5 degrees" and "- I'm sorry" do not.
+func looksLikeOption(a string) bool {
+	name := flagName(a)
+	if !strings.HasPrefix(a, "-") || name == "" || strings.HasPrefix(a, "---") {
+		return false
+	}
+	for i, r := range name {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || r != '-' && (r < '0' || r > '9')) {
+			return false
+		}
+	}
+	return true
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

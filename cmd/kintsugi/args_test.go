@@ -16,7 +16,17 @@ func TestReorderArgs(t *testing.T) {
 		{[]string{"k", "ack", "abcd", "--note", "I am here"}, []string{"k", "ack", "--note", "I am here", "abcd"}},
 		{[]string{"k", "--home", "/h", "answer", "abcd", "--need-time"}, []string{"k", "--home", "/h", "answer", "--need-time", "abcd"}},
 		{[]string{"k", "write", "hello", "--feeling", "grief", "-i", "3", "world"}, []string{"k", "write", "--feeling", "grief", "-i", "3", "hello", "world"}},
-		{[]string{"k", "journal", "join", "CODE", "--help"}, []string{"k", "journal", "join", "--help", "CODE"}},
+		// Help after positionals asks for the command's help: they go.
+		{[]string{"k", "journal", "join", "CODE", "--help"}, []string{"k", "journal", "join", "--help"}},
+		{[]string{"k", "show", "abcd", "-h"}, []string{"k", "show", "-h"}},
+		// A mistyped option after the text goes with the flags, to be
+		// refused; words that do not look like an option stay text.
+		{[]string{"k", "write", "hear me", "--listen-onyl"}, []string{"k", "write", "--listen-onyl", "hear me"}},
+		{[]string{"k", "write", "hear me", "-listen"}, []string{"k", "write", "-listen", "hear me"}},
+		{[]string{"k", "write", "hear me", "-5", "- sorry"}, []string{"k", "write", "hear me", "-5", "- sorry"}},
+		// A flag that needs a value ends the line without one: it must
+		// not take the text as its value.
+		{[]string{"k", "write", "hear me", "--feeling"}, []string{"k", "write", "--feeling"}},
 		{[]string{"k", "write", "--", "--not-a-flag"}, []string{"k", "write", "--", "--not-a-flag"}},
 		{[]string{"k", "write", "-5 degrees and falling"}, []string{"k", "write", "-5 degrees and falling"}},
 		{[]string{"k", "log", "--since=yesterday", "--json"}, []string{"k", "log", "--since=yesterday", "--json"}},
@@ -37,4 +47,16 @@ func TestReorderArgs(t *testing.T) {
 
 func appForTest() *cli.App {
 	return newApp(&env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}, new(error))
+}
+
+func TestLooksLikeOption(t *testing.T) {
+	for a, want := range map[string]bool{
+		"--listen-onyl": true, "-listen": true, "-n": true, "--since=yesterday": true, "--x2": true,
+		"-": false, "--": false, "-5": false, "-5 degrees": false, "- I'm sorry": false, "--two words": false,
+		"---x": false, "--=x": false, "words": false, "-x_y": false,
+	} {
+		if got := looksLikeOption(a); got != want {
+			t.Errorf("looksLikeOption(%q) = %v, want %v", a, got, want)
+		}
+	}
 }

@@ -153,6 +153,14 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && len(path) > 0 {
 		flags = c.Command.Flags
 	}
+	// The flag package names the flag as "-" and what followed the
+	// dashes it took.
+	if words, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok && len(path) > 0 && !looksLikeOption(words) {
+		// Not an option mistyped but words that start with a dash,
+		// as in `write "- I'm sorry"`.
+		return usageError(fmt.Sprintf("%q starts with a dash, so it was read as an option", words),
+			fmt.Sprintf("to give words that start with a dash, put -- before them: kintsugi %s -- %q", strings.Join(path, " "), words))
+	}
 	return usageError(flagProblem(path, flags, c.App.Flags, err), helpHint(path))
 }
 
