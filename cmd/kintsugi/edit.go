@@ -60,7 +60,7 @@ func cmdEdit(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			e.printf("Saved a new version of %s (%s). %s will see that it was edited; `kintsugi show %s --history` shows every version.\n", t.Short, r.Short, clean(partnerName(j)), t.Short)
+			e.printf("Saved a new version of %s (%s). %s will see that it was edited; `kintsugi show %s --history` shows every version. %s\n", t.Short, r.Short, clean(partnerName(j)), t.Short, e.whereItGoes(j))
 			return nil
 		},
 	}
@@ -94,7 +94,7 @@ func cmdRetract(e *env) *cli.Command {
 			if _, _, err := j.Retract(t.ID); err != nil {
 				return err
 			}
-			e.printf("Retracted %s. It will be sent on the next `kintsugi sync`.\n", t.Short)
+			e.printf("Retracted %s. %s\n", t.Short, e.whereItGoes(j))
 			return nil
 		},
 	}
