@@ -130,7 +130,15 @@ func sentence(n client.Notice) string {
 		}
 		return fmt.Sprintf("%d earlier items from %s have not arrived yet", count, deviceWords(n))
 	case client.NoticeForkedHistory:
-		return fmt.Sprintf("%s has two different histories: it may have been copied or restored from a backup, or someone else may have its keys", deviceWords(n))
+		said := fmt.Sprintf("%s has two different histories: it may have been copied or restored from a backup, or someone else may have its keys", deviceWords(n))
+		if n.ThisDevice {
+			return said + ". If a backup of it was restored on another machine, keep writing on the one you mean to keep and stop using the other; if not, link a new device (`kintsugi device link`) and remove this one (`kintsugi device revoke`)"
+		}
+		owner := who
+		if owner == "" {
+			owner = "its owner"
+		}
+		return said + fmt.Sprintf(". Most often %s restored a backup on a new machine and still writes on the old one; ask them. If they did not, they can remove that device (`kintsugi device revoke`)", owner)
 	}
 	// A kind from a newer client library: say so plainly rather than
 	// nothing.
