@@ -47,7 +47,9 @@ func cmdTogether(e *env) *cli.Command {
 					}
 					defer j.Close()
 					if t.Kind != client.KindTogether {
-						return fail(fmt.Sprintf("%s is not a reveal-together question", t.Short), "`kintsugi together` lists them")
+						// The wrong kind of entry is a usage error, as for
+						// `agree accept` on what is not an agreement.
+						return usageError(fmt.Sprintf("%s is not a reveal-together question", t.Short), "`kintsugi together` lists them")
 					}
 					if t.State != "open" && t.State != "waiting-for-you" {
 						return fail("you have already answered this one", "`kintsugi together` shows where it stands")
