@@ -770,6 +770,13 @@ func (e *env) notes(j *client.Journal, missing, held bool) {
 		for _, m := range st.Missing {
 			e.printf("Note: %s.\n", sentence(m))
 		}
+		// A device with two histories is not only for status: whoever
+		// syncs should hear of it until they have read it.
+		for _, n := range unread(st.Notices) {
+			if n.Kind == client.NoticeForkedHistory || n.Kind == client.NoticeRelayForgedOwn {
+				e.printf("Note: %s. (`kintsugi status --ack %s` marks this read.)\n", sentence(n), n.ID)
+			}
+		}
 	}
 	if !held {
 		return
