@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -273,6 +274,15 @@ func editText(what, initial string) (string, error) {
 	}
 	text := strings.TrimSpace(string(b))
 	clear(b)
+	if edErr != nil && editorInterrupted(edErr) {
+		// Ctrl-C is the person choosing to stop, not the editor failing:
+		// say so, and exit as a stopped command does (exitInterrupted).
+		// What they wrote is kept as a draft all the same (settleDraft).
+		if text == "" || text == strings.TrimSpace(initial) {
+			return "", &userError{msg: "you stopped the editor, so nothing new was written", hint: "nothing was saved; run the command again whenever you are ready", err: context.Canceled}
+		}
+		return text, &userError{msg: fmt.Sprintf("you stopped the editor, so this %s was not saved", kindWord(what)), err: context.Canceled}
+	}
 	if edErr != nil {
 		if text == "" || text == strings.TrimSpace(initial) {
 			return "", fail(fmt.Sprintf("the editor closed with an error (%v), and nothing new was written", edErr), "run the command again when you are ready; save and quit the editor normally to keep what you write")
