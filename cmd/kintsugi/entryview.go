@@ -166,8 +166,13 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 	if len(en.Feelings) > 0 {
 		head += " · feeling " + clean(strings.Join(en.Feelings, ", "))
 	}
-	if en.Intensity != nil {
+	switch {
+	case en.Intensity != nil && len(en.Feelings) > 0:
 		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
+	case en.Intensity != nil:
+		// No feeling named (write refuses that now; an earlier version
+		// or another client may not have): say what the number is.
+		head += fmt.Sprintf(" · intensity %d/10", *en.Intensity)
 	}
 	if en.ListenOnly {
 		head += " · asks to be heard, not answered"

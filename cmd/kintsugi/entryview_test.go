@@ -82,3 +82,21 @@ func TestReaderVoiceNeverSaysYou(t *testing.T) {
 		}
 	}
 }
+
+// TestIntensityWithoutFeelingIsNamed: an entry that carries an intensity
+// but names no feeling (write refuses one now; an earlier version or
+// another client may have saved it) says what the number is, instead of
+// a bare "You (5/10)".
+func TestIntensityWithoutFeelingIsNamed(t *testing.T) {
+	five := 5
+	en := client.Entry{ID: "e1", Short: "e1", Kind: client.KindEntry, Author: "Alex", Mine: true, Intensity: &five}
+	for v, want := range map[voice]string{toYou: "You · intensity 5/10", toReader: "Alex wrote · intensity 5/10"} {
+		if head, _ := entryHead(en, entryMap{}, v); head != want {
+			t.Errorf("voice %d: %q, want %q", v, head, want)
+		}
+	}
+	en.Feelings = []string{"grief"}
+	if head, _ := entryHead(en, entryMap{}, toYou); head != "You · feeling grief (5/10)" {
+		t.Errorf("with a feeling: %q", head)
+	}
+}
