@@ -139,8 +139,18 @@ func (t tty) ask(prompt string) ([]byte, error) {
 func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := openPrompter()
 	if err != nil {
-		if confirm {
-			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
+		// The hint names every way that works for this prompt, and no
+		// other: a new identity's passphrase comes from the same places
+		// as any (KINTSUGI_PASSPHRASE, --passphrase-file); when changing
+		// it, those give the current one and only --new-passphrase-file
+		// gives the new one; no unlocked session stands in for either.
+		switch prompt {
+		case askChangedPassphrase:
+			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "put the new passphrase on the first line of a file and give it with --new-passphrase-file FILE; nothing was changed")
+		case askCurrentPassphrase:
+			return nil, noSecret("the current passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE to it, or give a file holding it with --passphrase-file FILE (and the new one with --new-passphrase-file FILE); nothing was changed")
+		case askNewPassphrase:
+			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE to the passphrase you choose, or put it on the first line of a file and give it with --passphrase-file FILE")
 		}
 		return nil, noSecret("a passphrase is needed and there is no terminal to ask on", "run `kintsugi unlock` in a terminal first, or set KINTSUGI_PASSPHRASE, or use --passphrase-file")
 	}
