@@ -508,7 +508,7 @@ func cmdWrite(e *env) *cli.Command {
 			"Feelings you might name: " + strings.Join(feelingWords, ", ") + " (or any word of your own).",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "a feeling to name (repeat for several)"},
-			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong it is, 0 to 10"},
+			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "how strong the feeling is, 0 to 10 (with --feeling)"},
 			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "a tag to find it by later (repeat for several)"},
 			&cli.BoolFlag{Name: "listen-only", Usage: "ask to be heard, not answered: your partner can acknowledge it but not reply"},
 			draftFlag,
@@ -527,6 +527,9 @@ func cmdWrite(e *env) *cli.Command {
 				n := c.Int("intensity")
 				if n < 0 || n > 10 {
 					return usageError(fmt.Sprintf("intensity %d is outside 0 to 10", n), "0 is barely there, 10 is as strong as it gets")
+				}
+				if err := needsFeeling(p.Feelings); err != nil {
+					return err
 				}
 				p.Intensity = &n
 			}

@@ -14,9 +14,9 @@ import (
 
 // What a person writes in the editor is never thrown away. If the command
 // then fails (the text is too long for one entry, the editor closed with
-// an error, the disk is full), the text is kept as a draft, sealed with the
-// storage key in the home (client.SaveDraft), and the error says how to
-// get it back: `kintsugi write --draft ID` opens it in the editor again,
+// an error or was stopped with Ctrl-C, the disk is full), the text is
+// kept as a draft, sealed with the storage key in the home
+// (client.SaveDraft), and the error says how to get it back: `kintsugi write --draft ID` opens it in the editor again,
 // `kintsugi draft show ID` prints it (to split it, or pipe it into another
 // command). A draft used by a command that succeeds is removed.
 
@@ -91,19 +91,25 @@ func (e *env) settleDraft(err error) error {
 	if e.used != "" {
 		e.acct.DeleteDraft(e.used) // the new draft replaces it
 	}
-	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d))
+	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d, errors.Is(err, client.ErrTooLong)))
 	if hint != "" {
 		keep += ". " + upperFirst(hint)
 	}
 	return &userError{msg: msg, hint: keep, err: err}
 }
 
-// draftWays says how to get draft d back.
-func draftWays(d client.Draft) string {
+// draftWays says how to get draft d back; tooLong says it was kept for
+// being more than one entry holds, so the way back is to shorten it or
+// split it (advice that would only puzzle someone who stopped the editor).
+func draftWays(d client.Draft, tooLong bool) string {
 	show := "`kintsugi draft show " + d.ID + "` prints it"
 	switch d.What {
 	case client.KindEntry:
-		return "`kintsugi write --draft " + d.ID + "` opens it in your editor again (to shorten it, or to save it in parts), and " + show
+		why := ""
+		if tooLong {
+			why = " (to shorten it, or to save it in parts)"
+		}
+		return "`kintsugi write --draft " + d.ID + "` opens it in your editor again" + why + ", and " + show
 	case client.KindQuestion:
 		return "`kintsugi ask --draft " + d.ID + "` opens it in your editor again, and " + show
 	}
@@ -140,9 +146,10 @@ func cmdDraft(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "draft",
 		Usage: "list what you wrote that could not be saved as an entry (kept, locked, on this device)",
-		Description: "When an entry cannot be saved (too long for one entry, or the editor closed with an\n" +
-			"error), what you wrote in the editor is kept here as a draft, sealed like the rest\n" +
-			"of your journal. `kintsugi write --draft ID` opens one in your editor again.",
+		Description: "When an entry cannot be saved (too long for one entry, the editor closed with an\n" +
+			"error, or you stopped it with Ctrl-C), what you wrote in the editor is kept here as a\n" +
+			"draft, sealed like the rest of your journal. `kintsugi write --draft ID` opens one in\n" +
+			"your editor again.",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "show",

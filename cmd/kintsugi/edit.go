@@ -15,7 +15,7 @@ func cmdEdit(e *env) *cli.Command {
 		ArgsUsage: "ID [TEXT]",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "feeling", Aliases: []string{"f"}, Usage: "replace the feelings (repeat for several)"},
-			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "replace the intensity, 0 to 10"},
+			&cli.IntFlag{Name: "intensity", Aliases: []string{"i"}, Usage: "replace the intensity of the feelings, 0 to 10"},
 			&cli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "replace the tags"},
 		},
 		Action: func(c *cli.Context) error {
@@ -38,6 +38,9 @@ func cmdEdit(e *env) *cli.Command {
 				n := c.Int("intensity")
 				if n < 0 || n > 10 {
 					return usageError(fmt.Sprintf("intensity %d is outside 0 to 10", n), "choose a number from 0 (gentle) to 10 (overwhelming)")
+				}
+				if err := needsFeeling(p.Feelings); err != nil {
+					return err
 				}
 				p.Intensity = &n
 			}

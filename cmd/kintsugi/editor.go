@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +22,21 @@ func runEditor(editor, path string) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = childEnv()
 	return cmd.Run()
+}
+
+// editorInterrupted reports whether err, from runEditor, says the editor
+// was ended by Ctrl-C: killed by SIGINT, or exiting 130 as a shell (or a
+// wrapper script around the editor) reports a command killed so. Editors
+// that catch Ctrl-C themselves (vim, emacs) never end this way.
+func editorInterrupted(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal() == syscall.SIGINT
+	}
+	return ee.ExitCode() == exitInterrupted
 }
 
 // Draft folders. The editor needs the text in a file, in the clear, while

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
 // testBinaryAs returns a path that runs this test binary as the command
@@ -144,5 +148,69 @@ func TestSweepDraftsOnlyStaleOnes(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(target, "entry.txt")); string(b) != "private words" {
 		t.Errorf("the link's target was changed: %q", b)
+	}
+}
+
+// Ctrl-C in the editor, as a terminal sends it to the whole foreground
+// process group (kintsugi, the shell and the editor), is the person
+// stopping: kintsugi exits 130, says so kindly, keeps what was written as
+// a draft and says how to pick it up again, without the advice for an
+// entry that is too long.
+func TestEditorInterruptKeepsDraft(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+	editor := filepath.Join(t.TempDir(), "editor")
+	script := "#!/bin/sh\nprintf 'I could not finish this tonight' > \"$1\"\nkill -INT 0\nsleep 5\n"
+	if err := os.WriteFile(editor, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VISUAL", "")
+	t.Setenv("EDITOR", editor)
+	cmd := exec.Command(testBinaryAs(t, "kintsugi-tty"), "--home", home, "write")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, as a terminal's foreground job
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("write stopped with %v, want exit status %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	got := stderr.String()
+	m := regexp.MustCompile("(?m)^kintsugi: you stopped the editor, so what you wrote there was not saved\nkintsugi: hint: what you wrote is kept, locked, on this device as draft ([0-9a-f]{8}): `kintsugi write --draft ([0-9a-f]{8})` opens it in your editor again, and `kintsugi draft show [0-9a-f]{8}` prints it\n$").FindStringSubmatch(got)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("stderr:\n%s", got)
+	}
+	for _, wrong := range []string{"closed with an error", "signal", "shorten", "in parts"} {
+		if strings.Contains(got, wrong) {
+			t.Errorf("stderr says %q:\n%s", wrong, got)
+		}
+	}
+	if out := must(t, "--home", home, "draft", "show", m[1]); out != "I could not finish this tonight\n" {
+		t.Errorf("draft show: %q", out)
+	}
+}
+
+// An editor killed by Ctrl-C on its own, or exiting 130 as a shell
+// reports it, is stopped too; with nothing written, nothing is kept and
+// it says so, with the same exit status.
+func TestEditorInterruptWithNothingWritten(t *testing.T) {
+	home := newHome(t)
+	r := servertest.NewServer(t)
+	must(t, "--home", home, "journal", "create", "--relay", r.URL())
+	for _, body := range []string{`kill -INT $$`, `exit 130`} {
+		useEditor(t, body)
+		_, stderr, err := kintsugi(t, context.Background(), "--home", home, "ask")
+		if exitStatus(err) != exitInterrupted || stderr != "kintsugi: you stopped the editor, so nothing new was written\nkintsugi: hint: nothing was saved; run the command again whenever you are ready\n" {
+			t.Errorf("editor %q: exit %d\n%s", body, exitStatus(err), stderr)
+		}
+		useEditor(t, `echo 'Where were you really?' > "$1"; `+body)
+		_, stderr, err = kintsugi(t, context.Background(), "--home", home, "ask")
+		if exitStatus(err) != exitInterrupted || !strings.Contains(stderr, "kintsugi: you stopped the editor, so what you wrote there was not saved\n") || !strings.Contains(stderr, "`kintsugi ask --draft ") {
+			t.Errorf("editor %q: exit %d\n%s", body, exitStatus(err), stderr)
+		}
+	}
+	if out := must(t, "--home", home, "draft"); strings.Count(out, "“Where were you really?”") != 2 {
+		t.Errorf("draft list:\n%s", out)
 	}
 }

@@ -81,7 +81,13 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 		}
 	case client.KindQuestion:
 		state := map[string]string{"open": "open", "needs-time": "needs time", "answered": "answered"}[en.State]
-		if en.State == "needs-time" && !mine {
+		switch {
+		case en.State != "needs-time" || mine:
+		case v == toReader:
+			// Only the asker's partner answers, so it is they who need
+			// time: name them, as a reader knows neither "you".
+			state = needsTimeName(en, byID) + " needs time"
+		default:
 			state = "you need time" // the partner asked; "needs time" would read as theirs
 		}
 		head = fmt.Sprintf("%s asked (%s)", who, state)
@@ -160,13 +166,30 @@ func entryHead(en client.Entry, byID entries, v voice) (head string, ok bool) {
 	if len(en.Feelings) > 0 {
 		head += " · feeling " + clean(strings.Join(en.Feelings, ", "))
 	}
-	if en.Intensity != nil {
+	switch {
+	case en.Intensity != nil && len(en.Feelings) > 0:
 		head += fmt.Sprintf(" (%d/10)", *en.Intensity)
+	case en.Intensity != nil:
+		// No feeling named (write refuses that now; an earlier version
+		// or another client may not have): say what the number is.
+		head += fmt.Sprintf(" · intensity %d/10", *en.Intensity)
 	}
 	if en.ListenOnly {
 		head += " · asks to be heard, not answered"
 	}
 	return head, true
+}
+
+// needsTimeName names who needs time with question q: the author of an
+// answer that says so (only the asker's partner answers a question), or
+// "their partner" if that answer is not at hand.
+func needsTimeName(q client.Entry, byID entries) string {
+	for _, id := range q.Answers {
+		if a, ok := byID.Get(id); ok && a.NeedTime && a.Author != q.Author {
+			return clean(a.Author)
+		}
+	}
+	return "their partner"
 }
 
 // keptWord says what a check-in says, as log does.

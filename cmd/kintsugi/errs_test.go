@@ -380,6 +380,39 @@ func TestNoTerminalForSecrets(t *testing.T) {
 	}
 }
 
+// With no terminal, the hint for a new passphrase names every way that
+// works for that command, and each way it names does work: init takes
+// KINTSUGI_PASSPHRASE or --passphrase-file; changing it takes the new
+// one only from --new-passphrase-file.
+func TestNoTerminalNewPassphraseHint(t *testing.T) {
+	home := newHome(t)
+	noTTY(t)
+	t.Setenv("KINTSUGI_PASSPHRASE", "")
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, stderr, err := kintsugi(t, context.Background(), "--home", fresh, "init", "--name", "Sam")
+	if exitStatus(err) != exitPassphrase || stderr != "kintsugi: a new passphrase is needed and there is no terminal to ask on\n"+
+		"kintsugi: hint: set KINTSUGI_PASSPHRASE to the passphrase you choose, or put it on the first line of a file and give it with --passphrase-file FILE\n" {
+		t.Errorf("init, no terminal: exit %d\n%s", exitStatus(err), stderr)
+	}
+	file := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(file, []byte("a passphrase from a file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "--home", fresh, "--passphrase-file", file, "init", "--name", "Sam")
+
+	_, stderr, err = kintsugi(t, context.Background(), "--home", home, "passphrase")
+	if exitStatus(err) != exitPassphrase || !strings.Contains(stderr, "kintsugi: the current passphrase is needed and there is no terminal to ask on\n") ||
+		!strings.Contains(stderr, "--new-passphrase-file FILE") || strings.Contains(stderr, "unlock") {
+		t.Errorf("passphrase, no terminal, none given: exit %d\n%s", exitStatus(err), stderr)
+	}
+	t.Setenv("KINTSUGI_PASSPHRASE", "a passphrase for tests")
+	_, stderr, err = kintsugi(t, context.Background(), "--home", home, "passphrase")
+	if exitStatus(err) != exitPassphrase || stderr != "kintsugi: a new passphrase is needed and there is no terminal to ask on\n"+
+		"kintsugi: hint: put the new passphrase on the first line of a file and give it with --new-passphrase-file FILE; nothing was changed\n" {
+		t.Errorf("passphrase, no terminal for the new one: exit %d\n%s", exitStatus(err), stderr)
+	}
+}
+
 // A wrong passphrase's hint fits where it came from: caps lock for one
 // typed, the file or the variable for one that was not.
 func TestWrongPassphraseSaysWhereItCameFrom(t *testing.T) {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -52,7 +54,7 @@ func cmdExport(e *env) *cli.Command {
 			if out := c.String("out"); out != "" {
 				fl, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
-					return fail(fmt.Sprintf("could not create %s: %v", out, err), "choose a new file name; export never overwrites a file")
+					return createError(out, err)
 				}
 				fmt.Fprint(e.stderr, said)
 				if _, err := fl.Write(buf.Bytes()); err != nil {
@@ -70,6 +72,22 @@ func cmdExport(e *env) *cli.Command {
 			return err
 		},
 	}
+}
+
+// createError words why the export file out could not be made, naming
+// the file once (err, an *fs.PathError, names it too). An existing file is
+// never overwritten, as age and git refuse to: what it holds may be an
+// earlier export someone still needs.
+func createError(out string, err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return &userError{msg: fmt.Sprintf("%s already exists, so nothing was written", out),
+			hint: "export never overwrites a file: give --out another name, or remove " + out + " first if you no longer need it", err: err}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &userError{msg: fmt.Sprintf("could not create %s: %v", out, err), hint: "choose another place or name with --out; nothing was written", err: err}
 }
 
 // exportBytes is the export of the entries q chooses from j, in format

@@ -12,6 +12,21 @@ import (
 	"github.com/kintsugi-journal/kintsugi/client"
 )
 
+// needsFeeling refuses an intensity given with no feeling to measure: an
+// intensity says how strong a named feeling is (the feelings chart draws
+// each feeling's), and alone it would be saved as a number nobody can
+// read back ("You (5/10)"). An option that means nothing without another
+// is refused before anything is written, rather than stored or dropped
+// silently; entries that already carry one (from an earlier version or
+// another client) are shown plainly (entryHead).
+func needsFeeling(feelings []string) error {
+	if len(feelings) > 0 {
+		return nil
+	}
+	return usageError("--intensity says how strong a feeling is, and no feeling is named",
+		"name it too, like --feeling grief --intensity 5, or leave --intensity out; nothing was saved")
+}
+
 // feelingSeries is one person's one feeling over time.
 type feelingSeries struct {
 	Author  string     `json:"author"`

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,12 @@ func TestMain(m *testing.M) {
 			os.Setenv("KINTSUGI_TEST_PID", strconv.Itoa(os.Getpid()))
 			_, err := editText("entry", "")
 			os.Exit(exitCode(err, os.Stderr))
+		},
+		// kintsugi as a program, as if standard input were a terminal,
+		// so the editor opens (TestEditorInterruptKeepsDraft).
+		"kintsugi-tty": func() {
+			stdinIsTerminal = func(io.Reader) bool { return true }
+			os.Exit(runMain())
 		},
 	})
 }

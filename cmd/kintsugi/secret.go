@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -138,8 +139,18 @@ func (t tty) ask(prompt string) ([]byte, error) {
 func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := openPrompter()
 	if err != nil {
-		if confirm {
-			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE, or --new-passphrase-file when changing it")
+		// The hint names every way that works for this prompt, and no
+		// other: a new identity's passphrase comes from the same places
+		// as any (KINTSUGI_PASSPHRASE, --passphrase-file); when changing
+		// it, those give the current one and only --new-passphrase-file
+		// gives the new one; no unlocked session stands in for either.
+		switch prompt {
+		case askChangedPassphrase:
+			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "put the new passphrase on the first line of a file and give it with --new-passphrase-file FILE; nothing was changed")
+		case askCurrentPassphrase:
+			return nil, noSecret("the current passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE to it, or give a file holding it with --passphrase-file FILE (and the new one with --new-passphrase-file FILE); nothing was changed")
+		case askNewPassphrase:
+			return nil, noSecret("a new passphrase is needed and there is no terminal to ask on", "set KINTSUGI_PASSPHRASE to the passphrase you choose, or put it on the first line of a file and give it with --passphrase-file FILE")
 		}
 		return nil, noSecret("a passphrase is needed and there is no terminal to ask on", "run `kintsugi unlock` in a terminal first, or set KINTSUGI_PASSPHRASE, or use --passphrase-file")
 	}
@@ -273,6 +284,15 @@ func editText(what, initial string) (string, error) {
 	}
 	text := strings.TrimSpace(string(b))
 	clear(b)
+	if edErr != nil && editorInterrupted(edErr) {
+		// Ctrl-C is the person choosing to stop, not the editor failing:
+		// say so, and exit as a stopped command does (exitInterrupted).
+		// What they wrote is kept as a draft all the same (settleDraft).
+		if text == "" || text == strings.TrimSpace(initial) {
+			return "", &userError{msg: "you stopped the editor, so nothing new was written", hint: "nothing was saved; run the command again whenever you are ready", err: context.Canceled}
+		}
+		return text, &userError{msg: "you stopped the editor, so what you wrote there was not saved", err: context.Canceled}
+	}
 	if edErr != nil {
 		if text == "" || text == strings.TrimSpace(initial) {
 			return "", fail(fmt.Sprintf("the editor closed with an error (%v), and nothing new was written", edErr), "run the command again when you are ready; save and quit the editor normally to keep what you write")
