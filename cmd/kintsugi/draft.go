@@ -113,6 +113,11 @@ func draftWays(d client.Draft, tooLong bool) string {
 	case client.KindQuestion:
 		return "`kintsugi ask --draft " + d.ID + "` opens it in your editor again, and " + show
 	}
+	if strings.HasPrefix(d.What, "edit ") {
+		// An edit's text (edit.go): `write --draft` would make it a new
+		// entry.
+		return show + ", to copy from or pipe into `kintsugi " + clean(d.What) + "` again"
+	}
 	return show + ", to copy from or pipe into the command again"
 }
 

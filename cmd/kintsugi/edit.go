@@ -52,7 +52,13 @@ func cmdEdit(e *env) *cli.Command {
 				return err
 			}
 			if c.NArg() > 1 || !c.IsSet("feeling") && !c.IsSet("intensity") && !c.IsSet("tag") {
-				if p.Text, err = e.readTextWith(c.Args().Tail(), "entry", t.Text); err != nil {
+				p.Text, err = e.readTextWith(c.Args().Tail(), "entry", t.Text)
+				if e.edited != nil {
+					// Kept as a draft, it is a new version of this
+					// entry, not a new entry (draftWays).
+					e.edited.what = "edit " + t.Short
+				}
+				if err != nil {
 					return err
 				}
 			}

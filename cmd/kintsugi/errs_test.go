@@ -540,6 +540,21 @@ func TestEditorErrorKeepsDraft(t *testing.T) {
 	if out := must(t, "--home", home, "draft"); !strings.Contains(out, "question, about 22 bytes: “Where were you really?”") {
 		t.Errorf("draft list:\n%s", out)
 	}
+	// An edit's text is kept as an edit of that entry: the way back is
+	// into `edit`, not `write --draft`, which would make a new entry.
+	out := must(t, "--home", home, "write", "first words")
+	id := regexp.MustCompile(`entry \(([0-9a-f]{8})\)`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("write said:\n%s", out)
+	}
+	useEditor(t, `echo 'second words' > "$1"; exit 3`)
+	_, stderr, err = kintsugi(t, context.Background(), "--home", home, "edit", id[1])
+	if err == nil || !strings.Contains(stderr, "to copy from or pipe into `kintsugi edit "+id[1]+"` again") || strings.Contains(stderr, "write --draft") {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if out := must(t, "--home", home, "draft"); !strings.Contains(out, "edit "+id[1]+", about 12 bytes: “second words”") {
+		t.Errorf("draft list:\n%s", out)
+	}
 	// Nothing written: nothing kept, and it says so.
 	useEditor(t, `exit 3`)
 	_, stderr, _ = kintsugi(t, context.Background(), "--home", home, "write")
