@@ -45,6 +45,7 @@ func TestNoticeSentences(t *testing.T) {
 		{client.Notice{Kind: client.NoticeRelayBadItem, Count: 2, Position: 9}, "the relay sent 2 things that are not valid entries for this journal (the latest at position 9); they were set aside"},
 		{client.Notice{Kind: client.NoticeMissingItems, Who: "Sam", Device: "desk", Count: 1}, `1 earlier item from Sam's device "desk" has not arrived yet`},
 		{client.Notice{Kind: client.NoticeMissingItems, Count: 2}, "2 earlier items from an unknown device have not arrived yet"},
+		{client.Notice{Kind: client.NoticeMissingItems, Who: "Sam", Device: "vm", Count: 1, DamagedHere: true}, "1 earlier item from Sam's device \"vm\" is not on this device now: part of this journal's file here was damaged and set aside. What the relay holds is safe there, and `kintsugi sync` fetches it again"},
 		{client.Notice{Kind: client.NoticeForkedHistory, Who: "Alex", ThisDevice: true}, "this device has two different histories: it may have been copied or restored from a backup, or someone else may have its keys"},
 		{client.Notice{Kind: client.NoticeDeviceAdded, Who: "Sam", DeviceID: "ab12cd34"}, "Sam added a device (unnamed, ab12cd34)"},
 		{client.Notice{Kind: client.NoticeRestoreStrays, Count: 1}, "the relay sent 1 item that claims to come from this device and is not part of its history; set aside"},

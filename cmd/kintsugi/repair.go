@@ -21,15 +21,20 @@ import (
 
 // noteRepairs prints, on stderr, what the client repaired in the journals
 // this command opened.
+// A watch said its repairs as they happened (e.repairsSaid, the first
+// ones of the journal it watched); they are not said twice.
 func (e *env) noteRepairs() {
 	for _, j := range e.opened {
-		for _, r := range j.Repairs() {
-			e.noteRepair(r)
+		reps := j.Repairs()
+		for _, r := range reps[min(e.repairsSaid[j], len(reps)):] {
+			e.noteRepair(r, false)
 		}
 	}
 }
 
-func (e *env) noteRepair(r client.Repair) {
+// noteRepair words one repair. watching says a `sync --watch` found it:
+// the watcher fetches again at once what the relay holds.
+func (e *env) noteRepair(r client.Repair, watching bool) {
 	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "kintsugi: note: "+format+"\n", args...) }
 	kept := func() {
 		switch {
@@ -63,7 +68,10 @@ func (e *env) noteRepair(r client.Repair) {
 			return
 		}
 		say("part of this journal's file on this device was damaged or missing, and has been repaired")
-		if r.Refetch {
+		switch {
+		case r.Refetch && watching:
+			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and is being fetched again now")
+		case r.Refetch:
 			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and comes back with your next `kintsugi sync`")
 		}
 		if r.Kept > 0 {
@@ -82,7 +90,10 @@ func (e *env) noteRepair(r client.Repair) {
 		if r.Unknown {
 			say("if you wrote anything here since your last sync, it may not have been kept; once you have synced, `kintsugi log` shows what is here")
 		}
-		if r.Waits {
+		switch {
+		case r.Waits && watching:
+			say("writing waits until your own earlier entries are back, so your history stays whole")
+		case r.Waits:
 			say("writing waits until that sync has collected your own earlier entries, so your history stays whole")
 		}
 		kept()
