@@ -733,7 +733,7 @@ func (j *Journal) tornTail() error {
 	// An entry the witness noted as saved that is not here now was in the
 	// part cut off. (One that was being written when a writer stopped was
 	// never noted: nobody was told it was saved.)
-	notes := j.unsent.load()
+	notes, _ := j.loadUnsent()
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
 		if err := j.unsent.pruneLost(notes, named); err != nil {

@@ -380,7 +380,7 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 	// then it names entries already sent, which only costs a note.
 	defer func() {
 		if n > 0 {
-			_ = j.withLock(func() error { return j.unsent.prune(&j.logIndex) })
+			_ = j.withLock(func() error { return j.pruneUnsent() })
 		}
 	}()
 	for start := 0; start < len(out); start += window {

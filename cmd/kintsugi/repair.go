@@ -57,6 +57,25 @@ func (e *env) noteRepair(r client.Repair, watching bool) {
 		}
 		say("if you confirmed a safety number or made an invite just before this, please do it again")
 		kept()
+	case client.RepairUnsent:
+		// The list only names what waits to be sent; the entries are in
+		// the journal's file (a damaged log is a repair of its own).
+		say("the list this device keeps of your entries not yet sent could not be read. It only names them: the entries themselves are kept in this journal's file")
+		switch {
+		case r.SetAside == "":
+			say("the list could not be moved aside, so it was left as it is; `kintsugi log` shows what you wrote, and `kintsugi sync` sends what waits")
+			return
+		case r.Kept == 1:
+			say("the list was made again from that file: 1 entry of yours is waiting to be sent, as before, and `kintsugi sync` sends it")
+		case r.Kept > 1:
+			say("the list was made again from that file: %s are waiting to be sent, as before, and `kintsugi sync` sends them", plural(r.Kept, "entry of yours", "entries of yours"))
+		default:
+			say("the list was made again from that file: nothing of yours is waiting to be sent")
+		}
+		if r.Unknown {
+			say("the new list could not be saved; nothing you wrote is affected, and this device tries again next time")
+		}
+		kept()
 	case client.RepairLog:
 		if r.Kept == 0 && len(r.Lost) == 0 && !r.Refetch && !r.Unknown && !r.Waits {
 			// The unfinished end of a save that was interrupted (a
