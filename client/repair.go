@@ -25,8 +25,14 @@ package client
 //     that the relay never acknowledged and that could not be read back
 //     are named in the report, with what is known of them.
 //
+//   - The unsent witness (unsent, a list naming the entries written here
+//     and not yet acknowledged): made again from the log, which holds those
+//     entries (loadUnsent).
+//
 // What was done is reported by Journal.Repairs, in kinds and data; the CLI
-// words it.
+// words it. A watcher (sync --watch) sends each repair as an Event as it
+// happens and, if the relay holds what was set aside, subscribes again to
+// fetch it (sync.go).
 
 import (
 	"crypto/rand"
@@ -55,7 +61,8 @@ var ErrDamagedState = errors.New("this journal's settings on this device are dam
 
 // Repair is something this process healed in the journal's local files.
 type Repair struct {
-	// Kind is what was repaired: RepairIndex, RepairState or RepairLog.
+	// Kind is what was repaired: RepairIndex, RepairState, RepairLog or
+	// RepairUnsent.
 	Kind string `json:"kind"`
 	// SetAside is where the damaged file was moved ("" if nothing was).
 	SetAside string `json:"set_aside,omitempty"`
