@@ -141,8 +141,10 @@ func (j *Journal) heldSomething() bool {
 	if j.st.SentSeq > 0 || j.st.ShownSeq > 0 {
 		return true
 	}
-	w := j.unsent.load()
-	return len(w.Notes) > 0 || w.Unnoted > 0
+	// A damaged witness held something: it is written only while there
+	// are entries to name.
+	w, err := j.unsent.load()
+	return err != nil || len(w.Notes) > 0 || w.Unnoted > 0
 }
 
 // errCheckpointFormat: the checkpoint was written by another version of

@@ -546,7 +546,7 @@ func (j *Journal) WriteMany(ps []Payload) ([]Entry, error) {
 		}
 		// Saved: a witness that cannot be written only means a repair
 		// could not name these if the log were later lost.
-		_ = j.unsent.note(out...)
+		_ = j.noteUnsent(out...)
 		return nil
 	})
 	if err != nil {
@@ -574,7 +574,7 @@ func (j *Journal) writeLocked(p Payload, recipients [][32]byte) (Entry, error) {
 	}
 	// The entry is saved; a witness that cannot be written only means a
 	// repair could not name it if the log were later lost.
-	_ = j.unsent.note(e)
+	_ = j.noteUnsent(e)
 	return e, nil
 }
 

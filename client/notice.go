@@ -134,6 +134,8 @@ const (
 	// NoticeMissingItems: Count earlier items from a device (Who, Device,
 	// ThisDevice; Who empty for a device not in the roster) have not
 	// arrived.
+	// DamagedHere says they may be among what damage to this device's
+	// files set aside, to be fetched again.
 	NoticeMissingItems NoticeKind = "missing-items"
 	// NoticeForkedHistory: a device (as for NoticeMissingItems) has two
 	// different histories.
@@ -180,6 +182,11 @@ type Notice struct {
 	// went by. Their first words stay in the sealed state, like the
 	// witness they came from.
 	Lost []LostItem `json:"lost,omitempty"`
+	// DamagedHere is set, on NoticeMissingItems, while part of this
+	// journal's log on this device that was damaged and set aside has not
+	// been fetched again from the relay: the items may have arrived and
+	// been lost here, and the next sync fetches them again.
+	DamagedHere bool `json:"damaged_here,omitempty"`
 	// Acknowledged is set once the person marked it read.
 	Acknowledged bool `json:"acknowledged"`
 	// Holds is set on conditions: they show while they hold and cannot

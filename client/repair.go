@@ -25,8 +25,14 @@ package client
 //     that the relay never acknowledged and that could not be read back
 //     are named in the report, with what is known of them.
 //
+//   - The unsent witness (unsent, a list naming the entries written here
+//     and not yet acknowledged): made again from the log, which holds those
+//     entries (loadUnsent).
+//
 // What was done is reported by Journal.Repairs, in kinds and data; the CLI
-// words it.
+// words it. A watcher (sync --watch) sends each repair as an Event as it
+// happens and, if the relay holds what was set aside, subscribes again to
+// fetch it (sync.go).
 
 import (
 	"crypto/rand"
@@ -55,7 +61,8 @@ var ErrDamagedState = errors.New("this journal's settings on this device are dam
 
 // Repair is something this process healed in the journal's local files.
 type Repair struct {
-	// Kind is what was repaired: RepairIndex, RepairState or RepairLog.
+	// Kind is what was repaired: RepairIndex, RepairState, RepairLog or
+	// RepairUnsent.
 	Kind string `json:"kind"`
 	// SetAside is where the damaged file was moved ("" if nothing was).
 	SetAside string `json:"set_aside,omitempty"`
@@ -82,6 +89,11 @@ const (
 	RepairIndex = "index" // the checkpoint did not open or match; rebuilt from the log
 	RepairState = "state" // the state was damaged or missing; its earlier copy was used
 	RepairLog   = "log"   // the log was damaged, cut short or missing
+	// RepairUnsent: the list of entries not yet sent (the unsent
+	// witness) did not open; it was made again from the log, and Kept
+	// counts the entries it names now. Unknown is set if it could not be
+	// set aside or written again.
+	RepairUnsent = "unsent"
 )
 
 // LostItem is an unsent item that could not be read back.
@@ -150,6 +162,7 @@ func (j *Journal) Verify() error {
 				return err
 			}
 		}
+		j.checkUnsent()
 		j.saveCheckpoint(true)
 		return nil
 	})
@@ -303,13 +316,13 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 	// What is no longer here: entries the witness noted as unsent, and
 	// anything the index from before knew.
 	me := j.signKey
-	notes := j.unsent.load()
+	notes, unnamed := j.loadUnsent()
 	named := make(map[string]bool)
 	rep.Lost = j.lostFromWitness(notes, named)
 	if len(rep.Lost) > 0 {
 		ownGone = true
 	}
-	if notes.Unnoted > 0 && (lost || sv.bad && sv.own) {
+	if (notes.Unnoted > 0 || unnamed) && (lost || sv.bad && sv.own) {
 		// Older unsent entries than the witness notes may have been in
 		// what was lost: they cannot be named.
 		rep.Unknown = true
@@ -505,14 +518,17 @@ type unsentWitness struct {
 // recent entries are the ones it names.
 const maxNotes = 256
 
-// load reads the witness; a missing one is empty, and a damaged
-// one is set aside (so writing the next note does not replace it) and
-// empty.
-func (f unsentFile) load() unsentWitness {
+// errWitnessDamaged: the unsent witness is there and does not open with
+// the storage key, or does not decode.
+var errWitnessDamaged = errors.New("the list of entries not yet sent is damaged")
+
+// load reads the witness; a missing one is empty. A damaged one returns
+// errWitnessDamaged and is left where it is (Journal.loadUnsent heals it).
+func (f unsentFile) load() (unsentWitness, error) {
 	var w unsentWitness
 	b, err := os.ReadFile(f.path)
 	if err != nil {
-		return w
+		return w, nil
 	}
 	plain, err := crypto.Open(f.key, b)
 	if err == nil {
@@ -520,10 +536,70 @@ func (f unsentFile) load() unsentWitness {
 		clear(plain)
 	}
 	if err != nil {
-		os.Rename(f.path, asideName(f.path, "damaged"))
-		return unsentWitness{}
+		return unsentWitness{}, errWitnessDamaged
+	}
+	return w, nil
+}
+
+// loadUnsent reads the witness. A damaged one is set aside, never deleted,
+// and made again from the log, which holds every entry written here that
+// the relay has not acknowledged (the witness only names them); the repair
+// is reported (RepairUnsent). damaged says the witness was damaged: what
+// it named that the log no longer holds cannot be known. Call with the
+// lock held and the log indexed.
+func (j *Journal) loadUnsent() (w unsentWitness, damaged bool) {
+	w, err := j.unsent.load()
+	if err == nil {
+		return w, false
+	}
+	aside := asideName(j.unsent.path, "damaged")
+	if err := os.Rename(j.unsent.path, aside); err != nil {
+		// Left in place, so nothing replaces it; said again next time.
+		j.repairs = append(j.repairs, Repair{Kind: RepairUnsent, Unknown: true})
+		return unsentWitness{}, true
+	}
+	w = j.witnessFromLog()
+	rep := Repair{Kind: RepairUnsent, SetAside: aside, Kept: len(w.Notes) + w.Unnoted}
+	if err := j.unsent.save(w); err != nil {
+		rep.Unknown = true // only the naming is lost, and only if the log is lost too
+	}
+	j.repairs = append(j.repairs, rep)
+	return w, true
+}
+
+// witnessFromLog makes the witness again from the log: the entries this
+// device wrote that the relay has not acknowledged. Call with the lock
+// held and the log indexed.
+func (j *Journal) witnessFromLog() unsentWitness {
+	j.decryptAll(j.trust())
+	var w unsentWitness
+	for _, s := range j.outbox() {
+		if s.Header.Kind != protocol.KindEntry || s.Header.Author != j.signKey {
+			continue
+		}
+		n := unsentNote{ID: s.Chain.String()}
+		if o := s.opened; o != nil {
+			if rosterKinds[o.payload.Kind] {
+				continue // never noted (writeLocked)
+			}
+			n.Kind, n.Created = o.payload.Kind, o.payload.Created
+			if text, err := j.text(o); err == nil {
+				n.Words = firstWords(text)
+			}
+		}
+		w.Notes = append(w.Notes, n)
+	}
+	if over := len(w.Notes) - maxNotes; over > 0 {
+		w.Notes, w.Unnoted = slices.Clone(w.Notes[over:]), over
 	}
 	return w
+}
+
+// checkUnsent reads the list of entries not yet sent and heals it if it
+// is damaged (reported by Repairs). Status and Verify do this. Call with
+// the lock held and the log indexed.
+func (j *Journal) checkUnsent() {
+	j.loadUnsent()
 }
 
 // save writes the witness; an empty one is removed.
@@ -546,22 +622,26 @@ func (f unsentFile) save(w unsentWitness) error {
 	return writeFileAtomic(f.path, sealed, false)
 }
 
-// note notes entries just written. Call with the lock held.
-func (f unsentFile) note(es ...Entry) error {
-	w := f.load()
+// noteUnsent notes entries just written. Call with the lock held.
+func (j *Journal) noteUnsent(es ...Entry) error {
+	w, damaged := j.loadUnsent()
 	for _, e := range es {
+		if damaged && slices.ContainsFunc(w.Notes, func(n unsentNote) bool { return n.ID == e.ID }) {
+			continue // made again from the log, which holds it already
+		}
 		w.Notes = append(w.Notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
 	}
 	if over := len(w.Notes) - maxNotes; over > 0 {
 		w.Notes, w.Unnoted = slices.Clone(w.Notes[over:]), w.Unnoted+over
 	}
-	return f.save(w)
+	return j.unsent.save(w)
 }
 
-// prune forgets the entries the relay has acknowledged, as the store l
+// pruneUnsent forgets the entries the relay has acknowledged, as the log
 // records them. Call with the lock held.
-func (f unsentFile) prune(l *logIndex) error {
-	w := f.load()
+func (j *Journal) pruneUnsent() error {
+	f, l := j.unsent, &j.logIndex
+	w, _ := j.loadUnsent()
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
 		return nil
 	}

@@ -58,6 +58,7 @@ type Status struct {
 func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
+		j.checkUnsent() // small; it may hold words not yet sent
 		t := j.trust()
 		opened, unreadable := j.decryptAll(t)
 		held := make(map[string]bool)
@@ -104,6 +105,11 @@ func (j *Journal) Status() (Status, error) {
 			Journal: j.id.String(), Title: j.st.Title, Relay: j.relay,
 			Invites: len(j.st.Invites), Entries: entries, Outbox: len(j.outbox()),
 			Unreadable: len(unreadable) - nHeld - strangers - changed - private, Changed: changed, Strangers: strangers, Held: nHeld, Missing: append([]Notice{}, j.gaps(opened, t, j.st.Members)...), Notices: append([]Notice{}, j.st.notices()...),
+		}
+		if j.st.refetchPending() {
+			for i := range st.Missing {
+				st.Missing[i].DamagedHere = st.Missing[i].Kind == NoticeMissingItems
+			}
 		}
 		if !j.st.LastSync.IsZero() {
 			last := j.st.LastSync
@@ -349,4 +355,10 @@ func openedSpans(opened []*openedEntry) map[[32]byte][2]uint64 {
 		out[a] = [2]uint64{min(sp[0], seq), max(sp[1], seq)}
 	}
 	return out
+}
+
+// refetchPending reports whether what a repair of the log set aside is
+// still to be fetched again from the relay (repair.go, tornTail).
+func (st *state) refetchPending() bool {
+	return st.Refetch || st.RefetchFrom != 0 || st.Restored != nil && st.Restored.Reason == reasonRepair
 }

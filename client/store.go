@@ -196,6 +196,11 @@ type state struct {
 	// Refetch asks the next sync to fetch everything the relay holds
 	// again, after a repair of the log lost some of it (repair.go).
 	Refetch bool `json:"refetch,omitempty"`
+	// RefetchFrom, if not 0, asks the next sync to fetch again what the
+	// relay holds after this position: the cut-off end of the log held
+	// items from the relay (a torn tail, tornTail). Unlike Refetch it
+	// does not fetch the whole history again.
+	RefetchFrom uint64 `json:"refetch_from,omitempty"`
 	// SentSeq and SentHead name the newest blob of this device's own
 	// chain the relay had acknowledged at the last sync (head as hex
 	// chain id): where a repair that lost the log resumes this device's
@@ -711,10 +716,24 @@ func (j *Journal) tornTail() error {
 		}
 		rep.Kept = 1
 	}
+	if rep.Refetch {
+		// The state remembers it, so the sync that fetches it again
+		// asks from here even if newer items arrive first (a watcher
+		// stays subscribed past this point), and status can say the
+		// items are missing because of damage here.
+		if j.cursor == 0 {
+			j.st.Refetch = true
+		} else if j.st.RefetchFrom == 0 || j.cursor < j.st.RefetchFrom {
+			j.st.RefetchFrom = j.cursor
+		}
+		if err := j.saveStateTwice(); err != nil {
+			return err
+		}
+	}
 	// An entry the witness noted as saved that is not here now was in the
 	// part cut off. (One that was being written when a writer stopped was
 	// never noted: nobody was told it was saved.)
-	notes := j.unsent.load()
+	notes, _ := j.loadUnsent()
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
 		if err := j.unsent.pruneLost(notes, named); err != nil {

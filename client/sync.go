@@ -75,6 +75,15 @@ type exchange struct {
 	// served is set once the relay accepted this exchange's subscribe:
 	// it is not behind this device (state.RelayBehind).
 	served atomic.Bool
+	// refetchFrom is the state's RefetchFrom when the exchange
+	// subscribed: settle clears it once what follows it was fetched.
+	refetchFrom uint64
+	// refetched is set when the exchange asked the relay again for what
+	// a repair of the log set aside (state.Refetch, state.RefetchFrom).
+	refetched bool
+	// repairsSaid counts the journal's repairs a watcher has reported
+	// (Event.Repairs); Watch carries it from one connection to the next.
+	repairsSaid int
 }
 
 // ErrNotServed: the relay no longer serves this device in this journal,
@@ -204,6 +213,11 @@ func (x *exchange) settle(send func() error) (settled, error) {
 			// This exchange fetched everything from the start (a
 			// repair asked for it before it subscribed).
 			j.st.Refetch, j.refetching = false, false
+		}
+		if x.refetchFrom != 0 && j.st.RefetchFrom == x.refetchFrom {
+			// This exchange fetched again what a torn log tail had
+			// held (tornTail).
+			j.st.RefetchFrom, x.refetchFrom = 0, 0
 		}
 		return j.saveState()
 	})
@@ -366,7 +380,7 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 	// then it names entries already sent, which only costs a note.
 	defer func() {
 		if n > 0 {
-			_ = j.withLock(func() error { return j.unsent.prune(&j.logIndex) })
+			_ = j.withLock(func() error { return j.pruneUnsent() })
 		}
 	}()
 	for start := 0; start < len(out); start += window {
@@ -424,11 +438,19 @@ func (x *exchange) subscribe(ctx context.Context) error {
 	var after uint64
 	err := j.withLock(func() error {
 		after, x.top = j.cursor, j.cursor
+		x.refetched = j.st.Refetch || j.st.RefetchFrom != 0
 		if j.st.Refetch {
 			after = 0 // a repair lost some of what the relay holds (repair.go)
 			j.refetching = true
-		} else if from, ok := j.gapStart(); ok {
+			return nil
+		}
+		if from, ok := j.gapStart(); ok {
 			after, x.again = from, true
+		}
+		if x.refetchFrom = j.st.RefetchFrom; x.refetchFrom != 0 && x.refetchFrom < after {
+			// The cut-off end of the log held items from here on
+			// (tornTail): they are asked for again.
+			after, x.again = x.refetchFrom, true
 		}
 		return nil
 	})
@@ -1276,6 +1298,14 @@ type Event struct {
 	NewCount     int           // how many arrived
 	Joined       []string      // partners who joined
 	Notices      []Notice      // roster changes (see SyncResult.Notices)
+	// Repairs is what the watcher healed in the journal's local files
+	// while it ran (see Journal.Repairs), said as it happens. If the
+	// repair set aside what the relay holds, the watcher connects again
+	// at once to fetch it; the Connected event after that has Refetched.
+	Repairs []Repair
+	// Refetched, on a Connected event, says that what damage here had
+	// set aside was fetched again from the relay.
+	Refetched bool
 }
 
 // Watch stays connected to the relay until ctx is done: it pushes whatever
@@ -1285,16 +1315,30 @@ type Event struct {
 // Disconnected set; the caller decides how much of that to say.
 func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 	backoff := time.Second
+	said := 0           // repairs sent as events (those before the watch too)
+	refetching := false // connecting again at once to fetch what damage here set aside
 	for {
 		caughtUp := false // set by watch's own goroutine, which sends Connected
-		err := j.noteNotServed((&exchange{j: j}).watch(ctx, func(ev Event) {
+		x := &exchange{j: j, repairsSaid: said}
+		err := j.noteNotServed(x.watch(ctx, func(ev Event) {
 			if ev.Connected {
 				caughtUp = true
+				refetching = false
 			}
 			onEvent(ev)
 		}))
+		said = x.repairsSaid
 		if ctx.Err() != nil {
 			return nil
+		}
+		again := false // a refetch right after a refetch: damage keeps coming
+		if errors.Is(err, errRefetch) {
+			// Not a failure: connect again at once, to ask the relay
+			// for what was set aside (subscribe).
+			again, refetching = refetching && !caughtUp, true
+			if !again {
+				continue
+			}
 		}
 		if permanent(err) {
 			return err // retrying cannot help; the caller says why
@@ -1303,7 +1347,9 @@ func (j *Journal) Watch(ctx context.Context, onEvent func(Event)) error {
 			backoff = time.Second // it was a good connection: start over
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
-		onEvent(Event{Disconnected: err, RetryIn: wait})
+		if !again {
+			onEvent(Event{Disconnected: err, RetryIn: wait})
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -1329,8 +1375,47 @@ func permanent(err error) bool {
 }
 
 // outboxPoll is how often the watcher looks for entries other processes
-// wrote on this home.
+// wrote on this home, and for damage to the journal's local files.
 const outboxPoll = 500 * time.Millisecond
+
+// errRefetch ends a watcher's connection so that it subscribes again: a
+// repair of the log set aside items the relay holds (state.Refetch,
+// state.RefetchFrom), and a live subscription would never send them
+// again. A one-shot sync fetches them the same way (subscribe).
+var errRefetch = errors.New("the journal's log was repaired: fetching again what it lost")
+
+// damaged reports, for a watcher, what the journal repaired since it last
+// asked, to be sent as an Event, and whether a repair set aside items the
+// relay holds, so the connection must subscribe again. Call with the lock
+// held.
+func (x *exchange) damaged() (reps []Repair, refetch bool) {
+	j := x.j
+	if len(j.repairs) > x.repairsSaid {
+		reps = append(reps, j.repairs[x.repairsSaid:]...)
+		x.repairsSaid = len(j.repairs)
+	}
+	// settle clears what this connection's subscribe asked for; what is
+	// left was set aside since (by this process or another on the home).
+	refetch = j.st.Refetch && !j.refetching || j.st.RefetchFrom != 0 && j.st.RefetchFrom != x.refetchFrom
+	return reps, refetch
+}
+
+// checkDamage sends what the journal repaired since the watcher last
+// asked, and returns errRefetch if the connection must subscribe again.
+func (x *exchange) checkDamage(onEvent func(Event)) error {
+	var reps []Repair
+	var refetch bool
+	if err := x.j.withLock(func() error { reps, refetch = x.damaged(); return nil }); err != nil {
+		return err
+	}
+	if len(reps) > 0 {
+		onEvent(Event{Repairs: reps})
+	}
+	if refetch {
+		return errRefetch
+	}
+	return nil
+}
 
 // watch dials and stays connected until ctx is done or the connection
 // fails (see Watch).
@@ -1397,6 +1482,9 @@ func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
 	if err := report(); err != nil {
 		return err
 	}
+	if err := x.checkDamage(onEvent); err != nil {
+		return err
+	}
 	// From here on, whatever is written on this home is sent within a
 	// moment; a write says so (Watched).
 	release, err := j.holdWatching()
@@ -1404,7 +1492,7 @@ func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
 		return err
 	}
 	defer release()
-	onEvent(Event{Connected: true})
+	onEvent(Event{Connected: true, Refetched: x.refetched})
 	tick := time.NewTicker(outboxPoll)
 	defer tick.Stop()
 	for {
@@ -1414,6 +1502,9 @@ func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
 		case err := <-sendErr:
 			return err
 		case <-tick.C:
+			if err := x.checkDamage(onEvent); err != nil {
+				return err
+			}
 			var pending int
 			if err := j.withLock(func() error { pending = len(j.outbox()); return nil }); err != nil {
 				return err

@@ -29,9 +29,10 @@ type env struct {
 	passFile       string
 	passFrom       string // where the last passphrase came from: passFromFile, passFromEnv, or "" (typed)
 	journal        string
-	opened         []*client.Journal // journals this command opened (see noteRepairs)
-	journals       int               // how many journals this home has, set by open
-	drafts                           // what was written in the editor, kept if the command fails (draft.go)
+	opened         []*client.Journal       // journals this command opened (see noteRepairs)
+	repairsSaid    map[*client.Journal]int // repairs a watch said as they happened (see noteRepairs)
+	journals       int                     // how many journals this home has, set by open
+	drafts                                 // what was written in the editor, kept if the command fails (draft.go)
 }
 
 // defaultHome is $XDG_DATA_HOME/kintsugi, or ~/.local/share/kintsugi.
@@ -1058,6 +1059,20 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			}
 			reconnected = true
 		}
+		if len(ev.Repairs) > 0 {
+			if asJSON {
+				enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "repaired", "repairs": ev.Repairs})
+			} else {
+				for _, r := range ev.Repairs {
+					e.noteRepair(r, true)
+				}
+			}
+			if e.repairsSaid == nil {
+				e.repairsSaid = make(map[*client.Journal]int)
+			}
+			e.repairsSaid[j] += len(ev.Repairs)
+			return
+		}
 		if asJSON {
 			m := map[string]any{"time": time.Now().UTC()}
 			switch {
@@ -1065,6 +1080,9 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 				m["event"], m["error"], m["retry_in_seconds"] = "disconnected", ev.Disconnected.Error(), ev.RetryIn.Seconds()
 			case ev.Connected:
 				m["event"] = "connected"
+				if ev.Refetched {
+					m["refetched"] = true
+				}
 			case ev.Pushed > 0:
 				m["event"], m["pushed"] = "pushed", ev.Pushed
 			default:
@@ -1075,6 +1093,9 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 			return
 		}
 		switch {
+		case ev.Connected && ev.Refetched:
+			fmt.Fprintf(e.stderr, "kintsugi: note: what was set aside has been fetched again from the relay. Connected and up to date.\n")
+			connected, down = true, false
 		case ev.Disconnected != nil && !down:
 			down = true
 			msg, _ := describe(ev.Disconnected)

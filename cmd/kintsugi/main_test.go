@@ -188,12 +188,13 @@ func TestScripts(t *testing.T) {
 				}
 			},
 			"damage": func(ts *testscript.TestScript, neg bool, args []string) {
-				// damage log-end|log|log-junk|state|states HOME: cut the
-				// last byte of the home's one journal log, delete that
-				// log, append the start of a record a writer began and
-				// never finished, overwrite the journal's state with
-				// garbage, or its state and the earlier copy too.
-				const usage = "usage: damage log-end|log|log-junk|state|states HOME"
+				// damage log-end|log|log-junk|state|states|unsent-end
+				// HOME: cut the last byte of the home's one journal log,
+				// delete that log, append the start of a record a writer
+				// began and never finished, overwrite the journal's state
+				// with garbage, or its state and the earlier copy too, or
+				// cut the last byte of its list of entries not yet sent.
+				const usage = "usage: damage log-end|log|log-junk|state|states|unsent-end HOME"
 				if len(args) != 2 {
 					ts.Fatalf(usage)
 				}
@@ -215,6 +216,11 @@ func TestScripts(t *testing.T) {
 					ts.Check(err)
 					_, err = f.Write([]byte{'W', 0, 0, 2, 0, 1, 2, 3})
 					ts.Check(errors.Join(err, f.Close()))
+				case "unsent-end":
+					unsent := filepath.Join(dirs[0], "unsent")
+					fi, err := os.Stat(unsent)
+					ts.Check(err)
+					ts.Check(os.Truncate(unsent, fi.Size()-1))
 				case "state":
 					ts.Check(os.WriteFile(state, []byte("not a state"), 0o600))
 				case "states":

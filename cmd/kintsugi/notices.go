@@ -125,6 +125,15 @@ func sentence(n client.Notice) string {
 	case client.NoticeDeviceRemoved:
 		return fmt.Sprintf("%s removed a device (%s); nothing new is sent to it", who, n.DeviceID)
 	case client.NoticeMissingItems:
+		if n.DamagedHere {
+			// They may well have arrived: part of this device's file
+			// was damaged and set aside. Never "not arrived" then.
+			what := fmt.Sprintf("1 earlier item from %s is", deviceWords(n))
+			if count > 1 {
+				what = fmt.Sprintf("%d earlier items from %s are", count, deviceWords(n))
+			}
+			return what + " not on this device now: part of this journal's file here was damaged and set aside. What the relay holds is safe there, and `kintsugi sync` fetches it again"
+		}
 		if count == 1 {
 			return fmt.Sprintf("1 earlier item from %s has not arrived yet", deviceWords(n))
 		}

@@ -21,15 +21,20 @@ import (
 
 // noteRepairs prints, on stderr, what the client repaired in the journals
 // this command opened.
+// A watch said its repairs as they happened (e.repairsSaid, the first
+// ones of the journal it watched); they are not said twice.
 func (e *env) noteRepairs() {
 	for _, j := range e.opened {
-		for _, r := range j.Repairs() {
-			e.noteRepair(r)
+		reps := j.Repairs()
+		for _, r := range reps[min(e.repairsSaid[j], len(reps)):] {
+			e.noteRepair(r, false)
 		}
 	}
 }
 
-func (e *env) noteRepair(r client.Repair) {
+// noteRepair words one repair. watching says a `sync --watch` found it:
+// the watcher fetches again at once what the relay holds.
+func (e *env) noteRepair(r client.Repair, watching bool) {
 	say := func(format string, args ...any) { fmt.Fprintf(e.stderr, "kintsugi: note: "+format+"\n", args...) }
 	kept := func() {
 		switch {
@@ -52,6 +57,25 @@ func (e *env) noteRepair(r client.Repair) {
 		}
 		say("if you confirmed a safety number or made an invite just before this, please do it again")
 		kept()
+	case client.RepairUnsent:
+		// The list only names what waits to be sent; the entries are in
+		// the journal's file (a damaged log is a repair of its own).
+		say("the list this device keeps of your entries not yet sent could not be read. It only names them: the entries themselves are kept in this journal's file")
+		switch {
+		case r.SetAside == "":
+			say("the list could not be moved aside, so it was left as it is; `kintsugi log` shows what you wrote, and `kintsugi sync` sends what waits")
+			return
+		case r.Kept == 1:
+			say("the list was made again from that file: 1 entry of yours is waiting to be sent, as before, and `kintsugi sync` sends it")
+		case r.Kept > 1:
+			say("the list was made again from that file: %s are waiting to be sent, as before, and `kintsugi sync` sends them", plural(r.Kept, "entry of yours", "entries of yours"))
+		default:
+			say("the list was made again from that file: nothing of yours is waiting to be sent")
+		}
+		if r.Unknown {
+			say("the new list could not be saved; nothing you wrote is affected, and this device tries again next time")
+		}
+		kept()
 	case client.RepairLog:
 		if r.Kept == 0 && len(r.Lost) == 0 && !r.Refetch && !r.Unknown && !r.Waits {
 			// The unfinished end of a save that was interrupted (a
@@ -63,7 +87,10 @@ func (e *env) noteRepair(r client.Repair) {
 			return
 		}
 		say("part of this journal's file on this device was damaged or missing, and has been repaired")
-		if r.Refetch {
+		switch {
+		case r.Refetch && watching:
+			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and is being fetched again now")
+		case r.Refetch:
 			say("everything your partner wrote, and everything of yours that was sent, is safe on the relay and comes back with your next `kintsugi sync`")
 		}
 		if r.Kept > 0 {
@@ -82,7 +109,10 @@ func (e *env) noteRepair(r client.Repair) {
 		if r.Unknown {
 			say("if you wrote anything here since your last sync, it may not have been kept; once you have synced, `kintsugi log` shows what is here")
 		}
-		if r.Waits {
+		switch {
+		case r.Waits && watching:
+			say("writing waits until your own earlier entries are back, so your history stays whole")
+		case r.Waits:
 			say("writing waits until that sync has collected your own earlier entries, so your history stays whole")
 		}
 		kept()
