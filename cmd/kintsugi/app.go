@@ -895,7 +895,11 @@ func cmdShow(e *env) *cli.Command {
 				}
 				e.printf("(in response to %s %s %s)\n", owner, kindWord(p.Kind), p.Short)
 			}
-			e.printEntry("", *en, byID)
+			if !e.printEntry("", *en, byID) {
+				// An item log shows through another one: say what it
+				// is and where it is seen, rather than nothing.
+				e.printf("%s  %s  %s\n", en.Short, en.Created.Local().Format("Mon 2 Jan 2006 15:04"), shownElsewhere(*en, byID))
+			}
 			if c.Bool("history") {
 				if len(en.History) == 0 {
 					e.printf("    (never edited)\n")

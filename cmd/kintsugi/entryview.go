@@ -200,6 +200,26 @@ func keptWord(c client.Entry) string {
 	return "not this time"
 }
 
+// shownElsewhere says, for show, what en is when log shows it only
+// through another entry (entryHead's ok is false): a reveal-together
+// question's "I have answered" mark, once the answer itself is shown.
+func shownElsewhere(en client.Entry, byID entries) string {
+	who := clean(en.Author)
+	if en.Mine {
+		who = "You"
+	}
+	if en.Kind == client.KindTogetherMark {
+		if q, ok := byID.Get(en.Ref); ok {
+			return fmt.Sprintf("%s answered the reveal-together question %s; the answers are shown with it: `kintsugi show %s`", who, q.Short, q.Short)
+		}
+		return who + " answered a reveal-together question"
+	}
+	if q, ok := byID.Get(en.Ref); ok {
+		return fmt.Sprintf("shown with %s: `kintsugi show %s`", q.Short, q.Short)
+	}
+	return "shown with the entry it belongs to"
+}
+
 // entryText is en as log shows it: its short id, when it was written and
 // its head on one line, then its text, indented. ok is false for an entry
 // shown through another one (entryHead).
