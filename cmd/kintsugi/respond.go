@@ -23,6 +23,16 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 	if err := client.CheckResponse(*t, p.Kind); err != nil {
 		return responseError(err, t, p.Kind, clean(partnerName(j)))
 	}
+	if p.Kind == client.KindAck && p.Text == "" {
+		// A second bare ack would only tell them the same again.
+		for _, id := range t.Responses {
+			if a := get(byID, id); a.Kind == client.KindAck && a.Mine && a.Retracted == nil {
+				e.printf("You already let %s know you read it, on %s (%s); nothing new was sent. To say more, add a few words with --note.\n",
+					clean(t.Author), a.Created.Local().Format("Mon 2 Jan 2006"), a.Short)
+				return nil
+			}
+		}
+	}
 	if err := j.Writable(); err != nil {
 		return err
 	}
