@@ -582,6 +582,16 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 		return err
 	}
 	e.printf("Saved your %s (%s)%s on this device. %s\n", what, ent.Short, e.in(j), e.whereItGoes(j))
+	if fixed, ok := likelyFeelings(p.Feelings); ok {
+		// Any word may name a feeling, but one a letter or two from a
+		// common one is most likely that one mistyped: it would stand
+		// apart in the feelings chart. Saved as written; said once.
+		args := ""
+		for _, f := range fixed {
+			args += " --feeling " + f
+		}
+		e.printf("You named %s; if you meant %s, `kintsugi edit %s%s` changes it.\n", quoteList(p.Feelings), quoteList(fixed), ent.Short, args)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -193,4 +194,66 @@ func displayWidth(s string) int {
 // padRight pads s with spaces to width columns (displayWidth).
 func padRight(s string, width int) string {
 	return s + strings.Repeat(" ", max(0, width-displayWidth(s)))
+}
+
+// likelyFeelings returns feelings with each word that is not one of
+// feelingWords but one typo from one of them (a letter added, left out,
+// changed, or two swapped; at least four letters) replaced by it, and
+// whether it replaced any. One typo only: "lost" is two from "love", and
+// a word of someone's own must not be taken for another.
+func likelyFeelings(feelings []string) ([]string, bool) {
+	out := make([]string, len(feelings))
+	changed := false
+	for i, f := range feelings {
+		out[i] = f
+		if len([]rune(f)) < 4 || slices.Contains(feelingWords, f) {
+			continue
+		}
+		for _, w := range feelingWords {
+			if typos(f, w) == 1 {
+				out[i], changed = w, true
+				break
+			}
+		}
+	}
+	return out, changed
+}
+
+// typos is the edit distance between a and b in runes, counting a swap
+// of two neighbours as one (optimal string alignment).
+func typos(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// quoteList writes words as "a", "a" and "b", or "a", "b" and "c".
+func quoteList(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = fmt.Sprintf("%q", clean(w))
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }

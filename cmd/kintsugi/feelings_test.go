@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,28 @@ func TestDisplayWidth(t *testing.T) {
 	for s, want := range map[string]int{"grief": 5, "café": 4, "cafe\u0301": 4, "悲しみ": 6, "": 0} {
 		if got := displayWidth(s); got != want {
 			t.Errorf("displayWidth(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// A feeling one typo from a common one is most likely that one; a word of
+// someone's own, or one two typos away ("lost", "love"), is left alone.
+func TestLikelyFeelings(t *testing.T) {
+	for _, c := range []struct {
+		in, want []string
+		changed  bool
+	}{
+		{[]string{"grif"}, []string{"grief"}, true},
+		{[]string{"greif", "anger"}, []string{"grief", "anger"}, true},
+		{[]string{"anxeity"}, []string{"anxiety"}, true},
+		{[]string{"saddness"}, []string{"sadness"}, true},
+		{[]string{"lost"}, []string{"lost"}, false},
+		{[]string{"betrayed", "sad"}, []string{"betrayed", "sad"}, false},
+		{[]string{"grief", "hope"}, []string{"grief", "hope"}, false},
+	} {
+		got, changed := likelyFeelings(c.in)
+		if !slices.Equal(got, c.want) || changed != c.changed {
+			t.Errorf("likelyFeelings(%q) = %q, %v; want %q, %v", c.in, got, changed, c.want, c.changed)
 		}
 	}
 }
