@@ -517,12 +517,9 @@ func cmdWrite(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			e.draftID = c.String("draft")
 			p := client.Payload{Kind: client.KindEntry}
-			for _, f := range c.StringSlice("feeling") {
-				f = strings.ToLower(strings.TrimSpace(f))
-				if f == "" || len(f) > 40 {
-					return usageError(fmt.Sprintf("%q is not a feeling word kintsugi can store", f), "use a single word or short phrase, like --feeling grief")
-				}
-				p.Feelings = append(p.Feelings, f)
+			var err error
+			if p.Feelings, err = feelingsArg(c.StringSlice("feeling")); err != nil {
+				return err
 			}
 			if c.IsSet("intensity") {
 				n := c.Int("intensity")
@@ -534,17 +531,41 @@ func cmdWrite(e *env) *cli.Command {
 				}
 				p.Intensity = &n
 			}
-			for _, t := range c.StringSlice("tag") {
-				t = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(t), "#"))
-				if t == "" || len(t) > 40 || strings.ContainsAny(t, " \t\n") {
-					return usageError(fmt.Sprintf("%q is not a tag kintsugi can store", t), "use one word, like --tag sunday-talk")
-				}
-				p.Tags = append(p.Tags, t)
+			if p.Tags, err = tagsArg(c.StringSlice("tag")); err != nil {
+				return err
 			}
 			p.ListenOnly = c.Bool("listen-only")
 			return e.writeEntry(c, p, "entry")
 		},
 	}
+}
+
+// feelingsArg reads --feeling values as write and edit store them:
+// lowercase, trimmed, one word or a short phrase each.
+func feelingsArg(values []string) ([]string, error) {
+	var out []string
+	for _, f := range values {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f == "" || len(f) > 40 {
+			return nil, usageError(fmt.Sprintf("%q is not a feeling word kintsugi can store", f), "use a single word or short phrase, like --feeling grief")
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// tagsArg reads --tag values as write and edit store them: lowercase,
+// one word each, without a leading #.
+func tagsArg(values []string) ([]string, error) {
+	var out []string
+	for _, t := range values {
+		t = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(t), "#"))
+		if t == "" || len(t) > 40 || strings.ContainsAny(t, " \t\n") {
+			return nil, usageError(fmt.Sprintf("%q is not a tag kintsugi can store", t), "use one word, like --tag sunday-talk")
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func cmdAsk(e *env) *cli.Command {

@@ -32,7 +32,9 @@ func cmdEdit(e *env) *cli.Command {
 			}
 			p := client.Payload{Feelings: t.Feelings, Intensity: t.Intensity, Tags: t.Tags}
 			if c.IsSet("feeling") {
-				p.Feelings = c.StringSlice("feeling")
+				if p.Feelings, err = feelingsArg(c.StringSlice("feeling")); err != nil {
+					return err
+				}
 			}
 			if c.IsSet("intensity") {
 				n := c.Int("intensity")
@@ -45,7 +47,9 @@ func cmdEdit(e *env) *cli.Command {
 				p.Intensity = &n
 			}
 			if c.IsSet("tag") {
-				p.Tags = c.StringSlice("tag")
+				if p.Tags, err = tagsArg(c.StringSlice("tag")); err != nil {
+					return err
+				}
 			}
 			p.Text = t.Text
 			if err := j.Writable(); err != nil {
