@@ -934,18 +934,15 @@ func (c *conn) handlePut(r *request, start, now time.Time) bool {
 	return true // answered by the acker
 }
 
-// answerPuts answers puts whose appends have ended (Ready), in order:
-// a run of binary puts stored without error shares one acks frame, and
-// any other put is answered on its own. alone says no other put of the
+// answerPuts answers puts whose results the acker has, in order: a run
+// of binary puts stored without error shares one acks frame, and any
+// other put is answered on its own. alone says no other put of the
 // connection waits for its answer.
 func (c *conn) answerPuts(puts []*pendingPut, alone bool) {
 	for len(puts) > 0 {
 		n := 1
-		if _, _, _, err := puts[0].p.Wait(); err == nil && puts[0].r.Binary {
-			for n < len(puts) && puts[n].r.Binary {
-				if _, _, _, err := puts[n].p.Wait(); err != nil {
-					break
-				}
+		if puts[0].err == nil && puts[0].r.Binary {
+			for n < len(puts) && puts[n].err == nil && puts[n].r.Binary {
 				n++
 			}
 		}
@@ -957,7 +954,7 @@ func (c *conn) answerPuts(puts []*pendingPut, alone bool) {
 // answerRun answers the puts of a run (see answerPuts) with one frame.
 func (c *conn) answerRun(run []*pendingPut, alone bool) {
 	r := run[0].r
-	if _, _, _, err := run[0].p.Wait(); err != nil {
+	if err := run[0].err; err != nil {
 		c.internal(r, err)
 		return
 	}
@@ -967,14 +964,12 @@ func (c *conn) answerRun(run []*pendingPut, alone bool) {
 		var buf [8]protocol.Ack
 		acks := buf[:0]
 		for _, p := range run {
-			seq, id, dup, _ := p.p.Wait()
-			acks = append(acks, protocol.Ack{ID: p.r.ID, Seq: seq, BlobID: id, Duplicate: dup})
+			acks = append(acks, protocol.Ack{ID: p.r.ID, Seq: p.seq, BlobID: p.id, Duplicate: p.dup})
 		}
 		answer = frame{data: protocol.AppendAcks(make([]byte, 0, 1+len(acks)*protocol.AckEntrySize), acks...), binary: true}
 	} else {
-		seq, id, dup, _ := run[0].p.Wait()
 		ok := c.ok(r.ID)
-		ok.Seq, ok.BlobID, ok.Duplicate = seq, id[:], dup
+		ok.Seq, ok.BlobID, ok.Duplicate = run[0].seq, run[0].id[:], run[0].dup
 		data, err := protocol.Marshal(ok)
 		if err != nil {
 			c.log.Error("marshal reply", "err", err)
@@ -984,11 +979,10 @@ func (c *conn) answerRun(run []*pendingPut, alone bool) {
 		answer = frame{data: data}
 	}
 	for _, p := range run {
-		seq, _, dup, _ := p.p.Wait()
 		if c.log.Enabled(c.ctx, slog.LevelDebug) { // the arguments cost more than the call, on every put
-			c.log.Debug("blob stored", "journal", p.r.Journal.String(), "seq", seq, "bytes", len(p.r.Blob), "kind", p.r.Header.Kind.String(), "duplicate", dup)
+			c.log.Debug("blob stored", "journal", p.r.Journal.String(), "seq", p.seq, "bytes", len(p.r.Blob), "kind", p.r.Header.Kind.String(), "duplicate", p.dup)
 		}
-		if dup {
+		if p.dup {
 			c.s.metrics.dupsIn.Inc()
 		} else {
 			c.s.metrics.blobsIn.Inc()
@@ -1008,8 +1002,8 @@ func (c *conn) answerRun(run []*pendingPut, alone bool) {
 	// either order.)
 	queued := (alone && c.writeDirect(answer, false, 0)) || c.tryEnqueueThen(answer, func() {})
 	for _, p := range run {
-		if seq, _, dup, _ := p.p.Wait(); !dup {
-			c.s.hub.announce(p.r.Journal, seq, p.r.Blob)
+		if !p.dup {
+			c.s.hub.announce(p.r.Journal, p.seq, p.r.Blob)
 		}
 	}
 	if !queued {

@@ -44,6 +44,12 @@ type pendingPut struct {
 	start  time.Time // when the reader took the put, for the ack latency metric
 	p      *PendingAppend
 	stored bool // guarded by putPipe.mu; its result is known, and the store counts it
+
+	// The append's result, set by the acker once it is known.
+	seq uint64
+	id  protocol.BlobID
+	dup bool
+	err error
 }
 
 // changedLocked returns a channel closed at the next change.
@@ -119,6 +125,7 @@ func (c *conn) ackLoop() {
 		// put leaves the pipe).
 		for _, p := range batch {
 			p.stored = true
+			p.seq, p.id, p.dup, p.err = p.p.Wait() // known: at once
 		}
 		// Puts with none behind them are answered on the spot when the
 		// connection is idle; otherwise their answer is queued for the

@@ -389,7 +389,7 @@ func (c *conn) pushDirect(f frame, blobBytes int) bool {
 }
 
 // writeDirect writes f from the calling goroutine as pushDirect does; a
-// push (push set) of blobBytes is counted as one. answerPut writes a
+// push (push set) of blobBytes is counted as one. answerRun writes a
 // put's answer this way: a device that waits for each answer (most do)
 // leaves its connection idle between puts, and starting a writer
 // goroutine for every answer cost a goroutine start, a stack grown
