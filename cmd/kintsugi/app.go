@@ -609,7 +609,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 		// apart in the feelings chart. Saved as written; said once.
 		args := ""
 		for _, f := range fixed {
-			args += " --feeling " + f
+			args += " --feeling " + typedWord(f)
 		}
 		e.printf("You named %s; if you meant %s, `kintsugi edit %s%s` changes it.\n", quoteList(p.Feelings), quoteList(fixed), ent.Short, args)
 	}

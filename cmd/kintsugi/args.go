@@ -181,3 +181,22 @@ func takesValue(flags []cli.Flag, a string) bool {
 	_, isBool := f.(*cli.BoolFlag)
 	return !isBool
 }
+
+// typedWord writes s as it would be typed at a shell prompt, for a
+// command a person may paste: bare when it is only letters, digits and
+// . _ / -, else in single quotes (an inner ' as '\”), so that nothing
+// in it is expanded or splits it. (shellQuote is cron's, which also
+// escapes %.)
+func typedWord(s string) string {
+	bare := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._/-", r)) {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -157,9 +157,10 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	// dashes it took.
 	if words, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok && len(path) > 0 && !looksLikeOption(words) {
 		// Not an option mistyped but words that start with a dash,
-		// as in `write "- I'm sorry"`.
-		return usageError(fmt.Sprintf("%q starts with a dash, so it was read as an option", words),
-			fmt.Sprintf("to give words that start with a dash, put -- before them: kintsugi %s -- %q", strings.Join(path, " "), words))
+		// as in `write "- I'm sorry"`. They are not repeated here: they
+		// may be a whole entry, and this line may go to a log.
+		return usageError("what you wrote starts with a dash, so it was read as an option; nothing was saved",
+			fmt.Sprintf("put -- before words that start with a dash, as in: kintsugi %s -- '- like this'", strings.Join(path, " ")))
 	}
 	return usageError(flagProblem(path, flags, c.App.Flags, err), helpHint(path))
 }

@@ -198,15 +198,19 @@ func padRight(s string, width int) string {
 
 // likelyFeelings returns feelings with each word that is not one of
 // feelingWords but one typo from one of them (a letter added, left out,
-// changed, or two swapped; at least four letters) replaced by it, and
-// whether it replaced any. One typo only: "lost" is two from "love", and
-// a word of someone's own must not be taken for another.
+// changed, or two swapped; at least four letters; not a form of one,
+// like "guilty") replaced by it, and whether it replaced any. One typo
+// only: "lost" is two from "love", and a word of someone's own must not
+// be taken for another.
 func likelyFeelings(feelings []string) ([]string, bool) {
 	out := make([]string, len(feelings))
 	changed := false
 	for i, f := range feelings {
 		out[i] = f
-		if len([]rune(f)) < 4 || slices.Contains(feelingWords, f) {
+		if len([]rune(f)) < 4 || slices.ContainsFunc(feelingWords, func(w string) bool { return strings.HasPrefix(f, w) }) {
+			// Too short to tell, one of them, or a form of one
+			// ("guilty", "loved", "hurts"): that is the person's word,
+			// not a typo to correct.
 			continue
 		}
 		for _, w := range feelingWords {

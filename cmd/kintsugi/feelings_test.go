@@ -58,10 +58,26 @@ func TestLikelyFeelings(t *testing.T) {
 		{[]string{"lost"}, []string{"lost"}, false},
 		{[]string{"betrayed", "sad"}, []string{"betrayed", "sad"}, false},
 		{[]string{"grief", "hope"}, []string{"grief", "hope"}, false},
+		// Forms of a listed feeling are the person's own words.
+		{[]string{"guilty", "loved", "hurts", "fears", "shamed"}, []string{"guilty", "loved", "hurts", "fears", "shamed"}, false},
 	} {
 		got, changed := likelyFeelings(c.in)
 		if !slices.Equal(got, c.want) || changed != c.changed {
 			t.Errorf("likelyFeelings(%q) = %q, %v; want %q, %v", c.in, got, changed, c.want, c.changed)
+		}
+	}
+}
+
+// A word goes into a command to paste as it would be typed, so that a
+// feeling of two words, or one with a quote or a $, stays one argument
+// and nothing in it is expanded.
+func TestTypedWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"grief": "grief", "left-out": "left-out", "left out": "'left out'",
+		"it's": `'it'\''s'`, "$50": "'$50'", "": "''",
+	} {
+		if got := typedWord(in); got != want {
+			t.Errorf("typedWord(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
