@@ -1096,7 +1096,7 @@ func (e *env) watch(j *client.Journal, asJSON bool) error {
 		}
 		if len(ev.Repairs) > 0 {
 			if asJSON {
-				enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "repaired", "repairs": ev.Repairs})
+				enc.Encode(map[string]any{"time": time.Now().UTC(), "event": "repaired", "repairs": withoutWords(ev.Repairs)})
 			} else {
 				for _, r := range ev.Repairs {
 					e.noteRepair(r, true)

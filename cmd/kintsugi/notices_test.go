@@ -141,3 +141,16 @@ func TestLostUnsentSentence(t *testing.T) {
 		}
 	}
 }
+
+// A watch's JSON lines carry no words of a lost entry, and leave the
+// repairs they were made from as they were.
+func TestWithoutWords(t *testing.T) {
+	reps := []client.Repair{{Lost: []client.LostItem{{ID: "ab12cd34", Words: "I still think about that night"}}}}
+	out := withoutWords(reps)
+	if out[0].Lost[0].Words != "" || out[0].Lost[0].ID != "ab12cd34" {
+		t.Errorf("withoutWords: %+v", out[0].Lost)
+	}
+	if reps[0].Lost[0].Words == "" {
+		t.Error("withoutWords changed the repairs it was given")
+	}
+}

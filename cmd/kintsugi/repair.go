@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -182,4 +183,20 @@ func cmdRepair(e *env) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// withoutWords returns reps with the first words of lost entries left
+// out, for a watch's JSON lines: a watch runs for hours, often as a
+// service whose output is kept in a log, where no words of an entry
+// belong. (`repair --json` and `status --json`, asked for once, keep
+// them.)
+func withoutWords(reps []client.Repair) []client.Repair {
+	out := slices.Clone(reps)
+	for i := range out {
+		out[i].Lost = slices.Clone(out[i].Lost)
+		for k := range out[i].Lost {
+			out[i].Lost[k].Words = ""
+		}
+	}
+	return out
 }
