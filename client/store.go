@@ -733,7 +733,13 @@ func (j *Journal) tornTail() error {
 	// An entry the witness noted as saved that is not here now was in the
 	// part cut off. (One that was being written when a writer stopped was
 	// never noted: nobody was told it was saved.)
-	notes, _ := j.loadUnsent()
+	notes, unnamed := j.loadUnsent()
+	if unnamed {
+		// The list was damaged and made again from the log as it is
+		// now: what the cut-off end held can no longer be named, and
+		// may have been this device's unsent writing.
+		rep.Unknown = true
+	}
 	named := make(map[string]bool)
 	if rep.Lost = j.lostFromWitness(notes, named); len(rep.Lost) > 0 {
 		if err := j.unsent.pruneLost(notes, named); err != nil {

@@ -61,15 +61,15 @@ func (e *env) noteRepair(r client.Repair, watching bool) {
 	case client.RepairUnsent:
 		// The list only names what waits to be sent; the entries are in
 		// the journal's file (a damaged log is a repair of its own).
-		say("the list this device keeps of your entries not yet sent could not be read. It only names them: the entries themselves are kept in this journal's file")
+		say("the list this device keeps of your entries not yet sent could not be read. It only names them: what you wrote is in this journal's file, and any damage to that file is told on its own")
 		switch {
 		case r.SetAside == "":
 			say("the list could not be moved aside, so it was left as it is; `kintsugi log` shows what you wrote, and `kintsugi sync` sends what waits")
 			return
 		case r.Kept == 1:
-			say("the list was made again from that file: 1 entry of yours is waiting to be sent, as before, and `kintsugi sync` sends it")
+			say("the list was made again from that file: 1 entry of yours is waiting to be sent, and `kintsugi sync` sends it")
 		case r.Kept > 1:
-			say("the list was made again from that file: %s are waiting to be sent, as before, and `kintsugi sync` sends them", plural(r.Kept, "entry of yours", "entries of yours"))
+			say("the list was made again from that file: %s are waiting to be sent, and `kintsugi sync` sends them", plural(r.Kept, "entry of yours", "entries of yours"))
 		default:
 			say("the list was made again from that file: nothing of yours is waiting to be sent")
 		}
