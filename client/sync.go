@@ -1408,6 +1408,12 @@ func (x *exchange) checkDamage(onEvent func(Event)) error {
 	if err := x.j.withLock(func() error { reps, refetch = x.damaged(); return nil }); err != nil {
 		return err
 	}
+	return x.sayDamage(onEvent, reps, refetch)
+}
+
+// sayDamage sends reps, what damaged returned, and returns errRefetch if
+// refetch says the connection must subscribe again.
+func (x *exchange) sayDamage(onEvent func(Event), reps []Repair, refetch bool) error {
 	if len(reps) > 0 {
 		onEvent(Event{Repairs: reps})
 	}
@@ -1502,11 +1508,19 @@ func (x *exchange) watch(ctx context.Context, onEvent func(Event)) error {
 		case err := <-sendErr:
 			return err
 		case <-tick.C:
-			if err := x.checkDamage(onEvent); err != nil {
+			// One look under the lock: entries other processes wrote,
+			// and damage found and mended since the last look.
+			var pending int
+			var reps []Repair
+			var refetch bool
+			if err := j.withLock(func() error {
+				pending = len(j.outbox())
+				reps, refetch = x.damaged()
+				return nil
+			}); err != nil {
 				return err
 			}
-			var pending int
-			if err := j.withLock(func() error { pending = len(j.outbox()); return nil }); err != nil {
+			if err := x.sayDamage(onEvent, reps, refetch); err != nil {
 				return err
 			}
 			if pending > 0 {
