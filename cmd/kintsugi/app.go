@@ -765,7 +765,7 @@ func cmdLog(e *env) *cli.Command {
 				default:
 					e.printf("Nothing here yet. `kintsugi write` when you are ready; there is no hurry.\n")
 				}
-				e.notes(j, false, true)
+				e.notes(j, notesUnderLog, false)
 				return nil
 			}
 			heading := ""
@@ -782,21 +782,30 @@ func cmdLog(e *env) *cli.Command {
 				}
 				e.printf("%s\n", text)
 			}
-			e.notes(j, true, true)
+			e.notes(j, notesUnderLog, true)
 			return nil
 		},
 	}
 }
 
-// noteMissing says which items the journal knows exist but has not
-// received, so a view never looks whole when it is not.
-func (e *env) noteMissing(j *client.Journal) { e.notes(j, true, false) }
+// noteMissing says, after a sync, which items the journal knows exist
+// but has not received, so a view never looks whole when it is not, and
+// that this device's keys write on two machines until that is read.
+func (e *env) noteMissing(j *client.Journal) { e.notes(j, notesAfterSync, true) }
 
-// notes prints, from one status, the items still missing (missing) and,
-// under a log, that entries from a partner's new keys are held back until
-// the new safety number is confirmed (held), so a log that shows none of
-// them says why.
-func (e *env) notes(j *client.Journal, missing, held bool) {
+// What notes says, after a sync or under a log.
+const (
+	notesAfterSync = iota
+	notesUnderLog
+)
+
+// notes prints, from one status, the items still missing; after a sync
+// (notesAfterSync), an unread notice that this device's keys write on two
+// machines; and under a log (notesUnderLog), that entries from a
+// partner's new keys are held back until the new safety number is
+// confirmed, so a log that shows none of them says why. missing false
+// leaves the missing items out (a log with nothing to show).
+func (e *env) notes(j *client.Journal, where int, missing bool) {
 	st, err := j.Status()
 	if err != nil {
 		return
@@ -805,21 +814,22 @@ func (e *env) notes(j *client.Journal, missing, held bool) {
 		for _, m := range st.Missing {
 			e.printf("Note: %s.\n", sentence(m))
 		}
-		// A device with two histories is not only for status: whoever
-		// syncs should hear of it until they have read it.
+	}
+	switch where {
+	case notesAfterSync:
+		// Not only for status: whoever syncs should hear of it until
+		// they have read it (a log would repeat it every time).
 		for _, n := range unread(st.Notices) {
 			if n.Kind == client.NoticeForkedHistory || n.Kind == client.NoticeRelayForgedOwn {
 				e.printf("Note: %s. (`kintsugi status --ack %s` marks this read.)\n", sentence(n), n.ID)
 			}
 		}
-	}
-	if !held {
-		return
-	}
-	for _, n := range st.Notices {
-		if n.Kind == client.NoticeIdentityChanged {
-			e.printf("Note: what comes from %s's new keys is not shown until you compare the new safety number together and confirm it (`kintsugi verify`).\n", clean(n.Who))
-			break
+	case notesUnderLog:
+		for _, n := range st.Notices {
+			if n.Kind == client.NoticeIdentityChanged {
+				e.printf("Note: what comes from %s's new keys is not shown until you compare the new safety number together and confirm it (`kintsugi verify`).\n", clean(n.Who))
+				break
+			}
 		}
 	}
 }

@@ -81,7 +81,7 @@ func cmdUI(e *env) *cli.Command {
 					var b strings.Builder
 					quiet := *e
 					quiet.stdout = &b
-					quiet.notes(j, true, true)
+					quiet.notes(j, notesUnderLog, true)
 					return strings.FieldsFunc(b.String(), func(r rune) bool { return r == '\n' })
 				},
 				Sentence: sentence,
