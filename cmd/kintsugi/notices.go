@@ -132,7 +132,9 @@ func sentence(n client.Notice) string {
 			if count > 1 {
 				what = fmt.Sprintf("%d earlier items from %s are", count, deviceWords(n))
 			}
-			return what + " not on this device now: part of this journal's file here was damaged and set aside. What the relay holds is safe there, and `kintsugi sync` fetches it again"
+			// Every gap is marked while a refetch is pending, not only
+			// those the damage made: "may", not "was".
+			return what + " not on this device now. Part of this journal's file here was damaged and set aside, and it may have been there; what the relay holds is safe there, and `kintsugi sync` fetches it again"
 		}
 		if count == 1 {
 			return fmt.Sprintf("1 earlier item from %s has not arrived yet", deviceWords(n))
