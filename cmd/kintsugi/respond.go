@@ -27,8 +27,11 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 		// A second bare ack would only tell them the same again.
 		for _, id := range t.Responses {
 			if a := get(byID, id); a.Kind == client.KindAck && a.Mine && a.Retracted == nil {
-				e.printf("You already let %s know you read it, on %s (%s); nothing new was sent. To say more, add a few words with --note.\n",
-					clean(t.Author), a.Created.Local().Format("Mon 2 Jan 2006"), a.Short)
+				how := fmt.Sprintf("You already let %s know you read it, on %s (%s)", clean(t.Author), a.Created.Local().Format("Mon 2 Jan 2006"), a.Short)
+				if !a.Synced {
+					how = fmt.Sprintf("You already acknowledged it, on %s (%s); %s", a.Created.Local().Format("Mon 2 Jan 2006"), a.Short, lowerFirst(e.whereItGoes(j)))
+				}
+				e.printf("%s; nothing new was saved. To say more, add a few words with --note.\n", strings.TrimSuffix(how, "."))
 				return nil
 			}
 		}
