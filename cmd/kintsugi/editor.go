@@ -16,9 +16,10 @@ import (
 )
 
 // runEditor runs editor (which may carry arguments, like "code -w") on path
-// through the shell, attached to the terminal.
+// through the shell, attached to the terminal. The shell execs it, so
+// that its exit status is the editor's own (editorInterrupted).
 func runEditor(editor, path string) error {
-	cmd := exec.Command("/bin/sh", "-c", editor+` "$1"`, "kintsugi-editor", path)
+	cmd := exec.Command("/bin/sh", "-c", "exec "+editor+` "$1"`, "kintsugi-editor", path)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = childEnv()
 	return cmd.Run()

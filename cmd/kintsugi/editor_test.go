@@ -177,7 +177,7 @@ func TestEditorInterruptKeepsDraft(t *testing.T) {
 		t.Fatalf("write stopped with %v, want exit status %d\n%s", err, exitInterrupted, stderr.String())
 	}
 	got := stderr.String()
-	m := regexp.MustCompile("(?m)^kintsugi: you stopped the editor, so what you wrote there was not saved\nkintsugi: hint: what you wrote is kept, locked, on this device as draft ([0-9a-f]{8}): `kintsugi write --draft ([0-9a-f]{8})` opens it in your editor again, and `kintsugi draft show [0-9a-f]{8}` prints it\n$").FindStringSubmatch(got)
+	m := regexp.MustCompile("(?m)^kintsugi: you stopped the editor, so what you wrote there was not saved as your entry\nkintsugi: hint: what you wrote is kept, locked, on this device as draft ([0-9a-f]{8}): `kintsugi write --draft ([0-9a-f]{8})` opens it in your editor again, and `kintsugi draft show [0-9a-f]{8}` prints it\n$").FindStringSubmatch(got)
 	if m == nil || m[1] != m[2] {
 		t.Fatalf("stderr:\n%s", got)
 	}
@@ -206,7 +206,7 @@ func TestEditorInterruptWithNothingWritten(t *testing.T) {
 		}
 		useEditor(t, `echo 'Where were you really?' > "$1"; `+body)
 		_, stderr, err = kintsugi(t, context.Background(), "--home", home, "ask")
-		if exitStatus(err) != exitInterrupted || !strings.Contains(stderr, "kintsugi: you stopped the editor, so what you wrote there was not saved\n") || !strings.Contains(stderr, "`kintsugi ask --draft ") {
+		if exitStatus(err) != exitInterrupted || !strings.Contains(stderr, "kintsugi: you stopped the editor, so what you wrote there was not saved as your question\n") || !strings.Contains(stderr, "`kintsugi ask --draft ") {
 			t.Errorf("editor %q: exit %d\n%s", body, exitStatus(err), stderr)
 		}
 	}

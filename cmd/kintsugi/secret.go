@@ -291,7 +291,7 @@ func editText(what, initial string) (string, error) {
 		if text == "" || text == strings.TrimSpace(initial) {
 			return "", &userError{msg: "you stopped the editor, so nothing new was written", hint: "nothing was saved; run the command again whenever you are ready", err: context.Canceled}
 		}
-		return text, &userError{msg: "you stopped the editor, so what you wrote there was not saved", err: context.Canceled}
+		return text, &userError{msg: fmt.Sprintf("you stopped the editor, so what you wrote there was not saved as your %s", what), err: context.Canceled}
 	}
 	if edErr != nil {
 		if text == "" || text == strings.TrimSpace(initial) {
