@@ -162,7 +162,7 @@ func (j *Journal) Verify() error {
 				return err
 			}
 		}
-		j.checkUnsent()
+		j.loadUnsent() // heals the list of unsent entries if it is damaged
 		j.saveCheckpoint(true)
 		return nil
 	})
@@ -595,13 +595,6 @@ func (j *Journal) witnessFromLog() unsentWitness {
 	return w
 }
 
-// checkUnsent reads the list of entries not yet sent and heals it if it
-// is damaged (reported by Repairs). Status and Verify do this. Call with
-// the lock held and the log indexed.
-func (j *Journal) checkUnsent() {
-	j.loadUnsent()
-}
-
 // save writes the witness; an empty one is removed.
 func (f unsentFile) save(w unsentWitness) error {
 	if len(w.Notes) == 0 && w.Unnoted == 0 {
@@ -625,10 +618,10 @@ func (f unsentFile) save(w unsentWitness) error {
 // noteUnsent notes entries just written. Call with the lock held.
 func (j *Journal) noteUnsent(es ...Entry) error {
 	w, damaged := j.loadUnsent()
+	if damaged {
+		return nil // made again from the log, which holds es already, and saved
+	}
 	for _, e := range es {
-		if damaged && slices.ContainsFunc(w.Notes, func(n unsentNote) bool { return n.ID == e.ID }) {
-			continue // made again from the log, which holds it already
-		}
 		w.Notes = append(w.Notes, unsentNote{ID: e.ID, Kind: e.Kind, Created: e.Created, Words: firstWords(e.Text)})
 	}
 	if over := len(w.Notes) - maxNotes; over > 0 {

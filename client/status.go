@@ -58,7 +58,7 @@ type Status struct {
 func (j *Journal) Status() (Status, error) {
 	var st Status
 	err := j.withLock(func() error {
-		j.checkUnsent() // small; it may hold words not yet sent
+		j.loadUnsent() // heals the list of unsent entries if it is damaged (small; it may hold words not yet sent)
 		t := j.trust()
 		opened, unreadable := j.decryptAll(t)
 		held := make(map[string]bool)
