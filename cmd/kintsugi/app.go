@@ -939,7 +939,7 @@ func cmdShow(e *env) *cli.Command {
 			if !e.printEntry("", *en, byID) {
 				// An item log shows through another one: say what it
 				// is and where it is seen, rather than nothing.
-				e.printf("%s  %s  %s\n", en.Short, en.Created.Local().Format("Mon 2 Jan 2006 15:04"), shownElsewhere(*en, byID))
+				e.printf("%s\n", shownElsewhere(*en, byID))
 			}
 			if c.Bool("history") {
 				if len(en.History) == 0 {

@@ -200,24 +200,26 @@ func keptWord(c client.Entry) string {
 	return "not this time"
 }
 
-// shownElsewhere says, for show, what en is when log shows it only
-// through another entry (entryHead's ok is false): a reveal-together
-// question's "I have answered" mark, once the answer itself is shown.
+// shownElsewhere is, for show, the line of an entry log shows only
+// through another one (entryHead's ok is false): a reveal-together
+// question's "I have answered" mark, once the answer itself is shown
+// (the only such entry today).
 func shownElsewhere(en client.Entry, byID entries) string {
 	who := clean(en.Author)
 	if en.Mine {
 		who = "You"
 	}
-	if en.Kind == client.KindTogetherMark {
-		if q, ok := byID.Get(en.Ref); ok {
-			return fmt.Sprintf("%s answered the reveal-together question %s; the answers are shown with it: `kintsugi show %s`", who, q.Short, q.Short)
-		}
-		return who + " answered a reveal-together question"
+	q, ok := byID.Get(en.Ref)
+	if !ok {
+		return stamp(en) + who + " answered a reveal-together question"
 	}
-	if q, ok := byID.Get(en.Ref); ok {
-		return fmt.Sprintf("shown with %s: `kintsugi show %s`", q.Short, q.Short)
-	}
-	return "shown with the entry it belongs to"
+	return stamp(en) + fmt.Sprintf("%s answered the reveal-together question %s; the answers are shown with it: `kintsugi show %s`", who, q.Short, q.Short)
+}
+
+// stamp begins an entry's line in log and show: its short id and when it
+// was written.
+func stamp(en client.Entry) string {
+	return en.Short + "  " + en.Created.Local().Format("Mon 2 Jan 2006 15:04") + "  "
 }
 
 // entryText is en as log shows it: its short id, when it was written and
@@ -229,7 +231,7 @@ func entryText(en client.Entry, byID entries) (string, bool) {
 		return "", false
 	}
 	var b strings.Builder
-	b.WriteString(en.Short + "  " + en.Created.Local().Format("Mon 2 Jan 2006 15:04") + "  " + head)
+	b.WriteString(stamp(en) + head)
 	if en.Retracted == nil && en.Kind != client.KindRetraction {
 		for _, t := range en.Tags {
 			b.WriteString(" #" + clean(t))
