@@ -614,8 +614,10 @@ func TestPendingAppendReady(t *testing.T) {
 		t.Fatal("ready before its group committed")
 	}
 	close(gate)
-	for !p.Ready() {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !p.Ready(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 10 s after its group was let through")
+		}
 	}
 	for range 2 {
 		seq, id, dup, err := p.Wait()
