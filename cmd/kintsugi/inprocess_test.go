@@ -22,9 +22,10 @@ import (
 // whole test process, so one kintsugi runs at a time (inProcess), and
 // nothing else in the test binary may depend on them while scripts run:
 // testscript and the harness use absolute paths (TestScripts gives an
-// absolute Dir), and the one variable testscript reads from the process,
-// $PATH, no script changes. kintsugi itself keeps no state from one
-// command to the next: its flags and streams live in the env of one run.
+// absolute Dir), the harness reads $CI before any script starts, and the
+// one variable testscript reads from the process, $PATH, no script
+// changes. kintsugi itself keeps no state from one command to the next:
+// its flags and streams live in the env of one run.
 //
 // What only a process shows stays `exec kintsugi`: a command in the
 // background (`&`), one killed or sent a signal, one reading what `stdin`
@@ -64,20 +65,35 @@ func runKintsugi(ts *testscript.TestScript, args []string) int {
 
 	inProcess.Lock()
 	defer inProcess.Unlock()
-	wasEnv, wasArgs := os.Environ(), os.Args
+	wasArgs := os.Args
 	wasDir, err := os.Getwd()
 	ts.Check(err)
+	// The environment stays the last command's until the next one, or
+	// until TestScripts restores the process's own (restoreEnviron): each
+	// unset variable leaves a hole that Go's os package never reuses, and
+	// unsetting and setting some 30 of them around each of 850 commands
+	// made os.Environ, which kintsugi calls, the costliest part of a run.
 	setEnviron(append(env, "PWD="+dir))
 	ts.Check(os.Chdir(dir))
 	os.Args = append([]string{"kintsugi"}, args...)
 	defer func() {
 		os.Args = wasArgs
-		setEnviron(wasEnv)
 		if err := os.Chdir(wasDir); err != nil {
 			panic(err) // every later script would run in the wrong place
 		}
 	}()
 	return runProgram(os.Args, stdin, stdout, stderr)
+}
+
+// restoreEnviron returns a function that gives the process back the
+// environment it has now, once in-process commands have changed it.
+func restoreEnviron() func() {
+	env := os.Environ()
+	return func() {
+		inProcess.Lock()
+		defer inProcess.Unlock()
+		setEnviron(env)
+	}
 }
 
 // setEnviron makes env (NAME=VALUE lines) the whole of the process's

@@ -118,6 +118,10 @@ func testWithPrograms(m *testing.M) int {
 //	                          (no script, no link, no external src or href),
 //	                          draws an SVG chart, and has N entries
 func TestScripts(t *testing.T) {
+	// In-process commands take over the process's environment while the
+	// scripts run (runKintsugi): read it first, and give it back after.
+	inCI := os.Getenv("CI") == "true"
+	t.Cleanup(restoreEnviron())
 	var mu sync.Mutex
 	relays := map[string]*servertest.Server{}
 	liars := map[string]*servertest.Liar{}
@@ -135,7 +139,7 @@ func TestScripts(t *testing.T) {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
 			if _, err := exec.LookPath(name); err != nil {
-				if os.Getenv("CI") == "true" {
+				if inCI {
 					return false, fmt.Errorf("%s is not installed, and CI needs it (apt-get install -y %s)", name, name)
 				}
 				return false, nil
