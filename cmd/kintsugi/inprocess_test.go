@@ -23,7 +23,7 @@ import (
 // nothing else in the test binary may depend on them while scripts run:
 // testscript and the harness use absolute paths (TestScripts gives an
 // absolute Dir), the harness reads $CI before any script starts, and the
-// one variable testscript reads from the process, $PATH, no script
+// variables testscript reads from the process (testscriptReads) no script
 // changes. kintsugi itself keeps no state from one command to the next:
 // its flags and streams live in the env of one run.
 //
@@ -34,6 +34,11 @@ import (
 // starts it from os.Executable, the test binary, which is kintsugi again
 // under the name in os.Args[0] (TestMain).
 var inProcess sync.Mutex
+
+// testscriptReads are the variables testscript reads from the process to
+// set up a script, perhaps while another script's kintsugi runs here with
+// that script's environment: no script may change them.
+var testscriptReads = []string{"PATH", "GORACE", "GOCOVERDIR"}
 
 // background is how a script's `exec` line asks for the background.
 var background = regexp.MustCompile(`^&([a-zA-Z_0-9]+&)?$`)
@@ -49,10 +54,10 @@ func runKintsugi(ts *testscript.TestScript, args []string) int {
 	if pending(ts, "stdin") || pending(ts, "ttyin") {
 		ts.Fatalf("only a kintsugi program reads what stdin or ttyin gives: write exec kintsugi for this command")
 	}
-	if ts.Getenv("PATH") != os.Getenv("PATH") {
-		// testscript reads $PATH from the process to set up each script,
-		// perhaps while this command runs: it must read the same.
-		ts.Fatalf("a script that changes $PATH runs kintsugi as a program: write exec kintsugi")
+	for _, name := range testscriptReads {
+		if ts.Getenv(name) != os.Getenv(name) {
+			ts.Fatalf("a script that changes $%s runs kintsugi as a program: write exec kintsugi", name)
+		}
 	}
 	env := scriptEnv(ts)
 	dir := ts.MkAbs(".")
