@@ -66,7 +66,13 @@ func runKintsugi(ts *testscript.TestScript, args []string) int {
 	ts.Check(err)
 	w.Close()
 	defer stdin.Close()
-	stdout, stderr := &lockedWriter{w: ts.Stdout()}, &lockedWriter{w: ts.Stderr()}
+	// syncBuffer (errs_test.go): goroutines of one command may write at
+	// once, as they may to a program's standard output.
+	var stdout, stderr syncBuffer
+	defer func() {
+		io.WriteString(ts.Stdout(), stdout.String())
+		io.WriteString(ts.Stderr(), stderr.String())
+	}()
 
 	inProcess.Lock()
 	defer inProcess.Unlock()
@@ -87,7 +93,7 @@ func runKintsugi(ts *testscript.TestScript, args []string) int {
 			panic(err) // every later script would run in the wrong place
 		}
 	}()
-	return runProgram(os.Args, stdin, stdout, stderr)
+	return runProgram(os.Args, stdin, &stdout, &stderr)
 }
 
 // restoreEnviron returns a function that gives the process back the
@@ -152,17 +158,4 @@ func pending(ts *testscript.TestScript, field string) bool {
 		ts.Fatalf("this testscript keeps what %s gives where runKintsugi cannot find it (TestScript.%s string)", field, field)
 	}
 	return v.String() != ""
-}
-
-// lockedWriter lets goroutines of one command write at once, as they may
-// to a program's standard output.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
