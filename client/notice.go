@@ -86,7 +86,8 @@ const (
 	// NoticeLostUnsent: on Date, Count entries written on this device and
 	// not yet sent could not be read back after its file was damaged
 	// (repair.go; the repair's report named them). Position is the
-	// repair's time in Unix seconds, so each repair counts.
+	// repair's time in Unix seconds (one more than the last one's, for a
+	// second repair in the same second), so each repair counts.
 	NoticeLostUnsent NoticeKind = "lost-unsent"
 	// NoticeRelayChanged: the relay sent Count entries that carry a slot
 	// for this device but do not authenticate, or lack the slot a later

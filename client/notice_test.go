@@ -79,6 +79,26 @@ func TestNoticesDeduplicate(t *testing.T) {
 	}
 }
 
+// Two repairs that lose entries are two occurrences, even within the same
+// second: the second loss is counted and named, not taken for the first.
+func TestLostUnsentTwiceInASecond(t *testing.T) {
+	t.Parallel()
+	var st state
+	st.noteLost([]LostItem{{Words: "first"}})
+	st.noteLost([]LostItem{{Words: "second"}, {Words: "third"}})
+	if len(st.Notices) != 1 {
+		t.Fatalf("%d notices, want 1: %+v", len(st.Notices), st.Notices)
+	}
+	n := st.Notices[0]
+	var words []string
+	for _, l := range n.Lost {
+		words = append(words, l.Words)
+	}
+	if n.Count != 3 || !slices.Equal(words, []string{"first", "second", "third"}) {
+		t.Fatalf("count %d, lost %q; want 3 and all three", n.Count, words)
+	}
+}
+
 // A notice marked read stops showing, stays read across opens and for the
 // same occurrence, and shows again as new when the problem happens again.
 func TestAcknowledge(t *testing.T) {

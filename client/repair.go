@@ -394,7 +394,15 @@ func (j *Journal) rebuildLog(known []*stored, lost bool) error {
 func (st *state) noteLost(lost []LostItem) {
 	if len(lost) > 0 {
 		now := time.Now().UTC()
-		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now, Lost: lost[max(0, len(lost)-maxLostNamed):]}, uint64(now.Unix()))
+		// Each repair is a new occurrence, also the second in the same
+		// second: its position is after the last one's.
+		at := uint64(now.Unix())
+		for _, n := range st.Notices {
+			if n.Kind == NoticeLostUnsent && n.Position >= at {
+				at = n.Position + 1
+			}
+		}
+		st.raise(Notice{Kind: NoticeLostUnsent, Count: len(lost), Date: now, Lost: lost[max(0, len(lost)-maxLostNamed):]}, at)
 	}
 }
 

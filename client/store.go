@@ -643,7 +643,10 @@ func (l *logIndex) catchUp(batch func()) error {
 	if fi.Size() == l.offset {
 		return nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(l.log, l.offset, fi.Size()-l.offset), 1<<20)
+	// A buffer no larger than what is left to read: most catch-ups read a
+	// few records, and a 1 MiB buffer made and cleared for each cost
+	// more than reading them.
+	r := bufio.NewReaderSize(io.NewSectionReader(l.log, l.offset, fi.Size()-l.offset), int(min(fi.Size()-l.offset, 1<<20)))
 	var hdr [5]byte
 	for l.offset < fi.Size() {
 		rest := fi.Size() - l.offset

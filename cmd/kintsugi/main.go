@@ -19,15 +19,21 @@ func main() {
 	os.Exit(runMain())
 }
 
-// runMain runs kintsugi as a program and returns its exit status. Ctrl-C
+// runMain runs kintsugi as a program and returns its exit status.
+func runMain() int {
+	return runProgram(os.Args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// runProgram is runMain with the command line and the streams given. Ctrl-C
 // (and SIGTERM, SIGHUP) cancels the command's context, so that it can say
 // what it stopped and exit with exitInterrupted. The test scripts run
-// kintsugi through it too.
-func runMain() int {
+// kintsugi through it, most commands inside the test process
+// (main_test.go).
+func runProgram(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, args, stdin, stdout, stderr)
 	stop()
-	return exitCode(err, os.Stderr)
+	return exitCode(err, stderr)
 }
 
 // exitCode prints err for a person and returns the process exit status

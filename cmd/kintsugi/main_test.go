@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,23 +27,60 @@ import (
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
+// programs are the programs this test binary also is: run under one of
+// these names (its os.Args[0]), it is that program and exits with its
+// status. TestMain links each name to the test binary in a directory at the
+// front of $PATH, so that a script's `exec kintsugi` runs the real program,
+// in a process of its own.
+//
+// This is what testscript.Main does, less one thing: Main would also make
+// each name a script command that only says "use exec", and the bare
+// `kintsugi` command of the scripts is kintsugi run in the test process
+// (runKintsugi).
+var programs = map[string]func() int{
+	"kintsugi": runMain,
+	// The editor step of `kintsugi write` alone, for a test that
+	// kills it (TestDraftLeftByAKilledWriteIsWiped).
+	"kintsugi-edit": func() int {
+		os.Setenv("KINTSUGI_TEST_PID", strconv.Itoa(os.Getpid()))
+		_, err := editText("entry", "")
+		return exitCode(err, os.Stderr)
+	},
+	// kintsugi as a program, as if standard input were a terminal,
+	// so the editor opens (TestEditorInterruptKeepsDraft).
+	"kintsugi-tty": func() int {
+		stdinIsTerminal = func(io.Reader) bool { return true }
+		return runMain()
+	},
+}
+
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"kintsugi": func() { os.Exit(runMain()) },
-		// The editor step of `kintsugi write` alone, for a test that
-		// kills it (TestDraftLeftByAKilledWriteIsWiped).
-		"kintsugi-edit": func() {
-			os.Setenv("KINTSUGI_TEST_PID", strconv.Itoa(os.Getpid()))
-			_, err := editText("entry", "")
-			os.Exit(exitCode(err, os.Stderr))
-		},
-		// kintsugi as a program, as if standard input were a terminal,
-		// so the editor opens (TestEditorInterruptKeepsDraft).
-		"kintsugi-tty": func() {
-			stdinIsTerminal = func(io.Reader) bool { return true }
-			os.Exit(runMain())
-		},
-	})
+	name := filepath.Base(os.Args[0])
+	if program := programs[name]; program != nil {
+		os.Args[0] = name
+		os.Exit(program())
+	}
+	os.Exit(testWithPrograms(m))
+}
+
+// testWithPrograms runs the tests with the programs on $PATH.
+func testWithPrograms(m *testing.M) int {
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatalf("find the test binary: %v", err)
+	}
+	bin, err := os.MkdirTemp("", "kintsugi-test-programs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(bin)
+	for name := range programs {
+		if err := os.Symlink(self, filepath.Join(bin, name)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	os.Setenv("PATH", bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	return m.Run()
 }
 
 // TestScripts runs the CLI as a person would, from the scripts in
@@ -50,8 +88,15 @@ func TestMain(m *testing.M) {
 // ($RELAY, data in $RELAY_DATA) and fast key derivation. The relay is real
 // but can be told to lie (relay withhold ID) or be honest again.
 //
+// `kintsugi ARGS` runs kintsugi as a person would type it, inside the test
+// process (inprocess_test.go says how and why); `exec kintsugi ARGS` runs
+// it as a program of its own, for what only a program shows: a command in
+// the background, a signal, what `stdin` gives it, the real binary's exit
+// status.
+//
 // Extra script commands:
 //
+//	kintsugi ARGS...          run kintsugi in the test process, as exec would run the program
 //	relay stop|start          stop the script's relay, or start it again on the same port
 //	relay withhold ID         the relay stops serving the entry whose id starts with ID
 //	relay release ID          the relay serves that entry again, after everything else
@@ -60,7 +105,9 @@ func TestMain(m *testing.M) {
 //	                          $KINTSUGI_PASSPHRASE), as a relay that strips it would
 //	relay honest              the relay serves everything as stored, and keeps the two-person rule
 //	relay old                 the relay admits every invite, as relays before the two-person rule did
-//	exits N PROG ARGS...      run PROG like exec, and fail unless its exit status is N
+//	exits N [exec] PROG ARGS... run PROG (kintsugi in the test process; with exec, or
+//	                          any other PROG, as a program), and fail unless its
+//	                          exit status is N
 //	extract REGEXP VAR        set VAR to the first group of REGEXP in the last stdout
 //	nohave DIR TEXT           fail if any file under DIR contains TEXT
 //	watching HOME             wait (up to 30s) until a `sync --watch` on HOME's one
@@ -71,11 +118,17 @@ func TestMain(m *testing.M) {
 //	                          (no script, no link, no external src or href),
 //	                          draws an SVG chart, and has N entries
 func TestScripts(t *testing.T) {
+	// In-process commands take over the process's environment while the
+	// scripts run (runKintsugi): read it first, and give it back after.
+	inCI := os.Getenv("CI") == "true"
+	t.Cleanup(restoreEnviron())
 	var mu sync.Mutex
 	relays := map[string]*servertest.Server{}
 	liars := map[string]*servertest.Liar{}
 	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script"),
+		// Absolute: a kintsugi run in this process changes its working
+		// directory while it runs (runKintsugi).
+		Dir:                 testdataScripts(t),
 		RequireExplicitExec: true,
 		// [shell:NAME]: the shell is installed. Locally a missing one skips
 		// what needs it; in CI (CI=true) it is an error, since .ci/run
@@ -86,7 +139,7 @@ func TestScripts(t *testing.T) {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
 			if _, err := exec.LookPath(name); err != nil {
-				if os.Getenv("CI") == "true" {
+				if inCI {
 					return false, fmt.Errorf("%s is not installed, and CI needs it (apt-get install -y %s)", name, name)
 				}
 				return false, nil
@@ -108,6 +161,18 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"kintsugi": func(ts *testscript.TestScript, neg bool, args []string) {
+				status := runKintsugi(ts, args)
+				if status != 0 {
+					ts.Logf("[exit status %d]", status)
+				}
+				if neg && status == 0 {
+					ts.Fatalf("unexpected command success")
+				}
+				if !neg && status != 0 {
+					ts.Fatalf("unexpected command failure")
+				}
+			},
 			"relay": func(ts *testscript.TestScript, neg bool, args []string) {
 				mu.Lock()
 				r, liar := relays[ts.Getenv("WORK")], liars[ts.Getenv("WORK")]
@@ -231,21 +296,33 @@ func TestScripts(t *testing.T) {
 				}
 			},
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				const usage = "usage: exits N [exec] PROG ARGS..."
 				if len(args) < 2 || neg {
-					ts.Fatalf("usage: exits N PROG ARGS...")
+					ts.Fatalf(usage)
 				}
 				want, err := strconv.Atoi(args[0])
 				ts.Check(err)
+				prog, args := args[1], args[2:]
 				got := 0
-				if err := ts.Exec(args[1], args[2:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("%s: %v", args[1], err)
+				if prog == "kintsugi" {
+					got = runKintsugi(ts, args)
+				} else {
+					if prog == "exec" {
+						if len(args) == 0 {
+							ts.Fatalf(usage)
+						}
+						prog, args = args[0], args[1:]
 					}
-					got = ee.ExitCode()
+					if err := ts.Exec(prog, args...); err != nil {
+						var ee *exec.ExitError
+						if !errors.As(err, &ee) {
+							ts.Fatalf("%s: %v", prog, err)
+						}
+						got = ee.ExitCode()
+					}
 				}
 				if got != want {
-					ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+					ts.Fatalf("%s exited with %d, want %d", prog, got, want)
 				}
 			},
 			"watching": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -346,6 +423,15 @@ func TestScripts(t *testing.T) {
 	})
 }
 
+// testdataScripts returns the absolute path of testdata/script.
+func testdataScripts(t *testing.T) string {
+	dir, err := filepath.Abs(filepath.Join("testdata", "script"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // liveAgents returns the pids of the agents started under the script
 // directory work that are still alive. Agents record their pids there
 // (KINTSUGI_TEST_AGENT_PIDS); a pid counts only while its command line is
@@ -374,10 +460,30 @@ func liveAgents(work string) []int {
 // killAgents kills the script's live agents and waits (bounded) until
 // they are gone.
 func killAgents(work string) {
-	for _, pid := range liveAgents(work) {
+	pids := liveAgents(work)
+	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(liveAgents(work)) > 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); slices.ContainsFunc(pids, exiting) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// exiting reports whether the process pid, killed, has yet to finish
+// exiting. Its command line reads empty once its memory is freed, and
+// liveAgents no longer counts it; but it holds its files, and so the
+// agent's lock, until each of its threads is a zombie (state Z) or gone.
+func exiting(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			continue // that thread is gone
+		}
+		i := strings.LastIndexByte(string(b), ')') // the state follows the command name
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X') {
+			return true
+		}
+	}
+	return false
 }
