@@ -1,0 +1,96 @@
+package client_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kintsugi-journal/kintsugi/client"
+	"github.com/kintsugi-journal/kintsugi/crypto"
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// keptOnRelay has Sam write texts (the first is the one x to be taken
+// back) and sync, and returns them with x's bytes as the relay stored them
+// kept to Sam's own slot (protocol.KeepSlots): what a relay holds of an
+// entry its author keeps to itself.
+func keptOnRelay(t *testing.T, p *lyingRelay, texts ...string) (es []client.Entry, kept []byte) {
+	t.Helper()
+	es = write(t, p.sj, texts...)
+	p.toSam(func(_ protocol.JournalID, log []server.StoredBlob) []server.StoredBlob {
+		for _, b := range log {
+			if !b.Purged && protocol.ChainID(b.Blob).String() == es[0].ID {
+				k, err := protocol.KeepSlots(b.Blob, crypto.KeyID(p.sam.Device.BoxPublic))
+				if err != nil {
+					t.Error(err)
+				}
+				kept = k
+			}
+		}
+		return log
+	})
+	mustSync(t, p.sj) // the liar sees the blobs go by
+	p.toSam(nil)
+	if kept == nil {
+		t.Fatal("the entry is not on the relay")
+	}
+	return es, kept
+}
+
+// An entry without a slot for this device that its author device's own
+// retraction names is simply retracted: not changed on the way, not
+// waiting for a key, even though a later entry of its author vouched for
+// the slot (to_since). The partner sees the tombstone and nothing else.
+func TestWithdrawnWithoutSlotIsRetracted(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	es, kept := keptOnRelay(t, p, "sam: raw words", "sam: calmer now")
+	x := es[0]
+	r, _, err := p.sj.Retract(x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p.sj) // purges x on the relay; alex is served the kept copy
+	p.toAlex(servertest.Replace(entries(x), func([]byte) []byte { return kept }))
+	mustSync(t, p.aj)
+
+	st := status(t, p.aj)
+	if st.Changed != 0 || st.Unreadable != 0 || hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("alex: changed %d, unreadable %d, notices %q", st.Changed, st.Unreadable, shown(st))
+	}
+	clean(t, "alex", p.aj)
+	got, err := p.aj.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tomb bool
+	for _, e := range got {
+		if strings.Contains(e.Text, "raw") || e.ID == x.ID {
+			t.Fatalf("alex is shown the withdrawn entry: %+v", e)
+		}
+		tomb = tomb || (e.ID == r.ID && e.Kind == client.KindRetraction && !e.Hidden && e.Ref == x.ID)
+	}
+	if !tomb || !slices.Contains(texts(t, p.aj), "sam: calmer now") {
+		t.Fatalf("alex reads %+v", got)
+	}
+}
+
+// Only the entry's own author device can withdraw it: a retraction that
+// someone else wrote naming the entry (a modified client) leaves a
+// stripped slot reported as changed.
+func TestWithdrawnOnlyByItsAuthor(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	es, kept := keptOnRelay(t, p, "sam: words", "sam: more words")
+	x := es[0]
+	if _, err := p.aj.Write(client.Payload{Kind: client.KindRetraction, Ref: x.ID, Purges: []string{x.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	p.toAlex(servertest.Replace(entries(x), func([]byte) []byte { return kept }))
+	mustSync(t, p.aj)
+	if st := status(t, p.aj); st.Changed != 1 || !hasShown(st, client.NoticeRelayChanged) {
+		t.Fatalf("alex: changed %d, notices %q", st.Changed, shown(st))
+	}
+}
