@@ -565,6 +565,14 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
+			if h.Author == j.signKey && j.blob(id) == nil {
+				if s := j.keptOwn(m.Blob); s != nil {
+					// This device's own entry, kept to its own slot
+					// (an entry retracted before it was sent goes
+					// out so): held already, as the bytes written.
+					id = s.ID
+				}
+			}
 			if s := j.blob(id); s != nil && s.RelaySeq != 0 && again {
 				continue
 			}
@@ -615,6 +623,29 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 		return 0, nil, err
 	}
 	return fresh, boxes, nil
+}
+
+// keptOwn returns the entry this device wrote of which blob, from the
+// relay, is a copy kept to this device's own slot alone
+// (protocol.KeepSlots), or nil: the same entry, which this device holds
+// whole. Call with the lock held.
+func (j *Journal) keptOwn(blob []byte) *stored {
+	if len(blob) <= protocol.HeaderSize || protocol.Kind(blob[1]) != protocol.KindEntry {
+		return nil
+	}
+	s := j.chainOf(protocol.ChainID(blob))
+	if s == nil || !s.Local || s.Header.Author != j.signKey || s.Header.Kind != protocol.KindEntry {
+		return nil
+	}
+	raw := j.raw(s)
+	if raw == nil {
+		return nil
+	}
+	kept, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+	if err != nil || !bytes.Equal(kept, blob) {
+		return nil
+	}
+	return s
 }
 
 // preopened is an entry decrypted ahead of being recorded (preopen).

@@ -94,3 +94,42 @@ func TestWithdrawnOnlyByItsAuthor(t *testing.T) {
 		t.Fatalf("alex: changed %d, notices %q", st.Changed, shown(st))
 	}
 }
+
+// This device's own entry coming back from the relay kept to its own
+// slot (protocol.KeepSlots) is the entry it wrote, held already: not
+// "something claiming to come from this device that it never wrote".
+func TestOwnEntryKeptToItsSlotComesBack(t *testing.T) {
+	t.Parallel()
+	p := lyingPair(t)
+	es := write(t, p.sj, "sam: kept to this device")
+	samKey := crypto.KeyID(p.sam.Device.BoxPublic)
+	p.toSam(servertest.Replace(entries(es...), func(b []byte) []byte {
+		k, err := protocol.KeepSlots(b, samKey)
+		if err != nil {
+			t.Error(err)
+		}
+		return k
+	}))
+	mustSync(t, p.sj)
+	if st := status(t, p.sj); len(shown(st)) != 0 {
+		t.Fatalf("sam's notices: %q", shown(st))
+	}
+	clean(t, "sam", p.sj)
+	same(t, "sam reads", texts(t, p.sj), "sam: kept to this device")
+
+	// A copy kept to another device's slot is not this device's: set
+	// aside as before.
+	es = write(t, p.sj, "sam: another")
+	alexKey := crypto.KeyID(p.alex.Device.BoxPublic)
+	p.toSam(servertest.Replace(entries(es...), func(b []byte) []byte {
+		k, err := protocol.KeepSlots(b, alexKey)
+		if err != nil {
+			t.Error(err)
+		}
+		return k
+	}))
+	mustSync(t, p.sj)
+	if st := status(t, p.sj); !hasShown(st, client.NoticeRelayForgedOwn) {
+		t.Fatalf("sam's notices: %q", shown(st))
+	}
+}
