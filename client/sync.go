@@ -1112,10 +1112,20 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		index()
 		return ours[kid][c] || handed[kid][c]
 	}
+	// An entry its author device retracted is re-boxed for no one: its
+	// words were withdrawn (and one retracted before it was sent was kept
+	// to its author's device alone).
+	var withdrawn map[withdrawal]bool
+	opened, _ := m.decryptAll(t)
+	for _, o := range opened {
+		if o.payload.Kind == KindRetraction {
+			withdrawn = noteWithdrawn(withdrawn, o)
+		}
+	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := t.recipients
 	for _, s := range m.store.order[start:] {
-		if s.Header.Kind != protocol.KindEntry || s.Purged || held[s.Chain] {
+		if s.Header.Kind != protocol.KindEntry || s.Purged || held[s.Chain] || withdrawn[withdrawal{s.Header.Author, s.Chain}] {
 			continue
 		}
 		mine := s.Header.Author == me && s.Local

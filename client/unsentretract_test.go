@@ -133,3 +133,51 @@ func TestOwnEntryKeptToItsSlotComesBack(t *testing.T) {
 		t.Fatalf("sam's notices: %q", shown(st))
 	}
 }
+
+// The key of an entry its author device retracted is re-boxed for no
+// device that comes later: not by its author, not handed over by the
+// partner's device that had read it.
+func TestRetractedKeyIsNeverGranted(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	es := write(t, sj, "sam: words to take back", "sam: words to keep")
+	mustSync(t, sj)
+	mustSync(t, aj) // alex reads both, and could hand them over
+	if _, _, err := sj.Retract(es[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj)
+	mustSync(t, aj)
+
+	laptop, lj := linkDevice(t, alex, "laptop")
+	mustSync(t, lj)
+	mustSync(t, sj) // sam re-boxes its history for the laptop
+	mustSync(t, aj)
+	mustSync(t, lj)
+	if got := texts(t, lj); !slices.Contains(got, "sam: words to keep") {
+		t.Fatalf("the laptop reads %q", got)
+	}
+	bs, err := relay.Store().Read(ctxFor(t), aj.ID(), 0, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := crypto.KeyID(laptop.Device.BoxPublic)
+	granted := map[string]bool{}
+	for _, b := range bs {
+		if b.Purged || protocol.Kind(b.Blob[1]) != protocol.KindGrant {
+			continue
+		}
+		g, err := protocol.ParseGrant(b.Blob)
+		if err != nil || g.KeyID != kid {
+			continue
+		}
+		for _, it := range g.Items {
+			granted[it.Entry.String()] = true
+		}
+	}
+	if !granted[es[1].ID] || granted[es[0].ID] {
+		t.Fatalf("grants for the laptop: the kept entry %v, the retracted one %v", granted[es[1].ID], granted[es[0].ID])
+	}
+}
