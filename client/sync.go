@@ -343,6 +343,7 @@ func (c *relayConn) readErr() error {
 func (x *exchange) push(ctx context.Context) (int, error) {
 	j, c := x.j, x.c
 	var out []*stored
+	var kept map[*stored]bool
 	if err := j.withLock(func() error {
 		// A relay that said it holds fewer items than this device was
 		// sent (restored from an older backup) gets nothing until it
@@ -350,6 +351,7 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		// when it is put back, with this device believing it sent.
 		if j.st.RelayBehind == 0 || x.served.Load() {
 			out = j.outbox()
+			out, kept = j.unsentRetracted(out)
 		}
 		return nil
 	}); err != nil {
@@ -390,9 +392,21 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		raws := make(map[*stored][]byte)
 		err := j.withLock(func() error {
 			for _, s := range out[start:min(start+window, len(out))] {
-				if raw := j.raw(s); raw != nil {
-					batch, raws[s] = append(batch, s), raw
+				raw := j.raw(s)
+				if raw == nil {
+					continue
 				}
+				if kept[s] {
+					// Retracted before it was sent: it goes out kept to
+					// this device's own slot, so nobody else can ever
+					// open it. Never the whole bytes.
+					k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+					if err != nil {
+						return fmt.Errorf("entry %s was retracted before it was sent and cannot be kept to this device: %w", s.Chain.String()[:ShortIDLen], err)
+					}
+					raw = k
+				}
+				batch, raws[s] = append(batch, s), raw
 			}
 			return nil
 		})
@@ -429,6 +443,67 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// unsentRetracted returns the outbox out to send, and which of its
+// entries go out kept to this device's own slot (protocol.KeepSlots): each
+// entry this device wrote that a retraction this device wrote names (sent
+// or not). Every such retraction is moved to just before the first entry
+// it names in out, so that a reader never holds an entry written after
+// the retracted one, which vouches for the retracted one's slot
+// (to_since), without the retraction that explains why the slot is gone
+// (see docs/protocol.md §15, "Purges after a retraction"). Call with the
+// lock held.
+func (j *Journal) unsentRetracted(out []*stored) ([]*stored, map[*stored]bool) {
+	if len(out) == 0 {
+		return out, nil
+	}
+	at := make(map[protocol.BlobID]int, len(out)) // chain id → index in out
+	for i, s := range out {
+		at[s.Chain] = i
+	}
+	opened, _ := j.decryptAll(j.trust())
+	var kept map[*stored]bool
+	moved := make(map[*stored]int) // retraction → index it goes before
+	for _, o := range opened {
+		if o.payload.Kind != KindRetraction || !o.s.Local || o.s.Header.Author != j.signKey {
+			continue
+		}
+		first := -1
+		for id := range noteWithdrawn(nil, o) {
+			i, ok := at[id.chain]
+			if !ok || out[i].Header.Kind != protocol.KindEntry || out[i] == o.s {
+				continue
+			}
+			if kept == nil {
+				kept = make(map[*stored]bool)
+			}
+			kept[out[i]] = true
+			if first < 0 || i < first {
+				first = i
+			}
+		}
+		if r, ok := at[o.s.Chain]; ok && first >= 0 && first < r {
+			moved[o.s] = first
+		}
+	}
+	if len(moved) == 0 {
+		return out, kept
+	}
+	before := make(map[int][]*stored, len(moved))
+	for _, s := range out {
+		if f, ok := moved[s]; ok {
+			before[f] = append(before[f], s)
+		}
+	}
+	re := make([]*stored, 0, len(out))
+	for i, s := range out {
+		re = append(re, before[i]...)
+		if _, ok := moved[s]; !ok {
+			re = append(re, s)
+		}
+	}
+	return re, kept
 }
 
 // subscribe asks the relay for everything after the cursor (or, when a
@@ -1247,7 +1322,10 @@ func heldDigest(held map[protocol.BlobID]bool) [32]byte {
 // hides the words in every client.
 func (x *exchange) purgeRetracted(ctx context.Context) error {
 	j, c := x.j, x.c
-	type target struct{ id, chain protocol.BlobID }
+	type target struct {
+		id, chain protocol.BlobID
+		ids       []protocol.BlobID // what the relay may hold it as
+	}
 	var todo []target
 	err := j.withLock(func() error {
 		// Every chain id the sent retractions name, then one walk of
@@ -1272,7 +1350,17 @@ func (x *exchange) purgeRetracted(ctx context.Context) error {
 			if !named[t.Chain] || !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
 				continue
 			}
-			todo = append(todo, target{t.ID, t.Chain})
+			// An entry retracted before it was sent went out kept to
+			// this device's slot (push): the relay holds it under that
+			// copy's id. The bytes as written may be there too (a put
+			// whose ok was lost); either may be missing.
+			ids := []protocol.BlobID{t.ID}
+			if raw := j.raw(t); raw != nil && t.Header.Kind == protocol.KindEntry {
+				if k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox)); err == nil {
+					ids = append([]protocol.BlobID{protocol.IDOf(k)}, ids...)
+				}
+			}
+			todo = append(todo, target{t.ID, t.Chain, ids})
 		}
 		return nil
 	})
@@ -1280,17 +1368,20 @@ func (x *exchange) purgeRetracted(ctx context.Context) error {
 		return err
 	}
 	var recs [][]byte
+next:
 	for _, t := range todo {
-		_, err := c.request(ctx, func(n uint64) any {
-			return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: t.id[:], ChainID: t.chain[:]}
-		})
-		switch {
-		case errors.Is(err, protocol.ErrMalformed):
-			continue // an older relay without purge: try again on a later sync
-		case errors.Is(err, protocol.ErrNotFound):
-			// The relay never had it: nothing to purge.
-		case err != nil:
-			return err
+		for _, id := range t.ids {
+			_, err := c.request(ctx, func(n uint64) any {
+				return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: id[:], ChainID: t.chain[:]}
+			})
+			switch {
+			case errors.Is(err, protocol.ErrMalformed):
+				continue next // an older relay without purge: try again on a later sync
+			case errors.Is(err, protocol.ErrNotFound):
+				// The relay never had it as this: nothing to purge.
+			case err != nil:
+				return err
+			}
 		}
 		recs = append(recs, record(recPurge, t.id[:]))
 	}

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -179,5 +180,49 @@ func TestRetractedKeyIsNeverGranted(t *testing.T) {
 	}
 	if !granted[es[1].ID] || granted[es[0].ID] {
 		t.Fatalf("grants for the laptop: the kept entry %v, the retracted one %v", granted[es[1].ID], granted[es[0].ID])
+	}
+}
+
+// A partner watching live while the author sends an entry retracted
+// before it was sent, an entry written after it (which vouches for its
+// slot) and the retraction never gets the retracted words, and is not
+// told the relay changed anything: the retraction arrives first.
+func TestUnsentRetractionWhileThePartnerWatches(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	mustSync(t, sj)
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	events := make(chan client.Event)
+	done := make(chan error, 1)
+	go func() { done <- aj.Watch(ctx, send(ctx, events)) }()
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+
+	es := write(t, sj, "sam: raw words", "sam: calmer now")
+	if _, _, err := sj.Retract(es[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj)
+	var kinds []string
+	waitFor(t, events, func(e client.Event) bool {
+		for _, n := range e.New {
+			if strings.Contains(n.Text, "raw") {
+				t.Errorf("the watcher was shown the retracted words: %+v", n)
+			}
+			kinds = append(kinds, n.Kind+":"+n.Text)
+		}
+		return slices.Contains(kinds, client.KindEntry+":sam: calmer now")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, aj); st.Changed != 0 || st.Unreadable != 0 || len(shown(st)) != 0 || len(st.Missing) != 0 {
+		t.Fatalf("alex: changed %d, unreadable %d, notices %q, missing %q", st.Changed, st.Unreadable, shown(st), gaps(st))
+	}
+	if !slices.Contains(kinds, client.KindRetraction+":") {
+		t.Fatalf("the watcher was shown %q", kinds)
 	}
 }
