@@ -625,13 +625,35 @@ func (j *Journal) Revise(prefix string, p Payload) (Entry, *Entry, error) {
 
 // Retract withdraws the caller's entry whose id starts with prefix: every
 // client stops showing its words and shows that it was retracted, when.
+//
+// The target is returned as it stood when the retraction was written:
+// Synced is false when neither it nor any revision of it had been sent,
+// that is, each was written on this device and the relay had not
+// acknowledged it. Those then go out kept to this device alone
+// (exchange.push): nobody else can ever open them, and the partner sees
+// only that an entry was written and retracted, and when. (A sync sending
+// one at that very moment, or one whose acknowledgement was lost, may
+// have delivered it whole: docs/threat-model.md 4.11.)
 func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	t, err := j.ownTarget(prefix)
 	if err != nil {
 		return Entry{}, t, err
 	}
 	purges := append([]string{t.ID}, t.Revisions...)
-	e, err := j.Write(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges})
+	var e Entry
+	err = j.withLock(func() error {
+		t.Synced = false
+		for _, id := range purges {
+			c, ok := parseChainID(id)
+			s := j.chainOf(c)
+			if !ok || s == nil || !s.Local || s.RelaySeq != 0 {
+				t.Synced = true // sent, or not this device's to keep
+			}
+		}
+		var err error
+		e, err = j.writeLocked(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges}, j.trust().recipientsFor(KindRetraction))
+		return err
+	})
 	return e, t, err
 }
 

@@ -100,12 +100,21 @@ func cmdRetract(e *env) *cli.Command {
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")
 			}
-			ok, err := e.confirm(c, "retracting", fmt.Sprintf("Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device.", t.Short, clean(partnerName(j))))
+			question := fmt.Sprintf("Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device.", t.Short, clean(partnerName(j)))
+			if !t.Synced {
+				question = fmt.Sprintf("Retract %s? It has not been sent yet, so %s will see only that you wrote something and took it back, and when; never its words.", t.Short, clean(partnerName(j)))
+			}
+			ok, err := e.confirm(c, "retracting", question)
 			if err != nil || !ok {
 				return err
 			}
-			if _, _, err := j.Retract(t.ID); err != nil {
+			_, was, err := j.Retract(t.ID)
+			if err != nil {
 				return err
+			}
+			if !was.Synced {
+				e.printf("Retracted %s before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s\n", t.Short, clean(partnerName(j)), e.whereItGoes(j))
+				return nil
 			}
 			e.printf("Retracted %s. %s\n", t.Short, e.whereItGoes(j))
 			return nil
