@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/crypto"
@@ -224,5 +225,72 @@ func TestUnsentRetractionWhileThePartnerWatches(t *testing.T) {
 	}
 	if !slices.Contains(kinds, client.KindRetraction+":") {
 		t.Fatalf("the watcher was shown %q", kinds)
+	}
+}
+
+// The author's other devices lose the words too (they were never sent):
+// the laptop, watching while the author's main device sends the entry
+// kept to itself, never opens it, shows the tombstone, counts nothing as
+// changed or waiting, and is never granted its key.
+func TestUnsentRetractionOnTheAuthorsOtherDevice(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	alex, sam := newAccount(t, "alex"), newAccount(t, "sam")
+	aj, sj, _ := pair(t, relay.URL(), alex, sam)
+	mustSync(t, aj)
+	_, lj := linkDevice(t, sam, "laptop")
+	mustSync(t, lj)
+	mustSync(t, sj)
+	mustSync(t, aj)
+	mustSync(t, lj)
+
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	events := make(chan client.Event)
+	done := make(chan error, 1)
+	go func() { done <- lj.Watch(ctx, send(ctx, events)) }()
+	waitFor(t, events, func(e client.Event) bool { return e.Connected })
+	go func() { // nothing more to wait for from it
+		for {
+			select {
+			case <-events:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	es := write(t, sj, "sam: raw words", "sam: calmer now")
+	r, _, err := sj.Retract(es[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj)
+	// Entries from the person's own devices are not events: the laptop
+	// has all three once it reads the last.
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(texts(t, lj), "sam: calmer now"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the laptop did not receive the entries within 30s")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, sj) // would re-box for the laptop now, if anything
+	mustSync(t, lj)
+	if got := texts(t, lj); slices.Contains(got, "sam: raw words") || !slices.Contains(got, "sam: calmer now") {
+		t.Fatalf("the laptop reads %q", got)
+	}
+	// It never opened: the retraction stands as its tombstone.
+	all, err := lj.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.ID == es[0].ID || (e.ID == r.ID && e.Hidden) {
+			t.Fatalf("the laptop opened the retracted entry: %+v", e)
+		}
+	}
+	if st := status(t, lj); st.Changed != 0 || st.Unreadable != 0 || len(shown(st)) != 0 || len(st.Missing) != 0 {
+		t.Fatalf("the laptop: changed %d, unreadable %d, notices %q, missing %q", st.Changed, st.Unreadable, shown(st), gaps(st))
 	}
 }
