@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -631,9 +632,10 @@ func (j *Journal) Revise(prefix string, p Payload) (Entry, *Entry, error) {
 // that is, each was written on this device and the relay had not
 // acknowledged it. Those then go out kept to this device alone
 // (exchange.push): nobody else can ever open them, and the partner sees
-// only that an entry was written and retracted, and when. (A sync sending
-// one at that very moment, or one whose acknowledgement was lost, may
-// have delivered it whole: docs/threat-model.md 4.11.)
+// only that an entry was written and retracted, and when. Synced is true
+// too while a push on this home has puts on their way (it may be sending
+// one), and for one a failed push handed to the relay without its ok
+// (state.Unconfirmed): the relay may hold it whole.
 func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	t, err := j.ownTarget(prefix)
 	if err != nil {
@@ -642,12 +644,14 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	purges := append([]string{t.ID}, t.Revisions...)
 	var e Entry
 	err = j.withLock(func() error {
-		t.Synced = false
+		// A push with puts on their way may be sending it right now; one
+		// that failed may have delivered it without the relay's ok.
+		t.Synced = j.sendingNow()
 		for _, id := range purges {
 			c, ok := parseChainID(id)
 			s := j.chainOf(c)
-			if !ok || s == nil || !s.Local || s.RelaySeq != 0 {
-				t.Synced = true // sent, or not this device's to keep
+			if !ok || s == nil || !s.Local || s.RelaySeq != 0 || slices.Contains(j.st.Unconfirmed, id) {
+				t.Synced = true // sent, or perhaps, or not this device's to keep
 			}
 		}
 		var err error

@@ -340,21 +340,28 @@ func (c *relayConn) readErr() error {
 // push sends every outbox blob (pipelined), waits for each
 // acknowledgement and records it durably. It returns how many were
 // acknowledged.
+//
+// Each window of puts is sent holding the journal's sending lock, from
+// the moment its bytes are chosen until its acknowledgements are
+// recorded: Retract tells from it whether an entry may be on its way
+// right now. What is chosen is planned again when this device wrote
+// something since the push began (a retraction, perhaps: unsentRetracted).
 func (x *exchange) push(ctx context.Context) (int, error) {
 	j, c := x.j, x.c
 	var out []*stored
 	var kept map[*stored]bool
-	if err := j.withLock(func() error {
+	var planned uint64 // this device's last seq when out was planned
+	plan := func() {
+		out, kept, planned = nil, nil, j.ownSeq
 		// A relay that said it holds fewer items than this device was
 		// sent (restored from an older backup) gets nothing until it
 		// accepts a subscribe again: what it acknowledged could vanish
 		// when it is put back, with this device believing it sent.
 		if j.st.RelayBehind == 0 || x.served.Load() {
-			out = j.outbox()
-			out, kept = j.unsentRetracted(out)
+			out, kept = j.unsentRetracted(j.outbox())
 		}
-		return nil
-	}); err != nil {
+	}
+	if err := j.withLock(func() error { plan(); return nil }); err != nil {
 		return 0, err
 	}
 	if len(out) == 0 {
@@ -366,16 +373,6 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		ch    <-chan reply
 	}
 	const window = 64
-	var acks [][]byte
-	var firstErr error
-	flush := func() error {
-		if len(acks) == 0 {
-			return nil
-		}
-		err := j.withLock(func() error { return j.appendRecords(acks...) })
-		acks = acks[:0]
-		return err
-	}
 	n := 0
 	// The witness of unsent entries is pruned once, when the push ends:
 	// pruning it after every window walked the whole log each time. Until
@@ -385,65 +382,106 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 			_ = j.withLock(func() error { return j.pruneUnsent() })
 		}
 	}()
-	for start := 0; start < len(out); start += window {
-		// A window's bytes are read back from the log at a time, so a
-		// long outbox is never all in memory.
-		var batch []*stored
-		raws := make(map[*stored][]byte)
-		err := j.withLock(func() error {
-			for _, s := range out[start:min(start+window, len(out))] {
-				raw := j.raw(s)
-				if raw == nil {
-					continue
-				}
-				if kept[s] {
-					// Retracted before it was sent: it goes out kept to
-					// this device's own slot, so nobody else can ever
-					// open it. Never the whole bytes.
-					k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
-					if err != nil {
-						return fmt.Errorf("entry %s was retracted before it was sent and cannot be kept to this device: %w", s.Chain.String()[:ShortIDLen], err)
-					}
-					raw = k
-				}
-				batch, raws[s] = append(batch, s), raw
-			}
-			return nil
-		})
+	for len(out) > 0 {
+		release, err := j.holdSending()
 		if err != nil {
 			return n, err
 		}
-		var ps []pending
-		for _, s := range batch {
-			ch, err := c.start(func(id uint64) any {
-				return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: raws[s]}
+		sent, err := func() (int, error) {
+			defer release()
+			// A window's bytes are read back from the log at a time, so
+			// a long outbox is never all in memory.
+			var batch []*stored
+			raws := make(map[*stored][]byte)
+			err := j.withLock(func() error {
+				if j.ownSeq != planned {
+					plan()
+				}
+				take := out[:min(window, len(out))]
+				out = out[len(take):]
+				for _, s := range take {
+					raw := j.raw(s)
+					if raw == nil {
+						continue
+					}
+					if kept[s] {
+						// Retracted before it was sent: it goes out
+						// kept to this device's own slot, so nobody
+						// else can ever open it. Never the whole bytes.
+						k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+						if err != nil {
+							return fmt.Errorf("entry %s was retracted before it was sent and cannot be kept to this device: %w", s.Chain.String()[:ShortIDLen], err)
+						}
+						raw = k
+					}
+					batch, raws[s] = append(batch, s), raw
+				}
+				return nil
 			})
 			if err != nil {
-				firstErr = err
-				break
+				return 0, err
 			}
-			ps = append(ps, pending{s.ID, s.Chain, ch})
-		}
-		for _, p := range ps {
-			ok, err := c.wait(ctx, p.ch)
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
+			var firstErr error
+			var ps []pending
+			for _, s := range batch {
+				ch, err := c.start(func(id uint64) any {
+					return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: raws[s]}
+				})
+				if err != nil {
+					firstErr = err
+					break
 				}
-				continue
+				ps = append(ps, pending{s.ID, s.Chain, ch})
 			}
-			acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
-			n++
-		}
-		if err := flush(); err != nil {
+			var acks [][]byte
+			var unsure []string // handed to the relay, not acknowledged
+			for _, p := range ps {
+				ok, err := c.wait(ctx, p.ch)
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
+					}
+					unsure = append(unsure, p.chain.String())
+					continue
+				}
+				acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
+			}
+			err = j.withLock(func() error {
+				if len(acks) > 0 {
+					if err := j.appendRecords(acks...); err != nil {
+						return err
+					}
+				}
+				if len(unsure) == 0 {
+					return nil
+				}
+				// The relay may hold them (an ok that was lost):
+				// Retract must not say they were never sent.
+				for _, id := range unsure {
+					if !slices.Contains(j.st.Unconfirmed, id) {
+						j.st.Unconfirmed = append(j.st.Unconfirmed, id)
+					}
+				}
+				if over := len(j.st.Unconfirmed) - maxUnconfirmed; over > 0 {
+					j.st.Unconfirmed = j.st.Unconfirmed[over:]
+				}
+				return j.saveState()
+			})
+			if err != nil {
+				return len(acks), err
+			}
+			return len(acks), firstErr
+		}()
+		n += sent
+		if err != nil {
 			return n, err
-		}
-		if firstErr != nil {
-			return n, firstErr
 		}
 	}
 	return n, nil
 }
+
+// maxUnconfirmed bounds state.Unconfirmed; the oldest go first.
+const maxUnconfirmed = 4096
 
 // unsentRetracted returns the outbox out to send, and which of its
 // entries go out kept to this device's own slot (protocol.KeepSlots): each

@@ -1,8 +1,10 @@
 package client
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
@@ -165,4 +167,112 @@ func TestUnsentRetractionIsKeptToItsAuthor(t *testing.T) {
 	if _, err := aj.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Retract says an entry may have been sent when a push on this home has
+// puts on their way, or when one handed it to the relay and failed before
+// the relay's ok came (the relay may hold it whole). Either way it goes
+// out kept to this device from then on, and purge asks for both copies.
+func TestRetractSaysMaybeSent(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, sj := pairedOn(t, relay)
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Puts on their way in another process (the lock is the signal).
+	x, err := aj.Write(Payload{Kind: KindEntry, Text: "written while a push was sending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := aj.holdSending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, target, err := aj.Retract(x.Short)
+	release()
+	if err != nil || !target.Synced {
+		t.Fatalf("retract while sending: %v, synced %v", err, target != nil && target.Synced)
+	}
+
+	// Handed to the relay, and the push gave up before its ok.
+	y, err := aj.Write(Payload{Kind: KindEntry, Text: "sent, and the ok never came"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := (&exchange{j: aj, c: c}).push(gone); err == nil {
+		t.Fatal("a push whose oks never came succeeded")
+	}
+	// The relay stored it all the same.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, err := relay.Store().HasBlob(ctx, aj.id, protocol.IDOf(rawOf(t, aj, y.ID))); err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not store the put within 30s")
+		}
+	}
+	c.Close()
+	if _, target, err = aj.Retract(y.Short); err != nil || !target.Synced {
+		t.Fatalf("retract after a lost ok: %v, synced %v", err, target != nil && target.Synced)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := relay.Store().Read(ctx, aj.id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range stored {
+		if !b.Purged && (protocol.ChainID(b.Blob).String() == x.ID || protocol.ChainID(b.Blob).String() == y.ID) {
+			t.Fatalf("the relay still serves a copy of %s", protocol.ChainID(b.Blob).String()[:8])
+		}
+	}
+	purged := 0
+	for _, b := range stored {
+		if b.Purged {
+			purged++
+		}
+	}
+	// x kept (never whole); y whole (the lost ok) and kept.
+	if purged != 3 {
+		t.Fatalf("%d purged records, want 3", purged)
+	}
+	for who, j := range map[string]*Journal{"alex": aj, "sam": sj} {
+		st, err := j.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: notices %+v missing %+v unreadable %d changed %d", who, st.Notices, st.Missing, st.Unreadable, st.Changed)
+	}
+}
+
+// rawOf returns the bytes j holds for chain id id, as written.
+func rawOf(t *testing.T, j *Journal, id string) []byte {
+	t.Helper()
+	var raw []byte
+	j.withLock(func() error {
+		for _, s := range j.order {
+			if s.Chain.String() == id {
+				raw = j.raw(s)
+				break
+			}
+		}
+		return nil
+	})
+	if raw == nil {
+		t.Fatalf("%s is not held", id[:8])
+	}
+	return raw
 }

@@ -55,3 +55,38 @@ func (j *Journal) Watched() bool {
 	}
 	return false
 }
+
+// Is a push sending right now?
+//
+// A push holds an exclusive flock(2) on HOME/journals/ID/sending while a
+// window of puts is on its way: from choosing the bytes until the relay's
+// acknowledgements are recorded (exchange.push). Retract tries the lock
+// without waiting: held, an entry not yet acknowledged may be on its way.
+
+// sendingPath is the file a push holds while puts are on their way.
+func (j *Journal) sendingPath() string { return filepath.Join(j.dir, "sending") }
+
+// holdSending waits for, and takes, the sending lock. The caller calls
+// release once the window's acknowledgements are recorded.
+func (j *Journal) holdSending() (release func(), err error) {
+	f, err := os.OpenFile(j.sendingPath(), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil // closing drops the lock
+}
+
+// sendingNow reports whether a push on this home (any process) has puts
+// on their way now. When it cannot tell, it says so: true.
+func (j *Journal) sendingNow() bool {
+	f, err := os.OpenFile(j.sendingPath(), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil
+}
