@@ -1,0 +1,172 @@
+package client
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-journal/kintsugi/protocol"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
+)
+
+// Review: a push cut right after the retraction (sent ahead of the
+// entries it names) leaves the partner holding the retraction without its
+// target and the entry written between. The partner must then see the
+// tombstone, nothing changed or waiting, no sticky notice, and the gap
+// must heal on the author's next sync.
+func TestReviewUnsentPushCutAfterRetraction(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, sj := pairedOn(t, relay)
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x, err := aj.Write(Payload{Kind: KindEntry, Text: "raw words"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aj.Write(Payload{Kind: KindEntry, Text: "calmer now"}); err != nil {
+		t.Fatal(err)
+	}
+	r, target, err := aj.Retract(x.Short)
+	if err != nil || target.Synced {
+		t.Fatalf("retract: %v", err)
+	}
+	// The first put of the push only: the retraction.
+	var first *stored
+	var raw []byte
+	aj.withLock(func() error {
+		out, _ := aj.unsentRetracted(aj.outbox())
+		first, raw = out[0], aj.raw(out[0])
+		return nil
+	})
+	if first.Chain.String() != r.ID {
+		t.Fatalf("the push does not start with the retraction")
+	}
+	c, err := aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := c.request(ctx, func(id uint64) any {
+		return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: aj.id, Blob: raw}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aj.withLock(func() error { return aj.appendRecords(record(recAcked, seqBytes(ok.Seq), first.ID[:])) }); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sj.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sam meanwhile: missing %+v unreadable %d changed %d notices %+v", st.Missing, st.Unreadable, st.Changed, st.Notices)
+	if st.Changed != 0 || st.Unreadable != 0 || len(st.Notices) != 0 {
+		t.Fatalf("sam meanwhile: %+v", st)
+	}
+	es, _ := sj.Entries()
+	tomb := false
+	for _, e := range es {
+		if strings.Contains(e.Text, "raw") {
+			t.Fatal("sam reads the words")
+		}
+		tomb = tomb || (e.ID == r.ID && !e.Hidden)
+	}
+	if !tomb {
+		t.Fatal("sam is not shown the tombstone meanwhile")
+	}
+
+	// Alex's own status meanwhile.
+	ast, err := aj.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("alex meanwhile: outbox %d missing %+v notices %+v", ast.Outbox, ast.Missing, ast.Notices)
+
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for who, j := range map[string]*Journal{"alex": aj, "sam": sj} {
+		st, err := j.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Missing) != 0 || st.Unreadable != 0 || st.Changed != 0 || st.Outbox != 0 || len(st.Notices) != 0 {
+			t.Fatalf("%s after the next syncs: %+v", who, st)
+		}
+	}
+}
+
+// Review: an entry handed to the relay whose ok was lost, then retracted:
+// the next push sends its kept copy, and a pull before the purge (an
+// older relay without purge, a failed purge, a watcher) brings the whole
+// copy back at its own position. The author's device must not say the
+// relay replayed something.
+func TestReviewUnsentLostOkThenPullBeforePurge(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, _ := pairedOn(t, relay)
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	y, err := aj.Write(Payload{Kind: KindEntry, Text: "sent, and the ok never came"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := (&exchange{j: aj, c: c}).push(gone); err == nil {
+		t.Fatal("a push whose oks never came succeeded")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, err := relay.Store().HasBlob(ctx, aj.id, protocol.IDOf(rawOf(t, aj, y.ID))); err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not store the put within 30s")
+		}
+	}
+	c.Close()
+	if _, _, err := aj.Retract(y.Short); err != nil {
+		t.Fatal(err)
+	}
+	c, err = aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	x := &exchange{j: aj, c: c}
+	if _, err := x.push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.pull(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := aj.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Notices {
+		if n.Kind == NoticeRelayReplayed {
+			t.Fatalf("alex is told the relay replayed something: %+v", st.Notices)
+		}
+	}
+}
