@@ -704,6 +704,14 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				if at == 0 && s.RelaySeq != 0 && !again {
 					at = s.RelaySeq
 				}
+				if at != 0 && at != m.Seq && s != nil && j.bothCopies(s, m.Blob) {
+					// This device's own entry, retracted by it, may
+					// stand at two positions: whole (a put whose ok
+					// was lost) and kept to this device's slot (sent
+					// after the retraction). Only those two exact
+					// byte strings: anything else is compared.
+					at = 0
+				}
 				if at != 0 && at != m.Seq {
 					warnings = append(warnings, Notice{Kind: NoticeRelayReplayed, Position: m.Seq})
 				}
@@ -759,6 +767,36 @@ func (j *Journal) keptOwn(blob []byte) *stored {
 		return nil
 	}
 	return s
+}
+
+// bothCopies reports whether blob, from the relay, is exactly one of the
+// two copies of s the relay may legitimately hold at two positions: s is
+// an entry this device wrote and then retracted, and blob is its bytes as
+// written or those kept to this device's own slot (protocol.KeepSlots).
+// Call with the lock held.
+func (j *Journal) bothCopies(s *stored, blob []byte) bool {
+	if !s.Local || s.Header.Author != j.signKey || s.Header.Kind != protocol.KindEntry || protocol.ChainID(blob) != s.Chain {
+		return false
+	}
+	raw := j.raw(s)
+	if raw == nil {
+		return false
+	}
+	if !bytes.Equal(blob, raw) {
+		k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+		if err != nil || !bytes.Equal(blob, k) {
+			return false
+		}
+	}
+	opened, _ := j.decryptAll(j.trust())
+	for _, o := range opened {
+		if o.payload.Kind == KindRetraction && o.s.Local && o.s.Header.Author == j.signKey {
+			if noteWithdrawn(nil, o)[withdrawal{j.signKey, s.Chain}] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // preopened is an entry decrypted ahead of being recorded (preopen).

@@ -6,16 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-journal/kintsugi/crypto"
 	"github.com/kintsugi-journal/kintsugi/protocol"
 	"github.com/kintsugi-journal/kintsugi/server/servertest"
 )
 
-// Review: a push cut right after the retraction (sent ahead of the
+// A push cut right after the retraction (sent ahead of the
 // entries it names) leaves the partner holding the retraction without its
 // target and the entry written between. The partner must then see the
 // tombstone, nothing changed or waiting, no sticky notice, and the gap
 // must heal on the author's next sync.
-func TestReviewUnsentPushCutAfterRetraction(t *testing.T) {
+func TestUnsentPushCutAfterItsRetractionHeals(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
@@ -110,12 +111,12 @@ func TestReviewUnsentPushCutAfterRetraction(t *testing.T) {
 	}
 }
 
-// Review: an entry handed to the relay whose ok was lost, then retracted:
+// An entry handed to the relay whose ok was lost, then retracted:
 // the next push sends its kept copy, and a pull before the purge (an
 // older relay without purge, a failed purge, a watcher) brings the whole
 // copy back at its own position. The author's device must not say the
 // relay replayed something.
-func TestReviewUnsentLostOkThenPullBeforePurge(t *testing.T) {
+func TestUnsentLostOkThenPullIsNoReplay(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
@@ -168,5 +169,69 @@ func TestReviewUnsentLostOkThenPullBeforePurge(t *testing.T) {
 		if n.Kind == NoticeRelayReplayed {
 			t.Fatalf("alex is told the relay replayed something: %+v", st.Notices)
 		}
+	}
+}
+
+// The two copies of an entry its author device retracted (whole, and kept
+// to its own slot) may stand at two positions on that device without a
+// replay notice; nothing else may: the retraction itself, another entry
+// of this device, or the kept copy of an entry it did not retract, at a
+// new position, is still a replay.
+func TestUnsentBothCopiesHideNoOtherReplay(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, _ := pairedOn(t, relay)
+	kept, err := aj.Write(Payload{Kind: KindEntry, Text: "still meant"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := aj.Write(Payload{Kind: KindEntry, Text: "taken back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, target, err := aj.Retract(y.Short)
+	if err != nil || target.Synced {
+		t.Fatalf("retract: %v", err)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keptOf := func(id string) []byte {
+		k, err := protocol.KeepSlots(rawOf(t, aj, id), crypto.KeyID(aj.ownBox))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	seq := uint64(1000)
+	replayed := func(blob []byte) bool {
+		t.Helper()
+		if unreadKind(mustStatus(t, aj), NoticeRelayReplayed) {
+			if err := aj.Acknowledge(string(NoticeRelayReplayed)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq++
+		if _, err := aj.receive(&protocol.Blob{Journal: aj.id, Seq: seq, Blob: blob}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := aj.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return unreadKind(st, NoticeRelayReplayed)
+	}
+	if replayed(rawOf(t, aj, y.ID)) || replayed(keptOf(y.ID)) {
+		t.Fatal("a copy of the retracted entry at a new position is called a replay")
+	}
+	if !replayed(rawOf(t, aj, kept.ID)) {
+		t.Fatal("another entry of this device at a new position is not called a replay")
+	}
+	if !replayed(keptOf(kept.ID)) {
+		t.Fatal("the kept copy of an entry not retracted, at a new position, is not called a replay")
+	}
+	if !replayed(rawOf(t, aj, r.ID)) {
+		t.Fatal("the retraction at a new position is not called a replay")
 	}
 }
