@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -624,18 +623,64 @@ func (j *Journal) Revise(prefix string, p Payload) (Entry, *Entry, error) {
 	return e, t, err
 }
 
+// Sending says how far one of this device's entries (with its revisions)
+// has gone toward the partner.
+type Sending int
+
+const (
+	// NotSent: neither it nor any revision was handed to the relay.
+	// Retracted now, each goes out kept to this device alone
+	// (exchange.push): nobody else can ever open them, and the partner
+	// sees only that an entry was written and retracted, and when.
+	NotSent Sending = iota + 1
+	// MaybeSent: not acknowledged, but a push on this home is sending
+	// right now, or one handed it to the relay and never heard its ok:
+	// the relay may hold it whole.
+	MaybeSent
+	// Sent: the relay acknowledged it (or it came from another device).
+	Sent
+)
+
+// RetractSending says what Retract would find of the entry whose id
+// starts with prefix if it ran now: how far it has gone (Sending). It is
+// for asking first; what Retract returns is what counts, since a push may
+// start or end in between.
+func (j *Journal) RetractSending(prefix string) (Sending, error) {
+	t, err := j.ownTarget(prefix)
+	if err != nil {
+		return Sent, err
+	}
+	var how Sending
+	err = j.withLock(func() error { how = j.sendingOf(t); return nil })
+	return how, err
+}
+
+// sendingOf is Retract's rule: how far target t and its revisions have
+// gone. Call with the lock held.
+func (j *Journal) sendingOf(t *Entry) Sending {
+	how := NotSent
+	if j.sendingNow() {
+		how = MaybeSent // a push with puts on their way may be sending it
+	}
+	unheard, known := j.handedUnheard()
+	for _, id := range append([]string{t.ID}, t.Revisions...) {
+		s := j.chainOfHex(id)
+		switch {
+		case s == nil || !s.Local || s.RelaySeq != 0:
+			return Sent // sent, or not this device's to keep
+		case !known || unheard[id]:
+			how = MaybeSent // handed over by a push that never heard its ok
+		}
+	}
+	return how
+}
+
 // Retract withdraws the caller's entry whose id starts with prefix: every
 // client stops showing its words and shows that it was retracted, when.
 //
 // The target is returned as it stood when the retraction was written:
-// Synced is false when neither it nor any revision of it had been sent,
-// that is, each was written on this device and the relay had not
-// acknowledged it. Those then go out kept to this device alone
-// (exchange.push): nobody else can ever open them, and the partner sees
-// only that an entry was written and retracted, and when. Synced is true
-// too while a push on this home has puts on their way (it may be sending
-// one), and for one a failed push handed to the relay without its ok
-// (state.Unconfirmed): the relay may hold it whole.
+// its Sending says how far it had gone then (RetractSending), and Synced
+// is false only when that was NotSent.
 func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	t, err := j.ownTarget(prefix)
 	if err != nil {
@@ -644,16 +689,8 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	purges := append([]string{t.ID}, t.Revisions...)
 	var e Entry
 	err = j.withLock(func() error {
-		// A push with puts on their way may be sending it right now; one
-		// that failed may have delivered it without the relay's ok.
-		t.Synced = j.sendingNow()
-		for _, id := range purges {
-			c, ok := parseChainID(id)
-			s := j.chainOf(c)
-			if !ok || s == nil || !s.Local || s.RelaySeq != 0 || slices.Contains(j.st.Unconfirmed, id) {
-				t.Synced = true // sent, or perhaps, or not this device's to keep
-			}
-		}
+		t.Sending = j.sendingOf(t)
+		t.Synced = t.Sending != NotSent
 		var err error
 		e, err = j.writeLocked(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges}, j.trust().recipientsFor(KindRetraction))
 		return err

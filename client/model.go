@@ -182,6 +182,9 @@ type Entry struct {
 	Hidden bool `json:"hidden,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
+	// Sending is set by Retract only: how far the entry it retracted had
+	// gone when the retraction was written. Elsewhere it is zero.
+	Sending Sending `json:"-"`
 }
 
 // ShortIDLen is how many hex digits of an id are shown.

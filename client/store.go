@@ -172,10 +172,6 @@ type state struct {
 	Invites []pendingInvite `json:"invites,omitempty"`
 	// LastSync is the time of the last successful exchange with the relay.
 	LastSync time.Time `json:"last_sync,omitzero"`
-	// Unconfirmed are the chain ids (hex) of this device's blobs that a
-	// push handed to the relay and that it did not acknowledge before the
-	// push failed: the relay may hold them. Retract counts them as sent.
-	Unconfirmed []string `json:"unconfirmed,omitempty"`
 	// ShownSeq is the relay position up to which exchanges have recorded
 	// (and shown as new) what the relay holds. It outlives a damaged log:
 	// what a repair fetches again at or below it is not new to the person.

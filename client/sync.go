@@ -383,12 +383,12 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		}
 	}()
 	for len(out) > 0 {
-		release, err := j.holdSending()
+		hold, err := j.holdSending(ctx)
 		if err != nil {
 			return n, err
 		}
 		sent, err := func() (int, error) {
-			defer release()
+			defer hold.release()
 			// A window's bytes are read back from the log at a time, so
 			// a long outbox is never all in memory.
 			var batch []*stored
@@ -416,7 +416,13 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 					}
 					batch, raws[s] = append(batch, s), raw
 				}
-				return nil
+				// Named durably before any put goes out: a push cut
+				// off before their oks leaves them named (Retract).
+				ids := make([]string, len(batch))
+				for i, s := range batch {
+					ids[i] = s.Chain.String()
+				}
+				return hold.handOver(j, ids)
 			})
 			if err != nil {
 				return 0, err
@@ -434,42 +440,28 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 				ps = append(ps, pending{s.ID, s.Chain, ch})
 			}
 			var acks [][]byte
-			var unsure []string // handed to the relay, not acknowledged
 			for _, p := range ps {
 				ok, err := c.wait(ctx, p.ch)
 				if err != nil {
 					if firstErr == nil {
 						firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
 					}
-					unsure = append(unsure, p.chain.String())
 					continue
 				}
 				acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
 			}
 			err = j.withLock(func() error {
-				if len(acks) > 0 {
-					if err := j.appendRecords(acks...); err != nil {
-						return err
-					}
-				}
-				if len(unsure) == 0 {
+				if len(acks) == 0 {
 					return nil
 				}
-				// The relay may hold them (an ok that was lost):
-				// Retract must not say they were never sent.
-				for _, id := range unsure {
-					if !slices.Contains(j.st.Unconfirmed, id) {
-						j.st.Unconfirmed = append(j.st.Unconfirmed, id)
-					}
-				}
-				if over := len(j.st.Unconfirmed) - maxUnconfirmed; over > 0 {
-					j.st.Unconfirmed = j.st.Unconfirmed[over:]
-				}
-				return j.saveState()
+				return j.appendRecords(acks...)
 			})
 			if err != nil {
 				return len(acks), err
 			}
+			// What was handed over without its ok stays named in the
+			// sending file: the relay may hold it (Retract).
+			hold.heard(len(acks) == len(batch))
 			return len(acks), firstErr
 		}()
 		n += sent
@@ -479,9 +471,6 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// maxUnconfirmed bounds state.Unconfirmed; the oldest go first.
-const maxUnconfirmed = 4096
 
 // unsentRetracted returns the outbox out to send, and which of its
 // entries go out kept to this device's own slot (protocol.KeepSlots): each

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,72 @@ func TestUnsentBothCopiesHideNoOtherReplay(t *testing.T) {
 	}
 	if !replayed(rawOf(t, aj, r.ID)) {
 		t.Fatal("the retraction at a new position is not called a replay")
+	}
+}
+
+// A push killed between handing its puts to the relay and recording their
+// oks leaves them named (the sending file, written before the puts): a
+// later retract says the entry may have been sent, until a pull shows the
+// relay holds it (then it was sent), and an ok recorded empties the file.
+func TestUnsentKilledPushLeavesATrace(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	ctx := testCtx(t)
+	aj, _ := pairedOn(t, relay)
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	y, err := aj.Write(Payload{Kind: KindEntry, Text: "handed over, then the process died"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What push does up to the put, and no further.
+	hold, err := aj.holdSending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aj.withLock(func() error { return hold.handOver(aj, []string{y.ID}) }); err != nil {
+		t.Fatal(err)
+	}
+	c, err := aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.request(ctx, func(id uint64) any {
+		return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: aj.id, Blob: rawOf(t, aj, y.ID)}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	hold.release() // killed: the kernel drops the lock, nothing is recorded
+
+	if how, err := aj.RetractSending(y.Short); err != nil || how != MaybeSent {
+		t.Fatalf("after a killed push: %v, %v", how, err)
+	}
+	// A pull shows the relay holds it: sent.
+	c, err = aj.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := (&exchange{j: aj, c: c}).pull(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if how, err := aj.RetractSending(y.Short); err != nil || how != Sent {
+		t.Fatalf("after a pull that brought it: %v, %v", how, err)
+	}
+	// The next push finds nothing left to name: the file is emptied.
+	z, err := aj.Write(Payload{Kind: KindEntry, Text: "sent whole"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aj.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(aj.sendingPath()); err != nil || fi.Size() != 0 {
+		t.Fatalf("the sending file after every ok: %v, %v", fi, err)
+	}
+	if how, err := aj.RetractSending(z.Short); err != nil || how != Sent {
+		t.Fatalf("after its ok: %v, %v", how, err)
 	}
 }

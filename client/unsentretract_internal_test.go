@@ -187,14 +187,22 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release, err := aj.holdSending()
+	// Asked first, nothing is sending: the prompt would say not sent.
+	if how, err := aj.RetractSending(x.Short); err != nil || how != NotSent {
+		t.Fatalf("before a push: %v, %v", how, err)
+	}
+	hold, err := aj.holdSending(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Then a push starts sending: Retract's rule says so, asked or done.
+	if how, err := aj.RetractSending(x.Short); err != nil || how != MaybeSent {
+		t.Fatalf("while a push is sending: %v, %v", how, err)
+	}
 	_, target, err := aj.Retract(x.Short)
-	release()
-	if err != nil || !target.Synced {
-		t.Fatalf("retract while sending: %v, synced %v", err, target != nil && target.Synced)
+	hold.release()
+	if err != nil || !target.Synced || target.Sending != MaybeSent {
+		t.Fatalf("retract while sending: %v, %+v", err, target)
 	}
 
 	// Handed to the relay, and the push gave up before its ok.
@@ -221,7 +229,7 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 		}
 	}
 	c.Close()
-	if _, target, err = aj.Retract(y.Short); err != nil || !target.Synced {
+	if _, target, err = aj.Retract(y.Short); err != nil || target.Sending != MaybeSent {
 		t.Fatalf("retract after a lost ok: %v, synced %v", err, target != nil && target.Synced)
 	}
 	if _, err := aj.Sync(ctx); err != nil {
