@@ -226,6 +226,22 @@ func TestUnsentRetractionWhileThePartnerWatches(t *testing.T) {
 	if !slices.Contains(kinds, client.KindRetraction+":") {
 		t.Fatalf("the watcher was shown %q", kinds)
 	}
+	// What alex's device holds of the entry opens for none of alex's
+	// devices: its one slot is Sam's device's (whole bytes would carry
+	// one for alex's, and open there).
+	raw := client.HeldBytes(aj, es[0].ID)
+	if raw == nil {
+		t.Fatal("alex holds nothing of the retracted entry")
+	}
+	e, err := protocol.ParseEntry(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.Recipients {
+		if r.KeyID != crypto.KeyID(sam.Device.BoxPublic) {
+			t.Fatalf("alex's device holds the retracted entry with %d slots, not Sam's device's alone", len(e.Recipients))
+		}
+	}
 }
 
 // The author's other devices lose the words too (they were never sent):
