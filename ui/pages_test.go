@@ -441,4 +441,12 @@ func TestEditAndRetract(t *testing.T) {
 	if !strings.Contains(body, "Retracted it (") || strings.Contains(body, "I am sorry") || strings.Contains(body, `name="as" value="edit"`) {
 		t.Errorf("after retracting:\n%s", body)
 	}
+	// Never sent: the page and the result say the partner never gets its
+	// words, not that a copy they read may remain.
+	if !strings.Contains(page, "It has not been sent yet") || strings.Contains(page, "a copy they already read may remain") {
+		t.Errorf("the retract box of an entry not sent:\n%s", page)
+	}
+	if !strings.Contains(body, "before it was sent:") || !strings.Contains(body, "never its words") {
+		t.Errorf("after retracting an entry not sent:\n%s", body)
+	}
 }
