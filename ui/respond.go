@@ -37,12 +37,12 @@ var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, 
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
 	Answer, Followup, Reply, Ack bool
-	Together                     bool   // a reveal-together question this person has not answered
-	Change                       bool   // this person's own entry: edit or retract it
+	Together                     bool // a reveal-together question this person has not answered
+	Change                       bool // this person's own entry: edit or retract it
 	// How far it has gone, for the retract wording (client.RetractSending).
 	NotSent, MaybeSent bool
-	Draft                        string // the text of a response that was refused, kept
-	DraftAs                      string
+	Draft              string // the text of a response that was refused, kept
+	DraftAs            string
 }
 
 // Offers reports whether the page has a form for response as.
