@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -301,5 +302,24 @@ func TestUnsentKilledPushLeavesATrace(t *testing.T) {
 	}
 	if how, err := aj.RetractSending(z.Short); err != nil || how != Sent {
 		t.Fatalf("after its ok: %v, %v", how, err)
+	}
+}
+
+// A push waiting for another process's window gives up when its context
+// ends (Ctrl-C, a timeout) instead of waiting on the lock for ever.
+func TestHoldSendingHonoursTheContext(t *testing.T) {
+	t.Parallel()
+	aj, _ := pairedOn(t, servertest.NewServer(t))
+	hold, err := aj.holdSending(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.release()
+	// flock(2) locks belong to an open file: a second open conflicts,
+	// in this process as in another.
+	ctx, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	if _, err := aj.holdSending(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiting with an ended context: %v", err)
 	}
 }
