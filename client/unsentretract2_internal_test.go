@@ -323,3 +323,28 @@ func TestHoldSendingHonoursTheContext(t *testing.T) {
 		t.Fatalf("waiting with an ended context: %v", err)
 	}
 }
+
+// The sent head is the newest acknowledged blob of this device's chain
+// with every one below it held here acknowledged too: a push cut after a
+// retraction sent ahead of the entries it names has not sent a whole
+// chain up to the retraction.
+func TestSentHeadNeedsEveryLowerSeqAcknowledged(t *testing.T) {
+	t.Parallel()
+	var me, other [32]byte
+	me[0], other[0] = 1, 2
+	blob := func(author [32]byte, seq, relaySeq uint64) *stored {
+		s := &stored{Header: protocol.Header{Author: author, Seq: seq}, RelaySeq: relaySeq, Local: author == me}
+		s.Chain[0], s.Chain[1] = byte(seq), author[0]
+		return s
+	}
+	// Seq 1 sent; 2 and 3 (the retracted entry and one after it) not
+	// yet; 4 (their retraction, sent first) acknowledged.
+	order := []*stored{blob(me, 1, 5), blob(other, 1, 6), blob(me, 2, 0), blob(me, 3, 0), blob(me, 4, 7)}
+	if seq, head := sentHeadOf(order, me); seq != 1 || head != order[0].Chain {
+		t.Fatalf("cut after the retraction: head at seq %d, want 1", seq)
+	}
+	order[2].RelaySeq, order[3].RelaySeq = 8, 9
+	if seq, head := sentHeadOf(order, me); seq != 4 || head != order[4].Chain {
+		t.Fatalf("all sent: head at seq %d, want 4", seq)
+	}
+}
