@@ -14,6 +14,7 @@
 //	HOME/journals/ID/lock         flock(2) lock shared by every process on HOME
 //	HOME/drafts/ID                text from the editor not saved as an entry, sealed (draft.go)
 //	HOME/journals/ID/watching     shared flock(2) held by a connected `sync --watch` (watching.go)
+//	HOME/journals/ID/sending      flock(2) held while puts are on their way; names those handed over unheard (watching.go)
 //
 // Every process takes the journal's lock for each read-modify-write, and
 // catches up on records other processes appended, so a `sync --watch` in one

@@ -16,3 +16,16 @@ func PreopenedOf(j *Journal) int {
 func (j *Journal) receive(blobs ...*protocol.Blob) (int, error) {
 	return (&exchange{j: j}).receive(blobs...)
 }
+
+// HeldBytes returns the bytes j holds of the blob with chain id id (hex),
+// as received or written, or nil.
+func HeldBytes(j *Journal, id string) []byte {
+	var raw []byte
+	_ = j.withLock(func() error {
+		if s := j.chainOfHex(id); s != nil {
+			raw = j.raw(s)
+		}
+		return nil
+	})
+	return raw
+}

@@ -623,15 +623,78 @@ func (j *Journal) Revise(prefix string, p Payload) (Entry, *Entry, error) {
 	return e, t, err
 }
 
+// Sending says how far one of this device's entries (with its revisions)
+// has gone toward the partner.
+type Sending int
+
+const (
+	// NotSent: neither it nor any revision was handed to the relay.
+	// Retracted now, each goes out kept to this device alone
+	// (exchange.push): nobody else can ever open them, and the partner
+	// sees only that an entry was written and retracted, and when.
+	NotSent Sending = iota + 1
+	// MaybeSent: not acknowledged, but a push on this home is sending
+	// right now, or one handed it to the relay and never heard its ok:
+	// the relay may hold it whole.
+	MaybeSent
+	// Sent: the relay acknowledged it (or it came from another device).
+	Sent
+)
+
+// RetractSending says what Retract would find of the entry whose id
+// starts with prefix if it ran now: how far it has gone (Sending). It is
+// for asking first; what Retract returns is what counts, since a push may
+// start or end in between.
+func (j *Journal) RetractSending(prefix string) (Sending, error) {
+	t, err := j.ownTarget(prefix)
+	if err != nil {
+		return Sent, err
+	}
+	var how Sending
+	err = j.withLock(func() error { how = j.sendingOf(t); return nil })
+	return how, err
+}
+
+// sendingOf is Retract's rule: how far target t and its revisions have
+// gone. Call with the lock held.
+func (j *Journal) sendingOf(t *Entry) Sending {
+	how := NotSent
+	if j.sendingNow() {
+		how = MaybeSent // a push with puts on their way may be sending it
+	}
+	unheard, known := j.handedUnheard()
+	for _, id := range append([]string{t.ID}, t.Revisions...) {
+		s := j.chainOfHex(id)
+		switch {
+		case s == nil || !s.Local || s.RelaySeq != 0:
+			return Sent // sent, or not this device's to keep
+		case !known || unheard[id]:
+			how = MaybeSent // handed over by a push that never heard its ok
+		}
+	}
+	return how
+}
+
 // Retract withdraws the caller's entry whose id starts with prefix: every
 // client stops showing its words and shows that it was retracted, when.
+//
+// The target is returned as it stood when the retraction was written:
+// its Sending says how far it had gone then (RetractSending), and Synced
+// is false only when that was NotSent.
 func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	t, err := j.ownTarget(prefix)
 	if err != nil {
 		return Entry{}, t, err
 	}
 	purges := append([]string{t.ID}, t.Revisions...)
-	e, err := j.Write(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges})
+	var e Entry
+	err = j.withLock(func() error {
+		t.Sending = j.sendingOf(t)
+		t.Synced = t.Sending != NotSent
+		var err error
+		e, err = j.writeLocked(Payload{Kind: KindRetraction, Ref: t.ID, Purges: purges}, j.trust().recipientsFor(KindRetraction))
+		return err
+	})
 	return e, t, err
 }
 

@@ -182,6 +182,9 @@ type Entry struct {
 	Hidden bool `json:"hidden,omitempty"`
 	// Synced is false while the entry waits in this device's outbox.
 	Synced bool `json:"synced"`
+	// Sending is set by Retract only: how far the entry it retracted had
+	// gone when the retraction was written. Elsewhere it is zero.
+	Sending Sending `json:"-"`
 }
 
 // ShortIDLen is how many hex digits of an id are shown.
@@ -233,8 +236,10 @@ var noMore = &Payload{}
 // decryptAll opens every entry this device can read and has not opened
 // yet, and returns every opened entry whose author the journal accepts, in
 // log order. Entries it cannot open (their key has not been granted to
-// this device, or the author is unknown) are returned in unreadable. Call
-// with the lock held.
+// this device, or the author is unknown) are returned in unreadable,
+// except one without a slot for this device that its author device's own
+// opened retraction names: that one is simply retracted (a relay can hide
+// only words their author withdrew). Call with the lock held.
 //
 // It is incremental: an entry is opened once per process, or once ever
 // when the checkpoint holds it (checkpoint.go); what is new since the last
@@ -250,6 +255,7 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 	}
 	entries = make([]*openedEntry, 0, len(m.store.order))
 	defer func() { m.decrypted = decryptedCache{key, entries, unreadable} }()
+	var withdrawn map[withdrawal]bool
 	for _, s := range m.store.order {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
@@ -259,12 +265,6 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 			o = m.openedOf(s.Chain)
 		}
 		if o == nil {
-			// Without a slot for this device, yet within what a later
-			// entry of its author says carried one: the slot was
-			// stripped on the way (tosince.go).
-			if s.noSlot && !s.changed && m.claimed(s) {
-				s.changed = true
-			}
 			unreadable = append(unreadable, s)
 			continue
 		}
@@ -279,9 +279,52 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 			continue
 		}
 		o.author = rd
+		if o.payload.Kind == KindRetraction {
+			withdrawn = noteWithdrawn(withdrawn, o)
+		}
 		entries = append(entries, o)
 	}
-	return entries, unreadable
+	keep := unreadable[:0]
+	for _, s := range unreadable {
+		if s.noSlot && withdrawn[withdrawal{s.Header.Author, s.Chain}] {
+			// Without a slot for this device, and named by its author
+			// device's own retraction: withdrawn, perhaps before it was
+			// ever sent (its author then keeps it to itself). Neither
+			// waiting nor changed, whatever a later entry vouched.
+			s.changed = false
+			continue
+		}
+		// Without a slot for this device, yet within what a later entry
+		// of its author says carried one: the slot was stripped on the
+		// way (tosince.go).
+		if s.noSlot && !s.changed && m.claimed(s) {
+			s.changed = true
+		}
+		keep = append(keep, s)
+	}
+	return entries, keep
+}
+
+// withdrawal names an entry its author device retracted: that device's
+// signing key and the entry's chain id.
+type withdrawal struct {
+	author [32]byte
+	chain  protocol.BlobID
+}
+
+// noteWithdrawn adds to w what retraction o names (its ref and purges),
+// as written by o's own device, and returns w.
+func noteWithdrawn(w map[withdrawal]bool, o *openedEntry) map[withdrawal]bool {
+	for id := range o.payload.retracts() {
+		// As ids are compared everywhere: lowercase hex only.
+		if c, ok := parseChainID(id); ok && c.String() == id {
+			if w == nil {
+				w = make(map[withdrawal]bool)
+			}
+			w[withdrawal{o.s.Header.Author, c}] = true
+		}
+	}
+	return w
 }
 
 // decryptedKey is what decryptAll's answer depends on; decryptedCache

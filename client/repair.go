@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -456,12 +457,23 @@ func (l *logIndex) sentHead() (uint64, protocol.BlobID) {
 }
 
 // sentHeadOf returns the newest blob in order written by device me (held
-// as this device's own) that the relay has acknowledged.
+// as this device's own) that the relay has acknowledged, with every blob
+// of that chain below it held here acknowledged too. A push sends a
+// retraction ahead of the unsent entries it names (unsentRetracted), so
+// one cut off between them leaves the retraction acknowledged above
+// entries the relay does not hold yet: that is not yet a head the relay
+// holds the whole chain to.
 func sentHeadOf(order []*stored, me [32]byte) (uint64, protocol.BlobID) {
+	gap := uint64(math.MaxUint64) // the lowest seq held here and not acknowledged
+	for _, s := range order {
+		if s.Local && s.Header.Author == me && s.RelaySeq == 0 {
+			gap = min(gap, s.Header.Seq)
+		}
+	}
 	var seq uint64
 	var head protocol.BlobID
 	for _, s := range order {
-		if s.Local && s.Header.Author == me && s.RelaySeq != 0 && !s.Purged && s.Header.Seq > seq {
+		if s.Local && s.Header.Author == me && s.RelaySeq != 0 && !s.Purged && s.Header.Seq > seq && s.Header.Seq < gap {
 			seq, head = s.Header.Seq, s.Chain
 		}
 	}

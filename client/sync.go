@@ -340,19 +340,28 @@ func (c *relayConn) readErr() error {
 // push sends every outbox blob (pipelined), waits for each
 // acknowledgement and records it durably. It returns how many were
 // acknowledged.
+//
+// Each window of puts is sent holding the journal's sending lock, from
+// the moment its bytes are chosen until its acknowledgements are
+// recorded: Retract tells from it whether an entry may be on its way
+// right now. What is chosen is planned again when this device wrote
+// something since the push began (a retraction, perhaps: unsentRetracted).
 func (x *exchange) push(ctx context.Context) (int, error) {
 	j, c := x.j, x.c
 	var out []*stored
-	if err := j.withLock(func() error {
+	var kept map[*stored]bool
+	var planned uint64 // this device's last seq when out was planned
+	plan := func() {
+		out, kept, planned = nil, nil, j.ownSeq
 		// A relay that said it holds fewer items than this device was
 		// sent (restored from an older backup) gets nothing until it
 		// accepts a subscribe again: what it acknowledged could vanish
 		// when it is put back, with this device believing it sent.
 		if j.st.RelayBehind == 0 || x.served.Load() {
-			out = j.outbox()
+			out, kept = j.unsentRetracted(j.outbox())
 		}
-		return nil
-	}); err != nil {
+	}
+	if err := j.withLock(func() error { plan(); return nil }); err != nil {
 		return 0, err
 	}
 	if len(out) == 0 {
@@ -364,16 +373,6 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 		ch    <-chan reply
 	}
 	const window = 64
-	var acks [][]byte
-	var firstErr error
-	flush := func() error {
-		if len(acks) == 0 {
-			return nil
-		}
-		err := j.withLock(func() error { return j.appendRecords(acks...) })
-		acks = acks[:0]
-		return err
-	}
 	n := 0
 	// The witness of unsent entries is pruned once, when the push ends:
 	// pruning it after every window walked the whole log each time. Until
@@ -383,52 +382,155 @@ func (x *exchange) push(ctx context.Context) (int, error) {
 			_ = j.withLock(func() error { return j.pruneUnsent() })
 		}
 	}()
-	for start := 0; start < len(out); start += window {
-		// A window's bytes are read back from the log at a time, so a
-		// long outbox is never all in memory.
-		var batch []*stored
-		raws := make(map[*stored][]byte)
-		err := j.withLock(func() error {
-			for _, s := range out[start:min(start+window, len(out))] {
-				if raw := j.raw(s); raw != nil {
-					batch, raws[s] = append(batch, s), raw
-				}
-			}
-			return nil
-		})
+	for len(out) > 0 {
+		hold, err := j.holdSending(ctx)
 		if err != nil {
 			return n, err
 		}
-		var ps []pending
-		for _, s := range batch {
-			ch, err := c.start(func(id uint64) any {
-				return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: raws[s]}
+		sent, err := func() (int, error) {
+			defer hold.release()
+			// A window's bytes are read back from the log at a time, so
+			// a long outbox is never all in memory.
+			var batch []*stored
+			raws := make(map[*stored][]byte)
+			err := j.withLock(func() error {
+				if j.ownSeq != planned {
+					plan()
+				}
+				take := out[:min(window, len(out))]
+				out = out[len(take):]
+				for _, s := range take {
+					raw := j.raw(s)
+					if raw == nil {
+						continue
+					}
+					if kept[s] {
+						// Retracted before it was sent: it goes out
+						// kept to this device's own slot, so nobody
+						// else can ever open it. Never the whole bytes.
+						k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+						if err != nil {
+							return fmt.Errorf("entry %s was retracted before it was sent and cannot be kept to this device: %w", s.Chain.String()[:ShortIDLen], err)
+						}
+						raw = k
+					}
+					batch, raws[s] = append(batch, s), raw
+				}
+				// Named durably before any put goes out: a push cut
+				// off before their oks leaves them named (Retract).
+				ids := make([]string, len(batch))
+				for i, s := range batch {
+					ids[i] = s.Chain.String()
+				}
+				return hold.handOver(j, ids)
 			})
 			if err != nil {
-				firstErr = err
-				break
+				return 0, err
 			}
-			ps = append(ps, pending{s.ID, s.Chain, ch})
-		}
-		for _, p := range ps {
-			ok, err := c.wait(ctx, p.ch)
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
+			var firstErr error
+			var ps []pending
+			for _, s := range batch {
+				ch, err := c.start(func(id uint64) any {
+					return &protocol.Put{Type: protocol.TypePut, ID: id, Journal: j.id, Blob: raws[s]}
+				})
+				if err != nil {
+					firstErr = err
+					break
 				}
-				continue
+				ps = append(ps, pending{s.ID, s.Chain, ch})
 			}
-			acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
-			n++
-		}
-		if err := flush(); err != nil {
+			var acks [][]byte
+			for _, p := range ps {
+				ok, err := c.wait(ctx, p.ch)
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("send %s: %w", p.chain.String()[:ShortIDLen], err)
+					}
+					continue
+				}
+				acks = append(acks, record(recAcked, seqBytes(ok.Seq), p.id[:]))
+			}
+			err = j.withLock(func() error {
+				if len(acks) == 0 {
+					return nil
+				}
+				return j.appendRecords(acks...)
+			})
+			if err != nil {
+				return len(acks), err
+			}
+			// What was handed over without its ok stays named in the
+			// sending file: the relay may hold it (Retract).
+			hold.heard(len(acks) == len(batch))
+			return len(acks), firstErr
+		}()
+		n += sent
+		if err != nil {
 			return n, err
-		}
-		if firstErr != nil {
-			return n, firstErr
 		}
 	}
 	return n, nil
+}
+
+// unsentRetracted returns the outbox out to send, and which of its
+// entries go out kept to this device's own slot (protocol.KeepSlots): each
+// entry this device wrote that a retraction this device wrote names (sent
+// or not). Every such retraction is moved to just before the first entry
+// it names in out, so that a reader never holds an entry written after
+// the retracted one, which vouches for the retracted one's slot
+// (to_since), without the retraction that explains why the slot is gone
+// (see docs/protocol.md §15, "Purges after a retraction"). Call with the
+// lock held.
+func (j *Journal) unsentRetracted(out []*stored) ([]*stored, map[*stored]bool) {
+	if len(out) == 0 {
+		return out, nil
+	}
+	at := make(map[protocol.BlobID]int, len(out)) // chain id → index in out
+	for i, s := range out {
+		at[s.Chain] = i
+	}
+	opened, _ := j.decryptAll(j.trust())
+	var kept map[*stored]bool
+	moved := make(map[*stored]int) // retraction → index it goes before
+	for _, o := range opened {
+		if o.payload.Kind != KindRetraction || !o.s.Local || o.s.Header.Author != j.signKey {
+			continue
+		}
+		first := -1
+		for id := range noteWithdrawn(nil, o) {
+			i, ok := at[id.chain]
+			if !ok || out[i].Header.Kind != protocol.KindEntry || out[i] == o.s {
+				continue
+			}
+			if kept == nil {
+				kept = make(map[*stored]bool)
+			}
+			kept[out[i]] = true
+			if first < 0 || i < first {
+				first = i
+			}
+		}
+		if r, ok := at[o.s.Chain]; ok && first >= 0 && first < r {
+			moved[o.s] = first
+		}
+	}
+	if len(moved) == 0 {
+		return out, kept
+	}
+	before := make(map[int][]*stored, len(moved))
+	for _, s := range out {
+		if f, ok := moved[s]; ok {
+			before[f] = append(before[f], s)
+		}
+	}
+	re := make([]*stored, 0, len(out))
+	for i, s := range out {
+		re = append(re, before[i]...)
+		if _, ok := moved[s]; !ok {
+			re = append(re, s)
+		}
+	}
+	return re, kept
 }
 
 // subscribe asks the relay for everything after the cursor (or, when a
@@ -565,6 +667,14 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				continue
 			}
 			id := protocol.IDOf(m.Blob)
+			if h.Author == j.signKey && j.blob(id) == nil {
+				if s := j.keptOwn(m.Blob); s != nil {
+					// This device's own entry, kept to its own slot
+					// (an entry retracted before it was sent goes
+					// out so): held already, as the bytes written.
+					id = s.ID
+				}
+			}
 			if s := j.blob(id); s != nil && s.RelaySeq != 0 && again {
 				continue
 			}
@@ -582,6 +692,14 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 				// item once. Nothing is shown twice; the person is told.
 				if at == 0 && s.RelaySeq != 0 && !again {
 					at = s.RelaySeq
+				}
+				if at != 0 && at != m.Seq && s != nil && j.bothCopies(s, m.Blob) {
+					// This device's own entry, retracted by it, may
+					// stand at two positions: whole (a put whose ok
+					// was lost) and kept to this device's slot (sent
+					// after the retraction). Only those two exact
+					// byte strings: anything else is compared.
+					at = 0
 				}
 				if at != 0 && at != m.Seq {
 					warnings = append(warnings, Notice{Kind: NoticeRelayReplayed, Position: m.Seq})
@@ -615,6 +733,59 @@ func (x *exchange) receivePre(blobs []*protocol.Blob, pre []*preopened) (int, ma
 		return 0, nil, err
 	}
 	return fresh, boxes, nil
+}
+
+// keptOwn returns the entry this device wrote of which blob, from the
+// relay, is a copy kept to this device's own slot alone
+// (protocol.KeepSlots), or nil: the same entry, which this device holds
+// whole. Call with the lock held.
+func (j *Journal) keptOwn(blob []byte) *stored {
+	if len(blob) <= protocol.HeaderSize || protocol.Kind(blob[1]) != protocol.KindEntry {
+		return nil
+	}
+	s := j.chainOf(protocol.ChainID(blob))
+	if s == nil || !s.Local || s.Header.Author != j.signKey || s.Header.Kind != protocol.KindEntry {
+		return nil
+	}
+	raw := j.raw(s)
+	if raw == nil {
+		return nil
+	}
+	kept, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+	if err != nil || !bytes.Equal(kept, blob) {
+		return nil
+	}
+	return s
+}
+
+// bothCopies reports whether blob, from the relay, is exactly one of the
+// two copies of s the relay may legitimately hold at two positions: s is
+// an entry this device wrote and then retracted, and blob is its bytes as
+// written or those kept to this device's own slot (protocol.KeepSlots).
+// Call with the lock held.
+func (j *Journal) bothCopies(s *stored, blob []byte) bool {
+	if !s.Local || s.Header.Author != j.signKey || s.Header.Kind != protocol.KindEntry || protocol.ChainID(blob) != s.Chain {
+		return false
+	}
+	raw := j.raw(s)
+	if raw == nil {
+		return false
+	}
+	if !bytes.Equal(blob, raw) {
+		k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox))
+		if err != nil || !bytes.Equal(blob, k) {
+			return false
+		}
+	}
+	opened, _ := j.decryptAll(j.trust())
+	for _, o := range opened {
+		if o.payload.Kind == KindRetraction && o.s.Local && o.s.Header.Author == j.signKey {
+			if noteWithdrawn(nil, o)[withdrawal{j.signKey, s.Chain}] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // preopened is an entry decrypted ahead of being recorded (preopen).
@@ -1081,10 +1252,20 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 		index()
 		return ours[kid][c] || handed[kid][c]
 	}
+	// An entry its author device retracted is re-boxed for no one: its
+	// words were withdrawn (and one retracted before it was sent was kept
+	// to its author's device alone).
+	var withdrawn map[withdrawal]bool
+	opened, _ := m.decryptAll(t)
+	for _, o := range opened {
+		if o.payload.Kind == KindRetraction {
+			withdrawn = noteWithdrawn(withdrawn, o)
+		}
+	}
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := t.recipients
 	for _, s := range m.store.order[start:] {
-		if s.Header.Kind != protocol.KindEntry || s.Purged || held[s.Chain] {
+		if s.Header.Kind != protocol.KindEntry || s.Purged || held[s.Chain] || withdrawn[withdrawal{s.Header.Author, s.Chain}] {
 			continue
 		}
 		mine := s.Header.Author == me && s.Local
@@ -1206,7 +1387,10 @@ func heldDigest(held map[protocol.BlobID]bool) [32]byte {
 // hides the words in every client.
 func (x *exchange) purgeRetracted(ctx context.Context) error {
 	j, c := x.j, x.c
-	type target struct{ id, chain protocol.BlobID }
+	type target struct {
+		id, chain protocol.BlobID
+		ids       []protocol.BlobID // what the relay may hold it as
+	}
 	var todo []target
 	err := j.withLock(func() error {
 		// Every chain id the sent retractions name, then one walk of
@@ -1231,7 +1415,17 @@ func (x *exchange) purgeRetracted(ctx context.Context) error {
 			if !named[t.Chain] || !t.Local || t.Purged || t.RelaySeq == 0 || j.purgeDone[t.ID] {
 				continue
 			}
-			todo = append(todo, target{t.ID, t.Chain})
+			// An entry retracted before it was sent went out kept to
+			// this device's slot (push): the relay holds it under that
+			// copy's id. The bytes as written may be there too (a put
+			// whose ok was lost); either may be missing.
+			ids := []protocol.BlobID{t.ID}
+			if raw := j.raw(t); raw != nil && t.Header.Kind == protocol.KindEntry {
+				if k, err := protocol.KeepSlots(raw, crypto.KeyID(j.ownBox)); err == nil {
+					ids = append([]protocol.BlobID{protocol.IDOf(k)}, ids...)
+				}
+			}
+			todo = append(todo, target{t.ID, t.Chain, ids})
 		}
 		return nil
 	})
@@ -1239,17 +1433,20 @@ func (x *exchange) purgeRetracted(ctx context.Context) error {
 		return err
 	}
 	var recs [][]byte
+next:
 	for _, t := range todo {
-		_, err := c.request(ctx, func(n uint64) any {
-			return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: t.id[:], ChainID: t.chain[:]}
-		})
-		switch {
-		case errors.Is(err, protocol.ErrMalformed):
-			continue // an older relay without purge: try again on a later sync
-		case errors.Is(err, protocol.ErrNotFound):
-			// The relay never had it: nothing to purge.
-		case err != nil:
-			return err
+		for _, id := range t.ids {
+			_, err := c.request(ctx, func(n uint64) any {
+				return &protocol.Purge{Type: protocol.TypePurge, ID: n, Journal: j.id, BlobID: id[:], ChainID: t.chain[:]}
+			})
+			switch {
+			case errors.Is(err, protocol.ErrMalformed):
+				continue next // an older relay without purge: try again on a later sync
+			case errors.Is(err, protocol.ErrNotFound):
+				// The relay never had it as this: nothing to purge.
+			case err != nil:
+				return err
+			}
 		}
 		recs = append(recs, record(recPurge, t.id[:]))
 	}

@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,4 +58,168 @@ func (j *Journal) Watched() bool {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	}
 	return false
+}
+
+// Is a push sending right now, or did one hand something over unheard?
+//
+// A push holds an exclusive flock(2) on HOME/journals/ID/sending while a
+// window of puts is on its way: from choosing the bytes until the relay's
+// acknowledgements are recorded (exchange.push). Retract tries the lock
+// without waiting: held, an entry not yet acknowledged may be on its way.
+//
+// Before a window's puts go out, the push also appends their chain ids
+// (hex, one a line) to that file and fsyncs it: a push killed, or cut
+// off, between handing puts to the relay and recording their oks leaves
+// them named there, and Retract says such an entry may have been sent.
+// An id there stops counting once the relay acknowledges it (its ok, or
+// the blob arriving through a pull: the log records its position). The
+// file is emptied when everything it names is acknowledged; it is never
+// replaced (a rename would split the lock), only appended to or
+// truncated, so a crash can leave at most a torn last line, of a window
+// none of whose puts went out yet. It holds no words, only the ids the
+// log holds too.
+
+// sendingPath is the file a push holds while puts are on their way.
+func (j *Journal) sendingPath() string { return filepath.Join(j.dir, "sending") }
+
+// sendingHold is the sending lock, taken.
+type sendingHold struct {
+	f        *os.File
+	leftover bool // the file names ids from before this window not yet acknowledged
+}
+
+// holdSending waits for the sending lock (until ctx ends) and takes it.
+// The caller calls release once the window's acknowledgements are
+// recorded.
+func (j *Journal) holdSending(ctx context.Context) (*sendingHold, error) {
+	f, err := os.OpenFile(j.sendingPath(), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return &sendingHold{f: f}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// release drops the lock.
+func (h *sendingHold) release() { h.f.Close() }
+
+// handOver durably names ids (chain ids, hex) as on their way, before
+// their puts go out: one append and one fsync. What the file named before
+// and the relay has acknowledged since is dropped first. Call with the
+// journal's lock held.
+func (h *sendingHold) handOver(j *Journal, ids []string) error {
+	named, err := readSending(h.f)
+	if err != nil {
+		return err
+	}
+	h.leftover = false
+	for id := range named {
+		if j.mayHoldUnheard(id) {
+			h.leftover = true
+			break
+		}
+	}
+	if !h.leftover && len(named) > 0 {
+		if err := h.f.Truncate(0); err != nil {
+			return err
+		}
+	}
+	var b []byte
+	for _, id := range ids {
+		b = append(append(b, id...), '\n')
+	}
+	if _, err := h.f.Write(b); err != nil {
+		return err
+	}
+	return h.f.Sync()
+}
+
+// heard is called once the window's acknowledgements are recorded, all
+// of them (all true): with nothing left from before, the file is emptied.
+// It need not be durable: an id still named there once acknowledged
+// counts for nothing.
+func (h *sendingHold) heard(all bool) {
+	if all && !h.leftover {
+		_ = h.f.Truncate(0)
+	}
+}
+
+// readSending returns the chain ids the sending file f names; a torn last
+// line is left out.
+func readSending(f *os.File) (map[string]bool, error) {
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	named := make(map[string]bool)
+	for len(b) > 0 {
+		line, rest, ok := bytes.Cut(b, []byte{'\n'})
+		if !ok {
+			break // torn: none of its puts went out
+		}
+		named[string(line)] = true
+		b = rest
+	}
+	return named, nil
+}
+
+// mayHoldUnheard reports whether this device's blob with chain id id
+// (hex) was handed to the relay by a push that never heard its ok, and
+// no ok or pull has shown the relay holds it since. Call with the lock
+// held.
+func (j *Journal) mayHoldUnheard(id string) bool {
+	s := j.chainOfHex(id)
+	return s != nil && s.Local && s.RelaySeq == 0
+}
+
+// handedUnheard returns the chain ids (hex) a push handed to the relay
+// without hearing its ok since. When it cannot tell, it returns ok false.
+// Call with the lock held.
+func (j *Journal) handedUnheard() (ids map[string]bool, ok bool) {
+	f, err := os.Open(j.sendingPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true
+	}
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	named, err := readSending(f)
+	if err != nil {
+		return nil, false
+	}
+	for id := range named {
+		if !j.mayHoldUnheard(id) {
+			delete(named, id)
+		}
+	}
+	return named, true
+}
+
+// sendingNow reports whether a push on this home (any process) has puts
+// on their way now. When it cannot tell, it says so: true.
+func (j *Journal) sendingNow() bool {
+	f, err := os.OpenFile(j.sendingPath(), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil
 }

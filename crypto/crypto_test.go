@@ -78,6 +78,52 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	}
 }
 
+// An entry kept to one device's slot (protocol.KeepSlots) is the same
+// entry by chain id, opens for that device alone, parses, and is the same
+// bytes every time it is made.
+func TestKeepSlots(t *testing.T) {
+	alice, bob, carol := mustDevice(t, detRand(1)), mustDevice(t, detRand(2)), mustDevice(t, detRand(3))
+	h := testHeader(alice, protocol.KindEntry)
+	msg := []byte("words to take back")
+	blob, _, err := SealEntry(rand.Reader, alice, h, [][32]byte{bob.BoxPublic, alice.BoxPublic, carol.BoxPublic}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := protocol.KeepSlots(blob, KeyID(alice.BoxPublic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := protocol.KeepSlots(blob, KeyID(alice.BoxPublic))
+	if err != nil || !bytes.Equal(kept, again) {
+		t.Fatalf("made again: %v, same bytes %v", err, bytes.Equal(kept, again))
+	}
+	if len(kept) != len(blob)-2*protocol.RecipientSize || protocol.ChainID(kept) != protocol.ChainID(blob) || protocol.IDOf(kept) == protocol.IDOf(blob) {
+		t.Fatal("the kept entry is not the same entry with two slots fewer")
+	}
+	if _, err := protocol.ParseHeader(kept); err != nil {
+		t.Fatalf("the kept entry does not parse: %v", err)
+	}
+	e, _ := protocol.ParseEntry(kept)
+	if len(e.Recipients) != 1 || e.Recipients[0].KeyID != KeyID(alice.BoxPublic) {
+		t.Fatalf("kept slots: %+v", e.Recipients)
+	}
+	if got, err := NewKeyring(alice).OpenEntry(kept, h.Journal, alice.BoxPublic); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("alice opens %q, %v", got, err)
+	}
+	for _, d := range []*Device{bob, carol} {
+		if _, err := NewKeyring(d).OpenEntry(kept, h.Journal, alice.BoxPublic); !errors.Is(err, ErrCannotOpen) {
+			t.Fatalf("another device opened the kept entry: %v", err)
+		}
+	}
+	// Nothing to keep, or not an entry: refused, nothing made.
+	if out, err := protocol.KeepSlots(blob, KeyID(mustDevice(t, detRand(4)).BoxPublic)); err == nil || out != nil {
+		t.Fatal("kept an entry with no slot left")
+	}
+	if out, err := protocol.KeepSlots(blob[:protocol.HeaderSize], KeyID(alice.BoxPublic)); err == nil || out != nil {
+		t.Fatal("kept something that is not an entry")
+	}
+}
+
 // Flipping any bit of any byte of a sealed entry must make it fail to open
 // (or, for the recipient table of another device, leave our slot intact but
 // still authenticate the same content).

@@ -249,6 +249,39 @@ func (e *Entry) ContentHash() BlobID {
 	return sum
 }
 
+// KeepSlots returns entry blob with every recipient slot removed except
+// those whose key id is kid, and the recipient count lowered to match:
+// the same entry (its chain id leaves out the recipient table, [ChainID])
+// that only the device with key id kid can open. It is a pure function of
+// its inputs, so making it again (a resend after a crash, or to find its
+// blob id) gives the same bytes. It fails if blob is not an entry or has
+// no slot with kid (a count of zero does not parse).
+func KeepSlots(blob []byte, kid [KeyIDSize]byte) ([]byte, error) {
+	e, err := ParseEntry(blob)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for i := range e.Recipients {
+		if e.Recipients[i].KeyID == kid {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, badBlob("entry has no slot to keep")
+	}
+	slots := blob[HeaderSize+NonceSize+1:]
+	out := make([]byte, 0, HeaderSize+NonceSize+1+n*RecipientSize+len(e.Ciphertext))
+	out = append(out, blob[:HeaderSize+NonceSize]...)
+	out = append(out, byte(n))
+	for i := range e.Recipients {
+		if e.Recipients[i].KeyID == kid {
+			out = append(out, slots[i*RecipientSize:(i+1)*RecipientSize]...)
+		}
+	}
+	return append(out, e.Ciphertext...), nil
+}
+
 // GrantItem is one re-boxed content key in a grant.
 type GrantItem struct {
 	Entry BlobID // the entry's chain id

@@ -421,6 +421,12 @@ func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, status int, o
 	}
 	p := &page{Title: "Entry " + en.Short, Journal: o.j.Title(), Entry: &v, Forms: formsFor(en), Error: prob, Partner: s.partnerName(o)}
 	p.Forms.DraftAs, p.Forms.Draft = draftAs, draftText
+	if p.Forms.Change {
+		// Asked as the client would decide now; what Retract finds
+		// when it writes is what the result says.
+		how, err := o.j.RetractSending(en.ID)
+		p.Forms.NotSent, p.Forms.MaybeSent = err == nil && how == client.NotSent, err == nil && how == client.MaybeSent
+	}
 	if en.Ref != "" {
 		if t, ok := rd.Get(en.Ref); ok {
 			if tv, ok := s.view(t, rd); ok {

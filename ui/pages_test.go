@@ -10,6 +10,7 @@ import (
 
 	"github.com/kintsugi-journal/kintsugi/client"
 	"github.com/kintsugi-journal/kintsugi/client/clienttest"
+	"github.com/kintsugi-journal/kintsugi/server/servertest"
 	"github.com/kintsugi-journal/kintsugi/ui"
 )
 
@@ -440,5 +441,39 @@ func TestEditAndRetract(t *testing.T) {
 	_, body = h.get(resp.Header.Get("Location"))
 	if !strings.Contains(body, "Retracted it (") || strings.Contains(body, "I am sorry") || strings.Contains(body, `name="as" value="edit"`) {
 		t.Errorf("after retracting:\n%s", body)
+	}
+}
+
+// An entry not sent (the relay is down, so nothing can send it): the
+// retract box and the result say the partner never gets its words, not
+// that a copy they read may remain.
+func TestRetractNotSent(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	a := clienttest.NewAccount(t, "alex")
+	j, err := a.CreateJournal(clienttest.Context(t), relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	relay.Stop()
+	h := start(t, a, j, nil)
+	h.login()
+	h.unlock()
+	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "Words said in anger."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := h.get("/entry/" + en.ID)
+	if !strings.Contains(page, "It has not been sent yet") || strings.Contains(page, "a copy they already read may remain") {
+		t.Fatalf("the retract box of an entry not sent:\n%s", page)
+	}
+	resp, _ := h.post("/entry/"+en.ID+"/respond", url.Values{"csrf": {h.csrf(page)}, "as": {"retract"}, "sure": {"1"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retract: %s", resp.Status)
+	}
+	_, body := h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "before it was sent:") || !strings.Contains(body, "never its words") || strings.Contains(body, "Words said in anger") {
+		t.Errorf("after retracting an entry not sent:\n%s", body)
 	}
 }

@@ -37,10 +37,12 @@ var textOptional = map[string]bool{"needtime": true, "ack": true, "kept": true, 
 // respondForms says which responses entry t takes from this person.
 type respondForms struct {
 	Answer, Followup, Reply, Ack bool
-	Together                     bool   // a reveal-together question this person has not answered
-	Change                       bool   // this person's own entry: edit or retract it
-	Draft                        string // the text of a response that was refused, kept
-	DraftAs                      string
+	Together                     bool // a reveal-together question this person has not answered
+	Change                       bool // this person's own entry: edit or retract it
+	// How far it has gone, for the retract wording (client.RetractSending).
+	NotSent, MaybeSent bool
+	Draft              string // the text of a response that was refused, kept
+	DraftAs            string
 }
 
 // Offers reports whether the page has a form for response as.
@@ -200,6 +202,10 @@ func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) stri
 		return fmt.Sprintf("Saved a new version (%s). %s will see that it was edited; every version stays in its history. %s", short, s.partnerName(o), s.whereItGoes(o))
 	case "retract":
 		return fmt.Sprintf("Retracted it (%s). %s", short, s.whereItGoes(o))
+	case "retract-unsent":
+		return fmt.Sprintf("Retracted it (%s) before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s", short, s.partnerName(o), s.whereItGoes(o))
+	case "retract-maybe":
+		return fmt.Sprintf("Retracted it (%s). It may have reached %s: a sync was sending it and had not heard back from the relay. The retraction still hides its words everywhere. %s", short, s.partnerName(o), s.whereItGoes(o))
 	case "together-both":
 		return fmt.Sprintf("Saved your answer (%s). %s has answered too, so both answers open for each other as your devices sync.", short, s.partnerName(o))
 	default:
@@ -334,7 +340,13 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, o *opened, as, t
 			refuse(http.StatusBadRequest, "nothing was retracted: the box saying you understand was not ticked", "tick it, then retract")
 			return
 		}
-		saved, _, err = o.j.Retract(t.ID)
+		var was *client.Entry
+		saved, was, err = o.j.Retract(t.ID)
+		if err == nil && was.Sending == client.NotSent {
+			as = "retract-unsent"
+		} else if err == nil && was.Sending == client.MaybeSent {
+			as = "retract-maybe"
+		}
 	}
 	if err != nil {
 		msg, hint := s.cfg.Describe(err)

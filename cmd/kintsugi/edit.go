@@ -100,12 +100,38 @@ func cmdRetract(e *env) *cli.Command {
 			if t.Retracted != nil {
 				return fail(fmt.Sprintf("%s is already retracted", t.Short), "")
 			}
-			ok, err := e.confirm(c, "retracting", fmt.Sprintf("Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device.", t.Short, clean(partnerName(j))))
+			partner := clean(partnerName(j))
+			// Asked as the client would decide now; what Retract finds
+			// when it writes is what the result line says.
+			asked, err := j.RetractSending(t.ID)
+			if err != nil {
+				return err
+			}
+			question := fmt.Sprintf("Retract %s? %s will still see that something was retracted, and when. A copy they already read may remain on their device.", t.Short, partner)
+			switch asked {
+			case client.NotSent:
+				question = fmt.Sprintf("Retract %s? It has not been sent yet, so %s will see only that you wrote something and took it back, and when; never its words.", t.Short, partner)
+			case client.MaybeSent:
+				question = fmt.Sprintf("Retract %s? It may already have reached %s: a sync has been sending it and has not heard back from the relay. Retracting still hides its words everywhere; %s will see that something was retracted, and when.", t.Short, partner, partner)
+			}
+			ok, err := e.confirm(c, "retracting", question)
 			if err != nil || !ok {
 				return err
 			}
-			if _, _, err := j.Retract(t.ID); err != nil {
+			_, was, err := j.Retract(t.ID)
+			if err != nil {
 				return err
+			}
+			switch {
+			case was.Sending == client.NotSent:
+				e.printf("Retracted %s before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s\n", t.Short, partner, e.whereItGoes(j))
+				return nil
+			case was.Sending == client.MaybeSent:
+				e.printf("Retracted %s. It may have reached %s: a sync was sending it and had not heard back from the relay. The retraction still hides its words everywhere. %s\n", t.Short, partner, e.whereItGoes(j))
+				return nil
+			case asked != client.Sent && !c.Bool("yes"):
+				e.printf("Retracted %s. A sync sent it while you were deciding, so %s may have read it; the retraction still hides its words everywhere. %s\n", t.Short, partner, e.whereItGoes(j))
+				return nil
 			}
 			e.printf("Retracted %s. %s\n", t.Short, e.whereItGoes(j))
 			return nil
