@@ -332,17 +332,22 @@ func (s *Server) saved(o *opened, short string) string {
 // whereItGoes says truly what happens to what was just written: a partner
 // who left no longer gets it; while the watch is connected it is sent
 // now; otherwise once the relay can be reached.
-func (s *Server) whereItGoes(o *opened) string {
+func (s *Server) whereItGoes(o *opened) string { return s.whereGoes(o, "it") }
+
+// whereGoes is whereItGoes for what names the thing going: "it", or "the
+// retraction" where "it" would be read as the entry it retracts.
+func (s *Server) whereGoes(o *opened, what string) string {
 	if p, err := o.j.Partner(); err == nil && p.Left != nil {
 		return fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", p.Name, p.Left.Local().Format("2 January 2006"))
 	}
 	s.mu.Lock()
 	connected := o.connected
 	s.mu.Unlock()
+	subject := strings.ToUpper(what[:1]) + what[1:]
 	if connected {
-		return "It is being sent now."
+		return subject + " is being sent now."
 	}
-	return "It will be sent as soon as the relay can be reached; it is safe here until then."
+	return subject + " will be sent as soon as the relay can be reached; it is safe here until then."
 }
 
 // syncLine says how syncing goes: connected, trying again, or (before the

@@ -476,4 +476,9 @@ func TestRetractNotSent(t *testing.T) {
 	if !strings.Contains(body, "before it was sent:") || !strings.Contains(body, "never its words") || strings.Contains(body, "Words said in anger") {
 		t.Errorf("after retracting an entry not sent:\n%s", body)
 	}
+	// What goes next is the retraction: "it" would read as the entry
+	// just said not to have been sent.
+	if !strings.Contains(body, "The retraction will be sent as soon as the relay can be reached") {
+		t.Errorf("after retracting an entry not sent, what is sent is not named:\n%s", body)
+	}
 }

@@ -201,11 +201,11 @@ func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) stri
 	case "edit":
 		return fmt.Sprintf("Saved a new version (%s). %s will see that it was edited; every version stays in its history. %s", short, s.partnerName(o), s.whereItGoes(o))
 	case "retract":
-		return fmt.Sprintf("Retracted it (%s). %s", short, s.whereItGoes(o))
+		return fmt.Sprintf("Retracted it (%s). %s", short, s.whereGoes(o, "the retraction"))
 	case "retract-unsent":
-		return fmt.Sprintf("Retracted it (%s) before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s", short, s.partnerName(o), s.whereItGoes(o))
+		return fmt.Sprintf("Retracted it (%s) before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s", short, s.partnerName(o), s.whereGoes(o, "the retraction"))
 	case "retract-maybe":
-		return fmt.Sprintf("Retracted it (%s). It may have reached %s: a sync was sending it and had not heard back from the relay. The retraction still hides its words everywhere. %s", short, s.partnerName(o), s.whereItGoes(o))
+		return fmt.Sprintf("Retracted it (%s). It may have reached %s: a sync was sending it and had not heard back from the relay. Its words are hidden everywhere once the retraction arrives. %s", short, s.partnerName(o), s.whereGoes(o, "the retraction"))
 	case "together-both":
 		return fmt.Sprintf("Saved your answer (%s). %s has answered too, so both answers open for each other as your devices sync.", short, s.partnerName(o))
 	default:

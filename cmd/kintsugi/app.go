@@ -619,14 +619,18 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 // whereItGoes says truly what happens to what was just written: a
 // partner who left no longer gets it; a `sync --watch` connected on this
 // home sends it at once; otherwise the next sync does.
-func (e *env) whereItGoes(j *client.Journal) string {
+func (e *env) whereItGoes(j *client.Journal) string { return e.whereGoes(j, "it") }
+
+// whereGoes is whereItGoes for what names the thing going: "it", or "the
+// retraction" where "it" would be read as the entry it retracts.
+func (e *env) whereGoes(j *client.Journal, what string) string {
 	if p, err := j.Partner(); err == nil && p.Left != nil {
 		return fmt.Sprintf("%s left the journal on %s, so it is for you alone; nothing new is sent to them.", clean(p.Name), p.Left.Local().Format("2 January 2006"))
 	}
 	if j.Watched() {
-		return "The `kintsugi sync --watch` running on this device is sending it now."
+		return "The `kintsugi sync --watch` running on this device is sending " + what + " now."
 	}
-	return "It will be sent on the next `kintsugi sync`."
+	return strings.ToUpper(what[:1]) + what[1:] + " will be sent on the next `kintsugi sync`."
 }
 
 // target opens the journal and finds the entry the first argument names;

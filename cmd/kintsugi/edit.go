@@ -124,16 +124,16 @@ func cmdRetract(e *env) *cli.Command {
 			}
 			switch {
 			case was.Sending == client.NotSent:
-				e.printf("Retracted %s before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s\n", t.Short, partner, e.whereItGoes(j))
+				e.printf("Retracted %s before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s\n", t.Short, partner, e.whereGoes(j, "the retraction"))
 				return nil
 			case was.Sending == client.MaybeSent:
-				e.printf("Retracted %s. It may have reached %s: a sync was sending it and had not heard back from the relay. The retraction still hides its words everywhere. %s\n", t.Short, partner, e.whereItGoes(j))
+				e.printf("Retracted %s. It may have reached %s: a sync was sending it and had not heard back from the relay. Its words are hidden everywhere once the retraction arrives. %s\n", t.Short, partner, e.whereGoes(j, "the retraction"))
 				return nil
 			case asked != client.Sent && !c.Bool("yes"):
-				e.printf("Retracted %s. A sync sent it while you were deciding, so %s may have read it; the retraction still hides its words everywhere. %s\n", t.Short, partner, e.whereItGoes(j))
+				e.printf("Retracted %s. A sync sent it while you were deciding, so %s may have read it; its words are hidden everywhere once the retraction arrives. %s\n", t.Short, partner, e.whereGoes(j, "the retraction"))
 				return nil
 			}
-			e.printf("Retracted %s. %s\n", t.Short, e.whereItGoes(j))
+			e.printf("Retracted %s. %s\n", t.Short, e.whereGoes(j, "the retraction"))
 			return nil
 		},
 	}
