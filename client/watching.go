@@ -133,14 +133,24 @@ func (h *sendingHold) handOver(j *Journal, ids []string) error {
 			break
 		}
 	}
-	if !h.leftover && len(named) > 0 {
-		if err := h.f.Truncate(0); err != nil {
+	b, err := os.ReadFile(h.f.Name())
+	if err != nil {
+		return err
+	}
+	whole := int64(bytes.LastIndexByte(b, '\n') + 1) // a torn last line is cut
+	if !h.leftover {
+		whole, named = 0, nil
+	}
+	if whole < int64(len(b)) {
+		if err := h.f.Truncate(whole); err != nil {
 			return err
 		}
 	}
-	var b []byte
+	b = b[:0]
 	for _, id := range ids {
-		b = append(append(b, id...), '\n')
+		if !named[id] {
+			b = append(append(b, id...), '\n')
+		}
 	}
 	if _, err := h.f.Write(b); err != nil {
 		return err
