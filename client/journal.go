@@ -633,9 +633,9 @@ const (
 	// (exchange.push): nobody else can ever open them, and the partner
 	// sees only that an entry was written and retracted, and when.
 	NotSent Sending = iota + 1
-	// MaybeSent: not acknowledged, but a push on this home is sending
-	// right now, or one handed it to the relay and never heard its ok:
-	// the relay may hold it whole.
+	// MaybeSent: not acknowledged, but a push on this home handed it to
+	// the relay and has not heard its ok (it is on its way now, or that
+	// push was cut off): the relay may hold it whole.
 	MaybeSent
 	// Sent: the relay acknowledged it (or it came from another device).
 	Sent
@@ -658,10 +658,11 @@ func (j *Journal) RetractSending(prefix string) (Sending, error) {
 // sendingOf is Retract's rule: how far target t and its revisions have
 // gone. Call with the lock held.
 func (j *Journal) sendingOf(t *Entry) Sending {
+	// A window's ids are named in the sending file under this lock before
+	// its puts go out (exchange.push): a push holding the sending lock
+	// that has named none of these yet plans again after this retraction
+	// and sends them kept. So the file alone tells, not the lock.
 	how := NotSent
-	if j.sendingNow() {
-		how = MaybeSent // a push with puts on their way may be sending it
-	}
 	unheard, known := j.handedUnheard()
 	for _, id := range append([]string{t.ID}, t.Revisions...) {
 		s := j.chainOfHex(id)

@@ -170,8 +170,8 @@ func TestUnsentRetractionIsKeptToItsAuthor(t *testing.T) {
 }
 
 // Retract says an entry may have been sent when a push on this home has
-// puts on their way, or when one handed it to the relay and failed before
-// the relay's ok came (the relay may hold it whole). Either way it goes
+// named it as on its way, or when one handed it to the relay and failed
+// before the relay's ok came (the relay may hold it whole). Either way it goes
 // out kept to this device from then on, and purge asks for both copies.
 func TestRetractSaysMaybeSent(t *testing.T) {
 	t.Parallel()
@@ -195,7 +195,11 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Then a push starts sending: Retract's rule says so, asked or done.
+	// Then a push names it as on its way, as it does under the journal's
+	// lock before its puts go out: Retract's rule says so, asked or done.
+	if err := aj.withLock(func() error { return hold.handOver(aj, []string{x.ID}) }); err != nil {
+		t.Fatal(err)
+	}
 	if how, err := aj.RetractSending(x.Short); err != nil || how != MaybeSent {
 		t.Fatalf("while a push is sending: %v, %v", how, err)
 	}

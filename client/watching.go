@@ -64,8 +64,8 @@ func (j *Journal) Watched() bool {
 //
 // A push holds an exclusive flock(2) on HOME/journals/ID/sending while a
 // window of puts is on its way: from choosing the bytes until the relay's
-// acknowledgements are recorded (exchange.push). Retract tries the lock
-// without waiting: held, an entry not yet acknowledged may be on its way.
+// acknowledgements are recorded (exchange.push), so that two pushes
+// never name their windows over each other.
 //
 // Before a window's puts go out, the push also appends their chain ids
 // (hex, one a line) to that file and fsyncs it: a push killed, or cut
@@ -221,15 +221,4 @@ func (j *Journal) handedUnheard() (ids map[string]bool, ok bool) {
 		}
 	}
 	return named, true
-}
-
-// sendingNow reports whether a push on this home (any process) has puts
-// on their way now. When it cannot tell, it says so: true.
-func (j *Journal) sendingNow() bool {
-	f, err := os.OpenFile(j.sendingPath(), os.O_RDONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil
 }
