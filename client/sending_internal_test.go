@@ -12,7 +12,7 @@ import (
 // window after it; the first id of that window must still be named, or a
 // push cut off before its oks leaves that entry unnamed and retract says
 // it was never sent while the relay may hold it whole.
-func TestReview2TornSendingLineDoesNotSwallowTheNextID(t *testing.T) {
+func TestTornSendingLineDoesNotSwallowTheNextID(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
@@ -47,7 +47,7 @@ func TestReview2TornSendingLineDoesNotSwallowTheNextID(t *testing.T) {
 // over again by every push, and a watcher pushes every few seconds. The
 // sending file must not grow with each attempt: an id already named
 // needs naming once.
-func TestReview2SendingFileDoesNotGrowPerAttempt(t *testing.T) {
+func TestSendingFileDoesNotGrowPerAttempt(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
@@ -89,7 +89,7 @@ func TestReview2SendingFileDoesNotGrowPerAttempt(t *testing.T) {
 // So while the lock is merely held, an entry not named there has not been
 // handed to the relay, and retract need not say it may have reached the
 // partner. (Documents a false "may have reached"; fails on main.)
-func TestReview2HeldLockAloneIsNotMaybeSent(t *testing.T) {
+func TestHeldLockAloneIsNotMaybeSent(t *testing.T) {
 	t.Parallel()
 	relay := servertest.NewServer(t)
 	ctx := testCtx(t)
