@@ -482,3 +482,42 @@ func TestRetractNotSent(t *testing.T) {
 		t.Errorf("after retracting an entry not sent, what is sent is not named:\n%s", body)
 	}
 }
+
+// The box said the entry had not been sent, and the page's own watcher
+// (or a sync elsewhere) sent it while the person decided: the result says
+// so, instead of only "Retracted it".
+func TestRetractSentWhileDeciding(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	a := clienttest.NewAccount(t, "alex")
+	j, err := a.CreateJournal(clienttest.Context(t), relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	relay.Stop()
+	h := start(t, a, j, nil)
+	h.login()
+	h.unlock()
+	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "Words said in anger."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := h.get("/entry/" + en.ID)
+	if !strings.Contains(page, `name="said" value="not-sent"`) {
+		t.Fatalf("the retract form does not carry what its box said:\n%s", page)
+	}
+	// Then the relay is back and the entry goes out.
+	relay.Start()
+	if _, err := h.j.Sync(clienttest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := h.post("/entry/"+en.ID+"/respond", url.Values{"csrf": {h.csrf(page)}, "as": {"retract"}, "sure": {"1"}, "said": {"not-sent"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retract: %s", resp.Status)
+	}
+	_, body := h.get(resp.Header.Get("Location"))
+	if !strings.Contains(body, "It was sent while you were deciding") || strings.Contains(body, "before it was sent") {
+		t.Errorf("after retracting an entry sent while deciding:\n%s", body)
+	}
+}

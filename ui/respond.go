@@ -204,6 +204,8 @@ func (s *Server) savedResponse(o *opened, t client.Entry, short, as string) stri
 		return fmt.Sprintf("Retracted it (%s). %s", short, s.whereGoes(o, "the retraction"))
 	case "retract-unsent":
 		return fmt.Sprintf("Retracted it (%s) before it was sent: %s will see only that you wrote something and took it back, and when; never its words. %s", short, s.partnerName(o), s.whereGoes(o, "the retraction"))
+	case "retract-sent-meanwhile":
+		return fmt.Sprintf("Retracted it (%s). It was sent while you were deciding, so %s may have read it; its words are hidden everywhere once the retraction arrives. %s", short, s.partnerName(o), s.whereGoes(o, "the retraction"))
 	case "retract-maybe":
 		return fmt.Sprintf("Retracted it (%s). It may have reached %s: a sync was sending it and had not heard back from the relay. Its words are hidden everywhere once the retraction arrives. %s", short, s.partnerName(o), s.whereGoes(o, "the retraction"))
 	case "together-both":
@@ -342,10 +344,16 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, o *opened, as, t
 		}
 		var was *client.Entry
 		saved, was, err = o.j.Retract(t.ID)
-		if err == nil && was.Sending == client.NotSent {
+		switch {
+		case err != nil:
+		case was.Sending == client.NotSent:
 			as = "retract-unsent"
-		} else if err == nil && was.Sending == client.MaybeSent {
+		case was.Sending == client.MaybeSent:
 			as = "retract-maybe"
+		case r.PostFormValue("said") == "not-sent" || r.PostFormValue("said") == "maybe-sent":
+			// The box said it had not been sent, or might have been;
+			// the page's own watcher sent it meanwhile.
+			as = "retract-sent-meanwhile"
 		}
 	}
 	if err != nil {

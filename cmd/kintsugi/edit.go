@@ -112,7 +112,7 @@ func cmdRetract(e *env) *cli.Command {
 			case client.NotSent:
 				question = fmt.Sprintf("Retract %s? It has not been sent yet, so %s will see only that you wrote something and took it back, and when; never its words.", t.Short, partner)
 			case client.MaybeSent:
-				question = fmt.Sprintf("Retract %s? It may already have reached %s: a sync has been sending it and has not heard back from the relay. Retracting still hides its words everywhere; %s will see that something was retracted, and when.", t.Short, partner, partner)
+				question = fmt.Sprintf("Retract %s? It may already have reached %s: a sync has been sending it and has not heard back from the relay. Its words are hidden everywhere once the retraction arrives; %s will see that something was retracted, and when, and a copy they already read may remain on their device.", t.Short, partner, partner)
 			}
 			ok, err := e.confirm(c, "retracting", question)
 			if err != nil || !ok {
