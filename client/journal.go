@@ -651,8 +651,28 @@ func (j *Journal) RetractSending(prefix string) (Sending, error) {
 		return Sent, err
 	}
 	var how Sending
-	err = j.withLock(func() error { how = j.sendingOf(t); return nil })
+	err = j.withLock(func() error {
+		if t, err = j.refreshTarget(t); err != nil {
+			return err
+		}
+		how = j.sendingOf(t)
+		return nil
+	})
 	return how, err
+}
+
+// refreshTarget finds target t again as the log holds it now, so that a
+// revision another process wrote since t was found is named too (and a
+// retraction another wrote meanwhile is found). Call with the lock held.
+func (j *Journal) refreshTarget(t *Entry) (*Entry, error) {
+	now, err := (&Reader{j: j, tl: j.timeline(j.trust())}).findLocked(t.ID)
+	if err != nil {
+		return t, err
+	}
+	if now.Retracted != nil {
+		return now, ErrRetracted
+	}
+	return now, nil
 }
 
 // sendingOf is Retract's rule: how far target t and its revisions have
@@ -687,9 +707,12 @@ func (j *Journal) Retract(prefix string) (Entry, *Entry, error) {
 	if err != nil {
 		return Entry{}, t, err
 	}
-	purges := append([]string{t.ID}, t.Revisions...)
 	var e Entry
 	err = j.withLock(func() error {
+		if t, err = j.refreshTarget(t); err != nil {
+			return err
+		}
+		purges := append([]string{t.ID}, t.Revisions...)
 		t.Sending = j.sendingOf(t)
 		t.Synced = t.Sending != NotSent
 		var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,5 +347,40 @@ func TestSentHeadNeedsEveryLowerSeqAcknowledged(t *testing.T) {
 	order[2].RelaySeq, order[3].RelaySeq = 8, 9
 	if seq, head := sentHeadOf(order, me); seq != 4 || head != order[4].Chain {
 		t.Fatalf("all sent: head at seq %d, want 4", seq)
+	}
+}
+
+// Retract finds its target again under the lock: a revision another
+// process wrote after the target was first found is named by the
+// retraction too (else it would go out whole and stay readable), and a
+// retraction written meanwhile is found.
+func TestRetractNamesARevisionWrittenMeanwhile(t *testing.T) {
+	t.Parallel()
+	relay := servertest.NewServer(t)
+	aj, _ := pairedOn(t, relay)
+	x, err := aj.Write(Payload{Kind: KindEntry, Text: "first words"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := aj.ownTarget(x.Short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, _, err := aj.Revise(x.Short, Payload{Text: "second words, written meanwhile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now *Entry
+	if err := aj.withLock(func() error { now, err = aj.refreshTarget(stale); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(now.Revisions, rev.ID) {
+		t.Fatalf("the target found again names revisions %v, not %s", now.Revisions, rev.ID)
+	}
+	if _, _, err := aj.Retract(x.Short); err != nil {
+		t.Fatal(err)
+	}
+	if err := aj.withLock(func() error { _, err := aj.refreshTarget(stale); return err }); !errors.Is(err, ErrRetracted) {
+		t.Fatalf("a target retracted meanwhile: %v", err)
 	}
 }

@@ -284,6 +284,12 @@ func (r *Reader) find(prefix string) (*Entry, error) {
 	}
 	r.j.mu.Lock()
 	defer r.j.mu.Unlock()
+	return r.findLocked(prefix)
+}
+
+// findLocked is find for a prefix checkPrefix has normalised, with the
+// journal's mutex held.
+func (r *Reader) findLocked(prefix string) (*Entry, error) {
 	var found *openedEntry
 	for _, o := range r.tl.sorted {
 		if hasHexPrefix(o.s.Chain[:], prefix) {
