@@ -214,25 +214,8 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := aj.dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := (&exchange{j: aj, c: c}).push(gone); err == nil {
-		t.Fatal("a push whose oks never came succeeded")
-	}
-	// The relay stored it all the same.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if ok, err := relay.Store().HasBlob(ctx, aj.id, protocol.IDOf(rawOf(t, aj, y.ID))); err == nil && ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the relay did not store the put within 30s")
-		}
-	}
-	c.Close()
+	// Handed to the relay, which stored it; the push gave up before its ok.
+	pushWithoutOk(t, relay, aj, y.ID)
 	if _, target, err = aj.Retract(y.Short); err != nil || target.Sending != MaybeSent {
 		t.Fatalf("retract after a lost ok: %v, synced %v", err, target != nil && target.Synced)
 	}
@@ -287,4 +270,31 @@ func rawOf(t *testing.T, j *Journal, id string) []byte {
 		t.Fatalf("%s is not held", id[:8])
 	}
 	return raw
+}
+
+// pushWithoutOk pushes j's outbox on a context that is already over, so
+// that the push fails before it records any ok, and waits until the relay
+// has stored the entry with chain id id all the same: a put whose ok was
+// lost.
+func pushWithoutOk(t *testing.T, relay *servertest.Server, j *Journal, id string) {
+	t.Helper()
+	ctx := testCtx(t)
+	c, err := j.dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := (&exchange{j: j, c: c}).push(gone); err == nil {
+		t.Fatal("a push whose oks never came succeeded")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, err := relay.Store().HasBlob(ctx, j.id, protocol.IDOf(rawOf(t, j, id))); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not store the put within 30s")
+		}
+	}
 }
