@@ -254,8 +254,8 @@ func (m *openIndex) decryptAll(t *trust) (entries []*openedEntry, unreadable []*
 		return c.entries[:len(c.entries):len(c.entries)], c.unreadable[:len(c.unreadable):len(c.unreadable)]
 	}
 	entries = make([]*openedEntry, 0, len(m.store.order))
-	defer func() { m.decrypted = decryptedCache{key, entries, unreadable} }()
 	var withdrawn map[withdrawal]bool
+	defer func() { m.decrypted = decryptedCache{key, entries, unreadable, withdrawn} }()
 	for _, s := range m.store.order {
 		if s.Header.Kind != protocol.KindEntry || s.Purged {
 			continue
@@ -339,6 +339,15 @@ type decryptedCache struct {
 	key        decryptedKey
 	entries    []*openedEntry
 	unreadable []*stored
+	withdrawn  map[withdrawal]bool // what the opened retractions name
+}
+
+// withdrawn returns what the opened retractions name, as decryptAll found
+// them: whether an entry's author device retracted it. The map is
+// decryptAll's own; callers only read it. Call with the lock held.
+func (m *openIndex) withdrawn(t *trust) map[withdrawal]bool {
+	m.decryptAll(t)
+	return m.decrypted.withdrawn
 }
 
 // openNew checks the grants and opens the entries indexed since the last

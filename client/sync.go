@@ -343,9 +343,10 @@ func (c *relayConn) readErr() error {
 //
 // Each window of puts is sent holding the journal's sending lock, from
 // the moment its bytes are chosen until its acknowledgements are
-// recorded: Retract tells from it whether an entry may be on its way
-// right now. What is chosen is planned again when this device wrote
-// something since the push began (a retraction, perhaps: unsentRetracted).
+// recorded, and its entries are named in the sending file before any put
+// goes out: Retract tells from the file whether an entry may be on its
+// way. What is chosen is planned again when this device wrote something
+// since the push began (a retraction, perhaps: unsentRetracted).
 func (x *exchange) push(ctx context.Context) (int, error) {
 	j, c := x.j, x.c
 	var out []*stored
@@ -777,15 +778,7 @@ func (j *Journal) bothCopies(s *stored, blob []byte) bool {
 			return false
 		}
 	}
-	opened, _ := j.decryptAll(j.trust())
-	for _, o := range opened {
-		if o.payload.Kind == KindRetraction && o.s.Local && o.s.Header.Author == j.signKey {
-			if noteWithdrawn(nil, o)[withdrawal{j.signKey, s.Chain}] {
-				return true
-			}
-		}
-	}
-	return false
+	return j.withdrawn(j.trust())[withdrawal{j.signKey, s.Chain}]
 }
 
 // preopened is an entry decrypted ahead of being recorded (preopen).
@@ -1255,13 +1248,7 @@ func (m *openIndex) owedGrants(t *trust) (map[[32]byte][]crypto.GrantInput, gran
 	// An entry its author device retracted is re-boxed for no one: its
 	// words were withdrawn (and one retracted before it was sent was kept
 	// to its author's device alone).
-	var withdrawn map[withdrawal]bool
-	opened, _ := m.decryptAll(t)
-	for _, o := range opened {
-		if o.payload.Kind == KindRetraction {
-			withdrawn = noteWithdrawn(withdrawn, o)
-		}
-	}
+	withdrawn := m.withdrawn(t)
 	todo := make(map[[32]byte][]crypto.GrantInput)
 	rcpts := t.recipients
 	for _, s := range m.store.order[start:] {
