@@ -122,10 +122,11 @@ func (h *sendingHold) release() { h.f.Close() }
 // and the relay has acknowledged since is dropped first. Call with the
 // journal's lock held.
 func (h *sendingHold) handOver(j *Journal, ids []string) error {
-	named, err := readSending(h.f)
+	b, err := os.ReadFile(h.f.Name())
 	if err != nil {
 		return err
 	}
+	named, whole := sendingNames(b)
 	h.leftover = false
 	for id := range named {
 		if j.mayHoldUnheard(id) {
@@ -133,16 +134,11 @@ func (h *sendingHold) handOver(j *Journal, ids []string) error {
 			break
 		}
 	}
-	b, err := os.ReadFile(h.f.Name())
-	if err != nil {
-		return err
-	}
-	whole := int64(bytes.LastIndexByte(b, '\n') + 1) // a torn last line is cut
 	if !h.leftover {
 		whole, named = 0, nil
 	}
-	if whole < int64(len(b)) {
-		if err := h.f.Truncate(whole); err != nil {
+	if whole < len(b) { // a torn last line is cut, or all of it
+		if err := h.f.Truncate(int64(whole)); err != nil {
 			return err
 		}
 	}
@@ -168,26 +164,20 @@ func (h *sendingHold) heard(all bool) {
 	}
 }
 
-// readSending returns the chain ids the sending file f names; a torn last
-// line is left out.
-func readSending(f *os.File) (map[string]bool, error) {
-	b, err := os.ReadFile(f.Name())
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	named := make(map[string]bool)
-	for len(b) > 0 {
-		line, rest, ok := bytes.Cut(b, []byte{'\n'})
+// sendingNames parses the sending file's bytes b: the chain ids it names,
+// and how many bytes its whole lines take (a torn last line is left out:
+// none of its puts went out).
+func sendingNames(b []byte) (named map[string]bool, whole int) {
+	named = make(map[string]bool)
+	for rest := b; ; {
+		line, after, ok := bytes.Cut(rest, []byte{'\n'})
 		if !ok {
-			break // torn: none of its puts went out
+			break
 		}
 		named[string(line)] = true
-		b = rest
+		rest = after
 	}
-	return named, nil
+	return named, bytes.LastIndexByte(b, '\n') + 1
 }
 
 // mayHoldUnheard reports whether this device's blob with chain id id
@@ -203,18 +193,14 @@ func (j *Journal) mayHoldUnheard(id string) bool {
 // without hearing its ok since. When it cannot tell, it returns ok false.
 // Call with the lock held.
 func (j *Journal) handedUnheard() (ids map[string]bool, ok bool) {
-	f, err := os.Open(j.sendingPath())
+	b, err := os.ReadFile(j.sendingPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
 	if err != nil {
 		return nil, false
 	}
-	defer f.Close()
-	named, err := readSending(f)
-	if err != nil {
-		return nil, false
-	}
+	named, _ := sendingNames(b)
 	for id := range named {
 		if !j.mayHoldUnheard(id) {
 			delete(named, id)
