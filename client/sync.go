@@ -1388,11 +1388,8 @@ func (x *exchange) purgeRetracted(ctx context.Context) error {
 			if o.payload.Kind != KindRetraction || !o.s.Local || o.s.RelaySeq == 0 {
 				continue
 			}
-			for id := range o.payload.retracts() {
-				// As ids are compared everywhere: lowercase hex only.
-				if c, ok := parseChainID(id); ok && c.String() == id {
-					named[c] = true
-				}
+			for w := range noteWithdrawn(nil, o) {
+				named[w.chain] = true
 			}
 		}
 		if len(named) == 0 {
