@@ -641,23 +641,13 @@ const (
 	Sent
 )
 
-// RetractSending says what Retract would find of the entry whose id
-// starts with prefix if it ran now: how far it has gone (Sending). It is
-// for asking first; what Retract returns is what counts, since a push may
-// start or end in between.
-func (j *Journal) RetractSending(prefix string) (Sending, error) {
-	t, err := j.ownTarget(prefix)
-	if err != nil {
-		return Sent, err
-	}
+// RetractSending says what Retract would find of t, one of this device's
+// entries as a Reader found it, if it ran now: how far it has gone
+// (Sending). It is for asking first; what Retract returns is what counts,
+// since a push may start or end in between, or a revision be written.
+func (j *Journal) RetractSending(t *Entry) (Sending, error) {
 	var how Sending
-	err = j.withLock(func() error {
-		if t, err = j.refreshTarget(t); err != nil {
-			return err
-		}
-		how = j.sendingOf(t)
-		return nil
-	})
+	err := j.withLock(func() error { how = j.sendingOf(t); return nil })
 	return how, err
 }
 

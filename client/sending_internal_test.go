@@ -37,7 +37,7 @@ func TestTornSendingLineDoesNotSwallowTheNextID(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold.release()
-	if how, err := aj.RetractSending(y.Short); err != nil || how != MaybeSent {
+	if how, err := aj.RetractSending(&y); err != nil || how != MaybeSent {
 		b, _ := os.ReadFile(aj.sendingPath())
 		t.Fatalf("handed over after a torn line: %v, %v; the file holds %q", how, err, b)
 	}
@@ -103,7 +103,7 @@ func TestHeldLockAloneIsNotMaybeSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.release()
-	if how, err := aj.RetractSending(y.Short); err != nil || how != NotSent {
+	if how, err := aj.RetractSending(&y); err != nil || how != NotSent {
 		t.Fatalf("with the lock held and nothing named: %v, %v", how, err)
 	}
 }

@@ -258,7 +258,7 @@ func TestUnsentKilledPushLeavesATrace(t *testing.T) {
 	c.Close()
 	hold.release() // killed: the kernel drops the lock, nothing is recorded
 
-	if how, err := aj.RetractSending(y.Short); err != nil || how != MaybeSent {
+	if how, err := aj.RetractSending(&y); err != nil || how != MaybeSent {
 		t.Fatalf("after a killed push: %v, %v", how, err)
 	}
 	// A pull shows the relay holds it: sent.
@@ -270,7 +270,7 @@ func TestUnsentKilledPushLeavesATrace(t *testing.T) {
 	if _, err := (&exchange{j: aj, c: c}).pull(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if how, err := aj.RetractSending(y.Short); err != nil || how != Sent {
+	if how, err := aj.RetractSending(&y); err != nil || how != Sent {
 		t.Fatalf("after a pull that brought it: %v, %v", how, err)
 	}
 	// The next push finds nothing left to name: the file is emptied.
@@ -284,7 +284,7 @@ func TestUnsentKilledPushLeavesATrace(t *testing.T) {
 	if fi, err := os.Stat(aj.sendingPath()); err != nil || fi.Size() != 0 {
 		t.Fatalf("the sending file after every ok: %v, %v", fi, err)
 	}
-	if how, err := aj.RetractSending(z.Short); err != nil || how != Sent {
+	if how, err := aj.RetractSending(&z); err != nil || how != Sent {
 		t.Fatalf("after its ok: %v, %v", how, err)
 	}
 }

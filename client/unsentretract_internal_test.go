@@ -188,7 +188,7 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Asked first, nothing is sending: the prompt would say not sent.
-	if how, err := aj.RetractSending(x.Short); err != nil || how != NotSent {
+	if how, err := aj.RetractSending(&x); err != nil || how != NotSent {
 		t.Fatalf("before a push: %v, %v", how, err)
 	}
 	hold, err := aj.holdSending(ctx)
@@ -200,7 +200,7 @@ func TestRetractSaysMaybeSent(t *testing.T) {
 	if err := aj.withLock(func() error { return hold.handOver(aj, []string{x.ID}) }); err != nil {
 		t.Fatal(err)
 	}
-	if how, err := aj.RetractSending(x.Short); err != nil || how != MaybeSent {
+	if how, err := aj.RetractSending(&x); err != nil || how != MaybeSent {
 		t.Fatalf("while a push is sending: %v, %v", how, err)
 	}
 	_, target, err := aj.Retract(x.Short)

@@ -429,7 +429,7 @@ func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, status int, o
 	if p.Forms.Change {
 		// Asked as the client would decide now; what Retract finds
 		// when it writes is what the result says.
-		how, err := o.j.RetractSending(en.ID)
+		how, err := o.j.RetractSending(&en)
 		p.Forms.NotSent, p.Forms.MaybeSent = err == nil && how == client.NotSent, err == nil && how == client.MaybeSent
 	}
 	if en.Ref != "" {

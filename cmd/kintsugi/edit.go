@@ -103,7 +103,7 @@ func cmdRetract(e *env) *cli.Command {
 			partner := clean(partnerName(j))
 			// Asked as the client would decide now; what Retract finds
 			// when it writes is what the result line says.
-			asked, err := j.RetractSending(t.ID)
+			asked, err := j.RetractSending(t)
 			if err != nil {
 				return err
 			}
