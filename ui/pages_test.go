@@ -449,22 +449,7 @@ func TestEditAndRetract(t *testing.T) {
 // that a copy they read may remain.
 func TestRetractNotSent(t *testing.T) {
 	t.Parallel()
-	relay := servertest.NewServer(t)
-	a := clienttest.NewAccount(t, "alex")
-	j, err := a.CreateJournal(clienttest.Context(t), relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	relay.Stop()
-	h := start(t, a, j, nil)
-	h.login()
-	h.unlock()
-	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "Words said in anger."})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, page := h.get("/entry/" + en.ID)
+	_, h, en, page := entryNotSent(t)
 	if !strings.Contains(page, "It has not been sent yet") || strings.Contains(page, "a copy they already read may remain") {
 		t.Fatalf("the retract box of an entry not sent:\n%s", page)
 	}
@@ -488,22 +473,7 @@ func TestRetractNotSent(t *testing.T) {
 // so, instead of only "Retracted it".
 func TestRetractSentWhileDeciding(t *testing.T) {
 	t.Parallel()
-	relay := servertest.NewServer(t)
-	a := clienttest.NewAccount(t, "alex")
-	j, err := a.CreateJournal(clienttest.Context(t), relay.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	relay.Stop()
-	h := start(t, a, j, nil)
-	h.login()
-	h.unlock()
-	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "Words said in anger."})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, page := h.get("/entry/" + en.ID)
+	relay, h, en, page := entryNotSent(t)
 	if !strings.Contains(page, `name="said" value="not-sent"`) {
 		t.Fatalf("the retract form does not carry what its box said:\n%s", page)
 	}
@@ -520,4 +490,28 @@ func TestRetractSentWhileDeciding(t *testing.T) {
 	if !strings.Contains(body, "It was sent while you were deciding") || strings.Contains(body, "before it was sent") {
 		t.Errorf("after retracting an entry sent while deciding:\n%s", body)
 	}
+}
+
+// entryNotSent starts the UI on a journal whose relay is down, writes an
+// entry there (so nothing can send it) and returns the relay, the harness,
+// the entry and its page.
+func entryNotSent(t *testing.T) (*servertest.Server, *harness, client.Entry, string) {
+	t.Helper()
+	relay := servertest.NewServer(t)
+	a := clienttest.NewAccount(t, "alex")
+	j, err := a.CreateJournal(clienttest.Context(t), relay.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	relay.Stop()
+	h := start(t, a, j, nil)
+	h.login()
+	h.unlock()
+	en, err := h.j.Write(client.Payload{Kind: client.KindEntry, Text: "Words said in anger."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := h.get("/entry/" + en.ID)
+	return relay, h, en, page
 }
