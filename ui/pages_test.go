@@ -291,7 +291,8 @@ func TestFeelingsChart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := start(t, a, j, nil) // the clock says 6 December 2026
+	h := start(t, a, j, nil)
+	h.clock.set(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
 	h.login()
 	h.unlock()
 	_, body := h.get("/feelings")
@@ -376,7 +377,7 @@ func TestExport(t *testing.T) {
 	}
 	csrf := h.csrf(page)
 	resp, body := h.post("/export", url.Values{"csrf": {csrf}, "format": {"markdown"}, "feeling": {"hope"}})
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="kintsugi-export-2026-12-06.md"`) || body != "alex exported 1 as markdown" {
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="kintsugi-export-`+h.clock.Now().Format("2006-01-02")+`.md"`) || body != "alex exported 1 as markdown" {
 		t.Errorf("export: %s %q %q", resp.Status, resp.Header.Get("Content-Disposition"), body)
 	}
 	if !asked.Feelings["hope"] || asked.NoText {

@@ -63,7 +63,9 @@ func (k *keys) LockAgent(context.Context) {
 	k.locked++
 }
 
-// clock is a test clock for the idle lock.
+// clock is a test clock for the idle lock. It starts at the real time, so
+// that what the pages date (commitments, exports) agrees with what the
+// client stamps; a test about one date sets it (set).
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -73,6 +75,13 @@ func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// set makes the clock say t, for a test whose page depends on the date.
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 func (c *clock) add(d time.Duration) {
@@ -109,7 +118,7 @@ func journalFor(t testing.TB, name string) (*client.Account, *client.Journal) {
 // start serves a's journal (j is the test's handle on it).
 func start(t testing.TB, a *client.Account, j *client.Journal, mod func(*ui.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, keys: &keys{home: a.Home}, clock: &clock{now: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}, j: j}
+	h := &harness{t: t, keys: &keys{home: a.Home}, clock: &clock{now: time.Now()}, j: j}
 	cfg := ui.Config{
 		Keys:     h.keys,
 		Open:     func(a *client.Account) (*client.Journal, error) { return a.Current("") },
