@@ -268,14 +268,24 @@ func (a *AdminServer) verify(c net.Conn) {
 // relaySays is the error for an error frame whose words are p. The words
 // cross the socket as text, so a damaged blob the relay met (ErrDamaged)
 // is recognised by them and wrapped again, for callers to test with
-// errors.Is.
+// errors.Is, without saying so a second time.
 func relaySays(p []byte) error {
-	msg := truncate(string(bytes.ToValidUTF8(p, nil)), 300)
-	if strings.Contains(msg, ErrDamaged.Error()) {
-		return fmt.Errorf("the relay says: %s (%w)", msg, ErrDamaged)
+	e := &relayError{msg: truncate(string(bytes.ToValidUTF8(p, nil)), 300)}
+	if strings.Contains(e.msg, ErrDamaged.Error()) {
+		e.err = ErrDamaged
 	}
-	return fmt.Errorf("the relay says: %s", msg)
+	return e
 }
+
+// relayError is an error frame's words (relaySays); err, if not nil, is
+// the error they name.
+type relayError struct {
+	msg string
+	err error
+}
+
+func (e *relayError) Error() string { return "the relay says: " + e.msg }
+func (e *relayError) Unwrap() error { return e.err }
 
 func (a *AdminServer) fail(c net.Conn, msg string) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))

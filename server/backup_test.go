@@ -408,3 +408,16 @@ func (w *stallWriter) Write(p []byte) (int, error) {
 	})
 	return len(p), nil
 }
+
+// An error frame that names a damaged blob is ErrDamaged to the caller,
+// and its words are said once, as the relay wrote them.
+func TestRelaySaysDamaged(t *testing.T) {
+	words := "the backup failed: journal 1, entry 2: " + ErrDamaged.Error() + ": the bytes at offset 3 are not the blob"
+	err := relaySays([]byte(words))
+	if !errors.Is(err, ErrDamaged) || err.Error() != "the relay says: "+words {
+		t.Fatalf("damaged: %v (is ErrDamaged: %v)", err, errors.Is(err, ErrDamaged))
+	}
+	if err := relaySays([]byte("the disk is full")); errors.Is(err, ErrDamaged) || err.Error() != "the relay says: the disk is full" {
+		t.Fatalf("not damaged: %v", err)
+	}
+}
