@@ -16,9 +16,10 @@ import (
 // then fails (the text is too long for one entry, the editor closed with
 // an error or was stopped with Ctrl-C, the disk is full), the text is
 // kept as a draft, sealed with the storage key in the home
-// (client.SaveDraft), and the error says how to get it back: `kintsugi write --draft ID` opens it in the editor again,
-// `kintsugi draft show ID` prints it (to split it, or pipe it into another
-// command). A draft used by a command that succeeds is removed.
+// (client.SaveDraft), and the error says how to get it back: `kintsugi
+// write --draft ID` opens it in the editor again, `kintsugi draft show
+// ID` prints it (to split it, or pipe it into another command). A draft
+// used by a command that succeeds is removed.
 
 // drafts is the part of env that keeps what was written in the editor.
 type drafts struct {
