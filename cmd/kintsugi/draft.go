@@ -80,7 +80,8 @@ func (e *env) settleDraft(err error) error {
 		return err
 	}
 	msg, hint := describe(err)
-	if errors.Is(err, client.ErrTooLong) {
+	tooLong := errors.Is(err, client.ErrTooLong)
+	if tooLong {
 		msg = fmt.Sprintf("what you wrote is about %s, more than one entry can hold (%s)", size(len(e.edited.text)), entryLimit)
 		hint = ""
 	}
@@ -92,7 +93,7 @@ func (e *env) settleDraft(err error) error {
 	if e.used != "" {
 		e.acct.DeleteDraft(e.used) // the new draft replaces it
 	}
-	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d, errors.Is(err, client.ErrTooLong)))
+	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d, tooLong))
 	if hint != "" {
 		keep += ". " + upperFirst(hint)
 	}
