@@ -604,7 +604,7 @@ func (e *env) writeEntry(c *cli.Context, p client.Payload, what string) error {
 	}
 	e.printf("Saved your %s (%s)%s on this device. %s\n", what, ent.Short, e.in(j), e.whereItGoes(j))
 	if fixed, ok := likelyFeelings(p.Feelings); ok {
-		// Any word may name a feeling, but one a letter or two from a
+		// Any word may name a feeling, but one a single typo from a
 		// common one is most likely that one mistyped: it would stand
 		// apart in the feelings chart. Saved as written; said once.
 		args := ""

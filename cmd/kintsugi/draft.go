@@ -16,9 +16,10 @@ import (
 // then fails (the text is too long for one entry, the editor closed with
 // an error or was stopped with Ctrl-C, the disk is full), the text is
 // kept as a draft, sealed with the storage key in the home
-// (client.SaveDraft), and the error says how to get it back: `kintsugi write --draft ID` opens it in the editor again,
-// `kintsugi draft show ID` prints it (to split it, or pipe it into another
-// command). A draft used by a command that succeeds is removed.
+// (client.SaveDraft), and the error says how to get it back: `kintsugi
+// write --draft ID` opens it in the editor again, `kintsugi draft show
+// ID` prints it (to split it, or pipe it into another command). A draft
+// used by a command that succeeds is removed.
 
 // drafts is the part of env that keeps what was written in the editor.
 type drafts struct {
@@ -79,7 +80,8 @@ func (e *env) settleDraft(err error) error {
 		return err
 	}
 	msg, hint := describe(err)
-	if errors.Is(err, client.ErrTooLong) {
+	tooLong := errors.Is(err, client.ErrTooLong)
+	if tooLong {
 		msg = fmt.Sprintf("what you wrote is about %s, more than one entry can hold (%s)", size(len(e.edited.text)), entryLimit)
 		hint = ""
 	}
@@ -91,7 +93,7 @@ func (e *env) settleDraft(err error) error {
 	if e.used != "" {
 		e.acct.DeleteDraft(e.used) // the new draft replaces it
 	}
-	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d, errors.Is(err, client.ErrTooLong)))
+	keep := fmt.Sprintf("what you wrote is kept, locked, on this device as draft %s: %s", d.ID, draftWays(d, tooLong))
 	if hint != "" {
 		keep += ". " + upperFirst(hint)
 	}

@@ -16,10 +16,13 @@ import (
 )
 
 // runEditor runs editor (which may carry arguments, like "code -w") on path
-// through the shell, attached to the terminal. The shell execs it, so
-// that its exit status is the editor's own (editorInterrupted).
+// through the shell, attached to the terminal, as git does: so an editor
+// set as `FOO=1 vim` or `emacsclient -t || vi` runs as it would typed. (An
+// "exec" in front would take FOO=1 for the program.) An editor killed by
+// Ctrl-C ends the shell by the signal or with status 130: editorInterrupted
+// reads both.
 func runEditor(editor, path string) error {
-	cmd := exec.Command("/bin/sh", "-c", "exec "+editor+` "$1"`, "kintsugi-editor", path)
+	cmd := exec.Command("/bin/sh", "-c", editor+` "$1"`, "kintsugi-editor", path)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = childEnv()
 	return cmd.Run()

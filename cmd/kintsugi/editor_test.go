@@ -214,3 +214,26 @@ func TestEditorInterruptWithNothingWritten(t *testing.T) {
 		t.Errorf("draft list:\n%s", out)
 	}
 }
+
+// An editor setting is a line of shell, as for git: one that sets a
+// variable first, or falls back to another editor, runs as typed; an
+// editor killed by Ctrl-C reads as stopped through the shell either way.
+func TestRunEditorTakesAShellLine(t *testing.T) {
+	dir := t.TempDir()
+	editor := filepath.Join(dir, "editor")
+	if err := os.WriteFile(editor, []byte("#!/bin/sh\nprintf '%s' \"$WORDS\" > \"$1\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "text")
+	for _, line := range []string{"WORDS=hello " + editor, "false || WORDS=hello " + editor} {
+		if err := runEditor(line, path); err != nil {
+			t.Fatalf("editor %q: %v", line, err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != "hello" {
+			t.Errorf("editor %q wrote %q, %v", line, b, err)
+		}
+	}
+	if err := runEditor(`sh -c 'kill -INT $$'`, path); !editorInterrupted(err) {
+		t.Errorf("an editor killed by SIGINT: %v, not read as stopped", err)
+	}
+}

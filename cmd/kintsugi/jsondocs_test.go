@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +43,7 @@ func TestJSONDocsCoverEveryCommand(t *testing.T) {
 		return slices.ContainsFunc(headings, func(h string) bool { return names(h, path) })
 	}
 
-	app := newApp(&env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}, new(error))
+	app := appForTest()
 	var commands []string // every command's path, like "journal list"
 	var walk func(cmds []*cli.Command, prefix string)
 	walk = func(cmds []*cli.Command, prefix string) {

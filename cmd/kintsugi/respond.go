@@ -29,7 +29,11 @@ func (e *env) respond(c *cli.Context, p client.Payload, textOptional bool) error
 			if a := get(byID, id); a.Kind == client.KindAck && a.Mine && a.Retracted == nil {
 				how := fmt.Sprintf("You already let %s know you read it, on %s (%s)", clean(t.Author), a.Created.Local().Format("Mon 2 Jan 2006"), a.Short)
 				if !a.Synced {
-					how = fmt.Sprintf("You already acknowledged it, on %s (%s); %s", a.Created.Local().Format("Mon 2 Jan 2006"), a.Short, lowerFirst(e.whereItGoes(j)))
+					where := e.whereItGoes(j)
+					if w, _, _ := strings.Cut(where, " "); w == "It" || w == "The" {
+						where = lowerFirst(where) // not a partner's name, when they left
+					}
+					how = fmt.Sprintf("You already acknowledged it, on %s (%s); %s", a.Created.Local().Format("Mon 2 Jan 2006"), a.Short, where)
 				}
 				e.printf("%s; nothing new was saved. To say more, add a few words with --note.\n", strings.TrimSuffix(how, "."))
 				return nil
